@@ -1,0 +1,501 @@
+//! [`ClusterState`]: who has what, and the invariant that nothing is over-committed.
+//!
+//! Every node keeps its free scalar resources and the free milli-GPUs of each
+//! of its GPUs. A reservation checks every constraint and every dimension
+//! before it changes anything, so a failed reservation leaves no trace, and
+//! subtraction is checked, so free amounts can never wrap. Reserve and release
+//! are O(1) apart from choosing GPUs inside the node (O(GPUs)).
+
+use std::collections::HashMap;
+
+use smallvec::SmallVec;
+
+use crate::error::{Error, Misfit};
+use crate::node::{NodeId, NodeSpec, NodeState};
+use crate::resources::{GpuRequest, Resources, GPU_MILLI_PER_GPU};
+use crate::task::{TaskId, TaskSpec};
+
+/// The most GPUs one node may declare.
+pub const MAX_GPUS_PER_NODE: u32 = 64;
+
+/// Indexes of GPUs inside one node.
+pub type GpuSlots = SmallVec<[u32; 8]>;
+
+/// Where a policy wants a task to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The node.
+    pub node: NodeId,
+    /// The GPUs inside the node; `None` lets the cluster take the
+    /// tightest-fitting ones.
+    pub gpus: Option<GpuSlots>,
+}
+
+impl Placement {
+    /// On `node`, GPUs chosen by tightest fit.
+    pub fn on(node: NodeId) -> Self {
+        Placement { node, gpus: None }
+    }
+
+    /// On `node`, on exactly these GPUs.
+    pub fn on_gpus(node: NodeId, gpus: impl IntoIterator<Item = u32>) -> Self {
+        Placement {
+            node,
+            gpus: Some(gpus.into_iter().collect()),
+        }
+    }
+}
+
+/// Resources a task holds on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    /// The task.
+    pub task: TaskId,
+    /// The node.
+    pub node: NodeId,
+    /// Scalar resources held.
+    pub resources: Resources,
+    /// The GPUs held, by index inside the node.
+    pub gpus: GpuSlots,
+    /// Milli-GPUs held on each of those GPUs.
+    pub milli_per_gpu: u32,
+    anti_affinity: Option<String>,
+}
+
+/// A node as the cluster state sees it: its spec plus what is free on it.
+#[derive(Debug, Clone)]
+pub struct ClusterNode {
+    spec: NodeSpec,
+    state: NodeState,
+    free: Resources,
+    gpu_free_milli: SmallVec<[u32; 8]>,
+    anti_affinity_groups: SmallVec<[String; 2]>,
+    tasks: u32,
+}
+
+impl ClusterNode {
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.spec.id
+    }
+
+    /// The node as it was added.
+    pub fn spec(&self) -> &NodeSpec {
+        &self.spec
+    }
+
+    /// Ready, cordoned or down.
+    pub fn state(&self) -> NodeState {
+        self.state
+    }
+
+    /// Free scalar resources.
+    pub fn free(&self) -> &Resources {
+        &self.free
+    }
+
+    /// Free milli-GPUs of each GPU, by index.
+    pub fn gpu_free_milli(&self) -> &[u32] {
+        &self.gpu_free_milli
+    }
+
+    /// Free milli-GPUs summed over all GPUs.
+    pub fn gpu_free_milli_total(&self) -> u64 {
+        self.gpu_free_milli.iter().map(|&m| u64::from(m)).sum()
+    }
+
+    /// How many tasks hold resources here.
+    pub fn task_count(&self) -> u32 {
+        self.tasks
+    }
+
+    /// Checks whether `task` can be placed here now, saying why not.
+    ///
+    /// # Errors
+    /// The first [`Misfit`] found.
+    pub fn check(&self, task: &TaskSpec) -> Result<(), Misfit> {
+        if self.state != NodeState::Ready {
+            return Err(Misfit::NotReady(self.state));
+        }
+        if let Err(dimension) = self.free.checked_sub(&task.request) {
+            return Err(Misfit::Insufficient(dimension));
+        }
+        if !task.gpu.is_none() {
+            let constraints = &task.constraints.gpu_models;
+            let model = self.spec.gpus.model.as_ref();
+            if !constraints.is_empty() && !model.is_some_and(|m| constraints.contains(m)) {
+                return Err(Misfit::GpuModel {
+                    found: model.map(|m| m.to_string()),
+                });
+            }
+            let fitting = self
+                .gpu_free_milli
+                .iter()
+                .filter(|&&free| free >= task.gpu.milli_per_gpu)
+                .count();
+            if fitting < task.gpu.count as usize {
+                return Err(Misfit::Gpus {
+                    count: task.gpu.count,
+                    milli_per_gpu: task.gpu.milli_per_gpu,
+                });
+            }
+        }
+        for (key, value) in &task.constraints.node_selector {
+            if self.spec.labels.get(key) != Some(value) {
+                return Err(Misfit::NodeSelector {
+                    key: key.clone(),
+                    value: value.clone(),
+                });
+            }
+        }
+        for taint in &self.spec.taints {
+            let tolerated = task.constraints.tolerations.iter().any(|t| {
+                t.key == taint.key && t.value.as_ref().is_none_or(|v| *v == taint.value)
+            });
+            if !tolerated {
+                return Err(Misfit::Taint {
+                    key: taint.key.clone(),
+                    value: taint.value.clone(),
+                });
+            }
+        }
+        if let Some(group) = &task.constraints.anti_affinity {
+            if self.anti_affinity_groups.contains(group) {
+                return Err(Misfit::AntiAffinity(group.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when `task` can be placed here now.
+    pub fn fits(&self, task: &TaskSpec) -> bool {
+        self.check(task).is_ok()
+    }
+
+    /// The tightest-fitting GPUs for `request`: those with the least free
+    /// milli-GPUs that still fit, ties to the lowest index. Empty for a
+    /// request without GPUs; `None` when too few GPUs fit.
+    pub fn tightest_gpus(&self, request: GpuRequest) -> Option<GpuSlots> {
+        let mut chosen = GpuSlots::new();
+        if request.is_none() {
+            return Some(chosen);
+        }
+        let mut candidates: SmallVec<[(u32, u32); 8]> = self
+            .gpu_free_milli
+            .iter()
+            .zip(0u32..)
+            .filter(|(&free, _)| free >= request.milli_per_gpu)
+            .map(|(&free, index)| (free, index))
+            .collect();
+        if candidates.len() < request.count as usize {
+            return None;
+        }
+        candidates.sort_unstable();
+        chosen.extend(
+            candidates
+                .into_iter()
+                .take(request.count as usize)
+                .map(|(_, i)| i),
+        );
+        Some(chosen)
+    }
+
+    fn validate_gpu_choice(&self, request: GpuRequest, gpus: &[u32]) -> Result<(), Misfit> {
+        let invalid = |why| Misfit::GpuChoice {
+            gpus: gpus.to_vec(),
+            why,
+        };
+        if gpus.len() != request.count as usize {
+            return Err(invalid("wrong number of GPUs"));
+        }
+        for (i, &gpu) in gpus.iter().enumerate() {
+            let free = self
+                .gpu_free_milli
+                .get(gpu as usize)
+                .ok_or_else(|| invalid("no GPU with that index"))?;
+            if *free < request.milli_per_gpu {
+                return Err(invalid("not enough free milli-GPUs"));
+            }
+            if gpus[..i].contains(&gpu) {
+                return Err(invalid("the same GPU twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole cluster's accounting: nodes, what is free, who holds what.
+///
+/// Node order is insertion order (a removal moves the last node into the
+/// gap), so iteration is deterministic.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterState {
+    nodes: Vec<ClusterNode>,
+    index: HashMap<NodeId, usize>,
+    allocations: HashMap<TaskId, Allocation>,
+    largest: LargestNode,
+}
+
+/// The largest capacity any node offers, per dimension policies normalise by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LargestNode {
+    /// The most CPU on one node, in milli-cores.
+    pub cpu_milli: u64,
+    /// The most GPU on one node, in milli-GPUs.
+    pub gpu_milli: u64,
+}
+
+impl LargestNode {
+    fn of<'a>(nodes: impl Iterator<Item = &'a ClusterNode>) -> Self {
+        nodes.fold(LargestNode::default(), |largest, node| largest.max(node))
+    }
+
+    fn max(self, node: &ClusterNode) -> Self {
+        LargestNode {
+            cpu_milli: self.cpu_milli.max(node.spec.capacity.cpu_milli),
+            gpu_milli: self
+                .gpu_milli
+                .max(u64::from(node.spec.gpus.count) * u64::from(GPU_MILLI_PER_GPU)),
+        }
+    }
+}
+
+impl ClusterState {
+    /// An empty cluster.
+    pub fn new() -> Self {
+        ClusterState::default()
+    }
+
+    /// Adds a ready node with all its capacity free.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateNode`], [`Error::ZeroCapacity`], [`Error::TooManyGpus`]
+    /// or [`Error::InvalidPrice`].
+    pub fn add_node(&mut self, spec: NodeSpec) -> Result<(), Error> {
+        let node = spec.id;
+        if self.index.contains_key(&node) {
+            return Err(Error::DuplicateNode { node });
+        }
+        if spec.gpus.count > MAX_GPUS_PER_NODE {
+            return Err(Error::TooManyGpus {
+                node,
+                count: spec.gpus.count,
+                max: MAX_GPUS_PER_NODE,
+            });
+        }
+        if spec.capacity.is_zero() && spec.gpus.count == 0 {
+            return Err(Error::ZeroCapacity { node });
+        }
+        if !spec.price_per_hour.is_finite() || spec.price_per_hour < 0.0 {
+            return Err(Error::InvalidPrice {
+                node,
+                price: spec.price_per_hour,
+            });
+        }
+        let entry = ClusterNode {
+            free: spec.capacity.clone(),
+            gpu_free_milli: (0..spec.gpus.count).map(|_| GPU_MILLI_PER_GPU).collect(),
+            state: NodeState::Ready,
+            anti_affinity_groups: SmallVec::new(),
+            tasks: 0,
+            spec,
+        };
+        self.largest = self.largest.max(&entry);
+        self.index.insert(node, self.nodes.len());
+        self.nodes.push(entry);
+        Ok(())
+    }
+
+    /// Removes a node that holds no task.
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`] or [`Error::NodeHasTasks`].
+    pub fn remove_node(&mut self, node: NodeId) -> Result<NodeSpec, Error> {
+        let position = self.position(node)?;
+        let tasks = self.nodes[position].tasks;
+        if tasks > 0 {
+            return Err(Error::NodeHasTasks { node, tasks });
+        }
+        let removed = self.nodes.swap_remove(position);
+        self.index.remove(&node);
+        if let Some(moved) = self.nodes.get(position) {
+            self.index.insert(moved.id(), position);
+        }
+        self.largest = LargestNode::of(self.nodes.iter());
+        Ok(removed.spec)
+    }
+
+    /// Marks a node ready, cordoned or down. Tasks already there are not touched.
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`].
+    pub fn set_state(&mut self, node: NodeId, state: NodeState) -> Result<(), Error> {
+        let position = self.position(node)?;
+        self.nodes[position].state = state;
+        Ok(())
+    }
+
+    /// The node with this id.
+    pub fn node(&self, node: NodeId) -> Option<&ClusterNode> {
+        self.index.get(&node).map(|&i| &self.nodes[i])
+    }
+
+    /// All nodes, in deterministic order.
+    pub fn nodes(&self) -> &[ClusterNode] {
+        &self.nodes
+    }
+
+    /// The largest capacity any node offers (for normalising scores).
+    pub fn largest_node(&self) -> LargestNode {
+        self.largest
+    }
+
+    /// The nodes where `task` fits now, in deterministic order.
+    pub fn feasible_nodes<'a>(
+        &'a self,
+        task: &'a TaskSpec,
+    ) -> impl Iterator<Item = &'a ClusterNode> + 'a {
+        self.nodes.iter().filter(move |node| node.fits(task))
+    }
+
+    /// What `task` holds, if it holds anything.
+    pub fn allocation(&self, task: TaskId) -> Option<&Allocation> {
+        self.allocations.get(&task)
+    }
+
+    /// How many tasks hold resources.
+    pub fn allocation_count(&self) -> usize {
+        self.allocations.len()
+    }
+
+    /// Books `task`'s resources where `placement` says, all or nothing.
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`], [`Error::AlreadyAllocated`], or
+    /// [`Error::DoesNotFit`] with the reason; nothing changes on error.
+    pub fn reserve(&mut self, task: &TaskSpec, placement: &Placement) -> Result<&Allocation, Error> {
+        if let Some(existing) = self.allocations.get(&task.id) {
+            return Err(Error::AlreadyAllocated {
+                task: task.id,
+                node: existing.node,
+            });
+        }
+        let position = self.position(placement.node)?;
+        let node = &mut self.nodes[position];
+        let does_not_fit = |misfit| Error::DoesNotFit {
+            task: task.id,
+            node: placement.node,
+            misfit,
+        };
+        node.check(task).map_err(does_not_fit)?;
+        let gpus = match &placement.gpus {
+            Some(gpus) => {
+                node.validate_gpu_choice(task.gpu, gpus).map_err(does_not_fit)?;
+                gpus.clone()
+            }
+            None => node.tightest_gpus(task.gpu).ok_or_else(|| {
+                does_not_fit(Misfit::Gpus {
+                    count: task.gpu.count,
+                    milli_per_gpu: task.gpu.milli_per_gpu,
+                })
+            })?,
+        };
+        let free = node
+            .free
+            .checked_sub(&task.request)
+            .map_err(|d| does_not_fit(Misfit::Insufficient(d)))?;
+
+        // Every check passed: commit.
+        node.free = free;
+        for &gpu in &gpus {
+            node.gpu_free_milli[gpu as usize] -= task.gpu.milli_per_gpu;
+        }
+        if let Some(group) = &task.constraints.anti_affinity {
+            node.anti_affinity_groups.push(group.clone());
+        }
+        node.tasks += 1;
+        let allocation = Allocation {
+            task: task.id,
+            node: placement.node,
+            resources: task.request.clone(),
+            gpus,
+            milli_per_gpu: task.gpu.milli_per_gpu,
+            anti_affinity: task.constraints.anti_affinity.clone(),
+        };
+        Ok(self.allocations.entry(task.id).or_insert(allocation))
+    }
+
+    /// Gives back everything `task` holds.
+    ///
+    /// # Errors
+    /// [`Error::NotAllocated`] when the task holds nothing (so a release can
+    /// never be counted twice).
+    pub fn release(&mut self, task: TaskId) -> Result<Allocation, Error> {
+        let allocation = self
+            .allocations
+            .remove(&task)
+            .ok_or(Error::NotAllocated { task })?;
+        let position = self.position(allocation.node)?;
+        let node = &mut self.nodes[position];
+        // Adding back what was taken cannot exceed the capacity it came from.
+        node.free = node
+            .free
+            .checked_add(&allocation.resources)
+            .unwrap_or_else(|_| node.spec.capacity.clone());
+        for &gpu in &allocation.gpus {
+            let free = &mut node.gpu_free_milli[gpu as usize];
+            *free = (*free + allocation.milli_per_gpu).min(GPU_MILLI_PER_GPU);
+        }
+        if let Some(group) = &allocation.anti_affinity {
+            if let Some(i) = node.anti_affinity_groups.iter().position(|g| g == group) {
+                node.anti_affinity_groups.swap_remove(i);
+            }
+        }
+        node.tasks -= 1;
+        Ok(allocation)
+    }
+
+    /// Used over offered, per resource, over nodes that are not down.
+    pub fn utilization(&self) -> Utilization {
+        let mut cpu = (0u128, 0u128);
+        let mut memory = (0u128, 0u128);
+        let mut gpu = (0u128, 0u128);
+        for node in self.nodes.iter().filter(|n| n.state != NodeState::Down) {
+            let capacity = &node.spec.capacity;
+            cpu.0 += u128::from(capacity.cpu_milli.saturating_sub(node.free.cpu_milli));
+            cpu.1 += u128::from(capacity.cpu_milli);
+            memory.0 += u128::from(capacity.memory_mib.saturating_sub(node.free.memory_mib));
+            memory.1 += u128::from(capacity.memory_mib);
+            let gpu_milli = u64::from(node.spec.gpus.count) * u64::from(GPU_MILLI_PER_GPU);
+            gpu.0 += u128::from(gpu_milli.saturating_sub(node.gpu_free_milli_total()));
+            gpu.1 += u128::from(gpu_milli);
+        }
+        let ratio = |(used, offered): (u128, u128)| {
+            if offered == 0 {
+                0.0
+            } else {
+                used as f64 / offered as f64
+            }
+        };
+        Utilization {
+            cpu: ratio(cpu),
+            memory: ratio(memory),
+            gpu: ratio(gpu),
+        }
+    }
+
+    fn position(&self, node: NodeId) -> Result<usize, Error> {
+        self.index.get(&node).copied().ok_or(Error::UnknownNode { node })
+    }
+}
+
+/// Fractions (0.0..=1.0) of offered capacity in use.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct Utilization {
+    /// CPU.
+    pub cpu: f64,
+    /// Memory.
+    pub memory: f64,
+    /// GPU (milli-GPUs).
+    pub gpu: f64,
+}

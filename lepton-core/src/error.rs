@@ -1,0 +1,191 @@
+//! The one error type of `lepton-core`.
+
+use crate::node::{NodeId, NodeState};
+use crate::resources::Dimension;
+use crate::task::TaskId;
+
+/// Why a task cannot be placed on a particular node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Misfit {
+    /// The node is cordoned or down.
+    #[error("the node is {0:?}, not ready")]
+    NotReady(NodeState),
+    /// Not enough free capacity in this dimension.
+    #[error("not enough free {0}")]
+    Insufficient(Dimension),
+    /// Too few GPUs with enough free milli-GPUs.
+    #[error("fewer than {count} GPUs with {milli_per_gpu} milli free")]
+    Gpus {
+        /// GPUs needed.
+        count: u32,
+        /// Milli-GPUs needed on each.
+        milli_per_gpu: u32,
+    },
+    /// The node's GPU model is not one the task accepts.
+    #[error("GPU model {found:?} is not one the task accepts")]
+    GpuModel {
+        /// The node's model, if any.
+        found: Option<String>,
+    },
+    /// A label the task selects is missing or has another value.
+    #[error("label {key}={value} is missing")]
+    NodeSelector {
+        /// The label key.
+        key: String,
+        /// The value required.
+        value: String,
+    },
+    /// The node has a taint the task does not tolerate.
+    #[error("taint {key}={value} is not tolerated")]
+    Taint {
+        /// The taint key.
+        key: String,
+        /// The taint value.
+        value: String,
+    },
+    /// A task of the same anti-affinity group already runs there.
+    #[error("anti-affinity group {0:?} already runs there")]
+    AntiAffinity(String),
+    /// The GPUs chosen for the task are not valid on this node.
+    #[error("GPU choice {gpus:?} is invalid: {why}")]
+    GpuChoice {
+        /// The GPU indexes chosen.
+        gpus: Vec<u32>,
+        /// What is wrong with them.
+        why: &'static str,
+    },
+}
+
+/// Everything that can go wrong in `lepton-core`.
+///
+/// Each variant names the offending task or node and the value at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A task asks for nothing at all.
+    #[error("task {task} requests nothing: every resource and GPU amount is 0")]
+    ZeroRequest {
+        /// The task.
+        task: TaskId,
+    },
+    /// A task asks for more than one GPU's worth on a single GPU.
+    #[error("task {task} asks for {milli} milli-GPUs on one GPU; a GPU has 1000")]
+    GpuShareTooLarge {
+        /// The task.
+        task: TaskId,
+        /// The share asked for.
+        milli: u32,
+    },
+    /// A task's GPU count and per-GPU share disagree (one is zero, not the other).
+    #[error("task {task} asks for {count} GPUs with {milli_per_gpu} milli each; both must be 0 or both positive")]
+    InconsistentGpuRequest {
+        /// The task.
+        task: TaskId,
+        /// GPUs asked for.
+        count: u32,
+        /// Milli-GPUs asked for on each.
+        milli_per_gpu: u32,
+    },
+    /// A task with this id was already submitted.
+    #[error("task {task} was already submitted")]
+    DuplicateTask {
+        /// The task.
+        task: TaskId,
+    },
+    /// No task with this id is known.
+    #[error("task {task} is unknown")]
+    UnknownTask {
+        /// The task.
+        task: TaskId,
+    },
+    /// The action does not apply to the task in its current state.
+    #[error("cannot {action} task {task}: it is {state}")]
+    InvalidTransition {
+        /// The task.
+        task: TaskId,
+        /// What was asked (`complete`, `fail`, `cancel`, …).
+        action: &'static str,
+        /// The task's state at that moment.
+        state: &'static str,
+    },
+    /// A node with this id was already added.
+    #[error("node {node} was already added")]
+    DuplicateNode {
+        /// The node.
+        node: NodeId,
+    },
+    /// No node with this id is known.
+    #[error("node {node} is unknown")]
+    UnknownNode {
+        /// The node.
+        node: NodeId,
+    },
+    /// A node offers no capacity at all.
+    #[error("node {node} offers no capacity: every resource and GPU amount is 0")]
+    ZeroCapacity {
+        /// The node.
+        node: NodeId,
+    },
+    /// A node declares more GPUs than Lepton tracks per node.
+    #[error("node {node} declares {count} GPUs; at most {max} per node are supported")]
+    TooManyGpus {
+        /// The node.
+        node: NodeId,
+        /// GPUs declared.
+        count: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// A node's price is negative, infinite or NaN.
+    #[error("node {node} has price per hour {price}; it must be a finite number >= 0")]
+    InvalidPrice {
+        /// The node.
+        node: NodeId,
+        /// The price given.
+        price: f64,
+    },
+    /// A node still holds tasks and cannot be removed from the cluster state.
+    #[error("node {node} still runs {tasks} tasks")]
+    NodeHasTasks {
+        /// The node.
+        node: NodeId,
+        /// How many tasks.
+        tasks: u32,
+    },
+    /// A task does not fit on the node it was placed on.
+    #[error("task {task} does not fit on node {node}: {misfit}")]
+    DoesNotFit {
+        /// The task.
+        task: TaskId,
+        /// The node.
+        node: NodeId,
+        /// Why not.
+        #[source]
+        misfit: Misfit,
+    },
+    /// The task already holds an allocation.
+    #[error("task {task} already holds resources on node {node}")]
+    AlreadyAllocated {
+        /// The task.
+        task: TaskId,
+        /// Where it holds them.
+        node: NodeId,
+    },
+    /// The task holds no allocation to release.
+    #[error("task {task} holds no resources")]
+    NotAllocated {
+        /// The task.
+        task: TaskId,
+    },
+    /// A numeric argument is out of range.
+    #[error("{name} = {value} is out of range: {expected}")]
+    OutOfRange {
+        /// The argument's name.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+        /// What was expected.
+        expected: &'static str,
+    },
+}

@@ -1,0 +1,71 @@
+//! The core of Lepton, an embeddable scheduling engine for clouds and data
+//! centers.
+//!
+//! This crate holds what every part of Lepton shares and nothing heavy: the
+//! resource model ([`Resources`], [`GpuRequest`]), nodes and tasks (and the
+//! [`Resource`] and [`Task`] traits an orchestrator implements for its own
+//! types), the lock-free [`TaskQueue`], the [`ClusterState`] accounting that
+//! never over-commits a node or a GPU, the [`Policy`] trait placement
+//! strategies implement, and [`CoreScheduler`], a synchronous state machine
+//! the caller drives with events and a clock.
+//!
+//! # Why the design is so
+//! The scheduler never launches anything and never reads the system time: the
+//! caller feeds it [`Event`]s and asks it for [`Assignment`]s. That is what
+//! lets a production control loop and a simulator in virtual time run the
+//! very same code. Policies only *choose*; the cluster state re-checks and
+//! books every choice, so a faulty policy cannot break the accounting.
+//!
+//! # Quick start
+//! ```
+//! use lepton_core::*;
+//!
+//! // Any policy will do; real ones live in `lepton-policies`.
+//! let first_fit = policy_fn("first-fit", |task: &TaskSpec, cluster: &ClusterState| {
+//!     cluster.feasible_nodes(task).next().map(|node| Placement::on(node.id()))
+//! });
+//! let mut scheduler = CoreScheduler::new(Box::new(first_fit));
+//! let gpu_node = NodeSpec::new(NodeId(1), Resources::new(32_000, 131_072))
+//!     .with_gpus(Gpus::new("V100M32", 4));
+//! scheduler.add_node(&gpu_node)?;
+//!
+//! // Two tasks share one GPU; a third wants two whole GPUs.
+//! scheduler.submit(&TaskSpec::new(TaskId(1), Resources::new(4_000, 8_192)).with_gpu(GpuRequest::shared(500)))?;
+//! scheduler.submit(&TaskSpec::new(TaskId(2), Resources::new(4_000, 8_192)).with_gpu(GpuRequest::shared(500)))?;
+//! scheduler.submit(&TaskSpec::new(TaskId(3), Resources::new(8_000, 16_384)).with_gpu(GpuRequest::whole(2)))?;
+//!
+//! let assignments = scheduler.schedule();
+//! assert_eq!(assignments.len(), 3);
+//! assert_eq!(assignments[0].gpus, assignments[1].gpus); // shared the same GPU
+//! scheduler.complete(TaskId(3))?;
+//! assert_eq!(scheduler.report().tasks.running, 2);
+//! # Ok::<(), lepton_core::Error>(())
+//! ```
+
+mod clock;
+mod cluster;
+mod error;
+mod node;
+mod policy;
+mod queue;
+mod resources;
+mod scheduler;
+mod seed;
+mod task;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use cluster::{
+    Allocation, ClusterNode, ClusterState, GpuSlots, LargestNode, Placement, Utilization,
+    MAX_GPUS_PER_NODE,
+};
+pub use error::{Error, Misfit};
+pub use node::{GpuModel, Gpus, Labels, NodeId, NodeKind, NodeSpec, NodeState, Resource, Taint};
+pub use policy::{policy_fn, Feedback, FnPolicy, Outcome, Policy};
+pub use queue::TaskQueue;
+pub use resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PER_GPU};
+pub use scheduler::{
+    Assignment, CoreScheduler, CoreSchedulerBuilder, Event, Report, Scheduler, SchedulerConfig,
+    TaskCounts, TaskState,
+};
+pub use seed::seed_utility;
+pub use task::{Constraints, Priority, QosClass, Task, TaskId, TaskSpec, Toleration};

@@ -1,0 +1,280 @@
+//! Nodes: what offers capacity (a server, a VM, a container host).
+//!
+//! [`NodeSpec`] is Lepton's own description of a node. An orchestrator that
+//! already has a node type implements [`Resource`] for it instead, and the
+//! scheduler copies what it needs once, when the node is added.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::resources::Resources;
+
+/// Identifies a node. Displayed as `n-<number>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(pub u64);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n-{}", self.0)
+    }
+}
+
+/// What kind of machine a node is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    /// A physical server.
+    #[default]
+    Server,
+    /// A virtual machine.
+    Vm,
+    /// A host that runs containers.
+    ContainerHost,
+}
+
+/// Whether a node takes work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Healthy and taking new tasks.
+    #[default]
+    Ready,
+    /// Healthy, keeps its tasks, takes no new ones.
+    Cordoned,
+    /// Unreachable or failed: its tasks have been taken back.
+    Down,
+}
+
+/// A GPU model name such as `V100M16`. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GpuModel(Arc<str>);
+
+impl GpuModel {
+    /// Wraps a model name.
+    pub fn new(name: impl AsRef<str>) -> Self {
+        GpuModel(Arc::from(name.as_ref()))
+    }
+
+    /// The model name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GpuModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The GPUs of a node: all of one model, as in a real server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gpus {
+    /// The model; `None` only when `count` is zero.
+    #[serde(default)]
+    pub model: Option<GpuModel>,
+    /// How many GPUs.
+    #[serde(default)]
+    pub count: u32,
+}
+
+impl Gpus {
+    /// No GPU.
+    pub fn none() -> Self {
+        Gpus::default()
+    }
+
+    /// `count` GPUs of `model`.
+    pub fn new(model: impl AsRef<str>, count: u32) -> Self {
+        Gpus {
+            model: Some(GpuModel::new(model)),
+            count,
+        }
+    }
+}
+
+/// Key/value labels, ordered by key so iteration is deterministic.
+pub type Labels = BTreeMap<String, String>;
+
+/// A taint: the node repels tasks that do not tolerate it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Taint {
+    /// The taint's key.
+    pub key: String,
+    /// The taint's value (may be empty).
+    #[serde(default)]
+    pub value: String,
+}
+
+impl Taint {
+    /// A taint `key=value`.
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Taint {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Everything the scheduler knows about a node when it is added.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// Unique id.
+    pub id: NodeId,
+    /// A human-readable name, if any.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Server, VM or container host.
+    #[serde(default)]
+    pub kind: NodeKind,
+    /// Scalar capacity (CPU, memory, network, storage, extended).
+    pub capacity: Resources,
+    /// GPU devices.
+    #[serde(default)]
+    pub gpus: Gpus,
+    /// Labels matched by task node selectors.
+    #[serde(default)]
+    pub labels: Labels,
+    /// Taints; a task must tolerate each to land here.
+    #[serde(default)]
+    pub taints: Vec<Taint>,
+    /// Availability zone, if any.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Price per hour in the operator's currency (0 when unknown).
+    #[serde(default)]
+    pub price_per_hour: f64,
+}
+
+impl NodeSpec {
+    /// A server with `capacity` and nothing else set.
+    pub fn new(id: NodeId, capacity: Resources) -> Self {
+        NodeSpec {
+            id,
+            name: None,
+            kind: NodeKind::Server,
+            capacity,
+            gpus: Gpus::none(),
+            labels: Labels::new(),
+            taints: Vec::new(),
+            zone: None,
+            price_per_hour: 0.0,
+        }
+    }
+
+    /// Sets the human-readable name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the kind.
+    pub fn with_kind(mut self, kind: NodeKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Sets the GPUs.
+    pub fn with_gpus(mut self, gpus: Gpus) -> Self {
+        self.gpus = gpus;
+        self
+    }
+
+    /// Adds a label.
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a taint.
+    pub fn with_taint(mut self, taint: Taint) -> Self {
+        self.taints.push(taint);
+        self
+    }
+
+    /// Sets the zone.
+    pub fn with_zone(mut self, zone: impl Into<String>) -> Self {
+        self.zone = Some(zone.into());
+        self
+    }
+
+    /// Sets the price per hour.
+    pub fn with_price_per_hour(mut self, price: f64) -> Self {
+        self.price_per_hour = price;
+        self
+    }
+}
+
+/// Something that offers capacity. Implement it for your own node type.
+///
+/// Only [`id`](Resource::id) and [`capacity`](Resource::capacity) are
+/// required; everything else defaults to "none". The scheduler calls
+/// [`to_spec`](Resource::to_spec) once when the node is added.
+pub trait Resource {
+    /// The node's unique id.
+    fn id(&self) -> NodeId;
+    /// Its scalar capacity.
+    fn capacity(&self) -> Resources;
+    /// Its GPUs.
+    fn gpus(&self) -> Gpus {
+        Gpus::none()
+    }
+    /// Server, VM or container host.
+    fn kind(&self) -> NodeKind {
+        NodeKind::Server
+    }
+    /// Its labels.
+    fn labels(&self) -> Labels {
+        Labels::new()
+    }
+    /// Its taints.
+    fn taints(&self) -> Vec<Taint> {
+        Vec::new()
+    }
+    /// Its zone.
+    fn zone(&self) -> Option<String> {
+        None
+    }
+    /// Its price per hour.
+    fn price_per_hour(&self) -> f64 {
+        0.0
+    }
+    /// A human-readable name.
+    fn name(&self) -> Option<String> {
+        None
+    }
+    /// Lepton's description of this node.
+    fn to_spec(&self) -> NodeSpec {
+        NodeSpec {
+            id: self.id(),
+            name: self.name(),
+            kind: self.kind(),
+            capacity: self.capacity(),
+            gpus: self.gpus(),
+            labels: self.labels(),
+            taints: self.taints(),
+            zone: self.zone(),
+            price_per_hour: self.price_per_hour(),
+        }
+    }
+}
+
+impl Resource for NodeSpec {
+    fn id(&self) -> NodeId {
+        self.id
+    }
+    fn capacity(&self) -> Resources {
+        self.capacity.clone()
+    }
+    fn to_spec(&self) -> NodeSpec {
+        self.clone()
+    }
+}

@@ -1,0 +1,340 @@
+//! Multi-dimensional amounts of capacity, with checked arithmetic.
+//!
+//! A [`Resources`] value is both what a node offers and what a task asks for.
+//! Every operation that could overflow or underflow is checked and reports the
+//! [`Dimension`] that would have gone wrong, so accounting can never wrap.
+//! GPUs are not a scalar dimension: they are counted per device (see
+//! [`GpuRequest`] and [`crate::Gpus`]) so that several tasks can share one GPU.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+/// Per-GPU capacity in milli-GPUs: one whole GPU.
+pub const GPU_MILLI_PER_GPU: u32 = 1000;
+
+/// The name of an extended resource, such as `"example.com/fpga"`.
+///
+/// Cheap to clone: the text is shared.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResourceName(Arc<str>);
+
+impl ResourceName {
+    /// Wraps a name.
+    pub fn new(name: impl AsRef<str>) -> Self {
+        ResourceName(Arc::from(name.as_ref()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ResourceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One scalar dimension of [`Resources`], used to say which one was at fault.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    /// CPU in milli-cores.
+    CpuMilli,
+    /// Memory in MiB.
+    MemoryMib,
+    /// Network bandwidth in Mbit/s.
+    NetworkMbps,
+    /// Local storage in GiB.
+    StorageGib,
+    /// A named extended resource.
+    Extended(ResourceName),
+}
+
+impl fmt::Display for Dimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dimension::CpuMilli => f.write_str("cpu_milli"),
+            Dimension::MemoryMib => f.write_str("memory_mib"),
+            Dimension::NetworkMbps => f.write_str("network_mbps"),
+            Dimension::StorageGib => f.write_str("storage_gib"),
+            Dimension::Extended(name) => write!(f, "extended resource {name}"),
+        }
+    }
+}
+
+/// Capacity offered by a node or requested by a task, one amount per dimension.
+///
+/// Extended resources are kept sorted by name with no zero amounts, so two
+/// equal amounts always compare equal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU in milli-cores (1000 = one core).
+    #[serde(default)]
+    pub cpu_milli: u64,
+    /// Memory in MiB.
+    #[serde(default)]
+    pub memory_mib: u64,
+    /// Network bandwidth in Mbit/s.
+    #[serde(default)]
+    pub network_mbps: u64,
+    /// Local storage in GiB.
+    #[serde(default)]
+    pub storage_gib: u64,
+    /// Named extended resources, sorted by name, no zero amounts.
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    extended: SmallVec<[(ResourceName, u64); 2]>,
+}
+
+impl Resources {
+    /// No resources at all.
+    pub fn zero() -> Self {
+        Resources::default()
+    }
+
+    /// CPU and memory only, the common case.
+    pub fn new(cpu_milli: u64, memory_mib: u64) -> Self {
+        Resources {
+            cpu_milli,
+            memory_mib,
+            ..Resources::default()
+        }
+    }
+
+    /// Sets the network bandwidth.
+    pub fn with_network_mbps(mut self, network_mbps: u64) -> Self {
+        self.network_mbps = network_mbps;
+        self
+    }
+
+    /// Sets the local storage.
+    pub fn with_storage_gib(mut self, storage_gib: u64) -> Self {
+        self.storage_gib = storage_gib;
+        self
+    }
+
+    /// Sets the amount of an extended resource (zero removes it).
+    pub fn with_extended(mut self, name: impl AsRef<str>, amount: u64) -> Self {
+        let name = ResourceName::new(name);
+        match self.extended.binary_search_by(|(n, _)| n.cmp(&name)) {
+            Ok(i) if amount == 0 => {
+                self.extended.remove(i);
+            }
+            Ok(i) => self.extended[i].1 = amount,
+            Err(_) if amount == 0 => {}
+            Err(i) => self.extended.insert(i, (name, amount)),
+        }
+        self
+    }
+
+    /// The amount of an extended resource (zero when absent).
+    pub fn extended(&self, name: &str) -> u64 {
+        self.extended
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map_or(0, |(_, amount)| *amount)
+    }
+
+    /// The extended resources, sorted by name.
+    pub fn extended_iter(&self) -> impl Iterator<Item = (&ResourceName, u64)> {
+        self.extended.iter().map(|(n, a)| (n, *a))
+    }
+
+    /// True when every dimension is zero.
+    pub fn is_zero(&self) -> bool {
+        self.cpu_milli == 0
+            && self.memory_mib == 0
+            && self.network_mbps == 0
+            && self.storage_gib == 0
+            && self.extended.is_empty()
+    }
+
+    /// True when `request` fits in `self` in every dimension.
+    pub fn fits(&self, request: &Resources) -> bool {
+        request.cpu_milli <= self.cpu_milli
+            && request.memory_mib <= self.memory_mib
+            && request.network_mbps <= self.network_mbps
+            && request.storage_gib <= self.storage_gib
+            && request
+                .extended
+                .iter()
+                .all(|(name, amount)| *amount <= self.extended(name.as_str()))
+    }
+
+    /// Subtracts `other`, or names the first dimension that would go below zero.
+    ///
+    /// # Errors
+    /// The [`Dimension`] where `other` exceeds `self`; `self` is then unchanged.
+    pub fn checked_sub(&self, other: &Resources) -> Result<Resources, Dimension> {
+        let mut out = self.clone();
+        out.cpu_milli = sub(self.cpu_milli, other.cpu_milli, Dimension::CpuMilli)?;
+        out.memory_mib = sub(self.memory_mib, other.memory_mib, Dimension::MemoryMib)?;
+        out.network_mbps = sub(self.network_mbps, other.network_mbps, Dimension::NetworkMbps)?;
+        out.storage_gib = sub(self.storage_gib, other.storage_gib, Dimension::StorageGib)?;
+        for (name, amount) in &other.extended {
+            let have = self.extended(name.as_str());
+            let left = sub(have, *amount, Dimension::Extended(name.clone()))?;
+            out = out.with_extended(name.as_str(), left);
+        }
+        Ok(out)
+    }
+
+    /// Adds `other`, or names the first dimension that would overflow.
+    ///
+    /// # Errors
+    /// The [`Dimension`] where the sum exceeds `u64::MAX`.
+    pub fn checked_add(&self, other: &Resources) -> Result<Resources, Dimension> {
+        let mut out = self.clone();
+        out.cpu_milli = add(self.cpu_milli, other.cpu_milli, Dimension::CpuMilli)?;
+        out.memory_mib = add(self.memory_mib, other.memory_mib, Dimension::MemoryMib)?;
+        out.network_mbps = add(self.network_mbps, other.network_mbps, Dimension::NetworkMbps)?;
+        out.storage_gib = add(self.storage_gib, other.storage_gib, Dimension::StorageGib)?;
+        for (name, amount) in &other.extended {
+            let have = self.extended(name.as_str());
+            let sum = add(have, *amount, Dimension::Extended(name.clone()))?;
+            out = out.with_extended(name.as_str(), sum);
+        }
+        Ok(out)
+    }
+}
+
+fn sub(have: u64, take: u64, dimension: Dimension) -> Result<u64, Dimension> {
+    have.checked_sub(take).ok_or(dimension)
+}
+
+fn add(have: u64, more: u64, dimension: Dimension) -> Result<u64, Dimension> {
+    have.checked_add(more).ok_or(dimension)
+}
+
+impl fmt::Display for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} cpu_milli, {} memory_mib", self.cpu_milli, self.memory_mib)?;
+        if self.network_mbps > 0 {
+            write!(f, ", {} network_mbps", self.network_mbps)?;
+        }
+        if self.storage_gib > 0 {
+            write!(f, ", {} storage_gib", self.storage_gib)?;
+        }
+        for (name, amount) in &self.extended {
+            write!(f, ", {amount} {name}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The GPUs a task asks for.
+///
+/// `count` distinct GPUs, each with at least `milli_per_gpu` milli-GPUs free.
+/// With `count == 1` and `milli_per_gpu < 1000` the task *shares* a GPU with
+/// others, the sum of their shares on that GPU never exceeding 1000.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuRequest {
+    /// How many distinct GPUs.
+    pub count: u32,
+    /// Milli-GPUs needed on each of them (1..=1000 when `count > 0`).
+    pub milli_per_gpu: u32,
+}
+
+impl GpuRequest {
+    /// No GPU.
+    pub const NONE: GpuRequest = GpuRequest {
+        count: 0,
+        milli_per_gpu: 0,
+    };
+
+    /// `count` whole GPUs.
+    pub fn whole(count: u32) -> Self {
+        GpuRequest {
+            count,
+            milli_per_gpu: GPU_MILLI_PER_GPU,
+        }
+    }
+
+    /// A share of one GPU, in milli-GPUs.
+    pub fn shared(milli: u32) -> Self {
+        GpuRequest {
+            count: 1,
+            milli_per_gpu: milli,
+        }
+    }
+
+    /// True when no GPU is requested.
+    pub fn is_none(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The total milli-GPUs requested over all GPUs.
+    pub fn total_milli(&self) -> u64 {
+        u64::from(self.count) * u64::from(self.milli_per_gpu)
+    }
+}
+
+impl fmt::Display for GpuRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} GPU x {} milli", self.count, self.milli_per_gpu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fits_checks_every_dimension() {
+        let node = Resources::new(4000, 8192).with_extended("fpga", 1);
+        assert!(node.fits(&Resources::new(4000, 8192)));
+        assert!(!node.fits(&Resources::new(4001, 1)));
+        assert!(!node.fits(&Resources::new(1, 8193)));
+        assert!(node.fits(&Resources::new(1, 1).with_extended("fpga", 1)));
+        assert!(!node.fits(&Resources::new(1, 1).with_extended("fpga", 2)));
+        assert!(!node.fits(&Resources::new(1, 1).with_extended("tpu", 1)));
+        assert!(!node.fits(&Resources::new(1, 1).with_network_mbps(1)));
+    }
+
+    #[test]
+    fn checked_sub_names_the_dimension_that_underflows() {
+        let node = Resources::new(1000, 1024).with_storage_gib(10);
+        let left = node.checked_sub(&Resources::new(400, 24)).unwrap();
+        assert_eq!(left, Resources::new(600, 1000).with_storage_gib(10));
+        assert_eq!(
+            node.checked_sub(&Resources::new(1, 1).with_storage_gib(11)),
+            Err(Dimension::StorageGib)
+        );
+        assert_eq!(
+            node.checked_sub(&Resources::zero().with_extended("fpga", 1)),
+            Err(Dimension::Extended(ResourceName::new("fpga")))
+        );
+    }
+
+    #[test]
+    fn checked_add_names_the_dimension_that_overflows() {
+        let big = Resources::new(u64::MAX, 0);
+        assert_eq!(big.checked_add(&Resources::new(1, 0)), Err(Dimension::CpuMilli));
+        let sum = Resources::new(1, 2)
+            .with_extended("fpga", 1)
+            .checked_add(&Resources::new(3, 4).with_extended("fpga", 2))
+            .unwrap();
+        assert_eq!(sum, Resources::new(4, 6).with_extended("fpga", 3));
+    }
+
+    #[test]
+    fn extended_resources_compare_equal_whatever_the_insertion_order() {
+        let a = Resources::zero().with_extended("b", 1).with_extended("a", 2);
+        let b = Resources::zero().with_extended("a", 2).with_extended("b", 1);
+        assert_eq!(a, b);
+        assert_eq!(a.with_extended("a", 0), Resources::zero().with_extended("b", 1));
+    }
+
+    #[test]
+    fn gpu_request_totals() {
+        assert_eq!(GpuRequest::whole(4).total_milli(), 4000);
+        assert_eq!(GpuRequest::shared(250).total_milli(), 250);
+        assert!(GpuRequest::NONE.is_none());
+    }
+}

@@ -1,0 +1,270 @@
+//! Tasks: what asks for capacity.
+//!
+//! [`TaskSpec`] is Lepton's own description of a task. An orchestrator that
+//! already has a task type implements [`Task`] for it; the scheduler copies
+//! what it needs once, at submission.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::node::{GpuModel, Labels};
+use crate::resources::{GpuRequest, Resources};
+
+/// Identifies a task. Displayed as `t-<number>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub u64);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t-{}", self.0)
+    }
+}
+
+/// Scheduling priority: higher is served first. 256 levels.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Priority(pub u8);
+
+impl Priority {
+    /// The lowest priority.
+    pub const LOWEST: Priority = Priority(0);
+    /// The default priority.
+    pub const NORMAL: Priority = Priority(128);
+    /// The highest priority.
+    pub const HIGHEST: Priority = Priority(u8::MAX);
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "priority {}", self.0)
+    }
+}
+
+/// Quality-of-service class, as traces and Kubernetes label tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QosClass {
+    /// Resources reserved exactly; never evicted for others of lower class.
+    Guaranteed,
+    /// Latency-sensitive service.
+    LatencySensitive,
+    /// May use more than requested when available.
+    #[default]
+    Burstable,
+    /// Runs on leftovers; first to go.
+    BestEffort,
+}
+
+/// A toleration: lets a task land on nodes with a matching taint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toleration {
+    /// The taint key tolerated.
+    pub key: String,
+    /// The taint value tolerated; `None` tolerates every value of the key.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+impl Toleration {
+    /// Tolerates every taint with `key`.
+    pub fn key(key: impl Into<String>) -> Self {
+        Toleration {
+            key: key.into(),
+            value: None,
+        }
+    }
+
+    /// Tolerates the taint `key=value` only.
+    pub fn exact(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Toleration {
+            key: key.into(),
+            value: Some(value.into()),
+        }
+    }
+}
+
+/// Where a task may run, beyond having enough capacity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constraints {
+    /// GPU models the task accepts; empty accepts any.
+    #[serde(default)]
+    pub gpu_models: Vec<GpuModel>,
+    /// Labels the node must carry, each with this exact value.
+    #[serde(default)]
+    pub node_selector: Labels,
+    /// Taints the task tolerates.
+    #[serde(default)]
+    pub tolerations: Vec<Toleration>,
+    /// Tasks with the same anti-affinity group never share a node
+    /// (replicas of one service, for example).
+    #[serde(default)]
+    pub anti_affinity: Option<String>,
+}
+
+/// Everything the scheduler knows about a task when it is submitted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// Unique id.
+    pub id: TaskId,
+    /// A human-readable name, if any.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Scalar resources requested.
+    pub request: Resources,
+    /// GPUs requested.
+    #[serde(default)]
+    pub gpu: GpuRequest,
+    /// Priority in the queue.
+    #[serde(default = "default_priority")]
+    pub priority: Priority,
+    /// QoS class.
+    #[serde(default)]
+    pub qos: QosClass,
+    /// Longest run time in milliseconds before the task counts as timed out.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Placement constraints.
+    #[serde(default)]
+    pub constraints: Constraints,
+}
+
+fn default_priority() -> Priority {
+    Priority::NORMAL
+}
+
+impl TaskSpec {
+    /// A task with `request`, normal priority and no constraints.
+    pub fn new(id: TaskId, request: Resources) -> Self {
+        TaskSpec {
+            id,
+            name: None,
+            request,
+            gpu: GpuRequest::NONE,
+            priority: Priority::NORMAL,
+            qos: QosClass::default(),
+            timeout_ms: None,
+            constraints: Constraints::default(),
+        }
+    }
+
+    /// Sets the human-readable name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the GPU request.
+    pub fn with_gpu(mut self, gpu: GpuRequest) -> Self {
+        self.gpu = gpu;
+        self
+    }
+
+    /// Sets the priority.
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the QoS class.
+    pub fn with_qos(mut self, qos: QosClass) -> Self {
+        self.qos = qos;
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn with_timeout_ms(mut self, timeout_ms: u64) -> Self {
+        self.timeout_ms = Some(timeout_ms);
+        self
+    }
+
+    /// Restricts the GPU models the task accepts.
+    pub fn with_gpu_models(mut self, models: impl IntoIterator<Item = GpuModel>) -> Self {
+        self.constraints.gpu_models = models.into_iter().collect();
+        self
+    }
+
+    /// Requires a node label.
+    pub fn with_node_selector(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.constraints.node_selector.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a toleration.
+    pub fn with_toleration(mut self, toleration: Toleration) -> Self {
+        self.constraints.tolerations.push(toleration);
+        self
+    }
+
+    /// Sets the anti-affinity group.
+    pub fn with_anti_affinity(mut self, group: impl Into<String>) -> Self {
+        self.constraints.anti_affinity = Some(group.into());
+        self
+    }
+}
+
+/// Something that asks for capacity. Implement it for your own task type.
+///
+/// Only [`id`](Task::id) and [`request`](Task::request) are required. The
+/// scheduler calls [`to_spec`](Task::to_spec) once, at submission.
+pub trait Task {
+    /// The task's unique id.
+    fn id(&self) -> TaskId;
+    /// The scalar resources it needs.
+    fn request(&self) -> Resources;
+    /// The GPUs it needs.
+    fn gpu(&self) -> GpuRequest {
+        GpuRequest::NONE
+    }
+    /// Its priority.
+    fn priority(&self) -> Priority {
+        Priority::NORMAL
+    }
+    /// Its QoS class.
+    fn qos(&self) -> QosClass {
+        QosClass::default()
+    }
+    /// Its timeout in milliseconds.
+    fn timeout_ms(&self) -> Option<u64> {
+        None
+    }
+    /// Its placement constraints.
+    fn constraints(&self) -> Constraints {
+        Constraints::default()
+    }
+    /// A human-readable name.
+    fn name(&self) -> Option<String> {
+        None
+    }
+    /// Lepton's description of this task.
+    fn to_spec(&self) -> TaskSpec {
+        TaskSpec {
+            id: self.id(),
+            name: self.name(),
+            request: self.request(),
+            gpu: self.gpu(),
+            priority: self.priority(),
+            qos: self.qos(),
+            timeout_ms: self.timeout_ms(),
+            constraints: self.constraints(),
+        }
+    }
+}
+
+impl Task for TaskSpec {
+    fn id(&self) -> TaskId {
+        self.id
+    }
+    fn request(&self) -> Resources {
+        self.request.clone()
+    }
+    fn to_spec(&self) -> TaskSpec {
+        self.clone()
+    }
+}
