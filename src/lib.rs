@@ -1,1 +1,41 @@
-//! x
+//! Lepton: an embeddable scheduling engine for clouds and data centers.
+//!
+//! An orchestrator links Lepton, tells it which nodes exist (servers, VMs,
+//! container hosts), submits tasks, and Lepton decides where each task runs.
+//! This facade re-exports the parts:
+//!
+//! | crate | what | here as |
+//! |---|---|---|
+//! | `lepton-core` | model, traits, lock-free queue, cluster accounting, scheduler core | the root (`lepton::CoreScheduler`, …) and [`core`] |
+//! | `lepton-policies` | placement policies and the registry by name | [`policies`] |
+//! | `lepton-adapters` | backends (Docker, libvirt, EC2), each behind a feature | [`adapters`] |
+//!
+//! # Quick start
+//! ```
+//! use lepton::policies::BestFit;
+//! use lepton::{CoreScheduler, NodeId, NodeSpec, Resources, Scheduler, TaskId, TaskSpec};
+//!
+//! let mut scheduler = CoreScheduler::new(Box::new(BestFit));
+//! for id in 1..=3 {
+//!     scheduler.add_node(&NodeSpec::new(NodeId(id), Resources::new(4_000, 8_192)))?;
+//! }
+//! scheduler.submit(&TaskSpec::new(TaskId(1), Resources::new(1_500, 2_048)))?;
+//! for assignment in scheduler.schedule() {
+//!     println!("{} runs on {}", assignment.task, assignment.node);
+//! }
+//! scheduler.complete(TaskId(1))?;
+//! # Ok::<(), lepton::Error>(())
+//! ```
+//!
+//! # Features
+//! None yet: backends arrive behind `docker`, `libvirt` and `aws`.
+
+pub use lepton_adapters as adapters;
+pub use lepton_core as core;
+pub use lepton_core::*;
+pub use lepton_policies as policies;
+
+// The README's quick start is compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;

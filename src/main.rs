@@ -1,1 +1,45 @@
-fn main(){}
+//! The `lepton` command line. With no arguments it runs the quickstart
+//! scenario (`examples/quickstart.rs`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[path = "../examples/quickstart.rs"]
+mod quickstart;
+
+/// Lepton: an embeddable scheduling engine for clouds and data centers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The seed article's case: 10 VMs and 5 tasks, spread then packed,
+    /// with the policy swapped at run time (the default).
+    Quickstart,
+    /// Lists the placement policies by name.
+    Policies,
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command.unwrap_or(Command::Quickstart) {
+        Command::Quickstart => quickstart::main(),
+        Command::Policies => {
+            for name in lepton::policies::POLICY_NAMES {
+                println!("{name}");
+            }
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -149,9 +149,10 @@ impl ClusterNode {
             }
         }
         for taint in &self.spec.taints {
-            let tolerated = task.constraints.tolerations.iter().any(|t| {
-                t.key == taint.key && t.value.as_ref().is_none_or(|v| *v == taint.value)
-            });
+            let tolerated =
+                task.constraints.tolerations.iter().any(|t| {
+                    t.key == taint.key && t.value.as_ref().is_none_or(|v| *v == taint.value)
+                });
             if !tolerated {
                 return Err(Misfit::Taint {
                     key: taint.key.clone(),
@@ -373,7 +374,11 @@ impl ClusterState {
     /// # Errors
     /// [`Error::UnknownNode`], [`Error::AlreadyAllocated`], or
     /// [`Error::DoesNotFit`] with the reason; nothing changes on error.
-    pub fn reserve(&mut self, task: &TaskSpec, placement: &Placement) -> Result<&Allocation, Error> {
+    pub fn reserve(
+        &mut self,
+        task: &TaskSpec,
+        placement: &Placement,
+    ) -> Result<&Allocation, Error> {
         if let Some(existing) = self.allocations.get(&task.id) {
             return Err(Error::AlreadyAllocated {
                 task: task.id,
@@ -390,7 +395,8 @@ impl ClusterState {
         node.check(task).map_err(does_not_fit)?;
         let gpus = match &placement.gpus {
             Some(gpus) => {
-                node.validate_gpu_choice(task.gpu, gpus).map_err(does_not_fit)?;
+                node.validate_gpu_choice(task.gpu, gpus)
+                    .map_err(does_not_fit)?;
                 gpus.clone()
             }
             None => node.tightest_gpus(task.gpu).ok_or_else(|| {
@@ -485,7 +491,10 @@ impl ClusterState {
     }
 
     fn position(&self, node: NodeId) -> Result<usize, Error> {
-        self.index.get(&node).copied().ok_or(Error::UnknownNode { node })
+        self.index
+            .get(&node)
+            .copied()
+            .ok_or(Error::UnknownNode { node })
     }
 }
 

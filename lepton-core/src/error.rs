@@ -9,7 +9,7 @@ use crate::task::TaskId;
 #[non_exhaustive]
 pub enum Misfit {
     /// The node is cordoned or down.
-    #[error("the node is {0:?}, not ready")]
+    #[error("the node is {0}, not ready")]
     NotReady(NodeState),
     /// Not enough free capacity in this dimension.
     #[error("not enough free {0}")]
@@ -23,7 +23,7 @@ pub enum Misfit {
         milli_per_gpu: u32,
     },
     /// The node's GPU model is not one the task accepts.
-    #[error("GPU model {found:?} is not one the task accepts")]
+    #[error("the node's GPU model ({}) is not one the task accepts", found.as_deref().unwrap_or("none"))]
     GpuModel {
         /// The node's model, if any.
         found: Option<String>,

@@ -113,7 +113,9 @@ pub struct FnPolicy<F> {
 
 impl<F> std::fmt::Debug for FnPolicy<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FnPolicy").field("name", &self.name).finish()
+        f.debug_struct("FnPolicy")
+            .field("name", &self.name)
+            .finish()
     }
 }
 

@@ -174,7 +174,11 @@ impl Resources {
         let mut out = self.clone();
         out.cpu_milli = sub(self.cpu_milli, other.cpu_milli, Dimension::CpuMilli)?;
         out.memory_mib = sub(self.memory_mib, other.memory_mib, Dimension::MemoryMib)?;
-        out.network_mbps = sub(self.network_mbps, other.network_mbps, Dimension::NetworkMbps)?;
+        out.network_mbps = sub(
+            self.network_mbps,
+            other.network_mbps,
+            Dimension::NetworkMbps,
+        )?;
         out.storage_gib = sub(self.storage_gib, other.storage_gib, Dimension::StorageGib)?;
         for (name, amount) in &other.extended {
             let have = self.extended(name.as_str());
@@ -192,7 +196,11 @@ impl Resources {
         let mut out = self.clone();
         out.cpu_milli = add(self.cpu_milli, other.cpu_milli, Dimension::CpuMilli)?;
         out.memory_mib = add(self.memory_mib, other.memory_mib, Dimension::MemoryMib)?;
-        out.network_mbps = add(self.network_mbps, other.network_mbps, Dimension::NetworkMbps)?;
+        out.network_mbps = add(
+            self.network_mbps,
+            other.network_mbps,
+            Dimension::NetworkMbps,
+        )?;
         out.storage_gib = add(self.storage_gib, other.storage_gib, Dimension::StorageGib)?;
         for (name, amount) in &other.extended {
             let have = self.extended(name.as_str());
@@ -213,7 +221,11 @@ fn add(have: u64, more: u64, dimension: Dimension) -> Result<u64, Dimension> {
 
 impl fmt::Display for Resources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} cpu_milli, {} memory_mib", self.cpu_milli, self.memory_mib)?;
+        write!(
+            f,
+            "{} cpu_milli, {} memory_mib",
+            self.cpu_milli, self.memory_mib
+        )?;
         if self.network_mbps > 0 {
             write!(f, ", {} network_mbps", self.network_mbps)?;
         }
@@ -315,7 +327,10 @@ mod tests {
     #[test]
     fn checked_add_names_the_dimension_that_overflows() {
         let big = Resources::new(u64::MAX, 0);
-        assert_eq!(big.checked_add(&Resources::new(1, 0)), Err(Dimension::CpuMilli));
+        assert_eq!(
+            big.checked_add(&Resources::new(1, 0)),
+            Err(Dimension::CpuMilli)
+        );
         let sum = Resources::new(1, 2)
             .with_extended("fpga", 1)
             .checked_add(&Resources::new(3, 4).with_extended("fpga", 2))
@@ -325,10 +340,17 @@ mod tests {
 
     #[test]
     fn extended_resources_compare_equal_whatever_the_insertion_order() {
-        let a = Resources::zero().with_extended("b", 1).with_extended("a", 2);
-        let b = Resources::zero().with_extended("a", 2).with_extended("b", 1);
+        let a = Resources::zero()
+            .with_extended("b", 1)
+            .with_extended("a", 2);
+        let b = Resources::zero()
+            .with_extended("a", 2)
+            .with_extended("b", 1);
         assert_eq!(a, b);
-        assert_eq!(a.with_extended("a", 0), Resources::zero().with_extended("b", 1));
+        assert_eq!(
+            a.with_extended("a", 0),
+            Resources::zero().with_extended("b", 1)
+        );
     }
 
     #[test]

@@ -149,7 +149,12 @@ impl TaskCounts {
 
     /// All tasks ever submitted.
     pub fn total(&self) -> usize {
-        self.queued + self.backing_off + self.running + self.completed + self.failed + self.cancelled
+        self.queued
+            + self.backing_off
+            + self.running
+            + self.completed
+            + self.failed
+            + self.cancelled
     }
 }
 
@@ -497,7 +502,13 @@ impl CoreScheduler {
 
     /// Ends a running task: frees its resources, records the outcome and
     /// tells the policy.
-    fn finish(&mut self, task: TaskId, outcome: Outcome, end: TaskState, action: &'static str) -> Result<(), Error> {
+    fn finish(
+        &mut self,
+        task: TaskId,
+        outcome: Outcome,
+        end: TaskState,
+        action: &'static str,
+    ) -> Result<(), Error> {
         let record = self.record(task)?;
         let TaskState::Running { node } = record.state else {
             return Err(Error::InvalidTransition {

@@ -192,7 +192,9 @@ impl TaskSpec {
 
     /// Requires a node label.
     pub fn with_node_selector(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.constraints.node_selector.insert(key.into(), value.into());
+        self.constraints
+            .node_selector
+            .insert(key.into(), value.into());
         self
     }
 

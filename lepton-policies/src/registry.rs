@@ -28,3 +28,24 @@ pub fn by_name(name: &str) -> Result<Box<dyn Policy>, Error> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_name_builds_a_policy_of_that_name() {
+        for name in POLICY_NAMES {
+            assert_eq!(by_name(name).unwrap().name(), *name);
+        }
+    }
+
+    #[test]
+    fn unknown_names_list_the_valid_ones() {
+        let err = by_name("fastest").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown policy \"fastest\"; valid names: firstfit, bestfit, spread"
+        );
+    }
+}

@@ -14,7 +14,9 @@ impl Policy for BestFit {
     }
 
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        feasible_min_by(task, cluster, |node| normalized_leftover(task, node, cluster))
-            .map(|node| Placement::on(node.id()))
+        feasible_min_by(task, cluster, |node| {
+            normalized_leftover(task, node, cluster)
+        })
+        .map(|node| Placement::on(node.id()))
     }
 }

@@ -13,7 +13,9 @@ impl Policy for Spread {
     }
 
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        feasible_min_by(task, cluster, |node| -normalized_leftover(task, node, cluster))
-            .map(|node| Placement::on(node.id()))
+        feasible_min_by(task, cluster, |node| {
+            -normalized_leftover(task, node, cluster)
+        })
+        .map(|node| Placement::on(node.id()))
     }
 }
