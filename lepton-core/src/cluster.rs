@@ -15,9 +15,6 @@ use crate::node::{NodeId, NodeSpec, NodeState};
 use crate::resources::{GpuRequest, Resources, GPU_MILLI_PER_GPU};
 use crate::task::{TaskId, TaskSpec};
 
-/// The most GPUs one node may declare.
-pub const MAX_GPUS_PER_NODE: u32 = 64;
-
 /// Indexes of GPUs inside one node.
 pub type GpuSlots = SmallVec<[u32; 8]>;
 
@@ -117,8 +114,11 @@ impl ClusterNode {
         if self.state != NodeState::Ready {
             return Err(Misfit::NotReady(self.state));
         }
-        if let Err(dimension) = self.free.checked_sub(&task.request) {
-            return Err(Misfit::Insufficient(dimension));
+        if !self.free.fits(&task.request) {
+            // Only a misfit pays for finding the dimension.
+            if let Err(dimension) = self.free.checked_sub(&task.request) {
+                return Err(Misfit::Insufficient(dimension));
+            }
         }
         if !task.gpu.is_none() {
             let constraints = &task.constraints.gpu_models;
@@ -277,22 +277,7 @@ impl ClusterState {
         if self.index.contains_key(&node) {
             return Err(Error::DuplicateNode { node });
         }
-        if spec.gpus.count > MAX_GPUS_PER_NODE {
-            return Err(Error::TooManyGpus {
-                node,
-                count: spec.gpus.count,
-                max: MAX_GPUS_PER_NODE,
-            });
-        }
-        if spec.capacity.is_zero() && spec.gpus.count == 0 {
-            return Err(Error::ZeroCapacity { node });
-        }
-        if !spec.price_per_hour.is_finite() || spec.price_per_hour < 0.0 {
-            return Err(Error::InvalidPrice {
-                node,
-                price: spec.price_per_hour,
-            });
-        }
+        spec.validate()?;
         let entry = ClusterNode {
             free: spec.capacity.clone(),
             gpu_free_milli: (0..spec.gpus.count).map(|_| GPU_MILLI_PER_GPU).collect(),
@@ -362,6 +347,18 @@ impl ClusterState {
     /// What `task` holds, if it holds anything.
     pub fn allocation(&self, task: TaskId) -> Option<&Allocation> {
         self.allocations.get(&task)
+    }
+
+    /// The tasks holding resources on `node`, in id order.
+    pub fn tasks_on(&self, node: NodeId) -> Vec<TaskId> {
+        let mut tasks: Vec<TaskId> = self
+            .allocations
+            .values()
+            .filter(|allocation| allocation.node == node)
+            .map(|allocation| allocation.task)
+            .collect();
+        tasks.sort_unstable();
+        tasks
     }
 
     /// How many tasks hold resources.

@@ -51,15 +51,18 @@ mod queue;
 mod resources;
 mod scheduler;
 mod seed;
+mod sim;
 mod task;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use cluster::{
     Allocation, ClusterNode, ClusterState, GpuSlots, LargestNode, Placement, Utilization,
-    MAX_GPUS_PER_NODE,
 };
 pub use error::{Error, Misfit};
-pub use node::{GpuModel, Gpus, Labels, NodeId, NodeKind, NodeSpec, NodeState, Resource, Taint};
+pub use node::{
+    GpuModel, Gpus, Labels, NodeId, NodeKind, NodeSpec, NodeState, Resource, Taint,
+    MAX_GPUS_PER_NODE,
+};
 pub use policy::{policy_fn, Feedback, FnPolicy, Outcome, Policy};
 pub use queue::TaskQueue;
 pub use resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PER_GPU};
@@ -68,4 +71,5 @@ pub use scheduler::{
     TaskCounts, TaskState,
 };
 pub use seed::seed_utility;
+pub use sim::{read_openb_nodes, read_openb_pods, SimRng, TracePod};
 pub use task::{Constraints, Priority, QosClass, Task, TaskId, TaskSpec, Toleration};

@@ -10,7 +10,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::resources::Resources;
+
+/// The most GPUs one node may declare.
+pub const MAX_GPUS_PER_NODE: u32 = 64;
 
 /// Identifies a node. Displayed as `n-<number>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -184,6 +188,32 @@ impl NodeSpec {
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
+    }
+
+    /// Checks the node is well formed: it offers something, declares at most
+    /// [`MAX_GPUS_PER_NODE`] GPUs, and has a finite, non-negative price.
+    ///
+    /// # Errors
+    /// [`Error::ZeroCapacity`], [`Error::TooManyGpus`] or [`Error::InvalidPrice`].
+    pub fn validate(&self) -> Result<(), Error> {
+        let node = self.id;
+        if self.gpus.count > MAX_GPUS_PER_NODE {
+            return Err(Error::TooManyGpus {
+                node,
+                count: self.gpus.count,
+                max: MAX_GPUS_PER_NODE,
+            });
+        }
+        if self.capacity.is_zero() && self.gpus.count == 0 {
+            return Err(Error::ZeroCapacity { node });
+        }
+        if !self.price_per_hour.is_finite() || self.price_per_hour < 0.0 {
+            return Err(Error::InvalidPrice {
+                node,
+                price: self.price_per_hour,
+            });
+        }
+        Ok(())
     }
 
     /// Sets the kind.

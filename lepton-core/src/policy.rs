@@ -74,6 +74,12 @@ pub trait Policy: Send {
     fn observe(&mut self, _feedback: &Feedback<'_>) {}
 }
 
+impl std::fmt::Debug for dyn Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Policy({})", self.name())
+    }
+}
+
 impl<P: Policy + ?Sized> Policy for Box<P> {
     fn name(&self) -> &str {
         (**self).name()

@@ -26,7 +26,6 @@ use crate::error::Error;
 use crate::node::{NodeId, NodeSpec, NodeState, Resource};
 use crate::policy::{Feedback, Outcome, Policy};
 use crate::queue::TaskQueue;
-use crate::resources::GPU_MILLI_PER_GPU;
 use crate::task::{Task, TaskId, TaskSpec};
 
 /// Where a task is in its life. Exactly one at any time.
@@ -183,6 +182,8 @@ pub struct Report {
     pub unschedulable: u64,
     /// Times the policy chose a node the task did not fit on.
     pub policy_errors: u64,
+    /// The latest such mistake, as the cluster state refused it.
+    pub last_policy_error: Option<String>,
 }
 
 /// The scheduler's interface: what an orchestrator or the simulator drives.
@@ -280,13 +281,8 @@ impl CoreSchedulerBuilder {
             placements: 0,
             unschedulable: 0,
             policy_errors: 0,
+            last_policy_error: None,
         }
-    }
-}
-
-impl std::fmt::Debug for dyn Policy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Policy({})", self.name())
     }
 }
 
@@ -300,7 +296,14 @@ struct TaskRecord {
     unschedulable_attempts: u32,
 }
 
-/// Lepton's scheduler: see the [module docs](self) for the design.
+/// Lepton's scheduler: a synchronous state machine, events in, placements out.
+///
+/// It owns the [`ClusterState`], the [`TaskQueue`], the backoff area and the
+/// current [`Policy`], never launches anything and never reads the system
+/// time. A cycle ([`schedule`](Scheduler::schedule)) first queues tasks whose
+/// backoff is over, then takes each queued task once: the policy chooses, the
+/// cluster state re-checks and books, and a task that fits nowhere backs off
+/// (1 s doubling to 10 s by default) instead of spinning.
 ///
 /// ```
 /// use lepton_core::*;
@@ -333,6 +336,7 @@ pub struct CoreScheduler {
     placements: u64,
     unschedulable: u64,
     policy_errors: u64,
+    last_policy_error: Option<Error>,
 }
 
 impl CoreScheduler {
@@ -531,14 +535,7 @@ impl CoreScheduler {
 
     /// Takes every task off a node and queues it again.
     fn evacuate(&mut self, node: NodeId) {
-        let mut evicted: Vec<TaskId> = self
-            .tasks
-            .iter()
-            .filter(|(_, r)| r.state == TaskState::Running { node })
-            .map(|(&id, _)| id)
-            .collect();
-        evicted.sort_unstable();
-        for task in evicted {
+        for task in self.cluster.tasks_on(node) {
             // The allocation exists: the task is running on this node.
             let _ = self.cluster.release(task);
             self.enqueue(task);
@@ -550,33 +547,11 @@ impl CoreScheduler {
     }
 }
 
-fn validate(spec: &TaskSpec) -> Result<(), Error> {
-    let task = spec.id;
-    let gpu = spec.gpu;
-    if (gpu.count == 0) != (gpu.milli_per_gpu == 0) {
-        return Err(Error::InconsistentGpuRequest {
-            task,
-            count: gpu.count,
-            milli_per_gpu: gpu.milli_per_gpu,
-        });
-    }
-    if gpu.milli_per_gpu > GPU_MILLI_PER_GPU {
-        return Err(Error::GpuShareTooLarge {
-            task,
-            milli: gpu.milli_per_gpu,
-        });
-    }
-    if spec.request.is_zero() && gpu.is_none() {
-        return Err(Error::ZeroRequest { task });
-    }
-    Ok(())
-}
-
 impl Scheduler for CoreScheduler {
     fn submit(&mut self, task: &dyn Task) -> Result<TaskId, Error> {
         let spec = task.to_spec();
         let id = spec.id;
-        validate(&spec)?;
+        spec.validate()?;
         if self.tasks.contains_key(&id) {
             return Err(Error::DuplicateTask { task: id });
         }
@@ -636,8 +611,9 @@ impl Scheduler for CoreScheduler {
             let reserved = match self.policy.select(&record.spec, &self.cluster) {
                 Some(placement) => match self.cluster.reserve(&record.spec, &placement) {
                     Ok(allocation) => Some((allocation.node, allocation.gpus.clone())),
-                    Err(_) => {
+                    Err(error) => {
                         self.policy_errors += 1;
+                        self.last_policy_error = Some(error);
                         None
                     }
                 },
@@ -714,6 +690,7 @@ impl Scheduler for CoreScheduler {
             placements: self.placements,
             unschedulable: self.unschedulable,
             policy_errors: self.policy_errors,
+            last_policy_error: self.last_policy_error.as_ref().map(Error::to_string),
         }
     }
 }

@@ -8,8 +8,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::node::{GpuModel, Labels};
-use crate::resources::{GpuRequest, Resources};
+use crate::resources::{GpuRequest, Resources, GPU_MILLI_PER_GPU};
 
 /// Identifies a task. Displayed as `t-<number>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -202,6 +203,34 @@ impl TaskSpec {
     pub fn with_toleration(mut self, toleration: Toleration) -> Self {
         self.constraints.tolerations.push(toleration);
         self
+    }
+
+    /// Checks the task is well formed: it asks for something, and its GPU
+    /// request is consistent and at most one GPU's worth per GPU.
+    ///
+    /// # Errors
+    /// [`Error::ZeroRequest`], [`Error::InconsistentGpuRequest`] or
+    /// [`Error::GpuShareTooLarge`].
+    pub fn validate(&self) -> Result<(), Error> {
+        let task = self.id;
+        let gpu = self.gpu;
+        if (gpu.count == 0) != (gpu.milli_per_gpu == 0) {
+            return Err(Error::InconsistentGpuRequest {
+                task,
+                count: gpu.count,
+                milli_per_gpu: gpu.milli_per_gpu,
+            });
+        }
+        if gpu.milli_per_gpu > GPU_MILLI_PER_GPU {
+            return Err(Error::GpuShareTooLarge {
+                task,
+                milli: gpu.milli_per_gpu,
+            });
+        }
+        if self.request.is_zero() && gpu.is_none() {
+            return Err(Error::ZeroRequest { task });
+        }
+        Ok(())
     }
 
     /// Sets the anti-affinity group.

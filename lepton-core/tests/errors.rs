@@ -339,6 +339,10 @@ fn a_policy_choosing_a_full_node_is_counted_not_trusted() {
     assert_eq!(assignments.len(), 1);
     let report = scheduler.report();
     assert_eq!(report.policy_errors, 1);
+    assert_eq!(
+        report.last_policy_error.as_deref(),
+        Some("task t-2 does not fit on node n-1: not enough free cpu_milli")
+    );
     assert_eq!(report.tasks.backing_off, 1);
     assert_eq!(
         scheduler.cluster().node(NodeId(1)).unwrap().free(),

@@ -1,0 +1,8 @@
+//! The simulator: real traces and synthetic workloads replayed through the
+//! real scheduler, in virtual time.
+
+mod rng;
+mod trace;
+
+pub use rng::SimRng;
+pub use trace::{read_openb_nodes, read_openb_pods, TracePod};
