@@ -59,6 +59,16 @@ pub struct Allocation {
     anti_affinity: Option<String>,
 }
 
+impl Allocation {
+    /// The GPU request this allocation satisfies.
+    pub fn gpu_request(&self) -> GpuRequest {
+        GpuRequest {
+            count: self.gpus.len() as u32,
+            milli_per_gpu: self.milli_per_gpu,
+        }
+    }
+}
+
 /// A node as the cluster state sees it: its spec plus what is free on it.
 #[derive(Debug, Clone)]
 pub struct ClusterNode {
@@ -67,7 +77,10 @@ pub struct ClusterNode {
     free: Resources,
     gpu_free_milli: SmallVec<[u32; 8]>,
     anti_affinity_groups: SmallVec<[String; 2]>,
+    /// The GPU requests of the GPU tasks here, with how many tasks made each.
+    gpu_requests: SmallVec<[(GpuRequest, u32); 4]>,
     tasks: u32,
+    generation: u64,
 }
 
 impl ClusterNode {
@@ -104,6 +117,19 @@ impl ClusterNode {
     /// How many tasks hold resources here.
     pub fn task_count(&self) -> u32 {
         self.tasks
+    }
+
+    /// The GPU requests of the tasks holding GPUs here, each with the number
+    /// of tasks that made it (policies that group alike tasks read this).
+    pub fn gpu_requests(&self) -> &[(GpuRequest, u32)] {
+        &self.gpu_requests
+    }
+
+    /// Changes whenever this node changes (added, reserve, release, state),
+    /// and is never reused, even by a node re-added with the same id: a
+    /// policy's per-node cache is fresh while this is unchanged.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Checks whether `task` can be placed here now, saying why not.
@@ -235,6 +261,8 @@ pub struct ClusterState {
     index: HashMap<NodeId, usize>,
     allocations: HashMap<TaskId, Allocation>,
     largest: LargestNode,
+    /// Source of node generations.
+    changes: u64,
 }
 
 /// The largest capacity any node offers, per dimension policies normalise by.
@@ -283,7 +311,9 @@ impl ClusterState {
             gpu_free_milli: (0..spec.gpus.count).map(|_| GPU_MILLI_PER_GPU).collect(),
             state: NodeState::Ready,
             anti_affinity_groups: SmallVec::new(),
+            gpu_requests: SmallVec::new(),
             tasks: 0,
+            generation: self.next_generation(),
             spec,
         };
         self.largest = self.largest.max(&entry);
@@ -317,7 +347,10 @@ impl ClusterState {
     /// [`Error::UnknownNode`].
     pub fn set_state(&mut self, node: NodeId, state: NodeState) -> Result<(), Error> {
         let position = self.position(node)?;
-        self.nodes[position].state = state;
+        let generation = self.next_generation();
+        let entry = &mut self.nodes[position];
+        entry.state = state;
+        entry.generation = generation;
         Ok(())
     }
 
@@ -383,6 +416,7 @@ impl ClusterState {
             });
         }
         let position = self.position(placement.node)?;
+        let generation = self.changes + 1;
         let node = &mut self.nodes[position];
         let does_not_fit = |misfit| Error::DoesNotFit {
             task: task.id,
@@ -416,7 +450,15 @@ impl ClusterState {
         if let Some(group) = &task.constraints.anti_affinity {
             node.anti_affinity_groups.push(group.clone());
         }
+        if !task.gpu.is_none() {
+            match node.gpu_requests.iter_mut().find(|(r, _)| *r == task.gpu) {
+                Some((_, count)) => *count += 1,
+                None => node.gpu_requests.push((task.gpu, 1)),
+            }
+        }
         node.tasks += 1;
+        node.generation = generation;
+        self.changes = generation;
         let allocation = Allocation {
             task: task.id,
             node: placement.node,
@@ -439,6 +481,7 @@ impl ClusterState {
             .remove(&task)
             .ok_or(Error::NotAllocated { task })?;
         let position = self.position(allocation.node)?;
+        let generation = self.next_generation();
         let node = &mut self.nodes[position];
         // Adding back what was taken cannot exceed the capacity it came from.
         node.free = node
@@ -454,7 +497,18 @@ impl ClusterState {
                 node.anti_affinity_groups.swap_remove(i);
             }
         }
+        if let Some(i) = node
+            .gpu_requests
+            .iter()
+            .position(|(r, _)| *r == allocation.gpu_request())
+        {
+            node.gpu_requests[i].1 -= 1;
+            if node.gpu_requests[i].1 == 0 {
+                node.gpu_requests.swap_remove(i);
+            }
+        }
         node.tasks -= 1;
+        node.generation = generation;
         Ok(allocation)
     }
 
@@ -485,6 +539,11 @@ impl ClusterState {
             memory: ratio(memory),
             gpu: ratio(gpu),
         }
+    }
+
+    fn next_generation(&mut self) -> u64 {
+        self.changes += 1;
+        self.changes
     }
 
     fn position(&self, node: NodeId) -> Result<usize, Error> {

@@ -45,6 +45,7 @@
 mod clock;
 mod cluster;
 mod error;
+mod fragmentation;
 mod node;
 mod policy;
 mod queue;
@@ -59,6 +60,7 @@ pub use cluster::{
     Allocation, ClusterNode, ClusterState, GpuSlots, LargestNode, Placement, Utilization,
 };
 pub use error::{Error, Misfit};
+pub use fragmentation::{TargetWorkload, TaskShape};
 pub use node::{
     GpuModel, Gpus, Labels, NodeId, NodeKind, NodeSpec, NodeState, Resource, Taint,
     MAX_GPUS_PER_NODE,
@@ -71,5 +73,8 @@ pub use scheduler::{
     TaskCounts, TaskState,
 };
 pub use seed::seed_utility;
-pub use sim::{read_openb_nodes, read_openb_pods, SimRng, TracePod};
+pub use sim::{
+    fill_arrivals, read_openb_nodes, read_openb_pods, run_fill, FillConfig, FillPoint, FillResult,
+    SimRng, TracePod,
+};
 pub use task::{Constraints, Priority, QosClass, Task, TaskId, TaskSpec, Toleration};

@@ -66,6 +66,10 @@ pub trait Policy: Send {
     /// Chooses where `task` runs, or `None` when it fits nowhere.
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement>;
 
+    /// Called when a run starts, with the run's seed: a policy that draws
+    /// random numbers reseeds from it, so the run is reproducible.
+    fn reseed(&mut self, _seed: u64) {}
+
     /// Called once at the start of each scheduling cycle, before the cycle's
     /// first [`select`](Policy::select): the place to refresh per-cycle caches.
     fn begin_cycle(&mut self, _cluster: &ClusterState) {}
@@ -87,6 +91,9 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
         (**self).select(task, cluster)
     }
+    fn reseed(&mut self, seed: u64) {
+        (**self).reseed(seed)
+    }
     fn begin_cycle(&mut self, cluster: &ClusterState) {
         (**self).begin_cycle(cluster)
     }
@@ -101,6 +108,9 @@ impl<P: Policy + ?Sized> Policy for &mut P {
     }
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
         (**self).select(task, cluster)
+    }
+    fn reseed(&mut self, seed: u64) {
+        (**self).reseed(seed)
     }
     fn begin_cycle(&mut self, cluster: &ClusterState) {
         (**self).begin_cycle(cluster)

@@ -6,35 +6,47 @@
 //! the choice. Inside a node, these policies leave the choice of GPUs to the
 //! cluster state, which takes the tightest-fitting ones.
 //!
+//! Scored policies use small integer scores, as kube-scheduler does, and
+//! break ties at random with a generator reseeded by every run
+//! ([`Policy::reseed`](lepton_core::Policy::reseed)), so runs are reproducible.
+//!
 //! | name | policy | what it favours |
 //! |---|---|---|
 //! | `firstfit` | [`FirstFit`] | the first node, in cluster order, with room |
 //! | `bestfit` | [`BestFit`] | the least CPU+GPU left over (packing) |
 //! | `spread` | [`Spread`] | the most CPU+GPU left over (spreading) |
+//! | `random` | [`Random`] | any feasible node, uniformly |
+//! | `dotprod` | [`DotProduct`] | free capacity least aligned with the request (Tetris) |
+//! | `packing` | [`GpuPacking`] | partly used GPUs, then partly used nodes, then idle ones |
+//! | `clustering` | [`GpuClustering`] | nodes already hosting GPU tasks of the same kind |
+//! | `fgd` | [`Fgd`] | the least growth of GPU fragmentation (Weng et al., ATC '23) |
+//!
+//! The first three are general-purpose; the last five are the FGD paper's
+//! evaluation suite, with the scores its simulator computes.
 //!
 //! # Quick start
 //! ```
 //! use lepton_core::*;
 //! use lepton_policies::{by_name, BestFit};
 //!
-//! let mut scheduler = CoreScheduler::new(Box::new(BestFit));
+//! let mut scheduler = CoreScheduler::new(Box::new(BestFit::default()));
 //! scheduler.add_node(&NodeSpec::new(NodeId(1), Resources::new(8_000, 16_384)))?;
-//! scheduler.add_node(&NodeSpec::new(NodeId(2), Resources::new(2_000, 4_096)))?;
+//! scheduler.add_node(&NodeSpec::new(NodeId(2), Resources::new(4_000, 8_192)))?;
 //! scheduler.submit(&TaskSpec::new(TaskId(1), Resources::new(2_000, 1_024)))?;
 //! assert_eq!(scheduler.schedule()[0].node, NodeId(2)); // the tighter node
 //!
 //! // Swap to spreading at run time.
 //! scheduler.set_policy(by_name("spread").expect("a known name"));
 //! scheduler.submit(&TaskSpec::new(TaskId(2), Resources::new(1_000, 1_024)))?;
-//! assert_eq!(scheduler.schedule()[0].node, NodeId(1));
+//! assert_eq!(scheduler.schedule()[0].node, NodeId(1)); // the emptier node
 //! # Ok::<(), lepton_core::Error>(())
 //! ```
 
 mod greedy;
 mod registry;
 
-pub use greedy::{BestFit, FirstFit, Spread};
-pub use registry::{by_name, POLICY_NAMES};
+pub use greedy::{BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, Random, Spread};
+pub use registry::{build, by_name, PolicyContext, PAPER_POLICIES, POLICY_NAMES};
 
 /// Errors of `lepton-policies`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,13 +1,42 @@
 //! Policies by name, for configuration files and command lines.
 
-use lepton_core::Policy;
+use std::sync::Arc;
 
-use crate::{BestFit, Error, FirstFit, Spread};
+use lepton_core::{Policy, TargetWorkload};
 
-/// The names [`by_name`] accepts.
-pub const POLICY_NAMES: &[&str] = &["firstfit", "bestfit", "spread"];
+use crate::{BestFit, DotProduct, Error, Fgd, FirstFit, GpuClustering, GpuPacking, Random, Spread};
 
-/// A new policy of the given name.
+/// The names [`by_name`] and [`build`] accept.
+pub const POLICY_NAMES: &[&str] = &[
+    "firstfit",
+    "bestfit",
+    "spread",
+    "random",
+    "dotprod",
+    "packing",
+    "clustering",
+    "fgd",
+];
+
+/// The six policies of the FGD paper's evaluation, in its table's order.
+pub const PAPER_POLICIES: &[&str] = &[
+    "random",
+    "dotprod",
+    "clustering",
+    "packing",
+    "bestfit",
+    "fgd",
+];
+
+/// What some policies need beyond their name.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyContext {
+    /// The workload FGD measures fragmentation against; without it, FGD
+    /// learns one from the tasks it places.
+    pub target_workload: Option<Arc<TargetWorkload>>,
+}
+
+/// A new policy of the given name, with nothing but defaults.
 ///
 /// ```
 /// let policy = lepton_policies::by_name("bestfit").unwrap();
@@ -18,15 +47,33 @@ pub const POLICY_NAMES: &[&str] = &["firstfit", "bestfit", "spread"];
 /// # Errors
 /// [`Error::UnknownPolicy`], listing the valid names.
 pub fn by_name(name: &str) -> Result<Box<dyn Policy>, Error> {
-    match name {
-        "firstfit" => Ok(Box::new(FirstFit)),
-        "bestfit" => Ok(Box::new(BestFit)),
-        "spread" => Ok(Box::new(Spread)),
-        _ => Err(Error::UnknownPolicy {
-            name: name.to_owned(),
-            valid: POLICY_NAMES.join(", "),
-        }),
-    }
+    build(name, &PolicyContext::default())
+}
+
+/// A new policy of the given name, using `context` where it needs it.
+///
+/// # Errors
+/// [`Error::UnknownPolicy`], listing the valid names.
+pub fn build(name: &str, context: &PolicyContext) -> Result<Box<dyn Policy>, Error> {
+    Ok(match name {
+        "firstfit" => Box::new(FirstFit),
+        "bestfit" => Box::new(BestFit::default()),
+        "spread" => Box::new(Spread::default()),
+        "random" => Box::new(Random::default()),
+        "dotprod" => Box::new(DotProduct::default()),
+        "packing" => Box::new(GpuPacking::default()),
+        "clustering" => Box::new(GpuClustering::default()),
+        "fgd" => match &context.target_workload {
+            Some(workload) => Box::new(Fgd::new(Arc::clone(workload))),
+            None => Box::new(Fgd::learning()),
+        },
+        _ => {
+            return Err(Error::UnknownPolicy {
+                name: name.to_owned(),
+                valid: POLICY_NAMES.join(", "),
+            })
+        }
+    })
 }
 
 #[cfg(test)]
@@ -38,6 +85,9 @@ mod tests {
         for name in POLICY_NAMES {
             assert_eq!(by_name(name).unwrap().name(), *name);
         }
+        for name in PAPER_POLICIES {
+            assert!(POLICY_NAMES.contains(name));
+        }
     }
 
     #[test]
@@ -45,7 +95,10 @@ mod tests {
         let err = by_name("fastest").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown policy \"fastest\"; valid names: firstfit, bestfit, spread"
+            format!(
+                "unknown policy \"fastest\"; valid names: {}",
+                POLICY_NAMES.join(", ")
+            )
         );
     }
 }

@@ -14,7 +14,8 @@
 /// assert_eq!(a.next_u64(), b.next_u64());
 /// assert!(a.below(10) < 10);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Default` is seed 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SimRng {
     state: u64,
 }

@@ -1,22 +1,30 @@
-use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
+use lepton_core::{ClusterState, Placement, Policy, SimRng, TaskSpec};
 
-use super::{feasible_min_by, normalized_leftover};
+use super::{best_scoring, normalized_leftover, percent};
 
 /// The node left with the least CPU and GPU after placement (packing).
 ///
-/// The leftover is ½·CPU + ½·GPU, each normalised by the largest node.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BestFit;
+/// Score = ⌊(1 − leftover) × 100⌋ with leftover = ½·CPU left/largest node's
+/// CPU + ½·GPU left/largest node's GPU; the highest score wins, ties at
+/// random. Inside the node, the tightest-fitting GPUs.
+#[derive(Debug, Clone, Default)]
+pub struct BestFit {
+    rng: SimRng,
+}
 
 impl Policy for BestFit {
     fn name(&self) -> &str {
         "bestfit"
     }
 
+    fn reseed(&mut self, seed: u64) {
+        self.rng = SimRng::new(seed);
+    }
+
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        feasible_min_by(task, cluster, |node| {
-            normalized_leftover(task, node, cluster)
+        best_scoring(task, cluster, &mut self.rng, |node| {
+            Some((percent(1.0 - normalized_leftover(task, node, cluster)), ()))
         })
-        .map(|node| Placement::on(node.id()))
+        .map(|(node, ())| Placement::on(node.id()))
     }
 }

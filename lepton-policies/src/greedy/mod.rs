@@ -1,67 +1,102 @@
-//! Greedy policies: each looks at the feasible nodes once and keeps the best
-//! by a simple score. Ties go to the earliest node in cluster order, so
-//! results are deterministic.
+//! Greedy policies: each scores every feasible node once and keeps the best.
+//!
+//! Scores are small integers, as in kube-scheduler (and in the FGD paper's
+//! simulator built on it), so nodes often tie; ties are broken uniformly at
+//! random with the policy's seeded generator (reservoir sampling, like
+//! kube-scheduler's `selectHost`). The generator is reseeded by each run
+//! ([`Policy::reseed`](lepton_core::Policy::reseed)), so results are
+//! reproducible.
 
 mod best_fit;
+mod dot_product;
+mod fgd;
 mod first_fit;
+mod gpu_clustering;
+mod gpu_packing;
+mod random;
 mod spread;
 
 pub use best_fit::BestFit;
+pub use dot_product::DotProduct;
+pub use fgd::Fgd;
 pub use first_fit::FirstFit;
+pub use gpu_clustering::GpuClustering;
+pub use gpu_packing::GpuPacking;
+pub use random::Random;
 pub use spread::Spread;
 
-use lepton_core::{ClusterNode, ClusterState, TaskSpec};
+use lepton_core::{ClusterNode, ClusterState, SimRng, TaskSpec};
 
 /// What would be left on `node` after placing `task`, over CPU and GPU, each
-/// normalised by the largest node of the cluster and weighted ½ (the BestFit
-/// score of the FGD paper's simulator, with its constants generalised).
-/// `node` must fit `task`.
+/// normalised by the largest node of the cluster and weighted ½: the BestFit
+/// leftover of the FGD paper's simulator (which normalises by 128 cores and
+/// 8 GPUs, the largest node of its cluster). 0.0 is a perfect fit.
 fn normalized_leftover(task: &TaskSpec, node: &ClusterNode, cluster: &ClusterState) -> f64 {
     let largest = cluster.largest_node();
-    let share = |left: u64, request: u64, norm: u64| {
-        if norm == 0 {
-            0.0
-        } else {
-            left.saturating_sub(request) as f64 / norm as f64
-        }
-    };
     let cpu = share(
-        node.free().cpu_milli,
-        task.request.cpu_milli,
+        node.free().cpu_milli.saturating_sub(task.request.cpu_milli),
         largest.cpu_milli,
     );
     let gpu = share(
-        node.gpu_free_milli_total(),
-        task.gpu.total_milli(),
+        node.gpu_free_milli_total()
+            .saturating_sub(task.gpu.total_milli()),
         largest.gpu_milli,
     );
     0.5 * cpu + 0.5 * gpu
 }
 
-/// The feasible node with the lowest `score`, first one on ties.
-fn feasible_min_by<'a>(
+/// `amount / norm`, 0 when there is nothing to normalise by.
+fn share(amount: u64, norm: u64) -> f64 {
+    if norm == 0 {
+        0.0
+    } else {
+        amount as f64 / norm as f64
+    }
+}
+
+/// The feasible node with the highest score (with what the score function
+/// returned beside it); ties are broken uniformly at random by reservoir
+/// sampling. Nodes scored `None` are skipped.
+fn best_scoring<'a, T>(
     task: &'a TaskSpec,
     cluster: &'a ClusterState,
-    mut score: impl FnMut(&ClusterNode) -> f64,
-) -> Option<&'a ClusterNode> {
-    let mut best: Option<(&ClusterNode, f64)> = None;
+    rng: &mut SimRng,
+    mut score: impl FnMut(&'a ClusterNode) -> Option<(i64, T)>,
+) -> Option<(&'a ClusterNode, T)> {
+    let mut best: Option<(&ClusterNode, T)> = None;
+    let mut best_score = i64::MIN;
+    let mut ties = 0u64;
     for node in cluster.feasible_nodes(task) {
-        let s = score(node);
-        if best.is_none_or(|(_, b)| s < b) {
-            best = Some((node, s));
+        let Some((score, payload)) = score(node) else {
+            continue;
+        };
+        if score > best_score {
+            best_score = score;
+            best = Some((node, payload));
+            ties = 1;
+        } else if score == best_score {
+            ties += 1;
+            if rng.below(ties) == 0 {
+                best = Some((node, payload));
+            }
         }
     }
-    best.map(|(node, _)| node)
+    best
+}
+
+/// A score in 0..=100 from a fraction, truncated like the paper's `int64(x * 100)`.
+fn percent(fraction: f64) -> i64 {
+    (fraction * 100.0) as i64
 }
 
 #[cfg(test)]
 mod tests {
     use lepton_core::{
-        ClusterState, GpuRequest, Gpus, NodeId, NodeSpec, Placement, Policy, Resources, TaskId,
-        TaskSpec,
+        ClusterState, GpuModel, GpuRequest, Gpus, NodeId, NodeSpec, Placement, Policy, Resources,
+        TaskId, TaskSpec,
     };
 
-    use super::{normalized_leftover, BestFit, FirstFit, Spread};
+    use super::*;
 
     /// Node 1: 64 cores, 2 GPUs. Node 2: 128 cores, 8 GPUs (the largest).
     /// Node 3: 16 cores, no GPU. Task 100 already uses 40 cores and one
@@ -84,6 +119,10 @@ mod tests {
         cluster
     }
 
+    fn task(cpu_milli: u64, gpu: GpuRequest) -> TaskSpec {
+        TaskSpec::new(TaskId(1), Resources::new(cpu_milli, 1_024)).with_gpu(gpu)
+    }
+
     fn select(mut policy: impl Policy, task: &TaskSpec, cluster: &ClusterState) -> Option<NodeId> {
         policy.select(task, cluster).map(|placement| placement.node)
     }
@@ -91,67 +130,123 @@ mod tests {
     #[test]
     fn leftover_matches_a_hand_computation() {
         let cluster = cluster();
-        let task = TaskSpec::new(TaskId(1), Resources::new(8_000, 1_024))
-            .with_gpu(GpuRequest::shared(500));
+        let share = task(8_000, GpuRequest::shared(500));
         // Node 1: CPU (24000 - 8000) / 128000 = 0.125; GPU (1000 - 500) / 8000 = 0.0625.
         let node1 = cluster.node(NodeId(1)).unwrap();
-        assert!(
-            (normalized_leftover(&task, node1, &cluster) - (0.5 * 0.125 + 0.5 * 0.0625)).abs()
-                < 1e-12
-        );
+        let expected = 0.5 * 0.125 + 0.5 * 0.0625;
+        assert!((normalized_leftover(&share, node1, &cluster) - expected).abs() < 1e-12);
         // Node 2: CPU 120000 / 128000 = 0.9375; GPU 7500 / 8000 = 0.9375.
         let node2 = cluster.node(NodeId(2)).unwrap();
-        assert!((normalized_leftover(&task, node2, &cluster) - 0.9375).abs() < 1e-12);
+        assert!((normalized_leftover(&share, node2, &cluster) - 0.9375).abs() < 1e-12);
     }
 
     #[test]
     fn best_fit_packs_spread_spreads_first_fit_takes_the_first() {
         let cluster = cluster();
-        let gpu_task = TaskSpec::new(TaskId(1), Resources::new(8_000, 1_024))
-            .with_gpu(GpuRequest::shared(500));
-        assert_eq!(select(BestFit, &gpu_task, &cluster), Some(NodeId(1)));
-        assert_eq!(select(Spread, &gpu_task, &cluster), Some(NodeId(2)));
-        assert_eq!(select(FirstFit, &gpu_task, &cluster), Some(NodeId(1)));
+        let share = task(8_000, GpuRequest::shared(500));
+        assert_eq!(
+            select(BestFit::default(), &share, &cluster),
+            Some(NodeId(1))
+        );
+        assert_eq!(select(Spread::default(), &share, &cluster), Some(NodeId(2)));
+        assert_eq!(select(FirstFit, &share, &cluster), Some(NodeId(1)));
 
         // CPU-only, 10 cores: node 3 leaves ½·6000/128000 and no GPU, the
         // least; node 2 leaves the most.
-        let cpu_task = TaskSpec::new(TaskId(2), Resources::new(10_000, 1_024));
-        assert_eq!(select(BestFit, &cpu_task, &cluster), Some(NodeId(3)));
-        assert_eq!(select(Spread, &cpu_task, &cluster), Some(NodeId(2)));
-        assert_eq!(select(FirstFit, &cpu_task, &cluster), Some(NodeId(1)));
+        let cpu_only = task(10_000, GpuRequest::NONE);
+        assert_eq!(
+            select(BestFit::default(), &cpu_only, &cluster),
+            Some(NodeId(3))
+        );
+        assert_eq!(
+            select(Spread::default(), &cpu_only, &cluster),
+            Some(NodeId(2))
+        );
+        assert_eq!(select(FirstFit, &cpu_only, &cluster), Some(NodeId(1)));
     }
 
     #[test]
-    fn multi_gpu_and_model_constraints_filter_nodes() {
+    fn dot_product_prefers_free_capacity_unlike_the_request() {
+        let cluster = cluster();
+        // A GPU-heavy task: node 1 has little GPU left, node 2 a lot, node 3 none.
+        // Node 1: dot = (24000/128000)(4000/128000) + (1000/8000)(1000/8000)
+        //         = 0.005859 + 0.015625 = 0.02148 → ⌊(1 − 0.01074)·100⌋ = 98.
+        // Node 2: dot = (1)(0.03125) + (1)(0.125) = 0.15625 → ⌊92.19⌋ = 92.
+        let gpu_task = task(4_000, GpuRequest::whole(1));
+        assert_eq!(
+            select(DotProduct::default(), &gpu_task, &cluster),
+            Some(NodeId(1))
+        );
+    }
+
+    #[test]
+    fn gpu_count_and_model_constraints_filter_nodes() {
         let cluster = cluster();
         // Two whole GPUs: node 1 has only one left.
-        let two_gpus =
-            TaskSpec::new(TaskId(3), Resources::new(1_000, 1_024)).with_gpu(GpuRequest::whole(2));
-        assert_eq!(select(BestFit, &two_gpus, &cluster), Some(NodeId(2)));
+        let two_gpus = task(1_000, GpuRequest::whole(2));
+        assert_eq!(
+            select(BestFit::default(), &two_gpus, &cluster),
+            Some(NodeId(2))
+        );
         assert_eq!(select(FirstFit, &two_gpus, &cluster), Some(NodeId(2)));
         // Only V100M16 is accepted: node 1 even though spread prefers node 2.
-        let pinned = TaskSpec::new(TaskId(4), Resources::new(1_000, 1_024))
-            .with_gpu(GpuRequest::shared(100))
-            .with_gpu_models([lepton_core::GpuModel::new("V100M16")]);
-        assert_eq!(select(Spread, &pinned, &cluster), Some(NodeId(1)));
+        let pinned =
+            task(1_000, GpuRequest::shared(100)).with_gpu_models([GpuModel::new("V100M16")]);
+        assert_eq!(
+            select(Spread::default(), &pinned, &cluster),
+            Some(NodeId(1))
+        );
         // Nothing has 9 GPUs.
-        let too_big =
-            TaskSpec::new(TaskId(5), Resources::new(1_000, 1_024)).with_gpu(GpuRequest::whole(9));
-        assert_eq!(select(BestFit, &too_big, &cluster), None);
-        assert_eq!(select(Spread, &too_big, &cluster), None);
-        assert_eq!(select(FirstFit, &too_big, &cluster), None);
+        let too_big = task(1_000, GpuRequest::whole(9));
+        for name in crate::POLICY_NAMES {
+            let policy = crate::by_name(name).unwrap();
+            assert_eq!(select(policy, &too_big, &cluster), None, "{name}");
+        }
     }
 
     #[test]
-    fn ties_go_to_the_first_node() {
+    fn ties_are_broken_at_random_but_reproducibly() {
         let mut cluster = ClusterState::new();
         for id in [7, 3, 5] {
             cluster
                 .add_node(NodeSpec::new(NodeId(id), Resources::new(4_000, 4_096)))
                 .unwrap();
         }
-        let task = TaskSpec::new(TaskId(1), Resources::new(1_000, 1_024));
-        assert_eq!(select(BestFit, &task, &cluster), Some(NodeId(7)));
-        assert_eq!(select(Spread, &task, &cluster), Some(NodeId(7)));
+        let task = task(1_000, GpuRequest::NONE);
+        let picks = |seed| {
+            let mut policy = BestFit::default();
+            policy.reseed(seed);
+            (0..60)
+                .map(|_| select(&mut policy, &task, &cluster).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let first = picks(1);
+        assert_eq!(first, picks(1));
+        assert_ne!(first, picks(2));
+        for id in [7, 3, 5] {
+            let count = first.iter().filter(|&&n| n == NodeId(id)).count();
+            assert!(
+                (10..=30).contains(&count),
+                "node {id} picked {count} times of 60"
+            );
+        }
+    }
+
+    #[test]
+    fn random_spreads_over_feasible_nodes_and_their_gpus() {
+        let cluster = cluster();
+        let mut random = Random::default();
+        random.reseed(9);
+        let share = task(1_000, GpuRequest::shared(300));
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let placement = random.select(&share, &cluster).unwrap();
+            let gpus = placement.gpus.clone().unwrap();
+            let node = cluster.node(placement.node).unwrap();
+            assert!(node.gpu_free_milli()[gpus[0] as usize] >= 300);
+            seen.insert((placement.node, gpus[0]));
+        }
+        // Node 1 has one GPU with room, node 2 eight, node 3 none.
+        assert_eq!(seen.len(), 9);
     }
 }

@@ -1,0 +1,37 @@
+use lepton_core::{ClusterState, GpuSlots, Placement, Policy, SimRng, TaskSpec, GPU_MILLI_PER_GPU};
+
+use super::best_scoring;
+
+/// A uniformly random feasible node; for a GPU share, a uniformly random
+/// GPU with room inside it (whole GPUs are the lowest-index free ones).
+#[derive(Debug, Clone, Default)]
+pub struct Random {
+    rng: SimRng,
+}
+
+impl Policy for Random {
+    fn name(&self) -> &str {
+        "random"
+    }
+
+    fn reseed(&mut self, seed: u64) {
+        self.rng = SimRng::new(seed);
+    }
+
+    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
+        // Every node scores the same, so the reservoir picks uniformly.
+        let (node, ()) = best_scoring(task, cluster, &mut self.rng, |_| Some((0, ())))?;
+        if task.gpu.count != 1 || task.gpu.milli_per_gpu >= GPU_MILLI_PER_GPU {
+            return Some(Placement::on(node.id()));
+        }
+        let fitting: GpuSlots = (0u32..)
+            .zip(node.gpu_free_milli())
+            .filter(|(_, &free)| free >= task.gpu.milli_per_gpu)
+            .map(|(index, _)| index)
+            .collect();
+        match fitting.get(self.rng.index(fitting.len())) {
+            Some(&gpu) => Some(Placement::on_gpus(node.id(), [gpu])),
+            None => Some(Placement::on(node.id())),
+        }
+    }
+}
