@@ -29,7 +29,7 @@
 //! use lepton_core::*;
 //! use lepton_policies::{by_name, BestFit};
 //!
-//! let mut scheduler = CoreScheduler::new(Box::new(BestFit::default()));
+//! let mut scheduler = CoreScheduler::new(Box::new(BestFit));
 //! scheduler.add_node(&NodeSpec::new(NodeId(1), Resources::new(8_000, 16_384)))?;
 //! scheduler.add_node(&NodeSpec::new(NodeId(2), Resources::new(4_000, 8_192)))?;
 //! scheduler.submit(&TaskSpec::new(TaskId(1), Resources::new(2_000, 1_024)))?;

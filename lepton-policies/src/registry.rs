@@ -57,12 +57,12 @@ pub fn by_name(name: &str) -> Result<Box<dyn Policy>, Error> {
 pub fn build(name: &str, context: &PolicyContext) -> Result<Box<dyn Policy>, Error> {
     Ok(match name {
         "firstfit" => Box::new(FirstFit),
-        "bestfit" => Box::new(BestFit::default()),
-        "spread" => Box::new(Spread::default()),
+        "bestfit" => Box::new(BestFit),
+        "spread" => Box::new(Spread),
         "random" => Box::new(Random::default()),
-        "dotprod" => Box::new(DotProduct::default()),
-        "packing" => Box::new(GpuPacking::default()),
-        "clustering" => Box::new(GpuClustering::default()),
+        "dotprod" => Box::new(DotProduct),
+        "packing" => Box::new(GpuPacking),
+        "clustering" => Box::new(GpuClustering),
         "fgd" => match &context.target_workload {
             Some(workload) => Box::new(Fgd::new(Arc::clone(workload))),
             None => Box::new(Fgd::learning()),

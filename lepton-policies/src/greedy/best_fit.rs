@@ -1,4 +1,4 @@
-use lepton_core::{ClusterState, Placement, Policy, SimRng, TaskSpec};
+use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
 
 use super::{best_scoring, normalized_leftover, percent};
 
@@ -7,22 +7,16 @@ use super::{best_scoring, normalized_leftover, percent};
 /// Score = ⌊(1 − leftover) × 100⌋ with leftover = ½·CPU left/largest node's
 /// CPU + ½·GPU left/largest node's GPU; the highest score wins, ties at
 /// random. Inside the node, the tightest-fitting GPUs.
-#[derive(Debug, Clone, Default)]
-pub struct BestFit {
-    rng: SimRng,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BestFit;
 
 impl Policy for BestFit {
     fn name(&self) -> &str {
         "bestfit"
     }
 
-    fn reseed(&mut self, seed: u64) {
-        self.rng = SimRng::new(seed);
-    }
-
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        best_scoring(task, cluster, &mut self.rng, |node| {
+        best_scoring(task, cluster, |node| {
             Some((percent(1.0 - normalized_leftover(task, node, cluster)), ()))
         })
         .map(|(node, ())| Placement::on(node.id()))

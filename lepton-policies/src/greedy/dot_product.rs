@@ -1,4 +1,4 @@
-use lepton_core::{ClusterState, Placement, Policy, SimRng, TaskSpec};
+use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
 
 use super::{best_scoring, percent, share};
 
@@ -6,26 +6,20 @@ use super::{best_scoring, percent, share};
 /// the task's request (the FGD paper's "DotProd" baseline, after Tetris).
 ///
 /// Both vectors are normalised by the largest node; score =
-/// ⌊(1 − dot/2) × 100⌋, the highest wins, ties at random.
-#[derive(Debug, Clone, Default)]
-pub struct DotProduct {
-    rng: SimRng,
-}
+/// ⌊(1 − dot/2) × 100⌋, the highest wins, ties to the earliest node.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DotProduct;
 
 impl Policy for DotProduct {
     fn name(&self) -> &str {
         "dotprod"
     }
 
-    fn reseed(&mut self, seed: u64) {
-        self.rng = SimRng::new(seed);
-    }
-
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
         let largest = cluster.largest_node();
         let task_cpu = share(task.request.cpu_milli, largest.cpu_milli);
         let task_gpu = share(task.gpu.total_milli(), largest.gpu_milli);
-        best_scoring(task, cluster, &mut self.rng, |node| {
+        best_scoring(task, cluster, |node| {
             let dot = share(node.free().cpu_milli, largest.cpu_milli) * task_cpu
                 + share(node.gpu_free_milli_total(), largest.gpu_milli) * task_gpu;
             Some((percent(1.0 - dot / 2.0), ()))

@@ -2,8 +2,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use lepton_core::{
-    ClusterNode, ClusterState, NodeId, Placement, Policy, SimRng, TargetWorkload, TaskShape,
-    TaskSpec, GPU_MILLI_PER_GPU,
+    ClusterNode, ClusterState, NodeId, Placement, Policy, TargetWorkload, TaskShape, TaskSpec,
+    GPU_MILLI_PER_GPU,
 };
 use smallvec::SmallVec;
 
@@ -15,7 +15,7 @@ use super::{best_scoring, percent};
 /// For each feasible node (and, for a GPU share, each GPU with room) the
 /// policy computes the node's fragmentation against the target workload
 /// (see [`TargetWorkload`]) before and after the placement; score =
-/// ⌊sigmoid((before − after) / 1000) × 100⌋, highest wins, ties at random.
+/// ⌊sigmoid((before − after) / 1000) × 100⌋, highest wins, ties to the earliest node.
 ///
 /// Scores depend only on the node's state and the task's shape, so they are
 /// cached per (node, shape) and recomputed only for nodes that changed
@@ -26,7 +26,6 @@ use super::{best_scoring, percent};
 /// rebuilding it each time the number of tasks seen doubles.
 #[derive(Debug, Clone, Default)]
 pub struct Fgd {
-    rng: SimRng,
     workload: Arc<TargetWorkload>,
     /// Bumped whenever `workload` changes, to invalidate the cache.
     workload_version: u64,
@@ -94,22 +93,17 @@ impl Policy for Fgd {
         "fgd"
     }
 
-    fn reseed(&mut self, seed: u64) {
-        self.rng = SimRng::new(seed);
-    }
-
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
         let shape = TaskShape::of(task);
         self.learn(&shape);
         let shape_id = self.shape_id(shape);
         let Fgd {
-            rng,
             workload,
             workload_version,
             cache,
             ..
         } = self;
-        let (node, gpu) = best_scoring(task, cluster, rng, |node| {
+        let (node, gpu) = best_scoring(task, cluster, |node| {
             let key = (node.id(), shape_id);
             let fresh = cache.get(&key).filter(|c| {
                 c.generation == node.generation() && c.workload_version == *workload_version

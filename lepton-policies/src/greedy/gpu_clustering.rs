@@ -1,5 +1,5 @@
 use lepton_core::{
-    ClusterNode, ClusterState, GpuRequest, Placement, Policy, SimRng, TaskSpec, GPU_MILLI_PER_GPU,
+    ClusterNode, ClusterState, GpuRequest, Placement, Policy, TaskSpec, GPU_MILLI_PER_GPU,
 };
 
 use super::best_scoring;
@@ -11,23 +11,17 @@ use super::best_scoring;
 /// others, 25 when it hosts no GPU task, 0 when only other kinds; plus up to
 /// 25 for how full the node's GPUs are (relative to the largest node).
 /// CPU-only tasks score 0 everywhere, so they land at random.
-#[derive(Debug, Clone, Default)]
-pub struct GpuClustering {
-    rng: SimRng,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GpuClustering;
 
 impl Policy for GpuClustering {
     fn name(&self) -> &str {
         "clustering"
     }
 
-    fn reseed(&mut self, seed: u64) {
-        self.rng = SimRng::new(seed);
-    }
-
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
         let largest_gpu_milli = cluster.largest_node().gpu_milli;
-        best_scoring(task, cluster, &mut self.rng, |node| {
+        best_scoring(task, cluster, |node| {
             Some((score(task, node, largest_gpu_milli), ()))
         })
         .map(|(node, ())| Placement::on(node.id()))
@@ -115,7 +109,7 @@ mod tests {
             0
         );
 
-        let mut policy = GpuClustering::default();
+        let mut policy = GpuClustering;
         assert_eq!(
             policy.select(&share, &cluster).map(|p| p.node),
             Some(NodeId(2))

@@ -1,6 +1,4 @@
-use lepton_core::{
-    ClusterNode, ClusterState, Placement, Policy, SimRng, TaskSpec, GPU_MILLI_PER_GPU,
-};
+use lepton_core::{ClusterNode, ClusterState, Placement, Policy, TaskSpec, GPU_MILLI_PER_GPU};
 
 use super::best_scoring;
 
@@ -10,25 +8,17 @@ use super::best_scoring;
 /// milli they have, the better: 50..=100); it needs some fully free GPUs of
 /// a partly used node (fewer is better: 33..=49); the node is idle (0..=32).
 /// CPU-only tasks score 0 everywhere, so they land at random.
-#[derive(Debug, Clone, Default)]
-pub struct GpuPacking {
-    rng: SimRng,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GpuPacking;
 
 impl Policy for GpuPacking {
     fn name(&self) -> &str {
         "packing"
     }
 
-    fn reseed(&mut self, seed: u64) {
-        self.rng = SimRng::new(seed);
-    }
-
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        best_scoring(task, cluster, &mut self.rng, |node| {
-            Some((score(task, node), ()))
-        })
-        .map(|(node, ())| Placement::on(node.id()))
+        best_scoring(task, cluster, |node| Some((score(task, node), ())))
+            .map(|(node, ())| Placement::on(node.id()))
     }
 }
 
@@ -90,7 +80,7 @@ mod tests {
         let cpu_only = TaskSpec::new(TaskId(5), Resources::new(1_000, 1));
         assert_eq!(score(&cpu_only, node(2)), 0);
 
-        let mut policy = GpuPacking::default();
+        let mut policy = GpuPacking;
         assert_eq!(
             policy.select(&small, &cluster).map(|p| p.node),
             Some(NodeId(2))

@@ -1,7 +1,5 @@
 use lepton_core::{ClusterState, GpuSlots, Placement, Policy, SimRng, TaskSpec, GPU_MILLI_PER_GPU};
 
-use super::best_scoring;
-
 /// A uniformly random feasible node; for a GPU share, a uniformly random
 /// GPU with room inside it (whole GPUs are the lowest-index free ones).
 #[derive(Debug, Clone, Default)]
@@ -19,8 +17,14 @@ impl Policy for Random {
     }
 
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        // Every node scores the same, so the reservoir picks uniformly.
-        let (node, ()) = best_scoring(task, cluster, &mut self.rng, |_| Some((0, ())))?;
+        // Reservoir sampling: each feasible node is kept with probability 1/k.
+        let mut chosen = None;
+        for (seen, node) in (1u64..).zip(cluster.feasible_nodes(task)) {
+            if self.rng.below(seen) == 0 {
+                chosen = Some(node);
+            }
+        }
+        let node = chosen?;
         if task.gpu.count != 1 || task.gpu.milli_per_gpu >= GPU_MILLI_PER_GPU {
             return Some(Placement::on(node.id()));
         }
