@@ -3,26 +3,33 @@
 //! Every policy implements [`lepton_core::Policy`], so any of them can be
 //! boxed as `Box<dyn Policy>` and swapped in a running scheduler. Policies
 //! only *choose* a node; the scheduler's cluster state re-checks and books
-//! the choice. Inside a node, these policies leave the choice of GPUs to the
-//! cluster state, which takes the tightest-fitting ones.
+//! the choice. Inside a node, most policies leave the choice of GPUs to the
+//! cluster state, which takes the tightest-fitting ones (FGD and random
+//! choose a GPU for a GPU share themselves).
 //!
 //! Scored policies use small integer scores, as kube-scheduler does, and
-//! break ties at random with a generator reseeded by every run
-//! ([`Policy::reseed`](lepton_core::Policy::reseed)), so runs are reproducible.
+//! give ties to the earliest node in cluster order, as the FGD paper's
+//! simulator does. Only [`Random`] draws random numbers, from a generator
+//! reseeded by every run ([`Policy::reseed`](lepton_core::Policy::reseed)),
+//! so runs are reproducible.
 //!
 //! | name | policy | what it favours |
 //! |---|---|---|
 //! | `firstfit` | [`FirstFit`] | the first node, in cluster order, with room |
 //! | `bestfit` | [`BestFit`] | the least CPU+GPU left over (packing) |
 //! | `spread` | [`Spread`] | the most CPU+GPU left over (spreading) |
+//! | `balanced` | [`Balanced`] | evenly used CPU, memory and GPU (kube-scheduler's `NodeResourcesBalancedAllocation`) |
 //! | `random` | [`Random`] | any feasible node, uniformly |
 //! | `dotprod` | [`DotProduct`] | free capacity least aligned with the request (Tetris) |
 //! | `packing` | [`GpuPacking`] | partly used GPUs, then partly used nodes, then idle ones |
 //! | `clustering` | [`GpuClustering`] | nodes already hosting GPU tasks of the same kind |
 //! | `fgd` | [`Fgd`] | the least growth of GPU fragmentation (Weng et al., ATC '23) |
+//! | `rule` | [`RulePolicy`] | whatever an operator's rules file says: filters and weighted scorers in TOML or JSON |
 //!
-//! The first three are general-purpose; the last five are the FGD paper's
-//! evaluation suite, with the scores its simulator computes.
+//! The first four are general-purpose; the next five are the FGD paper's
+//! evaluation suite, with the scores its simulator computes. `rule` needs
+//! its rules ([`PolicyContext::rules`]), so [`build`] makes it and
+//! [`by_name`] cannot.
 //!
 //! # Quick start
 //! ```
@@ -44,9 +51,13 @@
 
 mod greedy;
 mod registry;
+mod rule;
 
-pub use greedy::{BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, Random, Spread};
+pub use greedy::{
+    Balanced, BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, Random, Spread,
+};
 pub use registry::{build, by_name, PolicyContext, PAPER_POLICIES, POLICY_NAMES};
+pub use rule::RulePolicy;
 
 /// Errors of `lepton-policies`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,4 +71,35 @@ pub enum Error {
         /// The valid names, comma-separated.
         valid: String,
     },
+    /// A rules file (or rules text) is malformed; the message names the
+    /// offending value.
+    #[error("{origin}:{line}: {message}")]
+    RuleConfig {
+        /// The file's path, or `<toml>` / `<json>` for rules given as text.
+        origin: String,
+        /// The 1-based line at fault.
+        line: usize,
+        /// What is wrong there.
+        message: String,
+    },
+    /// A rules file's extension says neither TOML nor JSON.
+    #[error("rules file {path:?} must end in .toml or .json")]
+    RulesFileExtension {
+        /// The file's path.
+        path: String,
+    },
+    /// A rules file could not be read.
+    #[error("cannot read rules file {path:?}: {reason}")]
+    RulesFileUnreadable {
+        /// The file's path.
+        path: String,
+        /// Why, as the operating system says it (text, so that this error
+        /// stays `Clone` and `Eq`).
+        reason: String,
+    },
+    /// The `rule` policy was asked for without rules.
+    #[error(
+        "the rule policy needs a rules file (--rules FILE, or PolicyContext::rules when embedding)"
+    )]
+    MissingRules,
 }

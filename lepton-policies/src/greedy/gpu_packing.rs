@@ -22,7 +22,8 @@ impl Policy for GpuPacking {
     }
 }
 
-fn score(task: &TaskSpec, node: &ClusterNode) -> i64 {
+/// The node's score for `task`, 0..=100 (see [`GpuPacking`]).
+pub(crate) fn score(task: &TaskSpec, node: &ClusterNode) -> i64 {
     if task.gpu.is_none() {
         return 0;
     }

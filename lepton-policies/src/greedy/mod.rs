@@ -8,6 +8,7 @@
 //! show; breaking ties at random instead costs FGD about 5 points of GPU
 //! allocation on the Alibaba trace.
 
+mod balanced;
 mod best_fit;
 mod dot_product;
 mod fgd;
@@ -17,11 +18,14 @@ mod gpu_packing;
 mod random;
 mod spread;
 
+pub use balanced::Balanced;
+pub(crate) use balanced::{balance, usage_after};
 pub use best_fit::BestFit;
 pub use dot_product::DotProduct;
 pub use fgd::Fgd;
 pub use first_fit::FirstFit;
 pub use gpu_clustering::GpuClustering;
+pub(crate) use gpu_packing::score as gpu_packing_score;
 pub use gpu_packing::GpuPacking;
 pub use random::Random;
 pub use spread::Spread;
@@ -32,7 +36,11 @@ use lepton_core::{ClusterNode, ClusterState, TaskSpec};
 /// normalised by the largest node of the cluster and weighted ½: the BestFit
 /// leftover of the FGD paper's simulator (which normalises by 128 cores and
 /// 8 GPUs, the largest node of its cluster). 0.0 is a perfect fit.
-fn normalized_leftover(task: &TaskSpec, node: &ClusterNode, cluster: &ClusterState) -> f64 {
+pub(crate) fn normalized_leftover(
+    task: &TaskSpec,
+    node: &ClusterNode,
+    cluster: &ClusterState,
+) -> f64 {
     let largest = cluster.largest_node();
     let cpu = share(
         node.free().cpu_milli.saturating_sub(task.request.cpu_milli),
@@ -58,7 +66,7 @@ fn share(amount: u64, norm: u64) -> f64 {
 /// The feasible node with the highest score (with what the score function
 /// returned beside it), the earliest one on ties. Nodes scored `None` are
 /// skipped.
-fn best_scoring<'a, T>(
+pub(crate) fn best_scoring<'a, T>(
     task: &'a TaskSpec,
     cluster: &'a ClusterState,
     mut score: impl FnMut(&'a ClusterNode) -> Option<(i64, T)>,
@@ -76,7 +84,7 @@ fn best_scoring<'a, T>(
 }
 
 /// A score in 0..=100 from a fraction, truncated like the paper's `int64(x * 100)`.
-fn percent(fraction: f64) -> i64 {
+pub(crate) fn percent(fraction: f64) -> i64 {
     (fraction * 100.0) as i64
 }
 
@@ -155,10 +163,7 @@ mod tests {
         //         = 0.005859 + 0.015625 = 0.02148 → ⌊(1 − 0.01074)·100⌋ = 98.
         // Node 2: dot = (1)(0.03125) + (1)(0.125) = 0.15625 → ⌊92.19⌋ = 92.
         let gpu_task = task(4_000, GpuRequest::whole(1));
-        assert_eq!(
-            select(DotProduct, &gpu_task, &cluster),
-            Some(NodeId(1))
-        );
+        assert_eq!(select(DotProduct, &gpu_task, &cluster), Some(NodeId(1)));
     }
 
     #[test]
@@ -174,8 +179,9 @@ mod tests {
         assert_eq!(select(Spread, &pinned, &cluster), Some(NodeId(1)));
         // Nothing has 9 GPUs.
         let too_big = task(1_000, GpuRequest::whole(9));
+        let context = crate::registry::tests::full_context();
         for name in crate::POLICY_NAMES {
-            let policy = crate::by_name(name).unwrap();
+            let policy = crate::build(name, &context).unwrap();
             assert_eq!(select(policy, &too_big, &cluster), None, "{name}");
         }
     }
@@ -192,6 +198,7 @@ mod tests {
         for name in [
             "bestfit",
             "spread",
+            "balanced",
             "dotprod",
             "packing",
             "clustering",
