@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lepton::policies::{build, PolicyContext, PAPER_POLICIES, POLICY_NAMES};
+use lepton::policies::{build, PolicyContext, RulePolicy, PAPER_POLICIES, POLICY_NAMES};
 use lepton::{
     read_openb_nodes, read_openb_pods, run_fill, FillConfig, FillResult, NodeSpec, TargetWorkload,
     TaskSpec,
@@ -42,6 +42,9 @@ pub(crate) struct FillArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Rules file (TOML or JSON) for the `rule` policy.
+    #[arg(long)]
+    rules: Option<PathBuf>,
     /// Also write the allocation curves (the paper's Figure 9a) as SVG.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -97,12 +100,16 @@ pub(crate) fn run(args: FillArgs) -> Result<(), CliError> {
         .collect();
     let policies = parse_policies(&args.policy)?;
     let seeds = parse_seeds(&args.seeds)?;
+    let rules = match &args.rules {
+        Some(path) => Some(Arc::new(RulePolicy::from_path(path)?)),
+        None => None,
+    };
     let context = PolicyContext {
         target_workload: Some(Arc::new(TargetWorkload::from_tasks(
             &tasks,
             TARGET_COVERAGE,
         ))),
-        ..PolicyContext::default()
+        rules,
     };
     let experiment = Experiment {
         nodes,
