@@ -74,7 +74,8 @@ pub use scheduler::{
 };
 pub use seed::seed_utility;
 pub use sim::{
-    fill_arrivals, read_openb_nodes, read_openb_pods, run_fill, FillConfig, FillPoint, FillResult,
-    SimRng, TracePod,
+    fill_arrivals, parse_workload, read_openb_nodes, read_openb_pods, read_workload, run_fill,
+    run_timed, FillConfig, FillPoint, FillResult, SimRng, TimedConfig, TimedResult, TimedSample,
+    TimedTask, TracePod, Workload,
 };
 pub use task::{Constraints, Priority, QosClass, Task, TaskId, TaskSpec, Toleration};

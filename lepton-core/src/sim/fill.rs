@@ -23,6 +23,7 @@ use crate::policy::Policy;
 use crate::resources::GPU_MILLI_PER_GPU;
 use crate::scheduler::{CoreScheduler, Scheduler};
 use crate::sim::rng::SimRng;
+use crate::sim::{seconds, FragmentMeter};
 use crate::task::{TaskId, TaskSpec};
 
 /// Settings of one fill run.
@@ -82,10 +83,6 @@ pub struct FillResult {
     /// Wall-clock time of the run.
     #[serde(serialize_with = "seconds")]
     pub wall: Duration,
-}
-
-fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(duration.as_secs_f64())
 }
 
 /// The arrival sequence of a fill run: the trace shuffled, then clones.
@@ -217,11 +214,7 @@ fn snapshot(
     capacity: u64,
 ) -> Snapshot {
     let cluster = scheduler.cluster();
-    let frag_milli: f64 = cluster
-        .nodes()
-        .iter()
-        .map(|node| workload.node_fragment_milli(node))
-        .sum();
+    let frag_milli = FragmentMeter::default().fragment_milli(workload, cluster);
     let utilization = cluster.utilization();
     Snapshot {
         alloc_pct,
