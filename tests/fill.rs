@@ -1,6 +1,9 @@
 //! The fill experiment: a hand-checked small case, the inflation rule, and
 //! determinism (same seed, same result; another seed, another result).
 
+// Helpers outside #[test] functions may panic too: this is test code.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

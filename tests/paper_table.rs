@@ -9,6 +9,9 @@
 //! `../shared/traces/alibaba-gpu-2023` beside the repository; a missing
 //! trace fails the test.
 
+// Helpers outside #[test] functions may panic too: this is test code.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

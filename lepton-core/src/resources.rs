@@ -6,6 +6,7 @@
 //! GPUs are not a scalar dimension: they are counted per device (see
 //! [`GpuRequest`] and [`crate::Gpus`]) so that several tasks can share one GPU.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -70,25 +71,67 @@ impl fmt::Display for Dimension {
 /// Capacity offered by a node or requested by a task, one amount per dimension.
 ///
 /// Extended resources are kept sorted by name with no zero amounts, so two
-/// equal amounts always compare equal.
+/// equal amounts always compare equal; that holds for values read with serde
+/// too, where extended resources are a map from name to amount:
+/// `{"cpu_milli": 4000, "extended": {"example.com/fpga": 1}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "ResourcesRepr", into = "ResourcesRepr")]
 pub struct Resources {
     /// CPU in milli-cores (1000 = one core).
-    #[serde(default)]
     pub cpu_milli: u64,
     /// Memory in MiB.
-    #[serde(default)]
     pub memory_mib: u64,
     /// Network bandwidth in Mbit/s.
-    #[serde(default)]
     pub network_mbps: u64,
     /// Local storage in GiB.
-    #[serde(default)]
     pub storage_gib: u64,
     /// Named extended resources, sorted by name, no zero amounts.
-    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
     extended: SmallVec<[(ResourceName, u64); 2]>,
+}
+
+/// How [`Resources`] reads and writes: extended resources as a map, which
+/// makes them sorted and unique by construction.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourcesRepr {
+    #[serde(default)]
+    cpu_milli: u64,
+    #[serde(default)]
+    memory_mib: u64,
+    #[serde(default)]
+    network_mbps: u64,
+    #[serde(default)]
+    storage_gib: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    extended: BTreeMap<ResourceName, u64>,
+}
+
+impl From<ResourcesRepr> for Resources {
+    fn from(repr: ResourcesRepr) -> Self {
+        Resources {
+            cpu_milli: repr.cpu_milli,
+            memory_mib: repr.memory_mib,
+            network_mbps: repr.network_mbps,
+            storage_gib: repr.storage_gib,
+            extended: repr
+                .extended
+                .into_iter()
+                .filter(|(_, amount)| *amount > 0)
+                .collect(),
+        }
+    }
+}
+
+impl From<Resources> for ResourcesRepr {
+    fn from(resources: Resources) -> Self {
+        ResourcesRepr {
+            cpu_milli: resources.cpu_milli,
+            memory_mib: resources.memory_mib,
+            network_mbps: resources.network_mbps,
+            storage_gib: resources.storage_gib,
+            extended: resources.extended.into_iter().collect(),
+        }
+    }
 }
 
 impl Resources {
@@ -351,6 +394,25 @@ mod tests {
             a.with_extended("a", 0),
             Resources::zero().with_extended("b", 1)
         );
+    }
+
+    #[test]
+    fn serde_keeps_extended_resources_canonical() {
+        let read: Resources =
+            serde_json::from_str(r#"{"cpu_milli": 5, "extended": {"b": 1, "a": 2, "c": 0}}"#)
+                .unwrap();
+        assert_eq!(
+            read,
+            Resources::new(5, 0)
+                .with_extended("a", 2)
+                .with_extended("b", 1)
+        );
+        let written = serde_json::to_string(&read).unwrap();
+        assert_eq!(
+            written,
+            r#"{"cpu_milli":5,"memory_mib":0,"network_mbps":0,"storage_gib":0,"extended":{"a":2,"b":1}}"#
+        );
+        assert!(serde_json::from_str::<Resources>(r#"{"cpu": 5}"#).is_err());
     }
 
     #[test]

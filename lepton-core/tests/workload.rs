@@ -241,7 +241,7 @@ fn invalid_and_duplicate_elements_name_index_id_and_line() {
             "tasks[0]: task t-7: arrival_s + duration_s is after the end of virtual time (18446744073709 s)",
         ),
         (
-            with_tasks(r#"{"spec": {"id": 8, "request": {"extended": [["fpga", 0]]}}, "arrival_s": 0}"#),
+            with_tasks(r#"{"spec": {"id": 8, "request": {"extended": {"fpga": 0}}}, "arrival_s": 0}"#),
             "tasks[0]: task t-8 requests nothing: every resource and GPU amount is 0",
         ),
         (

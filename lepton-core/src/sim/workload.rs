@@ -2,7 +2,7 @@
 //! replay their own clusters.
 //!
 //! The top level is parsed with the elements of `nodes` and `tasks` kept as
-//! raw JSON text; each element is then parsed on its own, made canonical and
+//! raw JSON text; each element is then parsed on its own and
 //! validated. That two-step parse is what lets every error name the
 //! element's index and point at the line where it starts, which serde's
 //! derived code cannot do.
@@ -18,7 +18,6 @@ use serde_json::value::RawValue;
 
 use crate::error::Error;
 use crate::node::NodeSpec;
-use crate::resources::Resources;
 use crate::sim::timed::{TimedTask, MAX_TIME_S};
 
 /// A cluster and the tasks to replay on it: the JSON workload format.
@@ -94,8 +93,8 @@ use crate::sim::timed::{TimedTask, MAX_TIME_S};
 ///
 /// **Resources**: `cpu_milli` (1000 = one core), `memory_mib`,
 /// `network_mbps`, `storage_gib`, all integers, 0 by default; `extended`,
-/// named extended resources as `[["example.com/fpga", 2], ...]` (each name
-/// once; stored sorted, zero amounts dropped).
+/// named extended resources as `{"example.com/fpga": 2, ...}` (zero amounts
+/// dropped).
 ///
 /// **Task** ([`TimedTask`]): `spec` (required), `arrival_s` (integer seconds
 /// from the start, required), `duration_s` (integer seconds once placed;
@@ -171,14 +170,11 @@ pub fn parse_workload(json: &str, source: &str) -> Result<Workload, Error> {
         serde_json::from_str(json).map_err(|e| json_error(source, None, &e, None))?;
     let document = Document { json, source };
     let nodes = document.elements("nodes", "node", &raw.nodes, |node: &mut NodeSpec| {
-        node.capacity = canonical(&node.capacity).map_err(|e| format!("node {}: {e}", node.id))?;
         node.validate().map_err(|e| e.to_string())?;
         Ok(node.id)
     })?;
     let tasks = document.elements("tasks", "task", &raw.tasks, |task: &mut TimedTask| {
         let id = task.spec.id;
-        task.spec.request =
-            canonical(&task.spec.request).map_err(|e| format!("task {id}: {e}"))?;
         task.spec.validate().map_err(|e| e.to_string())?;
         let end_s = task
             .arrival_s
@@ -335,25 +331,6 @@ fn without_position(message: &str) -> String {
     message.to_owned()
 }
 
-/// The resources with extended resources sorted and zero amounts dropped,
-/// as [`Resources::with_extended`] keeps them; an error names a resource
-/// listed twice.
-fn canonical(resources: &Resources) -> Result<Resources, String> {
-    let mut out = Resources::new(resources.cpu_milli, resources.memory_mib)
-        .with_network_mbps(resources.network_mbps)
-        .with_storage_gib(resources.storage_gib);
-    for (name, amount) in resources.extended_iter() {
-        if amount > 0 && out.extended(name.as_str()) > 0 {
-            return Err(format!(
-                "extended resource {:?} is listed twice",
-                name.as_str()
-            ));
-        }
-        out = out.with_extended(name.as_str(), amount);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,23 +346,5 @@ mod tests {
             "label \"at line x column y\""
         );
         assert_eq!(without_position("plain"), "plain");
-    }
-
-    #[test]
-    fn extended_resources_are_made_canonical() {
-        let json = r#"{"nodes": [{"id": 1, "capacity": {"extended": [["b", 1], ["a", 2], ["c", 0]]}}], "tasks": []}"#;
-        let workload = parse_workload(json, "x.json").unwrap();
-        assert_eq!(
-            workload.nodes[0].capacity,
-            Resources::zero()
-                .with_extended("a", 2)
-                .with_extended("b", 1)
-        );
-        let twice = r#"{"nodes": [{"id": 1, "capacity": {"extended": [["a", 1], ["a", 2]]}}], "tasks": []}"#;
-        let message = parse_workload(twice, "x.json").unwrap_err().to_string();
-        assert!(
-            message.contains("nodes[0]: node n-1: extended resource \"a\" is listed twice"),
-            "{message}"
-        );
     }
 }
