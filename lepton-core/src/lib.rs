@@ -9,6 +9,13 @@
 //! strategies implement, and [`CoreScheduler`], a synchronous state machine
 //! the caller drives with events and a clock.
 //!
+//! It also holds the simulator, which drives that same scheduler in virtual
+//! time: readers for the Alibaba GPU trace ([`read_openb_nodes`],
+//! [`read_openb_pods`]) and for Lepton's JSON workload format
+//! ([`read_workload`]), the FGD paper's fill experiment ([`run_fill`]), a
+//! timed discrete-event replay with node failures ([`run_timed`]), and GPU
+//! fragmentation as FGD defines it ([`TargetWorkload`]).
+//!
 //! # Why the design is so
 //! The scheduler never launches anything and never reads the system time: the
 //! caller feeds it [`Event`]s and asks it for [`Assignment`]s. That is what
