@@ -27,6 +27,8 @@ enum Command {
     Quickstart,
     /// The FGD paper's fill experiment on the Alibaba GPU trace.
     Fill(cli::fill::FillArgs),
+    /// A timed replay: tasks arrive and leave, nodes fail and recover.
+    Replay(cli::replay::ReplayArgs),
     /// Lists the placement policies by name.
     Policies,
 }
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command.unwrap_or(Command::Quickstart) {
         Command::Quickstart => quickstart::main().map_err(|e| CliError::Scenario(e.to_string())),
         Command::Fill(args) => cli::fill::run(args),
+        Command::Replay(args) => cli::replay::run(args),
         Command::Policies => {
             for name in lepton::policies::POLICY_NAMES {
                 println!("{name}");

@@ -121,6 +121,14 @@ pub enum Error {
         /// The node.
         node: NodeId,
     },
+    /// The action needs a healthy node, and this one is down.
+    #[error("cannot {action} node {node}: it is down (bring it up first)")]
+    NodeDown {
+        /// The node.
+        node: NodeId,
+        /// What was asked (`cordon`, `uncordon`).
+        action: &'static str,
+    },
     /// A node offers no capacity at all.
     #[error("node {node} offers no capacity: every resource and GPU amount is 0")]
     ZeroCapacity {

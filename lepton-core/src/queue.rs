@@ -89,8 +89,10 @@ impl<T> TaskQueue<T> {
     /// Appends `item` at the back of its priority level.
     pub fn push(&self, priority: Priority, item: T) {
         let level = usize::from(priority.0);
-        self.levels[level].push(item);
+        // Count first: a consumer may pop the item as soon as it is in the
+        // level, and its decrement must not come before this increment.
         self.len.fetch_add(1, Ordering::SeqCst);
+        self.levels[level].push(item);
         self.set_bit(level);
     }
 
@@ -124,7 +126,8 @@ impl<T> TaskQueue<T> {
         }
     }
 
-    /// The number of items in the queue (exact when no push or pop is in flight).
+    /// The number of items in the queue (exact when no push or pop is in
+    /// flight; while one is, it may count an item being pushed early).
     pub fn len(&self) -> usize {
         self.len.load(Ordering::SeqCst)
     }

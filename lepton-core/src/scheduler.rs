@@ -545,6 +545,25 @@ impl CoreScheduler {
     fn set_node_state(&mut self, node: NodeId, state: NodeState) -> Result<(), Error> {
         self.cluster.set_state(node, state)
     }
+
+    /// Cordoning is for healthy nodes: a down node comes back only with
+    /// [`Event::NodeUp`], never as a side effect of an uncordon.
+    fn set_healthy_node_state(
+        &mut self,
+        node: NodeId,
+        state: NodeState,
+        action: &'static str,
+    ) -> Result<(), Error> {
+        let current = self
+            .cluster
+            .node(node)
+            .ok_or(Error::UnknownNode { node })?
+            .state();
+        if current == NodeState::Down {
+            return Err(Error::NodeDown { node, action });
+        }
+        self.set_node_state(node, state)
+    }
 }
 
 impl Scheduler for CoreScheduler {
@@ -664,10 +683,13 @@ impl Scheduler for CoreScheduler {
                 self.evacuate(node);
                 Ok(())
             }
-            Event::NodeUp(node) | Event::NodeUncordoned(node) => {
-                self.set_node_state(node, NodeState::Ready)
+            Event::NodeUp(node) => self.set_node_state(node, NodeState::Ready),
+            Event::NodeCordoned(node) => {
+                self.set_healthy_node_state(node, NodeState::Cordoned, "cordon")
             }
-            Event::NodeCordoned(node) => self.set_node_state(node, NodeState::Cordoned),
+            Event::NodeUncordoned(node) => {
+                self.set_healthy_node_state(node, NodeState::Ready, "uncordon")
+            }
         }
     }
 

@@ -349,3 +349,29 @@ fn a_policy_choosing_a_full_node_is_counted_not_trusted() {
         &Resources::zero()
     );
 }
+
+#[test]
+fn a_down_node_is_neither_cordoned_nor_uncordoned() {
+    let mut scheduler = scheduler_with_one_node();
+    scheduler.handle(Event::NodeDown(NodeId(1))).unwrap();
+    for (event, action) in [
+        (Event::NodeCordoned(NodeId(1)), "cordon"),
+        (Event::NodeUncordoned(NodeId(1)), "uncordon"),
+    ] {
+        let err = scheduler.handle(event).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot {action} node n-1: it is down (bring it up first)")
+        );
+    }
+    assert_eq!(
+        scheduler.cluster().node(NodeId(1)).unwrap().state(),
+        NodeState::Down
+    );
+    scheduler.handle(Event::NodeUp(NodeId(1))).unwrap();
+    scheduler.cordon(NodeId(1)).unwrap();
+    assert_eq!(
+        scheduler.cluster().node(NodeId(1)).unwrap().state(),
+        NodeState::Cordoned
+    );
+}

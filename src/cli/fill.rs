@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use lepton::policies::{build, PolicyContext, RulePolicy, PAPER_POLICIES, POLICY_NAMES};
 use lepton::{
@@ -16,10 +16,7 @@ use lepton::{
 use serde::Serialize;
 
 use super::plot::{mean_curve, write_svg};
-use super::{parse_seeds, trace_path, CliError};
-
-/// The share of the trace's tasks FGD's target workload covers (the paper's 95%).
-const TARGET_COVERAGE: f64 = 0.95;
+use super::{parse_seeds, trace_path, CliError, Format, TARGET_COVERAGE};
 
 /// Replays a trace in the paper's fill mode and reports GPU allocation.
 #[derive(Debug, Args)]
@@ -51,12 +48,6 @@ pub(crate) struct FillArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 /// One policy's results over all seeds.

@@ -4,6 +4,19 @@ use std::path::PathBuf;
 
 pub(crate) mod fill;
 mod plot;
+pub(crate) mod replay;
+
+/// The share of a workload's tasks FGD's target workload covers (the paper's 95%).
+pub(crate) const TARGET_COVERAGE: f64 = 0.95;
+
+/// How a command prints its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// A table for people.
+    Text,
+    /// One JSON object.
+    Json,
+}
 
 /// Errors the command line reports.
 #[derive(Debug, thiserror::Error)]
