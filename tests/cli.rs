@@ -4,22 +4,14 @@
 // Helpers outside #[test] functions may panic too: this is test code.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
+
+mod support;
 
 fn lepton(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lepton"))
         .args(args)
-        .env(
-            "LEPTON_TRACE_DIR",
-            std::env::var_os("LEPTON_TRACE_DIR").map_or_else(
-                || {
-                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                        .join("../shared/traces/alibaba-gpu-2023")
-                },
-                PathBuf::from,
-            ),
-        )
+        .env("LEPTON_TRACE_DIR", support::trace_dir())
         .output()
         .unwrap()
 }

@@ -4,14 +4,14 @@
 // Helpers outside #[test] functions may panic too: this is test code.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod support;
 
-use lepton::policies::{build, by_name, PolicyContext};
+use lepton::policies::{build, by_name};
 use lepton::{
-    fill_arrivals, read_openb_nodes, read_openb_pods, run_fill, Error, FillConfig, GpuRequest,
-    Gpus, NodeId, NodeSpec, Resources, SimRng, TargetWorkload, TaskId, TaskSpec,
+    fill_arrivals, run_fill, Error, FillConfig, GpuRequest, Gpus, NodeId, NodeSpec, Resources,
+    SimRng, TargetWorkload, TaskId, TaskSpec,
 };
+use support::{paper_cluster_and_pods, paper_context};
 
 fn gpu_task(id: u64, gpu: GpuRequest) -> TaskSpec {
     TaskSpec::new(TaskId(id), Resources::new(1_000, 1_024)).with_gpu(gpu)
@@ -108,33 +108,10 @@ fn bad_settings_are_typed_errors() {
     );
 }
 
-fn trace_file(name: &str) -> PathBuf {
-    let dir = std::env::var_os("LEPTON_TRACE_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/traces/alibaba-gpu-2023"),
-        PathBuf::from,
-    );
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "trace file {} is missing: set LEPTON_TRACE_DIR",
-        path.display()
-    );
-    path
-}
-
 #[test]
 fn same_seed_same_result_on_the_real_trace() {
-    let nodes = read_openb_nodes(&trace_file("openb_node_list_gpu_node.csv")).unwrap();
-    let tasks: Vec<TaskSpec> = read_openb_pods(&trace_file("openb_pod_list_default.csv"))
-        .unwrap()
-        .into_iter()
-        .map(|pod| pod.spec)
-        .collect();
-    let workload = Arc::new(TargetWorkload::from_tasks(&tasks, 0.95));
-    let context = PolicyContext {
-        target_workload: Some(Arc::clone(&workload)),
-        ..PolicyContext::default()
-    };
+    let (nodes, tasks) = paper_cluster_and_pods("default");
+    let (workload, context) = paper_context(&tasks);
     for name in ["random", "fgd"] {
         let run = |seed| {
             let config = FillConfig { seed, tune: 1.3 };

@@ -12,11 +12,11 @@
 // Helpers outside #[test] functions may panic too: this is test code.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod support;
 
-use lepton::policies::{build, PolicyContext, PAPER_POLICIES};
-use lepton::{read_openb_nodes, read_openb_pods, run_fill, FillConfig, TargetWorkload, TaskSpec};
+use lepton::policies::{build, PAPER_POLICIES};
+use lepton::{run_fill, FillConfig};
+use support::{paper_cluster_and_pods, paper_context};
 
 /// Published GPU allocation % at 100% arrival, mean of seeds 42..51, in
 /// `PAPER_POLICIES` order: random, dotprod, clustering, packing, bestfit, fgd.
@@ -31,33 +31,10 @@ const PUBLISHED: [(&str, [f64; 6]); 4] = [
 /// not checked.
 const RANK_MARGIN: f64 = 0.25;
 
-fn trace_file(name: &str) -> PathBuf {
-    let dir = std::env::var_os("LEPTON_TRACE_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/traces/alibaba-gpu-2023"),
-        PathBuf::from,
-    );
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "trace file {} is missing: set LEPTON_TRACE_DIR",
-        path.display()
-    );
-    path
-}
-
 /// Lepton's mean allocation % at 100% arrival per policy, seeds 42..=51.
 fn lepton_table(trace: &str) -> Vec<f64> {
-    let nodes = read_openb_nodes(&trace_file("openb_node_list_gpu_node.csv")).unwrap();
-    let tasks: Vec<TaskSpec> = read_openb_pods(&trace_file(&format!("openb_pod_list_{trace}.csv")))
-        .unwrap()
-        .into_iter()
-        .map(|pod| pod.spec)
-        .collect();
-    let workload = Arc::new(TargetWorkload::from_tasks(&tasks, 0.95));
-    let context = PolicyContext {
-        target_workload: Some(Arc::clone(&workload)),
-        ..PolicyContext::default()
-    };
+    let (nodes, tasks) = paper_cluster_and_pods(trace);
+    let (workload, context) = paper_context(&tasks);
     PAPER_POLICIES
         .iter()
         .map(|name| {

@@ -1,19 +1,10 @@
 //! Bad input: every error variant, with the message a user reads, and proof
 //! that a rejected call changes nothing.
 
-use lepton_core::*;
+mod support;
 
-fn first_fit() -> Box<dyn Policy> {
-    Box::new(policy_fn(
-        "first-fit",
-        |task: &TaskSpec, cluster: &ClusterState| {
-            cluster
-                .feasible_nodes(task)
-                .next()
-                .map(|node| Placement::on(node.id()))
-        },
-    ))
-}
+use lepton_core::*;
+use support::first_fit;
 
 fn scheduler_with_one_node() -> CoreScheduler {
     let mut scheduler = CoreScheduler::new(first_fit());

@@ -4,6 +4,8 @@
 //! every one, recomputes the cluster's accounting from the tasks' allocations
 //! and each task's state from a small model of what the operation must do.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use lepton_core::*;
 use proptest::prelude::*;
 use proptest::sample::Index;
+use support::first_fit;
 
 // ---------------------------------------------------------------------------
 // Policies
@@ -75,15 +78,6 @@ fn random_policy(seed: u64, picks: Picks) -> impl Policy {
         }
         log(task, Pick::Feasible);
         Some(Placement::on(feasible[rng.below(feasible.len())].id()))
-    })
-}
-
-fn first_fit() -> impl Policy {
-    policy_fn("first-fit", |task: &TaskSpec, cluster: &ClusterState| {
-        cluster
-            .feasible_nodes(task)
-            .next()
-            .map(|node| Placement::on(node.id()))
     })
 }
 
@@ -1037,7 +1031,7 @@ fn a_policy_swapped_mid_run_makes_the_next_decisions() {
 #[test]
 fn a_node_going_down_requeues_its_tasks_onto_another_node() {
     let clock = ManualClock::new();
-    let mut scheduler = scheduler_with(Box::new(first_fit()), &clock);
+    let mut scheduler = scheduler_with(first_fit(), &clock);
     let capacity = Resources::new(8_000, 16_384);
     for id in 1..=2 {
         let node = NodeSpec::new(NodeId(id), capacity.clone()).with_gpus(Gpus::new("A100", 2));
@@ -1084,7 +1078,7 @@ fn a_node_going_down_requeues_its_tasks_onto_another_node() {
 #[test]
 fn backoff_doubles_to_a_cap_and_ends_once_a_node_has_room() {
     let clock = ManualClock::new();
-    let mut scheduler = scheduler_with(Box::new(first_fit()), &clock);
+    let mut scheduler = scheduler_with(first_fit(), &clock);
     scheduler
         .add_node(&NodeSpec::new(NodeId(1), Resources::new(4_000, 8_192)))
         .unwrap();

@@ -5,24 +5,14 @@
 //! `../shared/traces/alibaba-gpu-2023` beside the repository. A missing trace
 //! fails these tests: it is never skipped.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lepton_core::*;
-
-fn first_fit() -> Box<dyn Policy> {
-    Box::new(policy_fn(
-        "first-fit",
-        |task: &TaskSpec, cluster: &ClusterState| {
-            cluster
-                .feasible_nodes(task)
-                .next()
-                .map(|node| Placement::on(node.id()))
-        },
-    ))
-}
+use support::{first_fit, trace_file};
 
 /// First fit that counts, per task, how often it was told the task completed.
 #[derive(Debug, Default)]
@@ -388,23 +378,6 @@ fn trace_pods_become_timed_tasks() {
     assert!(
         TimedTask::from_trace_pods(&[pod(Some(1), None, None), pod(None, None, None)]).is_none()
     );
-}
-
-fn trace_dir() -> PathBuf {
-    std::env::var_os("LEPTON_TRACE_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/alibaba-gpu-2023"),
-        PathBuf::from,
-    )
-}
-
-fn trace_file(name: &str) -> PathBuf {
-    let path = trace_dir().join(name);
-    assert!(
-        path.exists(),
-        "trace file {} is missing: set LEPTON_TRACE_DIR",
-        path.display()
-    );
-    path
 }
 
 #[test]

@@ -5,26 +5,12 @@
 //! `../shared/traces/alibaba-gpu-2023` beside the repository. A missing trace
 //! fails these tests: it is never skipped.
 
+mod support;
+
 use std::path::PathBuf;
 
 use lepton_core::{read_openb_nodes, read_openb_pods, Error, GpuModel, GpuRequest, QosClass};
-
-fn trace_dir() -> PathBuf {
-    std::env::var_os("LEPTON_TRACE_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/alibaba-gpu-2023"),
-        PathBuf::from,
-    )
-}
-
-fn trace_file(name: &str) -> PathBuf {
-    let path = trace_dir().join(name);
-    assert!(
-        path.exists(),
-        "trace file {} is missing: set LEPTON_TRACE_DIR",
-        path.display()
-    );
-    path
-}
+use support::trace_file;
 
 /// Writes `text` to a fresh temporary file and returns its path.
 fn temp_csv(name: &str, text: &str) -> PathBuf {

@@ -2,9 +2,12 @@
 //! `Resource` and `Task` traits, and policies as trait objects, references
 //! and closures.
 
+mod support;
+
 use std::collections::BTreeMap;
 
 use lepton_core::*;
+use support::first_fit;
 
 /// An orchestrator's own VM type: only what it already knows.
 struct Vm {
@@ -64,18 +67,9 @@ impl Task for Job {
     }
 }
 
-fn first_fit() -> impl Policy {
-    policy_fn("first-fit", |task: &TaskSpec, cluster: &ClusterState| {
-        cluster
-            .feasible_nodes(task)
-            .next()
-            .map(|node| Placement::on(node.id()))
-    })
-}
-
 #[test]
 fn own_types_are_scheduled_with_their_constraints_and_priorities() {
-    let mut scheduler = CoreScheduler::new(Box::new(first_fit()));
+    let mut scheduler = CoreScheduler::new(first_fit());
     let vms = [
         Vm {
             uuid: 10,

@@ -3,30 +3,23 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use lepton::policies::{build, PolicyContext, RulePolicy, PAPER_POLICIES, POLICY_NAMES};
-use lepton::{
-    read_openb_nodes, read_openb_pods, run_fill, FillConfig, FillResult, NodeSpec, TargetWorkload,
-    TaskSpec,
-};
+use lepton::policies::{build, PolicyContext, PAPER_POLICIES, POLICY_NAMES};
+use lepton::{run_fill, FillConfig, FillResult, NodeSpec, TaskSpec};
 use serde::Serialize;
 
 use super::plot::{mean_curve, write_svg};
-use super::{parse_seeds, trace_path, CliError, Format, TARGET_COVERAGE};
+use super::{parse_seeds, CliError, Format, InputArgs};
 
 /// Replays a trace in the paper's fill mode and reports GPU allocation.
 #[derive(Debug, Args)]
 pub(crate) struct FillArgs {
-    /// Node list (openb CSV). Default: the trace's GPU nodes.
-    #[arg(long)]
-    nodes: Option<PathBuf>,
-    /// Pod list (openb CSV). Default: the trace's default pod list.
-    #[arg(long)]
-    pods: Option<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
     /// Policies, comma-separated, or `all` for the paper's six.
     #[arg(long, default_value = "all")]
     policy: String,
@@ -39,9 +32,6 @@ pub(crate) struct FillArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Rules file (TOML or JSON) for the `rule` policy.
-    #[arg(long)]
-    rules: Option<PathBuf>,
     /// Also write the allocation curves (the paper's Figure 9a) as SVG.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -76,32 +66,12 @@ struct Experiment {
 }
 
 pub(crate) fn run(args: FillArgs) -> Result<(), CliError> {
-    let nodes_path = args
-        .nodes
-        .clone()
-        .unwrap_or_else(|| trace_path("openb_node_list_gpu_node.csv"));
-    let pods_path = args
-        .pods
-        .clone()
-        .unwrap_or_else(|| trace_path("openb_pod_list_default.csv"));
-    let nodes = read_openb_nodes(&nodes_path)?;
-    let tasks: Vec<TaskSpec> = read_openb_pods(&pods_path)?
-        .into_iter()
-        .map(|p| p.spec)
-        .collect();
+    let (nodes_path, pods_path) = args.input.paths();
+    let (nodes, pods) = args.input.read_trace()?;
+    let tasks: Vec<TaskSpec> = pods.into_iter().map(|p| p.spec).collect();
     let policies = parse_policies(&args.policy)?;
     let seeds = parse_seeds(&args.seeds)?;
-    let rules = match &args.rules {
-        Some(path) => Some(Arc::new(RulePolicy::from_path(path)?)),
-        None => None,
-    };
-    let context = PolicyContext {
-        target_workload: Some(Arc::new(TargetWorkload::from_tasks(
-            &tasks,
-            TARGET_COVERAGE,
-        ))),
-        rules,
-    };
+    let context = args.input.policy_context(&tasks)?;
     let experiment = Experiment {
         nodes,
         tasks,

@@ -1,13 +1,17 @@
 //! The `lepton` command line's subcommands and what they share.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use lepton::policies::{PolicyContext, RulePolicy};
+use lepton::{read_openb_nodes, read_openb_pods, NodeSpec, TargetWorkload, TaskSpec, TracePod};
 
 pub(crate) mod fill;
 mod plot;
 pub(crate) mod replay;
 
 /// The share of a workload's tasks FGD's target workload covers (the paper's 95%).
-pub(crate) const TARGET_COVERAGE: f64 = 0.95;
+const TARGET_COVERAGE: f64 = 0.95;
 
 /// How a command prints its results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,9 +37,53 @@ pub(crate) enum CliError {
     Scenario(String),
 }
 
+/// The inputs `fill` and `replay` share: the trace files and a rules file.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InputArgs {
+    /// Node list (openb CSV). Default: the trace's GPU nodes.
+    #[arg(long)]
+    nodes: Option<PathBuf>,
+    /// Pod list (openb CSV). Default: the trace's default pod list.
+    #[arg(long)]
+    pods: Option<PathBuf>,
+    /// Rules file (TOML or JSON) for the `rule` policy.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+}
+
+impl InputArgs {
+    /// The node and pod list files: as given, or the trace's defaults.
+    pub(crate) fn paths(&self) -> (PathBuf, PathBuf) {
+        let nodes = self.nodes.clone();
+        let pods = self.pods.clone();
+        (
+            nodes.unwrap_or_else(|| trace_path("openb_node_list_gpu_node.csv")),
+            pods.unwrap_or_else(|| trace_path("openb_pod_list_default.csv")),
+        )
+    }
+
+    /// Reads the node and pod lists.
+    pub(crate) fn read_trace(&self) -> Result<(Vec<NodeSpec>, Vec<TracePod>), CliError> {
+        let (nodes, pods) = self.paths();
+        Ok((read_openb_nodes(&nodes)?, read_openb_pods(&pods)?))
+    }
+
+    /// The policy context for `tasks`: FGD's target workload and the rules, if any.
+    pub(crate) fn policy_context(&self, tasks: &[TaskSpec]) -> Result<PolicyContext, CliError> {
+        let rules = match &self.rules {
+            Some(path) => Some(Arc::new(RulePolicy::from_path(path)?)),
+            None => None,
+        };
+        Ok(PolicyContext {
+            target_workload: Some(Arc::new(TargetWorkload::from_tasks(tasks, TARGET_COVERAGE))),
+            rules,
+        })
+    }
+}
+
 /// A file of the Alibaba GPU trace, in `LEPTON_TRACE_DIR` (default
 /// `../shared/traces/alibaba-gpu-2023`).
-pub(crate) fn trace_path(file: &str) -> PathBuf {
+fn trace_path(file: &str) -> PathBuf {
     std::env::var_os("LEPTON_TRACE_DIR")
         .map_or_else(
             || PathBuf::from("../shared/traces/alibaba-gpu-2023"),

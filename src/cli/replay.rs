@@ -2,16 +2,12 @@
 //! leaving, nodes failing and recovering.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
-use lepton::policies::{build, PolicyContext, RulePolicy};
-use lepton::{
-    read_openb_nodes, read_openb_pods, read_workload, run_timed, NodeSpec, TargetWorkload,
-    TimedConfig, TimedTask,
-};
+use lepton::policies::build;
+use lepton::{read_workload, run_timed, NodeSpec, TimedConfig, TimedTask};
 
-use super::{trace_path, CliError, Format};
+use super::{CliError, Format, InputArgs};
 
 /// Replays tasks at their arrival times through one policy.
 #[derive(Debug, Args)]
@@ -19,18 +15,11 @@ pub(crate) struct ReplayArgs {
     /// A JSON workload (nodes and timed tasks); replaces --nodes/--pods.
     #[arg(long, conflicts_with_all = ["nodes", "pods"])]
     workload: Option<PathBuf>,
-    /// Node list (openb CSV). Default: the trace's GPU nodes.
-    #[arg(long)]
-    nodes: Option<PathBuf>,
-    /// Pod list with times (openb CSV). Default: the trace's default pod list.
-    #[arg(long)]
-    pods: Option<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
     /// The policy.
     #[arg(long, default_value = "fgd")]
     policy: String,
-    /// Rules file (TOML or JSON) for the `rule` policy.
-    #[arg(long)]
-    rules: Option<PathBuf>,
     /// Seeds the run (node failures, random policies).
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -72,15 +61,8 @@ pub(crate) fn run(args: ReplayArgs) -> Result<(), CliError> {
         })
         .collect();
     let specs: Vec<_> = tasks.iter().map(|t| t.spec.clone()).collect();
-    let workload = Arc::new(TargetWorkload::from_tasks(&specs, super::TARGET_COVERAGE));
-    let rules = match &args.rules {
-        Some(path) => Some(Arc::new(RulePolicy::from_path(path)?)),
-        None => None,
-    };
-    let context = PolicyContext {
-        target_workload: Some(Arc::clone(&workload)),
-        rules,
-    };
+    let context = args.input.policy_context(&specs)?;
+    let workload = context.target_workload.clone().unwrap_or_default();
     let config = TimedConfig {
         seed: args.seed,
         node_failure_rate_per_hour: args.node_failure_rate,
@@ -140,16 +122,8 @@ fn load(args: &ReplayArgs) -> Result<(Vec<NodeSpec>, Vec<TimedTask>), CliError> 
         let workload = read_workload(path)?;
         return Ok((workload.nodes, workload.tasks));
     }
-    let nodes_path = args
-        .nodes
-        .clone()
-        .unwrap_or_else(|| trace_path("openb_node_list_gpu_node.csv"));
-    let pods_path = args
-        .pods
-        .clone()
-        .unwrap_or_else(|| trace_path("openb_pod_list_default.csv"));
-    let nodes = read_openb_nodes(&nodes_path)?;
-    let pods = read_openb_pods(&pods_path)?;
+    let (_, pods_path) = args.input.paths();
+    let (nodes, pods) = args.input.read_trace()?;
     let tasks = TimedTask::from_trace_pods(&pods).ok_or_else(|| {
         CliError::Usage(format!(
             "{} has no creation times, so it cannot be replayed in time (use `lepton fill`)",

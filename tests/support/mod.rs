@@ -1,0 +1,52 @@
+//! Fixtures shared by the end-to-end tests.
+
+// Each test file uses only some of these.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lepton::policies::PolicyContext;
+use lepton::{read_openb_nodes, read_openb_pods, NodeSpec, TargetWorkload, TaskSpec};
+
+/// Where the Alibaba GPU trace is: `LEPTON_TRACE_DIR`, by default
+/// `../shared/traces/alibaba-gpu-2023` beside the repository.
+pub(crate) fn trace_dir() -> PathBuf {
+    std::env::var_os("LEPTON_TRACE_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/traces/alibaba-gpu-2023"),
+        PathBuf::from,
+    )
+}
+
+/// A file of the trace; a missing file fails the test, it is never skipped.
+pub(crate) fn trace_file(name: &str) -> PathBuf {
+    let path = trace_dir().join(name);
+    assert!(
+        path.exists(),
+        "trace file {} is missing: set LEPTON_TRACE_DIR",
+        path.display()
+    );
+    path
+}
+
+/// The paper's cluster and one of its pod lists (`default`, `cpu050`, …).
+pub(crate) fn paper_cluster_and_pods(pods: &str) -> (Vec<NodeSpec>, Vec<TaskSpec>) {
+    let nodes = read_openb_nodes(&trace_file("openb_node_list_gpu_node.csv")).unwrap();
+    let tasks = read_openb_pods(&trace_file(&format!("openb_pod_list_{pods}.csv")))
+        .unwrap()
+        .into_iter()
+        .map(|pod| pod.spec)
+        .collect();
+    (nodes, tasks)
+}
+
+/// FGD's target workload for `tasks` (95% coverage, as in the paper) and a
+/// policy context carrying it.
+pub(crate) fn paper_context(tasks: &[TaskSpec]) -> (Arc<TargetWorkload>, PolicyContext) {
+    let workload = Arc::new(TargetWorkload::from_tasks(tasks, 0.95));
+    let context = PolicyContext {
+        target_workload: Some(Arc::clone(&workload)),
+        ..PolicyContext::default()
+    };
+    (workload, context)
+}
