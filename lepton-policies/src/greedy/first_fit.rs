@@ -1,6 +1,9 @@
 use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
 
 /// The first node, in cluster order, where the task fits.
+///
+/// Found through the cluster's index of free capacity
+/// ([`ClusterState::first_fit`]), not by scanning every node.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FirstFit;
 
@@ -10,9 +13,6 @@ impl Policy for FirstFit {
     }
 
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        cluster
-            .feasible_nodes(task)
-            .next()
-            .map(|node| Placement::on(node.id()))
+        cluster.first_fit(task).map(|node| Placement::on(node.id()))
     }
 }

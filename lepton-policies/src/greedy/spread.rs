@@ -1,11 +1,9 @@
 use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
 
-use super::{best_scoring, normalized_leftover, percent};
-
 /// The node left with the most CPU and GPU after placement (worst fit):
-/// spreads load, the mirror of [`BestFit`](super::BestFit).
-///
-/// Score = ⌊leftover × 100⌋; the highest wins, ties to the earliest node.
+/// spreads load, the mirror of [`BestFit`](super::BestFit), the earliest
+/// node on ties. Found through the cluster's ordered index
+/// ([`ClusterState::loosest_fit`]), not by scanning every node.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Spread;
 
@@ -15,9 +13,8 @@ impl Policy for Spread {
     }
 
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        best_scoring(task, cluster, |node| {
-            Some((percent(normalized_leftover(task, node, cluster)), ()))
-        })
-        .map(|(node, ())| Placement::on(node.id()))
+        cluster
+            .loosest_fit(task)
+            .map(|node| Placement::on(node.id()))
     }
 }

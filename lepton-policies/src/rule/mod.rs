@@ -8,8 +8,10 @@
 //! constraints (resources, GPU model, node selector, taints,
 //! anti-affinity), which the cluster always enforces. Scorers reuse the
 //! computations of the built-in policies (`bestfit`, `spread`, `balanced`,
-//! `packing`) and rate in the same whole percent, so a rules file with a
-//! single scorer decides exactly as the policy it names; weights are scaled
+//! `packing`) and rate in whole percent, as kube-scheduler's score plugins
+//! do, so a rules file with a single scorer decides as the policy it names
+//! would with whole-percent scores (`balanced` and `packing` score so
+//! already; `bestfit` and `spread` compare exact leftovers); weights are scaled
 //! so the heaviest is 1, which keeps totals small whatever weights are
 //! written. The format is documented on [`RulePolicy`].
 //!
@@ -439,18 +441,43 @@ mod tests {
         None
     }
 
+    /// Best fit (or spread, `sign` −1) rated in whole percent, ties to the
+    /// earliest node: what a single `bestfit` (`spread`) scorer does.
+    fn leftover_in_whole_percent(sign: f64) -> impl Policy {
+        lepton_core::policy_fn(
+            "leftover-percent",
+            move |task: &TaskSpec, cluster: &ClusterState| {
+                best_scoring(task, cluster, |node| {
+                    let leftover = crate::greedy::normalized_leftover(task, node, cluster);
+                    Some((
+                        crate::greedy::percent(0.5 - 0.5 * sign + sign * leftover),
+                        (),
+                    ))
+                })
+                .map(|(node, ())| Placement::on(node.id()))
+            },
+        )
+    }
+
     #[test]
     fn a_single_scorer_decides_as_the_policy_it_names() {
         let single = |rule: &str| {
             RulePolicy::from_toml_str(&format!("[[score]]\nrule = \"{rule}\"\nweight = 0.7\n"))
                 .unwrap()
         };
-        assert_eq!(first_disagreement(BestFit, single("bestfit")), None);
-        assert_eq!(first_disagreement(Spread, single("spread")), None);
+        assert_eq!(
+            first_disagreement(leftover_in_whole_percent(-1.0), single("bestfit")),
+            None
+        );
+        assert_eq!(
+            first_disagreement(leftover_in_whole_percent(1.0), single("spread")),
+            None
+        );
         assert_eq!(first_disagreement(Balanced, single("balanced")), None);
         assert_eq!(first_disagreement(GpuPacking, single("gpu_packing")), None);
-        // And the stream does tell policies apart.
+        // And the stream does tell policies apart, whole percent or not.
         assert!(first_disagreement(BestFit, single("spread")).is_some());
+        assert!(first_disagreement(Spread, single("bestfit")).is_some());
     }
 
     const PARITY_TOML: &str = r#"

@@ -4,11 +4,16 @@
 //! of its GPUs. A reservation checks every constraint and every dimension
 //! before it changes anything, so a failed reservation leaves no trace, and
 //! subtraction is checked, so free amounts can never wrap. Reserve and release
-//! are O(1) apart from choosing GPUs inside the node (O(GPUs)).
+//! cost O(log n): they keep the indexes that let first fit, best fit and
+//! spread find their node without scanning (see `index.rs`).
+
+mod index;
 
 use std::collections::HashMap;
 
 use smallvec::SmallVec;
+
+use self::index::{FitTree, FreeIndex, KeyScale};
 
 use crate::error::{Error, Misfit};
 use crate::node::{NodeId, NodeSpec, NodeState};
@@ -263,6 +268,9 @@ pub struct ClusterState {
     largest: LargestNode,
     /// Source of node generations.
     changes: u64,
+    scale: KeyScale,
+    free_index: FreeIndex,
+    fit_tree: FitTree,
 }
 
 /// The largest capacity any node offers, per dimension policies normalise by.
@@ -319,6 +327,12 @@ impl ClusterState {
         self.largest = self.largest.max(&entry);
         self.index.insert(node, self.nodes.len());
         self.nodes.push(entry);
+        let scale = KeyScale::new(self.largest);
+        if scale == self.scale {
+            self.reindex(self.nodes.len() - 1);
+        } else {
+            self.rebuild_indexes();
+        }
         Ok(())
     }
 
@@ -338,6 +352,7 @@ impl ClusterState {
             self.index.insert(moved.id(), position);
         }
         self.largest = LargestNode::of(self.nodes.iter());
+        self.rebuild_indexes();
         Ok(removed.spec)
     }
 
@@ -351,6 +366,7 @@ impl ClusterState {
         let entry = &mut self.nodes[position];
         entry.state = state;
         entry.generation = generation;
+        self.reindex(position);
         Ok(())
     }
 
@@ -467,6 +483,7 @@ impl ClusterState {
             milli_per_gpu: task.gpu.milli_per_gpu,
             anti_affinity: task.constraints.anti_affinity.clone(),
         };
+        self.reindex(position);
         Ok(self.allocations.entry(task.id).or_insert(allocation))
     }
 
@@ -509,6 +526,7 @@ impl ClusterState {
         }
         node.tasks -= 1;
         node.generation = generation;
+        self.reindex(position);
         Ok(allocation)
     }
 
@@ -539,6 +557,53 @@ impl ClusterState {
             memory: ratio(memory),
             gpu: ratio(gpu),
         }
+    }
+
+    /// The feasible node that comes first in cluster order (first fit),
+    /// found through an index of free capacity instead of a scan.
+    pub fn first_fit(&self, task: &TaskSpec) -> Option<&ClusterNode> {
+        let fits = |position: usize| self.nodes.get(position).is_some_and(|n| n.fits(task));
+        self.fit_tree.leftmost(task, fits).map(|p| &self.nodes[p])
+    }
+
+    /// The feasible node with the least free CPU and GPU — each normalised
+    /// by the largest node's, then summed — and so the least left over after
+    /// placing `task` (best fit); the earliest in cluster order on ties.
+    /// Found through an ordered index, not a scan.
+    pub fn tightest_fit(&self, task: &TaskSpec) -> Option<&ClusterNode> {
+        let from = self
+            .scale
+            .key(task.request.cpu_milli, task.gpu.total_milli());
+        self.free_index
+            .ascending_from(from)
+            .map(|p| &self.nodes[p])
+            .find(|node| node.fits(task))
+    }
+
+    /// The feasible node with the most free CPU and GPU, normalised as in
+    /// [`tightest_fit`](Self::tightest_fit) (worst fit, spreading); the
+    /// earliest in cluster order on ties.
+    pub fn loosest_fit(&self, task: &TaskSpec) -> Option<&ClusterNode> {
+        let down_to = self
+            .scale
+            .key(task.request.cpu_milli, task.gpu.total_milli());
+        self.free_index
+            .descending_to(down_to)
+            .map(|p| &self.nodes[p])
+            .find(|node| node.fits(task))
+    }
+
+    fn reindex(&mut self, position: usize) {
+        if let Some(node) = self.nodes.get(position) {
+            self.free_index.update(position, node, self.scale);
+            self.fit_tree.update(position, node, &self.nodes);
+        }
+    }
+
+    fn rebuild_indexes(&mut self) {
+        self.scale = KeyScale::new(self.largest);
+        self.free_index.rebuild(&self.nodes, self.scale);
+        self.fit_tree.rebuild(&self.nodes);
     }
 
     fn next_generation(&mut self) -> u64 {

@@ -1,0 +1,153 @@
+//! The cluster's indexes (`first_fit`, `tightest_fit`, `loosest_fit`) give
+//! exactly what a scan over every node gives, through random sequences of
+//! node additions (including ones that change the largest node), removals,
+//! state changes, reservations and releases.
+
+use lepton_core::*;
+use proptest::prelude::*;
+
+/// Free CPU / largest CPU + free GPU / largest GPU, as an exact integer.
+fn free_key(cluster: &ClusterState, node: &ClusterNode) -> u128 {
+    let largest = cluster.largest_node();
+    u128::from(node.free().cpu_milli) * u128::from(largest.gpu_milli.max(1))
+        + u128::from(node.gpu_free_milli_total()) * u128::from(largest.cpu_milli.max(1))
+}
+
+fn scan_first(cluster: &ClusterState, task: &TaskSpec) -> Option<NodeId> {
+    cluster.feasible_nodes(task).next().map(|n| n.id())
+}
+
+fn scan_tightest(cluster: &ClusterState, task: &TaskSpec) -> Option<NodeId> {
+    // min_by_key keeps the first of equal keys: the earliest node.
+    cluster
+        .feasible_nodes(task)
+        .min_by_key(|n| free_key(cluster, n))
+        .map(|n| n.id())
+}
+
+fn scan_loosest(cluster: &ClusterState, task: &TaskSpec) -> Option<NodeId> {
+    let best = cluster
+        .feasible_nodes(task)
+        .map(|n| free_key(cluster, n))
+        .max()?;
+    cluster
+        .feasible_nodes(task)
+        .find(|n| free_key(cluster, n) == best)
+        .map(|n| n.id())
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    AddNode { cpu: u64, memory: u64, gpus: u32 },
+    RemoveNode(usize),
+    SetState(usize, u8),
+    Place { task: Box<TaskSpec>, how: u8 },
+    Release(usize),
+}
+
+fn task_strategy() -> impl Strategy<Value = TaskSpec> {
+    (1u64..40, 1u64..64, 0u8..4, 1u32..=1000).prop_map(|(cpu, memory, gpu_kind, milli)| {
+        let gpu = match gpu_kind {
+            0 => GpuRequest::NONE,
+            1 => GpuRequest::shared(milli),
+            2 => GpuRequest::whole(1),
+            _ => GpuRequest::whole(2),
+        };
+        TaskSpec::new(TaskId(0), Resources::new(cpu * 1_000, memory * 1_024)).with_gpu(gpu)
+    })
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (1u64..=128, 1u64..=256, prop::sample::select(vec![0u32, 1, 2, 4, 8]))
+            .prop_map(|(cpu, memory, gpus)| Op::AddNode { cpu, memory, gpus }),
+        1 => any::<usize>().prop_map(Op::RemoveNode),
+        1 => (any::<usize>(), 0u8..3).prop_map(|(i, s)| Op::SetState(i, s)),
+        8 => (task_strategy(), 0u8..3).prop_map(|(task, how)| Op::Place { task: Box::new(task), how }),
+        3 => any::<usize>().prop_map(Op::Release),
+    ]
+}
+
+fn check_all_agree(cluster: &ClusterState, task: &TaskSpec) {
+    assert_eq!(
+        cluster.first_fit(task).map(|n| n.id()),
+        scan_first(cluster, task),
+        "first fit"
+    );
+    assert_eq!(
+        cluster.tightest_fit(task).map(|n| n.id()),
+        scan_tightest(cluster, task),
+        "tightest"
+    );
+    assert_eq!(
+        cluster.loosest_fit(task).map(|n| n.id()),
+        scan_loosest(cluster, task),
+        "loosest"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn indexes_agree_with_a_full_scan(ops in prop::collection::vec(op_strategy(), 1..120)) {
+        let mut cluster = ClusterState::new();
+        let mut next_node = 0u64;
+        let mut next_task = 0u64;
+        let mut running: Vec<TaskId> = Vec::new();
+        for op in ops {
+            match op {
+                Op::AddNode { cpu, memory, gpus } => {
+                    let gpus = if gpus == 0 { Gpus::none() } else { Gpus::new("T4", gpus) };
+                    let spec = NodeSpec::new(NodeId(next_node), Resources::new(cpu * 1_000, memory * 1_024))
+                        .with_gpus(gpus);
+                    next_node += 1;
+                    cluster.add_node(spec).unwrap();
+                }
+                Op::RemoveNode(i) => {
+                    if let Some(node) = cluster.nodes().get(i % cluster.nodes().len().max(1)) {
+                        let id = node.id();
+                        if node.task_count() == 0 {
+                            cluster.remove_node(id).unwrap();
+                        }
+                    }
+                }
+                Op::SetState(i, state) => {
+                    if let Some(node) = cluster.nodes().get(i % cluster.nodes().len().max(1)) {
+                        let state = [NodeState::Ready, NodeState::Cordoned, NodeState::Down][state as usize];
+                        cluster.set_state(node.id(), state).unwrap();
+                    }
+                }
+                Op::Place { mut task, how } => {
+                    next_task += 1;
+                    task.id = TaskId(next_task);
+                    check_all_agree(&cluster, &task);
+                    let chosen = match how {
+                        0 => cluster.first_fit(&task),
+                        1 => cluster.tightest_fit(&task),
+                        _ => cluster.loosest_fit(&task),
+                    };
+                    if let Some(node) = chosen.map(|n| n.id()) {
+                        cluster.reserve(&task, &Placement::on(node)).unwrap();
+                        running.push(task.id);
+                    }
+                }
+                Op::Release(i) => {
+                    if !running.is_empty() {
+                        let task = running.swap_remove(i % running.len());
+                        cluster.release(task).unwrap();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn an_empty_cluster_has_no_fit() {
+    let cluster = ClusterState::new();
+    let task = TaskSpec::new(TaskId(1), Resources::new(1, 1));
+    assert!(cluster.first_fit(&task).is_none());
+    assert!(cluster.tightest_fit(&task).is_none());
+    assert!(cluster.loosest_fit(&task).is_none());
+}
