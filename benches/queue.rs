@@ -1,10 +1,13 @@
 // criterion_group!/criterion_main! generate undocumented items.
 #![allow(missing_docs)]
 
-//! `queue`: push+pop throughput of Lepton's lock-free `TaskQueue` against a
-//! `parking_lot::Mutex<BinaryHeap>` (the usual priority queue behind a lock)
-//! and a `crossbeam_channel` (lock-free but FIFO only, no priorities), with
-//! 1, 2 and 4 threads each pushing and popping its share of the items.
+//! `queue` and `queue_mixed`: push+pop throughput of Lepton's lock-free
+//! `TaskQueue` against a `parking_lot::Mutex<BinaryHeap>` (the usual
+//! priority queue behind a lock) and a `crossbeam_channel` (lock-free but
+//! FIFO only, no priorities), with 1, 2 and 4 threads, 100,000 items over 8
+//! priority levels. `queue` splits the threads into producers and consumers
+//! (one thread: all pushes, then all pops); `queue_mixed` has every thread
+//! push and pop four at a time.
 //!
 //! Run: `cargo bench --bench queue`.
 
@@ -69,52 +72,92 @@ impl Queue for Channel {
     }
 }
 
-/// `threads` threads each push and pop `ITEMS / threads` items, alternating
-/// bursts of pushes and pops; returns the wall time.
-fn run(queue: &impl Queue, threads: u64) -> Duration {
-    let per_thread = ITEMS / threads;
+/// How the threads use the queue.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Submitters and schedulers: half the threads push, the others pop
+    /// (one thread pushes everything, then pops everything).
+    Split,
+    /// Every thread pushes and pops, four at a time.
+    Mixed,
+}
+
+/// Moves `ITEMS` items through `queue` with `threads` threads; the wall time.
+fn run(queue: &impl Queue, threads: u64, shape: Shape) -> Duration {
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        for t in 0..threads {
-            scope.spawn(move || {
-                let mut popped = 0;
-                for i in 0..per_thread {
-                    queue.push(((i + t) % LEVELS) as u8, t * per_thread + i);
-                    if i % 4 == 3 {
-                        for _ in 0..4 {
-                            popped += u64::from(queue.pop().is_some());
+    match (shape, threads) {
+        (Shape::Split, 1) => {
+            for i in 0..ITEMS {
+                queue.push((i % LEVELS) as u8, i);
+            }
+            while queue.pop().is_some() {}
+        }
+        (Shape::Split, _) => {
+            let producers = threads / 2;
+            let popped = AtomicU64::new(0);
+            std::thread::scope(|scope| {
+                for p in 0..producers {
+                    scope.spawn(move || {
+                        let share = ITEMS / producers;
+                        for i in 0..share {
+                            queue.push((i % LEVELS) as u8, p * share + i);
                         }
-                    }
+                    });
                 }
-                // Drain what this thread still owes.
-                while popped < per_thread {
-                    popped += u64::from(queue.pop().is_some());
-                    if popped < per_thread {
-                        std::hint::spin_loop();
-                    }
+                for _ in producers..threads {
+                    scope.spawn(|| {
+                        while popped.load(Ordering::Relaxed) < ITEMS {
+                            if queue.pop().is_some() {
+                                popped.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                std::hint::spin_loop();
+                            }
+                        }
+                    });
                 }
             });
         }
-    });
+        (Shape::Mixed, _) => {
+            let share = ITEMS / threads;
+            std::thread::scope(|scope| {
+                for t in 0..threads {
+                    scope.spawn(move || {
+                        let mut popped = 0;
+                        for i in 0..share {
+                            queue.push(((i + t) % LEVELS) as u8, t * share + i);
+                            if i % 4 == 3 {
+                                for _ in 0..4 {
+                                    popped += u64::from(queue.pop().is_some());
+                                }
+                            }
+                        }
+                        while popped < share {
+                            popped += u64::from(queue.pop().is_some());
+                        }
+                    });
+                }
+            });
+        }
+    }
     started.elapsed()
 }
 
-fn queue(c: &mut Criterion) {
-    let mut group = c.benchmark_group("queue");
+fn bench_shape(c: &mut Criterion, group_name: &str, shape: Shape) {
+    let mut group = c.benchmark_group(group_name);
     group.throughput(Throughput::Elements(ITEMS));
     for threads in [1u64, 2, 4] {
         let id = |name: &str| BenchmarkId::new(name, format!("{threads}t"));
         group.bench_function(id("lepton"), |b| {
             b.iter_custom(|iters| {
                 (0..iters)
-                    .map(|_| run(&TaskQueue::<u64>::new(), threads))
+                    .map(|_| run(&TaskQueue::<u64>::new(), threads, shape))
                     .sum()
             })
         });
         group.bench_function(id("mutex_binaryheap"), |b| {
             b.iter_custom(|iters| {
                 (0..iters)
-                    .map(|_| run(&MutexHeap::default(), threads))
+                    .map(|_| run(&MutexHeap::default(), threads, shape))
                     .sum()
             })
         });
@@ -123,7 +166,7 @@ fn queue(c: &mut Criterion) {
                 (0..iters)
                     .map(|_| {
                         let (sender, receiver) = crossbeam_channel::unbounded();
-                        run(&Channel(sender, receiver), threads)
+                        run(&Channel(sender, receiver), threads, shape)
                     })
                     .sum()
             })
@@ -132,5 +175,16 @@ fn queue(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, queue);
+/// `queue`: submitters and schedulers on separate threads, the way an
+/// orchestrator uses the queue.
+fn queue(c: &mut Criterion) {
+    bench_shape(c, "queue", Shape::Split);
+}
+
+/// `queue_mixed`: every thread both pushes and pops.
+fn queue_mixed(c: &mut Criterion) {
+    bench_shape(c, "queue_mixed", Shape::Mixed);
+}
+
+criterion_group!(benches, queue, queue_mixed);
 criterion_main!(benches);

@@ -9,13 +9,16 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lepton::policies::BestFit;
-use lepton::{fill_arrivals, run_fill, FillConfig, SimRng, GPU_MILLI_PER_GPU};
+use lepton::{
+    fill_arrivals, run_fill, synthetic_nodes, synthetic_tasks, FillConfig, SimRng,
+    GPU_MILLI_PER_GPU,
+};
 
 mod support;
 
 fn sim(c: &mut Criterion) {
-    let nodes = support::nodes(1_000);
-    let tasks = support::tasks(5_000, 11);
+    let nodes = synthetic_nodes(1_000, 42);
+    let tasks = synthetic_tasks(5_000, 11);
     let workload = support::workload();
     let config = FillConfig {
         seed: 42,

@@ -29,6 +29,8 @@ enum Command {
     Fill(cli::fill::FillArgs),
     /// A timed replay: tasks arrive and leave, nodes fail and recover.
     Replay(cli::replay::ReplayArgs),
+    /// A synthetic cluster and queue of a given size: time and memory.
+    Scale(cli::scale::ScaleArgs),
     /// Lists the placement policies by name.
     Policies,
 }
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Quickstart => quickstart::main().map_err(|e| CliError::Scenario(e.to_string())),
         Command::Fill(args) => cli::fill::run(args),
         Command::Replay(args) => cli::replay::run(args),
+        Command::Scale(args) => cli::scale::run(args),
         Command::Policies => {
             for name in lepton::policies::POLICY_NAMES {
                 println!("{name}");

@@ -43,7 +43,6 @@ pub struct TaskQueue<T> {
     levels: Box<[SegQueue<T>]>,
     /// Bit `l` set when level `l` may hold items.
     nonempty: [CachePadded<AtomicU64>; WORDS],
-    len: CachePadded<AtomicUsize>,
     aging_every: Option<NonZeroU32>,
     pops: CachePadded<AtomicU64>,
     aging_cursor: AtomicUsize,
@@ -70,7 +69,6 @@ impl<T> TaskQueue<T> {
         TaskQueue {
             levels: (0..LEVELS).map(|_| SegQueue::new()).collect(),
             nonempty: Default::default(),
-            len: CachePadded::new(AtomicUsize::new(0)),
             aging_every: None,
             pops: CachePadded::new(AtomicU64::new(0)),
             aging_cursor: AtomicUsize::new(0),
@@ -89,9 +87,6 @@ impl<T> TaskQueue<T> {
     /// Appends `item` at the back of its priority level.
     pub fn push(&self, priority: Priority, item: T) {
         let level = usize::from(priority.0);
-        // Count first: a consumer may pop the item as soon as it is in the
-        // level, and its decrement must not come before this increment.
-        self.len.fetch_add(1, Ordering::SeqCst);
         self.levels[level].push(item);
         self.set_bit(level);
     }
@@ -115,7 +110,6 @@ impl<T> TaskQueue<T> {
                 self.highest_set_bit()?
             };
             if let Some(item) = self.levels[level].pop() {
-                self.len.fetch_sub(1, Ordering::SeqCst);
                 return Some((priority_of(level), item));
             }
             self.clear_bit(level);
@@ -127,14 +121,25 @@ impl<T> TaskQueue<T> {
     }
 
     /// The number of items in the queue (exact when no push or pop is in
-    /// flight; while one is, it may count an item being pushed early).
+    /// flight). It sums the levels that may hold items: O(levels in use).
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::SeqCst)
+        (0..WORDS)
+            .flat_map(|word| {
+                let bits = self.nonempty[word].load(Ordering::SeqCst);
+                (0..64)
+                    .filter(move |bit| bits & (1 << bit) != 0)
+                    .map(move |bit| word * 64 + bit)
+            })
+            .map(|level| self.levels[level].len())
+            .sum()
     }
 
     /// True when the queue holds no item.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        (0..WORDS).all(|word| {
+            let bits = self.nonempty[word].load(Ordering::SeqCst);
+            (0..64).all(|bit| bits & (1 << bit) == 0 || self.levels[word * 64 + bit].is_empty())
+        })
     }
 
     /// Pops every item, in the order [`pop`](Self::pop) would give them.
@@ -143,7 +148,14 @@ impl<T> TaskQueue<T> {
     }
 
     fn set_bit(&self, level: usize) {
-        self.nonempty[level / 64].fetch_or(1 << (level % 64), Ordering::SeqCst);
+        let word = &self.nonempty[level / 64];
+        let mask = 1 << (level % 64);
+        // Skip the write when the bit is already set: the word's cache line
+        // then stays shared between cores. Safe because a popper that clears
+        // the bit looks at the level again afterwards (see `pop`).
+        if word.load(Ordering::SeqCst) & mask == 0 {
+            word.fetch_or(mask, Ordering::SeqCst);
+        }
     }
 
     fn clear_bit(&self, level: usize) {

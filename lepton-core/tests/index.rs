@@ -38,29 +38,45 @@ fn scan_loosest(cluster: &ClusterState, task: &TaskSpec) -> Option<NodeId> {
 
 #[derive(Debug, Clone)]
 enum Op {
-    AddNode { cpu: u64, memory: u64, gpus: u32 },
+    AddNode {
+        cpu: u64,
+        memory: u64,
+        gpus: u32,
+        a100: bool,
+    },
     RemoveNode(usize),
     SetState(usize, u8),
-    Place { task: Box<TaskSpec>, how: u8 },
+    Place {
+        task: Box<TaskSpec>,
+        how: u8,
+    },
     Release(usize),
 }
 
 fn task_strategy() -> impl Strategy<Value = TaskSpec> {
-    (1u64..40, 1u64..64, 0u8..4, 1u32..=1000).prop_map(|(cpu, memory, gpu_kind, milli)| {
-        let gpu = match gpu_kind {
-            0 => GpuRequest::NONE,
-            1 => GpuRequest::shared(milli),
-            2 => GpuRequest::whole(1),
-            _ => GpuRequest::whole(2),
-        };
-        TaskSpec::new(TaskId(0), Resources::new(cpu * 1_000, memory * 1_024)).with_gpu(gpu)
-    })
+    (1u64..40, 1u64..64, 0u8..4, 1u32..=1000, any::<bool>()).prop_map(
+        |(cpu, memory, gpu_kind, milli, only_a100)| {
+            let gpu = match gpu_kind {
+                0 => GpuRequest::NONE,
+                1 => GpuRequest::shared(milli),
+                2 => GpuRequest::whole(1),
+                _ => GpuRequest::whole(2),
+            };
+            let task =
+                TaskSpec::new(TaskId(0), Resources::new(cpu * 1_000, memory * 1_024)).with_gpu(gpu);
+            if only_a100 {
+                task.with_gpu_models([GpuModel::new("A100")])
+            } else {
+                task
+            }
+        },
+    )
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (1u64..=128, 1u64..=256, prop::sample::select(vec![0u32, 1, 2, 4, 8]))
-            .prop_map(|(cpu, memory, gpus)| Op::AddNode { cpu, memory, gpus }),
+        3 => (1u64..=128, 1u64..=256, prop::sample::select(vec![0u32, 1, 2, 4, 8]), any::<bool>())
+            .prop_map(|(cpu, memory, gpus, a100)| Op::AddNode { cpu, memory, gpus, a100 }),
         1 => any::<usize>().prop_map(Op::RemoveNode),
         1 => (any::<usize>(), 0u8..3).prop_map(|(i, s)| Op::SetState(i, s)),
         8 => (task_strategy(), 0u8..3).prop_map(|(task, how)| Op::Place { task: Box::new(task), how }),
@@ -97,8 +113,9 @@ proptest! {
         let mut running: Vec<TaskId> = Vec::new();
         for op in ops {
             match op {
-                Op::AddNode { cpu, memory, gpus } => {
-                    let gpus = if gpus == 0 { Gpus::none() } else { Gpus::new("T4", gpus) };
+                Op::AddNode { cpu, memory, gpus, a100 } => {
+                    let model = if a100 { "A100" } else { "T4" };
+                    let gpus = if gpus == 0 { Gpus::none() } else { Gpus::new(model, gpus) };
                     let spec = NodeSpec::new(NodeId(next_node), Resources::new(cpu * 1_000, memory * 1_024))
                         .with_gpus(gpus);
                     next_node += 1;

@@ -9,6 +9,7 @@ use lepton::{read_openb_nodes, read_openb_pods, NodeSpec, TargetWorkload, TaskSp
 pub(crate) mod fill;
 mod plot;
 pub(crate) mod replay;
+pub(crate) mod scale;
 
 /// The share of a workload's tasks FGD's target workload covers (the paper's 95%).
 const TARGET_COVERAGE: f64 = 0.95;

@@ -5,7 +5,9 @@
 //!   milli, each normalised by the largest node, summed — in exact integer
 //!   arithmetic (`cpu_free · G + gpu_free · C` for largest-node CPU `C` and
 //!   GPU `G`), so two nodes with the same leftover always tie. Best fit walks
-//!   it upwards from the task's own key, spread walks it downwards.
+//!   it upwards from the task's own key, spread walks it downwards; each GPU
+//!   model (and "no GPU") has its own order, so a GPU task skips CPU-only
+//!   nodes and GPUs of models it does not accept without visiting them.
 //! - [`FitTree`] is a segment tree over node positions holding, per subtree,
 //!   the largest free CPU, memory, single-GPU milli and count of whole free
 //!   GPUs. Those maxima are a necessary condition for a task to fit, so the
@@ -19,7 +21,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
 use super::{ClusterNode, LargestNode};
-use crate::node::NodeState;
+use crate::node::{GpuModel, NodeState};
 use crate::resources::GPU_MILLI_PER_GPU;
 use crate::task::TaskSpec;
 
@@ -51,13 +53,26 @@ impl KeyScale {
     }
 }
 
-/// Nodes ordered by free key, both ways, ties by position.
+/// Nodes ordered by free key, both ways, ties by position, in partitions by
+/// GPU model (or none) and by how much the node's emptiest GPU has free (in
+/// quarters of a GPU), so that a GPU task walks past neither CPU-only nodes,
+/// nor GPUs of a model it does not accept, nor nodes without a GPU that has
+/// room for it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FreeIndex {
+    partitions: Vec<Partition>,
+    /// Each position's partition and key as indexed, to find its entries again.
+    entries: Vec<Option<(usize, FreeKey)>>,
+}
+
+#[derive(Debug, Clone)]
+struct Partition {
+    model: Option<GpuModel>,
+    /// The most free milli-GPUs on one GPU of its nodes, in quarters
+    /// (0..=4; 4 = a whole GPU free).
+    gpu_class: u32,
     ascending: BTreeSet<(FreeKey, u32)>,
     descending: BTreeSet<(Reverse<FreeKey>, u32)>,
-    /// Each position's key as indexed, to find its entries again.
-    keys: Vec<Option<FreeKey>>,
 }
 
 impl FreeIndex {
@@ -70,33 +85,105 @@ impl FreeIndex {
 
     /// Re-indexes the node at `position`; nodes that are not ready leave the index.
     pub(crate) fn update(&mut self, position: usize, node: &ClusterNode, scale: KeyScale) {
-        if self.keys.len() <= position {
-            self.keys.resize(position + 1, None);
+        if self.entries.len() <= position {
+            self.entries.resize(position + 1, None);
         }
         let slot = position as u32;
-        if let Some(old) = self.keys[position].take() {
-            self.ascending.remove(&(old, slot));
-            self.descending.remove(&(Reverse(old), slot));
+        if let Some((partition, old)) = self.entries[position].take() {
+            let partition = &mut self.partitions[partition];
+            partition.ascending.remove(&(old, slot));
+            partition.descending.remove(&(Reverse(old), slot));
         }
         if node.state == NodeState::Ready {
             let key = scale.node_key(node);
-            self.ascending.insert((key, slot));
-            self.descending.insert((Reverse(key), slot));
-            self.keys[position] = Some(key);
+            let index = self.partition_of(node);
+            let partition = &mut self.partitions[index];
+            partition.ascending.insert((key, slot));
+            partition.descending.insert((Reverse(key), slot));
+            self.entries[position] = Some((index, key));
         }
     }
 
-    /// Positions with a key of at least `from`, smallest key first, then by position.
-    pub(crate) fn ascending_from(&self, from: FreeKey) -> impl Iterator<Item = usize> + '_ {
-        self.ascending.range((from, 0)..).map(|&(_, p)| p as usize)
+    fn partition_of(&mut self, node: &ClusterNode) -> usize {
+        let model = (node.spec.gpus.count > 0)
+            .then(|| node.spec.gpus.model.clone())
+            .flatten();
+        let most_free = node.gpu_free_milli.iter().copied().max().unwrap_or(0);
+        let gpu_class = gpu_class(most_free);
+        match self
+            .partitions
+            .iter()
+            .position(|p| p.model == model && p.gpu_class == gpu_class)
+        {
+            Some(index) => index,
+            None => {
+                self.partitions.push(Partition {
+                    model,
+                    gpu_class,
+                    ascending: BTreeSet::new(),
+                    descending: BTreeSet::new(),
+                });
+                self.partitions.len() - 1
+            }
+        }
     }
 
-    /// Positions with a key of at least `down_to`, largest key first, then by position.
-    pub(crate) fn descending_to(&self, down_to: FreeKey) -> impl Iterator<Item = usize> + '_ {
-        self.descending
-            .range(..=(Reverse(down_to), u32::MAX))
-            .map(|&(_, p)| p as usize)
+    /// The partitions that may hold a node for `task`.
+    fn candidates<'a>(&'a self, task: &'a TaskSpec) -> impl Iterator<Item = &'a Partition> + 'a {
+        let accepted = &task.constraints.gpu_models;
+        let needed_class = gpu_class(task.gpu.milli_per_gpu);
+        self.partitions.iter().filter(move |p| {
+            task.gpu.is_none()
+                || (p.gpu_class >= needed_class
+                    && p.model
+                        .as_ref()
+                        .is_some_and(|m| accepted.is_empty() || accepted.contains(m)))
+        })
     }
+
+    /// The position with the smallest key of at least `from` that `fits`,
+    /// the smallest position on equal keys.
+    pub(crate) fn smallest_from(
+        &self,
+        task: &TaskSpec,
+        from: FreeKey,
+        fits: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        self.candidates(task)
+            .filter_map(|p| {
+                p.ascending
+                    .range((from, 0)..)
+                    .find(|&&(_, position)| fits(position as usize))
+                    .copied()
+            })
+            .min()
+            .map(|(_, position)| position as usize)
+    }
+
+    /// The position with the largest key, of at least `down_to`, that
+    /// `fits`, the smallest position on equal keys.
+    pub(crate) fn largest_down_to(
+        &self,
+        task: &TaskSpec,
+        down_to: FreeKey,
+        fits: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        self.candidates(task)
+            .filter_map(|p| {
+                p.descending
+                    .range(..=(Reverse(down_to), u32::MAX))
+                    .find(|&&(_, position)| fits(position as usize))
+                    .copied()
+            })
+            .min()
+            .map(|(_, position)| position as usize)
+    }
+}
+
+/// Quarters of a GPU: a GPU with `milli` free is in class `milli / 250`, so
+/// a task needing `m` on one GPU can only use a node of class `m / 250` or more.
+fn gpu_class(milli: u32) -> u32 {
+    milli.min(GPU_MILLI_PER_GPU) / (GPU_MILLI_PER_GPU / 4)
 }
 
 /// The largest free amounts in a subtree: a necessary condition to fit.

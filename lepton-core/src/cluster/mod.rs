@@ -574,10 +574,10 @@ impl ClusterState {
         let from = self
             .scale
             .key(task.request.cpu_milli, task.gpu.total_milli());
+        let fits = |position: usize| self.nodes[position].fits(task);
         self.free_index
-            .ascending_from(from)
+            .smallest_from(task, from, fits)
             .map(|p| &self.nodes[p])
-            .find(|node| node.fits(task))
     }
 
     /// The feasible node with the most free CPU and GPU, normalised as in
@@ -587,10 +587,10 @@ impl ClusterState {
         let down_to = self
             .scale
             .key(task.request.cpu_milli, task.gpu.total_milli());
+        let fits = |position: usize| self.nodes[position].fits(task);
         self.free_index
-            .descending_to(down_to)
+            .largest_down_to(task, down_to, fits)
             .map(|p| &self.nodes[p])
-            .find(|node| node.fits(task))
     }
 
     fn reindex(&mut self, position: usize) {

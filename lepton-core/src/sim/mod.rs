@@ -8,8 +8,9 @@
 //!   time; tasks arrive and complete at their times, wait when they fit
 //!   nowhere, and nodes may fail and recover.
 //!
-//! Workloads come from the openb trace readers or from the JSON format of
-//! [`read_workload`].
+//! Workloads come from the openb trace readers, from the JSON format of
+//! [`read_workload`], or from the synthetic generators
+//! ([`synthetic_nodes`], [`synthetic_tasks`]).
 
 use std::time::Duration;
 
@@ -19,12 +20,14 @@ use crate::node::{NodeId, NodeState};
 
 mod fill;
 mod rng;
+mod synthetic;
 mod timed;
 mod trace;
 mod workload;
 
 pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult};
 pub use rng::SimRng;
+pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks};
 pub use timed::{run_timed, TimedConfig, TimedResult, TimedSample, TimedTask};
 pub use trace::{read_openb_nodes, read_openb_pods, TracePod};
 pub use workload::{parse_workload, read_workload, Workload};
