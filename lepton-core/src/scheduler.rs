@@ -288,7 +288,9 @@ impl CoreSchedulerBuilder {
 
 #[derive(Debug)]
 struct TaskRecord {
-    spec: TaskSpec,
+    /// Boxed: the map of records stays small per slot, which matters with
+    /// millions of queued tasks (a hash table keeps spare slots).
+    spec: Box<TaskSpec>,
     state: TaskState,
     /// The task's key in the backoff area while it backs off.
     backoff_key: Option<(Timestamp, u64)>,
@@ -412,7 +414,7 @@ impl CoreScheduler {
 
     /// A task as it was submitted.
     pub fn task(&self, task: TaskId) -> Option<&TaskSpec> {
-        self.tasks.get(&task).map(|record| &record.spec)
+        self.tasks.get(&task).map(|record| &*record.spec)
     }
 
     /// The cluster's accounting, read-only.
@@ -578,7 +580,7 @@ impl Scheduler for CoreScheduler {
         self.tasks.insert(
             id,
             TaskRecord {
-                spec,
+                spec: Box::new(spec),
                 state: TaskState::Queued,
                 backoff_key: None,
                 unschedulable_attempts: 0,

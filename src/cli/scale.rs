@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Args;
 use lepton::policies::by_name;
-use lepton::{synthetic_nodes, synthetic_tasks, CoreScheduler, Scheduler};
+use lepton::{synthetic_nodes, synthetic_task, CoreScheduler, Scheduler, SimRng};
 
 use super::CliError;
 
@@ -39,9 +39,11 @@ pub(crate) fn run(args: ScaleArgs) -> Result<(), CliError> {
     }
     let add_s = started.elapsed().as_secs_f64();
 
+    // Tasks are drawn one at a time, so only the scheduler holds them.
     let started = Instant::now();
-    for task in synthetic_tasks(args.tasks, args.seed) {
-        scheduler.submit(&task)?;
+    let mut rng = SimRng::new(args.seed);
+    for id in 0..args.tasks {
+        scheduler.submit(&synthetic_task(id, &mut rng))?;
     }
     let submit_s = started.elapsed().as_secs_f64();
     println!("{} nodes added in {add_s:.2} s", args.nodes);

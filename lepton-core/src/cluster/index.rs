@@ -266,6 +266,12 @@ impl FitTree {
         }
     }
 
+    /// False when no node can hold `task`, judged from the root's maxima
+    /// alone: an O(1) answer for tasks that fit nowhere.
+    pub(crate) fn may_fit_somewhere(&self, task: &TaskSpec) -> bool {
+        self.tree.get(1).is_some_and(|root| root.may_fit(task))
+    }
+
     /// The leftmost position whose node `fits`, visiting only subtrees whose
     /// summary says `task` may fit.
     pub(crate) fn leftmost(&self, task: &TaskSpec, fits: impl Fn(usize) -> bool) -> Option<usize> {

@@ -571,6 +571,9 @@ impl ClusterState {
     /// placing `task` (best fit); the earliest in cluster order on ties.
     /// Found through an ordered index, not a scan.
     pub fn tightest_fit(&self, task: &TaskSpec) -> Option<&ClusterNode> {
+        if !self.fit_tree.may_fit_somewhere(task) {
+            return None;
+        }
         let from = self
             .scale
             .key(task.request.cpu_milli, task.gpu.total_milli());
@@ -584,6 +587,9 @@ impl ClusterState {
     /// [`tightest_fit`](Self::tightest_fit) (worst fit, spreading); the
     /// earliest in cluster order on ties.
     pub fn loosest_fit(&self, task: &TaskSpec) -> Option<&ClusterNode> {
+        if !self.fit_tree.may_fit_somewhere(task) {
+            return None;
+        }
         let down_to = self
             .scale
             .key(task.request.cpu_milli, task.gpu.total_milli());
