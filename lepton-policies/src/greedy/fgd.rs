@@ -7,7 +7,7 @@ use lepton_core::{
 };
 use smallvec::SmallVec;
 
-use super::{best_scoring, percent};
+use super::{best_scoring_at, percent};
 
 /// Fragmentation Gradient Descent (Weng et al., USENIX ATC '23): place the
 /// task where the cluster's expected GPU fragmentation grows least.
@@ -18,8 +18,8 @@ use super::{best_scoring, percent};
 /// ⌊sigmoid((before − after) / 1000) × 100⌋, highest wins, ties to the earliest node.
 ///
 /// Scores depend only on the node's state and the task's shape, so they are
-/// cached per (node, shape) and recomputed only for nodes that changed
-/// since (see [`ClusterNode::generation`]).
+/// cached per (shape, node position) and recomputed only for nodes that
+/// changed since (see [`ClusterNode::generation`]).
 ///
 /// [`Fgd::new`] takes the target workload (the paper derives it from the
 /// trace); [`Fgd::default`] learns it from the tasks it is asked to place,
@@ -31,7 +31,8 @@ pub struct Fgd {
     workload_version: u64,
     learning: Option<Learning>,
     shape_ids: HashMap<TaskShape, u32>,
-    cache: HashMap<(NodeId, u32), Cached>,
+    /// Per shape id, per node position: the node's last score for that shape.
+    cache: Vec<Vec<Option<Cached>>>,
 }
 
 /// Shape counts of the tasks seen, when the workload is learned.
@@ -43,6 +44,8 @@ struct Learning {
 
 #[derive(Debug, Clone, Copy)]
 struct Cached {
+    /// Positions shift when nodes leave: the slot is checked against the node.
+    node: NodeId,
     generation: u64,
     workload_version: u64,
     score: i64,
@@ -82,9 +85,13 @@ impl Fgd {
         }
     }
 
-    fn shape_id(&mut self, shape: TaskShape) -> u32 {
+    fn shape_id(&mut self, shape: TaskShape) -> usize {
         let next = self.shape_ids.len() as u32;
-        *self.shape_ids.entry(shape).or_insert(next)
+        let id = *self.shape_ids.entry(shape).or_insert(next) as usize;
+        if self.cache.len() <= id {
+            self.cache.resize_with(id + 1, Vec::new);
+        }
+        id
     }
 }
 
@@ -103,25 +110,27 @@ impl Policy for Fgd {
             cache,
             ..
         } = self;
-        let (node, gpu) = best_scoring(task, cluster, |node| {
-            let key = (node.id(), shape_id);
-            let fresh = cache.get(&key).filter(|c| {
-                c.generation == node.generation() && c.workload_version == *workload_version
+        let slots = &mut cache[shape_id];
+        slots.resize(cluster.nodes().len(), None);
+        let (node, gpu) = best_scoring_at(task, cluster, |position, node| {
+            let slot = &mut slots[position];
+            let fresh = slot.filter(|c| {
+                c.node == node.id()
+                    && c.generation == node.generation()
+                    && c.workload_version == *workload_version
             });
-            let cached = match fresh {
-                Some(&cached) => cached,
-                None => {
-                    let (score, gpu) = evaluate(task, node, workload);
-                    let cached = Cached {
-                        generation: node.generation(),
-                        workload_version: *workload_version,
-                        score,
-                        gpu,
-                    };
-                    cache.insert(key, cached);
-                    cached
-                }
-            };
+            let cached = fresh.unwrap_or_else(|| {
+                let (score, gpu) = evaluate(task, node, workload);
+                let cached = Cached {
+                    node: node.id(),
+                    generation: node.generation(),
+                    workload_version: *workload_version,
+                    score,
+                    gpu,
+                };
+                *slot = Some(cached);
+                cached
+            });
             Some((cached.score, cached.gpu))
         })?;
         Some(match gpu {

@@ -71,9 +71,24 @@ pub(crate) fn best_scoring<'a, T>(
     cluster: &'a ClusterState,
     mut score: impl FnMut(&'a ClusterNode) -> Option<(i64, T)>,
 ) -> Option<(&'a ClusterNode, T)> {
+    best_scoring_at(task, cluster, |_, node| score(node))
+}
+
+/// [`best_scoring`], with each node's position in cluster order passed to
+/// the score function too (for per-position caches).
+pub(crate) fn best_scoring_at<'a, T>(
+    task: &'a TaskSpec,
+    cluster: &'a ClusterState,
+    mut score: impl FnMut(usize, &'a ClusterNode) -> Option<(i64, T)>,
+) -> Option<(&'a ClusterNode, T)> {
     let mut best: Option<(i64, &ClusterNode, T)> = None;
-    for node in cluster.feasible_nodes(task) {
-        let Some((score, payload)) = score(node) else {
+    let feasible = cluster
+        .nodes()
+        .iter()
+        .enumerate()
+        .filter(|(_, node)| node.fits(task));
+    for (position, node) in feasible {
+        let Some((score, payload)) = score(position, node) else {
             continue;
         };
         if best.as_ref().is_none_or(|(b, _, _)| score > *b) {
