@@ -29,7 +29,7 @@ pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult};
 pub use rng::SimRng;
 pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks};
 pub use timed::{run_timed, TimedConfig, TimedResult, TimedSample, TimedTask};
-pub use trace::{read_openb_nodes, read_openb_pods, TracePod};
+pub use trace::{parse_openb_nodes, parse_openb_pods, read_openb_nodes, read_openb_pods, TracePod};
 pub use workload::{parse_workload, read_workload, Workload};
 
 /// The cluster's fragmentation against a target workload: the sum of

@@ -8,7 +8,7 @@
 //! panic and never a silently skipped row.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Cursor};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -38,7 +38,18 @@ pub struct TracePod {
 /// [`Error::Io`] when the file cannot be read, [`Error::Load`] for a
 /// malformed row (file, line, column and value named).
 pub fn read_openb_nodes(path: &Path) -> Result<Vec<NodeSpec>, Error> {
-    let mut rows = CsvRows::open(path)?;
+    openb_nodes(CsvRows::open(path)?)
+}
+
+/// [`read_openb_nodes`] on text in memory; `source` names it in errors.
+///
+/// # Errors
+/// [`Error::Load`] for a malformed row.
+pub fn parse_openb_nodes(text: &str, source: &str) -> Result<Vec<NodeSpec>, Error> {
+    openb_nodes(CsvRows::from_text(text, source)?)
+}
+
+fn openb_nodes(mut rows: CsvRows) -> Result<Vec<NodeSpec>, Error> {
     let columns = ["sn", "cpu_milli", "memory_mib", "gpu", "model"];
     let [sn, cpu, memory, gpu, model] = columns.map(|c| rows.required(c));
     let (sn, cpu, memory, gpu, model) = (sn?, cpu?, memory?, gpu?, model?);
@@ -77,7 +88,18 @@ pub fn read_openb_nodes(path: &Path) -> Result<Vec<NodeSpec>, Error> {
 /// malformed row (file, line, column and value named), including a pod that
 /// asks for nothing or for more than 1000 milli-GPUs on one GPU.
 pub fn read_openb_pods(path: &Path) -> Result<Vec<TracePod>, Error> {
-    let mut rows = CsvRows::open(path)?;
+    openb_pods(CsvRows::open(path)?)
+}
+
+/// [`read_openb_pods`] on text in memory; `source` names it in errors.
+///
+/// # Errors
+/// [`Error::Load`] for a malformed row.
+pub fn parse_openb_pods(text: &str, source: &str) -> Result<Vec<TracePod>, Error> {
+    openb_pods(CsvRows::from_text(text, source)?)
+}
+
+fn openb_pods(mut rows: CsvRows) -> Result<Vec<TracePod>, Error> {
     let columns = ["name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"];
     let [name, cpu, memory, num_gpu, gpu_milli] = columns.map(|c| rows.required(c));
     let (name, cpu, memory, num_gpu, gpu_milli) = (name?, cpu?, memory?, num_gpu?, gpu_milli?);
@@ -134,7 +156,7 @@ fn parse_qos(row: &Row<'_>, column: usize) -> Result<QosClass, Error> {
 /// a time, with the header's column names.
 struct CsvRows {
     path: String,
-    lines: std::io::Lines<BufReader<File>>,
+    lines: std::io::Lines<Box<dyn BufRead>>,
     header: Vec<String>,
     line: usize,
     /// The text of the current row.
@@ -148,30 +170,40 @@ struct Row<'a> {
 
 impl CsvRows {
     fn open(path: &Path) -> Result<Self, Error> {
-        let display = path.display().to_string();
-        let io_error = |e: std::io::Error| Error::Io {
-            path: display.clone(),
+        let source = path.display().to_string();
+        let file = File::open(path).map_err(|e| Error::Io {
+            path: source.clone(),
             message: e.to_string(),
-        };
-        let mut lines = BufReader::new(File::open(path).map_err(io_error)?).lines();
-        let header_line =
-            lines
-                .next()
-                .transpose()
-                .map_err(io_error)?
-                .ok_or_else(|| Error::Load {
-                    path: display.clone(),
-                    line: 1,
-                    column: None,
-                    message: "the file is empty: expected a header row".into(),
-                })?;
+        })?;
+        Self::new(Box::new(BufReader::new(file)), source)
+    }
+
+    fn from_text(text: &str, source: &str) -> Result<Self, Error> {
+        Self::new(Box::new(Cursor::new(text.to_owned())), source.to_owned())
+    }
+
+    fn new(reader: Box<dyn BufRead>, source: String) -> Result<Self, Error> {
+        let mut lines = reader.lines();
+        let header_line = lines
+            .next()
+            .transpose()
+            .map_err(|e| Error::Io {
+                path: source.clone(),
+                message: e.to_string(),
+            })?
+            .ok_or_else(|| Error::Load {
+                path: source.clone(),
+                line: 1,
+                column: None,
+                message: "the file is empty: expected a header row".into(),
+            })?;
         let header = header_line
             .trim_end()
             .split(',')
             .map(str::to_owned)
             .collect();
         Ok(CsvRows {
-            path: display,
+            path: source,
             lines,
             header,
             line: 1,
