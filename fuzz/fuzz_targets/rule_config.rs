@@ -9,9 +9,15 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|text: &str| {
     // Counting the empty line after a final newline too.
     let lines = text.split('\n').count();
-    for parsed in [RulePolicy::from_toml_str(text), RulePolicy::from_json_str(text)] {
+    for parsed in [
+        RulePolicy::from_toml_str(text),
+        RulePolicy::from_json_str(text),
+    ] {
         if let Err(Error::RuleConfig { line, .. }) = parsed {
-            assert!((1..=lines).contains(&line), "error on line {line} of {lines}");
+            assert!(
+                (1..=lines).contains(&line),
+                "error on line {line} of {lines}"
+            );
         }
     }
 });

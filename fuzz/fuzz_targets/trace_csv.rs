@@ -9,12 +9,18 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|text: &str| {
     if let Ok(nodes) = parse_openb_nodes(text, "fuzz.csv") {
         for node in nodes {
-            assert!(node.validate().is_ok(), "accepted an invalid node: {node:?}");
+            assert!(
+                node.validate().is_ok(),
+                "accepted an invalid node: {node:?}"
+            );
         }
     }
     if let Ok(pods) = parse_openb_pods(text, "fuzz.csv") {
         for pod in pods {
-            assert!(pod.spec.validate().is_ok(), "accepted an invalid pod: {pod:?}");
+            assert!(
+                pod.spec.validate().is_ok(),
+                "accepted an invalid pod: {pod:?}"
+            );
         }
     }
 });

@@ -9,10 +9,16 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|text: &str| {
     if let Ok(workload) = parse_workload(text, "fuzz.json") {
         for node in &workload.nodes {
-            assert!(node.validate().is_ok(), "accepted an invalid node: {node:?}");
+            assert!(
+                node.validate().is_ok(),
+                "accepted an invalid node: {node:?}"
+            );
         }
         for task in &workload.tasks {
-            assert!(task.spec.validate().is_ok(), "accepted an invalid task: {task:?}");
+            assert!(
+                task.spec.validate().is_ok(),
+                "accepted an invalid task: {task:?}"
+            );
         }
     }
 });
