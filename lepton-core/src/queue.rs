@@ -123,22 +123,24 @@ impl<T> TaskQueue<T> {
     /// The number of items in the queue (exact when no push or pop is in
     /// flight). It sums the levels that may hold items: O(levels in use).
     pub fn len(&self) -> usize {
-        (0..WORDS)
-            .flat_map(|word| {
-                let bits = self.nonempty[word].load(Ordering::SeqCst);
-                (0..64)
-                    .filter(move |bit| bits & (1 << bit) != 0)
-                    .map(move |bit| word * 64 + bit)
-            })
+        self.marked_levels()
             .map(|level| self.levels[level].len())
             .sum()
     }
 
     /// True when the queue holds no item.
     pub fn is_empty(&self) -> bool {
-        (0..WORDS).all(|word| {
+        self.marked_levels()
+            .all(|level| self.levels[level].is_empty())
+    }
+
+    /// The levels whose bit is set, lowest first.
+    fn marked_levels(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..WORDS).flat_map(move |word| {
             let bits = self.nonempty[word].load(Ordering::SeqCst);
-            (0..64).all(|bit| bits & (1 << bit) == 0 || self.levels[word * 64 + bit].is_empty())
+            (0..64)
+                .filter(move |bit| bits & (1 << bit) != 0)
+                .map(move |bit| word * 64 + bit)
         })
     }
 

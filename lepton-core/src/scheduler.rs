@@ -544,10 +544,6 @@ impl CoreScheduler {
         }
     }
 
-    fn set_node_state(&mut self, node: NodeId, state: NodeState) -> Result<(), Error> {
-        self.cluster.set_state(node, state)
-    }
-
     /// Cordoning is for healthy nodes: a down node comes back only with
     /// [`Event::NodeUp`], never as a side effect of an uncordon.
     fn set_healthy_node_state(
@@ -564,7 +560,7 @@ impl CoreScheduler {
         if current == NodeState::Down {
             return Err(Error::NodeDown { node, action });
         }
-        self.set_node_state(node, state)
+        self.cluster.set_state(node, state)
     }
 }
 
@@ -681,11 +677,11 @@ impl Scheduler for CoreScheduler {
                 self.cluster.remove_node(node).map(|_| ())
             }
             Event::NodeDown(node) => {
-                self.set_node_state(node, NodeState::Down)?;
+                self.cluster.set_state(node, NodeState::Down)?;
                 self.evacuate(node);
                 Ok(())
             }
-            Event::NodeUp(node) => self.set_node_state(node, NodeState::Ready),
+            Event::NodeUp(node) => self.cluster.set_state(node, NodeState::Ready),
             Event::NodeCordoned(node) => {
                 self.set_healthy_node_state(node, NodeState::Cordoned, "cordon")
             }

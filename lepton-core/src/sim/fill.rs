@@ -213,18 +213,13 @@ fn snapshot(
     alloc_pct: f64,
     capacity: u64,
 ) -> Snapshot {
-    let cluster = scheduler.cluster();
-    let frag_milli = FragmentMeter::default().fragment_milli(workload, cluster);
-    let utilization = cluster.utilization();
+    let frag_milli = FragmentMeter::default().fragment_milli(workload, scheduler.cluster());
+    let report = scheduler.report();
     Snapshot {
         alloc_pct,
         frag_pct: frag_milli * 100.0 / capacity as f64,
-        cpu_pct: utilization.cpu * 100.0,
-        memory_pct: utilization.memory * 100.0,
-        nodes_in_use: cluster
-            .nodes()
-            .iter()
-            .filter(|n| n.task_count() > 0)
-            .count(),
+        cpu_pct: report.utilization.cpu * 100.0,
+        memory_pct: report.utilization.memory * 100.0,
+        nodes_in_use: report.nodes_in_use,
     }
 }
