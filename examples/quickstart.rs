@@ -95,7 +95,7 @@ fn run_round(scheduler: &mut CoreScheduler, first_id: u64) -> Result<usize, Box<
         report.utilization.memory * 100.0
     );
     for assignment in assignments {
-        scheduler.complete(assignment.task)?;
+        scheduler.complete(assignment.run())?;
     }
     Ok(report.nodes_in_use)
 }

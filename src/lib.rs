@@ -22,8 +22,8 @@
 //! scheduler.submit(&TaskSpec::new(TaskId(1), Resources::new(1_500, 2_048)))?;
 //! for assignment in scheduler.schedule() {
 //!     println!("{} runs on {}", assignment.task, assignment.node);
+//!     scheduler.complete(assignment.run())?;
 //! }
-//! scheduler.complete(TaskId(1))?;
 //! # Ok::<(), lepton::Error>(())
 //! ```
 //!

@@ -2,7 +2,7 @@
 
 use crate::node::{NodeId, NodeState};
 use crate::resources::Dimension;
-use crate::task::TaskId;
+use crate::task::{Run, TaskId};
 
 /// Why a task cannot be placed on a particular node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +47,9 @@ pub enum Misfit {
     /// A task of the same anti-affinity group already runs there.
     #[error("anti-affinity group {0:?} already runs there")]
     AntiAffinity(String),
+    /// The task is to avoid this node.
+    #[error("the task avoids this node")]
+    Avoided,
     /// The GPUs chosen for the task are not valid on this node.
     #[error("GPU choice {gpus:?} is invalid: {why}")]
     GpuChoice {
@@ -108,6 +111,15 @@ pub enum Error {
         action: &'static str,
         /// The task's state at that moment.
         state: &'static str,
+    },
+    /// An event names a run of the task other than the current one: a late
+    /// or duplicated report from a placement the scheduler already gave up.
+    #[error("run {run} is not the current run of task {} (attempt {current}); ignored", run.task)]
+    StaleRun {
+        /// The run the event named.
+        run: Run,
+        /// The task's current attempt.
+        current: u32,
     },
     /// A node with this id was already added.
     #[error("node {node} was already added")]

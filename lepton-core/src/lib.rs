@@ -44,7 +44,7 @@
 //! let assignments = scheduler.schedule();
 //! assert_eq!(assignments.len(), 3);
 //! assert_eq!(assignments[0].gpus, assignments[1].gpus); // shared the same GPU
-//! scheduler.complete(TaskId(3))?;
+//! scheduler.complete(assignments[2].run())?;
 //! assert_eq!(scheduler.report().tasks.running, 2);
 //! # Ok::<(), lepton_core::Error>(())
 //! ```
@@ -76,8 +76,8 @@ pub use policy::{policy_fn, Feedback, FnPolicy, Outcome, Policy};
 pub use queue::TaskQueue;
 pub use resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PER_GPU};
 pub use scheduler::{
-    Assignment, CoreScheduler, CoreSchedulerBuilder, Event, Report, Scheduler, SchedulerConfig,
-    TaskCounts, TaskState,
+    Assignment, CoreScheduler, CoreSchedulerBuilder, Drained, Event, RebalanceConfig, Report,
+    RetryPolicy, Scheduler, SchedulerConfig, TaskCounts, TaskState,
 };
 pub use seed::seed_utility;
 pub use sim::{
@@ -86,4 +86,6 @@ pub use sim::{
     synthetic_tasks, FillConfig, FillPoint, FillResult, SimRng, TimedConfig, TimedResult,
     TimedSample, TimedTask, TracePod, Workload,
 };
-pub use task::{Constraints, Priority, QosClass, Task, TaskId, TaskSpec, Toleration};
+pub use task::{
+    Constraints, Priority, QosClass, Run, Task, TaskId, TaskKind, TaskSpec, Toleration,
+};

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::node::{GpuModel, Labels};
+use crate::node::{GpuModel, Labels, NodeId};
 use crate::resources::{GpuRequest, Resources, GPU_MILLI_PER_GPU};
 
 /// Identifies a task. Displayed as `t-<number>`.
@@ -20,6 +20,24 @@ pub struct TaskId(pub u64);
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "t-{}", self.0)
+    }
+}
+
+/// One placement of a task: the task, and which placement of it this is
+/// (1 for the first). Events from a backend name the run they concern, so a
+/// late report from an earlier placement is told apart from the current one.
+/// Displayed as `t-<number>#<attempt>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Run {
+    /// The task.
+    pub task: TaskId,
+    /// Which placement of it, counting from 1.
+    pub attempt: u32,
+}
+
+impl fmt::Display for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.task, self.attempt)
     }
 }
 
@@ -58,6 +76,18 @@ pub enum QosClass {
     Burstable,
     /// Runs on leftovers; first to go.
     BestEffort,
+}
+
+/// What kind of work a task is; it picks the task's retry policy
+/// (see [`SchedulerConfig`](crate::SchedulerConfig)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Runs to completion; retried a few times.
+    #[default]
+    Batch,
+    /// Long-running; retried with growing delays, without limit by default.
+    Service,
 }
 
 /// A toleration: lets a task land on nodes with a matching taint.
@@ -106,6 +136,9 @@ pub struct Constraints {
     /// (replicas of one service, for example).
     #[serde(default)]
     pub anti_affinity: Option<String>,
+    /// Nodes the task must not run on.
+    #[serde(default)]
+    pub avoid_nodes: Vec<NodeId>,
 }
 
 /// Everything the scheduler knows about a task when it is submitted.
@@ -128,6 +161,9 @@ pub struct TaskSpec {
     /// QoS class.
     #[serde(default)]
     pub qos: QosClass,
+    /// Batch or service: picks the retry policy.
+    #[serde(default)]
+    pub kind: TaskKind,
     /// Longest run time in milliseconds before the task counts as timed out.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
@@ -150,6 +186,7 @@ impl TaskSpec {
             gpu: GpuRequest::NONE,
             priority: Priority::NORMAL,
             qos: QosClass::default(),
+            kind: TaskKind::default(),
             timeout_ms: None,
             constraints: Constraints::default(),
         }
@@ -176,6 +213,12 @@ impl TaskSpec {
     /// Sets the QoS class.
     pub fn with_qos(mut self, qos: QosClass) -> Self {
         self.qos = qos;
+        self
+    }
+
+    /// Sets the kind (batch or service).
+    pub fn with_kind(mut self, kind: TaskKind) -> Self {
+        self.kind = kind;
         self
     }
 
@@ -261,6 +304,10 @@ pub trait Task {
     fn qos(&self) -> QosClass {
         QosClass::default()
     }
+    /// Batch or service.
+    fn kind(&self) -> TaskKind {
+        TaskKind::default()
+    }
     /// Its timeout in milliseconds.
     fn timeout_ms(&self) -> Option<u64> {
         None
@@ -282,6 +329,7 @@ pub trait Task {
             gpu: self.gpu(),
             priority: self.priority(),
             qos: self.qos(),
+            kind: self.kind(),
             timeout_ms: self.timeout_ms(),
             constraints: self.constraints(),
         }

@@ -14,6 +14,7 @@ use lepton_core::*;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use support::first_fit;
+use support::invariants::check_invariants;
 
 // ---------------------------------------------------------------------------
 // Policies
@@ -81,181 +82,6 @@ fn random_policy(seed: u64, picks: Picks) -> impl Policy {
     })
 }
 
-// ---------------------------------------------------------------------------
-// Invariants
-
-/// What the running tasks hold on one node.
-#[derive(Debug)]
-struct Used {
-    cpu_milli: u64,
-    memory_mib: u64,
-    /// Milli-GPUs held on each GPU, by index.
-    gpu_milli: Vec<u32>,
-    tasks: u32,
-    /// GPU tasks per `(count, milli_per_gpu)` request.
-    gpu_requests: BTreeMap<(u32, u32), u32>,
-}
-
-impl Used {
-    fn new(node: &NodeSpec) -> Self {
-        Used {
-            cpu_milli: 0,
-            memory_mib: 0,
-            gpu_milli: vec![0; node.gpus.count as usize],
-            tasks: 0,
-            gpu_requests: BTreeMap::new(),
-        }
-    }
-}
-
-/// Checks everything that must hold between any two operations.
-///
-/// `submitted` are the ids of every accepted submission.
-fn check_invariants(scheduler: &CoreScheduler, submitted: &[TaskId]) {
-    let cluster = scheduler.cluster();
-    let mut counts = TaskCounts::default();
-    // Per node, recomputed from the allocations (plain sums, so the check
-    // does not lean on the arithmetic it checks).
-    let mut used: HashMap<NodeId, Used> = HashMap::new();
-
-    for &id in submitted {
-        let state = scheduler
-            .task_state(id)
-            .unwrap_or_else(|| panic!("{id} unknown"));
-        let spec = scheduler
-            .task(id)
-            .unwrap_or_else(|| panic!("{id} has no spec"));
-        *match state {
-            TaskState::Queued => &mut counts.queued,
-            TaskState::BackingOff { .. } => &mut counts.backing_off,
-            TaskState::Running { .. } => &mut counts.running,
-            TaskState::Completed => &mut counts.completed,
-            TaskState::Failed { .. } => &mut counts.failed,
-            TaskState::Cancelled => &mut counts.cancelled,
-        } += 1;
-        let allocation = cluster.allocation(id);
-        let (node, allocation) = match (state, allocation) {
-            (TaskState::Running { node }, Some(allocation)) => (*node, allocation),
-            (TaskState::Running { node }, None) => panic!("{id} runs on {node} but holds nothing"),
-            (state, Some(allocation)) => panic!("{id} is {state:?} but holds {allocation:?}"),
-            (_, None) => continue,
-        };
-        assert_eq!(allocation.node, node, "{id}: state and allocation disagree");
-        assert_eq!(allocation.task, id);
-        assert_eq!(
-            allocation.resources, spec.request,
-            "{id} holds other than it asked"
-        );
-        assert_eq!(
-            allocation.gpus.len(),
-            spec.gpu.count as usize,
-            "{id}: GPU count"
-        );
-        assert_eq!(
-            allocation.milli_per_gpu, spec.gpu.milli_per_gpu,
-            "{id}: GPU share"
-        );
-        let node_spec = cluster
-            .node(node)
-            .unwrap_or_else(|| panic!("{id} runs on unknown {node}"))
-            .spec();
-        let entry = used.entry(node).or_insert_with(|| Used::new(node_spec));
-        entry.cpu_milli += allocation.resources.cpu_milli;
-        entry.memory_mib += allocation.resources.memory_mib;
-        for (i, &gpu) in allocation.gpus.iter().enumerate() {
-            assert!(
-                !allocation.gpus[..i].contains(&gpu),
-                "{id} holds GPU {gpu} twice"
-            );
-            let slot = entry.gpu_milli.get_mut(gpu as usize);
-            *slot.unwrap_or_else(|| panic!("{id} holds GPU {gpu} of {node}, which has none")) +=
-                allocation.milli_per_gpu;
-        }
-        entry.tasks += 1;
-        if !spec.gpu.is_none() {
-            let key = (spec.gpu.count, spec.gpu.milli_per_gpu);
-            *entry.gpu_requests.entry(key).or_default() += 1;
-        }
-    }
-    assert_eq!(
-        cluster.allocation_count(),
-        counts.running,
-        "allocations of no running task"
-    );
-
-    for node in cluster.nodes() {
-        let spec = node.spec();
-        let gpu_count = spec.gpus.count as usize;
-        let id = node.id();
-        let used = used.remove(&id).unwrap_or_else(|| Used::new(spec));
-        let (capacity, free) = (&spec.capacity, node.free());
-        assert!(
-            used.cpu_milli <= capacity.cpu_milli && used.memory_mib <= capacity.memory_mib,
-            "{id} over-committed: {used:?} on {capacity}"
-        );
-        let expected_free = Resources::new(
-            capacity.cpu_milli - used.cpu_milli,
-            capacity.memory_mib - used.memory_mib,
-        );
-        assert_eq!(free, &expected_free, "{id}: free");
-        assert_eq!(node.gpu_free_milli().len(), gpu_count, "{id}: GPUs");
-        for (i, (&held, &free)) in used.gpu_milli.iter().zip(node.gpu_free_milli()).enumerate() {
-            assert!(
-                held <= GPU_MILLI_PER_GPU,
-                "{id} GPU {i} over-committed: {held} milli"
-            );
-            assert_eq!(
-                held + free,
-                GPU_MILLI_PER_GPU,
-                "{id} GPU {i}: held {held}, free {free}"
-            );
-        }
-        assert_eq!(node.task_count(), used.tasks, "{id}: task count");
-        let mut gpu_requests = node.gpu_requests().to_vec();
-        gpu_requests.sort_unstable_by_key(|&(r, _)| (r.count, r.milli_per_gpu));
-        let expected: Vec<_> = used
-            .gpu_requests
-            .into_iter()
-            .map(|((count, milli_per_gpu), tasks)| {
-                (
-                    GpuRequest {
-                        count,
-                        milli_per_gpu,
-                    },
-                    tasks,
-                )
-            })
-            .collect();
-        assert_eq!(gpu_requests, expected, "{id}: GPU requests");
-        if node.state() == NodeState::Down {
-            assert_eq!(used.tasks, 0, "{id} is down but runs tasks");
-        }
-    }
-    assert!(
-        used.is_empty(),
-        "tasks on nodes the cluster does not list: {used:?}"
-    );
-
-    let report = scheduler.report();
-    assert_eq!(report.tasks, counts, "report counts");
-    assert_eq!(report.tasks.total(), submitted.len());
-    assert_eq!(
-        scheduler.queue_len(),
-        report.tasks.queued + scheduler.stale_queue_entries(),
-        "queue entries"
-    );
-    let nodes_in = |state| {
-        cluster
-            .nodes()
-            .iter()
-            .filter(|n| n.state() == state)
-            .count()
-    };
-    assert_eq!(report.nodes_ready, nodes_in(NodeState::Ready));
-    assert_eq!(report.nodes_cordoned, nodes_in(NodeState::Cordoned));
-    assert_eq!(report.nodes_down, nodes_in(NodeState::Down));
-}
-
 /// Everything observable, to check that a refused operation changed nothing.
 #[derive(Debug, Clone, PartialEq)]
 struct Snapshot {
@@ -274,6 +100,7 @@ struct Snapshot {
 #[derive(Debug, Clone, PartialEq)]
 struct TaskSnapshot {
     state: Option<TaskState>,
+    run: Option<Run>,
     asked: Option<(Resources, GpuRequest, Priority)>,
     holds: Option<Allocation>,
 }
@@ -297,6 +124,7 @@ impl Snapshot {
                 .into_iter()
                 .map(|id| TaskSnapshot {
                     state: scheduler.task_state(id).cloned(),
+                    run: scheduler.current_run(id),
                     asked: scheduler
                         .task(id)
                         .map(|s| (s.request.clone(), s.gpu, s.priority)),
@@ -365,10 +193,14 @@ enum Op {
     /// Submits again an id already accepted (index into them).
     Resubmit(Index),
     Schedule,
-    Complete(Index),
+    Complete {
+        task: Index,
+        run: WhichRun,
+    },
     Fail {
         task: Index,
-        timed_out: bool,
+        run: WhichRun,
+        how: Failure,
     },
     Cancel(Index),
     NodeDown(Index),
@@ -379,6 +211,33 @@ enum Op {
         secs: u64,
     },
 }
+
+/// Which run of a task an event names: the current one, or a stale one
+/// (a late report from an earlier run, or a bogus later one).
+#[derive(Debug, Clone, Copy)]
+enum WhichRun {
+    Current,
+    Earlier,
+    Later,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    Exit,
+    TimeOut,
+    Launch,
+}
+
+fn which_run() -> impl Strategy<Value = WhichRun> {
+    prop_oneof![6 => Just(WhichRun::Current), 1 => Just(WhichRun::Earlier), 1 => Just(WhichRun::Later)]
+}
+
+/// The retry policy of the property test: one retry, 3 s later.
+const RETRY: RetryPolicy = RetryPolicy {
+    max_retries: Some(1),
+    delay: Duration::from_secs(3),
+    max_delay: Duration::from_secs(3),
+};
 
 fn gpu_request() -> impl Strategy<Value = GpuRequest> {
     prop_oneof![
@@ -424,8 +283,9 @@ fn op() -> impl Strategy<Value = Op> {
         8 => submit,
         1 => index().prop_map(Op::Resubmit),
         5 => Just(Op::Schedule),
-        3 => index().prop_map(Op::Complete),
-        2 => (index(), any::<bool>()).prop_map(|(task, timed_out)| Op::Fail { task, timed_out }),
+        3 => (index(), which_run()).prop_map(|(task, run)| Op::Complete { task, run }),
+        2 => (index(), which_run(), prop_oneof![Just(Failure::Exit), Just(Failure::TimeOut), Just(Failure::Launch)])
+            .prop_map(|(task, run, how)| Op::Fail { task, run, how }),
         2 => index().prop_map(Op::Cancel),
         1 => index().prop_map(Op::NodeDown),
         1 => index().prop_map(Op::NodeUp),
@@ -472,6 +332,8 @@ struct Harness {
     /// Consecutive cycles that found no node for each task since it last
     /// ran: what its backoff must be based on.
     misses: HashMap<TaskId, u32>,
+    /// Failed attempts of each task so far: what its retries must follow.
+    failures: HashMap<TaskId, u32>,
     /// The highest node generation seen so far.
     max_generation: u64,
     /// The policy's decisions in the current cycle.
@@ -483,8 +345,15 @@ impl Harness {
         let clock = ManualClock::new();
         let picks = Picks::default();
         let policy = random_policy(seed, Arc::clone(&picks));
+        // Preemption has scenario tests of its own; this model has none.
+        let config = SchedulerConfig {
+            retry_batch: RETRY,
+            preemption: false,
+            ..SchedulerConfig::default()
+        };
         let mut scheduler = CoreScheduler::builder(Box::new(policy))
             .clock(Arc::new(clock.clone()))
+            .config(config)
             .build();
         let mut nodes = Vec::new();
         for (i, shape) in (1..).zip(shapes) {
@@ -503,6 +372,7 @@ impl Harness {
             submitted: Vec::new(),
             next_id: 0,
             misses: HashMap::new(),
+            failures: HashMap::new(),
             max_generation: 0,
             picks,
         };
@@ -520,6 +390,40 @@ impl Harness {
     fn pick_node(&self, index: &Index) -> NodeId {
         let i = index.index(self.nodes.len() + 1);
         self.nodes.get(i).copied().unwrap_or(UNKNOWN_NODE)
+    }
+
+    /// The run an event names, and the task's current attempt.
+    fn pick_run(&self, task: TaskId, which: WhichRun) -> (Run, u32) {
+        let current = self
+            .scheduler
+            .current_run(task)
+            .unwrap_or(Run { task, attempt: 0 });
+        let attempt = match which {
+            WhichRun::Current => current.attempt,
+            WhichRun::Earlier => current.attempt.saturating_sub(1),
+            WhichRun::Later => current.attempt + 1,
+        };
+        (Run { task, attempt }, current.attempt)
+    }
+
+    /// The state a task must reach after one more failed attempt.
+    fn after_failure(&mut self, task: TaskId) -> TaskState {
+        let failures = self.failures.entry(task).or_insert(0);
+        *failures += 1;
+        if RETRY.allows(*failures) {
+            TaskState::BackingOff {
+                until: self.scheduler.now().saturating_add(RETRY.delay),
+                attempts: 0,
+            }
+        } else {
+            let reasons = self.scheduler.failures(task).to_vec();
+            assert_eq!(
+                reasons.len(),
+                *failures as usize,
+                "{task}: reasons {reasons:?}"
+            );
+            TaskState::Failed { reasons }
+        }
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -633,34 +537,41 @@ impl Harness {
                 );
             }
             Op::Schedule => self.schedule(&states),
-            Op::Complete(ref index) => {
-                let id = self.pick_task(index);
-                let result = self.scheduler.complete(id);
-                self.check_finish(id, &states, &before, result, TaskState::Completed);
-            }
-            Op::Fail {
-                ref task,
-                timed_out,
-            } => {
+            Op::Complete { ref task, run } => {
                 let id = self.pick_task(task);
-                let (result, end) = if timed_out {
-                    let result = self.scheduler.handle(Event::TaskTimedOut(id));
-                    (
-                        result,
-                        TaskState::Failed {
-                            reason: "timed out".to_owned(),
-                        },
-                    )
-                } else {
-                    let result = self.scheduler.fail(id, "exit code 1");
-                    (
-                        result,
-                        TaskState::Failed {
-                            reason: "exit code 1".to_owned(),
-                        },
-                    )
+                let (run, current) = self.pick_run(id, run);
+                let result = self.scheduler.complete(run);
+                if self.check_finish(run, current, &states, &before, result) {
+                    assert_eq!(self.scheduler.task_state(id), Some(&TaskState::Completed));
+                }
+            }
+            Op::Fail { ref task, run, how } => {
+                let id = self.pick_task(task);
+                let (run, current) = self.pick_run(id, run);
+                let (result, reason) = match how {
+                    Failure::Exit => (self.scheduler.fail(run, "exit code 1"), "exit code 1"),
+                    Failure::TimeOut => {
+                        (self.scheduler.handle(Event::TaskTimedOut(run)), "timed out")
+                    }
+                    Failure::Launch => (
+                        self.scheduler.handle(Event::LaunchFailed {
+                            run,
+                            reason: "no such image".to_owned(),
+                        }),
+                        "launch failed: no such image",
+                    ),
                 };
-                self.check_finish(id, &states, &before, result, end);
+                if self.check_finish(run, current, &states, &before, result) {
+                    let expected = self.after_failure(id);
+                    assert_eq!(self.scheduler.task_state(id), Some(&expected));
+                    let reasons = self.scheduler.failures(id);
+                    let last = reasons.last().map(String::as_str).unwrap_or_default();
+                    assert!(last.ends_with(reason), "{id}: {reasons:?}");
+                    assert!(
+                        last.starts_with(&format!("attempt {}", run.attempt)),
+                        "{last}"
+                    );
+                }
             }
             Op::Cancel(ref index) => {
                 let id = self.pick_task(index);
@@ -695,20 +606,17 @@ impl Harness {
                 if !self.check_node_event(node, result, &before, NodeState::Down) {
                     return;
                 }
-                // Its tasks went back to the queue, nobody else moved.
+                // Its tasks failed an attempt each, nobody else moved.
                 let evicted: Vec<TaskId> = states
                     .iter()
                     .filter(|(_, state)| **state == TaskState::Running { node })
                     .map(|(&id, _)| id)
                     .collect();
                 for &id in &evicted {
-                    assert_eq!(
-                        self.scheduler.task_state(id),
-                        Some(&TaskState::Queued),
-                        "{id}"
-                    );
+                    let expected = self.after_failure(id);
+                    assert_eq!(self.scheduler.task_state(id), Some(&expected), "{id}");
                 }
-                assert_eq!(self.scheduler.queue_len(), before.queue_len + evicted.len());
+                assert_eq!(self.scheduler.queue_len(), before.queue_len);
                 self.assert_only_changed(&states, &evicted);
             }
             Op::NodeUp(ref index) => {
@@ -778,7 +686,10 @@ impl Harness {
             );
         }
         let picks = std::mem::take(&mut *self.picks.lock().unwrap_or_else(PoisonError::into_inner));
-        for (id, pick) in picks {
+        // A retried task is offered first without the node it failed on,
+        // then, if that finds nothing, anywhere: its last pick decides.
+        let last_picks: HashMap<TaskId, Pick> = picks.into_iter().collect();
+        for (id, pick) in last_picks {
             match pick {
                 // What the cluster calls feasible, it accepts.
                 Pick::Feasible => {
@@ -865,37 +776,38 @@ impl Harness {
         );
     }
 
+    /// Checks the result of an event about `run`; true when it applied.
     fn check_finish(
         &self,
-        id: TaskId,
+        run: Run,
+        current: u32,
         states: &BTreeMap<TaskId, TaskState>,
         before: &Snapshot,
         result: Result<(), Error>,
-        end: TaskState,
-    ) {
+    ) -> bool {
+        let id = run.task;
         match states.get(&id) {
-            Some(TaskState::Running { .. }) => {
-                assert_eq!(result, Ok(()), "finish running {id}");
-                assert_eq!(self.scheduler.task_state(id), Some(&end));
+            Some(TaskState::Running { .. }) if run.attempt == current => {
+                assert_eq!(result, Ok(()), "finish running {run}");
                 assert_eq!(self.scheduler.cluster().allocation(id), None);
                 self.assert_only_changed(states, &[id]);
+                return true;
             }
-            None => {
-                assert_eq!(result, Err(Error::UnknownTask { task: id }));
-                assert_eq!(&self.snapshot(), before);
+            Some(TaskState::Running { .. }) => {
+                assert_eq!(result, Err(Error::StaleRun { run, current }));
             }
-            Some(state) => {
-                assert!(
-                    matches!(result, Err(Error::InvalidTransition { task, .. }) if task == id),
-                    "finish {id} while {state:?} gave {result:?}"
-                );
-                assert_eq!(
-                    &self.snapshot(),
-                    before,
-                    "a refused finish changed something"
-                );
-            }
+            None => assert_eq!(result, Err(Error::UnknownTask { task: id })),
+            Some(state) => assert!(
+                matches!(result, Err(Error::InvalidTransition { task, .. }) if task == id),
+                "finish {run} while {state:?} gave {result:?}"
+            ),
         }
+        assert_eq!(
+            &self.snapshot(),
+            before,
+            "a refused event changed something"
+        );
+        false
     }
 
     /// A down node is neither cordoned nor uncordoned: only NodeUp revives it.
@@ -1046,15 +958,25 @@ fn a_node_going_down_requeues_its_tasks_onto_another_node() {
     assert_eq!(nodes_of(&scheduler.schedule()), [1, 1, 1]);
 
     scheduler.handle(Event::NodeDown(NodeId(1))).unwrap();
+    // Each waits out the batch retry delay (5 s) before it is queued again.
+    let retry_at = Timestamp::from_secs(5);
     for &id in &ids {
-        assert_eq!(scheduler.task_state(id), Some(&TaskState::Queued));
+        assert_eq!(
+            scheduler.task_state(id),
+            Some(&TaskState::BackingOff {
+                until: retry_at,
+                attempts: 0
+            })
+        );
         assert_eq!(scheduler.cluster().allocation(id), None);
+        assert_eq!(scheduler.failures(id), ["attempt 1 on n-1: node down"]);
     }
     let down = scheduler.cluster().node(NodeId(1)).unwrap();
     assert_eq!(down.free(), &capacity);
     assert_eq!(down.gpu_free_milli(), [1000, 1000]);
-    assert_eq!(scheduler.queue_len(), 3);
     check_invariants(&scheduler, &ids);
+    assert!(scheduler.schedule().is_empty());
+    clock.set(retry_at);
 
     let assignments = scheduler.schedule();
     assert_eq!(nodes_of(&assignments), [2, 2, 2]);

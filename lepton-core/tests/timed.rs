@@ -30,9 +30,13 @@ impl Policy for CountingFirstFit {
             .next()
             .map(|node| Placement::on(node.id()))
     }
+    /// Counts completions; runs cut short by a node failure report
+    /// `Outcome::Failed` and are not counted.
     fn observe(&mut self, feedback: &Feedback<'_>) {
-        let mut completions = self.completions.lock().expect("not poisoned");
-        *completions.entry(feedback.task.id).or_insert(0) += 1;
+        if feedback.outcome == Outcome::Completed {
+            let mut completions = self.completions.lock().expect("not poisoned");
+            *completions.entry(feedback.task.id).or_insert(0) += 1;
+        }
     }
 }
 

@@ -151,14 +151,8 @@ impl ClusterNode {
                 return Err(Misfit::Insufficient(dimension));
             }
         }
+        self.check_rules(task)?;
         if !task.gpu.is_none() {
-            let constraints = &task.constraints.gpu_models;
-            let model = self.spec.gpus.model.as_ref();
-            if !constraints.is_empty() && !model.is_some_and(|m| constraints.contains(m)) {
-                return Err(Misfit::GpuModel {
-                    found: model.map(|m| m.to_string()),
-                });
-            }
             let fitting = self
                 .gpu_free_milli
                 .iter()
@@ -168,6 +162,25 @@ impl ClusterNode {
                 return Err(Misfit::Gpus {
                     count: task.gpu.count,
                     milli_per_gpu: task.gpu.milli_per_gpu,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the placement rules that freeing capacity cannot change: GPU
+    /// model, node selector, taints, anti-affinity and nodes to avoid. The
+    /// node's state and free capacity are not looked at.
+    ///
+    /// # Errors
+    /// The first [`Misfit`] found.
+    pub fn check_rules(&self, task: &TaskSpec) -> Result<(), Misfit> {
+        if !task.gpu.is_none() {
+            let constraints = &task.constraints.gpu_models;
+            let model = self.spec.gpus.model.as_ref();
+            if !constraints.is_empty() && !model.is_some_and(|m| constraints.contains(m)) {
+                return Err(Misfit::GpuModel {
+                    found: model.map(|m| m.to_string()),
                 });
             }
         }
@@ -196,7 +209,32 @@ impl ClusterNode {
                 return Err(Misfit::AntiAffinity(group.clone()));
             }
         }
+        if task.constraints.avoid_nodes.contains(&self.spec.id) {
+            return Err(Misfit::Avoided);
+        }
         Ok(())
+    }
+
+    /// The share of this node's capacity in use, per dimension.
+    pub fn utilization(&self) -> Utilization {
+        Utilization::from_used_and_offered(self.used_and_offered())
+    }
+
+    /// Used and offered CPU, memory and milli-GPUs.
+    fn used_and_offered(&self) -> [(u128, u128); 3] {
+        let capacity = &self.spec.capacity;
+        let gpu_milli = u64::from(self.spec.gpus.count) * u64::from(GPU_MILLI_PER_GPU);
+        let pair = |offered: u64, free: u64| {
+            (
+                u128::from(offered.saturating_sub(free)),
+                u128::from(offered),
+            )
+        };
+        [
+            pair(capacity.cpu_milli, self.free.cpu_milli),
+            pair(capacity.memory_mib, self.free.memory_mib),
+            pair(gpu_milli, self.gpu_free_milli_total()),
+        ]
     }
 
     /// True when `task` can be placed here now.
@@ -398,6 +436,11 @@ impl ClusterState {
         self.allocations.get(&task)
     }
 
+    /// Every allocation, in no particular order.
+    pub fn allocations(&self) -> impl Iterator<Item = &Allocation> {
+        self.allocations.values()
+    }
+
     /// The tasks holding resources on `node`, in id order.
     pub fn tasks_on(&self, node: NodeId) -> Vec<TaskId> {
         let mut tasks: Vec<TaskId> = self
@@ -532,31 +575,14 @@ impl ClusterState {
 
     /// Used over offered, per resource, over nodes that are not down.
     pub fn utilization(&self) -> Utilization {
-        let mut cpu = (0u128, 0u128);
-        let mut memory = (0u128, 0u128);
-        let mut gpu = (0u128, 0u128);
+        let mut totals = [(0u128, 0u128); 3];
         for node in self.nodes.iter().filter(|n| n.state != NodeState::Down) {
-            let capacity = &node.spec.capacity;
-            cpu.0 += u128::from(capacity.cpu_milli.saturating_sub(node.free.cpu_milli));
-            cpu.1 += u128::from(capacity.cpu_milli);
-            memory.0 += u128::from(capacity.memory_mib.saturating_sub(node.free.memory_mib));
-            memory.1 += u128::from(capacity.memory_mib);
-            let gpu_milli = u64::from(node.spec.gpus.count) * u64::from(GPU_MILLI_PER_GPU);
-            gpu.0 += u128::from(gpu_milli.saturating_sub(node.gpu_free_milli_total()));
-            gpu.1 += u128::from(gpu_milli);
-        }
-        let ratio = |(used, offered): (u128, u128)| {
-            if offered == 0 {
-                0.0
-            } else {
-                used as f64 / offered as f64
+            for (total, (used, offered)) in totals.iter_mut().zip(node.used_and_offered()) {
+                total.0 += used;
+                total.1 += offered;
             }
-        };
-        Utilization {
-            cpu: ratio(cpu),
-            memory: ratio(memory),
-            gpu: ratio(gpu),
         }
+        Utilization::from_used_and_offered(totals)
     }
 
     /// The feasible node that comes first in cluster order (first fit),
@@ -634,4 +660,26 @@ pub struct Utilization {
     pub memory: f64,
     /// GPU (milli-GPUs).
     pub gpu: f64,
+}
+
+impl Utilization {
+    /// The fullest dimension's share.
+    pub fn max(&self) -> f64 {
+        self.cpu.max(self.memory).max(self.gpu)
+    }
+
+    fn from_used_and_offered([cpu, memory, gpu]: [(u128, u128); 3]) -> Self {
+        let ratio = |(used, offered): (u128, u128)| {
+            if offered == 0 {
+                0.0
+            } else {
+                used as f64 / offered as f64
+            }
+        };
+        Utilization {
+            cpu: ratio(cpu),
+            memory: ratio(memory),
+            gpu: ratio(gpu),
+        }
+    }
 }

@@ -15,8 +15,9 @@
 //!   tasks arriving together compete by priority, as in a control loop.
 //! - Arrivals stream in: one pending arrival in the heap at a time.
 //! - A task evicted by a node failure restarts, so the completion scheduled
-//!   for its interrupted run must not apply: each task carries an epoch,
-//!   bumped at eviction, and a completion of an older epoch is ignored.
+//!   for its interrupted run must not apply: each completion names the
+//!   scheduler's [`Run`](crate::Run), and one whose run was evicted since is
+//!   ignored.
 //! - Retries: a backoff is at most `backoff_max`, so every task that failed
 //!   before the latest completion or recovery is due within `backoff_max`
 //!   of it; a wake-up (at [`CoreScheduler::next_backoff_due`]) is scheduled
@@ -48,11 +49,11 @@ use crate::fragmentation::TargetWorkload;
 use crate::node::{NodeId, NodeSpec, NodeState};
 use crate::policy::Policy;
 use crate::resources::GPU_MILLI_PER_GPU;
-use crate::scheduler::{CoreScheduler, Event, Scheduler, SchedulerConfig};
+use crate::scheduler::{CoreScheduler, Event, RetryPolicy, Scheduler, SchedulerConfig};
 use crate::sim::rng::SimRng;
 use crate::sim::trace::TracePod;
 use crate::sim::{seconds, FragmentMeter};
-use crate::task::{TaskId, TaskSpec};
+use crate::task::{Run, TaskId, TaskSpec};
 
 const MICROS_PER_SECOND: u64 = 1_000_000;
 const MICROS_PER_HOUR: f64 = 3_600_000_000.0;
@@ -347,7 +348,13 @@ pub fn run_timed(
     policy.reseed(config.seed);
     let policy_name = policy.name().to_owned();
     let clock = ManualClock::new();
-    let scheduler_config = SchedulerConfig::default();
+    // Node failures are the experiment, not the tasks' fault: evicted tasks
+    // go straight back to the queue, however often.
+    let scheduler_config = SchedulerConfig {
+        retry_batch: RetryPolicy::IMMEDIATE,
+        retry_service: RetryPolicy::IMMEDIATE,
+        ..SchedulerConfig::default()
+    };
     let backoff_max = scheduler_config.backoff_max;
     let mut scheduler = CoreScheduler::builder(policy)
         .clock(Arc::new(clock.clone()))
@@ -409,8 +416,8 @@ fn too_many_samples(config: &TimedConfig) -> Error {
 enum SimEvent {
     /// `tasks[i]` arrives.
     Arrival(usize),
-    /// `tasks[task]` ends its run number `epoch` (stale if it was evicted since).
-    Completion { task: usize, epoch: u32 },
+    /// `tasks[task]` ends its run `attempt` (stale if it was evicted since).
+    Completion { task: usize, attempt: u32 },
     /// Some node fails.
     NodeFailure,
     /// A failed node is back.
@@ -479,8 +486,8 @@ impl Ord for Scheduled {
 /// The simulator's view of one task.
 #[derive(Debug, Clone, Copy, Default)]
 struct TaskRun {
-    /// Bumped at each eviction; completions of older epochs are stale.
-    epoch: u32,
+    /// The attempt of the run in progress, if one is.
+    live: Option<u32>,
     /// First placement, if any.
     first_placed: Option<Timestamp>,
 }
@@ -621,16 +628,20 @@ impl Replay<'_> {
                 self.submitted += 1;
                 Ok(true)
             }
-            SimEvent::Completion { task, epoch } => {
+            SimEvent::Completion { task, attempt } => {
                 let run = &mut self.runs[task];
-                if run.epoch != epoch {
+                if run.live != Some(attempt) {
                     // Evicted since; no longer counted in `completions_due`.
                     return Ok(false);
                 }
                 self.completions_due -= 1;
                 self.running -= 1;
                 self.completed += 1;
-                self.scheduler.complete(self.tasks[task].spec.id)?;
+                run.live = None;
+                self.scheduler.complete(Run {
+                    task: self.tasks[task].spec.id,
+                    attempt,
+                })?;
                 self.freed_at = Some(now);
                 Ok(true)
             }
@@ -658,7 +669,7 @@ impl Replay<'_> {
                         continue;
                     };
                     let run = &mut self.runs[i];
-                    run.epoch = run.epoch.wrapping_add(1);
+                    run.live = None;
                     self.running -= 1;
                     self.evictions += 1;
                     if self.tasks[i].duration_s.is_some() {
@@ -706,12 +717,13 @@ impl Replay<'_> {
                 self.waits_micros
                     .push(now.as_micros().saturating_sub(arrival.as_micros()));
             }
-            let epoch = run.epoch;
+            run.live = Some(assignment.attempt);
             self.running += 1;
             self.placements += 1;
             if let Some(duration_s) = task.duration_s {
                 let end = now.saturating_add(Duration::from_secs(duration_s));
-                self.push(end, SimEvent::Completion { task: i, epoch });
+                let attempt = assignment.attempt;
+                self.push(end, SimEvent::Completion { task: i, attempt });
             }
         }
         if !self.failure_due && self.workload_moves() {

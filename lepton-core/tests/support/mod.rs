@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+pub(crate) mod invariants;
+
 use lepton_core::{policy_fn, ClusterState, Placement, Policy, TaskSpec};
 
 /// The simplest policy: the first feasible node, in cluster order.

@@ -14,30 +14,39 @@
 //! late event can over-commit a node.
 
 use std::collections::{BTreeMap, HashMap};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::clock::{Clock, SystemClock, Timestamp};
-use crate::cluster::{ClusterState, GpuSlots, Utilization};
+use crate::cluster::{ClusterState, GpuSlots, Placement, Utilization};
 use crate::error::Error;
 use crate::node::{NodeId, NodeSpec, NodeState, Resource};
 use crate::policy::{Feedback, Outcome, Policy};
 use crate::queue::TaskQueue;
-use crate::task::{Task, TaskId, TaskSpec};
+use crate::task::{Run, Task, TaskId, TaskSpec};
+
+mod config;
+mod heartbeat;
+mod preempt;
+mod rebalance;
+
+pub use config::{RebalanceConfig, RetryPolicy, SchedulerConfig};
+use heartbeat::Heartbeats;
 
 /// Where a task is in its life. Exactly one at any time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskState {
     /// Waiting in the queue.
     Queued,
-    /// Found no node; waits until `until` before it is queued again.
+    /// Waits until `until` before it is queued again: it found no node, or
+    /// it failed and waits to be retried.
     BackingOff {
         /// When it goes back to the queue.
         until: Timestamp,
-        /// Consecutive scheduling attempts that found no node.
+        /// Consecutive scheduling attempts that found no node (0 while
+        /// waiting to retry after a failure).
         attempts: u32,
     },
     /// Holds resources on `node`.
@@ -47,10 +56,10 @@ pub enum TaskState {
     },
     /// Ended successfully.
     Completed,
-    /// Ended in failure.
+    /// Failed more often than its retry budget allows.
     Failed {
-        /// Why.
-        reason: String,
+        /// Why each attempt failed, oldest first.
+        reasons: Vec<String>,
     },
     /// Cancelled before it ended.
     Cancelled,
@@ -78,36 +87,83 @@ impl TaskState {
     }
 }
 
-/// A decision: run `task` on `node`, on these GPUs.
+/// A decision: start run `attempt` of `task` on `node`, on these GPUs.
+///
+/// Before starting it the caller stops every run in `evicts`: lower-priority
+/// tasks preempted to make room, or this task's own previous run when the
+/// scheduler moves it (drain, rebalance) — a backend that can live-migrate
+/// moves that run instead of restarting it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
     /// The task.
     pub task: TaskId,
+    /// Which placement of the task this is, counting from 1.
+    pub attempt: u32,
     /// The node.
     pub node: NodeId,
     /// GPU indexes inside the node (empty when the task needs none).
     pub gpus: GpuSlots,
+    /// Runs to stop first (usually none).
+    pub evicts: Vec<Run>,
+}
+
+impl Assignment {
+    /// The run this assignment starts; events about it name it.
+    pub fn run(&self) -> Run {
+        Run {
+            task: self.task,
+            attempt: self.attempt,
+        }
+    }
+
+    /// The task's own run this assignment replaces, when it is a move.
+    pub fn moves_from(&self) -> Option<Run> {
+        self.evicts
+            .iter()
+            .copied()
+            .find(|run| run.task == self.task)
+    }
+}
+
+/// What [`CoreScheduler::drain`] did with a node's tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Tasks placed elsewhere at once (each evicts its old run).
+    pub moved: Vec<Assignment>,
+    /// Runs to stop whose tasks found no other node now and wait in the queue.
+    pub requeued: Vec<Run>,
 }
 
 /// Something that happened outside the scheduler.
+///
+/// Events about a task name the [`Run`] they concern; one about a run that
+/// is not the task's current one (late, duplicated, from a placement already
+/// given up) is refused with [`Error::StaleRun`] and changes nothing.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// A running task finished successfully.
-    TaskCompleted(TaskId),
-    /// A running task failed.
+    /// A run finished successfully.
+    TaskCompleted(Run),
+    /// A run failed; the task is retried within its budget.
     TaskFailed {
-        /// The task.
-        task: TaskId,
+        /// The run.
+        run: Run,
         /// Why, as the backend reported it.
         reason: String,
     },
-    /// A running task ran past its timeout.
-    TaskTimedOut(TaskId),
+    /// A run went past the task's timeout; retried like a failure.
+    TaskTimedOut(Run),
+    /// The backend could not start a run; retried like a failure, elsewhere.
+    LaunchFailed {
+        /// The run.
+        run: Run,
+        /// Why, as the backend reported it.
+        reason: String,
+    },
     /// A node joined the cluster.
     NodeAdded(NodeSpec),
-    /// A node left the cluster; its tasks go back to the queue.
+    /// A node left the cluster; its tasks go back to the queue uncharged.
     NodeRemoved(NodeId),
-    /// A node failed; its tasks go back to the queue.
+    /// A node failed; its tasks are retried elsewhere, charged to their budgets.
     NodeDown(NodeId),
     /// A failed node is back and takes tasks again.
     NodeUp(NodeId),
@@ -115,6 +171,9 @@ pub enum Event {
     NodeCordoned(NodeId),
     /// A cordoned node takes tasks again.
     NodeUncordoned(NodeId),
+    /// A node is alive. With a heartbeat timeout configured, a node silent
+    /// for longer is declared down; its next heartbeat brings it back.
+    Heartbeat(NodeId),
 }
 
 /// How many tasks are in each state.
@@ -157,6 +216,23 @@ impl TaskCounts {
     }
 }
 
+/// Where a task was booked: the node and its GPUs.
+type Booked = (NodeId, GpuSlots);
+
+/// The policy's choice for `spec`, booked. `Err` is a choice the cluster
+/// state refused: the policy's mistake, counted by the caller.
+fn book(
+    policy: &mut dyn Policy,
+    cluster: &mut ClusterState,
+    spec: &TaskSpec,
+) -> Result<Option<Booked>, Error> {
+    let Some(placement) = policy.select(spec, cluster) else {
+        return Ok(None);
+    };
+    let allocation = cluster.reserve(spec, &placement)?;
+    Ok(Some((allocation.node, allocation.gpus.clone())))
+}
+
 /// A snapshot of the scheduler, for operators and tests.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -176,10 +252,18 @@ pub struct Report {
     pub nodes_in_use: usize,
     /// Used over offered capacity, over nodes that are not down.
     pub utilization: Utilization,
-    /// Placements made since start.
+    /// Placements made since start (moves included).
     pub placements: u64,
     /// Times a task found no node and went to backoff.
     pub unschedulable: u64,
+    /// Failed attempts that were given another try.
+    pub retries: u64,
+    /// Tasks evicted to make room for higher priorities.
+    pub preemptions: u64,
+    /// Tasks moved by drains and the rebalancer.
+    pub moves: u64,
+    /// Nodes declared down because their heartbeats stopped.
+    pub silent_nodes: u64,
     /// Times the policy chose a node the task did not fit on.
     pub policy_errors: u64,
     /// The latest such mistake, as the cluster state refused it.
@@ -194,22 +278,25 @@ pub trait Scheduler {
     /// A typed [`Error`] naming the task and the offending value.
     fn submit(&mut self, task: &dyn Task) -> Result<TaskId, Error>;
 
-    /// Cancels a task that has not ended; a running task gives its resources back.
+    /// Cancels a task that has not ended; a running task gives its resources
+    /// back (the caller stops its run).
     ///
     /// # Errors
     /// [`Error::UnknownTask`], or [`Error::InvalidTransition`] for a task that already ended.
     fn cancel(&mut self, task: TaskId) -> Result<(), Error>;
 
-    /// Runs one scheduling cycle: queues tasks whose backoff is over, then
-    /// takes every queued task once and places it or backs it off.
+    /// Runs one scheduling cycle: declares silent nodes down, queues tasks
+    /// whose backoff is over, takes every queued task once and places it
+    /// (preempting lower priorities if it fits nowhere and preemption is on)
+    /// or backs it off, then rebalances when due.
     fn schedule(&mut self) -> Vec<Assignment>;
 
     /// Applies an event from outside.
     ///
     /// # Errors
     /// A typed [`Error`] when the event names an unknown task or node, or does
-    /// not apply to its current state (a second completion, say); the
-    /// scheduler's state is then unchanged.
+    /// not apply to its current state (a second completion, a report from an
+    /// earlier run); the scheduler's state is then unchanged.
     fn handle(&mut self, event: Event) -> Result<(), Error>;
 
     /// Installs a new policy for the next decisions and returns the old one.
@@ -217,27 +304,6 @@ pub trait Scheduler {
 
     /// A snapshot of counts and utilization.
     fn report(&self) -> Report;
-}
-
-/// Tunables of [`CoreScheduler`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchedulerConfig {
-    /// Backoff after a task first finds no node (kube-scheduler: 1 s).
-    pub backoff_initial: Duration,
-    /// The backoff doubles up to this (kube-scheduler: 10 s).
-    pub backoff_max: Duration,
-    /// When set, one queue pop in this many serves lower priorities round-robin.
-    pub aging_every: Option<NonZeroU32>,
-}
-
-impl Default for SchedulerConfig {
-    fn default() -> Self {
-        SchedulerConfig {
-            backoff_initial: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(10),
-            aging_every: None,
-        }
-    }
 }
 
 /// Builds a [`CoreScheduler`].
@@ -267,7 +333,13 @@ impl CoreSchedulerBuilder {
             Some(every) => TaskQueue::with_aging(every),
             None => TaskQueue::new(),
         };
+        let now = self.clock.now();
         CoreScheduler {
+            heartbeats: self.config.heartbeat_timeout.map(Heartbeats::new),
+            next_rebalance: self
+                .config
+                .rebalance
+                .map(|rebalance| now.saturating_add(rebalance.period())),
             policy: self.policy,
             clock: self.clock,
             config: self.config,
@@ -278,9 +350,8 @@ impl CoreSchedulerBuilder {
             backoff_sequence: 0,
             stale_queue_entries: 0,
             counts: TaskCounts::default(),
-            placements: 0,
-            unschedulable: 0,
-            policy_errors: 0,
+            running_by_priority: [0; 256],
+            stats: Stats::default(),
             last_policy_error: None,
         }
     }
@@ -296,6 +367,39 @@ struct TaskRecord {
     backoff_key: Option<(Timestamp, u64)>,
     /// Consecutive cycles that found no node for it; sets the backoff.
     unschedulable_attempts: u32,
+    /// Placements so far: the current run's attempt number.
+    attempt: u32,
+    /// Failed attempts so far; boxed, as most tasks never fail.
+    failures: Option<Box<Failures>>,
+}
+
+#[derive(Debug, Default)]
+struct Failures {
+    /// Why each failed attempt failed, oldest first.
+    reasons: Vec<String>,
+    /// The node of the latest failure, avoided when another node fits.
+    avoid: Option<NodeId>,
+}
+
+impl TaskRecord {
+    fn run(&self) -> Run {
+        Run {
+            task: self.spec.id,
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// Counters for [`Report`].
+#[derive(Debug, Default)]
+struct Stats {
+    placements: u64,
+    unschedulable: u64,
+    retries: u64,
+    preemptions: u64,
+    moves: u64,
+    silent_nodes: u64,
+    policy_errors: u64,
 }
 
 /// Lepton's scheduler: a synchronous state machine, events in, placements out.
@@ -306,6 +410,11 @@ struct TaskRecord {
 /// backoff is over, then takes each queued task once: the policy chooses, the
 /// cluster state re-checks and books, and a task that fits nowhere backs off
 /// (1 s doubling to 10 s by default) instead of spinning.
+///
+/// Recovery: a failed run (task failure, timeout, launch failure, node down
+/// or silent) is retried after a delay, on another node when one fits,
+/// within the task's [`RetryPolicy`]; events name the [`Run`] they concern,
+/// so late or duplicated reports change nothing.
 ///
 /// ```
 /// use lepton_core::*;
@@ -319,7 +428,7 @@ struct TaskRecord {
 ///
 /// let assignments = scheduler.schedule();
 /// assert_eq!(assignments[0].node, NodeId(1));
-/// scheduler.complete(TaskId(7)).unwrap();
+/// scheduler.complete(assignments[0].run()).unwrap();
 /// assert_eq!(scheduler.report().tasks.completed, 1);
 /// ```
 #[derive(Debug)]
@@ -335,9 +444,12 @@ pub struct CoreScheduler {
     /// Queue entries of tasks cancelled while queued, skipped when popped.
     stale_queue_entries: usize,
     counts: TaskCounts,
-    placements: u64,
-    unschedulable: u64,
-    policy_errors: u64,
+    /// Running tasks per priority: preemption looks for lower ones only
+    /// when there are some.
+    running_by_priority: [u32; 256],
+    heartbeats: Option<Heartbeats>,
+    next_rebalance: Option<Timestamp>,
+    stats: Stats,
     last_policy_error: Option<Error>,
 }
 
@@ -388,23 +500,61 @@ impl CoreScheduler {
         self.handle(Event::NodeUncordoned(node))
     }
 
-    /// Marks a running task completed and frees its resources.
+    /// Marks a run completed and frees its resources.
     ///
     /// # Errors
-    /// [`Error::UnknownTask`] or [`Error::InvalidTransition`].
-    pub fn complete(&mut self, task: TaskId) -> Result<(), Error> {
-        self.handle(Event::TaskCompleted(task))
+    /// [`Error::UnknownTask`], [`Error::StaleRun`] or [`Error::InvalidTransition`].
+    pub fn complete(&mut self, run: Run) -> Result<(), Error> {
+        self.handle(Event::TaskCompleted(run))
     }
 
-    /// Marks a running task failed and frees its resources.
+    /// Marks a run failed and frees its resources; the task is retried
+    /// within its budget.
     ///
     /// # Errors
-    /// [`Error::UnknownTask`] or [`Error::InvalidTransition`].
-    pub fn fail(&mut self, task: TaskId, reason: impl Into<String>) -> Result<(), Error> {
+    /// [`Error::UnknownTask`], [`Error::StaleRun`] or [`Error::InvalidTransition`].
+    pub fn fail(&mut self, run: Run, reason: impl Into<String>) -> Result<(), Error> {
         self.handle(Event::TaskFailed {
-            task,
+            run,
             reason: reason.into(),
         })
+    }
+
+    /// Cordons a node and moves its tasks off it, highest priority first:
+    /// each goes where the policy places it now, or back to the queue.
+    /// Moves are not charged to retry budgets. The caller stops (or
+    /// live-migrates) every old run named in the result.
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`], or [`Error::NodeDown`] for a down node (its
+    /// tasks were already moved).
+    pub fn drain(&mut self, node: NodeId) -> Result<Drained, Error> {
+        self.set_healthy_node_state(node, NodeState::Cordoned, "drain")?;
+        let mut tasks = self.cluster.tasks_on(node);
+        tasks.sort_by_key(|task| {
+            let priority = self.tasks.get(task).map(|r| r.spec.priority);
+            (std::cmp::Reverse(priority), *task)
+        });
+        let mut drained = Drained::default();
+        self.policy.begin_cycle(&self.cluster);
+        for task in tasks {
+            let Some(old) = self.tasks.get(&task).map(TaskRecord::run) else {
+                continue;
+            };
+            // Running on this node: the allocation exists.
+            let _ = self.cluster.release(task);
+            match self.choose(task) {
+                Some(booked) => {
+                    self.stats.moves += 1;
+                    drained.moved.push(self.start(task, booked, vec![old]));
+                }
+                None => {
+                    self.enqueue(task);
+                    drained.requeued.push(old);
+                }
+            }
+        }
+        Ok(drained)
     }
 
     /// The state of a task.
@@ -417,9 +567,34 @@ impl CoreScheduler {
         self.tasks.get(&task).map(|record| &*record.spec)
     }
 
+    /// The task's current (or latest) run; `None` before its first placement.
+    pub fn current_run(&self, task: TaskId) -> Option<Run> {
+        self.tasks
+            .get(&task)
+            .filter(|record| record.attempt > 0)
+            .map(TaskRecord::run)
+    }
+
+    /// Why the task's failed attempts failed so far, oldest first.
+    pub fn failures(&self, task: TaskId) -> &[String] {
+        match self.tasks.get(&task).map(|record| &record.state) {
+            Some(TaskState::Failed { reasons }) => reasons,
+            _ => self
+                .tasks
+                .get(&task)
+                .and_then(|record| record.failures.as_deref())
+                .map_or(&[], |failures| &failures.reasons),
+        }
+    }
+
     /// The cluster's accounting, read-only.
     pub fn cluster(&self) -> &ClusterState {
         &self.cluster
+    }
+
+    /// The tunables in use.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
     }
 
     /// The current policy's name.
@@ -455,6 +630,13 @@ impl CoreScheduler {
     /// The one place a task changes state.
     fn transition(&mut self, task: TaskId, state: TaskState) {
         if let Some(record) = self.tasks.get_mut(&task) {
+            let priority = usize::from(record.spec.priority.0);
+            if matches!(record.state, TaskState::Running { .. }) {
+                self.running_by_priority[priority] -= 1;
+            }
+            if matches!(state, TaskState::Running { .. }) {
+                self.running_by_priority[priority] += 1;
+            }
             *self.counts.slot(&record.state) -= 1;
             *self.counts.slot(&state) += 1;
             record.state = state;
@@ -468,7 +650,20 @@ impl CoreScheduler {
         }
     }
 
-    fn back_off(&mut self, task: TaskId, now: Timestamp) {
+    /// Parks a task in the backoff area until `until`.
+    fn back_off_until(&mut self, task: TaskId, until: Timestamp, attempts: u32) {
+        let Some(record) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        let key = (until, self.backoff_sequence);
+        self.backoff_sequence += 1;
+        record.backoff_key = Some(key);
+        self.backoff.insert(key, task);
+        self.transition(task, TaskState::BackingOff { until, attempts });
+    }
+
+    /// Backs off a task that found no node: 1 s doubling to 10 s by default.
+    fn back_off_unschedulable(&mut self, task: TaskId, now: Timestamp) {
         let Some(record) = self.tasks.get_mut(&task) else {
             return;
         };
@@ -480,17 +675,7 @@ impl CoreScheduler {
             .backoff_initial
             .saturating_mul(1 << doublings)
             .min(self.config.backoff_max);
-        let key = (now.saturating_add(delay), self.backoff_sequence);
-        self.backoff_sequence += 1;
-        record.backoff_key = Some(key);
-        self.backoff.insert(key, task);
-        self.transition(
-            task,
-            TaskState::BackingOff {
-                until: key.0,
-                attempts,
-            },
-        );
+        self.back_off_until(task, now.saturating_add(delay), attempts);
     }
 
     fn wake_due_backoffs(&mut self, now: Timestamp) {
@@ -506,23 +691,29 @@ impl CoreScheduler {
         }
     }
 
-    /// Ends a running task: frees its resources, records the outcome and
-    /// tells the policy.
-    fn finish(
-        &mut self,
-        task: TaskId,
-        outcome: Outcome,
-        end: TaskState,
-        action: &'static str,
-    ) -> Result<(), Error> {
-        let record = self.record(task)?;
-        let TaskState::Running { node } = record.state else {
-            return Err(Error::InvalidTransition {
-                task,
+    /// The node a run holds resources on, if it is the task's current,
+    /// running run.
+    fn running_node(&self, run: Run, action: &'static str) -> Result<NodeId, Error> {
+        let record = self
+            .tasks
+            .get(&run.task)
+            .ok_or(Error::UnknownTask { task: run.task })?;
+        match record.state {
+            TaskState::Running { node } if record.attempt == run.attempt => Ok(node),
+            TaskState::Running { .. } => Err(Error::StaleRun {
+                run,
+                current: record.attempt,
+            }),
+            _ => Err(Error::InvalidTransition {
+                task: run.task,
                 action,
                 state: record.state.name(),
-            });
-        };
+            }),
+        }
+    }
+
+    /// Frees what a running task holds and tells the policy how it went.
+    fn end_run(&mut self, task: TaskId, node: NodeId, outcome: Outcome) -> Result<(), Error> {
         self.cluster.release(task)?;
         if let Some(record) = self.tasks.get(&task) {
             self.policy.observe(&Feedback {
@@ -531,16 +722,121 @@ impl CoreScheduler {
                 outcome,
             });
         }
-        self.transition(task, end);
         Ok(())
     }
 
-    /// Takes every task off a node and queues it again.
+    /// Ends a run in failure: the task is retried after a delay, avoiding
+    /// `node`, or — its budget spent — ends failed with every reason.
+    fn fail_run(
+        &mut self,
+        run: Run,
+        outcome: Outcome,
+        reason: &str,
+        action: &'static str,
+    ) -> Result<(), Error> {
+        let node = self.running_node(run, action)?;
+        self.end_run(run.task, node, outcome)?;
+        self.charge_failure(run, node, reason);
+        Ok(())
+    }
+
+    /// Records a failed attempt of a task that holds nothing any more.
+    fn charge_failure(&mut self, run: Run, node: NodeId, reason: &str) {
+        let Some(record) = self.tasks.get_mut(&run.task) else {
+            return;
+        };
+        let failures = record.failures.get_or_insert_with(Box::default);
+        failures
+            .reasons
+            .push(format!("attempt {} on {node}: {reason}", run.attempt));
+        failures.avoid = Some(node);
+        let count = u32::try_from(failures.reasons.len()).unwrap_or(u32::MAX);
+        let retry = *self.config.retry(record.spec.kind);
+        if retry.allows(count) {
+            self.stats.retries += 1;
+            let until = self.clock.now().saturating_add(retry.delay_after(count));
+            self.back_off_until(run.task, until, 0);
+        } else {
+            let reasons = std::mem::take(&mut failures.reasons);
+            self.transition(run.task, TaskState::Failed { reasons });
+        }
+    }
+
+    /// Marks a node down and retries its tasks elsewhere, charged to their budgets.
+    fn fail_node(&mut self, node: NodeId, reason: &str) -> Result<(), Error> {
+        self.cluster.set_state(node, NodeState::Down)?;
+        for task in self.cluster.tasks_on(node) {
+            let Some(run) = self.tasks.get(&task).map(TaskRecord::run) else {
+                continue;
+            };
+            // Running on this node: the allocation exists.
+            let _ = self.end_run(task, node, Outcome::Failed);
+            self.charge_failure(run, node, reason);
+        }
+        Ok(())
+    }
+
+    /// Takes every task off a node and queues it again, uncharged.
     fn evacuate(&mut self, node: NodeId) {
         for task in self.cluster.tasks_on(node) {
             // The allocation exists: the task is running on this node.
             let _ = self.cluster.release(task);
             self.enqueue(task);
+        }
+    }
+
+    /// Asks the policy for a node and books it: first avoiding the node of
+    /// the task's latest failure, then, if that finds nothing, anywhere.
+    fn choose(&mut self, task: TaskId) -> Option<Booked> {
+        let record = self.tasks.get(&task)?;
+        let avoid = record.failures.as_ref().and_then(|failures| failures.avoid);
+        let mut outcome = None;
+        if let Some(node) = avoid {
+            let mut elsewhere = (*record.spec).clone();
+            elsewhere.constraints.avoid_nodes.push(node);
+            outcome = Some(book(&mut *self.policy, &mut self.cluster, &elsewhere));
+        }
+        if !matches!(outcome, Some(Ok(Some(_)))) {
+            outcome = Some(book(&mut *self.policy, &mut self.cluster, &record.spec));
+        }
+        match outcome? {
+            Ok(booked) => booked,
+            Err(error) => {
+                self.stats.policy_errors += 1;
+                self.last_policy_error = Some(error);
+                None
+            }
+        }
+    }
+
+    /// Marks a booked task running as its next attempt.
+    fn start(&mut self, task: TaskId, (node, gpus): Booked, evicts: Vec<Run>) -> Assignment {
+        let mut attempt = 0;
+        if let Some(record) = self.tasks.get_mut(&task) {
+            record.unschedulable_attempts = 0;
+            record.attempt += 1;
+            attempt = record.attempt;
+        }
+        self.stats.placements += 1;
+        self.transition(task, TaskState::Running { node });
+        Assignment {
+            task,
+            attempt,
+            node,
+            gpus,
+            evicts,
+        }
+    }
+
+    /// Books `task` on `placement` again after a failed move; the node was
+    /// just freed of it, so this fits.
+    fn restore(&mut self, task: TaskId, placement: &Placement) {
+        if let Some(record) = self.tasks.get(&task) {
+            let spec = record.spec.clone();
+            if self.cluster.reserve(&spec, placement).is_err() {
+                // Cannot happen; if it did, the task must not be lost.
+                self.enqueue(task);
+            }
         }
     }
 
@@ -580,6 +876,8 @@ impl Scheduler for CoreScheduler {
                 state: TaskState::Queued,
                 backoff_key: None,
                 unschedulable_attempts: 0,
+                attempt: 0,
+                failures: None,
             },
         );
         self.counts.queued += 1;
@@ -612,11 +910,13 @@ impl Scheduler for CoreScheduler {
 
     fn schedule(&mut self) -> Vec<Assignment> {
         let now = self.clock.now();
+        self.declare_silent_nodes_down(now);
         self.wake_due_backoffs(now);
         self.policy.begin_cycle(&self.cluster);
         let mut assignments = Vec::new();
         // Tasks that find no node go to backoff, not back to the queue, so
-        // this loop takes each queued task at most once.
+        // this loop takes each queued task at most once (tasks evicted by a
+        // preemption come back once, at a lower priority).
         while let Some((_, task)) = self.queue.pop() {
             let Some(record) = self.tasks.get(&task) else {
                 continue;
@@ -625,69 +925,77 @@ impl Scheduler for CoreScheduler {
                 self.stale_queue_entries = self.stale_queue_entries.saturating_sub(1);
                 continue;
             }
-            let reserved = match self.policy.select(&record.spec, &self.cluster) {
-                Some(placement) => match self.cluster.reserve(&record.spec, &placement) {
-                    Ok(allocation) => Some((allocation.node, allocation.gpus.clone())),
-                    Err(error) => {
-                        self.policy_errors += 1;
-                        self.last_policy_error = Some(error);
-                        None
-                    }
-                },
-                None => None,
-            };
-            match reserved {
-                Some((node, gpus)) => {
-                    if let Some(record) = self.tasks.get_mut(&task) {
-                        record.unschedulable_attempts = 0;
-                    }
-                    self.placements += 1;
-                    self.transition(task, TaskState::Running { node });
-                    assignments.push(Assignment { task, node, gpus });
-                }
-                None => {
-                    self.unschedulable += 1;
-                    self.back_off(task, now);
-                }
+            if let Some(booked) = self.choose(task) {
+                assignments.push(self.start(task, booked, Vec::new()));
+            } else if let Some(assignment) = self.preempt_for(task) {
+                assignments.push(assignment);
+            } else {
+                self.stats.unschedulable += 1;
+                self.back_off_unschedulable(task, now);
             }
+        }
+        if let Some(due) = self.next_rebalance.filter(|&due| due <= now) {
+            let period = self
+                .config
+                .rebalance
+                .map(|r| r.period())
+                .unwrap_or(Duration::MAX);
+            self.next_rebalance = Some(due.max(now).saturating_add(period));
+            assignments.extend(self.rebalance());
         }
         assignments
     }
 
     fn handle(&mut self, event: Event) -> Result<(), Error> {
         match event {
-            Event::TaskCompleted(task) => {
-                self.finish(task, Outcome::Completed, TaskState::Completed, "complete")
+            Event::TaskCompleted(run) => {
+                let node = self.running_node(run, "complete")?;
+                self.end_run(run.task, node, Outcome::Completed)?;
+                self.transition(run.task, TaskState::Completed);
+                Ok(())
             }
-            Event::TaskFailed { task, reason } => {
-                self.finish(task, Outcome::Failed, TaskState::Failed { reason }, "fail")
+            Event::TaskFailed { run, reason } => {
+                self.fail_run(run, Outcome::Failed, &reason, "fail")
             }
-            Event::TaskTimedOut(task) => self.finish(
-                task,
-                Outcome::TimedOut,
-                TaskState::Failed {
-                    reason: "timed out".to_owned(),
-                },
-                "time out",
+            Event::TaskTimedOut(run) => {
+                self.fail_run(run, Outcome::TimedOut, "timed out", "time out")
+            }
+            Event::LaunchFailed { run, reason } => self.fail_run(
+                run,
+                Outcome::Failed,
+                &format!("launch failed: {reason}"),
+                "fail the launch of",
             ),
-            Event::NodeAdded(spec) => self.cluster.add_node(spec),
+            Event::NodeAdded(spec) => {
+                let node = spec.id;
+                self.cluster.add_node(spec)?;
+                self.heard_from(node);
+                Ok(())
+            }
             Event::NodeRemoved(node) => {
                 self.cluster.node(node).ok_or(Error::UnknownNode { node })?;
                 self.evacuate(node);
-                self.cluster.remove_node(node).map(|_| ())
-            }
-            Event::NodeDown(node) => {
-                self.cluster.set_state(node, NodeState::Down)?;
-                self.evacuate(node);
+                self.cluster.remove_node(node)?;
+                self.forget_heartbeats(node);
                 Ok(())
             }
-            Event::NodeUp(node) => self.cluster.set_state(node, NodeState::Ready),
+            Event::NodeDown(node) => {
+                self.fail_node(node, "node down")?;
+                self.declared_down(node);
+                Ok(())
+            }
+            Event::NodeUp(node) => {
+                self.cluster.set_state(node, NodeState::Ready)?;
+                self.heard_from(node);
+                Ok(())
+            }
             Event::NodeCordoned(node) => {
                 self.set_healthy_node_state(node, NodeState::Cordoned, "cordon")
             }
             Event::NodeUncordoned(node) => {
                 self.set_healthy_node_state(node, NodeState::Ready, "uncordon")
             }
+            Event::Heartbeat(node) => self.heartbeat(node),
         }
     }
 
@@ -698,6 +1006,7 @@ impl Scheduler for CoreScheduler {
     fn report(&self) -> Report {
         let nodes = self.cluster.nodes();
         let count = |state| nodes.iter().filter(|n| n.state() == state).count();
+        let stats = &self.stats;
         Report {
             policy: self.policy.name().to_owned(),
             now: self.clock.now(),
@@ -707,9 +1016,13 @@ impl Scheduler for CoreScheduler {
             nodes_down: count(NodeState::Down),
             nodes_in_use: nodes.iter().filter(|n| n.task_count() > 0).count(),
             utilization: self.cluster.utilization(),
-            placements: self.placements,
-            unschedulable: self.unschedulable,
-            policy_errors: self.policy_errors,
+            placements: stats.placements,
+            unschedulable: stats.unschedulable,
+            retries: stats.retries,
+            preemptions: stats.preemptions,
+            moves: stats.moves,
+            silent_nodes: stats.silent_nodes,
+            policy_errors: stats.policy_errors,
             last_policy_error: self.last_policy_error.as_ref().map(Error::to_string),
         }
     }

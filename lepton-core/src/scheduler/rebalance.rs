@@ -1,0 +1,116 @@
+//! The rebalancer: moves a bounded number of tasks off hot nodes.
+//!
+//! A node is hot when its fullest dimension ([`Utilization::max`]) is above
+//! the high threshold, cold when below the low one. Hottest nodes first, and
+//! on each the lowest-priority tasks first, a task moves to the coldest
+//! ready node it fits on that stays at or below the high threshold after
+//! the move, until the node cools down or the run's move budget is spent.
+//! Moves are not charged to retry budgets.
+
+use super::{Assignment, CoreScheduler};
+use crate::cluster::{ClusterNode, Placement, Utilization};
+use crate::node::{NodeId, NodeState};
+use crate::task::{TaskId, TaskSpec};
+
+impl CoreScheduler {
+    /// Runs the rebalancer now (the scheduler also runs it every configured
+    /// period). Each assignment moves a task; it evicts the task's old run,
+    /// which the caller stops or live-migrates. Does nothing when
+    /// rebalancing is not configured.
+    pub fn rebalance(&mut self) -> Vec<Assignment> {
+        let Some(config) = self.config.rebalance else {
+            return Vec::new();
+        };
+        let mut hot: Vec<(f64, NodeId)> = self
+            .cluster
+            .nodes()
+            .iter()
+            .filter(|node| node.state() == NodeState::Ready)
+            .map(|node| (node.utilization().max(), node.id()))
+            .filter(|&(load, _)| load > config.high())
+            .collect();
+        hot.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut moves = Vec::new();
+        for (_, source) in hot {
+            let mut tasks = self.cluster.tasks_on(source);
+            tasks.sort_by_key(|task| (self.tasks.get(task).map(|r| r.spec.priority), *task));
+            for task in tasks {
+                let cooled = self
+                    .cluster
+                    .node(source)
+                    .is_none_or(|node| node.utilization().max() <= config.high());
+                if moves.len() >= config.max_moves() || cooled {
+                    break;
+                }
+                if let Some(assignment) = self.move_to_cold_node(task, config.low(), config.high())
+                {
+                    moves.push(assignment);
+                }
+            }
+            if moves.len() >= config.max_moves() {
+                break;
+            }
+        }
+        self.stats.moves += moves.len() as u64;
+        moves
+    }
+
+    fn move_to_cold_node(&mut self, task: TaskId, low: f64, high: f64) -> Option<Assignment> {
+        let record = self.tasks.get(&task)?;
+        let old = record.run();
+        let target = coldest_fit(self.cluster.nodes(), &record.spec, low, high)?;
+        let from = self.cluster.release(task).ok()?;
+        let record = self.tasks.get(&task)?;
+        match self.cluster.reserve(&record.spec, &Placement::on(target)) {
+            Ok(allocation) => {
+                let booked = (allocation.node, allocation.gpus.clone());
+                Some(self.start(task, booked, vec![old]))
+            }
+            Err(_) => {
+                self.restore(task, &Placement::on_gpus(from.node, from.gpus));
+                None
+            }
+        }
+    }
+}
+
+/// The ready node below `low` with the least load that `spec` fits on and
+/// that stays at or below `high` with it; the earliest on ties.
+fn coldest_fit(nodes: &[ClusterNode], spec: &TaskSpec, low: f64, high: f64) -> Option<NodeId> {
+    nodes
+        .iter()
+        .filter_map(|node| {
+            let load = node.utilization().max();
+            (load < low && node.fits(spec) && load_with(node, spec).max() <= high)
+                .then_some((load, node.id()))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+        .map(|(_, node)| node)
+}
+
+/// The node's utilization if `spec` were added.
+fn load_with(node: &ClusterNode, spec: &TaskSpec) -> Utilization {
+    let capacity = &node.spec().capacity;
+    let free = node.free();
+    let share = |offered: u64, free: u64, more: u64| {
+        if offered == 0 {
+            0.0
+        } else {
+            (offered.saturating_sub(free) + more) as f64 / offered as f64
+        }
+    };
+    let gpu_offered = u64::from(node.spec().gpus.count) * u64::from(crate::GPU_MILLI_PER_GPU);
+    Utilization {
+        cpu: share(capacity.cpu_milli, free.cpu_milli, spec.request.cpu_milli),
+        memory: share(
+            capacity.memory_mib,
+            free.memory_mib,
+            spec.request.memory_mib,
+        ),
+        gpu: share(
+            gpu_offered,
+            node.gpu_free_milli_total(),
+            spec.gpu.total_milli(),
+        ),
+    }
+}
