@@ -18,6 +18,10 @@ echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 echo "== fuzz (short)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz.sh
+# Its own target dir: `--cfg loom` would otherwise rebuild the main cache.
+echo "== loom (queue model check)"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+    cargo test -p lepton-core --release --test loom_queue
 # The tests run last, so their summary closes the output.
 echo "== cargo test"
 cargo test --workspace

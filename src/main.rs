@@ -31,6 +31,9 @@ enum Command {
     Replay(cli::replay::ReplayArgs),
     /// A synthetic cluster and queue of a given size: time and memory.
     Scale(cli::scale::ScaleArgs),
+    /// Node crashes, launch errors and duplicated reports, checked by an
+    /// independent replay of the event log.
+    Chaos(cli::chaos::ChaosArgs),
     /// Lists the placement policies by name.
     Policies,
 }
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Fill(args) => cli::fill::run(args),
         Command::Replay(args) => cli::replay::run(args),
         Command::Scale(args) => cli::scale::run(args),
+        Command::Chaos(args) => cli::chaos::run(args),
         Command::Policies => {
             for name in lepton::policies::POLICY_NAMES {
                 println!("{name}");

@@ -82,9 +82,9 @@ pub use scheduler::{
 pub use seed::seed_utility;
 pub use sim::{
     fill_arrivals, parse_openb_nodes, parse_openb_pods, parse_workload, read_openb_nodes,
-    read_openb_pods, read_workload, run_fill, run_timed, synthetic_nodes, synthetic_task,
-    synthetic_tasks, FillConfig, FillPoint, FillResult, SimRng, TimedConfig, TimedResult,
-    TimedSample, TimedTask, TracePod, Workload,
+    read_openb_pods, read_workload, run_chaos, run_fill, run_timed, synthetic_nodes,
+    synthetic_task, synthetic_tasks, ChaosConfig, ChaosReport, FillConfig, FillPoint, FillResult,
+    SimRng, TimedConfig, TimedResult, TimedSample, TimedTask, TracePod, Workload,
 };
 pub use task::{
     Constraints, Priority, QosClass, Run, Task, TaskId, TaskKind, TaskSpec, Toleration,

@@ -155,7 +155,7 @@ pub struct NodeSpec {
     #[serde(default)]
     pub gpus: Gpus,
     /// Labels matched by task node selectors.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::unique_keys")]
     pub labels: Labels,
     /// Taints; a task must tolerate each to land here.
     #[serde(default)]

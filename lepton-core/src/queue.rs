@@ -13,13 +13,19 @@
 //! the next non-empty level after the last one served that way, in
 //! round-robin order, so every non-empty level is served at least once in
 //! every `k × levels` pops.
+//!
+//! `tests/loom_queue.rs` model-checks this protocol with loom: built with
+//! `--cfg loom`, the private `sync` shim below swaps the atomics for loom's
+//! and each level's `SegQueue` for a loom-visible locked deque, so loom
+//! explores the interleavings of the bitmap logic (`SegQueue` itself is
+//! crossbeam's to verify).
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use crossbeam_queue::SegQueue;
 use crossbeam_utils::CachePadded;
 
+use self::sync::{AtomicU64, AtomicUsize, Level};
 use crate::task::Priority;
 
 const LEVELS: usize = 256;
@@ -40,7 +46,7 @@ const WORDS: usize = LEVELS / 64;
 /// assert_eq!(queue.len(), 1);
 /// ```
 pub struct TaskQueue<T> {
-    levels: Box<[SegQueue<T>]>,
+    levels: Box<[Level<T>]>,
     /// Bit `l` set when level `l` may hold items.
     nonempty: [CachePadded<AtomicU64>; WORDS],
     aging_every: Option<NonZeroU32>,
@@ -67,7 +73,7 @@ impl<T> TaskQueue<T> {
     /// An empty queue with strict priorities (no aging).
     pub fn new() -> Self {
         TaskQueue {
-            levels: (0..LEVELS).map(|_| SegQueue::new()).collect(),
+            levels: (0..LEVELS).map(|_| Level::new()).collect(),
             nonempty: Default::default(),
             aging_every: None,
             pops: CachePadded::new(AtomicU64::new(0)),
@@ -94,7 +100,10 @@ impl<T> TaskQueue<T> {
     /// Removes the front item of the highest non-empty level (or, on an
     /// aging turn, of the next level in round-robin order).
     ///
-    /// Returns `None` when the queue holds no item whose push has completed.
+    /// Returns `None` when the queue holds no item whose push has completed,
+    /// and may also while another pop is in flight (it can briefly clear a
+    /// level's bit that a concurrent push just relied on); the item is never
+    /// lost: the next pop finds it.
     pub fn pop(&self) -> Option<(Priority, T)> {
         let aging_turn = self.aging_every.is_some_and(|every| {
             let n = self.pops.fetch_add(1, Ordering::Relaxed);
@@ -187,6 +196,86 @@ impl<T> TaskQueue<T> {
 fn priority_of(level: usize) -> Priority {
     // `level` comes from a bit index below LEVELS == 256.
     Priority(u8::try_from(level).unwrap_or(u8::MAX))
+}
+
+/// The queue's concurrency primitives. A normal build uses exactly the real
+/// ones; `--cfg loom` (the model check only) swaps in loom's.
+mod sync {
+    #[cfg(not(loom))]
+    pub(super) use crossbeam_queue::SegQueue as Level;
+    #[cfg(not(loom))]
+    pub(super) use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+    /// loom's atomics, except that `load` is a read-modify-write. loom 0.7's
+    /// DPOR remembers only the last access to an atomic, so a pusher's own
+    /// load in `set_bit` hides a popper's earlier load from the `fetch_or`
+    /// that follows, and loom never tries the push first (tokio-rs/loom#166,
+    /// #392); RMWs it tracks in full. Reading the latest value is what a
+    /// `SeqCst` load reads when, as in the bitmap, every access is `SeqCst`;
+    /// the aging cursor's `Relaxed` loads only steer fairness.
+    #[cfg(loom)]
+    macro_rules! loads_as_rmw {
+        ($($atomic:ident: $int:ty),*) => {$(
+            #[derive(Debug, Default)]
+            pub(super) struct $atomic(loom::sync::atomic::$atomic);
+
+            impl $atomic {
+                pub(super) fn new(value: $int) -> Self {
+                    $atomic(loom::sync::atomic::$atomic::new(value))
+                }
+
+                pub(super) fn load(&self, order: std::sync::atomic::Ordering) -> $int {
+                    self.0.fetch_or(0, order)
+                }
+            }
+
+            impl std::ops::Deref for $atomic {
+                type Target = loom::sync::atomic::$atomic;
+
+                fn deref(&self) -> &Self::Target {
+                    &self.0
+                }
+            }
+        )*};
+    }
+    #[cfg(loom)]
+    loads_as_rmw!(AtomicU64: u64, AtomicUsize: usize);
+
+    /// Stand-in for one level's `SegQueue`, with the same API. A locked deque
+    /// is linearizable like `SegQueue`, and loom sees (and interleaves
+    /// around) each lock.
+    #[cfg(loom)]
+    #[derive(Debug)]
+    pub(super) struct Level<T>(loom::sync::Mutex<std::collections::VecDeque<T>>);
+
+    #[cfg(loom)]
+    impl<T> Level<T> {
+        pub(super) fn new() -> Self {
+            Level(loom::sync::Mutex::new(std::collections::VecDeque::new()))
+        }
+
+        fn lock(&self) -> loom::sync::MutexGuard<'_, std::collections::VecDeque<T>> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        pub(super) fn push(&self, item: T) {
+            self.lock().push_back(item);
+        }
+
+        pub(super) fn pop(&self) -> Option<T> {
+            self.lock().pop_front()
+        }
+
+        pub(super) fn len(&self) -> usize {
+            self.lock().len()
+        }
+
+        pub(super) fn is_empty(&self) -> bool {
+            self.lock().is_empty()
+        }
+    }
 }
 
 #[cfg(test)]

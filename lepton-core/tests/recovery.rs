@@ -2,6 +2,9 @@
 //! heartbeats, drain, rebalancing and preemption. The cluster's accounting
 //! is re-checked from scratch after each step.
 
+// Helpers outside #[test] functions may panic too: this is test code.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::sync::Arc;

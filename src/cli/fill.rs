@@ -24,10 +24,11 @@ pub(crate) struct FillArgs {
     #[arg(long, default_value = "all")]
     policy: String,
     /// Seeds: `42-51`, `42,43` or `42`.
-    #[arg(long, default_value = "42-51")]
+    #[arg(long, default_value = "42-51", allow_negative_numbers = true)]
     seeds: String,
     /// Inflation: clones until requested GPUs reach tune × capacity.
-    #[arg(long, default_value_t = 1.3)]
+    // A negative value reaches the range check, which names it.
+    #[arg(long, default_value_t = 1.3, allow_negative_numbers = true)]
     tune: f64,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -66,11 +67,12 @@ struct Experiment {
 }
 
 pub(crate) fn run(args: FillArgs) -> Result<(), CliError> {
+    // Flags first: a typo should not wait for the trace to load.
+    let policies = parse_policies(&args.policy)?;
+    let seeds = parse_seeds(&args.seeds)?;
     let (nodes_path, pods_path) = args.input.paths();
     let (nodes, pods) = args.input.read_trace()?;
     let tasks: Vec<TaskSpec> = pods.into_iter().map(|p| p.spec).collect();
-    let policies = parse_policies(&args.policy)?;
-    let seeds = parse_seeds(&args.seeds)?;
     let context = args.input.policy_context(&tasks)?;
     let experiment = Experiment {
         nodes,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use lepton::policies::{PolicyContext, RulePolicy};
 use lepton::{read_openb_nodes, read_openb_pods, NodeSpec, TargetWorkload, TaskSpec, TracePod};
 
+pub(crate) mod chaos;
 pub(crate) mod fill;
 mod plot;
 pub(crate) mod replay;
@@ -93,15 +94,22 @@ fn trace_path(file: &str) -> PathBuf {
         .join(file)
 }
 
-/// Parses `42-51`, `42,45` or `42`.
+/// The most seeds one command accepts. Each is a whole run per policy; a
+/// range like `0-18446744073709551615` must be refused, not allocated.
+const MAX_SEEDS: u64 = 10_000;
+
+/// Parses `42-51`, `42,45` or `42`: at most [`MAX_SEEDS`] seeds.
 pub(crate) fn parse_seeds(text: &str) -> Result<Vec<u64>, CliError> {
     let bad = || {
         CliError::Usage(format!(
             "bad --seeds {text:?}: expected e.g. 42-51, 42,45 or 42"
         ))
     };
+    let too_many = || CliError::Usage(format!("bad --seeds {text:?}: more than {MAX_SEEDS} seeds"));
     let mut seeds = Vec::new();
     for part in text.split(',') {
+        // Seeds still allowed; `seeds` never holds more than MAX_SEEDS.
+        let room = MAX_SEEDS - seeds.len() as u64;
         match part.split_once('-') {
             Some((low, high)) => {
                 let low: u64 = low.trim().parse().map_err(|_| bad())?;
@@ -109,8 +117,14 @@ pub(crate) fn parse_seeds(text: &str) -> Result<Vec<u64>, CliError> {
                 if low > high {
                     return Err(bad());
                 }
+                // `high - low` is one less than the range's length, so it
+                // cannot overflow.
+                if high - low >= room {
+                    return Err(too_many());
+                }
                 seeds.extend(low..=high);
             }
+            None if room == 0 => return Err(too_many()),
             None => seeds.push(part.trim().parse().map_err(|_| bad())?),
         }
     }
@@ -128,6 +142,14 @@ mod tests {
         assert_eq!(parse_seeds("3").unwrap(), vec![3]);
         for bad in ["", "9-1", "a", "1-", "4,,5"] {
             assert!(parse_seeds(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_seeds("1-10000").unwrap().len(), 10_000);
+        for too_many in ["0-18446744073709551615", "1-10001", "1-9999,5,6"] {
+            let error = parse_seeds(too_many).unwrap_err().to_string();
+            assert!(
+                error.contains("more than 10000 seeds"),
+                "{too_many}: {error}"
+            );
         }
     }
 }

@@ -29,7 +29,7 @@ pub(crate) struct ReplayArgs {
     #[arg(long, default_value_t = 1)]
     arrival_scale: u64,
     /// Node failures per node per hour of virtual time (0: none).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     node_failure_rate: f64,
     /// Seconds a failed node stays down.
     #[arg(long, default_value_t = 600)]

@@ -18,7 +18,7 @@ use self::index::{FitTree, FreeIndex, KeyScale};
 use crate::error::{Error, Misfit};
 use crate::node::{NodeId, NodeSpec, NodeState};
 use crate::resources::{GpuRequest, Resources, GPU_MILLI_PER_GPU};
-use crate::task::{TaskId, TaskSpec};
+use crate::task::{Priority, TaskId, TaskSpec};
 
 /// Indexes of GPUs inside one node.
 pub type GpuSlots = SmallVec<[u32; 8]>;
@@ -84,7 +84,9 @@ pub struct ClusterNode {
     anti_affinity_groups: SmallVec<[String; 2]>,
     /// The GPU requests of the GPU tasks here, with how many tasks made each.
     gpu_requests: SmallVec<[(GpuRequest, u32); 4]>,
-    tasks: u32,
+    /// The tasks holding resources here, with their priorities, in no
+    /// particular order.
+    tasks: Vec<(TaskId, Priority)>,
     generation: u64,
 }
 
@@ -121,7 +123,13 @@ impl ClusterNode {
 
     /// How many tasks hold resources here.
     pub fn task_count(&self) -> u32 {
-        self.tasks
+        self.tasks.len() as u32
+    }
+
+    /// The tasks holding resources here, with their priorities, in no
+    /// particular order.
+    pub fn tasks(&self) -> &[(TaskId, Priority)] {
+        &self.tasks
     }
 
     /// The GPU requests of the tasks holding GPUs here, each with the number
@@ -358,7 +366,7 @@ impl ClusterState {
             state: NodeState::Ready,
             anti_affinity_groups: SmallVec::new(),
             gpu_requests: SmallVec::new(),
-            tasks: 0,
+            tasks: Vec::new(),
             generation: self.next_generation(),
             spec,
         };
@@ -380,7 +388,7 @@ impl ClusterState {
     /// [`Error::UnknownNode`] or [`Error::NodeHasTasks`].
     pub fn remove_node(&mut self, node: NodeId) -> Result<NodeSpec, Error> {
         let position = self.position(node)?;
-        let tasks = self.nodes[position].tasks;
+        let tasks = self.nodes[position].task_count();
         if tasks > 0 {
             return Err(Error::NodeHasTasks { node, tasks });
         }
@@ -444,11 +452,8 @@ impl ClusterState {
     /// The tasks holding resources on `node`, in id order.
     pub fn tasks_on(&self, node: NodeId) -> Vec<TaskId> {
         let mut tasks: Vec<TaskId> = self
-            .allocations
-            .values()
-            .filter(|allocation| allocation.node == node)
-            .map(|allocation| allocation.task)
-            .collect();
+            .node(node)
+            .map_or_else(Vec::new, |n| n.tasks.iter().map(|&(t, _)| t).collect());
         tasks.sort_unstable();
         tasks
     }
@@ -515,7 +520,7 @@ impl ClusterState {
                 None => node.gpu_requests.push((task.gpu, 1)),
             }
         }
-        node.tasks += 1;
+        node.tasks.push((task.id, task.priority));
         node.generation = generation;
         self.changes = generation;
         let allocation = Allocation {
@@ -567,7 +572,9 @@ impl ClusterState {
                 node.gpu_requests.swap_remove(i);
             }
         }
-        node.tasks -= 1;
+        if let Some(i) = node.tasks.iter().position(|&(t, _)| t == allocation.task) {
+            node.tasks.swap_remove(i);
+        }
         node.generation = generation;
         self.reindex(position);
         Ok(allocation)

@@ -13,7 +13,7 @@
 //! cluster state re-checks every placement, so neither a buggy policy nor a
 //! late event can over-commit a node.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -233,6 +233,26 @@ fn book(
     Ok(Some((allocation.node, allocation.gpus.clone())))
 }
 
+/// A run placed and then evicted within one cycle (a preemption or a move
+/// of a task placed moments before) never needs to start: its assignment
+/// goes, and so does its mention in `evicts`. The caller then never sees a
+/// run to start that a later assignment of the same batch stops.
+fn drop_runs_evicted_in_the_same_cycle(assignments: &mut Vec<Assignment>) {
+    if assignments.iter().all(|a| a.evicts.is_empty()) {
+        return;
+    }
+    let started: HashSet<Run> = assignments.iter().map(Assignment::run).collect();
+    let stillborn: HashSet<Run> = assignments
+        .iter()
+        .flat_map(|a| a.evicts.iter().copied())
+        .filter(|run| started.contains(run))
+        .collect();
+    assignments.retain(|a| !stillborn.contains(&a.run()));
+    for assignment in assignments {
+        assignment.evicts.retain(|run| !stillborn.contains(run));
+    }
+}
+
 /// A snapshot of the scheduler, for operators and tests.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -351,6 +371,8 @@ impl CoreSchedulerBuilder {
             stale_queue_entries: 0,
             counts: TaskCounts::default(),
             running_by_priority: [0; 256],
+            preemption_misses: Vec::new(),
+            preemption_cursor: 0,
             stats: Stats::default(),
             last_policy_error: None,
         }
@@ -449,6 +471,10 @@ pub struct CoreScheduler {
     running_by_priority: [u32; 256],
     heartbeats: Option<Heartbeats>,
     next_rebalance: Option<Timestamp>,
+    /// Preemption searches that failed this cycle.
+    preemption_misses: Vec<preempt::Miss>,
+    /// Where the next preemption search starts, in cluster order.
+    preemption_cursor: usize,
     stats: Stats,
     last_policy_error: Option<Error>,
 }
@@ -585,6 +611,12 @@ impl CoreScheduler {
                 .and_then(|record| record.failures.as_deref())
                 .map_or(&[], |failures| &failures.reasons),
         }
+    }
+
+    /// How many tasks are in each state (cheap; [`report`](Scheduler::report)
+    /// also counts nodes).
+    pub fn task_counts(&self) -> TaskCounts {
+        self.counts
     }
 
     /// The cluster's accounting, read-only.
@@ -913,6 +945,7 @@ impl Scheduler for CoreScheduler {
         self.declare_silent_nodes_down(now);
         self.wake_due_backoffs(now);
         self.policy.begin_cycle(&self.cluster);
+        self.preemption_misses.clear();
         let mut assignments = Vec::new();
         // Tasks that find no node go to backoff, not back to the queue, so
         // this loop takes each queued task at most once (tasks evicted by a
@@ -943,6 +976,7 @@ impl Scheduler for CoreScheduler {
             self.next_rebalance = Some(due.max(now).saturating_add(period));
             assignments.extend(self.rebalance());
         }
+        drop_runs_evicted_in_the_same_cycle(&mut assignments);
         assignments
     }
 

@@ -1,19 +1,57 @@
 //! Preemption: a task that fits nowhere may evict tasks of lower priority.
 //!
 //! Per node, victims are taken lowest priority first (the largest first
-//! among equals, so fewer are needed) until the task fits; the node needing
-//! the fewest victims wins, then the one whose highest victim priority is
-//! lowest, then the earliest in cluster order. Victims go back to the queue,
+//! among equals, so fewer are needed) until the task fits; among the
+//! candidate nodes found (at least 100 or a tenth of the cluster, from a
+//! rotating start) the one needing the fewest victims wins, then the one
+//! whose highest victim priority is lowest, then the first found. Victims go back to the queue,
 //! uncharged; nothing is evicted unless the task then fits.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
 
 use super::{Assignment, CoreScheduler, TaskRecord};
 use crate::cluster::{Allocation, ClusterNode, Placement};
 use crate::node::{NodeId, NodeState};
-use crate::resources::Resources;
-use crate::task::{Priority, TaskId, TaskSpec};
+use crate::resources::{GpuRequest, Resources};
+use crate::task::{Constraints, Priority, TaskId, TaskSpec};
+
+/// A search that found no way to make room, remembered for the rest of the
+/// cycle: placements only take room, so a task of no higher priority that
+/// asks at least as much (and has no placement constraints) cannot succeed
+/// either, and is not searched for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Miss {
+    priority: Priority,
+    cpu_milli: u64,
+    memory_mib: u64,
+    gpu: GpuRequest,
+}
+
+impl Miss {
+    fn of(spec: &TaskSpec) -> Option<Miss> {
+        (spec.constraints == Constraints::default()).then_some(Miss {
+            priority: spec.priority,
+            cpu_milli: spec.request.cpu_milli,
+            memory_mib: spec.request.memory_mib,
+            gpu: spec.gpu,
+        })
+    }
+
+    fn covers(&self, other: &Miss) -> bool {
+        other.priority <= self.priority
+            && other.cpu_milli >= self.cpu_milli
+            && other.memory_mib >= self.memory_mib
+            && other.gpu.count >= self.gpu.count
+            && other.gpu.milli_per_gpu >= self.gpu.milli_per_gpu
+    }
+}
+
+/// Candidate nodes a search looks for, at least (kube-scheduler's
+/// `minCandidateNodesAbsolute`).
+const MIN_CANDIDATE_NODES: usize = 100;
+
+/// Misses remembered per cycle, at most.
+const MAX_MISSES: usize = 32;
 
 /// Evicting `victims` (highest victim priority `worst`) makes room on `node`.
 struct Plan {
@@ -34,7 +72,20 @@ impl CoreScheduler {
         if self.running_by_priority[..below].iter().all(|&n| n == 0) {
             return None;
         }
-        let plan = self.cheapest_eviction(&record.spec)?;
+        let miss = Miss::of(&record.spec);
+        if let Some(miss) = miss {
+            if self.preemption_misses.iter().any(|m| m.covers(&miss)) {
+                return None;
+            }
+        }
+        let plan = self.cheapest_eviction(&record.spec);
+        self.preemption_cursor = self.preemption_cursor.wrapping_add(1);
+        let Some(plan) = plan else {
+            if let Some(miss) = miss.filter(|_| self.preemption_misses.len() < MAX_MISSES) {
+                self.preemption_misses.push(miss);
+            }
+            return None;
+        };
         let mut evicted = Vec::with_capacity(plan.victims.len());
         for &victim in &plan.victims {
             let run = self.tasks.get(&victim).map(TaskRecord::run)?;
@@ -69,30 +120,45 @@ impl CoreScheduler {
         }
     }
 
+    /// The best plan among the first nodes that have one, scanning from a
+    /// rotating start: like kube-scheduler, the search stops once it has
+    /// `max(100, nodes / 10)` candidates, so its cost does not grow with
+    /// the whole cluster.
     fn cheapest_eviction(&self, spec: &TaskSpec) -> Option<Plan> {
-        let mut by_node: HashMap<NodeId, Vec<(&Allocation, Priority)>> = HashMap::new();
-        for allocation in self.cluster.allocations() {
-            let priority = self.tasks.get(&allocation.task)?.spec.priority;
-            if priority < spec.priority {
-                by_node
-                    .entry(allocation.node)
-                    .or_default()
-                    .push((allocation, priority));
-            }
-        }
+        // No plan beats one victim of the lowest running priority.
+        let lowest = self.running_by_priority.iter().position(|&n| n > 0)?;
+        let nodes = self.cluster.nodes();
+        let enough = (nodes.len() / 10).max(MIN_CANDIDATE_NODES);
+        let start = self.preemption_cursor % nodes.len().max(1);
         let mut best: Option<Plan> = None;
-        for node in self.cluster.nodes() {
-            let Some(candidates) = by_node.get_mut(&node.id()) else {
+        let mut found = 0;
+        let mut candidates = Vec::new();
+        for node in nodes[start..].iter().chain(&nodes[..start]) {
+            if found == enough {
+                break;
+            }
+            candidates.clear();
+            for &(task, priority) in node.tasks() {
+                if priority < spec.priority {
+                    candidates.push((self.cluster.allocation(task)?, priority));
+                }
+            }
+            if candidates.is_empty() {
+                continue;
+            }
+            let Some(plan) = eviction_on(node, spec, &mut candidates) else {
                 continue;
             };
-            let Some(plan) = eviction_on(node, spec, candidates) else {
-                continue;
-            };
+            found += 1;
             let better = best.as_ref().is_none_or(|best| {
                 (plan.victims.len(), plan.worst) < (best.victims.len(), best.worst)
             });
             if better {
+                let unbeatable = plan.victims.len() == 1 && usize::from(plan.worst.0) == lowest;
                 best = Some(plan);
+                if unbeatable {
+                    break;
+                }
             }
         }
         best

@@ -5,10 +5,15 @@
 //! on each the lowest-priority tasks first, a task moves to the coldest
 //! ready node it fits on that stays at or below the high threshold after
 //! the move, until the node cools down or the run's move budget is spent.
-//! Moves are not charged to retry budgets.
+//! A run tries at most four tasks per move allowed. Moves are not charged
+//! to retry budgets.
 
+use super::RebalanceConfig;
 use super::{Assignment, CoreScheduler};
-use crate::cluster::{ClusterNode, Placement, Utilization};
+use crate::cluster::{ClusterNode, ClusterState, Placement, Utilization};
+
+/// Tasks a run may try to move per move it is allowed.
+const MAX_TRIES_PER_MOVE: usize = 4;
 use crate::node::{NodeId, NodeState};
 use crate::task::{TaskId, TaskSpec};
 
@@ -30,6 +35,20 @@ impl CoreScheduler {
             .filter(|&(load, _)| load > config.high())
             .collect();
         hot.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        // Targets are found among the nodes cold at the start only, and a
+        // run tries a bounded number of tasks, so it costs O(nodes) plus
+        // O(cold nodes) per try.
+        let cold: Vec<NodeId> = self
+            .cluster
+            .nodes()
+            .iter()
+            .filter(|node| node.utilization().max() < config.low())
+            .map(|node| node.id())
+            .collect();
+        if cold.is_empty() {
+            return Vec::new();
+        }
+        let mut tries = config.max_moves().saturating_mul(MAX_TRIES_PER_MOVE);
         let mut moves = Vec::new();
         for (_, source) in hot {
             let mut tasks = self.cluster.tasks_on(source);
@@ -39,15 +58,15 @@ impl CoreScheduler {
                     .cluster
                     .node(source)
                     .is_none_or(|node| node.utilization().max() <= config.high());
-                if moves.len() >= config.max_moves() || cooled {
+                if moves.len() >= config.max_moves() || cooled || tries == 0 {
                     break;
                 }
-                if let Some(assignment) = self.move_to_cold_node(task, config.low(), config.high())
-                {
+                tries -= 1;
+                if let Some(assignment) = self.move_to_cold_node(task, &cold, &config) {
                     moves.push(assignment);
                 }
             }
-            if moves.len() >= config.max_moves() {
+            if moves.len() >= config.max_moves() || tries == 0 {
                 break;
             }
         }
@@ -55,10 +74,15 @@ impl CoreScheduler {
         moves
     }
 
-    fn move_to_cold_node(&mut self, task: TaskId, low: f64, high: f64) -> Option<Assignment> {
+    fn move_to_cold_node(
+        &mut self,
+        task: TaskId,
+        cold: &[NodeId],
+        config: &RebalanceConfig,
+    ) -> Option<Assignment> {
         let record = self.tasks.get(&task)?;
         let old = record.run();
-        let target = coldest_fit(self.cluster.nodes(), &record.spec, low, high)?;
+        let target = coldest_fit(&self.cluster, cold, &record.spec, config)?;
         let from = self.cluster.release(task).ok()?;
         let record = self.tasks.get(&task)?;
         match self.cluster.reserve(&record.spec, &Placement::on(target)) {
@@ -74,15 +98,23 @@ impl CoreScheduler {
     }
 }
 
-/// The ready node below `low` with the least load that `spec` fits on and
-/// that stays at or below `high` with it; the earliest on ties.
-fn coldest_fit(nodes: &[ClusterNode], spec: &TaskSpec, low: f64, high: f64) -> Option<NodeId> {
-    nodes
-        .iter()
-        .filter_map(|node| {
+/// Among `cold`, the node still below the low threshold with the least
+/// load that `spec` fits on and that stays at or below the high threshold
+/// with it; the earliest on ties.
+fn coldest_fit(
+    cluster: &ClusterState,
+    cold: &[NodeId],
+    spec: &TaskSpec,
+    config: &RebalanceConfig,
+) -> Option<NodeId> {
+    cold.iter()
+        .filter_map(|&id| {
+            let node = cluster.node(id)?;
             let load = node.utilization().max();
-            (load < low && node.fits(spec) && load_with(node, spec).max() <= high)
-                .then_some((load, node.id()))
+            let fits = load < config.low()
+                && node.fits(spec)
+                && load_with(node, spec).max() <= config.high();
+            fits.then_some((load, id))
         })
         .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
         .map(|(_, node)| node)

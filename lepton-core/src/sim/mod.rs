@@ -18,6 +18,7 @@ use crate::cluster::ClusterState;
 use crate::fragmentation::TargetWorkload;
 use crate::node::{NodeId, NodeState};
 
+mod chaos;
 mod fill;
 mod rng;
 mod synthetic;
@@ -25,6 +26,7 @@ mod timed;
 mod trace;
 mod workload;
 
+pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
 pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult};
 pub use rng::SimRng;
 pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks};

@@ -36,7 +36,7 @@ pub struct TracePod {
 ///
 /// # Errors
 /// [`Error::Io`] when the file cannot be read, [`Error::Load`] for a
-/// malformed row (file, line, column and value named).
+/// malformed row (file, line, column and value named) or a file without rows.
 pub fn read_openb_nodes(path: &Path) -> Result<Vec<NodeSpec>, Error> {
     openb_nodes(CsvRows::open(path)?)
 }
@@ -44,7 +44,7 @@ pub fn read_openb_nodes(path: &Path) -> Result<Vec<NodeSpec>, Error> {
 /// [`read_openb_nodes`] on text in memory; `source` names it in errors.
 ///
 /// # Errors
-/// [`Error::Load`] for a malformed row.
+/// [`Error::Load`] for a malformed row or a text without rows.
 pub fn parse_openb_nodes(text: &str, source: &str) -> Result<Vec<NodeSpec>, Error> {
     openb_nodes(CsvRows::from_text(text, source)?)
 }
@@ -73,6 +73,7 @@ fn openb_nodes(mut rows: CsvRows) -> Result<Vec<NodeSpec>, Error> {
             .map_err(|e| row.error(None, e.to_string()))?;
         nodes.push(spec);
     }
+    rows.at_least_one_row(nodes.len(), "node")?;
     Ok(nodes)
 }
 
@@ -86,7 +87,8 @@ fn openb_nodes(mut rows: CsvRows) -> Result<Vec<NodeSpec>, Error> {
 /// # Errors
 /// [`Error::Io`] when the file cannot be read, [`Error::Load`] for a
 /// malformed row (file, line, column and value named), including a pod that
-/// asks for nothing or for more than 1000 milli-GPUs on one GPU.
+/// asks for nothing or for more than 1000 milli-GPUs on one GPU, or a file
+/// without rows.
 pub fn read_openb_pods(path: &Path) -> Result<Vec<TracePod>, Error> {
     openb_pods(CsvRows::open(path)?)
 }
@@ -94,7 +96,7 @@ pub fn read_openb_pods(path: &Path) -> Result<Vec<TracePod>, Error> {
 /// [`read_openb_pods`] on text in memory; `source` names it in errors.
 ///
 /// # Errors
-/// [`Error::Load`] for a malformed row.
+/// [`Error::Load`] for a malformed row or a text without rows.
 pub fn parse_openb_pods(text: &str, source: &str) -> Result<Vec<TracePod>, Error> {
     openb_pods(CsvRows::from_text(text, source)?)
 }
@@ -136,6 +138,7 @@ fn openb_pods(mut rows: CsvRows) -> Result<Vec<TracePod>, Error> {
             scheduled_time_s: row.parse_optional(scheduled)?,
         });
     }
+    rows.at_least_one_row(pods.len(), "pod")?;
     Ok(pods)
 }
 
@@ -224,6 +227,20 @@ impl CsvRows {
                 "the header has no column {name:?} (it has: {})",
                 self.header.join(",")
             ),
+        })
+    }
+
+    /// A file with a header and no rows is refused: read as an empty
+    /// cluster or workload, it would make a run that measures nothing.
+    fn at_least_one_row(&self, rows: usize, what: &str) -> Result<(), Error> {
+        if rows > 0 {
+            return Ok(());
+        }
+        Err(Error::Load {
+            path: self.path.clone(),
+            line: 1,
+            column: None,
+            message: format!("the file has a header but no rows: expected at least one {what}"),
         })
     }
 

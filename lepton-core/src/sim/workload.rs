@@ -87,14 +87,14 @@ use crate::sim::timed::{TimedTask, MAX_TIME_S};
 /// **Node** ([`NodeSpec`]): `id` (integer, required, unique), `name`
 /// (string), `kind` (`"server"`, `"vm"` or `"container_host"`; `"server"`),
 /// `capacity` (resources, required), `gpus` (`{"model": string, "count":
-/// integer}`, at most 64; none), `labels` (object of strings), `taints`
-/// (`[{"key", "value"}]`), `zone` (string), `price_per_hour` (number ≥ 0;
-/// 0). A node must offer something.
+/// integer}`, at most 64; none), `labels` (object of strings, each key
+/// once), `taints` (`[{"key", "value"}]`), `zone` (string), `price_per_hour`
+/// (number ≥ 0; 0). A node must offer something.
 ///
 /// **Resources**: `cpu_milli` (1000 = one core), `memory_mib`,
 /// `network_mbps`, `storage_gib`, all integers, 0 by default; `extended`,
 /// named extended resources as `{"example.com/fpga": 2, ...}` (zero amounts
-/// dropped).
+/// dropped; a name given twice is an error).
 ///
 /// **Task** ([`TimedTask`]): `spec` (required), `arrival_s` (integer seconds
 /// from the start, required), `duration_s` (integer seconds once placed;

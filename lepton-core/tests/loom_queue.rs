@@ -1,0 +1,170 @@
+//! Model check of [`TaskQueue`]'s own lock-free logic: the bitmap of
+//! non-empty levels, the clear-then-recheck in `pop`, and the aging cursor.
+//!
+//! Built only with `--cfg loom`, which makes the queue use loom's atomics
+//! and a loom-visible stand-in for each level's `SegQueue` (see the `sync`
+//! module in `src/queue.rs`). Every scenario runs its threads under every
+//! interleaving loom distinguishes, then checks at quiescence that no item
+//! was lost or duplicated and that no item is left behind a cleared bit:
+//! `pop` finds it and `len`/`is_empty` count it.
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+//!     cargo test -p lepton-core --release --test loom_queue
+//! ```
+//!
+//! The search is exhaustive (no preemption bound): a few seconds in release.
+//! A bigger scenario may need `LOOM_MAX_PREEMPTIONS=3` to stay fast.
+#![cfg(loom)]
+
+use std::num::NonZeroU32;
+
+use lepton_core::{Priority, TaskQueue};
+use loom::sync::Arc;
+use loom::thread;
+
+fn spawn_push(queue: &Arc<TaskQueue<u32>>, priority: u8, item: u32) -> thread::JoinHandle<()> {
+    let queue = Arc::clone(queue);
+    thread::spawn(move || queue.push(Priority(priority), item))
+}
+
+fn spawn_pop(queue: &Arc<TaskQueue<u32>>) -> thread::JoinHandle<Option<(Priority, u32)>> {
+    let queue = Arc::clone(queue);
+    thread::spawn(move || queue.pop())
+}
+
+fn join<T>(handle: thread::JoinHandle<T>) -> T {
+    handle.join().expect("a model thread panicked")
+}
+
+/// Checks the quiescent queue: it holds exactly `expected_left` items, and
+/// draining it returns them and leaves it empty. Returns what was drained.
+fn drain_quiescent(queue: &TaskQueue<u32>, expected_left: usize) -> Vec<(Priority, u32)> {
+    assert_eq!(queue.len(), expected_left, "len() at quiescence");
+    assert_eq!(
+        queue.is_empty(),
+        expected_left == 0,
+        "is_empty() at quiescence"
+    );
+    let left = queue.drain();
+    assert_eq!(
+        left.len(),
+        expected_left,
+        "pop() skipped an item left in the queue"
+    );
+    assert_eq!(queue.len(), 0);
+    assert!(queue.is_empty());
+    assert_eq!(queue.pop(), None);
+    left
+}
+
+/// Leaves `priority`'s bit set over an empty level, as a successful pop of
+/// the level's last item does: the next pop there finds it empty and clears
+/// the bit, which is the race the re-check in `pop` exists for.
+fn stale_bit(queue: &TaskQueue<u32>, priority: u8) {
+    queue.push(Priority(priority), u32::MAX);
+    assert_eq!(queue.pop(), Some((Priority(priority), u32::MAX)));
+}
+
+fn sorted_items(popped: impl IntoIterator<Item = (Priority, u32)>) -> Vec<u32> {
+    let mut items: Vec<u32> = popped.into_iter().map(|(_, item)| item).collect();
+    items.sort_unstable();
+    items
+}
+
+/// Scenario 1: two pushers on one level and a popper, then a drain: every
+/// item comes out exactly once, with its own priority.
+#[test]
+fn two_pushers_one_popper_lose_and_duplicate_nothing() {
+    loom::model(|| {
+        let queue = Arc::new(TaskQueue::new());
+        let pushers = [spawn_push(&queue, 3, 1), spawn_push(&queue, 3, 2)];
+        let popped = queue.pop();
+        pushers.into_iter().for_each(join);
+
+        let left = drain_quiescent(&queue, 2 - usize::from(popped.is_some()));
+        let all: Vec<_> = popped.into_iter().chain(left).collect();
+        assert!(all.iter().all(|&(priority, _)| priority == Priority(3)));
+        assert_eq!(sorted_items(all), vec![1, 2]);
+    });
+}
+
+/// Scenario 2a, the missed wake-up on one level: a popper finds the level
+/// empty behind a stale bit and clears the bit while a push lands there.
+#[test]
+fn push_racing_a_clear_on_its_level_is_not_missed() {
+    loom::model(|| {
+        let queue = Arc::new(TaskQueue::new());
+        stale_bit(&queue, 7);
+        let pusher = spawn_push(&queue, 7, 1);
+        let popped = queue.pop();
+        join(pusher);
+
+        let left = drain_quiescent(&queue, usize::from(popped.is_none()));
+        assert_eq!(
+            popped.into_iter().chain(left).collect::<Vec<_>>(),
+            vec![(Priority(7), 1)]
+        );
+    });
+}
+
+/// Scenario 2b: the popper clears a stale bit on level B while a push on
+/// level A sets A's bit in the same bitmap word; neither update may undo
+/// the other.
+#[test]
+fn clearing_one_level_keeps_a_concurrent_push_on_another() {
+    loom::model(|| {
+        let queue = Arc::new(TaskQueue::new());
+        stale_bit(&queue, 9);
+        let pusher = spawn_push(&queue, 2, 1);
+        let popped = queue.pop();
+        join(pusher);
+
+        let left = drain_quiescent(&queue, usize::from(popped.is_none()));
+        assert_eq!(
+            popped.into_iter().chain(left).collect::<Vec<_>>(),
+            vec![(Priority(2), 1)]
+        );
+    });
+}
+
+/// Scenario 3: two poppers race for one item: exactly one gets it.
+#[test]
+fn two_poppers_one_item_exactly_one_wins() {
+    loom::model(|| {
+        let queue = Arc::new(TaskQueue::new());
+        queue.push(Priority(4), 1);
+        let other = spawn_pop(&queue);
+        let mine = queue.pop();
+        let theirs = join(other);
+
+        assert_eq!(
+            mine.into_iter().chain(theirs).collect::<Vec<_>>(),
+            vec![(Priority(4), 1)]
+        );
+        drain_quiescent(&queue, 0);
+    });
+}
+
+/// Scenario 4: aging on (every second pop is a round-robin turn). Two
+/// poppers race on the pop counter and the cursor while a push lands on a
+/// level whose bit is stale; nothing is lost, duplicated or left behind.
+#[test]
+fn aging_pops_race_a_push_without_loss() {
+    loom::model(|| {
+        let queue = Arc::new(TaskQueue::with_aging(
+            NonZeroU32::new(2).expect("2 is not zero"),
+        ));
+        stale_bit(&queue, 1);
+        queue.push(Priority(200), 1);
+        let pusher = spawn_push(&queue, 1, 2);
+        let other = spawn_pop(&queue);
+        let mine = queue.pop();
+        let theirs = join(other);
+        join(pusher);
+
+        let popped: Vec<_> = mine.into_iter().chain(theirs).collect();
+        let left = drain_quiescent(&queue, 2 - popped.len());
+        assert_eq!(sorted_items(popped.into_iter().chain(left)), vec![1, 2]);
+    });
+}
