@@ -430,3 +430,43 @@ fn equal_priorities_never_preempt_and_the_setting_turns_preemption_off() {
         cluster.check();
     }
 }
+
+#[test]
+fn a_run_placed_and_moved_in_one_cycle_is_handed_out_once() {
+    // Found by the chaos checker: the rebalancer moved a task placed moments
+    // before in the same cycle, and the batch held both runs — started in
+    // that order, the first was never stopped.
+    let rebalance = RebalanceConfig::new(Duration::from_secs(60), 0.5, 0.55, 10).unwrap();
+    let config = SchedulerConfig {
+        rebalance: Some(rebalance),
+        ..SchedulerConfig::default()
+    };
+    let mut cluster = Cluster::new(config, &[(1, 10_000), (2, 10_000)]);
+    cluster.clock.set(secs(60));
+    for id in 1..=5 {
+        cluster.submit(task(id, 2_000).with_priority(Priority(id as u8)));
+    }
+    // First fit fills node 1; the rebalancer, due in the same cycle, moves
+    // the two lowest priorities to node 2.
+    let assignments = cluster.schedule();
+    let mut tasks: Vec<u64> = assignments.iter().map(|a| a.task.0).collect();
+    tasks.sort_unstable();
+    assert_eq!(tasks, [1, 2, 3, 4, 5], "{assignments:?}");
+    for assignment in &assignments {
+        assert!(assignment.evicts.is_empty(), "{assignment:?}");
+        let state = cluster.state(assignment.task.0);
+        assert_eq!(
+            state,
+            TaskState::Running {
+                node: assignment.node
+            }
+        );
+        assert_eq!(cluster.run(assignment.task.0), assignment.run());
+    }
+    let moved: Vec<(u64, u64)> = assignments
+        .iter()
+        .filter(|a| a.attempt == 2)
+        .map(|a| (a.task.0, a.node.0))
+        .collect();
+    assert_eq!(moved, [(1, 2), (2, 2)]);
+}
