@@ -27,9 +27,17 @@
 //! # Ok::<(), lepton::Error>(())
 //! ```
 //!
+//! # Control loop
+//! [`Controller`] drives the scheduler on one or more
+//! [`Backend`](lepton_core::Backend)s (tokio): see [`controller`].
+//!
 //! # Features
-//! None yet: backends arrive behind `docker`, `libvirt` and `aws`.
+//! `docker`, `libvirt` and `aws` each build one backend of
+//! [`adapters`] (and its SDK); `full` builds all three.
 
+pub mod controller;
+
+pub use controller::{Controller, ControllerConfig, ControllerError, StepReport};
 pub use lepton_adapters as adapters;
 pub use lepton_core as core;
 pub use lepton_core::*;

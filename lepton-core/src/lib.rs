@@ -49,6 +49,7 @@
 //! # Ok::<(), lepton_core::Error>(())
 //! ```
 
+mod backend;
 mod clock;
 mod cluster;
 mod error;
@@ -62,6 +63,7 @@ mod seed;
 mod sim;
 mod task;
 
+pub use backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use cluster::{
     Allocation, ClusterNode, ClusterState, GpuSlots, LargestNode, Placement, Utilization,

@@ -170,6 +170,10 @@ pub struct TaskSpec {
     /// Placement constraints.
     #[serde(default)]
     pub constraints: Constraints,
+    /// What to run, for the backend to read (like a Nomad task's `config`):
+    /// for example `image` and `command` for Docker. The scheduler ignores it.
+    #[serde(default)]
+    pub config: Labels,
 }
 
 fn default_priority() -> Priority {
@@ -189,6 +193,7 @@ impl TaskSpec {
             kind: TaskKind::default(),
             timeout_ms: None,
             constraints: Constraints::default(),
+            config: Labels::new(),
         }
     }
 
@@ -213,6 +218,12 @@ impl TaskSpec {
     /// Sets the QoS class.
     pub fn with_qos(mut self, qos: QosClass) -> Self {
         self.qos = qos;
+        self
+    }
+
+    /// Sets one entry of the backend's `config` (`image`, `command`, …).
+    pub fn with_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.insert(key.into(), value.into());
         self
     }
 
@@ -320,6 +331,10 @@ pub trait Task {
     fn name(&self) -> Option<String> {
         None
     }
+    /// What to run, for the backend (see [`TaskSpec::config`]).
+    fn config(&self) -> Labels {
+        Labels::new()
+    }
     /// Lepton's description of this task.
     fn to_spec(&self) -> TaskSpec {
         TaskSpec {
@@ -332,6 +347,7 @@ pub trait Task {
             kind: self.kind(),
             timeout_ms: self.timeout_ms(),
             constraints: self.constraints(),
+            config: self.config(),
         }
     }
 }

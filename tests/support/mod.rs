@@ -3,6 +3,8 @@
 // Each test file uses only some of these.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub(crate) mod conformance;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

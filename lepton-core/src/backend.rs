@@ -1,0 +1,211 @@
+//! The interface a backend implements so that Lepton can run tasks on it:
+//! Docker hosts, hypervisors, a cloud API.
+//!
+//! A backend reports its nodes ([`inventory`](Backend::inventory)), starts a
+//! [`Run`] on a node ([`launch`](Backend::launch), returning a [`Handle`]),
+//! stops it, and tells how it is doing ([`status`](Backend::status), polled
+//! by the control loop). It tags what it starts with the run, so that after
+//! a restart [`running`](Backend::running) finds everything again: no
+//! orphans, and launching a run that already exists returns the existing
+//! handle instead of starting a second copy.
+//!
+//! The trait is async (through `async-trait`) but ties Lepton's core to no
+//! runtime; the adapters and the control loop bring tokio.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::GpuSlots;
+use crate::node::{NodeId, NodeSpec};
+use crate::task::{Run, TaskSpec};
+
+/// What the backend is asked to start: run `run` of `task` on `node`.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The run (task and attempt), to tag what is started.
+    pub run: Run,
+    /// The node chosen.
+    pub node: NodeId,
+    /// The task, with its request (for limits) and `config` (what to run).
+    pub task: TaskSpec,
+    /// GPU indexes on the node.
+    pub gpus: GpuSlots,
+}
+
+/// A run as a backend knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Handle {
+    /// The run.
+    pub run: Run,
+    /// The node it runs on.
+    pub node: NodeId,
+    /// The backend's own id (container id, domain name, instance id).
+    pub id: String,
+}
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on {} ({})", self.run, self.node, self.id)
+    }
+}
+
+/// How a run is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum RunStatus {
+    /// Created, not running yet.
+    Starting,
+    /// Running.
+    Running,
+    /// Ended by itself with this exit code (0 is success).
+    Exited {
+        /// The exit code.
+        code: i64,
+    },
+    /// Ended abnormally: killed from outside, crashed, lost with its host.
+    Failed {
+        /// What the backend said.
+        reason: String,
+    },
+    /// The backend no longer knows it.
+    Gone,
+}
+
+/// Resource usage of a run, where the backend exposes it (`None` where not).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Usage {
+    /// CPU in use, milli-cores.
+    pub cpu_milli: Option<u64>,
+    /// Memory in use, MiB.
+    pub memory_mib: Option<u64>,
+    /// Bytes received over the network since start.
+    pub network_rx_bytes: Option<u64>,
+    /// Bytes sent over the network since start.
+    pub network_tx_bytes: Option<u64>,
+    /// Bytes read from storage since start.
+    pub storage_read_bytes: Option<u64>,
+    /// Bytes written to storage since start.
+    pub storage_write_bytes: Option<u64>,
+}
+
+/// What went wrong talking to a backend. [`is_retryable`](Self::is_retryable)
+/// says whether trying again later can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The server could not be reached (connection refused, socket gone).
+    #[error("{backend}: server unreachable: {detail}")]
+    Unreachable {
+        /// The backend's name.
+        backend: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The server did not answer in time.
+    #[error("{backend}: {operation} timed out")]
+    Timeout {
+        /// The backend's name.
+        backend: String,
+        /// What was asked.
+        operation: String,
+    },
+    /// The server refused the request; repeating it will not help.
+    #[error("{backend}: {operation} refused: {detail}")]
+    Rejected {
+        /// The backend's name.
+        backend: String,
+        /// What was asked.
+        operation: String,
+        /// What the server said.
+        detail: String,
+    },
+    /// The server does not know this run or node.
+    #[error("{backend}: {what} not found")]
+    NotFound {
+        /// The backend's name.
+        backend: String,
+        /// What was looked for.
+        what: String,
+    },
+    /// The backend cannot do this (live migration, usage figures).
+    #[error("{backend} does not support {operation}")]
+    Unsupported {
+        /// The backend's name.
+        backend: String,
+        /// What was asked.
+        operation: &'static str,
+    },
+    /// A value from the task or node cannot be used safely in a name,
+    /// label, XML document or API path.
+    #[error("{backend}: invalid {what} {value:?}: {why}")]
+    Invalid {
+        /// The backend's name.
+        backend: String,
+        /// Which value.
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+}
+
+impl BackendError {
+    /// True when the same request may succeed later (the server was
+    /// unreachable or slow); false when it never will.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            BackendError::Unreachable { .. } | BackendError::Timeout { .. }
+        )
+    }
+}
+
+/// A backend: where Lepton's decisions run.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// A short name for logs and errors (`docker`, `libvirt`, `aws`).
+    fn name(&self) -> &str;
+
+    /// The nodes this backend offers, with capacity, labels, kind and price.
+    async fn inventory(&self) -> Result<Vec<NodeSpec>, BackendError>;
+
+    /// Starts a run. Launching a run that already exists returns its handle
+    /// and starts nothing.
+    async fn launch(&self, launch: &Launch) -> Result<Handle, BackendError>;
+
+    /// Stops a run and removes what it left. Stopping a run that is already
+    /// gone succeeds.
+    async fn stop(&self, handle: &Handle) -> Result<(), BackendError>;
+
+    /// How a run is doing.
+    async fn status(&self, handle: &Handle) -> Result<RunStatus, BackendError>;
+
+    /// Every run this backend holds for Lepton, found by its tags: what a
+    /// control loop adopts after a restart.
+    async fn running(&self) -> Result<Vec<Handle>, BackendError>;
+
+    /// The run's resource usage.
+    async fn usage(&self, handle: &Handle) -> Result<Usage, BackendError> {
+        let _ = handle;
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "usage",
+        })
+    }
+
+    /// Whether [`migrate`](Self::migrate) can move a live run.
+    fn supports_migration(&self) -> bool {
+        false
+    }
+
+    /// Moves a live run to another node, keeping it running.
+    async fn migrate(&self, handle: &Handle, to: NodeId) -> Result<Handle, BackendError> {
+        let _ = (handle, to);
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "live migration",
+        })
+    }
+}

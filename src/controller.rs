@@ -1,0 +1,441 @@
+//! The control loop: Lepton's scheduler put to work on real backends.
+//!
+//! A [`Controller`] owns a [`CoreScheduler`] and one or more [`Backend`]s
+//! and runs the loop of the design, one [`step`](Controller::step) at a
+//! time: monitor (inventory as heartbeat, new nodes added), watch (poll the
+//! status of every run and turn endings into events), place
+//! ([`schedule`](Scheduler::schedule)), execute (stop what the assignments
+//! evict, then launch, a bounded number at once), and recover (failed runs
+//! are retried by the scheduler; a launch the backend could not even
+//! receive is retried for the same run, so that nothing starts twice).
+//! [`run_until_idle`](Controller::run_until_idle) loops until every task
+//! has ended; [`shutdown`](Controller::shutdown) stops what still runs.
+//!
+//! Every decision gets a `tracing` span (`place`, `launch`, `end`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lepton_core::{
+    Assignment, Backend, BackendError, CoreScheduler, Event, Handle, Launch, NodeId, Run,
+    RunStatus, Scheduler, TaskId, TaskSpec, TaskState,
+};
+use tokio::task::JoinSet;
+use tracing::{info, info_span, warn, Instrument};
+
+/// Tunables of the [`Controller`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// Pause between two steps of [`run_until_idle`](Controller::run_until_idle).
+    pub tick: Duration,
+    /// Launches in flight at once, at most.
+    pub max_concurrent_launches: usize,
+    /// How long a launch the backend could not receive (unreachable, timed
+    /// out) is retried, for the same run, before it counts as failed.
+    pub launch_retry_for: Duration,
+}
+
+impl Default for ControllerConfig {
+    /// A step every 200 ms, 8 launches at once, launches retried for 5 min.
+    fn default() -> Self {
+        ControllerConfig {
+            tick: Duration::from_millis(200),
+            max_concurrent_launches: 8,
+            launch_retry_for: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What can stop the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The scheduler refused something (a duplicate node id across backends, say).
+    #[error(transparent)]
+    Scheduler(#[from] lepton_core::Error),
+    /// A backend failed in a way retrying will not fix.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// `run_until_idle` ran out of time; the tasks are still held.
+    #[error("tasks still pending after {0:?}")]
+    NotIdle(Duration),
+}
+
+/// What one [`step`](Controller::step) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Runs started.
+    pub launched: Vec<Handle>,
+    /// Runs stopped because an assignment evicted them.
+    pub evicted: Vec<Handle>,
+    /// Runs that ended, with how, as the scheduler was told.
+    pub ended: Vec<(Handle, RunStatus)>,
+    /// Launches waiting for an unreachable backend.
+    pub waiting_launches: usize,
+    /// Backends that could not be reached this step.
+    pub unreachable_backends: usize,
+}
+
+/// A launch the backend could not receive yet.
+#[derive(Debug)]
+struct Waiting {
+    launch: Launch,
+    backend: usize,
+    since: Instant,
+}
+
+/// Drives a [`CoreScheduler`] on real backends. See the module docs.
+pub struct Controller {
+    scheduler: CoreScheduler,
+    backends: Vec<Arc<dyn Backend>>,
+    config: ControllerConfig,
+    /// Which backend each node belongs to.
+    node_backend: HashMap<NodeId, usize>,
+    /// The current run of each running task.
+    runs: HashMap<TaskId, Handle>,
+    waiting: Vec<Waiting>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.backends.iter().map(|b| b.name()).collect();
+        f.debug_struct("Controller")
+            .field("backends", &names)
+            .field("runs", &self.runs.len())
+            .field("waiting", &self.waiting.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// A controller over `backends`: takes each one's inventory (its nodes
+    /// join the scheduler; a backend that cannot be reached now joins when
+    /// it can).
+    ///
+    /// # Errors
+    /// A backend refusing the inventory for good, or nodes the scheduler
+    /// refuses (the same node id from two backends).
+    pub async fn new(
+        scheduler: CoreScheduler,
+        backends: Vec<Arc<dyn Backend>>,
+        config: ControllerConfig,
+    ) -> Result<Self, ControllerError> {
+        let mut controller = Controller {
+            scheduler,
+            backends,
+            config,
+            node_backend: HashMap::new(),
+            runs: HashMap::new(),
+            waiting: Vec::new(),
+        };
+        for i in 0..controller.backends.len() {
+            let nodes = match controller.backends[i].inventory().await {
+                Ok(nodes) => nodes,
+                // Its nodes join when it can be reached.
+                Err(error) if error.is_retryable() => {
+                    warn!(backend = controller.backends[i].name(), %error, "inventory failed");
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
+            for node in nodes {
+                controller.scheduler.add_node(&node)?;
+                controller.node_backend.insert(node.id, i);
+            }
+        }
+        controller.stop_orphans().await;
+        Ok(controller)
+    }
+
+    /// Submits a task.
+    ///
+    /// # Errors
+    /// What [`Scheduler::submit`] refuses.
+    pub fn submit(&mut self, task: &TaskSpec) -> Result<TaskId, lepton_core::Error> {
+        self.scheduler.submit(task)
+    }
+
+    /// The scheduler, read-only.
+    pub fn scheduler(&self) -> &CoreScheduler {
+        &self.scheduler
+    }
+
+    /// The scheduler, to cordon, drain or change policy.
+    pub fn scheduler_mut(&mut self) -> &mut CoreScheduler {
+        &mut self.scheduler
+    }
+
+    /// The handle of a task's current run, if it runs.
+    pub fn handle(&self, task: TaskId) -> Option<&Handle> {
+        self.runs.get(&task)
+    }
+
+    /// One turn of the loop: monitor, watch, place, execute, recover.
+    pub async fn step(&mut self) -> StepReport {
+        let unreachable_backends = self.monitor().await;
+        let ended = self.watch().await;
+        let assignments = self.scheduler.schedule();
+        let evicted = self.evict(&assignments).await;
+        let mut launches = self.due_retries();
+        launches.extend(assignments.into_iter().filter_map(|a| self.prepare(a)));
+        let launched = self.launch(launches).await;
+        self.stop_orphans().await;
+        StepReport {
+            launched,
+            evicted,
+            ended,
+            waiting_launches: self.waiting.len(),
+            unreachable_backends,
+        }
+    }
+
+    /// Steps until no task is queued, backing off or running, or `limit`
+    /// passes. Returns every run that ended meanwhile, with how.
+    ///
+    /// # Errors
+    /// [`ControllerError::NotIdle`] when time runs out.
+    pub async fn run_until_idle(
+        &mut self,
+        limit: Duration,
+    ) -> Result<Vec<(Handle, RunStatus)>, ControllerError> {
+        let started = Instant::now();
+        let mut ended = Vec::new();
+        loop {
+            ended.extend(self.step().await.ended);
+            let counts = self.scheduler.task_counts();
+            if counts.queued + counts.backing_off + counts.running == 0 && self.waiting.is_empty() {
+                return Ok(ended);
+            }
+            if started.elapsed() > limit {
+                return Err(ControllerError::NotIdle(limit));
+            }
+            tokio::time::sleep(self.config.tick).await;
+        }
+    }
+
+    /// Stops every run still going and returns the scheduler. Runs that
+    /// cannot be stopped now (backend unreachable) are named in the log;
+    /// a later controller stops them as orphans.
+    pub async fn shutdown(mut self) -> CoreScheduler {
+        let runs: Vec<Handle> = self.runs.drain().map(|(_, handle)| handle).collect();
+        for handle in runs {
+            if let Some(backend) = self.backend_of(handle.node) {
+                if let Err(error) = backend.stop(&handle).await {
+                    warn!(%handle, %error, "could not stop at shutdown");
+                }
+            }
+        }
+        self.scheduler
+    }
+
+    fn backend_of(&self, node: NodeId) -> Option<Arc<dyn Backend>> {
+        let i = *self.node_backend.get(&node)?;
+        self.backends.get(i).cloned()
+    }
+
+    /// Inventory from every backend, as heartbeats of its nodes; new nodes
+    /// join. Returns how many backends could not be reached.
+    async fn monitor(&mut self) -> usize {
+        let mut unreachable = 0;
+        for i in 0..self.backends.len() {
+            match self.backends[i].inventory().await {
+                Ok(nodes) => {
+                    for node in nodes {
+                        let id = node.id;
+                        if self.node_backend.contains_key(&id) {
+                            let _ = self.scheduler.handle(Event::Heartbeat(id));
+                        } else if self.scheduler.add_node(&node).is_ok() {
+                            info!(node = %id, backend = self.backends[i].name(), "node joined");
+                            self.node_backend.insert(id, i);
+                        }
+                    }
+                }
+                Err(error) => {
+                    unreachable += 1;
+                    warn!(backend = self.backends[i].name(), %error, "inventory failed");
+                }
+            }
+        }
+        unreachable
+    }
+
+    /// Polls every run; endings become events. Returns the runs that ended.
+    async fn watch(&mut self) -> Vec<(Handle, RunStatus)> {
+        let mut ended = Vec::new();
+        let runs: Vec<Handle> = self.runs.values().cloned().collect();
+        for handle in runs {
+            let Some(backend) = self.backend_of(handle.node) else {
+                continue;
+            };
+            let status = match backend.status(&handle).await {
+                Ok(status) => status,
+                Err(error) => {
+                    // Unreachable: ask again next step; the run may well be fine.
+                    warn!(%handle, %error, "status unknown");
+                    continue;
+                }
+            };
+            let event = match status.clone() {
+                RunStatus::Starting | RunStatus::Running => continue,
+                RunStatus::Exited { code: 0 } => Event::TaskCompleted(handle.run),
+                RunStatus::Exited { code } => Event::TaskFailed {
+                    run: handle.run,
+                    reason: format!("exit code {code}"),
+                },
+                RunStatus::Failed { reason } => Event::TaskFailed {
+                    run: handle.run,
+                    reason,
+                },
+                RunStatus::Gone => Event::TaskFailed {
+                    run: handle.run,
+                    reason: "gone from the backend".to_owned(),
+                },
+            };
+            let span = info_span!("end", run = %handle.run, node = %handle.node);
+            let _entered = span.enter();
+            match self.scheduler.handle(event) {
+                Ok(()) => info!(state = ?self.scheduler.task_state(handle.run.task), "run ended"),
+                Err(error) => warn!(%error, "report refused"),
+            }
+            self.runs.remove(&handle.run.task);
+            // Clean up what the run left; a failure here is retried as an orphan.
+            if let Err(error) = backend.stop(&handle).await {
+                warn!(%error, "could not remove an ended run");
+            }
+            ended.push((handle, status));
+        }
+        ended
+    }
+
+    /// Stops what assignments evict. Returns the runs stopped.
+    async fn evict(&mut self, assignments: &[Assignment]) -> Vec<Handle> {
+        let mut evicted = Vec::new();
+        for assignment in assignments {
+            for run in &assignment.evicts {
+                let Some(handle) = self.runs.remove(&run.task).filter(|h| h.run == *run) else {
+                    continue;
+                };
+                let Some(backend) = self.backend_of(handle.node) else {
+                    continue;
+                };
+                let span = info_span!("evict", run = %run, for_run = %assignment.run());
+                if let Err(error) = backend.stop(&handle).instrument(span).await {
+                    warn!(%handle, %error, "could not stop an evicted run; stopped later as an orphan");
+                }
+                evicted.push(handle);
+            }
+        }
+        evicted
+    }
+
+    /// The launch of an assignment.
+    fn prepare(&self, assignment: Assignment) -> Option<Waiting> {
+        let _span = info_span!("place", run = %assignment.run(), node = %assignment.node).entered();
+        let task = self.scheduler.task(assignment.task)?.clone();
+        let backend = *self.node_backend.get(&assignment.node)?;
+        info!(gpus = ?assignment.gpus, "placed");
+        Some(Waiting {
+            launch: Launch {
+                run: assignment.run(),
+                node: assignment.node,
+                task,
+                gpus: assignment.gpus,
+            },
+            backend,
+            since: Instant::now(),
+        })
+    }
+
+    /// Waiting launches to try again now; those waiting too long, or whose
+    /// run is no longer current, are given up.
+    fn due_retries(&mut self) -> Vec<Waiting> {
+        let mut due = Vec::new();
+        for waiting in std::mem::take(&mut self.waiting) {
+            let run = waiting.launch.run;
+            if self.scheduler.current_run(run.task) != Some(run)
+                || !matches!(
+                    self.scheduler.task_state(run.task),
+                    Some(TaskState::Running { .. })
+                )
+            {
+                continue;
+            }
+            if waiting.since.elapsed() > self.config.launch_retry_for {
+                let reason = format!("backend unreachable for {:?}", self.config.launch_retry_for);
+                self.launch_failed(run, reason);
+                continue;
+            }
+            due.push(waiting);
+        }
+        due
+    }
+
+    /// Launches, at most `max_concurrent_launches` at once. Returns the runs started.
+    async fn launch(&mut self, launches: Vec<Waiting>) -> Vec<Handle> {
+        let mut started = Vec::new();
+        let mut in_flight = JoinSet::new();
+        let mut queue = launches.into_iter();
+        loop {
+            while in_flight.len() < self.config.max_concurrent_launches.max(1) {
+                let Some(waiting) = queue.next() else { break };
+                let backend = Arc::clone(&self.backends[waiting.backend]);
+                let span =
+                    info_span!("launch", run = %waiting.launch.run, node = %waiting.launch.node);
+                in_flight.spawn(
+                    async move {
+                        let result = backend.launch(&waiting.launch).await;
+                        (waiting, result)
+                    }
+                    .instrument(span),
+                );
+            }
+            let Some(joined) = in_flight.join_next().await else {
+                break;
+            };
+            let Ok((waiting, result)) = joined else {
+                continue;
+            };
+            let run = waiting.launch.run;
+            match result {
+                Ok(handle) => {
+                    started.push(handle.clone());
+                    self.runs.insert(run.task, handle);
+                }
+                Err(error) if error.is_retryable() => {
+                    warn!(%run, %error, "launch deferred: backend unreachable");
+                    self.waiting.push(waiting);
+                }
+                Err(error) => self.launch_failed(run, error.to_string()),
+            }
+        }
+        started
+    }
+
+    fn launch_failed(&mut self, run: Run, reason: String) {
+        warn!(%run, %reason, "launch failed");
+        if let Err(error) = self.scheduler.handle(Event::LaunchFailed { run, reason }) {
+            warn!(%run, %error, "launch failure refused");
+        }
+    }
+
+    /// Stops every run a backend holds for a task of this scheduler that
+    /// is not the task's current run: left by a stop that failed, by a
+    /// launch whose answer was lost (it is launched again, once), or by an
+    /// earlier controller of the same tasks. Runs of tasks this scheduler
+    /// does not know are left alone: another controller may own them.
+    async fn stop_orphans(&mut self) {
+        for backend in &self.backends {
+            let Ok(found) = backend.running().await else {
+                continue;
+            };
+            for handle in found {
+                let known = self.scheduler.task(handle.run.task).is_some();
+                let current = self.runs.get(&handle.run.task) == Some(&handle);
+                if known && !current {
+                    info!(%handle, "stopping an orphan");
+                    let _ = backend.stop(&handle).await;
+                }
+            }
+        }
+    }
+}
