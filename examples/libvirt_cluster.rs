@@ -15,8 +15,7 @@ use std::time::Duration;
 use lepton::adapters::libvirt::LibvirtBackend;
 use lepton::policies::by_name;
 use lepton::{
-    Backend, Controller, ControllerConfig, CoreScheduler, NodeId, Resources, Scheduler, TaskId,
-    TaskSpec,
+    Backend, Controller, ControllerConfig, CoreScheduler, NodeId, Resources, TaskId, TaskSpec,
 };
 
 #[tokio::main]
@@ -28,7 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Controller::new(scheduler, vec![backend], ControllerConfig::default()).await?;
 
     // (cores in milli, memory MiB)
-    for (i, (cpu, memory)) in (1..).zip([(1_000, 64), (2_000, 128), (500, 64), (1_500, 96)]) {
+    for (i, (cpu, memory)) in (1..).zip([(500, 64), (1_000, 128), (250, 64), (250, 96)]) {
         let task =
             TaskSpec::new(TaskId(i), Resources::new(cpu, memory)).with_name(format!("vm-{i}"));
         controller.submit(&task)?;
