@@ -19,20 +19,28 @@ use lepton::{Backend, Controller, ControllerConfig, CoreScheduler, Resources, Ta
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let endpoint = std::env::var("LEPTON_AWS_ENDPOINT").ok();
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
-    let backend: Arc<dyn Backend> = Arc::new(AwsBackend::connect(endpoint.as_deref(), &region)?);
+    let mut backend =
+        AwsBackend::connect(endpoint.as_deref(), &region)?.with_cluster("lepton-example")?;
+    if endpoint.is_some() {
+        // moto's built-in image; on AWS, give each task an `image` in its config.
+        backend = backend.with_default_image("ami-12c6146b");
+    }
+    let backend: Arc<dyn Backend> = Arc::new(backend);
     let scheduler = CoreScheduler::new(by_name("bestfit")?);
     let mut controller =
         Controller::new(scheduler, vec![backend], ControllerConfig::default()).await?;
 
-    // (cores in milli, memory MiB, market)
+    // (cores in milli, memory MiB, instance type, market): a node is a pool
+    // of instances of one type, so a task names the type it fits in one.
     let tasks = [
-        (1_000, 512, "on-demand"),
-        (2_000, 4_096, "spot"),
-        (4_000, 8_192, "on-demand"),
+        (1_000, 512, "t3.micro", "on-demand"),
+        (2_000, 4_096, "t3.large", "spot"),
+        (4_000, 8_192, "m5.xlarge", "on-demand"),
     ];
-    for (i, (cpu, memory, market)) in (1..).zip(tasks) {
+    for (i, (cpu, memory, instance_type, market)) in (1..).zip(tasks) {
         let task = TaskSpec::new(TaskId(i), Resources::new(cpu, memory))
             .with_name(format!("job-{i}"))
+            .with_node_selector("aws.instance-type", instance_type)
             .with_config("market", market);
         controller.submit(&task)?;
     }
@@ -44,6 +52,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for id in 1..=3 {
+        let task = TaskId(id);
+        let scheduler = controller.scheduler();
+        println!(
+            "{task}: {:?} {:?}",
+            scheduler.task_state(task),
+            scheduler.failures(task)
+        );
     }
     controller.shutdown().await;
     println!("all instances terminated");

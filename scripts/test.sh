@@ -10,12 +10,25 @@ for component in rustfmt clippy; do
     fi
 done
 
+# Real backend servers for the adapters' tests: podman (Docker API),
+# libvirtd (QEMU/TCG; test:///default needs none) and moto (EC2), installed
+# and started by the script, stopped by PID when this script ends. A server
+# that does not come up fails the run.
+echo "== backend servers"
+bash scripts/backends.sh start all
+trap 'bash scripts/backends.sh stop all' EXIT
+eval "$(bash scripts/backends.sh env)"
+
+# Every feature: the adapters (aws is heavy to build; it is built once here,
+# and everyday builds without features skip it).
+features=(--workspace --all-features)
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy "${features[@]}" --all-targets -- -D warnings
 echo "== cargo doc"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc "${features[@]}" --no-deps
 echo "== fuzz (short)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz.sh
 # Its own target dir: `--cfg loom` would otherwise rebuild the main cache.
@@ -24,4 +37,4 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p lepton-core --release --test loom_queue
 # The tests run last, so their summary closes the output.
 echo "== cargo test"
-cargo test --workspace
+cargo test "${features[@]}"

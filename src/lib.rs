@@ -29,7 +29,7 @@
 //!
 //! # Control loop
 //! [`Controller`] drives the scheduler on one or more
-//! [`Backend`](lepton_core::Backend)s (tokio): see [`controller`].
+//! [`Backend`]s (tokio): see [`controller`].
 //!
 //! # Features
 //! `docker`, `libvirt` and `aws` each build one backend of

@@ -54,6 +54,18 @@
 //! value, so after a restart a container killed during a half-done stop
 //! reads as `Failed`, which is harmless: the run was being stopped anyway.
 //!
+//! Names and labels are not namespaced per Lepton instance: a Docker host
+//! belongs to one Lepton control plane, which adopts every `lepton.task`
+//! container on it.
+//!
+//! # Podman
+//! Podman's Docker-compatible service works, with three differences the
+//! backend absorbs: a taken name is refused with 500 (not 409); a container
+//! whose process has just ended is briefly `stopped`, a state outside the
+//! Docker API that bollard cannot read, so an inspection retries for up to
+//! 2 s until it reads `exited`; and its one-shot statistics carry no previous
+//! sample, so CPU use is measured between two `usage` calls.
+//!
 //! # Errors
 //! Connection failures (socket missing, connection refused or reset) map to
 //! [`BackendError::Unreachable`], request timeouts to
@@ -102,7 +114,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
@@ -195,6 +207,9 @@ pub struct DockerBackend {
     /// Containers this backend is stopping: their SIGTERM/SIGKILL exit is
     /// not a failure.
     stopping: Mutex<HashSet<String>>,
+    /// The CPU time each container had used at the last `usage` call, for
+    /// daemons whose statistics carry no previous sample (Podman).
+    cpu_readings: Mutex<HashMap<String, CpuReading>>,
 }
 
 impl fmt::Debug for DockerBackend {
@@ -263,6 +278,7 @@ impl DockerBackend {
             timeout: DEFAULT_TIMEOUT,
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             stopping: Mutex::new(HashSet::new()),
+            cpu_readings: Mutex::new(HashMap::new()),
         }
     }
 
@@ -393,26 +409,36 @@ impl DockerBackend {
                 backend: BACKEND.to_owned(),
                 detail: format!("{}: socket does not exist", self.endpoint),
             },
-            DockerError::IOError { .. }
-            | DockerError::HyperLegacyError { .. }
-            | DockerError::HyperResponseError { .. } => {
-                if chain_has_io_timeout(&err) {
-                    BackendError::Timeout {
-                        backend: BACKEND.to_owned(),
-                        operation,
-                    }
-                } else {
-                    BackendError::Unreachable {
-                        backend: BACKEND.to_owned(),
-                        detail: format!("{}: {}", self.endpoint, error_chain(&err)),
-                    }
-                }
-            }
+            // Matched one by one: bollard's wrappers are `transparent`, so
+            // their source chain skips the wrapped error itself.
+            DockerError::IOError { err } => self.transport_error(operation, &err),
+            DockerError::HyperLegacyError { err } => self.transport_error(operation, &err),
+            DockerError::HyperResponseError { err } => self.transport_error(operation, &err),
             other => BackendError::Rejected {
                 backend: BACKEND.to_owned(),
                 operation,
                 detail: error_chain(&other),
             },
+        }
+    }
+
+    /// A failure below HTTP: a timeout somewhere in the chain is a
+    /// [`BackendError::Timeout`], anything else [`BackendError::Unreachable`].
+    fn transport_error(
+        &self,
+        operation: String,
+        err: &(dyn std::error::Error + 'static),
+    ) -> BackendError {
+        if chain_has_io_timeout(err) {
+            BackendError::Timeout {
+                backend: BACKEND.to_owned(),
+                operation,
+            }
+        } else {
+            BackendError::Unreachable {
+                backend: BACKEND.to_owned(),
+                detail: format!("{}: {}", self.endpoint, error_chain(err)),
+            }
         }
     }
 
@@ -494,7 +520,7 @@ impl DockerBackend {
             .map_err(|e| self.error("list containers of", &run.to_string(), e))?;
         Ok(containers
             .into_iter()
-            .find(|c| summary_run(c).map(|(r, _)| r) == Some(run))
+            .find(|c| c.labels.as_ref().and_then(labels_run) == Some(run))
             .and_then(|c| c.id.map(|id| (id, c.state))))
     }
 
@@ -570,6 +596,13 @@ impl DockerBackend {
             });
         }
         Ok(Some(inspected.state.unwrap_or_default()))
+    }
+
+    fn forget_cpu_reading(&self, id: &str) {
+        self.cpu_readings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
     }
 
     fn is_stopping(&self, id: &str) -> bool {
@@ -746,6 +779,7 @@ impl Backend for DockerBackend {
         }
         self.remove(docker, &handle.id).await?;
         self.set_stopping(&handle.id, false);
+        self.forget_cpu_reading(&handle.id);
         Ok(())
     }
 
@@ -794,7 +828,10 @@ impl Backend for DockerBackend {
 
     /// One sample of the container's statistics. CPU comes from the
     /// difference between the daemon's two samples (Docker waits about a
-    /// second for the second one); memory excludes the inactive page cache,
+    /// second for the second one); Podman sends one, so there CPU is the
+    /// average since this backend's previous `usage` call for the
+    /// container (`None` on the first call, or within 200 ms of the last);
+    /// memory excludes the inactive page cache,
     /// as `docker stats` does; network and block I/O are summed over
     /// interfaces and devices. What the daemon leaves empty is `None`.
     ///
@@ -809,11 +846,38 @@ impl Backend for DockerBackend {
             .one_shot(false)
             .build();
         let mut stats = docker.stats(&handle.id, Some(options));
-        match stats.next().await {
-            Some(Ok(sample)) => Ok(usage_from_stats(&sample)),
-            Some(Err(e)) => Err(self.error("read statistics of", &subject, e)),
-            None => Ok(Usage::default()),
+        let sample = match stats.next().await {
+            Some(Ok(sample)) => sample,
+            Some(Err(e)) => {
+                if status_code(&e) == Some(404) {
+                    self.forget_cpu_reading(&handle.id);
+                }
+                return Err(self.error("read statistics of", &subject, e));
+            }
+            None => return Ok(Usage::default()),
+        };
+        let now = Instant::now();
+        let mut readings = self
+            .cpu_readings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let previous = readings
+            .get(&handle.id)
+            .map(|r| (r.container_ns, now.saturating_duration_since(r.at)));
+        let usage = usage_from_stats(&sample, previous);
+        // A reading too close to the last one would give a noisy figure
+        // next time: keep the older one.
+        let fresh = previous.is_none_or(|(_, elapsed)| elapsed >= MIN_CPU_INTERVAL);
+        if let (Some(container_ns), true) = (container_cpu_ns(&sample), fresh) {
+            readings.insert(
+                handle.id.clone(),
+                CpuReading {
+                    container_ns,
+                    at: now,
+                },
+            );
         }
+        Ok(usage)
     }
 }
 
@@ -1098,29 +1162,57 @@ fn exited_status(state: &ContainerState, error: Option<&str>, stopped_by_us: boo
     }
 }
 
-/// One statistics sample as [`Usage`].
-fn usage_from_stats(stats: &ContainerStatsResponse) -> Usage {
-    let cpu_milli = (|| {
-        let cpu = stats.cpu_stats.as_ref()?;
-        let pre = stats.precpu_stats.as_ref()?;
-        let total = cpu.cpu_usage.as_ref()?.total_usage?;
-        let pre_total = pre.cpu_usage.as_ref()?.total_usage?;
-        let system = cpu.system_cpu_usage?;
-        let pre_system = pre.system_cpu_usage?;
-        let cpu_delta = total.checked_sub(pre_total)?;
-        let system_delta = system.checked_sub(pre_system).filter(|d| *d > 0)?;
-        let cpus = cpu
-            .online_cpus
-            .map(u64::from)
-            .filter(|n| *n > 0)
-            .or_else(|| {
-                let n = cpu.cpu_usage.as_ref()?.percpu_usage.as_ref()?.len();
-                u64::try_from(n).ok().filter(|n| *n > 0)
-            })?;
-        // Done in f64: the product of nanosecond counters overflows u64.
-        let milli = cpu_delta as f64 / system_delta as f64 * cpus as f64 * 1000.0;
-        Some(milli.round() as u64)
-    })();
+/// The CPU time a container had used when this backend last read it.
+#[derive(Debug, Clone, Copy)]
+struct CpuReading {
+    container_ns: u64,
+    at: Instant,
+}
+
+/// The shortest time between two readings that gives a CPU figure.
+const MIN_CPU_INTERVAL: Duration = Duration::from_millis(200);
+
+fn container_cpu_ns(stats: &ContainerStatsResponse) -> Option<u64> {
+    stats.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage
+}
+
+/// CPU use from the daemon's two samples, as `docker stats` computes it:
+/// the container's share of the host's CPU time, times the CPU count.
+fn daemon_cpu_milli(stats: &ContainerStatsResponse) -> Option<u64> {
+    let cpu = stats.cpu_stats.as_ref()?;
+    let pre = stats.precpu_stats.as_ref()?;
+    let cpu_delta = cpu
+        .cpu_usage
+        .as_ref()?
+        .total_usage?
+        .checked_sub(pre.cpu_usage.as_ref()?.total_usage?)?;
+    let system_delta = cpu
+        .system_cpu_usage?
+        .checked_sub(pre.system_cpu_usage.filter(|n| *n > 0)?)
+        .filter(|d| *d > 0)?;
+    let cpus = cpu
+        .online_cpus
+        .map(u64::from)
+        .filter(|n| *n > 0)
+        .or_else(|| {
+            let n = cpu.cpu_usage.as_ref()?.percpu_usage.as_ref()?.len();
+            u64::try_from(n).ok().filter(|n| *n > 0)
+        })?;
+    // In f64: the product of nanosecond counters overflows u64.
+    let milli = cpu_delta as f64 / system_delta as f64 * cpus as f64 * 1000.0;
+    Some(milli.round() as u64)
+}
+
+/// One statistics sample as [`Usage`]. CPU use comes from the daemon's
+/// previous sample when it sent one (Docker); otherwise (Podman) from
+/// `previous`: the container's CPU time at this backend's last reading and
+/// the wall-clock time since.
+fn usage_from_stats(stats: &ContainerStatsResponse, previous: Option<(u64, Duration)>) -> Usage {
+    let cpu_milli = daemon_cpu_milli(stats).or_else(|| {
+        let (before_ns, elapsed) = previous.filter(|(_, e)| *e >= MIN_CPU_INTERVAL)?;
+        let delta = container_cpu_ns(stats)?.checked_sub(before_ns)?;
+        Some((delta as f64 / elapsed.as_nanos() as f64 * 1000.0).round() as u64)
+    });
 
     let memory_mib = stats.memory_stats.as_ref().and_then(|m| {
         let usage = m.usage?;
@@ -1402,6 +1494,85 @@ mod tests {
     }
 
     #[test]
+    fn daemon_errors_map_to_backend_errors() {
+        let backend = backend();
+        let server = |status_code: u16| DockerError::DockerResponseServerError {
+            status_code,
+            message: "said so".to_owned(),
+        };
+        let map = |err| backend.error("inspect", "container abc", err);
+        assert!(
+            matches!(map(server(404)), BackendError::NotFound { what, .. } if what == "container abc")
+        );
+        for code in [400, 409, 500] {
+            assert!(
+                matches!(map(server(code)), BackendError::Rejected { .. }),
+                "{code}"
+            );
+        }
+        for code in [502, 503] {
+            assert!(
+                matches!(map(server(code)), BackendError::Unreachable { .. }),
+                "{code}"
+            );
+        }
+        for code in [408, 504] {
+            assert!(
+                matches!(map(server(code)), BackendError::Timeout { .. }),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            map(DockerError::RequestTimeoutError),
+            BackendError::Timeout { .. }
+        ));
+        let io = |kind| DockerError::IOError {
+            err: std::io::Error::new(kind, "boom"),
+        };
+        assert!(matches!(
+            map(io(std::io::ErrorKind::ConnectionRefused)),
+            BackendError::Unreachable { .. }
+        ));
+        assert!(matches!(
+            map(io(std::io::ErrorKind::TimedOut)),
+            BackendError::Timeout { .. }
+        ));
+        assert!(matches!(
+            map(DockerError::APIVersionParseError {}),
+            BackendError::Rejected { .. }
+        ));
+    }
+
+    #[test]
+    fn a_silent_server_times_out() {
+        // Accepts connections and never answers.
+        let dir = std::env::temp_dir().join(format!("lepton-silent-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("docker.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                held.push(stream);
+            }
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let backend = DockerBackend::connect_unix(&path)
+            .expect("path")
+            .with_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let err = rt.block_on(backend.inventory()).expect_err("silent");
+        assert!(matches!(err, BackendError::Timeout { .. }), "{err}");
+        assert!(err.is_retryable());
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn live_states_map_to_running_or_starting() {
         use ContainerStateStatusEnum as S;
         assert_eq!(
@@ -1527,7 +1698,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            usage_from_stats(&stats),
+            usage_from_stats(&stats, None),
             Usage {
                 cpu_milli: Some(500),
                 memory_mib: Some(9),
@@ -1559,6 +1730,27 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(usage_from_stats(&stats), Usage::default());
+        assert_eq!(usage_from_stats(&stats, None), Usage::default());
+        // Podman: no previous sample from the daemon, but our own reading
+        // from two seconds ago; half a second of CPU time since then is a
+        // quarter of a CPU.
+        let mut stats = stats;
+        if let Some(cpu) = stats.cpu_stats.as_mut() {
+            cpu.cpu_usage = Some(ContainerCpuUsage {
+                total_usage: Some(1 + 500_000_000),
+                ..Default::default()
+            });
+        }
+        let two_seconds = Duration::from_secs(2);
+        assert_eq!(
+            usage_from_stats(&stats, Some((1, two_seconds))).cpu_milli,
+            Some(250)
+        );
+        // Readings too close together give no figure.
+        let too_soon = Duration::from_millis(10);
+        assert_eq!(
+            usage_from_stats(&stats, Some((1, too_soon))).cpu_milli,
+            None
+        );
     }
 }
