@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use lepton_core::{
     Assignment, Backend, BackendError, CoreScheduler, Event, Handle, Launch, NodeId, Run,
-    RunStatus, Scheduler, TaskId, TaskSpec, TaskState,
+    RunStatus, Scheduler, TaskId, TaskSpec, TaskState, Usage,
 };
 use tokio::task::JoinSet;
 use tracing::{info, info_span, warn, Instrument};
@@ -34,15 +34,20 @@ pub struct ControllerConfig {
     /// How long a launch the backend could not receive (unreachable, timed
     /// out) is retried, for the same run, before it counts as failed.
     pub launch_retry_for: Duration,
+    /// Every this many steps, the runs' usage is measured and handed to the
+    /// scheduler per node (0: never).
+    pub usage_every: u32,
 }
 
 impl Default for ControllerConfig {
-    /// A step every 200 ms, 8 launches at once, launches retried for 5 min.
+    /// A step every 200 ms, 8 launches at once, launches retried for
+    /// 5 min, usage measured every 10 steps.
     fn default() -> Self {
         ControllerConfig {
             tick: Duration::from_millis(200),
             max_concurrent_launches: 8,
             launch_retry_for: Duration::from_secs(300),
+            usage_every: 10,
         }
     }
 }
@@ -94,6 +99,7 @@ pub struct Controller {
     /// The current run of each running task.
     runs: HashMap<TaskId, Handle>,
     waiting: Vec<Waiting>,
+    steps: u64,
 }
 
 impl std::fmt::Debug for Controller {
@@ -127,6 +133,7 @@ impl Controller {
             node_backend: HashMap::new(),
             runs: HashMap::new(),
             waiting: Vec::new(),
+            steps: 0,
         };
         for i in 0..controller.backends.len() {
             let nodes = match controller.backends[i].inventory().await {
@@ -180,6 +187,11 @@ impl Controller {
         launches.extend(assignments.into_iter().filter_map(|a| self.prepare(a)));
         let launched = self.launch(launches).await;
         self.stop_orphans().await;
+        let every = u64::from(self.config.usage_every);
+        if every > 0 && self.steps % every == 0 {
+            self.measure_usage().await;
+        }
+        self.steps += 1;
         StepReport {
             launched,
             evicted,
@@ -305,6 +317,23 @@ impl Controller {
             ended.push((handle, status));
         }
         ended
+    }
+
+    /// Measures every run's usage and tells the scheduler each node's sum.
+    /// Runs whose backend cannot measure (or be reached) are left out.
+    async fn measure_usage(&mut self) {
+        let mut per_node: HashMap<NodeId, Usage> = HashMap::new();
+        for handle in self.runs.values() {
+            let Some(backend) = self.backend_of(handle.node) else {
+                continue;
+            };
+            if let Ok(usage) = backend.usage(handle).await {
+                per_node.entry(handle.node).or_default().accumulate(&usage);
+            }
+        }
+        for (node, usage) in per_node {
+            let _ = self.scheduler.handle(Event::NodeUsage { node, usage });
+        }
     }
 
     /// Stops what assignments evict. Returns the runs stopped.

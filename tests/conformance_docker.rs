@@ -81,3 +81,40 @@ async fn conformance_docker_killed_outside_is_rescheduled() {
 async fn conformance_docker_unreachable_keeps_the_task() {
     conformance::unreachable_keeps_the_task(&docker()).await;
 }
+
+/// Container stats reach the scheduler's view, beside what is reserved.
+#[tokio::test]
+async fn docker_usage_reaches_the_scheduler_view() {
+    use std::time::Duration;
+
+    use lepton::policies::by_name;
+    use lepton::{Controller, ControllerConfig, CoreScheduler};
+
+    let target = docker();
+    let config = ControllerConfig {
+        usage_every: 1,
+        ..ControllerConfig::default()
+    };
+    let scheduler = CoreScheduler::new(by_name("bestfit").unwrap());
+    let mut controller = Controller::new(scheduler, vec![target.backend().await], config)
+        .await
+        .unwrap();
+    let task = controller.submit(&target.long_task(10)).unwrap();
+    let mut measured = None;
+    for _ in 0..100 {
+        controller.step().await;
+        let node = controller.handle(task).map(|h| h.node);
+        let cluster = controller.scheduler().cluster();
+        measured = node.and_then(|n| cluster.node(n)?.usage().cloned());
+        // CPU needs two samples; memory comes with the first.
+        if measured.as_ref().is_some_and(|u| u.cpu_milli.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let usage = measured.expect("no usage reached the scheduler");
+    assert!(usage.memory_mib.is_some(), "{usage:?}");
+    // A sleeping container uses far less than the 100 milli-cores reserved.
+    assert!(usage.cpu_milli.is_some_and(|cpu| cpu < 100), "{usage:?}");
+    controller.shutdown().await;
+}

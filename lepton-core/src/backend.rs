@@ -89,6 +89,24 @@ pub struct Usage {
     pub storage_write_bytes: Option<u64>,
 }
 
+impl Usage {
+    /// Adds `other`'s figures to these (a figure stays `None` only when
+    /// both are): the usage of a node from that of its runs.
+    pub fn accumulate(&mut self, other: &Usage) {
+        let add = |total: &mut Option<u64>, more: Option<u64>| {
+            if let Some(more) = more {
+                *total = Some(total.unwrap_or(0).saturating_add(more));
+            }
+        };
+        add(&mut self.cpu_milli, other.cpu_milli);
+        add(&mut self.memory_mib, other.memory_mib);
+        add(&mut self.network_rx_bytes, other.network_rx_bytes);
+        add(&mut self.network_tx_bytes, other.network_tx_bytes);
+        add(&mut self.storage_read_bytes, other.storage_read_bytes);
+        add(&mut self.storage_write_bytes, other.storage_write_bytes);
+    }
+}
+
 /// What went wrong talking to a backend. [`is_retryable`](Self::is_retryable)
 /// says whether trying again later can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -207,5 +225,46 @@ pub trait Backend: Send + Sync {
             backend: self.name().to_owned(),
             operation: "live migration",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_accumulates_what_is_known() {
+        let mut total = Usage::default();
+        total.accumulate(&Usage {
+            cpu_milli: Some(300),
+            memory_mib: Some(64),
+            ..Usage::default()
+        });
+        total.accumulate(&Usage {
+            cpu_milli: Some(200),
+            network_rx_bytes: Some(10),
+            ..Usage::default()
+        });
+        assert_eq!(total.cpu_milli, Some(500));
+        assert_eq!(total.memory_mib, Some(64));
+        assert_eq!(total.network_rx_bytes, Some(10));
+        assert_eq!(total.storage_read_bytes, None);
+    }
+
+    #[test]
+    fn only_unreachable_and_timeout_are_retryable() {
+        let backend = "b".to_owned();
+        let unreachable = BackendError::Unreachable {
+            backend: backend.clone(),
+            detail: "refused".into(),
+        };
+        let rejected = BackendError::Rejected {
+            backend,
+            operation: "launch".into(),
+            detail: "no such image".into(),
+        };
+        assert!(unreachable.is_retryable());
+        assert!(!rejected.is_retryable());
+        assert_eq!(rejected.to_string(), "b: launch refused: no such image");
     }
 }

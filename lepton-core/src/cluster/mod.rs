@@ -15,6 +15,7 @@ use smallvec::SmallVec;
 
 use self::index::{FitTree, FreeIndex, KeyScale};
 
+use crate::backend::Usage;
 use crate::error::{Error, Misfit};
 use crate::node::{NodeId, NodeSpec, NodeState};
 use crate::resources::{GpuRequest, Resources, GPU_MILLI_PER_GPU};
@@ -87,6 +88,8 @@ pub struct ClusterNode {
     /// The tasks holding resources here, with their priorities, in no
     /// particular order.
     tasks: Vec<(TaskId, Priority)>,
+    /// What the tasks here really use, as the backend last measured it.
+    usage: Option<Usage>,
     generation: u64,
 }
 
@@ -124,6 +127,13 @@ impl ClusterNode {
     /// How many tasks hold resources here.
     pub fn task_count(&self) -> u32 {
         self.tasks.len() as u32
+    }
+
+    /// What the tasks here really use, as the backend last measured it
+    /// (`None` before any measurement); compare with what they reserved,
+    /// `spec().capacity - free()`.
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
     }
 
     /// The tasks holding resources here, with their priorities, in no
@@ -367,6 +377,7 @@ impl ClusterState {
             anti_affinity_groups: SmallVec::new(),
             gpu_requests: SmallVec::new(),
             tasks: Vec::new(),
+            usage: None,
             generation: self.next_generation(),
             spec,
         };
@@ -413,6 +424,18 @@ impl ClusterState {
         entry.state = state;
         entry.generation = generation;
         self.reindex(position);
+        Ok(())
+    }
+
+    /// Records what the tasks on a node really use, as its backend measured
+    /// it, for policies to read beside the reserved amounts. Placement
+    /// accounting does not change (the node's generation neither).
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`].
+    pub fn set_usage(&mut self, node: NodeId, usage: Usage) -> Result<(), Error> {
+        let position = self.position(node)?;
+        self.nodes[position].usage = Some(usage);
         Ok(())
     }
 

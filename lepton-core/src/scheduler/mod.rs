@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::backend::Usage;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::cluster::{ClusterState, GpuSlots, Placement, Utilization};
 use crate::error::Error;
@@ -174,6 +175,14 @@ pub enum Event {
     /// A node is alive. With a heartbeat timeout configured, a node silent
     /// for longer is declared down; its next heartbeat brings it back.
     Heartbeat(NodeId),
+    /// What the tasks on a node really use, as its backend measured it;
+    /// policies see it through [`ClusterNode::usage`](crate::ClusterNode::usage).
+    NodeUsage {
+        /// The node.
+        node: NodeId,
+        /// The measurement.
+        usage: Usage,
+    },
 }
 
 /// How many tasks are in each state.
@@ -1030,6 +1039,7 @@ impl Scheduler for CoreScheduler {
                 self.set_healthy_node_state(node, NodeState::Ready, "uncordon")
             }
             Event::Heartbeat(node) => self.heartbeat(node),
+            Event::NodeUsage { node, usage } => self.cluster.set_usage(node, usage),
         }
     }
 
