@@ -188,7 +188,7 @@ impl Controller {
         let launched = self.launch(launches).await;
         self.stop_orphans().await;
         let every = u64::from(self.config.usage_every);
-        if every > 0 && self.steps % every == 0 {
+        if every > 0 && self.steps.is_multiple_of(every) {
             self.measure_usage().await;
         }
         self.steps += 1;
