@@ -209,7 +209,7 @@ fn an_item_pushed_while_its_level_empties_is_never_stranded() {
                 // Spin for a tight hand-off; yield now and then in case the
                 // machine is busy.
                 spins += 1;
-                if spins % 1024 == 0 {
+                if spins.is_multiple_of(1024) {
                     thread::yield_now();
                 } else {
                     std::hint::spin_loop();

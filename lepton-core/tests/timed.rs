@@ -195,7 +195,7 @@ fn failure_scenario() -> (Vec<NodeSpec>, Vec<TimedTask>) {
     let tasks = (0..200)
         .map(|i| {
             let spec = TaskSpec::new(TaskId(i), Resources::new(1_000 + (i % 4) * 500, 1_024))
-                .with_gpu(if i % 3 == 0 {
+                .with_gpu(if i.is_multiple_of(3) {
                     GpuRequest::shared(250 + (i as u32 % 5) * 100)
                 } else {
                     GpuRequest::whole(1 + (i as u32 % 2))
