@@ -28,6 +28,8 @@ use tracing::{info, info_span, warn, Instrument};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerConfig {
     /// Pause between two steps of [`run_until_idle`](Controller::run_until_idle).
+    /// Each step polls every run's status: seconds suit a cloud API's rate
+    /// limits better than the default.
     pub tick: Duration,
     /// Launches in flight at once, at most.
     pub max_concurrent_launches: usize,
@@ -37,17 +39,21 @@ pub struct ControllerConfig {
     /// Every this many steps, the runs' usage is measured and handed to the
     /// scheduler per node (0: never).
     pub usage_every: u32,
+    /// Every this many steps, each backend's runs are listed and stale runs
+    /// of known tasks stopped (0: only when the controller starts).
+    pub sweep_every: u32,
 }
 
 impl Default for ControllerConfig {
     /// A step every 200 ms, 8 launches at once, launches retried for
-    /// 5 min, usage measured every 10 steps.
+    /// 5 min, usage measured and stale runs swept every 10 steps.
     fn default() -> Self {
         ControllerConfig {
             tick: Duration::from_millis(200),
             max_concurrent_launches: 8,
             launch_retry_for: Duration::from_secs(300),
             usage_every: 10,
+            sweep_every: 10,
         }
     }
 }
@@ -186,12 +192,13 @@ impl Controller {
         let mut launches = self.due_retries();
         launches.extend(assignments.into_iter().filter_map(|a| self.prepare(a)));
         let launched = self.launch(launches).await;
-        self.stop_orphans().await;
-        let every = u64::from(self.config.usage_every);
-        if every > 0 && self.steps.is_multiple_of(every) {
+        self.steps += 1;
+        if self.due(self.config.sweep_every) {
+            self.stop_orphans().await;
+        }
+        if self.due(self.config.usage_every) {
             self.measure_usage().await;
         }
-        self.steps += 1;
         StepReport {
             launched,
             evicted,
@@ -238,6 +245,11 @@ impl Controller {
             }
         }
         self.scheduler
+    }
+
+    /// Whether this step is one of every `every` (never for 0).
+    fn due(&self, every: u32) -> bool {
+        every > 0 && self.steps.is_multiple_of(u64::from(every))
     }
 
     fn backend_of(&self, node: NodeId) -> Option<Arc<dyn Backend>> {
