@@ -315,11 +315,16 @@ impl Controller {
                     reason: "gone from the backend".to_owned(),
                 },
             };
-            let span = info_span!("end", run = %handle.run, node = %handle.node);
-            let _entered = span.enter();
-            match self.scheduler.handle(event) {
-                Ok(()) => info!(state = ?self.scheduler.task_state(handle.run.task), "run ended"),
-                Err(error) => warn!(%error, "report refused"),
+            {
+                // Not held across an await: the span would stay entered on
+                // this thread while the task is suspended.
+                let _span = info_span!("end", run = %handle.run, node = %handle.node).entered();
+                match self.scheduler.handle(event) {
+                    Ok(()) => {
+                        info!(state = ?self.scheduler.task_state(handle.run.task), "run ended")
+                    }
+                    Err(error) => warn!(%error, "report refused"),
+                }
             }
             self.runs.remove(&handle.run.task);
             // Clean up what the run left; a failure here is retried as an orphan.
