@@ -238,6 +238,21 @@ impl ClusterNode {
         Utilization::from_used_and_offered(self.used_and_offered())
     }
 
+    /// The share of this node's capacity that would be in use with `task`
+    /// added (whether or not it fits).
+    pub fn utilization_with(&self, task: &TaskSpec) -> Utilization {
+        let more = [
+            task.request.cpu_milli,
+            task.request.memory_mib,
+            task.gpu.total_milli(),
+        ];
+        let mut usage = self.used_and_offered();
+        for ((used, _), more) in usage.iter_mut().zip(more) {
+            *used += u128::from(more);
+        }
+        Utilization::from_used_and_offered(usage)
+    }
+
     /// Used and offered CPU, memory and milli-GPUs.
     fn used_and_offered(&self) -> [(u128, u128); 3] {
         let capacity = &self.spec.capacity;

@@ -10,7 +10,7 @@
 
 use super::RebalanceConfig;
 use super::{Assignment, CoreScheduler};
-use crate::cluster::{ClusterNode, ClusterState, Placement, Utilization};
+use crate::cluster::{ClusterState, Placement};
 
 /// Tasks a run may try to move per move it is allowed.
 const MAX_TRIES_PER_MOVE: usize = 4;
@@ -113,36 +113,9 @@ fn coldest_fit(
             let load = node.utilization().max();
             let fits = load < config.low()
                 && node.fits(spec)
-                && load_with(node, spec).max() <= config.high();
+                && node.utilization_with(spec).max() <= config.high();
             fits.then_some((load, id))
         })
         .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
         .map(|(_, node)| node)
-}
-
-/// The node's utilization if `spec` were added.
-fn load_with(node: &ClusterNode, spec: &TaskSpec) -> Utilization {
-    let capacity = &node.spec().capacity;
-    let free = node.free();
-    let share = |offered: u64, free: u64, more: u64| {
-        if offered == 0 {
-            0.0
-        } else {
-            (offered.saturating_sub(free) + more) as f64 / offered as f64
-        }
-    };
-    let gpu_offered = u64::from(node.spec().gpus.count) * u64::from(crate::GPU_MILLI_PER_GPU);
-    Utilization {
-        cpu: share(capacity.cpu_milli, free.cpu_milli, spec.request.cpu_milli),
-        memory: share(
-            capacity.memory_mib,
-            free.memory_mib,
-            spec.request.memory_mib,
-        ),
-        gpu: share(
-            gpu_offered,
-            node.gpu_free_milli_total(),
-            spec.gpu.total_milli(),
-        ),
-    }
 }
