@@ -155,12 +155,6 @@ enum Happening {
     ReportKilled(Run),
 }
 
-/// A run the world is running.
-#[derive(Debug)]
-struct Live {
-    node: NodeId,
-}
-
 struct World {
     scheduler: CoreScheduler,
     clock: ManualClock,
@@ -171,7 +165,8 @@ struct World {
     index: HashMap<TaskId, usize>,
     heap: BinaryHeap<Reverse<(u64, u64, Happening)>>,
     sequence: u64,
-    live: HashMap<Run, Live>,
+    /// The runs the world is running, and where.
+    live: HashMap<Run, NodeId>,
     down: HashMap<NodeId, Vec<Run>>,
     log: Vec<Record>,
     submitted: usize,
@@ -351,7 +346,7 @@ impl World {
                 let mut killed: Vec<Run> = self
                     .live
                     .iter()
-                    .filter(|(_, live)| live.node == node)
+                    .filter(|(_, &on)| on == node)
                     .map(|(run, _)| *run)
                     .collect();
                 killed.sort_unstable();
@@ -455,12 +450,7 @@ impl World {
                 node: assignment.node,
                 gpus: assignment.gpus.to_vec(),
             });
-            self.live.insert(
-                run,
-                Live {
-                    node: assignment.node,
-                },
-            );
+            self.live.insert(run, assignment.node);
             let duration = self.index.get(&run.task).map_or(60, |&i| self.durations[i]);
             self.at(now + duration, Happening::Finished(run));
         }
