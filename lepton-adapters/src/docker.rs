@@ -62,9 +62,10 @@
 //! Podman's Docker-compatible service works, with three differences the
 //! backend absorbs: a taken name is refused with 500 (not 409); a container
 //! whose process has just ended is briefly `stopped`, a state outside the
-//! Docker API that bollard cannot read, so an inspection retries for up to
-//! 2 s until it reads `exited`; and its one-shot statistics carry no previous
-//! sample, so CPU use is measured between two `usage` calls.
+//! Docker API that bollard cannot read, so an inspection or a list that meets
+//! it is repeated for up to 5 s until it reads `exited`; and its one-shot
+//! statistics carry no previous sample, so CPU use is measured between two
+//! `usage` calls.
 //!
 //! # Errors
 //! Connection failures (socket missing, connection refused or reset) map to
@@ -157,7 +158,7 @@ const MIB: u64 = 1024 * 1024;
 
 /// How often, and how far apart, an inspection that returns a state bollard
 /// cannot read is repeated.
-const UNKNOWN_STATE_RETRIES: u32 = 20;
+const UNKNOWN_STATE_RETRIES: u32 = 50;
 const UNKNOWN_STATE_PAUSE: Duration = Duration::from_millis(100);
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -514,8 +515,7 @@ impl DockerBackend {
             .all(true)
             .filters(&filters)
             .build();
-        let containers = docker
-            .list_containers(Some(options))
+        let containers = through_podman_stopped(|| docker.list_containers(Some(options.clone())))
             .await
             .map_err(|e| self.error("list containers of", &run.to_string(), e))?;
         Ok(containers
@@ -563,25 +563,10 @@ impl DockerBackend {
     ) -> Result<Option<ContainerState>, BackendError> {
         validate_container_id(&handle.id)?;
         let subject = format!("container {} of {}", handle.id, handle.run);
-        // Podman reports a container whose process has ended but whose
-        // cleanup has not run yet as `stopped`, a state the Docker API does
-        // not have and bollard cannot read; it turns `exited` within about
-        // half a second, so wait through that window (2 s at most).
-        let mut reads = 0;
-        let result = loop {
-            match docker
-                .inspect_container(&handle.id, None::<InspectContainerOptions>)
-                .await
-            {
-                Err(DockerError::JsonDataError { message, .. })
-                    if message.contains("unknown variant") && reads < UNKNOWN_STATE_RETRIES =>
-                {
-                    reads += 1;
-                    tokio::time::sleep(UNKNOWN_STATE_PAUSE).await;
-                }
-                result => break result,
-            }
-        };
+        let result = through_podman_stopped(|| {
+            docker.inspect_container(&handle.id, None::<InspectContainerOptions>)
+        })
+        .await;
         let inspected = match result {
             Ok(inspected) => inspected,
             Err(e) if status_code(&e) == Some(404) => return Ok(None),
@@ -807,8 +792,7 @@ impl Backend for DockerBackend {
             .all(true)
             .filters(&filters)
             .build();
-        let containers = docker
-            .list_containers(Some(options))
+        let containers = through_podman_stopped(|| docker.list_containers(Some(options.clone())))
             .await
             .map_err(|e| self.error("list", "Lepton's containers", e))?;
         let mut handles: Vec<Handle> = containers
@@ -1029,6 +1013,31 @@ fn whole_seconds(duration: Duration) -> u64 {
     duration
         .as_secs()
         .saturating_add(u64::from(duration.subsec_nanos() > 0))
+}
+
+/// Sends `request` again while its answer is unreadable because a container
+/// in it is in Podman's transient `stopped` state (a process ended, cleanup
+/// not run yet). That state is outside the Docker API, so bollard refuses the
+/// whole answer, a list included; it turns `exited` within about half a
+/// second (longer on a loaded machine), so the request is repeated for up to
+/// 5 s.
+async fn through_podman_stopped<T, F, Fut>(mut request: F) -> Result<T, DockerError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DockerError>>,
+{
+    let mut reads = 0;
+    loop {
+        match request().await {
+            Err(DockerError::JsonDataError { message, .. })
+                if message.contains("unknown variant") && reads < UNKNOWN_STATE_RETRIES =>
+            {
+                reads += 1;
+                tokio::time::sleep(UNKNOWN_STATE_PAUSE).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 fn status_code(err: &DockerError) -> Option<u16> {

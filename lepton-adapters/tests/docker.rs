@@ -65,7 +65,9 @@ fn sleeper(slot: u64) -> Launch {
     }
 }
 
-/// Containers carrying `run`'s labels, found with bollard directly.
+/// Containers carrying `run`'s labels, found with bollard directly. A list
+/// that meets a container in Podman's transient `stopped` state cannot be
+/// read by bollard; it is asked again (for up to 5 s).
 async fn containers_of(run: Run) -> Vec<String> {
     let task = format!("{LABEL_TASK}={}", run.task.0);
     let attempt = format!("{LABEL_ATTEMPT}={}", run.attempt);
@@ -74,13 +76,19 @@ async fn containers_of(run: Run) -> Vec<String> {
         .all(true)
         .filters(&filters)
         .build();
-    raw_docker()
-        .list_containers(Some(options))
-        .await
-        .expect("list containers")
-        .into_iter()
-        .filter_map(|c| c.id)
-        .collect()
+    let docker = raw_docker();
+    let mut tries = 0;
+    loop {
+        match docker.list_containers(Some(options.clone())).await {
+            Ok(containers) => return containers.into_iter().filter_map(|c| c.id).collect(),
+            Err(e) if tries < 50 => {
+                tries += 1;
+                eprintln!("list containers: {e}; asking again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("list containers: {e}"),
+        }
+    }
 }
 
 /// Removes the containers of the given tasks when dropped, even when the
@@ -111,10 +119,11 @@ impl Drop for Cleanup {
                             .all(true)
                             .filters(&filters)
                             .build();
-                        let ids = docker
-                            .list_containers(Some(options))
-                            .await
-                            .unwrap_or_default();
+                        let Ok(ids) = docker.list_containers(Some(options)).await else {
+                            // Unreadable while a container is `stopped`.
+                            left += 1;
+                            continue;
+                        };
                         for id in ids.into_iter().filter_map(|c| c.id) {
                             left += 1;
                             let force = RemoveContainerOptionsBuilder::new().force(true).build();
@@ -359,6 +368,46 @@ async fn docker_exit_code_is_reported() {
         .expect("running")
         .contains(&handle));
     backend.stop(&handle).await.expect("stop");
+}
+
+/// Podman shows a container whose process just ended as `stopped` for a
+/// moment, a state bollard cannot read; listing and inspecting must read
+/// through that window instead of failing the whole answer.
+#[tokio::test]
+async fn docker_lists_and_inspects_while_containers_exit() {
+    let slots: Vec<u64> = (20..26).collect();
+    let _cleanup = Cleanup(slots.iter().map(|&s| task_id(s)).collect());
+    let backend = backend();
+    let mut handles = Vec::new();
+    for &slot in &slots {
+        let mut launch = sleeper(slot);
+        launch
+            .task
+            .config
+            .insert("command".to_owned(), format!("sleep 0.{slot}"));
+        handles.push(backend.launch(&launch).await.expect("launch"));
+    }
+    let mut ended = 0;
+    for _ in 0..200 {
+        let listed = backend.running().await.expect("running");
+        assert!(handles.iter().all(|h| listed.contains(h)), "{listed:?}");
+        ended = 0;
+        for handle in &handles {
+            match backend.status(handle).await.expect("status") {
+                RunStatus::Exited { code: 0 } => ended += 1,
+                RunStatus::Starting | RunStatus::Running => {}
+                other => panic!("{handle}: {other:?}"),
+            }
+        }
+        if ended == handles.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ended, handles.len());
+    for handle in &handles {
+        backend.stop(handle).await.expect("stop");
+    }
 }
 
 #[tokio::test]
