@@ -35,6 +35,7 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz.sh
 echo "== loom (queue model check)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p lepton-core --release --test loom_queue
-# The tests run last, so their summary closes the output.
+# The tests run last, so their summary closes the output; every test binary
+# runs even after a failure, so one run shows every failing test.
 echo "== cargo test"
-cargo test "${features[@]}"
+cargo test "${features[@]}" --no-fail-fast
