@@ -3,7 +3,9 @@
 # sockets inside one state directory:
 #   docker  - podman system service speaking the Docker Engine API (v1.41)
 #   libvirt - virtlogd + libvirtd with the QEMU driver (TCG); test:///default
-#             needs no daemon at all
+#             needs no daemon at all; and a second, "peer" libvirtd (with its
+#             own virtlogd) in its own mount and UTS namespaces, so that it
+#             is another host to libvirt and domains can live-migrate to it
 #   aws     - moto_server (EC2) on 127.0.0.1 with a free port
 #
 # Usage:
@@ -42,6 +44,14 @@ LIBVIRT_URI="qemu:///system?socket=$LIBVIRT_SOCK"
 LIBVIRT_TEST_URI="test:///default"
 LIBVIRTD_PID="$LIBVIRT_DIR/libvirtd.pid"
 VIRTLOGD_PID="$LIBVIRT_DIR/virtlogd.pid"
+PEER_DIR="$LIBVIRT_DIR/peer"
+PEER_SOCK_DIR="$PEER_DIR/run"
+PEER_URI="qemu:///system?socket=$PEER_SOCK_DIR/libvirt-sock"
+PEER_LIBVIRTD_PID="$PEER_DIR/libvirtd.pid"
+PEER_VIRTLOGD_PID="$PEER_DIR/virtlogd.pid"
+# libvirt refuses to migrate to a host with its own hostname or host UUID.
+PEER_HOSTNAME="lepton-peer"
+PEER_HOST_UUID="4c657074-6f6e-4000-8000-0000000000b2"
 
 AWS_DIR="$DIR/aws"
 VENV="$DIR/venv"
@@ -326,6 +336,7 @@ start_libvirt() {
     fi
     if pid_alive "$LIBVIRTD_PID" && libvirt_probe >/dev/null 2>&1; then
         log "libvirt already running: $LIBVIRT_URI"
+        start_libvirt_peer
         return 0
     fi
     cat >"$LIBVIRT_DIR/libvirtd.conf" <<EOF
@@ -360,9 +371,56 @@ EOF
     wait_ready libvirt "$LIBVIRTD_PID" "$LIBVIRT_DIR/libvirtd.log" libvirt_probe
     # The built-in test driver is in libvirt0 itself; check it answers too.
     virsh -c "$LIBVIRT_TEST_URI" version >/dev/null 2>&1 || die "libvirt test:///default does not answer"
+    start_libvirt_peer
+}
+
+# The peer hypervisor: libvirtd and virtlogd in their own mount and UTS
+# namespaces (same network, so QEMU's migration stream goes over loopback),
+# with their own hostname, host UUID, runtime, state, log, cache and domain
+# configuration directories, all under $PEER_DIR.
+start_libvirt_peer() {
+    if pid_alive "$PEER_LIBVIRTD_PID" && virsh -c "$PEER_URI" version >/dev/null 2>&1; then
+        log "libvirt peer already running: $PEER_URI"
+        return 0
+    fi
+    kill_pidfile "$PEER_LIBVIRTD_PID" "libvirtd (peer)"
+    kill_pidfile "$PEER_VIRTLOGD_PID" "virtlogd (peer)"
+    mkdir -p "$PEER_SOCK_DIR" "$PEER_DIR"/{lib/qemu,cache,log,domains}
+    chown libvirt-qemu:libvirt-qemu "$PEER_DIR/lib/qemu"
+    chmod 0750 "$PEER_DIR/lib/qemu"
+    rm -f "$PEER_SOCK_DIR"/libvirt-sock*
+    cat >"$PEER_DIR/libvirtd.conf" <<EOF
+# Written by scripts/backends.sh
+unix_sock_dir = "$PEER_SOCK_DIR"
+unix_sock_ro_perms = "0777"
+unix_sock_rw_perms = "0770"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+host_uuid = "$PEER_HOST_UUID"
+log_outputs = "3:stderr"
+EOF
+    log "starting the libvirt peer ($PEER_HOSTNAME) on $PEER_SOCK_DIR/libvirt-sock"
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    spawn "$PEER_LIBVIRTD_PID" "$PEER_DIR/libvirtd.log" \
+        unshare --mount --uts --propagation private bash -c '
+            set -e
+            hostname "$1"
+            mount -t tmpfs tmpfs /run/libvirt
+            mount --bind "$2/lib" /var/lib/libvirt
+            mount --bind "$2/cache" /var/cache/libvirt
+            mount --bind "$2/log" /var/log/libvirt
+            mount --bind "$2/domains" /etc/libvirt/qemu
+            virtlogd -d -p "$2/virtlogd.pid"
+            exec libvirtd -f "$2/libvirtd.conf" -p "$2/libvirtd.pid"' \
+        peer "$PEER_HOSTNAME" "$PEER_DIR"
+    wait_ready "libvirt peer" "$PEER_LIBVIRTD_PID" "$PEER_DIR/libvirtd.log" \
+        virsh -c "$PEER_URI" version
 }
 
 stop_libvirt() {
+    kill_pidfile "$PEER_LIBVIRTD_PID" "libvirtd (peer)"
+    kill_pidfile "$PEER_VIRTLOGD_PID" "virtlogd (peer)"
+    rm -f "$PEER_SOCK_DIR"/libvirt-sock*
     kill_pidfile "$LIBVIRTD_PID" libvirtd
     kill_pidfile "$VIRTLOGD_PID" virtlogd
     rm -f "$LIBVIRT_SOCK_DIR"/libvirt-sock*
@@ -442,6 +500,7 @@ cmd_env() {
     echo "export LEPTON_DOCKER_SOCKET='$PODMAN_SOCK'"
     echo "export LEPTON_LIBVIRT_URI='$LIBVIRT_URI'"
     echo "export LEPTON_LIBVIRT_TEST_URI='$LIBVIRT_TEST_URI'"
+    echo "export LEPTON_LIBVIRT_PEER_URI='$PEER_URI'"
     local port
     port="$(moto_port)"
     if [[ -n "$port" ]]; then
@@ -455,6 +514,7 @@ cmd_env() {
     echo "export AWS_DEFAULT_REGION='us-east-1'"
     pid_alive "$PODMAN_PID" || log "docker (podman) is not running"
     pid_alive "$LIBVIRTD_PID" || log "libvirt (libvirtd) is not running"
+    pid_alive "$PEER_LIBVIRTD_PID" || log "libvirt peer (libvirtd) is not running"
 }
 
 cmd_status() {
@@ -462,7 +522,8 @@ cmd_status() {
     for t in $(targets "${1:-all}"); do
         case "$t" in
         docker) if pid_alive "$PODMAN_PID" && podman_probe >/dev/null 2>&1; then echo "docker: running ($PODMAN_SOCK)"; else echo "docker: stopped"; rc=1; fi ;;
-        libvirt) if pid_alive "$LIBVIRTD_PID" && libvirt_probe >/dev/null 2>&1; then echo "libvirt: running ($LIBVIRT_URI)"; else echo "libvirt: stopped"; rc=1; fi ;;
+        libvirt) if pid_alive "$LIBVIRTD_PID" && libvirt_probe >/dev/null 2>&1; then echo "libvirt: running ($LIBVIRT_URI)"; else echo "libvirt: stopped"; rc=1; fi
+            if pid_alive "$PEER_LIBVIRTD_PID" && virsh -c "$PEER_URI" version >/dev/null 2>&1; then echo "libvirt peer: running ($PEER_URI)"; else echo "libvirt peer: stopped"; rc=1; fi ;;
         aws) if pid_alive "$MOTO_PID" && moto_probe; then echo "aws: running (http://127.0.0.1:$(moto_port))"; else echo "aws: stopped"; rc=1; fi ;;
         esac
     done
@@ -473,13 +534,13 @@ cmd_clean() {
     if pid_alive "$PODMAN_PID" || [[ -f "$PODMAN_DIR/storage.conf" ]]; then
         podman_cli rm -af -t 0 >/dev/null 2>&1 || true
     fi
-    if pid_alive "$LIBVIRTD_PID"; then
-        local d
-        for d in $(virsh -c "$LIBVIRT_URI" list --all --name 2>/dev/null); do
-            virsh -c "$LIBVIRT_URI" destroy "$d" >/dev/null 2>&1 || true
-            virsh -c "$LIBVIRT_URI" undefine "$d" >/dev/null 2>&1 || true
+    local uri d
+    for uri in "$LIBVIRT_URI" "$PEER_URI"; do
+        for d in $(virsh -c "$uri" list --all --name 2>/dev/null); do
+            virsh -c "$uri" destroy "$d" >/dev/null 2>&1 || true
+            virsh -c "$uri" undefine "$d" >/dev/null 2>&1 || true
         done
-    fi
+    done
     stop_docker
     stop_libvirt
     stop_aws

@@ -4,14 +4,22 @@
 //! and runs the loop of the design, one [`step`](Controller::step) at a
 //! time: monitor (inventory as heartbeat, new nodes added), watch (poll the
 //! status of every run and turn endings into events), place
-//! ([`schedule`](Scheduler::schedule)), execute (stop what the assignments
-//! evict, then launch, a bounded number at once), and recover (failed runs
+//! ([`schedule`](Scheduler::schedule)), execute (live-migrate the runs
+//! that move where the backend can, stop what the assignments evict, then
+//! launch, a bounded number at once), and recover (failed runs
 //! are retried by the scheduler; a launch the backend could not even
 //! receive is retried for the same run, so that nothing starts twice).
 //! [`run_until_idle`](Controller::run_until_idle) loops until every task
 //! has ended; [`shutdown`](Controller::shutdown) stops what still runs.
 //!
-//! Every decision gets a `tracing` span (`place`, `launch`, `end`).
+//! A move (an assignment whose [`moves_from`](Assignment::moves_from) is
+//! the task's running run: a drain, the rebalancer) is a live migration
+//! when the run's backend [can migrate](Backend::can_migrate_to) to the new
+//! node; when it cannot, or the migration fails, the run is stopped and
+//! launched afresh there.
+//!
+//! Every decision gets a `tracing` span (`place`, `migrate`, `launch`,
+//! `evict`, `end`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -77,7 +85,10 @@ pub enum ControllerError {
 pub struct StepReport {
     /// Runs started.
     pub launched: Vec<Handle>,
-    /// Runs stopped because an assignment evicted them.
+    /// Runs moved by live migration, under their new run.
+    pub migrated: Vec<Handle>,
+    /// Runs stopped because an assignment evicted them (or a drain found
+    /// no other place for their task).
     pub evicted: Vec<Handle>,
     /// Runs that ended, with how, as the scheduler was told.
     pub ended: Vec<(Handle, RunStatus)>,
@@ -173,7 +184,8 @@ impl Controller {
         &self.scheduler
     }
 
-    /// The scheduler, to cordon, drain or change policy.
+    /// The scheduler, to cordon or change policy (drain with
+    /// [`drain`](Self::drain)).
     pub fn scheduler_mut(&mut self) -> &mut CoreScheduler {
         &mut self.scheduler
     }
@@ -188,10 +200,7 @@ impl Controller {
         let unreachable_backends = self.monitor().await;
         let ended = self.watch().await;
         let assignments = self.scheduler.schedule();
-        let evicted = self.evict(&assignments).await;
-        let mut launches = self.due_retries();
-        launches.extend(assignments.into_iter().filter_map(|a| self.prepare(a)));
-        let launched = self.launch(launches).await;
+        let report = self.execute(assignments, Vec::new()).await;
         self.steps += 1;
         if self.due(self.config.sweep_every) {
             self.stop_orphans().await;
@@ -200,11 +209,44 @@ impl Controller {
             self.measure_usage().await;
         }
         StepReport {
-            launched,
-            evicted,
             ended,
-            waiting_launches: self.waiting.len(),
             unreachable_backends,
+            ..report
+        }
+    }
+
+    /// Drains `node` now: cordons it and moves its tasks elsewhere (see
+    /// [`CoreScheduler::drain`]), live where the backend can migrate them,
+    /// restarted otherwise; the runs of tasks that fit nowhere else are
+    /// stopped and their tasks wait in the queue. Use this rather than
+    /// draining through [`scheduler_mut`](Self::scheduler_mut), which would
+    /// leave the moves unexecuted.
+    ///
+    /// # Errors
+    /// What [`CoreScheduler::drain`] refuses (an unknown or down node).
+    pub async fn drain(&mut self, node: NodeId) -> Result<StepReport, lepton_core::Error> {
+        let drained = self.scheduler.drain(node)?;
+        Ok(self.execute(drained.moved, drained.requeued).await)
+    }
+
+    /// Carries out assignments: stops the runs they evict (and `stops`),
+    /// live-migrates the moves that can be, launches the rest and the
+    /// launches due for a retry.
+    async fn execute(&mut self, assignments: Vec<Assignment>, stops: Vec<Run>) -> StepReport {
+        let mut evicted = self.evict(&assignments).await;
+        for run in stops {
+            evicted.extend(self.stop_run(run, None).await);
+        }
+        let (migrated, assignments) = self.migrate(assignments, &mut evicted).await;
+        let mut launches = self.due_retries();
+        launches.extend(assignments.into_iter().filter_map(|a| self.prepare(a)));
+        let launched = self.launch(launches).await;
+        StepReport {
+            launched,
+            migrated,
+            evicted,
+            waiting_launches: self.waiting.len(),
+            ..StepReport::default()
         }
     }
 
@@ -353,25 +395,90 @@ impl Controller {
         }
     }
 
-    /// Stops what assignments evict. Returns the runs stopped.
+    /// The running run an assignment moves, and its backend, when that
+    /// backend can live-migrate it to the assignment's node.
+    fn live_move(&self, assignment: &Assignment) -> Option<(Handle, Arc<dyn Backend>)> {
+        let run = assignment.moves_from()?;
+        let from = self.runs.get(&run.task).filter(|h| h.run == run)?;
+        let backend = self.backend_of(from.node)?;
+        backend
+            .can_migrate_to(assignment.node)
+            .then(|| (from.clone(), backend))
+    }
+
+    /// Stops what assignments evict, except the runs that move live.
+    /// Returns the runs stopped.
     async fn evict(&mut self, assignments: &[Assignment]) -> Vec<Handle> {
         let mut evicted = Vec::new();
         for assignment in assignments {
-            for run in &assignment.evicts {
-                let Some(handle) = self.runs.remove(&run.task).filter(|h| h.run == *run) else {
-                    continue;
-                };
-                let Some(backend) = self.backend_of(handle.node) else {
-                    continue;
-                };
-                let span = info_span!("evict", run = %run, for_run = %assignment.run());
-                if let Err(error) = backend.stop(&handle).instrument(span).await {
-                    warn!(%handle, %error, "could not stop an evicted run; stopped later as an orphan");
+            let moving = self.live_move(assignment).map(|(from, _)| from.run);
+            for &run in &assignment.evicts {
+                if Some(run) != moving {
+                    evicted.extend(self.stop_run(run, Some(assignment.run())).await);
                 }
-                evicted.push(handle);
             }
         }
         evicted
+    }
+
+    /// Stops `run` if it is a current run (to make way for `for_run`);
+    /// returns its handle.
+    async fn stop_run(&mut self, run: Run, for_run: Option<Run>) -> Option<Handle> {
+        if self.runs.get(&run.task)?.run != run {
+            return None;
+        }
+        let handle = self.runs.remove(&run.task)?;
+        let backend = self.backend_of(handle.node)?;
+        let span = info_span!("evict", run = %run, for_run = ?for_run);
+        if let Err(error) = backend.stop(&handle).instrument(span).await {
+            warn!(%handle, %error, "could not stop an evicted run; stopped later as an orphan");
+        }
+        Some(handle)
+    }
+
+    /// Live-migrates the moves whose backend can (after [`evict`](Self::evict)
+    /// made room). Returns the runs moved and the assignments left to
+    /// launch: the others, and the moves whose migration failed, their old
+    /// run stopped and added to `evicted`.
+    async fn migrate(
+        &mut self,
+        assignments: Vec<Assignment>,
+        evicted: &mut Vec<Handle>,
+    ) -> (Vec<Handle>, Vec<Assignment>) {
+        let mut migrated = Vec::new();
+        let mut rest = Vec::new();
+        for assignment in assignments {
+            let Some((from, backend)) = self.live_move(&assignment) else {
+                rest.push(assignment);
+                continue;
+            };
+            let moved = match self.prepare(assignment.clone()) {
+                Some(waiting) => {
+                    let span = info_span!("migrate", from = %from.run, run = %waiting.launch.run, node = %waiting.launch.node);
+                    backend
+                        .migrate(&from, &waiting.launch)
+                        .instrument(span)
+                        .await
+                }
+                None => Err(BackendError::NotFound {
+                    backend: backend.name().to_owned(),
+                    what: format!("node {} or task {}", assignment.node, assignment.task),
+                }),
+            };
+            match moved {
+                Ok(handle) => {
+                    info!(%from, %handle, "migrated live");
+                    self.runs.insert(handle.run.task, handle.clone());
+                    migrated.push(handle);
+                }
+                Err(error) => {
+                    warn!(%from, %error, "live migration failed; the run restarts instead");
+                    evicted.extend(self.stop_run(from.run, Some(assignment.run())).await);
+                    rest.push(assignment);
+                }
+            }
+        }
+        (migrated, rest)
     }
 
     /// The launch of an assignment.

@@ -155,6 +155,15 @@ pub struct LibvirtBackend {
     timeout: Duration,
     domain_type: Option<String>,
     shared: Arc<Shared>,
+    peers: HashMap<NodeId, Peer>,
+}
+
+/// A hypervisor this backend live-migrates its domains to.
+struct Peer {
+    shared: Arc<Shared>,
+    /// Where QEMU sends the migration stream; libvirt's default (the peer's
+    /// hostname) when `None`.
+    migration_uri: Option<String>,
 }
 
 /// What the blocking calls share with the backend.
@@ -226,15 +235,24 @@ impl LibvirtBackend {
             node,
             timeout: DEFAULT_TIMEOUT,
             domain_type: None,
-            shared: Arc::new(Shared {
-                uri,
-                shown_uri: redact_uri(shown),
-                userinfo: uri_userinfo(shown).map(str::to_owned),
-                connection: Mutex::new(connection.map_or(Slot::Closed, Slot::Open)),
-                opened: Condvar::new(),
-                cpu_samples: Mutex::new(HashMap::new()),
-            }),
+            shared: Arc::new(Shared::new(uri, shown, connection)),
+            peers: HashMap::new(),
         }
+    }
+
+    /// Lets this backend live-migrate its domains to the hypervisor at
+    /// `uri`, which another `LibvirtBackend` offers as node `node` (see
+    /// [`migrate`](Backend::migrate)). `migration_uri` is where QEMU sends
+    /// the migration stream (`tcp://10.0.0.2`); without it libvirt uses the
+    /// peer's hostname, which must then resolve from this hypervisor. The
+    /// connection to the peer is opened at the first migration.
+    pub fn with_peer(mut self, node: NodeId, uri: &str, migration_uri: Option<&str>) -> Self {
+        let peer = Peer {
+            shared: Arc::new(Shared::new(Some(uri.to_owned()), uri, None)),
+            migration_uri: migration_uri.map(str::to_owned),
+        };
+        self.peers.insert(node, peer);
+        self
     }
 
     /// Sets how long one libvirt call may take (default
@@ -382,11 +400,23 @@ impl fmt::Debug for LibvirtBackend {
             .field("node", &self.node)
             .field("timeout", &self.timeout)
             .field("domain_type", &self.domain_type)
+            .field("peers", &self.peers.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
 impl Shared {
+    fn new(uri: Option<String>, shown: &str, connection: Option<Connect>) -> Self {
+        Shared {
+            uri,
+            shown_uri: redact_uri(shown),
+            userinfo: uri_userinfo(shown).map(str::to_owned),
+            connection: Mutex::new(connection.map_or(Slot::Closed, Slot::Open)),
+            opened: Condvar::new(),
+            cpu_samples: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// The connection, opened now if there is none. While one call opens
     /// it, the others wait up to `patience` for the outcome, so that a
     /// hypervisor that never answers ties up one thread, not one per call.
@@ -446,6 +476,17 @@ impl Shared {
                 drop(broken);
             }
         }
+    }
+
+    /// `error` with this URI's credentials removed from its detail too (for
+    /// an error that involved two hypervisors).
+    fn scrub_error(&self, mut error: BackendError) -> BackendError {
+        if let BackendError::Unreachable { detail, .. } | BackendError::Rejected { detail, .. } =
+            &mut error
+        {
+            *detail = self.scrub(detail);
+        }
+        error
     }
 
     /// libvirt's message with the URI's credentials removed.
@@ -784,6 +825,110 @@ impl Backend for LibvirtBackend {
             ..Usage::default()
         })
     }
+
+    /// True for the nodes given with [`with_peer`](LibvirtBackend::with_peer).
+    fn can_migrate_to(&self, to: NodeId) -> bool {
+        self.peers.contains_key(&to)
+    }
+
+    /// Live-migrates the domain to the peer hypervisor `to.node`, renamed
+    /// to `to.run`'s domain name and tagged with `to.run`; it stays
+    /// persistent there and is undefined here. Migrating a run whose domain
+    /// is already on the peer under the new name returns its handle.
+    ///
+    /// # Errors
+    /// [`BackendError::Unsupported`] when `to.node` is not a peer,
+    /// [`BackendError::Invalid`] when `to.run` is another task's,
+    /// [`BackendError::NotFound`] when the domain is on neither side; what
+    /// libvirt refuses otherwise (the domain then stays here).
+    async fn migrate(&self, handle: &Handle, to: &Launch) -> Result<Handle, BackendError> {
+        let name = self.domain_of(handle)?;
+        let Some(peer) = self.peers.get(&to.node) else {
+            return Err(BackendError::Unsupported {
+                backend: BACKEND.to_owned(),
+                operation: "live migration to a node that is not a peer",
+            });
+        };
+        if to.run.task != handle.run.task {
+            return Err(BackendError::Invalid {
+                backend: BACKEND.to_owned(),
+                what: "migration target run",
+                value: to.run.to_string(),
+                why: "is not a run of the migrated task",
+            });
+        }
+        let new_name = domain_name(to.run);
+        // Unprefixed: libvirt puts it in the namespace given beside it.
+        let tag = format!("<run {}/>", run_tag_attributes(to.run, to.node));
+        let title = run_title(to.run);
+        let peer_shared = Arc::clone(&peer.shared);
+        let migration_uri = peer.migration_uri.clone();
+        let patience = self.timeout;
+        let moved = Handle {
+            run: to.run,
+            node: to.node,
+            id: new_name.clone(),
+        };
+        lock(&self.shared.cpu_samples).remove(&name);
+        self.call("migrate", move |shared, connection| {
+            let what = format!("domain {name}");
+            let destination = peer_shared.connection(patience)?;
+            let Some(domain) = shared.lookup(connection, "migrate", &name)? else {
+                // Migrated already (an earlier answer was lost)?
+                return match peer_shared.lookup(&destination, "migrate", &new_name)? {
+                    Some(_) => Ok(moved),
+                    None => Err(BackendError::NotFound {
+                        backend: BACKEND.to_owned(),
+                        what,
+                    }),
+                };
+            };
+            let flags = sys::VIR_MIGRATE_LIVE
+                | sys::VIR_MIGRATE_PERSIST_DEST
+                | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+            let migrated = domain
+                .migrate(
+                    &destination,
+                    flags,
+                    Some(&new_name),
+                    migration_uri.as_deref(),
+                    0,
+                )
+                .map_err(|e| peer_shared.scrub_error(shared.error("migrate", &what, &e)))?;
+            // The tag names the new run, so that `running` adopts it there.
+            let affect = sys::VIR_DOMAIN_AFFECT_LIVE | sys::VIR_DOMAIN_AFFECT_CONFIG;
+            let retag = migrated
+                .set_metadata(
+                    sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+                    Some(&tag),
+                    Some(METADATA_PREFIX),
+                    Some(METADATA_NAMESPACE),
+                    affect,
+                )
+                .and_then(|()| {
+                    migrated.set_metadata(
+                        sys::VIR_DOMAIN_METADATA_TITLE as i32,
+                        Some(&title),
+                        None,
+                        None,
+                        affect,
+                    )
+                });
+            if let Err(e) = retag {
+                // A domain the new run's tag is missing from would be left
+                // unadopted after a restart: give it up; the run restarts.
+                let _ = migrated.destroy();
+                let _ = migrated.undefine();
+                return Err(peer_shared.error(
+                    "tag the migrated",
+                    &format!("domain {new_name}"),
+                    &e,
+                ));
+            }
+            Ok(moved)
+        })
+        .await
+    }
 }
 
 /// Starts `domain` unless it already runs.
@@ -925,7 +1070,7 @@ fn domain_xml(definition: &DomainDefinition<'_>) -> String {
            <name>{name}</name>\n  \
            <title>{title}</title>{description}\n  \
            <metadata>\n    \
-             <{prefix}:run xmlns:{prefix}=\"{namespace}\" task=\"{task}\" attempt=\"{attempt}\" node=\"{node}\"/>\n  \
+             <{prefix}:run xmlns:{prefix}=\"{namespace}\" {tag}/>\n  \
            </metadata>\n  \
            <memory unit='MiB'>{memory}</memory>\n  \
            <vcpu>{vcpus}</vcpu>\n  \
@@ -936,14 +1081,26 @@ fn domain_xml(definition: &DomainDefinition<'_>) -> String {
          </domain>\n",
         domain_type = xml_escape(definition.domain_type),
         name = xml_escape(&domain_name(run)),
-        title = xml_escape(&format!("Lepton run {run}")),
+        title = xml_escape(&run_title(run)),
         prefix = METADATA_PREFIX,
         namespace = xml_escape(METADATA_NAMESPACE),
-        task = run.task.0,
-        attempt = run.attempt,
-        node = definition.node.0,
+        tag = run_tag_attributes(run, definition.node),
         memory = definition.memory_mib,
         vcpus = definition.vcpus,
+    )
+}
+
+/// A domain's title: `Lepton run t-7#2`.
+fn run_title(run: Run) -> String {
+    format!("Lepton run {run}")
+}
+
+/// The attributes of the `<lepton:run>` metadata element recording `run`
+/// on `node`.
+fn run_tag_attributes(run: Run, node: NodeId) -> String {
+    format!(
+        "task=\"{}\" attempt=\"{}\" node=\"{}\"",
+        run.task.0, run.attempt, node.0
     )
 }
 

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use lepton_adapters::libvirt::virt;
 use lepton_adapters::libvirt::virt::connect::Connect;
 use lepton_adapters::libvirt::{domain_name, LibvirtBackend};
 use lepton_core::{
@@ -42,6 +43,13 @@ fn test_driver() -> (Connect, LibvirtBackend) {
 fn qemu_uri() -> String {
     env("LEPTON_LIBVIRT_URI")
 }
+
+/// The second QEMU libvirtd, another host to libvirt (live migration).
+fn peer_uri() -> String {
+    env("LEPTON_LIBVIRT_PEER_URI")
+}
+
+const PEER: NodeId = NodeId(42);
 
 /// A backend on the QEMU libvirtd, and a connection of the test's own to act
 /// from outside Lepton.
@@ -617,4 +625,109 @@ async fn libvirt_qemu_refused_definition_is_rejected_and_leaves_nothing() {
     assert!(matches!(error, BackendError::Rejected { .. }), "{error:?}");
     assert!(!error.is_retryable());
     assert_eq!(domains_named(&connection, &domain_name(launch.run)), 0);
+}
+
+// ------------------------------------------------------------ live migration
+
+#[tokio::test]
+async fn libvirt_qemu_live_migration_moves_the_running_domain() {
+    let (connection, source) = qemu();
+    let source = source.with_peer(PEER, &peer_uri(), Some("tcp://127.0.0.1"));
+    let destination = LibvirtBackend::new(peer_uri(), PEER);
+    let peer = Connect::open(Some(&peer_uri())).expect("open the peer");
+    clean(&source, &[9007]).await;
+    clean(&destination, &[9007]).await;
+    assert!(source.can_migrate_to(PEER));
+    assert!(!source.can_migrate_to(NODE));
+    assert!(!destination.can_migrate_to(NODE));
+
+    let handle = source
+        .launch(&launch_of(task(9007), 1))
+        .await
+        .expect("launch");
+    wait_for(&source, &handle, &RunStatus::Running).await;
+    // A mark set on the live domain from outside: only the very same
+    // machine, moved, carries it to the peer; a domain booted afresh there
+    // would not have it.
+    connection
+        .lookup_domain_by_name(&handle.id)
+        .expect("the domain")
+        .set_metadata(
+            virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+            Some("<mark boot=\"first\"/>"),
+            Some("test"),
+            Some("urn:lepton-test:mark"),
+            virt::sys::VIR_DOMAIN_AFFECT_LIVE,
+        )
+        .expect("mark the domain");
+
+    let to = Launch {
+        node: PEER,
+        ..launch_of(task(9007), 2)
+    };
+    let moved = source.migrate(&handle, &to).await.expect("migrate");
+    assert_eq!(
+        moved,
+        Handle {
+            run: to.run,
+            node: PEER,
+            id: domain_name(to.run),
+        }
+    );
+    assert_eq!(domains_named(&connection, &handle.id), 0, "left the source");
+    assert_eq!(
+        destination.status(&moved).await.expect("status"),
+        RunStatus::Running
+    );
+    let migrated = peer.lookup_domain_by_name(&moved.id).expect("on the peer");
+    let mark = migrated
+        .metadata(
+            virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+            Some("urn:lepton-test:mark"),
+            virt::sys::VIR_DOMAIN_AFFECT_LIVE,
+        )
+        .expect("the mark moved with the machine");
+    assert!(mark.contains("first"), "{mark}");
+    assert!(migrated.is_persistent().expect("persistent"));
+    // Tagged as the new run: a restarted Lepton adopts it there.
+    assert_eq!(
+        only(destination.running().await.expect("running"), &[9007]),
+        [moved.clone()]
+    );
+    // Asked again (an answer lost), it finds the run already moved.
+    assert_eq!(source.migrate(&handle, &to).await.expect("again"), moved);
+
+    destination.stop(&moved).await.expect("stop");
+    assert_eq!(domains_named(&peer, &moved.id), 0);
+}
+
+#[tokio::test]
+async fn libvirt_migration_is_refused_where_it_cannot_be_done() {
+    let (_connection, backend) = test_driver();
+    let handle = handle_of(9101, 1);
+    let to = Launch {
+        node: PEER,
+        ..launch_of(task(9101), 2)
+    };
+    let error = backend.migrate(&handle, &to).await.expect_err("no peers");
+    assert!(
+        matches!(error, BackendError::Unsupported { .. }),
+        "{error:?}"
+    );
+
+    let backend = backend.with_peer(PEER, "test:///default", None);
+    let other_task = Launch {
+        node: PEER,
+        ..launch_of(task(9102), 2)
+    };
+    let error = backend
+        .migrate(&handle, &other_task)
+        .await
+        .expect_err("another task's run");
+    assert!(
+        matches!(error, BackendError::Invalid { ref value, .. } if value == "t-9102#2"),
+        "{error:?}"
+    );
+    let error = backend.migrate(&handle, &to).await.expect_err("no domain");
+    assert!(matches!(error, BackendError::NotFound { .. }), "{error:?}");
 }

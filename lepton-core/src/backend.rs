@@ -213,13 +213,19 @@ pub trait Backend: Send + Sync {
         })
     }
 
-    /// Whether [`migrate`](Self::migrate) can move a live run.
-    fn supports_migration(&self) -> bool {
+    /// Whether [`migrate`](Self::migrate) can move a live run of this
+    /// backend to node `to` (which may belong to another backend: a
+    /// hypervisor migrates to its peers).
+    fn can_migrate_to(&self, to: NodeId) -> bool {
+        let _ = to;
         false
     }
 
-    /// Moves a live run to another node, keeping it running.
-    async fn migrate(&self, handle: &Handle, to: NodeId) -> Result<Handle, BackendError> {
+    /// Moves the live run of `handle` to `to.node`, where it continues as
+    /// run `to.run` without restarting, and returns its new handle. When
+    /// this fails the run is where it was (or gone), never on both nodes;
+    /// the caller then stops it and launches `to` afresh.
+    async fn migrate(&self, handle: &Handle, to: &Launch) -> Result<Handle, BackendError> {
         let _ = (handle, to);
         Err(BackendError::Unsupported {
             backend: self.name().to_owned(),
