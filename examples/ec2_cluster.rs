@@ -31,17 +31,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Controller::new(scheduler, vec![backend], ControllerConfig::default()).await?;
 
     // (cores in milli, memory MiB, instance type, market): a node is a pool
-    // of instances of one type, so a task names the type it fits in one.
+    // of instances of one type, and a task fits a pool when it fits one
+    // instance, so the scheduler finds a type big enough by itself; a task
+    // may still name its type.
     let tasks = [
-        (1_000, 512, "t3.micro", "on-demand"),
-        (2_000, 4_096, "t3.large", "spot"),
-        (4_000, 8_192, "m5.xlarge", "on-demand"),
+        (1_000, 512, Some("t3.micro"), "on-demand"),
+        (2_000, 4_096, Some("t3.large"), "spot"),
+        (4_000, 8_192, None, "on-demand"),
     ];
     for (i, (cpu, memory, instance_type, market)) in (1..).zip(tasks) {
-        let task = TaskSpec::new(TaskId(i), Resources::new(cpu, memory))
+        let mut task = TaskSpec::new(TaskId(i), Resources::new(cpu, memory))
             .with_name(format!("job-{i}"))
-            .with_node_selector("aws.instance-type", instance_type)
             .with_config("market", market);
+        if let Some(instance_type) = instance_type {
+            task = task.with_node_selector("aws.instance-type", instance_type);
+        }
         controller.submit(&task)?;
     }
     for _ in 0..10 {

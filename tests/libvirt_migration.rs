@@ -112,7 +112,10 @@ async fn libvirt_qemu_drain_migrates_live_to_a_peer_and_restarts_otherwise() {
         if let Some(handle) = report.launched.first() {
             break handle.clone();
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "never launched");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never launched"
+        );
     };
     assert_eq!(first.node, HOST);
     mark(&host, &first);
@@ -121,7 +124,10 @@ async fn libvirt_qemu_drain_migrates_live_to_a_peer_and_restarts_otherwise() {
     controller.scheduler_mut().uncordon(PEER).unwrap();
     let report = controller.drain(HOST).await.unwrap();
     assert_eq!(report.migrated.len(), 1, "{report:?}");
-    assert!(report.launched.is_empty() && report.evicted.is_empty(), "{report:?}");
+    assert!(
+        report.launched.is_empty() && report.evicted.is_empty(),
+        "{report:?}"
+    );
     let moved = report.migrated[0].clone();
     assert_eq!((moved.node, moved.run.attempt), (PEER, 2));
     assert_eq!(controller.handle(task), Some(&moved));
@@ -136,7 +142,7 @@ async fn libvirt_qemu_drain_migrates_live_to_a_peer_and_restarts_otherwise() {
     controller.scheduler_mut().uncordon(HOST).unwrap();
     let report = controller.drain(PEER).await.unwrap();
     assert!(report.migrated.is_empty(), "{report:?}");
-    assert_eq!(report.evicted, [moved.clone()]);
+    assert_eq!(report.evicted, std::slice::from_ref(&moved));
     assert_eq!(report.launched.len(), 1, "{report:?}");
     let restarted = report.launched[0].clone();
     assert_eq!((restarted.node, restarted.run.attempt), (HOST, 3));

@@ -20,11 +20,10 @@
 //! `aws.instance-type`, `aws.vcpus`, `aws.memory-mib` (one instance's) and,
 //! when EC2 says, `lepton.arch`.
 //!
-//! The scheduler sees only a pool's total, so it may place a task on a pool
-//! whose single instance is too small for it; that launch is refused
-//! ([`BackendError::Rejected`]) before anything is started. Offer types
-//! large enough for the largest task, or pin large tasks to a type with a
-//! node selector on `aws.instance-type`.
+//! A pool also says that one task gets at most one instance
+//! ([`NodeSpec::max_task`]), so the scheduler never places a task on a pool
+//! whose instances are too small for it; a launch asking for more is still
+//! refused ([`BackendError::Rejected`]) before anything is started.
 //!
 //! A node's price is what one instance of it costs per hour on demand
 //! (placing one task there costs that), from a built-in table of
@@ -932,6 +931,7 @@ impl Backend for AwsBackend {
                 .with_label("aws.region", self.region.clone())
                 .with_label("aws.vcpus", (size.cpu_milli / 1000).to_string())
                 .with_label("aws.memory-mib", size.memory_mib.to_string())
+                .with_max_task(Resources::new(size.cpu_milli, size.memory_mib))
                 .with_price_per_hour(self.price_of(name));
             if let Some(arch) = arch {
                 node = node.with_label("lepton.arch", arch);

@@ -69,9 +69,17 @@
 //! [`CPU_SAMPLE_GAP`] apart) and memory as the hypervisor process's resident
 //! memory where the driver reports it, else the guest's current memory.
 //! There is no network or storage figure (the domains have neither).
-//! [`migrate`](Backend::migrate) is unsupported: one backend is one
-//! hypervisor, so it has no second host to move a domain to (and the test
-//! driver cannot migrate at all).
+//!
+//! One backend is one hypervisor; [`with_peer`](LibvirtBackend::with_peer)
+//! names other hypervisors (offered by other `LibvirtBackend`s) that its
+//! domains can live-migrate to. [`migrate`](Backend::migrate) then moves a
+//! running domain there with QEMU's live migration (`VIR_MIGRATE_LIVE`,
+//! persistent on the peer, undefined here), renamed to the new run's domain
+//! name and retagged with it, so the peer's backend adopts it like any of
+//! its own; the guest keeps running throughout. The domains are diskless,
+//! so no storage has to move. Migrating to a node that is not a peer is
+//! `Unsupported`; the control loop then restarts the run instead. The test
+//! driver cannot migrate.
 //!
 //! # Quick start
 //! ```

@@ -149,10 +149,18 @@ async fn inventory_offers_one_pool_per_instance_type() {
         assert_eq!(node.labels["aws.instance-type"], name);
         assert_eq!(node.labels["aws.region"], backend.region());
     }
-    // t3.micro: 2 vCPUs and 1 GiB, three of them.
+    // t3.micro: 2 vCPUs and 1 GiB, three of them; a task gets one.
     assert_eq!(nodes[0].capacity, Resources::new(6000, 3072));
+    assert_eq!(
+        nodes[0].max_task.as_deref(),
+        Some(&Resources::new(2000, 1024))
+    );
     // c5.2xlarge: 8 vCPUs and 16 GiB.
     assert_eq!(nodes[3].capacity, Resources::new(24_000, 49_152));
+    assert_eq!(
+        nodes[3].max_task.as_deref(),
+        Some(&Resources::new(8000, 16_384))
+    );
 }
 
 #[tokio::test]

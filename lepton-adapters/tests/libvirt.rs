@@ -692,7 +692,7 @@ async fn libvirt_qemu_live_migration_moves_the_running_domain() {
     // Tagged as the new run: a restarted Lepton adopts it there.
     assert_eq!(
         only(destination.running().await.expect("running"), &[9007]),
-        [moved.clone()]
+        std::slice::from_ref(&moved)
     );
     // Asked again (an answer lost), it finds the run already moved.
     assert_eq!(source.migrate(&handle, &to).await.expect("again"), moved);

@@ -50,6 +50,10 @@ pub enum Misfit {
     /// The task is to avoid this node.
     #[error("the task avoids this node")]
     Avoided,
+    /// The task asks for more than one task may have on this node
+    /// ([`NodeSpec::max_task`](crate::NodeSpec::max_task)) in this dimension.
+    #[error("more {0} than one task may have here")]
+    LargerThanOneTask(Dimension),
     /// The GPUs chosen for the task are not valid on this node.
     #[error("GPU choice {gpus:?} is invalid: {why}")]
     GpuChoice {

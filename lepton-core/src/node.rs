@@ -166,6 +166,12 @@ pub struct NodeSpec {
     /// Price per hour in the operator's currency (0 when unknown).
     #[serde(default)]
     pub price_per_hour: f64,
+    /// The largest request one task may make here, when that is less than
+    /// the capacity: a node standing for a pool of machines (EC2 instances
+    /// of one type) offers the pool's total, but each task runs on one
+    /// machine. `None`: the whole capacity. Boxed: few nodes have one.
+    #[serde(default)]
+    pub max_task: Option<Box<Resources>>,
 }
 
 impl NodeSpec {
@@ -181,7 +187,15 @@ impl NodeSpec {
             taints: Vec::new(),
             zone: None,
             price_per_hour: 0.0,
+            max_task: None,
         }
+    }
+
+    /// Sets the largest request one task may make here (see
+    /// [`max_task`](Self::max_task)).
+    pub fn with_max_task(mut self, max_task: Resources) -> Self {
+        self.max_task = Some(Box::new(max_task));
+        self
     }
 
     /// Sets the human-readable name.
@@ -291,6 +305,10 @@ pub trait Resource {
     fn name(&self) -> Option<String> {
         None
     }
+    /// The largest request one task may make here (`None`: the capacity).
+    fn max_task(&self) -> Option<Resources> {
+        None
+    }
     /// Lepton's description of this node.
     fn to_spec(&self) -> NodeSpec {
         NodeSpec {
@@ -303,6 +321,7 @@ pub trait Resource {
             taints: self.taints(),
             zone: self.zone(),
             price_per_hour: self.price_per_hour(),
+            max_task: self.max_task().map(Box::new),
         }
     }
 }

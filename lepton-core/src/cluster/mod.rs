@@ -187,8 +187,9 @@ impl ClusterNode {
     }
 
     /// Checks the placement rules that freeing capacity cannot change: GPU
-    /// model, node selector, taints, anti-affinity and nodes to avoid. The
-    /// node's state and free capacity are not looked at.
+    /// model, node selector, taints, anti-affinity, nodes to avoid and the
+    /// largest task the node takes. The node's state and free capacity are
+    /// not looked at.
     ///
     /// # Errors
     /// The first [`Misfit`] found.
@@ -229,6 +230,11 @@ impl ClusterNode {
         }
         if task.constraints.avoid_nodes.contains(&self.spec.id) {
             return Err(Misfit::Avoided);
+        }
+        if let Some(max_task) = &self.spec.max_task {
+            max_task
+                .checked_sub(&task.request)
+                .map_err(Misfit::LargerThanOneTask)?;
         }
         Ok(())
     }
