@@ -51,6 +51,11 @@ impl KeyScale {
     pub(crate) fn node_key(&self, node: &ClusterNode) -> FreeKey {
         self.key(node.free.cpu_milli, node.gpu_free_milli_total())
     }
+
+    /// A key back as `½ · cpu / C + ½ · gpu / G`.
+    pub(crate) fn half_share(&self, key: FreeKey) -> f64 {
+        key as f64 / (2 * self.cpu_norm * self.gpu_norm) as f64
+    }
 }
 
 /// Nodes ordered by free key, both ways, ties by position, in partitions by

@@ -475,6 +475,20 @@ impl ClusterState {
         self.largest
     }
 
+    /// What would be left on `node` after placing `task`: its free CPU and
+    /// GPU, each normalised by the largest node's and weighted ½ (the BestFit
+    /// leftover of the FGD paper's simulator). 0.0 is a perfect fit. The
+    /// same quantity orders [`tightest_fit`](Self::tightest_fit) and
+    /// [`loosest_fit`](Self::loosest_fit).
+    pub fn leftover_share(&self, task: &TaskSpec, node: &ClusterNode) -> f64 {
+        let key = self.scale.key(
+            node.free.cpu_milli.saturating_sub(task.request.cpu_milli),
+            node.gpu_free_milli_total()
+                .saturating_sub(task.gpu.total_milli()),
+        );
+        self.scale.half_share(key)
+    }
+
     /// The nodes where `task` fits now, in deterministic order.
     pub fn feasible_nodes<'a>(
         &'a self,

@@ -32,28 +32,6 @@ pub use spread::Spread;
 
 use lepton_core::{ClusterNode, ClusterState, TaskSpec};
 
-/// What would be left on `node` after placing `task`, over CPU and GPU, each
-/// normalised by the largest node of the cluster and weighted ½: the BestFit
-/// leftover of the FGD paper's simulator (which normalises by 128 cores and
-/// 8 GPUs, the largest node of its cluster). 0.0 is a perfect fit.
-pub(crate) fn normalized_leftover(
-    task: &TaskSpec,
-    node: &ClusterNode,
-    cluster: &ClusterState,
-) -> f64 {
-    let largest = cluster.largest_node();
-    let cpu = share(
-        node.free().cpu_milli.saturating_sub(task.request.cpu_milli),
-        largest.cpu_milli,
-    );
-    let gpu = share(
-        node.gpu_free_milli_total()
-            .saturating_sub(task.gpu.total_milli()),
-        largest.gpu_milli,
-    );
-    0.5 * cpu + 0.5 * gpu
-}
-
 /// `amount / norm`, 0 when there is nothing to normalise by.
 fn share(amount: u64, norm: u64) -> f64 {
     if norm == 0 {
@@ -148,10 +126,10 @@ mod tests {
         // Node 1: CPU (24000 - 8000) / 128000 = 0.125; GPU (1000 - 500) / 8000 = 0.0625.
         let node1 = cluster.node(NodeId(1)).unwrap();
         let expected = 0.5 * 0.125 + 0.5 * 0.0625;
-        assert!((normalized_leftover(&share, node1, &cluster) - expected).abs() < 1e-12);
+        assert!((cluster.leftover_share(&share, node1) - expected).abs() < 1e-12);
         // Node 2: CPU 120000 / 128000 = 0.9375; GPU 7500 / 8000 = 0.9375.
         let node2 = cluster.node(NodeId(2)).unwrap();
-        assert!((normalized_leftover(&share, node2, &cluster) - 0.9375).abs() < 1e-12);
+        assert!((cluster.leftover_share(&share, node2) - 0.9375).abs() < 1e-12);
     }
 
     #[test]

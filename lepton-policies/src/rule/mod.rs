@@ -448,7 +448,7 @@ mod tests {
             "leftover-percent",
             move |task: &TaskSpec, cluster: &ClusterState| {
                 best_scoring(task, cluster, |node| {
-                    let leftover = crate::greedy::normalized_leftover(task, node, cluster);
+                    let leftover = cluster.leftover_share(task, node);
                     Some((
                         crate::greedy::percent(0.5 - 0.5 * sign + sign * leftover),
                         (),

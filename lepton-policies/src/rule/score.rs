@@ -2,7 +2,7 @@
 
 use lepton_core::{ClusterNode, ClusterState, TaskSpec};
 
-use crate::greedy::{balance, gpu_packing_score, normalized_leftover, percent};
+use crate::greedy::{balance, gpu_packing_score, percent};
 
 /// One weighted scorer of a rules file.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,8 +74,8 @@ impl ScorerKind {
         extremes: &Extremes,
     ) -> i64 {
         match self {
-            ScorerKind::BestFit => percent(1.0 - normalized_leftover(task, node, cluster)),
-            ScorerKind::Spread => percent(normalized_leftover(task, node, cluster)),
+            ScorerKind::BestFit => percent(1.0 - cluster.leftover_share(task, node)),
+            ScorerKind::Spread => percent(cluster.leftover_share(task, node)),
             ScorerKind::Balanced => percent(balance(task, node)),
             ScorerKind::Cheapest => {
                 percent(1.0 - ratio(node.spec().price_per_hour, extremes.highest_price))
