@@ -1,12 +1,16 @@
-//! Lepton on a libvirt hypervisor: a handful of tasks of different sizes,
+//! Lepton on libvirt hypervisors: a handful of tasks of different sizes,
 //! each run as a domain with its vCPUs and memory. Virtual machines do not
 //! end by themselves here (they boot no OS), so the example lets them run a
-//! few seconds, prints where each one runs, and shuts down.
+//! few seconds and prints where each one runs. With a second hypervisor
+//! (`LEPTON_LIBVIRT_PEER_URI`, which `scripts/backends.sh` starts), it then
+//! drains the first: its domains move to the peer by live migration. Then
+//! it shuts down.
 //!
 //! ```sh
 //! bash scripts/backends.sh start libvirt && eval "$(bash scripts/backends.sh env)"
-//! cargo run --example libvirt_cluster --features libvirt    # QEMU/TCG
-//! LEPTON_LIBVIRT_URI=test:///default cargo run --example libvirt_cluster --features libvirt
+//! cargo run --example libvirt_cluster --features libvirt    # QEMU/TCG, two hosts
+//! LEPTON_LIBVIRT_URI=test:///default LEPTON_LIBVIRT_PEER_URI= \
+//!     cargo run --example libvirt_cluster --features libvirt
 //! ```
 
 use std::sync::Arc;
@@ -18,13 +22,29 @@ use lepton::{
     Backend, Controller, ControllerConfig, CoreScheduler, NodeId, Resources, TaskId, TaskSpec,
 };
 
+const HOST: NodeId = NodeId(1);
+const PEER: NodeId = NodeId(2);
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let uri = std::env::var("LEPTON_LIBVIRT_URI").unwrap_or_else(|_| "test:///default".into());
-    let backend: Arc<dyn Backend> = Arc::new(LibvirtBackend::new(uri, NodeId(1)));
+    let peer_uri = std::env::var("LEPTON_LIBVIRT_PEER_URI")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let mut host = LibvirtBackend::new(uri, HOST);
+    let mut backends: Vec<Arc<dyn Backend>> = Vec::new();
+    if let Some(peer_uri) = &peer_uri {
+        // Both hypervisors on this machine: the migration stream stays on loopback.
+        host = host.with_peer(PEER, peer_uri, Some("tcp://127.0.0.1"));
+        backends.push(Arc::new(LibvirtBackend::new(peer_uri.clone(), PEER)));
+    }
+    backends.insert(0, Arc::new(host));
     let scheduler = CoreScheduler::new(by_name("bestfit")?);
-    let mut controller =
-        Controller::new(scheduler, vec![backend], ControllerConfig::default()).await?;
+    let mut controller = Controller::new(scheduler, backends, ControllerConfig::default()).await?;
+    if peer_uri.is_some() {
+        // Everything starts on the first host, to be drained below.
+        controller.scheduler_mut().cordon(PEER)?;
+    }
 
     // (cores in milli, memory MiB)
     for (i, (cpu, memory)) in (1..).zip([(500, 64), (1_000, 128), (250, 64), (250, 96)]) {
@@ -40,6 +60,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    if peer_uri.is_some() {
+        controller.scheduler_mut().uncordon(PEER)?;
+        let drained = controller.drain(HOST).await?;
+        for handle in &drained.migrated {
+            println!(
+                "{} migrated live to {} as domain {}",
+                handle.run, handle.node, handle.id
+            );
+        }
+        for handle in &drained.launched {
+            println!(
+                "{} restarted on {} as domain {}",
+                handle.run, handle.node, handle.id
+            );
+        }
     }
     let running = controller.scheduler().task_counts().running;
     controller.shutdown().await;
