@@ -334,6 +334,25 @@ start_libvirt() {
         log "setting /dev/kvm to root:kvm 0660 (as udev would)"
         chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
     fi
+    # virtlogd's sockets are global (/run/libvirt/virtlogd-sock); the QEMU
+    # driver connects there, so it must run even when libvirtd already does.
+    # Reuse a virtlogd that someone else started, if it is in this mount
+    # namespace (the peer's has a /run of its own).
+    local other="" p
+    for p in $(pgrep -x virtlogd || true); do
+        if proc_running "$p" && [[ "$(readlink "/proc/$p/ns/mnt")" == "$(readlink /proc/self/ns/mnt)" ]]; then
+            other="$p"
+        fi
+    done
+    if ! pid_alive "$VIRTLOGD_PID" && [[ -n "$other" ]]; then
+        log "reusing the virtlogd that is already running (pid $other, not managed here)"
+    elif ! pid_alive "$VIRTLOGD_PID"; then
+        rm -f "$VIRTLOGD_PID" /run/libvirt/virtlogd-sock /run/libvirt/virtlogd-admin-sock
+        log "starting virtlogd"
+        # virtlogd's -p writes the same pid (spawn execs into it).
+        spawn "$VIRTLOGD_PID" "$LIBVIRT_DIR/virtlogd.log" virtlogd -p "$VIRTLOGD_PID"
+        wait_ready virtlogd "$VIRTLOGD_PID" "$LIBVIRT_DIR/virtlogd.log" test -S /run/libvirt/virtlogd-sock
+    fi
     if pid_alive "$LIBVIRTD_PID" && libvirt_probe >/dev/null 2>&1; then
         log "libvirt already running: $LIBVIRT_URI"
         start_libvirt_peer
@@ -348,21 +367,6 @@ auth_unix_ro = "none"
 auth_unix_rw = "none"
 log_outputs = "3:stderr"
 EOF
-    # virtlogd's sockets are global (/run/libvirt/virtlogd-sock); the QEMU
-    # driver connects there. Reuse a virtlogd that someone else started.
-    local other="" p
-    for p in $(pgrep -x virtlogd || true); do
-        proc_running "$p" && other="$p"
-    done
-    if ! pid_alive "$VIRTLOGD_PID" && [[ -n "$other" ]]; then
-        log "reusing the virtlogd that is already running (pid $other, not managed here)"
-    elif ! pid_alive "$VIRTLOGD_PID"; then
-        rm -f "$VIRTLOGD_PID" /run/libvirt/virtlogd-sock /run/libvirt/virtlogd-admin-sock
-        log "starting virtlogd"
-        # virtlogd's -p writes the same pid (spawn execs into it).
-        spawn "$VIRTLOGD_PID" "$LIBVIRT_DIR/virtlogd.log" virtlogd -p "$VIRTLOGD_PID"
-        wait_ready virtlogd "$VIRTLOGD_PID" "$LIBVIRT_DIR/virtlogd.log" test -S /run/libvirt/virtlogd-sock
-    fi
     kill_pidfile "$LIBVIRTD_PID" libvirtd
     rm -f "$LIBVIRT_SOCK_DIR"/libvirt-sock*
     log "starting libvirtd on $LIBVIRT_SOCK"
