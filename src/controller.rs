@@ -454,11 +454,9 @@ impl Controller {
             };
             let moved = match self.prepare(assignment.clone()) {
                 Some(waiting) => {
-                    let span = info_span!("migrate", from = %from.run, run = %waiting.launch.run, node = %waiting.launch.node);
-                    backend
-                        .migrate(&from, &waiting.launch)
-                        .instrument(span)
-                        .await
+                    let launch = &waiting.launch;
+                    let span = info_span!("migrate", from = %from.run, run = %launch.run, node = %launch.node);
+                    backend.migrate(&from, launch).instrument(span).await
                 }
                 None => Err(BackendError::NotFound {
                     backend: backend.name().to_owned(),
