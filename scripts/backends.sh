@@ -409,6 +409,7 @@ EOF
         unshare --mount --uts --propagation private bash -c '
             set -e
             hostname "$1"
+            mkdir -p /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /etc/libvirt/qemu
             mount -t tmpfs tmpfs /run/libvirt
             mount --bind "$2/lib" /var/lib/libvirt
             mount --bind "$2/cache" /var/cache/libvirt
