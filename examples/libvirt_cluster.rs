@@ -63,7 +63,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if peer_uri.is_some() {
         controller.scheduler_mut().uncordon(PEER)?;
+        let started = std::time::Instant::now();
         let drained = controller.drain(HOST).await?;
+        println!("drained n-1 in {:.1} s", started.elapsed().as_secs_f64());
         for handle in &drained.migrated {
             println!(
                 "{} migrated live to {} as domain {}",

@@ -39,7 +39,7 @@ pub struct ControllerConfig {
     /// Each step polls every run's status: seconds suit a cloud API's rate
     /// limits better than the default.
     pub tick: Duration,
-    /// Launches in flight at once, at most.
+    /// Launches (and, separately, live migrations) in flight at once, at most.
     pub max_concurrent_launches: usize,
     /// How long a launch the backend could not receive (unreachable, timed
     /// out) is retried, for the same run, before it counts as failed.
@@ -437,44 +437,65 @@ impl Controller {
     }
 
     /// Live-migrates the moves whose backend can (after [`evict`](Self::evict)
-    /// made room). Returns the runs moved and the assignments left to
-    /// launch: the others, and the moves whose migration failed, their old
-    /// run stopped and added to `evicted`.
+    /// made room), at most `max_concurrent_launches` at once. Returns the
+    /// runs moved and the assignments left to launch: the others, and the
+    /// moves whose migration failed, their old run stopped and added to
+    /// `evicted`.
     async fn migrate(
         &mut self,
         assignments: Vec<Assignment>,
         evicted: &mut Vec<Handle>,
     ) -> (Vec<Handle>, Vec<Assignment>) {
-        let mut migrated = Vec::new();
         let mut rest = Vec::new();
+        let mut moves = Vec::new();
         for assignment in assignments {
-            let Some((from, backend)) = self.live_move(&assignment) else {
-                rest.push(assignment);
-                continue;
-            };
-            let moved = match self.prepare(assignment.clone()) {
-                Some(waiting) => {
-                    let launch = &waiting.launch;
-                    let span = info_span!("migrate", from = %from.run, run = %launch.run, node = %launch.node);
-                    backend.migrate(&from, launch).instrument(span).await
+            match self.live_move(&assignment) {
+                Some((from, backend)) => moves.push((assignment, from, backend)),
+                None => rest.push(assignment),
+            }
+        }
+        let tasks = &self.scheduler;
+        let results = in_parallel(
+            moves,
+            self.config.max_concurrent_launches,
+            |(assignment, from, backend)| {
+                let backend = Arc::clone(backend);
+                let from = from.clone();
+                let launch = tasks.task(assignment.task).map(|task| Launch {
+                    run: assignment.run(),
+                    node: assignment.node,
+                    task: task.clone(),
+                    gpus: assignment.gpus.clone(),
+                });
+                let span = info_span!("migrate", from = %from.run, run = %assignment.run(), node = %assignment.node);
+                async move {
+                    match launch {
+                        Some(launch) => backend.migrate(&from, &launch).await,
+                        None => Err(BackendError::NotFound {
+                            backend: backend.name().to_owned(),
+                            what: format!("task {}", from.run.task),
+                        }),
+                    }
                 }
-                None => Err(BackendError::NotFound {
-                    backend: backend.name().to_owned(),
-                    what: format!("node {} or task {}", assignment.node, assignment.task),
-                }),
-            };
-            match moved {
-                Ok(handle) => {
+                .instrument(span)
+            },
+        )
+        .await;
+        let mut migrated = Vec::new();
+        for ((assignment, from, _), result) in results {
+            let error = match result {
+                Some(Ok(handle)) => {
                     info!(%from, %handle, "migrated live");
                     self.runs.insert(handle.run.task, handle.clone());
                     migrated.push(handle);
+                    continue;
                 }
-                Err(error) => {
-                    warn!(%from, %error, "live migration failed; the run restarts instead");
-                    evicted.extend(self.stop_run(from.run, Some(assignment.run())).await);
-                    rest.push(assignment);
-                }
-            }
+                Some(Err(error)) => error.to_string(),
+                None => "the backend panicked in migrate".to_owned(),
+            };
+            warn!(%from, %error, "live migration failed; the run restarts instead");
+            evicted.extend(self.stop_run(from.run, Some(assignment.run())).await);
+            rest.push(assignment);
         }
         (migrated, rest)
     }
@@ -523,40 +544,29 @@ impl Controller {
 
     /// Launches, at most `max_concurrent_launches` at once. Returns the runs started.
     async fn launch(&mut self, launches: Vec<Waiting>) -> Vec<Handle> {
+        let backends = &self.backends;
+        let results = in_parallel(launches, self.config.max_concurrent_launches, |waiting| {
+            let backend = Arc::clone(&backends[waiting.backend]);
+            let launch = waiting.launch.clone();
+            let span = info_span!("launch", run = %launch.run, node = %launch.node);
+            async move { backend.launch(&launch).await }.instrument(span)
+        })
+        .await;
         let mut started = Vec::new();
-        let mut in_flight = JoinSet::new();
-        let mut queue = launches.into_iter();
-        loop {
-            while in_flight.len() < self.config.max_concurrent_launches.max(1) {
-                let Some(waiting) = queue.next() else { break };
-                let backend = Arc::clone(&self.backends[waiting.backend]);
-                let span =
-                    info_span!("launch", run = %waiting.launch.run, node = %waiting.launch.node);
-                in_flight.spawn(
-                    async move {
-                        let result = backend.launch(&waiting.launch).await;
-                        (waiting, result)
-                    }
-                    .instrument(span),
-                );
-            }
-            let Some(joined) = in_flight.join_next().await else {
-                break;
-            };
-            let Ok((waiting, result)) = joined else {
-                continue;
-            };
+        for (waiting, result) in results {
             let run = waiting.launch.run;
             match result {
-                Ok(handle) => {
+                Some(Ok(handle)) => {
                     started.push(handle.clone());
                     self.runs.insert(run.task, handle);
                 }
-                Err(error) if error.is_retryable() => {
+                Some(Err(error)) if error.is_retryable() => {
                     warn!(%run, %error, "launch deferred: backend unreachable");
                     self.waiting.push(waiting);
                 }
-                Err(error) => self.launch_failed(run, error.to_string()),
+                Some(Err(error)) => self.launch_failed(run, error.to_string()),
+                // What it may have started is stopped as an orphan.
+                None => self.launch_failed(run, "the backend panicked in launch".to_owned()),
             }
         }
         started
@@ -588,5 +598,70 @@ impl Controller {
                 }
             }
         }
+    }
+}
+
+/// Runs `work` on every item, at most `limit` (at least one) at once, each
+/// in a task of its own. Returns every item with its result, in the order
+/// they finish; `None` for work that panicked, so that no item is lost.
+async fn in_parallel<T, R, F, Fut>(items: Vec<T>, limit: usize, work: F) -> Vec<(T, Option<R>)>
+where
+    F: Fn(&T) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    let mut done = Vec::with_capacity(items.len());
+    let mut positions = HashMap::new();
+    let mut in_flight = JoinSet::new();
+    let mut next = 0;
+    loop {
+        while in_flight.len() < limit.max(1) && next < items.len() {
+            if let Some(item) = &items[next] {
+                positions.insert(in_flight.spawn(work(item)).id(), next);
+            }
+            next += 1;
+        }
+        let (id, result) = match in_flight.join_next_with_id().await {
+            None => break,
+            Some(Ok((id, result))) => (id, Some(result)),
+            Some(Err(error)) => (error.id(), None),
+        };
+        if let Some(item) = positions.remove(&id).and_then(|at| items[at].take()) {
+            done.push((item, result));
+        }
+    }
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn in_parallel_keeps_every_item_and_the_limit() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let results = in_parallel((0..10).collect(), 3, |&item: &u32| {
+            let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                assert!(item != 4, "work for item 4 panics");
+                item * 10
+            }
+        })
+        .await;
+        let mut results = results;
+        results.sort_unstable();
+        let expected: Vec<(u32, Option<u32>)> = (0..10)
+            .map(|item| (item, (item != 4).then_some(item * 10)))
+            .collect();
+        assert_eq!(results, expected);
+        assert_eq!(most.load(Ordering::SeqCst), 3);
     }
 }
