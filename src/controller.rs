@@ -449,40 +449,27 @@ impl Controller {
         let mut rest = Vec::new();
         let mut moves = Vec::new();
         for assignment in assignments {
-            match self.live_move(&assignment) {
-                Some((from, backend)) => moves.push((assignment, from, backend)),
+            let live = self
+                .live_move(&assignment)
+                .and_then(|found| Some((found, self.launch_of(&assignment)?)));
+            match live {
+                Some(((from, backend), launch)) => moves.push((assignment, from, backend, launch)),
                 None => rest.push(assignment),
             }
         }
-        let tasks = &self.scheduler;
         let results = in_parallel(
             moves,
             self.config.max_concurrent_launches,
-            |(assignment, from, backend)| {
-                let backend = Arc::clone(backend);
-                let from = from.clone();
-                let launch = tasks.task(assignment.task).map(|task| Launch {
-                    run: assignment.run(),
-                    node: assignment.node,
-                    task: task.clone(),
-                    gpus: assignment.gpus.clone(),
-                });
-                let span = info_span!("migrate", from = %from.run, run = %assignment.run(), node = %assignment.node);
-                async move {
-                    match launch {
-                        Some(launch) => backend.migrate(&from, &launch).await,
-                        None => Err(BackendError::NotFound {
-                            backend: backend.name().to_owned(),
-                            what: format!("task {}", from.run.task),
-                        }),
-                    }
-                }
-                .instrument(span)
+            |(_, from, backend, launch)| {
+                let (from, backend, launch) = (from.clone(), Arc::clone(backend), launch.clone());
+                let span =
+                    info_span!("migrate", from = %from.run, run = %launch.run, node = %launch.node);
+                async move { backend.migrate(&from, &launch).await }.instrument(span)
             },
         )
         .await;
         let mut migrated = Vec::new();
-        for ((assignment, from, _), result) in results {
+        for ((assignment, from, _, _), result) in results {
             let error = match result {
                 Some(Ok(handle)) => {
                     info!(%from, %handle, "migrated live");
@@ -503,18 +490,24 @@ impl Controller {
     /// The launch of an assignment.
     fn prepare(&self, assignment: Assignment) -> Option<Waiting> {
         let _span = info_span!("place", run = %assignment.run(), node = %assignment.node).entered();
-        let task = self.scheduler.task(assignment.task)?.clone();
         let backend = *self.node_backend.get(&assignment.node)?;
+        let launch = self.launch_of(&assignment)?;
         info!(gpus = ?assignment.gpus, "placed");
         Some(Waiting {
-            launch: Launch {
-                run: assignment.run(),
-                node: assignment.node,
-                task,
-                gpus: assignment.gpus,
-            },
+            launch,
             backend,
             since: Instant::now(),
+        })
+    }
+
+    /// What the backend is asked to start for an assignment; `None` for a
+    /// task the scheduler no longer knows.
+    fn launch_of(&self, assignment: &Assignment) -> Option<Launch> {
+        Some(Launch {
+            run: assignment.run(),
+            node: assignment.node,
+            task: self.scheduler.task(assignment.task)?.clone(),
+            gpus: assignment.gpus.clone(),
         })
     }
 
