@@ -124,25 +124,29 @@ spawn() { # pidfile logfile cmd...
     die "could not spawn $1"
 }
 
+# Waits up to `tenths` tenths of a second for a process to exit; false if it
+# still runs.
+wait_exit() { # pid tenths
+    local i
+    for ((i = 0; i < $2; i++)); do
+        proc_running "$1" || return 0
+        sleep 0.1
+    done
+    ! proc_running "$1"
+}
+
 kill_pidfile() { # pidfile name
-    local pidfile="$1" name="$2" pid i
+    local pidfile="$1" name="$2" pid
     if [[ ! -s "$pidfile" ]]; then
         return 0
     fi
     if pid="$(pidfile_pid "$pidfile")"; then
         log "stopping $name (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            proc_running "$pid" || break
-            sleep 0.1
-        done
-        if proc_running "$pid"; then
+        if ! wait_exit "$pid" 100; then
             log "$name did not exit after SIGTERM; sending SIGKILL"
             kill -KILL "$pid" 2>/dev/null || true
-            for ((i = 0; i < 50; i++)); do
-                proc_running "$pid" || break
-                sleep 0.1
-            done
+            wait_exit "$pid" 50 || true
         fi
     fi
     rm -f "$pidfile"
@@ -298,6 +302,10 @@ libvirt_probe() {
     virsh -c "$LIBVIRT_URI" version
 }
 
+peer_probe() {
+    virsh -c "$PEER_URI" version
+}
+
 install_libvirt() {
     local missing=() extra=() p
     for p in "${LIBVIRT_PKGS[@]}"; do
@@ -383,7 +391,7 @@ EOF
 # with their own hostname, host UUID, runtime, state, log, cache and domain
 # configuration directories, all under $PEER_DIR.
 start_libvirt_peer() {
-    if pid_alive "$PEER_LIBVIRTD_PID" && virsh -c "$PEER_URI" version >/dev/null 2>&1; then
+    if pid_alive "$PEER_LIBVIRTD_PID" && peer_probe >/dev/null 2>&1; then
         log "libvirt peer already running: $PEER_URI"
         return 0
     fi
@@ -418,8 +426,7 @@ EOF
             virtlogd -d -p "$2/virtlogd.pid"
             exec libvirtd -f "$2/libvirtd.conf" -p "$2/libvirtd.pid"' \
         peer "$PEER_HOSTNAME" "$PEER_DIR"
-    wait_ready "libvirt peer" "$PEER_LIBVIRTD_PID" "$PEER_DIR/libvirtd.log" \
-        virsh -c "$PEER_URI" version
+    wait_ready "libvirt peer" "$PEER_LIBVIRTD_PID" "$PEER_DIR/libvirtd.log" peer_probe
 }
 
 stop_libvirt() {
@@ -528,7 +535,7 @@ cmd_status() {
         case "$t" in
         docker) if pid_alive "$PODMAN_PID" && podman_probe >/dev/null 2>&1; then echo "docker: running ($PODMAN_SOCK)"; else echo "docker: stopped"; rc=1; fi ;;
         libvirt) if pid_alive "$LIBVIRTD_PID" && libvirt_probe >/dev/null 2>&1; then echo "libvirt: running ($LIBVIRT_URI)"; else echo "libvirt: stopped"; rc=1; fi
-            if pid_alive "$PEER_LIBVIRTD_PID" && virsh -c "$PEER_URI" version >/dev/null 2>&1; then echo "libvirt peer: running ($PEER_URI)"; else echo "libvirt peer: stopped"; rc=1; fi ;;
+            if pid_alive "$PEER_LIBVIRTD_PID" && peer_probe >/dev/null 2>&1; then echo "libvirt peer: running ($PEER_URI)"; else echo "libvirt peer: stopped"; rc=1; fi ;;
         aws) if pid_alive "$MOTO_PID" && moto_probe; then echo "aws: running (http://127.0.0.1:$(moto_port))"; else echo "aws: stopped"; rc=1; fi ;;
         esac
     done

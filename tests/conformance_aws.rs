@@ -23,10 +23,7 @@ struct Ec2 {
 }
 
 fn ec2() -> Ec2 {
-    let endpoint = std::env::var("LEPTON_AWS_ENDPOINT").expect(
-        "LEPTON_AWS_ENDPOINT is not set: run `bash scripts/backends.sh start aws` and \
-         `eval \"$(bash scripts/backends.sh env)\"` first",
-    );
+    let endpoint = support::server_env("LEPTON_AWS_ENDPOINT", "aws");
     Ec2 { endpoint }
 }
 

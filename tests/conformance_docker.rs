@@ -19,10 +19,7 @@ struct Docker {
 }
 
 fn docker() -> Docker {
-    let socket = std::env::var("LEPTON_DOCKER_SOCKET").expect(
-        "LEPTON_DOCKER_SOCKET is not set: run `bash scripts/backends.sh start docker` and \
-         `eval \"$(bash scripts/backends.sh env)\"` first",
-    );
+    let socket = support::server_env("LEPTON_DOCKER_SOCKET", "docker");
     Docker { socket }
 }
 

@@ -28,10 +28,7 @@ fn test_driver() -> Libvirt {
 }
 
 fn qemu() -> Libvirt {
-    let uri = std::env::var("LEPTON_LIBVIRT_URI").expect(
-        "LEPTON_LIBVIRT_URI is not set: run `bash scripts/backends.sh start libvirt` and \
-         `eval \"$(bash scripts/backends.sh env)\"` first",
-    );
+    let uri = support::server_env("LEPTON_LIBVIRT_URI", "libvirt");
     Libvirt {
         connection: Connect::open(Some(&uri)).unwrap(),
     }

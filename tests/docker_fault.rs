@@ -6,6 +6,8 @@
 #![cfg(feature = "docker")]
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::Arc;
@@ -29,9 +31,7 @@ fn backends_script(action: &str) {
 
 #[tokio::test]
 async fn the_docker_server_restarting_mid_run_loses_and_duplicates_nothing() {
-    let socket = std::env::var("LEPTON_DOCKER_SOCKET").expect(
-        "LEPTON_DOCKER_SOCKET is not set: run `bash scripts/backends.sh start docker` first",
-    );
+    let socket = support::server_env("LEPTON_DOCKER_SOCKET", "docker");
     let backend: Arc<dyn Backend> = Arc::new(DockerBackend::connect_unix(&socket).unwrap());
     let config = ControllerConfig {
         tick: Duration::from_millis(100),

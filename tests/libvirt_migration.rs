@@ -8,6 +8,8 @@
 #![cfg(feature = "libvirt")]
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,15 +25,6 @@ use lepton::{
 const HOST: NodeId = NodeId(1);
 const PEER: NodeId = NodeId(2);
 const MARK_NS: &str = "urn:lepton-test:mark";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: run `bash scripts/backends.sh start libvirt` and \
-             `eval \"$(bash scripts/backends.sh env)\"` first"
-        )
-    })
-}
 
 /// Marks the live domain from outside Lepton: only the same machine, moved
 /// live, carries the mark to another hypervisor.
@@ -74,7 +67,8 @@ fn domains_of(connection: &Connect, task: TaskId) -> Vec<String> {
 
 #[tokio::test]
 async fn libvirt_qemu_drain_migrates_live_to_a_peer_and_restarts_otherwise() {
-    let (host_uri, peer_uri) = (env("LEPTON_LIBVIRT_URI"), env("LEPTON_LIBVIRT_PEER_URI"));
+    let host_uri = support::server_env("LEPTON_LIBVIRT_URI", "libvirt");
+    let peer_uri = support::server_env("LEPTON_LIBVIRT_PEER_URI", "libvirt");
     let host = Connect::open(Some(&host_uri)).unwrap();
     let peer = Connect::open(Some(&peer_uri)).unwrap();
     // The host can migrate to the peer; the peer has no peer of its own.

@@ -11,6 +11,18 @@ use std::sync::Arc;
 use lepton::policies::PolicyContext;
 use lepton::{read_openb_nodes, read_openb_pods, NodeSpec, TargetWorkload, TaskSpec};
 
+/// The value of `name`, which `scripts/backends.sh env` exports for the
+/// `backend` server; unset fails the test (it never skips) and says how to
+/// start the server.
+pub(crate) fn server_env(name: &str, backend: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run `bash scripts/backends.sh start {backend}` and \
+             `eval \"$(bash scripts/backends.sh env)\"` first"
+        )
+    })
+}
+
 /// Where the Alibaba GPU trace is: `LEPTON_TRACE_DIR`, by default
 /// `../shared/traces/alibaba-gpu-2023` beside the repository.
 pub(crate) fn trace_dir() -> PathBuf {
