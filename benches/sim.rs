@@ -9,10 +9,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lepton::policies::BestFit;
-use lepton::{
-    fill_arrivals, run_fill, synthetic_nodes, synthetic_tasks, FillConfig, SimRng,
-    GPU_MILLI_PER_GPU,
-};
+use lepton::sim::{fill_arrivals, run_fill, synthetic_nodes, synthetic_tasks, FillConfig};
+use lepton::{SeededRng, GPU_MILLI_PER_GPU};
 
 mod support;
 
@@ -28,7 +26,7 @@ fn sim(c: &mut Criterion) {
         .iter()
         .map(|n| u64::from(n.gpus.count) * u64::from(GPU_MILLI_PER_GPU))
         .sum();
-    let events = fill_arrivals(&tasks, capacity, &config, &mut SimRng::new(config.seed)).len();
+    let events = fill_arrivals(&tasks, capacity, &config, &mut SeededRng::new(config.seed)).len();
     let mut group = c.benchmark_group("sim");
     group.sample_size(10);
     group.throughput(Throughput::Elements(events as u64));

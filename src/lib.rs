@@ -8,7 +8,8 @@
 //! |---|---|---|
 //! | `lepton-core` | model, traits, lock-free queue, cluster accounting, scheduler core | the root (`lepton::CoreScheduler`, …) and [`core`] |
 //! | `lepton-policies` | placement policies and the registry by name | [`policies`] |
-//! | `lepton-adapters` | backends (Docker, libvirt, EC2), each behind a feature | [`adapters`] |
+//! | `lepton-sim` | simulator: trace and workload readers, fill, timed replay, chaos runs | [`sim`] |
+//! | `lepton-adapters` | backends (Docker, libvirt, EC2), each behind a feature | `adapters` (feature `controller`) |
 //!
 //! # Quick start
 //! ```
@@ -28,20 +29,36 @@
 //! ```
 //!
 //! # Control loop
-//! [`Controller`] drives the scheduler on one or more
-//! [`Backend`]s (tokio): see [`controller`].
+//! `Controller` (feature `controller`) drives the scheduler on one or more
+//! [`Backend`]s with tokio: see the `controller` module.
 //!
 //! # Features
-//! `docker`, `libvirt` and `aws` each build one backend of
-//! [`adapters`] (and its SDK); `full` builds all three.
+//! With no feature the library is the scheduler, the policies and the
+//! simulator: no async runtime, no SDK, no command-line stack.
+//! - `controller`: the tokio `Controller` and the `adapters` module.
+//! - `docker`, `libvirt`, `aws`: one backend of `adapters` each (and its
+//!   SDK), with the controller; `full`: all three.
+//!
+//! The `lepton` binary lives in its own package (`lepton-cli`), so an
+//! orchestrator that depends on this crate never compiles clap, indicatif
+//! or plotters.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "controller")]
+#[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
 pub mod controller;
 
+#[cfg(feature = "controller")]
+#[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
 pub use controller::{Controller, ControllerConfig, ControllerError, StepReport};
+#[cfg(feature = "controller")]
+#[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
 pub use lepton_adapters as adapters;
 pub use lepton_core as core;
 pub use lepton_core::*;
 pub use lepton_policies as policies;
+pub use lepton_sim as sim;
 
 // The README's quick start is compiled and run as a doctest.
 #[doc = include_str!("../README.md")]

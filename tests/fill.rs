@@ -7,9 +7,9 @@
 mod support;
 
 use lepton::policies::{build, by_name};
+use lepton::sim::{fill_arrivals, run_fill, FillConfig};
 use lepton::{
-    fill_arrivals, run_fill, Error, FillConfig, GpuRequest, Gpus, NodeId, NodeSpec, Resources,
-    SimRng, TargetWorkload, TaskId, TaskSpec,
+    GpuRequest, Gpus, NodeId, NodeSpec, Resources, SeededRng, TargetWorkload, TaskId, TaskSpec,
 };
 use support::{paper_cluster_and_pods, paper_context};
 
@@ -61,7 +61,7 @@ fn inflation_appends_clones_until_tune_times_capacity() {
         gpu_task(0, GpuRequest::shared(500)),
         gpu_task(1, GpuRequest::whole(1)),
     ];
-    let mut rng = SimRng::new(1);
+    let mut rng = SeededRng::new(1);
     let arrivals = fill_arrivals(&tasks, 4_000, &FillConfig { seed: 1, tune: 1.3 }, &mut rng);
     let requested: u64 = arrivals.iter().map(|t| t.gpu.total_milli()).sum();
     assert!(requested >= 5_200, "{requested}");
@@ -89,7 +89,7 @@ fn bad_settings_are_typed_errors() {
         )
         .unwrap_err();
         assert!(
-            matches!(err, Error::OutOfRange { name: "tune", .. }),
+            matches!(err, lepton::sim::Error::OutOfRange { name: "tune", .. }),
             "{err}"
         );
     }

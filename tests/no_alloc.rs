@@ -6,7 +6,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lepton::policies::by_name;
-use lepton::{synthetic_nodes, synthetic_task, ClusterState, Policy, SimRng};
+use lepton::sim::{synthetic_nodes, synthetic_task};
+use lepton::{ClusterState, Policy, SeededRng};
 
 /// The system allocator, counting allocations.
 struct Counting;
@@ -37,7 +38,7 @@ fn select_does_not_allocate() {
     for node in synthetic_nodes(2_000, 5) {
         cluster.add_node(node).unwrap();
     }
-    let mut rng = SimRng::new(9);
+    let mut rng = SeededRng::new(9);
     // Fill part of the cluster so the indexes have work to do.
     let mut filler = by_name("firstfit").unwrap();
     for id in 0..3_000 {

@@ -1,13 +1,12 @@
 //! Reproduces the FGD paper's table (Weng et al., USENIX ATC '23, as listed
-//! in `../shared/traces/alibaba-gpu-2023/README.md`): for each trace and
+//! in `data/alibaba-gpu-2023/README.md` and docs/RESULTS.md): for each trace and
 //! each of the six policies, Lepton's mean GPU allocation % at 100% arrival
 //! over seeds 42..=51 must be within 1.0 percentage point of the published
 //! value, and policies whose published values are clearly apart must rank
 //! the same way.
 //!
-//! The trace is read from `LEPTON_TRACE_DIR`, by default
-//! `../shared/traces/alibaba-gpu-2023` beside the repository; a missing
-//! trace fails the test.
+//! The trace is the copy shipped in `data/alibaba-gpu-2023` (or
+//! `LEPTON_TRACE_DIR`); a missing trace fails the test.
 
 // Helpers outside #[test] functions may panic too: this is test code.
 #![allow(clippy::unwrap_used)]
@@ -15,7 +14,7 @@
 mod support;
 
 use lepton::policies::{build, PAPER_POLICIES};
-use lepton::{run_fill, FillConfig};
+use lepton::sim::{run_fill, FillConfig};
 use support::{paper_cluster_and_pods, paper_context};
 
 /// Published GPU allocation % at 100% arrival, mean of seeds 42..51, in

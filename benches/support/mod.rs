@@ -5,9 +5,10 @@
 #![allow(dead_code)]
 
 use lepton::policies::FirstFit;
+use lepton::sim::{synthetic_nodes, synthetic_task, synthetic_tasks};
 use lepton::{
-    policy_fn, synthetic_nodes, synthetic_task, synthetic_tasks, ClusterState, GpuRequest,
-    Placement, Policy, Resources, SimRng, TargetWorkload, TaskId, TaskSpec,
+    policy_fn, ClusterState, GpuRequest, Placement, Policy, Resources, SeededRng, TargetWorkload,
+    TaskId, TaskSpec,
 };
 
 /// A cluster of `count` nodes filled by first fit to about 60% of its CPU.
@@ -16,7 +17,7 @@ pub(crate) fn cluster_60(count: u64) -> ClusterState {
     for node in synthetic_nodes(count, 42) {
         cluster.add_node(node).expect("valid node");
     }
-    let mut rng = SimRng::new(7);
+    let mut rng = SeededRng::new(7);
     let mut id = 1_000_000_000;
     while cluster.utilization().cpu < 0.6 {
         id += 1;

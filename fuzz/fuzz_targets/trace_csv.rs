@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use lepton_core::{parse_openb_nodes, parse_openb_pods};
+use lepton_sim::{parse_openb_nodes, parse_openb_pods};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use lepton_core::parse_workload;
+use lepton_sim::parse_workload;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

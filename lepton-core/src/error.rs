@@ -202,26 +202,6 @@ pub enum Error {
         /// The task.
         task: TaskId,
     },
-    /// A workload or trace file could not be read.
-    #[error("cannot read {path}: {message}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The operating system's message.
-        message: String,
-    },
-    /// A workload or trace file has a malformed row or value.
-    #[error("{path}:{line}: {}{message}", column.as_ref().map(|c| format!("column {c}: ")).unwrap_or_default())]
-    Load {
-        /// The file.
-        path: String,
-        /// The line, counting from 1 (the header is line 1).
-        line: usize,
-        /// The column at fault, when one is.
-        column: Option<String>,
-        /// What is wrong, with the offending value.
-        message: String,
-    },
     /// A numeric argument is out of range.
     #[error("{name} = {value} is out of range: {expected}")]
     OutOfRange {

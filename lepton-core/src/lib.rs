@@ -9,12 +9,10 @@
 //! strategies implement, and [`CoreScheduler`], a synchronous state machine
 //! the caller drives with events and a clock.
 //!
-//! It also holds the simulator, which drives that same scheduler in virtual
-//! time: readers for the Alibaba GPU trace ([`read_openb_nodes`],
-//! [`read_openb_pods`]) and for Lepton's JSON workload format
-//! ([`read_workload`]), the FGD paper's fill experiment ([`run_fill`]), a
-//! timed discrete-event replay with node failures ([`run_timed`]), and GPU
-//! fragmentation as FGD defines it ([`TargetWorkload`]).
+//! It also defines GPU fragmentation as the FGD paper does
+//! ([`TargetWorkload`]), which policies and the simulator (`lepton-sim`)
+//! share, and a small seeded random number generator ([`SeededRng`]).
+//! There is no file I/O, no async runtime and no simulator here.
 //!
 //! # Why the design is so
 //! The scheduler never launches anything and never reads the system time: the
@@ -58,9 +56,9 @@ mod node;
 mod policy;
 mod queue;
 mod resources;
+mod rng;
 mod scheduler;
 mod seed;
-mod sim;
 mod task;
 
 pub use backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
@@ -77,17 +75,12 @@ pub use node::{
 pub use policy::{policy_fn, Feedback, FnPolicy, Outcome, Policy};
 pub use queue::TaskQueue;
 pub use resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PER_GPU};
+pub use rng::SeededRng;
 pub use scheduler::{
     Assignment, CoreScheduler, CoreSchedulerBuilder, Drained, Event, RebalanceConfig, Report,
     RetryPolicy, Scheduler, SchedulerConfig, TaskCounts, TaskState,
 };
 pub use seed::seed_utility;
-pub use sim::{
-    fill_arrivals, parse_openb_nodes, parse_openb_pods, parse_workload, read_openb_nodes,
-    read_openb_pods, read_workload, run_chaos, run_fill, run_timed, synthetic_nodes,
-    synthetic_task, synthetic_tasks, ChaosConfig, ChaosReport, FillConfig, FillPoint, FillResult,
-    SimRng, TimedConfig, TimedResult, TimedSample, TimedTask, TracePod, Workload,
-};
 pub use task::{
     Constraints, Priority, QosClass, Run, Task, TaskId, TaskKind, TaskSpec, Toleration,
 };

@@ -3,13 +3,15 @@
 // Each test file uses only some of these.
 #![allow(dead_code, clippy::unwrap_used)]
 
+#[cfg(feature = "controller")]
 pub(crate) mod conformance;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use lepton::policies::PolicyContext;
-use lepton::{read_openb_nodes, read_openb_pods, NodeSpec, TargetWorkload, TaskSpec};
+use lepton::sim::{read_openb_nodes, read_openb_pods};
+use lepton::{NodeSpec, TargetWorkload, TaskSpec};
 
 /// The value of `name`, which `scripts/backends.sh env` exports for the
 /// `backend` server; unset fails the test (it never skips) and says how to
@@ -23,23 +25,11 @@ pub(crate) fn server_env(name: &str, backend: &str) -> String {
     })
 }
 
-/// Where the Alibaba GPU trace is: `LEPTON_TRACE_DIR`, by default
-/// `../shared/traces/alibaba-gpu-2023` beside the repository.
-pub(crate) fn trace_dir() -> PathBuf {
-    std::env::var_os("LEPTON_TRACE_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/traces/alibaba-gpu-2023"),
-        PathBuf::from,
-    )
-}
-
-/// A file of the trace; a missing file fails the test, it is never skipped.
+/// A file of the trace (the copy in `data/`, or `LEPTON_TRACE_DIR`); a
+/// missing file fails the test, it is never skipped.
 pub(crate) fn trace_file(name: &str) -> PathBuf {
-    let path = trace_dir().join(name);
-    assert!(
-        path.exists(),
-        "trace file {} is missing: set LEPTON_TRACE_DIR",
-        path.display()
-    );
+    let path = lepton::sim::trace_dir().unwrap().join(name);
+    assert!(path.exists(), "trace file {} is missing", path.display());
     path
 }
 

@@ -3,8 +3,6 @@
 // Each test file uses only some of these.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 pub(crate) mod invariants;
 
 use lepton_core::{policy_fn, ClusterState, Placement, Policy, TaskSpec};
@@ -20,21 +18,4 @@ pub(crate) fn first_fit() -> Box<dyn Policy> {
                 .map(|node| Placement::on(node.id()))
         },
     ))
-}
-
-/// A file of the Alibaba GPU trace: in `LEPTON_TRACE_DIR`, by default
-/// `../shared/traces/alibaba-gpu-2023` beside the repository. A missing file
-/// fails the test; it is never skipped.
-pub(crate) fn trace_file(name: &str) -> PathBuf {
-    let dir = std::env::var_os("LEPTON_TRACE_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/alibaba-gpu-2023"),
-        PathBuf::from,
-    );
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "trace file {} is missing: set LEPTON_TRACE_DIR",
-        path.display()
-    );
-    path
 }

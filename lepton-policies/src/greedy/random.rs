@@ -1,10 +1,12 @@
-use lepton_core::{ClusterState, GpuSlots, Placement, Policy, SimRng, TaskSpec, GPU_MILLI_PER_GPU};
+use lepton_core::{
+    ClusterState, GpuSlots, Placement, Policy, SeededRng, TaskSpec, GPU_MILLI_PER_GPU,
+};
 
 /// A uniformly random feasible node; for a GPU share, a uniformly random
 /// GPU with room inside it (whole GPUs are the lowest-index free ones).
 #[derive(Debug, Clone, Default)]
 pub struct Random {
-    rng: SimRng,
+    rng: SeededRng,
 }
 
 impl Policy for Random {
@@ -13,7 +15,7 @@ impl Policy for Random {
     }
 
     fn reseed(&mut self, seed: u64) {
-        self.rng = SimRng::new(seed);
+        self.rng = SeededRng::new(seed);
     }
 
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {

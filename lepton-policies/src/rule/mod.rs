@@ -270,7 +270,7 @@ impl Policy for RulePolicy {
 mod tests {
     use std::path::PathBuf;
 
-    use lepton_core::{GpuRequest, Gpus, NodeId, NodeKind, NodeSpec, Resources, SimRng, TaskId};
+    use lepton_core::{GpuRequest, Gpus, NodeId, NodeKind, NodeSpec, Resources, SeededRng, TaskId};
     use proptest::prelude::*;
 
     use super::*;
@@ -411,7 +411,7 @@ mod tests {
         cluster
     }
 
-    fn random_task(id: u64, rng: &mut SimRng) -> TaskSpec {
+    fn random_task(id: u64, rng: &mut SeededRng) -> TaskSpec {
         let gpu = match rng.below(4) {
             0 => GpuRequest::NONE,
             1 => GpuRequest::shared(100 * (1 + rng.below(9) as u32)),
@@ -427,7 +427,7 @@ mod tests {
     /// too; returns at which task they first disagreed.
     fn first_disagreement(mut reference: impl Policy, mut policy: impl Policy) -> Option<u64> {
         let mut cluster = gpu_cluster();
-        let mut rng = SimRng::new(7);
+        let mut rng = SeededRng::new(7);
         for id in 1..=300 {
             let task = random_task(id, &mut rng);
             let chosen = reference.select(&task, &cluster);

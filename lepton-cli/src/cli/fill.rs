@@ -1,0 +1,250 @@
+//! `lepton fill`: the FGD paper's fill experiment over policies and seeds.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use lepton::policies::{build, PolicyContext, PAPER_POLICIES, POLICY_NAMES};
+use lepton::sim::{run_fill, FillConfig, FillResult};
+use lepton::{NodeSpec, TaskSpec};
+use serde::Serialize;
+
+use super::plot::{mean_curve, write_svg};
+use super::{parse_seeds, CliError, Format, InputArgs};
+
+/// Replays a trace in the paper's fill mode and reports GPU allocation.
+#[derive(Debug, Args)]
+pub(crate) struct FillArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Policies, comma-separated, or `all` for the paper's six.
+    #[arg(long, default_value = "all")]
+    policy: String,
+    /// Seeds: `42-51`, `42,43` or `42`.
+    #[arg(long, default_value = "42-51", allow_negative_numbers = true)]
+    seeds: String,
+    /// Inflation: clones until requested GPUs reach tune × capacity.
+    // A negative value reaches the range check, which names it.
+    #[arg(long, default_value_t = 1.3, allow_negative_numbers = true)]
+    tune: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Also write the allocation curves (the paper's Figure 9a) as SVG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// One policy's results over all seeds.
+#[derive(Debug, Serialize)]
+struct PolicySummary {
+    policy: String,
+    /// Mean over seeds of the allocation % at 100% arrived.
+    alloc_pct_at_100: f64,
+    alloc_pct_at_100_per_seed: Vec<f64>,
+    frag_pct_at_100: f64,
+    /// Tasks arrived per run (trace tasks plus clones), mean over seeds.
+    pods_arrived: usize,
+    /// Tasks dropped per run, mean over seeds.
+    pods_dropped: usize,
+    /// Wall time of this policy's runs, summed.
+    wall_s: f64,
+    /// Placement decisions per second of this policy's wall time.
+    decisions_per_s: f64,
+}
+
+/// The inputs every run shares.
+struct Experiment {
+    nodes: Vec<NodeSpec>,
+    tasks: Vec<TaskSpec>,
+    context: PolicyContext,
+}
+
+pub(crate) fn run(args: FillArgs) -> Result<(), CliError> {
+    // Flags first: a typo should not wait for the trace to load.
+    let policies = parse_policies(&args.policy)?;
+    let seeds = parse_seeds(&args.seeds)?;
+    let (nodes_path, pods_path) = args.input.paths()?;
+    let (nodes, pods) = args.input.read_trace()?;
+    let tasks: Vec<TaskSpec> = pods.into_iter().map(|p| p.spec).collect();
+    let context = args.input.policy_context(&tasks)?;
+    let experiment = Experiment {
+        nodes,
+        tasks,
+        context,
+    };
+
+    let started = Instant::now();
+    let results = run_all(&experiment, &policies, &seeds, args.tune, args.threads)?;
+    let summaries: Vec<PolicySummary> = policies
+        .iter()
+        .map(|name| summarize(name, &runs_of(&results, name)))
+        .collect();
+    if let Some(path) = &args.plot {
+        let curves: Vec<_> = policies
+            .iter()
+            .map(|name| mean_curve(name, &runs_of(&results, name)))
+            .collect();
+        write_svg(path, &curves)?;
+    }
+    match args.format {
+        Format::Json => {
+            let json = serde_json::json!({
+                "results": summaries,
+                "seeds": seeds,
+                "tune": args.tune,
+                "nodes": nodes_path,
+                "pods": pods_path,
+                "wall_s": started.elapsed().as_secs_f64(),
+            });
+            println!("{json}");
+        }
+        Format::Text => print_table(&summaries, started.elapsed().as_secs_f64()),
+    }
+    Ok(())
+}
+
+/// Runs every (policy, seed) pair on `threads` workers; results in job order.
+fn run_all(
+    experiment: &Experiment,
+    policies: &[String],
+    seeds: &[u64],
+    tune: f64,
+    threads: Option<usize>,
+) -> Result<Vec<FillResult>, CliError> {
+    // Fail on a bad name before any run starts.
+    for name in policies {
+        build(name, &experiment.context)?;
+    }
+    let jobs: Vec<(&str, u64)> = policies
+        .iter()
+        .flat_map(|name| seeds.iter().map(move |&seed| (name.as_str(), seed)))
+        .collect();
+    let results: Mutex<Vec<Option<Result<FillResult, CliError>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let progress = progress_bar(jobs.len());
+    let workers =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workload = experiment
+        .context
+        .target_workload
+        .clone()
+        .unwrap_or_default();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(policy, seed)) = jobs.get(index) else {
+                    break;
+                };
+                let config = FillConfig { seed, tune };
+                let result = build(policy, &experiment.context)
+                    .map_err(CliError::from)
+                    .and_then(|policy| {
+                        run_fill(
+                            &experiment.nodes,
+                            &experiment.tasks,
+                            &workload,
+                            policy,
+                            &config,
+                        )
+                        .map_err(CliError::from)
+                    });
+                lock(&results)[index] = Some(result);
+                progress.inc(1);
+            });
+        }
+    });
+    progress.finish_and_clear();
+    results
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .into_iter()
+        .map(|slot| slot.unwrap_or_else(|| Err(CliError::Output("a run did not finish".into()))))
+        .collect()
+}
+
+/// A bar on stderr, or nothing when stderr is not a terminal.
+fn progress_bar(len: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} runs")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn runs_of<'a>(results: &'a [FillResult], policy: &str) -> Vec<&'a FillResult> {
+    results.iter().filter(|r| r.policy == policy).collect()
+}
+
+fn parse_policies(text: &str) -> Result<Vec<String>, CliError> {
+    if text == "all" {
+        return Ok(PAPER_POLICIES.iter().map(|s| s.to_string()).collect());
+    }
+    let names: Vec<String> = text.split(',').map(|s| s.trim().to_owned()).collect();
+    for name in &names {
+        if !POLICY_NAMES.contains(&name.as_str()) {
+            return Err(CliError::Usage(format!(
+                "unknown policy {name:?}; valid names: {}, or all",
+                POLICY_NAMES.join(", ")
+            )));
+        }
+    }
+    Ok(names)
+}
+
+fn summarize(policy: &str, runs: &[&FillResult]) -> PolicySummary {
+    let count = runs.len().max(1);
+    let mean = |f: fn(&FillResult) -> f64| runs.iter().map(|r| f(r)).sum::<f64>() / count as f64;
+    let wall_s: f64 = runs.iter().map(|r| r.wall.as_secs_f64()).sum();
+    let decisions: usize = runs.iter().map(|r| r.tasks_arrived).sum();
+    PolicySummary {
+        policy: policy.to_owned(),
+        alloc_pct_at_100: mean(|r| r.alloc_pct_at_100),
+        alloc_pct_at_100_per_seed: runs.iter().map(|r| r.alloc_pct_at_100).collect(),
+        frag_pct_at_100: mean(|r| r.frag_pct_at_100),
+        pods_arrived: decisions / count,
+        pods_dropped: runs.iter().map(|r| r.tasks_dropped).sum::<usize>() / count,
+        wall_s,
+        decisions_per_s: decisions as f64 / wall_s.max(1e-9),
+    }
+}
+
+fn print_table(summaries: &[PolicySummary], total_wall_s: f64) {
+    println!(
+        "{:<12} {:>11} {:>8} {:>9} {:>9} {:>13}",
+        "policy", "alloc@100%", "frag%", "arrived", "wall s", "decisions/s"
+    );
+    for s in summaries {
+        println!(
+            "{:<12} {:>11.2} {:>8.2} {:>9} {:>9.2} {:>13.0}",
+            s.policy,
+            s.alloc_pct_at_100,
+            s.frag_pct_at_100,
+            s.pods_arrived,
+            s.wall_s,
+            s.decisions_per_s
+        );
+    }
+    println!(
+        "total wall time {total_wall_s:.2} s (runs in parallel; a policy's wall s sums its runs)"
+    );
+}

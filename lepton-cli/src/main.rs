@@ -1,0 +1,62 @@
+//! The `lepton` command line. With no arguments it runs the quickstart
+//! scenario (`examples/quickstart.rs`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[path = "../../examples/quickstart.rs"]
+mod quickstart;
+
+use cli::CliError;
+
+/// Lepton: an embeddable scheduling engine for clouds and data centers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The seed article's case: 10 VMs and 5 tasks, spread then packed,
+    /// with the policy swapped at run time (the default).
+    Quickstart,
+    /// The FGD paper's fill experiment on the Alibaba GPU trace.
+    Fill(cli::fill::FillArgs),
+    /// A timed replay: tasks arrive and leave, nodes fail and recover.
+    Replay(cli::replay::ReplayArgs),
+    /// A synthetic cluster and queue of a given size: time and memory.
+    Scale(cli::scale::ScaleArgs),
+    /// Node crashes, launch errors and duplicated reports, checked by an
+    /// independent replay of the event log.
+    Chaos(cli::chaos::ChaosArgs),
+    /// Lists the placement policies by name.
+    Policies,
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command.unwrap_or(Command::Quickstart) {
+        Command::Quickstart => quickstart::main().map_err(|e| CliError::Scenario(e.to_string())),
+        Command::Fill(args) => cli::fill::run(args),
+        Command::Replay(args) => cli::replay::run(args),
+        Command::Scale(args) => cli::scale::run(args),
+        Command::Chaos(args) => cli::chaos::run(args),
+        Command::Policies => {
+            for name in lepton::policies::POLICY_NAMES {
+                println!("{name}");
+            }
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The `lepton` binary end to end: the default job, `fill` in both formats,
+//! `replay` on a JSON workload, and errors that name what was wrong.
+
+// Helpers outside #[test] functions may panic too: this is test code.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+fn lepton(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lepton"))
+        .args(args)
+        // The trace shipped in the repository, found from any directory.
+        .env_remove("LEPTON_TRACE_DIR")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "lepton failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn the_default_job_is_the_quickstart_scenario() {
+    let text = stdout(&lepton(&[]));
+    assert!(text.contains("policy spread:"), "{text}");
+    assert!(text.contains("swapped policy: spread -> bestfit"), "{text}");
+    assert!(text.contains("U = -0.70"), "{text}");
+    assert!(text.contains("U = -0.60"), "{text}");
+    assert!(
+        text.contains("spreading used 5 VMs, packing used 2 VMs"),
+        "{text}"
+    );
+}
+
+#[test]
+fn fill_prints_json_with_the_promised_fields() {
+    let text = stdout(&lepton(&[
+        "fill",
+        "--policy",
+        "bestfit,fgd",
+        "--seeds",
+        "42",
+        "--format",
+        "json",
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for (result, name) in results.iter().zip(["bestfit", "fgd"]) {
+        assert_eq!(result["policy"], name);
+        let alloc = result["alloc_pct_at_100"].as_f64().unwrap();
+        assert!((85.0..100.0).contains(&alloc), "{name}: {alloc}");
+        assert_eq!(
+            result["alloc_pct_at_100_per_seed"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(result["frag_pct_at_100"].as_f64().unwrap() > 0.0);
+        assert!(result["pods_arrived"].as_u64().unwrap() > 8152);
+        assert!(result["wall_s"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn fill_text_has_one_row_per_policy_and_writes_the_plot() {
+    let plot = std::env::temp_dir().join(format!("lepton-cli-test-{}.svg", std::process::id()));
+    let plot_arg = plot.to_str().unwrap();
+    let text = stdout(&lepton(&[
+        "fill",
+        "--policy",
+        "random,bestfit",
+        "--seeds",
+        "42",
+        "--plot",
+        plot_arg,
+    ]));
+    assert!(text.lines().any(|l| l.starts_with("random")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("bestfit")), "{text}");
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("bestfit"));
+    std::fs::remove_file(plot).unwrap();
+}
+
+#[test]
+fn replay_runs_a_json_workload() {
+    let workload =
+        std::env::temp_dir().join(format!("lepton-cli-workload-{}.json", std::process::id()));
+    std::fs::write(
+        &workload,
+        r#"{"nodes": [{"id": 1, "capacity": {"cpu_milli": 4000, "memory_mib": 4096}}],
+            "tasks": [
+              {"spec": {"id": 1, "request": {"cpu_milli": 3000}}, "arrival_s": 0, "duration_s": 100},
+              {"spec": {"id": 2, "request": {"cpu_milli": 3000}}, "arrival_s": 10, "duration_s": 50}
+            ]}"#,
+    )
+    .unwrap();
+    let args = [
+        "replay",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--policy",
+        "bestfit",
+        "--format",
+        "json",
+    ];
+    let json: serde_json::Value = serde_json::from_str(&stdout(&lepton(&args))).unwrap();
+    assert_eq!(json["tasks_completed"], 2);
+    // Task 2 waits for task 1 to end at 100 s: 90 s.
+    assert_eq!(json["max_wait_s"].as_f64(), Some(90.0));
+    std::fs::remove_file(workload).unwrap();
+}
+
+#[test]
+fn bad_input_fails_with_a_message_naming_it() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["fill", "--policy", "fastest"],
+            "unknown policy \"fastest\"",
+        ),
+        (&["fill", "--seeds", "9-1"], "bad --seeds \"9-1\""),
+        (
+            &["fill", "--pods", "/nonexistent.csv"],
+            "cannot read /nonexistent.csv",
+        ),
+        (
+            &["fill", "--policy", "rule", "--seeds", "42"],
+            "the rule policy needs a rules file",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = lepton(args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}

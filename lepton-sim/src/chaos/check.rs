@@ -1,0 +1,244 @@
+//! The chaos run's event log and the independent checker that replays it.
+//!
+//! The log records what the simulated world did (runs started on nodes,
+//! stopped, crashed with their node) and what the scheduler acknowledged (a
+//! completion accepted, a task given up). The checker rebuilds every node's
+//! load and every task's runs from the log alone — it never reads the
+//! scheduler's counters — and counts violations.
+
+use std::collections::HashMap;
+
+use lepton_core::{NodeId, NodeSpec};
+use lepton_core::{Run, TaskId, TaskSpec};
+
+/// One entry of the log.
+#[derive(Debug, Clone)]
+pub(super) enum Record {
+    /// A task was submitted.
+    Submitted(TaskId),
+    /// The world started `run` on `node`, holding these GPUs.
+    Started {
+        run: Run,
+        node: NodeId,
+        gpus: Vec<u32>,
+    },
+    /// The world stopped a run (evicted, or killed with its node).
+    Stopped(Run),
+    /// The world saw a run finish, and the scheduler accepted the completion.
+    Completed(Run),
+    /// The scheduler gave a task up: failed after its retries.
+    GaveUp(TaskId),
+}
+
+/// What the checker found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Verdict {
+    pub(super) completed: usize,
+    pub(super) failed_after_retries: usize,
+    /// Tasks that ended neither completed nor failed.
+    pub(super) lost: usize,
+    /// Tasks that completed more than once, ran two runs at once, or
+    /// completed a run that was not running.
+    pub(super) ran_twice: usize,
+    /// Moments a node (or one of its GPUs) held more than its capacity.
+    pub(super) overcommitted: usize,
+}
+
+#[derive(Debug, Default)]
+struct TaskLog {
+    live_runs: u32,
+    completions: u32,
+    gave_up: bool,
+    twice: bool,
+}
+
+#[derive(Debug)]
+struct NodeLoad {
+    cpu_milli: u64,
+    memory_mib: u64,
+    gpu_milli: Vec<u64>,
+}
+
+/// Replays `log` over the nodes and tasks the run started with.
+pub(super) fn check(nodes: &[NodeSpec], tasks: &[TaskSpec], log: &[Record]) -> Verdict {
+    let capacity: HashMap<NodeId, &NodeSpec> = nodes.iter().map(|n| (n.id, n)).collect();
+    let specs: HashMap<TaskId, &TaskSpec> = tasks.iter().map(|t| (t.id, t)).collect();
+    let mut load: HashMap<NodeId, NodeLoad> = nodes
+        .iter()
+        .map(|n| {
+            let gpus = vec![0; n.gpus.count as usize];
+            let empty = NodeLoad {
+                cpu_milli: 0,
+                memory_mib: 0,
+                gpu_milli: gpus,
+            };
+            (n.id, empty)
+        })
+        .collect();
+    let mut runs: HashMap<Run, (NodeId, Vec<u32>)> = HashMap::new();
+    let mut logs: HashMap<TaskId, TaskLog> = HashMap::new();
+    let mut verdict = Verdict::default();
+
+    for record in log {
+        match record {
+            Record::Submitted(task) => {
+                logs.entry(*task).or_default();
+            }
+            Record::Started { run, node, gpus } => {
+                let (Some(spec), Some(node_spec), Some(held)) =
+                    (specs.get(&run.task), capacity.get(node), load.get_mut(node))
+                else {
+                    verdict.overcommitted += 1;
+                    continue;
+                };
+                held.cpu_milli += spec.request.cpu_milli;
+                held.memory_mib += spec.request.memory_mib;
+                let mut gpu_over = gpus.len() != spec.gpu.count as usize;
+                for &gpu in gpus {
+                    match held.gpu_milli.get_mut(gpu as usize) {
+                        Some(milli) => {
+                            *milli += u64::from(spec.gpu.milli_per_gpu);
+                            gpu_over |= *milli > 1_000;
+                        }
+                        None => gpu_over = true,
+                    }
+                }
+                let cap = &node_spec.capacity;
+                if gpu_over || held.cpu_milli > cap.cpu_milli || held.memory_mib > cap.memory_mib {
+                    verdict.overcommitted += 1;
+                }
+                let task = logs.entry(run.task).or_default();
+                task.live_runs += 1;
+                task.twice |= task.live_runs > 1 || task.completions > 0;
+                runs.insert(*run, (*node, gpus.clone()));
+            }
+            Record::Stopped(run) => end_run(*run, &mut runs, &mut load, &specs, &mut logs),
+            Record::Completed(run) => {
+                let was_running = runs.contains_key(run);
+                end_run(*run, &mut runs, &mut load, &specs, &mut logs);
+                let task = logs.entry(run.task).or_default();
+                task.completions += 1;
+                task.twice |= !was_running || task.completions > 1;
+            }
+            Record::GaveUp(task) => logs.entry(*task).or_default().gave_up = true,
+        }
+    }
+    for spec in tasks {
+        let Some(task) = logs.get(&spec.id) else {
+            verdict.lost += 1;
+            continue;
+        };
+        match (task.completions > 0, task.gave_up) {
+            (true, false) => verdict.completed += 1,
+            (false, true) => verdict.failed_after_retries += 1,
+            // Both: it was reported done and failed; neither: it vanished.
+            _ => verdict.lost += 1,
+        }
+        verdict.ran_twice += usize::from(task.twice);
+    }
+    verdict
+}
+
+fn end_run(
+    run: Run,
+    runs: &mut HashMap<Run, (NodeId, Vec<u32>)>,
+    load: &mut HashMap<NodeId, NodeLoad>,
+    specs: &HashMap<TaskId, &TaskSpec>,
+    logs: &mut HashMap<TaskId, TaskLog>,
+) {
+    let Some((node, gpus)) = runs.remove(&run) else {
+        return;
+    };
+    if let (Some(spec), Some(held)) = (specs.get(&run.task), load.get_mut(&node)) {
+        held.cpu_milli -= spec.request.cpu_milli;
+        held.memory_mib -= spec.request.memory_mib;
+        for gpu in gpus {
+            if let Some(milli) = held.gpu_milli.get_mut(gpu as usize) {
+                *milli -= u64::from(spec.gpu.milli_per_gpu);
+            }
+        }
+    }
+    if let Some(task) = logs.get_mut(&run.task) {
+        task.live_runs -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lepton_core::Resources;
+
+    fn run(task: u64, attempt: u32) -> Run {
+        Run {
+            task: TaskId(task),
+            attempt,
+        }
+    }
+
+    fn setup() -> (Vec<NodeSpec>, Vec<TaskSpec>) {
+        let nodes = vec![NodeSpec::new(NodeId(1), Resources::new(4_000, 4_096))];
+        let tasks = (1..=2)
+            .map(|id| TaskSpec::new(TaskId(id), Resources::new(3_000, 1_024)))
+            .collect();
+        (nodes, tasks)
+    }
+
+    fn started(task: u64, attempt: u32) -> Record {
+        Record::Started {
+            run: run(task, attempt),
+            node: NodeId(1),
+            gpus: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_clean_log_passes() {
+        let (nodes, tasks) = setup();
+        let log = [
+            Record::Submitted(TaskId(1)),
+            Record::Submitted(TaskId(2)),
+            started(1, 1),
+            Record::Stopped(run(1, 1)),
+            started(2, 1),
+            Record::Completed(run(2, 1)),
+            started(1, 2),
+            Record::Completed(run(1, 2)),
+        ];
+        let verdict = check(&nodes, &tasks, &log);
+        assert_eq!(verdict.completed, 2);
+        assert_eq!(
+            (verdict.lost, verdict.ran_twice, verdict.overcommitted),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn each_violation_is_caught() {
+        let (nodes, tasks) = setup();
+        // Two tasks of 3 000 on a node of 4 000 at once: over-committed.
+        let log = [started(1, 1), started(2, 1)];
+        assert_eq!(check(&nodes, &tasks, &log).overcommitted, 1);
+        // Two completions of one task.
+        let log = [
+            started(1, 1),
+            Record::Completed(run(1, 1)),
+            started(1, 2),
+            Record::Completed(run(1, 2)),
+        ];
+        assert_eq!(check(&nodes, &tasks, &log).ran_twice, 1);
+        // A completion of a run that was stopped.
+        let log = [
+            started(1, 1),
+            Record::Stopped(run(1, 1)),
+            Record::Completed(run(1, 1)),
+        ];
+        assert_eq!(check(&nodes, &tasks, &log).ran_twice, 1);
+        // Task 2 never ends: lost. Task 1 both completed and gave up: lost.
+        let log = [
+            started(1, 1),
+            Record::Completed(run(1, 1)),
+            Record::GaveUp(TaskId(1)),
+        ];
+        assert_eq!(check(&nodes, &tasks, &log).lost, 2);
+    }
+}

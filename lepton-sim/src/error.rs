@@ -1,0 +1,44 @@
+//! The one error type of `lepton-sim`.
+
+/// Everything that can go wrong when reading workloads or running a
+/// simulation.
+///
+/// Reader errors name the file, the line and the column at fault; a bad
+/// node or task inside a workload keeps the scheduler's own error.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A workload or trace file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
+    /// A workload or trace file has a malformed row or value.
+    #[error("{path}:{line}: {}{message}", column.as_ref().map(|c| format!("column {c}: ")).unwrap_or_default())]
+    Load {
+        /// The file.
+        path: String,
+        /// The line, counting from 1 (the header is line 1).
+        line: usize,
+        /// The column at fault, when one is.
+        column: Option<String>,
+        /// What is wrong, with the offending value.
+        message: String,
+    },
+    /// A numeric setting of a run is out of range.
+    #[error("{name} = {value} is out of range: {expected}")]
+    OutOfRange {
+        /// The setting's name.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// The scheduler refused a node, a task or an event of the run.
+    #[error(transparent)]
+    Scheduler(#[from] lepton_core::Error),
+}

@@ -1,0 +1,225 @@
+//! The FGD paper's "fill" (inflation) experiment.
+//!
+//! As the paper's simulator runs it: tasks never leave; the trace's tasks
+//! are shuffled by the seed (which also permutes node order, and so
+//! tie-breaking), then clones drawn uniformly with replacement from the trace
+//! are appended until the requested GPUs reach `tune` × the cluster's GPU
+//! capacity. Tasks arrive one at a time and go through the real
+//! [`CoreScheduler`]; a task that fits nowhere is dropped (not retried) but
+//! its GPU request still counts as arrived. The headline metric is the GPU
+//! allocation % read at the first arrival where the arrived GPU request
+//! reaches 100% of capacity.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::Error;
+use crate::{seconds, FragmentMeter};
+use lepton_core::ManualClock;
+use lepton_core::NodeSpec;
+use lepton_core::Policy;
+use lepton_core::SeededRng;
+use lepton_core::TargetWorkload;
+use lepton_core::GPU_MILLI_PER_GPU;
+use lepton_core::{CoreScheduler, Scheduler};
+use lepton_core::{TaskId, TaskSpec};
+
+/// Settings of one fill run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FillConfig {
+    /// Seeds the shuffles and the clone draws (the paper uses 42..=51).
+    pub seed: u64,
+    /// Inflation: clones are appended until the requested GPUs reach
+    /// `tune` × capacity (the paper uses 1.3).
+    pub tune: f64,
+}
+
+impl Default for FillConfig {
+    fn default() -> Self {
+        FillConfig {
+            seed: 42,
+            tune: 1.3,
+        }
+    }
+}
+
+/// One point of the allocation curve (the paper's Figure 9a).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FillPoint {
+    /// GPU request arrived so far, % of capacity.
+    pub arrived_pct: f64,
+    /// GPU milli allocated, % of capacity.
+    pub alloc_pct: f64,
+}
+
+/// What one fill run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct FillResult {
+    /// The policy's name.
+    pub policy: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// Tasks that arrived (trace tasks and clones).
+    pub tasks_arrived: usize,
+    /// Tasks placed.
+    pub tasks_placed: usize,
+    /// Tasks dropped because they fit nowhere.
+    pub tasks_dropped: usize,
+    /// GPU allocation % at the first arrival reaching 100% requested.
+    pub alloc_pct_at_100: f64,
+    /// Fragmentation (against the target workload) as % of GPU capacity,
+    /// at the same moment.
+    pub frag_pct_at_100: f64,
+    /// CPU utilization % at the same moment.
+    pub cpu_pct_at_100: f64,
+    /// Memory utilization % at the same moment.
+    pub memory_pct_at_100: f64,
+    /// Nodes holding at least one task at the same moment.
+    pub nodes_in_use_at_100: usize,
+    /// Allocation % after each arrival.
+    pub curve: Vec<FillPoint>,
+    /// Wall-clock time of the run.
+    #[serde(serialize_with = "seconds")]
+    pub wall: Duration,
+}
+
+/// The arrival sequence of a fill run: the trace shuffled, then clones.
+/// Clones get ids after the largest trace id.
+pub fn fill_arrivals(
+    tasks: &[TaskSpec],
+    capacity_gpu_milli: u64,
+    config: &FillConfig,
+    rng: &mut SeededRng,
+) -> Vec<TaskSpec> {
+    let mut arrivals = tasks.to_vec();
+    rng.shuffle(&mut arrivals);
+    let target = config.tune * capacity_gpu_milli as f64;
+    let mut requested: u64 = arrivals.iter().map(|t| t.gpu.total_milli()).sum();
+    let mut next_id = tasks.iter().map(|t| t.id.0).max().map_or(0, |max| max + 1);
+    // Without any GPU task no number of clones reaches the target.
+    let any_gpu = tasks.iter().any(|t| !t.gpu.is_none());
+    while any_gpu && (requested as f64) < target {
+        let mut clone = tasks[rng.index(tasks.len())].clone();
+        clone.id = TaskId(next_id);
+        next_id += 1;
+        requested += clone.gpu.total_milli();
+        arrivals.push(clone);
+    }
+    arrivals
+}
+
+/// Runs one fill experiment with `policy`.
+///
+/// # Errors
+/// [`Error::OutOfRange`] when `tune` is not a finite number above 0 or the
+/// cluster has no GPU; node or task errors from the scheduler (duplicate
+/// ids, malformed specs).
+pub fn run_fill(
+    nodes: &[NodeSpec],
+    tasks: &[TaskSpec],
+    workload: &TargetWorkload,
+    mut policy: Box<dyn Policy>,
+    config: &FillConfig,
+) -> Result<FillResult, Error> {
+    let started = Instant::now();
+    if !config.tune.is_finite() || config.tune <= 0.0 {
+        return Err(Error::OutOfRange {
+            name: "tune",
+            value: config.tune,
+            expected: "a finite number above 0",
+        });
+    }
+    let capacity: u64 = nodes
+        .iter()
+        .map(|n| u64::from(n.gpus.count) * u64::from(GPU_MILLI_PER_GPU))
+        .sum();
+    if capacity == 0 {
+        return Err(Error::OutOfRange {
+            name: "cluster GPUs",
+            value: 0.0,
+            expected: "at least one GPU in the cluster",
+        });
+    }
+    let mut rng = SeededRng::new(config.seed);
+    let mut node_order = nodes.to_vec();
+    rng.shuffle(&mut node_order);
+    let arrivals = fill_arrivals(tasks, capacity, config, &mut rng);
+
+    policy.reseed(config.seed);
+    let policy_name = policy.name().to_owned();
+    let mut scheduler = CoreScheduler::builder(policy)
+        .clock(Arc::new(ManualClock::new()))
+        .build();
+    for node in &node_order {
+        scheduler.add_node(node)?;
+    }
+
+    let pct = |milli: u64| milli as f64 * 100.0 / capacity as f64;
+    let mut arrived_milli = 0u64;
+    let mut allocated_milli = 0u64;
+    let mut placed = 0;
+    let mut curve = Vec::with_capacity(arrivals.len());
+    let mut at_100 = None;
+    for task in &arrivals {
+        scheduler.submit(task)?;
+        if scheduler.schedule().is_empty() {
+            // Fill mode drops what fits nowhere instead of retrying it.
+            scheduler.cancel(task.id)?;
+        } else {
+            placed += 1;
+            allocated_milli += task.gpu.total_milli();
+        }
+        arrived_milli += task.gpu.total_milli();
+        let point = FillPoint {
+            arrived_pct: pct(arrived_milli),
+            alloc_pct: pct(allocated_milli),
+        };
+        curve.push(point);
+        if at_100.is_none() && point.arrived_pct >= 100.0 {
+            at_100 = Some(snapshot(&scheduler, workload, point.alloc_pct, capacity));
+        }
+    }
+    let at_100 =
+        at_100.unwrap_or_else(|| snapshot(&scheduler, workload, pct(allocated_milli), capacity));
+    Ok(FillResult {
+        policy: policy_name,
+        seed: config.seed,
+        tasks_arrived: arrivals.len(),
+        tasks_placed: placed,
+        tasks_dropped: arrivals.len() - placed,
+        alloc_pct_at_100: at_100.alloc_pct,
+        frag_pct_at_100: at_100.frag_pct,
+        cpu_pct_at_100: at_100.cpu_pct,
+        memory_pct_at_100: at_100.memory_pct,
+        nodes_in_use_at_100: at_100.nodes_in_use,
+        curve,
+        wall: started.elapsed(),
+    })
+}
+
+struct Snapshot {
+    alloc_pct: f64,
+    frag_pct: f64,
+    cpu_pct: f64,
+    memory_pct: f64,
+    nodes_in_use: usize,
+}
+
+fn snapshot(
+    scheduler: &CoreScheduler,
+    workload: &TargetWorkload,
+    alloc_pct: f64,
+    capacity: u64,
+) -> Snapshot {
+    let frag_milli = FragmentMeter::default().fragment_milli(workload, scheduler.cluster());
+    let report = scheduler.report();
+    Snapshot {
+        alloc_pct,
+        frag_pct: frag_milli * 100.0 / capacity as f64,
+        cpu_pct: report.utilization.cpu * 100.0,
+        memory_pct: report.utilization.memory * 100.0,
+        nodes_in_use: report.nodes_in_use,
+    }
+}

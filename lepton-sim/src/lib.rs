@@ -1,0 +1,87 @@
+//! Lepton's simulator: real traces and synthetic workloads replayed through
+//! the real scheduler, in virtual time.
+//!
+//! Nothing in the scheduler knows it is being simulated: the simulator owns
+//! a [`ManualClock`](lepton_core::ManualClock), feeds
+//! [`CoreScheduler`](lepton_core::CoreScheduler) the events of the workload
+//! and acts on the assignments it hands back, exactly as a production
+//! control loop does with a real clock. That is why this crate is separate
+//! from `lepton-core`: an orchestrator embedding the scheduler compiles no
+//! reader, no simulator and no file I/O.
+//!
+//! Two modes share the same scheduler, policies and metrics:
+//! - **fill** ([`run_fill`]): the FGD paper's experiment; tasks never leave
+//!   and a task that fits nowhere is dropped.
+//! - **timed** ([`run_timed`]): a discrete-event replay in integer virtual
+//!   time; tasks arrive and complete at their times, wait when they fit
+//!   nowhere, and nodes may fail and recover.
+//!
+//! Workloads come from the openb trace readers, from the JSON format of
+//! [`read_workload`], or from the synthetic generators
+//! ([`synthetic_nodes`], [`synthetic_tasks`]).
+
+use std::time::Duration;
+
+use lepton_core::{ClusterState, NodeId, NodeState, TargetWorkload};
+
+mod chaos;
+mod error;
+mod fill;
+mod synthetic;
+mod timed;
+mod trace;
+mod workload;
+
+pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
+pub use error::Error;
+pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult};
+pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks};
+pub use timed::{run_timed, TimedConfig, TimedResult, TimedSample, TimedTask};
+pub use trace::{
+    parse_openb_nodes, parse_openb_pods, read_openb_nodes, read_openb_pods, trace_dir, TracePod,
+};
+pub use workload::{parse_workload, read_workload, Workload};
+
+/// The cluster's fragmentation against a target workload: the sum of
+/// [`TargetWorkload::node_fragment_milli`] over the nodes that are not down
+/// (a down node's GPUs are unavailable, not fragmented).
+///
+/// A node is recomputed only when its [`generation`](lepton_core::ClusterNode::generation)
+/// changed since the last reading, so frequent samples of a large cluster
+/// stay cheap; the sum is always taken in node order, so a reading equals a
+/// fresh computation bit for bit.
+#[derive(Debug, Default)]
+struct FragmentMeter {
+    /// Per node position: the node, its generation and its fragment then.
+    cache: Vec<Option<(NodeId, u64, f64)>>,
+}
+
+impl FragmentMeter {
+    /// The fragmentation now, in milli-GPUs.
+    fn fragment_milli(&mut self, workload: &TargetWorkload, cluster: &ClusterState) -> f64 {
+        let nodes = cluster.nodes();
+        self.cache.resize(nodes.len(), None);
+        nodes
+            .iter()
+            .zip(self.cache.iter_mut())
+            .filter(|(node, _)| node.state() != NodeState::Down)
+            .map(|(node, slot)| match *slot {
+                Some((id, generation, fragment))
+                    if id == node.id() && generation == node.generation() =>
+                {
+                    fragment
+                }
+                _ => {
+                    let fragment = workload.node_fragment_milli(node);
+                    *slot = Some((node.id(), node.generation(), fragment));
+                    fragment
+                }
+            })
+            .sum()
+    }
+}
+
+/// Serializes a wall-clock duration as seconds (f64).
+fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}

@@ -1,0 +1,822 @@
+//! Timed replay: a discrete-event simulation in integer virtual time.
+//!
+//! What a run means (durations, waits, retries, failures, the end) is the
+//! contract of [`run_timed`]; this is why it is built so.
+//!
+//! - The simulator only *drives* the real [`CoreScheduler`]: it sets a shared
+//!   [`ManualClock`], feeds [`Event`]s and acts on the assignments of a
+//!   cycle. Nothing in the scheduler knows it is simulated.
+//! - Events are a typed enum in a binary heap ordered by (time, phase,
+//!   sequence number): integer microseconds, FIFO at equal times, so a run is
+//!   a function of its inputs and seed. The phase only puts samples after the
+//!   other events of their instant, so a sample sees the instant's final
+//!   state.
+//! - All events of an instant are applied before one scheduling cycle, so
+//!   tasks arriving together compete by priority, as in a control loop.
+//! - Arrivals stream in: one pending arrival in the heap at a time.
+//! - A task evicted by a node failure restarts, so the completion scheduled
+//!   for its interrupted run must not apply: each completion names the
+//!   scheduler's [`Run`](lepton_core::Run), and one whose run was evicted since is
+//!   ignored.
+//! - Retries: a backoff is at most `backoff_max`, so every task that failed
+//!   before the latest completion or recovery is due within `backoff_max`
+//!   of it; a wake-up (at [`CoreScheduler::next_backoff_due`]) is scheduled
+//!   only inside that window. Retries outside it would fail the same way
+//!   (capacity only shrank since), and skipping them keeps a long overloaded
+//!   replay fast. Overdue tasks are retried by the next cycle anyway, as
+//!   kube-scheduler moves unschedulable pods back on cluster events.
+//! - The run ends by itself when no *live* event is left (an arrival, a
+//!   completion that is not stale, a recovery, a wake-up): samples cannot
+//!   change the outcome. Failures could, but they also make recoveries, so
+//!   without a horizon they are drawn only while the workload still moves
+//!   (an arrival or a completion is in the heap); otherwise a run whose
+//!   mean number of nodes down is high would never find a moment with none,
+//!   nor would a run with a task that fits nowhere.
+//! - Fragmentation samples reuse a per-node cache keyed by the node's
+//!   generation, so sampling a 1,213-node cluster every 600 s over 149 days
+//!   costs little.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::trace::TracePod;
+use crate::Error;
+use crate::{seconds, FragmentMeter};
+use lepton_core::Policy;
+use lepton_core::SeededRng;
+use lepton_core::TargetWorkload;
+use lepton_core::GPU_MILLI_PER_GPU;
+use lepton_core::{CoreScheduler, Event, RetryPolicy, Scheduler, SchedulerConfig};
+use lepton_core::{ManualClock, Timestamp};
+use lepton_core::{NodeId, NodeSpec, NodeState};
+use lepton_core::{Run, TaskId, TaskSpec};
+
+const MICROS_PER_SECOND: u64 = 1_000_000;
+const MICROS_PER_HOUR: f64 = 3_600_000_000.0;
+
+/// The last whole second virtual time can hold (about 584,000 years);
+/// later times saturate there.
+pub(crate) const MAX_TIME_S: u64 = u64::MAX / MICROS_PER_SECOND;
+
+/// The most samples one run may take (about 150 MB of results).
+const MAX_SAMPLES: u64 = 2_000_000;
+
+/// A task of a timed replay: what it asks for, when it arrives, how long it runs.
+///
+/// In JSON (see [`read_workload`](crate::read_workload)):
+/// `{"spec": {...}, "arrival_s": 0, "duration_s": 60}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimedTask {
+    /// The task.
+    pub spec: TaskSpec,
+    /// When it arrives, in seconds from the start of the run.
+    pub arrival_s: u64,
+    /// How long it runs once placed, in seconds; `None` runs until the end of
+    /// the run.
+    #[serde(default)]
+    pub duration_s: Option<u64>,
+}
+
+impl TimedTask {
+    /// A task arriving at `arrival_s` and running `duration_s` once placed.
+    pub fn new(spec: TaskSpec, arrival_s: u64, duration_s: Option<u64>) -> Self {
+        TimedTask {
+            spec,
+            arrival_s,
+            duration_s,
+        }
+    }
+
+    /// The timed task of one trace pod, at the trace's own times: arrival =
+    /// `creation_time`, duration = `deletion_time − scheduled_time` (or
+    /// `− creation_time` for a pod that stayed pending: it asked for
+    /// resources that long), no duration when the pod has no
+    /// `deletion_time`.
+    ///
+    /// `None` when the pod has no `creation_time`: files without times (the
+    /// `multigpu*` pod lists) replay in fill mode only.
+    /// [`from_trace_pods`](Self::from_trace_pods) converts a whole trace and
+    /// shifts it to start at 0.
+    pub fn from_trace(pod: &TracePod) -> Option<TimedTask> {
+        let created = pod.creation_time_s?;
+        let started = pod.scheduled_time_s.unwrap_or(created);
+        Some(TimedTask {
+            spec: pod.spec.clone(),
+            arrival_s: created,
+            duration_s: pod
+                .deletion_time_s
+                .map(|deleted| deleted.saturating_sub(started)),
+        })
+    }
+
+    /// Every pod of a trace as a timed task (see
+    /// [`from_trace`](Self::from_trace)), arrivals shifted so the first is
+    /// at 0 s.
+    ///
+    /// `None` when any pod has no `creation_time`.
+    pub fn from_trace_pods(pods: &[TracePod]) -> Option<Vec<TimedTask>> {
+        let mut tasks = pods
+            .iter()
+            .map(TimedTask::from_trace)
+            .collect::<Option<Vec<_>>>()?;
+        let first = tasks.iter().map(|t| t.arrival_s).min().unwrap_or(0);
+        for task in &mut tasks {
+            task.arrival_s -= first;
+        }
+        Some(tasks)
+    }
+}
+
+/// Settings of one timed run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimedConfig {
+    /// Seeds the node failures and the policy ([`Policy::reseed`]).
+    pub seed: u64,
+    /// How often each node fails, per hour it is up; 0 for no failures.
+    pub node_failure_rate_per_hour: f64,
+    /// How long a failed node stays down, in seconds.
+    pub node_recovery_s: u64,
+    /// A metric sample every this many seconds, from 0 s; at least 1.
+    pub sample_every_s: u64,
+    /// Stop at this time, in seconds; `None` runs until nothing is left to
+    /// happen.
+    pub horizon_s: Option<u64>,
+}
+
+impl Default for TimedConfig {
+    fn default() -> Self {
+        TimedConfig {
+            seed: 42,
+            node_failure_rate_per_hour: 0.0,
+            node_recovery_s: 600,
+            sample_every_s: 600,
+            horizon_s: None,
+        }
+    }
+}
+
+impl TimedConfig {
+    /// Checks every value is in range.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] when the failure rate is negative, infinite or
+    /// NaN, or `sample_every_s` is 0.
+    pub fn validate(&self) -> Result<(), Error> {
+        let rate = self.node_failure_rate_per_hour;
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(Error::OutOfRange {
+                name: "node_failure_rate_per_hour",
+                value: rate,
+                expected: "a finite number >= 0",
+            });
+        }
+        if self.sample_every_s == 0 {
+            return Err(Error::OutOfRange {
+                name: "sample_every_s",
+                value: 0.0,
+                expected: "at least 1 second",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The cluster at one sample time. Percentages are of the capacity of the
+/// nodes that are up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimedSample {
+    /// The sample's time, in seconds.
+    pub time_s: u64,
+    /// GPU milli allocated, %.
+    pub gpu_alloc_pct: f64,
+    /// CPU allocated, %.
+    pub cpu_pct: f64,
+    /// Memory allocated, %.
+    pub memory_pct: f64,
+    /// Fragmentation against the target workload
+    /// ([`TargetWorkload::node_fragment_milli`] summed), % of GPU capacity.
+    pub frag_pct: f64,
+    /// Tasks waiting: queued or backing off.
+    pub pending: usize,
+    /// Tasks running.
+    pub running: usize,
+    /// Nodes holding at least one task.
+    pub nodes_in_use: usize,
+    /// Nodes down.
+    pub nodes_down: usize,
+}
+
+/// What one timed run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimedResult {
+    /// The policy's name.
+    pub policy: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// Tasks that arrived before the end.
+    pub tasks_submitted: usize,
+    /// Tasks that completed.
+    pub tasks_completed: usize,
+    /// Tasks placed at least once.
+    pub tasks_placed: usize,
+    /// Placements, counting again a task placed after an eviction.
+    pub placements: usize,
+    /// Tasks taken off a failed node (and queued again).
+    pub evictions: usize,
+    /// Tasks still running at the end (those without a duration, or cut by
+    /// the horizon).
+    pub tasks_running_at_end: usize,
+    /// Tasks still waiting at the end.
+    pub tasks_pending_at_end: usize,
+    /// The most tasks waiting at the end of any instant.
+    pub max_pending: usize,
+    /// Mean wait (first placement − arrival) over the tasks placed, in seconds.
+    pub mean_wait_s: f64,
+    /// 99th percentile (nearest rank) of the waits, in seconds.
+    pub p99_wait_s: f64,
+    /// Longest wait, in seconds.
+    pub max_wait_s: f64,
+    /// Node failures (nodes that went down).
+    pub node_failures: usize,
+    /// When the run ended, in seconds.
+    pub end_s: f64,
+    /// The samples, every `sample_every_s` from 0 s to the end.
+    pub samples: Vec<TimedSample>,
+    /// Wall-clock time of the run.
+    #[serde(serialize_with = "seconds")]
+    pub wall: Duration,
+}
+
+/// Runs one timed replay of `tasks` on `nodes` with `policy`.
+///
+/// - **Time** is virtual, in integer microseconds; task times are whole
+///   seconds. Events at the same instant happen in the order they were
+///   scheduled; tasks arriving at the same second are submitted in the order
+///   given, and node order is as given (it breaks ties for most policies).
+///   One scheduling cycle runs after all events of an instant.
+/// - **Tasks** are placed at some time `p ≥ arrival_s` and complete at
+///   `p + duration_s`; a task without a duration runs until the end. A
+///   task's wait is its first placement minus its arrival. `timeout_ms` is
+///   not enforced. [`TimedTask::from_trace`] says how trace durations are
+///   taken.
+/// - **Waiting**: a task that fits nowhere is never dropped; it backs off
+///   (1 s doubling to 10 s, the scheduler's defaults) and is retried when
+///   its backoff is over, but only while a retry can succeed, that is within
+///   10 s of a completion or a node recovery (capacity only shrinks
+///   otherwise). A task whose backoff ran out meanwhile is retried at the
+///   next completion or recovery. (So a policy that declines a task though
+///   a node fits is not retried more often than that.)
+/// - **Node failures** form a Poisson process of rate
+///   `node_failure_rate_per_hour` × the number of nodes, drawn from the
+///   run's [`SeededRng`] (seeded with `seed`); each hits a node chosen
+///   uniformly, and a hit on a node already down is ignored, so each node
+///   that is up fails at the configured rate. A failed node's tasks go back
+///   to the queue ([`Event::NodeDown`]) and, once placed again, run their
+///   full duration from their new start; the completion planned for the
+///   interrupted run is dropped, so no task completes twice. The node is
+///   back ([`Event::NodeUp`]) `node_recovery_s` later. Without a horizon,
+///   failures happen only while a task is yet to arrive or is running with
+///   a duration.
+/// - **The end**: `horizon_s` when set; otherwise the moment nothing left
+///   can change the outcome (every task arrived, every task with a duration
+///   completed, no node down, no retry that could succeed). Tasks still
+///   running or waiting then are counted in the result.
+/// - **Samples** are taken every `sample_every_s` from 0 s to the end, each
+///   after every other event of its instant. Percentages are of the
+///   capacity of the nodes that are up; fragmentation is measured against
+///   `workload` ([`TargetWorkload::node_fragment_milli`], summed over the
+///   nodes that are up).
+///
+/// # Errors
+/// [`Error::OutOfRange`] for a bad config (see [`TimedConfig::validate`]) or
+/// more than 2,000,000 samples; [`Error::Scheduler`] with the scheduler's
+/// own error for a malformed or duplicated task or node
+/// ([`DuplicateTask`](lepton_core::Error::DuplicateTask),
+/// [`ZeroCapacity`](lepton_core::Error::ZeroCapacity), …).
+///
+/// ```
+/// use lepton_core::*;
+/// use lepton_sim::{run_timed, TimedConfig, TimedTask};
+///
+/// let first_fit = policy_fn("first-fit", |task: &TaskSpec, cluster: &ClusterState| {
+///     cluster.feasible_nodes(task).next().map(|node| Placement::on(node.id()))
+/// });
+/// let nodes = [NodeSpec::new(NodeId(0), Resources::new(4_000, 8_192))];
+/// let task = |id, arrival_s| {
+///     let spec = TaskSpec::new(TaskId(id), Resources::new(3_000, 1_024));
+///     TimedTask::new(spec, arrival_s, Some(100))
+/// };
+/// // The second task waits for the first to finish at 100 s.
+/// let tasks = [task(1, 0), task(2, 10)];
+/// let config = TimedConfig { sample_every_s: 50, ..TimedConfig::default() };
+/// let result = run_timed(&nodes, &tasks, &TargetWorkload::default(), Box::new(first_fit), &config)?;
+/// assert_eq!(result.tasks_completed, 2);
+/// assert_eq!(result.max_wait_s, 90.0);
+/// assert_eq!(result.end_s, 200.0);
+/// # Ok::<(), lepton_sim::Error>(())
+/// ```
+pub fn run_timed(
+    nodes: &[NodeSpec],
+    tasks: &[TimedTask],
+    workload: &TargetWorkload,
+    mut policy: Box<dyn Policy>,
+    config: &TimedConfig,
+) -> Result<TimedResult, Error> {
+    let started = Instant::now();
+    config.validate()?;
+    let mut index = HashMap::with_capacity(tasks.len());
+    for (i, task) in tasks.iter().enumerate() {
+        task.spec.validate()?;
+        if index.insert(task.spec.id, i).is_some() {
+            return Err(lepton_core::Error::DuplicateTask { task: task.spec.id }.into());
+        }
+    }
+    let last_time_s = config.horizon_s.unwrap_or_else(|| {
+        tasks
+            .iter()
+            .map(|t| t.arrival_s.saturating_add(t.duration_s.unwrap_or(0)))
+            .max()
+            .unwrap_or(0)
+    });
+    if last_time_s / config.sample_every_s >= MAX_SAMPLES {
+        return Err(too_many_samples(config));
+    }
+
+    policy.reseed(config.seed);
+    let policy_name = policy.name().to_owned();
+    let clock = ManualClock::new();
+    // Node failures are the experiment, not the tasks' fault: evicted tasks
+    // go straight back to the queue, however often.
+    let scheduler_config = SchedulerConfig {
+        retry_batch: RetryPolicy::IMMEDIATE,
+        retry_service: RetryPolicy::IMMEDIATE,
+        ..SchedulerConfig::default()
+    };
+    let backoff_max = scheduler_config.backoff_max;
+    let mut scheduler = CoreScheduler::builder(policy)
+        .clock(Arc::new(clock.clone()))
+        .config(scheduler_config)
+        .build();
+    for node in nodes {
+        scheduler.add_node(node)?;
+    }
+    // Arrivals stream in: one pending arrival in the heap at a time.
+    let mut arrival_order: Vec<usize> = (0..tasks.len()).collect();
+    arrival_order.sort_by_key(|&i| tasks[i].arrival_s);
+
+    let mut replay = Replay {
+        tasks,
+        workload,
+        config,
+        node_ids: nodes.iter().map(|n| n.id).collect(),
+        scheduler,
+        clock,
+        rng: SeededRng::new(config.seed),
+        backoff_max,
+        index,
+        runs: vec![TaskRun::default(); tasks.len()],
+        arrival_order,
+        next_arrival: 0,
+        heap: BinaryHeap::new(),
+        sequence: 0,
+        completions_due: 0,
+        recoveries_due: 0,
+        failure_due: false,
+        wakeups: BTreeSet::new(),
+        freed_at: None,
+        meter: FragmentMeter::default(),
+        submitted: 0,
+        completed: 0,
+        running: 0,
+        placed: 0,
+        placements: 0,
+        evictions: 0,
+        node_failures: 0,
+        max_pending: 0,
+        waits_micros: Vec::new(),
+        samples: Vec::new(),
+    };
+    let end = replay.run()?;
+    Ok(replay.result(policy_name, end, started))
+}
+
+fn too_many_samples(config: &TimedConfig) -> Error {
+    Error::OutOfRange {
+        name: "sample_every_s",
+        value: config.sample_every_s as f64,
+        expected: "at most 2,000,000 samples per run: a longer interval, or a horizon",
+    }
+}
+
+/// Something that happens at a point of virtual time.
+#[derive(Debug, Clone, Copy)]
+enum SimEvent {
+    /// `tasks[i]` arrives.
+    Arrival(usize),
+    /// `tasks[task]` ends its run `attempt` (stale if it was evicted since).
+    Completion { task: usize, attempt: u32 },
+    /// Some node fails.
+    NodeFailure,
+    /// A failed node is back.
+    NodeRecovery(NodeId),
+    /// Backing-off tasks are due: run a cycle.
+    WakeUp,
+    /// Record a [`TimedSample`].
+    Sample,
+}
+
+impl SimEvent {
+    /// Samples come last in their instant, to see its final state.
+    fn phase(self) -> Phase {
+        match self {
+            SimEvent::Arrival(_)
+            | SimEvent::Completion { .. }
+            | SimEvent::NodeFailure
+            | SimEvent::NodeRecovery(_)
+            | SimEvent::WakeUp => Phase::State,
+            SimEvent::Sample => Phase::Sample,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    State,
+    Sample,
+}
+
+/// An event in the heap, ordered by (time, phase, sequence).
+#[derive(Debug)]
+struct Scheduled {
+    time: Timestamp,
+    phase: Phase,
+    sequence: u64,
+    event: SimEvent,
+}
+
+impl Scheduled {
+    fn key(&self) -> (Timestamp, Phase, u64) {
+        (self.time, self.phase, self.sequence)
+    }
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// The simulator's view of one task.
+#[derive(Debug, Clone, Copy, Default)]
+struct TaskRun {
+    /// The attempt of the run in progress, if one is.
+    live: Option<u32>,
+    /// First placement, if any.
+    first_placed: Option<Timestamp>,
+}
+
+struct Replay<'a> {
+    tasks: &'a [TimedTask],
+    workload: &'a TargetWorkload,
+    config: &'a TimedConfig,
+    node_ids: Vec<NodeId>,
+    scheduler: CoreScheduler,
+    clock: ManualClock,
+    rng: SeededRng,
+    backoff_max: Duration,
+    index: HashMap<TaskId, usize>,
+    runs: Vec<TaskRun>,
+    arrival_order: Vec<usize>,
+    next_arrival: usize,
+    heap: BinaryHeap<Reverse<Scheduled>>,
+    sequence: u64,
+    /// Completions in the heap that are not stale.
+    completions_due: usize,
+    /// Recoveries in the heap.
+    recoveries_due: usize,
+    /// Whether a failure is in the heap (the process pauses without a
+    /// horizon when the workload stops moving).
+    failure_due: bool,
+    /// Times of the wake-ups in the heap.
+    wakeups: BTreeSet<Timestamp>,
+    /// The latest completion or recovery: retries after
+    /// `freed_at + backoff_max` cannot succeed.
+    freed_at: Option<Timestamp>,
+    meter: FragmentMeter,
+    submitted: usize,
+    completed: usize,
+    running: usize,
+    placed: usize,
+    placements: usize,
+    evictions: usize,
+    node_failures: usize,
+    max_pending: usize,
+    waits_micros: Vec<u64>,
+    samples: Vec<TimedSample>,
+}
+
+impl Replay<'_> {
+    fn push(&mut self, time: Timestamp, event: SimEvent) {
+        match event {
+            SimEvent::Completion { .. } => self.completions_due += 1,
+            SimEvent::NodeRecovery(_) => self.recoveries_due += 1,
+            SimEvent::NodeFailure => self.failure_due = true,
+            SimEvent::Arrival(_) | SimEvent::WakeUp | SimEvent::Sample => {}
+        }
+        self.heap.push(Reverse(Scheduled {
+            time,
+            phase: event.phase(),
+            sequence: self.sequence,
+            event,
+        }));
+        self.sequence += 1;
+    }
+
+    fn push_next_arrival(&mut self) {
+        if let Some(&task) = self.arrival_order.get(self.next_arrival) {
+            self.next_arrival += 1;
+            let time = Timestamp::from_secs(self.tasks[task].arrival_s);
+            self.push(time, SimEvent::Arrival(task));
+        }
+    }
+
+    /// True while an arrival or a completion is still to come.
+    fn workload_moves(&self) -> bool {
+        self.submitted < self.tasks.len() || self.completions_due > 0
+    }
+
+    /// True while an event that can change the outcome is in the heap.
+    fn live(&self) -> bool {
+        self.workload_moves() || self.recoveries_due > 0 || !self.wakeups.is_empty()
+    }
+
+    fn push_next_failure(&mut self, now: Timestamp) {
+        let rate = self.config.node_failure_rate_per_hour * self.node_ids.len() as f64;
+        if rate <= 0.0 {
+            return;
+        }
+        // Exponential inter-failure time; u in (0, 1] so ln(u) is finite.
+        let u = ((self.rng.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
+        let micros = (-u.ln() / rate * MICROS_PER_HOUR).round() as u64;
+        // At least 1 µs, so failures can never pile up on one instant.
+        let time = Timestamp(now.as_micros().saturating_add(micros.max(1)));
+        self.push(time, SimEvent::NodeFailure);
+    }
+
+    /// Runs every event; returns when the run ended.
+    fn run(&mut self) -> Result<Timestamp, Error> {
+        self.push_next_arrival();
+        self.push(Timestamp::ZERO, SimEvent::Sample);
+        self.push_next_failure(Timestamp::ZERO);
+        let horizon = self.config.horizon_s.map(Timestamp::from_secs);
+        let mut now = Timestamp::ZERO;
+        let mut needs_cycle = false;
+        while let Some(Reverse(next)) = self.heap.peek() {
+            let (time, event) = (next.time, next.event);
+            match horizon {
+                Some(horizon) if time > horizon => break,
+                Some(_) => {}
+                None => {
+                    // Nothing left can change the outcome: stop, after the
+                    // samples of this last instant.
+                    let final_sample = matches!(event, SimEvent::Sample) && time <= now;
+                    if !self.live() && !needs_cycle && !final_sample {
+                        break;
+                    }
+                }
+            }
+            self.heap.pop();
+            self.clock.set(time);
+            now = time;
+            needs_cycle |= self.apply(event, now)?;
+            // One cycle per instant, once all its events are in.
+            let more_now = self
+                .heap
+                .peek()
+                .is_some_and(|Reverse(n)| n.time == now && n.phase == Phase::State);
+            if needs_cycle && !more_now {
+                self.cycle(now);
+                needs_cycle = false;
+            }
+        }
+        Ok(horizon.unwrap_or(now))
+    }
+
+    /// Applies one event; true when a scheduling cycle should follow.
+    fn apply(&mut self, event: SimEvent, now: Timestamp) -> Result<bool, Error> {
+        match event {
+            SimEvent::Arrival(task) => {
+                self.push_next_arrival();
+                self.scheduler.submit(&self.tasks[task].spec)?;
+                self.submitted += 1;
+                Ok(true)
+            }
+            SimEvent::Completion { task, attempt } => {
+                let run = &mut self.runs[task];
+                if run.live != Some(attempt) {
+                    // Evicted since; no longer counted in `completions_due`.
+                    return Ok(false);
+                }
+                self.completions_due -= 1;
+                self.running -= 1;
+                self.completed += 1;
+                run.live = None;
+                self.scheduler.complete(Run {
+                    task: self.tasks[task].spec.id,
+                    attempt,
+                })?;
+                self.freed_at = Some(now);
+                Ok(true)
+            }
+            SimEvent::NodeFailure => {
+                self.failure_due = false;
+                if self.config.horizon_s.is_none() && !self.workload_moves() {
+                    // Paused; `cycle` resumes it when a task starts.
+                    return Ok(false);
+                }
+                self.push_next_failure(now);
+                let node = self.node_ids[self.rng.index(self.node_ids.len())];
+                let up = self
+                    .scheduler
+                    .cluster()
+                    .node(node)
+                    .is_some_and(|n| n.state() != NodeState::Down);
+                if !up {
+                    return Ok(false);
+                }
+                let evicted = self.scheduler.cluster().tasks_on(node);
+                self.scheduler.handle(Event::NodeDown(node))?;
+                self.node_failures += 1;
+                for task in &evicted {
+                    let Some(&i) = self.index.get(task) else {
+                        continue;
+                    };
+                    let run = &mut self.runs[i];
+                    run.live = None;
+                    self.running -= 1;
+                    self.evictions += 1;
+                    if self.tasks[i].duration_s.is_some() {
+                        // Its pending completion just went stale.
+                        self.completions_due -= 1;
+                    }
+                }
+                let back = now.saturating_add(Duration::from_secs(self.config.node_recovery_s));
+                self.push(back, SimEvent::NodeRecovery(node));
+                Ok(!evicted.is_empty())
+            }
+            SimEvent::NodeRecovery(node) => {
+                self.recoveries_due -= 1;
+                self.scheduler.handle(Event::NodeUp(node))?;
+                self.freed_at = Some(now);
+                Ok(true)
+            }
+            SimEvent::WakeUp => {
+                self.wakeups.remove(&now);
+                Ok(true)
+            }
+            SimEvent::Sample => {
+                self.sample(now)?;
+                let next = now.saturating_add(Duration::from_secs(self.config.sample_every_s));
+                if next > now {
+                    self.push(next, SimEvent::Sample);
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// One scheduling cycle: start what was placed, plan the next useful retry.
+    fn cycle(&mut self, now: Timestamp) {
+        for assignment in self.scheduler.schedule() {
+            let Some(&i) = self.index.get(&assignment.task) else {
+                continue;
+            };
+            let task = &self.tasks[i];
+            let run = &mut self.runs[i];
+            if run.first_placed.is_none() {
+                run.first_placed = Some(now);
+                self.placed += 1;
+                let arrival = Timestamp::from_secs(task.arrival_s);
+                self.waits_micros
+                    .push(now.as_micros().saturating_sub(arrival.as_micros()));
+            }
+            run.live = Some(assignment.attempt);
+            self.running += 1;
+            self.placements += 1;
+            if let Some(duration_s) = task.duration_s {
+                let end = now.saturating_add(Duration::from_secs(duration_s));
+                let attempt = assignment.attempt;
+                self.push(end, SimEvent::Completion { task: i, attempt });
+            }
+        }
+        if !self.failure_due && self.workload_moves() {
+            self.push_next_failure(now);
+        }
+        let pending = self.submitted - self.completed - self.running;
+        self.max_pending = self.max_pending.max(pending);
+        // Every task that backed off before the latest freeing is due by
+        // `freed_at + backoff_max`; later retries cannot succeed.
+        if let (Some(due), Some(freed_at)) = (self.scheduler.next_backoff_due(), self.freed_at) {
+            if due > now
+                && due <= freed_at.saturating_add(self.backoff_max)
+                && self.wakeups.insert(due)
+            {
+                self.push(due, SimEvent::WakeUp);
+            }
+        }
+    }
+
+    fn sample(&mut self, now: Timestamp) -> Result<(), Error> {
+        if self.samples.len() as u64 >= MAX_SAMPLES {
+            // The estimate at the start held; the run went on: tasks keep
+            // waiting or keep restarting after node failures.
+            return Err(Error::OutOfRange {
+                name: "samples",
+                value: MAX_SAMPLES as f64,
+                expected: "at most 2,000,000 per run; the run went on longer than its tasks' \
+                           times (long tasks that node failures keep restarting?): set horizon_s",
+            });
+        }
+        let report = self.scheduler.report();
+        let cluster = self.scheduler.cluster();
+        let up_gpu_milli: u64 = cluster
+            .nodes()
+            .iter()
+            .filter(|n| n.state() != NodeState::Down)
+            .map(|n| u64::from(n.spec().gpus.count) * u64::from(GPU_MILLI_PER_GPU))
+            .sum();
+        let frag_milli = self.meter.fragment_milli(self.workload, cluster);
+        let frag_pct = if up_gpu_milli == 0 {
+            0.0
+        } else {
+            frag_milli * 100.0 / up_gpu_milli as f64
+        };
+        self.samples.push(TimedSample {
+            time_s: now.as_micros() / MICROS_PER_SECOND,
+            gpu_alloc_pct: report.utilization.gpu * 100.0,
+            cpu_pct: report.utilization.cpu * 100.0,
+            memory_pct: report.utilization.memory * 100.0,
+            frag_pct,
+            pending: report.tasks.queued + report.tasks.backing_off,
+            running: report.tasks.running,
+            nodes_in_use: report.nodes_in_use,
+            nodes_down: report.nodes_down,
+        });
+        Ok(())
+    }
+
+    fn result(self, policy: String, end: Timestamp, started: Instant) -> TimedResult {
+        let mut waits = self.waits_micros;
+        waits.sort_unstable();
+        let to_s = |micros: u64| micros as f64 / MICROS_PER_SECOND as f64;
+        let mean_wait_s = if waits.is_empty() {
+            0.0
+        } else {
+            let total: u128 = waits.iter().map(|&w| u128::from(w)).sum();
+            total as f64 / waits.len() as f64 / MICROS_PER_SECOND as f64
+        };
+        // Nearest rank: the smallest wait with at least 99% of waits at or below it.
+        let p99 = waits
+            .len()
+            .checked_sub(1)
+            .map(|last| waits[(waits.len() * 99).div_ceil(100).saturating_sub(1).min(last)]);
+        TimedResult {
+            policy,
+            seed: self.config.seed,
+            tasks_submitted: self.submitted,
+            tasks_completed: self.completed,
+            tasks_placed: self.placed,
+            placements: self.placements,
+            evictions: self.evictions,
+            tasks_running_at_end: self.running,
+            tasks_pending_at_end: self.submitted - self.completed - self.running,
+            max_pending: self.max_pending,
+            mean_wait_s,
+            p99_wait_s: p99.map_or(0.0, to_s),
+            max_wait_s: waits.last().copied().map_or(0.0, to_s),
+            node_failures: self.node_failures,
+            end_s: to_s(end.as_micros()),
+            samples: self.samples,
+            wall: started.elapsed(),
+        }
+    }
+}
