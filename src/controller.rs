@@ -21,7 +21,7 @@
 //! Every decision gets a `tracing` span (`place`, `migrate`, `launch`,
 //! `evict`, `end`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,8 +113,9 @@ pub struct Controller {
     config: ControllerConfig,
     /// Which backend each node belongs to.
     node_backend: HashMap<NodeId, usize>,
-    /// The current run of each running task.
-    runs: HashMap<TaskId, Handle>,
+    /// The current run of each running task, by task: the order in which
+    /// the runs' endings reach the scheduler.
+    runs: BTreeMap<TaskId, Handle>,
     waiting: Vec<Waiting>,
     steps: u64,
 }
@@ -148,7 +149,7 @@ impl Controller {
             backends,
             config,
             node_backend: HashMap::new(),
-            runs: HashMap::new(),
+            runs: BTreeMap::new(),
             waiting: Vec::new(),
             steps: 0,
         };
@@ -278,8 +279,7 @@ impl Controller {
     /// cannot be stopped now (backend unreachable) are named in the log;
     /// a later controller stops them as orphans.
     pub async fn shutdown(mut self) -> CoreScheduler {
-        let runs: Vec<Handle> = self.runs.drain().map(|(_, handle)| handle).collect();
-        for handle in runs {
+        for handle in std::mem::take(&mut self.runs).into_values() {
             if let Some(backend) = self.backend_of(handle.node) {
                 if let Err(error) = backend.stop(&handle).await {
                     warn!(%handle, %error, "could not stop at shutdown");
@@ -381,7 +381,8 @@ impl Controller {
     /// Measures every run's usage and tells the scheduler each node's sum.
     /// Runs whose backend cannot measure (or be reached) are left out.
     async fn measure_usage(&mut self) {
-        let mut per_node: HashMap<NodeId, Usage> = HashMap::new();
+        // By node: the order of the scheduler's `NodeUsage` events.
+        let mut per_node: BTreeMap<NodeId, Usage> = BTreeMap::new();
         for handle in self.runs.values() {
             let Some(backend) = self.backend_of(handle.node) else {
                 continue;
@@ -596,35 +597,36 @@ impl Controller {
 
 /// Runs `work` on every item, at most `limit` (at least one) at once, each
 /// in a task of its own. Returns every item with its result, in the order
-/// they finish; `None` for work that panicked, so that no item is lost.
+/// of `items` whatever order they finish in, so that what the caller does
+/// with the results (events to the scheduler) is deterministic; `None` for
+/// work that panicked, so that no item is lost.
 async fn in_parallel<T, R, F, Fut>(items: Vec<T>, limit: usize, work: F) -> Vec<(T, Option<R>)>
 where
     F: Fn(&T) -> Fut,
     Fut: std::future::Future<Output = R> + Send + 'static,
     R: Send + 'static,
 {
-    let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
-    let mut done = Vec::with_capacity(items.len());
+    let mut results: Vec<Option<R>> = items.iter().map(|_| None).collect();
     let mut positions = HashMap::new();
     let mut in_flight = JoinSet::new();
     let mut next = 0;
     loop {
         while in_flight.len() < limit.max(1) && next < items.len() {
-            if let Some(item) = &items[next] {
-                positions.insert(in_flight.spawn(work(item)).id(), next);
-            }
+            positions.insert(in_flight.spawn(work(&items[next])).id(), next);
             next += 1;
         }
-        let (id, result) = match in_flight.join_next_with_id().await {
+        match in_flight.join_next_with_id().await {
             None => break,
-            Some(Ok((id, result))) => (id, Some(result)),
-            Some(Err(error)) => (error.id(), None),
-        };
-        if let Some(item) = positions.remove(&id).and_then(|at| items[at].take()) {
-            done.push((item, result));
+            Some(Ok((id, result))) => {
+                if let Some(&at) = positions.get(&id) {
+                    results[at] = Some(result);
+                }
+            }
+            // A panic leaves the item's result `None`.
+            Some(Err(_)) => {}
         }
     }
-    done
+    items.into_iter().zip(results).collect()
 }
 
 #[cfg(test)]
@@ -634,7 +636,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn in_parallel_keeps_every_item_and_the_limit() {
+    async fn in_parallel_keeps_every_item_in_order_and_the_limit() {
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let results = in_parallel((0..10).collect(), 3, |&item: &u32| {
@@ -642,15 +644,14 @@ mod tests {
             async move {
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                 most.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // Later items finish first: the results must not follow.
+                tokio::time::sleep(Duration::from_millis(u64::from(20 - item))).await;
                 running.fetch_sub(1, Ordering::SeqCst);
                 assert!(item != 4, "work for item 4 panics");
                 item * 10
             }
         })
         .await;
-        let mut results = results;
-        results.sort_unstable();
         let expected: Vec<(u32, Option<u32>)> = (0..10)
             .map(|item| (item, (item != 4).then_some(item * 10)))
             .collect();
