@@ -41,6 +41,9 @@ pub struct ControllerConfig {
     pub tick: Duration,
     /// Launches (and, separately, live migrations) in flight at once, at most.
     pub max_concurrent_launches: usize,
+    /// Status polls in flight at once, at most (at least one). Each step
+    /// asks every run's status; fewer suit a cloud API's rate limits.
+    pub max_concurrent_polls: usize,
     /// How long a launch the backend could not receive (unreachable, timed
     /// out) is retried, for the same run, before it counts as failed.
     pub launch_retry_for: Duration,
@@ -53,12 +56,14 @@ pub struct ControllerConfig {
 }
 
 impl Default for ControllerConfig {
-    /// A step every 200 ms, 8 launches at once, launches retried for
-    /// 5 min, usage measured and stale runs swept every 10 steps.
+    /// A step every 200 ms, 8 launches and 16 status polls at once,
+    /// launches retried for 5 min, usage measured and stale runs swept
+    /// every 10 steps.
     fn default() -> Self {
         ControllerConfig {
             tick: Duration::from_millis(200),
             max_concurrent_launches: 8,
+            max_concurrent_polls: 16,
             launch_retry_for: Duration::from_secs(300),
             usage_every: 10,
             sweep_every: 10,
@@ -325,37 +330,42 @@ impl Controller {
         unreachable
     }
 
-    /// Polls every run; endings become events. Returns the runs that ended.
+    /// Polls every run's status, at most `max_concurrent_polls` at once;
+    /// endings become events, applied in the order of their tasks' ids
+    /// whatever order the answers came in. A run whose status could not be
+    /// had (an error, a panic in the backend) is asked again next step.
+    /// Returns the runs that ended, in that order.
     async fn watch(&mut self) -> Vec<(Handle, RunStatus)> {
+        let polls: Vec<(Handle, Arc<dyn Backend>)> = self
+            .runs
+            .values()
+            .filter_map(|handle| Some((handle.clone(), self.backend_of(handle.node)?)))
+            .collect();
+        let answers = in_parallel(
+            polls,
+            self.config.max_concurrent_polls,
+            |(handle, backend)| {
+                let (handle, backend) = (handle.clone(), Arc::clone(backend));
+                async move { backend.status(&handle).await }
+            },
+        )
+        .await;
         let mut ended = Vec::new();
-        let runs: Vec<Handle> = self.runs.values().cloned().collect();
-        for handle in runs {
-            let Some(backend) = self.backend_of(handle.node) else {
-                continue;
-            };
-            let status = match backend.status(&handle).await {
-                Ok(status) => status,
-                Err(error) => {
-                    // Unreachable: ask again next step; the run may well be fine.
+        for ((handle, backend), answer) in answers {
+            let status = match answer {
+                Some(Ok(status)) => status,
+                // Unreachable: ask again next step; the run may well be fine.
+                Some(Err(error)) => {
                     warn!(%handle, %error, "status unknown");
                     continue;
                 }
+                None => {
+                    warn!(%handle, "status unknown: the backend panicked");
+                    continue;
+                }
             };
-            let event = match status.clone() {
-                RunStatus::Starting | RunStatus::Running => continue,
-                RunStatus::Exited { code: 0 } => Event::TaskCompleted(handle.run),
-                RunStatus::Exited { code } => Event::TaskFailed {
-                    run: handle.run,
-                    reason: format!("exit code {code}"),
-                },
-                RunStatus::Failed { reason } => Event::TaskFailed {
-                    run: handle.run,
-                    reason,
-                },
-                RunStatus::Gone => Event::TaskFailed {
-                    run: handle.run,
-                    reason: "gone from the backend".to_owned(),
-                },
+            let Some(event) = ending(handle.run, &status) else {
+                continue;
             };
             {
                 // Not held across an await: the span would stay entered on
@@ -595,6 +605,26 @@ impl Controller {
     }
 }
 
+/// The event that tells the scheduler how `run` ended, `None` while it runs.
+fn ending(run: Run, status: &RunStatus) -> Option<Event> {
+    Some(match status {
+        RunStatus::Starting | RunStatus::Running => return None,
+        RunStatus::Exited { code: 0 } => Event::TaskCompleted(run),
+        RunStatus::Exited { code } => Event::TaskFailed {
+            run,
+            reason: format!("exit code {code}"),
+        },
+        RunStatus::Failed { reason } => Event::TaskFailed {
+            run,
+            reason: reason.clone(),
+        },
+        RunStatus::Gone => Event::TaskFailed {
+            run,
+            reason: "gone from the backend".to_owned(),
+        },
+    })
+}
+
 /// Runs `work` on every item, at most `limit` (at least one) at once, each
 /// in a task of its own. Returns every item with its result, in the order
 /// of `items` whatever order they finish in, so that what the caller does
@@ -631,9 +661,210 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use lepton_core::{ClusterState, Feedback, NodeSpec, Placement, Policy, Resources};
 
     use super::*;
+
+    /// An in-process backend with one roomy node, for tests of the
+    /// controller itself: its runs run until [`finish`](Self::finish), and
+    /// it counts how many `status` calls are in flight at once, each one
+    /// taking as long as `latency` says for its task.
+    struct Fake {
+        latency: fn(TaskId) -> Duration,
+        finished: AtomicBool,
+        /// The first status poll of this task panics.
+        panics_once: Mutex<Option<TaskId>>,
+        polls: AtomicUsize,
+        polls_in_flight: AtomicUsize,
+        most_polls_in_flight: AtomicUsize,
+    }
+
+    const NODE: NodeId = NodeId(1);
+
+    impl Fake {
+        fn new(latency: fn(TaskId) -> Duration) -> Arc<Self> {
+            Arc::new(Fake {
+                latency,
+                finished: AtomicBool::new(false),
+                panics_once: Mutex::new(None),
+                polls: AtomicUsize::new(0),
+                polls_in_flight: AtomicUsize::new(0),
+                most_polls_in_flight: AtomicUsize::new(0),
+            })
+        }
+
+        /// Every run exits with code 0 from now on.
+        fn finish(&self) {
+            self.finished.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[async_trait]
+    impl Backend for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+
+        async fn inventory(&self) -> Result<Vec<NodeSpec>, BackendError> {
+            Ok(vec![NodeSpec::new(NODE, Resources::new(64_000, 65_536))])
+        }
+
+        async fn launch(&self, launch: &Launch) -> Result<Handle, BackendError> {
+            Ok(Handle {
+                run: launch.run,
+                node: launch.node,
+                id: format!("fake-{}", launch.run),
+            })
+        }
+
+        async fn stop(&self, _handle: &Handle) -> Result<(), BackendError> {
+            Ok(())
+        }
+
+        async fn status(&self, handle: &Handle) -> Result<RunStatus, BackendError> {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            let now = self.polls_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_polls_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep((self.latency)(handle.run.task)).await;
+            self.polls_in_flight.fetch_sub(1, Ordering::SeqCst);
+            let panics = self
+                .panics_once
+                .lock()
+                .unwrap()
+                .take_if(|task| *task == handle.run.task);
+            assert!(panics.is_none(), "status of {} panics", handle.run);
+            Ok(if self.finished.load(Ordering::SeqCst) {
+                RunStatus::Exited { code: 0 }
+            } else {
+                RunStatus::Running
+            })
+        }
+
+        async fn running(&self) -> Result<Vec<Handle>, BackendError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// First fit, writing down every task whose end the scheduler was told
+    /// of, in the order it was told.
+    struct Recording(Arc<Mutex<Vec<TaskId>>>);
+
+    impl Policy for Recording {
+        fn name(&self) -> &str {
+            "recording"
+        }
+
+        fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
+            cluster
+                .feasible_nodes(task)
+                .next()
+                .map(|node| Placement::on(node.id()))
+        }
+
+        fn observe(&mut self, feedback: &Feedback<'_>) {
+            self.0.lock().unwrap().push(feedback.task.id);
+        }
+    }
+
+    /// A controller over `backend` with `tasks` submitted, and the ends its
+    /// scheduler is told of.
+    async fn controller_with(
+        backend: &Arc<Fake>,
+        config: ControllerConfig,
+        tasks: u64,
+    ) -> (Controller, Arc<Mutex<Vec<TaskId>>>) {
+        let ends = Arc::new(Mutex::new(Vec::new()));
+        let scheduler = CoreScheduler::new(Box::new(Recording(Arc::clone(&ends))));
+        let backends: Vec<Arc<dyn Backend>> = vec![Arc::clone(backend) as Arc<dyn Backend>];
+        let mut controller = Controller::new(scheduler, backends, config).await.unwrap();
+        for id in 1..=tasks {
+            controller
+                .submit(&TaskSpec::new(TaskId(id), Resources::new(100, 64)))
+                .unwrap();
+        }
+        (controller, ends)
+    }
+
+    /// Steps once: every task starts (the node has room for all).
+    async fn start_all(controller: &mut Controller, tasks: u64) {
+        let report = controller.step().await;
+        assert_eq!(report.launched.len() as u64, tasks);
+    }
+
+    #[tokio::test]
+    async fn status_polls_overlap_up_to_the_bound_and_no_further() {
+        let backend = Fake::new(|_| Duration::from_millis(50));
+        let config = ControllerConfig {
+            max_concurrent_polls: 3,
+            ..ControllerConfig::default()
+        };
+        let (mut controller, _) = controller_with(&backend, config, 10).await;
+        start_all(&mut controller, 10).await;
+        let report = controller.step().await;
+        assert!(report.ended.is_empty());
+        assert_eq!(backend.polls.load(Ordering::SeqCst), 10);
+        assert_eq!(backend.most_polls_in_flight.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_status_poll_that_panics_loses_no_run() {
+        let backend = Fake::new(|_| Duration::from_millis(1));
+        *backend.panics_once.lock().unwrap() = Some(TaskId(2));
+        let (mut controller, ends) =
+            controller_with(&backend, ControllerConfig::default(), 3).await;
+        start_all(&mut controller, 3).await;
+        backend.finish();
+        let ended: Vec<TaskId> = controller
+            .step()
+            .await
+            .ended
+            .iter()
+            .map(|(h, _)| h.run.task)
+            .collect();
+        assert_eq!(ended, [TaskId(1), TaskId(3)]);
+        assert!(
+            controller.handle(TaskId(2)).is_some(),
+            "the run is still held"
+        );
+        let ended: Vec<TaskId> = controller
+            .step()
+            .await
+            .ended
+            .iter()
+            .map(|(h, _)| h.run.task)
+            .collect();
+        assert_eq!(ended, [TaskId(2)]);
+        assert_eq!(*ends.lock().unwrap(), [TaskId(1), TaskId(3), TaskId(2)]);
+        assert_eq!(controller.scheduler().task_counts().completed, 3);
+    }
+
+    /// The order in which the scheduler hears of 16 runs ending in one
+    /// step, their status answers coming back in the order `latency` makes.
+    async fn order_of_ends(latency: fn(TaskId) -> Duration) -> Vec<TaskId> {
+        let backend = Fake::new(latency);
+        let (mut controller, ends) =
+            controller_with(&backend, ControllerConfig::default(), 16).await;
+        start_all(&mut controller, 16).await;
+        backend.finish();
+        assert_eq!(controller.step().await.ended.len(), 16);
+        let ends = ends.lock().unwrap().clone();
+        ends
+    }
+
+    #[tokio::test]
+    async fn endings_reach_the_scheduler_in_task_order_whatever_order_the_polls_answer_in() {
+        // Last task answers first.
+        let first = order_of_ends(|task| Duration::from_millis(40 - 2 * task.0)).await;
+        // A shuffle: 7 is coprime with 16.
+        let second = order_of_ends(|task| Duration::from_millis(2 * (task.0 * 7 % 16))).await;
+        let by_task: Vec<TaskId> = (1..=16).map(TaskId).collect();
+        assert_eq!(first, second);
+        assert_eq!(first, by_task);
+    }
 
     #[tokio::test]
     async fn in_parallel_keeps_every_item_in_order_and_the_limit() {
