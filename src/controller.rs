@@ -22,6 +22,7 @@
 //! `evict`, `end`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,8 @@ use tracing::{info, info_span, warn, Instrument};
 /// Tunables of the [`Controller`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerConfig {
-    /// Pause between two steps of [`run_until_idle`](Controller::run_until_idle).
+    /// Pause between two steps of [`run`](Controller::run) and
+    /// [`run_until_idle`](Controller::run_until_idle).
     /// Each step polls every run's status: seconds suit a cloud API's rate
     /// limits better than the default.
     pub tick: Duration,
@@ -101,6 +103,32 @@ pub struct StepReport {
     pub waiting_launches: usize,
     /// Backends that could not be reached this step.
     pub unreachable_backends: usize,
+}
+
+/// What [`run`](Controller::run) did before it was told to stop: the
+/// [`StepReport`]s of its steps, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoopSummary {
+    /// Steps taken.
+    pub steps: u64,
+    /// Runs started.
+    pub launched: usize,
+    /// Runs moved by live migration.
+    pub migrated: usize,
+    /// Runs stopped by evictions.
+    pub evicted: usize,
+    /// Runs that ended.
+    pub ended: usize,
+}
+
+impl LoopSummary {
+    fn add(&mut self, report: &StepReport) {
+        self.steps += 1;
+        self.launched += report.launched.len();
+        self.migrated += report.migrated.len();
+        self.evicted += report.evicted.len();
+        self.ended += report.ended.len();
+    }
 }
 
 /// A launch the backend could not receive yet.
@@ -277,6 +305,51 @@ impl Controller {
                 return Err(ControllerError::NotIdle(limit));
             }
             tokio::time::sleep(self.config.tick).await;
+        }
+    }
+
+    /// Steps, with a [`tick`](ControllerConfig::tick) between two steps,
+    /// until `shutdown` resolves; returns what the steps did. The first
+    /// step is taken at once.
+    ///
+    /// `shutdown` is heeded between steps: a step under way is finished
+    /// first, since one cut short could lose the handle of a run it has
+    /// just launched. So `run` returns at most one step after `shutdown`
+    /// resolves, and at once if it already has. The runs still going are
+    /// left running: stop them with [`shutdown`](Self::shutdown).
+    ///
+    /// ```no_run
+    /// # async fn serve(backend: std::sync::Arc<dyn lepton::Backend>) -> Result<(), lepton::ControllerError> {
+    /// use lepton::{policies::BestFit, Controller, ControllerConfig, CoreScheduler};
+    ///
+    /// let scheduler = CoreScheduler::new(Box::new(BestFit));
+    /// let mut controller =
+    ///     Controller::new(scheduler, vec![backend], ControllerConfig::default()).await?;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// // … hand `stop` to whatever decides when the service ends …
+    /// # drop(stop);
+    /// let summary = controller
+    ///     .run(async {
+    ///         let _ = stopped.await;
+    ///     })
+    ///     .await;
+    /// println!("{} steps, {} runs ended", summary.steps, summary.ended);
+    /// controller.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> LoopSummary {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut summary = LoopSummary::default();
+        let mut pause = Duration::ZERO;
+        loop {
+            tokio::select! {
+                // The signal first: one already given stops before a step.
+                biased;
+                () = &mut shutdown => return summary,
+                () = tokio::time::sleep(pause) => {}
+            }
+            summary.add(&self.step().await);
+            pause = self.config.tick;
         }
     }
 
@@ -633,7 +706,7 @@ fn ending(run: Run, status: &RunStatus) -> Option<Event> {
 async fn in_parallel<T, R, F, Fut>(items: Vec<T>, limit: usize, work: F) -> Vec<(T, Option<R>)>
 where
     F: Fn(&T) -> Fut,
-    Fut: std::future::Future<Output = R> + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
     R: Send + 'static,
 {
     let mut results: Vec<Option<R>> = items.iter().map(|_| None).collect();
@@ -888,5 +961,58 @@ mod tests {
             .collect();
         assert_eq!(results, expected);
         assert_eq!(most.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn run_completes_the_tasks_and_stops_when_told() {
+        let backend = Fake::new(|_| Duration::from_millis(1));
+        // Every run exits at its first poll, the step after its launch.
+        backend.finish();
+        let config = ControllerConfig {
+            tick: Duration::from_millis(10),
+            ..ControllerConfig::default()
+        };
+        let (mut controller, ends) = controller_with(&backend, config, 4).await;
+        let told = Arc::new(Mutex::new(None));
+        let shutdown = {
+            let (ends, told) = (Arc::clone(&ends), Arc::clone(&told));
+            async move {
+                while ends.lock().unwrap().len() < 4 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                *told.lock().unwrap() = Some(Instant::now());
+            }
+        };
+        let summary = tokio::time::timeout(Duration::from_secs(10), controller.run(shutdown))
+            .await
+            .expect("run stops once the tasks are done");
+        let told = told.lock().unwrap().expect("shutdown resolved");
+        assert!(
+            told.elapsed() < Duration::from_secs(1),
+            "returned {:?} after the signal",
+            told.elapsed()
+        );
+        assert_eq!(controller.scheduler().task_counts().completed, 4);
+        assert_eq!((summary.launched, summary.ended), (4, 4));
+        assert!(summary.steps >= 2, "{summary:?}");
+    }
+
+    #[tokio::test]
+    async fn run_heeds_shutdown_during_the_pause_between_steps() {
+        let backend = Fake::new(|_| Duration::from_millis(1));
+        let config = ControllerConfig {
+            tick: Duration::from_secs(3_600),
+            ..ControllerConfig::default()
+        };
+        let (mut controller, _) = controller_with(&backend, config, 2).await;
+        // A signal already given: no step at all.
+        let summary = controller.run(std::future::ready(())).await;
+        assert_eq!(summary, LoopSummary::default());
+        // A signal given while run waits out the hour-long tick.
+        let shutdown = tokio::time::sleep(Duration::from_millis(50));
+        let summary = tokio::time::timeout(Duration::from_secs(10), controller.run(shutdown))
+            .await
+            .expect("run returns without waiting out the tick");
+        assert_eq!((summary.steps, summary.launched), (1, 2));
     }
 }

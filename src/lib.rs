@@ -37,7 +37,7 @@
 
 pub mod controller;
 
-pub use controller::{Controller, ControllerConfig, ControllerError, StepReport};
+pub use controller::{Controller, ControllerConfig, ControllerError, LoopSummary, StepReport};
 pub use lepton_adapters as adapters;
 pub use lepton_core as core;
 pub use lepton_core::*;
