@@ -3,14 +3,23 @@
 //! A [`Controller`] owns a [`CoreScheduler`] and one or more [`Backend`]s
 //! and runs the loop of the design, one [`step`](Controller::step) at a
 //! time: monitor (inventory as heartbeat, new nodes added), watch (poll the
-//! status of every run and turn endings into events), place
-//! ([`schedule`](Scheduler::schedule)), execute (live-migrate the runs
-//! that move where the backend can, stop what the assignments evict, then
-//! launch, a bounded number at once), and recover (failed runs
-//! are retried by the scheduler; a launch the backend could not even
-//! receive is retried for the same run, so that nothing starts twice).
-//! [`run_until_idle`](Controller::run_until_idle) loops until every task
-//! has ended; [`shutdown`](Controller::shutdown) stops what still runs.
+//! status of every run, a bounded number at once, and turn endings into
+//! events), place ([`schedule`](Scheduler::schedule)), execute
+//! (live-migrate the runs that move where the backend can, stop what the
+//! assignments evict, then launch, a bounded number at once), and recover
+//! (failed runs are retried by the scheduler; a launch the backend could
+//! not even receive is retried for the same run, so that nothing starts
+//! twice). A service calls [`run`](Controller::run), which steps every
+//! tick until its shutdown signal; a batch calls
+//! [`run_until_idle`](Controller::run_until_idle), which steps until every
+//! task has ended; [`shutdown`](Controller::shutdown) stops what still runs.
+//!
+//! Backends answer in whatever order they finish, but the scheduler hears
+//! of it in a fixed order, so that the same runs and answers lead to the
+//! same decisions: endings in the order of their tasks' ids (the runs are
+//! kept by task in a `BTreeMap`), the outcomes of launches and migrations
+//! in the order they were asked for, measured usage in the order of the
+//! nodes' ids.
 //!
 //! A move (an assignment whose [`moves_from`](Assignment::moves_from) is
 //! the task's running run: a drain, the rebalancer) is a live migration
