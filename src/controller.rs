@@ -748,6 +748,7 @@ mod tests {
 
     use async_trait::async_trait;
     use lepton_core::{ClusterState, Feedback, NodeSpec, Placement, Policy, Resources};
+    use lepton_policies::FirstFit;
 
     use super::*;
 
@@ -841,10 +842,7 @@ mod tests {
         }
 
         fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-            cluster
-                .feasible_nodes(task)
-                .next()
-                .map(|node| Placement::on(node.id()))
+            FirstFit.select(task, cluster)
         }
 
         fn observe(&mut self, feedback: &Feedback<'_>) {
@@ -877,6 +875,15 @@ mod tests {
         assert_eq!(report.launched.len() as u64, tasks);
     }
 
+    /// The tasks whose runs ended in a step, in the report's order.
+    fn ended_tasks(report: &StepReport) -> Vec<TaskId> {
+        report
+            .ended
+            .iter()
+            .map(|(handle, _)| handle.run.task)
+            .collect()
+    }
+
     #[tokio::test]
     async fn status_polls_overlap_up_to_the_bound_and_no_further() {
         let backend = Fake::new(|_| Duration::from_millis(50));
@@ -900,25 +907,13 @@ mod tests {
             controller_with(&backend, ControllerConfig::default(), 3).await;
         start_all(&mut controller, 3).await;
         backend.finish();
-        let ended: Vec<TaskId> = controller
-            .step()
-            .await
-            .ended
-            .iter()
-            .map(|(h, _)| h.run.task)
-            .collect();
+        let ended = ended_tasks(&controller.step().await);
         assert_eq!(ended, [TaskId(1), TaskId(3)]);
         assert!(
             controller.handle(TaskId(2)).is_some(),
             "the run is still held"
         );
-        let ended: Vec<TaskId> = controller
-            .step()
-            .await
-            .ended
-            .iter()
-            .map(|(h, _)| h.run.task)
-            .collect();
+        let ended = ended_tasks(&controller.step().await);
         assert_eq!(ended, [TaskId(2)]);
         assert_eq!(*ends.lock().unwrap(), [TaskId(1), TaskId(3), TaskId(2)]);
         assert_eq!(controller.scheduler().task_counts().completed, 3);
