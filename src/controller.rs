@@ -3,14 +3,23 @@
 //! A [`Controller`] owns a [`CoreScheduler`] and one or more [`Backend`]s
 //! and runs the loop of the design, one [`step`](Controller::step) at a
 //! time: monitor (inventory as heartbeat, new nodes added), watch (poll the
-//! status of every run and turn endings into events), place
-//! ([`schedule`](Scheduler::schedule)), execute (live-migrate the runs
-//! that move where the backend can, stop what the assignments evict, then
-//! launch, a bounded number at once), and recover (failed runs
-//! are retried by the scheduler; a launch the backend could not even
-//! receive is retried for the same run, so that nothing starts twice).
-//! [`run_until_idle`](Controller::run_until_idle) loops until every task
-//! has ended; [`shutdown`](Controller::shutdown) stops what still runs.
+//! status of every run, a bounded number at once, and turn endings into
+//! events), place ([`schedule`](Scheduler::schedule)), execute
+//! (live-migrate the runs that move where the backend can, stop what the
+//! assignments evict, then launch, a bounded number at once), and recover
+//! (failed runs are retried by the scheduler; a launch the backend could
+//! not even receive is retried for the same run, so that nothing starts
+//! twice). A service calls [`run`](Controller::run), which steps every
+//! tick until its shutdown signal; a batch calls
+//! [`run_until_idle`](Controller::run_until_idle), which steps until every
+//! task has ended; [`shutdown`](Controller::shutdown) stops what still runs.
+//!
+//! Backends answer in whatever order they finish, but the scheduler hears
+//! of it in a fixed order, so that the same runs and answers lead to the
+//! same decisions: endings in the order of their tasks' ids (the runs are
+//! kept by task in a `BTreeMap`), the outcomes of launches and migrations
+//! in the order they were asked for, measured usage in the order of the
+//! nodes' ids.
 //!
 //! A move (an assignment whose [`moves_from`](Assignment::moves_from) is
 //! the task's running run: a drain, the rebalancer) is a live migration
@@ -21,7 +30,8 @@
 //! Every decision gets a `tracing` span (`place`, `migrate`, `launch`,
 //! `evict`, `end`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,12 +45,16 @@ use tracing::{info, info_span, warn, Instrument};
 /// Tunables of the [`Controller`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerConfig {
-    /// Pause between two steps of [`run_until_idle`](Controller::run_until_idle).
+    /// Pause between two steps of [`run`](Controller::run) and
+    /// [`run_until_idle`](Controller::run_until_idle).
     /// Each step polls every run's status: seconds suit a cloud API's rate
     /// limits better than the default.
     pub tick: Duration,
     /// Launches (and, separately, live migrations) in flight at once, at most.
     pub max_concurrent_launches: usize,
+    /// Status polls in flight at once, at most (at least one). Each step
+    /// asks every run's status; fewer suit a cloud API's rate limits.
+    pub max_concurrent_polls: usize,
     /// How long a launch the backend could not receive (unreachable, timed
     /// out) is retried, for the same run, before it counts as failed.
     pub launch_retry_for: Duration,
@@ -53,12 +67,14 @@ pub struct ControllerConfig {
 }
 
 impl Default for ControllerConfig {
-    /// A step every 200 ms, 8 launches at once, launches retried for
-    /// 5 min, usage measured and stale runs swept every 10 steps.
+    /// A step every 200 ms, 8 launches and 16 status polls at once,
+    /// launches retried for 5 min, usage measured and stale runs swept
+    /// every 10 steps.
     fn default() -> Self {
         ControllerConfig {
             tick: Duration::from_millis(200),
             max_concurrent_launches: 8,
+            max_concurrent_polls: 16,
             launch_retry_for: Duration::from_secs(300),
             usage_every: 10,
             sweep_every: 10,
@@ -98,6 +114,32 @@ pub struct StepReport {
     pub unreachable_backends: usize,
 }
 
+/// What [`run`](Controller::run) did before it was told to stop: the
+/// [`StepReport`]s of its steps, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoopSummary {
+    /// Steps taken.
+    pub steps: u64,
+    /// Runs started.
+    pub launched: usize,
+    /// Runs moved by live migration.
+    pub migrated: usize,
+    /// Runs stopped by evictions.
+    pub evicted: usize,
+    /// Runs that ended.
+    pub ended: usize,
+}
+
+impl LoopSummary {
+    fn add(&mut self, report: &StepReport) {
+        self.steps += 1;
+        self.launched += report.launched.len();
+        self.migrated += report.migrated.len();
+        self.evicted += report.evicted.len();
+        self.ended += report.ended.len();
+    }
+}
+
 /// A launch the backend could not receive yet.
 #[derive(Debug)]
 struct Waiting {
@@ -113,8 +155,9 @@ pub struct Controller {
     config: ControllerConfig,
     /// Which backend each node belongs to.
     node_backend: HashMap<NodeId, usize>,
-    /// The current run of each running task.
-    runs: HashMap<TaskId, Handle>,
+    /// The current run of each running task, by task: the order in which
+    /// the runs' endings reach the scheduler.
+    runs: BTreeMap<TaskId, Handle>,
     waiting: Vec<Waiting>,
     steps: u64,
 }
@@ -148,7 +191,7 @@ impl Controller {
             backends,
             config,
             node_backend: HashMap::new(),
-            runs: HashMap::new(),
+            runs: BTreeMap::new(),
             waiting: Vec::new(),
             steps: 0,
         };
@@ -274,12 +317,56 @@ impl Controller {
         }
     }
 
+    /// Steps, with a [`tick`](ControllerConfig::tick) between two steps,
+    /// until `shutdown` resolves; returns what the steps did. The first
+    /// step is taken at once.
+    ///
+    /// `shutdown` is heeded between steps: a step under way is finished
+    /// first, since one cut short could lose the handle of a run it has
+    /// just launched. So `run` returns at most one step after `shutdown`
+    /// resolves, and at once if it already has. The runs still going are
+    /// left running: stop them with [`shutdown`](Self::shutdown).
+    ///
+    /// ```no_run
+    /// # async fn serve(backend: std::sync::Arc<dyn lepton::Backend>) -> Result<(), lepton::ControllerError> {
+    /// use lepton::{policies::BestFit, Controller, ControllerConfig, CoreScheduler};
+    ///
+    /// let scheduler = CoreScheduler::new(Box::new(BestFit));
+    /// let mut controller =
+    ///     Controller::new(scheduler, vec![backend], ControllerConfig::default()).await?;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// // … hand `stop` to whatever decides when the service ends …
+    /// # drop(stop);
+    /// let summary = controller
+    ///     .run(async {
+    ///         let _ = stopped.await;
+    ///     })
+    ///     .await;
+    /// println!("{} steps, {} runs ended", summary.steps, summary.ended);
+    /// controller.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> LoopSummary {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut summary = LoopSummary::default();
+        let mut pause = Duration::ZERO;
+        loop {
+            tokio::select! {
+                // The signal first: one already given stops before a step.
+                biased;
+                () = &mut shutdown => return summary,
+                () = tokio::time::sleep(pause) => {}
+            }
+            summary.add(&self.step().await);
+            pause = self.config.tick;
+        }
+    }
+
     /// Stops every run still going and returns the scheduler. Runs that
     /// cannot be stopped now (backend unreachable) are named in the log;
     /// a later controller stops them as orphans.
     pub async fn shutdown(mut self) -> CoreScheduler {
-        let runs: Vec<Handle> = self.runs.drain().map(|(_, handle)| handle).collect();
-        for handle in runs {
+        for handle in std::mem::take(&mut self.runs).into_values() {
             if let Some(backend) = self.backend_of(handle.node) {
                 if let Err(error) = backend.stop(&handle).await {
                     warn!(%handle, %error, "could not stop at shutdown");
@@ -325,37 +412,42 @@ impl Controller {
         unreachable
     }
 
-    /// Polls every run; endings become events. Returns the runs that ended.
+    /// Polls every run's status, at most `max_concurrent_polls` at once;
+    /// endings become events, applied in the order of their tasks' ids
+    /// whatever order the answers came in. A run whose status could not be
+    /// had (an error, a panic in the backend) is asked again next step.
+    /// Returns the runs that ended, in that order.
     async fn watch(&mut self) -> Vec<(Handle, RunStatus)> {
+        let polls: Vec<(Handle, Arc<dyn Backend>)> = self
+            .runs
+            .values()
+            .filter_map(|handle| Some((handle.clone(), self.backend_of(handle.node)?)))
+            .collect();
+        let answers = in_parallel(
+            polls,
+            self.config.max_concurrent_polls,
+            |(handle, backend)| {
+                let (handle, backend) = (handle.clone(), Arc::clone(backend));
+                async move { backend.status(&handle).await }
+            },
+        )
+        .await;
         let mut ended = Vec::new();
-        let runs: Vec<Handle> = self.runs.values().cloned().collect();
-        for handle in runs {
-            let Some(backend) = self.backend_of(handle.node) else {
-                continue;
-            };
-            let status = match backend.status(&handle).await {
-                Ok(status) => status,
-                Err(error) => {
-                    // Unreachable: ask again next step; the run may well be fine.
+        for ((handle, backend), answer) in answers {
+            let status = match answer {
+                Some(Ok(status)) => status,
+                // Unreachable: ask again next step; the run may well be fine.
+                Some(Err(error)) => {
                     warn!(%handle, %error, "status unknown");
                     continue;
                 }
+                None => {
+                    warn!(%handle, "status unknown: the backend panicked");
+                    continue;
+                }
             };
-            let event = match status.clone() {
-                RunStatus::Starting | RunStatus::Running => continue,
-                RunStatus::Exited { code: 0 } => Event::TaskCompleted(handle.run),
-                RunStatus::Exited { code } => Event::TaskFailed {
-                    run: handle.run,
-                    reason: format!("exit code {code}"),
-                },
-                RunStatus::Failed { reason } => Event::TaskFailed {
-                    run: handle.run,
-                    reason,
-                },
-                RunStatus::Gone => Event::TaskFailed {
-                    run: handle.run,
-                    reason: "gone from the backend".to_owned(),
-                },
+            let Some(event) = ending(handle.run, &status) else {
+                continue;
             };
             {
                 // Not held across an await: the span would stay entered on
@@ -381,7 +473,8 @@ impl Controller {
     /// Measures every run's usage and tells the scheduler each node's sum.
     /// Runs whose backend cannot measure (or be reached) are left out.
     async fn measure_usage(&mut self) {
-        let mut per_node: HashMap<NodeId, Usage> = HashMap::new();
+        // By node: the order of the scheduler's `NodeUsage` events.
+        let mut per_node: BTreeMap<NodeId, Usage> = BTreeMap::new();
         for handle in self.runs.values() {
             let Some(backend) = self.backend_of(handle.node) else {
                 continue;
@@ -594,47 +687,264 @@ impl Controller {
     }
 }
 
+/// The event that tells the scheduler how `run` ended, `None` while it runs.
+fn ending(run: Run, status: &RunStatus) -> Option<Event> {
+    Some(match status {
+        RunStatus::Starting | RunStatus::Running => return None,
+        RunStatus::Exited { code: 0 } => Event::TaskCompleted(run),
+        RunStatus::Exited { code } => Event::TaskFailed {
+            run,
+            reason: format!("exit code {code}"),
+        },
+        RunStatus::Failed { reason } => Event::TaskFailed {
+            run,
+            reason: reason.clone(),
+        },
+        RunStatus::Gone => Event::TaskFailed {
+            run,
+            reason: "gone from the backend".to_owned(),
+        },
+    })
+}
+
 /// Runs `work` on every item, at most `limit` (at least one) at once, each
 /// in a task of its own. Returns every item with its result, in the order
-/// they finish; `None` for work that panicked, so that no item is lost.
+/// of `items` whatever order they finish in, so that what the caller does
+/// with the results (events to the scheduler) is deterministic; `None` for
+/// work that panicked, so that no item is lost.
 async fn in_parallel<T, R, F, Fut>(items: Vec<T>, limit: usize, work: F) -> Vec<(T, Option<R>)>
 where
     F: Fn(&T) -> Fut,
-    Fut: std::future::Future<Output = R> + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
     R: Send + 'static,
 {
-    let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
-    let mut done = Vec::with_capacity(items.len());
+    let mut results: Vec<Option<R>> = items.iter().map(|_| None).collect();
     let mut positions = HashMap::new();
     let mut in_flight = JoinSet::new();
     let mut next = 0;
     loop {
         while in_flight.len() < limit.max(1) && next < items.len() {
-            if let Some(item) = &items[next] {
-                positions.insert(in_flight.spawn(work(item)).id(), next);
-            }
+            positions.insert(in_flight.spawn(work(&items[next])).id(), next);
             next += 1;
         }
-        let (id, result) = match in_flight.join_next_with_id().await {
+        match in_flight.join_next_with_id().await {
             None => break,
-            Some(Ok((id, result))) => (id, Some(result)),
-            Some(Err(error)) => (error.id(), None),
-        };
-        if let Some(item) = positions.remove(&id).and_then(|at| items[at].take()) {
-            done.push((item, result));
+            Some(Ok((id, result))) => {
+                if let Some(&at) = positions.get(&id) {
+                    results[at] = Some(result);
+                }
+            }
+            // A panic leaves the item's result `None`.
+            Some(Err(_)) => {}
         }
     }
-    done
+    items.into_iter().zip(results).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use lepton_core::{ClusterState, Feedback, NodeSpec, Placement, Policy, Resources};
+    use lepton_policies::FirstFit;
 
     use super::*;
 
+    /// An in-process backend with one roomy node, for tests of the
+    /// controller itself: its runs run until [`finish`](Self::finish), and
+    /// it counts how many `status` calls are in flight at once, each one
+    /// taking as long as `latency` says for its task.
+    struct Fake {
+        latency: fn(TaskId) -> Duration,
+        finished: AtomicBool,
+        /// The first status poll of this task panics.
+        panics_once: Mutex<Option<TaskId>>,
+        polls: AtomicUsize,
+        polls_in_flight: AtomicUsize,
+        most_polls_in_flight: AtomicUsize,
+    }
+
+    const NODE: NodeId = NodeId(1);
+
+    impl Fake {
+        fn new(latency: fn(TaskId) -> Duration) -> Arc<Self> {
+            Arc::new(Fake {
+                latency,
+                finished: AtomicBool::new(false),
+                panics_once: Mutex::new(None),
+                polls: AtomicUsize::new(0),
+                polls_in_flight: AtomicUsize::new(0),
+                most_polls_in_flight: AtomicUsize::new(0),
+            })
+        }
+
+        /// Every run exits with code 0 from now on.
+        fn finish(&self) {
+            self.finished.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[async_trait]
+    impl Backend for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+
+        async fn inventory(&self) -> Result<Vec<NodeSpec>, BackendError> {
+            Ok(vec![NodeSpec::new(NODE, Resources::new(64_000, 65_536))])
+        }
+
+        async fn launch(&self, launch: &Launch) -> Result<Handle, BackendError> {
+            Ok(Handle {
+                run: launch.run,
+                node: launch.node,
+                id: format!("fake-{}", launch.run),
+            })
+        }
+
+        async fn stop(&self, _handle: &Handle) -> Result<(), BackendError> {
+            Ok(())
+        }
+
+        async fn status(&self, handle: &Handle) -> Result<RunStatus, BackendError> {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            let now = self.polls_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_polls_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep((self.latency)(handle.run.task)).await;
+            self.polls_in_flight.fetch_sub(1, Ordering::SeqCst);
+            let panics = self
+                .panics_once
+                .lock()
+                .unwrap()
+                .take_if(|task| *task == handle.run.task);
+            assert!(panics.is_none(), "status of {} panics", handle.run);
+            Ok(if self.finished.load(Ordering::SeqCst) {
+                RunStatus::Exited { code: 0 }
+            } else {
+                RunStatus::Running
+            })
+        }
+
+        async fn running(&self) -> Result<Vec<Handle>, BackendError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// First fit, writing down every task whose end the scheduler was told
+    /// of, in the order it was told.
+    struct Recording(Arc<Mutex<Vec<TaskId>>>);
+
+    impl Policy for Recording {
+        fn name(&self) -> &str {
+            "recording"
+        }
+
+        fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
+            FirstFit.select(task, cluster)
+        }
+
+        fn observe(&mut self, feedback: &Feedback<'_>) {
+            self.0.lock().unwrap().push(feedback.task.id);
+        }
+    }
+
+    /// A controller over `backend` with `tasks` submitted, and the ends its
+    /// scheduler is told of.
+    async fn controller_with(
+        backend: &Arc<Fake>,
+        config: ControllerConfig,
+        tasks: u64,
+    ) -> (Controller, Arc<Mutex<Vec<TaskId>>>) {
+        let ends = Arc::new(Mutex::new(Vec::new()));
+        let scheduler = CoreScheduler::new(Box::new(Recording(Arc::clone(&ends))));
+        let backends: Vec<Arc<dyn Backend>> = vec![Arc::clone(backend) as Arc<dyn Backend>];
+        let mut controller = Controller::new(scheduler, backends, config).await.unwrap();
+        for id in 1..=tasks {
+            controller
+                .submit(&TaskSpec::new(TaskId(id), Resources::new(100, 64)))
+                .unwrap();
+        }
+        (controller, ends)
+    }
+
+    /// Steps once: every task starts (the node has room for all).
+    async fn start_all(controller: &mut Controller, tasks: u64) {
+        let report = controller.step().await;
+        assert_eq!(report.launched.len() as u64, tasks);
+    }
+
+    /// The tasks whose runs ended in a step, in the report's order.
+    fn ended_tasks(report: &StepReport) -> Vec<TaskId> {
+        report
+            .ended
+            .iter()
+            .map(|(handle, _)| handle.run.task)
+            .collect()
+    }
+
     #[tokio::test]
-    async fn in_parallel_keeps_every_item_and_the_limit() {
+    async fn status_polls_overlap_up_to_the_bound_and_no_further() {
+        let backend = Fake::new(|_| Duration::from_millis(50));
+        let config = ControllerConfig {
+            max_concurrent_polls: 3,
+            ..ControllerConfig::default()
+        };
+        let (mut controller, _) = controller_with(&backend, config, 10).await;
+        start_all(&mut controller, 10).await;
+        let report = controller.step().await;
+        assert!(report.ended.is_empty());
+        assert_eq!(backend.polls.load(Ordering::SeqCst), 10);
+        assert_eq!(backend.most_polls_in_flight.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_status_poll_that_panics_loses_no_run() {
+        let backend = Fake::new(|_| Duration::from_millis(1));
+        *backend.panics_once.lock().unwrap() = Some(TaskId(2));
+        let (mut controller, ends) =
+            controller_with(&backend, ControllerConfig::default(), 3).await;
+        start_all(&mut controller, 3).await;
+        backend.finish();
+        let ended = ended_tasks(&controller.step().await);
+        assert_eq!(ended, [TaskId(1), TaskId(3)]);
+        assert!(
+            controller.handle(TaskId(2)).is_some(),
+            "the run is still held"
+        );
+        let ended = ended_tasks(&controller.step().await);
+        assert_eq!(ended, [TaskId(2)]);
+        assert_eq!(*ends.lock().unwrap(), [TaskId(1), TaskId(3), TaskId(2)]);
+        assert_eq!(controller.scheduler().task_counts().completed, 3);
+    }
+
+    /// The order in which the scheduler hears of 16 runs ending in one
+    /// step, their status answers coming back in the order `latency` makes.
+    async fn order_of_ends(latency: fn(TaskId) -> Duration) -> Vec<TaskId> {
+        let backend = Fake::new(latency);
+        let (mut controller, ends) =
+            controller_with(&backend, ControllerConfig::default(), 16).await;
+        start_all(&mut controller, 16).await;
+        backend.finish();
+        assert_eq!(controller.step().await.ended.len(), 16);
+        let ends = ends.lock().unwrap().clone();
+        ends
+    }
+
+    #[tokio::test]
+    async fn endings_reach_the_scheduler_in_task_order_whatever_order_the_polls_answer_in() {
+        // Last task answers first.
+        let first = order_of_ends(|task| Duration::from_millis(40 - 2 * task.0)).await;
+        // A shuffle: 7 is coprime with 16.
+        let second = order_of_ends(|task| Duration::from_millis(2 * (task.0 * 7 % 16))).await;
+        let by_task: Vec<TaskId> = (1..=16).map(TaskId).collect();
+        assert_eq!(first, second);
+        assert_eq!(first, by_task);
+    }
+
+    #[tokio::test]
+    async fn in_parallel_keeps_every_item_in_order_and_the_limit() {
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let results = in_parallel((0..10).collect(), 3, |&item: &u32| {
@@ -642,19 +952,71 @@ mod tests {
             async move {
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                 most.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // Later items finish first: the results must not follow.
+                tokio::time::sleep(Duration::from_millis(u64::from(20 - item))).await;
                 running.fetch_sub(1, Ordering::SeqCst);
                 assert!(item != 4, "work for item 4 panics");
                 item * 10
             }
         })
         .await;
-        let mut results = results;
-        results.sort_unstable();
         let expected: Vec<(u32, Option<u32>)> = (0..10)
             .map(|item| (item, (item != 4).then_some(item * 10)))
             .collect();
         assert_eq!(results, expected);
         assert_eq!(most.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn run_completes_the_tasks_and_stops_when_told() {
+        let backend = Fake::new(|_| Duration::from_millis(1));
+        // Every run exits at its first poll, the step after its launch.
+        backend.finish();
+        let config = ControllerConfig {
+            tick: Duration::from_millis(10),
+            ..ControllerConfig::default()
+        };
+        let (mut controller, ends) = controller_with(&backend, config, 4).await;
+        let told = Arc::new(Mutex::new(None));
+        let shutdown = {
+            let (ends, told) = (Arc::clone(&ends), Arc::clone(&told));
+            async move {
+                while ends.lock().unwrap().len() < 4 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                *told.lock().unwrap() = Some(Instant::now());
+            }
+        };
+        let summary = tokio::time::timeout(Duration::from_secs(10), controller.run(shutdown))
+            .await
+            .expect("run stops once the tasks are done");
+        let told = told.lock().unwrap().expect("shutdown resolved");
+        assert!(
+            told.elapsed() < Duration::from_secs(1),
+            "returned {:?} after the signal",
+            told.elapsed()
+        );
+        assert_eq!(controller.scheduler().task_counts().completed, 4);
+        assert_eq!((summary.launched, summary.ended), (4, 4));
+        assert!(summary.steps >= 2, "{summary:?}");
+    }
+
+    #[tokio::test]
+    async fn run_heeds_shutdown_during_the_pause_between_steps() {
+        let backend = Fake::new(|_| Duration::from_millis(1));
+        let config = ControllerConfig {
+            tick: Duration::from_secs(3_600),
+            ..ControllerConfig::default()
+        };
+        let (mut controller, _) = controller_with(&backend, config, 2).await;
+        // A signal already given: no step at all.
+        let summary = controller.run(std::future::ready(())).await;
+        assert_eq!(summary, LoopSummary::default());
+        // A signal given while run waits out the hour-long tick.
+        let shutdown = tokio::time::sleep(Duration::from_millis(50));
+        let summary = tokio::time::timeout(Duration::from_secs(10), controller.run(shutdown))
+            .await
+            .expect("run returns without waiting out the tick");
+        assert_eq!((summary.steps, summary.launched), (1, 2));
     }
 }

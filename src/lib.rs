@@ -51,7 +51,7 @@ pub mod controller;
 
 #[cfg(feature = "controller")]
 #[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
-pub use controller::{Controller, ControllerConfig, ControllerError, StepReport};
+pub use controller::{Controller, ControllerConfig, ControllerError, LoopSummary, StepReport};
 #[cfg(feature = "controller")]
 #[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
 pub use lepton_adapters as adapters;
