@@ -103,8 +103,8 @@ pub struct StepReport {
     pub launched: Vec<Handle>,
     /// Runs moved by live migration, under their new run.
     pub migrated: Vec<Handle>,
-    /// Runs stopped because an assignment evicted them (or a drain found
-    /// no other place for their task).
+    /// Runs stopped because an assignment evicted them, a drain found no
+    /// other place for their task, or they outlived their task's timeout.
     pub evicted: Vec<Handle>,
     /// Runs that ended, with how, as the scheduler was told.
     pub ended: Vec<(Handle, RunStatus)>,
@@ -242,8 +242,10 @@ impl Controller {
     pub async fn step(&mut self) -> StepReport {
         let unreachable_backends = self.monitor().await;
         let ended = self.watch().await;
+        // Runs past their task's timeout are stopped like evicted ones.
+        let timed_out = self.scheduler.expire_timeouts();
         let assignments = self.scheduler.schedule();
-        let report = self.execute(assignments, Vec::new()).await;
+        let report = self.execute(assignments, timed_out).await;
         self.steps += 1;
         if self.due(self.config.sweep_every) {
             self.stop_orphans().await;
@@ -764,6 +766,8 @@ mod tests {
         polls: AtomicUsize,
         polls_in_flight: AtomicUsize,
         most_polls_in_flight: AtomicUsize,
+        /// The runs it was asked to stop, in order.
+        stopped: Mutex<Vec<Run>>,
     }
 
     const NODE: NodeId = NodeId(1);
@@ -777,6 +781,7 @@ mod tests {
                 polls: AtomicUsize::new(0),
                 polls_in_flight: AtomicUsize::new(0),
                 most_polls_in_flight: AtomicUsize::new(0),
+                stopped: Mutex::new(Vec::new()),
             })
         }
 
@@ -804,7 +809,8 @@ mod tests {
             })
         }
 
-        async fn stop(&self, _handle: &Handle) -> Result<(), BackendError> {
+        async fn stop(&self, handle: &Handle) -> Result<(), BackendError> {
+            self.stopped.lock().unwrap().push(handle.run);
             Ok(())
         }
 
@@ -882,6 +888,34 @@ mod tests {
             .iter()
             .map(|(handle, _)| handle.run.task)
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_run_past_its_timeout_is_stopped_and_its_task_retried() {
+        let backend = Fake::new(|_| Duration::ZERO);
+        let (mut controller, ends) =
+            controller_with(&backend, ControllerConfig::default(), 0).await;
+        let task = TaskSpec::new(TaskId(1), Resources::new(100, 64)).with_timeout_ms(100);
+        controller.submit(&task).unwrap();
+        start_all(&mut controller, 1).await;
+        let first = Run {
+            task: TaskId(1),
+            attempt: 1,
+        };
+        let report = controller.step().await;
+        assert!(report.evicted.is_empty(), "not due yet");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let report = controller.step().await;
+        let evicted: Vec<Run> = report.evicted.iter().map(|h| h.run).collect();
+        assert_eq!(evicted, vec![first]);
+        assert_eq!(backend.stopped.lock().unwrap().clone(), vec![first]);
+        assert_eq!(controller.scheduler().report().timeouts, 1);
+        assert_eq!(ends.lock().unwrap().clone(), vec![TaskId(1)]);
+        assert!(matches!(
+            controller.scheduler().task_state(TaskId(1)),
+            Some(TaskState::BackingOff { .. })
+        ));
+        assert_eq!(controller.handle(TaskId(1)), None, "no handle kept");
     }
 
     #[tokio::test]

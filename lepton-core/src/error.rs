@@ -76,6 +76,14 @@ pub enum Error {
         /// The task.
         task: TaskId,
     },
+    /// A task's timeout is 0 ms: every run would time out at once.
+    #[error(
+        "task {task} has timeout_ms = 0; a timeout must be at least 1 ms (or absent for none)"
+    )]
+    ZeroTimeout {
+        /// The task.
+        task: TaskId,
+    },
     /// A task asks for more than one GPU's worth on a single GPU.
     #[error("task {task} asks for {milli} milli-GPUs on one GPU; a GPU has 1000")]
     GpuShareTooLarge {

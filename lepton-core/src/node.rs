@@ -269,70 +269,30 @@ impl NodeSpec {
 
 /// Something that offers capacity. Implement it for your own node type.
 ///
-/// Only [`id`](Resource::id) and [`capacity`](Resource::capacity) are
-/// required; everything else defaults to "none". The scheduler calls
-/// [`to_spec`](Resource::to_spec) once when the node is added.
+/// [`NodeSpec`] is the one model of a node: an implementation says how its
+/// type converts to one, and the scheduler calls
+/// [`to_spec`](Resource::to_spec) once, when the node is added. There are
+/// no per-field getters with defaults that an implementation could forget.
+///
+/// ```
+/// use lepton_core::{NodeId, NodeKind, NodeSpec, Resource, Resources};
+///
+/// struct Vm { uuid: u64, vcpus: u64, ram_gib: u64 }
+///
+/// impl Resource for Vm {
+///     fn to_spec(&self) -> NodeSpec {
+///         NodeSpec::new(NodeId(self.uuid), Resources::new(self.vcpus * 1_000, self.ram_gib * 1_024))
+///             .with_kind(NodeKind::Vm)
+///     }
+/// }
+/// assert_eq!(Vm { uuid: 1, vcpus: 2, ram_gib: 4 }.to_spec().kind, NodeKind::Vm);
+/// ```
 pub trait Resource {
-    /// The node's unique id.
-    fn id(&self) -> NodeId;
-    /// Its scalar capacity.
-    fn capacity(&self) -> Resources;
-    /// Its GPUs.
-    fn gpus(&self) -> Gpus {
-        Gpus::none()
-    }
-    /// Server, VM or container host.
-    fn kind(&self) -> NodeKind {
-        NodeKind::Server
-    }
-    /// Its labels.
-    fn labels(&self) -> Labels {
-        Labels::new()
-    }
-    /// Its taints.
-    fn taints(&self) -> Vec<Taint> {
-        Vec::new()
-    }
-    /// Its zone.
-    fn zone(&self) -> Option<String> {
-        None
-    }
-    /// Its price per hour.
-    fn price_per_hour(&self) -> f64 {
-        0.0
-    }
-    /// A human-readable name.
-    fn name(&self) -> Option<String> {
-        None
-    }
-    /// The largest request one task may make here (`None`: the capacity).
-    fn max_task(&self) -> Option<Resources> {
-        None
-    }
     /// Lepton's description of this node.
-    fn to_spec(&self) -> NodeSpec {
-        NodeSpec {
-            id: self.id(),
-            name: self.name(),
-            kind: self.kind(),
-            capacity: self.capacity(),
-            gpus: self.gpus(),
-            labels: self.labels(),
-            taints: self.taints(),
-            zone: self.zone(),
-            price_per_hour: self.price_per_hour(),
-            max_task: self.max_task().map(Box::new),
-        }
-    }
+    fn to_spec(&self) -> NodeSpec;
 }
 
 impl Resource for NodeSpec {
-    fn id(&self) -> NodeId {
-        self.id
-    }
-    fn capacity(&self) -> Resources {
-        self.capacity.clone()
-    }
     fn to_spec(&self) -> NodeSpec {
         self.clone()
     }

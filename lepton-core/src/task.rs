@@ -284,6 +284,9 @@ impl TaskSpec {
         if self.request.is_zero() && gpu.is_none() {
             return Err(Error::ZeroRequest { task });
         }
+        if self.timeout_ms == Some(0) {
+            return Err(Error::ZeroTimeout { task });
+        }
         Ok(())
     }
 
@@ -296,69 +299,33 @@ impl TaskSpec {
 
 /// Something that asks for capacity. Implement it for your own task type.
 ///
-/// Only [`id`](Task::id) and [`request`](Task::request) are required. The
-/// scheduler calls [`to_spec`](Task::to_spec) once, at submission.
+/// [`TaskSpec`] is the one model of a task: an implementation says how its
+/// type converts to one, and the scheduler calls
+/// [`to_spec`](Task::to_spec) once, at submission. There are no per-field
+/// getters with defaults, so no field can be forgotten and silently read as
+/// "normal priority" or "no timeout".
+///
+/// ```
+/// use lepton_core::{Priority, Resources, Task, TaskId, TaskSpec};
+///
+/// struct Job { number: u64, cores: u64, urgent: bool }
+///
+/// impl Task for Job {
+///     fn to_spec(&self) -> TaskSpec {
+///         let priority = if self.urgent { Priority::HIGHEST } else { Priority::NORMAL };
+///         TaskSpec::new(TaskId(self.number), Resources::new(self.cores * 1_000, 512))
+///             .with_priority(priority)
+///     }
+/// }
+/// let job = Job { number: 7, cores: 2, urgent: true };
+/// assert_eq!(job.to_spec().priority, Priority::HIGHEST);
+/// ```
 pub trait Task {
-    /// The task's unique id.
-    fn id(&self) -> TaskId;
-    /// The scalar resources it needs.
-    fn request(&self) -> Resources;
-    /// The GPUs it needs.
-    fn gpu(&self) -> GpuRequest {
-        GpuRequest::NONE
-    }
-    /// Its priority.
-    fn priority(&self) -> Priority {
-        Priority::NORMAL
-    }
-    /// Its QoS class.
-    fn qos(&self) -> QosClass {
-        QosClass::default()
-    }
-    /// Batch or service.
-    fn kind(&self) -> TaskKind {
-        TaskKind::default()
-    }
-    /// Its timeout in milliseconds.
-    fn timeout_ms(&self) -> Option<u64> {
-        None
-    }
-    /// Its placement constraints.
-    fn constraints(&self) -> Constraints {
-        Constraints::default()
-    }
-    /// A human-readable name.
-    fn name(&self) -> Option<String> {
-        None
-    }
-    /// What to run, for the backend (see [`TaskSpec::config`]).
-    fn config(&self) -> Labels {
-        Labels::new()
-    }
     /// Lepton's description of this task.
-    fn to_spec(&self) -> TaskSpec {
-        TaskSpec {
-            id: self.id(),
-            name: self.name(),
-            request: self.request(),
-            gpu: self.gpu(),
-            priority: self.priority(),
-            qos: self.qos(),
-            kind: self.kind(),
-            timeout_ms: self.timeout_ms(),
-            constraints: self.constraints(),
-            config: self.config(),
-        }
-    }
+    fn to_spec(&self) -> TaskSpec;
 }
 
 impl Task for TaskSpec {
-    fn id(&self) -> TaskId {
-        self.id
-    }
-    fn request(&self) -> Resources {
-        self.request.clone()
-    }
     fn to_spec(&self) -> TaskSpec {
         self.clone()
     }

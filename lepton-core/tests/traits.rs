@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use lepton_core::*;
 use support::first_fit;
 
@@ -19,20 +17,14 @@ struct Vm {
 }
 
 impl Resource for Vm {
-    fn id(&self) -> NodeId {
-        NodeId(self.uuid)
-    }
-    fn capacity(&self) -> Resources {
-        Resources::new(self.vcpus * 1_000, self.ram_gib * 1_024)
-    }
-    fn kind(&self) -> NodeKind {
-        NodeKind::Vm
-    }
-    fn labels(&self) -> Labels {
-        BTreeMap::from([("zone".to_owned(), self.zone.to_owned())])
-    }
-    fn price_per_hour(&self) -> f64 {
-        self.hourly_cost
+    fn to_spec(&self) -> NodeSpec {
+        NodeSpec::new(
+            NodeId(self.uuid),
+            Resources::new(self.vcpus * 1_000, self.ram_gib * 1_024),
+        )
+        .with_kind(NodeKind::Vm)
+        .with_label("zone", self.zone)
+        .with_price_per_hour(self.hourly_cost)
     }
 }
 
@@ -45,26 +37,84 @@ struct Job {
 }
 
 impl Task for Job {
-    fn id(&self) -> TaskId {
-        TaskId(self.number)
-    }
-    fn request(&self) -> Resources {
-        Resources::new(self.cores * 1_000, 512)
-    }
-    fn priority(&self) -> Priority {
-        if self.urgent {
+    fn to_spec(&self) -> TaskSpec {
+        let priority = if self.urgent {
             Priority::HIGHEST
         } else {
             Priority::NORMAL
+        };
+        let spec = TaskSpec::new(TaskId(self.number), Resources::new(self.cores * 1_000, 512))
+            .with_priority(priority);
+        match self.zone {
+            Some(zone) => spec.with_node_selector("zone", zone),
+            None => spec,
         }
     }
-    fn constraints(&self) -> Constraints {
-        let mut constraints = Constraints::default();
-        if let Some(zone) = self.zone {
-            constraints.node_selector.insert("zone".into(), zone.into());
-        }
-        constraints
+}
+
+/// A type that sets every field of a task and of a node differently from
+/// the defaults, to check that each one reaches the scheduler.
+struct Everything;
+
+impl Task for Everything {
+    fn to_spec(&self) -> TaskSpec {
+        TaskSpec::new(TaskId(9), Resources::new(1_000, 256))
+            .with_name("every-field")
+            .with_gpu(GpuRequest::shared(250))
+            .with_priority(Priority(200))
+            .with_qos(QosClass::Guaranteed)
+            .with_kind(TaskKind::Service)
+            .with_timeout_ms(30_000)
+            .with_gpu_models([GpuModel::new("T4")])
+            .with_node_selector("zone", "a")
+            .with_toleration(Toleration::exact("gpu", "yes"))
+            .with_anti_affinity("web")
+            .with_config("image", "busybox")
     }
+}
+
+impl Resource for Everything {
+    fn to_spec(&self) -> NodeSpec {
+        NodeSpec::new(NodeId(9), Resources::new(8_000, 16_384))
+            .with_name("every-field")
+            .with_kind(NodeKind::ContainerHost)
+            .with_gpus(Gpus::new("T4", 2))
+            .with_label("zone", "a")
+            .with_taint(Taint::new("gpu", "yes"))
+            .with_zone("eu-1")
+            .with_price_per_hour(1.25)
+            .with_max_task(Resources::new(4_000, 8_192))
+    }
+}
+
+#[test]
+fn every_field_of_an_own_type_reaches_the_scheduler() {
+    let mut scheduler = CoreScheduler::new(first_fit());
+    scheduler.add_node(&Everything).unwrap();
+    scheduler.submit(&Everything).unwrap();
+    let node = scheduler.cluster().node(NodeId(9)).unwrap().spec();
+    let expected_node = Resource::to_spec(&Everything);
+    assert_eq!(node.name.as_deref(), Some("every-field"));
+    assert_eq!(node.kind, NodeKind::ContainerHost);
+    assert_eq!(node.gpus, Gpus::new("T4", 2));
+    assert_eq!(node.labels.get("zone").map(String::as_str), Some("a"));
+    assert_eq!(node.taints, vec![Taint::new("gpu", "yes")]);
+    assert_eq!(node.zone.as_deref(), Some("eu-1"));
+    assert_eq!(node.price_per_hour, 1.25);
+    assert_eq!(node.max_task, expected_node.max_task);
+    let task = scheduler.task(TaskId(9)).unwrap();
+    assert_eq!(task.name.as_deref(), Some("every-field"));
+    assert_eq!(task.gpu, GpuRequest::shared(250));
+    assert_eq!(task.priority, Priority(200));
+    assert_eq!(task.qos, QosClass::Guaranteed);
+    assert_eq!(task.kind, TaskKind::Service);
+    assert_eq!(task.timeout_ms, Some(30_000));
+    assert_eq!(task.constraints, Task::to_spec(&Everything).constraints);
+    assert_eq!(task.config, Task::to_spec(&Everything).config);
+    // And the constraints are honoured: the node has what the task asks.
+    let assignments = scheduler.schedule();
+    assert_eq!(assignments.len(), 1, "{:?}", scheduler.report());
+    assert_eq!(assignments[0].node, NodeId(9));
 }
 
 #[test]

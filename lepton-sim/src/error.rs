@@ -38,6 +38,17 @@ pub enum Error {
         /// What was expected.
         expected: &'static str,
     },
+    /// A task outlives its timeout on every attempt while retries are
+    /// unlimited and the run has no horizon: it would never end.
+    #[error("task {task} runs {duration_s} s but times out after {timeout_ms} ms, and retries are unlimited with no horizon: it would retry forever; set retry.max_retries or horizon_s")]
+    EndlessRetries {
+        /// The task.
+        task: lepton_core::TaskId,
+        /// How long it runs.
+        duration_s: u64,
+        /// Its timeout.
+        timeout_ms: u64,
+    },
     /// The scheduler refused a node, a task or an event of the run.
     #[error(transparent)]
     Scheduler(#[from] lepton_core::Error),

@@ -114,6 +114,16 @@ impl TimedTask {
         })
     }
 
+    /// Whether every run of it outlives its timeout (durations are fixed
+    /// here): a task without a duration runs until the end, so it does too.
+    fn times_out_every_run(&self) -> bool {
+        let Some(timeout_ms) = self.spec.timeout_ms else {
+            return false;
+        };
+        self.duration_s
+            .is_none_or(|duration_s| duration_s.saturating_mul(1_000) > timeout_ms)
+    }
+
     /// Every pod of a trace as a timed task (see
     /// [`from_trace`](Self::from_trace)), arrivals shifted so the first is
     /// at 0 s.
@@ -146,6 +156,12 @@ pub struct TimedConfig {
     /// Stop at this time, in seconds; `None` runs until nothing is left to
     /// happen.
     pub horizon_s: Option<u64>,
+    /// Retries after a failure, for every task: a run that outlives its
+    /// task's `timeout_ms` is ended by the scheduler and retried within this
+    /// budget. Node failures are charged to it too; the default retries at
+    /// once and without limit, as node failures are the experiment, not
+    /// the tasks' fault.
+    pub retry: RetryPolicy,
 }
 
 impl Default for TimedConfig {
@@ -156,6 +172,7 @@ impl Default for TimedConfig {
             node_recovery_s: 600,
             sample_every_s: 600,
             horizon_s: None,
+            retry: RetryPolicy::IMMEDIATE,
         }
     }
 }
@@ -233,6 +250,12 @@ pub struct TimedResult {
     pub tasks_running_at_end: usize,
     /// Tasks still waiting at the end.
     pub tasks_pending_at_end: usize,
+    /// Tasks that ended failed: their retry budget ([`TimedConfig::retry`])
+    /// was spent.
+    pub tasks_failed: usize,
+    /// Runs ended by the scheduler for outliving their task's timeout (the
+    /// seed article's −1 reward).
+    pub timeouts: usize,
     /// The most tasks waiting at the end of any instant.
     pub max_pending: usize,
     /// Mean wait (first placement − arrival) over the tasks placed, in seconds.
@@ -261,9 +284,13 @@ pub struct TimedResult {
 ///   One scheduling cycle runs after all events of an instant.
 /// - **Tasks** are placed at some time `p ≥ arrival_s` and complete at
 ///   `p + duration_s`; a task without a duration runs until the end. A
-///   task's wait is its first placement minus its arrival. `timeout_ms` is
-///   not enforced. [`TimedTask::from_trace`] says how trace durations are
-///   taken.
+///   task's wait is its first placement minus its arrival.
+///   [`TimedTask::from_trace`] says how trace durations are taken.
+/// - **Timeouts**: a run still going `timeout_ms` after its placement is
+///   ended by the scheduler ([`Scheduler::expire_timeouts`]), counted in
+///   `timeouts`, and retried within [`TimedConfig::retry`] (a task whose
+///   budget is spent ends failed, counted in `tasks_failed`); its planned
+///   completion is dropped.
 /// - **Waiting**: a task that fits nowhere is never dropped; it backs off
 ///   (1 s doubling to 10 s, the scheduler's defaults) and is retried when
 ///   its backoff is over, but only while a retry can succeed, that is within
@@ -294,7 +321,9 @@ pub struct TimedResult {
 ///
 /// # Errors
 /// [`Error::OutOfRange`] for a bad config (see [`TimedConfig::validate`]) or
-/// more than 2,000,000 samples; [`Error::Scheduler`] with the scheduler's
+/// more than 2,000,000 samples; [`Error::EndlessRetries`] for a task that
+/// times out on every run when retries are unlimited and there is no
+/// horizon; [`Error::Scheduler`] with the scheduler's
 /// own error for a malformed or duplicated task or node
 /// ([`DuplicateTask`](lepton_core::Error::DuplicateTask),
 /// [`ZeroCapacity`](lepton_core::Error::ZeroCapacity), …).
@@ -329,6 +358,15 @@ pub fn run_timed(
 ) -> Result<TimedResult, Error> {
     let started = Instant::now();
     config.validate()?;
+    if config.horizon_s.is_none() && config.retry.max_retries.is_none() {
+        if let Some(endless) = tasks.iter().find(|t| t.times_out_every_run()) {
+            return Err(Error::EndlessRetries {
+                task: endless.spec.id,
+                duration_s: endless.duration_s.unwrap_or_default(),
+                timeout_ms: endless.spec.timeout_ms.unwrap_or_default(),
+            });
+        }
+    }
     let mut index = HashMap::with_capacity(tasks.len());
     for (i, task) in tasks.iter().enumerate() {
         task.spec.validate()?;
@@ -350,11 +388,9 @@ pub fn run_timed(
     policy.reseed(config.seed);
     let policy_name = policy.name().to_owned();
     let clock = ManualClock::new();
-    // Node failures are the experiment, not the tasks' fault: evicted tasks
-    // go straight back to the queue, however often.
     let scheduler_config = SchedulerConfig {
-        retry_batch: RetryPolicy::IMMEDIATE,
-        retry_service: RetryPolicy::IMMEDIATE,
+        retry_batch: config.retry,
+        retry_service: config.retry,
         ..SchedulerConfig::default()
     };
     let backoff_max = scheduler_config.backoff_max;
@@ -386,6 +422,7 @@ pub fn run_timed(
         sequence: 0,
         completions_due: 0,
         recoveries_due: 0,
+        timeouts_due: 0,
         failure_due: false,
         wakeups: BTreeSet::new(),
         freed_at: None,
@@ -396,6 +433,7 @@ pub fn run_timed(
         placed: 0,
         placements: 0,
         evictions: 0,
+        timeouts: 0,
         node_failures: 0,
         max_pending: 0,
         waits_micros: Vec::new(),
@@ -426,6 +464,8 @@ enum SimEvent {
     NodeRecovery(NodeId),
     /// Backing-off tasks are due: run a cycle.
     WakeUp,
+    /// A run's timeout may have passed: the scheduler ends what is due.
+    Timeout,
     /// Record a [`TimedSample`].
     Sample,
 }
@@ -438,7 +478,8 @@ impl SimEvent {
             | SimEvent::Completion { .. }
             | SimEvent::NodeFailure
             | SimEvent::NodeRecovery(_)
-            | SimEvent::WakeUp => Phase::State,
+            | SimEvent::WakeUp
+            | SimEvent::Timeout => Phase::State,
             SimEvent::Sample => Phase::Sample,
         }
     }
@@ -513,6 +554,8 @@ struct Replay<'a> {
     completions_due: usize,
     /// Recoveries in the heap.
     recoveries_due: usize,
+    /// Timeout checks in the heap.
+    timeouts_due: usize,
     /// Whether a failure is in the heap (the process pauses without a
     /// horizon when the workload stops moving).
     failure_due: bool,
@@ -528,6 +571,7 @@ struct Replay<'a> {
     placed: usize,
     placements: usize,
     evictions: usize,
+    timeouts: usize,
     node_failures: usize,
     max_pending: usize,
     waits_micros: Vec<u64>,
@@ -540,6 +584,7 @@ impl Replay<'_> {
             SimEvent::Completion { .. } => self.completions_due += 1,
             SimEvent::NodeRecovery(_) => self.recoveries_due += 1,
             SimEvent::NodeFailure => self.failure_due = true,
+            SimEvent::Timeout => self.timeouts_due += 1,
             SimEvent::Arrival(_) | SimEvent::WakeUp | SimEvent::Sample => {}
         }
         self.heap.push(Reverse(Scheduled {
@@ -559,6 +604,12 @@ impl Replay<'_> {
         }
     }
 
+    /// Tasks waiting: neither ended nor running.
+    fn pending(&self) -> usize {
+        let failed = self.scheduler.task_counts().failed;
+        self.submitted - self.completed - failed - self.running
+    }
+
     /// True while an arrival or a completion is still to come.
     fn workload_moves(&self) -> bool {
         self.submitted < self.tasks.len() || self.completions_due > 0
@@ -566,7 +617,10 @@ impl Replay<'_> {
 
     /// True while an event that can change the outcome is in the heap.
     fn live(&self) -> bool {
-        self.workload_moves() || self.recoveries_due > 0 || !self.wakeups.is_empty()
+        self.workload_moves()
+            || self.recoveries_due > 0
+            || self.timeouts_due > 0
+            || !self.wakeups.is_empty()
     }
 
     fn push_next_failure(&mut self, now: Timestamp) {
@@ -693,6 +747,23 @@ impl Replay<'_> {
                 self.wakeups.remove(&now);
                 Ok(true)
             }
+            SimEvent::Timeout => {
+                self.timeouts_due -= 1;
+                let expired = self.scheduler.expire_timeouts();
+                for run in &expired {
+                    let Some(&i) = self.index.get(&run.task) else {
+                        continue;
+                    };
+                    self.runs[i].live = None;
+                    self.running -= 1;
+                    self.timeouts += 1;
+                    if self.tasks[i].duration_s.is_some() {
+                        // Its pending completion just went stale.
+                        self.completions_due -= 1;
+                    }
+                }
+                Ok(!expired.is_empty())
+            }
             SimEvent::Sample => {
                 self.sample(now)?;
                 let next = now.saturating_add(Duration::from_secs(self.config.sample_every_s));
@@ -727,11 +798,15 @@ impl Replay<'_> {
                 let attempt = assignment.attempt;
                 self.push(end, SimEvent::Completion { task: i, attempt });
             }
+            if let Some(timeout_ms) = task.spec.timeout_ms {
+                let due = now.saturating_add(Duration::from_millis(timeout_ms));
+                self.push(due, SimEvent::Timeout);
+            }
         }
         if !self.failure_due && self.workload_moves() {
             self.push_next_failure(now);
         }
-        let pending = self.submitted - self.completed - self.running;
+        let pending = self.pending();
         self.max_pending = self.max_pending.max(pending);
         // Every task that backed off before the latest freeing is due by
         // `freed_at + backoff_max`; later retries cannot succeed.
@@ -785,6 +860,8 @@ impl Replay<'_> {
     }
 
     fn result(self, policy: String, end: Timestamp, started: Instant) -> TimedResult {
+        let pending = self.pending();
+        let failed = self.scheduler.task_counts().failed;
         let mut waits = self.waits_micros;
         waits.sort_unstable();
         let to_s = |micros: u64| micros as f64 / MICROS_PER_SECOND as f64;
@@ -808,7 +885,9 @@ impl Replay<'_> {
             placements: self.placements,
             evictions: self.evictions,
             tasks_running_at_end: self.running,
-            tasks_pending_at_end: self.submitted - self.completed - self.running,
+            tasks_pending_at_end: pending,
+            tasks_failed: failed,
+            timeouts: self.timeouts,
             max_pending: self.max_pending,
             mean_wait_s,
             p99_wait_s: p99.map_or(0.0, to_s),

@@ -214,7 +214,7 @@ fn failing(seed: u64) -> TimedConfig {
         node_failure_rate_per_hour: 0.2,
         node_recovery_s: 900,
         sample_every_s: 300,
-        horizon_s: None,
+        ..TimedConfig::default()
     }
 }
 
@@ -262,7 +262,7 @@ fn failures_stop_with_the_workload_so_the_run_ends() {
         node_failure_rate_per_hour: 5.0,
         node_recovery_s: 3_600,
         sample_every_s: 60,
-        horizon_s: None,
+        ..TimedConfig::default()
     };
     let result = run_timed(
         &nodes,
@@ -426,4 +426,79 @@ fn the_default_trace_replays_to_completion_with_first_fit() {
     // The multi-GPU file has no times: it replays in fill mode only.
     let multi = read_openb_pods(&trace_file("openb_pod_list_multigpu20.csv")).unwrap();
     assert!(TimedTask::from_trace_pods(&multi).is_none());
+}
+
+#[test]
+fn runs_past_their_timeout_are_ended_and_retried_within_the_budget() {
+    let timed = |id, arrival_s, duration_s, timeout_ms| {
+        let spec =
+            TaskSpec::new(TaskId(id), Resources::new(1_000, 1_024)).with_timeout_ms(timeout_ms);
+        TimedTask::new(spec, arrival_s, Some(duration_s))
+    };
+    // Task 1 runs 100 s but times out after 30 s: three runs (two retries,
+    // at once), then it fails. Task 2 ends well within its timeout.
+    let tasks = [timed(1, 0, 100, 30_000), timed(2, 0, 10, 30_000)];
+    let config = TimedConfig {
+        retry: RetryPolicy {
+            max_retries: Some(2),
+            ..RetryPolicy::IMMEDIATE
+        },
+        ..config(10)
+    };
+    let result = run_timed(
+        &one_gpu_node(),
+        &tasks,
+        &TargetWorkload::default(),
+        first_fit(),
+        &config,
+    )
+    .unwrap();
+    assert_eq!(result.timeouts, 3);
+    assert_eq!(result.tasks_failed, 1);
+    assert_eq!(result.tasks_completed, 1);
+    assert_eq!(result.tasks_pending_at_end, 0);
+    assert_eq!(result.tasks_running_at_end, 0);
+    assert_eq!(result.placements, 4);
+    // The third run started at 60 s and was ended at 90 s.
+    assert_eq!(result.end_s, 90.0);
+}
+
+#[test]
+fn a_task_that_would_time_out_forever_is_refused_without_a_budget_or_horizon() {
+    let spec = TaskSpec::new(TaskId(7), Resources::new(1_000, 1_024)).with_timeout_ms(5_000);
+    let tasks = [TimedTask::new(spec, 0, Some(60))];
+    let error = run_timed(
+        &one_gpu_node(),
+        &tasks,
+        &TargetWorkload::default(),
+        first_fit(),
+        &config(10),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::EndlessRetries {
+                task: TaskId(7),
+                duration_s: 60,
+                timeout_ms: 5_000
+            }
+        ),
+        "{error}"
+    );
+    // With a horizon it runs, timing out every 5 s until then.
+    let bounded = TimedConfig {
+        horizon_s: Some(60),
+        ..config(10)
+    };
+    let result = run_timed(
+        &one_gpu_node(),
+        &tasks,
+        &TargetWorkload::default(),
+        first_fit(),
+        &bounded,
+    )
+    .unwrap();
+    assert_eq!(result.timeouts, 12);
+    assert_eq!(result.tasks_completed, 0);
 }

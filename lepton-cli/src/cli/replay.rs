@@ -70,6 +70,7 @@ pub(crate) fn run(args: ReplayArgs) -> Result<(), CliError> {
         node_recovery_s: args.recovery_s,
         sample_every_s: args.sample_every_s,
         horizon_s: args.horizon_s,
+        ..TimedConfig::default()
     };
     let policy = build(&args.policy, &context)?;
     let result = run_timed(&nodes, &tasks, &workload, policy, &config)?;
@@ -90,11 +91,13 @@ pub(crate) fn run(args: ReplayArgs) -> Result<(), CliError> {
                 nodes.len()
             );
             println!(
-                "tasks: {} submitted, {} completed, {} running and {} pending at the end",
+                "tasks: {} submitted, {} completed, {} failed, {} running and {} pending at the end; {} runs timed out",
                 result.tasks_submitted,
                 result.tasks_completed,
+                result.tasks_failed,
                 result.tasks_running_at_end,
-                result.tasks_pending_at_end
+                result.tasks_pending_at_end,
+                result.timeouts
             );
             println!(
                 "wait: mean {:.1} s, max {:.1} s; most pending at once {}",

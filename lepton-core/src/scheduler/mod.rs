@@ -32,6 +32,7 @@ mod config;
 mod heartbeat;
 mod preempt;
 mod rebalance;
+mod timeout;
 
 pub use config::{RebalanceConfig, RetryPolicy, SchedulerConfig};
 use heartbeat::Heartbeats;
@@ -293,6 +294,8 @@ pub struct Report {
     pub moves: u64,
     /// Nodes declared down because their heartbeats stopped.
     pub silent_nodes: u64,
+    /// Runs ended for outliving their task's timeout.
+    pub timeouts: u64,
     /// Times the policy chose a node the task did not fit on.
     pub policy_errors: u64,
     /// The latest such mistake, as the cluster state refused it.
@@ -319,6 +322,21 @@ pub trait Scheduler {
     /// (preempting lower priorities if it fits nowhere and preemption is on)
     /// or backs it off, then rebalances when due.
     fn schedule(&mut self) -> Vec<Assignment>;
+
+    /// Ends every run that has outlived its task's timeout at the
+    /// scheduler's clock: its resources are freed, the policy is told
+    /// [`Outcome::TimedOut`] (the seed article's −1), and the task is
+    /// retried within its retry budget, or fails with the reason
+    /// `timed out after N ms`.
+    ///
+    /// The scheduler never stops anything itself: the caller stops the runs
+    /// returned, as it stops evicted ones. A report that arrives later about
+    /// such a run is refused as stale. `lepton`'s `Controller` and the
+    /// simulator (`lepton-sim`) call this before every cycle; an embedder
+    /// driving the scheduler directly does the same, reading
+    /// [`next_timeout_due`](CoreScheduler::next_timeout_due) to wake up in
+    /// time.
+    fn expire_timeouts(&mut self) -> Vec<Run>;
 
     /// Applies an event from outside.
     ///
@@ -365,6 +383,7 @@ impl CoreSchedulerBuilder {
         let now = self.clock.now();
         CoreScheduler {
             heartbeats: self.config.heartbeat_timeout.map(Heartbeats::new),
+            deadlines: timeout::Deadlines::default(),
             next_rebalance: self
                 .config
                 .rebalance
@@ -430,6 +449,7 @@ struct Stats {
     preemptions: u64,
     moves: u64,
     silent_nodes: u64,
+    timeouts: u64,
     policy_errors: u64,
 }
 
@@ -479,6 +499,8 @@ pub struct CoreScheduler {
     /// when there are some.
     running_by_priority: [u32; 256],
     heartbeats: Option<Heartbeats>,
+    /// Deadlines of running tasks that have a timeout.
+    deadlines: timeout::Deadlines,
     next_rebalance: Option<Timestamp>,
     /// Preemption searches that failed this cycle.
     preemption_misses: Vec<preempt::Miss>,
@@ -860,6 +882,8 @@ impl CoreScheduler {
         }
         self.stats.placements += 1;
         self.transition(task, TaskState::Running { node });
+        let run = Run { task, attempt };
+        self.arm_timeout(run, self.clock.now());
         Assignment {
             task,
             attempt,
@@ -1001,7 +1025,9 @@ impl Scheduler for CoreScheduler {
                 self.fail_run(run, Outcome::Failed, &reason, "fail")
             }
             Event::TaskTimedOut(run) => {
-                self.fail_run(run, Outcome::TimedOut, "timed out", "time out")
+                self.fail_run(run, Outcome::TimedOut, "timed out", "time out")?;
+                self.stats.timeouts += 1;
+                Ok(())
             }
             Event::LaunchFailed { run, reason } => self.fail_run(
                 run,
@@ -1043,6 +1069,10 @@ impl Scheduler for CoreScheduler {
         }
     }
 
+    fn expire_timeouts(&mut self) -> Vec<Run> {
+        self.expire_due_runs()
+    }
+
     fn set_policy(&mut self, policy: Box<dyn Policy>) -> Box<dyn Policy> {
         std::mem::replace(&mut self.policy, policy)
     }
@@ -1066,6 +1096,7 @@ impl Scheduler for CoreScheduler {
             preemptions: stats.preemptions,
             moves: stats.moves,
             silent_nodes: stats.silent_nodes,
+            timeouts: stats.timeouts,
             policy_errors: stats.policy_errors,
             last_policy_error: self.last_policy_error.as_ref().map(Error::to_string),
         }
