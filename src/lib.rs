@@ -6,7 +6,7 @@
 //!
 //! | crate | what | here as |
 //! |---|---|---|
-//! | `lepton-core` | model, traits, lock-free queue, cluster accounting, scheduler core | the root (`lepton::CoreScheduler`, …) and [`core`] |
+//! | `lepton-core` | model, traits, lock-free queue, cluster accounting, scheduler core | the root (`lepton::CoreScheduler`, …) |
 //! | `lepton-policies` | placement policies and the registry by name | [`policies`] |
 //! | `lepton-sim` | simulator: trace and workload readers, fill, timed replay, chaos runs | [`sim`] |
 //! | `lepton-adapters` | backends (Docker, libvirt, EC2), each behind a feature | `adapters` (feature `controller`) |
@@ -55,7 +55,6 @@ pub use controller::{Controller, ControllerConfig, ControllerError, LoopSummary,
 #[cfg(feature = "controller")]
 #[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
 pub use lepton_adapters as adapters;
-pub use lepton_core as core;
 pub use lepton_core::*;
 pub use lepton_policies as policies;
 pub use lepton_sim as sim;

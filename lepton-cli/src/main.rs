@@ -46,8 +46,14 @@ fn main() -> ExitCode {
         Command::Scale(args) => cli::scale::run(args),
         Command::Chaos(args) => cli::chaos::run(args),
         Command::Policies => {
-            for name in lepton::policies::POLICY_NAMES {
-                println!("{name}");
+            let policies = lepton::policies::policy_descriptions();
+            let width = policies
+                .iter()
+                .map(|(name, _)| name.len())
+                .max()
+                .unwrap_or(0);
+            for (name, description) in policies {
+                println!("{name:<width$}  {description}");
             }
             Ok(())
         }

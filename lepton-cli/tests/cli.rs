@@ -142,3 +142,16 @@ fn bad_input_fails_with_a_message_naming_it() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn policies_are_listed_with_their_descriptions() {
+    let text = stdout(&lepton(&["policies"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 10, "{text}");
+    assert!(lines[0].starts_with("firstfit"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("fgd") && l.contains("fragmentation")),
+        "{text}"
+    );
+}

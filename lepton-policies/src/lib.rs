@@ -56,7 +56,10 @@ mod rule;
 pub use greedy::{
     Balanced, BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, Random, Spread,
 };
-pub use registry::{build, by_name, PolicyContext, PAPER_POLICIES, POLICY_NAMES};
+pub use registry::{
+    build, by_name, policy_descriptions, policy_names, register, PolicyContext, PolicyFactory,
+    PAPER_POLICIES, POLICY_DESCRIPTIONS, POLICY_NAMES,
+};
 pub use rule::RulePolicy;
 
 /// Errors of `lepton-policies`.
@@ -102,4 +105,17 @@ pub enum Error {
         "the rule policy needs a rules file (--rules FILE, or PolicyContext::rules when embedding)"
     )]
     MissingRules,
+    /// A policy name to register is empty or has other characters than
+    /// lowercase ASCII letters, digits, `-` and `_`.
+    #[error("policy name {name:?} is invalid: use lowercase letters, digits, '-' and '_'")]
+    InvalidPolicyName {
+        /// The name given.
+        name: String,
+    },
+    /// A policy of this name is built in or already registered.
+    #[error("a policy named {name:?} already exists")]
+    PolicyNameTaken {
+        /// The name given.
+        name: String,
+    },
 }

@@ -1,6 +1,13 @@
 //! Policies by name, for configuration files and command lines.
+//!
+//! The built-in policies are matched by name without allocating; an
+//! embedder adds its own with [`register`], and from then on [`by_name`],
+//! [`build`], [`policy_names`] (and so the `lepton` CLI and configuration
+//! files that name a policy) know them like the built-ins. Registered
+//! policies live in one process-wide table: registering is rare, building
+//! takes a read lock.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use lepton_core::{Policy, TargetWorkload};
 
@@ -9,7 +16,120 @@ use crate::{
     RulePolicy, Spread,
 };
 
-/// The names [`build`] accepts.
+/// The built-in policies' names and one-line descriptions, in
+/// [`POLICY_NAMES`] order.
+pub const POLICY_DESCRIPTIONS: &[(&str, &str)] = &[
+    ("firstfit", "the first node with room"),
+    ("bestfit", "the least CPU+GPU left over (packing)"),
+    ("spread", "the most CPU+GPU left over (worst fit)"),
+    (
+        "balanced",
+        "evenly used CPU, memory, GPU (kube-scheduler's balanced allocation)",
+    ),
+    ("random", "any feasible node (seeded)"),
+    (
+        "dotprod",
+        "free capacity least aligned with the request (Tetris)",
+    ),
+    (
+        "packing",
+        "partly used GPUs first (the FGD paper's GpuPacking)",
+    ),
+    (
+        "clustering",
+        "nodes hosting GPU tasks of the same kind (GpuClustering)",
+    ),
+    (
+        "fgd",
+        "the least growth of GPU fragmentation (Weng et al., ATC '23)",
+    ),
+    (
+        "rule",
+        "filters and weighted scorers from a TOML/JSON rules file",
+    ),
+];
+
+/// Builds a policy from a [`PolicyContext`]; see [`register`].
+pub type PolicyFactory =
+    Arc<dyn Fn(&PolicyContext) -> Result<Box<dyn Policy>, Error> + Send + Sync>;
+
+/// A policy an embedder registered.
+struct Registered {
+    name: String,
+    description: String,
+    factory: PolicyFactory,
+}
+
+static REGISTERED: RwLock<Vec<Registered>> = RwLock::new(Vec::new());
+
+/// Makes a policy of the embedder's own known by `name` to [`by_name`],
+/// [`build`] and [`policy_names`], for the rest of the process.
+///
+/// ```
+/// use lepton_policies::{by_name, register, FirstFit};
+///
+/// register("mine", "first fit, under another name", |_context| {
+///     Ok(Box::new(FirstFit))
+/// })?;
+/// assert_eq!(by_name("mine")?.name(), "firstfit");
+/// assert!(lepton_policies::policy_names().contains(&"mine".to_owned()));
+/// # Ok::<(), lepton_policies::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidPolicyName`] for a name that is empty or has characters
+/// other than lowercase ASCII letters, digits, `-` and `_`;
+/// [`Error::PolicyNameTaken`] for a built-in or already registered name.
+pub fn register<F>(name: &str, description: &str, factory: F) -> Result<(), Error>
+where
+    F: Fn(&PolicyContext) -> Result<Box<dyn Policy>, Error> + Send + Sync + 'static,
+{
+    let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    if name.is_empty() || !name.chars().all(valid) {
+        return Err(Error::InvalidPolicyName {
+            name: name.to_owned(),
+        });
+    }
+    // A panic elsewhere while holding the lock leaves a table that is still
+    // consistent (entries are pushed whole), so a poisoned lock is used as is.
+    let mut registered = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
+    if POLICY_NAMES.contains(&name) || registered.iter().any(|r| r.name == name) {
+        return Err(Error::PolicyNameTaken {
+            name: name.to_owned(),
+        });
+    }
+    registered.push(Registered {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        factory: Arc::new(factory),
+    });
+    Ok(())
+}
+
+/// Every name [`build`] accepts: the built-ins ([`POLICY_NAMES`]), then the
+/// registered ones in the order they were registered.
+pub fn policy_names() -> Vec<String> {
+    policy_descriptions()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Every policy's name with its one-line description, as [`policy_names`].
+pub fn policy_descriptions() -> Vec<(String, String)> {
+    let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+    POLICY_DESCRIPTIONS
+        .iter()
+        .map(|&(name, description)| (name.to_owned(), description.to_owned()))
+        .chain(
+            registered
+                .iter()
+                .map(|r| (r.name.clone(), r.description.clone())),
+        )
+        .collect()
+}
+
+/// The names of the built-in policies [`build`] accepts.
 ///
 /// Every one but `rule` also works with [`by_name`]: `rule` needs its rules
 /// in [`PolicyContext::rules`], and without them is an
@@ -68,7 +188,8 @@ pub fn by_name(name: &str) -> Result<Box<dyn Policy>, Error> {
 ///
 /// # Errors
 /// [`Error::UnknownPolicy`], listing the valid names;
-/// [`Error::MissingRules`] for `rule` without [`PolicyContext::rules`].
+/// [`Error::MissingRules`] for `rule` without [`PolicyContext::rules`];
+/// what a registered factory returns.
 pub fn build(name: &str, context: &PolicyContext) -> Result<Box<dyn Policy>, Error> {
     Ok(match name {
         "firstfit" => Box::new(FirstFit),
@@ -87,13 +208,25 @@ pub fn build(name: &str, context: &PolicyContext) -> Result<Box<dyn Policy>, Err
             Some(rules) => Box::new(RulePolicy::clone(rules)),
             None => return Err(Error::MissingRules),
         },
-        _ => {
-            return Err(Error::UnknownPolicy {
-                name: name.to_owned(),
-                valid: POLICY_NAMES.join(", "),
-            })
-        }
+        _ => return build_registered(name, context),
     })
+}
+
+fn build_registered(name: &str, context: &PolicyContext) -> Result<Box<dyn Policy>, Error> {
+    let factory = REGISTERED
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| Arc::clone(&r.factory));
+    match factory {
+        // Called without the lock held: a factory may look up other policies.
+        Some(factory) => factory(context),
+        None => Err(Error::UnknownPolicy {
+            name: name.to_owned(),
+            valid: policy_names().join(", "),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -156,14 +289,54 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn registered_policies_are_built_listed_and_guarded() {
+        register("test-spread", "spread, registered", |_| {
+            Ok(Box::new(Spread))
+        })
+        .unwrap();
+        assert_eq!(by_name("test-spread").unwrap().name(), "spread");
+        let described = policy_descriptions();
+        let last = described
+            .iter()
+            .position(|(n, _)| n == "test-spread")
+            .unwrap();
+        assert!(last >= POLICY_NAMES.len(), "after the built-ins");
+        assert_eq!(described[last].1, "spread, registered");
+        assert!(by_name("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("test-spread"));
+        for taken in ["bestfit", "test-spread"] {
+            assert_eq!(
+                register(taken, "", |_| Ok(Box::new(Spread))).unwrap_err(),
+                Error::PolicyNameTaken {
+                    name: taken.to_owned()
+                }
+            );
+        }
+        for bad in ["", "Mine", "a b", "x/y"] {
+            assert!(matches!(
+                register(bad, "", |_| Ok(Box::new(Spread))),
+                Err(Error::InvalidPolicyName { .. })
+            ));
+        }
+        // A factory's error comes back as it is.
+        register("test-failing", "", |_| Err(Error::MissingRules)).unwrap();
+        assert_eq!(by_name("test-failing").unwrap_err(), Error::MissingRules);
+    }
+
+    #[test]
+    fn every_built_in_has_a_description_in_order() {
+        let names: Vec<&str> = POLICY_DESCRIPTIONS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, POLICY_NAMES);
+    }
+
+    #[test]
     fn unknown_names_list_the_valid_ones() {
         let err = by_name("fastest").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "unknown policy \"fastest\"; valid names: {}",
-                POLICY_NAMES.join(", ")
-            )
-        );
+        assert!(err.to_string().starts_with(&format!(
+            "unknown policy \"fastest\"; valid names: {}",
+            POLICY_NAMES.join(", ")
+        )));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use lepton::policies::{build, PolicyContext, PAPER_POLICIES, POLICY_NAMES};
+use lepton::policies::{build, policy_names, PolicyContext, PAPER_POLICIES};
 use lepton::sim::{run_fill, FillConfig, FillResult};
 use lepton::{NodeSpec, TaskSpec};
 use serde::Serialize;
@@ -200,11 +200,12 @@ fn parse_policies(text: &str) -> Result<Vec<String>, CliError> {
         return Ok(PAPER_POLICIES.iter().map(|s| s.to_string()).collect());
     }
     let names: Vec<String> = text.split(',').map(|s| s.trim().to_owned()).collect();
+    let valid = policy_names();
     for name in &names {
-        if !POLICY_NAMES.contains(&name.as_str()) {
+        if !valid.contains(name) {
             return Err(CliError::Usage(format!(
                 "unknown policy {name:?}; valid names: {}, or all",
-                POLICY_NAMES.join(", ")
+                valid.join(", ")
             )));
         }
     }
