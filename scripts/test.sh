@@ -4,6 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A fresh build gains nothing from incremental compilation's bookkeeping.
+export CARGO_INCREMENTAL=0
+
+# Each phase says how long it took, so a slow run shows where time went.
+phase_started=$SECONDS
+phase() {
+    echo "   ($((SECONDS - phase_started)) s)"
+    phase_started=$SECONDS
+    echo "== $1"
+}
+
 for component in rustfmt clippy; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
         rustup component add "$component"
@@ -14,7 +25,7 @@ done
 # libvirtd (QEMU/TCG; test:///default needs none) and moto (EC2), installed
 # and started by the script, stopped by PID when this script ends. A server
 # that does not come up fails the run.
-echo "== backend servers"
+phase "backend servers"
 bash scripts/backends.sh start all
 trap 'bash scripts/backends.sh stop all' EXIT
 eval "$(bash scripts/backends.sh env)"
@@ -23,19 +34,19 @@ eval "$(bash scripts/backends.sh env)"
 # and everyday builds without features skip it).
 features=(--workspace --all-features)
 
-echo "== cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all --check
-echo "== cargo clippy"
+phase "cargo clippy"
 cargo clippy "${features[@]}" --all-targets -- -D warnings
-echo "== cargo doc"
+phase "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc "${features[@]}" --no-deps
-echo "== fuzz (short)"
+phase "fuzz (short)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz.sh
 # Its own target dir: `--cfg loom` would otherwise rebuild the main cache.
-echo "== loom (queue model check)"
+phase "loom (queue model check)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p lepton-core --release --test loom_queue
 # The tests run last, so their summary closes the output; every test binary
 # runs even after a failure, so one run shows every failing test.
-echo "== cargo test"
+phase "cargo test"
 cargo test "${features[@]}" --no-fail-fast
