@@ -36,6 +36,13 @@ features=(--workspace --all-features)
 
 phase "cargo fmt --check"
 cargo fmt --all --check
+phase "lean facade"
+# An embedder's build of the library compiles none of the CLI's stack.
+if cargo tree -p lepton --no-default-features -e normal --prefix none |
+    grep -E '^(clap|indicatif|plotters|tokio) '; then
+    echo "the lepton library depends on the CLI's stack or tokio without features" >&2
+    exit 1
+fi
 phase "cargo clippy"
 cargo clippy "${features[@]}" --all-targets -- -D warnings
 phase "cargo doc"
