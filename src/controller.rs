@@ -706,6 +706,8 @@ fn ending(run: Run, status: &RunStatus) -> Option<Event> {
             run,
             reason: "gone from the backend".to_owned(),
         },
+        // A status newer than this controller: not an end it can vouch for.
+        _ => return None,
     })
 }
 

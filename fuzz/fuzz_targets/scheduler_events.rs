@@ -230,11 +230,9 @@ impl Harness {
 
 fuzz_target!(|input: Input| {
     let clock = ManualClock::new();
-    let config = SchedulerConfig {
-        heartbeat_timeout: Some(Duration::from_secs(30)),
-        rebalance: RebalanceConfig::new(Duration::from_secs(60), 0.3, 0.7, 3).ok(),
-        ..SchedulerConfig::default()
-    };
+    let mut config = SchedulerConfig::default();
+    config.heartbeat_timeout = Some(Duration::from_secs(30));
+    config.rebalance = RebalanceConfig::new(Duration::from_secs(60), 0.3, 0.7, 3).ok();
     let name = POLICIES[usize::from(input.policy) % POLICIES.len()];
     let Ok(policy) = lepton_policies::by_name(name) else {
         return;

@@ -53,6 +53,7 @@ impl fmt::Display for Handle {
 
 /// How a run is doing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Created, not running yet.
     Starting,

@@ -30,6 +30,7 @@ impl fmt::Display for NodeId {
 /// What kind of machine a node is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum NodeKind {
     /// A physical server.
     #[default]
@@ -43,6 +44,7 @@ pub enum NodeKind {
 /// Whether a node takes work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum NodeState {
     /// Healthy and taking new tasks.
     #[default]

@@ -13,6 +13,7 @@ use crate::task::TaskSpec;
 
 /// How a task that ran ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Outcome {
     /// It finished successfully.
     Completed,

@@ -44,6 +44,7 @@ impl fmt::Display for ResourceName {
 
 /// One scalar dimension of [`Resources`], used to say which one was at fault.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Dimension {
     /// CPU in milli-cores.
     CpuMilli,

@@ -66,6 +66,7 @@ impl fmt::Display for Priority {
 /// Quality-of-service class, as traces and Kubernetes label tasks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum QosClass {
     /// Resources reserved exactly; never evicted for others of lower class.
     Guaranteed,
@@ -82,6 +83,7 @@ pub enum QosClass {
 /// (see [`SchedulerConfig`](crate::SchedulerConfig)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TaskKind {
     /// Runs to completion; retried a few times.
     #[default]

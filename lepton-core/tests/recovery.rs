@@ -201,10 +201,8 @@ fn late_and_duplicate_reports_are_refused_and_change_nothing() {
 
 #[test]
 fn a_silent_node_is_declared_down_and_a_late_heartbeat_brings_it_back() {
-    let config = SchedulerConfig {
-        heartbeat_timeout: Some(Duration::from_secs(10)),
-        ..SchedulerConfig::default()
-    };
+    let mut config = SchedulerConfig::default();
+    config.heartbeat_timeout = Some(Duration::from_secs(10));
     let mut cluster = Cluster::new(config, &[(1, 4_000), (2, 4_000), (3, 4_000)]);
     cluster.submit(task(1, 3_000));
     cluster.submit(task(2, 3_000));
@@ -300,10 +298,8 @@ fn draining_moves_tasks_off_highest_priority_first_and_cordons() {
 #[test]
 fn the_rebalancer_moves_a_bounded_number_of_tasks_off_hot_nodes() {
     let rebalance = RebalanceConfig::new(Duration::from_secs(60), 0.5, 0.55, 2).unwrap();
-    let config = SchedulerConfig {
-        rebalance: Some(rebalance),
-        ..SchedulerConfig::default()
-    };
+    let mut config = SchedulerConfig::default();
+    config.rebalance = Some(rebalance);
     let mut cluster = Cluster::new(config, &[(1, 10_000), (2, 10_000), (3, 10_000)]);
     // Fill node 1 to 100 % while the others are cordoned.
     for n in [2, 3] {
@@ -408,10 +404,8 @@ fn a_high_priority_task_preempts_the_fewest_lowest_priority_tasks() {
 #[test]
 fn equal_priorities_never_preempt_and_the_setting_turns_preemption_off() {
     for preemption in [true, false] {
-        let config = SchedulerConfig {
-            preemption,
-            ..SchedulerConfig::default()
-        };
+        let mut config = SchedulerConfig::default();
+        config.preemption = preemption;
         let mut cluster = Cluster::new(config, &[(1, 4_000)]);
         cluster.submit(task(1, 4_000).with_priority(Priority(10)));
         cluster.schedule();
@@ -437,10 +431,8 @@ fn a_run_placed_and_moved_in_one_cycle_is_handed_out_once() {
     // before in the same cycle, and the batch held both runs — started in
     // that order, the first was never stopped.
     let rebalance = RebalanceConfig::new(Duration::from_secs(60), 0.5, 0.55, 10).unwrap();
-    let config = SchedulerConfig {
-        rebalance: Some(rebalance),
-        ..SchedulerConfig::default()
-    };
+    let mut config = SchedulerConfig::default();
+    config.rebalance = Some(rebalance);
     let mut cluster = Cluster::new(config, &[(1, 10_000), (2, 10_000)]);
     cluster.clock.set(secs(60));
     for id in 1..=5 {

@@ -346,11 +346,9 @@ impl Harness {
         let picks = Picks::default();
         let policy = random_policy(seed, Arc::clone(&picks));
         // Preemption has scenario tests of its own; this model has none.
-        let config = SchedulerConfig {
-            retry_batch: RETRY,
-            preemption: false,
-            ..SchedulerConfig::default()
-        };
+        let mut config = SchedulerConfig::default();
+        config.retry_batch = RETRY;
+        config.preemption = false;
         let mut scheduler = CoreScheduler::builder(Box::new(policy))
             .clock(Arc::new(clock.clone()))
             .config(config)

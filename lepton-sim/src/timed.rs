@@ -388,11 +388,9 @@ pub fn run_timed(
     policy.reseed(config.seed);
     let policy_name = policy.name().to_owned();
     let clock = ManualClock::new();
-    let scheduler_config = SchedulerConfig {
-        retry_batch: config.retry,
-        retry_service: config.retry,
-        ..SchedulerConfig::default()
-    };
+    let mut scheduler_config = SchedulerConfig::default();
+    scheduler_config.retry_batch = config.retry;
+    scheduler_config.retry_service = config.retry;
     let backoff_max = scheduler_config.backoff_max;
     let mut scheduler = CoreScheduler::builder(policy)
         .clock(Arc::new(clock.clone()))

@@ -9,7 +9,20 @@ use crate::task::TaskKind;
 
 /// Tunables of [`CoreScheduler`](crate::CoreScheduler). The defaults are
 /// documented per field and in `docs/RELIABILITY.md`.
+///
+/// More tunables will come, so the struct is `#[non_exhaustive]`: start
+/// from the defaults and set what you need.
+///
+/// ```
+/// use std::time::Duration;
+/// use lepton_core::SchedulerConfig;
+///
+/// let mut config = SchedulerConfig::default();
+/// config.heartbeat_timeout = Some(Duration::from_secs(30));
+/// config.preemption = false;
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SchedulerConfig {
     /// Backoff after a task first finds no node (kube-scheduler: 1 s).
     pub backoff_initial: Duration,

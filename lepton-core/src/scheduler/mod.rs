@@ -39,6 +39,7 @@ use heartbeat::Heartbeats;
 
 /// Where a task is in its life. Exactly one at any time.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TaskState {
     /// Waiting in the queue.
     Queued,
@@ -129,6 +130,7 @@ impl Assignment {
 
 /// What [`CoreScheduler::drain`] did with a node's tasks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Drained {
     /// Tasks placed elsewhere at once (each evicts its old run).
     pub moved: Vec<Assignment>,
@@ -142,6 +144,7 @@ pub struct Drained {
 /// is not the task's current one (late, duplicated, from a placement already
 /// given up) is refused with [`Error::StaleRun`] and changes nothing.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Event {
     /// A run finished successfully.
     TaskCompleted(Run),
@@ -188,6 +191,7 @@ pub enum Event {
 
 /// How many tasks are in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TaskCounts {
     /// Waiting in the queue.
     pub queued: usize,
@@ -265,6 +269,7 @@ fn drop_runs_evicted_in_the_same_cycle(assignments: &mut Vec<Assignment>) {
 
 /// A snapshot of the scheduler, for operators and tests.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// The current policy's name.
     pub policy: String,

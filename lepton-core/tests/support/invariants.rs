@@ -54,6 +54,7 @@ pub(crate) fn check_invariants(scheduler: &CoreScheduler, submitted: &[TaskId]) 
             TaskState::Completed => &mut counts.completed,
             TaskState::Failed { .. } => &mut counts.failed,
             TaskState::Cancelled => &mut counts.cancelled,
+            other => panic!("{id} is in a state this checker does not know: {other:?}"),
         } += 1;
         let allocation = cluster.allocation(id);
         let (node, allocation) = match (state, allocation) {

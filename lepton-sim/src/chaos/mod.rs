@@ -208,11 +208,10 @@ impl World {
     fn new(mut policy: Box<dyn Policy>, config: &ChaosConfig) -> Result<Self, Error> {
         policy.reseed(config.seed);
         let clock = ManualClock::new();
-        let scheduler_config = SchedulerConfig {
-            heartbeat_timeout: Some(Duration::from_secs(HEARTBEAT_TIMEOUT_S)),
-            rebalance: Some(RebalanceConfig::new(Duration::from_secs(60), 0.5, 0.9, 10)?),
-            ..SchedulerConfig::default()
-        };
+        let mut scheduler_config = SchedulerConfig::default();
+        scheduler_config.heartbeat_timeout = Some(Duration::from_secs(HEARTBEAT_TIMEOUT_S));
+        scheduler_config.rebalance =
+            Some(RebalanceConfig::new(Duration::from_secs(60), 0.5, 0.9, 10)?);
         let mut scheduler = CoreScheduler::builder(policy)
             .clock(Arc::new(clock.clone()))
             .config(scheduler_config)
