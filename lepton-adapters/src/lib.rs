@@ -19,11 +19,11 @@
 //! knows them, [`NODE_LABEL_OS`] and [`NODE_LABEL_ARCH`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "docker")]
+#[cfg(any(feature = "docker", feature = "libvirt"))]
 mod common;
 
-#[cfg(feature = "docker")]
-#[cfg_attr(docsrs, doc(cfg(feature = "docker")))]
+#[cfg(any(feature = "docker", feature = "libvirt"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "docker", feature = "libvirt"))))]
 pub use common::{NODE_LABEL_ARCH, NODE_LABEL_BACKEND, NODE_LABEL_OS};
 
 #[cfg(feature = "docker")]

@@ -10,12 +10,11 @@
 
 use std::time::{Duration, Instant};
 
-use lepton_adapters::libvirt::virt;
-use lepton_adapters::libvirt::virt::connect::Connect;
 use lepton_adapters::libvirt::{domain_name, LibvirtBackend};
 use lepton_core::{
     Backend, BackendError, Handle, Launch, NodeId, Resources, Run, RunStatus, TaskId, TaskSpec,
 };
+use virt::connect::Connect;
 
 const NODE: NodeId = NodeId(41);
 
