@@ -13,17 +13,22 @@
 //! - `aws`: [`aws::AwsBackend`], AWS EC2: one node per offered instance type,
 //!   each run one instance tagged with it, through the AWS SDK for Rust.
 //!
-//! What the backends share lives once, beside them: the one rule for
-//! hiding credentials in URLs and messages, the error helpers, and the node
-//! labels every backend sets ([`NODE_LABEL_BACKEND`] and, where the backend
-//! knows them, [`NODE_LABEL_OS`] and [`NODE_LABEL_ARCH`]).
+//! Each backend is a folder split by responsibility (connection and error
+//! mapping, inventory, launch and stop, status and adoption). What they
+//! share lives once, beside them: the one rule for hiding credentials in
+//! URLs and messages, the error helpers, and the node labels every backend
+//! sets ([`NODE_LABEL_BACKEND`] and, where the backend knows them,
+//! [`NODE_LABEL_OS`] and [`NODE_LABEL_ARCH`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(any(feature = "docker", feature = "libvirt"))]
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
 mod common;
 
-#[cfg(any(feature = "docker", feature = "libvirt"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "docker", feature = "libvirt"))))]
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "docker", feature = "libvirt", feature = "aws")))
+)]
 pub use common::{NODE_LABEL_ARCH, NODE_LABEL_BACKEND, NODE_LABEL_OS};
 
 #[cfg(feature = "docker")]
