@@ -54,13 +54,18 @@ pub(crate) fn backend_node(
         .with_label(NODE_LABEL_BACKEND, backend)
 }
 
-/// `node` with the label `key=value` when the backend reported a value;
-/// none, or an empty one, adds nothing.
-pub(crate) fn with_reported_label(node: NodeSpec, key: &str, value: Option<String>) -> NodeSpec {
-    match value.filter(|v| !v.is_empty()) {
-        Some(value) => node.with_label(key, value),
-        None => node,
+/// `node` with the label `key=value` when the backend reported a value and
+/// the node has no `key` label yet (one its owner set wins); none, or an
+/// empty one, adds nothing.
+pub(crate) fn with_reported_label(
+    mut node: NodeSpec,
+    key: &str,
+    value: Option<String>,
+) -> NodeSpec {
+    if let Some(value) = value.filter(|v| !v.is_empty()) {
+        node.labels.entry(key.to_owned()).or_insert(value);
     }
+    node
 }
 
 /// A value from the caller that `backend` refuses before sending anything.
@@ -433,6 +438,9 @@ mod tests {
         let node = with_reported_label(node, NODE_LABEL_ARCH, None);
         let node = with_reported_label(node, "x", Some("y".to_owned()));
         assert_eq!(node.labels.len(), 2);
+        assert_eq!(node.labels["x"], "y");
+        // A label already set wins over a reported one.
+        let node = with_reported_label(node, "x", Some("z".to_owned()));
         assert_eq!(node.labels["x"], "y");
     }
 }

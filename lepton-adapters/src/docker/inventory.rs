@@ -1,13 +1,14 @@
 //! What the host offers: one node, sized from the daemon's system info.
 
-use lepton_core::{BackendError, NodeKind, NodeSpec, Resources};
+use lepton_core::{BackendError, NodeSpec, Resources};
 
 use super::{DockerBackend, BACKEND, MIB};
-use crate::common::{backend_node, with_reported_label, NODE_LABEL_ARCH, NODE_LABEL_OS};
+use crate::common::{with_reported_label, NODE_LABEL_ARCH, NODE_LABEL_OS};
 
 impl DockerBackend {
-    /// This host as a node: its CPU count × 1000 and total memory, labelled
-    /// with its OS and architecture, then with the caller's labels.
+    /// This host as a node: the one the caller set up, with the host's CPU
+    /// count × 1000 and total memory, and its OS, architecture and name
+    /// where the caller set none.
     pub(super) async fn host_node(&self) -> Result<NodeSpec, BackendError> {
         let docker = self.client().await?;
         let info = docker
@@ -29,23 +30,12 @@ impl DockerBackend {
                 ),
             });
         }
-        let capacity = Resources::new(cpus.saturating_mul(1000), memory_bytes / MIB);
-        let node = backend_node(BACKEND, self.node_id, capacity, NodeKind::ContainerHost)
-            .with_price_per_hour(self.price_per_hour);
+        let mut node = self.node.clone();
+        node.capacity = Resources::new(cpus.saturating_mul(1000), memory_bytes / MIB);
         let node = with_reported_label(node, NODE_LABEL_OS, info.os_type);
         let mut node = with_reported_label(node, NODE_LABEL_ARCH, info.architecture);
-        for (key, value) in &self.node_labels {
-            node = node.with_label(key.clone(), value.clone());
-        }
-        if let Some(name) = self
-            .node_name
-            .clone()
-            .or(info.name.filter(|s| !s.is_empty()))
-        {
-            node = node.with_name(name);
-        }
-        if let Some(zone) = &self.zone {
-            node = node.with_zone(zone.clone());
+        if node.name.is_none() {
+            node.name = info.name.filter(|s| !s.is_empty());
         }
         Ok(node)
     }

@@ -33,12 +33,12 @@ impl DockerBackend {
     /// [`launch`](lepton_core::Backend::launch): the run's container, created and
     /// started unless it exists.
     pub(super) async fn create_and_start(&self, launch: &Launch) -> Result<Handle, BackendError> {
-        if launch.node != self.node_id {
+        if launch.node != self.node.id {
             return Err(BackendError::NotFound {
                 backend: BACKEND.to_owned(),
                 what: format!(
                     "node {} (this Docker host is {})",
-                    launch.node, self.node_id
+                    launch.node, self.node.id
                 ),
             });
         }

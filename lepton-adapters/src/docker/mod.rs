@@ -131,14 +131,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::Docker;
 use lepton_core::{
-    Backend, BackendError, Handle, Labels, Launch, NodeId, NodeSpec, RunStatus, Usage,
+    Backend, BackendError, Handle, Launch, NodeId, NodeKind, NodeSpec, Resources, RunStatus, Usage,
 };
 use tokio::sync::OnceCell;
 
 use self::client::{parse_http_url, Endpoint};
 pub use self::launch::container_name;
 use self::usage::CpuReading;
-use crate::common::invalid;
+use crate::common::{backend_node, invalid};
 
 /// The backend's name in errors and logs.
 const BACKEND: &str = "docker";
@@ -166,11 +166,10 @@ const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct DockerBackend {
     endpoint: Endpoint,
     client: OnceCell<Docker>,
-    node_id: NodeId,
-    node_name: Option<String>,
-    node_labels: Labels,
-    zone: Option<String>,
-    price_per_hour: f64,
+    /// The node this host is, as the `with_*` methods set it up:
+    /// [`inventory`](Backend::inventory) adds the capacity and what the
+    /// daemon reports.
+    node: NodeSpec,
     default_image: Option<String>,
     timeout: Duration,
     stop_timeout: Duration,
@@ -187,11 +186,7 @@ impl fmt::Debug for DockerBackend {
         f.debug_struct("DockerBackend")
             .field("endpoint", &self.endpoint.to_string())
             .field("connected", &self.client.initialized())
-            .field("node_id", &self.node_id)
-            .field("node_name", &self.node_name)
-            .field("node_labels", &self.node_labels)
-            .field("zone", &self.zone)
-            .field("price_per_hour", &self.price_per_hour)
+            .field("node", &self.node)
             .field("default_image", &self.default_image)
             .field("timeout", &self.timeout)
             .field("stop_timeout", &self.stop_timeout)
@@ -244,11 +239,12 @@ impl DockerBackend {
         DockerBackend {
             endpoint,
             client: OnceCell::new(),
-            node_id: NodeId(0),
-            node_name: None,
-            node_labels: Labels::new(),
-            zone: None,
-            price_per_hour: 0.0,
+            node: backend_node(
+                BACKEND,
+                NodeId(0),
+                Resources::new(0, 0),
+                NodeKind::ContainerHost,
+            ),
             default_image: None,
             timeout: DEFAULT_TIMEOUT,
             stop_timeout: DEFAULT_STOP_TIMEOUT,
@@ -260,32 +256,32 @@ impl DockerBackend {
     /// Sets the id of the node this host is (default `n-0`). Give every
     /// host its own when several backends feed one scheduler.
     pub fn with_node_id(mut self, id: NodeId) -> Self {
-        self.node_id = id;
+        self.node.id = id;
         self
     }
 
     /// Sets the node's human-readable name (default: the daemon's host name).
     pub fn with_node_name(mut self, name: impl Into<String>) -> Self {
-        self.node_name = Some(name.into());
+        self.node.name = Some(name.into());
         self
     }
 
     /// Adds a label to the node, on top of `lepton.backend`, `lepton.os`
     /// and `lepton.arch` (which it may override).
     pub fn with_node_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.node_labels.insert(key.into(), value.into());
+        self.node.labels.insert(key.into(), value.into());
         self
     }
 
     /// Sets the node's availability zone.
     pub fn with_zone(mut self, zone: impl Into<String>) -> Self {
-        self.zone = Some(zone.into());
+        self.node.zone = Some(zone.into());
         self
     }
 
     /// Sets the node's price per hour (default 0, unknown).
     pub fn with_price_per_hour(mut self, price: f64) -> Self {
-        self.price_per_hour = price;
+        self.node.price_per_hour = price;
         self
     }
 
@@ -312,7 +308,7 @@ impl DockerBackend {
 
     /// The node id this host reports.
     pub fn node_id(&self) -> NodeId {
-        self.node_id
+        self.node.id
     }
 
     /// Where the daemon is, as `unix:///path` or `http://host:port` (never
