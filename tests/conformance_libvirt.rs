@@ -10,10 +10,10 @@ mod support;
 
 use std::sync::Arc;
 
-use lepton::adapters::libvirt::virt::connect::Connect;
 use lepton::adapters::libvirt::LibvirtBackend;
 use lepton::{Backend, Handle, NodeId, Resources, TaskId, TaskSpec};
 use support::conformance::{self, Target};
+use virt::connect::Connect;
 
 struct Libvirt {
     /// Kept open: the test driver's state lives as long as a connection does,

@@ -13,14 +13,14 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lepton::adapters::libvirt::virt::connect::Connect;
-use lepton::adapters::libvirt::virt::sys;
 use lepton::adapters::libvirt::LibvirtBackend;
 use lepton::policies::by_name;
 use lepton::{
     Backend, Controller, ControllerConfig, CoreScheduler, Handle, NodeId, Resources, TaskId,
     TaskSpec,
 };
+use virt::connect::Connect;
+use virt::sys;
 
 const HOST: NodeId = NodeId(1);
 const PEER: NodeId = NodeId(2);

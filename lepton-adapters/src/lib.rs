@@ -1,11 +1,10 @@
 //! Backends that run Lepton's decisions: Docker Engine API, libvirt and
 //! AWS EC2, one module and one feature each.
 //!
-//! This crate is the home of the adapters; none is built yet. Each will
-//! live in its own module behind its own feature (`docker`, `libvirt`,
-//! `aws`, plus `full`), so that an orchestrator compiles only the SDKs it
-//! uses, and each will pass one shared conformance suite run against a real
-//! server.
+//! Each backend implements [`lepton_core::Backend`] in its own module
+//! behind its own feature (`docker`, `libvirt`, `aws`, plus `full`), so that
+//! an orchestrator compiles only the SDKs it uses, and each passes one
+//! shared conformance suite run against a real server.
 //!
 //! - `docker`: [`docker::DockerBackend`], the Docker Engine API (Docker or
 //!   Podman) over a unix socket or TCP, through bollard.
@@ -13,12 +12,33 @@
 //!   the test driver) as one node, each run a domain, through `virt`.
 //! - `aws`: [`aws::AwsBackend`], AWS EC2: one node per offered instance type,
 //!   each run one instance tagged with it, through the AWS SDK for Rust.
+//!
+//! Each backend is a folder split by responsibility (connection and error
+//! mapping, inventory, launch and stop, status and adoption). What they
+//! share lives once, beside them: the one rule for hiding credentials in
+//! URLs and messages, the error helpers, and the node labels every backend
+//! sets ([`NODE_LABEL_BACKEND`] and, where the backend knows them,
+//! [`NODE_LABEL_OS`] and [`NODE_LABEL_ARCH`]).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
+mod common;
+
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "docker", feature = "libvirt", feature = "aws")))
+)]
+pub use common::{NODE_LABEL_ARCH, NODE_LABEL_BACKEND, NODE_LABEL_OS};
 
 #[cfg(feature = "docker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "docker")))]
 pub mod docker;
 
 #[cfg(feature = "libvirt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "libvirt")))]
 pub mod libvirt;
 
 #[cfg(feature = "aws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws")))]
 pub mod aws;

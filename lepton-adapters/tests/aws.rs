@@ -8,6 +8,8 @@
 //! the same moto without seeing each other's instances.
 #![cfg(feature = "aws")]
 
+mod support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,18 +27,12 @@ use lepton_core::{
 const AMI: &str = "ami-12c6146b";
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// moto's endpoint; the dummy credentials moto takes must be set too.
 fn endpoint() -> String {
-    let hint = "start moto with `bash scripts/backends.sh start aws`, then \
-                `eval \"$(bash scripts/backends.sh env)\"`";
-    let endpoint = std::env::var("LEPTON_AWS_ENDPOINT")
-        .unwrap_or_else(|_| panic!("LEPTON_AWS_ENDPOINT is not set: {hint}"));
     for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-        assert!(
-            std::env::var_os(var).is_some(),
-            "{var} is not set (moto takes `testing`): {hint}"
-        );
+        support::server_env(var, "aws");
     }
-    endpoint
+    support::server_env("LEPTON_AWS_ENDPOINT", "aws")
 }
 
 fn region() -> String {

@@ -5,6 +5,8 @@
 //! A missing server fails these tests; it never skips them.
 #![cfg(feature = "docker")]
 
+mod support;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -24,12 +26,7 @@ const IMAGE: &str = "localhost/busybox:latest";
 const NODE: NodeId = NodeId(1);
 
 fn socket() -> String {
-    std::env::var("LEPTON_DOCKER_SOCKET").unwrap_or_else(|_| {
-        panic!(
-            "LEPTON_DOCKER_SOCKET is not set: run `bash scripts/backends.sh start docker` \
-             and `eval \"$(bash scripts/backends.sh env)\"` first"
-        )
-    })
+    support::server_env("LEPTON_DOCKER_SOCKET", "docker")
 }
 
 fn backend() -> DockerBackend {

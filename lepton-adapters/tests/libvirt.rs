@@ -8,25 +8,17 @@
 //! Without the environment the tests fail, they never skip.
 #![cfg(feature = "libvirt")]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
-use lepton_adapters::libvirt::virt;
-use lepton_adapters::libvirt::virt::connect::Connect;
 use lepton_adapters::libvirt::{domain_name, LibvirtBackend};
 use lepton_core::{
     Backend, BackendError, Handle, Launch, NodeId, Resources, Run, RunStatus, TaskId, TaskSpec,
 };
+use virt::connect::Connect;
 
 const NODE: NodeId = NodeId(41);
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: run `bash scripts/backends.sh start libvirt` and \
-             `eval \"$(bash scripts/backends.sh env)\"` first"
-        )
-    })
-}
 
 /// The in-memory test hypervisor, and a backend on that same connection.
 ///
@@ -34,19 +26,19 @@ fn env(name: &str) -> String {
 /// it (it is reset when the last one closes). Tests run in parallel, so each
 /// uses task ids of its own and looks only at its own runs.
 fn test_driver() -> (Connect, LibvirtBackend) {
-    let uri = env("LEPTON_LIBVIRT_TEST_URI");
+    let uri = support::server_env("LEPTON_LIBVIRT_TEST_URI", "libvirt");
     let connection = Connect::open(Some(&uri)).expect("open the test driver");
     let backend = LibvirtBackend::with_connection(connection.clone(), NODE);
     (connection, backend)
 }
 
 fn qemu_uri() -> String {
-    env("LEPTON_LIBVIRT_URI")
+    support::server_env("LEPTON_LIBVIRT_URI", "libvirt")
 }
 
 /// The second QEMU libvirtd, another host to libvirt (live migration).
 fn peer_uri() -> String {
-    env("LEPTON_LIBVIRT_PEER_URI")
+    support::server_env("LEPTON_LIBVIRT_PEER_URI", "libvirt")
 }
 
 const PEER: NodeId = NodeId(42);
