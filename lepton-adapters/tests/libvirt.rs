@@ -453,7 +453,7 @@ async fn libvirt_refuses_what_it_cannot_run() {
     assert!(matches!(error, BackendError::NotFound { .. }), "{error:?}");
 
     let mut gpu = launch_of(task(31), 1);
-    gpu.gpus.push(0);
+    gpu.gpus = [0].into_iter().collect();
     let error = backend.launch(&gpu).await.expect_err("a GPU");
     assert!(
         matches!(error, BackendError::Unsupported { .. }),

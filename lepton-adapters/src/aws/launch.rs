@@ -553,7 +553,7 @@ mod tests {
         assert!(matches!(err, BackendError::NotFound { .. }), "{err}");
 
         let mut with_gpu = launch(task());
-        with_gpu.gpus.push(0);
+        with_gpu.gpus = [0].into_iter().collect();
         let err = rt.block_on(backend.launch(&with_gpu)).expect_err("gpus");
         assert!(matches!(err, BackendError::Unsupported { .. }), "{err}");
 

@@ -431,7 +431,7 @@ mod tests {
 
         let mut with_gpu = launch(sleeper());
         with_gpu.node = NodeId(3);
-        with_gpu.gpus.push(0);
+        with_gpu.gpus = [0].into_iter().collect();
         let err = rt.block_on(backend.launch(&with_gpu)).expect_err("gpus");
         assert!(matches!(err, BackendError::Unsupported { .. }), "{err}");
     }

@@ -7,6 +7,7 @@
 //! cost O(log n): they keep the indexes that let first fit, best fit and
 //! spread find their node without scanning (see `index.rs`).
 
+mod gpu_slots;
 mod index;
 
 use std::collections::HashMap;
@@ -21,8 +22,7 @@ use crate::node::{NodeId, NodeSpec, NodeState};
 use crate::resources::{GpuRequest, Resources, GPU_MILLI_PER_GPU};
 use crate::task::{Priority, TaskId, TaskSpec};
 
-/// Indexes of GPUs inside one node.
-pub type GpuSlots = SmallVec<[u32; 8]>;
+pub use self::gpu_slots::GpuSlots;
 
 /// Where a policy wants a task to run.
 #[derive(Debug, Clone, PartialEq, Eq)]

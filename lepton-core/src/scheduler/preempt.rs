@@ -91,7 +91,10 @@ impl CoreScheduler {
             let run = self.tasks.get(&victim).map(TaskRecord::run)?;
             // A victim runs on the plan's node: its allocation exists.
             let allocation = self.cluster.release(victim).ok()?;
-            evicted.push((run, Placement::on_gpus(allocation.node, allocation.gpus)));
+            evicted.push((
+                run,
+                Placement::on_gpus(allocation.node, allocation.gpus.iter().copied()),
+            ));
         }
         let record = self.tasks.get(&task)?;
         match self

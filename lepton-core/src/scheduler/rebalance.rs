@@ -91,7 +91,10 @@ impl CoreScheduler {
                 Some(self.start(task, booked, vec![old]))
             }
             Err(_) => {
-                self.restore(task, &Placement::on_gpus(from.node, from.gpus));
+                self.restore(
+                    task,
+                    &Placement::on_gpus(from.node, from.gpus.iter().copied()),
+                );
                 None
             }
         }

@@ -165,7 +165,7 @@ fn evaluate(task: &TaskSpec, node: &ClusterNode, workload: &TargetWorkload) -> (
         return best.map_or((i64::MIN, None), |(s, gpu)| (s, Some(gpu)));
     }
     // Whole GPUs (or none): the same GPUs the cluster state would take.
-    for index in node.tightest_gpus(task.gpu).unwrap_or_default() {
+    for &index in &node.tightest_gpus(task.gpu).unwrap_or_default() {
         if let Some(free) = gpus.get_mut(index as usize) {
             *free = free.saturating_sub(milli);
         }
