@@ -170,18 +170,11 @@ impl ClusterNode {
             }
         }
         self.check_rules(task)?;
-        if !task.gpu.is_none() {
-            let fitting = self
-                .gpu_free_milli
-                .iter()
-                .filter(|&&free| free >= task.gpu.milli_per_gpu)
-                .count();
-            if fitting < task.gpu.count as usize {
-                return Err(Misfit::Gpus {
-                    count: task.gpu.count,
-                    milli_per_gpu: task.gpu.milli_per_gpu,
-                });
-            }
+        if !enough_gpus(&self.gpu_free_milli, task.gpu) {
+            return Err(Misfit::Gpus {
+                count: task.gpu.count,
+                milli_per_gpu: task.gpu.milli_per_gpu,
+            });
         }
         Ok(())
     }
@@ -276,9 +269,19 @@ impl ClusterNode {
         ]
     }
 
-    /// True when `task` can be placed here now.
+    /// True when `task` can be placed here now: [`check`](Self::check)
+    /// without the reason.
+    // The index searches reject many nodes through this, and policies
+    // instantiate them in their own crates: capacity is tested first and
+    // builds no `Misfit`, and the function is inlined. Tests (debug builds)
+    // hold it to `check`.
+    #[inline]
     pub fn fits(&self, task: &TaskSpec) -> bool {
-        self.check(task).is_ok()
+        let fits = self.state == NodeState::Ready
+            && has_room(task, &self.free, &self.gpu_free_milli)
+            && self.check_rules(task).is_ok();
+        debug_assert_eq!(fits, self.check(task).is_ok(), "fits and check disagree");
+        fits
     }
 
     /// The tightest-fitting GPUs for `request`: those with the least free
@@ -331,6 +334,22 @@ impl ClusterNode {
         }
         Ok(())
     }
+}
+
+/// True when `task`'s request and GPUs fit in `free` and `gpu_free_milli`:
+/// the capacity half of [`ClusterNode::check`].
+fn has_room(task: &TaskSpec, free: &Resources, gpu_free_milli: &[u32]) -> bool {
+    free.fits(&task.request) && enough_gpus(gpu_free_milli, task.gpu)
+}
+
+/// True when enough GPUs have `request`'s share free.
+fn enough_gpus(gpu_free_milli: &[u32], request: GpuRequest) -> bool {
+    request.is_none()
+        || gpu_free_milli
+            .iter()
+            .filter(|&&free| free >= request.milli_per_gpu)
+            .count()
+            >= request.count as usize
 }
 
 /// The whole cluster's accounting: nodes, what is free, who holds what.
