@@ -5,7 +5,8 @@
 //! resource model ([`Resources`], [`GpuRequest`]), nodes and tasks (and the
 //! [`Resource`] and [`Task`] traits an orchestrator implements for its own
 //! types), the lock-free [`TaskQueue`], the [`ClusterState`] accounting that
-//! never over-commits a node or a GPU, the [`Policy`] trait placement
+//! never over-commits a node or a GPU (with [`NodeSearch`], the index API
+//! policies search it through), the [`Policy`] trait placement
 //! strategies implement, and [`CoreScheduler`], a synchronous state machine
 //! the caller drives with events and a clock.
 //!
@@ -64,7 +65,8 @@ mod task;
 pub use backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use cluster::{
-    Allocation, ClusterNode, ClusterState, GpuSlots, LargestNode, Placement, Utilization,
+    Allocation, ClusterNode, ClusterState, GpuSlots, LargestNode, NodeSearch, Placement,
+    Utilization,
 };
 pub use error::{Error, Misfit};
 pub use fragmentation::{TargetWorkload, TaskShape};

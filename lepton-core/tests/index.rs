@@ -1,7 +1,8 @@
-//! The cluster's indexes (`first_fit`, `tightest_fit`, `loosest_fit`) give
-//! exactly what a scan over every node gives, through random sequences of
-//! node additions (including ones that change the largest node), removals,
-//! state changes, reservations and releases.
+//! The cluster's index searches (`NodeSearch::first_fit`, `tightest_fit`,
+//! `loosest_fit`) give exactly what a scan over every node gives, with and
+//! without a policy's filter, through random sequences of node additions
+//! (including ones that change the largest node), removals, state changes,
+//! reservations and releases.
 
 use lepton_core::*;
 use proptest::prelude::*;
@@ -13,25 +14,40 @@ fn free_key(cluster: &ClusterState, node: &ClusterNode) -> u128 {
         + u128::from(node.gpu_free_milli_total()) * u128::from(largest.cpu_milli.max(1))
 }
 
-fn scan_first(cluster: &ClusterState, task: &TaskSpec) -> Option<NodeId> {
-    cluster.feasible_nodes(task).next().map(|n| n.id())
+/// A policy's filter, as the searches take it.
+type Admit = fn(&ClusterNode) -> bool;
+
+/// No filter, and one that refuses every third node id (so that refused
+/// nodes sit anywhere in the indexes' orders).
+const FILTERS: [(&str, Admit); 2] = [
+    ("no filter", |_| true),
+    ("a filter", |node| node.id().0 % 3 != 1),
+];
+
+fn scan<'a>(
+    cluster: &'a ClusterState,
+    task: &'a TaskSpec,
+    admit: Admit,
+) -> impl Iterator<Item = &'a ClusterNode> + 'a {
+    cluster.feasible_nodes(task).filter(move |n| admit(n))
 }
 
-fn scan_tightest(cluster: &ClusterState, task: &TaskSpec) -> Option<NodeId> {
+fn scan_first(cluster: &ClusterState, task: &TaskSpec, admit: Admit) -> Option<NodeId> {
+    scan(cluster, task, admit).next().map(|n| n.id())
+}
+
+fn scan_tightest(cluster: &ClusterState, task: &TaskSpec, admit: Admit) -> Option<NodeId> {
     // min_by_key keeps the first of equal keys: the earliest node.
-    cluster
-        .feasible_nodes(task)
+    scan(cluster, task, admit)
         .min_by_key(|n| free_key(cluster, n))
         .map(|n| n.id())
 }
 
-fn scan_loosest(cluster: &ClusterState, task: &TaskSpec) -> Option<NodeId> {
-    let best = cluster
-        .feasible_nodes(task)
+fn scan_loosest(cluster: &ClusterState, task: &TaskSpec, admit: Admit) -> Option<NodeId> {
+    let best = scan(cluster, task, admit)
         .map(|n| free_key(cluster, n))
         .max()?;
-    cluster
-        .feasible_nodes(task)
+    scan(cluster, task, admit)
         .find(|n| free_key(cluster, n) == best)
         .map(|n| n.id())
 }
@@ -85,21 +101,24 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 }
 
 fn check_all_agree(cluster: &ClusterState, task: &TaskSpec) {
-    assert_eq!(
-        cluster.first_fit(task).map(|n| n.id()),
-        scan_first(cluster, task),
-        "first fit"
-    );
-    assert_eq!(
-        cluster.tightest_fit(task).map(|n| n.id()),
-        scan_tightest(cluster, task),
-        "tightest"
-    );
-    assert_eq!(
-        cluster.loosest_fit(task).map(|n| n.id()),
-        scan_loosest(cluster, task),
-        "loosest"
-    );
+    let search = cluster.search();
+    for (name, admit) in FILTERS {
+        assert_eq!(
+            search.first_fit(task, admit).map(|n| n.id()),
+            scan_first(cluster, task, admit),
+            "first fit, {name}"
+        );
+        assert_eq!(
+            search.tightest_fit(task, admit).map(|n| n.id()),
+            scan_tightest(cluster, task, admit),
+            "tightest, {name}"
+        );
+        assert_eq!(
+            search.loosest_fit(task, admit).map(|n| n.id()),
+            scan_loosest(cluster, task, admit),
+            "loosest, {name}"
+        );
+    }
 }
 
 proptest! {
@@ -139,10 +158,11 @@ proptest! {
                     next_task += 1;
                     task.id = TaskId(next_task);
                     check_all_agree(&cluster, &task);
+                    let search = cluster.search();
                     let chosen = match how {
-                        0 => cluster.first_fit(&task),
-                        1 => cluster.tightest_fit(&task),
-                        _ => cluster.loosest_fit(&task),
+                        0 => search.first_fit(&task, |_| true),
+                        1 => search.tightest_fit(&task, |_| true),
+                        _ => search.loosest_fit(&task, |_| true),
                     };
                     if let Some(node) = chosen.map(|n| n.id()) {
                         cluster.reserve(&task, &Placement::on(node)).unwrap();
@@ -164,7 +184,8 @@ proptest! {
 fn an_empty_cluster_has_no_fit() {
     let cluster = ClusterState::new();
     let task = TaskSpec::new(TaskId(1), Resources::new(1, 1));
-    assert!(cluster.first_fit(&task).is_none());
-    assert!(cluster.tightest_fit(&task).is_none());
-    assert!(cluster.loosest_fit(&task).is_none());
+    let search = cluster.search();
+    assert!(search.first_fit(&task, |_| true).is_none());
+    assert!(search.tightest_fit(&task, |_| true).is_none());
+    assert!(search.loosest_fit(&task, |_| true).is_none());
 }

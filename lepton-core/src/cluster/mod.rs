@@ -5,16 +5,19 @@
 //! before it changes anything, so a failed reservation leaves no trace, and
 //! subtraction is checked, so free amounts can never wrap. Reserve and release
 //! cost O(log n): they keep the indexes that let first fit, best fit and
-//! spread find their node without scanning (see `index.rs`).
+//! spread find their node without scanning (see `index.rs`); policies query
+//! them through [`NodeSearch`] (see `search.rs`), not through the accounting.
 
 mod gpu_slots;
 mod index;
+mod search;
 
 use std::collections::HashMap;
 
 use smallvec::SmallVec;
 
 use self::index::{FitTree, FreeIndex, KeyScale};
+pub use self::search::NodeSearch;
 
 use crate::backend::Usage;
 use crate::error::{Error, Misfit};
@@ -494,18 +497,10 @@ impl ClusterState {
         self.largest
     }
 
-    /// What would be left on `node` after placing `task`: its free CPU and
-    /// GPU, each normalised by the largest node's and weighted ½ (the BestFit
-    /// leftover of the FGD paper's simulator). 0.0 is a perfect fit. The
-    /// same quantity orders [`tightest_fit`](Self::tightest_fit) and
-    /// [`loosest_fit`](Self::loosest_fit).
-    pub fn leftover_share(&self, task: &TaskSpec, node: &ClusterNode) -> f64 {
-        let key = self.scale.key(
-            node.free.cpu_milli.saturating_sub(task.request.cpu_milli),
-            node.gpu_free_milli_total()
-                .saturating_sub(task.gpu.total_milli()),
-        );
-        self.scale.half_share(key)
+    /// The indexes over free capacity, for policies that search by it
+    /// (first fit, best fit, spread) without scanning every node.
+    pub fn search(&self) -> NodeSearch<'_> {
+        NodeSearch::new(self)
     }
 
     /// The nodes where `task` fits now, in deterministic order.
@@ -667,46 +662,6 @@ impl ClusterState {
             }
         }
         Utilization::from_used_and_offered(totals)
-    }
-
-    /// The feasible node that comes first in cluster order (first fit),
-    /// found through an index of free capacity instead of a scan.
-    pub fn first_fit(&self, task: &TaskSpec) -> Option<&ClusterNode> {
-        let fits = |position: usize| self.nodes.get(position).is_some_and(|n| n.fits(task));
-        self.fit_tree.leftmost(task, fits).map(|p| &self.nodes[p])
-    }
-
-    /// The feasible node with the least free CPU and GPU — each normalised
-    /// by the largest node's, then summed — and so the least left over after
-    /// placing `task` (best fit); the earliest in cluster order on ties.
-    /// Found through an ordered index, not a scan.
-    pub fn tightest_fit(&self, task: &TaskSpec) -> Option<&ClusterNode> {
-        if !self.fit_tree.may_fit_somewhere(task) {
-            return None;
-        }
-        let from = self
-            .scale
-            .key(task.request.cpu_milli, task.gpu.total_milli());
-        let fits = |position: usize| self.nodes[position].fits(task);
-        self.free_index
-            .smallest_from(task, from, fits)
-            .map(|p| &self.nodes[p])
-    }
-
-    /// The feasible node with the most free CPU and GPU, normalised as in
-    /// [`tightest_fit`](Self::tightest_fit) (worst fit, spreading); the
-    /// earliest in cluster order on ties.
-    pub fn loosest_fit(&self, task: &TaskSpec) -> Option<&ClusterNode> {
-        if !self.fit_tree.may_fit_somewhere(task) {
-            return None;
-        }
-        let down_to = self
-            .scale
-            .key(task.request.cpu_milli, task.gpu.total_milli());
-        let fits = |position: usize| self.nodes[position].fits(task);
-        self.free_index
-            .largest_down_to(task, down_to, fits)
-            .map(|p| &self.nodes[p])
     }
 
     fn reindex(&mut self, position: usize) {

@@ -4,8 +4,9 @@ use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
 ///
 /// Leftover = ½·CPU left / largest node's CPU + ½·GPU left / largest node's
 /// GPU (the FGD paper's BestFit); the least wins, the earliest node on ties.
-/// Found through the cluster's ordered index ([`ClusterState::tightest_fit`]),
-/// not by scanning every node. Inside the node, the tightest-fitting GPUs.
+/// Found through the cluster's ordered index
+/// ([`NodeSearch::tightest_fit`](lepton_core::NodeSearch::tightest_fit)), not
+/// by scanning every node. Inside the node, the tightest-fitting GPUs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BestFit;
 
@@ -16,7 +17,8 @@ impl Policy for BestFit {
 
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
         cluster
-            .tightest_fit(task)
+            .search()
+            .tightest_fit(task, |_| true)
             .map(|node| Placement::on(node.id()))
     }
 }

@@ -3,7 +3,8 @@ use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
 /// The first node, in cluster order, where the task fits.
 ///
 /// Found through the cluster's index of free capacity
-/// ([`ClusterState::first_fit`]), not by scanning every node.
+/// ([`NodeSearch::first_fit`](lepton_core::NodeSearch::first_fit)), not by
+/// scanning every node.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FirstFit;
 
@@ -13,6 +14,9 @@ impl Policy for FirstFit {
     }
 
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        cluster.first_fit(task).map(|node| Placement::on(node.id()))
+        cluster
+            .search()
+            .first_fit(task, |_| true)
+            .map(|node| Placement::on(node.id()))
     }
 }

@@ -244,8 +244,8 @@ impl Policy for RulePolicy {
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
         if self.scorers.is_empty() {
             return cluster
-                .feasible_nodes(task)
-                .find(|node| self.admits(task, node))
+                .search()
+                .first_fit(task, |node| self.admits(task, node))
                 .map(|node| Placement::on(node.id()));
         }
         let extremes = Extremes::of(cluster);
@@ -448,7 +448,7 @@ mod tests {
             "leftover-percent",
             move |task: &TaskSpec, cluster: &ClusterState| {
                 best_scoring(task, cluster, |node| {
-                    let leftover = cluster.leftover_share(task, node);
+                    let leftover = cluster.search().leftover_share(task, node);
                     Some((
                         crate::greedy::percent(0.5 - 0.5 * sign + sign * leftover),
                         (),

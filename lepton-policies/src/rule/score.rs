@@ -74,8 +74,8 @@ impl ScorerKind {
         extremes: &Extremes,
     ) -> i64 {
         match self {
-            ScorerKind::BestFit => percent(1.0 - cluster.leftover_share(task, node)),
-            ScorerKind::Spread => percent(cluster.leftover_share(task, node)),
+            ScorerKind::BestFit => percent(1.0 - cluster.search().leftover_share(task, node)),
+            ScorerKind::Spread => percent(cluster.search().leftover_share(task, node)),
             ScorerKind::Balanced => percent(balance(task, node)),
             ScorerKind::Cheapest => {
                 percent(1.0 - ratio(node.spec().price_per_hour, extremes.highest_price))
