@@ -1,5 +1,7 @@
 //! The one error type of `lepton-core`.
 
+use std::borrow::Cow;
+
 use crate::node::{NodeId, NodeState};
 use crate::resources::Dimension;
 use crate::task::{Run, TaskId};
@@ -54,6 +56,12 @@ pub enum Misfit {
     /// ([`NodeSpec::max_task`](crate::NodeSpec::max_task)) in this dimension.
     #[error("more {0} than one task may have here")]
     LargerThanOneTask(Dimension),
+    /// The policy's own filter ([`Policy::filter`](crate::Policy::filter))
+    /// refuses the node, for the reason given (a rules file's filter, for
+    /// example). Borrowed text costs no allocation, so a filter can refuse
+    /// many nodes cheaply.
+    #[error("the policy refuses it: {0}")]
+    Policy(Cow<'static, str>),
     /// The GPUs chosen for the task are not valid on this node.
     #[error("GPU choice {gpus:?} is invalid: {why}")]
     GpuChoice {

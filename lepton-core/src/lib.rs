@@ -6,9 +6,11 @@
 //! [`Resource`] and [`Task`] traits an orchestrator implements for its own
 //! types), the lock-free [`TaskQueue`], the [`ClusterState`] accounting that
 //! never over-commits a node or a GPU (with [`NodeSearch`], the index API
-//! policies search it through), the [`Policy`] trait placement
-//! strategies implement, and [`CoreScheduler`], a synchronous state machine
-//! the caller drives with events and a clock.
+//! policies search it through), the [`Policy`] trait placement strategies
+//! implement, the one feasibility stage every placement path consults
+//! ([`check_feasible`]: the node's checks and the policy's filter), and
+//! [`CoreScheduler`], a synchronous state machine the caller drives with
+//! events and a clock.
 //!
 //! It also defines GPU fragmentation as the FGD paper does
 //! ([`TargetWorkload`]), which policies and the simulator (`lepton-sim`)
@@ -74,7 +76,7 @@ pub use node::{
     GpuModel, Gpus, Labels, NodeId, NodeKind, NodeSpec, NodeState, Resource, Taint,
     MAX_GPUS_PER_NODE,
 };
-pub use policy::{policy_fn, Feedback, FnPolicy, Outcome, Policy};
+pub use policy::{check_feasible, policy_fn, Feedback, FnPolicy, Outcome, Policy};
 pub use queue::TaskQueue;
 pub use resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PER_GPU};
 pub use rng::SeededRng;

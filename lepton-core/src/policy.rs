@@ -6,8 +6,32 @@
 //! so a buggy policy cannot over-commit a node. The trait is object-safe and
 //! `Box<dyn Policy>` is itself a policy, which is how policies are swapped at
 //! run time; one decision costs one virtual call.
+//!
+//! # Feasibility: one stage, every path
+//! Where a task *may* run is decided in one place, [`check_feasible`]: the
+//! node's own checks ([`ClusterNode::check`]: state, free capacity and GPUs,
+//! GPU model, node selector, taints, anti-affinity, nodes to avoid, the
+//! largest task it takes) and then the policy's [`filter`](Policy::filter),
+//! a hook a policy overrides to add its own rules (a rules file's labels,
+//! zones, utilization caps). Ranking is the policy's business; feasibility
+//! is not, so the scheduler holds every path to the same stage, as
+//! kube-scheduler keeps its filter plugins in charge during preemption and
+//! Nomad runs feasibility before ranking:
+//! - normal placement and drains: the policy's choice is re-checked with
+//!   [`check_feasible`]; a choice its own filter refuses is a policy error,
+//!   like a choice without room;
+//! - preemption: a node is a candidate only when the task passes
+//!   [`check_feasible`] on the node *as it would be once the victims are
+//!   evicted*, so a utilization cap counts what eviction frees, and victims
+//!   are added until it passes;
+//! - the rebalancer: targets are ranked (coldest first) only among the
+//!   nodes that pass it.
+//!
+//! Policies that search the cluster's indexes pass their filter to
+//! [`NodeSearch`](crate::NodeSearch), which keeps the index's speed.
 
-use crate::cluster::{ClusterState, Placement};
+use crate::cluster::{ClusterNode, ClusterState, Placement};
+use crate::error::Misfit;
 use crate::node::NodeId;
 use crate::task::TaskSpec;
 
@@ -48,7 +72,8 @@ pub struct Feedback<'a> {
 /// A placement policy.
 ///
 /// Only [`name`](Policy::name) and [`select`](Policy::select) are required;
-/// the hooks default to doing nothing.
+/// the hooks default to doing nothing, and [`filter`](Policy::filter) to
+/// adding no rule of its own.
 ///
 /// ```
 /// use lepton_core::{policy_fn, ClusterState, Placement, Policy, TaskSpec};
@@ -65,7 +90,29 @@ pub trait Policy: Send {
     fn name(&self) -> &str;
 
     /// Chooses where `task` runs, or `None` when it fits nowhere.
+    ///
+    /// The choice must pass [`check_feasible`] with this policy: the
+    /// scheduler re-checks it and counts a refused choice as a policy error.
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement>;
+
+    /// This policy's own rules for where `task` may run, on top of the
+    /// node's checks (which [`check_feasible`] runs first, so `node` here
+    /// has room for the task): `Err(`[`Misfit::Policy`]`)` with the reason
+    /// refuses the node. The default refuses nothing.
+    ///
+    /// Every path that places a task consults it through
+    /// [`check_feasible`]: normal placement, drains, preemption and the
+    /// rebalancer. During preemption `node` is the node as it would be once
+    /// its victims are evicted — not a node of the cluster state, so its
+    /// [`generation`](ClusterNode::generation) is 0: never cache by it.
+    ///
+    /// Preemption assumes a filter does not admit a task it refused merely
+    /// because the task asks for more (within a cycle it skips searching
+    /// again for a task of no higher priority that asks at least as much as
+    /// one that found no victims); caps on use and rules on labels qualify.
+    fn filter(&self, _task: &TaskSpec, _node: &ClusterNode) -> Result<(), Misfit> {
+        Ok(())
+    }
 
     /// Called when a run starts, with the run's seed: a policy that draws
     /// random numbers reseeds from it, so the run is reproducible.
@@ -92,6 +139,9 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
         (**self).select(task, cluster)
     }
+    fn filter(&self, task: &TaskSpec, node: &ClusterNode) -> Result<(), Misfit> {
+        (**self).filter(task, node)
+    }
     fn reseed(&mut self, seed: u64) {
         (**self).reseed(seed)
     }
@@ -110,6 +160,9 @@ impl<P: Policy + ?Sized> Policy for &mut P {
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
         (**self).select(task, cluster)
     }
+    fn filter(&self, task: &TaskSpec, node: &ClusterNode) -> Result<(), Misfit> {
+        (**self).filter(task, node)
+    }
     fn reseed(&mut self, seed: u64) {
         (**self).reseed(seed)
     }
@@ -119,6 +172,46 @@ impl<P: Policy + ?Sized> Policy for &mut P {
     fn observe(&mut self, feedback: &Feedback<'_>) {
         (**self).observe(feedback)
     }
+}
+
+/// Whether `task` may run on `node` now under `policy`: the node's own
+/// checks ([`ClusterNode::check`]), then the policy's
+/// [`filter`](Policy::filter).
+///
+/// This is the one feasibility stage, and every path that places a task
+/// consults it: the scheduler re-checks each choice of the policy with it
+/// (placement and drains; a refused choice is a policy error), preemption
+/// considers a node only when the task passes it on the node as it would be
+/// once the victims are evicted (so a cap on use counts what eviction
+/// frees), and the rebalancer ranks its targets only among the nodes that
+/// pass it.
+///
+/// ```
+/// use lepton_core::*;
+///
+/// let mut cluster = ClusterState::new();
+/// cluster.add_node(NodeSpec::new(NodeId(1), Resources::new(4_000, 4_096)))?;
+/// let node = cluster.node(NodeId(1)).expect("just added");
+/// let small = TaskSpec::new(TaskId(1), Resources::new(1_000, 1_024));
+/// let large = TaskSpec::new(TaskId(2), Resources::new(8_000, 1_024));
+/// let any = policy_fn("any", |_: &TaskSpec, _: &ClusterState| None);
+/// assert_eq!(check_feasible(&any, &small, node), Ok(()));
+/// assert_eq!(
+///     check_feasible(&any, &large, node),
+///     Err(Misfit::Insufficient(Dimension::CpuMilli))
+/// );
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// # Errors
+/// The node's first [`Misfit`], or the policy's refusal.
+pub fn check_feasible<P: Policy + ?Sized>(
+    policy: &P,
+    task: &TaskSpec,
+    node: &ClusterNode,
+) -> Result<(), Misfit> {
+    node.check(task)?;
+    policy.filter(task, node)
 }
 
 /// A policy made from a closure; see [`policy_fn`].

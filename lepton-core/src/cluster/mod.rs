@@ -13,6 +13,7 @@ mod index;
 mod search;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 
@@ -81,7 +82,8 @@ impl Allocation {
 /// A node as the cluster state sees it: its spec plus what is free on it.
 #[derive(Debug, Clone)]
 pub struct ClusterNode {
-    spec: NodeSpec,
+    /// Shared, so that a preemption's copy of the node costs no deep clone.
+    spec: Arc<NodeSpec>,
     state: NodeState,
     free: Resources,
     gpu_free_milli: SmallVec<[u32; 8]>,
@@ -153,7 +155,10 @@ impl ClusterNode {
 
     /// Changes whenever this node changes (added, reserve, release, state),
     /// and is never reused, even by a node re-added with the same id: a
-    /// policy's per-node cache is fresh while this is unchanged.
+    /// policy's per-node cache is fresh while this is unchanged. Always at
+    /// least 1 for a node of the cluster state; 0 for the node as it would
+    /// be after a preemption, which a [`Policy::filter`](crate::Policy::filter)
+    /// may be shown.
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -287,6 +292,50 @@ impl ClusterNode {
         fits
     }
 
+    /// A copy of this node to evict from in thought: what preemption judges
+    /// feasibility on before it evicts anything. Its generation is 0, which
+    /// no node of a cluster state has, so no policy cache mistakes it for
+    /// the real node.
+    pub(crate) fn hypothetical(&self) -> ClusterNode {
+        ClusterNode {
+            generation: 0,
+            ..self.clone()
+        }
+    }
+
+    /// Takes back what `allocation` holds here: the node's half of a
+    /// release (the generation is the caller's).
+    pub(crate) fn give_back(&mut self, allocation: &Allocation) {
+        // Adding back what was taken cannot exceed the capacity it came from.
+        self.free = self
+            .free
+            .checked_add(&allocation.resources)
+            .unwrap_or_else(|_| self.spec.capacity.clone());
+        for &gpu in &allocation.gpus {
+            if let Some(free) = self.gpu_free_milli.get_mut(gpu as usize) {
+                *free = (*free + allocation.milli_per_gpu).min(GPU_MILLI_PER_GPU);
+            }
+        }
+        if let Some(group) = &allocation.anti_affinity {
+            if let Some(i) = self.anti_affinity_groups.iter().position(|g| g == group) {
+                self.anti_affinity_groups.swap_remove(i);
+            }
+        }
+        if let Some(i) = self
+            .gpu_requests
+            .iter()
+            .position(|(r, _)| *r == allocation.gpu_request())
+        {
+            self.gpu_requests[i].1 -= 1;
+            if self.gpu_requests[i].1 == 0 {
+                self.gpu_requests.swap_remove(i);
+            }
+        }
+        if let Some(i) = self.tasks.iter().position(|&(t, _)| t == allocation.task) {
+            self.tasks.swap_remove(i);
+        }
+    }
+
     /// The tightest-fitting GPUs for `request`: those with the least free
     /// milli-GPUs that still fit, ties to the lowest index. Empty for a
     /// request without GPUs; `None` when too few GPUs fit.
@@ -340,8 +389,8 @@ impl ClusterNode {
 }
 
 /// True when `task`'s request and GPUs fit in `free` and `gpu_free_milli`:
-/// the capacity half of [`ClusterNode::check`].
-fn has_room(task: &TaskSpec, free: &Resources, gpu_free_milli: &[u32]) -> bool {
+/// the capacity half of [`ClusterNode::check`], for accounting in thought.
+pub(crate) fn has_room(task: &TaskSpec, free: &Resources, gpu_free_milli: &[u32]) -> bool {
     free.fits(&task.request) && enough_gpus(gpu_free_milli, task.gpu)
 }
 
@@ -422,7 +471,7 @@ impl ClusterState {
             tasks: Vec::new(),
             usage: None,
             generation: self.next_generation(),
-            spec,
+            spec: Arc::new(spec),
         };
         self.largest = self.largest.max(&entry);
         self.index.insert(node, self.nodes.len());
@@ -453,7 +502,7 @@ impl ClusterState {
         }
         self.largest = LargestNode::of(self.nodes.iter());
         self.rebuild_indexes();
-        Ok(removed.spec)
+        Ok(Arc::unwrap_or_clone(removed.spec))
     }
 
     /// Marks a node ready, cordoned or down. Tasks already there are not touched.
@@ -503,7 +552,9 @@ impl ClusterState {
         NodeSearch::new(self)
     }
 
-    /// The nodes where `task` fits now, in deterministic order.
+    /// The nodes where `task` fits now, in deterministic order (the node's
+    /// own checks only; a policy with a [`filter`](crate::Policy::filter)
+    /// filters further).
     pub fn feasible_nodes<'a>(
         &'a self,
         task: &'a TaskSpec,
@@ -545,6 +596,20 @@ impl ClusterState {
         task: &TaskSpec,
         placement: &Placement,
     ) -> Result<&Allocation, Error> {
+        self.reserve_if(task, placement, |node| node.check(task))
+    }
+
+    /// [`reserve`](Self::reserve), with `feasible` judging the node in
+    /// place of its own checks: the scheduler passes the one feasibility
+    /// stage ([`check_feasible`](crate::check_feasible)), which runs them
+    /// and then the policy's filter. Capacity is booked with checked
+    /// arithmetic whatever `feasible` says.
+    pub(crate) fn reserve_if(
+        &mut self,
+        task: &TaskSpec,
+        placement: &Placement,
+        feasible: impl FnOnce(&ClusterNode) -> Result<(), Misfit>,
+    ) -> Result<&Allocation, Error> {
         if let Some(existing) = self.allocations.get(&task.id) {
             return Err(Error::AlreadyAllocated {
                 task: task.id,
@@ -559,7 +624,7 @@ impl ClusterState {
             node: placement.node,
             misfit,
         };
-        node.check(task).map_err(does_not_fit)?;
+        feasible(node).map_err(does_not_fit)?;
         let gpus = match &placement.gpus {
             Some(gpus) => {
                 node.validate_gpu_choice(task.gpu, gpus)
@@ -620,33 +685,7 @@ impl ClusterState {
         let position = self.position(allocation.node)?;
         let generation = self.next_generation();
         let node = &mut self.nodes[position];
-        // Adding back what was taken cannot exceed the capacity it came from.
-        node.free = node
-            .free
-            .checked_add(&allocation.resources)
-            .unwrap_or_else(|_| node.spec.capacity.clone());
-        for &gpu in &allocation.gpus {
-            let free = &mut node.gpu_free_milli[gpu as usize];
-            *free = (*free + allocation.milli_per_gpu).min(GPU_MILLI_PER_GPU);
-        }
-        if let Some(group) = &allocation.anti_affinity {
-            if let Some(i) = node.anti_affinity_groups.iter().position(|g| g == group) {
-                node.anti_affinity_groups.swap_remove(i);
-            }
-        }
-        if let Some(i) = node
-            .gpu_requests
-            .iter()
-            .position(|(r, _)| *r == allocation.gpu_request())
-        {
-            node.gpu_requests[i].1 -= 1;
-            if node.gpu_requests[i].1 == 0 {
-                node.gpu_requests.swap_remove(i);
-            }
-        }
-        if let Some(i) = node.tasks.iter().position(|&(t, _)| t == allocation.task) {
-            node.tasks.swap_remove(i);
-        }
+        node.give_back(&allocation);
         node.generation = generation;
         self.reindex(position);
         Ok(allocation)

@@ -17,8 +17,9 @@ use crate::task::TaskSpec;
 ///
 /// Each search returns the node a scan over
 /// [`feasible_nodes`](ClusterState::feasible_nodes) filtered by `admit`
-/// would return, without the scan. A policy passes its own rules for
-/// where a task may go as `admit`, or `|_| true` when it has none.
+/// would return, without the scan. A policy passes its own
+/// [`filter`](crate::Policy::filter) as `admit`, or `|_| true` when it has
+/// none.
 ///
 /// ```
 /// use lepton_core::*;

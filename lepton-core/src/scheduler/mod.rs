@@ -12,6 +12,12 @@
 //! go through one function that also keeps the per-state counts, and the
 //! cluster state re-checks every placement, so neither a buggy policy nor a
 //! late event can over-commit a node.
+//!
+//! Every path that places a task — the policy's choice (also in drains),
+//! preemption (`preempt.rs`) and the rebalancer (`rebalance.rs`) — passes
+//! the one feasibility stage, [`check_feasible`], so a policy's
+//! [`filter`](Policy::filter) holds on all of them; preemption and the
+//! rebalancer only rank among the nodes it lets through.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -24,7 +30,7 @@ use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::cluster::{ClusterState, GpuSlots, Placement, Utilization};
 use crate::error::Error;
 use crate::node::{NodeId, NodeSpec, NodeState, Resource};
-use crate::policy::{Feedback, Outcome, Policy};
+use crate::policy::{check_feasible, Feedback, Outcome, Policy};
 use crate::queue::TaskQueue;
 use crate::task::{Run, Task, TaskId, TaskSpec};
 
@@ -233,8 +239,9 @@ impl TaskCounts {
 /// Where a task was booked: the node and its GPUs.
 type Booked = (NodeId, GpuSlots);
 
-/// The policy's choice for `spec`, booked. `Err` is a choice the cluster
-/// state refused: the policy's mistake, counted by the caller.
+/// The policy's choice for `spec`, booked through the one feasibility
+/// stage. `Err` is a choice that stage or the cluster state refused: the
+/// policy's mistake, counted by the caller.
 fn book(
     policy: &mut dyn Policy,
     cluster: &mut ClusterState,
@@ -243,7 +250,9 @@ fn book(
     let Some(placement) = policy.select(spec, cluster) else {
         return Ok(None);
     };
-    let allocation = cluster.reserve(spec, &placement)?;
+    let allocation = cluster.reserve_if(spec, &placement, |node| {
+        check_feasible(&*policy, spec, node)
+    })?;
     Ok(Some((allocation.node, allocation.gpus.clone())))
 }
 

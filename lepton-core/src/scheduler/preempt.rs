@@ -1,18 +1,25 @@
 //! Preemption: a task that fits nowhere may evict tasks of lower priority.
 //!
 //! Per node, victims are taken lowest priority first (the largest first
-//! among equals, so fewer are needed) until the task fits; among the
-//! candidate nodes found (at least 100 or a tenth of the cluster, from a
-//! rotating start) the one needing the fewest victims wins, then the one
-//! whose highest victim priority is lowest, then the first found. Victims go back to the queue,
-//! uncharged; nothing is evicted unless the task then fits.
+//! among equals, so fewer are needed) until the task passes the one
+//! feasibility stage ([`check_feasible`]: the node's checks and the
+//! policy's filter) on the node as it would be without them — so a node the
+//! policy's filter refuses is never a candidate, and a cap on use is met
+//! once the victims are gone, evicting more if need be. Among the candidate
+//! nodes found (at least 100 or a tenth of the cluster, from a rotating
+//! start) the one needing the fewest victims wins, then the one whose
+//! highest victim priority is lowest, then the first found. Victims go back
+//! to the queue, uncharged; nothing is evicted unless the task then fits.
 
 use std::cmp::Reverse;
 
+use smallvec::SmallVec;
+
 use super::{Assignment, CoreScheduler, TaskRecord};
-use crate::cluster::{Allocation, ClusterNode, Placement};
+use crate::cluster::{has_room, Allocation, ClusterNode, Placement};
 use crate::node::{NodeId, NodeState};
-use crate::resources::{GpuRequest, Resources};
+use crate::policy::{check_feasible, Policy};
+use crate::resources::GpuRequest;
 use crate::task::{Constraints, Priority, TaskId, TaskSpec};
 
 /// A search that found no way to make room, remembered for the rest of the
@@ -97,10 +104,13 @@ impl CoreScheduler {
             ));
         }
         let record = self.tasks.get(&task)?;
-        match self
+        let policy = &*self.policy;
+        let booked = self
             .cluster
-            .reserve(&record.spec, &Placement::on(plan.node))
-        {
+            .reserve_if(&record.spec, &Placement::on(plan.node), |node| {
+                check_feasible(policy, &record.spec, node)
+            });
+        match booked {
             Ok(allocation) => {
                 let booked = (allocation.node, allocation.gpus.clone());
                 let mut runs = Vec::with_capacity(evicted.len());
@@ -149,7 +159,7 @@ impl CoreScheduler {
             if candidates.is_empty() {
                 continue;
             }
-            let Some(plan) = eviction_on(node, spec, &mut candidates) else {
+            let Some(plan) = eviction_on(node, spec, &*self.policy, &mut candidates) else {
                 continue;
             };
             found += 1;
@@ -168,13 +178,16 @@ impl CoreScheduler {
     }
 }
 
-/// The victims that make room for `spec` on `node`, if evicting lower
-/// priorities there can.
+/// The victims whose eviction lets `spec` onto `node`, if evicting lower
+/// priorities there can: taken in eviction order until the task passes
+/// [`check_feasible`] on the node as it would be without them.
 fn eviction_on(
     node: &ClusterNode,
     spec: &TaskSpec,
+    policy: &dyn Policy,
     candidates: &mut [(&Allocation, Priority)],
 ) -> Option<Plan> {
+    // What eviction cannot change rules a node out before anything else.
     if node.state() != NodeState::Ready || node.check_rules(spec).is_err() {
         return None;
     }
@@ -186,33 +199,39 @@ fn eviction_on(
             allocation.task,
         )
     });
-    let mut free: Resources = node.free().clone();
-    let mut gpu_free: Vec<u32> = node.gpu_free_milli().to_vec();
-    let mut victims = Vec::new();
-    let mut worst = Priority::LOWEST;
-    for (allocation, priority) in candidates.iter() {
-        if has_room(spec, &free, &gpu_free) {
-            break;
-        }
+    // Capacity first, in plain numbers: the fewest victims that make room.
+    // Most nodes searched end here, so they cost no copy of the node.
+    let mut free = node.free().clone();
+    let mut gpu_free = SmallVec::<[u32; 8]>::from_slice(node.gpu_free_milli());
+    let mut taken = 0;
+    while !has_room(spec, &free, &gpu_free) {
+        let (allocation, _) = candidates.get(taken)?;
         free = free.checked_add(&allocation.resources).ok()?;
         for &gpu in &allocation.gpus {
-            let slot = gpu_free.get_mut(gpu as usize)?;
-            *slot += allocation.milli_per_gpu;
+            *gpu_free.get_mut(gpu as usize)? += allocation.milli_per_gpu;
         }
-        victims.push(allocation.task);
-        worst = worst.max(*priority);
+        taken += 1;
     }
-    (!victims.is_empty() && has_room(spec, &free, &gpu_free)).then_some(Plan {
+    // Then the one feasibility stage, on the node as it would be: the
+    // policy's filter may want more gone (a cap on use), or none at all.
+    let mut after = node.hypothetical();
+    for (allocation, _) in &candidates[..taken] {
+        after.give_back(allocation);
+    }
+    while check_feasible(policy, spec, &after).is_err() {
+        let (allocation, _) = candidates.get(taken)?;
+        after.give_back(allocation);
+        taken += 1;
+    }
+    let victims = &candidates[..taken];
+    // Sorted by priority: the last victim's is the highest.
+    let (_, worst) = *victims.last()?;
+    Some(Plan {
         node: node.id(),
-        victims,
+        victims: victims
+            .iter()
+            .map(|(allocation, _)| allocation.task)
+            .collect(),
         worst,
     })
-}
-
-fn has_room(spec: &TaskSpec, free: &Resources, gpu_free: &[u32]) -> bool {
-    let gpus = gpu_free
-        .iter()
-        .filter(|&&milli| milli >= spec.gpu.milli_per_gpu)
-        .count();
-    free.fits(&spec.request) && (spec.gpu.is_none() || gpus >= spec.gpu.count as usize)
 }

@@ -1,21 +1,27 @@
 //! The rebalancer: moves a bounded number of tasks off hot nodes.
 //!
 //! A node is hot when its fullest dimension ([`Utilization::max`]) is above
-//! the high threshold, cold when below the low one. Hottest nodes first, and
-//! on each the lowest-priority tasks first, a task moves to the coldest
-//! ready node it fits on that stays at or below the high threshold after
-//! the move, until the node cools down or the run's move budget is spent.
-//! A run tries at most four tasks per move allowed. Moves are not charged
-//! to retry budgets.
+//! the high threshold, cold when below the low one — both measured on what
+//! tasks reserve, never on what they use. Hottest nodes first, and on each
+//! the lowest-priority tasks first, a task moves to the coldest
+//! node that passes the one feasibility stage ([`check_feasible`]: the
+//! node's checks and the policy's filter) and stays at or below the high
+//! threshold after the move, until the node cools down or the run's move
+//! budget is spent. The rebalancer ranks; the policy's filter still decides
+//! where the task may go. A run tries at most four tasks per move allowed.
+//! Moves are not charged to retry budgets.
+//!
+//! [`Utilization::max`]: crate::Utilization::max
 
 use super::RebalanceConfig;
 use super::{Assignment, CoreScheduler};
 use crate::cluster::{ClusterState, Placement};
+use crate::node::{NodeId, NodeState};
+use crate::policy::{check_feasible, Policy};
+use crate::task::{TaskId, TaskSpec};
 
 /// Tasks a run may try to move per move it is allowed.
 const MAX_TRIES_PER_MOVE: usize = 4;
-use crate::node::{NodeId, NodeState};
-use crate::task::{TaskId, TaskSpec};
 
 impl CoreScheduler {
     /// Runs the rebalancer now (the scheduler also runs it every configured
@@ -82,10 +88,16 @@ impl CoreScheduler {
     ) -> Option<Assignment> {
         let record = self.tasks.get(&task)?;
         let old = record.run();
-        let target = coldest_fit(&self.cluster, cold, &record.spec, config)?;
+        let target = coldest_fit(&self.cluster, &*self.policy, cold, &record.spec, config)?;
         let from = self.cluster.release(task).ok()?;
         let record = self.tasks.get(&task)?;
-        match self.cluster.reserve(&record.spec, &Placement::on(target)) {
+        let policy = &*self.policy;
+        let booked = self
+            .cluster
+            .reserve_if(&record.spec, &Placement::on(target), |node| {
+                check_feasible(policy, &record.spec, node)
+            });
+        match booked {
             Ok(allocation) => {
                 let booked = (allocation.node, allocation.gpus.clone());
                 Some(self.start(task, booked, vec![old]))
@@ -102,10 +114,11 @@ impl CoreScheduler {
 }
 
 /// Among `cold`, the node still below the low threshold with the least
-/// load that `spec` fits on and that stays at or below the high threshold
-/// with it; the earliest on ties.
+/// load that passes [`check_feasible`] for `spec` and that stays at or
+/// below the high threshold with it; the earliest on ties.
 fn coldest_fit(
     cluster: &ClusterState,
+    policy: &dyn Policy,
     cold: &[NodeId],
     spec: &TaskSpec,
     config: &RebalanceConfig,
@@ -115,7 +128,7 @@ fn coldest_fit(
             let node = cluster.node(id)?;
             let load = node.utilization().max();
             let fits = load < config.low()
-                && node.fits(spec)
+                && check_feasible(policy, spec, node).is_ok()
                 && node.utilization_with(spec).max() <= config.high();
             fits.then_some((load, id))
         })

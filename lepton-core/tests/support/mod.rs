@@ -5,7 +5,12 @@
 
 pub(crate) mod invariants;
 
-use lepton_core::{policy_fn, ClusterState, Placement, Policy, TaskSpec};
+use std::sync::Arc;
+
+use lepton_core::{
+    policy_fn, Assignment, ClusterState, CoreScheduler, ManualClock, NodeSpec, Placement, Policy,
+    SchedulerConfig, TaskSpec,
+};
 
 /// The simplest policy: the first feasible node, in cluster order.
 pub(crate) fn first_fit() -> Box<dyn Policy> {
@@ -18,4 +23,27 @@ pub(crate) fn first_fit() -> Box<dyn Policy> {
                 .map(|node| Placement::on(node.id()))
         },
     ))
+}
+
+/// A scheduler with `policy` and `config` on a manual clock at 0, with
+/// `nodes` added; the clock comes back to move time on.
+pub(crate) fn scheduler_on(
+    policy: Box<dyn Policy>,
+    config: SchedulerConfig,
+    nodes: &[NodeSpec],
+) -> (CoreScheduler, ManualClock) {
+    let clock = ManualClock::new();
+    let mut scheduler = CoreScheduler::builder(policy)
+        .clock(Arc::new(clock.clone()))
+        .config(config)
+        .build();
+    for node in nodes {
+        scheduler.add_node(node).expect("a valid node");
+    }
+    (scheduler, clock)
+}
+
+/// `(task, node)` of each assignment, by number.
+pub(crate) fn placed(assignments: &[Assignment]) -> Vec<(u64, u64)> {
+    assignments.iter().map(|a| (a.task.0, a.node.0)).collect()
 }

@@ -1,6 +1,6 @@
 //! Filters: which nodes a rules file lets a task run on.
 
-use lepton_core::{ClusterNode, Labels, NodeKind, TaskSpec};
+use lepton_core::{ClusterNode, Labels, Misfit, NodeKind, TaskSpec};
 
 use crate::greedy::usage_after;
 
@@ -37,24 +37,52 @@ pub(super) enum Utilized {
 }
 
 impl Filter {
-    /// True when `node` may take `task` as far as this filter is concerned.
-    pub(super) fn admits(&self, task: &TaskSpec, node: &ClusterNode) -> bool {
+    /// Whether `node` may take `task` as far as this filter is concerned;
+    /// a refusal names the rules file's key. Refusals are borrowed text,
+    /// so refusing costs no allocation.
+    pub(super) fn check(&self, task: &TaskSpec, node: &ClusterNode) -> Result<(), Misfit> {
         let spec = node.spec();
         let has = |(key, value): (&String, &String)| spec.labels.get(key) == Some(value);
-        match self {
-            Filter::RequireLabel(labels) => labels.iter().all(has),
-            Filter::ForbidLabel(labels) => !labels.iter().any(has),
+        let (admitted, reason) = match self {
+            Filter::RequireLabel(labels) => (
+                labels.iter().all(has),
+                "a label the rules' require_label asks for is missing",
+            ),
+            Filter::ForbidLabel(labels) => (
+                !labels.iter().any(has),
+                "it has a label the rules' forbid_label forbids",
+            ),
             Filter::MaxUtilization { resource, max } => {
                 let usage = usage_after(task, node);
-                let fraction = match resource {
-                    Utilized::Cpu => usage.cpu,
-                    Utilized::Memory => usage.memory,
-                    Utilized::Gpu => usage.gpu,
+                let (fraction, reason) = match resource {
+                    Utilized::Cpu => (
+                        usage.cpu,
+                        "its CPU would be used beyond the rules' max_cpu_utilization",
+                    ),
+                    Utilized::Memory => (
+                        usage.memory,
+                        "its memory would be used beyond the rules' max_memory_utilization",
+                    ),
+                    Utilized::Gpu => (
+                        usage.gpu,
+                        "its GPUs would be used beyond the rules' max_gpu_utilization",
+                    ),
                 };
-                fraction.is_none_or(|fraction| fraction <= *max)
+                (fraction.is_none_or(|fraction| fraction <= *max), reason)
             }
-            Filter::NodeKind(kinds) => kinds.contains(&spec.kind),
-            Filter::Zone(zones) => spec.zone.as_ref().is_some_and(|zone| zones.contains(zone)),
+            Filter::NodeKind(kinds) => (
+                kinds.contains(&spec.kind),
+                "its kind is not one of the rules' node_kind",
+            ),
+            Filter::Zone(zones) => (
+                spec.zone.as_ref().is_some_and(|zone| zones.contains(zone)),
+                "its zone is not one of the rules' zone",
+            ),
+        };
+        if admitted {
+            Ok(())
+        } else {
+            Err(Misfit::Policy(reason.into()))
         }
     }
 }
@@ -97,7 +125,7 @@ mod tests {
 
     fn admits(filter: Filter, task: &TaskSpec) -> bool {
         let cluster = node();
-        filter.admits(task, cluster.node(NodeId(1)).unwrap())
+        filter.check(task, cluster.node(NodeId(1)).unwrap()).is_ok()
     }
 
     #[test]
@@ -170,7 +198,7 @@ mod tests {
             max: 0.0,
         };
         let t = task(1_000, 1_024, GpuRequest::NONE);
-        assert!(filter.admits(&t, cluster.node(NodeId(1)).unwrap()));
+        assert!(filter.check(&t, cluster.node(NodeId(1)).unwrap()).is_ok());
     }
 
     #[test]
@@ -196,6 +224,11 @@ mod tests {
             .add_node(NodeSpec::new(NodeId(2), Resources::new(8_000, 8_192)))
             .unwrap();
         let zoneless = cluster.node(NodeId(2)).unwrap();
-        assert!(!Filter::Zone(vec!["eu-1".into()]).admits(&t, zoneless));
+        assert_eq!(
+            Filter::Zone(vec!["eu-1".into()]).check(&t, zoneless),
+            Err(Misfit::Policy(
+                "its zone is not one of the rules' zone".into()
+            ))
+        );
     }
 }

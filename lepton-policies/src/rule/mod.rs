@@ -4,9 +4,12 @@
 //! The design, in short: a rules file is data, checked completely when it
 //! is read (every error names its line, see [`config`]), then turned into a
 //! flat list of [`Filter`]s and [`Scorer`]s that [`RulePolicy::select`]
-//! walks for each node, as a built-in policy would. Filters come on top of the task's own
-//! constraints (resources, GPU model, node selector, taints,
-//! anti-affinity), which the cluster always enforces. Scorers reuse the
+//! walks for each node, as a built-in policy would. The filters are the
+//! policy's [`Policy::filter`], so they live in one place and hold on every
+//! path that places a task — placement, drains, preemption and the
+//! rebalancer (see [`check_feasible`](lepton_core::check_feasible)) — on
+//! top of the task's own constraints (resources, GPU model, node selector,
+//! taints, anti-affinity), which the cluster always enforces. Scorers reuse the
 //! computations of the built-in policies (`bestfit`, `spread`, `balanced`,
 //! `packing`) and rate in whole percent, as kube-scheduler's score plugins
 //! do, so a rules file with a single scorer decides as the policy it names
@@ -24,7 +27,7 @@ mod score;
 
 use std::path::Path;
 
-use lepton_core::{ClusterNode, ClusterState, Placement, Policy, TaskSpec};
+use lepton_core::{ClusterNode, ClusterState, Misfit, Placement, Policy, TaskSpec};
 
 use self::config::Rules;
 use self::filter::Filter;
@@ -41,7 +44,10 @@ use crate::Error;
 ///
 /// # How it decides
 /// A node is a candidate when the task fits there and it passes **every**
-/// filter. Each scorer rates each candidate from 0 to 100 (a fraction in
+/// filter. The filters are this policy's [`filter`](Policy::filter), so the
+/// scheduler holds preemption, drains and the rebalancer to them too: a
+/// task is never preempted onto, or moved to, a node they refuse (for a cap
+/// on use, judged once the victims are gone). Each scorer rates each candidate from 0 to 100 (a fraction in
 /// 0..=1, in whole percent as kube-scheduler scores); the candidate with the
 /// highest weighted sum of ratings wins, ties to the earliest node in
 /// cluster order. With no scorer, the first candidate wins (first fit).
@@ -229,11 +235,6 @@ impl RulePolicy {
         }
         RulePolicy { filters, scorers }
     }
-
-    /// True when every filter lets `task` onto `node`.
-    fn admits(&self, task: &TaskSpec, node: &ClusterNode) -> bool {
-        self.filters.iter().all(|filter| filter.admits(task, node))
-    }
 }
 
 impl Policy for RulePolicy {
@@ -241,16 +242,23 @@ impl Policy for RulePolicy {
         "rule"
     }
 
+    /// The first filter that refuses `node`, naming it.
+    fn filter(&self, task: &TaskSpec, node: &ClusterNode) -> Result<(), Misfit> {
+        self.filters
+            .iter()
+            .try_for_each(|filter| filter.check(task, node))
+    }
+
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
         if self.scorers.is_empty() {
             return cluster
                 .search()
-                .first_fit(task, |node| self.admits(task, node))
+                .first_fit(task, |node| self.filter(task, node).is_ok())
                 .map(|node| Placement::on(node.id()));
         }
         let extremes = Extremes::of(cluster);
         best_scoring(task, cluster, |node| {
-            if !self.admits(task, node) {
+            if self.filter(task, node).is_err() {
                 return None;
             }
             let total: f64 = self
