@@ -64,18 +64,37 @@ impl fmt::Display for Priority {
 }
 
 /// Quality-of-service class, as traces and Kubernetes label tasks.
+///
+/// What the scheduler makes of it:
+/// - **Eviction order.** Preemption evicts, and the rebalancer moves, the
+///   lowest priority first; among equal priorities, best-effort work first,
+///   then burstable, latency-sensitive and guaranteed. Priority always comes
+///   first: a guaranteed task of priority 10 goes before a best-effort one
+///   of priority 20 (kube-scheduler's preemption likewise ranks by priority;
+///   the kubelet's eviction under node pressure, which starts with
+///   best-effort pods, is where the class order comes from).
+/// - **Best-effort work never preempts**, whatever its priority: it waits
+///   for room.
+/// - **Nothing is over-committed by measured usage.** Every decision —
+///   placement, preemption, the rebalancer's hot and cold nodes — counts
+///   what tasks *reserve*; what they are measured to use
+///   ([`ClusterNode::usage`](crate::ClusterNode::usage)) is for policies and
+///   operators to read, never booked against, so even a policy that ranks
+///   by it cannot over-commit a node. A guaranteed task always holds
+///   everything it asked for, however little it is seen using.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum QosClass {
-    /// Resources reserved exactly; never evicted for others of lower class.
+    /// Resources reserved exactly; evicted last among equal priorities.
     Guaranteed,
-    /// Latency-sensitive service.
+    /// Latency-sensitive service; evicted before guaranteed work only.
     LatencySensitive,
     /// May use more than requested when available.
     #[default]
     Burstable,
-    /// Runs on leftovers; first to go.
+    /// Runs on leftovers: evicted first among equal priorities, and never
+    /// preempts.
     BestEffort,
 }
 

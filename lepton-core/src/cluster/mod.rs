@@ -24,7 +24,7 @@ use crate::backend::Usage;
 use crate::error::{Error, Misfit};
 use crate::node::{NodeId, NodeSpec, NodeState};
 use crate::resources::{GpuRequest, Resources, GPU_MILLI_PER_GPU};
-use crate::task::{Priority, TaskId, TaskSpec};
+use crate::task::{Priority, QosClass, TaskId, TaskSpec};
 
 pub use self::gpu_slots::GpuSlots;
 
@@ -66,6 +66,8 @@ pub struct Allocation {
     pub gpus: GpuSlots,
     /// Milli-GPUs held on each of those GPUs.
     pub milli_per_gpu: u32,
+    /// The task's QoS class: preemption evicts best-effort work first.
+    pub qos: QosClass,
     anti_affinity: Option<String>,
 }
 
@@ -136,7 +138,9 @@ impl ClusterNode {
 
     /// What the tasks here really use, as the backend last measured it
     /// (`None` before any measurement); compare with what they reserved,
-    /// `spec().capacity - free()`.
+    /// `spec().capacity - free()`. For reading only: no check, booking,
+    /// preemption or rebalancing counts it, so a policy may rank by it but
+    /// never over-commit a node with it.
     pub fn usage(&self) -> Option<&Usage> {
         self.usage.as_ref()
     }
@@ -666,6 +670,7 @@ impl ClusterState {
             resources: task.request.clone(),
             gpus,
             milli_per_gpu: task.gpu.milli_per_gpu,
+            qos: task.qos,
             anti_affinity: task.constraints.anti_affinity.clone(),
         };
         self.reindex(position);

@@ -42,6 +42,7 @@ mod timeout;
 
 pub use config::{RebalanceConfig, RetryPolicy, SchedulerConfig};
 use heartbeat::Heartbeats;
+use preempt::EvictionRank;
 
 /// Where a task is in its life. Exactly one at any time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,7 +413,7 @@ impl CoreSchedulerBuilder {
             backoff_sequence: 0,
             stale_queue_entries: 0,
             counts: TaskCounts::default(),
-            running_by_priority: [0; 256],
+            running_by_rank: [0; EvictionRank::COUNT],
             preemption_misses: Vec::new(),
             preemption_cursor: 0,
             stats: Stats::default(),
@@ -509,9 +510,9 @@ pub struct CoreScheduler {
     /// Queue entries of tasks cancelled while queued, skipped when popped.
     stale_queue_entries: usize,
     counts: TaskCounts,
-    /// Running tasks per priority: preemption looks for lower ones only
-    /// when there are some.
-    running_by_priority: [u32; 256],
+    /// Running tasks per eviction rank (priority, then QoS class):
+    /// preemption looks for lower ones only when there are some.
+    running_by_rank: [u32; EvictionRank::COUNT],
     heartbeats: Option<Heartbeats>,
     /// Deadlines of running tasks that have a timeout.
     deadlines: timeout::Deadlines,
@@ -707,12 +708,12 @@ impl CoreScheduler {
     /// The one place a task changes state.
     fn transition(&mut self, task: TaskId, state: TaskState) {
         if let Some(record) = self.tasks.get_mut(&task) {
-            let priority = usize::from(record.spec.priority.0);
+            let rank = EvictionRank::of(record.spec.priority, record.spec.qos).index();
             if matches!(record.state, TaskState::Running { .. }) {
-                self.running_by_priority[priority] -= 1;
+                self.running_by_rank[rank] -= 1;
             }
             if matches!(state, TaskState::Running { .. }) {
-                self.running_by_priority[priority] += 1;
+                self.running_by_rank[rank] += 1;
             }
             *self.counts.slot(&record.state) -= 1;
             *self.counts.slot(&state) += 1;

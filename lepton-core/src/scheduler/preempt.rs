@@ -1,15 +1,19 @@
 //! Preemption: a task that fits nowhere may evict tasks of lower priority.
 //!
-//! Per node, victims are taken lowest priority first (the largest first
-//! among equals, so fewer are needed) until the task passes the one
-//! feasibility stage ([`check_feasible`]: the node's checks and the
-//! policy's filter) on the node as it would be without them — so a node the
-//! policy's filter refuses is never a candidate, and a cap on use is met
-//! once the victims are gone, evicting more if need be. Among the candidate
-//! nodes found (at least 100 or a tenth of the cluster, from a rotating
-//! start) the one needing the fewest victims wins, then the one whose
-//! highest victim priority is lowest, then the first found. Victims go back
-//! to the queue, uncharged; nothing is evicted unless the task then fits.
+//! Victims are ranked by [`EvictionRank`]: lowest priority first and, among
+//! equal priorities, best-effort work first, then burstable,
+//! latency-sensitive and guaranteed (QoS breaks ties, it never overrides a
+//! priority); a best-effort task never preempts. Per node, victims are
+//! taken in that order (the largest first among equals, so fewer are
+//! needed) until the task passes the one feasibility stage
+//! ([`check_feasible`]: the node's checks and the policy's filter) on the
+//! node as it would be without them — so a node the policy's filter
+//! refuses is never a candidate, and a cap on use is met once the victims
+//! are gone, evicting more if need be. Among the candidate nodes found (at
+//! least 100 or a tenth of the cluster, from a rotating start) the one
+//! needing the fewest victims wins, then the one whose highest-ranked
+//! victim ranks lowest, then the first found. Victims go back to the queue,
+//! uncharged; nothing is evicted unless the task then fits.
 
 use std::cmp::Reverse;
 
@@ -20,7 +24,39 @@ use crate::cluster::{has_room, Allocation, ClusterNode, Placement};
 use crate::node::{NodeId, NodeState};
 use crate::policy::{check_feasible, Policy};
 use crate::resources::GpuRequest;
-use crate::task::{Constraints, Priority, TaskId, TaskSpec};
+use crate::task::{Constraints, Priority, QosClass, TaskId, TaskSpec};
+
+/// Where a running task stands in the eviction order, lowest evicted (and
+/// moved by the rebalancer) first: its priority, then its QoS class —
+/// best-effort, burstable, latency-sensitive, guaranteed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct EvictionRank(u16);
+
+impl EvictionRank {
+    /// QoS classes per priority.
+    const CLASSES: u16 = 4;
+    /// How many ranks there are.
+    pub(super) const COUNT: usize = 256 * Self::CLASSES as usize;
+
+    pub(super) fn of(priority: Priority, qos: QosClass) -> Self {
+        let class = match qos {
+            QosClass::BestEffort => 0,
+            QosClass::Burstable => 1,
+            QosClass::LatencySensitive => 2,
+            QosClass::Guaranteed => 3,
+        };
+        EvictionRank(u16::from(priority.0) * Self::CLASSES + class)
+    }
+
+    /// The lowest rank of `priority`: every rank below it has a lower priority.
+    fn lowest_of(priority: Priority) -> Self {
+        EvictionRank(u16::from(priority.0) * Self::CLASSES)
+    }
+
+    pub(super) fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
 
 /// A search that found no way to make room, remembered for the rest of the
 /// cycle: placements only take room, so a task of no higher priority that
@@ -60,11 +96,11 @@ const MIN_CANDIDATE_NODES: usize = 100;
 /// Misses remembered per cycle, at most.
 const MAX_MISSES: usize = 32;
 
-/// Evicting `victims` (highest victim priority `worst`) makes room on `node`.
+/// Evicting `victims` (the highest ranked being `worst`) makes room on `node`.
 struct Plan {
     node: NodeId,
     victims: Vec<TaskId>,
-    worst: Priority,
+    worst: EvictionRank,
 }
 
 impl CoreScheduler {
@@ -75,8 +111,11 @@ impl CoreScheduler {
             return None;
         }
         let record = self.tasks.get(&task)?;
-        let below = usize::from(record.spec.priority.0);
-        if self.running_by_priority[..below].iter().all(|&n| n == 0) {
+        if record.spec.qos == QosClass::BestEffort {
+            return None;
+        }
+        let below = EvictionRank::lowest_of(record.spec.priority).index();
+        if self.running_by_rank[..below].iter().all(|&n| n == 0) {
             return None;
         }
         let miss = Miss::of(&record.spec);
@@ -138,8 +177,8 @@ impl CoreScheduler {
     /// `max(100, nodes / 10)` candidates, so its cost does not grow with
     /// the whole cluster.
     fn cheapest_eviction(&self, spec: &TaskSpec) -> Option<Plan> {
-        // No plan beats one victim of the lowest running priority.
-        let lowest = self.running_by_priority.iter().position(|&n| n > 0)?;
+        // No plan beats one victim of the lowest running rank.
+        let lowest = self.running_by_rank.iter().position(|&n| n > 0)?;
         let nodes = self.cluster.nodes();
         let enough = (nodes.len() / 10).max(MIN_CANDIDATE_NODES);
         let start = self.preemption_cursor % nodes.len().max(1);
@@ -153,7 +192,8 @@ impl CoreScheduler {
             candidates.clear();
             for &(task, priority) in node.tasks() {
                 if priority < spec.priority {
-                    candidates.push((self.cluster.allocation(task)?, priority));
+                    let allocation = self.cluster.allocation(task)?;
+                    candidates.push((allocation, EvictionRank::of(priority, allocation.qos)));
                 }
             }
             if candidates.is_empty() {
@@ -167,7 +207,7 @@ impl CoreScheduler {
                 (plan.victims.len(), plan.worst) < (best.victims.len(), best.worst)
             });
             if better {
-                let unbeatable = plan.victims.len() == 1 && usize::from(plan.worst.0) == lowest;
+                let unbeatable = plan.victims.len() == 1 && plan.worst.index() == lowest;
                 best = Some(plan);
                 if unbeatable {
                     break;
@@ -185,15 +225,15 @@ fn eviction_on(
     node: &ClusterNode,
     spec: &TaskSpec,
     policy: &dyn Policy,
-    candidates: &mut [(&Allocation, Priority)],
+    candidates: &mut [(&Allocation, EvictionRank)],
 ) -> Option<Plan> {
     // What eviction cannot change rules a node out before anything else.
     if node.state() != NodeState::Ready || node.check_rules(spec).is_err() {
         return None;
     }
-    candidates.sort_by_key(|(allocation, priority)| {
+    candidates.sort_by_key(|(allocation, rank)| {
         (
-            *priority,
+            *rank,
             Reverse(allocation.resources.cpu_milli),
             Reverse(allocation.gpus.len() as u64 * u64::from(allocation.milli_per_gpu)),
             allocation.task,
@@ -224,7 +264,7 @@ fn eviction_on(
         taken += 1;
     }
     let victims = &candidates[..taken];
-    // Sorted by priority: the last victim's is the highest.
+    // Sorted by rank: the last victim ranks highest.
     let (_, worst) = *victims.last()?;
     Some(Plan {
         node: node.id(),

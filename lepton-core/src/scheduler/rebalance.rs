@@ -3,7 +3,8 @@
 //! A node is hot when its fullest dimension ([`Utilization::max`]) is above
 //! the high threshold, cold when below the low one — both measured on what
 //! tasks reserve, never on what they use. Hottest nodes first, and on each
-//! the lowest-priority tasks first, a task moves to the coldest
+//! the lowest-ranked tasks first (lowest priority, best-effort first among
+//! equals: the eviction order of preemption), a task moves to the coldest
 //! node that passes the one feasibility stage ([`check_feasible`]: the
 //! node's checks and the policy's filter) and stays at or below the high
 //! threshold after the move, until the node cools down or the run's move
@@ -13,6 +14,7 @@
 //!
 //! [`Utilization::max`]: crate::Utilization::max
 
+use super::preempt::EvictionRank;
 use super::RebalanceConfig;
 use super::{Assignment, CoreScheduler};
 use crate::cluster::{ClusterState, Placement};
@@ -58,7 +60,13 @@ impl CoreScheduler {
         let mut moves = Vec::new();
         for (_, source) in hot {
             let mut tasks = self.cluster.tasks_on(source);
-            tasks.sort_by_key(|task| (self.tasks.get(task).map(|r| r.spec.priority), *task));
+            tasks.sort_by_key(|task| {
+                let rank = self
+                    .tasks
+                    .get(task)
+                    .map(|r| EvictionRank::of(r.spec.priority, r.spec.qos));
+                (rank, *task)
+            });
             for task in tasks {
                 let cooled = self
                     .cluster
