@@ -394,11 +394,13 @@ impl ClusterNode {
 
 /// True when `task`'s request and GPUs fit in `free` and `gpu_free_milli`:
 /// the capacity half of [`ClusterNode::check`], for accounting in thought.
+#[inline]
 pub(crate) fn has_room(task: &TaskSpec, free: &Resources, gpu_free_milli: &[u32]) -> bool {
     free.fits(&task.request) && enough_gpus(gpu_free_milli, task.gpu)
 }
 
 /// True when enough GPUs have `request`'s share free.
+#[inline]
 fn enough_gpus(gpu_free_milli: &[u32], request: GpuRequest) -> bool {
     request.is_none()
         || gpu_free_milli
