@@ -6,10 +6,8 @@
 
 mod support;
 
-use std::time::Duration;
-
 use lepton_core::*;
-use support::{first_fit, placed, scheduler_on};
+use support::{first_fit, placed, rebalancing, scheduler_on, submit};
 
 /// First fit among the nodes of one zone: its filter refuses every other
 /// zone. With `obey: false` its `select` ignores its own filter (a buggy
@@ -86,9 +84,10 @@ fn preemption_ranks_only_among_nodes_the_filter_admits() {
     let nodes = [node(1, 4, "b"), node(2, 4, "a")];
     // Placed before the zone rule: one task in zone b, two in zone a.
     let (mut scheduler, _clock) = scheduler_on(first_fit(), SchedulerConfig::default(), &nodes);
-    for spec in [task(1, 4, 10), task(2, 2, 10), task(3, 2, 10)] {
-        scheduler.submit(&spec).unwrap();
-    }
+    submit(
+        &mut scheduler,
+        [task(1, 4, 10), task(2, 2, 10), task(3, 2, 10)],
+    );
     assert_eq!(placed(&scheduler.schedule()), [(1, 1), (2, 2), (3, 2)]);
     let runs: Vec<Run> = (1..=3)
         .map(|id| scheduler.current_run(TaskId(id)).unwrap())
@@ -106,20 +105,15 @@ fn preemption_ranks_only_among_nodes_the_filter_admits() {
 
 #[test]
 fn the_rebalancer_moves_only_to_nodes_the_filter_admits() {
-    let rebalance = RebalanceConfig::new(Duration::from_secs(60), 0.5, 0.55, 2).unwrap();
-    let mut config = SchedulerConfig::default();
-    config.rebalance = Some(rebalance);
     let nodes = [node(1, 10, "a"), node(2, 10, "b"), node(3, 10, "a")];
-    let (mut scheduler, clock) = scheduler_on(in_zone_a(), config, &nodes);
+    let (mut scheduler, clock) = scheduler_on(in_zone_a(), rebalancing(0.5, 0.55, 2), &nodes);
     // Node 3 runs a little (10 %), node 1 is full, node 2 (zone b) is idle.
     scheduler.cordon(NodeId(1)).unwrap();
     scheduler.submit(&task(100, 1, 128)).unwrap();
     assert_eq!(placed(&scheduler.schedule()), [(100, 3)]);
     scheduler.uncordon(NodeId(1)).unwrap();
     scheduler.cordon(NodeId(3)).unwrap();
-    for id in 1..=5 {
-        scheduler.submit(&task(id, 2, id as u8)).unwrap();
-    }
+    submit(&mut scheduler, (1..=5).map(|id| task(id, 2, id as u8)));
     assert_eq!(scheduler.schedule().len(), 5);
     scheduler.uncordon(NodeId(3)).unwrap();
 
@@ -132,9 +126,7 @@ fn the_rebalancer_moves_only_to_nodes_the_filter_admits() {
 fn drains_move_only_to_nodes_the_filter_admits() {
     let nodes = [node(1, 4, "a"), node(2, 8, "b"), node(3, 4, "a")];
     let (mut scheduler, _clock) = scheduler_on(in_zone_a(), SchedulerConfig::default(), &nodes);
-    for id in 1..=3 {
-        scheduler.submit(&task(id, 1, 128)).unwrap();
-    }
+    submit(&mut scheduler, (1..=3).map(|id| task(id, 1, 128)));
     assert_eq!(placed(&scheduler.schedule()), [(1, 1), (2, 1), (3, 1)]);
     let drained = scheduler.drain(NodeId(1)).unwrap();
     assert_eq!(placed(&drained.moved), [(1, 3), (2, 3), (3, 3)]);

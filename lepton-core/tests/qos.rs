@@ -8,10 +8,8 @@
 
 mod support;
 
-use std::time::Duration;
-
 use lepton_core::*;
-use support::{first_fit, placed, scheduler_on};
+use support::{first_fit, placed, rebalancing, scheduler_on, submit};
 
 fn node(id: u64, cores: u64) -> NodeSpec {
     NodeSpec::new(NodeId(id), Resources::new(cores * 1_000, 65_536))
@@ -23,7 +21,7 @@ fn task(id: u64, cores: u64, priority: u8, qos: QosClass) -> TaskSpec {
         .with_qos(qos)
 }
 
-fn scheduler(nodes: &[NodeSpec]) -> CoreScheduler {
+fn first_fit_on(nodes: &[NodeSpec]) -> CoreScheduler {
     scheduler_on(first_fit(), SchedulerConfig::default(), nodes).0
 }
 
@@ -33,21 +31,15 @@ fn run(scheduler: &CoreScheduler, id: u64) -> Run {
 
 #[test]
 fn best_effort_work_never_preempts() {
-    let mut scheduler = scheduler(&[node(1, 4)]);
-    scheduler
-        .submit(&task(1, 4, 10, QosClass::Burstable))
-        .unwrap();
+    let mut scheduler = first_fit_on(&[node(1, 4)]);
+    submit(&mut scheduler, [task(1, 4, 10, QosClass::Burstable)]);
     assert_eq!(placed(&scheduler.schedule()), [(1, 1)]);
     // Far higher priority, but best effort: it waits.
-    scheduler
-        .submit(&task(2, 4, 250, QosClass::BestEffort))
-        .unwrap();
+    submit(&mut scheduler, [task(2, 4, 250, QosClass::BestEffort)]);
     assert!(scheduler.schedule().is_empty());
     assert_eq!(scheduler.report().preemptions, 0);
     // The same request from a burstable task preempts.
-    scheduler
-        .submit(&task(3, 4, 250, QosClass::Burstable))
-        .unwrap();
+    submit(&mut scheduler, [task(3, 4, 250, QosClass::Burstable)]);
     assert_eq!(placed(&scheduler.schedule()), [(3, 1)]);
     assert_eq!(scheduler.report().preemptions, 1);
 }
@@ -56,40 +48,33 @@ fn best_effort_work_never_preempts() {
 fn best_effort_victims_go_first_among_equal_priorities() {
     // On one node: of two equal tasks of one priority, the best-effort one
     // goes, though the other comes first by size and id.
-    let mut scheduler = scheduler(&[node(1, 4)]);
-    scheduler
-        .submit(&task(1, 2, 10, QosClass::Guaranteed))
-        .unwrap();
-    scheduler
-        .submit(&task(2, 2, 10, QosClass::BestEffort))
-        .unwrap();
+    let mut scheduler = first_fit_on(&[node(1, 4)]);
+    submit(
+        &mut scheduler,
+        [
+            task(1, 2, 10, QosClass::Guaranteed),
+            task(2, 2, 10, QosClass::BestEffort),
+        ],
+    );
     scheduler.schedule();
     let best_effort = run(&scheduler, 2);
-    scheduler
-        .submit(&task(9, 2, 200, QosClass::Burstable))
-        .unwrap();
+    submit(&mut scheduler, [task(9, 2, 200, QosClass::Burstable)]);
     let assignments = scheduler.schedule();
     assert_eq!(assignments[0].evicts, [best_effort], "{assignments:?}");
 
     // Across nodes: one burstable victim on node 1, one best-effort victim
     // of the same priority on node 2; node 2 wins though node 1 is found first.
-    let mut scheduler = scheduler_on(
-        first_fit(),
-        SchedulerConfig::default(),
-        &[node(1, 2), node(2, 2)],
-    )
-    .0;
-    scheduler
-        .submit(&task(1, 2, 10, QosClass::Burstable))
-        .unwrap();
-    scheduler
-        .submit(&task(2, 2, 10, QosClass::BestEffort))
-        .unwrap();
+    let mut scheduler = first_fit_on(&[node(1, 2), node(2, 2)]);
+    submit(
+        &mut scheduler,
+        [
+            task(1, 2, 10, QosClass::Burstable),
+            task(2, 2, 10, QosClass::BestEffort),
+        ],
+    );
     assert_eq!(placed(&scheduler.schedule()), [(1, 1), (2, 2)]);
     let best_effort = run(&scheduler, 2);
-    scheduler
-        .submit(&task(9, 2, 200, QosClass::Burstable))
-        .unwrap();
+    submit(&mut scheduler, [task(9, 2, 200, QosClass::Burstable)]);
     let assignments = scheduler.schedule();
     assert_eq!(assignments[0].node, NodeId(2), "{assignments:?}");
     assert_eq!(assignments[0].evicts, [best_effort]);
@@ -99,18 +84,17 @@ fn best_effort_victims_go_first_among_equal_priorities() {
 fn priority_comes_before_qos() {
     // A burstable task of priority 10 goes before a best-effort one of 20:
     // QoS only breaks ties between equal priorities.
-    let mut scheduler = scheduler(&[node(1, 4)]);
-    scheduler
-        .submit(&task(1, 2, 20, QosClass::BestEffort))
-        .unwrap();
-    scheduler
-        .submit(&task(2, 2, 10, QosClass::Burstable))
-        .unwrap();
+    let mut scheduler = first_fit_on(&[node(1, 4)]);
+    submit(
+        &mut scheduler,
+        [
+            task(1, 2, 20, QosClass::BestEffort),
+            task(2, 2, 10, QosClass::Burstable),
+        ],
+    );
     scheduler.schedule();
     let lower = run(&scheduler, 2);
-    scheduler
-        .submit(&task(9, 2, 200, QosClass::Guaranteed))
-        .unwrap();
+    submit(&mut scheduler, [task(9, 2, 200, QosClass::Guaranteed)]);
     assert_eq!(scheduler.schedule()[0].evicts, [lower]);
 }
 
@@ -118,13 +102,9 @@ fn priority_comes_before_qos() {
 fn measured_usage_never_drives_a_decision() {
     // A guaranteed task reserves all of node 1 and, by its measurements,
     // uses almost nothing; node 2 is empty but measured busy.
-    let rebalance = RebalanceConfig::new(Duration::from_secs(60), 0.5, 0.9, 10).unwrap();
-    let mut config = SchedulerConfig::default();
-    config.rebalance = Some(rebalance);
+    let config = rebalancing(0.5, 0.9, 10);
     let (mut scheduler, clock) = scheduler_on(first_fit(), config, &[node(1, 4), node(2, 4)]);
-    scheduler
-        .submit(&task(1, 4, 128, QosClass::Guaranteed))
-        .unwrap();
+    submit(&mut scheduler, [task(1, 4, 128, QosClass::Guaranteed)]);
     assert_eq!(placed(&scheduler.schedule()), [(1, 1)]);
     let measured = |cpu_milli| Usage {
         cpu_milli: Some(cpu_milli),
@@ -141,13 +121,9 @@ fn measured_usage_never_drives_a_decision() {
             .unwrap();
     }
     // New work goes beside it only where reservations leave room: node 2.
-    scheduler
-        .submit(&task(2, 2, 128, QosClass::Burstable))
-        .unwrap();
+    submit(&mut scheduler, [task(2, 2, 128, QosClass::Burstable)]);
     assert_eq!(placed(&scheduler.schedule()), [(2, 2)]);
-    scheduler
-        .submit(&task(3, 3, 128, QosClass::Burstable))
-        .unwrap();
+    submit(&mut scheduler, [task(3, 3, 128, QosClass::Burstable)]);
     assert!(scheduler.schedule().is_empty());
     // Equal priority: no preemption. And for the rebalancer node 1 is full
     // (reserved) and node 2 half used, neither cold: nothing moves.
@@ -164,17 +140,16 @@ fn measured_usage_never_drives_a_decision() {
 
 #[test]
 fn the_rebalancer_moves_best_effort_work_first_among_equal_priorities() {
-    let rebalance = RebalanceConfig::new(Duration::from_secs(60), 0.5, 0.55, 1).unwrap();
-    let mut config = SchedulerConfig::default();
-    config.rebalance = Some(rebalance);
+    let config = rebalancing(0.5, 0.55, 1);
     let (mut scheduler, clock) = scheduler_on(first_fit(), config, &[node(1, 4), node(2, 4)]);
     scheduler.cordon(NodeId(2)).unwrap();
-    scheduler
-        .submit(&task(1, 2, 10, QosClass::Burstable))
-        .unwrap();
-    scheduler
-        .submit(&task(2, 2, 10, QosClass::BestEffort))
-        .unwrap();
+    submit(
+        &mut scheduler,
+        [
+            task(1, 2, 10, QosClass::Burstable),
+            task(2, 2, 10, QosClass::BestEffort),
+        ],
+    );
     assert_eq!(scheduler.schedule().len(), 2);
     scheduler.uncordon(NodeId(2)).unwrap();
     clock.set(Timestamp::from_secs(60));

@@ -77,21 +77,7 @@ impl<'a> NodeSearch<'a> {
         task: &TaskSpec,
         admit: impl Fn(&ClusterNode) -> bool,
     ) -> Option<&'a ClusterNode> {
-        let cluster = self.cluster;
-        if !cluster.fit_tree.may_fit_somewhere(task) {
-            return None;
-        }
-        let from = cluster
-            .scale
-            .key(task.request.cpu_milli, task.gpu.total_milli());
-        let candidate = |position: usize| {
-            let node = &cluster.nodes[position];
-            node.fits(task) && admit(node)
-        };
-        cluster
-            .free_index
-            .smallest_from(task, from, candidate)
-            .map(|p| &cluster.nodes[p])
+        self.by_free_key(task, admit, Order::Least)
     }
 
     /// Among the nodes where `task` fits and that `admit` lets it onto, the
@@ -103,21 +89,35 @@ impl<'a> NodeSearch<'a> {
         task: &TaskSpec,
         admit: impl Fn(&ClusterNode) -> bool,
     ) -> Option<&'a ClusterNode> {
+        self.by_free_key(task, admit, Order::Most)
+    }
+
+    /// The candidate with the least or the most free key, walking the
+    /// ordered index from the task's own key (no node with less free can
+    /// hold it).
+    fn by_free_key(
+        &self,
+        task: &TaskSpec,
+        admit: impl Fn(&ClusterNode) -> bool,
+        order: Order,
+    ) -> Option<&'a ClusterNode> {
         let cluster = self.cluster;
         if !cluster.fit_tree.may_fit_somewhere(task) {
             return None;
         }
-        let down_to = cluster
+        let request = cluster
             .scale
             .key(task.request.cpu_milli, task.gpu.total_milli());
         let candidate = |position: usize| {
             let node = &cluster.nodes[position];
             node.fits(task) && admit(node)
         };
-        cluster
-            .free_index
-            .largest_down_to(task, down_to, candidate)
-            .map(|p| &cluster.nodes[p])
+        let index = &cluster.free_index;
+        let position = match order {
+            Order::Least => index.smallest_from(task, request, candidate),
+            Order::Most => index.largest_down_to(task, request, candidate),
+        };
+        position.map(|p| &cluster.nodes[p])
     }
 
     /// What would be left on `node` after placing `task`: its free CPU and
@@ -134,4 +134,11 @@ impl<'a> NodeSearch<'a> {
         );
         scale.half_share(key)
     }
+}
+
+/// Which end of the free-key order a search wants.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    Least,
+    Most,
 }

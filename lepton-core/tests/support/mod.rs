@@ -6,10 +6,11 @@
 pub(crate) mod invariants;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lepton_core::{
     policy_fn, Assignment, ClusterState, CoreScheduler, ManualClock, NodeSpec, Placement, Policy,
-    SchedulerConfig, TaskSpec,
+    RebalanceConfig, Scheduler, SchedulerConfig, TaskSpec,
 };
 
 /// The simplest policy: the first feasible node, in cluster order.
@@ -41,6 +42,23 @@ pub(crate) fn scheduler_on(
         scheduler.add_node(node).expect("a valid node");
     }
     (scheduler, clock)
+}
+
+/// Default tunables, with the rebalancer running every 60 s between these
+/// thresholds, moving at most `max_moves` tasks per run.
+pub(crate) fn rebalancing(low: f64, high: f64, max_moves: usize) -> SchedulerConfig {
+    let rebalance = RebalanceConfig::new(Duration::from_secs(60), low, high, max_moves)
+        .expect("valid thresholds");
+    let mut config = SchedulerConfig::default();
+    config.rebalance = Some(rebalance);
+    config
+}
+
+/// Submits every task of `specs`.
+pub(crate) fn submit(scheduler: &mut CoreScheduler, specs: impl IntoIterator<Item = TaskSpec>) {
+    for spec in specs {
+        scheduler.submit(&spec).expect("a valid task");
+    }
 }
 
 /// `(task, node)` of each assignment, by number.
