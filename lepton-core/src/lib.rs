@@ -59,6 +59,7 @@ mod resources;
 mod rng;
 mod scheduler;
 mod seed;
+mod sync;
 mod task;
 
 pub use backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
