@@ -7,7 +7,8 @@
 //! types), the lock-free [`TaskQueue`], the [`ClusterState`] accounting that
 //! never over-commits a node or a GPU, the [`Policy`] trait placement
 //! strategies implement, and [`CoreScheduler`], a synchronous state machine
-//! the caller drives with events and a clock.
+//! the caller drives with events and a clock, and into whose queue any
+//! number of threads submit through a cloneable [`Submitter`].
 //!
 //! It also defines GPU fragmentation as the FGD paper does
 //! ([`TargetWorkload`]), which policies and the simulator (`lepton-sim`)
@@ -79,7 +80,7 @@ pub use resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PE
 pub use rng::SeededRng;
 pub use scheduler::{
     Assignment, CoreScheduler, CoreSchedulerBuilder, Drained, Event, RebalanceConfig, Report,
-    RetryPolicy, Scheduler, SchedulerConfig, TaskCounts, TaskState,
+    RetryPolicy, Scheduler, SchedulerConfig, Submitter, TaskCounts, TaskState,
 };
 pub use seed::seed_utility;
 pub use task::{

@@ -1,12 +1,25 @@
-//! The concurrency primitives of the queue. A normal build uses exactly the
-//! real ones; `--cfg loom` (the model check only, `tests/loom_queue.rs`)
-//! swaps in loom's, so loom explores the interleavings of Lepton's own
-//! lock-free logic.
+//! The concurrency primitives of the queue and the submission handle. A
+//! normal build uses exactly the real ones; `--cfg loom` (the model check
+//! only, `tests/loom_queue.rs`) swaps in loom's, so loom explores the
+//! interleavings of Lepton's own lock-free logic.
 
 #[cfg(not(loom))]
 pub(crate) use crossbeam_queue::SegQueue as Level;
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex`. A panic while it was held cannot have left its data
+/// half-changed (every critical section is one insert or one counter
+/// update), so poisoning is ignored.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// loom's atomics, except that `load` is a read-modify-write. loom 0.7's
 /// DPOR remembers only the last access to an atomic, so a pusher's own
@@ -48,33 +61,27 @@ loads_as_rmw!(AtomicU64: u64, AtomicUsize: usize);
 /// each lock.
 #[cfg(loom)]
 #[derive(Debug)]
-pub(crate) struct Level<T>(loom::sync::Mutex<std::collections::VecDeque<T>>);
+pub(crate) struct Level<T>(Mutex<std::collections::VecDeque<T>>);
 
 #[cfg(loom)]
 impl<T> Level<T> {
     pub(crate) fn new() -> Self {
-        Level(loom::sync::Mutex::new(std::collections::VecDeque::new()))
-    }
-
-    fn lock(&self) -> loom::sync::MutexGuard<'_, std::collections::VecDeque<T>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        Level(Mutex::new(std::collections::VecDeque::new()))
     }
 
     pub(crate) fn push(&self, item: T) {
-        self.lock().push_back(item);
+        lock(&self.0).push_back(item);
     }
 
     pub(crate) fn pop(&self) -> Option<T> {
-        self.lock().pop_front()
+        lock(&self.0).pop_front()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        lock(&self.0).len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        lock(&self.0).is_empty()
     }
 }

@@ -44,9 +44,6 @@ pub(crate) fn check_invariants(scheduler: &CoreScheduler, submitted: &[TaskId]) 
         let state = scheduler
             .task_state(id)
             .unwrap_or_else(|| panic!("{id} unknown"));
-        let spec = scheduler
-            .task(id)
-            .unwrap_or_else(|| panic!("{id} has no spec"));
         *match state {
             TaskState::Queued => &mut counts.queued,
             TaskState::BackingOff { .. } => &mut counts.backing_off,
@@ -56,6 +53,15 @@ pub(crate) fn check_invariants(scheduler: &CoreScheduler, submitted: &[TaskId]) 
             TaskState::Cancelled => &mut counts.cancelled,
         } += 1;
         let allocation = cluster.allocation(id);
+        let Some(spec) = scheduler.task(id) else {
+            // A `Submitter`'s submission no cycle has taken in yet.
+            assert!(
+                matches!(state, TaskState::Queued | TaskState::Cancelled),
+                "{id} has no spec, yet is {state:?}"
+            );
+            assert_eq!(allocation, None, "{id} has no spec, yet holds resources");
+            continue;
+        };
         let (node, allocation) = match (state, allocation) {
             (TaskState::Running { node }, Some(allocation)) => (*node, allocation),
             (TaskState::Running { node }, None) => panic!("{id} runs on {node} but holds nothing"),
