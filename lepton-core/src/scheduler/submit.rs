@@ -42,8 +42,8 @@ use crate::queue::TaskQueue;
 use crate::sync::{lock, AtomicU64, Mutex};
 use crate::task::{Priority, Task, TaskId, TaskSpec};
 
-/// Shards of the claimed-id set, a power of two: enough that four to eight
-/// submitting threads seldom wait for each other.
+/// Shards of the claimed-id set: enough that four to eight submitting
+/// threads seldom wait for each other.
 const SHARDS: usize = 16;
 
 /// What the queue holds.
@@ -78,13 +78,13 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// The shard of `task`: the top bits of a Fibonacci hash of the id, so
-    /// consecutive ids spread over every shard. Ids made to collide only
-    /// contend on one shard's lock. (A fixed hash also keeps the loom model
-    /// check deterministic.)
+    /// The shard of `task`, from the top bits of a Fibonacci hash of the
+    /// id, so consecutive ids spread over every shard. Ids made to collide
+    /// only contend on one shard's lock. (A fixed hash also keeps the loom
+    /// model check deterministic.)
     fn shard(&self, task: TaskId) -> &Shard {
-        let hash = task.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        &self.shards[(hash >> (u64::BITS - SHARDS.trailing_zeros())) as usize]
+        let top = task.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        &self.shards[((top * SHARDS as u64) >> 32) as usize]
     }
 
     /// Claims `task`'s id for good. A handle submission (`from_handle`) is
