@@ -1,13 +1,15 @@
 // criterion_group!/criterion_main! generate undocumented items.
 #![allow(missing_docs)]
 
-//! `queue` and `queue_mixed`: push+pop throughput of Lepton's lock-free
-//! `TaskQueue` against a `parking_lot::Mutex<BinaryHeap>` (the usual
-//! priority queue behind a lock) and a `crossbeam_channel` (lock-free but
-//! FIFO only, no priorities), with 1, 2 and 4 threads, 100,000 items over 8
-//! priority levels. `queue` splits the threads into producers and consumers
-//! (one thread: all pushes, then all pops); `queue_mixed` has every thread
-//! push and pop four at a time.
+//! `queue`, `queue_mixed` and `queue_intake`: push+pop throughput of
+//! Lepton's lock-free `TaskQueue` against a `parking_lot::Mutex<BinaryHeap>`
+//! (the usual priority queue behind a lock) and a `crossbeam_channel`
+//! (lock-free but FIFO only, no priorities), 100,000 items over 8 priority
+//! levels. `queue` splits 1, 2 or 4 threads into producers and consumers
+//! (one thread: all pushes, then all pops); `queue_mixed` has each of 1, 2
+//! or 4 threads push and pop four at a time; `queue_intake` has 1, 2 or 4
+//! threads push while one more pops, the shape of a scheduler fed through
+//! `Submitter` handles.
 //!
 //! Run: `cargo bench --bench queue`.
 
@@ -80,6 +82,8 @@ enum Shape {
     Split,
     /// Every thread pushes and pops, four at a time.
     Mixed,
+    /// All threads but one push; that one pops everything.
+    Intake,
 }
 
 /// Moves `ITEMS` items through `queue` with `threads` threads; the wall time.
@@ -92,15 +96,17 @@ fn run(queue: &impl Queue, threads: u64, shape: Shape) -> Duration {
             }
             while queue.pop().is_some() {}
         }
-        (Shape::Split, _) => {
-            let producers = threads / 2;
+        (Shape::Split | Shape::Intake, _) => {
+            let producers = match shape {
+                Shape::Intake => threads - 1,
+                _ => threads / 2,
+            };
             let popped = AtomicU64::new(0);
             std::thread::scope(|scope| {
                 for p in 0..producers {
                     scope.spawn(move || {
-                        let share = ITEMS / producers;
-                        for i in 0..share {
-                            queue.push((i % LEVELS) as u8, p * share + i);
+                        for item in p * ITEMS / producers..(p + 1) * ITEMS / producers {
+                            queue.push((item % LEVELS) as u8, item);
                         }
                     });
                 }
@@ -142,11 +148,19 @@ fn run(queue: &impl Queue, threads: u64, shape: Shape) -> Duration {
     started.elapsed()
 }
 
-fn bench_shape(c: &mut Criterion, group_name: &str, shape: Shape) {
+/// One group: every contender, with each of `thread_counts` threads (named
+/// by `label`).
+fn bench_shape(
+    c: &mut Criterion,
+    group_name: &str,
+    shape: Shape,
+    thread_counts: [u64; 3],
+    label: fn(u64) -> String,
+) {
     let mut group = c.benchmark_group(group_name);
     group.throughput(Throughput::Elements(ITEMS));
-    for threads in [1u64, 2, 4] {
-        let id = |name: &str| BenchmarkId::new(name, format!("{threads}t"));
+    for threads in thread_counts {
+        let id = |name: &str| BenchmarkId::new(name, label(threads));
         group.bench_function(id("lepton"), |b| {
             b.iter_custom(|iters| {
                 (0..iters)
@@ -178,13 +192,22 @@ fn bench_shape(c: &mut Criterion, group_name: &str, shape: Shape) {
 /// `queue`: submitters and schedulers on separate threads, the way an
 /// orchestrator uses the queue.
 fn queue(c: &mut Criterion) {
-    bench_shape(c, "queue", Shape::Split);
+    bench_shape(c, "queue", Shape::Split, [1, 2, 4], |t| format!("{t}t"));
 }
 
 /// `queue_mixed`: every thread both pushes and pops.
 fn queue_mixed(c: &mut Criterion) {
-    bench_shape(c, "queue_mixed", Shape::Mixed);
+    bench_shape(c, "queue_mixed", Shape::Mixed, [1, 2, 4], |t| {
+        format!("{t}t")
+    });
 }
 
-criterion_group!(benches, queue, queue_mixed);
+/// `queue_intake`: pushers and one popper, named `<pushers>+1t`.
+fn queue_intake(c: &mut Criterion) {
+    bench_shape(c, "queue_intake", Shape::Intake, [2, 3, 5], |t| {
+        format!("{}+1t", t - 1)
+    });
+}
+
+criterion_group!(benches, queue, queue_mixed, queue_intake);
 criterion_main!(benches);

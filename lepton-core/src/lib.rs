@@ -10,7 +10,8 @@
 //! implement, the one feasibility stage every placement path consults
 //! ([`check_feasible`]: the node's checks and the policy's filter), and
 //! [`CoreScheduler`], a synchronous state machine the caller drives with
-//! events and a clock.
+//! events and a clock, and into whose queue any number of threads submit
+//! through a cloneable [`Submitter`].
 //!
 //! It also defines GPU fragmentation as the FGD paper does
 //! ([`TargetWorkload`]), which policies and the simulator (`lepton-sim`)
@@ -62,6 +63,7 @@ mod resources;
 mod rng;
 mod scheduler;
 mod seed;
+mod sync;
 mod task;
 
 pub use backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
@@ -82,7 +84,7 @@ pub use resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PE
 pub use rng::SeededRng;
 pub use scheduler::{
     Assignment, CoreScheduler, CoreSchedulerBuilder, Drained, Event, RebalanceConfig, Report,
-    RetryPolicy, Scheduler, SchedulerConfig, TaskCounts, TaskState,
+    RetryPolicy, Scheduler, SchedulerConfig, Submitter, TaskCounts, TaskState,
 };
 pub use seed::seed_utility;
 pub use task::{

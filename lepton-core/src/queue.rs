@@ -15,7 +15,7 @@
 //! every `k × levels` pops.
 //!
 //! `tests/loom_queue.rs` model-checks this protocol with loom: built with
-//! `--cfg loom`, the private `sync` shim below swaps the atomics for loom's
+//! `--cfg loom`, the crate's private `sync` shim swaps the atomics for loom's
 //! and each level's `SegQueue` for a loom-visible locked deque, so loom
 //! explores the interleavings of the bitmap logic (`SegQueue` itself is
 //! crossbeam's to verify).
@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_utils::CachePadded;
 
-use self::sync::{AtomicU64, AtomicUsize, Level};
+use crate::sync::{AtomicU64, AtomicUsize, Level};
 use crate::task::Priority;
 
 const LEVELS: usize = 256;
@@ -196,86 +196,6 @@ impl<T> TaskQueue<T> {
 fn priority_of(level: usize) -> Priority {
     // `level` comes from a bit index below LEVELS == 256.
     Priority(u8::try_from(level).unwrap_or(u8::MAX))
-}
-
-/// The queue's concurrency primitives. A normal build uses exactly the real
-/// ones; `--cfg loom` (the model check only) swaps in loom's.
-mod sync {
-    #[cfg(not(loom))]
-    pub(super) use crossbeam_queue::SegQueue as Level;
-    #[cfg(not(loom))]
-    pub(super) use std::sync::atomic::{AtomicU64, AtomicUsize};
-
-    /// loom's atomics, except that `load` is a read-modify-write. loom 0.7's
-    /// DPOR remembers only the last access to an atomic, so a pusher's own
-    /// load in `set_bit` hides a popper's earlier load from the `fetch_or`
-    /// that follows, and loom never tries the push first (tokio-rs/loom#166,
-    /// #392); RMWs it tracks in full. Reading the latest value is what a
-    /// `SeqCst` load reads when, as in the bitmap, every access is `SeqCst`;
-    /// the aging cursor's `Relaxed` loads only steer fairness.
-    #[cfg(loom)]
-    macro_rules! loads_as_rmw {
-        ($($atomic:ident: $int:ty),*) => {$(
-            #[derive(Debug, Default)]
-            pub(super) struct $atomic(loom::sync::atomic::$atomic);
-
-            impl $atomic {
-                pub(super) fn new(value: $int) -> Self {
-                    $atomic(loom::sync::atomic::$atomic::new(value))
-                }
-
-                pub(super) fn load(&self, order: std::sync::atomic::Ordering) -> $int {
-                    self.0.fetch_or(0, order)
-                }
-            }
-
-            impl std::ops::Deref for $atomic {
-                type Target = loom::sync::atomic::$atomic;
-
-                fn deref(&self) -> &Self::Target {
-                    &self.0
-                }
-            }
-        )*};
-    }
-    #[cfg(loom)]
-    loads_as_rmw!(AtomicU64: u64, AtomicUsize: usize);
-
-    /// Stand-in for one level's `SegQueue`, with the same API. A locked deque
-    /// is linearizable like `SegQueue`, and loom sees (and interleaves
-    /// around) each lock.
-    #[cfg(loom)]
-    #[derive(Debug)]
-    pub(super) struct Level<T>(loom::sync::Mutex<std::collections::VecDeque<T>>);
-
-    #[cfg(loom)]
-    impl<T> Level<T> {
-        pub(super) fn new() -> Self {
-            Level(loom::sync::Mutex::new(std::collections::VecDeque::new()))
-        }
-
-        fn lock(&self) -> loom::sync::MutexGuard<'_, std::collections::VecDeque<T>> {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        }
-
-        pub(super) fn push(&self, item: T) {
-            self.lock().push_back(item);
-        }
-
-        pub(super) fn pop(&self) -> Option<T> {
-            self.lock().pop_front()
-        }
-
-        pub(super) fn len(&self) -> usize {
-            self.lock().len()
-        }
-
-        pub(super) fn is_empty(&self) -> bool {
-            self.lock().is_empty()
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,17 @@
-//! Model check of [`TaskQueue`]'s own lock-free logic: the bitmap of
-//! non-empty levels, the clear-then-recheck in `pop`, and the aging cursor.
+//! Model check of [`TaskQueue`]'s own lock-free logic — the bitmap of
+//! non-empty levels, the clear-then-recheck in `pop`, and the aging cursor —
+//! and of what the [`Submitter`] handle builds on it: the claim of an id,
+//! the count of accepted submissions and their take-in by a cycle.
 //!
 //! Built only with `--cfg loom`, which makes the queue use loom's atomics
-//! and a loom-visible stand-in for each level's `SegQueue` (see the `sync`
-//! module in `src/queue.rs`). Every scenario runs its threads under every
-//! interleaving loom distinguishes, then checks at quiescence that no item
-//! was lost or duplicated and that no item is left behind a cleared bit:
-//! `pop` finds it and `len`/`is_empty` count it.
+//! and a loom-visible stand-in for each level's `SegQueue`, and the claimed
+//! ids loom's mutex (see `src/sync.rs`). Every scenario runs its threads
+//! under every interleaving loom distinguishes. The queue's scenarios then
+//! check at quiescence that no item was lost or duplicated and that no item
+//! is left behind a cleared bit: `pop` finds it and `len`/`is_empty` count
+//! it. The handle's check that an id is accepted once, counted once (and
+//! as soon as a thread has seen it accepted) and placed once, or never if
+//! it was cancelled first.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
@@ -19,7 +24,11 @@
 
 use std::num::NonZeroU32;
 
-use lepton_core::{Priority, TaskQueue};
+use lepton_core::{
+    policy_fn, ClusterState, CoreScheduler, Error, ManualClock, NodeId, NodeSpec, Placement,
+    Priority, Resources, Scheduler, Submitter, TaskId, TaskQueue, TaskSpec, TaskState,
+};
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -166,5 +175,114 @@ fn aging_pops_race_a_push_without_loss() {
         let popped: Vec<_> = mine.into_iter().chain(theirs).collect();
         let left = drain_quiescent(&queue, 2 - popped.len());
         assert_eq!(sorted_items(popped.into_iter().chain(left)), vec![1, 2]);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The submission handle: claims, counts and take-in around the queue.
+
+/// A scheduler with one node. Its clock is manual: loom replays every
+/// execution, so nothing may hang on the system time.
+fn handle_scheduler() -> CoreScheduler {
+    let first_fit = policy_fn("first-fit", |task: &TaskSpec, cluster: &ClusterState| {
+        cluster
+            .feasible_nodes(task)
+            .next()
+            .map(|node| Placement::on(node.id()))
+    });
+    let mut scheduler = CoreScheduler::builder(Box::new(first_fit))
+        .clock(std::sync::Arc::new(ManualClock::new()))
+        .build();
+    let node = NodeSpec::new(NodeId(1), Resources::new(8_000, 8_192));
+    scheduler.add_node(&node).expect("a valid node");
+    scheduler
+}
+
+fn small_task(id: u64) -> TaskSpec {
+    TaskSpec::new(TaskId(id), Resources::new(1_000, 1_024))
+}
+
+/// Submits `id` through a clone of `submitter`, then raises `acknowledged`
+/// if it was accepted.
+fn spawn_submit(
+    submitter: &Submitter,
+    id: u64,
+    acknowledged: &Arc<AtomicBool>,
+) -> thread::JoinHandle<Result<TaskId, Error>> {
+    let (submitter, acknowledged) = (submitter.clone(), Arc::clone(acknowledged));
+    thread::spawn(move || {
+        let result = submitter.submit(&small_task(id));
+        if result.is_ok() {
+            acknowledged.store(true, Ordering::Release);
+        }
+        result
+    })
+}
+
+/// Scenario 5: two handles submit the same id while the scheduler runs a
+/// cycle. Exactly one is accepted; once a thread has seen it accepted, the
+/// counts include it; the task is placed exactly once.
+#[test]
+fn a_duplicate_submitted_during_a_cycle_is_accepted_and_placed_once() {
+    loom::model(|| {
+        let mut scheduler = handle_scheduler();
+        let submitter = scheduler.submitter();
+        let acknowledged = Arc::new(AtomicBool::new(false));
+        let first = spawn_submit(&submitter, 1, &acknowledged);
+        let second = spawn_submit(&submitter, 1, &acknowledged);
+
+        let mut placed = scheduler.schedule();
+        // Counted once (never twice, never below zero) whenever it is
+        // counted, and surely once a thread has seen it accepted.
+        let seen_accepted = acknowledged.load(Ordering::Acquire);
+        let counts = scheduler.task_counts();
+        assert!(counts.queued <= 1 && counts.running <= 1, "{counts:?}");
+        if seen_accepted {
+            assert_eq!(counts.total(), 1, "an accepted task uncounted: {counts:?}");
+        }
+        let results = [join(first), join(second)];
+        placed.extend(scheduler.schedule());
+
+        let accepted = results.iter().filter(|r| **r == Ok(TaskId(1))).count();
+        assert_eq!(accepted, 1, "{results:?}");
+        assert!(results.contains(&Err(Error::DuplicateTask { task: TaskId(1) })));
+        let tasks: Vec<TaskId> = placed.iter().map(|a| a.task).collect();
+        assert_eq!(tasks, vec![TaskId(1)]);
+        let counts = scheduler.task_counts();
+        assert_eq!((counts.running, counts.total()), (1, 1));
+        assert_eq!(scheduler.queue_len(), 0);
+    });
+}
+
+/// Scenario 6: the scheduler cancels a handle submission it sees as queued
+/// — possibly claimed but not pushed yet — and runs a cycle while the push
+/// lands. The task is never placed, it is counted as cancelled exactly
+/// once, and its queue entry is dropped when reached.
+#[test]
+fn a_submission_cancelled_before_it_is_taken_in_never_runs() {
+    loom::model(|| {
+        let mut scheduler = handle_scheduler();
+        let submitter = scheduler.submitter();
+        let acknowledged = Arc::new(AtomicBool::new(false));
+        let submit = spawn_submit(&submitter, 1, &acknowledged);
+
+        let cancelled = scheduler.task_state(TaskId(1)) == Some(&TaskState::Queued)
+            && scheduler.cancel(TaskId(1)).is_ok();
+        let mut placed = scheduler.schedule();
+        assert_eq!(join(submit), Ok(TaskId(1)));
+        placed.extend(scheduler.schedule());
+
+        let counts = scheduler.task_counts();
+        assert_eq!(counts.total(), 1);
+        assert_eq!(scheduler.queue_len(), 0);
+        assert_eq!(scheduler.stale_queue_entries(), 0);
+        if cancelled {
+            assert!(placed.is_empty(), "a cancelled task ran: {placed:?}");
+            assert_eq!(counts.cancelled, 1);
+            assert_eq!(scheduler.task_state(TaskId(1)), Some(&TaskState::Cancelled));
+        } else {
+            assert_eq!(placed.len(), 1);
+            assert_eq!(counts.running, 1);
+        }
     });
 }

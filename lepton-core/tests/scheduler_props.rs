@@ -184,14 +184,20 @@ fn node_shape() -> impl Strategy<Value = NodeShape> {
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// Submits a task, through the scheduler or through a [`Submitter`]
+    /// (taken in by the next cycle).
     Submit {
         cpu_milli: u64,
         memory_mib: u64,
         gpu: GpuRequest,
         priority: u8,
+        through_handle: bool,
     },
     /// Submits again an id already accepted (index into them).
-    Resubmit(Index),
+    Resubmit {
+        task: Index,
+        through_handle: bool,
+    },
     Schedule,
     Complete {
         task: Index,
@@ -270,18 +276,19 @@ fn op() -> impl Strategy<Value = Op> {
         1 => 8_192..=80_000u64,
     ];
     let priority = prop_oneof![Just(0u8), Just(128), Just(255), any::<u8>()];
-    let submit = (cpu, memory, gpu_request(), priority).prop_map(
-        |(cpu_milli, memory_mib, gpu, priority)| Op::Submit {
+    let submit = (cpu, memory, gpu_request(), priority, any::<bool>()).prop_map(
+        |(cpu_milli, memory_mib, gpu, priority, through_handle)| Op::Submit {
             cpu_milli,
             memory_mib,
             gpu,
             priority,
+            through_handle,
         },
     );
     let index = any::<Index>;
     prop_oneof![
         8 => submit,
-        1 => index().prop_map(Op::Resubmit),
+        1 => (index(), any::<bool>()).prop_map(|(task, through_handle)| Op::Resubmit { task, through_handle }),
         5 => Just(Op::Schedule),
         3 => (index(), which_run()).prop_map(|(task, run)| Op::Complete { task, run }),
         2 => (index(), which_run(), prop_oneof![Just(Failure::Exit), Just(Failure::TimeOut), Just(Failure::Launch)])
@@ -324,6 +331,7 @@ const UNKNOWN_NODE: NodeId = NodeId(u64::MAX);
 
 struct Harness {
     scheduler: CoreScheduler,
+    submitter: Submitter,
     clock: ManualClock,
     nodes: Vec<NodeId>,
     /// Accepted submissions, in order.
@@ -364,6 +372,7 @@ impl Harness {
             nodes.push(spec.id);
         }
         let mut harness = Harness {
+            submitter: scheduler.submitter(),
             scheduler,
             clock,
             nodes,
@@ -421,6 +430,14 @@ impl Harness {
                 "{task}: reasons {reasons:?}"
             );
             TaskState::Failed { reasons }
+        }
+    }
+
+    fn submit(&mut self, spec: &TaskSpec, through_handle: bool) -> Result<TaskId, Error> {
+        if through_handle {
+            self.submitter.submit(spec)
+        } else {
+            self.scheduler.submit(spec)
         }
     }
 
@@ -485,6 +502,7 @@ impl Harness {
                 memory_mib,
                 gpu,
                 priority,
+                through_handle,
             } => {
                 let id = TaskId(self.next_id);
                 self.next_id += 1;
@@ -493,11 +511,15 @@ impl Harness {
                 let spec = TaskSpec::new(id, request)
                     .with_gpu(gpu)
                     .with_priority(Priority(priority));
-                let result = self.scheduler.submit(&spec);
+                let result = self.submit(&spec, through_handle);
                 if valid {
                     assert_eq!(result, Ok(id));
                     assert_eq!(self.scheduler.task_state(id), Some(&TaskState::Queued));
                     assert_eq!(self.scheduler.queue_len(), before.queue_len + 1);
+                    assert_eq!(
+                        self.scheduler.task_counts().queued,
+                        before.counts.queued + 1
+                    );
                     self.submitted.push(id);
                 } else {
                     let error = result.expect_err("invalid request accepted");
@@ -517,15 +539,18 @@ impl Harness {
                     );
                 }
             }
-            Op::Resubmit(ref index) => {
+            Op::Resubmit {
+                ref task,
+                through_handle,
+            } => {
                 if self.submitted.is_empty() {
                     return;
                 }
-                let id = self.submitted[index.index(self.submitted.len())];
+                let id = self.submitted[task.index(self.submitted.len())];
                 // A different, valid request: it must not replace the original.
                 let spec = TaskSpec::new(id, Resources::new(1, 1));
                 assert_eq!(
-                    self.scheduler.submit(&spec),
+                    self.submit(&spec, through_handle),
                     Err(Error::DuplicateTask { task: id })
                 );
                 assert_eq!(

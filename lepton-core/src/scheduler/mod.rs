@@ -1,9 +1,10 @@
 //! The scheduler core: a synchronous state machine, events in, placements out.
 //!
-//! [`CoreScheduler`] owns the [`ClusterState`], the [`TaskQueue`], the
-//! backoff area and the current [`Policy`]. It never launches anything and
-//! never reads the system time: the caller (an orchestrator's control loop,
-//! or the simulator) feeds it [`Event`]s, calls
+//! [`CoreScheduler`] owns the [`ClusterState`], the [`TaskQueue`] (which
+//! other threads may feed through [`Submitter`]s), the backoff area and the
+//! current [`Policy`]. It never launches anything and never reads the
+//! system time: the caller (an orchestrator's control loop, or the
+//! simulator) feeds it [`Event`]s, calls
 //! [`schedule`](Scheduler::schedule) and acts on the [`Assignment`]s it gets
 //! back. Time comes from an injected [`Clock`], so the same code runs in
 //! production and in virtual time.
@@ -38,11 +39,14 @@ mod config;
 mod heartbeat;
 mod preempt;
 mod rebalance;
+mod submit;
 mod timeout;
 
 pub use config::{RebalanceConfig, RetryPolicy, SchedulerConfig};
 use heartbeat::Heartbeats;
 use preempt::EvictionRank;
+use submit::Intake;
+pub use submit::Submitter;
 
 /// Where a task is in its life. Exactly one at any time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,7 +411,7 @@ impl CoreSchedulerBuilder {
             clock: self.clock,
             config: self.config,
             cluster: ClusterState::new(),
-            queue,
+            intake: Intake::new(queue),
             tasks: HashMap::new(),
             backoff: BTreeMap::new(),
             backoff_sequence: 0,
@@ -447,6 +451,18 @@ struct Failures {
 }
 
 impl TaskRecord {
+    /// A task just submitted: queued, or cancelled before it was taken in.
+    fn new(spec: Box<TaskSpec>, state: TaskState) -> Self {
+        TaskRecord {
+            spec,
+            state,
+            backoff_key: None,
+            unschedulable_attempts: 0,
+            attempt: 0,
+            failures: None,
+        }
+    }
+
     fn run(&self) -> Run {
         Run {
             task: self.spec.id,
@@ -503,7 +519,8 @@ pub struct CoreScheduler {
     clock: Arc<dyn Clock>,
     config: SchedulerConfig,
     cluster: ClusterState,
-    queue: TaskQueue<TaskId>,
+    /// The queue, shared with the [`Submitter`]s, and the claimed ids.
+    intake: Intake,
     tasks: HashMap<TaskId, TaskRecord>,
     backoff: BTreeMap<(Timestamp, u64), TaskId>,
     backoff_sequence: u64,
@@ -629,12 +646,17 @@ impl CoreScheduler {
         Ok(drained)
     }
 
-    /// The state of a task.
+    /// The state of a task, including one a [`Submitter`] accepted that no
+    /// cycle has taken in yet (queued, or cancelled).
     pub fn task_state(&self, task: TaskId) -> Option<&TaskState> {
-        self.tasks.get(&task).map(|record| &record.state)
+        match self.tasks.get(&task) {
+            Some(record) => Some(&record.state),
+            None => self.pending_state(task),
+        }
     }
 
-    /// A task as it was submitted.
+    /// A task as it was submitted; `None` also for one a [`Submitter`]
+    /// accepted that no cycle has taken in yet (its spec is in the queue).
     pub fn task(&self, task: TaskId) -> Option<&TaskSpec> {
         self.tasks.get(&task).map(|record| &*record.spec)
     }
@@ -660,9 +682,13 @@ impl CoreScheduler {
     }
 
     /// How many tasks are in each state (cheap; [`report`](Scheduler::report)
-    /// also counts nodes).
+    /// also counts nodes). Tasks a [`Submitter`] accepted count as queued
+    /// from then on, taken in by a cycle or not.
     pub fn task_counts(&self) -> TaskCounts {
-        self.counts
+        TaskCounts {
+            queued: self.counts.queued + self.intake.pending(),
+            ..self.counts
+        }
     }
 
     /// The cluster's accounting, read-only.
@@ -681,9 +707,10 @@ impl CoreScheduler {
     }
 
     /// Entries in the queue, including those of tasks cancelled while queued
-    /// (dropped when reached).
+    /// (dropped when reached) and [`Submitter`] submissions not taken in yet.
+    /// Exact when no submission is in flight.
     pub fn queue_len(&self) -> usize {
-        self.queue.len()
+        self.intake.len()
     }
 
     /// Queue entries of tasks cancelled while queued.
@@ -699,10 +726,6 @@ impl CoreScheduler {
     /// The scheduler's clock reading.
     pub fn now(&self) -> Timestamp {
         self.clock.now()
-    }
-
-    fn record(&mut self, task: TaskId) -> Result<&mut TaskRecord, Error> {
-        self.tasks.get_mut(&task).ok_or(Error::UnknownTask { task })
     }
 
     /// The one place a task changes state.
@@ -723,7 +746,7 @@ impl CoreScheduler {
 
     fn enqueue(&mut self, task: TaskId) {
         if let Some(record) = self.tasks.get(&task) {
-            self.queue.push(record.spec.priority, task);
+            self.intake.push(record.spec.priority, task);
             self.transition(task, TaskState::Queued);
         }
     }
@@ -775,7 +798,7 @@ impl CoreScheduler {
         let record = self
             .tasks
             .get(&run.task)
-            .ok_or(Error::UnknownTask { task: run.task })?;
+            .ok_or_else(|| self.no_record(run.task, action))?;
         match record.state {
             TaskState::Running { node } if record.attempt == run.attempt => Ok(node),
             TaskState::Running { .. } => Err(Error::StaleRun {
@@ -945,27 +968,18 @@ impl Scheduler for CoreScheduler {
         let spec = task.to_spec();
         let id = spec.id;
         spec.validate()?;
-        if self.tasks.contains_key(&id) {
-            return Err(Error::DuplicateTask { task: id });
-        }
-        self.queue.push(spec.priority, id);
-        self.tasks.insert(
-            id,
-            TaskRecord {
-                spec: Box::new(spec),
-                state: TaskState::Queued,
-                backoff_key: None,
-                unschedulable_attempts: 0,
-                attempt: 0,
-                failures: None,
-            },
-        );
+        self.intake.claim(id)?;
+        self.intake.push(spec.priority, id);
+        self.tasks
+            .insert(id, TaskRecord::new(Box::new(spec), TaskState::Queued));
         self.counts.queued += 1;
         Ok(id)
     }
 
     fn cancel(&mut self, task: TaskId) -> Result<(), Error> {
-        let record = self.record(task)?;
+        let Some(record) = self.tasks.get_mut(&task) else {
+            return self.cancel_pending(task);
+        };
         match record.state {
             TaskState::Queued => self.stale_queue_entries += 1,
             TaskState::BackingOff { .. } => {
@@ -997,8 +1011,12 @@ impl Scheduler for CoreScheduler {
         let mut assignments = Vec::new();
         // Tasks that find no node go to backoff, not back to the queue, so
         // this loop takes each queued task at most once (tasks evicted by a
-        // preemption come back once, at a lower priority).
-        while let Some((_, task)) = self.queue.pop() {
+        // preemption come back once, at a lower priority). Submissions
+        // arriving meanwhile through handles join in priority order, up to
+        // the cycle's bound.
+        let mut cycle = self.intake.cycle();
+        while let Some(entry) = self.intake.pop(&mut cycle) {
+            let task = self.take_in(entry);
             let Some(record) = self.tasks.get(&task) else {
                 continue;
             };
@@ -1099,7 +1117,7 @@ impl Scheduler for CoreScheduler {
         Report {
             policy: self.policy.name().to_owned(),
             now: self.clock.now(),
-            tasks: self.counts,
+            tasks: self.task_counts(),
             nodes_ready: count(NodeState::Ready),
             nodes_cordoned: count(NodeState::Cordoned),
             nodes_down: count(NodeState::Down),

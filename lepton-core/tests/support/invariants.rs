@@ -44,9 +44,6 @@ pub(crate) fn check_invariants(scheduler: &CoreScheduler, submitted: &[TaskId]) 
         let state = scheduler
             .task_state(id)
             .unwrap_or_else(|| panic!("{id} unknown"));
-        let spec = scheduler
-            .task(id)
-            .unwrap_or_else(|| panic!("{id} has no spec"));
         *match state {
             TaskState::Queued => &mut counts.queued,
             TaskState::BackingOff { .. } => &mut counts.backing_off,
@@ -57,6 +54,15 @@ pub(crate) fn check_invariants(scheduler: &CoreScheduler, submitted: &[TaskId]) 
             other => panic!("{id} is in a state this checker does not know: {other:?}"),
         } += 1;
         let allocation = cluster.allocation(id);
+        let Some(spec) = scheduler.task(id) else {
+            // A `Submitter`'s submission no cycle has taken in yet.
+            assert!(
+                matches!(state, TaskState::Queued | TaskState::Cancelled),
+                "{id} has no spec, yet is {state:?}"
+            );
+            assert_eq!(allocation, None, "{id} has no spec, yet holds resources");
+            continue;
+        };
         let (node, allocation) = match (state, allocation) {
             (TaskState::Running { node }, Some(allocation)) => (*node, allocation),
             (TaskState::Running { node }, None) => panic!("{id} runs on {node} but holds nothing"),
