@@ -48,7 +48,7 @@ cargo clippy "${features[@]}" --all-targets -- -D warnings
 phase "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc "${features[@]}" --no-deps
 phase "fuzz (short)"
-FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz.sh
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh
 # Its own target dir: `--cfg loom` would otherwise rebuild the main cache.
 phase "loom (queue model check)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
