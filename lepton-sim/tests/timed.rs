@@ -428,6 +428,17 @@ fn the_default_trace_replays_to_completion_with_first_fit() {
     assert!(TimedTask::from_trace_pods(&multi).is_none());
 }
 
+/// A timed run of `tasks` on [`one_gpu_node`] with first fit.
+fn on_one_node(tasks: &[TimedTask], config: &TimedConfig) -> Result<TimedResult, Error> {
+    run_timed(
+        &one_gpu_node(),
+        tasks,
+        &TargetWorkload::default(),
+        first_fit(),
+        config,
+    )
+}
+
 #[test]
 fn runs_past_their_timeout_are_ended_and_retried_within_the_budget() {
     let timed = |id, arrival_s, duration_s, timeout_ms| {
@@ -445,14 +456,7 @@ fn runs_past_their_timeout_are_ended_and_retried_within_the_budget() {
         },
         ..config(10)
     };
-    let result = run_timed(
-        &one_gpu_node(),
-        &tasks,
-        &TargetWorkload::default(),
-        first_fit(),
-        &config,
-    )
-    .unwrap();
+    let result = on_one_node(&tasks, &config).unwrap();
     assert_eq!(result.timeouts, 3);
     assert_eq!(result.tasks_failed, 1);
     assert_eq!(result.tasks_completed, 1);
@@ -467,14 +471,7 @@ fn runs_past_their_timeout_are_ended_and_retried_within_the_budget() {
 fn a_task_that_would_time_out_forever_is_refused_without_a_budget_or_horizon() {
     let spec = TaskSpec::new(TaskId(7), Resources::new(1_000, 1_024)).with_timeout_ms(5_000);
     let tasks = [TimedTask::new(spec, 0, Some(60))];
-    let error = run_timed(
-        &one_gpu_node(),
-        &tasks,
-        &TargetWorkload::default(),
-        first_fit(),
-        &config(10),
-    )
-    .unwrap_err();
+    let error = on_one_node(&tasks, &config(10)).unwrap_err();
     assert!(
         matches!(
             error,
@@ -491,14 +488,7 @@ fn a_task_that_would_time_out_forever_is_refused_without_a_budget_or_horizon() {
         horizon_s: Some(60),
         ..config(10)
     };
-    let result = run_timed(
-        &one_gpu_node(),
-        &tasks,
-        &TargetWorkload::default(),
-        first_fit(),
-        &bounded,
-    )
-    .unwrap();
+    let result = on_one_node(&tasks, &bounded).unwrap();
     assert_eq!(result.timeouts, 12);
     assert_eq!(result.tasks_completed, 0);
 }
