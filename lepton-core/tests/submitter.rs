@@ -154,6 +154,23 @@ fn a_duplicate_id_across_threads_is_accepted_exactly_once() {
 }
 
 #[test]
+fn ids_submitted_before_the_first_handle_are_refused_through_it() {
+    let mut scheduler = scheduler();
+    scheduler.submit(&task(1, 0)).unwrap();
+    scheduler.schedule();
+    scheduler.submit(&task(2, 0)).unwrap();
+    let submitter = scheduler.submitter();
+    for id in [1, 2] {
+        assert_eq!(
+            submitter.submit(&task(id, 0)),
+            Err(Error::DuplicateTask { task: TaskId(id) })
+        );
+    }
+    assert_eq!(submitter.submit(&task(3, 0)), Ok(TaskId(3)));
+    assert_eq!(scheduler.task_counts().total(), 3);
+}
+
+#[test]
 fn an_invalid_task_is_refused_at_once_and_claims_nothing() {
     let scheduler = scheduler();
     let submitter = scheduler.submitter();

@@ -968,7 +968,7 @@ impl Scheduler for CoreScheduler {
         let spec = task.to_spec();
         let id = spec.id;
         spec.validate()?;
-        self.intake.claim(id)?;
+        self.claim(id)?;
         self.intake.push(spec.priority, id);
         self.tasks
             .insert(id, TaskRecord::new(Box::new(spec), TaskState::Queued));

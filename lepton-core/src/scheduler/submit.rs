@@ -19,17 +19,25 @@
 //!   each a mutex around a hash set, chosen by the id's hash. A submission
 //!   holds one shard for one insert, so two threads rarely meet on a shard;
 //!   a duplicate id is refused at once, whichever path submitted it first.
+//!   The set is filled from the first handle on (with the ids submitted
+//!   before it): a scheduler that never hands one out checks its own
+//!   records only, and its submissions cost no second insert.
 //! - **Counts include what is still in the queue.** Each shard also counts
 //!   the handle submissions it accepted (under its lock, before the push);
-//!   the scheduler counts those it took in. The difference is what
-//!   [`report`](crate::Scheduler::report) adds to `queued`, so a task is
-//!   counted from the moment its submission is accepted.
+//!   the scheduler counts those it took in or cancelled before. The
+//!   difference is what [`report`](crate::Scheduler::report) adds to
+//!   `queued`, so a task is counted from the moment its submission is
+//!   accepted.
+//! - **A cycle is bounded**: it takes at most the entries queued when it
+//!   began, plus those it queues itself, so a steady stream of submissions
+//!   cannot keep one cycle from ending.
 //!
 //! Until a cycle takes it in, a handle submission is known by its id only:
 //! [`task_state`](CoreScheduler::task_state) says it is queued and
 //! [`cancel`](crate::Scheduler::cancel) works, but
 //! [`task`](CoreScheduler::task) has no spec to show yet.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -192,6 +200,8 @@ impl Submitter {
 #[derive(Debug)]
 pub(super) struct Intake {
     shared: Arc<Shared>,
+    /// Whether ids are claimed in `shared`'s set: from the first handle on.
+    ids_shared: Cell<bool>,
     /// Handle submissions taken in so far.
     taken_in: u64,
     /// Handle submissions cancelled before they were taken in.
@@ -215,18 +225,11 @@ impl Intake {
                 queue,
                 shards: Default::default(),
             }),
+            ids_shared: Cell::new(false),
             taken_in: 0,
             cancelled: HashSet::new(),
             pushed: 0,
         }
-    }
-
-    /// Claims `task`'s id for a submission through the scheduler itself.
-    ///
-    /// # Errors
-    /// [`Error::DuplicateTask`].
-    pub(super) fn claim(&self, task: TaskId) -> Result<(), Error> {
-        self.shared.claim(task, false)
     }
 
     /// Queues a task the scheduler holds a record of.
@@ -271,9 +274,34 @@ impl Intake {
 impl CoreScheduler {
     /// A handle through which other threads submit tasks while this
     /// scheduler's owner runs its cycles; see [`Submitter`].
+    ///
+    /// The first call copies the ids of the tasks submitted so far into the
+    /// set of claimed ids that handles check: O(tasks), once.
     pub fn submitter(&self) -> Submitter {
+        if !self.intake.ids_shared.replace(true) {
+            for &task in self.tasks.keys() {
+                // The ids of distinct records: none is claimed twice.
+                let _ = self.intake.shared.claim(task, false);
+            }
+        }
         Submitter {
             shared: Arc::clone(&self.intake.shared),
+        }
+    }
+
+    /// Claims `task`'s id for a submission through the scheduler itself:
+    /// in the set the handles share once there are any, else against the
+    /// scheduler's own records.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateTask`].
+    pub(super) fn claim(&self, task: TaskId) -> Result<(), Error> {
+        if self.intake.ids_shared.get() {
+            self.intake.shared.claim(task, false)
+        } else if self.tasks.contains_key(&task) {
+            Err(Error::DuplicateTask { task })
+        } else {
+            Ok(())
         }
     }
 
@@ -303,7 +331,7 @@ impl CoreScheduler {
     pub(super) fn pending_state(&self, task: TaskId) -> Option<&'static TaskState> {
         if self.intake.cancelled.contains(&task) {
             Some(&TaskState::Cancelled)
-        } else if self.intake.shared.is_claimed(task) {
+        } else if self.intake.ids_shared.get() && self.intake.shared.is_claimed(task) {
             Some(&TaskState::Queued)
         } else {
             None
