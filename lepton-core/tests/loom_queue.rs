@@ -263,8 +263,7 @@ fn a_submission_cancelled_before_it_is_taken_in_never_runs() {
     loom::model(|| {
         let mut scheduler = handle_scheduler();
         let submitter = scheduler.submitter();
-        let acknowledged = Arc::new(AtomicBool::new(false));
-        let submit = spawn_submit(&submitter, 1, &acknowledged);
+        let submit = thread::spawn(move || submitter.submit(&small_task(1)));
 
         let cancelled = scheduler.task_state(TaskId(1)) == Some(&TaskState::Queued)
             && scheduler.cancel(TaskId(1)).is_ok();
