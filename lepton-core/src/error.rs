@@ -116,6 +116,13 @@ pub enum Error {
         /// The task.
         task: TaskId,
     },
+    /// A task was submitted through a [`Submitter`](crate::Submitter)
+    /// whose scheduler has been dropped.
+    #[error("task {task} was refused: the scheduler behind this submitter was dropped")]
+    SchedulerDropped {
+        /// The task.
+        task: TaskId,
+    },
     /// No task with this id is known.
     #[error("task {task} is unknown")]
     UnknownTask {

@@ -312,3 +312,17 @@ fn a_cycle_takes_no_more_entries_than_were_queued_when_it_began() {
     let second = scheduler.schedule();
     assert_eq!(second.len(), 3);
 }
+
+#[test]
+fn a_handle_refuses_tasks_once_its_scheduler_is_dropped() {
+    let scheduler = scheduler();
+    let handle = scheduler.submitter();
+    assert_eq!(handle.submit(&task(1, 5)), Ok(TaskId(1)));
+    drop(scheduler);
+    assert_eq!(
+        handle.submit(&task(2, 5)),
+        Err(Error::SchedulerDropped { task: TaskId(2) })
+    );
+    // A clone made before the drop refuses too.
+    assert!(handle.clone().submit(&task(3, 5)).is_err());
+}

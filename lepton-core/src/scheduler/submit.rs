@@ -75,6 +75,9 @@ struct Shard {
 struct Shared {
     queue: TaskQueue<Entry>,
     shards: [CachePadded<Shard>; SHARDS],
+    /// Set (to 1) when the scheduler is dropped: no cycle will take in
+    /// another submission, so handles refuse them.
+    scheduler_dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -131,8 +134,11 @@ impl Shared {
 ///
 /// A task it accepts is validated and its id claimed in the submitting
 /// thread, so errors come back at once; it then waits in the scheduler's
-/// queue, in priority order, and the next cycle places it. If the scheduler
-/// is dropped first, the task goes with the rest of its queue.
+/// queue, in priority order, and the next cycle places it. Once the
+/// scheduler is dropped, a handle refuses every task
+/// ([`Error::SchedulerDropped`]) instead of accepting work nobody will take
+/// in; tasks accepted before go with the rest of its queue, like those
+/// submitted to it directly.
 ///
 /// ```
 /// use lepton_core::*;
@@ -188,6 +194,9 @@ impl Submitter {
         let spec = task.to_spec();
         spec.validate()?;
         let id = spec.id;
+        if self.shared.scheduler_dropped.load(Ordering::SeqCst) != 0 {
+            return Err(Error::SchedulerDropped { task: id });
+        }
         self.shared.claim(id, true)?;
         self.shared
             .queue
@@ -218,12 +227,19 @@ pub(super) struct Cycle {
     pushed: u64,
 }
 
+impl Drop for Intake {
+    fn drop(&mut self) {
+        self.shared.scheduler_dropped.store(1, Ordering::SeqCst);
+    }
+}
+
 impl Intake {
     pub(super) fn new(queue: TaskQueue<Entry>) -> Self {
         Intake {
             shared: Arc::new(Shared {
                 queue,
                 shards: Default::default(),
+                scheduler_dropped: AtomicU64::new(0),
             }),
             ids_shared: Cell::new(false),
             taken_in: 0,
