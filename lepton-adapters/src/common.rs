@@ -286,10 +286,14 @@ fn mask_aws_key_ids(text: &str) -> String {
 pub(crate) mod testing {
     use lepton_core::BackendError;
 
-    /// Fails unless `result` is [`BackendError::Invalid`] about `what`.
+    /// Fails unless `result` is [`BackendError::Invalid`] about `what`, which
+    /// is never worth retrying.
     pub(crate) fn assert_invalid<T: std::fmt::Debug>(result: Result<T, BackendError>, what: &str) {
-        match result {
-            Err(BackendError::Invalid { what: actual, .. }) => assert_eq!(actual, what),
+        match &result {
+            Err(error @ BackendError::Invalid { what: actual, .. }) => {
+                assert_eq!(*actual, what);
+                assert!(!error.is_retryable(), "{error:?}");
+            }
             other => panic!("expected Invalid {what}, got {other:?}"),
         }
     }

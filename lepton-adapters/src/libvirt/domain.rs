@@ -316,18 +316,7 @@ mod tests {
             "c1\u{85}",
             "\u{FFFE}",
         ] {
-            let error = validate_task_name(name).expect_err(name);
-            assert!(
-                matches!(
-                    error,
-                    BackendError::Invalid {
-                        what: "task name",
-                        ..
-                    }
-                ),
-                "{error:?}"
-            );
-            assert!(!error.is_retryable());
+            assert_invalid(validate_task_name(name), "task name");
         }
         assert!(validate_task_name(&"x".repeat(MAX_TASK_NAME_CHARS + 1)).is_err());
         assert!(validate_task_name(&"é".repeat(MAX_TASK_NAME_CHARS)).is_ok());
