@@ -73,7 +73,7 @@ pub use cluster::{
     Utilization,
 };
 pub use error::{Error, Misfit};
-pub use fragmentation::{TargetWorkload, TaskShape};
+pub use fragmentation::{fgd_score, Growth, GrowthCache, ShapeGrowths, TargetWorkload, TaskShape};
 pub use node::{
     GpuModel, Gpus, Labels, NodeId, NodeKind, NodeSpec, NodeState, Resource, Taint,
     MAX_GPUS_PER_NODE,

@@ -2,24 +2,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use lepton_core::{
-    ClusterNode, ClusterState, NodeId, Placement, Policy, TargetWorkload, TaskShape, TaskSpec,
-    GPU_MILLI_PER_GPU,
+    fgd_score, ClusterState, GrowthCache, Placement, Policy, TargetWorkload, TaskShape, TaskSpec,
 };
-use smallvec::SmallVec;
 
-use super::{best_scoring_at, percent};
+use super::best_scoring_at;
 
 /// Fragmentation Gradient Descent (Weng et al., USENIX ATC '23): place the
 /// task where the cluster's expected GPU fragmentation grows least.
 ///
 /// For each feasible node (and, for a GPU share, each GPU with room) the
-/// policy computes the node's fragmentation against the target workload
-/// (see [`TargetWorkload`]) before and after the placement; score =
-/// ⌊sigmoid((before − after) / 1000) × 100⌋, highest wins, ties to the earliest node.
+/// policy computes how the node's fragmentation against the target workload
+/// (see [`TargetWorkload`]) would change ([`TargetWorkload::growth`]);
+/// score = [`fgd_score`] = ⌊sigmoid(−growth / 1000) × 100⌋, highest wins, ties to the
+/// earliest node.
 ///
-/// Scores depend only on the node's state and the task's shape, so they are
-/// cached per (shape, node position) and recomputed only for nodes that
-/// changed since (see [`ClusterNode::generation`]).
+/// Growths depend only on the node's state and the task's shape, so they are
+/// cached ([`GrowthCache`]) and recomputed only for nodes that changed since.
 ///
 /// [`Fgd::new`] takes the target workload (the paper derives it from the
 /// trace); [`Fgd::default`] learns it from the tasks it is asked to place,
@@ -27,12 +25,8 @@ use super::{best_scoring_at, percent};
 #[derive(Debug, Clone, Default)]
 pub struct Fgd {
     workload: Arc<TargetWorkload>,
-    /// Bumped whenever `workload` changes, to invalidate the cache.
-    workload_version: u64,
     learning: Option<Learning>,
-    shape_ids: HashMap<TaskShape, u32>,
-    /// Per shape id, per node position: the node's last score for that shape.
-    cache: Vec<Vec<Option<Cached>>>,
+    cache: GrowthCache,
 }
 
 /// Shape counts of the tasks seen, when the workload is learned.
@@ -40,16 +34,6 @@ pub struct Fgd {
 struct Learning {
     counts: HashMap<TaskShape, usize>,
     seen: usize,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Cached {
-    /// Positions shift when nodes leave: the slot is checked against the node.
-    node: NodeId,
-    generation: u64,
-    workload_version: u64,
-    score: i64,
-    gpu: Option<u32>,
 }
 
 /// The share of target shapes the paper's typical workload covers.
@@ -72,26 +56,17 @@ impl Fgd {
         }
     }
 
-    fn learn(&mut self, shape: &TaskShape) {
+    fn learn(&mut self, task: &TaskSpec) {
         let Some(learning) = &mut self.learning else {
             return;
         };
-        *learning.counts.entry(shape.clone()).or_insert(0) += 1;
+        *learning.counts.entry(TaskShape::of(task)).or_insert(0) += 1;
         learning.seen += 1;
         if learning.seen.is_power_of_two() {
             let counts = learning.counts.iter().map(|(s, &c)| (s.clone(), c));
             self.workload = Arc::new(TargetWorkload::from_counts(counts, COVERAGE));
-            self.workload_version += 1;
+            self.cache.clear();
         }
-    }
-
-    fn shape_id(&mut self, shape: TaskShape) -> usize {
-        let next = self.shape_ids.len() as u32;
-        let id = *self.shape_ids.entry(shape).or_insert(next) as usize;
-        if self.cache.len() <= id {
-            self.cache.resize_with(id + 1, Vec::new);
-        }
-        id
     }
 }
 
@@ -101,83 +76,18 @@ impl Policy for Fgd {
     }
 
     fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        let shape = TaskShape::of(task);
-        self.learn(&shape);
-        let shape_id = self.shape_id(shape);
-        let Fgd {
-            workload,
-            workload_version,
-            cache,
-            ..
-        } = self;
-        let slots = &mut cache[shape_id];
-        slots.resize(cluster.nodes().len(), None);
+        self.learn(task);
+        let mut growths = self.cache.for_task(task, cluster.nodes().len());
+        let workload = &self.workload;
         let (node, gpu) = best_scoring_at(task, cluster, |position, node| {
-            let slot = &mut slots[position];
-            let fresh = slot.filter(|c| {
-                c.node == node.id()
-                    && c.generation == node.generation()
-                    && c.workload_version == *workload_version
-            });
-            let cached = fresh.unwrap_or_else(|| {
-                let (score, gpu) = evaluate(task, node, workload);
-                let cached = Cached {
-                    node: node.id(),
-                    generation: node.generation(),
-                    workload_version: *workload_version,
-                    score,
-                    gpu,
-                };
-                *slot = Some(cached);
-                cached
-            });
-            Some((cached.score, cached.gpu))
+            let growth = growths.growth(workload, task, position, node)?;
+            Some((fgd_score(growth.milli), growth.gpu))
         })?;
         Some(match gpu {
             Some(gpu) => Placement::on_gpus(node.id(), [gpu]),
             None => Placement::on(node.id()),
         })
     }
-}
-
-/// The node's score for `task`, and for a GPU share the GPU that earns it.
-fn evaluate(task: &TaskSpec, node: &ClusterNode, workload: &TargetWorkload) -> (i64, Option<u32>) {
-    let model = node.spec().gpus.model.as_ref();
-    let before = workload.node_fragment_milli(node);
-    let cpu_after = node.free().cpu_milli.saturating_sub(task.request.cpu_milli);
-    let mut gpus: SmallVec<[u32; 8]> = SmallVec::from_slice(node.gpu_free_milli());
-    let score = |after: f64| percent(sigmoid((before - after) / 1000.0));
-    let milli = task.gpu.milli_per_gpu;
-    if task.gpu.count == 1 && milli < GPU_MILLI_PER_GPU {
-        // A share: try every GPU with room; the first best one wins.
-        let mut best: Option<(i64, u32)> = None;
-        for index in 0..gpus.len() {
-            if gpus[index] < milli {
-                continue;
-            }
-            gpus[index] -= milli;
-            let s = score(workload.fragment_milli(cpu_after, &gpus, model));
-            gpus[index] += milli;
-            if best.is_none_or(|(b, _)| s > b) {
-                best = Some((s, index as u32));
-            }
-        }
-        return best.map_or((i64::MIN, None), |(s, gpu)| (s, Some(gpu)));
-    }
-    // Whole GPUs (or none): the same GPUs the cluster state would take.
-    for &index in &node.tightest_gpus(task.gpu).unwrap_or_default() {
-        if let Some(free) = gpus.get_mut(index as usize) {
-            *free = free.saturating_sub(milli);
-        }
-    }
-    (
-        score(workload.fragment_milli(cpu_after, &gpus, model)),
-        None,
-    )
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 #[cfg(test)]
@@ -220,11 +130,13 @@ mod tests {
         // fragment 0. F = 2/3·500 = 333.3. Filling GPU 1 leaves F = 0:
         // delta +333.3, score ⌊sigmoid(0.333)·100⌋ = 58.
         let node2 = cluster.node(NodeId(2)).unwrap();
-        assert_eq!(evaluate(&share, node2, &workload()), (58, Some(1)));
+        let growth = workload().growth(&share, node2).unwrap();
+        assert_eq!((fgd_score(growth.milli), growth.gpu), (58, Some(1)));
         // Node 1 before: F = 0. Putting the share on GPU 0 leaves 500 there:
         // F = 2/3·500 → delta −333.3, score 41.
         let node1 = cluster.node(NodeId(1)).unwrap();
-        assert_eq!(evaluate(&share, node1, &workload()), (41, Some(0)));
+        let growth = workload().growth(&share, node1).unwrap();
+        assert_eq!((fgd_score(growth.milli), growth.gpu), (41, Some(0)));
 
         let mut fgd = Fgd::new(workload());
         assert_eq!(
