@@ -92,7 +92,7 @@ impl Policy for Fgd {
 
 #[cfg(test)]
 mod tests {
-    use lepton_core::{GpuRequest, Gpus, Resources, TaskId};
+    use lepton_core::{GpuRequest, Gpus, NodeId, Resources, TaskId};
 
     use super::*;
 
