@@ -34,6 +34,8 @@ enum Command {
     /// Node crashes, launch errors and duplicated reports, checked by an
     /// independent replay of the event log.
     Chaos(cli::chaos::ChaosArgs),
+    /// Trains the learned policy (`drl`) in the fill experiment.
+    Train(cli::train::TrainArgs),
     /// Lists the placement policies by name.
     Policies,
 }
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cli::replay::run(args),
         Command::Scale(args) => cli::scale::run(args),
         Command::Chaos(args) => cli::chaos::run(args),
+        Command::Train(args) => cli::train::run(args),
         Command::Policies => {
             let policies = lepton::policies::policy_descriptions();
             let width = policies

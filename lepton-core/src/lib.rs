@@ -52,6 +52,7 @@
 //! ```
 
 mod backend;
+mod candidates;
 mod clock;
 mod cluster;
 mod error;
@@ -73,6 +74,7 @@ pub use cluster::{
     Utilization,
 };
 pub use error::{Error, Misfit};
+pub use candidates::{candidate_nodes, Candidate, CandidateBuilder, FEATURES, FEATURE_NAMES};
 pub use fragmentation::{fgd_score, Growth, GrowthCache, ShapeGrowths, TargetWorkload, TaskShape};
 pub use node::{
     GpuModel, Gpus, Labels, NodeId, NodeKind, NodeSpec, NodeState, Resource, Taint,

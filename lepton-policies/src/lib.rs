@@ -24,6 +24,7 @@
 //! | `packing` | [`GpuPacking`] | partly used GPUs, then partly used nodes, then idle ones |
 //! | `clustering` | [`GpuClustering`] | nodes already hosting GPU tasks of the same kind |
 //! | `fgd` | [`Fgd`] | the least growth of GPU fragmentation (Weng et al., ATC '23) |
+//! | `drl` | `Drl` (feature `drl`) | what a network trained by deep RL in the simulator learned (see the `drl` module) |
 //! | `rule` | [`RulePolicy`] | whatever an operator's rules file says: filters and weighted scorers in TOML or JSON |
 //!
 //! The first four are general-purpose; the next five are the FGD paper's
@@ -49,6 +50,8 @@
 //! # Ok::<(), lepton_core::Error>(())
 //! ```
 
+#[cfg(feature = "drl")]
+pub mod drl;
 mod greedy;
 mod registry;
 mod rule;
@@ -61,6 +64,9 @@ pub use registry::{
     PAPER_POLICIES, POLICY_DESCRIPTIONS, POLICY_NAMES,
 };
 pub use rule::RulePolicy;
+
+#[cfg(feature = "drl")]
+pub use drl::Drl;
 
 /// Errors of `lepton-policies`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +111,34 @@ pub enum Error {
         "the rule policy needs a rules file (--rules FILE, or PolicyContext::rules when embedding)"
     )]
     MissingRules,
+    /// A policy needs a feature this build was compiled without.
+    #[error("policy {name:?} needs the crate feature {feature:?}, which this build lacks")]
+    FeatureDisabled {
+        /// The policy.
+        name: String,
+        /// The feature.
+        feature: &'static str,
+    },
+    /// A model file of the `drl` policy cannot be used.
+    #[error("model file {path:?}: {reason}")]
+    Model {
+        /// The file (or `<built-in model>`).
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Training was asked to use one of the evaluation seeds (42–51).
+    #[error("training seed {seed} is an evaluation seed (42-51); choose seeds outside that range")]
+    EvaluationSeed {
+        /// The seed.
+        seed: u64,
+    },
+    /// Training failed in the simulator or the network.
+    #[error("training failed: {reason}")]
+    Training {
+        /// What went wrong.
+        reason: String,
+    },
     /// A policy name to register is empty or has other characters than
     /// lowercase ASCII letters, digits, `-` and `_`.
     #[error("policy name {name:?} is invalid: use lowercase letters, digits, '-' and '_'")]

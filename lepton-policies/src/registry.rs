@@ -47,6 +47,10 @@ pub const POLICY_DESCRIPTIONS: &[(&str, &str)] = &[
         "rule",
         "filters and weighted scorers from a TOML/JSON rules file",
     ),
+    (
+        "drl",
+        "a neural network trained by deep RL in the simulator (feature drl)",
+    ),
 ];
 
 /// Builds a policy from a [`PolicyContext`]; see [`register`].
@@ -146,6 +150,7 @@ pub const POLICY_NAMES: &[&str] = &[
     "clustering",
     "fgd",
     "rule",
+    "drl",
 ];
 
 /// The six policies of the FGD paper's evaluation, in its table's order.
@@ -167,6 +172,9 @@ pub struct PolicyContext {
     /// The rules of the `rule` policy (see [`RulePolicy`]); each policy
     /// built gets its own copy.
     pub rules: Option<Arc<RulePolicy>>,
+    /// The `drl` policy's model file (safetensors); without it, the model
+    /// built into the crate.
+    pub model: Option<std::path::PathBuf>,
 }
 
 /// A new policy of the given name, with nothing but defaults.
@@ -208,7 +216,25 @@ pub fn build(name: &str, context: &PolicyContext) -> Result<Box<dyn Policy>, Err
             Some(rules) => Box::new(RulePolicy::clone(rules)),
             None => return Err(Error::MissingRules),
         },
+        "drl" => build_drl(context)?,
         _ => return build_registered(name, context),
+    })
+}
+
+#[cfg(feature = "drl")]
+fn build_drl(context: &PolicyContext) -> Result<Box<dyn Policy>, Error> {
+    let workload = context.target_workload.clone().unwrap_or_default();
+    Ok(Box::new(match &context.model {
+        Some(path) => crate::Drl::load(path, workload)?,
+        None => crate::Drl::trained(workload)?,
+    }))
+}
+
+#[cfg(not(feature = "drl"))]
+fn build_drl(_context: &PolicyContext) -> Result<Box<dyn Policy>, Error> {
+    Err(Error::FeatureDisabled {
+        name: "drl".to_owned(),
+        feature: "drl",
     })
 }
 

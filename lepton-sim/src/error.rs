@@ -49,6 +49,24 @@ pub enum Error {
         /// Its timeout.
         timeout_ms: u64,
     },
+    /// A reward name other than `gpus`, `frag` or `seed`.
+    #[error("unknown reward {name:?}; valid rewards: gpus, frag, seed")]
+    UnknownReward {
+        /// The name given.
+        name: String,
+    },
+    /// A gym action names no candidate of the pending decision.
+    #[error("action {action} is not feasible: the decision has {candidates} candidates (actions 0..{candidates})")]
+    InfeasibleAction {
+        /// The action given.
+        action: usize,
+        /// How many candidates the decision has.
+        candidates: usize,
+    },
+    /// A gym environment was stepped with no decision pending: before
+    /// `reset` or after the episode ended.
+    #[error("no decision is pending: call reset first (the episode ended or never started)")]
+    NoEpisode,
     /// The scheduler refused a node, a task or an event of the run.
     #[error(transparent)]
     Scheduler(#[from] lepton_core::Error),

@@ -120,83 +120,184 @@ pub fn run_fill(
     nodes: &[NodeSpec],
     tasks: &[TaskSpec],
     workload: &TargetWorkload,
-    mut policy: Box<dyn Policy>,
+    policy: Box<dyn Policy>,
     config: &FillConfig,
 ) -> Result<FillResult, Error> {
-    let started = Instant::now();
-    if !config.tune.is_finite() || config.tune <= 0.0 {
-        return Err(Error::OutOfRange {
-            name: "tune",
-            value: config.tune,
-            expected: "a finite number above 0",
-        });
+    let mut run = FillRun::new(nodes, tasks, policy, config)?;
+    while run.next_task().is_some() {
+        run.arrive(workload)?;
     }
-    let capacity: u64 = nodes
-        .iter()
-        .map(|n| u64::from(n.gpus.count) * u64::from(GPU_MILLI_PER_GPU))
-        .sum();
-    if capacity == 0 {
-        return Err(Error::OutOfRange {
-            name: "cluster GPUs",
-            value: 0.0,
-            expected: "at least one GPU in the cluster",
-        });
-    }
-    let mut rng = SeededRng::new(config.seed);
-    let mut node_order = nodes.to_vec();
-    rng.shuffle(&mut node_order);
-    let arrivals = fill_arrivals(tasks, capacity, config, &mut rng);
+    Ok(run.finish(workload))
+}
 
-    policy.reseed(config.seed);
-    let policy_name = policy.name().to_owned();
-    let mut scheduler = CoreScheduler::builder(policy)
-        .clock(Arc::new(ManualClock::new()))
-        .build();
-    for node in &node_order {
-        scheduler.add_node(node)?;
-    }
+/// A fill run in progress, one arrival at a time: [`run_fill`] and the gym
+/// environment drive the same code.
+pub(crate) struct FillRun {
+    started: Instant,
+    seed: u64,
+    policy_name: String,
+    scheduler: CoreScheduler,
+    arrivals: Vec<TaskSpec>,
+    next: usize,
+    capacity: u64,
+    arrived_milli: u64,
+    allocated_milli: u64,
+    placed: usize,
+    curve: Vec<FillPoint>,
+    at_100: Option<Snapshot>,
+}
 
-    let pct = |milli: u64| milli as f64 * 100.0 / capacity as f64;
-    let mut arrived_milli = 0u64;
-    let mut allocated_milli = 0u64;
-    let mut placed = 0;
-    let mut curve = Vec::with_capacity(arrivals.len());
-    let mut at_100 = None;
-    for task in &arrivals {
-        scheduler.submit(task)?;
-        if scheduler.schedule().is_empty() {
-            // Fill mode drops what fits nowhere instead of retrying it.
-            scheduler.cancel(task.id)?;
-        } else {
-            placed += 1;
-            allocated_milli += task.gpu.total_milli();
+impl FillRun {
+    /// Shuffles nodes and tasks with the seed, adds the clones, and builds
+    /// the scheduler with `policy` and the nodes.
+    pub(crate) fn new(
+        nodes: &[NodeSpec],
+        tasks: &[TaskSpec],
+        mut policy: Box<dyn Policy>,
+        config: &FillConfig,
+    ) -> Result<FillRun, Error> {
+        if !config.tune.is_finite() || config.tune <= 0.0 {
+            return Err(Error::OutOfRange {
+                name: "tune",
+                value: config.tune,
+                expected: "a finite number above 0",
+            });
         }
-        arrived_milli += task.gpu.total_milli();
-        let point = FillPoint {
-            arrived_pct: pct(arrived_milli),
-            alloc_pct: pct(allocated_milli),
+        let capacity: u64 = nodes
+            .iter()
+            .map(|n| u64::from(n.gpus.count) * u64::from(GPU_MILLI_PER_GPU))
+            .sum();
+        if capacity == 0 {
+            return Err(Error::OutOfRange {
+                name: "cluster GPUs",
+                value: 0.0,
+                expected: "at least one GPU in the cluster",
+            });
+        }
+        let started = Instant::now();
+        let mut rng = SeededRng::new(config.seed);
+        let mut node_order = nodes.to_vec();
+        rng.shuffle(&mut node_order);
+        let arrivals = fill_arrivals(tasks, capacity, config, &mut rng);
+
+        policy.reseed(config.seed);
+        let policy_name = policy.name().to_owned();
+        let mut scheduler = CoreScheduler::builder(policy)
+            .clock(Arc::new(ManualClock::new()))
+            .build();
+        for node in &node_order {
+            scheduler.add_node(node)?;
+        }
+        Ok(FillRun {
+            started,
+            seed: config.seed,
+            policy_name,
+            scheduler,
+            curve: Vec::with_capacity(arrivals.len()),
+            arrivals,
+            next: 0,
+            capacity,
+            arrived_milli: 0,
+            allocated_milli: 0,
+            placed: 0,
+            at_100: None,
+        })
+    }
+
+    /// The task that arrives next, if any.
+    pub(crate) fn next_task(&self) -> Option<&TaskSpec> {
+        self.arrivals.get(self.next)
+    }
+
+    /// The scheduler (and through it the cluster state).
+    pub(crate) fn scheduler(&self) -> &CoreScheduler {
+        &self.scheduler
+    }
+
+    /// GPU capacity, milli-GPUs.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Milli-GPUs allocated so far.
+    pub(crate) fn allocated_milli(&self) -> u64 {
+        self.allocated_milli
+    }
+
+    /// Tasks arrived and placed so far.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.next, self.placed)
+    }
+
+    /// Whether the arrived GPU request has reached 100% of capacity (the
+    /// moment the headline metric is read).
+    pub(crate) fn reached_100(&self) -> bool {
+        self.at_100.is_some()
+    }
+
+    /// The next task arrives: it goes through the scheduler (and so the
+    /// policy), and is dropped when it is not placed. Returns whether it was
+    /// placed; `false` too when no task is left.
+    pub(crate) fn arrive(&mut self, workload: &TargetWorkload) -> Result<bool, Error> {
+        let Some(task) = self.arrivals.get(self.next) else {
+            return Ok(false);
         };
-        curve.push(point);
-        if at_100.is_none() && point.arrived_pct >= 100.0 {
-            at_100 = Some(snapshot(&scheduler, workload, point.alloc_pct, capacity));
+        self.next += 1;
+        self.scheduler.submit(task)?;
+        let placed = !self.scheduler.schedule().is_empty();
+        if placed {
+            self.placed += 1;
+            self.allocated_milli += task.gpu.total_milli();
+        } else {
+            // Fill mode drops what fits nowhere instead of retrying it.
+            self.scheduler.cancel(task.id)?;
+        }
+        self.arrived_milli += task.gpu.total_milli();
+        let point = FillPoint {
+            arrived_pct: self.pct(self.arrived_milli),
+            alloc_pct: self.pct(self.allocated_milli),
+        };
+        self.curve.push(point);
+        if self.at_100.is_none() && point.arrived_pct >= 100.0 {
+            self.at_100 = Some(snapshot(
+                &self.scheduler,
+                workload,
+                point.alloc_pct,
+                self.capacity,
+            ));
+        }
+        Ok(placed)
+    }
+
+    fn pct(&self, milli: u64) -> f64 {
+        milli as f64 * 100.0 / self.capacity as f64
+    }
+
+    /// The run's result; read at 100% arrived, or now if that never came.
+    pub(crate) fn finish(mut self, workload: &TargetWorkload) -> FillResult {
+        let at_100 = self.at_100.take().unwrap_or_else(|| {
+            snapshot(
+                &self.scheduler,
+                workload,
+                self.pct(self.allocated_milli),
+                self.capacity,
+            )
+        });
+        FillResult {
+            policy: self.policy_name,
+            seed: self.seed,
+            tasks_arrived: self.next,
+            tasks_placed: self.placed,
+            tasks_dropped: self.next - self.placed,
+            alloc_pct_at_100: at_100.alloc_pct,
+            frag_pct_at_100: at_100.frag_pct,
+            cpu_pct_at_100: at_100.cpu_pct,
+            memory_pct_at_100: at_100.memory_pct,
+            nodes_in_use_at_100: at_100.nodes_in_use,
+            curve: self.curve,
+            wall: self.started.elapsed(),
         }
     }
-    let at_100 =
-        at_100.unwrap_or_else(|| snapshot(&scheduler, workload, pct(allocated_milli), capacity));
-    Ok(FillResult {
-        policy: policy_name,
-        seed: config.seed,
-        tasks_arrived: arrivals.len(),
-        tasks_placed: placed,
-        tasks_dropped: arrivals.len() - placed,
-        alloc_pct_at_100: at_100.alloc_pct,
-        frag_pct_at_100: at_100.frag_pct,
-        cpu_pct_at_100: at_100.cpu_pct,
-        memory_pct_at_100: at_100.memory_pct,
-        nodes_in_use_at_100: at_100.nodes_in_use,
-        curve,
-        wall: started.elapsed(),
-    })
 }
 
 struct Snapshot {

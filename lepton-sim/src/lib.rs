@@ -27,6 +27,7 @@ use lepton_core::{ClusterState, NodeId, NodeState, TargetWorkload};
 mod chaos;
 mod error;
 mod fill;
+pub mod gym;
 mod synthetic;
 mod timed;
 mod trace;

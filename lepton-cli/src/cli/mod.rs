@@ -12,6 +12,7 @@ pub(crate) mod fill;
 mod plot;
 pub(crate) mod replay;
 pub(crate) mod scale;
+pub(crate) mod train;
 
 /// The share of a workload's tasks FGD's target workload covers (the paper's 95%).
 const TARGET_COVERAGE: f64 = 0.95;
@@ -54,6 +55,10 @@ pub(crate) struct InputArgs {
     /// Rules file (TOML or JSON) for the `rule` policy.
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Model file (safetensors) for the `drl` policy. Default: the model
+    /// trained on the Alibaba trace, built in.
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 impl InputArgs {
@@ -86,6 +91,7 @@ impl InputArgs {
         Ok(PolicyContext {
             target_workload: Some(Arc::new(TargetWorkload::from_tasks(tasks, TARGET_COVERAGE))),
             rules,
+            model: self.model.clone(),
         })
     }
 }

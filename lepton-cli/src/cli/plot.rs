@@ -41,28 +41,49 @@ pub(crate) fn mean_curve(policy: &str, runs: &[&FillResult]) -> Curve {
     (policy.to_owned(), points)
 }
 
-/// Writes the curves to an SVG file.
+/// Writes the allocation curves to an SVG file.
 pub(crate) fn write_svg(path: &Path, curves: &[Curve]) -> Result<(), CliError> {
+    let x_max = curves
+        .iter()
+        .flat_map(|(_, points)| points.last().map(|p| p.0))
+        .fold(100.0, f64::max);
+    let axes = Axes {
+        caption: "GPU allocation vs. arrived GPU request",
+        x_desc: "arrived GPU request (% of capacity)",
+        y_desc: "GPU allocation (% of capacity)",
+        x: 0.0..x_max,
+        y: 0.0..100.0,
+    };
+    draw_lines(path, &axes, curves)
+}
+
+/// A chart's caption, axis names and ranges.
+pub(crate) struct Axes {
+    pub(crate) caption: &'static str,
+    pub(crate) x_desc: &'static str,
+    pub(crate) y_desc: &'static str,
+    pub(crate) x: std::ops::Range<f64>,
+    pub(crate) y: std::ops::Range<f64>,
+}
+
+/// Draws `curves` as lines with a legend into an SVG file.
+pub(crate) fn draw_lines(path: &Path, axes: &Axes, curves: &[Curve]) -> Result<(), CliError> {
     let draw_error = |e: &dyn std::fmt::Display| {
         CliError::Output(format!("cannot draw {}: {e}", path.display()))
     };
     let root = SVGBackend::new(path, (800, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw_error(&e))?;
-    let x_max = curves
-        .iter()
-        .flat_map(|(_, points)| points.last().map(|p| p.0))
-        .fold(100.0, f64::max);
     let mut chart = ChartBuilder::on(&root)
-        .caption("GPU allocation vs. arrived GPU request", ("sans-serif", 22))
+        .caption(axes.caption, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        .build_cartesian_2d(0.0..x_max, 0.0..100.0)
+        .build_cartesian_2d(axes.x.clone(), axes.y.clone())
         .map_err(|e| draw_error(&e))?;
     chart
         .configure_mesh()
-        .x_desc("arrived GPU request (% of capacity)")
-        .y_desc("GPU allocation (% of capacity)")
+        .x_desc(axes.x_desc)
+        .y_desc(axes.y_desc)
         .draw()
         .map_err(|e| draw_error(&e))?;
     for (index, (policy, points)) in curves.iter().enumerate() {

@@ -1,0 +1,284 @@
+//! What a learned policy sees of a decision: a few candidate nodes, each
+//! described by one fixed-width row of numbers.
+//!
+//! The learned policy (`lepton-policies`, module `drl`) and the simulator's
+//! gym environment (`lepton-sim`, module `gym`) both build their
+//! observations here, so the network is trained on exactly what it sees
+//! when it schedules.
+//!
+//! # Candidates
+//! Every node where the task fits is evaluated with FGD's fragmentation
+//! gradient ([`TargetWorkload::growth`], cached per shape and node by
+//! [`GrowthCache`]); the candidates are the `limit` nodes FGD ranks first
+//! (highest [`fgd_score`], ties to the earlier node), listed in cluster
+//! order. This pruning keeps a decision's cost independent of the
+//! cluster's size, and FGD's own choice is always among the candidates (the
+//! first with the best score); the choice among them is the network's.
+//! (Ranking by the exact growth instead loses FGD's packing: with many
+//! nodes tied on the integer score, the earliest of them — FGD's choice —
+//! is often not among the least-growing 64.)
+//!
+//! # Features
+//! One row of [`FEATURES`] numbers per candidate, in this order
+//! ([`FEATURE_NAMES`]); "after" means once the task is placed there:
+//!
+//! | # | feature |
+//! |---|---|
+//! | 0 | fragmentation growth, GPUs (negative: it shrinks), clamped to ±8 |
+//! | 1 | FGD's integer score ([`fgd_score`]) minus the best candidate's, / 10 |
+//! | 2 | free CPU after / the node's CPU |
+//! | 3 | free memory after / the node's memory |
+//! | 4 | free GPU after / the node's GPU (0 without GPUs) |
+//! | 5 | idle whole GPUs after / the node's GPUs |
+//! | 6 | the node's GPUs / 8 |
+//! | 7 | 1 when the node already holds a task |
+//! | 8 | best-fit leftover share ([`NodeSearch::leftover_share`](crate::NodeSearch::leftover_share)) |
+//! | 9 | the candidate's rank in cluster order / number of candidates |
+//! | 10 | the task's GPUs / 8 |
+//! | 11 | the task's CPU / the node's CPU |
+//! | 12..20 | free milli-GPU of each GPU after, largest first, / 1000 (0 past the node's GPUs) |
+
+use crate::cluster::{ClusterState, Placement};
+use crate::fragmentation::{fgd_score, Growth, GrowthCache, TargetWorkload};
+use crate::node::NodeId;
+use crate::resources::GPU_MILLI_PER_GPU;
+use crate::task::TaskSpec;
+
+/// GPUs per node the per-GPU features describe (nodes with more are cut).
+const GPU_SLOTS: usize = 8;
+
+/// Width of a candidate's feature row.
+pub const FEATURES: usize = 12 + GPU_SLOTS;
+
+/// The features' names, in row order.
+pub const FEATURE_NAMES: [&str; FEATURES] = [
+    "frag_growth_gpus",
+    "fgd_score_below_best",
+    "cpu_free_after",
+    "memory_free_after",
+    "gpu_free_after",
+    "idle_gpus_after",
+    "node_gpus",
+    "in_use",
+    "leftover_share",
+    "rank",
+    "task_gpus",
+    "task_cpu_share",
+    "gpu0_free_after",
+    "gpu1_free_after",
+    "gpu2_free_after",
+    "gpu3_free_after",
+    "gpu4_free_after",
+    "gpu5_free_after",
+    "gpu6_free_after",
+    "gpu7_free_after",
+];
+
+/// One node a task may go to, with its feature row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// Where the task would go: the node, and for a GPU share the GPU.
+    pub placement: Placement,
+    /// The node's fragmentation growth if the task goes there.
+    pub growth: Growth,
+    /// The feature row (see the [module docs](self)).
+    pub features: [f32; FEATURES],
+}
+
+/// Builds candidate lists; keeps the growth cache between decisions.
+#[derive(Debug, Clone, Default)]
+pub struct CandidateBuilder {
+    cache: GrowthCache,
+    /// (growth, position, GPU) of every feasible node, reused.
+    scratch: Vec<(f64, usize, Option<u32>)>,
+}
+
+impl CandidateBuilder {
+    /// A builder with an empty cache.
+    pub fn new() -> Self {
+        CandidateBuilder::default()
+    }
+
+    /// Forgets cached growths: call it when the target workload changes.
+    pub fn clear(&mut self) {
+        self.cache.clear();
+    }
+
+    /// Fills `out` with `task`'s candidates on `cluster` (at most `limit`,
+    /// in cluster order; see the [module docs](self)). Empty when the task
+    /// fits nowhere or `limit` is 0.
+    pub fn build(
+        &mut self,
+        workload: &TargetWorkload,
+        task: &TaskSpec,
+        cluster: &ClusterState,
+        limit: usize,
+        out: &mut Vec<Candidate>,
+    ) {
+        out.clear();
+        let nodes = cluster.nodes();
+        let mut growths = self.cache.for_task(task, nodes.len());
+        self.scratch.clear();
+        for (position, node) in nodes.iter().enumerate() {
+            if !node.fits(task) {
+                continue;
+            }
+            if let Some(growth) = growths.growth(workload, task, position, node) {
+                self.scratch.push((growth.milli, position, growth.gpu));
+            }
+        }
+        if limit == 0 || self.scratch.is_empty() {
+            return;
+        }
+        if self.scratch.len() > limit {
+            self.scratch.select_nth_unstable_by_key(limit - 1, |&(milli, position, _)| {
+                (std::cmp::Reverse(fgd_score(milli)), position)
+            });
+            self.scratch.truncate(limit);
+        }
+        self.scratch.sort_unstable_by_key(|&(_, position, _)| position);
+        let search = cluster.search();
+        let count = self.scratch.len() as f32;
+        let best_score = self
+            .scratch
+            .iter()
+            .map(|&(milli, _, _)| fgd_score(milli))
+            .max()
+            .unwrap_or(0);
+        for (rank, &(milli, position, gpu)) in self.scratch.iter().enumerate() {
+            let node = &nodes[position];
+            let spec = node.spec();
+            let growth = Growth { milli, gpu };
+            let mut gpus: smallvec::SmallVec<[u32; 8]> =
+                smallvec::SmallVec::from_slice(node.gpu_free_milli());
+            let taken = match gpu {
+                Some(gpu) => Some(crate::GpuSlots::from_iter([gpu])),
+                None => node.tightest_gpus(task.gpu),
+            };
+            for &index in taken.as_deref().unwrap_or_default() {
+                if let Some(free) = gpus.get_mut(index as usize) {
+                    *free = free.saturating_sub(task.gpu.milli_per_gpu);
+                }
+            }
+            let gpu_count = gpus.len();
+            let gpu_free: u64 = gpus.iter().map(|&m| u64::from(m)).sum();
+            let idle = gpus.iter().filter(|&&m| m >= GPU_MILLI_PER_GPU).count();
+            let share = |amount: u64, total: u64| {
+                if total == 0 {
+                    0.0
+                } else {
+                    amount as f32 / total as f32
+                }
+            };
+            let cpu = spec.capacity.cpu_milli;
+            let mut features = [0.0f32; FEATURES];
+            features[0] = (milli / 1000.0).clamp(-8.0, 8.0) as f32;
+            features[1] = (fgd_score(milli) - best_score) as f32 / 10.0;
+            features[2] = share(node.free().cpu_milli.saturating_sub(task.request.cpu_milli), cpu);
+            features[3] = share(
+                node.free()
+                    .memory_mib
+                    .saturating_sub(task.request.memory_mib),
+                spec.capacity.memory_mib,
+            );
+            features[4] = share(gpu_free, gpu_count as u64 * u64::from(GPU_MILLI_PER_GPU));
+            features[5] = share(idle as u64, gpu_count as u64);
+            features[6] = gpu_count as f32 / GPU_SLOTS as f32;
+            features[7] = if node.task_count() > 0 { 1.0 } else { 0.0 };
+            features[8] = search.leftover_share(task, node) as f32;
+            features[9] = rank as f32 / count;
+            features[10] = task.gpu.total_milli() as f32
+                / (GPU_SLOTS as f32 * GPU_MILLI_PER_GPU as f32);
+            features[11] = share(task.request.cpu_milli, cpu);
+            gpus.sort_unstable_by(|a, b| b.cmp(a));
+            for (slot, &free) in features[12..].iter_mut().zip(gpus.iter()) {
+                *slot = free as f32 / GPU_MILLI_PER_GPU as f32;
+            }
+            let placement = match gpu {
+                Some(gpu) => Placement::on_gpus(node.id(), [gpu]),
+                None => Placement::on(node.id()),
+            };
+            out.push(Candidate {
+                placement,
+                growth,
+                features,
+            });
+        }
+    }
+}
+
+/// The node of each candidate, in order.
+pub fn candidate_nodes(candidates: &[Candidate]) -> impl Iterator<Item = NodeId> + '_ {
+    candidates.iter().map(|c| c.placement.node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GpuRequest, Gpus, NodeSpec, Resources, TaskId};
+
+    fn cluster(nodes: u64) -> ClusterState {
+        let mut cluster = ClusterState::new();
+        for id in 1..=nodes {
+            let spec = NodeSpec::new(NodeId(id), Resources::new(32_000, 65_536))
+                .with_gpus(Gpus::new("T4", 2));
+            cluster.add_node(spec).unwrap();
+        }
+        cluster
+    }
+
+    fn share(id: u64, milli: u32) -> TaskSpec {
+        TaskSpec::new(TaskId(id), Resources::new(4_000, 1_024)).with_gpu(GpuRequest::shared(milli))
+    }
+
+    #[test]
+    fn candidates_are_fgds_best_feasible_nodes_in_cluster_order() {
+        let mut cluster = cluster(5);
+        // Node 4 has a half-used GPU: a 500 share there shrinks fragmentation.
+        cluster
+            .reserve(&share(100, 500), &Placement::on_gpus(NodeId(4), [1]))
+            .unwrap();
+        // Node 2 is full on GPUs: a share does not fit.
+        let whole = TaskSpec::new(TaskId(101), Resources::new(1_000, 1))
+            .with_gpu(GpuRequest::whole(2));
+        cluster.reserve(&whole, &Placement::on(NodeId(2))).unwrap();
+        let tasks = [share(1, 500), share(2, 500), share(3, 1000)];
+        let workload = TargetWorkload::from_tasks(&tasks, 1.0);
+        let mut builder = CandidateBuilder::new();
+        let mut out = Vec::new();
+        builder.build(&workload, &share(7, 500), &cluster, 2, &mut out);
+        let nodes: Vec<NodeId> = candidate_nodes(&out).collect();
+        // Node 4 grows least; the rest tie, so the earliest (node 1) joins.
+        assert_eq!(nodes, vec![NodeId(1), NodeId(4)]);
+        assert_eq!(out[1].placement, Placement::on_gpus(NodeId(4), [1]));
+        assert!(out[1].growth.milli < out[0].growth.milli);
+        // Row of node 4: the best FGD score; GPU 1 full after, GPU 0 idle;
+        // second of two candidates.
+        let row = &out[1].features;
+        assert_eq!(row[0], (out[1].growth.milli / 1000.0) as f32);
+        assert_eq!(row[4], 0.5);
+        assert_eq!(row[5], 0.5);
+        assert_eq!(row[7], 1.0);
+        assert_eq!(row[1], 0.0);
+        assert!(out[0].features[1] < 0.0);
+        assert_eq!(row[9], 1.0 / 2.0);
+        assert_eq!(&row[12..15], &[1.0, 0.0, 0.0]);
+        // Without a limit every feasible node is a candidate (not node 2).
+        builder.build(&workload, &share(7, 500), &cluster, usize::MAX, &mut out);
+        let nodes: Vec<NodeId> = candidate_nodes(&out).collect();
+        assert_eq!(nodes, vec![NodeId(1), NodeId(3), NodeId(4), NodeId(5)]);
+    }
+
+    #[test]
+    fn no_candidates_when_nothing_fits_or_no_limit() {
+        let cluster = cluster(2);
+        let workload = TargetWorkload::from_tasks([&share(1, 500)], 1.0);
+        let mut builder = CandidateBuilder::new();
+        let mut out = vec![];
+        let huge = TaskSpec::new(TaskId(9), Resources::new(64_000, 1));
+        builder.build(&workload, &huge, &cluster, 8, &mut out);
+        assert!(out.is_empty());
+        builder.build(&workload, &share(2, 500), &cluster, 0, &mut out);
+        assert!(out.is_empty());
+    }
+}

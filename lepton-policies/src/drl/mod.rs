@@ -1,0 +1,345 @@
+//! A learned placement policy: a small neural network (dfdx) that scores
+//! candidate nodes, trained by reinforcement learning in Lepton's simulator.
+//!
+//! # What the network sees and decides
+//! For each task, [`CandidateBuilder`] lists up to
+//! [`Drl::max_candidates`] feasible nodes (those whose fragmentation grows
+//! least; see `lepton_core::candidates`) with one row of [`FEATURES`]
+//! numbers each. One multilayer perceptron with shared weights —
+//! `FEATURES → 32 → 32 → 1`, ReLU — scores every row (as Decima scores
+//! nodes), so one model serves any cluster size. The policy places the task
+//! on the candidate with the highest score (the earliest on ties). There is
+//! no fallback: when the task fits somewhere, the network's choice is the
+//! placement. Inside the chosen node, a GPU share goes to the GPU FGD would
+//! pick and whole GPUs are the tightest ones (not learned).
+//!
+//! # Training
+//! [`train`] runs episodes of the fill experiment in
+//! [`FillEnv`](lepton_sim::gym::FillEnv): first imitation of FGD's choice
+//! among the candidates (a warm start), then REINFORCE with a baseline (the
+//! episode's mean return), actions sampled from the softmax of the scores.
+//! It is deterministic for a seed and refuses the evaluation seeds 42–51.
+//!
+//! # Model files
+//! Weights are safetensors (`0.weight`, `0.bias`, `2.weight`, `2.bias`,
+//! `4.weight`, `4.bias`, f32). The model trained on the Alibaba trace ships
+//! inside the crate ([`DEFAULT_MODEL`]) and is what `by_name("drl")` loads.
+//! A missing, truncated or wrong-shaped file is [`Error::Model`] naming it.
+//!
+//! # Online learning
+//! [`Drl::learn_online`] makes [`Policy::observe`] update the network with
+//! each outcome (+1 completed, −1 failed or timed out: the article's reward)
+//! by one REINFORCE step on the decision that placed the task.
+
+mod train;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use dfdx::optim::Sgd;
+use dfdx::prelude::*;
+use lepton_core::{
+    Candidate, CandidateBuilder, ClusterState, Feedback, Placement, Policy, TargetWorkload,
+    TaskId, TaskSpec, FEATURES,
+};
+
+pub use train::{fgd_choice, train, EpisodeStats, TrainConfig, EVALUATION_SEEDS};
+
+use crate::Error;
+
+/// Hidden width of the network.
+pub const HIDDEN: usize = 32;
+
+/// The network: one score per feature row.
+pub type Net = (
+    Linear<FEATURES, HIDDEN>,
+    ReLU,
+    Linear<HIDDEN, HIDDEN>,
+    ReLU,
+    Linear<HIDDEN, 1>,
+);
+
+/// The network's weights on the CPU.
+pub type Model = <Net as BuildOnDevice<Cpu, f32>>::Built;
+
+/// The model trained on the Alibaba GPU trace (see `docs/RESULTS.md`).
+pub const DEFAULT_MODEL: &[u8] = include_bytes!("../../models/drl-alibaba.safetensors");
+
+/// Candidates per decision by default.
+pub const MAX_CANDIDATES: usize = 64;
+
+/// Decisions remembered for online learning, awaiting their outcome.
+const REMEMBERED: usize = 100_000;
+
+/// The learned policy; see the [module docs](self).
+pub struct Drl {
+    dev: Cpu,
+    model: Model,
+    workload: Arc<TargetWorkload>,
+    builder: CandidateBuilder,
+    candidates: Vec<Candidate>,
+    max_candidates: usize,
+    online: Option<Online>,
+}
+
+/// Online learning state: the step size and the open decisions. (Plain
+/// SGD keeps no state between steps, so each step builds its optimizer:
+/// dfdx's optimizers cannot move between threads, and a policy must.)
+struct Online {
+    learning_rate: f64,
+    /// Per task: its candidates' rows and the index chosen.
+    decisions: HashMap<TaskId, (Vec<[f32; FEATURES]>, usize)>,
+}
+
+impl std::fmt::Debug for Drl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drl")
+            .field("max_candidates", &self.max_candidates)
+            .field("online", &self.online.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clone for Drl {
+    /// A copy with the same weights; online learning state is not copied.
+    fn clone(&self) -> Self {
+        Drl {
+            dev: self.dev.clone(),
+            model: self.model.clone(),
+            workload: Arc::clone(&self.workload),
+            builder: CandidateBuilder::new(),
+            candidates: Vec::new(),
+            max_candidates: self.max_candidates,
+            online: None,
+        }
+    }
+}
+
+impl Drl {
+    /// A network with random weights drawn from `seed`, measuring
+    /// fragmentation against `workload`.
+    pub fn untrained(seed: u64, workload: Arc<TargetWorkload>) -> Drl {
+        let dev = Cpu::seed_from_u64(seed);
+        let model = dev.build_module::<Net, f32>();
+        Drl {
+            dev,
+            model,
+            workload,
+            builder: CandidateBuilder::new(),
+            candidates: Vec::new(),
+            max_candidates: MAX_CANDIDATES,
+            online: None,
+        }
+    }
+
+    /// The shipped model ([`DEFAULT_MODEL`]).
+    ///
+    /// # Errors
+    /// [`Error::Model`] if the embedded file were malformed.
+    pub fn trained(workload: Arc<TargetWorkload>) -> Result<Drl, Error> {
+        Drl::from_bytes(DEFAULT_MODEL, "<built-in model>", workload)
+    }
+
+    /// Loads weights from a safetensors file.
+    ///
+    /// # Errors
+    /// [`Error::Model`] naming `path` when it cannot be read, is not
+    /// safetensors, or lacks a tensor of the right name, type and shape.
+    pub fn load(path: &Path, workload: Arc<TargetWorkload>) -> Result<Drl, Error> {
+        let bytes = std::fs::read(path).map_err(|e| Error::Model {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Drl::from_bytes(&bytes, &path.display().to_string(), workload)
+    }
+
+    /// Loads weights from safetensors bytes; `origin` names them in errors.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn from_bytes(
+        bytes: &[u8],
+        origin: &str,
+        workload: Arc<TargetWorkload>,
+    ) -> Result<Drl, Error> {
+        let mut drl = Drl::untrained(0, workload);
+        load_weights(&mut drl.model, bytes).map_err(|reason| Error::Model {
+            path: origin.to_owned(),
+            reason,
+        })?;
+        Ok(drl)
+    }
+
+    /// Writes the weights as safetensors.
+    ///
+    /// # Errors
+    /// [`Error::Model`] naming `path` when it cannot be written.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        self.model
+            .save_safetensors(path)
+            .map_err(|e| Error::Model {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The most candidates a decision considers.
+    pub fn max_candidates(&self) -> usize {
+        self.max_candidates
+    }
+
+    /// Sets how many candidates a decision considers (at least 1).
+    pub fn with_max_candidates(mut self, max: usize) -> Drl {
+        self.max_candidates = max.max(1);
+        self
+    }
+
+    /// Keeps learning while scheduling: each outcome reported to
+    /// [`Policy::observe`] updates the network (plain SGD, `learning_rate`).
+    pub fn learn_online(mut self, learning_rate: f64) -> Drl {
+        self.online = Some(Online {
+            learning_rate,
+            decisions: HashMap::new(),
+        });
+        self
+    }
+
+    /// The network's score of each row.
+    pub fn scores(&self, rows: &[[f32; FEATURES]]) -> Vec<f32> {
+        if rows.is_empty() {
+            return Vec::new();
+        }
+        let data: Vec<f32> = rows.iter().flatten().copied().collect();
+        let input = self.dev.tensor_from_vec(data, (rows.len(), Const::<FEATURES>));
+        self.model.forward(input).as_vec()
+    }
+
+    /// The index of the highest score, the first on ties.
+    fn choose(&self, candidates: &[Candidate]) -> Option<usize> {
+        let rows: Vec<[f32; FEATURES]> = candidates.iter().map(|c| c.features).collect();
+        argmax(&self.scores(&rows))
+    }
+
+}
+
+/// The index of the largest value, the first on ties; `None` when empty.
+pub(crate) fn argmax(values: &[f32]) -> Option<usize> {
+    let mut best: Option<(usize, f32)> = None;
+    for (index, &value) in values.iter().enumerate() {
+        if best.is_none_or(|(_, b)| value > b) {
+            best = Some((index, value));
+        }
+    }
+    best.map(|(index, _)| index)
+}
+
+impl Policy for Drl {
+    fn name(&self) -> &str {
+        "drl"
+    }
+
+    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
+        let mut candidates = std::mem::take(&mut self.candidates);
+        self.builder.build(
+            &self.workload,
+            task,
+            cluster,
+            self.max_candidates,
+            &mut candidates,
+        );
+        let chosen = self.choose(&candidates);
+        let placement = chosen.map(|index| candidates[index].placement.clone());
+        if let (Some(online), Some(index)) = (&mut self.online, chosen) {
+            if online.decisions.len() < REMEMBERED {
+                let rows = candidates.iter().map(|c| c.features).collect();
+                online.decisions.insert(task.id, (rows, index));
+            }
+        }
+        self.candidates = candidates;
+        placement
+    }
+
+    fn observe(&mut self, feedback: &Feedback<'_>) {
+        let Some(online) = &mut self.online else {
+            return;
+        };
+        let Some((rows, action)) = online.decisions.remove(&feedback.task.id) else {
+            return;
+        };
+        let step = train::Sample {
+            rows,
+            action,
+            weight: feedback.outcome.reward() as f32,
+        };
+        let mut optimizer = Sgd::new(
+            &self.model,
+            SgdConfig {
+                lr: online.learning_rate,
+                momentum: None,
+                weight_decay: None,
+            },
+        );
+        // A failed update leaves the weights as they were; scheduling goes on.
+        let _ = train::update(&self.dev, &mut self.model, &mut optimizer, &[step]);
+    }
+}
+
+/// The tensors of a model file: name, and shape (rows, columns or 1).
+const TENSORS: [(&str, usize, usize); 6] = [
+    ("0.weight", HIDDEN, FEATURES),
+    ("0.bias", HIDDEN, 1),
+    ("2.weight", HIDDEN, HIDDEN),
+    ("2.bias", HIDDEN, 1),
+    ("4.weight", 1, HIDDEN),
+    ("4.bias", 1, 1),
+];
+
+/// Reads `bytes` (safetensors) into `model`, checking every tensor's name,
+/// type, shape and values before anything is copied.
+fn load_weights(model: &mut Model, bytes: &[u8]) -> Result<(), String> {
+    let file = ::safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a safetensors file: {e}"))?;
+    let mut values = Vec::with_capacity(TENSORS.len());
+    for (name, rows, columns) in TENSORS {
+        let tensor = file
+            .tensor(name)
+            .map_err(|_| format!("tensor {name:?} is missing"))?;
+        if tensor.dtype() != ::safetensors::Dtype::F32 {
+            return Err(format!(
+                "tensor {name:?} is {:?}, expected F32",
+                tensor.dtype()
+            ));
+        }
+        let expected: Vec<usize> = if name.ends_with("bias") {
+            vec![rows]
+        } else {
+            vec![rows, columns]
+        };
+        if tensor.shape() != expected.as_slice() {
+            return Err(format!(
+                "tensor {name:?} has shape {:?}, expected {expected:?} (a model for {FEATURES} features and {HIDDEN} hidden units)",
+                tensor.shape()
+            ));
+        }
+        let floats: Vec<f32> = tensor
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(bad) = floats.iter().find(|v| !v.is_finite()) {
+            return Err(format!("tensor {name:?} holds a non-finite value ({bad})"));
+        }
+        values.push(floats);
+    }
+    // Shapes were checked above, so every copy has the length it needs.
+    let mut values = values.into_iter().map(|v| v.into_iter().collect::<Vec<f32>>());
+    let mut next = || values.next().unwrap_or_default();
+    model.0.weight.copy_from(&next());
+    model.0.bias.copy_from(&next());
+    model.2.weight.copy_from(&next());
+    model.2.bias.copy_from(&next());
+    model.4.weight.copy_from(&next());
+    model.4.bias.copy_from(&next());
+    Ok(())
+}
