@@ -30,9 +30,15 @@ pub(crate) struct TrainArgs {
     /// evaluation seeds).
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
-    /// Adam's learning rate.
+    /// Adam's learning rate while imitating.
     #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
     learning_rate: f64,
+    /// Adam's learning rate for REINFORCE.
+    #[arg(long, default_value_t = TrainConfig::default().reinforce_learning_rate)]
+    reinforce_learning_rate: f64,
+    /// Softmax temperature of REINFORCE's sampled actions.
+    #[arg(long, default_value_t = TrainConfig::default().temperature)]
+    temperature: f32,
     /// The reward: gpus, frag or seed (the article's +1/−1).
     #[arg(long, default_value = "gpus")]
     reward: String,
@@ -65,6 +71,8 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
     config.imitation_episodes = args.imitation;
     config.seed = args.seed;
     config.learning_rate = args.learning_rate;
+    config.reinforce_learning_rate = args.reinforce_learning_rate;
+    config.temperature = args.temperature;
 
     let started = Instant::now();
     let bar = progress_bar(config.imitation_episodes + config.episodes);
@@ -94,13 +102,20 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
         }
         Format::Text => {
             println!(
-                "{:>7} {:<10} {:>6} {:>12} {:>9} {:>8} {:>8}",
-                "episode", "phase", "seed", "reward", "loss", "alloc%", "fgd%"
+                "{:>7} {:<10} {:>6} {:>10} {:>10} {:>9} {:>8} {:>8}",
+                "episode", "phase", "seed", "reward", "baseline", "loss", "alloc%", "fgd%"
             );
             for s in &history {
                 println!(
-                    "{:>7} {:<10} {:>6} {:>12.2} {:>9.4} {:>8.2} {:>8.1}",
-                    s.episode, s.phase, s.seed, s.reward, s.loss, s.alloc_pct, s.fgd_agreement_pct
+                    "{:>7} {:<10} {:>6} {:>10.2} {:>10.2} {:>9.4} {:>8.2} {:>8.1}",
+                    s.episode,
+                    s.phase,
+                    s.seed,
+                    s.reward,
+                    s.baseline,
+                    s.loss,
+                    s.alloc_pct,
+                    s.fgd_agreement_pct
                 );
             }
             println!("model written to {} in {wall_s:.1} s", args.out.display());

@@ -25,14 +25,14 @@ pub struct TrainConfig {
     /// Episode `i` runs with seed `seed + i`; the network's initial
     /// weights and the action sampling are drawn from it too.
     pub seed: u64,
-    /// Adam's learning rate.
+    /// Adam's learning rate while imitating.
     pub learning_rate: f64,
+    /// Adam's learning rate for REINFORCE.
+    pub reinforce_learning_rate: f64,
     /// Decisions per gradient step.
     pub batch: usize,
     /// Softmax temperature of the sampled actions (REINFORCE).
     pub temperature: f32,
-    /// Discount of future rewards (REINFORCE).
-    pub gamma: f64,
 }
 
 impl Default for TrainConfig {
@@ -41,10 +41,10 @@ impl Default for TrainConfig {
             imitation_episodes: 4,
             episodes: 16,
             seed: 1_000,
-            learning_rate: 1e-3,
+            learning_rate: 3e-3,
+            reinforce_learning_rate: 1e-4,
             batch: 256,
-            temperature: 0.05,
-            gamma: 0.99,
+            temperature: 1.0,
         }
     }
 }
@@ -60,6 +60,9 @@ pub struct EpisodeStats {
     pub seed: u64,
     /// The episode's return (undiscounted sum of rewards).
     pub reward: f64,
+    /// REINFORCE: the return of the greedy rollout on the same seed (the
+    /// baseline); imitation: the same as `reward`.
+    pub baseline: f64,
     /// Mean loss of the episode's gradient steps.
     pub loss: f64,
     /// GPU allocation % at the episode's end (100% arrived).
@@ -108,10 +111,17 @@ pub fn train(
     if let Some(&seed) = seeds.iter().find(|s| EVALUATION_SEEDS.contains(s)) {
         return Err(Error::EvaluationSeed { seed });
     }
-    let mut optimizer = Adam::new(
+    let mut imitation = Adam::new(
         &drl.model,
         AdamConfig {
             lr: config.learning_rate,
+            ..Default::default()
+        },
+    );
+    let mut reinforce = Adam::new(
+        &drl.model,
+        AdamConfig {
+            lr: config.reinforce_learning_rate,
             ..Default::default()
         },
     );
@@ -119,26 +129,42 @@ pub fn train(
     let mut history = Vec::with_capacity(total);
     for (episode, &seed) in seeds.iter().enumerate() {
         let imitating = episode < config.imitation_episodes;
-        let (mut samples, rewards, agreement) =
-            play(env, &drl, seed, imitating, config.temperature, &mut rng)?;
-        if !imitating {
-            set_advantages(&mut samples, &rewards, config.gamma);
-        }
+        let acting = if imitating {
+            Acting::Imitate
+        } else {
+            Acting::Sample(config.temperature)
+        };
+        let played = play(env, &drl, seed, acting, &mut rng)?;
+        let reward: f64 = played.rewards.iter().sum();
+        let alloc_pct = env.summary().map_err(training)?.alloc_pct;
+        let mut samples = played.samples;
+        let (optimizer, baseline) = if imitating {
+            (&mut imitation, reward)
+        } else {
+            // The baseline: the greedy policy's return on the same episode.
+            let greedy = play(env, &drl, seed, Acting::Greedy, &mut rng)?;
+            let baseline: f64 = greedy.rewards.iter().sum();
+            let advantage = ((reward - baseline) / baseline.abs().max(1.0) * 100.0) as f32;
+            for sample in &mut samples {
+                sample.weight = advantage;
+            }
+            (&mut reinforce, baseline)
+        };
         rng.shuffle(&mut samples);
         let mut losses = Vec::new();
         for batch in samples.chunks(config.batch.max(1)) {
             let dev = drl.dev.clone();
-            losses.push(update(&dev, &mut drl.model, &mut optimizer, batch)?);
+            losses.push(update(&dev, &mut drl.model, optimizer, batch)?);
         }
-        let summary = env.summary().map_err(training)?;
         let stats = EpisodeStats {
             episode,
             phase: if imitating { "imitation" } else { "reinforce" },
             seed,
-            reward: rewards.iter().sum(),
+            reward,
+            baseline,
             loss: losses.iter().map(|&l| f64::from(l)).sum::<f64>() / losses.len().max(1) as f64,
-            alloc_pct: summary.alloc_pct,
-            fgd_agreement_pct: agreement,
+            alloc_pct,
+            fgd_agreement_pct: played.agreement_pct,
         };
         progress(&stats);
         history.push(stats);
@@ -152,18 +178,33 @@ fn training(error: lepton_sim::Error) -> Error {
     }
 }
 
-/// Plays one episode. Imitating, the network acts greedily and each sample
-/// is labelled with FGD's choice (so it learns from the states it reaches
-/// itself); otherwise actions are sampled from the softmax of the scores.
-/// Returns the samples, the rewards and the % of actions equal to FGD's.
+/// How the network acts in an episode.
+#[derive(Debug, Clone, Copy)]
+enum Acting {
+    /// Greedily, each sample labelled with FGD's choice (imitation on the
+    /// states the network reaches itself).
+    Imitate,
+    /// Sampling from the softmax of the scores at this temperature.
+    Sample(f32),
+    /// Greedily (the baseline rollout; its samples are not learned from).
+    Greedy,
+}
+
+/// An episode played.
+struct Played {
+    samples: Vec<Sample>,
+    rewards: Vec<f64>,
+    /// % of actions equal to FGD's choice.
+    agreement_pct: f64,
+}
+
 fn play(
     env: &mut FillEnv,
     drl: &Drl,
     seed: u64,
-    imitating: bool,
-    temperature: f32,
+    acting: Acting,
     rng: &mut SeededRng,
-) -> Result<(Vec<Sample>, Vec<f64>, f64), Error> {
+) -> Result<Played, Error> {
     let mut samples = Vec::new();
     let mut rewards = Vec::new();
     let mut agreed = 0usize;
@@ -172,23 +213,32 @@ fn play(
         let rows: Vec<[f32; FEATURES]> = current.candidates.iter().map(|c| c.features).collect();
         let scores = drl.scores(&rows);
         let teacher = fgd_choice(&current).unwrap_or(0);
-        let action = if imitating {
-            argmax(&scores).unwrap_or(0)
-        } else {
-            sample_softmax(&scores, temperature, rng)
+        let action = match acting {
+            Acting::Imitate | Acting::Greedy => argmax(&scores).unwrap_or(0),
+            Acting::Sample(temperature) => sample_softmax(&scores, temperature, rng),
         };
         agreed += usize::from(action == teacher);
         let step = env.step(action).map_err(training)?;
         rewards.push(step.reward);
-        samples.push(Sample {
-            rows,
-            action: if imitating { teacher } else { action },
-            weight: 1.0,
-        });
+        if !matches!(acting, Acting::Greedy) {
+            let label = match acting {
+                Acting::Imitate => teacher,
+                _ => action,
+            };
+            samples.push(Sample {
+                rows,
+                action: label,
+                weight: 1.0,
+            });
+        }
         observation = step.observation;
     }
-    let agreement = agreed as f64 * 100.0 / samples.len().max(1) as f64;
-    Ok((samples, rewards, agreement))
+    let agreement_pct = agreed as f64 * 100.0 / rewards.len().max(1) as f64;
+    Ok(Played {
+        samples,
+        rewards,
+        agreement_pct,
+    })
 }
 
 /// Draws an index with probability softmax(scores / temperature).
@@ -208,23 +258,6 @@ fn sample_softmax(scores: &[f32], temperature: f32, rng: &mut SeededRng) -> usiz
         point -= weight;
     }
     scores.len().saturating_sub(1)
-}
-
-/// REINFORCE's weights: discounted returns, minus their mean (the
-/// baseline), over their standard deviation.
-fn set_advantages(samples: &mut [Sample], rewards: &[f64], gamma: f64) {
-    let mut returns = vec![0.0; rewards.len()];
-    let mut running = 0.0;
-    for (t, reward) in rewards.iter().enumerate().rev() {
-        running = reward + gamma * running;
-        returns[t] = running;
-    }
-    let n = returns.len().max(1) as f64;
-    let mean = returns.iter().sum::<f64>() / n;
-    let std = (returns.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n).sqrt();
-    for (sample, g) in samples.iter_mut().zip(returns) {
-        sample.weight = ((g - mean) / (std + 1e-8)) as f32;
-    }
 }
 
 /// One gradient step on `batch`: minimises −Σ weight · log π(action), with
