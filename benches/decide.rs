@@ -5,6 +5,8 @@
 //! state stays steady — on a synthetic heterogeneous cluster filled to about
 //! 60%, per policy, with the node count as the parameter. The baseline
 //! `bestfit_linear_scan` makes best fit's choice by scanning every node.
+//! `drl` is the learned policy with its shipped model (64 candidates, the
+//! network scoring each).
 //!
 //! Run: `cargo bench --bench decide`.
 
@@ -12,7 +14,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use lepton::policies::{BestFit, DotProduct, Fgd, FirstFit, Spread};
+use lepton::policies::{BestFit, DotProduct, Drl, Fgd, FirstFit, Spread};
 use lepton::{ClusterState, Policy, TaskSpec};
 
 mod support;
@@ -35,6 +37,8 @@ fn decide(c: &mut Criterion) {
         ];
         if nodes <= 10_000 {
             policies.push(("fgd", Box::new(Fgd::new(Arc::clone(&workload)))));
+            let drl = Drl::trained(Arc::clone(&workload)).expect("the shipped model loads");
+            policies.push(("drl", Box::new(drl)));
         }
         for (name, mut policy) in policies {
             group.bench_with_input(BenchmarkId::new(name, nodes), &nodes, |b, _| {

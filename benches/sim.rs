@@ -5,12 +5,23 @@
 //! place every task through the scheduler) on a synthetic 1000-node
 //! cluster, with best fit; throughput in arrival events per second.
 //!
+//! `sim/gym_fill_episode/1213`: one episode of the gym environment on the
+//! Alibaba trace's 1,213-node cluster (default pods, seed 7), each decision's
+//! observation built for up to 64 candidates and the first candidate taken
+//! (no network): throughput in environment steps per second.
+//!
 //! Run: `cargo bench --bench sim`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lepton::policies::BestFit;
-use lepton::sim::{fill_arrivals, run_fill, synthetic_nodes, synthetic_tasks, FillConfig};
-use lepton::{SeededRng, GPU_MILLI_PER_GPU};
+use std::sync::Arc;
+
+use lepton::sim::gym::{EnvConfig, FillEnv};
+use lepton::sim::{
+    fill_arrivals, read_openb_nodes, read_openb_pods, run_fill, synthetic_nodes, synthetic_tasks,
+    trace_dir, FillConfig,
+};
+use lepton::{SeededRng, TargetWorkload, GPU_MILLI_PER_GPU};
 
 mod support;
 
@@ -42,5 +53,37 @@ fn sim(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sim);
+/// Plays one episode taking the first candidate; returns the steps.
+fn episode(env: &mut FillEnv) -> u64 {
+    let mut steps = 0;
+    let mut observation = env.reset(7).expect("valid episode");
+    while observation.is_some() {
+        observation = env.step(0).expect("candidate 0 exists").observation;
+        steps += 1;
+    }
+    steps
+}
+
+fn gym(c: &mut Criterion) {
+    let dir = trace_dir().expect("the trace directory");
+    let nodes = read_openb_nodes(&dir.join("openb_node_list_gpu_node.csv")).expect("node list");
+    let tasks: Vec<_> = read_openb_pods(&dir.join("openb_pod_list_default.csv"))
+        .expect("pod list")
+        .into_iter()
+        .map(|pod| pod.spec)
+        .collect();
+    let workload = Arc::new(TargetWorkload::from_tasks(&tasks, 0.95));
+    let count = nodes.len();
+    let mut env = FillEnv::new(nodes, tasks, workload, EnvConfig::default()).expect("valid env");
+    let steps = episode(&mut env);
+    let mut group = c.benchmark_group("sim");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(steps));
+    group.bench_function(BenchmarkId::new("gym_fill_episode", count), |b| {
+        b.iter(|| episode(&mut env))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, sim, gym);
 criterion_main!(benches);

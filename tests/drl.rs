@@ -105,24 +105,42 @@ fn imitation_learns_fgds_choices() {
     config.seed = 200;
     // Episodes here are ~150 decisions: small batches, many steps.
     config.batch = 16;
-    let (_, history) = train(&mut env, Drl::untrained(1, workload(&tasks)), &config, |_| {}).unwrap();
+    let (_, history) = train(
+        &mut env,
+        Drl::untrained(1, workload(&tasks)),
+        &config,
+        |_| {},
+    )
+    .unwrap();
     let first = history.first().unwrap().fgd_agreement_pct;
     let last = history.last().unwrap().fgd_agreement_pct;
-    assert!(last > 90.0 && last > first, "agreement {first:.1}% → {last:.1}%");
+    assert!(
+        last > 90.0 && last > first,
+        "agreement {first:.1}% → {last:.1}%"
+    );
 }
 
 #[test]
 fn training_is_deterministic_and_refuses_the_evaluation_seeds() {
     let (nodes, tasks) = small_gpu_cluster();
     let run = |seed| {
-        let mut env =
-            FillEnv::new(nodes.clone(), tasks.clone(), workload(&tasks), EnvConfig::default())
-                .unwrap();
+        let mut env = FillEnv::new(
+            nodes.clone(),
+            tasks.clone(),
+            workload(&tasks),
+            EnvConfig::default(),
+        )
+        .unwrap();
         let mut config = TrainConfig::default();
         config.imitation_episodes = 2;
         config.episodes = 2;
         config.seed = seed;
-        train(&mut env, Drl::untrained(seed, workload(&tasks)), &config, |_| {})
+        train(
+            &mut env,
+            Drl::untrained(seed, workload(&tasks)),
+            &config,
+            |_| {},
+        )
     };
     let (a, history_a) = run(500).unwrap();
     let (b, history_b) = run(500).unwrap();
@@ -163,7 +181,9 @@ fn a_saved_model_loads_and_decides_the_same() {
 fn bad_model_files_are_typed_errors_naming_the_file() {
     let workload = Arc::new(TargetWorkload::default());
     let good = temp_file("good.safetensors");
-    Drl::untrained(1, Arc::clone(&workload)).save(&good).unwrap();
+    Drl::untrained(1, Arc::clone(&workload))
+        .save(&good)
+        .unwrap();
     let bytes = std::fs::read(&good).unwrap();
 
     let missing = temp_file("missing.safetensors");
@@ -228,7 +248,11 @@ fn write_safetensors(path: &std::path::Path, overrides: &[(&str, Vec<usize>)]) {
 
 fn write_safetensors_f64(path: &std::path::Path, name: &str, shape: &[usize]) {
     let len: usize = shape.iter().product();
-    write_raw(path, &[(name.to_owned(), shape.to_vec(), vec![0u8; len * 8])], "F64");
+    write_raw(
+        path,
+        &[(name.to_owned(), shape.to_vec(), vec![0u8; len * 8])],
+        "F64",
+    );
 }
 
 /// The safetensors layout: an 8-byte little-endian header length, a JSON
@@ -279,8 +303,16 @@ fn online_learning_updates_the_network_from_outcomes() {
         drl.observe(&feedback);
         assert_eq!(after_first, drl.scores(&probe));
     }
-    assert_ne!(learning.scores(&probe), before, "a timeout should move the weights");
-    assert_eq!(frozen.scores(&probe), before, "without online learning nothing moves");
+    assert_ne!(
+        learning.scores(&probe),
+        before,
+        "a timeout should move the weights"
+    );
+    assert_eq!(
+        frozen.scores(&probe),
+        before,
+        "without online learning nothing moves"
+    );
     // An outcome for a task it never placed changes nothing.
     let moved = learning.scores(&probe);
     learning.observe(&Feedback {
@@ -297,12 +329,16 @@ fn the_shipped_model_schedules_the_trace_well() {
     let (workload, context) = paper_context(&tasks);
     let drl = build("drl", &context).unwrap();
     assert_eq!(drl.name(), "drl");
-    let config = FillConfig {
-        seed: 7,
-        tune: 1.3,
-    };
+    let config = FillConfig { seed: 7, tune: 1.3 };
     let result = run_fill(&nodes, &tasks, &workload, drl, &config).unwrap();
-    let fgd = run_fill(&nodes, &tasks, &workload, build("fgd", &context).unwrap(), &config).unwrap();
+    let fgd = run_fill(
+        &nodes,
+        &tasks,
+        &workload,
+        build("fgd", &context).unwrap(),
+        &config,
+    )
+    .unwrap();
     // Within a point of FGD on a seed it was not trained on (RESULTS.md has
     // the evaluation over seeds 42–51).
     assert!(

@@ -11,10 +11,11 @@ mod support;
 use std::sync::Arc;
 
 use lepton::policies::by_name;
-use lepton::sim::gym::{EnvConfig, FillEnv, Observation, Reward};
-use lepton::sim::{run_fill, synthetic_nodes, synthetic_tasks, FillConfig};
+use lepton::sim::gym::{EnvConfig, FillEnv, Observation, Reward, TimedEnv};
+use lepton::sim::{run_fill, synthetic_nodes, synthetic_tasks, FillConfig, TimedConfig, TimedTask};
 use lepton::{
-    CandidateBuilder, ClusterState, GpuRequest, NodeSpec, SeededRng, TargetWorkload, TaskSpec,
+    CandidateBuilder, ClusterState, GpuRequest, NodeId, NodeSpec, Resources, RetryPolicy,
+    SeededRng, TargetWorkload, TaskId, TaskSpec,
 };
 use support::{paper_cluster_and_pods, paper_context};
 
@@ -80,10 +81,7 @@ fn fgd_choices_through_the_environment_give_fgds_fill_result() {
     }
     let summary = env.summary().unwrap();
     let fgd = lepton::policies::build("fgd", &context).unwrap();
-    let config = FillConfig {
-        seed: 7,
-        tune: 1.3,
-    };
+    let config = FillConfig { seed: 7, tune: 1.3 };
     let expected = run_fill(&nodes, &tasks, &workload, fgd, &config).unwrap();
     assert_eq!(summary.alloc_pct, expected.alloc_pct_at_100);
     assert!((summary.frag_pct - expected.frag_pct_at_100).abs() < 1e-9);
@@ -121,7 +119,11 @@ fn every_observation_and_step_agrees_with_a_mirror_of_the_cluster() {
         // The same candidates as the builder finds on the mirror (node
         // order differs, so compare the sets).
         builder.build(&workload, &current.task, &mirror, limit, &mut expected);
-        let mut got: Vec<_> = current.candidates.iter().map(|c| c.placement.node).collect();
+        let mut got: Vec<_> = current
+            .candidates
+            .iter()
+            .map(|c| c.placement.node)
+            .collect();
         let mut want: Vec<_> = expected.iter().map(|c| c.placement.node).collect();
         got.sort();
         want.sort();
@@ -129,7 +131,10 @@ fn every_observation_and_step_agrees_with_a_mirror_of_the_cluster() {
             assert_eq!(got, want);
         }
         let mask = current.mask(limit + 2);
-        assert_eq!(mask.iter().filter(|&&m| m).count(), current.candidates.len());
+        assert_eq!(
+            mask.iter().filter(|&&m| m).count(),
+            current.candidates.len()
+        );
         assert!(!mask[limit] && !mask[limit + 1]);
 
         let action = rng.index(current.candidates.len());
@@ -142,7 +147,10 @@ fn every_observation_and_step_agrees_with_a_mirror_of_the_cluster() {
     }
     let summary = env.summary().unwrap();
     assert_eq!(summary.tasks_placed, steps);
-    assert_eq!(summary.tasks_placed + summary.tasks_dropped, summary.tasks_arrived);
+    assert_eq!(
+        summary.tasks_placed + summary.tasks_dropped,
+        summary.tasks_arrived
+    );
     let capacity: u64 = nodes.iter().map(|n| u64::from(n.gpus.count) * 1_000).sum();
     let allocated: u64 = mirror
         .allocations()
@@ -200,7 +208,10 @@ fn the_rewards_add_up_to_what_the_episode_measured() {
             Reward::Frag => -(end.frag_pct - start.frag_pct) * capacity / 100.0,
             _ => end.tasks_placed as f64 - (end.tasks_dropped - start.tasks_dropped) as f64,
         };
-        assert!((total - expected).abs() < 1e-6, "{reward:?}: {total} vs {expected}");
+        assert!(
+            (total - expected).abs() < 1e-6,
+            "{reward:?}: {total} vs {expected}"
+        );
         assert!(end.utility.is_finite());
     }
 }
@@ -228,13 +239,107 @@ fn bad_settings_are_named() {
     let workload = Arc::new(TargetWorkload::default());
     let mut config = EnvConfig::default();
     config.max_candidates = 0;
-    let err = FillEnv::new(nodes.clone(), tasks.clone(), Arc::clone(&workload), config).unwrap_err();
+    let err =
+        FillEnv::new(nodes.clone(), tasks.clone(), Arc::clone(&workload), config).unwrap_err();
     assert!(err.to_string().contains("max_candidates = 0"), "{err}");
     let mut config = EnvConfig::default();
     config.tune = f64::NAN;
     let err = FillEnv::new(nodes, tasks, workload, config).unwrap_err();
     assert!(err.to_string().contains("tune"), "{err}");
     let err = Reward::parse("gpu").unwrap_err();
-    assert_eq!(err.to_string(), "unknown reward \"gpu\"; valid rewards: gpus, frag, seed");
+    assert_eq!(
+        err.to_string(),
+        "unknown reward \"gpu\"; valid rewards: gpus, frag, seed"
+    );
     assert!(by_name("fgd").is_ok());
+}
+
+/// Three 1-GPU nodes; twelve 1-GPU tasks arriving 10 s apart, running 100
+/// s, every third with a 50 s timeout (so that run times out), retried at
+/// most once.
+fn timed_case(reward: Reward) -> TimedEnv {
+    let nodes: Vec<NodeSpec> = (1..=3)
+        .map(|id| {
+            NodeSpec::new(NodeId(id), Resources::new(8_000, 16_384))
+                .with_gpus(lepton::Gpus::new("T4", 1))
+        })
+        .collect();
+    let tasks: Vec<TimedTask> = (0..12)
+        .map(|i| {
+            let mut spec = TaskSpec::new(TaskId(i), Resources::new(1_000, 1_024))
+                .with_gpu(GpuRequest::whole(1));
+            if i % 3 == 0 {
+                spec = spec.with_timeout_ms(50_000);
+            }
+            TimedTask::new(spec, i * 10, Some(100))
+        })
+        .collect();
+    let specs: Vec<TaskSpec> = tasks.iter().map(|t| t.spec.clone()).collect();
+    let workload = Arc::new(TargetWorkload::from_tasks(&specs, 1.0));
+    let mut timed = TimedConfig::default();
+    timed.retry = RetryPolicy {
+        max_retries: Some(1),
+        ..RetryPolicy::IMMEDIATE
+    };
+    let mut config = EnvConfig::default();
+    config.reward = reward;
+    TimedEnv::new(nodes, tasks, workload, timed, config).unwrap()
+}
+
+#[test]
+fn the_timed_environment_pays_the_articles_reward() {
+    let mut env = timed_case(Reward::Seed);
+    let mut total = 0.0;
+    let mut steps = 0;
+    let mut observation = env.reset(1).unwrap();
+    while let Some(current) = observation {
+        assert!(!current.candidates.is_empty());
+        let step = env.step(current.candidates.len() - 1).unwrap();
+        total += step.reward;
+        steps += 1;
+        observation = step.observation;
+    }
+    let result = env.result().unwrap().clone();
+    // Every placement was a decision of the environment.
+    assert_eq!(steps, result.placements);
+    // +1 per completion, −1 per run that timed out: the four tasks with a
+    // timeout outlive it twice each, then fail.
+    assert_eq!(result.timeouts, 8);
+    assert_eq!(result.tasks_failed, 4);
+    assert_eq!(result.tasks_completed, 8);
+    assert_eq!(total, 8.0 - 8.0);
+    let summary = env.summary().unwrap();
+    assert_eq!(summary.deadline_misses, 8);
+    assert_eq!(summary.tasks_arrived, 12);
+    assert!(summary.utility.is_finite());
+    assert_eq!(env.step(0).unwrap_err(), lepton::sim::Error::NoEpisode);
+}
+
+#[test]
+fn the_timed_environment_refuses_infeasible_actions_and_restarts() {
+    let mut env = timed_case(Reward::Gpus);
+    assert_eq!(env.step(0).unwrap_err(), lepton::sim::Error::NoEpisode);
+    let first = env.reset(2).unwrap().unwrap();
+    let count = first.candidates.len();
+    assert_eq!(
+        env.step(count).unwrap_err(),
+        lepton::sim::Error::InfeasibleAction {
+            action: count,
+            candidates: count
+        }
+    );
+    env.step(0).unwrap();
+    // A reset mid-episode starts over; the old replay is abandoned.
+    let again = env.reset(2).unwrap().unwrap();
+    assert_eq!(again.candidates, first.candidates);
+    let mut gpus = 0.0;
+    let mut observation = Some(again);
+    while let Some(current) = observation {
+        let step = env.step(0).unwrap();
+        gpus += step.reward;
+        observation = step.observation;
+        let _ = current;
+    }
+    // Every GPU placed is released by the end.
+    assert!(gpus.abs() < 1e-9, "net GPUs {gpus}");
 }

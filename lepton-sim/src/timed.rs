@@ -268,6 +268,8 @@ pub struct TimedResult {
     pub node_failures: usize,
     /// When the run ended, in seconds.
     pub end_s: f64,
+    /// The cluster when the run ended.
+    pub at_end: TimedSample,
     /// The samples, every `sample_every_s` from 0 s to the end.
     pub samples: Vec<TimedSample>,
     /// Wall-clock time of the run.
@@ -829,6 +831,13 @@ impl Replay<'_> {
                            times (long tasks that node failures keep restarting?): set horizon_s",
             });
         }
+        let sample = self.measure(now);
+        self.samples.push(sample);
+        Ok(())
+    }
+
+    /// The cluster now, as a sample.
+    fn measure(&mut self, now: Timestamp) -> TimedSample {
         let report = self.scheduler.report();
         let cluster = self.scheduler.cluster();
         let up_gpu_milli: u64 = cluster
@@ -843,7 +852,7 @@ impl Replay<'_> {
         } else {
             frag_milli * 100.0 / up_gpu_milli as f64
         };
-        self.samples.push(TimedSample {
+        TimedSample {
             time_s: now.as_micros() / MICROS_PER_SECOND,
             gpu_alloc_pct: report.utilization.gpu * 100.0,
             cpu_pct: report.utilization.cpu * 100.0,
@@ -853,11 +862,11 @@ impl Replay<'_> {
             running: report.tasks.running,
             nodes_in_use: report.nodes_in_use,
             nodes_down: report.nodes_down,
-        });
-        Ok(())
+        }
     }
 
-    fn result(self, policy: String, end: Timestamp, started: Instant) -> TimedResult {
+    fn result(mut self, policy: String, end: Timestamp, started: Instant) -> TimedResult {
+        let at_end = self.measure(end);
         let pending = self.pending();
         let failed = self.scheduler.task_counts().failed;
         let mut waits = self.waits_micros;
@@ -893,6 +902,7 @@ impl Replay<'_> {
             node_failures: self.node_failures,
             end_s: to_s(end.as_micros()),
             samples: self.samples,
+            at_end,
             wall: started.elapsed(),
         }
     }

@@ -1,0 +1,194 @@
+//! Gym-style environments over the simulator, for learning policies:
+//! [`FillEnv`] over the fill experiment, [`TimedEnv`] over the timed replay.
+//!
+//! `reset(seed)` starts an episode and returns the first decision to make;
+//! `step(action)` places the task on the candidate the action names and
+//! returns the reward and the next decision. Each decision is an
+//! [`Observation`]: the task and up to `max_candidates` candidate nodes, each
+//! with one fixed-width feature row (see [`lepton_core::CandidateBuilder`],
+//! which also prunes the candidates; the learned policy builds its
+//! observations with the same code). Actions index the candidates;
+//! [`Observation::mask`] marks the valid ones over the padded width, and an
+//! action outside them is an [`Error::InfeasibleAction`], never a silent skip.
+//!
+//! # Fill mode ([`FillEnv`])
+//! An episode is one run of [`run_fill`](crate::run_fill)'s experiment,
+//! driven through the real scheduler: every placement is the scheduler's
+//! own, re-checked by it. A task with no candidate is dropped without a
+//! decision, as in the experiment. The episode ends at the arrival where the
+//! GPU request reaches 100% of capacity — the moment the paper's metric is
+//! read — so its return is what that metric measures.
+//!
+//! # Timed mode ([`TimedEnv`])
+//! An episode is one [`run_timed`](crate::run_timed) replay: tasks arrive
+//! and complete in virtual time, wait when nothing fits (no decision is
+//! asked then), and a run that outlives its task's `timeout_ms` is ended by
+//! the scheduler and retried within [`TimedConfig::retry`](crate::TimedConfig::retry). The replay runs
+//! unchanged on a thread of its own; its policy hands each decision to the
+//! environment and waits for the action.
+//!
+//! # Rewards ([`Reward`])
+//! - `gpus`: the change in GPUs allocated since the previous decision (in
+//!   fill mode: the GPUs the step placed, so the return is the allocation
+//!   the metric reads);
+//! - `frag`: minus the change in the cluster's fragmentation, in GPUs;
+//! - `seed`: the article's: +1 when a task completes, −1 when it times out
+//!   or fails (timed mode); in fill mode, where tasks never end, +1 for each
+//!   task placed and −1 for each dropped.
+//!
+//! [`Summary`] gives the episode's allocation and fragmentation %, the
+//! deadline misses (fill: tasks dropped; timed: runs that timed out or
+//! failed) and the article's utility U(S, T, P)
+//! ([`seed_utility`](lepton_core::seed_utility)) with S = nodes in use,
+//! T = tasks placed, α = the cluster's nodes and β = the tasks arrived
+//! (timed mode: submitted).
+
+mod fill;
+mod timed;
+
+use lepton_core::{Candidate, Placement, TaskSpec};
+use serde::Serialize;
+
+use crate::fill::FillConfig;
+use crate::Error;
+
+pub use fill::FillEnv;
+pub use timed::TimedEnv;
+
+/// The reward an environment pays; see the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum Reward {
+    /// GPUs placed by the step.
+    Gpus,
+    /// Minus the fragmentation growth of the step, in GPUs.
+    Frag,
+    /// The article's: +1 per task placed, −1 per task dropped.
+    Seed,
+}
+
+impl Reward {
+    /// Parses `gpus`, `frag` or `seed`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownReward`] naming the text.
+    pub fn parse(text: &str) -> Result<Reward, Error> {
+        match text {
+            "gpus" => Ok(Reward::Gpus),
+            "frag" => Ok(Reward::Frag),
+            "seed" => Ok(Reward::Seed),
+            _ => Err(Error::UnknownReward {
+                name: text.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The utility of the article, U(S, T, P), for an episode; see the
+/// [module docs](self).
+fn utility(nodes_in_use: usize, placed: usize, nodes: usize, arrived: usize) -> Result<f64, Error> {
+    let count = |n: usize| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+    Ok(lepton_core::seed_utility(
+        count(nodes_in_use),
+        count(placed),
+        f64::from(count(nodes)),
+        f64::from(count(arrived)),
+    )?)
+}
+
+/// Settings of an environment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct EnvConfig {
+    /// The reward.
+    pub reward: Reward,
+    /// At most this many candidates per decision (the rest are pruned; see
+    /// [`lepton_core::CandidateBuilder`]).
+    pub max_candidates: usize,
+    /// The fill experiment's inflation (see [`FillConfig::tune`]).
+    pub tune: f64,
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        EnvConfig {
+            reward: Reward::Gpus,
+            max_candidates: 64,
+            tune: FillConfig::default().tune,
+        }
+    }
+}
+
+/// One decision: the task and its candidates.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The task to place.
+    pub task: TaskSpec,
+    /// Where it may go, in cluster order (never empty).
+    pub candidates: Vec<Candidate>,
+}
+
+impl Observation {
+    /// For each of `width` action slots, whether it names a candidate.
+    pub fn mask(&self, width: usize) -> Vec<bool> {
+        (0..width).map(|i| i < self.candidates.len()).collect()
+    }
+}
+
+/// What a step returns.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The next decision; `None` when the episode is over.
+    pub observation: Option<Observation>,
+    /// The reward for the step and what happened until the next decision.
+    pub reward: f64,
+    /// Whether the episode is over.
+    pub done: bool,
+    /// Details of the step.
+    pub info: StepInfo,
+}
+
+/// Details of a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepInfo {
+    /// Where the task went.
+    pub placement: Placement,
+    /// Fill mode: tasks dropped (no candidate) after it, before the next
+    /// decision; 0 in timed mode.
+    pub dropped: usize,
+}
+
+/// Figures of an episode so far.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Summary {
+    /// GPU allocation, % of capacity.
+    pub alloc_pct: f64,
+    /// Fragmentation against the target workload, % of GPU capacity.
+    pub frag_pct: f64,
+    /// Tasks arrived.
+    pub tasks_arrived: usize,
+    /// Tasks placed.
+    pub tasks_placed: usize,
+    /// Tasks dropped (fill mode only: they never run).
+    pub tasks_dropped: usize,
+    /// Deadline misses: tasks dropped (fill), runs that timed out or failed
+    /// (timed).
+    pub deadline_misses: usize,
+    /// The article's utility U(S, T, P); see the [module docs](self).
+    pub utility: f64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "alloc {:.2}% frag {:.2}% placed {}/{} deadline misses {} utility {:.4}",
+            self.alloc_pct,
+            self.frag_pct,
+            self.tasks_placed,
+            self.tasks_arrived,
+            self.deadline_misses,
+            self.utility
+        )
+    }
+}
