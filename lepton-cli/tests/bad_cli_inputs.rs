@@ -26,6 +26,13 @@ fn bad_flags_and_files_fail_naming_the_value() {
     let unknown_scorer = input_file("scorer.json", "{\"score\": [\n{\"rule\": \"fastest\"}]}");
     let empty_rules = input_file("rules.json", "");
     let empty_workload = input_file("workload.json", "");
+    let garbage_model = input_file("model.safetensors", "not a model");
+    let out = input_file("out.safetensors", "");
+    let train = |given: &[&str]| -> Vec<String> {
+        let mut args = vec!["train", "-o", &out];
+        args.extend_from_slice(given);
+        args.into_iter().map(str::to_owned).collect()
+    };
     // Unless a case sets them, one policy and one seed: a check that
     // slipped would cost one run, not sixty.
     let fill = |given: &[&str]| -> Vec<String> {
@@ -133,6 +140,35 @@ fn bad_flags_and_files_fail_naming_the_value() {
         (
             ["scale", "--nodes", "-1"].map(String::from).to_vec(),
             "unexpected argument '-1'".into(),
+        ),
+        (
+            fill(&[
+                "--policy",
+                "drl",
+                "--model",
+                "/nonexistent/model.safetensors",
+            ]),
+            "model file \"/nonexistent/model.safetensors\": No such file".into(),
+        ),
+        (
+            fill(&["--policy", "drl", "--model", &garbage_model]),
+            format!("model file {garbage_model:?}: not a safetensors file"),
+        ),
+        (
+            train(&["--reward", "gpu"]),
+            "unknown reward \"gpu\"; valid rewards: gpus, frag, seed".into(),
+        ),
+        (
+            train(&["--seed", "40", "--imitation", "1", "--episodes", "2"]),
+            "training seed 42 is an evaluation seed (42-51)".into(),
+        ),
+        (
+            train(&["--candidates", "0"]),
+            "max_candidates = 0 is out of range".into(),
+        ),
+        (
+            ["train"].map(String::from).to_vec(),
+            "the following required arguments were not provided".into(),
         ),
     ];
     for (args, names) in cases {
