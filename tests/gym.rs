@@ -276,10 +276,12 @@ fn timed_case(reward: Reward) -> TimedEnv {
         .collect();
     let specs: Vec<TaskSpec> = tasks.iter().map(|t| t.spec.clone()).collect();
     let workload = Arc::new(TargetWorkload::from_tasks(&specs, 1.0));
-    let mut timed = TimedConfig::default();
-    timed.retry = RetryPolicy {
-        max_retries: Some(1),
-        ..RetryPolicy::IMMEDIATE
+    let timed = TimedConfig {
+        retry: RetryPolicy {
+            max_retries: Some(1),
+            ..RetryPolicy::IMMEDIATE
+        },
+        ..TimedConfig::default()
     };
     let mut config = EnvConfig::default();
     config.reward = reward;

@@ -6,37 +6,7 @@
 //! observations here, so the network is trained on exactly what it sees
 //! when it schedules.
 //!
-//! # Candidates
-//! Every node where the task fits is evaluated with FGD's fragmentation
-//! gradient ([`TargetWorkload::growth`], cached per shape and node by
-//! [`GrowthCache`]); the candidates are the `limit` nodes FGD ranks first
-//! (highest [`fgd_score`], ties to the earlier node), listed in cluster
-//! order. This pruning keeps a decision's cost independent of the
-//! cluster's size, and FGD's own choice is always among the candidates (the
-//! first with the best score); the choice among them is the network's.
-//! (Ranking by the exact growth instead loses FGD's packing: with many
-//! nodes tied on the integer score, the earliest of them — FGD's choice —
-//! is often not among the least-growing 64.)
-//!
-//! # Features
-//! One row of [`FEATURES`] numbers per candidate, in this order
-//! ([`FEATURE_NAMES`]); "after" means once the task is placed there:
-//!
-//! | # | feature |
-//! |---|---|
-//! | 0 | fragmentation growth, GPUs (negative: it shrinks), clamped to ±8 |
-//! | 1 | FGD's integer score ([`fgd_score`]) minus the best candidate's, / 10 |
-//! | 2 | free CPU after / the node's CPU |
-//! | 3 | free memory after / the node's memory |
-//! | 4 | free GPU after / the node's GPU (0 without GPUs) |
-//! | 5 | idle whole GPUs after / the node's GPUs |
-//! | 6 | the node's GPUs / 8 |
-//! | 7 | 1 when the node already holds a task |
-//! | 8 | best-fit leftover share ([`NodeSearch::leftover_share`](crate::NodeSearch::leftover_share)) |
-//! | 9 | the candidate's rank in cluster order / number of candidates |
-//! | 10 | the task's GPUs / 8 |
-//! | 11 | the task's CPU / the node's CPU |
-//! | 12..20 | free milli-GPU of each GPU after, largest first, / 1000 (0 past the node's GPUs) |
+//! What they see is documented on [`CandidateBuilder`].
 
 use crate::cluster::{ClusterState, Placement};
 use crate::fragmentation::{fgd_score, Growth, GrowthCache, TargetWorkload};
@@ -81,11 +51,43 @@ pub struct Candidate {
     pub placement: Placement,
     /// The node's fragmentation growth if the task goes there.
     pub growth: Growth,
-    /// The feature row (see the [module docs](self)).
+    /// The feature row (see [`CandidateBuilder`]).
     pub features: [f32; FEATURES],
 }
 
 /// Builds candidate lists; keeps the growth cache between decisions.
+///
+/// # Candidates
+/// Every node where the task fits is evaluated with FGD's fragmentation
+/// gradient ([`TargetWorkload::growth`], cached per shape and node by
+/// [`GrowthCache`]); the candidates are the `limit` nodes FGD ranks first
+/// (highest [`fgd_score`], ties to the earlier node), listed in cluster
+/// order. This pruning keeps a decision's cost independent of the
+/// cluster's size, and FGD's own choice is always among the candidates (the
+/// first with the best score); the choice among them is the network's.
+/// (Ranking by the exact growth instead loses FGD's packing: with many
+/// nodes tied on the integer score, the earliest of them — FGD's choice —
+/// is often not among the least-growing 64.)
+///
+/// # Features
+/// One row of [`FEATURES`] numbers per candidate, in this order
+/// ([`FEATURE_NAMES`]); "after" means once the task is placed there:
+///
+/// | # | feature |
+/// |---|---|
+/// | 0 | fragmentation growth, GPUs (negative: it shrinks), clamped to ±8 |
+/// | 1 | FGD's integer score ([`fgd_score`]) minus the best candidate's, / 10 |
+/// | 2 | free CPU after / the node's CPU |
+/// | 3 | free memory after / the node's memory |
+/// | 4 | free GPU after / the node's GPU (0 without GPUs) |
+/// | 5 | idle whole GPUs after / the node's GPUs |
+/// | 6 | the node's GPUs / 8 |
+/// | 7 | 1 when the node already holds a task |
+/// | 8 | best-fit leftover share ([`NodeSearch::leftover_share`](crate::NodeSearch::leftover_share)) |
+/// | 9 | the candidate's rank in cluster order / number of candidates |
+/// | 10 | the task's GPUs / 8 |
+/// | 11 | the task's CPU / the node's CPU |
+/// | 12..20 | free milli-GPU of each GPU after, largest first, / 1000 (0 past the node's GPUs) |
 #[derive(Debug, Clone, Default)]
 pub struct CandidateBuilder {
     cache: GrowthCache,
@@ -105,7 +107,7 @@ impl CandidateBuilder {
     }
 
     /// Fills `out` with `task`'s candidates on `cluster` (at most `limit`,
-    /// in cluster order; see the [module docs](self)). Empty when the task
+    /// in cluster order; see [`CandidateBuilder`]). Empty when the task
     /// fits nowhere or `limit` is 0.
     pub fn build(
         &mut self,
@@ -131,12 +133,14 @@ impl CandidateBuilder {
             return;
         }
         if self.scratch.len() > limit {
-            self.scratch.select_nth_unstable_by_key(limit - 1, |&(milli, position, _)| {
-                (std::cmp::Reverse(fgd_score(milli)), position)
-            });
+            self.scratch
+                .select_nth_unstable_by_key(limit - 1, |&(milli, position, _)| {
+                    (std::cmp::Reverse(fgd_score(milli)), position)
+                });
             self.scratch.truncate(limit);
         }
-        self.scratch.sort_unstable_by_key(|&(_, position, _)| position);
+        self.scratch
+            .sort_unstable_by_key(|&(_, position, _)| position);
         let search = cluster.search();
         let count = self.scratch.len() as f32;
         let best_score = self
@@ -174,7 +178,10 @@ impl CandidateBuilder {
             let mut features = [0.0f32; FEATURES];
             features[0] = (milli / 1000.0).clamp(-8.0, 8.0) as f32;
             features[1] = (fgd_score(milli) - best_score) as f32 / 10.0;
-            features[2] = share(node.free().cpu_milli.saturating_sub(task.request.cpu_milli), cpu);
+            features[2] = share(
+                node.free().cpu_milli.saturating_sub(task.request.cpu_milli),
+                cpu,
+            );
             features[3] = share(
                 node.free()
                     .memory_mib
@@ -187,8 +194,8 @@ impl CandidateBuilder {
             features[7] = if node.task_count() > 0 { 1.0 } else { 0.0 };
             features[8] = search.leftover_share(task, node) as f32;
             features[9] = rank as f32 / count;
-            features[10] = task.gpu.total_milli() as f32
-                / (GPU_SLOTS as f32 * GPU_MILLI_PER_GPU as f32);
+            features[10] =
+                task.gpu.total_milli() as f32 / (GPU_SLOTS as f32 * GPU_MILLI_PER_GPU as f32);
             features[11] = share(task.request.cpu_milli, cpu);
             gpus.sort_unstable_by(|a, b| b.cmp(a));
             for (slot, &free) in features[12..].iter_mut().zip(gpus.iter()) {
@@ -239,8 +246,8 @@ mod tests {
             .reserve(&share(100, 500), &Placement::on_gpus(NodeId(4), [1]))
             .unwrap();
         // Node 2 is full on GPUs: a share does not fit.
-        let whole = TaskSpec::new(TaskId(101), Resources::new(1_000, 1))
-            .with_gpu(GpuRequest::whole(2));
+        let whole =
+            TaskSpec::new(TaskId(101), Resources::new(1_000, 1)).with_gpu(GpuRequest::whole(2));
         cluster.reserve(&whole, &Placement::on(NodeId(2))).unwrap();
         let tasks = [share(1, 500), share(2, 500), share(3, 1000)];
         let workload = TargetWorkload::from_tasks(&tasks, 1.0);

@@ -68,13 +68,13 @@ mod sync;
 mod task;
 
 pub use backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
+pub use candidates::{candidate_nodes, Candidate, CandidateBuilder, FEATURES, FEATURE_NAMES};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use cluster::{
     Allocation, ClusterNode, ClusterState, GpuSlots, LargestNode, NodeSearch, Placement,
     Utilization,
 };
 pub use error::{Error, Misfit};
-pub use candidates::{candidate_nodes, Candidate, CandidateBuilder, FEATURES, FEATURE_NAMES};
 pub use fragmentation::{fgd_score, Growth, GrowthCache, ShapeGrowths, TargetWorkload, TaskShape};
 pub use node::{
     GpuModel, Gpus, Labels, NodeId, NodeKind, NodeSpec, NodeState, Resource, Taint,

@@ -4,7 +4,7 @@
 //! # What the network sees and decides
 //! For each task, [`CandidateBuilder`] lists up to
 //! [`Drl::max_candidates`] feasible nodes (those whose fragmentation grows
-//! least; see `lepton_core::candidates`) with one row of [`FEATURES`]
+//! first; see [`CandidateBuilder`]) with one row of [`FEATURES`]
 //! numbers each. One multilayer perceptron with shared weights —
 //! `FEATURES → 32 → 32 → 1`, ReLU — scores every row (as Decima scores
 //! nodes), so one model serves any cluster size. The policy places the task
@@ -40,8 +40,8 @@ use std::sync::Arc;
 use dfdx::optim::Sgd;
 use dfdx::prelude::*;
 use lepton_core::{
-    Candidate, CandidateBuilder, ClusterState, Feedback, Placement, Policy, TargetWorkload,
-    TaskId, TaskSpec, FEATURES,
+    Candidate, CandidateBuilder, ClusterState, Feedback, Placement, Policy, TargetWorkload, TaskId,
+    TaskSpec, FEATURES,
 };
 
 pub use train::{fgd_choice, train, EpisodeStats, TrainConfig, EVALUATION_SEEDS};
@@ -176,12 +176,10 @@ impl Drl {
     /// # Errors
     /// [`Error::Model`] naming `path` when it cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        self.model
-            .save_safetensors(path)
-            .map_err(|e| Error::Model {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })
+        self.model.save_safetensors(path).map_err(|e| Error::Model {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
     }
 
     /// The most candidates a decision considers.
@@ -211,7 +209,9 @@ impl Drl {
             return Vec::new();
         }
         let data: Vec<f32> = rows.iter().flatten().copied().collect();
-        let input = self.dev.tensor_from_vec(data, (rows.len(), Const::<FEATURES>));
+        let input = self
+            .dev
+            .tensor_from_vec(data, (rows.len(), Const::<FEATURES>));
         self.model.forward(input).as_vec()
     }
 
@@ -220,7 +220,6 @@ impl Drl {
         let rows: Vec<[f32; FEATURES]> = candidates.iter().map(|c| c.features).collect();
         argmax(&self.scores(&rows))
     }
-
 }
 
 /// The index of the largest value, the first on ties; `None` when empty.
@@ -333,7 +332,9 @@ fn load_weights(model: &mut Model, bytes: &[u8]) -> Result<(), String> {
         values.push(floats);
     }
     // Shapes were checked above, so every copy has the length it needs.
-    let mut values = values.into_iter().map(|v| v.into_iter().collect::<Vec<f32>>());
+    let mut values = values
+        .into_iter()
+        .map(|v| v.into_iter().collect::<Vec<f32>>());
     let mut next = || values.next().unwrap_or_default();
     model.0.weight.copy_from(&next());
     model.0.bias.copy_from(&next());

@@ -299,8 +299,10 @@ pub(crate) fn update(
         .negate();
     let value = loss.array();
     let grads = loss.backward();
-    optimizer.update(model, &grads).map_err(|e| Error::Training {
-        reason: format!("optimizer: {e:?}"),
-    })?;
+    optimizer
+        .update(model, &grads)
+        .map_err(|e| Error::Training {
+            reason: format!("optimizer: {e:?}"),
+        })?;
     Ok(value)
 }

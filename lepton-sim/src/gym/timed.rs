@@ -50,7 +50,7 @@ struct Episode {
 enum Message {
     /// A decision to make, with the reward earned since the last one.
     Decide {
-        observation: Observation,
+        observation: Box<Observation>,
         reward: f64,
         summary: Summary,
     },
@@ -167,7 +167,7 @@ impl Policy for ChannelPolicy {
         let chosen = self
             .decisions
             .send(Message::Decide {
-                observation: observation.clone(),
+                observation: Box::new(observation.clone()),
                 reward,
                 summary,
             })
@@ -345,8 +345,8 @@ impl TimedEnv {
                 summary,
             } => {
                 episode.summary = summary;
-                episode.pending = Some(observation.clone());
-                Ok((Some(observation), reward))
+                episode.pending = Some((*observation).clone());
+                Ok((Some(*observation), reward))
             }
             Message::Done {
                 reward,
