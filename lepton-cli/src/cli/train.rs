@@ -42,6 +42,13 @@ pub(crate) struct TrainArgs {
     /// The reward: gpus, frag or seed (the article's +1/−1).
     #[arg(long, default_value = "gpus")]
     reward: String,
+    /// Held-out episodes the model is validated on (the best validated
+    /// model is written); 0 writes the last model.
+    #[arg(long, default_value_t = TrainConfig::default().validation_episodes)]
+    validation: usize,
+    /// Validate every this many REINFORCE episodes.
+    #[arg(long, default_value_t = TrainConfig::default().validate_every)]
+    validate_every: usize,
     /// Candidates per decision.
     #[arg(long, default_value_t = EnvConfig::default().max_candidates)]
     candidates: usize,
@@ -73,6 +80,8 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
     config.learning_rate = args.learning_rate;
     config.reinforce_learning_rate = args.reinforce_learning_rate;
     config.temperature = args.temperature;
+    config.validation_episodes = args.validation;
+    config.validate_every = args.validate_every;
 
     let started = Instant::now();
     let bar = progress_bar(config.imitation_episodes + config.episodes);
@@ -102,12 +111,20 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
         }
         Format::Text => {
             println!(
-                "{:>7} {:<10} {:>6} {:>10} {:>10} {:>9} {:>8} {:>8}",
-                "episode", "phase", "seed", "reward", "baseline", "loss", "alloc%", "fgd%"
+                "{:>7} {:<10} {:>6} {:>10} {:>10} {:>9} {:>8} {:>8} {:>10}",
+                "episode",
+                "phase",
+                "seed",
+                "reward",
+                "baseline",
+                "loss",
+                "alloc%",
+                "fgd%",
+                "validation"
             );
             for s in &history {
                 println!(
-                    "{:>7} {:<10} {:>6} {:>10.2} {:>10.2} {:>9.4} {:>8.2} {:>8.1}",
+                    "{:>7} {:<10} {:>6} {:>10.2} {:>10.2} {:>9.4} {:>8.2} {:>8.1} {:>10}",
                     s.episode,
                     s.phase,
                     s.seed,
@@ -115,7 +132,8 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
                     s.baseline,
                     s.loss,
                     s.alloc_pct,
-                    s.fgd_agreement_pct
+                    s.fgd_agreement_pct,
+                    s.validation.map_or(String::new(), |v| format!("{v:.2}"))
                 );
             }
             println!("model written to {} in {wall_s:.1} s", args.out.display());

@@ -15,10 +15,23 @@
 //!
 //! # Training
 //! [`train`] runs episodes of the fill experiment in
-//! [`FillEnv`](lepton_sim::gym::FillEnv): first imitation of FGD's choice
-//! among the candidates (a warm start), then REINFORCE with a baseline (the
-//! episode's mean return), actions sampled from the softmax of the scores.
-//! It is deterministic for a seed and refuses the evaluation seeds 42–51.
+//! [`FillEnv`](lepton_sim::gym::FillEnv), two phases:
+//! 1. **imitation** (the warm start): the network acts greedily and learns,
+//!    by cross-entropy, FGD's choice among the candidates in the states it
+//!    reaches itself;
+//! 2. **REINFORCE with a baseline**: on each episode's seed the network
+//!    plays twice, once sampling its actions from the softmax of its scores
+//!    (at a low temperature) and once greedily; the sampled episode's
+//!    actions are reinforced in proportion to how much its return beat the
+//!    greedy one's (the greedy rollout is the baseline, as in Kool et al.,
+//!    ICLR '19), so the policy moves toward deviations that paid off on the
+//!    whole episode.
+//!
+//! After the imitation phase and every few REINFORCE episodes the greedy
+//! model is validated on a few held-out episodes of the training trace
+//! (seeds after the training ones); the best one validated is returned.
+//! Training is deterministic for a seed and refuses the evaluation seeds
+//! 42–51, for training and validation alike.
 //!
 //! # Model files
 //! Weights are safetensors (`0.weight`, `0.bias`, `2.weight`, `2.bias`,

@@ -33,18 +33,27 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Softmax temperature of the sampled actions (REINFORCE).
     pub temperature: f32,
+    /// Greedy episodes the model is validated on, with seeds following the
+    /// training ones; the best model validated is the one returned. 0
+    /// returns the last model.
+    pub validation_episodes: usize,
+    /// Validate after the imitation phase, then every this many REINFORCE
+    /// episodes, and after the last.
+    pub validate_every: usize,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            imitation_episodes: 4,
-            episodes: 16,
+            imitation_episodes: 20,
+            episodes: 40,
             seed: 1_000,
             learning_rate: 3e-3,
             reinforce_learning_rate: 1e-4,
             batch: 256,
-            temperature: 1.0,
+            temperature: 0.1,
+            validation_episodes: 5,
+            validate_every: 10,
         }
     }
 }
@@ -69,6 +78,9 @@ pub struct EpisodeStats {
     pub alloc_pct: f64,
     /// How often the action equalled FGD's choice among the candidates, %.
     pub fgd_agreement_pct: f64,
+    /// When the model was validated after this episode: its mean greedy
+    /// return on the validation episodes.
+    pub validation: Option<f64>,
 }
 
 /// One decision to learn from: the candidates' rows, the action taken (or,
@@ -105,10 +117,16 @@ pub fn train(
     mut progress: impl FnMut(&EpisodeStats),
 ) -> Result<(Drl, Vec<EpisodeStats>), Error> {
     let total = config.imitation_episodes + config.episodes;
-    let seeds: Vec<u64> = (0..total as u64)
-        .map(|i| config.seed.wrapping_add(i))
+    let seed = |i: usize| config.seed.wrapping_add(i as u64);
+    let seeds: Vec<u64> = (0..total).map(seed).collect();
+    let validation: Vec<u64> = (total..total + config.validation_episodes)
+        .map(seed)
         .collect();
-    if let Some(&seed) = seeds.iter().find(|s| EVALUATION_SEEDS.contains(s)) {
+    if let Some(&seed) = seeds
+        .iter()
+        .chain(&validation)
+        .find(|s| EVALUATION_SEEDS.contains(s))
+    {
         return Err(Error::EvaluationSeed { seed });
     }
     let mut imitation = Adam::new(
@@ -127,6 +145,7 @@ pub fn train(
     );
     let mut rng = SeededRng::new(config.seed);
     let mut history = Vec::with_capacity(total);
+    let mut best: Option<(f64, Model)> = None;
     for (episode, &seed) in seeds.iter().enumerate() {
         let imitating = episode < config.imitation_episodes;
         let acting = if imitating {
@@ -156,6 +175,20 @@ pub fn train(
             let dev = drl.dev.clone();
             losses.push(update(&dev, &mut drl.model, optimizer, batch)?);
         }
+        let validated = if validation.is_empty() || !validates_after(episode, config) {
+            None
+        } else {
+            let mut total = 0.0;
+            for &seed in &validation {
+                let greedy = play(env, &drl, seed, Acting::Greedy, &mut rng)?;
+                total += greedy.rewards.iter().sum::<f64>();
+            }
+            let mean = total / validation.len() as f64;
+            if best.as_ref().is_none_or(|(b, _)| mean > *b) {
+                best = Some((mean, drl.model.clone()));
+            }
+            Some(mean)
+        };
         let stats = EpisodeStats {
             episode,
             phase: if imitating { "imitation" } else { "reinforce" },
@@ -165,11 +198,27 @@ pub fn train(
             loss: losses.iter().map(|&l| f64::from(l)).sum::<f64>() / losses.len().max(1) as f64,
             alloc_pct,
             fgd_agreement_pct: played.agreement_pct,
+            validation: validated,
         };
         progress(&stats);
         history.push(stats);
     }
+    if let Some((_, model)) = best {
+        drl.model = model;
+    }
     Ok((drl, history))
+}
+
+/// Whether the model is validated after `episode`: at the end of the
+/// imitation phase, every `validate_every` REINFORCE episodes, and last.
+fn validates_after(episode: usize, config: &TrainConfig) -> bool {
+    let last = config.imitation_episodes + config.episodes;
+    let end_of_imitation = config.imitation_episodes;
+    if episode + 1 == last || episode + 1 == end_of_imitation {
+        return true;
+    }
+    episode + 1 > end_of_imitation
+        && (episode + 1 - end_of_imitation) % config.validate_every.max(1) == 0
 }
 
 fn training(error: lepton_sim::Error) -> Error {
