@@ -9,6 +9,9 @@
 //! Alibaba trace's 1,213-node cluster (default pods, seed 7), each decision's
 //! observation built for up to 64 candidates and the first candidate taken
 //! (no network): throughput in environment steps per second.
+//! `sim/gym_timed_episode/1213`: the same in timed mode (the trace replayed
+//! in time, no timeouts), where the replay runs on its own thread and each
+//! decision crosses a channel both ways.
 //!
 //! Run: `cargo bench --bench sim`.
 
@@ -16,10 +19,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use lepton::policies::BestFit;
 use std::sync::Arc;
 
-use lepton::sim::gym::{EnvConfig, FillEnv};
+use lepton::sim::gym::{EnvConfig, FillEnv, Observation, TimedEnv};
 use lepton::sim::{
     fill_arrivals, read_openb_nodes, read_openb_pods, run_fill, synthetic_nodes, synthetic_tasks,
-    trace_dir, FillConfig,
+    trace_dir, FillConfig, TimedConfig, TimedTask,
 };
 use lepton::{SeededRng, TargetWorkload, GPU_MILLI_PER_GPU};
 
@@ -54,33 +57,68 @@ fn sim(c: &mut Criterion) {
 }
 
 /// Plays one episode taking the first candidate; returns the steps.
-fn episode(env: &mut FillEnv) -> u64 {
+fn episode<E>(
+    env: &mut E,
+    reset: impl Fn(&mut E) -> Option<Observation>,
+    step: impl Fn(&mut E) -> Option<Observation>,
+) -> u64 {
     let mut steps = 0;
-    let mut observation = env.reset(7).expect("valid episode");
+    let mut observation = reset(env);
     while observation.is_some() {
-        observation = env.step(0).expect("candidate 0 exists").observation;
+        observation = step(env);
         steps += 1;
     }
     steps
 }
 
+fn fill_episode(env: &mut FillEnv) -> u64 {
+    episode(
+        env,
+        |env| env.reset(7).expect("valid episode"),
+        |env| env.step(0).expect("candidate 0 exists").observation,
+    )
+}
+
+fn timed_episode(env: &mut TimedEnv) -> u64 {
+    episode(
+        env,
+        |env| env.reset(7).expect("valid episode"),
+        |env| env.step(0).expect("candidate 0 exists").observation,
+    )
+}
+
 fn gym(c: &mut Criterion) {
     let dir = trace_dir().expect("the trace directory");
     let nodes = read_openb_nodes(&dir.join("openb_node_list_gpu_node.csv")).expect("node list");
-    let tasks: Vec<_> = read_openb_pods(&dir.join("openb_pod_list_default.csv"))
-        .expect("pod list")
-        .into_iter()
-        .map(|pod| pod.spec)
-        .collect();
+    let pods = read_openb_pods(&dir.join("openb_pod_list_default.csv")).expect("pod list");
+    let tasks: Vec<_> = pods.iter().map(|pod| pod.spec.clone()).collect();
+    let timed_tasks = TimedTask::from_trace_pods(&pods).expect("the trace has times");
     let workload = Arc::new(TargetWorkload::from_tasks(&tasks, 0.95));
     let count = nodes.len();
-    let mut env = FillEnv::new(nodes, tasks, workload, EnvConfig::default()).expect("valid env");
-    let steps = episode(&mut env);
+    let mut fill = FillEnv::new(
+        nodes.clone(),
+        tasks,
+        Arc::clone(&workload),
+        EnvConfig::default(),
+    )
+    .expect("valid env");
+    let mut timed = TimedEnv::new(
+        nodes,
+        timed_tasks,
+        workload,
+        TimedConfig::default(),
+        EnvConfig::default(),
+    )
+    .expect("valid env");
     let mut group = c.benchmark_group("sim");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(steps));
+    group.throughput(Throughput::Elements(fill_episode(&mut fill)));
     group.bench_function(BenchmarkId::new("gym_fill_episode", count), |b| {
-        b.iter(|| episode(&mut env))
+        b.iter(|| fill_episode(&mut fill))
+    });
+    group.throughput(Throughput::Elements(timed_episode(&mut timed)));
+    group.bench_function(BenchmarkId::new("gym_timed_episode", count), |b| {
+        b.iter(|| timed_episode(&mut timed))
     });
     group.finish();
 }
