@@ -9,7 +9,7 @@
 //! What they see is documented on [`CandidateBuilder`].
 
 use crate::cluster::{ClusterState, Placement};
-use crate::fragmentation::{fgd_score, Growth, GrowthCache, TargetWorkload};
+use crate::fragmentation::{Growth, GrowthCache, TargetWorkload};
 use crate::node::NodeId;
 use crate::resources::GPU_MILLI_PER_GPU;
 use crate::task::TaskSpec;
@@ -61,7 +61,7 @@ pub struct Candidate {
 /// Every node where the task fits is evaluated with FGD's fragmentation
 /// gradient ([`TargetWorkload::growth`], cached per shape and node by
 /// [`GrowthCache`]); the candidates are the `limit` nodes FGD ranks first
-/// (highest [`fgd_score`], ties to the earlier node), listed in cluster
+/// (highest [`fgd_score`](crate::fgd_score), ties to the earlier node), listed in cluster
 /// order. This pruning keeps a decision's cost independent of the
 /// cluster's size, and FGD's own choice is always among the candidates (the
 /// first with the best score); the choice among them is the network's.
@@ -76,7 +76,7 @@ pub struct Candidate {
 /// | # | feature |
 /// |---|---|
 /// | 0 | fragmentation growth, GPUs (negative: it shrinks), clamped to ±8 |
-/// | 1 | FGD's integer score ([`fgd_score`]) minus the best candidate's, / 10 |
+/// | 1 | FGD's integer score ([`fgd_score`](crate::fgd_score)) minus the best candidate's, / 10 |
 /// | 2 | free CPU after / the node's CPU |
 /// | 3 | free memory after / the node's memory |
 /// | 4 | free GPU after / the node's GPU (0 without GPUs) |
@@ -91,8 +91,8 @@ pub struct Candidate {
 #[derive(Debug, Clone, Default)]
 pub struct CandidateBuilder {
     cache: GrowthCache,
-    /// (growth, position, GPU) of every feasible node, reused.
-    scratch: Vec<(f64, usize, Option<u32>)>,
+    /// (growth, position) of every feasible node, reused.
+    scratch: Vec<(Growth, usize)>,
 }
 
 impl CandidateBuilder {
@@ -126,7 +126,7 @@ impl CandidateBuilder {
                 continue;
             }
             if let Some(growth) = growths.growth(workload, task, position, node) {
-                self.scratch.push((growth.milli, position, growth.gpu));
+                self.scratch.push((growth, position));
             }
         }
         if limit == 0 || self.scratch.is_empty() {
@@ -134,25 +134,24 @@ impl CandidateBuilder {
         }
         if self.scratch.len() > limit {
             self.scratch
-                .select_nth_unstable_by_key(limit - 1, |&(milli, position, _)| {
-                    (std::cmp::Reverse(fgd_score(milli)), position)
+                .select_nth_unstable_by_key(limit - 1, |&(growth, position)| {
+                    (std::cmp::Reverse(growth.score), position)
                 });
             self.scratch.truncate(limit);
         }
-        self.scratch
-            .sort_unstable_by_key(|&(_, position, _)| position);
+        self.scratch.sort_unstable_by_key(|&(_, position)| position);
         let search = cluster.search();
         let count = self.scratch.len() as f32;
         let best_score = self
             .scratch
             .iter()
-            .map(|&(milli, _, _)| fgd_score(milli))
+            .map(|&(growth, _)| growth.score)
             .max()
             .unwrap_or(0);
-        for (rank, &(milli, position, gpu)) in self.scratch.iter().enumerate() {
+        for (rank, &(growth, position)) in self.scratch.iter().enumerate() {
+            let Growth { milli, gpu, score } = growth;
             let node = &nodes[position];
             let spec = node.spec();
-            let growth = Growth { milli, gpu };
             let mut gpus: smallvec::SmallVec<[u32; 8]> =
                 smallvec::SmallVec::from_slice(node.gpu_free_milli());
             let taken = match gpu {
@@ -177,7 +176,7 @@ impl CandidateBuilder {
             let cpu = spec.capacity.cpu_milli;
             let mut features = [0.0f32; FEATURES];
             features[0] = (milli / 1000.0).clamp(-8.0, 8.0) as f32;
-            features[1] = (fgd_score(milli) - best_score) as f32 / 10.0;
+            features[1] = (score - best_score) as f32 / 10.0;
             features[2] = share(
                 node.free().cpu_milli.saturating_sub(task.request.cpu_milli),
                 cpu,

@@ -169,10 +169,24 @@ pub struct Growth {
     /// Fragment after minus fragment before, in milli-GPUs (negative when
     /// the placement reduces fragmentation).
     pub milli: f64,
+    /// FGD's integer score of it, [`fgd_score`]`(milli)` (kept, as it costs
+    /// an exponential).
+    pub score: i64,
     /// For a GPU share, the first GPU with the best [`fgd_score`] (as the
     /// FGD paper's simulator chooses); `None` for whole GPUs, which the cluster state picks (the
     /// tightest ones), and for tasks without GPUs.
     pub gpu: Option<u32>,
+}
+
+impl Growth {
+    /// A growth of `milli` milli-GPUs, with its score.
+    pub fn new(milli: f64, gpu: Option<u32>) -> Growth {
+        Growth {
+            milli,
+            score: fgd_score(milli),
+            gpu,
+        }
+    }
 }
 
 impl TargetWorkload {
@@ -188,7 +202,7 @@ impl TargetWorkload {
         let mut gpus: SmallVec<[u32; 8]> = SmallVec::from_slice(node.gpu_free_milli());
         let milli = task.gpu.milli_per_gpu;
         if task.gpu.count == 1 && milli < GPU_MILLI_PER_GPU {
-            let mut best: Option<(i64, Growth)> = None;
+            let mut best: Option<Growth> = None;
             for index in 0..gpus.len() {
                 if gpus[index] < milli {
                     continue;
@@ -196,26 +210,22 @@ impl TargetWorkload {
                 gpus[index] -= milli;
                 let after = self.fragment_milli(cpu_after, &gpus, model);
                 gpus[index] += milli;
-                let growth = Growth {
-                    milli: after - before,
-                    gpu: Some(index as u32),
-                };
-                let score = fgd_score(growth.milli);
-                if best.is_none_or(|(b, _)| score > b) {
-                    best = Some((score, growth));
+                let growth = Growth::new(after - before, Some(index as u32));
+                if best.is_none_or(|b| growth.score > b.score) {
+                    best = Some(growth);
                 }
             }
-            return best.map(|(_, growth)| growth);
+            return best;
         }
         for &index in &node.tightest_gpus(task.gpu).unwrap_or_default() {
             if let Some(free) = gpus.get_mut(index as usize) {
                 *free = free.saturating_sub(milli);
             }
         }
-        Some(Growth {
-            milli: self.fragment_milli(cpu_after, &gpus, model) - before,
-            gpu: None,
-        })
+        Some(Growth::new(
+            self.fragment_milli(cpu_after, &gpus, model) - before,
+            None,
+        ))
     }
 }
 

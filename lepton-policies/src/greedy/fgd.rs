@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use lepton_core::{
-    fgd_score, ClusterState, GrowthCache, Placement, Policy, TargetWorkload, TaskShape, TaskSpec,
+    ClusterState, GrowthCache, Placement, Policy, TargetWorkload, TaskShape, TaskSpec,
 };
 
 use super::best_scoring_at;
@@ -13,7 +13,7 @@ use super::best_scoring_at;
 /// For each feasible node (and, for a GPU share, each GPU with room) the
 /// policy computes how the node's fragmentation against the target workload
 /// (see [`TargetWorkload`]) would change ([`TargetWorkload::growth`]);
-/// score = [`fgd_score`] = ⌊sigmoid(−growth / 1000) × 100⌋, highest wins, ties to the
+/// score = [`fgd_score`](lepton_core::fgd_score) = ⌊sigmoid(−growth / 1000) × 100⌋, highest wins, ties to the
 /// earliest node.
 ///
 /// Growths depend only on the node's state and the task's shape, so they are
@@ -81,7 +81,7 @@ impl Policy for Fgd {
         let workload = &self.workload;
         let (node, gpu) = best_scoring_at(task, cluster, |position, node| {
             let growth = growths.growth(workload, task, position, node)?;
-            Some((fgd_score(growth.milli), growth.gpu))
+            Some((growth.score, growth.gpu))
         })?;
         Some(match gpu {
             Some(gpu) => Placement::on_gpus(node.id(), [gpu]),
@@ -131,12 +131,12 @@ mod tests {
         // delta +333.3, score ⌊sigmoid(0.333)·100⌋ = 58.
         let node2 = cluster.node(NodeId(2)).unwrap();
         let growth = workload().growth(&share, node2).unwrap();
-        assert_eq!((fgd_score(growth.milli), growth.gpu), (58, Some(1)));
+        assert_eq!((growth.score, growth.gpu), (58, Some(1)));
         // Node 1 before: F = 0. Putting the share on GPU 0 leaves 500 there:
         // F = 2/3·500 → delta −333.3, score 41.
         let node1 = cluster.node(NodeId(1)).unwrap();
         let growth = workload().growth(&share, node1).unwrap();
-        assert_eq!((fgd_score(growth.milli), growth.gpu), (41, Some(0)));
+        assert_eq!((growth.score, growth.gpu), (41, Some(0)));
 
         let mut fgd = Fgd::new(workload());
         assert_eq!(

@@ -22,7 +22,7 @@ pub struct FillEnv {
     builder: CandidateBuilder,
     run: Option<FillRun>,
     /// The decision waiting for an action.
-    pending: Option<Observation>,
+    pending: Option<Pending>,
 }
 
 impl std::fmt::Debug for FillEnv {
@@ -33,6 +33,13 @@ impl std::fmt::Debug for FillEnv {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// What a step needs of the decision waiting for it: each candidate's
+/// placement and fragmentation growth, and the task's GPUs.
+struct Pending {
+    candidates: Vec<(Placement, f64)>,
+    gpu_milli: u64,
 }
 
 /// The policy inside the environment's scheduler: it places where the
@@ -135,28 +142,25 @@ impl FillEnv {
     /// [`Error::InfeasibleAction`] when `action` names no candidate (or the
     /// scheduler refuses it); scheduler errors.
     pub fn step(&mut self, action: usize) -> Result<Step, Error> {
-        let Some(observation) = self.pending.take() else {
+        let Some(mut pending) = self.pending.take() else {
             return Err(Error::NoEpisode);
         };
-        let Some(candidate) = observation.candidates.get(action) else {
-            let candidates = observation.candidates.len();
-            self.pending = Some(observation);
+        let candidates = pending.candidates.len();
+        if action >= candidates {
+            self.pending = Some(pending);
             return Err(Error::InfeasibleAction { action, candidates });
-        };
+        }
+        let (placement, growth_milli) = pending.candidates.swap_remove(action);
         let run = self.run.as_mut().ok_or(Error::NoEpisode)?;
-        *lock(&self.choice) = Some(candidate.placement.clone());
+        *lock(&self.choice) = Some(placement.clone());
         if !run.arrive(&self.workload)? {
-            return Err(Error::InfeasibleAction {
-                action,
-                candidates: observation.candidates.len(),
-            });
+            return Err(Error::InfeasibleAction { action, candidates });
         }
         let reward = match self.config.reward {
-            Reward::Gpus => observation.task.gpu.total_milli() as f64 / 1000.0,
-            Reward::Frag => -candidate.growth.milli / 1000.0,
+            Reward::Gpus => pending.gpu_milli as f64 / 1000.0,
+            Reward::Frag => -growth_milli / 1000.0,
             Reward::Seed => 1.0,
         };
-        let placement = candidate.placement.clone();
         let (next, dropped) = self.advance()?;
         let penalty = match self.config.reward {
             Reward::Seed => dropped as f64,
@@ -185,11 +189,17 @@ impl FillEnv {
             self.builder
                 .build(&self.workload, task, cluster, limit, &mut candidates);
             if !candidates.is_empty() {
+                self.pending = Some(Pending {
+                    candidates: candidates
+                        .iter()
+                        .map(|c| (c.placement.clone(), c.growth.milli))
+                        .collect(),
+                    gpu_milli: task.gpu.total_milli(),
+                });
                 let observation = Observation {
                     task: task.clone(),
                     candidates,
                 };
-                self.pending = Some(observation.clone());
                 return Ok((Some(observation), dropped));
             }
             run.arrive(&self.workload)?;
