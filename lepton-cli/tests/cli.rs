@@ -155,3 +155,53 @@ fn policies_are_listed_with_their_descriptions() {
         "{text}"
     );
 }
+
+#[test]
+fn train_writes_a_model_and_its_curve_that_fill_then_uses() {
+    let dir = std::env::temp_dir().join(format!("lepton-cli-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("model.safetensors");
+    let curve = dir.join("curve.svg");
+    let text = stdout(&lepton(&[
+        "train",
+        "--imitation",
+        "1",
+        "--episodes",
+        "1",
+        "--validation",
+        "1",
+        "--seed",
+        "2000",
+        "--format",
+        "json",
+        "-o",
+        model.to_str().unwrap(),
+        "--plot",
+        curve.to_str().unwrap(),
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let episodes = json["episodes"].as_array().unwrap();
+    assert_eq!(episodes.len(), 2);
+    assert_eq!(episodes[0]["phase"], "imitation");
+    assert_eq!(episodes[1]["phase"], "reinforce");
+    assert_eq!(episodes[1]["seed"], 2001);
+    assert!(episodes[1]["alloc_pct"].as_f64().unwrap() > 50.0);
+    assert!(std::fs::read_to_string(&curve).unwrap().contains("<svg"));
+
+    let text = stdout(&lepton(&[
+        "fill",
+        "--policy",
+        "drl,fgd",
+        "--seeds",
+        "7",
+        "--model",
+        model.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results[0]["policy"], "drl");
+    assert!(results[0]["alloc_pct_at_100"].as_f64().unwrap() > 50.0);
+    assert_eq!(results[1]["policy"], "fgd");
+}
