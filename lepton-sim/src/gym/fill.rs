@@ -7,7 +7,7 @@ use lepton_core::{
     TaskSpec,
 };
 
-use super::{utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};
+use super::{lock, utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};
 use crate::fill::{FillConfig, FillRun};
 use crate::Error;
 
@@ -56,13 +56,6 @@ impl Policy for ActionPolicy {
     fn select(&mut self, _task: &TaskSpec, _cluster: &ClusterState) -> Option<Placement> {
         lock(&self.choice).take()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding it cannot leave an Option half-written.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl FillEnv {

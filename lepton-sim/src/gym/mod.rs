@@ -84,6 +84,14 @@ impl Reward {
     }
 }
 
+/// Locks `mutex`; a panic while it was held cannot leave the values the
+/// environments share (an `Option`, counters) half-written.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The utility of the article, U(S, T, P), for an episode; see the
 /// [module docs](self).
 fn utility(nodes_in_use: usize, placed: usize, nodes: usize, arrived: usize) -> Result<f64, Error> {

@@ -10,7 +10,7 @@ use lepton_core::{
     TargetWorkload, TaskSpec, GPU_MILLI_PER_GPU,
 };
 
-use super::{utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};
+use super::{lock, utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};
 use crate::timed::{run_timed, TimedConfig, TimedResult, TimedTask};
 use crate::{Error, FragmentMeter};
 
@@ -99,12 +99,6 @@ struct ChannelPolicy {
     tally: Arc<Mutex<Tally>>,
     /// The environment is gone: decline everything, quickly.
     closed: bool,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Policy for ChannelPolicy {
