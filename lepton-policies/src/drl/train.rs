@@ -218,7 +218,7 @@ fn validates_after(episode: usize, config: &TrainConfig) -> bool {
         return true;
     }
     episode + 1 > end_of_imitation
-        && (episode + 1 - end_of_imitation) % config.validate_every.max(1) == 0
+        && (episode + 1 - end_of_imitation).is_multiple_of(config.validate_every.max(1))
 }
 
 fn training(error: lepton_sim::Error) -> Error {
