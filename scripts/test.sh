@@ -21,6 +21,16 @@ for component in rustfmt clippy; do
     fi
 done
 
+# Headless Chromium (Debian's package) loads the demo's HTML report in
+# lepton-cli/tests/report.rs.
+phase "chromium"
+if ! command -v chromium >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
+        { apt-get update -q >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+fi
+chromium --version
+
 # Real backend servers for the adapters' tests: podman (Docker API),
 # libvirtd (QEMU/TCG; test:///default needs none) and moto (EC2), installed
 # and started by the script, stopped by PID when this script ends. A server

@@ -11,6 +11,9 @@
 //! | `lepton-sim` | simulator: trace and workload readers, fill, timed replay, chaos runs | [`sim`] |
 //! | `lepton-adapters` | backends (Docker, libvirt, EC2), each behind a feature | `adapters` (feature `controller`) |
 //!
+//! [`scenarios`] sets up the article's scenarios (Lepton against the
+//! baselines) for the `lepton demo` command and for programs.
+//!
 //! # Quick start
 //! ```
 //! use lepton::policies::BestFit;
@@ -48,6 +51,7 @@
 #[cfg(feature = "controller")]
 #[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
 pub mod controller;
+pub mod scenarios;
 
 #[cfg(feature = "controller")]
 #[cfg_attr(docsrs, doc(cfg(feature = "controller")))]

@@ -1,5 +1,5 @@
-//! The `lepton` command line. With no arguments it runs the quickstart
-//! scenario (`examples/quickstart.rs`).
+//! The `lepton` command line. With no arguments it runs Lepton's main job,
+//! `lepton demo`: the article's scenarios against the baselines.
 
 use std::process::ExitCode;
 
@@ -23,8 +23,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The seed article's case: 10 VMs and 5 tasks, spread then packed,
-    /// with the policy swapped at run time (the default).
+    /// with the policy swapped at run time.
     Quickstart,
+    /// The article's scenarios against the baselines, with an HTML report
+    /// (the default: `demo --scenario all`).
+    Demo(cli::demo::DemoArgs),
     /// The FGD paper's fill experiment on the Alibaba GPU trace.
     Fill(cli::fill::FillArgs),
     /// A timed replay: tasks arrive and leave, nodes fail and recover.
@@ -41,8 +44,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command.unwrap_or(Command::Quickstart) {
+    let command = match Cli::parse().command {
+        Some(command) => command,
+        // The main job: `demo` with its defaults.
+        None => Cli::parse_from(["lepton", "demo"])
+            .command
+            .unwrap_or(Command::Quickstart),
+    };
+    let result = match command {
         Command::Quickstart => quickstart::main().map_err(|e| CliError::Scenario(e.to_string())),
+        Command::Demo(args) => cli::demo::run(args),
         Command::Fill(args) => cli::fill::run(args),
         Command::Replay(args) => cli::replay::run(args),
         Command::Scale(args) => cli::scale::run(args),

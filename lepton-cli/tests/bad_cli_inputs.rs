@@ -167,6 +167,24 @@ fn bad_flags_and_files_fail_naming_the_value() {
             "max_candidates = 0 is out of range".into(),
         ),
         (
+            ["demo", "--vms", "5"].map(String::from).to_vec(),
+            "vms = 5 is out of range: 10 to 100,000 VMs".into(),
+        ),
+        (
+            ["demo", "--tasks", "0"].map(String::from).to_vec(),
+            "tasks = 0 is out of range".into(),
+        ),
+        (
+            ["demo", "--policy", "nope"].map(String::from).to_vec(),
+            "unknown policy \"nope\"".into(),
+        ),
+        (
+            ["demo", "--out", "/proc/lepton-report"]
+                .map(String::from)
+                .to_vec(),
+            "cannot write to /proc/lepton-report".into(),
+        ),
+        (
             ["train"].map(String::from).to_vec(),
             "the following required arguments were not provided".into(),
         ),

@@ -26,8 +26,26 @@ fn stdout(output: &Output) -> String {
 }
 
 #[test]
-fn the_default_job_is_the_quickstart_scenario() {
+fn the_default_job_is_the_demo_with_its_report() {
     let text = stdout(&lepton(&[]));
+    assert!(
+        text.contains("datacenter: 1000 VMs, 20000 tasks over 24 h, seed 1"),
+        "{text}"
+    );
+    for strategy in ["traditional", "kubernetes", "lepton (bestfit)"] {
+        assert!(text.contains(strategy), "{text}");
+    }
+    assert!(
+        text.contains("report written to lepton-report/index.html"),
+        "{text}"
+    );
+    let page = std::env::temp_dir().join("lepton-report/index.html");
+    assert!(std::fs::read_to_string(page).unwrap().contains("<svg"));
+}
+
+#[test]
+fn quickstart_is_the_seed_articles_case() {
+    let text = stdout(&lepton(&["quickstart"]));
     assert!(text.contains("policy spread:"), "{text}");
     assert!(text.contains("swapped policy: spread -> bestfit"), "{text}");
     assert!(text.contains("U = -0.70"), "{text}");
@@ -147,7 +165,8 @@ fn bad_input_fails_with_a_message_naming_it() {
 fn policies_are_listed_with_their_descriptions() {
     let text = stdout(&lepton(&["policies"]));
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 10, "{text}");
+    assert_eq!(lines.len(), lepton::policies::POLICY_NAMES.len(), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("drl")), "{text}");
     assert!(lines[0].starts_with("firstfit"), "{text}");
     assert!(
         text.lines()
@@ -204,4 +223,46 @@ fn train_writes_a_model_and_its_curve_that_fill_then_uses() {
     assert_eq!(results[0]["policy"], "drl");
     assert!(results[0]["alloc_pct_at_100"].as_f64().unwrap() > 50.0);
     assert_eq!(results[1]["policy"], "fgd");
+}
+
+#[test]
+fn demo_prints_json_with_the_promised_keys() {
+    let dir = std::env::temp_dir().join(format!("lepton-cli-demo-{}", std::process::id()));
+    let text = stdout(&lepton(&[
+        "demo",
+        "--scenario",
+        "datacenter",
+        "--vms",
+        "100",
+        "--tasks",
+        "2000",
+        "--seed",
+        "3",
+        "--format",
+        "json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let scenario = &json["scenarios"][0];
+    assert_eq!(scenario["scenario"], "datacenter");
+    assert_eq!(scenario["seed"], 3);
+    for (key, policy) in [
+        ("baseline", "traditional"),
+        ("kubernetes", "kubernetes"),
+        ("lepton", "lepton (bestfit)"),
+    ] {
+        let report = &scenario[key];
+        assert_eq!(report["policy"], policy);
+        for field in ["utilization_pct", "cost", "mean_wait_s", "p95_wait_s"] {
+            assert!(report[field].as_f64().is_some(), "{key}.{field}: {report}");
+        }
+        assert!(report["deadline_misses"].as_u64().is_some());
+        assert_eq!(report["lost"], 0, "{key}");
+    }
+    for field in ["utilization_gain_pct", "cost_reduction_pct"] {
+        assert!(scenario[field].as_f64().is_some());
+        assert!(scenario["vs_kubernetes"][field].as_f64().is_some());
+    }
+    assert!(dir.join("index.html").exists());
 }

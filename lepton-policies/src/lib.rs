@@ -16,6 +16,7 @@
 //! | name | policy | what it favours |
 //! |---|---|---|
 //! | `firstfit` | [`FirstFit`] | the first node, in cluster order, with room |
+//! | `roundrobin` | [`RoundRobin`] | the next node with room after the last one chosen (static round robin) |
 //! | `bestfit` | [`BestFit`] | the least CPU+GPU left over (packing) |
 //! | `spread` | [`Spread`] | the most CPU+GPU left over (spreading) |
 //! | `balanced` | [`Balanced`] | evenly used CPU, memory and GPU (kube-scheduler's `NodeResourcesBalancedAllocation`) |
@@ -57,7 +58,8 @@ mod registry;
 mod rule;
 
 pub use greedy::{
-    Balanced, BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, Random, Spread,
+    Balanced, BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, Random, RoundRobin,
+    Spread,
 };
 pub use registry::{
     build, by_name, policy_descriptions, policy_names, register, PolicyContext, PolicyFactory,

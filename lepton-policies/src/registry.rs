@@ -13,13 +13,17 @@ use lepton_core::{Policy, TargetWorkload};
 
 use crate::{
     Balanced, BestFit, DotProduct, Error, Fgd, FirstFit, GpuClustering, GpuPacking, Random,
-    RulePolicy, Spread,
+    RoundRobin, RulePolicy, Spread,
 };
 
 /// The built-in policies' names and one-line descriptions, in
 /// [`POLICY_NAMES`] order.
 pub const POLICY_DESCRIPTIONS: &[(&str, &str)] = &[
     ("firstfit", "the first node with room"),
+    (
+        "roundrobin",
+        "the next node with room after the last one chosen (static round robin)",
+    ),
     ("bestfit", "the least CPU+GPU left over (packing)"),
     ("spread", "the most CPU+GPU left over (worst fit)"),
     (
@@ -141,6 +145,7 @@ pub fn policy_descriptions() -> Vec<(String, String)> {
 /// policies` and the unknown-name error show it.
 pub const POLICY_NAMES: &[&str] = &[
     "firstfit",
+    "roundrobin",
     "bestfit",
     "spread",
     "balanced",
@@ -201,6 +206,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Policy>, Error> {
 pub fn build(name: &str, context: &PolicyContext) -> Result<Box<dyn Policy>, Error> {
     Ok(match name {
         "firstfit" => Box::new(FirstFit),
+        "roundrobin" => Box::new(RoundRobin::default()),
         "bestfit" => Box::new(BestFit),
         "spread" => Box::new(Spread),
         "balanced" => Box::new(Balanced),

@@ -28,6 +28,7 @@ mod chaos;
 mod error;
 mod fill;
 pub mod gym;
+pub mod scenario;
 mod synthetic;
 mod timed;
 mod trace;

@@ -8,9 +8,11 @@ use lepton::sim::{read_openb_nodes, read_openb_pods, trace_dir, TracePod};
 use lepton::{NodeSpec, TargetWorkload, TaskSpec};
 
 pub(crate) mod chaos;
+pub(crate) mod demo;
 pub(crate) mod fill;
 mod plot;
 pub(crate) mod replay;
+mod report;
 pub(crate) mod scale;
 pub(crate) mod train;
 

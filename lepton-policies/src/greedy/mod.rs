@@ -16,6 +16,7 @@ mod first_fit;
 mod gpu_clustering;
 mod gpu_packing;
 mod random;
+mod round_robin;
 mod spread;
 
 pub use balanced::Balanced;
@@ -28,6 +29,7 @@ pub use gpu_clustering::GpuClustering;
 pub(crate) use gpu_packing::score as gpu_packing_score;
 pub use gpu_packing::GpuPacking;
 pub use random::Random;
+pub use round_robin::RoundRobin;
 pub use spread::Spread;
 
 use lepton_core::{ClusterNode, ClusterState, TaskSpec};

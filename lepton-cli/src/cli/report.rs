@@ -1,0 +1,218 @@
+//! The demo's HTML report: one self-contained page (tables, inline SVG
+//! plots, the results as JSON), viewable offline.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use super::CliError;
+use lepton::scenarios::DatacenterComparison;
+
+/// Creates `dir` if needed and checks it can be written, before any run.
+pub(crate) fn check_out_dir(dir: &Path) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            let probe = dir.join(".lepton-write-check");
+            std::fs::write(&probe, b"")?;
+            std::fs::remove_file(&probe)
+        })
+        .map_err(|e| CliError::Output(format!("cannot write to {}: {e}", dir.display())))
+}
+
+/// Writes `dir/index.html` and returns its path.
+pub(crate) fn write(dir: &Path, scenarios: &[DatacenterComparison]) -> Result<PathBuf, CliError> {
+    let mut body = String::new();
+    for scenario in scenarios {
+        body.push_str(&section(scenario)?);
+    }
+    let data = serde_json::to_string(&serde_json::json!({ "scenarios": scenarios }))
+        .map_err(|e| CliError::Output(format!("cannot encode the results: {e}")))?
+        // Inside <script>, "</" would end the element.
+        .replace("</", "<\\/");
+    let page = format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Lepton: the article's scenarios</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #bbb; padding: 4px 10px; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+.plots {{ display: flex; flex-wrap: wrap; gap: 12px; }}
+.plot svg {{ width: 540px; height: auto; border: 1px solid #ddd; }}
+#headline {{ font-size: 1.2em; font-weight: bold; }}
+</style>
+</head>
+<body>
+<h1>Lepton: the article's scenarios</h1>
+<p id="headline"></p>
+{body}
+<script type="application/json" id="results">{data}</script>
+<script>
+// The headline is written from the results embedded above.
+const results = JSON.parse(document.getElementById("results").textContent);
+const lines = results.scenarios.map(s =>
+  `${{s.scenario}}: Lepton ${{s.utilization_gain_pct >= 0 ? "+" : ""}}${{s.utilization_gain_pct.toFixed(1)}}% utilization, ` +
+  `${{(-s.cost_reduction_pct).toFixed(1)}}% cost against the traditional scheduler`);
+document.getElementById("headline").textContent = lines.join("; ");
+</script>
+</body>
+</html>
+"#
+    );
+    let path = dir.join("index.html");
+    std::fs::write(&path, page)
+        .map_err(|e| CliError::Output(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+fn section(scenario: &DatacenterComparison) -> Result<String, CliError> {
+    let c = &scenario.config;
+    let reports = [&scenario.baseline, &scenario.kubernetes, &scenario.lepton];
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<h2>{}</h2>\n<p>{} VMs, {} tasks over {} hours, seed {}.</p>\n<table>\n<tr><th>strategy</th><th>utilization %</th><th>CPU %</th><th>memory %</th><th>GPU %</th><th>cost (USD)</th><th>VM-hours</th><th>deadline misses</th><th>mean wait (s)</th><th>p95 wait (s)</th><th>lost</th></tr>\n",
+        scenario.scenario, c.vms, c.tasks, c.hours, scenario.seed
+    );
+    for r in reports {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td></tr>",
+            escape(&r.policy),
+            r.utilization_pct,
+            r.cpu_utilization_pct,
+            r.memory_utilization_pct,
+            r.gpu_utilization_pct,
+            r.cost,
+            r.vm_hours,
+            r.deadline_misses,
+            r.mean_wait_s,
+            r.p95_wait_s,
+            r.lost
+        );
+    }
+    html.push_str("</table>\n<div class=\"plots\">\n");
+    let series =
+        |f: fn(&lepton::sim::scenario::TimelinePoint) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+            reports
+                .iter()
+                .map(|r| {
+                    let points = r.timeline.iter().map(|p| (p.hour, f(p))).collect();
+                    (r.policy.clone(), points)
+                })
+                .collect()
+        };
+    let plots = [
+        (
+            "Utilization of powered capacity",
+            "%",
+            series(|p| p.utilization_pct),
+        ),
+        ("Powered VMs", "VMs", series(|p| p.powered_vms as f64)),
+        ("Cost so far", "USD", series(|p| p.cost)),
+    ];
+    for (title, unit, curves) in plots {
+        let svg = line_plot(title, "hour", unit, &curves)?;
+        let _ = writeln!(html, "<div class=\"plot\">{svg}</div>");
+    }
+    let waits: Vec<(String, Vec<(f64, f64)>)> = reports
+        .iter()
+        .map(|r| (r.policy.clone(), distribution(&r.waits_s)))
+        .collect();
+    let svg = line_plot(
+        "Waits: share of tasks waiting at most x",
+        "wait (s)",
+        "% of tasks",
+        &waits,
+    )?;
+    let _ = writeln!(html, "<div class=\"plot\">{svg}</div>\n</div>");
+    Ok(html)
+}
+
+/// The cumulative distribution of sorted `values`, at most 200 points.
+fn distribution(sorted: &[f64]) -> Vec<(f64, f64)> {
+    let n = sorted.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let step = (n / 200).max(1);
+    (0..n)
+        .step_by(step)
+        .chain(std::iter::once(n - 1))
+        .map(|i| (sorted[i], (i + 1) as f64 * 100.0 / n as f64))
+        .collect()
+}
+
+/// Lines with a legend, as an SVG string.
+fn line_plot(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    curves: &[(String, Vec<(f64, f64)>)],
+) -> Result<String, CliError> {
+    let draw_error =
+        |e: &dyn std::fmt::Display| CliError::Output(format!("cannot draw {title}: {e}"));
+    let bounds = |f: fn(&(f64, f64)) -> f64| {
+        curves
+            .iter()
+            .flat_map(|(_, points)| points.iter().map(f))
+            .fold(0.0f64, f64::max)
+    };
+    let x_max = bounds(|p| p.0).max(1.0);
+    let y_max = bounds(|p| p.1).max(1.0) * 1.05;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_error(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+            .map_err(|e| draw_error(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(|e| draw_error(&e))?;
+        let colors = [
+            RGBColor(200, 60, 40),
+            RGBColor(40, 110, 200),
+            RGBColor(30, 150, 60),
+        ];
+        for (index, (name, points)) in curves.iter().enumerate() {
+            let color = colors[index % colors.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| draw_error(&e))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| draw_error(&e))?;
+        root.present().map_err(|e| draw_error(&e))?;
+    }
+    Ok(svg)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

@@ -1,0 +1,149 @@
+//! The demo's HTML report, loaded in a real browser: headless Chromium
+//! (Debian's package; `scripts/test.sh` installs it) renders the page,
+//! runs its script and takes a screenshot. The check fails on a script
+//! error, a missing plot or an empty table — and is shown to fail on pages
+//! broken in each of those ways.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lepton-report-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The browser: `LEPTON_CHROMIUM` or Debian's `/usr/bin/chromium`. Missing
+/// fails the test (it never skips) and says how to install it.
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("LEPTON_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.exists(),
+        "{} is missing: `apt-get install chromium` (scripts/test.sh does it)",
+        path.display()
+    );
+    path
+}
+
+/// Loads `page` in headless Chromium: the DOM after its scripts ran, and
+/// what the browser logged (console errors included).
+fn load(page: &Path, screenshot: Option<&Path>) -> (String, String) {
+    let profile = scratch("profile");
+    let mut command = Command::new(chromium());
+    command.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1200,2000",
+    ]);
+    command.arg(format!("--user-data-dir={}", profile.display()));
+    match screenshot {
+        Some(png) => command.arg(format!("--screenshot={}", png.display())),
+        None => command.arg("--dump-dom"),
+    };
+    let output = command
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "chromium failed: {output:?}");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// What is wrong with a rendered report, if anything.
+fn problems(dom: &str, log: &str, scenarios: usize) -> Vec<String> {
+    let mut found = Vec::new();
+    if log.contains("Uncaught") {
+        found.push("a script error".to_owned());
+    }
+    let headline = dom
+        .split("id=\"headline\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or("");
+    if !headline.contains("Lepton") {
+        found.push(format!(
+            "the script did not write the headline: {headline:?}"
+        ));
+    }
+    let plots = dom.matches("<svg").count();
+    if plots < 4 * scenarios {
+        found.push(format!("{plots} plots, expected {}", 4 * scenarios));
+    }
+    for (index, table) in dom.split("<table").skip(1).enumerate() {
+        let table = table.split("</table>").next().unwrap_or("");
+        let rows = table.matches("<td").count();
+        if rows == 0 {
+            found.push(format!("table {index} is empty"));
+        }
+    }
+    if dom.matches("<table").count() < scenarios {
+        found.push("a table is missing".to_owned());
+    }
+    found
+}
+
+#[test]
+fn the_report_renders_in_chromium_with_its_tables_plots_and_script() {
+    let out = scratch("demo");
+    let output = Command::new(env!("CARGO_BIN_EXE_lepton"))
+        .args(["demo", "--vms", "100", "--tasks", "2000", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let page = out.join("index.html");
+    let (dom, log) = load(&page, None);
+    assert_eq!(problems(&dom, &log, 1), Vec::<String>::new(), "{log}");
+    assert!(dom.contains("datacenter: Lepton"), "{dom}");
+
+    let png = out.join("screenshot.png");
+    load(&page, Some(&png));
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+    assert!(bytes.len() > 20_000, "screenshot of {} bytes", bytes.len());
+
+    // The check catches each way a page can break.
+    let html = std::fs::read_to_string(&page).unwrap();
+    let broken = [
+        (
+            "script",
+            html.replace("JSON.parse(", "JSON.parsee("),
+            "a script error",
+        ),
+        ("plot", html.replacen("<svg", "<div", 1), "plots"),
+        (
+            "table",
+            html.replace("<td>", "<th>").replace("</td>", "</th>"),
+            "is empty",
+        ),
+    ];
+    for (name, text, expected) in broken {
+        let dir = scratch(name);
+        let broken_page = dir.join("index.html");
+        std::fs::write(&broken_page, text).unwrap();
+        let (dom, log) = load(&broken_page, None);
+        let found = problems(&dom, &log, 1);
+        assert!(
+            found.iter().any(|p| p.contains(expected)),
+            "{name}: {found:?}"
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! The article's scenarios with their contestants: the simulations live in
+//! [`sim::scenario`](crate::sim::scenario); this module sets up the
+//! baselines and Lepton the same way for the `lepton demo` command, the
+//! tests and any program that wants the comparison.
+//!
+//! Data center ([`compare_datacenter`]):
+//! - **traditional**: static round robin ([`RoundRobin`]) over every VM,
+//!   every VM powered all day, no preemption;
+//! - **kubernetes**: kube-scheduler's default scoring, least allocated
+//!   ([`Spread`]), with a cluster-autoscaler-like scale-down (a VM idle for
+//!   10 minutes is released, and started again, ready 3 minutes later, when
+//!   tasks wait); no preemption (kube-scheduler preempts by default, but
+//!   here that restarts the victims and adds deadline misses: the baseline
+//!   takes the stronger setting);
+//! - **Lepton**: best fit ([`BestFit`], or the policy given), the same
+//!   release and start-up rules, and warm spare capacity of 1% of each VM
+//!   shape (at least three VMs), restored as it is used.
+
+use serde::Serialize;
+
+use crate::policies::{BestFit, RoundRobin, Spread};
+use crate::sim::scenario::{
+    run_datacenter, DatacenterConfig, DatacenterWorld, Strategy, StrategyReport,
+};
+use crate::Policy;
+
+/// Spare capacity Lepton keeps warm in the data center (see
+/// [`Strategy::headroom`]).
+pub const LEPTON_HEADROOM: f64 = 0.01;
+
+/// The data center under the three strategies.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatacenterComparison {
+    /// `"datacenter"`.
+    pub scenario: &'static str,
+    /// The seed.
+    pub seed: u64,
+    /// The settings.
+    pub config: DatacenterConfig,
+    /// The traditional baseline.
+    pub baseline: StrategyReport,
+    /// The kubernetes-style baseline.
+    pub kubernetes: StrategyReport,
+    /// Lepton.
+    pub lepton: StrategyReport,
+    /// Lepton's utilization over the traditional baseline's, minus 1, %.
+    pub utilization_gain_pct: f64,
+    /// 1 minus Lepton's cost over the traditional baseline's, %.
+    pub cost_reduction_pct: f64,
+    /// The same two against the kubernetes baseline.
+    pub vs_kubernetes: Gains,
+}
+
+/// Lepton's gains against one baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Gains {
+    /// Lepton's utilization over the baseline's, minus 1, %.
+    pub utilization_gain_pct: f64,
+    /// 1 minus Lepton's cost over the baseline's, %.
+    pub cost_reduction_pct: f64,
+}
+
+impl Gains {
+    /// Lepton's gains over `baseline`.
+    pub fn of(lepton: &StrategyReport, baseline: &StrategyReport) -> Gains {
+        Gains {
+            utilization_gain_pct: (lepton.utilization_pct / baseline.utilization_pct - 1.0) * 100.0,
+            cost_reduction_pct: (1.0 - lepton.cost / baseline.cost) * 100.0,
+        }
+    }
+}
+
+/// The three data-center strategies; Lepton places with `lepton_policy`
+/// named `lepton_name`.
+pub fn datacenter_strategies(lepton_name: &str, lepton_policy: Box<dyn Policy>) -> [Strategy; 3] {
+    [
+        Strategy {
+            name: "traditional".into(),
+            policy: Box::new(RoundRobin::default()),
+            release_idle: false,
+            preemption: false,
+            headroom: 0.0,
+        },
+        Strategy {
+            name: "kubernetes".into(),
+            policy: Box::new(Spread),
+            release_idle: true,
+            preemption: false,
+            headroom: 0.0,
+        },
+        Strategy {
+            name: format!("lepton ({lepton_name})"),
+            policy: lepton_policy,
+            release_idle: true,
+            preemption: false,
+            headroom: LEPTON_HEADROOM,
+        },
+    ]
+}
+
+/// Runs the data center of `config` under the three strategies, Lepton with
+/// best fit.
+///
+/// # Errors
+/// [`sim::Error`](crate::sim::Error) for settings out of range.
+pub fn compare_datacenter(
+    config: &DatacenterConfig,
+) -> Result<DatacenterComparison, crate::sim::Error> {
+    compare_datacenter_with(config, "bestfit", Box::new(BestFit))
+}
+
+/// [`compare_datacenter`] with Lepton placing by `policy`.
+///
+/// # Errors
+/// As [`compare_datacenter`].
+pub fn compare_datacenter_with(
+    config: &DatacenterConfig,
+    name: &str,
+    policy: Box<dyn Policy>,
+) -> Result<DatacenterComparison, crate::sim::Error> {
+    let world = DatacenterWorld::generate(config)?;
+    let [baseline, kubernetes, lepton] =
+        datacenter_strategies(name, policy).map(|strategy| run_datacenter(&world, strategy));
+    let (baseline, kubernetes, lepton) = (baseline?, kubernetes?, lepton?);
+    let against = Gains::of(&lepton, &baseline);
+    Ok(DatacenterComparison {
+        scenario: "datacenter",
+        seed: config.seed,
+        config: *config,
+        utilization_gain_pct: against.utilization_gain_pct,
+        cost_reduction_pct: against.cost_reduction_pct,
+        vs_kubernetes: Gains::of(&lepton, &kubernetes),
+        baseline,
+        kubernetes,
+        lepton,
+    })
+}
