@@ -30,3 +30,31 @@ impl Policy for RoundRobin {
         self.next = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lepton_core::{NodeId, NodeSpec, Resources, TaskId};
+
+    use super::*;
+
+    #[test]
+    fn takes_nodes_in_turn_and_skips_those_without_room() {
+        let mut cluster = ClusterState::new();
+        for (id, cpu) in [(1, 4_000), (2, 1_000), (3, 4_000)] {
+            cluster
+                .add_node(NodeSpec::new(NodeId(id), Resources::new(cpu, 4_096)))
+                .unwrap();
+        }
+        let task = TaskSpec::new(TaskId(1), Resources::new(2_000, 1_024));
+        let mut policy = RoundRobin::default();
+        let picks: Vec<u64> = (0..4)
+            .map(|_| policy.select(&task, &cluster).unwrap().node.0)
+            .collect();
+        // Node 2 is too small for the task: 1, 3, 1, 3.
+        assert_eq!(picks, vec![1, 3, 1, 3]);
+        policy.reseed(0);
+        assert_eq!(policy.select(&task, &cluster).unwrap().node, NodeId(1));
+        let huge = TaskSpec::new(TaskId(2), Resources::new(8_000, 1_024));
+        assert_eq!(policy.select(&huge, &cluster), None);
+    }
+}

@@ -1,0 +1,121 @@
+//! The data-center simulation's accounting on small days: cost is powered
+//! VM-minutes × price, idle VMs are released after the idle time, waiting tasks start VMs that are ready only after the start-up
+//! time, warm spare capacity is kept, and every task ends.
+
+#![allow(clippy::unwrap_used)]
+
+use lepton_policies::{BestFit, RoundRobin};
+use lepton_sim::scenario::{
+    run_datacenter, DatacenterConfig, DatacenterWorld, Strategy, StrategyReport, VM_SHAPES,
+};
+
+fn small() -> DatacenterConfig {
+    DatacenterConfig {
+        seed: 7,
+        vms: 40,
+        tasks: 130,
+        hours: 4,
+        ..DatacenterConfig::default()
+    }
+}
+
+fn run(world: &DatacenterWorld, release_idle: bool, headroom: f64) -> StrategyReport {
+    let strategy = Strategy {
+        name: "test".into(),
+        policy: if release_idle {
+            Box::new(BestFit)
+        } else {
+            Box::new(RoundRobin::default())
+        },
+        release_idle,
+        preemption: false,
+        headroom,
+    };
+    run_datacenter(world, strategy).unwrap()
+}
+
+#[test]
+fn always_on_costs_every_vm_for_the_whole_run() {
+    let world = DatacenterWorld::generate(&small()).unwrap();
+    let report = run(&world, false, 0.0);
+    let minutes = (report.vm_hours * 60.0 / world.fleet.len() as f64).round();
+    assert!((report.vm_hours * 60.0 - minutes * 40.0).abs() < 1e-6);
+    let hourly: f64 = world
+        .fleet
+        .iter()
+        .map(|(_, shape)| VM_SHAPES[*shape].price_per_hour)
+        .sum();
+    assert!((report.cost - hourly * minutes / 60.0).abs() < 1e-6);
+    assert!(report.timeline.iter().all(|p| p.powered_vms == 40));
+    assert_eq!(report.lost, 0);
+    assert_eq!(report.completed + report.failed, 130);
+}
+
+#[test]
+fn idle_vms_are_released_and_waiting_tasks_start_them_again() {
+    let world = DatacenterWorld::generate(&small()).unwrap();
+    let always_on = run(&world, false, 0.0);
+    let released = run(&world, true, 0.0);
+    // Everything is on at minute 0; VMs idle since then are released at
+    // minute 10, the idle time.
+    assert_eq!(released.timeline[0].powered_vms, 40);
+    assert!(released.timeline[1].powered_vms < 40);
+    // Later, fewer are powered, and the day costs less.
+    let fewest = released
+        .timeline
+        .iter()
+        .map(|p| p.powered_vms)
+        .min()
+        .unwrap();
+    assert!(fewest < 40, "never released a VM");
+    assert!(released.cost < always_on.cost);
+    // VMs came back: the count rose again at some point.
+    let rose = released
+        .timeline
+        .windows(2)
+        .any(|w| w[1].powered_vms > w[0].powered_vms);
+    assert!(rose, "never started a VM again");
+    // Waiting for VMs to start shows in the waits.
+    assert!(
+        released.mean_wait_s > always_on.mean_wait_s,
+        "{} s vs {} s",
+        released.mean_wait_s,
+        always_on.mean_wait_s
+    );
+    assert_eq!(released.lost, 0);
+    assert_eq!(released.completed + released.failed, 130);
+}
+
+#[test]
+fn warm_spare_keeps_vms_of_every_shape_powered() {
+    let world = DatacenterWorld::generate(&small()).unwrap();
+    let without = run(&world, true, 0.0);
+    let with = run(&world, true, 0.01);
+    // At least three per shape stay on (or are starting) once the day quiets.
+    let shapes = VM_SHAPES.len();
+    assert!(with
+        .timeline
+        .iter()
+        .skip(3)
+        .all(|p| p.powered_vms >= 3 * shapes.min(5)));
+    assert!(with.cost > without.cost);
+    assert!(with.mean_wait_s <= without.mean_wait_s);
+}
+
+#[test]
+fn bad_settings_are_named() {
+    let bad = DatacenterConfig { vms: 5, ..small() };
+    let err = DatacenterWorld::generate(&bad).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "vms = 5 is out of range: 10 to 100,000 VMs"
+    );
+    let bad = DatacenterConfig {
+        failure_rate: f64::NAN,
+        ..small()
+    };
+    assert!(DatacenterWorld::generate(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("failure_rate = NaN"));
+}
