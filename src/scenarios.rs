@@ -3,6 +3,9 @@
 //! baselines and Lepton the same way for the `lepton demo` command, the
 //! tests and any program that wants the comparison.
 //!
+//! Edge ([`compare_edge`]): nearest site first, cloud only, and Lepton
+//! (objective-aware: see [`EdgeStrategy`]).
+//!
 //! Data center ([`compare_datacenter`]):
 //! - **traditional**: static round robin ([`RoundRobin`]) over every VM,
 //!   every VM powered all day, no preemption;
@@ -20,7 +23,8 @@ use serde::Serialize;
 
 use crate::policies::{BestFit, RoundRobin, Spread};
 use crate::sim::scenario::{
-    run_datacenter, DatacenterConfig, DatacenterWorld, Strategy, StrategyReport,
+    run_datacenter, run_edge, DatacenterConfig, DatacenterWorld, EdgeConfig, EdgeReport,
+    EdgeStrategy, EdgeWorld, Strategy, StrategyReport,
 };
 use crate::Policy;
 
@@ -133,5 +137,39 @@ pub fn compare_datacenter_with(
         baseline,
         kubernetes,
         lepton,
+    })
+}
+
+/// The edge scenario under its three strategies.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeComparison {
+    /// `"edge"`.
+    pub scenario: &'static str,
+    /// The seed.
+    pub seed: u64,
+    /// The settings.
+    pub config: EdgeConfig,
+    /// Nearest site first.
+    pub nearest_site: EdgeReport,
+    /// Everything in the cloud.
+    pub cloud_only: EdgeReport,
+    /// Lepton.
+    pub lepton: EdgeReport,
+}
+
+/// Runs the edge scenario of `config` under nearest-site-first, cloud-only
+/// and Lepton (see [`EdgeStrategy`]).
+///
+/// # Errors
+/// [`sim::Error`](crate::sim::Error) for settings out of range.
+pub fn compare_edge(config: &EdgeConfig) -> Result<EdgeComparison, crate::sim::Error> {
+    let world = EdgeWorld::generate(config)?;
+    Ok(EdgeComparison {
+        scenario: "edge",
+        seed: config.seed,
+        config: *config,
+        nearest_site: run_edge(&world, EdgeStrategy::NearestSite)?,
+        cloud_only: run_edge(&world, EdgeStrategy::CloudOnly)?,
+        lepton: run_edge(&world, EdgeStrategy::Lepton)?,
     })
 }

@@ -2,12 +2,13 @@
 //! default size (1,000 VMs, 20,000 tasks, one day): Lepton at least 30%
 //! more utilization and 20% less cost than the traditional scheduler with
 //! no more deadline misses, cheaper than the kubernetes-style baseline with
-//! no more misses, and nothing lost by anyone.
+//! no more misses, and nothing lost by anyone. At the edge, Lepton meets
+//! latency objectives that nearest-site-first and cloud-only miss.
 
 #![allow(clippy::unwrap_used)]
 
-use lepton::scenarios::compare_datacenter;
-use lepton::sim::scenario::DatacenterConfig;
+use lepton::scenarios::{compare_datacenter, compare_edge};
+use lepton::sim::scenario::{DatacenterConfig, EdgeConfig, EdgeWorld, Site, SAME_SITE_MS};
 
 #[test]
 fn lepton_beats_both_baselines_on_seeds_1_to_5() {
@@ -59,4 +60,62 @@ fn the_same_seed_gives_the_same_day() {
     assert_eq!(a.lepton, b.lepton);
     let other = compare_datacenter(&DatacenterConfig { seed: 2, ..config }).unwrap();
     assert_ne!(a.lepton.cost, other.lepton.cost);
+}
+
+#[test]
+fn at_the_edge_lepton_meets_objectives_the_baselines_miss() {
+    for seed in 1..=5 {
+        let config = EdgeConfig {
+            seed,
+            ..EdgeConfig::default()
+        };
+        let c = compare_edge(&config).unwrap();
+        let summary = format!(
+            "seed {seed}: violations {}/{}/{}, p95 interactive {}/{}/{} ms",
+            c.nearest_site.objective_violations,
+            c.cloud_only.objective_violations,
+            c.lepton.objective_violations,
+            c.nearest_site.p95_interactive_latency_ms,
+            c.cloud_only.p95_interactive_latency_ms,
+            c.lepton.p95_interactive_latency_ms
+        );
+        assert!(
+            c.lepton.objective_violations < c.nearest_site.objective_violations,
+            "{summary}"
+        );
+        assert!(
+            c.lepton.objective_violations < c.cloud_only.objective_violations,
+            "{summary}"
+        );
+        assert!(
+            c.lepton.p95_interactive_latency_ms < c.nearest_site.p95_interactive_latency_ms,
+            "{summary}"
+        );
+        for report in [&c.nearest_site, &c.cloud_only, &c.lepton] {
+            assert_eq!(report.lost, 0, "{summary}");
+            assert_eq!(report.completed, config.tasks, "{summary}");
+        }
+        // Cloud-only runs nothing at the edge.
+        assert_eq!(c.cloud_only.site_load_cv_pct, None);
+        assert!(c.cloud_only.site_utilization_pct.iter().all(|&u| u == 0.0));
+    }
+}
+
+#[test]
+fn edge_latencies_follow_the_ring() {
+    let world = EdgeWorld::generate(&EdgeConfig::default()).unwrap();
+    assert_eq!(world.latency_ms(3, Site::Edge(3)), SAME_SITE_MS);
+    assert_eq!(world.latency_ms(0, Site::Edge(1)), 15);
+    // Eight sites on a ring: 0 and 7 are neighbours, 0 and 4 four hops.
+    assert_eq!(world.latency_ms(0, Site::Edge(7)), 15);
+    assert_eq!(world.latency_ms(0, Site::Edge(4)), 30);
+    assert_eq!(world.latency_ms(5, Site::Cloud), 80);
+    let bad = EdgeConfig {
+        sites: 1,
+        ..EdgeConfig::default()
+    };
+    assert_eq!(
+        EdgeWorld::generate(&bad).unwrap_err().to_string(),
+        "sites = 1 is out of range: 2 to 1,000 sites"
+    );
 }

@@ -32,7 +32,17 @@ fn the_default_job_is_the_demo_with_its_report() {
         text.contains("datacenter: 1000 VMs, 20000 tasks over 24 h, seed 1"),
         "{text}"
     );
-    for strategy in ["traditional", "kubernetes", "lepton (bestfit)"] {
+    assert!(
+        text.contains("edge: 8 sites × 4 nodes, 100 cloud nodes"),
+        "{text}"
+    );
+    for strategy in [
+        "traditional",
+        "kubernetes",
+        "lepton (bestfit)",
+        "nearest-site",
+        "cloud-only",
+    ] {
         assert!(text.contains(strategy), "{text}");
     }
     assert!(

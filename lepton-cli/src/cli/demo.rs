@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use lepton::policies::by_name;
-use lepton::scenarios::{compare_datacenter, compare_datacenter_with, DatacenterComparison};
-use lepton::sim::scenario::DatacenterConfig;
+use lepton::scenarios::{
+    compare_datacenter, compare_datacenter_with, compare_edge, DatacenterComparison, EdgeComparison,
+};
+use lepton::sim::scenario::{DatacenterConfig, EdgeConfig};
 
 use super::report;
 use super::{CliError, Format};
@@ -17,6 +19,9 @@ use super::{CliError, Format};
 pub(crate) enum Scenario {
     /// 1,000 VMs over one day: traditional, kubernetes-style and Lepton.
     Datacenter,
+    /// Edge sites and a central cloud: nearest-site-first, cloud-only and
+    /// Lepton.
+    Edge,
     /// Every scenario.
     All,
 }
@@ -27,7 +32,7 @@ pub(crate) struct DemoArgs {
     /// The scenario.
     #[arg(long, value_enum, default_value_t = Scenario::All)]
     scenario: Scenario,
-    /// Seeds the fleet, the tasks and the failures.
+    /// Seeds the fleets, the tasks and the failures of every scenario.
     #[arg(long, default_value_t = DatacenterConfig::default().seed)]
     seed: u64,
     /// VMs in the data center (10 to 100,000).
@@ -63,23 +68,41 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
     config.validate()?;
     report::check_out_dir(&args.out)?;
     let started = Instant::now();
-    let scenarios = match args.scenario {
-        Scenario::Datacenter | Scenario::All => vec![datacenter(&config, &args.policy)?],
+    let wanted = |one| args.scenario == one || args.scenario == Scenario::All;
+    let datacenter = if wanted(Scenario::Datacenter) {
+        Some(datacenter(&config, &args.policy)?)
+    } else {
+        None
+    };
+    let edge = if wanted(Scenario::Edge) {
+        Some(compare_edge(&EdgeConfig {
+            seed: args.seed,
+            ..EdgeConfig::default()
+        })?)
+    } else {
+        None
     };
     let wall_s = started.elapsed().as_secs_f64();
-    let page = report::write(&args.out, &scenarios)?;
+    let results = report::Results {
+        datacenter: datacenter.as_ref(),
+        edge: edge.as_ref(),
+    };
+    let page = report::write(&args.out, &results)?;
     match args.format {
         Format::Json => {
             let json = serde_json::json!({
-                "scenarios": scenarios,
+                "scenarios": results.json()?,
                 "report": page,
                 "wall_s": wall_s,
             });
             println!("{json}");
         }
         Format::Text => {
-            for scenario in &scenarios {
-                print_table(scenario);
+            if let Some(datacenter) = &datacenter {
+                print_table(datacenter);
+            }
+            if let Some(edge) = &edge {
+                print_edge(edge);
             }
             println!("report written to {} ({wall_s:.1} s)", page.display());
         }
@@ -137,4 +160,37 @@ fn print_table(result: &DatacenterComparison) {
         result.vs_kubernetes.utilization_gain_pct,
         -result.vs_kubernetes.cost_reduction_pct
     );
+}
+
+fn print_edge(result: &EdgeComparison) {
+    let c = &result.config;
+    println!(
+        "{}: {} sites × {} nodes, {} cloud nodes, {} tasks over {} h, seed {}",
+        result.scenario, c.sites, c.nodes_per_site, c.cloud_nodes, c.tasks, c.hours, result.seed
+    );
+    println!(
+        "{:<14} {:>11} {:>16} {:>10} {:>11} {:>12} {:>8} {:>5}",
+        "strategy",
+        "p95 ms",
+        "p95 interact. ms",
+        "mean ms",
+        "violations",
+        "site load cv",
+        "wait s",
+        "lost"
+    );
+    for r in [&result.nearest_site, &result.cloud_only, &result.lepton] {
+        println!(
+            "{:<14} {:>11.0} {:>16.0} {:>10.1} {:>11} {:>12} {:>8.1} {:>5}",
+            r.policy,
+            r.p95_latency_ms,
+            r.p95_interactive_latency_ms,
+            r.mean_latency_ms,
+            r.objective_violations,
+            r.site_load_cv_pct
+                .map_or("-".to_owned(), |cv| format!("{cv:.1}%")),
+            r.mean_wait_s,
+            r.lost
+        );
+    }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use super::CliError;
-use lepton::scenarios::DatacenterComparison;
+use lepton::scenarios::{DatacenterComparison, EdgeComparison};
 
 /// Creates `dir` if needed and checks it can be written, before any run.
 pub(crate) fn check_out_dir(dir: &Path) -> Result<(), CliError> {
@@ -20,13 +20,38 @@ pub(crate) fn check_out_dir(dir: &Path) -> Result<(), CliError> {
         .map_err(|e| CliError::Output(format!("cannot write to {}: {e}", dir.display())))
 }
 
-/// Writes `dir/index.html` and returns its path.
-pub(crate) fn write(dir: &Path, scenarios: &[DatacenterComparison]) -> Result<PathBuf, CliError> {
-    let mut body = String::new();
-    for scenario in scenarios {
-        body.push_str(&section(scenario)?);
+/// The scenarios a demo ran.
+pub(crate) struct Results<'a> {
+    pub(crate) datacenter: Option<&'a DatacenterComparison>,
+    pub(crate) edge: Option<&'a EdgeComparison>,
+}
+
+impl Results<'_> {
+    /// The scenarios as a JSON array.
+    pub(crate) fn json(&self) -> Result<serde_json::Value, CliError> {
+        let encode =
+            |e: serde_json::Error| CliError::Output(format!("cannot encode the results: {e}"));
+        let mut all = Vec::new();
+        if let Some(datacenter) = self.datacenter {
+            all.push(serde_json::to_value(datacenter).map_err(encode)?);
+        }
+        if let Some(edge) = self.edge {
+            all.push(serde_json::to_value(edge).map_err(encode)?);
+        }
+        Ok(serde_json::Value::Array(all))
     }
-    let data = serde_json::to_string(&serde_json::json!({ "scenarios": scenarios }))
+}
+
+/// Writes `dir/index.html` and returns its path.
+pub(crate) fn write(dir: &Path, results: &Results<'_>) -> Result<PathBuf, CliError> {
+    let mut body = String::new();
+    if let Some(datacenter) = results.datacenter {
+        body.push_str(&section(datacenter)?);
+    }
+    if let Some(edge) = results.edge {
+        body.push_str(&edge_section(edge)?);
+    }
+    let data = serde_json::to_string(&serde_json::json!({ "scenarios": results.json()? }))
         .map_err(|e| CliError::Output(format!("cannot encode the results: {e}")))?
         // Inside <script>, "</" would end the element.
         .replace("</", "<\\/");
@@ -54,9 +79,11 @@ th:first-child, td:first-child {{ text-align: left; }}
 <script>
 // The headline is written from the results embedded above.
 const results = JSON.parse(document.getElementById("results").textContent);
-const lines = results.scenarios.map(s =>
-  `${{s.scenario}}: Lepton ${{s.utilization_gain_pct >= 0 ? "+" : ""}}${{s.utilization_gain_pct.toFixed(1)}}% utilization, ` +
-  `${{(-s.cost_reduction_pct).toFixed(1)}}% cost against the traditional scheduler`);
+const lines = results.scenarios.map(s => s.scenario === "edge"
+  ? `edge: Lepton ${{s.lepton.objective_violations}} latency-objective violations, ` +
+    `nearest-site-first ${{s.nearest_site.objective_violations}}, cloud-only ${{s.cloud_only.objective_violations}}`
+  : `${{s.scenario}}: Lepton ${{s.utilization_gain_pct >= 0 ? "+" : ""}}${{s.utilization_gain_pct.toFixed(1)}}% utilization, ` +
+    `${{(-s.cost_reduction_pct).toFixed(1)}}% cost against the traditional scheduler`);
 document.getElementById("headline").textContent = lines.join("; ");
 </script>
 </body>
@@ -128,6 +155,56 @@ fn section(scenario: &DatacenterComparison) -> Result<String, CliError> {
         "wait (s)",
         "% of tasks",
         &waits,
+    )?;
+    let _ = writeln!(html, "<div class=\"plot\">{svg}</div>\n</div>");
+    Ok(html)
+}
+
+fn edge_section(scenario: &EdgeComparison) -> Result<String, CliError> {
+    let c = &scenario.config;
+    let reports = [
+        &scenario.nearest_site,
+        &scenario.cloud_only,
+        &scenario.lepton,
+    ];
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<h2>edge</h2>\n<p>{} edge sites of {} nodes, {} cloud nodes, {} tasks over {} hours, seed {}; interactive tasks aim at 20 ms, batch at 150 ms.</p>\n<table>\n<tr><th>strategy</th><th>p95 latency (ms)</th><th>p95 interactive latency (ms)</th><th>mean latency (ms)</th><th>objective violations</th><th>edge site load CV</th><th>mean wait (s)</th><th>lost</th></tr>\n",
+        c.sites, c.nodes_per_site, c.cloud_nodes, c.tasks, c.hours, scenario.seed
+    );
+    for r in reports {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td></tr>",
+            escape(&r.policy),
+            r.p95_latency_ms,
+            r.p95_interactive_latency_ms,
+            r.mean_latency_ms,
+            r.objective_violations,
+            r.site_load_cv_pct.map_or("-".to_owned(), |cv| format!("{cv:.1}%")),
+            r.mean_wait_s,
+            r.lost
+        );
+    }
+    html.push_str("</table>\n<div class=\"plots\">\n");
+    let curves: Vec<(String, Vec<(f64, f64)>)> = reports
+        .iter()
+        .map(|r| {
+            let points = r
+                .site_utilization_pct
+                .iter()
+                .enumerate()
+                .map(|(site, &u)| (site as f64, u))
+                .collect();
+            (r.policy.clone(), points)
+        })
+        .collect();
+    let svg = line_plot(
+        "CPU utilization of each edge site over the day",
+        "edge site",
+        "%",
+        &curves,
     )?;
     let _ = writeln!(html, "<div class=\"plot\">{svg}</div>\n</div>");
     Ok(html)

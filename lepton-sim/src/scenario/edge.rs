@@ -1,0 +1,408 @@
+//! The edge scenario: small edge sites close to their users and a central
+//! cloud far away; each task comes from one site and has a latency
+//! objective. Replayed in virtual time by [`run_timed`](crate::run_timed)
+//! with the real scheduler.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::quantile;
+use crate::timed::{run_timed, TimedConfig, TimedTask};
+use crate::Error;
+use lepton_core::{
+    ClusterState, NodeId, NodeSpec, Placement, Policy, Resources, SeededRng, TargetWorkload,
+    TaskId, TaskSpec,
+};
+
+/// Round-trip latency from a user to the edge site it is at, ms.
+pub const SAME_SITE_MS: u32 = 2;
+/// Latency to another edge site: this plus [`PER_HOP_MS`] per hop around
+/// the ring of sites, ms.
+pub const OTHER_SITE_BASE_MS: u32 = 10;
+/// Added per hop between edge sites, ms.
+pub const PER_HOP_MS: u32 = 5;
+/// Latency from any edge site to the cloud, ms.
+pub const CLOUD_MS: u32 = 80;
+
+/// Latency objective of interactive tasks, ms.
+pub const INTERACTIVE_OBJECTIVE_MS: u32 = 20;
+/// Latency objective of batch tasks, ms.
+pub const BATCH_OBJECTIVE_MS: u32 = 150;
+
+/// Settings of the edge scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EdgeConfig {
+    /// Seeds the tasks.
+    pub seed: u64,
+    /// Edge sites, on a ring.
+    pub sites: usize,
+    /// Nodes per edge site (8 vCPUs, 32 GiB each).
+    pub nodes_per_site: usize,
+    /// Cloud nodes (16 vCPUs, 64 GiB each).
+    pub cloud_nodes: usize,
+    /// Tasks over `hours`.
+    pub tasks: usize,
+    /// Hours of arrivals.
+    pub hours: u64,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            seed: 1,
+            sites: 8,
+            nodes_per_site: 4,
+            cloud_nodes: 100,
+            tasks: 20_000,
+            hours: 24,
+        }
+    }
+}
+
+impl EdgeConfig {
+    /// Checks every value is in range.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] naming the setting.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bounds: [(&'static str, usize, usize, usize, &'static str); 5] = [
+            ("sites", self.sites, 2, 1_000, "2 to 1,000 sites"),
+            (
+                "nodes_per_site",
+                self.nodes_per_site,
+                1,
+                1_000,
+                "1 to 1,000 nodes",
+            ),
+            (
+                "cloud_nodes",
+                self.cloud_nodes,
+                1,
+                100_000,
+                "1 to 100,000 nodes",
+            ),
+            ("tasks", self.tasks, 1, 2_000_000, "1 to 2,000,000 tasks"),
+            ("hours", self.hours as usize, 1, 720, "1 to 720 hours"),
+        ];
+        for (name, value, low, high, expected) in bounds {
+            if !(low..=high).contains(&value) {
+                return Err(Error::OutOfRange {
+                    name,
+                    value: value as f64,
+                    expected,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Site {
+    /// Edge site number.
+    Edge(usize),
+    /// The central cloud.
+    Cloud,
+}
+
+/// A task of the edge scenario: where its user is and its objective.
+#[derive(Debug, Clone)]
+pub struct EdgeTask {
+    /// The task, arrival and duration.
+    pub timed: TimedTask,
+    /// The edge site its user is at.
+    pub origin: usize,
+    /// Its latency objective, ms.
+    pub objective_ms: u32,
+}
+
+/// The scenario's sites, nodes and tasks, generated once per seed.
+#[derive(Debug, Clone)]
+pub struct EdgeWorld {
+    /// The settings.
+    pub config: EdgeConfig,
+    /// Every node with its site.
+    pub nodes: Vec<(NodeSpec, Site)>,
+    /// The tasks, by arrival.
+    pub tasks: Vec<EdgeTask>,
+}
+
+impl EdgeWorld {
+    /// Generates the sites and tasks of `config`: every site's users are
+    /// busiest at its own afternoon (the sites' clocks are spread around
+    /// the day); 60 % of tasks are interactive (1–2 vCPUs, 1–10 minutes,
+    /// objective 20 ms), 40 % batch (2–4 vCPUs, 10–60 minutes, 150 ms).
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] for a setting out of range.
+    pub fn generate(config: &EdgeConfig) -> Result<EdgeWorld, Error> {
+        config.validate()?;
+        let mut nodes = Vec::new();
+        for site in 0..config.sites {
+            for n in 0..config.nodes_per_site {
+                let id = NodeId(nodes.len() as u64);
+                let spec = NodeSpec::new(id, Resources::new(8_000, 32_768))
+                    .with_name(format!("edge-{site}-{n}"))
+                    .with_label("site", format!("edge-{site}"));
+                nodes.push((spec, Site::Edge(site)));
+            }
+        }
+        for n in 0..config.cloud_nodes {
+            let id = NodeId(nodes.len() as u64);
+            let spec = NodeSpec::new(id, Resources::new(16_000, 65_536))
+                .with_name(format!("cloud-{n}"))
+                .with_label("site", "cloud");
+            nodes.push((spec, Site::Cloud));
+        }
+        let mut rng = SeededRng::new(config.seed);
+        let uniform = |rng: &mut SeededRng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let seconds = config.hours * 3_600;
+        let mut tasks = Vec::with_capacity(config.tasks);
+        while tasks.len() < config.tasks {
+            let origin = rng.index(config.sites);
+            let arrival_s = rng.below(seconds);
+            // Each site's afternoon peak, spread around the day.
+            let phase = 24.0 * origin as f64 / config.sites as f64;
+            let hour = arrival_s as f64 / 3_600.0;
+            let rate = 1.0 + 0.8 * (2.0 * std::f64::consts::PI * (hour - 9.0 - phase) / 24.0).sin();
+            if uniform(&mut rng) * 1.8 >= rate {
+                continue;
+            }
+            let id = TaskId(tasks.len() as u64);
+            let interactive = uniform(&mut rng) < 0.6;
+            let (spec, duration_s, objective_ms) = if interactive {
+                let cpus = 1 + rng.below(2);
+                let spec = TaskSpec::new(id, Resources::new(cpus * 1_000, 2_048));
+                (spec, 60 + rng.below(9 * 60 + 1), INTERACTIVE_OBJECTIVE_MS)
+            } else {
+                let cpus = 2 + rng.below(3);
+                let spec = TaskSpec::new(id, Resources::new(cpus * 1_000, cpus * 2_048));
+                (spec, 600 + rng.below(50 * 60 + 1), BATCH_OBJECTIVE_MS)
+            };
+            let spec = spec.with_config("origin", origin.to_string());
+            tasks.push(EdgeTask {
+                timed: TimedTask::new(spec, arrival_s, Some(duration_s)),
+                origin,
+                objective_ms,
+            });
+        }
+        tasks.sort_by_key(|t| t.timed.arrival_s);
+        for (index, task) in tasks.iter_mut().enumerate() {
+            task.timed.spec.id = TaskId(index as u64);
+        }
+        Ok(EdgeWorld {
+            config: *config,
+            nodes,
+            tasks,
+        })
+    }
+
+    /// The latency from edge site `origin` to `site`, ms.
+    pub fn latency_ms(&self, origin: usize, site: Site) -> u32 {
+        match site {
+            Site::Cloud => CLOUD_MS,
+            Site::Edge(site) if site == origin => SAME_SITE_MS,
+            Site::Edge(site) => {
+                let n = self.config.sites;
+                let apart = origin.abs_diff(site);
+                let hops = apart.min(n - apart) as u32;
+                OTHER_SITE_BASE_MS + PER_HOP_MS * hops
+            }
+        }
+    }
+}
+
+/// How a strategy places edge tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EdgeStrategy {
+    /// The user's own site if it has room, else the nearest edge site with
+    /// room, else the cloud.
+    NearestSite,
+    /// Everything in the cloud.
+    CloudOnly,
+    /// Lepton: among the nodes that meet the task's objective, the nearest
+    /// site, best fit inside it, and tasks whose objective the cloud meets
+    /// go to the cloud first (keeping edge capacity for the tasks that
+    /// need it); when no node meeting the objective has room, the nearest
+    /// with room.
+    Lepton,
+}
+
+impl EdgeStrategy {
+    /// The name reported.
+    pub fn name(self) -> &'static str {
+        match self {
+            EdgeStrategy::NearestSite => "nearest-site",
+            EdgeStrategy::CloudOnly => "cloud-only",
+            EdgeStrategy::Lepton => "lepton",
+        }
+    }
+}
+
+/// What one strategy measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EdgeReport {
+    /// The strategy.
+    pub policy: String,
+    /// 95th percentile of the network latency from each task's user to
+    /// where it ran, ms.
+    pub p95_latency_ms: f64,
+    /// The same over interactive tasks only, ms.
+    pub p95_interactive_latency_ms: f64,
+    /// Mean latency, ms.
+    pub mean_latency_ms: f64,
+    /// Tasks that ran farther than their objective.
+    pub objective_violations: usize,
+    /// Coefficient of variation of the edge sites' CPU utilization over the
+    /// day (lower is more even), %; `None` when no task ran at the edge.
+    pub site_load_cv_pct: Option<f64>,
+    /// CPU utilization of each edge site over the day, %.
+    pub site_utilization_pct: Vec<f64>,
+    /// Mean wait before starting, seconds.
+    pub mean_wait_s: f64,
+    /// Tasks that completed.
+    pub completed: usize,
+    /// Tasks that never ran or did not complete.
+    pub lost: usize,
+}
+
+/// The policy of a strategy, recording where each task was placed.
+struct EdgePolicy {
+    strategy: EdgeStrategy,
+    /// Per node position: its site.
+    sites: Vec<Site>,
+    origins: Arc<Vec<(usize, u32)>>,
+    latency: Arc<dyn Fn(usize, Site) -> u32 + Send + Sync>,
+    placed: Arc<Mutex<HashMap<TaskId, NodeId>>>,
+}
+
+impl Policy for EdgePolicy {
+    fn name(&self) -> &str {
+        self.strategy.name()
+    }
+
+    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
+        let (origin, objective) = *self.origins.get(task.id.0 as usize)?;
+        let search = cluster.search();
+        let feasible = cluster
+            .nodes()
+            .iter()
+            .zip(&self.sites)
+            .filter(|(node, _)| node.fits(task));
+        let chosen = match self.strategy {
+            EdgeStrategy::CloudOnly => feasible
+                .filter(|(_, site)| **site == Site::Cloud)
+                .map(|(node, _)| node)
+                .next(),
+            EdgeStrategy::NearestSite => feasible
+                .min_by_key(|(_, site)| (self.latency)(origin, **site))
+                .map(|(node, _)| node),
+            EdgeStrategy::Lepton => {
+                let key = |node: &lepton_core::ClusterNode, site: Site| {
+                    let latency = (self.latency)(origin, site);
+                    let meets = latency <= objective;
+                    // Meeting the objective first; among those, the cloud
+                    // first when it meets it, then the nearest; best fit
+                    // inside a site.
+                    let cloud_first = meets && site == Site::Cloud;
+                    let leftover = (search.leftover_share(task, node) * 1e6) as u64;
+                    (!meets, !cloud_first, latency, leftover)
+                };
+                feasible
+                    .min_by_key(|(node, site)| key(node, **site))
+                    .map(|(node, _)| node)
+            }
+        }?;
+        let placement = Placement::on(chosen.id());
+        if let Ok(mut placed) = self.placed.lock() {
+            placed.insert(task.id, chosen.id());
+        }
+        Some(placement)
+    }
+}
+
+/// Runs `strategy` on the scenario `world` and measures it.
+///
+/// # Errors
+/// Errors of the timed replay (none are expected for generated workloads).
+pub fn run_edge(world: &EdgeWorld, strategy: EdgeStrategy) -> Result<EdgeReport, Error> {
+    let sites: Vec<Site> = world.nodes.iter().map(|(_, site)| *site).collect();
+    let origins: Arc<Vec<(usize, u32)>> = Arc::new(
+        world
+            .tasks
+            .iter()
+            .map(|t| (t.origin, t.objective_ms))
+            .collect(),
+    );
+    let latency_world = world.clone();
+    let latency: Arc<dyn Fn(usize, Site) -> u32 + Send + Sync> =
+        Arc::new(move |origin, site| latency_world.latency_ms(origin, site));
+    let placed = Arc::new(Mutex::new(HashMap::new()));
+    let policy = EdgePolicy {
+        strategy,
+        sites: sites.clone(),
+        origins,
+        latency,
+        placed: Arc::clone(&placed),
+    };
+    let nodes: Vec<NodeSpec> = world.nodes.iter().map(|(n, _)| n.clone()).collect();
+    let tasks: Vec<TimedTask> = world.tasks.iter().map(|t| t.timed.clone()).collect();
+    let config = TimedConfig {
+        seed: world.config.seed,
+        sample_every_s: 3_600,
+        ..TimedConfig::default()
+    };
+    let result = run_timed(
+        &nodes,
+        &tasks,
+        &TargetWorkload::default(),
+        Box::new(policy),
+        &config,
+    )?;
+    let placed = placed.lock().map(|p| p.clone()).unwrap_or_default();
+    let site_of: HashMap<NodeId, Site> = world.nodes.iter().map(|(n, s)| (n.id, *s)).collect();
+    let mut latencies = Vec::new();
+    let mut interactive = Vec::new();
+    let mut violations = 0;
+    let mut busy = vec![0.0f64; world.config.sites];
+    for task in &world.tasks {
+        let Some(site) = placed.get(&task.timed.spec.id).and_then(|n| site_of.get(n)) else {
+            continue;
+        };
+        let latency = f64::from(world.latency_ms(task.origin, *site));
+        latencies.push(latency);
+        if task.objective_ms == INTERACTIVE_OBJECTIVE_MS {
+            interactive.push(latency);
+        }
+        if latency > f64::from(task.objective_ms) {
+            violations += 1;
+        }
+        if let Site::Edge(edge) = site {
+            let duration = task.timed.duration_s.unwrap_or(0) as f64;
+            busy[*edge] += task.timed.spec.request.cpu_milli as f64 * duration;
+        }
+    }
+    let site_capacity = world.config.nodes_per_site as f64 * 8_000.0 * result.end_s.max(1.0);
+    let utilization: Vec<f64> = busy.iter().map(|b| b * 100.0 / site_capacity).collect();
+    let mean = utilization.iter().sum::<f64>() / utilization.len() as f64;
+    let variance =
+        utilization.iter().map(|u| (u - mean).powi(2)).sum::<f64>() / utilization.len() as f64;
+    let mean_latency = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
+    latencies.sort_by(f64::total_cmp);
+    interactive.sort_by(f64::total_cmp);
+    Ok(EdgeReport {
+        policy: strategy.name().to_owned(),
+        p95_latency_ms: quantile(&latencies, 0.95),
+        p95_interactive_latency_ms: quantile(&interactive, 0.95),
+        mean_latency_ms: mean_latency,
+        objective_violations: violations,
+        site_load_cv_pct: (mean > 0.0).then(|| variance.sqrt() * 100.0 / mean),
+        site_utilization_pct: utilization,
+        mean_wait_s: result.mean_wait_s,
+        completed: result.tasks_completed,
+        lost: world.tasks.len() - result.tasks_completed,
+    })
+}
