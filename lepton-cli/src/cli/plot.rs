@@ -58,43 +58,95 @@ pub(crate) fn write_svg(path: &Path, curves: &[Curve]) -> Result<(), CliError> {
 }
 
 /// A chart's caption, axis names and ranges.
-pub(crate) struct Axes {
-    pub(crate) caption: &'static str,
-    pub(crate) x_desc: &'static str,
-    pub(crate) y_desc: &'static str,
+pub(crate) struct Axes<'a> {
+    pub(crate) caption: &'a str,
+    pub(crate) x_desc: &'a str,
+    pub(crate) y_desc: &'a str,
     pub(crate) x: std::ops::Range<f64>,
     pub(crate) y: std::ops::Range<f64>,
 }
 
+impl Axes<'_> {
+    /// Ranges from 0 to just above the largest values of `curves`.
+    pub(crate) fn fitting<'a>(
+        caption: &'a str,
+        x_desc: &'a str,
+        y_desc: &'a str,
+        curves: &[Curve],
+    ) -> Axes<'a> {
+        let largest = |f: fn(&(f64, f64)) -> f64| {
+            curves
+                .iter()
+                .flat_map(|(_, points)| points.iter().map(f))
+                .fold(0.0f64, f64::max)
+        };
+        Axes {
+            caption,
+            x_desc,
+            y_desc,
+            x: 0.0..largest(|p| p.0).max(1.0),
+            y: 0.0..largest(|p| p.1).max(1.0) * 1.05,
+        }
+    }
+}
+
 /// Draws `curves` as lines with a legend into an SVG file.
-pub(crate) fn draw_lines(path: &Path, axes: &Axes, curves: &[Curve]) -> Result<(), CliError> {
-    let draw_error = |e: &dyn std::fmt::Display| {
-        CliError::Output(format!("cannot draw {}: {e}", path.display()))
-    };
+pub(crate) fn draw_lines(path: &Path, axes: &Axes<'_>, curves: &[Curve]) -> Result<(), CliError> {
     let root = SVGBackend::new(path, (800, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_error(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(axes.caption, ("sans-serif", 22))
-        .margin(16)
+    draw(&root, axes, curves)
+        .map_err(|e| CliError::Output(format!("cannot draw {}: {e}", path.display())))
+}
+
+/// Draws `curves` as lines with a legend into an SVG string.
+pub(crate) fn svg_lines(axes: &Axes<'_>, curves: &[Curve]) -> Result<String, CliError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        draw(&root, axes, curves)
+            .map_err(|e| CliError::Output(format!("cannot draw {}: {e}", axes.caption)))?;
+    }
+    Ok(svg)
+}
+
+/// Colours told apart easily, in turn (no pale yellow).
+const COLORS: [RGBColor; 6] = [
+    RGBColor(200, 60, 40),
+    RGBColor(40, 110, 200),
+    RGBColor(30, 150, 60),
+    RGBColor(140, 60, 170),
+    RGBColor(230, 130, 20),
+    RGBColor(60, 60, 60),
+];
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    axes: &Axes<'_>,
+    curves: &[Curve],
+) -> Result<(), String> {
+    let error = |e: &dyn std::fmt::Display| e.to_string();
+    root.fill(&WHITE).map_err(|e| error(&e))?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(axes.caption, ("sans-serif", 20))
+        .margin(14)
         .x_label_area_size(44)
-        .y_label_area_size(56)
+        .y_label_area_size(60)
         .build_cartesian_2d(axes.x.clone(), axes.y.clone())
-        .map_err(|e| draw_error(&e))?;
+        .map_err(|e| error(&e))?;
     chart
         .configure_mesh()
         .x_desc(axes.x_desc)
         .y_desc(axes.y_desc)
         .draw()
-        .map_err(|e| draw_error(&e))?;
-    for (index, (policy, points)) in curves.iter().enumerate() {
-        let color = Palette99::pick(index).to_rgba();
+        .map_err(|e| error(&e))?;
+    for (index, (name, points)) in curves.iter().enumerate() {
+        let color = COLORS[index % COLORS.len()];
         chart
             .draw_series(LineSeries::new(
                 points.iter().copied(),
                 color.stroke_width(2),
             ))
-            .map_err(|e| draw_error(&e))?
-            .label(policy.as_str())
+            .map_err(|e| error(&e))?
+            .label(name.as_str())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
@@ -105,7 +157,7 @@ pub(crate) fn draw_lines(path: &Path, axes: &Axes, curves: &[Curve]) -> Result<(
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| draw_error(&e))?;
-    root.present().map_err(|e| draw_error(&e))?;
+        .map_err(|e| error(&e))?;
+    root.present().map_err(|e| error(&e))?;
     Ok(())
 }

@@ -4,8 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use plotters::prelude::*;
-
+use super::plot::{svg_lines, Axes};
 use super::CliError;
 use lepton::scenarios::{DatacenterComparison, EdgeComparison};
 
@@ -224,68 +223,14 @@ fn distribution(sorted: &[f64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Lines with a legend, as an SVG string.
+/// Lines with a legend, as an SVG string, the axes fitted to the data.
 fn line_plot(
     title: &str,
     x_desc: &str,
     y_desc: &str,
     curves: &[(String, Vec<(f64, f64)>)],
 ) -> Result<String, CliError> {
-    let draw_error =
-        |e: &dyn std::fmt::Display| CliError::Output(format!("cannot draw {title}: {e}"));
-    let bounds = |f: fn(&(f64, f64)) -> f64| {
-        curves
-            .iter()
-            .flat_map(|(_, points)| points.iter().map(f))
-            .fold(0.0f64, f64::max)
-    };
-    let x_max = bounds(|p| p.0).max(1.0);
-    let y_max = bounds(|p| p.1).max(1.0) * 1.05;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| draw_error(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-            .map_err(|e| draw_error(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .draw()
-            .map_err(|e| draw_error(&e))?;
-        let colors = [
-            RGBColor(200, 60, 40),
-            RGBColor(40, 110, 200),
-            RGBColor(30, 150, 60),
-        ];
-        for (index, (name, points)) in curves.iter().enumerate() {
-            let color = colors[index % colors.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| draw_error(&e))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| draw_error(&e))?;
-        root.present().map_err(|e| draw_error(&e))?;
-    }
-    Ok(svg)
+    svg_lines(&Axes::fitting(title, x_desc, y_desc, curves), curves)
 }
 
 fn escape(text: &str) -> String {
