@@ -42,7 +42,10 @@ fn lepton_beats_both_baselines_on_seeds_1_to_5() {
             "{summary}"
         );
         for report in [&c.baseline, &c.kubernetes, &c.lepton] {
+            // Counted by the independent checker from the world's log.
             assert_eq!(report.lost, 0, "{summary}");
+            assert_eq!(report.ran_twice, 0, "{summary}");
+            assert_eq!(report.overcommitted, 0, "{summary}");
             assert_eq!(report.completed + report.failed, config.tasks, "{summary}");
         }
     }

@@ -1,4 +1,5 @@
-//! The chaos run's event log and the independent checker that replays it.
+//! The event log of a simulated world and the independent checker that
+//! replays it (the chaos runs and the data-center scenario keep one).
 //!
 //! The log records what the simulated world did (runs started on nodes,
 //! stopped, crashed with their node) and what the scheduler acknowledged (a
@@ -13,7 +14,7 @@ use lepton_core::{Run, TaskId, TaskSpec};
 
 /// One entry of the log.
 #[derive(Debug, Clone)]
-pub(super) enum Record {
+pub(crate) enum Record {
     /// A task was submitted.
     Submitted(TaskId),
     /// The world started `run` on `node`, holding these GPUs.
@@ -32,16 +33,16 @@ pub(super) enum Record {
 
 /// What the checker found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Verdict {
-    pub(super) completed: usize,
-    pub(super) failed_after_retries: usize,
+pub(crate) struct Verdict {
+    pub(crate) completed: usize,
+    pub(crate) failed_after_retries: usize,
     /// Tasks that ended neither completed nor failed.
-    pub(super) lost: usize,
+    pub(crate) lost: usize,
     /// Tasks that completed more than once, ran two runs at once, or
     /// completed a run that was not running.
-    pub(super) ran_twice: usize,
+    pub(crate) ran_twice: usize,
     /// Moments a node (or one of its GPUs) held more than its capacity.
-    pub(super) overcommitted: usize,
+    pub(crate) overcommitted: usize,
 }
 
 #[derive(Debug, Default)]
@@ -60,7 +61,7 @@ struct NodeLoad {
 }
 
 /// Replays `log` over the nodes and tasks the run started with.
-pub(super) fn check(nodes: &[NodeSpec], tasks: &[TaskSpec], log: &[Record]) -> Verdict {
+pub(crate) fn check(nodes: &[NodeSpec], tasks: &[TaskSpec], log: &[Record]) -> Verdict {
     let capacity: HashMap<NodeId, &NodeSpec> = nodes.iter().map(|n| (n.id, n)).collect();
     let specs: HashMap<TaskId, &TaskSpec> = tasks.iter().map(|t| (t.id, t)).collect();
     let mut load: HashMap<NodeId, NodeLoad> = nodes

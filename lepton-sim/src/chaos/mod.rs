@@ -37,7 +37,7 @@ use lepton_core::{ManualClock, Timestamp};
 use lepton_core::{NodeId, NodeSpec};
 use lepton_core::{Priority, Run, TaskId, TaskKind, TaskSpec};
 
-mod check;
+pub(crate) mod check;
 
 use check::{check, Record};
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::quantile;
+use crate::chaos::check::{check, Record};
 use crate::Error;
 use lepton_core::{
     CoreScheduler, GpuRequest, Gpus, ManualClock, NodeId, NodeSpec, Policy, Priority, Resources,
@@ -237,7 +238,13 @@ pub struct StrategyReport {
     /// Tasks that failed more often than their retry budget allows.
     pub failed: usize,
     /// Tasks neither completed nor failed at the end: lost (must be 0).
+    /// Counted by the independent checker the chaos runs use, from the
+    /// log of what the simulated world did.
     pub lost: usize,
+    /// Tasks the checker saw complete twice or run twice at once (must be 0).
+    pub ran_twice: usize,
+    /// Moments the checker saw a VM hold more than its capacity (must be 0).
+    pub overcommitted: usize,
     /// Preemptions.
     pub preemptions: usize,
     /// Every 10 minutes: (hour, powered VMs, utilization %, cost so far).
@@ -450,6 +457,7 @@ pub fn run_datacenter(
     let mut totals = Totals::default();
     let mut timeline = Vec::new();
     let mut preemptions = 0;
+    let mut log = Vec::new();
     // A day of arrivals, then until everything has ended (bounded).
     let last_minute = config.hours * 60 + 48 * 60;
     while minute <= last_minute {
@@ -463,9 +471,17 @@ pub fn run_datacenter(
                 continue; // preempted meanwhile
             }
             if fails {
+                log.push(Record::Stopped(run));
                 scheduler.fail(run, "the run failed part-way")?;
+                if matches!(
+                    scheduler.task_state(run.task),
+                    Some(TaskState::Failed { .. })
+                ) {
+                    log.push(Record::GaveUp(run.task));
+                }
             } else {
                 scheduler.complete(run)?;
+                log.push(Record::Completed(run));
                 ended_at.insert(run.task, minute);
             }
         }
@@ -474,6 +490,7 @@ pub fn run_datacenter(
                 break;
             }
             scheduler.submit(&task.spec)?;
+            log.push(Record::Submitted(task.spec.id));
             waiting.insert(task.spec.id, ());
             next_arrival += 1;
         }
@@ -486,11 +503,15 @@ pub fn run_datacenter(
             }
         }
         for assignment in scheduler.schedule() {
-            preemptions += assignment
-                .evicts
-                .iter()
-                .filter(|run| run.task != assignment.task)
-                .count();
+            for evicted in &assignment.evicts {
+                log.push(Record::Stopped(*evicted));
+                preemptions += usize::from(evicted.task != assignment.task);
+            }
+            log.push(Record::Started {
+                run: assignment.run(),
+                node: assignment.node,
+                gpus: assignment.gpus.to_vec(),
+            });
             let task = &world.tasks[assignment.task.0 as usize];
             let run = assignment.run();
             first_start.entry(run.task).or_insert(minute);
@@ -533,8 +554,11 @@ pub fn run_datacenter(
         }
         minute += 1;
     }
-    // Anything still queued or running at the bound is lost work.
-    let counts = scheduler.task_counts();
+    // Anything still queued or running at the bound is lost work: the
+    // independent checker counts it from the log.
+    let nodes: Vec<NodeSpec> = world.fleet.iter().map(|(n, _)| n.clone()).collect();
+    let specs: Vec<TaskSpec> = world.tasks.iter().map(|t| t.spec.clone()).collect();
+    let verdict = check(&nodes, &specs, &log);
     let mut waits: Vec<f64> = world
         .tasks
         .iter()
@@ -565,9 +589,11 @@ pub fn run_datacenter(
         deadline_misses,
         mean_wait_s,
         p95_wait_s: quantile(&waits, 0.95),
-        completed: counts.completed,
-        failed: counts.failed,
-        lost: world.tasks.len() - counts.completed - counts.failed,
+        completed: verdict.completed,
+        failed: verdict.failed_after_retries,
+        lost: verdict.lost,
+        ran_twice: verdict.ran_twice,
+        overcommitted: verdict.overcommitted,
         preemptions,
         timeline,
         waits_s: waits,
