@@ -16,6 +16,9 @@
 //!   time; tasks arrive and complete at their times, wait when they fit
 //!   nowhere, and nodes may fail and recover.
 //!
+//! On top of them: [`gym`], learning environments over both modes, and
+//! [`scenario`], the article's data-center and edge scenarios.
+//!
 //! Workloads come from the openb trace readers, from the JSON format of
 //! [`read_workload`], or from the synthetic generators
 //! ([`synthetic_nodes`], [`synthetic_tasks`]).
