@@ -175,6 +175,10 @@ fn bad_flags_and_files_fail_naming_the_value() {
             "tasks = 0 is out of range".into(),
         ),
         (
+            ["demo", "--sites", "1"].map(String::from).to_vec(),
+            "sites = 1 is out of range: 2 to 1,000 sites".into(),
+        ),
+        (
             ["demo", "--policy", "nope"].map(String::from).to_vec(),
             "unknown policy \"nope\"".into(),
         ),

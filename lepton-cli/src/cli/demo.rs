@@ -38,13 +38,17 @@ pub(crate) struct DemoArgs {
     /// VMs in the data center (10 to 100,000).
     #[arg(long, default_value_t = DatacenterConfig::default().vms)]
     vms: usize,
-    /// Tasks arriving over the day (1 to 2,000,000).
+    /// Tasks arriving over the day, in each scenario (1 to 2,000,000).
     #[arg(long, default_value_t = DatacenterConfig::default().tasks)]
     tasks: usize,
-    /// Hours of arrivals (1 to 720).
+    /// Hours of arrivals, in each scenario (1 to 720).
     #[arg(long, default_value_t = DatacenterConfig::default().hours)]
     hours: u64,
-    /// Lepton's placement policy (any name `lepton policies` lists).
+    /// Edge sites in the edge scenario (2 to 1,000).
+    #[arg(long, default_value_t = EdgeConfig::default().sites)]
+    sites: usize,
+    /// Lepton's placement policy in the data center (any name `lepton
+    /// policies` lists).
     #[arg(long, default_value = "bestfit")]
     policy: String,
     /// Output format on stdout.
@@ -66,6 +70,14 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
         ..DatacenterConfig::default()
     };
     config.validate()?;
+    let edge_config = EdgeConfig {
+        seed: args.seed,
+        sites: args.sites,
+        tasks: args.tasks,
+        hours: args.hours,
+        ..EdgeConfig::default()
+    };
+    edge_config.validate()?;
     report::check_out_dir(&args.out)?;
     let started = Instant::now();
     let wanted = |one| args.scenario == one || args.scenario == Scenario::All;
@@ -75,10 +87,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
         None
     };
     let edge = if wanted(Scenario::Edge) {
-        Some(compare_edge(&EdgeConfig {
-            seed: args.seed,
-            ..EdgeConfig::default()
-        })?)
+        Some(compare_edge(&edge_config)?)
     } else {
         None
     };
