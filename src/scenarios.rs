@@ -6,6 +6,11 @@
 //! Edge ([`compare_edge`]): nearest site first, cloud only, and Lepton
 //! (objective-aware: see [`EdgeStrategy`]).
 //!
+//! Hybrid cloud ([`compare_hybrid`]): on-premises first then on demand,
+//! and Lepton (the same tiers, but flexible tasks may run on spot VMs,
+//! whose revoked work it runs again, and the warm spare capacity above);
+//! both release idle cloud VMs as in the data center.
+//!
 //! Data center ([`compare_datacenter`]):
 //! - **traditional**: static round robin ([`RoundRobin`]) over every VM,
 //!   every VM powered all day, no preemption;
@@ -23,8 +28,8 @@ use serde::Serialize;
 
 use crate::policies::{BestFit, RoundRobin, Spread};
 use crate::sim::scenario::{
-    run_datacenter, run_edge, DatacenterConfig, DatacenterWorld, EdgeConfig, EdgeReport,
-    EdgeStrategy, EdgeWorld, Strategy, StrategyReport,
+    run_datacenter, run_edge, DatacenterConfig, EdgeConfig, EdgeReport, EdgeStrategy, EdgeWorld,
+    FleetWorld, HybridConfig, Strategy, StrategyReport, TierPolicy,
 };
 use crate::Policy;
 
@@ -84,6 +89,7 @@ pub fn datacenter_strategies(lepton_name: &str, lepton_policy: Box<dyn Policy>) 
             release_idle: false,
             preemption: false,
             headroom: 0.0,
+            use_spot: false,
         },
         Strategy {
             name: "kubernetes".into(),
@@ -91,6 +97,7 @@ pub fn datacenter_strategies(lepton_name: &str, lepton_policy: Box<dyn Policy>) 
             release_idle: true,
             preemption: false,
             headroom: 0.0,
+            use_spot: false,
         },
         Strategy {
             name: format!("lepton ({lepton_name})"),
@@ -98,6 +105,7 @@ pub fn datacenter_strategies(lepton_name: &str, lepton_policy: Box<dyn Policy>) 
             release_idle: true,
             preemption: false,
             headroom: LEPTON_HEADROOM,
+            use_spot: false,
         },
     ]
 }
@@ -122,7 +130,7 @@ pub fn compare_datacenter_with(
     name: &str,
     policy: Box<dyn Policy>,
 ) -> Result<DatacenterComparison, crate::sim::Error> {
-    let world = DatacenterWorld::generate(config)?;
+    let world = FleetWorld::generate(config)?;
     let [baseline, kubernetes, lepton] =
         datacenter_strategies(name, policy).map(|strategy| run_datacenter(&world, strategy));
     let (baseline, kubernetes, lepton) = (baseline?, kubernetes?, lepton?);
@@ -171,5 +179,48 @@ pub fn compare_edge(config: &EdgeConfig) -> Result<EdgeComparison, crate::sim::E
         nearest_site: run_edge(&world, EdgeStrategy::NearestSite)?,
         cloud_only: run_edge(&world, EdgeStrategy::CloudOnly)?,
         lepton: run_edge(&world, EdgeStrategy::Lepton)?,
+    })
+}
+
+/// The hybrid cloud under its two strategies.
+#[derive(Debug, Clone, Serialize)]
+pub struct HybridComparison {
+    /// `"hybrid"`.
+    pub scenario: &'static str,
+    /// The seed.
+    pub seed: u64,
+    /// The settings.
+    pub config: HybridConfig,
+    /// On-premises first, then on demand.
+    pub baseline: StrategyReport,
+    /// Lepton.
+    pub lepton: StrategyReport,
+    /// 1 minus Lepton's cost over the baseline's, %.
+    pub cost_reduction_pct: f64,
+}
+
+/// Runs the hybrid cloud of `config` under both strategies.
+///
+/// # Errors
+/// [`sim::Error`](crate::sim::Error) for settings out of range.
+pub fn compare_hybrid(config: &HybridConfig) -> Result<HybridComparison, crate::sim::Error> {
+    let world = FleetWorld::hybrid(config)?;
+    let strategy = |name: &str, use_spot: bool, headroom: f64| Strategy {
+        name: name.into(),
+        policy: Box::new(TierPolicy { use_spot }),
+        release_idle: true,
+        preemption: false,
+        headroom,
+        use_spot,
+    };
+    let baseline = run_datacenter(&world, strategy("on-prem first", false, 0.0))?;
+    let lepton = run_datacenter(&world, strategy("lepton", true, LEPTON_HEADROOM))?;
+    Ok(HybridComparison {
+        scenario: "hybrid",
+        seed: config.seed,
+        config: *config,
+        cost_reduction_pct: Gains::of(&lepton, &baseline).cost_reduction_pct,
+        baseline,
+        lepton,
     })
 }

@@ -42,6 +42,7 @@ fn the_default_job_is_the_demo_with_its_report() {
         "lepton (bestfit)",
         "nearest-site",
         "cloud-only",
+        "on-prem first",
     ] {
         assert!(text.contains(strategy), "{text}");
     }

@@ -64,10 +64,11 @@ fn load(page: &Path, screenshot: Option<&Path>) -> (String, String) {
 }
 
 /// What is wrong with a rendered report, if anything.
-/// The demo's report: four plots for the data center, one for the edge.
-const PLOTS: usize = 5;
+/// The demo's report: four plots for the data center, one for the edge,
+/// two for the hybrid cloud.
+const PLOTS: usize = 7;
 /// One table per scenario.
-const TABLES: usize = 2;
+const TABLES: usize = 3;
 
 fn problems(dom: &str, log: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -119,6 +120,7 @@ fn the_report_renders_in_chromium_with_its_tables_plots_and_script() {
     assert_eq!(problems(&dom, &log), Vec::<String>::new(), "{log}");
     assert!(dom.contains("datacenter: Lepton"), "{dom}");
     assert!(dom.contains("edge: Lepton"), "{dom}");
+    assert!(dom.contains("hybrid: Lepton"), "{dom}");
 
     let png = out.join("screenshot.png");
     load(&page, Some(&png));

@@ -17,7 +17,7 @@
 //!   nowhere, and nodes may fail and recover.
 //!
 //! On top of them: [`gym`], learning environments over both modes, and
-//! [`scenario`], the article's data-center and edge scenarios.
+//! [`scenario`], the article's data-center, edge and hybrid-cloud scenarios.
 //!
 //! Workloads come from the openb trace readers, from the JSON format of
 //! [`read_workload`], or from the synthetic generators

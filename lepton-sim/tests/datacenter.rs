@@ -6,7 +6,7 @@
 
 use lepton_policies::{BestFit, RoundRobin};
 use lepton_sim::scenario::{
-    run_datacenter, DatacenterConfig, DatacenterWorld, Strategy, StrategyReport, VM_SHAPES,
+    run_datacenter, DatacenterConfig, FleetWorld, Strategy, StrategyReport, VM_SHAPES,
 };
 
 fn small() -> DatacenterConfig {
@@ -19,7 +19,7 @@ fn small() -> DatacenterConfig {
     }
 }
 
-fn run(world: &DatacenterWorld, release_idle: bool, headroom: f64) -> StrategyReport {
+fn run(world: &FleetWorld, release_idle: bool, headroom: f64) -> StrategyReport {
     let strategy = Strategy {
         name: "test".into(),
         policy: if release_idle {
@@ -30,13 +30,14 @@ fn run(world: &DatacenterWorld, release_idle: bool, headroom: f64) -> StrategyRe
         release_idle,
         preemption: false,
         headroom,
+        use_spot: false,
     };
     run_datacenter(world, strategy).unwrap()
 }
 
 #[test]
 fn always_on_costs_every_vm_for_the_whole_run() {
-    let world = DatacenterWorld::generate(&small()).unwrap();
+    let world = FleetWorld::generate(&small()).unwrap();
     let report = run(&world, false, 0.0);
     let minutes = (report.vm_hours * 60.0 / world.fleet.len() as f64).round();
     assert!((report.vm_hours * 60.0 - minutes * 40.0).abs() < 1e-6);
@@ -53,7 +54,7 @@ fn always_on_costs_every_vm_for_the_whole_run() {
 
 #[test]
 fn idle_vms_are_released_and_waiting_tasks_start_them_again() {
-    let world = DatacenterWorld::generate(&small()).unwrap();
+    let world = FleetWorld::generate(&small()).unwrap();
     let always_on = run(&world, false, 0.0);
     let released = run(&world, true, 0.0);
     // Everything is on at minute 0; VMs idle since then are released at
@@ -88,7 +89,7 @@ fn idle_vms_are_released_and_waiting_tasks_start_them_again() {
 
 #[test]
 fn warm_spare_keeps_vms_of_every_shape_powered() {
-    let world = DatacenterWorld::generate(&small()).unwrap();
+    let world = FleetWorld::generate(&small()).unwrap();
     let without = run(&world, true, 0.0);
     let with = run(&world, true, 0.01);
     // At least three per shape stay on (or are starting) once the day quiets.
@@ -105,7 +106,7 @@ fn warm_spare_keeps_vms_of_every_shape_powered() {
 #[test]
 fn bad_settings_are_named() {
     let bad = DatacenterConfig { vms: 5, ..small() };
-    let err = DatacenterWorld::generate(&bad).unwrap_err();
+    let err = FleetWorld::generate(&bad).unwrap_err();
     assert_eq!(
         err.to_string(),
         "vms = 5 is out of range: 10 to 100,000 VMs"
@@ -114,7 +115,7 @@ fn bad_settings_are_named() {
         failure_rate: f64::NAN,
         ..small()
     };
-    assert!(DatacenterWorld::generate(&bad)
+    assert!(FleetWorld::generate(&bad)
         .unwrap_err()
         .to_string()
         .contains("failure_rate = NaN"));

@@ -7,9 +7,10 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use lepton::policies::by_name;
 use lepton::scenarios::{
-    compare_datacenter, compare_datacenter_with, compare_edge, DatacenterComparison, EdgeComparison,
+    compare_datacenter, compare_datacenter_with, compare_edge, compare_hybrid,
+    DatacenterComparison, EdgeComparison, HybridComparison,
 };
-use lepton::sim::scenario::{DatacenterConfig, EdgeConfig};
+use lepton::sim::scenario::{DatacenterConfig, EdgeConfig, HybridConfig};
 
 use super::report;
 use super::{CliError, Format};
@@ -22,6 +23,9 @@ pub(crate) enum Scenario {
     /// Edge sites and a central cloud: nearest-site-first, cloud-only and
     /// Lepton.
     Edge,
+    /// Owned, on-demand and spot VMs: on-prem-first-then-on-demand and
+    /// Lepton.
+    Hybrid,
     /// Every scenario.
     All,
 }
@@ -78,6 +82,12 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
         ..EdgeConfig::default()
     };
     edge_config.validate()?;
+    let hybrid_config = HybridConfig {
+        seed: args.seed,
+        hours: args.hours,
+        ..HybridConfig::default()
+    };
+    hybrid_config.validate()?;
     report::check_out_dir(&args.out)?;
     let started = Instant::now();
     let wanted = |one| args.scenario == one || args.scenario == Scenario::All;
@@ -91,10 +101,16 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
     } else {
         None
     };
+    let hybrid = if wanted(Scenario::Hybrid) {
+        Some(compare_hybrid(&hybrid_config)?)
+    } else {
+        None
+    };
     let wall_s = started.elapsed().as_secs_f64();
     let results = report::Results {
         datacenter: datacenter.as_ref(),
         edge: edge.as_ref(),
+        hybrid: hybrid.as_ref(),
     };
     let page = report::write(&args.out, &results)?;
     match args.format {
@@ -112,6 +128,9 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
             }
             if let Some(edge) = &edge {
                 print_edge(edge);
+            }
+            if let Some(hybrid) = &hybrid {
+                print_hybrid(hybrid);
             }
             println!("report written to {} ({wall_s:.1} s)", page.display());
         }
@@ -202,4 +221,26 @@ fn print_edge(result: &EdgeComparison) {
             r.lost
         );
     }
+}
+
+fn print_hybrid(result: &HybridComparison) {
+    let c = &result.config;
+    println!(
+        "{}: {} owned, {} on-demand, {} spot VMs, {} tasks over {} h, seed {}",
+        result.scenario, c.owned_vms, c.on_demand_vms, c.spot_vms, c.tasks, c.hours, result.seed
+    );
+    println!(
+        "{:<16} {:>10} {:>9} {:>8} {:>8} {:>12} {:>5}",
+        "strategy", "cost $", "VM-hours", "misses", "wait s", "revocations", "lost"
+    );
+    for r in [&result.baseline, &result.lepton] {
+        println!(
+            "{:<16} {:>10.0} {:>9.0} {:>8} {:>8.1} {:>12} {:>5}",
+            r.policy, r.cost, r.vm_hours, r.deadline_misses, r.mean_wait_s, r.revocations, r.lost
+        );
+    }
+    println!(
+        "lepton vs on-prem first: cost {:+.1}%",
+        -result.cost_reduction_pct
+    );
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::plot::{svg_lines, Axes};
 use super::CliError;
-use lepton::scenarios::{DatacenterComparison, EdgeComparison};
+use lepton::scenarios::{DatacenterComparison, EdgeComparison, HybridComparison};
 
 /// Creates `dir` if needed and checks it can be written, before any run.
 pub(crate) fn check_out_dir(dir: &Path) -> Result<(), CliError> {
@@ -23,6 +23,7 @@ pub(crate) fn check_out_dir(dir: &Path) -> Result<(), CliError> {
 pub(crate) struct Results<'a> {
     pub(crate) datacenter: Option<&'a DatacenterComparison>,
     pub(crate) edge: Option<&'a EdgeComparison>,
+    pub(crate) hybrid: Option<&'a HybridComparison>,
 }
 
 impl Results<'_> {
@@ -37,6 +38,9 @@ impl Results<'_> {
         if let Some(edge) = self.edge {
             all.push(serde_json::to_value(edge).map_err(encode)?);
         }
+        if let Some(hybrid) = self.hybrid {
+            all.push(serde_json::to_value(hybrid).map_err(encode)?);
+        }
         Ok(serde_json::Value::Array(all))
     }
 }
@@ -49,6 +53,9 @@ pub(crate) fn write(dir: &Path, results: &Results<'_>) -> Result<PathBuf, CliErr
     }
     if let Some(edge) = results.edge {
         body.push_str(&edge_section(edge)?);
+    }
+    if let Some(hybrid) = results.hybrid {
+        body.push_str(&hybrid_section(hybrid)?);
     }
     let data = serde_json::to_string(&serde_json::json!({ "scenarios": results.json()? }))
         .map_err(|e| CliError::Output(format!("cannot encode the results: {e}")))?
@@ -81,6 +88,8 @@ const results = JSON.parse(document.getElementById("results").textContent);
 const lines = results.scenarios.map(s => s.scenario === "edge"
   ? `edge: Lepton ${{s.lepton.objective_violations}} latency-objective violations, ` +
     `nearest-site-first ${{s.nearest_site.objective_violations}}, cloud-only ${{s.cloud_only.objective_violations}}`
+  : s.scenario === "hybrid"
+  ? `hybrid: Lepton ${{(-s.cost_reduction_pct).toFixed(1)}}% cost against on-prem first, ${{s.lepton.lost}} tasks lost`
   : `${{s.scenario}}: Lepton ${{s.utilization_gain_pct >= 0 ? "+" : ""}}${{s.utilization_gain_pct.toFixed(1)}}% utilization, ` +
     `${{(-s.cost_reduction_pct).toFixed(1)}}% cost against the traditional scheduler`);
 document.getElementById("headline").textContent = lines.join("; ");
@@ -206,6 +215,52 @@ fn edge_section(scenario: &EdgeComparison) -> Result<String, CliError> {
         &curves,
     )?;
     let _ = writeln!(html, "<div class=\"plot\">{svg}</div>\n</div>");
+    Ok(html)
+}
+
+fn hybrid_section(scenario: &HybridComparison) -> Result<String, CliError> {
+    let c = &scenario.config;
+    let reports = [&scenario.baseline, &scenario.lepton];
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<h2>hybrid</h2>\n<p>{} owned VMs, {} on-demand and {} spot VMs in the cloud, {} tasks over {} hours, seed {}.</p>\n<table>\n<tr><th>strategy</th><th>cost (USD)</th><th>VM-hours</th><th>deadline misses</th><th>mean wait (s)</th><th>spot revocations</th><th>lost</th></tr>\n",
+        c.owned_vms, c.on_demand_vms, c.spot_vms, c.tasks, c.hours, scenario.seed
+    );
+    for r in reports {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.policy),
+            r.cost,
+            r.vm_hours,
+            r.deadline_misses,
+            r.mean_wait_s,
+            r.revocations,
+            r.lost
+        );
+    }
+    html.push_str("</table>\n<div class=\"plots\">\n");
+    let series =
+        |f: fn(&lepton::sim::scenario::TimelinePoint) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+            reports
+                .iter()
+                .map(|r| {
+                    (
+                        r.policy.clone(),
+                        r.timeline.iter().map(|p| (p.hour, f(p))).collect(),
+                    )
+                })
+                .collect()
+        };
+    for (title, unit, curves) in [
+        ("Powered VMs", "VMs", series(|p| p.powered_vms as f64)),
+        ("Cost so far", "USD", series(|p| p.cost)),
+    ] {
+        let svg = line_plot(title, "hour", unit, &curves)?;
+        let _ = writeln!(html, "<div class=\"plot\">{svg}</div>");
+    }
+    html.push_str("</div>\n");
     Ok(html)
 }
 

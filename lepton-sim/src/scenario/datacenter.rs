@@ -17,6 +17,17 @@ use lepton_core::{
     Toleration,
 };
 
+/// Who a VM belongs to, which decides what it costs and whether it stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Pool {
+    /// Owned (on premises): already paid, always on, costs nothing more.
+    Owned,
+    /// Cloud on demand: paid per powered hour.
+    OnDemand,
+    /// Cloud spot: cheaper per hour, but revoked at random.
+    Spot,
+}
+
 /// One VM shape of the fleet, with its hourly price.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct VmShape {
@@ -35,6 +46,8 @@ pub struct VmShape {
     pub price_per_hour: f64,
     /// Share of the fleet.
     pub share: f64,
+    /// Owned, on demand or spot.
+    pub pool: Pool,
 }
 
 /// The fleet's shapes (see `docs/SCENARIOS.md`).
@@ -47,6 +60,7 @@ pub const VM_SHAPES: [VmShape; 5] = [
         storage_gib: 100,
         price_per_hour: 0.384,
         share: 0.40,
+        pool: Pool::OnDemand,
     },
     VmShape {
         name: "compute-16",
@@ -56,6 +70,7 @@ pub const VM_SHAPES: [VmShape; 5] = [
         storage_gib: 100,
         price_per_hour: 0.68,
         share: 0.25,
+        pool: Pool::OnDemand,
     },
     VmShape {
         name: "memory-8",
@@ -65,6 +80,7 @@ pub const VM_SHAPES: [VmShape; 5] = [
         storage_gib: 100,
         price_per_hour: 0.504,
         share: 0.15,
+        pool: Pool::OnDemand,
     },
     VmShape {
         name: "storage-8",
@@ -74,6 +90,7 @@ pub const VM_SHAPES: [VmShape; 5] = [
         storage_gib: 1_900,
         price_per_hour: 0.624,
         share: 0.10,
+        pool: Pool::OnDemand,
     },
     VmShape {
         name: "gpu-8",
@@ -83,6 +100,7 @@ pub const VM_SHAPES: [VmShape; 5] = [
         storage_gib: 100,
         price_per_hour: 3.06,
         share: 0.10,
+        pool: Pool::OnDemand,
     },
 ];
 
@@ -196,6 +214,9 @@ pub struct Strategy {
     /// Kubernetes users over-provision with placeholder pods). 0 keeps
     /// none, as the cluster autoscaler does by default.
     pub headroom: f64,
+    /// Whether spot VMs may be started for tasks with slack (see
+    /// [`ScenarioTask::flexible`]); otherwise only on-demand ones are.
+    pub use_spot: bool,
 }
 
 impl std::fmt::Debug for Strategy {
@@ -206,6 +227,7 @@ impl std::fmt::Debug for Strategy {
             .field("release_idle", &self.release_idle)
             .field("preemption", &self.preemption)
             .field("headroom", &self.headroom)
+            .field("use_spot", &self.use_spot)
             .finish()
     }
 }
@@ -247,6 +269,8 @@ pub struct StrategyReport {
     pub overcommitted: usize,
     /// Preemptions.
     pub preemptions: usize,
+    /// Spot VMs revoked (their runs were taken off and queued again).
+    pub revocations: usize,
     /// Every 10 minutes: (hour, powered VMs, utilization %, cost so far).
     pub timeline: Vec<TimelinePoint>,
     /// Waits of all tasks, seconds, sorted (for distributions).
@@ -267,14 +291,21 @@ pub struct TimelinePoint {
     pub cost: f64,
 }
 
-/// The scenario's fleet and workload, generated once per seed and shared
-/// by every strategy.
+/// A fleet and its day, generated once per seed and shared by every
+/// strategy: the data center ([`FleetWorld::generate`]) or the hybrid
+/// cloud ([`FleetWorld::hybrid`](super::HybridConfig)).
 #[derive(Debug, Clone)]
-pub struct DatacenterWorld {
-    /// The settings.
+pub struct FleetWorld {
+    /// The settings (for the hybrid cloud: its seed, size and rules).
     pub config: DatacenterConfig,
-    /// The VMs, each with its shape index in [`VM_SHAPES`].
+    /// The VM shapes.
+    pub shapes: Vec<VmShape>,
+    /// The VMs, each with its shape index in `shapes`.
     pub fleet: Vec<(NodeSpec, usize)>,
+    /// Whether cloud VMs are powered at the start (owned ones always are).
+    pub cloud_starts_on: bool,
+    /// How often a powered spot VM is revoked, per hour.
+    pub spot_revocations_per_hour: f64,
     /// The tasks: spec, arrival minute, duration minutes, deadline minute.
     pub tasks: Vec<ScenarioTask>,
 }
@@ -290,29 +321,40 @@ pub struct ScenarioTask {
     pub duration_min: u64,
     /// It should have ended by then, minutes from the start.
     pub deadline_min: u64,
+    /// Whether its deadline leaves room to run on spot VMs (a revocation
+    /// costs a restart); false for every data-center task.
+    pub flexible: bool,
 }
 
-impl DatacenterWorld {
+impl FleetWorld {
     /// Generates the fleet and the tasks of `config`.
     ///
     /// # Errors
     /// [`Error::OutOfRange`] for a setting out of range.
-    pub fn generate(config: &DatacenterConfig) -> Result<DatacenterWorld, Error> {
+    pub fn generate(config: &DatacenterConfig) -> Result<FleetWorld, Error> {
         config.validate()?;
         let mut rng = SeededRng::new(config.seed);
-        let fleet = generate_fleet(config.vms, &mut rng);
+        let fleet = generate_fleet(&VM_SHAPES, config.vms, &mut rng);
         let tasks = generate_tasks(config, &mut rng);
-        Ok(DatacenterWorld {
+        Ok(FleetWorld {
             config: *config,
+            shapes: VM_SHAPES.to_vec(),
             fleet,
+            cloud_starts_on: true,
+            spot_revocations_per_hour: 0.0,
             tasks,
         })
     }
 }
 
-fn generate_fleet(vms: usize, rng: &mut SeededRng) -> Vec<(NodeSpec, usize)> {
+/// `vms` VMs of `catalog`'s shapes in their shares, shuffled.
+pub(super) fn generate_fleet(
+    catalog: &[VmShape],
+    vms: usize,
+    rng: &mut SeededRng,
+) -> Vec<(NodeSpec, usize)> {
     let mut shapes = Vec::with_capacity(vms);
-    for (index, shape) in VM_SHAPES.iter().enumerate() {
+    for (index, shape) in catalog.iter().enumerate() {
         let count = (shape.share * vms as f64).round() as usize;
         shapes.extend(std::iter::repeat_n(index, count));
     }
@@ -322,11 +364,17 @@ fn generate_fleet(vms: usize, rng: &mut SeededRng) -> Vec<(NodeSpec, usize)> {
         .into_iter()
         .enumerate()
         .map(|(i, index)| {
-            let shape = &VM_SHAPES[index];
+            let shape = &catalog[index];
             let resources = Resources::new(shape.cpus * 1_000, shape.memory_gib * 1_024)
                 .with_storage_gib(shape.storage_gib);
+            let pool = match shape.pool {
+                Pool::Owned => "owned",
+                Pool::OnDemand => "ondemand",
+                Pool::Spot => "spot",
+            };
             let mut spec = NodeSpec::new(NodeId(i as u64), resources)
                 .with_label("shape", shape.name)
+                .with_label("pool", pool)
                 .with_name(format!("vm-{i:04}"));
             if shape.gpus > 0 {
                 spec = spec
@@ -341,11 +389,16 @@ fn generate_fleet(vms: usize, rng: &mut SeededRng) -> Vec<(NodeSpec, usize)> {
         .collect()
 }
 
-/// Arrivals follow a day/night rate, 1 + 0.6·sin(2π(h − 9)/24) (peak at
-/// 15:00, trough at 03:00), by thinning.
-fn generate_tasks(config: &DatacenterConfig, rng: &mut SeededRng) -> Vec<ScenarioTask> {
+/// A uniform draw in [0, 1).
+fn uniform(rng: &mut SeededRng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `config.tasks` arrival minutes over `config.hours`, sorted, at a
+/// day/night rate 1 + 0.6·sin(2π(h − 9)/24) (peak at 15:00, trough at
+/// 03:00), by thinning.
+pub(super) fn arrival_minutes(config: &DatacenterConfig, rng: &mut SeededRng) -> Vec<u64> {
     let minutes = config.hours * 60;
-    let uniform = |rng: &mut SeededRng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     let mut arrivals = Vec::with_capacity(config.tasks);
     while arrivals.len() < config.tasks {
         let minute = rng.below(minutes);
@@ -357,6 +410,11 @@ fn generate_tasks(config: &DatacenterConfig, rng: &mut SeededRng) -> Vec<Scenari
     }
     arrivals.sort_unstable();
     arrivals
+}
+
+/// The data center's tasks, arriving by [`arrival_minutes`].
+fn generate_tasks(config: &DatacenterConfig, rng: &mut SeededRng) -> Vec<ScenarioTask> {
+    arrival_minutes(config, rng)
         .into_iter()
         .enumerate()
         .map(|(i, arrival_min)| {
@@ -394,6 +452,7 @@ fn generate_tasks(config: &DatacenterConfig, rng: &mut SeededRng) -> Vec<Scenari
                 arrival_min,
                 duration_min,
                 deadline_min: arrival_min + duration_min + slack,
+                flexible: false,
             }
         })
         .collect()
@@ -403,8 +462,14 @@ fn generate_tasks(config: &DatacenterConfig, rng: &mut SeededRng) -> Vec<Scenari
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Power {
     Off,
-    Starting { ready_min: u64 },
-    On { idle_since: Option<u64> },
+    /// A spot VM taken back by the cloud: gone for the rest of the run.
+    Revoked,
+    Starting {
+        ready_min: u64,
+    },
+    On {
+        idle_since: Option<u64>,
+    },
 }
 
 /// Runs `strategy` on the scenario `world` and measures it.
@@ -419,10 +484,7 @@ enum Power {
 ///
 /// # Errors
 /// Scheduler errors (none are expected for generated workloads).
-pub fn run_datacenter(
-    world: &DatacenterWorld,
-    strategy: Strategy,
-) -> Result<StrategyReport, Error> {
+pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<StrategyReport, Error> {
     let config = &world.config;
     let clock = Arc::new(ManualClock::new());
     let mut scheduler_config = SchedulerConfig::default();
@@ -434,8 +496,17 @@ pub fn run_datacenter(
     for (node, _) in &world.fleet {
         scheduler.add_node(node)?;
     }
-    let mut power = vec![Power::On { idle_since: None }; world.fleet.len()];
-    let headroom: Vec<usize> = VM_SHAPES
+    let mut power = Vec::with_capacity(world.fleet.len());
+    for (node, shape) in &world.fleet {
+        if world.cloud_starts_on || world.shapes[*shape].pool == Pool::Owned {
+            power.push(Power::On { idle_since: None });
+        } else {
+            scheduler.cordon(node.id)?;
+            power.push(Power::Off);
+        }
+    }
+    let headroom: Vec<usize> = world
+        .shapes
         .iter()
         .enumerate()
         .map(|(index, _)| {
@@ -457,6 +528,7 @@ pub fn run_datacenter(
     let mut totals = Totals::default();
     let mut timeline = Vec::new();
     let mut preemptions = 0;
+    let mut revocations = 0;
     let mut log = Vec::new();
     // A day of arrivals, then until everything has ended (bounded).
     let last_minute = config.hours * 60 + 48 * 60;
@@ -494,6 +566,7 @@ pub fn run_datacenter(
             waiting.insert(task.spec.id, ());
             next_arrival += 1;
         }
+        revocations += revoke_spot(&mut scheduler, world, &mut power, minute, &mut log)?;
         for (index, state) in power.iter_mut().enumerate() {
             if let Power::Starting { ready_min } = *state {
                 if ready_min <= minute {
@@ -539,6 +612,7 @@ pub fn run_datacenter(
                 &waiting,
                 minute,
                 &headroom,
+                strategy.use_spot,
             )?;
         }
         totals.add_minute(&scheduler, world, &power);
@@ -595,6 +669,7 @@ pub fn run_datacenter(
         ran_twice: verdict.ran_twice,
         overcommitted: verdict.overcommitted,
         preemptions,
+        revocations,
         timeline,
         waits_s: waits,
     })
@@ -611,11 +686,12 @@ fn fails(seed: u64, run: Run, rate: f64) -> bool {
 /// Releases idle VMs and starts VMs for waiting tasks.
 fn manage_power(
     scheduler: &mut CoreScheduler,
-    world: &DatacenterWorld,
+    world: &FleetWorld,
     power: &mut [Power],
     waiting: &BTreeMap<TaskId, ()>,
     minute: u64,
     headroom: &[usize],
+    use_spot: bool,
 ) -> Result<(), Error> {
     let config = &world.config;
     let busy = |scheduler: &CoreScheduler, index: usize| {
@@ -625,12 +701,12 @@ fn manage_power(
             .is_some_and(|node| node.task_count() > 0)
     };
     // Idle or starting VMs per shape: the spare capacity.
-    let mut spare = vec![0usize; VM_SHAPES.len()];
+    let mut spare = vec![0usize; world.shapes.len()];
     for (index, state) in power.iter().enumerate() {
         let spare_now = match state {
             Power::Starting { .. } => true,
             Power::On { .. } => !busy(scheduler, index),
-            Power::Off => false,
+            Power::Off | Power::Revoked => false,
         };
         if spare_now {
             spare[world.fleet[index].1] += 1;
@@ -646,7 +722,8 @@ fn manage_power(
         }
         let since = *idle_since.get_or_insert(minute);
         let shape = world.fleet[index].1;
-        if minute - since >= config.idle_release_min && spare[shape] > headroom[shape] {
+        let owned = world.shapes[shape].pool == Pool::Owned;
+        if !owned && minute - since >= config.idle_release_min && spare[shape] > headroom[shape] {
             scheduler.cordon(world.fleet[index].0.id)?;
             *state = Power::Off;
             spare[shape] -= 1;
@@ -663,7 +740,13 @@ fn manage_power(
         })
         .collect();
     for task in waiting.keys() {
-        let spec = &world.tasks[task.0 as usize].spec;
+        let task = &world.tasks[task.0 as usize];
+        let spec = &task.spec;
+        // Spot only for tasks with slack, and only when the strategy uses it.
+        let allowed = |index: usize| match world.shapes[world.fleet[index].1].pool {
+            Pool::Owned | Pool::OnDemand => true,
+            Pool::Spot => use_spot && task.flexible,
+        };
         let fits = |free: &Resources, gpus: u32| {
             free.cpu_milli >= spec.request.cpu_milli
                 && free.memory_mib >= spec.request.memory_mib
@@ -676,7 +759,10 @@ fn manage_power(
             free.storage_gib -= spec.request.storage_gib;
             *gpus -= spec.gpu.count;
         };
-        if let Some((_, free, gpus)) = starting.iter_mut().find(|(_, f, g)| fits(f, *g)) {
+        if let Some((_, free, gpus)) = starting
+            .iter_mut()
+            .find(|(index, f, g)| allowed(*index) && fits(f, *g))
+        {
             take(free, gpus);
             continue;
         }
@@ -684,14 +770,14 @@ fn manage_power(
         let candidate = power
             .iter()
             .enumerate()
-            .filter(|(_, state)| **state == Power::Off)
+            .filter(|&(index, state)| *state == Power::Off && allowed(index))
             .map(|(index, _)| (index, &world.fleet[index]))
             .filter(|(_, (node, _))| tolerates(spec, node))
             .filter(|(_, (node, _))| fits(&node.capacity, node.gpus.count))
             .min_by(|(a, (_, sa)), (b, (_, sb))| {
-                VM_SHAPES[*sa]
+                world.shapes[*sa]
                     .price_per_hour
-                    .total_cmp(&VM_SHAPES[*sb].price_per_hour)
+                    .total_cmp(&world.shapes[*sb].price_per_hour)
                     .then(a.cmp(b))
             })
             .map(|(index, _)| index);
@@ -725,6 +811,45 @@ fn manage_power(
     Ok(())
 }
 
+/// Revokes each powered spot VM with the world's rate (per minute: the
+/// hourly rate / 60, drawn from the seed, the VM and the minute, so every
+/// strategy faces the same odds): its runs are logged as stopped and go
+/// back to the queue, and the VM is gone. Returns how many were revoked.
+fn revoke_spot(
+    scheduler: &mut CoreScheduler,
+    world: &FleetWorld,
+    power: &mut [Power],
+    minute: u64,
+    log: &mut Vec<Record>,
+) -> Result<usize, Error> {
+    let rate = world.spot_revocations_per_hour / 60.0;
+    if rate <= 0.0 {
+        return Ok(0);
+    }
+    let mut revoked = 0;
+    for (index, state) in power.iter_mut().enumerate() {
+        let (node, shape) = &world.fleet[index];
+        let powered = matches!(state, Power::On { .. } | Power::Starting { .. });
+        if !powered || world.shapes[*shape].pool != Pool::Spot {
+            continue;
+        }
+        let draw = world.config.seed ^ node.id.0.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ minute << 32;
+        if SeededRng::new(draw).next_u64() as f64 / u64::MAX as f64 >= rate {
+            continue;
+        }
+        for task in scheduler.cluster().tasks_on(node.id) {
+            if let Some(run) = scheduler.current_run(task) {
+                log.push(Record::Stopped(run));
+            }
+        }
+        // The scheduler queues its tasks again, uncharged.
+        scheduler.remove_node(node.id)?;
+        *state = Power::Revoked;
+        revoked += 1;
+    }
+    Ok(revoked)
+}
+
 /// Whether `task` tolerates every taint of `node`.
 fn tolerates(task: &TaskSpec, node: &NodeSpec) -> bool {
     node.taints.iter().all(|taint| {
@@ -752,16 +877,16 @@ struct Totals {
 }
 
 impl Totals {
-    fn add_minute(&mut self, scheduler: &CoreScheduler, world: &DatacenterWorld, power: &[Power]) {
+    fn add_minute(&mut self, scheduler: &CoreScheduler, world: &FleetWorld, power: &[Power]) {
         let mut now = [(0.0, 0.0); 3];
         let mut powered = 0;
         for (index, state) in power.iter().enumerate() {
-            if *state == Power::Off {
+            if matches!(state, Power::Off | Power::Revoked) {
                 continue;
             }
             powered += 1;
             let (spec, shape) = &world.fleet[index];
-            self.cost += VM_SHAPES[*shape].price_per_hour / 60.0;
+            self.cost += world.shapes[*shape].price_per_hour / 60.0;
             let capacity = &spec.capacity;
             now[0].1 += capacity.cpu_milli as f64;
             now[1].1 += capacity.memory_mib as f64;

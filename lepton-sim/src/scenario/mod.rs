@@ -1,21 +1,23 @@
 //! The article's scenarios, built in and seeded: a data center of 1,000 VMs
-//! over one day, and edge sites with a central cloud (to come: hybrid
-//! cloud). Each runs Lepton and
+//! over one day, edge sites with a central cloud, and a hybrid cloud of
+//! owned, on-demand and spot VMs. Each runs Lepton and
 //! the baselines a user would otherwise run on the same generated workload
 //! and reports the same figures for each; `docs/SCENARIOS.md` says what
 //! every baseline is and why the comparison is fair.
 
 mod datacenter;
 mod edge;
+mod hybrid;
 
 pub use datacenter::{
-    run_datacenter, DatacenterConfig, DatacenterWorld, ScenarioTask, Strategy, StrategyReport,
+    run_datacenter, DatacenterConfig, FleetWorld, Pool, ScenarioTask, Strategy, StrategyReport,
     TimelinePoint, VmShape, VM_SHAPES,
 };
 pub use edge::{
     run_edge, EdgeConfig, EdgeReport, EdgeStrategy, EdgeTask, EdgeWorld, Site, BATCH_OBJECTIVE_MS,
     CLOUD_MS, INTERACTIVE_OBJECTIVE_MS, OTHER_SITE_BASE_MS, PER_HOP_MS, SAME_SITE_MS,
 };
+pub use hybrid::{HybridConfig, TierPolicy, FLEXIBLE_SLACK_MIN, HYBRID_SHAPES};
 
 /// The `q`-quantile (nearest rank) of sorted `values`; 0 when empty.
 fn quantile(sorted: &[f64], q: f64) -> f64 {
