@@ -130,9 +130,23 @@ pub fn compare_datacenter_with(
     name: &str,
     policy: Box<dyn Policy>,
 ) -> Result<DatacenterComparison, crate::sim::Error> {
-    let world = FleetWorld::generate(config)?;
+    compare_fleet(&FleetWorld::generate(config)?, name, policy)
+}
+
+/// The three data-center strategies on `world` — the built-in data center
+/// or a user's own ([`FleetWorld::from_workload`]) — Lepton placing by
+/// `policy`.
+///
+/// # Errors
+/// Errors of the simulation (none are expected for valid worlds).
+pub fn compare_fleet(
+    world: &FleetWorld,
+    name: &str,
+    policy: Box<dyn Policy>,
+) -> Result<DatacenterComparison, crate::sim::Error> {
+    let config = &world.config;
     let [baseline, kubernetes, lepton] =
-        datacenter_strategies(name, policy).map(|strategy| run_datacenter(&world, strategy));
+        datacenter_strategies(name, policy).map(|strategy| run_datacenter(world, strategy));
     let (baseline, kubernetes, lepton) = (baseline?, kubernetes?, lepton?);
     let against = Gains::of(&lepton, &baseline);
     Ok(DatacenterComparison {

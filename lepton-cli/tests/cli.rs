@@ -277,3 +277,82 @@ fn demo_prints_json_with_the_promised_keys() {
     }
     assert!(dir.join("index.html").exists());
 }
+
+#[test]
+fn demo_runs_the_data_center_on_your_own_workload() {
+    let dir = std::env::temp_dir().join(format!("lepton-cli-own-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // 20 VMs (the first 5 owned: price 0), 300 tasks over 6 hours.
+    let nodes: Vec<serde_json::Value> = (0..20)
+        .map(|i| {
+            serde_json::json!({
+                "id": i,
+                "capacity": {"cpu_milli": 8000, "memory_mib": 32768},
+                "price_per_hour": if i < 5 { 0.0 } else { 0.4 },
+            })
+        })
+        .collect();
+    let tasks: Vec<serde_json::Value> = (0..300)
+        .map(|i| {
+            serde_json::json!({
+                "spec": {"id": 1000 + i, "request": {"cpu_milli": 1000 + (i % 4) * 1000, "memory_mib": 2048}},
+                "arrival_s": i * 72,
+                "duration_s": 600 + (i % 7) * 300,
+            })
+        })
+        .collect();
+    let workload = dir.join("workload.json");
+    let text = serde_json::json!({"nodes": nodes, "tasks": tasks}).to_string();
+    std::fs::write(&workload, text).unwrap();
+    let out = stdout(&lepton(&[
+        "demo",
+        "--scenario",
+        "datacenter",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--format",
+        "json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let scenario = &json["scenarios"][0];
+    assert_eq!(scenario["config"]["vms"], 20);
+    assert_eq!(scenario["config"]["tasks"], 300);
+    assert_eq!(scenario["config"]["hours"], 6);
+    for key in ["baseline", "kubernetes", "lepton"] {
+        assert_eq!(scenario[key]["completed"], 300, "{key}: {scenario}");
+        assert_eq!(scenario[key]["lost"], 0);
+    }
+    // The owned VMs cost nothing: the always-on baseline pays 15 × 0.4 per
+    // hour of the run.
+    let hours = scenario["baseline"]["vm_hours"].as_f64().unwrap() / 20.0;
+    let cost = scenario["baseline"]["cost"].as_f64().unwrap();
+    assert!(
+        (cost - 15.0 * 0.4 * hours).abs() < 1e-6,
+        "{cost} for {hours} h"
+    );
+
+    // A task without a duration is named.
+    let no_duration = dir.join("no_duration.json");
+    let text = serde_json::json!({
+        "nodes": [{"id": 0, "capacity": {"cpu_milli": 8000, "memory_mib": 32768}}],
+        "tasks": [{"spec": {"id": 7, "request": {"cpu_milli": 1000, "memory_mib": 1024}}, "arrival_s": 0}],
+    });
+    std::fs::write(&no_duration, text.to_string()).unwrap();
+    let output = lepton(&[
+        "demo",
+        "--scenario",
+        "datacenter",
+        "--workload",
+        no_duration.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("duration_s = 7 is out of range"),
+        "{stderr}"
+    );
+}

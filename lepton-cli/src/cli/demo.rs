@@ -4,13 +4,17 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use std::io::IsTerminal;
+
 use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use lepton::policies::by_name;
 use lepton::scenarios::{
-    compare_datacenter, compare_datacenter_with, compare_edge, compare_hybrid,
+    compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
     DatacenterComparison, EdgeComparison, HybridComparison,
 };
-use lepton::sim::scenario::{DatacenterConfig, EdgeConfig, HybridConfig};
+use lepton::sim::read_workload;
+use lepton::sim::scenario::{DatacenterConfig, EdgeConfig, FleetWorld, HybridConfig};
 
 use super::report;
 use super::{CliError, Format};
@@ -55,6 +59,11 @@ pub(crate) struct DemoArgs {
     /// policies` lists).
     #[arg(long, default_value = "bestfit")]
     policy: String,
+    /// Your own data center instead of the built-in one: nodes (with
+    /// `price_per_hour`) and tasks (with `duration_s`) in the JSON workload
+    /// format (see `lepton replay --help`).
+    #[arg(long)]
+    workload: Option<PathBuf>,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -91,21 +100,43 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
     report::check_out_dir(&args.out)?;
     let started = Instant::now();
     let wanted = |one| args.scenario == one || args.scenario == Scenario::All;
+    let count = [Scenario::Datacenter, Scenario::Edge, Scenario::Hybrid]
+        .into_iter()
+        .filter(|&one| wanted(one))
+        .count();
+    let bar = progress_bar(count);
     let datacenter = if wanted(Scenario::Datacenter) {
-        Some(datacenter(&config, &args.policy)?)
+        bar.set_message("data center");
+        let result = match &args.workload {
+            Some(path) => {
+                let workload = read_workload(path)?;
+                let world = FleetWorld::from_workload(&workload.nodes, &workload.tasks, &config)?;
+                compare_fleet(&world, &args.policy, by_name(&args.policy)?)?
+            }
+            None => datacenter(&config, &args.policy)?,
+        };
+        bar.inc(1);
+        Some(result)
     } else {
         None
     };
     let edge = if wanted(Scenario::Edge) {
-        Some(compare_edge(&edge_config)?)
+        bar.set_message("edge");
+        let result = compare_edge(&edge_config)?;
+        bar.inc(1);
+        Some(result)
     } else {
         None
     };
     let hybrid = if wanted(Scenario::Hybrid) {
-        Some(compare_hybrid(&hybrid_config)?)
+        bar.set_message("hybrid cloud");
+        let result = compare_hybrid(&hybrid_config)?;
+        bar.inc(1);
+        Some(result)
     } else {
         None
     };
+    bar.finish_and_clear();
     let wall_s = started.elapsed().as_secs_f64();
     let results = report::Results {
         datacenter: datacenter.as_ref(),
@@ -136,6 +167,21 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// A bar on stderr while the scenarios run, or nothing when stderr is not
+/// a terminal.
+fn progress_bar(scenarios: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(scenarios as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} scenarios {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// The data center under the three strategies.

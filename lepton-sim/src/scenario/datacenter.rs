@@ -412,6 +412,94 @@ pub(super) fn arrival_minutes(config: &DatacenterConfig, rng: &mut SeededRng) ->
     arrivals
 }
 
+impl FleetWorld {
+    /// A data center from a user's nodes and tasks (the JSON workload
+    /// format of [`read_workload`](crate::read_workload)) instead of the
+    /// built-in ones: each node keeps its spec and its `price_per_hour`
+    /// (a node priced 0 is owned: always on, never released); tasks are
+    /// numbered in arrival order, need a `duration_s`, and get the
+    /// built-in deadline (duration + max(20 min, duration / 2)). Times are
+    /// rounded to whole minutes. `rules` gives the seed (failures), the
+    /// idle and start-up times and the failure rate; its size fields are
+    /// taken from the workload.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] for a task without a duration, or a workload
+    /// whose size is out of the scenario's ranges.
+    pub fn from_workload(
+        nodes: &[NodeSpec],
+        tasks: &[crate::TimedTask],
+        rules: &DatacenterConfig,
+    ) -> Result<FleetWorld, Error> {
+        let mut shapes: Vec<VmShape> = Vec::new();
+        let mut fleet = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            let pool = if node.price_per_hour == 0.0 {
+                Pool::Owned
+            } else {
+                Pool::OnDemand
+            };
+            let shape = VmShape {
+                name: "custom",
+                cpus: node.capacity.cpu_milli / 1_000,
+                memory_gib: node.capacity.memory_mib / 1_024,
+                gpus: node.gpus.count,
+                storage_gib: node.capacity.storage_gib,
+                price_per_hour: node.price_per_hour,
+                share: 0.0,
+                pool,
+            };
+            let index = match shapes.iter().position(|s| *s == shape) {
+                Some(index) => index,
+                None => {
+                    shapes.push(shape);
+                    shapes.len() - 1
+                }
+            };
+            fleet.push((node.clone(), index));
+        }
+        let mut ordered: Vec<&crate::TimedTask> = tasks.iter().collect();
+        ordered.sort_by_key(|t| t.arrival_s);
+        let mut scenario_tasks = Vec::with_capacity(ordered.len());
+        for (index, task) in ordered.into_iter().enumerate() {
+            let Some(duration_s) = task.duration_s else {
+                return Err(Error::OutOfRange {
+                    name: "duration_s",
+                    value: task.spec.id.0 as f64,
+                    expected: "a duration for every task of a scenario (value: the task id)",
+                });
+            };
+            let arrival_min = task.arrival_s / 60;
+            let duration_min = duration_s.div_ceil(60).max(1);
+            let mut spec = task.spec.clone();
+            spec.id = TaskId(index as u64);
+            scenario_tasks.push(ScenarioTask {
+                spec,
+                arrival_min,
+                duration_min,
+                deadline_min: arrival_min + duration_min + (duration_min / 2).max(20),
+                flexible: false,
+            });
+        }
+        let last_arrival_min = scenario_tasks.last().map_or(0, |t| t.arrival_min);
+        let config = DatacenterConfig {
+            vms: nodes.len(),
+            tasks: scenario_tasks.len(),
+            hours: (last_arrival_min / 60 + 1).max(1),
+            ..*rules
+        };
+        config.validate()?;
+        Ok(FleetWorld {
+            config,
+            shapes,
+            fleet,
+            cloud_starts_on: true,
+            spot_revocations_per_hour: 0.0,
+            tasks: scenario_tasks,
+        })
+    }
+}
+
 /// The data center's tasks, arriving by [`arrival_minutes`].
 fn generate_tasks(config: &DatacenterConfig, rng: &mut SeededRng) -> Vec<ScenarioTask> {
     arrival_minutes(config, rng)
