@@ -64,9 +64,9 @@ fn load(page: &Path, screenshot: Option<&Path>) -> (String, String) {
 }
 
 /// What is wrong with a rendered report, if anything.
-/// The demo's report: four plots for the data center, one for the edge,
+/// The demo's report: four plots for the data center, two for the edge,
 /// two for the hybrid cloud.
-const PLOTS: usize = 7;
+const PLOTS: usize = 8;
 /// One table per scenario.
 const TABLES: usize = 3;
 

@@ -214,6 +214,17 @@ fn edge_section(scenario: &EdgeComparison) -> Result<String, CliError> {
         "%",
         &curves,
     )?;
+    let _ = writeln!(html, "<div class=\"plot\">{svg}</div>");
+    let latencies: Vec<(String, Vec<(f64, f64)>)> = reports
+        .iter()
+        .map(|r| (r.policy.clone(), distribution(&r.latencies_ms)))
+        .collect();
+    let svg = line_plot(
+        "Latency: share of tasks within x",
+        "latency (ms)",
+        "% of tasks",
+        &latencies,
+    )?;
     let _ = writeln!(html, "<div class=\"plot\">{svg}</div>\n</div>");
     Ok(html)
 }

@@ -267,6 +267,9 @@ pub struct EdgeReport {
     pub completed: usize,
     /// Tasks that never ran or did not complete.
     pub lost: usize,
+    /// Every task's latency, ms, sorted (for distributions).
+    #[serde(skip)]
+    pub latencies_ms: Vec<f64>,
 }
 
 /// The policy of a strategy, recording where each task was placed.
@@ -404,5 +407,6 @@ pub fn run_edge(world: &EdgeWorld, strategy: EdgeStrategy) -> Result<EdgeReport,
         mean_wait_s: result.mean_wait_s,
         completed: result.tasks_completed,
         lost: world.tasks.len() - result.tasks_completed,
+        latencies_ms: latencies,
     })
 }
