@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cli;
 
@@ -41,6 +41,12 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Lists the placement policies by name.
     Policies,
+    /// Prints a shell completion script: `lepton completions bash >
+    /// /etc/bash_completion.d/lepton` (or zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,6 +65,13 @@ fn main() -> ExitCode {
         Command::Scale(args) => cli::scale::run(args),
         Command::Chaos(args) => cli::chaos::run(args),
         Command::Train(args) => cli::train::run(args),
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics when a write fails.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lepton", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)
+                .map_err(CliError::from_stdout)
+        }
         Command::Policies => {
             let policies = lepton::policies::policy_descriptions();
             let width = policies
@@ -66,14 +79,14 @@ fn main() -> ExitCode {
                 .map(|(name, _)| name.len())
                 .max()
                 .unwrap_or(0);
-            for (name, description) in policies {
-                println!("{name:<width$}  {description}");
-            }
-            Ok(())
+            policies
+                .iter()
+                .try_for_each(|(name, description)| cli::say!("{name:<width$}  {description}"))
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`lepton … | head`): nothing more to say.
+        Ok(()) | Err(CliError::Closed) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE

@@ -167,6 +167,35 @@ fn bad_flags_and_files_fail_naming_the_value() {
             "max_candidates = 0 is out of range".into(),
         ),
         (
+            fill(&["--seeds", "42,43,42"]),
+            "bad --seeds \"42,43,42\": seed 42 is given twice".into(),
+        ),
+        (
+            fill(&["--seeds", "40-45,44"]),
+            "seed 44 is given twice".into(),
+        ),
+        (
+            fill(&["--policy", "bestfit,fgd,bestfit"]),
+            "policy \"bestfit\" is given twice".into(),
+        ),
+        (
+            fill(&["--threads", "0"]),
+            "invalid value '0' for '--threads <THREADS>': 0 is not in 1..=256".into(),
+        ),
+        (
+            fill(&["--threads", "100000"]),
+            "invalid value '100000' for '--threads <THREADS>'".into(),
+        ),
+        (
+            fill(&["--plot", "fill.png"]),
+            "--plot fill.png: plots are SVG; the file name must end in .svg".into(),
+        ),
+        (
+            fill(&["--plot", "/nonexistent/dir/fill.svg"]),
+            "--plot /nonexistent/dir/fill.svg: directory /nonexistent/dir does not exist".into(),
+        ),
+        (train(&["--plot", "curve.png"]), "plots are SVG".into()),
+        (
             ["demo", "--vms", "5"].map(String::from).to_vec(),
             "vms = 5 is out of range: 10 to 100,000 VMs".into(),
         ),

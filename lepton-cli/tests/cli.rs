@@ -356,3 +356,33 @@ fn demo_runs_the_data_center_on_your_own_workload() {
         "{stderr}"
     );
 }
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let bash = stdout(&lepton(&["completions", "bash"]));
+    assert!(bash.contains("_lepton()"), "{bash}");
+    assert!(bash.contains("demo") && bash.contains("train"), "{bash}");
+    let fish = stdout(&lepton(&["completions", "fish"]));
+    assert!(fish.contains("complete -c lepton"), "{fish}");
+    let output = lepton(&["completions", "cmd"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid value 'cmd'"));
+}
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    // The reader goes away before the command writes (`lepton … | head`).
+    for args in [&["completions", "bash"][..], &["policies"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lepton"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(output.status.success(), "{args:?}: {stderr}");
+    }
+}

@@ -5,6 +5,7 @@ use clap::Args;
 use lepton::policies::by_name;
 use lepton::sim::{run_chaos, ChaosConfig, ChaosReport};
 
+use super::say;
 use super::{CliError, Format};
 
 /// Runs a chaos experiment and prints what the independent checker found.
@@ -49,11 +50,11 @@ pub(crate) fn run(args: ChaosArgs) -> Result<(), CliError> {
     };
     let report = run_chaos(by_name(&args.policy)?, &config)?;
     match args.format {
-        Format::Json => println!(
+        Format::Json => say!(
             "{}",
             serde_json::to_string(&report).map_err(|e| CliError::Output(e.to_string()))?
-        ),
-        Format::Text => print_text(&report),
+        )?,
+        Format::Text => print_text(&report)?,
     }
     if report.lost + report.ran_twice + report.overcommitted > 0 {
         return Err(CliError::Scenario(format!(
@@ -64,21 +65,30 @@ pub(crate) fn run(args: ChaosArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print_text(r: &ChaosReport) {
-    println!(
+fn print_text(r: &ChaosReport) -> Result<(), CliError> {
+    say!(
         "{} tasks: {} completed, {} failed after retries (at most {} failed attempts for one task)",
-        r.tasks, r.completed, r.failed_after_retries, r.max_retries_seen
-    );
-    println!(
+        r.tasks,
+        r.completed,
+        r.failed_after_retries,
+        r.max_retries_seen
+    )?;
+    say!(
         "checker: lost {}, ran twice {}, over-committed {}",
-        r.lost, r.ran_twice, r.overcommitted
-    );
-    println!(
+        r.lost,
+        r.ran_twice,
+        r.overcommitted
+    )?;
+    say!(
         "injected: {} node crashes ({} detected by silence), {} launch errors; {} reports refused as duplicate, late or stale",
         r.node_crashes, r.silent_nodes, r.launch_errors, r.refused_reports
-    );
-    println!(
+    )?;
+    say!(
         "{} preemptions, {} rebalancing moves; {} virtual s in {:.2} s",
-        r.preemptions, r.moves, r.virtual_s, r.wall_s
-    );
+        r.preemptions,
+        r.moves,
+        r.virtual_s,
+        r.wall_s
+    )?;
+    Ok(())
 }

@@ -17,6 +17,7 @@ use lepton::sim::read_workload;
 use lepton::sim::scenario::{DatacenterConfig, EdgeConfig, FleetWorld, HybridConfig};
 
 use super::report;
+use super::say;
 use super::{CliError, Format};
 
 /// Which scenario to run.
@@ -151,19 +152,19 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
                 "report": page,
                 "wall_s": wall_s,
             });
-            println!("{json}");
+            say!("{json}")?;
         }
         Format::Text => {
             if let Some(datacenter) = &datacenter {
-                print_table(datacenter);
+                print_table(datacenter)?;
             }
             if let Some(edge) = &edge {
-                print_edge(edge);
+                print_edge(edge)?;
             }
             if let Some(hybrid) = &hybrid {
-                print_hybrid(hybrid);
+                print_hybrid(hybrid)?;
             }
-            println!("report written to {} ({wall_s:.1} s)", page.display());
+            say!("report written to {} ({wall_s:.1} s)", page.display())?;
         }
     }
     Ok(())
@@ -193,13 +194,17 @@ fn datacenter(config: &DatacenterConfig, policy: &str) -> Result<DatacenterCompa
     Ok(comparison)
 }
 
-fn print_table(result: &DatacenterComparison) {
+fn print_table(result: &DatacenterComparison) -> Result<(), CliError> {
     let c = &result.config;
-    println!(
+    say!(
         "{}: {} VMs, {} tasks over {} h, seed {}",
-        result.scenario, c.vms, c.tasks, c.hours, result.seed
-    );
-    println!(
+        result.scenario,
+        c.vms,
+        c.tasks,
+        c.hours,
+        result.seed
+    )?;
+    say!(
         "{:<18} {:>8} {:>6} {:>6} {:>6} {:>10} {:>9} {:>8} {:>8} {:>5}",
         "strategy",
         "util %",
@@ -211,9 +216,9 @@ fn print_table(result: &DatacenterComparison) {
         "misses",
         "p95 wait",
         "lost"
-    );
+    )?;
     for r in [&result.baseline, &result.kubernetes, &result.lepton] {
-        println!(
+        say!(
             "{:<18} {:>8.1} {:>6.1} {:>6.1} {:>6.1} {:>10.0} {:>9.0} {:>8} {:>7.0}s {:>5}",
             r.policy,
             r.utilization_pct,
@@ -225,24 +230,31 @@ fn print_table(result: &DatacenterComparison) {
             r.deadline_misses,
             r.p95_wait_s,
             r.lost
-        );
+        )?;
     }
-    println!(
+    say!(
         "lepton vs traditional: utilization {:+.1}%, cost {:+.1}%; vs kubernetes: utilization {:+.1}%, cost {:+.1}%",
         result.utilization_gain_pct,
         -result.cost_reduction_pct,
         result.vs_kubernetes.utilization_gain_pct,
         -result.vs_kubernetes.cost_reduction_pct
-    );
+    )?;
+    Ok(())
 }
 
-fn print_edge(result: &EdgeComparison) {
+fn print_edge(result: &EdgeComparison) -> Result<(), CliError> {
     let c = &result.config;
-    println!(
+    say!(
         "{}: {} sites × {} nodes, {} cloud nodes, {} tasks over {} h, seed {}",
-        result.scenario, c.sites, c.nodes_per_site, c.cloud_nodes, c.tasks, c.hours, result.seed
-    );
-    println!(
+        result.scenario,
+        c.sites,
+        c.nodes_per_site,
+        c.cloud_nodes,
+        c.tasks,
+        c.hours,
+        result.seed
+    )?;
+    say!(
         "{:<14} {:>11} {:>16} {:>10} {:>11} {:>12} {:>8} {:>5}",
         "strategy",
         "p95 ms",
@@ -252,9 +264,9 @@ fn print_edge(result: &EdgeComparison) {
         "site load cv",
         "wait s",
         "lost"
-    );
+    )?;
     for r in [&result.nearest_site, &result.cloud_only, &result.lepton] {
-        println!(
+        say!(
             "{:<14} {:>11.0} {:>16.0} {:>10.1} {:>11} {:>12} {:>8.1} {:>5}",
             r.policy,
             r.p95_latency_ms,
@@ -265,28 +277,48 @@ fn print_edge(result: &EdgeComparison) {
                 .map_or("-".to_owned(), |cv| format!("{cv:.1}%")),
             r.mean_wait_s,
             r.lost
-        );
+        )?;
     }
+    Ok(())
 }
 
-fn print_hybrid(result: &HybridComparison) {
+fn print_hybrid(result: &HybridComparison) -> Result<(), CliError> {
     let c = &result.config;
-    println!(
+    say!(
         "{}: {} owned, {} on-demand, {} spot VMs, {} tasks over {} h, seed {}",
-        result.scenario, c.owned_vms, c.on_demand_vms, c.spot_vms, c.tasks, c.hours, result.seed
-    );
-    println!(
+        result.scenario,
+        c.owned_vms,
+        c.on_demand_vms,
+        c.spot_vms,
+        c.tasks,
+        c.hours,
+        result.seed
+    )?;
+    say!(
         "{:<16} {:>10} {:>9} {:>8} {:>8} {:>12} {:>5}",
-        "strategy", "cost $", "VM-hours", "misses", "wait s", "revocations", "lost"
-    );
+        "strategy",
+        "cost $",
+        "VM-hours",
+        "misses",
+        "wait s",
+        "revocations",
+        "lost"
+    )?;
     for r in [&result.baseline, &result.lepton] {
-        println!(
+        say!(
             "{:<16} {:>10.0} {:>9.0} {:>8} {:>8.1} {:>12} {:>5}",
-            r.policy, r.cost, r.vm_hours, r.deadline_misses, r.mean_wait_s, r.revocations, r.lost
-        );
+            r.policy,
+            r.cost,
+            r.vm_hours,
+            r.deadline_misses,
+            r.mean_wait_s,
+            r.revocations,
+            r.lost
+        )?;
     }
-    println!(
+    say!(
         "lepton vs on-prem first: cost {:+.1}%",
         -result.cost_reduction_pct
-    );
+    )?;
+    Ok(())
 }

@@ -14,7 +14,8 @@ use lepton::{NodeSpec, TaskSpec};
 use serde::Serialize;
 
 use super::plot::{mean_curve, write_svg};
-use super::{parse_seeds, CliError, Format, InputArgs};
+use super::say;
+use super::{check_plot_path, parse_seeds, CliError, Format, InputArgs};
 
 /// Replays a trace in the paper's fill mode and reports GPU allocation.
 #[derive(Debug, Args)]
@@ -37,9 +38,9 @@ pub(crate) struct FillArgs {
     /// Also write the allocation curves (the paper's Figure 9a) as SVG.
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Worker threads, 1 to 256 (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
 }
 
 /// One policy's results over all seeds.
@@ -71,6 +72,9 @@ pub(crate) fn run(args: FillArgs) -> Result<(), CliError> {
     // Flags first: a typo should not wait for the trace to load.
     let policies = parse_policies(&args.policy)?;
     let seeds = parse_seeds(&args.seeds)?;
+    if let Some(path) = &args.plot {
+        check_plot_path(path)?;
+    }
     let (nodes_path, pods_path) = args.input.paths()?;
     let (nodes, pods) = args.input.read_trace()?;
     let tasks: Vec<TaskSpec> = pods.into_iter().map(|p| p.spec).collect();
@@ -82,7 +86,8 @@ pub(crate) fn run(args: FillArgs) -> Result<(), CliError> {
     };
 
     let started = Instant::now();
-    let results = run_all(&experiment, &policies, &seeds, args.tune, args.threads)?;
+    let threads = args.threads.map(usize::from);
+    let results = run_all(&experiment, &policies, &seeds, args.tune, threads)?;
     let summaries: Vec<PolicySummary> = policies
         .iter()
         .map(|name| summarize(name, &runs_of(&results, name)))
@@ -104,9 +109,9 @@ pub(crate) fn run(args: FillArgs) -> Result<(), CliError> {
                 "pods": pods_path,
                 "wall_s": started.elapsed().as_secs_f64(),
             });
-            println!("{json}");
+            say!("{json}")?;
         }
-        Format::Text => print_table(&summaries, started.elapsed().as_secs_f64()),
+        Format::Text => print_table(&summaries, started.elapsed().as_secs_f64())?,
     }
     Ok(())
 }
@@ -201,7 +206,12 @@ fn parse_policies(text: &str) -> Result<Vec<String>, CliError> {
     }
     let names: Vec<String> = text.split(',').map(|s| s.trim().to_owned()).collect();
     let valid = policy_names();
-    for name in &names {
+    for (index, name) in names.iter().enumerate() {
+        if names[..index].contains(name) {
+            return Err(CliError::Usage(format!(
+                "policy {name:?} is given twice in --policy {text:?}"
+            )));
+        }
         if !valid.contains(name) {
             return Err(CliError::Usage(format!(
                 "unknown policy {name:?}; valid names: {}, or all",
@@ -229,13 +239,18 @@ fn summarize(policy: &str, runs: &[&FillResult]) -> PolicySummary {
     }
 }
 
-fn print_table(summaries: &[PolicySummary], total_wall_s: f64) {
-    println!(
+fn print_table(summaries: &[PolicySummary], total_wall_s: f64) -> Result<(), CliError> {
+    say!(
         "{:<12} {:>11} {:>8} {:>9} {:>9} {:>13}",
-        "policy", "alloc@100%", "frag%", "arrived", "wall s", "decisions/s"
-    );
+        "policy",
+        "alloc@100%",
+        "frag%",
+        "arrived",
+        "wall s",
+        "decisions/s"
+    )?;
     for s in summaries {
-        println!(
+        say!(
             "{:<12} {:>11.2} {:>8.2} {:>9} {:>9.2} {:>13.0}",
             s.policy,
             s.alloc_pct_at_100,
@@ -243,9 +258,10 @@ fn print_table(summaries: &[PolicySummary], total_wall_s: f64) {
             s.pods_arrived,
             s.wall_s,
             s.decisions_per_s
-        );
+        )?;
     }
-    println!(
+    say!(
         "total wall time {total_wall_s:.2} s (runs in parallel; a policy's wall s sums its runs)"
-    );
+    )?;
+    Ok(())
 }

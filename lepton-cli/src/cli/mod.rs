@@ -28,6 +28,17 @@ pub(crate) enum Format {
     Json,
 }
 
+/// Prints a line on stdout, as `println!` does; a closed pipe (`lepton …
+/// | head`) gives [`CliError::Closed`], which ends the command quietly,
+/// instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::cli::CliError::from_stdout)
+    }};
+}
+pub(crate) use say;
+
 /// Errors the command line reports.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {
@@ -43,6 +54,21 @@ pub(crate) enum CliError {
     Output(String),
     #[error("{0}")]
     Scenario(String),
+    /// Standard output was closed by the reader (a pipe into `head`, say):
+    /// not an error, the command just stops.
+    #[error("standard output closed")]
+    Closed,
+}
+
+impl CliError {
+    /// A failed write to standard output.
+    pub(crate) fn from_stdout(error: std::io::Error) -> CliError {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            CliError::Closed
+        } else {
+            CliError::Output(format!("cannot write to standard output: {error}"))
+        }
+    }
 }
 
 /// The inputs `fill` and `replay` share: the trace files and a rules file.
@@ -132,7 +158,36 @@ pub(crate) fn parse_seeds(text: &str) -> Result<Vec<u64>, CliError> {
             None => seeds.push(part.trim().parse().map_err(|_| bad())?),
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = seeds.iter().find(|&&seed| !seen.insert(seed)) {
+        return Err(CliError::Usage(format!(
+            "bad --seeds {text:?}: seed {twice} is given twice"
+        )));
+    }
     Ok(seeds)
+}
+
+/// Where an SVG plot goes: it must end in `.svg` and its directory must
+/// exist, checked before any run so a typo does not cost the run.
+pub(crate) fn check_plot_path(path: &std::path::Path) -> Result<(), CliError> {
+    if path.extension().and_then(|e| e.to_str()) != Some("svg") {
+        return Err(CliError::Usage(format!(
+            "--plot {}: plots are SVG; the file name must end in .svg",
+            path.display()
+        )));
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--plot {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use lepton::policies::build;
 use lepton::sim::{read_workload, run_timed, TimedConfig, TimedTask};
 use lepton::NodeSpec;
 
+use super::say;
 use super::{CliError, Format, InputArgs};
 
 /// Replays tasks at their arrival times through one policy.
@@ -78,19 +79,19 @@ pub(crate) fn run(args: ReplayArgs) -> Result<(), CliError> {
         Format::Json => {
             let json = serde_json::to_string(&result)
                 .map_err(|e| CliError::Output(format!("cannot write JSON: {e}")))?;
-            println!("{json}");
+            say!("{json}")?;
         }
         Format::Text => {
             let peak = |f: fn(&lepton::sim::TimedSample) -> f64| {
                 result.samples.iter().map(f).fold(0.0, f64::max)
             };
-            println!(
+            say!(
                 "policy {} seed {} on {} nodes",
                 result.policy,
                 result.seed,
                 nodes.len()
-            );
-            println!(
+            )?;
+            say!(
                 "tasks: {} submitted, {} completed, {} failed, {} running and {} pending at the end; {} runs timed out",
                 result.tasks_submitted,
                 result.tasks_completed,
@@ -98,24 +99,26 @@ pub(crate) fn run(args: ReplayArgs) -> Result<(), CliError> {
                 result.tasks_running_at_end,
                 result.tasks_pending_at_end,
                 result.timeouts
-            );
-            println!(
+            )?;
+            say!(
                 "wait: mean {:.1} s, max {:.1} s; most pending at once {}",
-                result.mean_wait_s, result.max_wait_s, result.max_pending
-            );
-            println!(
+                result.mean_wait_s,
+                result.max_wait_s,
+                result.max_pending
+            )?;
+            say!(
                 "peak use: GPU {:.1}%, CPU {:.1}%, memory {:.1}%",
                 peak(|s| s.gpu_alloc_pct),
                 peak(|s| s.cpu_pct),
                 peak(|s| s.memory_pct)
-            );
-            println!(
+            )?;
+            say!(
                 "node failures {}, evictions {}; virtual end {:.0} s; wall {:.2} s",
                 result.node_failures,
                 result.evictions,
                 result.end_s,
                 result.wall.as_secs_f64()
-            );
+            )?;
         }
     }
     Ok(())

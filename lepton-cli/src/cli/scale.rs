@@ -8,6 +8,7 @@ use lepton::policies::by_name;
 use lepton::sim::{synthetic_nodes, synthetic_task};
 use lepton::{CoreScheduler, Scheduler, SeededRng};
 
+use super::say;
 use super::CliError;
 
 /// Builds a synthetic cluster, queues synthetic tasks, optionally schedules
@@ -47,30 +48,30 @@ pub(crate) fn run(args: ScaleArgs) -> Result<(), CliError> {
         scheduler.submit(&synthetic_task(id, &mut rng))?;
     }
     let submit_s = started.elapsed().as_secs_f64();
-    println!("{} nodes added in {add_s:.2} s", args.nodes);
-    println!(
+    say!("{} nodes added in {add_s:.2} s", args.nodes)?;
+    say!(
         "{} tasks queued in {submit_s:.2} s ({:.0} submissions/s); queue length {}",
         args.tasks,
         args.tasks as f64 / submit_s.max(1e-9),
         scheduler.queue_len()
-    );
+    )?;
 
     if args.schedule {
         let started = Instant::now();
         let placed = scheduler.schedule().len();
         let cycle_s = started.elapsed().as_secs_f64();
         let report = scheduler.report();
-        println!(
+        say!(
             "one cycle with {}: {placed} placed, {} backing off, in {cycle_s:.2} s ({:.0} decisions/s); CPU {:.1}% used",
             report.policy,
             report.tasks.backing_off,
             args.tasks as f64 / cycle_s.max(1e-9),
             report.utilization.cpu * 100.0
-        );
+        )?;
     }
     match peak_resident_mib() {
-        Some(mib) => println!("peak resident memory {mib:.0} MiB"),
-        None => println!("peak resident memory: unknown on this system"),
+        Some(mib) => say!("peak resident memory {mib:.0} MiB")?,
+        None => say!("peak resident memory: unknown on this system")?,
     }
     Ok(())
 }

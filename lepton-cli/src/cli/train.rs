@@ -13,6 +13,7 @@ use lepton::sim::gym::{EnvConfig, FillEnv, Reward};
 use lepton::TaskSpec;
 
 use super::plot::{draw_lines, Axes};
+use super::say;
 use super::{CliError, Format, InputArgs};
 
 /// Trains the `drl` policy on a trace and writes its model.
@@ -65,6 +66,9 @@ pub(crate) struct TrainArgs {
 
 pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
     let reward = Reward::parse(&args.reward)?;
+    if let Some(path) = &args.plot {
+        super::check_plot_path(path)?;
+    }
     let (nodes, pods) = args.input.read_trace()?;
     let tasks: Vec<TaskSpec> = pods.into_iter().map(|p| p.spec).collect();
     let context = args.input.policy_context(&tasks)?;
@@ -107,10 +111,10 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
                 "reward": args.reward,
                 "wall_s": wall_s,
             });
-            println!("{json}");
+            say!("{json}")?;
         }
         Format::Text => {
-            println!(
+            say!(
                 "{:>7} {:<10} {:>6} {:>10} {:>10} {:>9} {:>8} {:>8} {:>10}",
                 "episode",
                 "phase",
@@ -121,9 +125,9 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
                 "alloc%",
                 "fgd%",
                 "validation"
-            );
+            )?;
             for s in &history {
-                println!(
+                say!(
                     "{:>7} {:<10} {:>6} {:>10.2} {:>10.2} {:>9.4} {:>8.2} {:>8.1} {:>10}",
                     s.episode,
                     s.phase,
@@ -134,9 +138,9 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
                     s.alloc_pct,
                     s.fgd_agreement_pct,
                     s.validation.map_or(String::new(), |v| format!("{v:.2}"))
-                );
+                )?;
             }
-            println!("model written to {} in {wall_s:.1} s", args.out.display());
+            say!("model written to {} in {wall_s:.1} s", args.out.display())?;
         }
     }
     Ok(())
