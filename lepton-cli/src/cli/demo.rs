@@ -4,10 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use std::io::IsTerminal;
-
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use lepton::policies::by_name;
 use lepton::scenarios::{
     compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
@@ -105,7 +102,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
         .into_iter()
         .filter(|&one| wanted(one))
         .count();
-    let bar = progress_bar(count);
+    let bar = super::progress_bar(count, "scenarios");
     let datacenter = if wanted(Scenario::Datacenter) {
         bar.set_message("data center");
         let result = match &args.workload {
@@ -168,21 +165,6 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-/// A bar on stderr while the scenarios run, or nothing when stderr is not
-/// a terminal.
-fn progress_bar(scenarios: usize) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(scenarios as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} scenarios {msg}")
-    {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// The data center under the three strategies.

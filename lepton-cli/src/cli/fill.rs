@@ -1,13 +1,11 @@
 //! `lepton fill`: the FGD paper's fill experiment over policies and seeds.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use lepton::policies::{build, policy_names, PolicyContext, PAPER_POLICIES};
 use lepton::sim::{run_fill, FillConfig, FillResult};
 use lepton::{NodeSpec, TaskSpec};
@@ -135,7 +133,7 @@ fn run_all(
     let results: Mutex<Vec<Option<Result<FillResult, CliError>>>> =
         Mutex::new((0..jobs.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
-    let progress = progress_bar(jobs.len());
+    let progress = super::progress_bar(jobs.len(), "runs");
     let workers =
         threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let workload = experiment
@@ -175,19 +173,6 @@ fn run_all(
         .into_iter()
         .map(|slot| slot.unwrap_or_else(|| Err(CliError::Output("a run did not finish".into()))))
         .collect()
-}
-
-/// A bar on stderr, or nothing when stderr is not a terminal.
-fn progress_bar(len: usize) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} runs")
-    {
-        bar.set_style(style);
-    }
-    bar
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

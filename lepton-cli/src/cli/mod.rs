@@ -39,6 +39,20 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// A bar on stderr counting `len` `unit`s (with a message), or nothing
+/// when stderr is not a terminal.
+pub(crate) fn progress_bar(len: usize, unit: &str) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let template = format!("{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}}");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 /// Errors the command line reports.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {

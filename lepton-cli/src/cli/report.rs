@@ -154,15 +154,10 @@ fn section(scenario: &DatacenterComparison) -> Result<String, CliError> {
         let svg = line_plot(title, "hour", unit, &curves)?;
         let _ = writeln!(html, "<div class=\"plot\">{svg}</div>");
     }
-    let waits: Vec<(String, Vec<(f64, f64)>)> = reports
-        .iter()
-        .map(|r| (r.policy.clone(), distribution(&r.waits_s)))
-        .collect();
-    let svg = line_plot(
+    let svg = distribution_plot(
         "Waits: share of tasks waiting at most x",
         "wait (s)",
-        "% of tasks",
-        &waits,
+        reports.iter().map(|r| (&r.policy, &r.waits_s[..])),
     )?;
     let _ = writeln!(html, "<div class=\"plot\">{svg}</div>\n</div>");
     Ok(html)
@@ -215,15 +210,10 @@ fn edge_section(scenario: &EdgeComparison) -> Result<String, CliError> {
         &curves,
     )?;
     let _ = writeln!(html, "<div class=\"plot\">{svg}</div>");
-    let latencies: Vec<(String, Vec<(f64, f64)>)> = reports
-        .iter()
-        .map(|r| (r.policy.clone(), distribution(&r.latencies_ms)))
-        .collect();
-    let svg = line_plot(
+    let svg = distribution_plot(
         "Latency: share of tasks within x",
         "latency (ms)",
-        "% of tasks",
-        &latencies,
+        reports.iter().map(|r| (&r.policy, &r.latencies_ms[..])),
     )?;
     let _ = writeln!(html, "<div class=\"plot\">{svg}</div>\n</div>");
     Ok(html)
@@ -273,6 +263,18 @@ fn hybrid_section(scenario: &HybridComparison) -> Result<String, CliError> {
     }
     html.push_str("</div>\n");
     Ok(html)
+}
+
+/// The cumulative distributions of each strategy's sorted values.
+fn distribution_plot<'a>(
+    title: &str,
+    x_desc: &str,
+    series: impl Iterator<Item = (&'a String, &'a [f64])>,
+) -> Result<String, CliError> {
+    let curves: Vec<(String, Vec<(f64, f64)>)> = series
+        .map(|(name, sorted)| (name.clone(), distribution(sorted)))
+        .collect();
+    line_plot(title, x_desc, "% of tasks", &curves)
 }
 
 /// The cumulative distribution of sorted `values`, at most 200 points.

@@ -1,12 +1,10 @@
 //! `lepton train`: trains the learned policy in the fill experiment.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use lepton::policies::drl::{train, EpisodeStats, TrainConfig};
 use lepton::policies::Drl;
 use lepton::sim::gym::{EnvConfig, FillEnv, Reward};
@@ -88,7 +86,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
     config.validate_every = args.validate_every;
 
     let started = Instant::now();
-    let bar = progress_bar(config.imitation_episodes + config.episodes);
+    let bar = super::progress_bar(config.imitation_episodes + config.episodes, "episodes");
     let untrained = Drl::untrained(config.seed, workload).with_max_candidates(args.candidates);
     let (drl, history) = train(&mut env, untrained, &config, |stats| {
         bar.set_message(format!(
@@ -144,21 +142,6 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-/// A bar on stderr with the last episode's reward and loss, or nothing when
-/// stderr is not a terminal.
-fn progress_bar(len: usize) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} episodes {msg}")
-    {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// Episode reward (as % of the first) and allocation % per episode.
