@@ -22,7 +22,7 @@
 //!   takes the stronger setting);
 //! - **Lepton**: best fit ([`BestFit`], or the policy given), the same
 //!   release and start-up rules, and warm spare capacity of 1% of each VM
-//!   shape (at least three VMs), restored as it is used.
+//!   shape (at least five VMs), restored as it is used.
 
 use serde::Serialize;
 

@@ -196,6 +196,10 @@ impl DatacenterConfig {
     }
 }
 
+/// The fewest spare VMs kept per shape when a strategy keeps spare
+/// capacity (see [`Strategy::headroom`]).
+pub const SPARE_MIN: usize = 5;
+
 /// How a strategy schedules: its policy and whether it releases idle VMs.
 pub struct Strategy {
     /// The name reported.
@@ -209,7 +213,7 @@ pub struct Strategy {
     /// Whether higher priorities may preempt lower ones.
     pub preemption: bool,
     /// Spare capacity kept warm, when releasing idle VMs: of each shape,
-    /// this share of the fleet's VMs (at least three) stays powered while
+    /// this share of the fleet's VMs (at least [`SPARE_MIN`]) stays powered while
     /// idle, and VMs are started to restore it as it gets used (as
     /// Kubernetes users over-provision with placeholder pods). 0 keeps
     /// none, as the cluster autoscaler does by default.
@@ -600,7 +604,7 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
         .map(|(index, _)| {
             let count = world.fleet.iter().filter(|(_, s)| *s == index).count();
             if strategy.headroom > 0.0 && count > 0 {
-                ((count as f64 * strategy.headroom).ceil() as usize).max(3)
+                ((count as f64 * strategy.headroom).ceil() as usize).max(SPARE_MIN)
             } else {
                 0
             }
@@ -638,6 +642,9 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
                     Some(TaskState::Failed { .. })
                 ) {
                     log.push(Record::GaveUp(run.task));
+                } else {
+                    // Retried: it waits for a node again.
+                    waiting.insert(run.task, ());
                 }
             } else {
                 scheduler.complete(run)?;
@@ -654,7 +661,10 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
             waiting.insert(task.spec.id, ());
             next_arrival += 1;
         }
-        revocations += revoke_spot(&mut scheduler, world, &mut power, minute, &mut log)?;
+        for task in revoke_spot(&mut scheduler, world, &mut power, minute, &mut log)? {
+            revocations += 1;
+            waiting.extend(task.into_iter().map(|t| (t, ())));
+        }
         for (index, state) in power.iter_mut().enumerate() {
             if let Power::Starting { ready_min } = *state {
                 if ready_min <= minute {
@@ -666,7 +676,10 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
         for assignment in scheduler.schedule() {
             for evicted in &assignment.evicts {
                 log.push(Record::Stopped(*evicted));
-                preemptions += usize::from(evicted.task != assignment.task);
+                if evicted.task != assignment.task {
+                    preemptions += 1;
+                    waiting.insert(evicted.task, ());
+                }
             }
             log.push(Record::Started {
                 run: assignment.run(),
@@ -685,7 +698,7 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
             };
             ends.entry(minute + length).or_default().push((run, fails));
         }
-        // Tasks back in the queue (failed runs, preempted) wait again.
+        // Tasks placed again since (a retry, a preempted task) stop waiting.
         waiting.retain(|task, ()| {
             !matches!(
                 scheduler.task_state(*task),
@@ -902,19 +915,20 @@ fn manage_power(
 /// Revokes each powered spot VM with the world's rate (per minute: the
 /// hourly rate / 60, drawn from the seed, the VM and the minute, so every
 /// strategy faces the same odds): its runs are logged as stopped and go
-/// back to the queue, and the VM is gone. Returns how many were revoked.
+/// back to the queue, and the VM is gone. Returns, per VM revoked, the
+/// tasks it held.
 fn revoke_spot(
     scheduler: &mut CoreScheduler,
     world: &FleetWorld,
     power: &mut [Power],
     minute: u64,
     log: &mut Vec<Record>,
-) -> Result<usize, Error> {
+) -> Result<Vec<Vec<TaskId>>, Error> {
     let rate = world.spot_revocations_per_hour / 60.0;
     if rate <= 0.0 {
-        return Ok(0);
+        return Ok(Vec::new());
     }
-    let mut revoked = 0;
+    let mut revoked = Vec::new();
     for (index, state) in power.iter_mut().enumerate() {
         let (node, shape) = &world.fleet[index];
         let powered = matches!(state, Power::On { .. } | Power::Starting { .. });
@@ -925,7 +939,8 @@ fn revoke_spot(
         if SeededRng::new(draw).next_u64() as f64 / u64::MAX as f64 >= rate {
             continue;
         }
-        for task in scheduler.cluster().tasks_on(node.id) {
+        let tasks = scheduler.cluster().tasks_on(node.id);
+        for &task in &tasks {
             if let Some(run) = scheduler.current_run(task) {
                 log.push(Record::Stopped(run));
             }
@@ -933,7 +948,7 @@ fn revoke_spot(
         // The scheduler queues its tasks again, uncharged.
         scheduler.remove_node(node.id)?;
         *state = Power::Revoked;
-        revoked += 1;
+        revoked.push(tasks);
     }
     Ok(revoked)
 }

@@ -11,7 +11,7 @@ mod hybrid;
 
 pub use datacenter::{
     run_datacenter, DatacenterConfig, FleetWorld, Pool, ScenarioTask, Strategy, StrategyReport,
-    TimelinePoint, VmShape, VM_SHAPES,
+    TimelinePoint, VmShape, SPARE_MIN, VM_SHAPES,
 };
 pub use edge::{
     run_edge, EdgeConfig, EdgeReport, EdgeStrategy, EdgeTask, EdgeWorld, Site, BATCH_OBJECTIVE_MS,
