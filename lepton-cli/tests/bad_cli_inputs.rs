@@ -142,6 +142,28 @@ fn bad_flags_and_files_fail_naming_the_value() {
             "unexpected argument '-1'".into(),
         ),
         (
+            ["scale", "--nodes", "0"].map(String::from).to_vec(),
+            "invalid value '0' for '--nodes <NODES>': 0 is not in 1..=1000000".into(),
+        ),
+        (
+            ["scale", "--nodes", "1000000000000"]
+                .map(String::from)
+                .to_vec(),
+            "invalid value '1000000000000' for '--nodes <NODES>'".into(),
+        ),
+        (
+            ["scale", "--nodes", "10", "--tasks", "1000000000000"]
+                .map(String::from)
+                .to_vec(),
+            "invalid value '1000000000000' for '--tasks <TASKS>'".into(),
+        ),
+        (
+            ["chaos", "--nodes", "1", "--tasks", "18446744073709551615"]
+                .map(String::from)
+                .to_vec(),
+            "invalid value '18446744073709551615' for '--tasks <TASKS>'".into(),
+        ),
+        (
             fill(&[
                 "--policy",
                 "drl",

@@ -15,11 +15,12 @@ use super::CliError;
 /// them, and reports times and peak memory.
 #[derive(Debug, Args)]
 pub(crate) struct ScaleArgs {
-    /// Nodes in the cluster.
-    #[arg(long, default_value_t = 100_000)]
+    /// Nodes in the cluster, 1 to 1,000,000 (100,000 take about 120 MiB).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     nodes: u64,
-    /// Tasks submitted to the queue.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Tasks submitted to the queue, 0 to 10,000,000 (1,000,000 take about
+    /// 510 MiB).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     tasks: u64,
     /// The policy for `--schedule`.
     #[arg(long, default_value = "bestfit")]
