@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::plot::{svg_lines, Axes};
 use super::CliError;
 use lepton::scenarios::{DatacenterComparison, EdgeComparison, HybridComparison};
+use lepton::sim::scenario::{StrategyReport, TimelinePoint};
 
 /// Creates `dir` if needed and checks it can be written, before any run.
 pub(crate) fn check_out_dir(dir: &Path) -> Result<(), CliError> {
@@ -131,16 +132,7 @@ fn section(scenario: &DatacenterComparison) -> Result<String, CliError> {
         );
     }
     html.push_str("</table>\n<div class=\"plots\">\n");
-    let series =
-        |f: fn(&lepton::sim::scenario::TimelinePoint) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
-            reports
-                .iter()
-                .map(|r| {
-                    let points = r.timeline.iter().map(|p| (p.hour, f(p))).collect();
-                    (r.policy.clone(), points)
-                })
-                .collect()
-        };
+    let series = |f| timeline_curves(&reports, f);
     let plots = [
         (
             "Utilization of powered capacity",
@@ -242,18 +234,7 @@ fn hybrid_section(scenario: &HybridComparison) -> Result<String, CliError> {
         );
     }
     html.push_str("</table>\n<div class=\"plots\">\n");
-    let series =
-        |f: fn(&lepton::sim::scenario::TimelinePoint) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
-            reports
-                .iter()
-                .map(|r| {
-                    (
-                        r.policy.clone(),
-                        r.timeline.iter().map(|p| (p.hour, f(p))).collect(),
-                    )
-                })
-                .collect()
-        };
+    let series = |f| timeline_curves(&reports, f);
     for (title, unit, curves) in [
         ("Powered VMs", "VMs", series(|p| p.powered_vms as f64)),
         ("Cost so far", "USD", series(|p| p.cost)),
@@ -263,6 +244,20 @@ fn hybrid_section(scenario: &HybridComparison) -> Result<String, CliError> {
     }
     html.push_str("</div>\n");
     Ok(html)
+}
+
+/// One curve per strategy of a timeline figure against the hour.
+fn timeline_curves(
+    reports: &[&StrategyReport],
+    figure: fn(&TimelinePoint) -> f64,
+) -> Vec<(String, Vec<(f64, f64)>)> {
+    reports
+        .iter()
+        .map(|r| {
+            let points = r.timeline.iter().map(|p| (p.hour, figure(p))).collect();
+            (r.policy.clone(), points)
+        })
+        .collect()
 }
 
 /// The cumulative distributions of each strategy's sorted values.

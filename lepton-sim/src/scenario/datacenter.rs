@@ -3,7 +3,7 @@
 //! minute by minute through the real scheduler, with or without releasing
 //! idle VMs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -614,7 +614,7 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
     let mut ends: BTreeMap<u64, Vec<(Run, bool)>> = BTreeMap::new();
     let mut first_start: HashMap<TaskId, u64> = HashMap::new();
     let mut ended_at: HashMap<TaskId, u64> = HashMap::new();
-    let mut waiting: BTreeMap<TaskId, ()> = BTreeMap::new();
+    let mut waiting: BTreeSet<TaskId> = BTreeSet::new();
     let mut next_arrival = 0;
     let mut minute = 0u64;
     let mut totals = Totals::default();
@@ -644,7 +644,7 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
                     log.push(Record::GaveUp(run.task));
                 } else {
                     // Retried: it waits for a node again.
-                    waiting.insert(run.task, ());
+                    waiting.insert(run.task);
                 }
             } else {
                 scheduler.complete(run)?;
@@ -658,12 +658,12 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
             }
             scheduler.submit(&task.spec)?;
             log.push(Record::Submitted(task.spec.id));
-            waiting.insert(task.spec.id, ());
+            waiting.insert(task.spec.id);
             next_arrival += 1;
         }
         for task in revoke_spot(&mut scheduler, world, &mut power, minute, &mut log)? {
             revocations += 1;
-            waiting.extend(task.into_iter().map(|t| (t, ())));
+            waiting.extend(task);
         }
         for (index, state) in power.iter_mut().enumerate() {
             if let Power::Starting { ready_min } = *state {
@@ -678,7 +678,7 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
                 log.push(Record::Stopped(*evicted));
                 if evicted.task != assignment.task {
                     preemptions += 1;
-                    waiting.insert(evicted.task, ());
+                    waiting.insert(evicted.task);
                 }
             }
             log.push(Record::Started {
@@ -699,7 +699,7 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
             ends.entry(minute + length).or_default().push((run, fails));
         }
         // Tasks placed again since (a retry, a preempted task) stop waiting.
-        waiting.retain(|task, ()| {
+        waiting.retain(|task| {
             !matches!(
                 scheduler.task_state(*task),
                 Some(TaskState::Running { .. } | TaskState::Completed | TaskState::Failed { .. })
@@ -789,7 +789,7 @@ fn manage_power(
     scheduler: &mut CoreScheduler,
     world: &FleetWorld,
     power: &mut [Power],
-    waiting: &BTreeMap<TaskId, ()>,
+    waiting: &BTreeSet<TaskId>,
     minute: u64,
     headroom: &[usize],
     use_spot: bool,
@@ -840,7 +840,7 @@ fn manage_power(
             (index, spec.capacity.clone(), spec.gpus.count)
         })
         .collect();
-    for task in waiting.keys() {
+    for task in waiting {
         let task = &world.tasks[task.0 as usize];
         let spec = &task.spec;
         // Spot only for tasks with slack, and only when the strategy uses it.

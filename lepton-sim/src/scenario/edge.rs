@@ -202,15 +202,19 @@ impl EdgeWorld {
 
     /// The latency from edge site `origin` to `site`, ms.
     pub fn latency_ms(&self, origin: usize, site: Site) -> u32 {
-        match site {
-            Site::Cloud => CLOUD_MS,
-            Site::Edge(site) if site == origin => SAME_SITE_MS,
-            Site::Edge(site) => {
-                let n = self.config.sites;
-                let apart = origin.abs_diff(site);
-                let hops = apart.min(n - apart) as u32;
-                OTHER_SITE_BASE_MS + PER_HOP_MS * hops
-            }
+        latency_ms(self.config.sites, origin, site)
+    }
+}
+
+/// The latency from edge site `origin` to `site` on a ring of `sites`, ms.
+fn latency_ms(sites: usize, origin: usize, site: Site) -> u32 {
+    match site {
+        Site::Cloud => CLOUD_MS,
+        Site::Edge(site) if site == origin => SAME_SITE_MS,
+        Site::Edge(site) => {
+            let apart = origin.abs_diff(site);
+            let hops = apart.min(sites - apart) as u32;
+            OTHER_SITE_BASE_MS + PER_HOP_MS * hops
         }
     }
 }
@@ -278,7 +282,8 @@ struct EdgePolicy {
     /// Per node position: its site.
     sites: Vec<Site>,
     origins: Arc<Vec<(usize, u32)>>,
-    latency: Arc<dyn Fn(usize, Site) -> u32 + Send + Sync>,
+    /// Edge sites on the ring (for latencies).
+    ring: usize,
     placed: Arc<Mutex<HashMap<TaskId, NodeId>>>,
 }
 
@@ -301,11 +306,11 @@ impl Policy for EdgePolicy {
                 .map(|(node, _)| node)
                 .next(),
             EdgeStrategy::NearestSite => feasible
-                .min_by_key(|(_, site)| (self.latency)(origin, **site))
+                .min_by_key(|(_, site)| latency_ms(self.ring, origin, **site))
                 .map(|(node, _)| node),
             EdgeStrategy::Lepton => {
                 let key = |node: &lepton_core::ClusterNode, site: Site| {
-                    let latency = (self.latency)(origin, site);
+                    let latency = latency_ms(self.ring, origin, site);
                     let meets = latency <= objective;
                     // Meeting the objective first; among those, the cloud
                     // first when it meets it, then the nearest; best fit
@@ -340,15 +345,12 @@ pub fn run_edge(world: &EdgeWorld, strategy: EdgeStrategy) -> Result<EdgeReport,
             .map(|t| (t.origin, t.objective_ms))
             .collect(),
     );
-    let latency_world = world.clone();
-    let latency: Arc<dyn Fn(usize, Site) -> u32 + Send + Sync> =
-        Arc::new(move |origin, site| latency_world.latency_ms(origin, site));
     let placed = Arc::new(Mutex::new(HashMap::new()));
     let policy = EdgePolicy {
         strategy,
         sites: sites.clone(),
         origins,
-        latency,
+        ring: world.config.sites,
         placed: Arc::clone(&placed),
     };
     let nodes: Vec<NodeSpec> = world.nodes.iter().map(|(n, _)| n.clone()).collect();
