@@ -79,7 +79,8 @@ fn inflation_appends_clones_until_tune_times_capacity() {
 fn bad_settings_are_typed_errors() {
     let tasks = vec![gpu_task(0, GpuRequest::whole(1))];
     let workload = TargetWorkload::from_tasks(&tasks, 1.0);
-    for tune in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+    // Below 1 arrivals never reach 100% of capacity; above 10 clones grow without bound.
+    for tune in [0.0, 0.5, 0.999, 10.5, 1e9, -1.0, f64::NAN, f64::INFINITY] {
         let err = run_fill(
             &small_cluster(),
             &tasks,

@@ -130,12 +130,17 @@ fn bad_rules_files_name_file_line_and_value() {
 }
 
 #[test]
-fn an_empty_toml_file_is_no_rules_and_unreadable_files_are_typed_errors() {
-    // TOML's empty document is an empty table: no filter, no scorer.
-    assert_eq!(
-        RulePolicy::from_path(&rules_file("empty.toml", "")),
-        Ok(RulePolicy::default())
-    );
+fn a_file_without_rules_and_unreadable_files_are_typed_errors() {
+    // TOML's empty document is an empty table: no filter, no scorer, which
+    // would place as first fit without a word.
+    for (name, text) in [("empty.toml", ""), ("empty.json", "{}")] {
+        let path = rules_file(name, text);
+        assert!(matches!(
+            RulePolicy::from_path(&path),
+            Err(Error::RuleConfig { ref origin, line: 1, ref message })
+                if *origin == path.display().to_string() && message.contains("no rules")
+        ));
+    }
     let wrong_extension = rules_file("rules.yaml", "score: []\n");
     assert!(matches!(
         RulePolicy::from_path(&wrong_extension),

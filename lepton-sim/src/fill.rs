@@ -36,6 +36,33 @@ pub struct FillConfig {
     pub tune: f64,
 }
 
+/// The largest `tune`: ten times the cluster's GPUs requested is far past
+/// any saturation, and a larger value would allocate clones without bound.
+pub const MAX_TUNE: f64 = 10.0;
+
+impl FillConfig {
+    /// Checks `tune` is in `1..=MAX_TUNE`: below 1 the arrivals never reach
+    /// 100% of capacity, where the result is read.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] naming `tune` and its value.
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_tune(self.tune)
+    }
+}
+
+pub(crate) fn validate_tune(tune: f64) -> Result<(), Error> {
+    if (1.0..=MAX_TUNE).contains(&tune) {
+        return Ok(());
+    }
+    Err(Error::OutOfRange {
+        name: "tune",
+        value: tune,
+        expected:
+            "1 to 10: below 1 arrivals never reach 100% of the GPUs, where alloc@100% is read",
+    })
+}
+
 impl Default for FillConfig {
     fn default() -> Self {
         FillConfig {
@@ -113,7 +140,7 @@ pub fn fill_arrivals(
 /// Runs one fill experiment with `policy`.
 ///
 /// # Errors
-/// [`Error::OutOfRange`] when `tune` is not a finite number above 0 or the
+/// [`Error::OutOfRange`] when `tune` is outside 1 to [`MAX_TUNE`] or the
 /// cluster has no GPU; node or task errors from the scheduler (duplicate
 /// ids, malformed specs).
 pub fn run_fill(
@@ -156,13 +183,7 @@ impl FillRun {
         mut policy: Box<dyn Policy>,
         config: &FillConfig,
     ) -> Result<FillRun, Error> {
-        if !config.tune.is_finite() || config.tune <= 0.0 {
-            return Err(Error::OutOfRange {
-                name: "tune",
-                value: config.tune,
-                expected: "a finite number above 0",
-            });
-        }
+        config.validate()?;
         let capacity: u64 = nodes
             .iter()
             .map(|n| u64::from(n.gpus.count) * u64::from(GPU_MILLI_PER_GPU))

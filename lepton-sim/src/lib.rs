@@ -30,6 +30,7 @@ use lepton_core::{ClusterState, NodeId, NodeState, TargetWorkload};
 mod chaos;
 mod error;
 mod fill;
+mod fit;
 pub mod gym;
 pub mod scenario;
 mod synthetic;
@@ -39,9 +40,10 @@ mod workload;
 
 pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
 pub use error::Error;
-pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult};
+pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult, MAX_TUNE};
+pub use fit::unplaceable;
 pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks};
-pub use timed::{run_timed, TimedConfig, TimedResult, TimedSample, TimedTask};
+pub use timed::{default_horizon_s, run_timed, TimedConfig, TimedResult, TimedSample, TimedTask};
 pub use trace::{
     parse_openb_nodes, parse_openb_pods, read_openb_nodes, read_openb_pods, trace_dir, TracePod,
 };

@@ -154,7 +154,9 @@ pub struct TimedConfig {
     /// A metric sample every this many seconds, from 0 s; at least 1.
     pub sample_every_s: u64,
     /// Stop at this time, in seconds; `None` runs until nothing is left to
-    /// happen.
+    /// happen, but at most until [`default_horizon_s`] (twice what a
+    /// perfect packing would need), so a run whose long tasks node
+    /// failures keep restarting still ends.
     pub horizon_s: Option<u64>,
     /// Retries after a failure, for every task: a run that outlives its
     /// task's `timeout_ms` is ended by the scheduler and retried within this
@@ -268,13 +270,60 @@ pub struct TimedResult {
     pub node_failures: usize,
     /// When the run ended, in seconds.
     pub end_s: f64,
+    /// The bound the run had, in seconds: [`TimedConfig::horizon_s`] when
+    /// set, else [`default_horizon_s`].
+    pub horizon_s: u64,
+    /// True when the run was still going at `horizon_s` and stopped there
+    /// (with a set horizon: always).
+    pub stopped_at_horizon: bool,
     /// The cluster when the run ended.
     pub at_end: TimedSample,
     /// The samples, every `sample_every_s` from 0 s to the end.
     pub samples: Vec<TimedSample>,
-    /// Wall-clock time of the run.
-    #[serde(serialize_with = "seconds")]
+    /// Wall-clock time of the run (as `wall_s` in JSON).
+    #[serde(rename = "wall_s", serialize_with = "seconds")]
     pub wall: Duration,
+}
+
+/// How long a run without a set horizon may last: twice the time a
+/// perfect packing would need (the last arrival, plus the longest task, plus
+/// the tasks' total work over the cluster's capacity in its busiest
+/// resource), and at least an hour. A run ends by itself long before,
+/// unless tasks keep being restarted: a 100-day task on nodes that fail
+/// every few days never completes.
+pub fn default_horizon_s(nodes: &[NodeSpec], tasks: &[TimedTask]) -> u64 {
+    let last_arrival = tasks.iter().map(|t| t.arrival_s).max().unwrap_or(0);
+    let longest = tasks.iter().filter_map(|t| t.duration_s).max().unwrap_or(0);
+    // Per resource: (work in amount·seconds, capacity), in u128.
+    let amounts = |request: &lepton_core::Resources, gpu_milli: u64| {
+        [request.cpu_milli, request.memory_mib, gpu_milli].map(u128::from)
+    };
+    let mut work = [0u128; 3];
+    for task in tasks {
+        let duration = u128::from(task.duration_s.unwrap_or(0));
+        let amount = amounts(&task.spec.request, task.spec.gpu.total_milli());
+        for (sum, amount) in work.iter_mut().zip(amount) {
+            *sum += amount * duration;
+        }
+    }
+    let mut capacity = [0u128; 3];
+    for node in nodes {
+        let gpu_milli = u64::from(node.gpus.count) * u64::from(GPU_MILLI_PER_GPU);
+        for (sum, amount) in capacity.iter_mut().zip(amounts(&node.capacity, gpu_milli)) {
+            *sum += amount;
+        }
+    }
+    let packed = work
+        .iter()
+        .zip(capacity)
+        .filter(|(_, capacity)| *capacity > 0)
+        .map(|(work, capacity)| work.div_ceil(capacity))
+        .max()
+        .unwrap_or(0);
+    let bound = 2 * (u128::from(last_arrival) + u128::from(longest) + packed);
+    u64::try_from(bound)
+        .unwrap_or(u64::MAX)
+        .clamp(3_600, MAX_TIME_S)
 }
 
 /// Runs one timed replay of `tasks` on `nodes` with `policy`.
@@ -313,8 +362,9 @@ pub struct TimedResult {
 ///   a duration.
 /// - **The end**: `horizon_s` when set; otherwise the moment nothing left
 ///   can change the outcome (every task arrived, every task with a duration
-///   completed, no node down, no retry that could succeed). Tasks still
-///   running or waiting then are counted in the result.
+///   completed, no node down, no retry that could succeed), or
+///   [`default_horizon_s`] if that comes first (`stopped_at_horizon`).
+///   Tasks still running or waiting then are counted in the result.
 /// - **Samples** are taken every `sample_every_s` from 0 s to the end, each
 ///   after every other event of its instant. Percentages are of the
 ///   capacity of the nodes that are up; fragmentation is measured against
@@ -376,14 +426,10 @@ pub fn run_timed(
             return Err(lepton_core::Error::DuplicateTask { task: task.spec.id }.into());
         }
     }
-    let last_time_s = config.horizon_s.unwrap_or_else(|| {
-        tasks
-            .iter()
-            .map(|t| t.arrival_s.saturating_add(t.duration_s.unwrap_or(0)))
-            .max()
-            .unwrap_or(0)
-    });
-    if last_time_s / config.sample_every_s >= MAX_SAMPLES {
+    let horizon_s = config
+        .horizon_s
+        .unwrap_or_else(|| default_horizon_s(nodes, tasks));
+    if horizon_s / config.sample_every_s >= MAX_SAMPLES {
         return Err(too_many_samples(config));
     }
 
@@ -409,6 +455,7 @@ pub fn run_timed(
         tasks,
         workload,
         config,
+        horizon: Timestamp::from_secs(horizon_s),
         node_ids: nodes.iter().map(|n| n.id).collect(),
         scheduler,
         clock,
@@ -440,7 +487,7 @@ pub fn run_timed(
         samples: Vec::new(),
     };
     let end = replay.run()?;
-    Ok(replay.result(policy_name, end, started))
+    Ok(replay.result(policy_name, end, horizon_s, started))
 }
 
 fn too_many_samples(config: &TimedConfig) -> Error {
@@ -539,6 +586,8 @@ struct Replay<'a> {
     tasks: &'a [TimedTask],
     workload: &'a TargetWorkload,
     config: &'a TimedConfig,
+    /// The run stops here at the latest.
+    horizon: Timestamp,
     node_ids: Vec<NodeId>,
     scheduler: CoreScheduler,
     clock: ManualClock,
@@ -641,21 +690,19 @@ impl Replay<'_> {
         self.push_next_arrival();
         self.push(Timestamp::ZERO, SimEvent::Sample);
         self.push_next_failure(Timestamp::ZERO);
-        let horizon = self.config.horizon_s.map(Timestamp::from_secs);
         let mut now = Timestamp::ZERO;
         let mut needs_cycle = false;
         while let Some(Reverse(next)) = self.heap.peek() {
             let (time, event) = (next.time, next.event);
-            match horizon {
-                Some(horizon) if time > horizon => break,
-                Some(_) => {}
-                None => {
-                    // Nothing left can change the outcome: stop, after the
-                    // samples of this last instant.
-                    let final_sample = matches!(event, SimEvent::Sample) && time <= now;
-                    if !self.live() && !needs_cycle && !final_sample {
-                        break;
-                    }
+            if time > self.horizon {
+                return Ok(self.horizon);
+            }
+            if self.config.horizon_s.is_none() {
+                // Nothing left can change the outcome: stop, after the
+                // samples of this last instant.
+                let final_sample = matches!(event, SimEvent::Sample) && time <= now;
+                if !self.live() && !needs_cycle && !final_sample {
+                    break;
                 }
             }
             self.heap.pop();
@@ -672,7 +719,10 @@ impl Replay<'_> {
                 needs_cycle = false;
             }
         }
-        Ok(horizon.unwrap_or(now))
+        Ok(match self.config.horizon_s {
+            Some(_) => self.horizon,
+            None => now,
+        })
     }
 
     /// Applies one event; true when a scheduling cycle should follow.
@@ -865,7 +915,13 @@ impl Replay<'_> {
         }
     }
 
-    fn result(mut self, policy: String, end: Timestamp, started: Instant) -> TimedResult {
+    fn result(
+        mut self,
+        policy: String,
+        end: Timestamp,
+        horizon_s: u64,
+        started: Instant,
+    ) -> TimedResult {
         let at_end = self.measure(end);
         let pending = self.pending();
         let failed = self.scheduler.task_counts().failed;
@@ -901,6 +957,8 @@ impl Replay<'_> {
             max_wait_s: waits.last().copied().map_or(0.0, to_s),
             node_failures: self.node_failures,
             end_s: to_s(end.as_micros()),
+            horizon_s,
+            stopped_at_horizon: end == self.horizon,
             samples: self.samples,
             at_end,
             wall: started.elapsed(),

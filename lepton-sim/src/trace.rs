@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::Error;
-use lepton_core::{GpuModel, Gpus, NodeId, NodeSpec};
+use lepton_core::{GpuModel, Gpus, NodeId, NodeSpec, MAX_GPUS_PER_NODE};
 use lepton_core::{GpuRequest, Resources};
 use lepton_core::{QosClass, TaskId, TaskSpec};
 
@@ -76,8 +76,10 @@ fn openb_nodes(mut rows: CsvRows) -> Result<Vec<NodeSpec>, Error> {
     let [sn, cpu, memory, gpu, model] = columns.map(|c| rows.required(c));
     let (sn, cpu, memory, gpu, model) = (sn?, cpu?, memory?, gpu?, model?);
     let mut nodes = Vec::new();
+    let mut names = UniqueNames::default();
     while let Some(row) = rows.next_row()? {
         let id = NodeId(nodes.len() as u64);
+        names.check(&row, sn, "node")?;
         let gpu_count: u32 = row.parse(gpu)?;
         let model_name = row.text(model);
         if gpu_count > 0 && model_name.is_empty() {
@@ -92,7 +94,7 @@ fn openb_nodes(mut rows: CsvRows) -> Result<Vec<NodeSpec>, Error> {
             .with_name(row.text(sn))
             .with_gpus(gpus);
         spec.validate()
-            .map_err(|e| row.error(None, e.to_string()))?;
+            .map_err(|e| row.invalid(&e, &format!("node {id}"), "node", sn))?;
         nodes.push(spec);
     }
     rows.at_least_one_row(nodes.len(), "node")?;
@@ -133,10 +135,21 @@ fn openb_pods(mut rows: CsvRows) -> Result<Vec<TracePod>, Error> {
     let deletion = rows.optional("deletion_time");
     let scheduled = rows.optional("scheduled_time");
     let mut pods = Vec::new();
+    let mut names = UniqueNames::default();
     while let Some(row) = rows.next_row()? {
         let id = TaskId(pods.len() as u64);
+        names.check(&row, name, "pod")?;
+        let count = row.parse(num_gpu)?;
+        if count > MAX_GPUS_PER_NODE {
+            return Err(row.error(
+                Some(num_gpu),
+                format!(
+                    "num_gpu = {count} is out of range: 0 to {MAX_GPUS_PER_NODE}, the most GPUs a node can have"
+                ),
+            ));
+        }
         let gpu = GpuRequest {
-            count: row.parse(num_gpu)?,
+            count,
             milli_per_gpu: row.parse(gpu_milli)?,
         };
         let mut spec = TaskSpec::new(id, Resources::new(row.parse(cpu)?, row.parse(memory)?))
@@ -152,11 +165,24 @@ fn openb_pods(mut rows: CsvRows) -> Result<Vec<TracePod>, Error> {
             spec = spec.with_qos(parse_qos(&row, column)?);
         }
         spec.validate()
-            .map_err(|e| row.error(None, e.to_string()))?;
+            .map_err(|e| row.invalid(&e, &format!("task {id}"), "pod", name))?;
+        let creation_time_s = row.parse_optional(creation)?;
+        let deletion_time_s = row.parse_optional(deletion)?;
+        if let (Some(created), Some(deleted)) = (creation_time_s, deletion_time_s) {
+            if deleted < created {
+                return Err(row.error(
+                    deletion,
+                    format!(
+                        "pod {:?} is deleted at {deleted} s, before its creation at {created} s",
+                        row.text(name)
+                    ),
+                ));
+            }
+        }
         pods.push(TracePod {
             spec,
-            creation_time_s: row.parse_optional(creation)?,
-            deletion_time_s: row.parse_optional(deletion)?,
+            creation_time_s,
+            deletion_time_s,
             scheduled_time_s: row.parse_optional(scheduled)?,
         });
     }
@@ -222,11 +248,26 @@ impl CsvRows {
                 column: None,
                 message: "the file is empty: expected a header row".into(),
             })?;
-        let header = header_line
+        // A byte-order mark (some editors write one) is not part of the
+        // first column's name.
+        let header_line = header_line
+            .strip_prefix(crate::workload::BOM)
+            .unwrap_or(&header_line);
+        let header: Vec<String> = header_line
             .trim_end()
             .split(',')
-            .map(str::to_owned)
+            .map(|name| name.trim().to_owned())
             .collect();
+        for (index, name) in header.iter().enumerate() {
+            if header[..index].contains(name) {
+                return Err(Error::Load {
+                    path: source,
+                    line: 1,
+                    column: Some(name.clone()),
+                    message: format!("column {name:?} is given twice in the header"),
+                });
+            }
+        }
         Ok(CsvRows {
             path: source,
             lines,
@@ -300,7 +341,52 @@ impl CsvRows {
     }
 }
 
+/// The names seen so far in one column, with the line of each.
+#[derive(Default)]
+struct UniqueNames(std::collections::HashMap<String, usize>);
+
+impl UniqueNames {
+    /// Refuses a row whose name (column `column`) an earlier row has.
+    fn check(&mut self, row: &Row<'_>, column: usize, what: &str) -> Result<(), Error> {
+        let name = row.text(column);
+        if name.is_empty() {
+            return Ok(());
+        }
+        match self.0.entry(name.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(first) => Err(row.error(
+                Some(column),
+                format!(
+                    "{what} name {name:?} is already used on line {}",
+                    first.get()
+                ),
+            )),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(row.rows.line);
+                Ok(())
+            }
+        }
+    }
+}
+
 impl Row<'_> {
+    /// A validation error, naming the row as the file does (`pod "p-1"`,
+    /// from column `name`) rather than by the id Lepton gave it
+    /// (`internal`, as the error prints it: `task t-3`).
+    fn invalid(
+        &self,
+        error: &lepton_core::Error,
+        internal: &str,
+        what: &str,
+        name: usize,
+    ) -> Error {
+        let message = error.to_string();
+        let message = match self.text(name) {
+            "" => message,
+            own => message.replace(internal, &format!("{what} {own:?}")),
+        };
+        self.error(None, message)
+    }
+
     fn text(&self, column: usize) -> &str {
         self.fields.get(column).map_or("", |f| f.trim())
     }

@@ -146,12 +146,25 @@ pub fn read_workload(path: &Path) -> Result<Workload, Error> {
     parse_workload(text, &display)
 }
 
+/// A UTF-8 byte-order mark some editors write at the start of a file.
+pub(crate) const BOM: char = '\u{feff}';
+
 /// Parses a workload from JSON text; `source` names it in errors (a file
 /// name, `"<stdin>"`, …).
 ///
 /// # Errors
 /// As [`read_workload`], always [`Error::Load`].
 pub fn parse_workload(json: &str, source: &str) -> Result<Workload, Error> {
+    // A byte-order mark is not JSON, but editors write one; skipped as
+    // whitespace (with spaces in its place, so byte columns still hold).
+    let unmarked;
+    let json = match json.strip_prefix(BOM) {
+        Some(rest) => {
+            unmarked = format!("{}{rest}", " ".repeat(BOM.len_utf8()));
+            unmarked.as_str()
+        }
+        None => json,
+    };
     let Some(start) = json.find(|c: char| !c.is_ascii_whitespace()) else {
         return Err(Position { line: 1, column: 0 }.error(
             source,
@@ -286,17 +299,19 @@ impl Document<'_> {
             let text = element.get();
             // The raw value is a slice of `json`; its address gives its offset.
             let offset = (text.as_ptr() as usize).saturating_sub(self.json.as_ptr() as usize);
-            let start = Position::of(self.json.as_bytes(), offset);
+            // Found only for an error: a scan from the file's start for
+            // every element would make loading quadratic.
+            let start = || Position::of(self.json.as_bytes(), offset);
             if !text.starts_with('{') {
-                return Err(start.error(self.source, format!("{label}: expected an object")));
+                return Err(start().error(self.source, format!("{label}: expected an object")));
             }
             let mut value: T = serde_json::from_str(text)
-                .map_err(|e| json_error(self.source, Some(start), &e, Some(&label)))?;
-            let id =
-                check(&mut value).map_err(|e| start.error(self.source, format!("{label}: {e}")))?;
+                .map_err(|e| json_error(self.source, Some(start()), &e, Some(&label)))?;
+            let id = check(&mut value)
+                .map_err(|e| start().error(self.source, format!("{label}: {e}")))?;
             match first_use.entry(id) {
                 Entry::Occupied(first) => {
-                    return Err(start.error(
+                    return Err(start().error(
                         self.source,
                         format!("{label}: {kind} {id} is already {name}[{}]", first.get()),
                     ))

@@ -45,7 +45,7 @@ fn assert_load_error<T: std::fmt::Debug>(
 #[test]
 fn malformed_pod_rows_name_file_line_column_and_value() {
     let good = "p0,1000,1024,1,500,,LS,0\n";
-    let cases: [(&str, At); 16] = [
+    let cases: [(&str, At); 20] = [
         ("", (1, None, "the file has a header but no rows")),
         ("\n\n", (1, None, "no rows: expected at least one pod")),
         (
@@ -81,14 +81,41 @@ fn malformed_pod_rows_name_file_line_column_and_value() {
         ),
         (
             "p0,1000,1024,1,1001,,LS,0\n",
-            (2, None, "t-0 asks for 1001 milli-GPUs"),
+            (2, None, "pod \"p0\" asks for 1001 milli-GPUs"),
         ),
         (
             "p0,1000,1024,2,0,,LS,0\n",
             (2, None, "asks for 2 GPUs with 0 milli each"),
         ),
-        ("p0,0,0,0,0,,LS,0\n", (2, None, "t-0 requests nothing")),
+        (
+            "p0,0,0,0,0,,LS,0\n",
+            (2, None, "pod \"p0\" requests nothing"),
+        ),
         ("p0,1,1,0,0,,Gold,0\n", (2, Some("qos"), "\"Gold\"")),
+        (
+            "p0,1000,1024,1000000,1000,,LS,0\n",
+            (
+                2,
+                Some("num_gpu"),
+                "num_gpu = 1000000 is out of range: 0 to 64",
+            ),
+        ),
+        (
+            "p0,1000,1024,65,1000,,LS,0\n",
+            (2, Some("num_gpu"), "num_gpu = 65 is out of range"),
+        ),
+        (
+            "p-1,1000,1024,1,500,,LS,0\np-2,1,1,0,0,,LS,0\np-1,1,1,0,0,,LS,0\n",
+            (
+                4,
+                Some("name"),
+                "pod name \"p-1\" is already used on line 2",
+            ),
+        ),
+        (
+            "\np-7,1000,1024,1,1001,,LS,0\n",
+            (3, None, "pod \"p-7\" asks for 1001 milli-GPUs"),
+        ),
     ];
     for (rows, expected) in cases {
         let text = format!("{POD_HEADER}{rows}");
@@ -100,7 +127,10 @@ fn malformed_pod_rows_name_file_line_column_and_value() {
         (1, None, "the file is empty"),
     );
     // A bad row after good ones and a blank line: the line is the bad one's.
-    let late = format!("{POD_HEADER}{good}\n{good}p9,1000,1024,1\n");
+    let late = format!(
+        "{POD_HEADER}{good}\n{}p9,1000,1024,1\n",
+        good.replacen("p0", "p1", 1)
+    );
     assert_load_error(
         parse_openb_pods(&late, "pods.csv"),
         "pods.csv",
@@ -115,6 +145,43 @@ fn malformed_pod_rows_name_file_line_column_and_value() {
 }
 
 #[test]
+fn header_and_time_mistakes_are_named() {
+    let times = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,creation_time,deletion_time\n";
+    assert_load_error(
+        parse_openb_pods(&format!("{times}p-1,1000,1024,0,0,100,50\n"), "pods.csv"),
+        "pods.csv",
+        (
+            2,
+            Some("deletion_time"),
+            "pod \"p-1\" is deleted at 50 s, before its creation at 100 s",
+        ),
+    );
+    let pods = parse_openb_pods(&format!("{times}p-1,1000,1024,0,0,100,100\n"), "pods.csv")
+        .expect("deleted when created is allowed");
+    assert_eq!(pods[0].deletion_time_s, Some(100));
+    assert_load_error(
+        parse_openb_pods(
+            "name,cpu_milli,memory_mib,num_gpu,gpu_milli,cpu_milli\np,1,1,0,0,1\n",
+            "pods.csv",
+        ),
+        "pods.csv",
+        (1, Some("cpu_milli"), "column \"cpu_milli\" is given twice"),
+    );
+    assert_load_error(
+        parse_openb_nodes(
+            "sn,cpu_milli,memory_mib,gpu,model\nn-1,1000,1024,0,\nn-1,1000,1024,0,\n",
+            "nodes.csv",
+        ),
+        "nodes.csv",
+        (3, Some("sn"), "node name \"n-1\" is already used on line 2"),
+    );
+    // A UTF-8 byte-order mark is not part of the first column's name.
+    let marked = format!("\u{feff}{NODE_HEADER}n-1,1000,1024,0,\n");
+    let nodes = parse_openb_nodes(&marked, "nodes.csv").expect("a BOM is skipped");
+    assert_eq!(nodes[0].name.as_deref(), Some("n-1"));
+}
+
+#[test]
 fn malformed_node_rows_name_file_line_column_and_value() {
     let cases: [(&str, At); 7] = [
         ("", (1, None, "expected at least one node")),
@@ -124,7 +191,7 @@ fn malformed_node_rows_name_file_line_column_and_value() {
         ),
         ("n0,64000,262144,-2,T4\n", (2, Some("gpu"), "\"-2\"")),
         ("n0,64000,262144,65,T4\n", (2, None, "declares 65 GPUs")),
-        ("n0,0,0,0,\n", (2, None, "n-0 offers no capacity")),
+        ("n0,0,0,0,\n", (2, None, "node \"n0\" offers no capacity")),
         (
             "n0,64000,262144,2,\n",
             (2, Some("model"), "needs a GPU model"),
@@ -244,4 +311,16 @@ fn malformed_workloads_name_line_and_value() {
             other => panic!("{json}: expected a load error, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_byte_order_mark_before_a_workload_is_skipped_and_columns_still_hold() {
+    let json =
+        "\u{feff}{\"nodes\": [{\"id\": 1, \"capacity\": {\"cpu_milli\": 1000}}],\n\"tasks\": []}";
+    let workload = parse_workload(json, "w.json").expect("a BOM is skipped");
+    assert_eq!(workload.nodes.len(), 1);
+    // The column of an error on the first line counts the mark's bytes.
+    let bad = "\u{feff}{\"nodes\": 7, \"tasks\": []}";
+    let error = parse_workload(bad, "w.json").expect_err("nodes is not a list");
+    assert!(error.to_string().starts_with("w.json:1:"), "{error}");
 }

@@ -293,6 +293,51 @@ fn failures_stop_with_the_workload_so_the_run_ends() {
 }
 
 #[test]
+fn a_task_that_failures_keep_restarting_stops_at_the_default_horizon() {
+    // A 100-day task on a node that fails about once an hour never runs
+    // 100 days in one piece: without a bound the run would never end.
+    let day = 86_400;
+    let tasks = [gpu_task(1, 1_000, 1, 0, 100 * day)];
+    let config = TimedConfig {
+        node_failure_rate_per_hour: 1.0,
+        sample_every_s: day,
+        ..TimedConfig::default()
+    };
+    let result = run_timed(
+        &one_gpu_node(),
+        &tasks,
+        &TargetWorkload::default(),
+        first_fit(),
+        &config,
+    )
+    .unwrap();
+    // Twice (its 100 days, plus its 100 GPU-days of work on the node's two
+    // GPUs).
+    assert_eq!(default_horizon_s(&one_gpu_node(), &tasks), 300 * day);
+    assert_eq!(result.horizon_s, 300 * day);
+    assert!(result.stopped_at_horizon);
+    assert_eq!(result.end_s, (300 * day) as f64);
+    assert_eq!(result.tasks_completed, 0);
+    assert_eq!(result.tasks_running_at_end + result.tasks_pending_at_end, 1);
+    assert!(result.node_failures > 1_000, "{}", result.node_failures);
+
+    // Without failures the same task ends by itself, well before the bound.
+    let calm = run_timed(
+        &one_gpu_node(),
+        &tasks,
+        &TargetWorkload::default(),
+        first_fit(),
+        &TimedConfig {
+            sample_every_s: day,
+            ..TimedConfig::default()
+        },
+    )
+    .unwrap();
+    assert!(!calm.stopped_at_horizon);
+    assert_eq!((calm.tasks_completed, calm.end_s), (1, (100 * day) as f64));
+}
+
+#[test]
 fn the_same_seed_replays_identically_and_another_seed_differs() {
     let (nodes, tasks) = failure_scenario();
     let workload = TargetWorkload::from_tasks(tasks.iter().map(|t| &t.spec), 0.95);

@@ -70,8 +70,8 @@ fn malformed_rows_name_file_line_and_column() {
         ("negative.csv", "p0,-5,10,0,0,,LS\n", "2: column cpu_milli: \"-5\" is not a non-negative integer in range"),
         ("overflow.csv", "p0,1,99999999999999999999999,0,0,,LS\n", "2: column memory_mib: \"99999999999999999999999\" is not a non-negative integer in range"),
         ("truncated.csv", "p0,1000,10,1\n", "2: expected 7 fields, found 4 (truncated or extra columns?)"),
-        ("share.csv", "p0,1000,10,1,1500,,LS\n", "2: task t-0 asks for 1500 milli-GPUs on one GPU; a GPU has 1000"),
-        ("zero.csv", "p0,0,0,0,0,,LS\n", "2: task t-0 requests nothing: every resource and GPU amount is 0"),
+        ("share.csv", "p0,1000,10,1,1500,,LS\n", "2: pod \"p0\" asks for 1500 milli-GPUs on one GPU; a GPU has 1000"),
+        ("zero.csv", "p0,0,0,0,0,,LS\n", "2: pod \"p0\" requests nothing: every resource and GPU amount is 0"),
         ("qos.csv", "p0,1,1,0,0,,Premium\n", "2: column qos: \"Premium\" is not a QoS class (LS, BE, Burstable, Guaranteed)"),
     ];
     for (name, rows, expected) in cases {

@@ -30,20 +30,21 @@ pub(super) struct Rules {
 
 /// Reads TOML rules; `origin` names them in errors.
 pub(super) fn from_toml(text: &str, origin: &str) -> Result<Rules, Error> {
-    toml::from_str::<Table<RulesFile>>(text)
-        .map(|Table(file)| file.into_rules())
+    let file = toml::from_str::<Table<RulesFile>>(text)
+        .map(|Table(file)| file)
         .map_err(|error| Error::RuleConfig {
             origin: origin.to_owned(),
             // toml gives every parse and data error a span; 1 is a fallback.
             line: error.span().map_or(1, |span| line_of(text, span.start)),
             message: error.message().to_owned(),
-        })
+        })?;
+    file.into_rules(origin)
 }
 
 /// Reads JSON rules; `origin` names them in errors.
 pub(super) fn from_json(text: &str, origin: &str) -> Result<Rules, Error> {
-    serde_json::from_str::<Table<RulesFile>>(text)
-        .map(|Table(file)| file.into_rules())
+    let file = serde_json::from_str::<Table<RulesFile>>(text)
+        .map(|Table(file)| file)
         .map_err(|error| {
             // serde_json appends the position to the message; it goes in `line`.
             let full = error.to_string();
@@ -55,7 +56,8 @@ pub(super) fn from_json(text: &str, origin: &str) -> Result<Rules, Error> {
                 line: error.line().clamp(1, text.lines().count().max(1)),
                 message: full.strip_suffix(&position).unwrap_or(&full).to_owned(),
             }
-        })
+        })?;
+    file.into_rules(origin)
 }
 
 /// The 1-based line of byte `offset` in `text`. An offset at the very end
@@ -82,8 +84,19 @@ impl TableKind for RulesFile {
 }
 
 impl RulesFile {
-    fn into_rules(self) -> Rules {
-        Rules {
+    /// The rules; a file without any is refused, as it would silently
+    /// place as first fit.
+    fn into_rules(self, origin: &str) -> Result<Rules, Error> {
+        if self.filter.is_empty() && self.score.is_empty() {
+            return Err(Error::RuleConfig {
+                origin: origin.to_owned(),
+                line: 1,
+                message: "the file has no rules: add a `filter` or `score` table (without \
+                          any, the rule policy would place as first fit)"
+                    .to_owned(),
+            });
+        }
+        Ok(Rules {
             filters: self.filter.into_iter().flat_map(|table| table.0).collect(),
             scorers: self
                 .score
@@ -93,7 +106,7 @@ impl RulesFile {
                     weight: table.weight.0,
                 })
                 .collect(),
-        }
+        })
     }
 }
 
@@ -465,15 +478,14 @@ mod tests {
     }
 
     #[test]
-    fn empty_rules_are_valid() {
-        for rules in [from_toml("", "-"), from_json("{}", "-")] {
-            assert_eq!(
-                rules.unwrap(),
-                Rules {
-                    filters: Vec::new(),
-                    scorers: Vec::new()
-                }
-            );
+    fn a_file_without_rules_is_refused() {
+        for rules in [
+            from_toml("", "-"),
+            from_toml("# nothing\n", "-"),
+            from_json("{}", "-"),
+        ] {
+            let error = rules.unwrap_err().to_string();
+            assert!(error.contains("the file has no rules"), "{error}");
         }
     }
 

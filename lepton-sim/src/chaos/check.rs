@@ -29,6 +29,9 @@ pub(crate) enum Record {
     Completed(Run),
     /// The scheduler gave a task up: failed after its retries.
     GaveUp(TaskId),
+    /// The run ended at its time limit with the task still held by the
+    /// scheduler (queued, waiting to be retried, or running).
+    Unfinished(TaskId),
 }
 
 /// What the checker found.
@@ -36,7 +39,10 @@ pub(crate) enum Record {
 pub(crate) struct Verdict {
     pub(crate) completed: usize,
     pub(crate) failed_after_retries: usize,
-    /// Tasks that ended neither completed nor failed.
+    /// Tasks the run's end found still queued, retrying or running.
+    pub(crate) unfinished: usize,
+    /// Tasks that ended neither completed, failed nor unfinished: the
+    /// scheduler no longer had them.
     pub(crate) lost: usize,
     /// Tasks that completed more than once, ran two runs at once, or
     /// completed a run that was not running.
@@ -50,6 +56,7 @@ struct TaskLog {
     live_runs: u32,
     completions: u32,
     gave_up: bool,
+    unfinished: bool,
     twice: bool,
 }
 
@@ -122,6 +129,7 @@ pub(crate) fn check(nodes: &[NodeSpec], tasks: &[TaskSpec], log: &[Record]) -> V
                 task.twice |= !was_running || task.completions > 1;
             }
             Record::GaveUp(task) => logs.entry(*task).or_default().gave_up = true,
+            Record::Unfinished(task) => logs.entry(*task).or_default().unfinished = true,
         }
     }
     for spec in tasks {
@@ -129,10 +137,11 @@ pub(crate) fn check(nodes: &[NodeSpec], tasks: &[TaskSpec], log: &[Record]) -> V
             verdict.lost += 1;
             continue;
         };
-        match (task.completions > 0, task.gave_up) {
-            (true, false) => verdict.completed += 1,
-            (false, true) => verdict.failed_after_retries += 1,
-            // Both: it was reported done and failed; neither: it vanished.
+        match (task.completions > 0, task.gave_up, task.unfinished) {
+            (true, false, false) => verdict.completed += 1,
+            (false, true, false) => verdict.failed_after_retries += 1,
+            (false, false, true) => verdict.unfinished += 1,
+            // Two ends at once (done and failed, say), or none: it vanished.
             _ => verdict.lost += 1,
         }
         verdict.ran_twice += usize::from(task.twice);
@@ -241,5 +250,23 @@ mod tests {
             Record::GaveUp(TaskId(1)),
         ];
         assert_eq!(check(&nodes, &tasks, &log).lost, 2);
+    }
+
+    #[test]
+    fn a_task_still_held_at_the_end_is_unfinished_not_lost() {
+        let (nodes, tasks) = setup();
+        let log = [
+            Record::Submitted(TaskId(1)),
+            Record::Submitted(TaskId(2)),
+            started(1, 1),
+            Record::Stopped(run(1, 1)),
+            Record::Unfinished(TaskId(1)),
+            // Reported unfinished and completed: two ends, so lost.
+            started(2, 1),
+            Record::Completed(run(2, 1)),
+            Record::Unfinished(TaskId(2)),
+        ];
+        let verdict = check(&nodes, &tasks, &log);
+        assert_eq!((verdict.unfinished, verdict.lost), (1, 1));
     }
 }

@@ -116,7 +116,12 @@ pub struct ChaosReport {
     pub completed: usize,
     /// Tasks that failed after their retries.
     pub failed_after_retries: usize,
-    /// Tasks that ended neither completed nor failed.
+    /// Tasks still queued, waiting to be retried or running when the run
+    /// reached `limit_s` (a launch error rate of 1 retries services
+    /// forever): the scheduler still holds them, so they are not lost.
+    pub unfinished: usize,
+    /// Tasks that ended neither completed, failed nor unfinished: tasks the
+    /// scheduler dropped (must be 0).
     pub lost: usize,
     /// Tasks that completed twice or ran twice at once.
     pub ran_twice: usize,
@@ -138,6 +143,9 @@ pub struct ChaosReport {
     pub silent_nodes: u64,
     /// Virtual seconds simulated.
     pub virtual_s: u64,
+    /// The run's time limit in virtual seconds: twice the arrivals' span
+    /// plus six hours.
+    pub limit_s: u64,
     /// Wall-clock seconds the run took.
     pub wall_s: f64,
 }
@@ -187,6 +195,7 @@ pub fn run_chaos(policy: Box<dyn Policy>, config: &ChaosConfig) -> Result<ChaosR
     let mut report = world.report;
     report.completed = verdict.completed;
     report.failed_after_retries = verdict.failed_after_retries;
+    report.unfinished = verdict.unfinished;
     report.lost = verdict.lost;
     report.ran_twice = verdict.ran_twice;
     report.overcommitted = verdict.overcommitted;
@@ -255,6 +264,7 @@ impl World {
                 tasks: config.tasks,
                 completed: 0,
                 failed_after_retries: 0,
+                unfinished: 0,
                 lost: 0,
                 ran_twice: 0,
                 overcommitted: 0,
@@ -266,6 +276,7 @@ impl World {
                 moves: 0,
                 silent_nodes: 0,
                 virtual_s: 0,
+                limit_s: 0,
                 wall_s: 0.0,
             },
         };
@@ -273,10 +284,14 @@ impl World {
         Ok(world)
     }
 
-    /// Arrivals, heartbeats and crashes.
+    /// Arrivals, heartbeats and crashes, and the run's time limit.
     fn plan(&mut self, nodes: &[NodeSpec]) {
         let rate = ARRIVALS_PER_NODE_PER_S * self.config.nodes as f64;
         let span = (self.config.tasks as f64 / rate).ceil() as u64;
+        // Runs end within half an hour of the last arrival at the default
+        // rates; the limit only stops runs that cannot end (every launch
+        // failing, services retried without limit).
+        self.report.limit_s = 2 * span + 6 * 3_600;
         for i in 0..self.tasks.len() {
             let at = (i as f64 / rate) as u64;
             self.at(at, Happening::Arrival(i));
@@ -297,10 +312,8 @@ impl World {
     }
 
     fn run(&mut self) {
-        // A run that could not finish would show as lost tasks; stop anyway.
-        let limit = 100 * (self.tasks.len() as u64 / 20 + 10_000);
         while let Some(Reverse((now, _, happening))) = self.heap.pop() {
-            if now > limit {
+            if now > self.report.limit_s {
                 break;
             }
             self.clock.set(Timestamp::from_secs(now));
@@ -318,7 +331,7 @@ impl World {
                 }
             }
         }
-        self.log_give_ups();
+        self.log_ends();
     }
 
     fn apply(&mut self, now: u64, happening: Happening) {
@@ -417,11 +430,16 @@ impl World {
             && counts.queued + counts.backing_off + counts.running == 0
     }
 
-    /// Logs the scheduler's verdict on every task it gave up.
-    fn log_give_ups(&mut self) {
+    /// Logs, at the run's end, every task the scheduler gave up and every
+    /// task it still holds.
+    fn log_ends(&mut self) {
         for task in &self.tasks {
-            if let Some(TaskState::Failed { .. }) = self.scheduler.task_state(task.id) {
-                self.log.push(Record::GaveUp(task.id));
+            match self.scheduler.task_state(task.id) {
+                Some(TaskState::Failed { .. }) => self.log.push(Record::GaveUp(task.id)),
+                Some(
+                    TaskState::Queued | TaskState::BackingOff { .. } | TaskState::Running { .. },
+                ) => self.log.push(Record::Unfinished(task.id)),
+                _ => {}
             }
         }
     }

@@ -63,8 +63,8 @@ impl FillEnv {
     /// target `workload` (for the fragmentation features and reward).
     ///
     /// # Errors
-    /// [`Error::OutOfRange`] when `max_candidates` is 0 or `tune` is not a
-    /// finite number above 0.
+    /// [`Error::OutOfRange`] when `max_candidates` is 0 or `tune` is outside
+    /// 1 to [`MAX_TUNE`](crate::MAX_TUNE).
     pub fn new(
         nodes: Vec<NodeSpec>,
         tasks: Vec<TaskSpec>,
@@ -78,13 +78,7 @@ impl FillEnv {
                 expected: "at least 1",
             });
         }
-        if !config.tune.is_finite() || config.tune <= 0.0 {
-            return Err(Error::OutOfRange {
-                name: "tune",
-                value: config.tune,
-                expected: "a finite number above 0",
-            });
-        }
+        crate::fill::validate_tune(config.tune)?;
         Ok(FillEnv {
             nodes,
             tasks,
