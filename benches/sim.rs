@@ -13,6 +13,10 @@
 //! in time, no timeouts), where the replay runs on its own thread and each
 //! decision crosses a channel both ways.
 //!
+//! `sim/load_workload/N`: parsing and validating a JSON workload of N
+//! synthetic tasks (`lepton_sim::synthetic_workload`, pretty-printed as a
+//! user's file would be) from memory; throughput in bytes per second.
+//!
 //! Run: `cargo bench --bench sim`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -21,8 +25,8 @@ use std::sync::Arc;
 
 use lepton::sim::gym::{EnvConfig, FillEnv, Observation, TimedEnv};
 use lepton::sim::{
-    fill_arrivals, read_openb_nodes, read_openb_pods, run_fill, synthetic_nodes, synthetic_tasks,
-    trace_dir, FillConfig, TimedConfig, TimedTask,
+    fill_arrivals, parse_workload, read_openb_nodes, read_openb_pods, run_fill, synthetic_nodes,
+    synthetic_tasks, synthetic_workload, trace_dir, FillConfig, TimedConfig, TimedTask,
 };
 use lepton::{SeededRng, TargetWorkload, GPU_MILLI_PER_GPU};
 
@@ -123,5 +127,19 @@ fn gym(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sim, gym);
+fn load_workload(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sim");
+    group.sample_size(10);
+    for tasks in [5_000, 20_000] {
+        let workload = synthetic_workload(1_000, tasks, 42);
+        let json = serde_json::to_string_pretty(&workload).expect("serializable");
+        group.throughput(Throughput::Bytes(json.len() as u64));
+        group.bench_function(BenchmarkId::new("load_workload", tasks), |b| {
+            b.iter(|| parse_workload(&json, "bench.json").expect("valid workload"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, sim, gym, load_workload);
 criterion_main!(benches);

@@ -42,8 +42,10 @@ pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
 pub use error::Error;
 pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult, MAX_TUNE};
 pub use fit::unplaceable;
-pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks};
-pub use timed::{default_horizon_s, run_timed, TimedConfig, TimedResult, TimedSample, TimedTask};
+pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks, synthetic_workload};
+pub use timed::{
+    default_horizon_s, run_timed, TaskTimes, TimedConfig, TimedResult, TimedSample, TimedTask,
+};
 pub use trace::{
     parse_openb_nodes, parse_openb_pods, read_openb_nodes, read_openb_pods, trace_dir, TracePod,
 };

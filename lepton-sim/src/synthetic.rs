@@ -7,6 +7,8 @@ use lepton_core::{GpuRequest, Resources};
 use lepton_core::{Gpus, NodeId, NodeSpec};
 use lepton_core::{TaskId, TaskSpec};
 
+use crate::{TimedTask, Workload};
+
 /// Node shapes (CPU milli-cores, GPUs), the trace's most common ones.
 const NODE_SHAPES: [(u64, u32); 4] = [(32_000, 0), (64_000, 2), (96_000, 8), (128_000, 4)];
 
@@ -46,6 +48,22 @@ pub fn synthetic_tasks(count: u64, seed: u64) -> Vec<TaskSpec> {
     (0..count).map(|id| synthetic_task(id, &mut rng)).collect()
 }
 
+/// A timed workload of `nodes` synthetic nodes and `tasks` synthetic tasks,
+/// one arriving per second, each running 60 to 3,600 s: to write as a JSON
+/// workload file (`lepton replay --workload`) or to time its reader.
+pub fn synthetic_workload(nodes: u64, tasks: u64, seed: u64) -> Workload {
+    let mut rng = SeededRng::new(seed ^ 0x5EED_F11E);
+    let tasks = synthetic_tasks(tasks, seed)
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| TimedTask::new(spec, i as u64, Some(60 + rng.below(3_541))))
+        .collect();
+    Workload {
+        nodes: synthetic_nodes(nodes, seed),
+        tasks,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +92,14 @@ mod tests {
             .filter(|t| t.gpu.count == 1 && t.gpu.milli_per_gpu < 1000)
             .count();
         assert!((200..300).contains(&shares), "{shares} shares of 1000");
+    }
+
+    #[test]
+    fn a_synthetic_workload_reads_back_as_written() {
+        let workload = synthetic_workload(20, 300, 4);
+        let json = serde_json::to_string_pretty(&workload).unwrap();
+        let read = crate::parse_workload(&json, "synthetic.json").unwrap();
+        assert_eq!(serde_json::to_string_pretty(&read).unwrap(), json);
+        assert_eq!(read.tasks.len(), 300);
     }
 }

@@ -53,7 +53,7 @@ use lepton_core::GPU_MILLI_PER_GPU;
 use lepton_core::{CoreScheduler, Event, RetryPolicy, Scheduler, SchedulerConfig};
 use lepton_core::{ManualClock, Timestamp};
 use lepton_core::{NodeId, NodeSpec, NodeState};
-use lepton_core::{Run, TaskId, TaskSpec};
+use lepton_core::{Run, TaskId, TaskSpec, TaskState};
 
 const MICROS_PER_SECOND: u64 = 1_000_000;
 const MICROS_PER_HOUR: f64 = 3_600_000_000.0;
@@ -280,9 +280,40 @@ pub struct TimedResult {
     pub at_end: TimedSample,
     /// The samples, every `sample_every_s` from 0 s to the end.
     pub samples: Vec<TimedSample>,
+    /// Every task's times, in the order given (not serialized: a JSON
+    /// result stays small; `lepton replay --placements` writes them as CSV).
+    #[serde(skip)]
+    pub tasks: Vec<TaskTimes>,
     /// Wall-clock time of the run (as `wall_s` in JSON).
     #[serde(rename = "wall_s", serialize_with = "seconds")]
     pub wall: Duration,
+}
+
+/// One task's life in a timed run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskTimes {
+    /// The task.
+    pub task: TaskId,
+    /// When it arrived, in seconds.
+    pub arrival_s: u64,
+    /// The node of its latest placement, if it was placed.
+    pub node: Option<NodeId>,
+    /// Its first placement, in seconds.
+    pub start_s: Option<f64>,
+    /// When it completed, in seconds.
+    pub end_s: Option<f64>,
+    /// Placements, counting again a placement after an eviction or a timeout.
+    pub placements: u32,
+    /// How it ended the run: `completed`, `failed`, `running` or `pending`
+    /// (still waiting).
+    pub state: &'static str,
+}
+
+impl TaskTimes {
+    /// Its wait: first placement − arrival, in seconds.
+    pub fn wait_s(&self) -> Option<f64> {
+        self.start_s.map(|start| start - self.arrival_s as f64)
+    }
 }
 
 /// How long a run without a set horizon may last: twice the time a
@@ -580,6 +611,10 @@ struct TaskRun {
     live: Option<u32>,
     /// First placement, if any.
     first_placed: Option<Timestamp>,
+    /// The node of the latest placement.
+    node: Option<NodeId>,
+    placements: u32,
+    completed: Option<Timestamp>,
 }
 
 struct Replay<'a> {
@@ -744,6 +779,7 @@ impl Replay<'_> {
                 self.running -= 1;
                 self.completed += 1;
                 run.live = None;
+                run.completed = Some(now);
                 self.scheduler.complete(Run {
                     task: self.tasks[task].spec.id,
                     attempt,
@@ -841,6 +877,8 @@ impl Replay<'_> {
                     .push(now.as_micros().saturating_sub(arrival.as_micros()));
             }
             run.live = Some(assignment.attempt);
+            run.node = Some(assignment.node);
+            run.placements += 1;
             self.running += 1;
             self.placements += 1;
             if let Some(duration_s) = task.duration_s {
@@ -935,6 +973,32 @@ impl Replay<'_> {
             total as f64 / waits.len() as f64 / MICROS_PER_SECOND as f64
         };
         // Nearest rank: the smallest wait with at least 99% of waits at or below it.
+        let tasks = self
+            .tasks
+            .iter()
+            .zip(&self.runs)
+            .map(|(task, run)| {
+                let failed = matches!(
+                    self.scheduler.task_state(task.spec.id),
+                    Some(TaskState::Failed { .. })
+                );
+                let state = match (run.completed, failed, run.live) {
+                    (Some(_), _, _) => "completed",
+                    (None, true, _) => "failed",
+                    (None, false, Some(_)) => "running",
+                    (None, false, None) => "pending",
+                };
+                TaskTimes {
+                    task: task.spec.id,
+                    arrival_s: task.arrival_s,
+                    node: run.node,
+                    start_s: run.first_placed.map(|t| to_s(t.as_micros())),
+                    end_s: run.completed.map(|t| to_s(t.as_micros())),
+                    placements: run.placements,
+                    state,
+                }
+            })
+            .collect();
         let p99 = waits
             .len()
             .checked_sub(1)
@@ -960,6 +1024,7 @@ impl Replay<'_> {
             horizon_s,
             stopped_at_horizon: end == self.horizon,
             samples: self.samples,
+            tasks,
             at_end,
             wall: started.elapsed(),
         }

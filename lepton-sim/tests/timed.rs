@@ -125,6 +125,34 @@ fn third_task_waits_for_the_first_to_complete() {
     );
     assert!(result.samples.iter().all(|s| s.nodes_down == 0));
     assert_eq!(result.samples[0].nodes_in_use, 1);
+
+    // Each task's own times, in the order given.
+    let times: Vec<_> = result
+        .tasks
+        .iter()
+        .map(|t| {
+            (
+                t.task.0,
+                t.arrival_s,
+                t.start_s,
+                t.end_s,
+                t.wait_s(),
+                t.state,
+            )
+        })
+        .collect();
+    assert_eq!(
+        times,
+        vec![
+            (1, 0, Some(0.0), Some(100.0), Some(0.0), "completed"),
+            (2, 10, Some(10.0), Some(210.0), Some(0.0), "completed"),
+            (3, 20, Some(100.0), Some(130.0), Some(80.0), "completed"),
+        ]
+    );
+    assert!(result
+        .tasks
+        .iter()
+        .all(|t| t.node == Some(NodeId(0)) && t.placements == 1));
 }
 
 #[test]
@@ -320,6 +348,9 @@ fn a_task_that_failures_keep_restarting_stops_at_the_default_horizon() {
     assert_eq!(result.tasks_completed, 0);
     assert_eq!(result.tasks_running_at_end + result.tasks_pending_at_end, 1);
     assert!(result.node_failures > 1_000, "{}", result.node_failures);
+    let task = &result.tasks[0];
+    assert!(matches!(task.state, "running" | "pending"), "{task:?}");
+    assert!(task.placements > 100 && task.end_s.is_none(), "{task:?}");
 
     // Without failures the same task ends by itself, well before the bound.
     let calm = run_timed(
