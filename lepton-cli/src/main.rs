@@ -13,8 +13,14 @@ mod quickstart;
 use cli::CliError;
 
 /// Lepton: an embeddable scheduling engine for clouds and data centers.
+///
+/// Flags mean the same on every command: -o/--output table|json,
+/// --seed, --policy with --rules FILE and --model FILE, --plot FILE.svg,
+/// --node-list/--pod-list FILE (trace CSVs) or --workload FILE (JSON), and
+/// --nodes/--tasks as counts. The Alibaba trace is read from
+/// $LEPTON_TRACE_DIR when set, else from the copy shipped with Lepton.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -27,17 +33,29 @@ enum Command {
     Quickstart,
     /// The article's scenarios against the baselines, with an HTML report
     /// (the default: `demo --scenario all`).
+    // A negative number reaches the value's parser, which names its range.
+    #[command(allow_negative_numbers = true)]
     Demo(cli::demo::DemoArgs),
     /// The FGD paper's fill experiment on the Alibaba GPU trace.
+    // A negative number reaches the value's parser, which names its range.
+    #[command(allow_negative_numbers = true)]
     Fill(cli::fill::FillArgs),
     /// A timed replay: tasks arrive and leave, nodes fail and recover.
+    // A negative number reaches the value's parser, which names its range.
+    #[command(allow_negative_numbers = true)]
     Replay(cli::replay::ReplayArgs),
     /// A synthetic cluster and queue of a given size: time and memory.
+    // A negative number reaches the value's parser, which names its range.
+    #[command(allow_negative_numbers = true)]
     Scale(cli::scale::ScaleArgs),
     /// Node crashes, launch errors and duplicated reports, checked by an
     /// independent replay of the event log.
+    // A negative number reaches the value's parser, which names its range.
+    #[command(allow_negative_numbers = true)]
     Chaos(cli::chaos::ChaosArgs),
     /// Trains the learned policy (`drl`) in the fill experiment.
+    // A negative number reaches the value's parser, which names its range.
+    #[command(allow_negative_numbers = true)]
     Train(cli::train::TrainArgs),
     /// Lists the placement policies by name.
     Policies,

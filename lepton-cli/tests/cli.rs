@@ -27,7 +27,8 @@ fn stdout(output: &Output) -> String {
 
 #[test]
 fn the_default_job_is_the_demo_with_its_report() {
-    let text = stdout(&lepton(&[]));
+    let output = lepton(&[]);
+    let text = stdout(&output);
     assert!(
         text.contains("datacenter: 1000 VMs, 20000 tasks over 24 h, seed 1"),
         "{text}"
@@ -46,9 +47,10 @@ fn the_default_job_is_the_demo_with_its_report() {
     ] {
         assert!(text.contains(strategy), "{text}");
     }
+    let said = String::from_utf8_lossy(&output.stderr);
     assert!(
-        text.contains("report written to lepton-report/index.html"),
-        "{text}"
+        said.contains("wrote lepton-report/index.html: the HTML report"),
+        "{said}"
     );
     let page = std::env::temp_dir().join("lepton-report/index.html");
     assert!(std::fs::read_to_string(page).unwrap().contains("<svg"));
@@ -154,7 +156,7 @@ fn bad_input_fails_with_a_message_naming_it() {
             &["fill", "--policy", "fastest"],
             "unknown policy \"fastest\"",
         ),
-        (&["fill", "--seeds", "9-1"], "bad --seeds \"9-1\""),
+        (&["fill", "--seeds", "9-1"], "bad --seed \"9-1\""),
         (
             &["fill", "--pods", "/nonexistent.csv"],
             "cannot read /nonexistent.csv",
@@ -384,5 +386,90 @@ fn a_closed_pipe_ends_the_command_quietly() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(output.status.success(), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn every_command_speaks_the_same_flags_and_still_takes_the_older_ones() {
+    let trace = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/alibaba-gpu-2023");
+    let nodes = format!("{trace}/openb_node_list_gpu_node.csv");
+    let pods = format!("{trace}/openb_pod_list_default.csv");
+    let small: [&[&str]; 5] = [
+        &["fill", "--policy", "bestfit", "--seed", "42"],
+        &["replay", "--policy", "bestfit", "--horizon-s", "86400"],
+        &["scale", "--nodes", "50", "--tasks", "100", "--schedule"],
+        &["chaos", "--nodes", "20", "--tasks", "200"],
+        &[
+            "demo",
+            "--scenario",
+            "edge",
+            "--tasks",
+            "500",
+            "--hours",
+            "2",
+            "--out",
+        ],
+    ];
+    let out = std::env::temp_dir().join(format!("lepton-cli-flags-{}", std::process::id()));
+    let out = out.to_str().unwrap();
+    for command in small {
+        let mut base: Vec<&str> = command.to_vec();
+        if base[0] == "demo" {
+            base.push(out);
+        }
+        for spelling in [["-o", "json"], ["--output", "json"], ["--format", "json"]] {
+            let args = [&base[..], &spelling[..]].concat();
+            let json: serde_json::Value = serde_json::from_str(&stdout(&lepton(&args)))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(json.is_object(), "{args:?}");
+        }
+        for spelling in [["-o", "table"], ["--format", "text"]] {
+            let args = [&base[..], &spelling[..]].concat();
+            let text = stdout(&lepton(&args));
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&text).is_err(),
+                "{args:?}"
+            );
+        }
+    }
+    // The older names of renamed flags.
+    let old = stdout(&lepton(&[
+        "fill", "--nodes", &nodes, "--pods", &pods, "--seeds", "42", "--policy", "bestfit", "-o",
+        "json",
+    ]));
+    let new = stdout(&lepton(&[
+        "fill",
+        "--node-list",
+        &nodes,
+        "--pod-list",
+        &pods,
+        "--seed",
+        "42",
+        "--policy",
+        "bestfit",
+        "-o",
+        "json",
+    ]));
+    let alloc = |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text).unwrap()["results"][0]["alloc_pct_at_100"]
+            .as_f64()
+    };
+    assert_eq!(alloc(&old), alloc(&new));
+    for (older, newer) in [
+        (["--node-failure-rate", "0.5"], ["--crash-share", "0.5"]),
+        (["--seeds", "7"], ["--seed", "7"]),
+    ] {
+        let run = |flags: [&str; 2]| {
+            let args = [
+                &["chaos", "--nodes", "20", "--tasks", "200", "-o", "json"][..],
+                &flags[..],
+            ]
+            .concat();
+            let mut json: serde_json::Value =
+                serde_json::from_str(&stdout(&lepton(&args))).unwrap();
+            json["wall_s"] = serde_json::Value::Null;
+            json
+        };
+        assert_eq!(run(older), run(newer));
     }
 }

@@ -45,10 +45,14 @@ pub fn trace_dir() -> Result<PathBuf, Error> {
                 .to_owned(),
         }),
         Some(dir) => Ok(PathBuf::from(dir)),
-        None => Ok(PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../data/alibaba-gpu-2023"
-        ))),
+        None => {
+            let shipped = PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../data/alibaba-gpu-2023"
+            ));
+            // Without the `..`, for messages; as built when it has moved.
+            Ok(shipped.canonicalize().unwrap_or(shipped))
+        }
     }
 }
 

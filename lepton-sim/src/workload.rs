@@ -81,36 +81,10 @@ use lepton_core::NodeSpec;
 /// ```
 ///
 /// # Fields
-/// Only the fields marked *required* must be present; the others take the
-/// default shown.
-///
-/// **Node** ([`NodeSpec`]): `id` (integer, required, unique), `name`
-/// (string), `kind` (`"server"`, `"vm"` or `"container_host"`; `"server"`),
-/// `capacity` (resources, required), `gpus` (`{"model": string, "count":
-/// integer}`, at most 64; none), `labels` (object of strings, each key
-/// once), `taints` (`[{"key", "value"}]`), `zone` (string), `price_per_hour`
-/// (number ≥ 0; 0). A node must offer something.
-///
-/// **Resources**: `cpu_milli` (1000 = one core), `memory_mib`,
-/// `network_mbps`, `storage_gib`, all integers, 0 by default; `extended`,
-/// named extended resources as `{"example.com/fpga": 2, ...}` (zero amounts
-/// dropped; a name given twice is an error).
-///
-/// **Task** ([`TimedTask`]): `spec` (required), `arrival_s` (integer seconds
-/// from the start, required), `duration_s` (integer seconds once placed;
-/// absent = runs until the end of the run).
-///
-/// **Task spec** ([`TaskSpec`](lepton_core::TaskSpec)): `id` (integer, required, unique), `name`,
-/// `request` (resources, required), `gpu` (`{"count", "milli_per_gpu"}`: a
-/// share of one GPU when `count` is 1 and `milli_per_gpu` is below 1000,
-/// otherwise whole GPUs; `milli_per_gpu` at most 1000; none), `priority`
-/// (0–255, higher first; 128), `qos` (`"guaranteed"`, `"latency_sensitive"`,
-/// `"burstable"` or `"best_effort"`; `"burstable"`), `timeout_ms` (not
-/// enforced by the replay), `constraints` (`gpu_models`: accepted GPU
-/// models, empty = any; `node_selector`: labels the node must carry;
-/// `tolerations`: `[{"key", "value"?}]`, no value tolerates every value;
-/// `anti_affinity`: tasks of one group never share a node). A task must ask
-/// for something.
+/// Every field, its default and its range are described in the
+/// repository's `docs/WORKLOAD.md`. Only `id` and `capacity` of a node, and
+/// `spec` (with its `id` and `request`) and `arrival_s` of a task, are
+/// required. A node must offer something, a task must ask for something.
 ///
 /// # Load errors
 /// Every problem is an [`Error::Load`] with the file, the line and the

@@ -2,60 +2,76 @@
 //! duplicated or late reports, checked by replaying the event log.
 
 use clap::Args;
-use lepton::policies::by_name;
+use lepton::policies::build;
 use lepton::sim::{run_chaos, ChaosConfig, ChaosReport};
 
 use super::say;
-use super::{CliError, Format};
+use super::{decimal, whole, CliError, Format, OutputArgs, PolicyFiles};
 
 /// Runs a chaos experiment and prints what the independent checker found.
 /// Fails (exit 1) when a task was lost, ran twice or a node was
 /// over-committed.
+///
+/// Tasks arrive over 100,000 / (0.03 × nodes) virtual seconds; the run
+/// ends when every task has completed or failed, or at its time limit
+/// (twice that span plus six hours), when tasks still queued, retrying or
+/// running are counted as unfinished: the scheduler still holds them.
 #[derive(Debug, Args)]
 pub(crate) struct ChaosArgs {
     /// Nodes in the synthetic cluster, 1 to 100,000.
-    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, value_parser = whole::<1, 100_000>, default_value_t = 1_000)]
     nodes: u64,
     /// Tasks submitted over the run, 1 to 2,000,000 (100,000 take about 6 s
     /// and 113 MiB).
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=2_000_000))]
+    #[arg(long, value_parser = whole::<1, 2_000_000>, default_value_t = 100_000)]
     tasks: u64,
-    /// Share of nodes that crash once during the run, in [0, 1].
-    #[arg(long, default_value_t = 0.1)]
-    node_failure_rate: f64,
-    /// Probability that a launch fails, in [0, 1].
-    #[arg(long, default_value_t = 0.05)]
+    /// Share of the nodes that crash once during the run, a decimal from 0
+    /// to 1 (`--node-failure-rate` is the older name).
+    #[arg(long, alias = "node-failure-rate", value_parser = decimal, default_value_t = 0.1)]
+    crash_share: f64,
+    /// Probability that a launch fails, a decimal from 0 to 1.
+    #[arg(long, value_parser = decimal, default_value_t = 0.05)]
     launch_error_rate: f64,
-    /// Probability that a completion is delivered twice, in [0, 1].
-    #[arg(long, default_value_t = 0.05)]
+    /// Probability that a completion is reported twice, a decimal from 0
+    /// to 1.
+    #[arg(long, value_parser = decimal, default_value_t = 0.05)]
     duplicate_rate: f64,
-    /// The placement policy.
+    /// The placement policy (a name `lepton policies` lists).
     #[arg(long, default_value = "bestfit")]
     policy: String,
+    #[command(flatten)]
+    policy_files: PolicyFiles,
     /// Seeds every random choice.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, alias = "seeds", value_parser = whole::<0, { u64::MAX }>, default_value_t = 42)]
     seed: u64,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 pub(crate) fn run(args: ChaosArgs) -> Result<(), CliError> {
     let config = ChaosConfig {
         nodes: args.nodes,
         tasks: args.tasks,
-        node_failure_rate: args.node_failure_rate,
+        node_failure_rate: args.crash_share,
         launch_error_rate: args.launch_error_rate,
         duplicate_rate: args.duplicate_rate,
         seed: args.seed,
     };
-    let report = run_chaos(by_name(&args.policy)?, &config)?;
-    match args.format {
+    config.validate()?;
+    let policy = build(&args.policy, &args.policy_files.context(None)?)?;
+    let spinner = super::spinner(format!(
+        "{} tasks on {} nodes under chaos",
+        super::thousands(args.tasks),
+        super::thousands(args.nodes)
+    ));
+    let report = run_chaos(policy, &config)?;
+    spinner.finish_and_clear();
+    match args.output.output {
         Format::Json => say!(
             "{}",
             serde_json::to_string(&report).map_err(|e| CliError::Output(e.to_string()))?
         )?,
-        Format::Text => print_text(&report)?,
+        Format::Table => print_text(&report)?,
     }
     if report.lost + report.ran_twice + report.overcommitted > 0 {
         return Err(CliError::Scenario(format!(
@@ -68,12 +84,20 @@ pub(crate) fn run(args: ChaosArgs) -> Result<(), CliError> {
 
 fn print_text(r: &ChaosReport) -> Result<(), CliError> {
     say!(
-        "{} tasks: {} completed, {} failed after retries (at most {} failed attempts for one task)",
+        "{} tasks: {} completed, {} failed after retries (at most {} failed attempts for one task), {} unfinished",
         r.tasks,
         r.completed,
         r.failed_after_retries,
-        r.max_retries_seen
+        r.max_retries_seen,
+        r.unfinished
     )?;
+    if r.unfinished > 0 {
+        say!(
+            "the run reached its limit of {} virtual s with {} tasks still queued, retrying or running: unfinished, not lost (the scheduler still holds them)",
+            r.limit_s,
+            r.unfinished
+        )?;
+    }
     say!(
         "checker: lost {}, ran twice {}, over-committed {}",
         r.lost,

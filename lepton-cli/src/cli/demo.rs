@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use lepton::policies::by_name;
+use lepton::policies::{build, PolicyContext};
 use lepton::scenarios::{
     compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
     DatacenterComparison, EdgeComparison, HybridComparison,
@@ -15,7 +15,7 @@ use lepton::sim::scenario::{DatacenterConfig, EdgeConfig, FleetWorld, HybridConf
 
 use super::report;
 use super::say;
-use super::{CliError, Format};
+use super::{whole, wrote, CliError, Format, OutputArgs, PolicyFiles};
 
 /// Which scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -39,52 +39,56 @@ pub(crate) struct DemoArgs {
     #[arg(long, value_enum, default_value_t = Scenario::All)]
     scenario: Scenario,
     /// Seeds the fleets, the tasks and the failures of every scenario.
-    #[arg(long, default_value_t = DatacenterConfig::default().seed)]
+    #[arg(long, alias = "seeds", value_parser = whole::<0, { u64::MAX }>, default_value_t = DatacenterConfig::default().seed)]
     seed: u64,
-    /// VMs in the data center (10 to 100,000).
-    #[arg(long, default_value_t = DatacenterConfig::default().vms)]
-    vms: usize,
-    /// Tasks arriving over the day, in each scenario (1 to 2,000,000).
-    #[arg(long, default_value_t = DatacenterConfig::default().tasks)]
-    tasks: usize,
-    /// Hours of arrivals, in each scenario (1 to 720).
-    #[arg(long, default_value_t = DatacenterConfig::default().hours)]
+    /// VMs in the data center, 10 to 100,000.
+    #[arg(long, value_parser = whole::<10, 100_000>, default_value_t = DatacenterConfig::default().vms as u64)]
+    vms: u64,
+    /// Tasks arriving over the day, in each scenario, 1 to 2,000,000.
+    #[arg(long, value_parser = whole::<1, 2_000_000>, default_value_t = DatacenterConfig::default().tasks as u64)]
+    tasks: u64,
+    /// Hours of arrivals, in each scenario, 1 to 720.
+    #[arg(long, value_parser = whole::<1, 720>, default_value_t = DatacenterConfig::default().hours)]
     hours: u64,
-    /// Edge sites in the edge scenario (2 to 1,000).
-    #[arg(long, default_value_t = EdgeConfig::default().sites)]
-    sites: usize,
-    /// Lepton's placement policy in the data center (any name `lepton
+    /// Edge sites in the edge scenario, 2 to 1,000.
+    #[arg(long, value_parser = whole::<2, 1_000>, default_value_t = EdgeConfig::default().sites as u64)]
+    sites: u64,
+    /// Lepton's placement policy in the data center (a name `lepton
     /// policies` lists).
     #[arg(long, default_value = "bestfit")]
     policy: String,
+    #[command(flatten)]
+    policy_files: PolicyFiles,
     /// Your own data center instead of the built-in one: nodes (with
     /// `price_per_hour`) and tasks (with `duration_s`) in the JSON workload
     /// format (see `lepton replay --help`).
     #[arg(long)]
     workload: Option<PathBuf>,
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Where the HTML report goes (`DIR/index.html`).
-    #[arg(long, default_value = "lepton-report")]
+    #[command(flatten)]
+    output: OutputArgs,
+    /// The directory the HTML report goes to (`DIR/index.html`).
+    #[arg(long, value_name = "DIR", default_value = "lepton-report")]
     out: PathBuf,
 }
 
 pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
     // Flags first: a bad value should not wait for a run.
-    by_name(&args.policy)?;
+    let context = args.policy_files.context(None)?;
+    build(&args.policy, &context)?;
+    // The parsers bounded every size far below `usize::MAX`.
+    let size = |value: u64| value as usize;
     let config = DatacenterConfig {
         seed: args.seed,
-        vms: args.vms,
-        tasks: args.tasks,
+        vms: size(args.vms),
+        tasks: size(args.tasks),
         hours: args.hours,
         ..DatacenterConfig::default()
     };
     config.validate()?;
     let edge_config = EdgeConfig {
         seed: args.seed,
-        sites: args.sites,
-        tasks: args.tasks,
+        sites: size(args.sites),
+        tasks: size(args.tasks),
         hours: args.hours,
         ..EdgeConfig::default()
     };
@@ -109,9 +113,9 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
             Some(path) => {
                 let workload = read_workload(path)?;
                 let world = FleetWorld::from_workload(&workload.nodes, &workload.tasks, &config)?;
-                compare_fleet(&world, &args.policy, by_name(&args.policy)?)?
+                compare_fleet(&world, &args.policy, build(&args.policy, &context)?)?
             }
-            None => datacenter(&config, &args.policy)?,
+            None => datacenter(&config, &args.policy, &context)?,
         };
         bar.inc(1);
         Some(result)
@@ -142,7 +146,8 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
         hybrid: hybrid.as_ref(),
     };
     let page = report::write(&args.out, &results)?;
-    match args.format {
+    wrote(&page, "the HTML report");
+    match args.output.output {
         Format::Json => {
             let json = serde_json::json!({
                 "scenarios": results.json()?,
@@ -151,7 +156,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
             });
             say!("{json}")?;
         }
-        Format::Text => {
+        Format::Table => {
             if let Some(datacenter) = &datacenter {
                 print_table(datacenter)?;
             }
@@ -161,17 +166,21 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
             if let Some(hybrid) = &hybrid {
                 print_hybrid(hybrid)?;
             }
-            say!("report written to {} ({wall_s:.1} s)", page.display())?;
+            say!("wall time {wall_s:.1} s")?;
         }
     }
     Ok(())
 }
 
 /// The data center under the three strategies.
-fn datacenter(config: &DatacenterConfig, policy: &str) -> Result<DatacenterComparison, CliError> {
+fn datacenter(
+    config: &DatacenterConfig,
+    policy: &str,
+    context: &PolicyContext,
+) -> Result<DatacenterComparison, CliError> {
     let comparison = match policy {
         "bestfit" => compare_datacenter(config)?,
-        name => compare_datacenter_with(config, name, by_name(name)?)?,
+        name => compare_datacenter_with(config, name, build(name, context)?)?,
     };
     Ok(comparison)
 }

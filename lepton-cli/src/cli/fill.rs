@@ -13,32 +13,40 @@ use serde::Serialize;
 
 use super::plot::{mean_curve, write_svg};
 use super::say;
-use super::{check_plot_path, parse_seeds, CliError, Format, InputArgs};
+use super::{check_plot_path, decimal, parse_seeds, whole, wrote};
+use super::{CliError, Format, OutputArgs, PolicyFiles, TraceArgs};
 
-/// Replays a trace in the paper's fill mode and reports GPU allocation.
+/// Replays a trace in the FGD paper's fill mode and reports GPU allocation:
+/// pods arrive in a seeded random order (cloned until their GPU requests
+/// reach --tune × the cluster's GPUs), each placed or dropped, never
+/// leaving.
 #[derive(Debug, Args)]
 pub(crate) struct FillArgs {
     #[command(flatten)]
-    input: InputArgs,
-    /// Policies, comma-separated, or `all` for the paper's six.
+    trace: TraceArgs,
+    /// Policies, comma-separated (names as `lepton policies` lists), or
+    /// `all` for the paper's six.
     #[arg(long, default_value = "all")]
     policy: String,
-    /// Seeds: `42-51`, `42,43` or `42`.
-    #[arg(long, default_value = "42-51", allow_negative_numbers = true)]
-    seeds: String,
-    /// Inflation: clones until requested GPUs reach tune × capacity.
-    // A negative value reaches the range check, which names it.
-    #[arg(long, default_value_t = 1.3, allow_negative_numbers = true)]
+    #[command(flatten)]
+    policy_files: PolicyFiles,
+    /// Seeds, one run per seed and policy: a range `42-51`, a list `42,45`
+    /// or one `42` (at most 10,000; the paper's are 42-51).
+    #[arg(long, alias = "seeds", value_name = "SEEDS", default_value = "42-51")]
+    seed: String,
+    /// Inflation, a decimal from 1 to 10: pods are cloned until their GPU
+    /// requests reach tune × the cluster's GPUs (the paper's 1.3).
+    #[arg(long, value_parser = decimal, default_value_t = 1.3)]
     tune: f64,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Also write the allocation curves (the paper's Figure 9a) as SVG.
-    #[arg(long)]
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Also write the allocation curves (the paper's Figure 9a) to this
+    /// SVG file (its directory must exist).
+    #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// Worker threads, 1 to 256 (default: one per core).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
-    threads: Option<u16>,
+    /// Worker threads, 1 to 256. Default: one per core.
+    #[arg(long, value_parser = whole::<1, 256>)]
+    threads: Option<u64>,
 }
 
 /// One policy's results over all seeds.
@@ -69,35 +77,56 @@ struct Experiment {
 pub(crate) fn run(args: FillArgs) -> Result<(), CliError> {
     // Flags first: a typo should not wait for the trace to load.
     let policies = parse_policies(&args.policy)?;
-    let seeds = parse_seeds(&args.seeds)?;
+    let seeds = parse_seeds(&args.seed)?;
+    FillConfig {
+        seed: 0,
+        tune: args.tune,
+    }
+    .validate()?;
     if let Some(path) = &args.plot {
         check_plot_path(path)?;
     }
-    let (nodes_path, pods_path) = args.input.paths()?;
-    let (nodes, pods) = args.input.read_trace()?;
+    let started = Instant::now();
+    let (nodes_path, pods_path) = args.trace.paths()?;
+    let (nodes, pods) = args.trace.read()?;
     let tasks: Vec<TaskSpec> = pods.into_iter().map(|p| p.spec).collect();
-    let context = args.input.policy_context(&tasks)?;
+    let context = args.policy_files.context(Some(&tasks))?;
     let experiment = Experiment {
         nodes,
         tasks,
         context,
     };
 
-    let started = Instant::now();
-    let threads = args.threads.map(usize::from);
+    let threads = args.threads.map(|n| n as usize);
     let results = run_all(&experiment, &policies, &seeds, args.tune, threads)?;
     let summaries: Vec<PolicySummary> = policies
         .iter()
         .map(|name| summarize(name, &runs_of(&results, name)))
         .collect();
+    let trace = Trace {
+        nodes: nodes_path.display().to_string(),
+        node_count: experiment.nodes.len(),
+        pods: pods_path.display().to_string(),
+        pod_count: experiment.tasks.len(),
+        seeds: args.seed.clone(),
+        tune: args.tune,
+    };
     if let Some(path) = &args.plot {
         let curves: Vec<_> = policies
             .iter()
             .map(|name| mean_curve(name, &runs_of(&results, name)))
             .collect();
-        write_svg(path, &curves)?;
+        let title = format!(
+            "GPU allocation vs. arrived GPU request: {}, seeds {}, tune {}",
+            file_name(&pods_path),
+            trace.seeds,
+            trace.tune
+        );
+        write_svg(path, &title, &curves)?;
+        wrote(path, "allocation curves, mean over seeds");
     }
-    match args.format {
+    let wall_s = started.elapsed().as_secs_f64();
+    match args.output.output {
         Format::Json => {
             let json = serde_json::json!({
                 "results": summaries,
@@ -105,13 +134,30 @@ pub(crate) fn run(args: FillArgs) -> Result<(), CliError> {
                 "tune": args.tune,
                 "nodes": nodes_path,
                 "pods": pods_path,
-                "wall_s": started.elapsed().as_secs_f64(),
+                "wall_s": wall_s,
             });
             say!("{json}")?;
         }
-        Format::Text => print_table(&summaries, started.elapsed().as_secs_f64())?,
+        Format::Table => print_table(&trace, &summaries, wall_s)?,
     }
     Ok(())
+}
+
+/// What a fill experiment ran on, for its header.
+struct Trace {
+    nodes: String,
+    node_count: usize,
+    pods: String,
+    pod_count: usize,
+    seeds: String,
+    tune: f64,
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
 }
 
 /// Runs every (policy, seed) pair on `threads` workers; results in job order.
@@ -224,29 +270,36 @@ fn summarize(policy: &str, runs: &[&FillResult]) -> PolicySummary {
     }
 }
 
-fn print_table(summaries: &[PolicySummary], total_wall_s: f64) -> Result<(), CliError> {
+fn print_table(trace: &Trace, summaries: &[PolicySummary], wall_s: f64) -> Result<(), CliError> {
     say!(
-        "{:<12} {:>11} {:>8} {:>9} {:>9} {:>13}",
+        "fill: {} nodes ({}), {} pods ({}); seeds {}; tune {} (pods cloned until their GPU requests reach {} x the cluster's GPUs)",
+        trace.node_count, trace.nodes, trace.pod_count, trace.pods, trace.seeds, trace.tune, trace.tune
+    )?;
+    say!("alloc@100%: GPUs allocated, % of the cluster's, when the pods arrived so far request 100% of them (the FGD paper's metric); frag%: GPU fragmentation then; arrived, dropped: pods per run (dropped: fit nowhere when they arrived); means over seeds")?;
+    say!(
+        "{:<12} {:>11} {:>8} {:>9} {:>9} {:>9} {:>13}",
         "policy",
         "alloc@100%",
         "frag%",
         "arrived",
+        "dropped",
         "wall s",
         "decisions/s"
     )?;
     for s in summaries {
         say!(
-            "{:<12} {:>11.2} {:>8.2} {:>9} {:>9.2} {:>13.0}",
+            "{:<12} {:>11.2} {:>8.2} {:>9} {:>9} {:>9.2} {:>13.0}",
             s.policy,
             s.alloc_pct_at_100,
             s.frag_pct_at_100,
             s.pods_arrived,
+            s.pods_dropped,
             s.wall_s,
             s.decisions_per_s
         )?;
     }
     say!(
-        "total wall time {total_wall_s:.2} s (runs in parallel; a policy's wall s sums its runs)"
+        "total wall time {wall_s:.2} s, loading included (runs in parallel; a policy's wall s sums its runs)"
     )?;
     Ok(())
 }

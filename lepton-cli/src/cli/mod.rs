@@ -19,13 +19,30 @@ pub(crate) mod train;
 /// The share of a workload's tasks FGD's target workload covers (the paper's 95%).
 const TARGET_COVERAGE: f64 = 0.95;
 
-/// How a command prints its results.
+/// How a command prints its results (`-o/--output`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
-    /// A table for people.
-    Text,
-    /// One JSON object.
+    /// A table for people (`text` works too).
+    #[value(alias = "text")]
+    Table,
+    /// One JSON object, for programs.
     Json,
+}
+
+/// `-o/--output table|json`, the same on every command that prints results.
+#[derive(Debug, clap::Args)]
+pub(crate) struct OutputArgs {
+    /// What stdout gets: `table` for people or `json` (one object) for
+    /// programs. `--format` and `text` are the older spellings.
+    #[arg(
+        short = 'o',
+        long = "output",
+        alias = "format",
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = Format::Table
+    )]
+    pub(crate) output: Format,
 }
 
 /// Prints a line on stdout, as `println!` does; a closed pipe (`lepton …
@@ -51,6 +68,71 @@ pub(crate) fn progress_bar(len: usize, unit: &str) -> indicatif::ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// A spinner on stderr with the elapsed time and `message`, for a run
+/// whose length is not known in advance; nothing when stderr is not a
+/// terminal.
+pub(crate) fn spinner(message: String) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{elapsed_precise} {spinner} {msg}")
+    {
+        spinner.set_style(style);
+    }
+    spinner.set_message(message);
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    spinner
+}
+
+/// Says on stderr that a file was written (stdout stays the results'),
+/// with what it holds.
+pub(crate) fn wrote(path: &std::path::Path, what: &str) {
+    eprintln!("wrote {}: {what}", path.display());
+}
+
+/// A whole number from `MIN` to `MAX` (a flag's value parser): `-1`, `2.5`
+/// or `1e9` get an error that says the range, not "invalid digit".
+pub(crate) fn whole<const MIN: u64, const MAX: u64>(text: &str) -> Result<u64, String> {
+    let range = || {
+        format!(
+            "a whole number from {} to {}",
+            thousands(MIN),
+            thousands(MAX)
+        )
+    };
+    let value: i128 = text
+        .trim()
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("{text} is not {}", range()))?;
+    u64::try_from(value)
+        .ok()
+        .filter(|value| (MIN..=MAX).contains(value))
+        .ok_or_else(|| format!("{text} is out of range: {}", range()))
+}
+
+/// A decimal number (a flag's value parser); its range is checked where it
+/// is used, which names it.
+pub(crate) fn decimal(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{text} is not a number (a decimal such as 0.5 or 2.5)"))
+}
+
+/// `1000000` as `1,000,000`.
+pub(crate) fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// Errors the command line reports.
@@ -85,57 +167,156 @@ impl CliError {
     }
 }
 
-/// The inputs `fill` and `replay` share: the trace files and a rules file.
+/// The trace files `fill`, `replay` and `train` read.
 #[derive(Debug, clap::Args)]
-pub(crate) struct InputArgs {
-    /// Node list (openb CSV). Default: the trace's GPU nodes.
-    #[arg(long)]
-    nodes: Option<PathBuf>,
-    /// Pod list (openb CSV). Default: the trace's default pod list.
-    #[arg(long)]
-    pods: Option<PathBuf>,
-    /// Rules file (TOML or JSON) for the `rule` policy.
-    #[arg(long)]
-    rules: Option<PathBuf>,
-    /// Model file (safetensors) for the `drl` policy. Default: the model
-    /// trained on the Alibaba trace, built in.
-    #[arg(long)]
-    model: Option<PathBuf>,
+pub(crate) struct TraceArgs {
+    /// Node list, an openb CSV (sn,cpu_milli,memory_mib,gpu,model).
+    /// Default: openb_node_list_gpu_node.csv in $LEPTON_TRACE_DIR, or in
+    /// the copy of the Alibaba GPU trace shipped with Lepton.
+    #[arg(long = "node-list", alias = "nodes", value_name = "FILE")]
+    node_list: Option<PathBuf>,
+    /// Pod list, an openb CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli
+    /// and optionally gpu_spec,qos,creation_time,deletion_time, …).
+    /// Default: openb_pod_list_default.csv, found as --node-list is.
+    #[arg(long = "pod-list", alias = "pods", value_name = "FILE")]
+    pod_list: Option<PathBuf>,
 }
 
-impl InputArgs {
+impl TraceArgs {
     /// The node and pod list files: as given, or the trace's defaults.
     pub(crate) fn paths(&self) -> Result<(PathBuf, PathBuf), CliError> {
         let trace = || trace_dir().map_err(CliError::from);
-        let nodes = match &self.nodes {
+        let nodes = match &self.node_list {
             Some(path) => path.clone(),
             None => trace()?.join("openb_node_list_gpu_node.csv"),
         };
-        let pods = match &self.pods {
+        let pods = match &self.pod_list {
             Some(path) => path.clone(),
             None => trace()?.join("openb_pod_list_default.csv"),
         };
         Ok((nodes, pods))
     }
 
-    /// Reads the node and pod lists.
-    pub(crate) fn read_trace(&self) -> Result<(Vec<NodeSpec>, Vec<TracePod>), CliError> {
-        let (nodes, pods) = self.paths()?;
-        Ok((read_openb_nodes(&nodes)?, read_openb_pods(&pods)?))
+    /// Reads the node and pod lists, and checks some pod fits some node
+    /// (warning about each pod that fits none).
+    pub(crate) fn read(&self) -> Result<(Vec<NodeSpec>, Vec<TracePod>), CliError> {
+        let (nodes_path, pods_path) = self.paths()?;
+        let (nodes, pods) = (read_openb_nodes(&nodes_path)?, read_openb_pods(&pods_path)?);
+        let specs: Vec<&TaskSpec> = pods.iter().map(|p| &p.spec).collect();
+        check_fit(&nodes, &specs, &nodes_path, &pods_path)?;
+        Ok((nodes, pods))
     }
+}
 
-    /// The policy context for `tasks`: FGD's target workload and the rules, if any.
-    pub(crate) fn policy_context(&self, tasks: &[TaskSpec]) -> Result<PolicyContext, CliError> {
+/// Refuses a workload none of whose tasks fits any node (the run would
+/// measure nothing), and warns about each task that fits no node (it will
+/// be dropped or wait to the end), naming it and what it asks for.
+pub(crate) fn check_fit(
+    nodes: &[NodeSpec],
+    tasks: &[&TaskSpec],
+    nodes_path: &std::path::Path,
+    tasks_path: &std::path::Path,
+) -> Result<(), CliError> {
+    let owned: Vec<TaskSpec> = tasks.iter().map(|&t| t.clone()).collect();
+    let misfits = lepton::sim::unplaceable(nodes, &owned)?;
+    let describe = |index: usize| {
+        let task = &owned[index];
+        let name = task.name.clone().unwrap_or_else(|| task.id.to_string());
+        let mut ask = format!(
+            "cpu_milli {}, memory_mib {}",
+            task.request.cpu_milli, task.request.memory_mib
+        );
+        if !task.gpu.is_none() {
+            ask += &format!(
+                ", num_gpu {}, gpu_milli {}",
+                task.gpu.count, task.gpu.milli_per_gpu
+            );
+            if !task.constraints.gpu_models.is_empty() {
+                let models: Vec<&str> = task
+                    .constraints
+                    .gpu_models
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect();
+                ask += &format!(", gpu_spec {}", models.join("|"));
+            }
+        }
+        format!("{name:?} ({ask})")
+    };
+    let mut models: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.gpus.count > 0)
+        .filter_map(|n| n.gpus.model.as_ref().map(|m| m.as_str()))
+        .collect();
+    models.sort_unstable();
+    models.dedup();
+    let most_gpus = nodes.iter().map(|n| n.gpus.count).max().unwrap_or(0);
+    let cluster = format!(
+        "the nodes of {} have at most {most_gpus} GPUs, of models {}",
+        nodes_path.display(),
+        if models.is_empty() {
+            "none".to_owned()
+        } else {
+            models.join(", ")
+        }
+    );
+    if !owned.is_empty() && misfits.len() == owned.len() {
+        return Err(CliError::Usage(format!(
+            "no task of {} fits any node, even in an empty cluster (the first: {}); {cluster}",
+            tasks_path.display(),
+            describe(0)
+        )));
+    }
+    const SHOWN: usize = 5;
+    for &index in misfits.iter().take(SHOWN) {
+        eprintln!(
+            "warning: {}: {} fits no node, even in an empty cluster; {cluster}",
+            tasks_path.display(),
+            describe(index)
+        );
+    }
+    if misfits.len() > SHOWN {
+        eprintln!(
+            "warning: {}: {} more tasks fit no node",
+            tasks_path.display(),
+            misfits.len() - SHOWN
+        );
+    }
+    Ok(())
+}
+
+/// The files a policy may need, wherever `--policy` is.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PolicyFiles {
+    /// Rules file (TOML or JSON) for `--policy rule`; see
+    /// examples/rules.toml.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// Model file (safetensors) for `--policy drl`, as `lepton train`
+    /// writes. Default: the model trained on the Alibaba trace, built in.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+}
+
+impl PolicyFiles {
+    /// The policy context: the rules and model, and FGD's target workload
+    /// learned from `tasks` when given.
+    pub(crate) fn context(&self, tasks: Option<&[TaskSpec]>) -> Result<PolicyContext, CliError> {
         let rules = match &self.rules {
             Some(path) => Some(Arc::new(RulePolicy::from_path(path)?)),
             None => None,
         };
         Ok(PolicyContext {
-            target_workload: Some(Arc::new(TargetWorkload::from_tasks(tasks, TARGET_COVERAGE))),
+            target_workload: tasks.map(target_workload),
             rules,
             model: self.model.clone(),
         })
     }
+}
+
+/// FGD's target workload for `tasks`: the shapes covering 95% of them.
+pub(crate) fn target_workload(tasks: &[TaskSpec]) -> Arc<TargetWorkload> {
+    Arc::new(TargetWorkload::from_tasks(tasks, TARGET_COVERAGE))
 }
 
 /// The most seeds one command accepts. Each is a whole run per policy; a
@@ -146,10 +327,10 @@ const MAX_SEEDS: u64 = 10_000;
 pub(crate) fn parse_seeds(text: &str) -> Result<Vec<u64>, CliError> {
     let bad = || {
         CliError::Usage(format!(
-            "bad --seeds {text:?}: expected e.g. 42-51, 42,45 or 42"
+            "bad --seed {text:?}: expected e.g. 42-51, 42,45 or 42"
         ))
     };
-    let too_many = || CliError::Usage(format!("bad --seeds {text:?}: more than {MAX_SEEDS} seeds"));
+    let too_many = || CliError::Usage(format!("bad --seed {text:?}: more than {MAX_SEEDS} seeds"));
     let mut seeds = Vec::new();
     for part in text.split(',') {
         // Seeds still allowed; `seeds` never holds more than MAX_SEEDS.
@@ -175,7 +356,7 @@ pub(crate) fn parse_seeds(text: &str) -> Result<Vec<u64>, CliError> {
     let mut seen = std::collections::HashSet::new();
     if let Some(twice) = seeds.iter().find(|&&seed| !seen.insert(seed)) {
         return Err(CliError::Usage(format!(
-            "bad --seeds {text:?}: seed {twice} is given twice"
+            "bad --seed {text:?}: seed {twice} is given twice"
         )));
     }
     Ok(seeds)
@@ -190,18 +371,24 @@ pub(crate) fn check_plot_path(path: &std::path::Path) -> Result<(), CliError> {
             path.display()
         )));
     }
+    check_parent_dir(path, "--plot")
+}
+
+/// The directory of a file a command will write (given with `flag`) must
+/// exist, checked before the run.
+pub(crate) fn check_parent_dir(path: &std::path::Path, flag: &str) -> Result<(), CliError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => std::path::Path::new("."),
     };
-    if !dir.is_dir() {
-        return Err(CliError::Usage(format!(
-            "--plot {}: directory {} does not exist",
-            path.display(),
-            dir.display()
-        )));
+    if dir.is_dir() {
+        return Ok(());
     }
-    Ok(())
+    Err(CliError::Usage(format!(
+        "{flag} {}: directory {} does not exist",
+        path.display(),
+        dir.display()
+    )))
 }
 
 #[cfg(test)]

@@ -41,20 +41,39 @@ pub(crate) fn mean_curve(policy: &str, runs: &[&FillResult]) -> Curve {
     (policy.to_owned(), points)
 }
 
-/// Writes the allocation curves to an SVG file.
-pub(crate) fn write_svg(path: &Path, curves: &[Curve]) -> Result<(), CliError> {
+/// Writes the allocation curves to an SVG file: the whole curves, and
+/// below them the 80–100% band where policies differ; `title` names the
+/// trace and seeds.
+pub(crate) fn write_svg(path: &Path, title: &str, curves: &[Curve]) -> Result<(), CliError> {
     let x_max = curves
         .iter()
         .flat_map(|(_, points)| points.last().map(|p| p.0))
         .fold(100.0, f64::max);
-    let axes = Axes {
-        caption: "GPU allocation vs. arrived GPU request",
+    let whole = Axes {
+        caption: title,
         x_desc: "arrived GPU request (% of capacity)",
         y_desc: "GPU allocation (% of capacity)",
         x: 0.0..x_max,
         y: 0.0..100.0,
     };
-    draw_lines(path, &axes, curves)
+    let band: Vec<Curve> = curves
+        .iter()
+        .map(|(name, points)| {
+            let high = points.iter().copied().filter(|p| p.0 >= 80.0).collect();
+            (name.clone(), high)
+        })
+        .collect();
+    let lowest = band
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.1))
+        .fold(80.0, f64::min);
+    let zoom = Axes {
+        caption: "the same, from 80% arrived: where the policies differ",
+        x: 80.0..x_max,
+        y: lowest.floor()..100.0,
+        ..whole
+    };
+    draw_panels(path, &[(&whole, curves), (&zoom, &band)])
 }
 
 /// A chart's caption, axis names and ranges.
@@ -92,9 +111,20 @@ impl Axes<'_> {
 
 /// Draws `curves` as lines with a legend into an SVG file.
 pub(crate) fn draw_lines(path: &Path, axes: &Axes<'_>, curves: &[Curve]) -> Result<(), CliError> {
-    let root = SVGBackend::new(path, (800, 560)).into_drawing_area();
-    draw(&root, axes, curves)
-        .map_err(|e| CliError::Output(format!("cannot draw {}: {e}", path.display())))
+    draw_panels(path, &[(axes, curves)])
+}
+
+/// Draws charts one above the other into an SVG file.
+pub(crate) fn draw_panels(path: &Path, panels: &[(&Axes<'_>, &[Curve])]) -> Result<(), CliError> {
+    let height = 560 * panels.len().max(1) as u32;
+    let root = SVGBackend::new(path, (800, height)).into_drawing_area();
+    let areas = root.split_evenly((panels.len().max(1), 1));
+    for ((axes, curves), area) in panels.iter().zip(&areas) {
+        draw(area, axes, curves)
+            .map_err(|e| CliError::Output(format!("cannot draw {}: {e}", path.display())))?;
+    }
+    root.present()
+        .map_err(|e| CliError::Output(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Draws `curves` as lines with a legend into an SVG string.
@@ -103,6 +133,7 @@ pub(crate) fn svg_lines(axes: &Axes<'_>, curves: &[Curve]) -> Result<String, Cli
     {
         let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
         draw(&root, axes, curves)
+            .and_then(|()| root.present().map_err(|e| e.to_string()))
             .map_err(|e| CliError::Output(format!("cannot draw {}: {e}", axes.caption)))?;
     }
     Ok(svg)
@@ -158,6 +189,5 @@ fn draw<DB: DrawingBackend>(
         .border_style(BLACK)
         .draw()
         .map_err(|e| error(&e))?;
-    root.present().map_err(|e| error(&e))?;
     Ok(())
 }

@@ -12,54 +12,56 @@ use lepton::TaskSpec;
 
 use super::plot::{draw_lines, Axes};
 use super::say;
-use super::{CliError, Format, InputArgs};
+use super::{decimal, target_workload, whole, wrote, CliError, Format, TraceArgs};
 
 /// Trains the `drl` policy on a trace and writes its model.
 #[derive(Debug, Args)]
 pub(crate) struct TrainArgs {
     #[command(flatten)]
-    input: InputArgs,
-    /// Episodes of REINFORCE (after the imitation episodes).
-    #[arg(long, default_value_t = TrainConfig::default().episodes)]
-    episodes: usize,
-    /// Episodes imitating FGD first (the warm start); 0 for none.
-    #[arg(long, default_value_t = TrainConfig::default().imitation_episodes)]
-    imitation: usize,
-    /// Episode i runs with seed S + i; the seeds may not reach 42–51 (the
+    trace: TraceArgs,
+    /// Episodes of REINFORCE (after the imitation episodes), 0 to 100,000.
+    #[arg(long, value_parser = whole::<0, 100_000>, default_value_t = TrainConfig::default().episodes as u64)]
+    episodes: u64,
+    /// Episodes imitating FGD first (the warm start), 0 (none) to 100,000.
+    #[arg(long, value_parser = whole::<0, 100_000>, default_value_t = TrainConfig::default().imitation_episodes as u64)]
+    imitation: u64,
+    /// Episode i runs with seed S + i; the seeds may not reach 42-51 (the
     /// evaluation seeds).
-    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    #[arg(long, alias = "seeds", value_parser = whole::<0, { u64::MAX }>, default_value_t = TrainConfig::default().seed)]
     seed: u64,
-    /// Adam's learning rate while imitating.
-    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+    /// Adam's learning rate while imitating, a decimal above 0.
+    #[arg(long, value_parser = decimal, default_value_t = TrainConfig::default().learning_rate)]
     learning_rate: f64,
-    /// Adam's learning rate for REINFORCE.
-    #[arg(long, default_value_t = TrainConfig::default().reinforce_learning_rate)]
+    /// Adam's learning rate for REINFORCE, a decimal above 0.
+    #[arg(long, value_parser = decimal, default_value_t = TrainConfig::default().reinforce_learning_rate)]
     reinforce_learning_rate: f64,
-    /// Softmax temperature of REINFORCE's sampled actions.
-    #[arg(long, default_value_t = TrainConfig::default().temperature)]
-    temperature: f32,
+    /// Softmax temperature of REINFORCE's sampled actions, a decimal above 0.
+    #[arg(long, value_parser = decimal, default_value_t = f64::from(TrainConfig::default().temperature))]
+    temperature: f64,
     /// The reward: gpus, frag or seed (the article's +1/−1).
     #[arg(long, default_value = "gpus")]
     reward: String,
     /// Held-out episodes the model is validated on (the best validated
-    /// model is written); 0 writes the last model.
-    #[arg(long, default_value_t = TrainConfig::default().validation_episodes)]
-    validation: usize,
+    /// model is written), 0 (write the last model) to 1,000.
+    #[arg(long, value_parser = whole::<0, 1_000>, default_value_t = TrainConfig::default().validation_episodes as u64)]
+    validation: u64,
     /// Validate every this many REINFORCE episodes.
-    #[arg(long, default_value_t = TrainConfig::default().validate_every)]
-    validate_every: usize,
-    /// Candidates per decision.
-    #[arg(long, default_value_t = EnvConfig::default().max_candidates)]
-    candidates: usize,
-    /// Where to write the model (safetensors).
-    #[arg(long, short = 'o')]
-    out: PathBuf,
-    /// Also write the training curve as SVG.
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<0, 100_000>, default_value_t = TrainConfig::default().validate_every as u64)]
+    validate_every: u64,
+    /// Candidates per decision, 1 to 1,024.
+    #[arg(long, value_parser = whole::<0, 1_024>, default_value_t = EnvConfig::default().max_candidates as u64)]
+    candidates: u64,
+    /// Where to write the model (safetensors); `--policy drl --model FILE`
+    /// reads it. `-o` and `--out` are its older names.
+    #[arg(long, short_alias = 'o', alias = "out", value_name = "FILE")]
+    model: PathBuf,
+    /// Also write the training curve to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// Output format of the per-episode figures.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    /// What stdout gets: `table` for people or `json` for programs
+    /// (`--format` and `text` are the older spellings; `-o` is --model here).
+    #[arg(long = "output", alias = "format", value_enum, value_name = "FORMAT", default_value_t = Format::Table)]
+    output: Format,
 }
 
 pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
@@ -67,27 +69,28 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
     if let Some(path) = &args.plot {
         super::check_plot_path(path)?;
     }
-    let (nodes, pods) = args.input.read_trace()?;
+    let (nodes, pods) = args.trace.read()?;
     let tasks: Vec<TaskSpec> = pods.into_iter().map(|p| p.spec).collect();
-    let context = args.input.policy_context(&tasks)?;
-    let workload = context.target_workload.clone().unwrap_or_default();
+    let workload = target_workload(&tasks);
+    let count = |value: u64| value as usize;
     let mut env_config = EnvConfig::default();
     env_config.reward = reward;
-    env_config.max_candidates = args.candidates;
+    env_config.max_candidates = count(args.candidates);
     let mut env = FillEnv::new(nodes, tasks, Arc::clone(&workload), env_config)?;
     let mut config = TrainConfig::default();
-    config.episodes = args.episodes;
-    config.imitation_episodes = args.imitation;
+    config.episodes = count(args.episodes);
+    config.imitation_episodes = count(args.imitation);
     config.seed = args.seed;
     config.learning_rate = args.learning_rate;
     config.reinforce_learning_rate = args.reinforce_learning_rate;
-    config.temperature = args.temperature;
-    config.validation_episodes = args.validation;
-    config.validate_every = args.validate_every;
+    config.temperature = args.temperature as f32;
+    config.validation_episodes = count(args.validation);
+    config.validate_every = count(args.validate_every);
 
     let started = Instant::now();
     let bar = super::progress_bar(config.imitation_episodes + config.episodes, "episodes");
-    let untrained = Drl::untrained(config.seed, workload).with_max_candidates(args.candidates);
+    let untrained =
+        Drl::untrained(config.seed, workload).with_max_candidates(count(args.candidates));
     let (drl, history) = train(&mut env, untrained, &config, |stats| {
         bar.set_message(format!(
             "{} reward {:.1} loss {:.4} alloc {:.2}%",
@@ -96,22 +99,24 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    drl.save(&args.out)?;
+    drl.save(&args.model)?;
+    wrote(&args.model, "the trained model");
     if let Some(path) = &args.plot {
         write_curve(path, &history)?;
+        wrote(path, "the training curve");
     }
     let wall_s = started.elapsed().as_secs_f64();
-    match args.format {
+    match args.output {
         Format::Json => {
             let json = serde_json::json!({
                 "episodes": history,
-                "model": args.out,
+                "model": args.model,
                 "reward": args.reward,
                 "wall_s": wall_s,
             });
             say!("{json}")?;
         }
-        Format::Text => {
+        Format::Table => {
             say!(
                 "{:>7} {:<10} {:>6} {:>10} {:>10} {:>9} {:>8} {:>8} {:>10}",
                 "episode",
@@ -138,7 +143,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
                     s.validation.map_or(String::new(), |v| format!("{v:.2}"))
                 )?;
             }
-            say!("model written to {} in {wall_s:.1} s", args.out.display())?;
+            say!("trained in {wall_s:.1} s")?;
         }
     }
     Ok(())

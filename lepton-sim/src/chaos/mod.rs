@@ -81,9 +81,14 @@ impl Default for ChaosConfig {
 }
 
 impl ChaosConfig {
-    fn validate(&self) -> Result<(), Error> {
+    /// Checks every value is in range.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] naming the value: a rate outside [0, 1], or no
+    /// nodes.
+    pub fn validate(&self) -> Result<(), Error> {
         for (name, value) in [
-            ("node failure rate", self.node_failure_rate),
+            ("crash share (node failure rate)", self.node_failure_rate),
             ("launch error rate", self.launch_error_rate),
             ("duplicate rate", self.duplicate_rate),
         ] {
