@@ -28,36 +28,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    // The commands taking flags are described by their flags' structs.
     /// The seed article's case: 10 VMs and 5 tasks, spread then packed,
     /// with the policy swapped at run time.
     Quickstart,
-    /// The article's scenarios against the baselines, with an HTML report
-    /// (the default: `demo --scenario all`).
     // A negative number reaches the value's parser, which names its range.
     #[command(allow_negative_numbers = true)]
     Demo(cli::demo::DemoArgs),
-    /// The FGD paper's fill experiment on the Alibaba GPU trace.
     // A negative number reaches the value's parser, which names its range.
     #[command(allow_negative_numbers = true)]
     Fill(cli::fill::FillArgs),
-    /// A timed replay: tasks arrive and leave, nodes fail and recover.
     // A negative number reaches the value's parser, which names its range.
     #[command(allow_negative_numbers = true)]
     Replay(cli::replay::ReplayArgs),
-    /// A synthetic cluster and queue of a given size: time and memory.
     // A negative number reaches the value's parser, which names its range.
     #[command(allow_negative_numbers = true)]
     Scale(cli::scale::ScaleArgs),
-    /// Node crashes, launch errors and duplicated reports, checked by an
-    /// independent replay of the event log.
     // A negative number reaches the value's parser, which names its range.
     #[command(allow_negative_numbers = true)]
     Chaos(cli::chaos::ChaosArgs),
-    /// Trains the learned policy (`drl`) in the fill experiment.
     // A negative number reaches the value's parser, which names its range.
     #[command(allow_negative_numbers = true)]
     Train(cli::train::TrainArgs),
-    /// Lists the placement policies by name.
+    /// Lists the placement policies, with what each does.
     Policies,
     /// Prints a shell completion script: `lepton completions bash >
     /// /etc/bash_completion.d/lepton` (or zsh, fish, elvish, powershell).

@@ -8,9 +8,11 @@ use lepton::sim::{run_chaos, ChaosConfig, ChaosReport};
 use super::say;
 use super::{decimal, whole, CliError, Format, OutputArgs, PolicyFiles};
 
-/// Runs a chaos experiment and prints what the independent checker found.
-/// Fails (exit 1) when a task was lost, ran twice or a node was
-/// over-committed.
+/// Node crashes, launch errors and duplicated reports, checked by an
+/// independent replay of the event log.
+///
+/// Prints what the checker found, and fails (exit 1) when a task was lost,
+/// ran twice or a node was over-committed.
 ///
 /// Tasks arrive over 100,000 / (0.03 × nodes) virtual seconds; the run
 /// ends when every task has completed or failed, or at its time limit

@@ -32,7 +32,12 @@ pub(crate) enum Scenario {
     All,
 }
 
-/// Runs the article's scenarios and writes an HTML report.
+/// The article's scenarios against the baselines, with an HTML report (the
+/// default command).
+///
+/// A data center of VMs (traditional round robin, a Kubernetes-style setup
+/// and Lepton), edge sites with a central cloud, and a hybrid cloud of
+/// owned, on-demand and spot VMs; docs/SCENARIOS.md describes each.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
     /// The scenario.

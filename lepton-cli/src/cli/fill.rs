@@ -16,10 +16,12 @@ use super::say;
 use super::{check_plot_path, decimal, parse_seeds, whole, wrote};
 use super::{CliError, Format, OutputArgs, PolicyFiles, TraceArgs};
 
-/// Replays a trace in the FGD paper's fill mode and reports GPU allocation:
-/// pods arrive in a seeded random order (cloned until their GPU requests
+/// The FGD paper's fill experiment on the Alibaba GPU trace.
+///
+/// Pods arrive in a seeded random order (cloned until their GPU requests
 /// reach --tune × the cluster's GPUs), each placed or dropped, never
-/// leaving.
+/// leaving; the result is the GPU allocation when the arrived requests
+/// reach 100% of the GPUs, one run per policy and seed.
 #[derive(Debug, Args)]
 pub(crate) struct FillArgs {
     #[command(flatten)]

@@ -18,9 +18,10 @@ use super::say;
 use super::{check_parent_dir, check_plot_path, decimal, whole, wrote};
 use super::{CliError, Format, OutputArgs, PolicyFiles, TraceArgs};
 
-/// Replays tasks at their arrival times through one policy, in virtual
-/// time: each task waits until it fits, runs its duration and leaves;
-/// nodes may fail and recover.
+/// A timed replay: tasks arrive and leave, nodes fail and recover.
+///
+/// Tasks go through one policy at their arrival times, in virtual time:
+/// each waits until it fits, runs its duration and leaves.
 ///
 /// The workload is the Alibaba trace's pod list (its creation and deletion
 /// times) or your own JSON workload (--workload FILE; the format is in

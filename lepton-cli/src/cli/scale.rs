@@ -12,8 +12,10 @@ use serde::Serialize;
 use super::say;
 use super::{whole, CliError, Format, OutputArgs, PolicyFiles};
 
-/// Builds a synthetic cluster, queues synthetic tasks, optionally schedules
-/// them, and reports times and peak memory.
+/// A synthetic cluster and queue of a given size: time and memory.
+///
+/// Builds the cluster, queues the tasks, optionally schedules them in one
+/// cycle, and reports the times and the peak resident memory.
 #[derive(Debug, Args)]
 pub(crate) struct ScaleArgs {
     /// Nodes in the cluster, 1 to 1,000,000 (100,000 take about 120 MiB).

@@ -14,7 +14,10 @@ use super::plot::{draw_lines, Axes};
 use super::say;
 use super::{decimal, target_workload, whole, wrote, CliError, Format, TraceArgs};
 
-/// Trains the `drl` policy on a trace and writes its model.
+/// Trains the learned policy (`drl`) in the fill experiment.
+///
+/// Imitation of FGD first, then REINFORCE, validated on held-out seeds;
+/// writes the best validated model (docs/RESULTS.md has the recipe).
 #[derive(Debug, Args)]
 pub(crate) struct TrainArgs {
     #[command(flatten)]
