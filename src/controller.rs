@@ -36,8 +36,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lepton_core::{
-    Assignment, Backend, BackendError, CoreScheduler, Event, Handle, Launch, NodeId, Run,
-    RunStatus, Scheduler, TaskId, TaskSpec, TaskState, Usage,
+    Assignment, Backend, BackendError, CoreScheduler, Event, Handle, Launch, NodeId, Placement,
+    Run, RunStatus, Scheduler, TaskId, TaskSpec, TaskState, Usage,
 };
 use tokio::task::JoinSet;
 use tracing::{info, info_span, warn, Instrument};
@@ -220,6 +220,22 @@ impl Controller {
     /// What [`Scheduler::submit`] refuses.
     pub fn submit(&mut self, task: &TaskSpec) -> Result<TaskId, lepton_core::Error> {
         self.scheduler.submit(task)
+    }
+
+    /// Takes in a run a backend still holds from before a restart (found
+    /// with [`Backend::running`], or by asking [`Backend::status`] of the
+    /// runs a stored state names): its task runs as that run from now on,
+    /// watched like the runs this controller started (see
+    /// [`CoreScheduler::adopt`]; GPUs are booked as the cluster chooses
+    /// them, as backends do not report GPU indexes).
+    ///
+    /// # Errors
+    /// What [`CoreScheduler::adopt`] refuses.
+    pub fn adopt(&mut self, task: &TaskSpec, handle: Handle) -> Result<(), lepton_core::Error> {
+        self.scheduler
+            .adopt(task, handle.run, &Placement::on(handle.node))?;
+        self.runs.insert(handle.run.task, handle);
+        Ok(())
     }
 
     /// The scheduler, read-only.

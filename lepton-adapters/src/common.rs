@@ -39,6 +39,7 @@ pub const NODE_LABEL_OS: &str = "lepton.os";
 pub const NODE_LABEL_ARCH: &str = "lepton.arch";
 
 /// What a secret is replaced with.
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
 pub(crate) const MASK: &str = "***";
 
 /// A node offered by `backend`: of `kind`, labelled
@@ -57,6 +58,7 @@ pub(crate) fn backend_node(
 /// `node` with the label `key=value` when the backend reported a value and
 /// the node has no `key` label yet (one its owner set wins); none, or an
 /// empty one, adds nothing.
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
 pub(crate) fn with_reported_label(
     mut node: NodeSpec,
     key: &str,
@@ -89,6 +91,7 @@ pub(crate) fn invalid(
 /// wrappers often say only "dispatch failure" and keep the cause in the
 /// chain.
 #[cfg(any(feature = "docker", feature = "aws"))]
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
@@ -121,6 +124,29 @@ pub(crate) fn task_image<'a>(
     })
 }
 
+/// A task's `command` config as an argument vector: whitespace-separated
+/// words, none holding a control character, never parsed by a shell. An
+/// empty command is `None` (the image's own, for a container).
+#[cfg(any(feature = "docker", feature = "local"))]
+pub(crate) fn parse_command(
+    backend: &str,
+    command: &str,
+) -> Result<Option<Vec<String>>, BackendError> {
+    if command
+        .chars()
+        .any(|c| c.is_control() && !c.is_whitespace())
+    {
+        return Err(invalid(
+            backend,
+            "command",
+            command,
+            "contains a control character",
+        ));
+    }
+    let argv: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
+    Ok((!argv.is_empty()).then_some(argv))
+}
+
 /// Refuses a launch that asks for GPUs, which `backend` does not offer
 /// (`devices` names what it would have had to attach: "GPU devices").
 pub(crate) fn refuse_gpus(
@@ -147,6 +173,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// `url` with its secrets replaced by `***`: user information, secret
 /// query values, AWS access key ids (the rule is in the
 /// [module docs](self)).
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
 pub(crate) fn redact_url(url: &str) -> String {
     let (start, end) = authority(url);
     let mut shown = String::with_capacity(url.len());
@@ -190,6 +217,7 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 /// Free text (an SDK's or a server's message) with the URLs in it
 /// [redacted](redact_url) and AWS access key ids masked.
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
 pub(crate) fn redact(text: &str) -> String {
     let words: String = text
         .split_inclusive(char::is_whitespace)
@@ -207,6 +235,7 @@ pub(crate) fn redact(text: &str) -> String {
 
 /// The user information of `url` (`user:password` in
 /// `scheme://user:password@host/…`), if it has any.
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
 pub(crate) fn userinfo(url: &str) -> Option<&str> {
     let (start, end) = authority(url);
     url[start..end].rfind('@').map(|at| &url[start..start + at])
@@ -214,6 +243,7 @@ pub(crate) fn userinfo(url: &str) -> Option<&str> {
 
 /// Where the authority of `url` starts and ends: after `scheme://` (or at
 /// the start, without a scheme), up to the path, query or fragment.
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
 fn authority(url: &str) -> (usize, usize) {
     let start = url.find("://").map_or(0, |i| i + 3);
     let end = url[start..]
@@ -227,6 +257,7 @@ fn authority(url: &str) -> (usize, usize) {
 /// `access_token`, `db-password`), or are one of the short names used for
 /// one (`key`, `sig`, `pwd`). `keyfile` and `sshauth`, which name a path
 /// and a method, do not.
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
 fn is_secret_parameter(name: &str) -> bool {
     const CONTAINED: [&str; 9] = [
         "password",
@@ -250,6 +281,7 @@ fn is_secret_parameter(name: &str) -> bool {
 
 /// `text` with every AWS access key id (a word of 20 upper-case letters and
 /// digits starting `AKIA` or `ASIA`) replaced by `***`.
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
 fn mask_aws_key_ids(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut masked = String::with_capacity(text.len());
@@ -308,7 +340,7 @@ pub(crate) mod testing {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "docker", feature = "libvirt", feature = "aws")))]
 mod tests {
     use super::*;
 

@@ -1,11 +1,13 @@
-//! Backends that run Lepton's decisions: Docker Engine API, libvirt and
-//! AWS EC2, one module and one feature each.
+//! Backends that run Lepton's decisions: this machine's processes, Docker
+//! Engine API, libvirt and AWS EC2, one module and one feature each.
 //!
 //! Each backend implements [`lepton_core::Backend`] in its own module
-//! behind its own feature (`docker`, `libvirt`, `aws`, plus `full`), so that
+//! behind its own feature (`local`, `docker`, `libvirt`, `aws`, plus `full`), so that
 //! an orchestrator compiles only the SDKs it uses, and each passes one
 //! shared conformance suite run against a real server.
 //!
+//! - `local`: [`local::LocalBackend`], this machine as a node, each run a
+//!   process with cgroup limits (Nomad's `raw_exec`).
 //! - `docker`: [`docker::DockerBackend`], the Docker Engine API (Docker or
 //!   Podman) over a unix socket or TCP, through bollard.
 //! - `libvirt`: [`libvirt::LibvirtBackend`], one libvirt hypervisor (QEMU/KVM,
@@ -21,15 +23,34 @@
 //! [`NODE_LABEL_OS`] and [`NODE_LABEL_ARCH`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
+#[cfg(any(
+    feature = "local",
+    feature = "docker",
+    feature = "libvirt",
+    feature = "aws"
+))]
 mod common;
 
-#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
+#[cfg(any(
+    feature = "local",
+    feature = "docker",
+    feature = "libvirt",
+    feature = "aws"
+))]
 #[cfg_attr(
     docsrs,
-    doc(cfg(any(feature = "docker", feature = "libvirt", feature = "aws")))
+    doc(cfg(any(
+        feature = "local",
+        feature = "docker",
+        feature = "libvirt",
+        feature = "aws"
+    )))
 )]
 pub use common::{NODE_LABEL_ARCH, NODE_LABEL_BACKEND, NODE_LABEL_OS};
+
+#[cfg(feature = "local")]
+#[cfg_attr(docsrs, doc(cfg(feature = "local")))]
+pub mod local;
 
 #[cfg(feature = "docker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "docker")))]

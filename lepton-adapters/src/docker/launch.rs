@@ -16,7 +16,7 @@ use lepton_core::{BackendError, Handle, Launch, Run, TaskId};
 
 use super::client::{status_code, whole_seconds};
 use super::{DockerBackend, BACKEND, LABEL_ATTEMPT, LABEL_NAME, LABEL_NODE, LABEL_TASK, MIB};
-use crate::common::{invalid, refuse_gpus, task_image};
+use crate::common::{invalid, parse_command, refuse_gpus, task_image};
 
 /// Longest label value accepted, in bytes.
 const MAX_LABEL_BYTES: usize = 1024;
@@ -124,7 +124,7 @@ impl DockerBackend {
         let image = task_image(BACKEND, task, self.default_image.as_ref())?;
         validate_image(image)?;
         let command = match task.config.get("command") {
-            Some(command) => parse_command(command)?,
+            Some(command) => parse_command(BACKEND, command)?,
             None => None,
         };
 
@@ -257,24 +257,6 @@ fn validate_label_value(what: &'static str, value: &str) -> Result<(), BackendEr
     Ok(())
 }
 
-/// The command's argument vector: whitespace-separated words, none holding
-/// a control character. An empty command means the image's own.
-fn parse_command(command: &str) -> Result<Option<Vec<String>>, BackendError> {
-    if command
-        .chars()
-        .any(|c| c.is_control() && !c.is_whitespace())
-    {
-        return Err(invalid(
-            BACKEND,
-            "command",
-            command,
-            "contains a control character",
-        ));
-    }
-    let argv: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
-    Ok((!argv.is_empty()).then_some(argv))
-}
-
 /// `amount × unit` as a Docker limit; 0 means no limit.
 fn nonzero_limit(amount: u64, unit: u64) -> Result<Option<i64>, ()> {
     if amount == 0 {
@@ -395,9 +377,9 @@ mod tests {
 
     #[test]
     fn commands_are_split_and_checked() {
-        assert_eq!(parse_command("   ").expect("valid"), None);
+        assert_eq!(parse_command(BACKEND, "   ").expect("valid"), None);
         assert_eq!(
-            parse_command("sh -c 'echo hi'").expect("valid"),
+            parse_command(BACKEND, "sh -c 'echo hi'").expect("valid"),
             Some(
                 vec!["sh", "-c", "'echo", "hi'"]
                     .into_iter()
@@ -405,7 +387,7 @@ mod tests {
                     .collect()
             )
         );
-        assert_invalid(parse_command("sleep\u{0}30"), "command");
+        assert_invalid(parse_command(BACKEND, "sleep\u{0}30"), "command");
     }
 
     #[test]

@@ -565,6 +565,48 @@ impl CoreScheduler {
         self.handle(Event::NodeAdded(node.to_spec()))
     }
 
+    /// Takes in a task that already runs as `run` on `placement`: a run a
+    /// backend still holds after a restart of the process that started it
+    /// (found by its tags), or one an earlier scheduler's state names. The
+    /// task is running as attempt `run.attempt` from now on, its resources
+    /// booked; its next placement is attempt `run.attempt + 1`, so no run id
+    /// is used twice. Its timeout, if any, counts from now. Its retry budget
+    /// starts afresh (earlier failures are not known here).
+    ///
+    /// # Errors
+    /// What [`submit`](Scheduler::submit) refuses (an invalid task, a
+    /// duplicate id), [`Error::StaleRun`] for attempt 0, and what
+    /// [`ClusterState::reserve`] refuses (an unknown node, no room): the
+    /// task is then not taken in.
+    pub fn adopt(&mut self, task: &dyn Task, run: Run, placement: &Placement) -> Result<(), Error> {
+        let spec = task.to_spec();
+        spec.validate()?;
+        if run.task != spec.id || run.attempt == 0 {
+            return Err(Error::StaleRun { run, current: 0 });
+        }
+        if self.tasks.contains_key(&spec.id) {
+            return Err(Error::DuplicateTask { task: spec.id });
+        }
+        self.cluster.reserve(&spec, placement)?;
+        if let Err(error) = self.claim(spec.id) {
+            // A handle submitted this id meanwhile: the booking goes.
+            self.cluster.release(spec.id)?;
+            return Err(error);
+        }
+        let mut record = TaskRecord::new(Box::new(spec), TaskState::Queued);
+        record.attempt = run.attempt;
+        self.tasks.insert(run.task, record);
+        self.counts.queued += 1;
+        self.transition(
+            run.task,
+            TaskState::Running {
+                node: placement.node,
+            },
+        );
+        self.arm_timeout(run, self.clock.now());
+        Ok(())
+    }
+
     /// Removes a node; its tasks go back to the queue.
     ///
     /// # Errors

@@ -1,0 +1,228 @@
+//! One run as a process tree on this machine, and the files that are the
+//! backend's record of it: `runs/<task>-<attempt>.json` while it is held,
+//! `runs/<task>-<attempt>.exit` once it ended, both moved to `ended/` when
+//! an ended run is removed (so a run id is never started twice, and its
+//! exit code outlives its removal); its output in `logs/`; and a line per
+//! run started and per run that ran to its end in `ledger.log`.
+//!
+//! A run is started as `sh -c WRAPPER lepton-run ARGV...`: the wrapper joins
+//! the run's cgroups (so the command starts inside its limits), runs the
+//! command as `"$@"` (its argv exactly: the shell never parses it), then
+//! writes the exit code to the exit file and a line to the ledger. The
+//! wrapper outlives a crash of the service, so a run that ends while no
+//! service watches still leaves its exit code for the next one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use lepton_core::Run;
+use serde::{Deserialize, Serialize};
+
+/// The wrapper script; data reaches it only through its arguments and
+/// environment, never through its text.
+const WRAPPER: &str = r#"for p in $LEPTON_CGROUP_PROCS; do echo $$ > "$p" || exit 125; done
+"$@"
+code=$?
+echo "$code" > "$LEPTON_EXIT.tmp" && mv "$LEPTON_EXIT.tmp" "$LEPTON_EXIT"
+echo "ended $LEPTON_RUN $code" >> "$LEPTON_LEDGER""#;
+
+/// What the backend keeps of a run it started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Record {
+    pub(crate) task: u64,
+    pub(crate) attempt: u32,
+    pub(crate) node: u64,
+    /// The wrapper's pid, which is also its process group's id.
+    pub(crate) pid: u32,
+    /// The wrapper's start time (`/proc/PID/stat` field 22), so a reused
+    /// pid is not taken for the run.
+    pub(crate) start_ticks: u64,
+    pub(crate) argv: Vec<String>,
+}
+
+/// The files of the runs under one directory.
+#[derive(Debug, Clone)]
+pub(crate) struct RunFiles {
+    runs: PathBuf,
+    ended: PathBuf,
+    logs: PathBuf,
+    ledger: PathBuf,
+}
+
+impl RunFiles {
+    /// The layout under `dir`, created if missing.
+    pub(crate) fn create(dir: &Path) -> std::io::Result<RunFiles> {
+        let files = RunFiles {
+            runs: dir.join("runs"),
+            ended: dir.join("ended"),
+            logs: dir.join("logs"),
+            ledger: dir.join("ledger.log"),
+        };
+        std::fs::create_dir_all(&files.runs)?;
+        std::fs::create_dir_all(&files.ended)?;
+        std::fs::create_dir_all(&files.logs)?;
+        Ok(files)
+    }
+
+    /// The base name of a run's files: `<task>-<attempt>`.
+    pub(crate) fn name(run: Run) -> String {
+        format!("{}-{}", run.task.0, run.attempt)
+    }
+
+    fn record_path(&self, run: Run) -> PathBuf {
+        self.runs.join(format!("{}.json", Self::name(run)))
+    }
+
+    fn exit_path(&self, run: Run) -> PathBuf {
+        self.runs.join(format!("{}.exit", Self::name(run)))
+    }
+
+    fn archived(&self, path: &Path) -> PathBuf {
+        match path.file_name() {
+            Some(name) => self.ended.join(name),
+            None => self.ended.clone(),
+        }
+    }
+
+    /// Where a run's standard output and error go.
+    pub(crate) fn log_paths(&self, run: Run) -> (PathBuf, PathBuf) {
+        let name = Self::name(run);
+        (
+            self.logs.join(format!("{name}.out")),
+            self.logs.join(format!("{name}.err")),
+        )
+    }
+
+    /// The ledger: one line `ended <task>-<attempt> <code>` per run that
+    /// ran to its end, written by the run itself.
+    pub(crate) fn ledger(&self) -> &Path {
+        &self.ledger
+    }
+
+    /// The run's record while it is held.
+    pub(crate) fn record(&self, run: Run) -> Option<Record> {
+        read_record(&self.record_path(run))
+    }
+
+    /// The record of a run that ended and was removed.
+    pub(crate) fn ended_record(&self, run: Run) -> Option<Record> {
+        read_record(&self.archived(&self.record_path(run)))
+    }
+
+    /// Every run with a record.
+    pub(crate) fn records(&self) -> std::io::Result<Vec<Record>> {
+        let mut records = Vec::new();
+        for entry in std::fs::read_dir(&self.runs)? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if let Ok(record) = serde_json::from_str::<Record>(&text) {
+                records.push(record);
+            }
+        }
+        records.sort_by_key(|r| (r.task, r.attempt));
+        Ok(records)
+    }
+
+    /// The exit code the run left, if it ended (held or removed).
+    pub(crate) fn exit_code(&self, run: Run) -> Option<i64> {
+        let path = self.exit_path(run);
+        let text = std::fs::read_to_string(&path)
+            .or_else(|_| std::fs::read_to_string(self.archived(&path)))
+            .ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// Writes a record atomically (a reader sees the old one or the new one).
+    pub(crate) fn write_record(&self, run: Run, record: &Record) -> std::io::Result<()> {
+        let path = self.record_path(run);
+        let tmp = path.with_extension("json.tmp");
+        let json = serde_json::to_string(record).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// Removes a run: one that ended by itself is moved to `ended/` with
+    /// its exit code; one that was killed is forgotten. Its logs stay.
+    pub(crate) fn remove(&self, run: Run) {
+        let (record, exit) = (self.record_path(run), self.exit_path(run));
+        if exit.exists() {
+            let _ = std::fs::rename(&exit, self.archived(&exit));
+            let _ = std::fs::rename(&record, self.archived(&record));
+        } else {
+            let _ = std::fs::remove_file(record);
+        }
+    }
+
+    /// Starts `argv` for `run` under the wrapper, in a process group of its
+    /// own, joining the cgroups whose `cgroup.procs` files are given.
+    pub(crate) fn spawn(
+        &self,
+        run: Run,
+        argv: &[String],
+        cgroup_procs: &[PathBuf],
+    ) -> std::io::Result<Child> {
+        let (out, err) = self.log_paths(run);
+        let procs: Vec<String> = cgroup_procs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        std::os::unix::process::CommandExt::process_group(
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(WRAPPER)
+                .arg("lepton-run")
+                .args(argv)
+                .env("LEPTON_CGROUP_PROCS", procs.join(" "))
+                .env("LEPTON_EXIT", self.exit_path(run))
+                .env("LEPTON_LEDGER", &self.ledger)
+                .env("LEPTON_RUN", Self::name(run))
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(out)?)
+                .stderr(std::fs::File::create(err)?),
+            0,
+        )
+        .spawn()
+    }
+}
+
+fn read_record(path: &Path) -> Option<Record> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The start time of process `pid` (`/proc/PID/stat` field 22), unless it
+/// has ended (a zombie has ended).
+pub(crate) fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields resume after ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (the state).
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Whether the run's wrapper still runs.
+pub(crate) fn alive(record: &Record) -> bool {
+    start_ticks(record.pid) == Some(record.start_ticks)
+}
+
+/// Kills the run's whole process group (the wrapper and the command).
+pub(crate) fn kill_group(record: &Record) {
+    if !alive(record) {
+        return;
+    }
+    if let Ok(pid) = i32::try_from(record.pid) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
