@@ -222,19 +222,32 @@ impl Controller {
         self.scheduler.submit(task)
     }
 
-    /// Takes in a run a backend still holds from before a restart (found
-    /// with [`Backend::running`], or by asking [`Backend::status`] of the
-    /// runs a stored state names): its task runs as that run from now on,
-    /// watched like the runs this controller started (see
-    /// [`CoreScheduler::adopt`]; GPUs are booked as the cluster chooses
-    /// them, as backends do not report GPU indexes).
+    /// Takes in a run a backend holds from before a restart (found with
+    /// [`Backend::running`], or named by a stored state), with `status`,
+    /// what the backend says of it now. A run still going is watched like
+    /// the runs this controller started (see [`CoreScheduler::adopt`]; GPUs
+    /// are booked as the cluster chooses them, as backends do not report
+    /// GPU indexes). A run that ended meanwhile is taken in as ended: its
+    /// task completes, or fails and is retried as its next attempt; its
+    /// leftovers are removed by the next sweep. Adopt ended runs before the
+    /// running ones: each holds its resources only while it is taken in.
     ///
     /// # Errors
     /// What [`CoreScheduler::adopt`] refuses.
-    pub fn adopt(&mut self, task: &TaskSpec, handle: Handle) -> Result<(), lepton_core::Error> {
+    pub fn adopt(
+        &mut self,
+        task: &TaskSpec,
+        handle: Handle,
+        status: &RunStatus,
+    ) -> Result<(), lepton_core::Error> {
         self.scheduler
             .adopt(task, handle.run, &Placement::on(handle.node))?;
-        self.runs.insert(handle.run.task, handle);
+        match ending(handle.run, status) {
+            None => {
+                self.runs.insert(handle.run.task, handle);
+            }
+            Some(event) => self.scheduler.handle(event)?,
+        }
         Ok(())
     }
 
@@ -274,6 +287,24 @@ impl Controller {
             unreachable_backends,
             ..report
         }
+    }
+
+    /// Cancels a task: it leaves the queue, or its run is stopped.
+    ///
+    /// # Errors
+    /// What [`Scheduler::cancel`] refuses (an unknown or ended task).
+    pub async fn cancel(&mut self, task: TaskId) -> Result<(), lepton_core::Error> {
+        let running = self.runs.get(&task).map(|handle| handle.run).filter(|_| {
+            matches!(
+                self.scheduler.task_state(task),
+                Some(TaskState::Running { .. })
+            )
+        });
+        self.scheduler.cancel(task)?;
+        if let Some(run) = running {
+            self.stop_run(run, None).await;
+        }
+        Ok(())
     }
 
     /// Drains `node` now: cordons it and moves its tasks elsewhere (see

@@ -42,9 +42,19 @@ impl Target for Local {
     }
 
     async fn kill_outside(&self, _backend: &Arc<dyn Backend>, handle: &Handle) {
-        // SIGKILL to the run's process group, as an operator's `kill` would.
+        // SIGKILL to the run's process group, as an operator's `kill` would;
+        // the run's wrapper wrote its pid next to its record.
+        let pid_file = self.dir.join("runs").join(format!("{}.pid", handle.id));
+        let mut pid = String::new();
+        for _ in 0..500 {
+            if let Ok(text) = std::fs::read_to_string(&pid_file) {
+                pid = text;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let status = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", handle.id)])
+            .args(["-KILL", "--", &format!("-{}", pid.trim())])
             .status()
             .unwrap();
         assert!(status.success(), "kill {handle}");

@@ -50,6 +50,15 @@ enum Command {
     // A negative number reaches the value's parser, which names its range.
     #[command(allow_negative_numbers = true)]
     Train(cli::train::TrainArgs),
+    Serve(cli::service::ServeArgs),
+    /// Submits tasks to a running service.
+    Submit(cli::service::SubmitArgs),
+    /// Lists a running service's tasks.
+    Tasks(cli::service::TasksArgs),
+    /// Lists a running service's nodes.
+    Nodes(cli::service::NodesArgs),
+    /// Drains a node of a running service.
+    Drain(cli::service::DrainArgs),
     /// Lists the placement policies, with what each does.
     Policies,
     /// Prints a shell completion script: `lepton completions bash >
@@ -76,6 +85,11 @@ fn main() -> ExitCode {
         Command::Scale(args) => cli::scale::run(args),
         Command::Chaos(args) => cli::chaos::run(args),
         Command::Train(args) => cli::train::run(args),
+        Command::Serve(args) => cli::service::serve(args),
+        Command::Submit(args) => cli::service::submit(args),
+        Command::Tasks(args) => cli::service::tasks(args),
+        Command::Nodes(args) => cli::service::nodes(args),
+        Command::Drain(args) => cli::service::drain(args),
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics when a write fails.
             let mut script = Vec::new();

@@ -35,7 +35,6 @@ mod cgroup;
 mod run;
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::Mutex;
@@ -51,6 +50,9 @@ use cgroup::Cgroups;
 use run::{Record, RunFiles};
 
 const BACKEND: &str = "local";
+
+/// How long a run recorded but without a pid yet counts as starting.
+const STARTING_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The node label saying how limits are applied: `v1`, `v2` or `none`.
 pub const LABEL_CGROUPS: &str = "lepton.cgroups";
@@ -158,7 +160,10 @@ impl LocalBackend {
                 attempt: record.attempt,
             },
             node: NodeId(record.node),
-            id: record.pid.to_string(),
+            id: RunFiles::name(Run {
+                task: TaskId(record.task),
+                attempt: record.attempt,
+            }),
         }
     }
 
@@ -177,16 +182,6 @@ impl LocalBackend {
             if matches!(child.try_wait(), Ok(Some(_))) {
                 children.remove(&run);
             }
-        }
-    }
-
-    fn append_ledger(&self, line: &str) {
-        if let Ok(mut file) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.files.ledger())
-        {
-            let _ = writeln!(file, "{line}");
         }
     }
 }
@@ -263,24 +258,32 @@ impl Backend for LocalBackend {
                 .map_err(|e| Self::failed("create cgroup", e))?,
             Err(_) => Vec::new(),
         };
-        let child = self
-            .files
-            .spawn(launch.run, &argv, &procs)
-            .map_err(|e| Self::failed("start", e))?;
-        let pid = child.id();
-        let record = Record {
+        // Recorded before it starts: a crash in between leaves a record
+        // (the wrapper then writes its pid file), never an unknown process.
+        let mut record = Record {
             task: launch.run.task.0,
             attempt: launch.run.attempt,
             node: launch.node.0,
-            pid,
-            start_ticks: run::start_ticks(pid).unwrap_or(0),
+            pid: 0,
+            start_ticks: 0,
             argv,
         };
+        self.files
+            .write_record(launch.run, &record)
+            .map_err(|e| Self::failed("record the run", e))?;
+        let child = match self.files.spawn(launch.run, &record.argv, &procs) {
+            Ok(child) => child,
+            Err(error) => {
+                self.files.remove(launch.run);
+                return Err(Self::failed("start", error));
+            }
+        };
+        record.pid = child.id();
+        record.start_ticks = run::start_ticks(record.pid).unwrap_or(0);
         lock(&self.children).insert(launch.run, child);
         self.files
             .write_record(launch.run, &record)
             .map_err(|e| Self::failed("record the run", e))?;
-        self.append_ledger(&format!("started {name} {pid}"));
         Ok(Self::handle_of(&record))
     }
 
@@ -291,11 +294,17 @@ impl Backend for LocalBackend {
         let Some(record) = self.files.record(handle.run) else {
             return Ok(());
         };
-        run::kill_group(&record);
+        let process = self.files.pid(&record);
+        // A run that left its exit code is ending by itself (its ledger
+        // line is being written): it is waited for, never killed.
+        let ended = self.files.exit_code(handle.run).is_some();
+        if let (Some(process), false) = (process, ended) {
+            run::kill_group(process);
+        }
         // The wrapper is gone once its group is killed; reap it if ours.
         for _ in 0..100 {
             self.reap(handle.run);
-            if !run::alive(&record) {
+            if !process.is_some_and(run::alive) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -317,14 +326,29 @@ impl Backend for LocalBackend {
         let Some(record) = self.files.record(handle.run) else {
             return Ok(RunStatus::Gone);
         };
-        if run::alive(&record) {
+        let Some(process) = self.files.pid(&record) else {
+            // Recorded, and not started yet: the wrapper writes its pid
+            // file at once, so only a launch that failed stays like this.
+            let recent = self
+                .files
+                .record_age(handle.run)
+                .is_some_and(|age| age < STARTING_FOR);
+            return Ok(if recent {
+                RunStatus::Starting
+            } else {
+                RunStatus::Failed {
+                    reason: "the process never started".to_owned(),
+                }
+            });
+        };
+        if run::alive(process) {
             return Ok(RunStatus::Running);
         }
         // It may have written its exit code since the first look.
         Ok(match self.files.exit_code(handle.run) {
             Some(code) => RunStatus::Exited { code },
             None => RunStatus::Failed {
-                reason: format!("process {} ended without an exit code (killed)", record.pid),
+                reason: format!("process {} ended without an exit code (killed)", process.0),
             },
         })
     }

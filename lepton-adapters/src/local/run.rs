@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 
 /// The wrapper script; data reaches it only through its arguments and
 /// environment, never through its text.
-const WRAPPER: &str = r#"for p in $LEPTON_CGROUP_PROCS; do echo $$ > "$p" || exit 125; done
+const WRAPPER: &str = r#"echo $$ > "$LEPTON_PID"
+echo "started $LEPTON_RUN $$" >> "$LEPTON_LEDGER"
+for p in $LEPTON_CGROUP_PROCS; do echo $$ > "$p" || exit 125; done
 "$@"
 code=$?
 echo "$code" > "$LEPTON_EXIT.tmp" && mv "$LEPTON_EXIT.tmp" "$LEPTON_EXIT"
@@ -32,10 +34,12 @@ pub(crate) struct Record {
     pub(crate) task: u64,
     pub(crate) attempt: u32,
     pub(crate) node: u64,
-    /// The wrapper's pid, which is also its process group's id.
+    /// The wrapper's pid, which is also its process group's id; 0 in the
+    /// record written before it was started (the wrapper writes its pid
+    /// file first thing, so a crash in between loses nothing).
     pub(crate) pid: u32,
     /// The wrapper's start time (`/proc/PID/stat` field 22), so a reused
-    /// pid is not taken for the run.
+    /// pid is not taken for the run; 0 when unknown.
     pub(crate) start_ticks: u64,
     pub(crate) argv: Vec<String>,
 }
@@ -60,6 +64,8 @@ impl RunFiles {
         };
         std::fs::create_dir_all(&files.runs)?;
         std::fs::create_dir_all(&files.ended)?;
+        // No cleanup of `*.tmp` files here: a run's wrapper may be writing
+        // its exit code through one right now.
         std::fs::create_dir_all(&files.logs)?;
         Ok(files)
     }
@@ -75,6 +81,33 @@ impl RunFiles {
 
     fn exit_path(&self, run: Run) -> PathBuf {
         self.runs.join(format!("{}.exit", Self::name(run)))
+    }
+
+    fn pid_path(&self, run: Run) -> PathBuf {
+        self.runs.join(format!("{}.pid", Self::name(run)))
+    }
+
+    /// The run's wrapper pid (and start time, when recorded): from the
+    /// record, else from the pid file the wrapper wrote.
+    pub(crate) fn pid(&self, record: &Record) -> Option<(u32, Option<u64>)> {
+        if record.pid != 0 {
+            return Some((record.pid, Some(record.start_ticks).filter(|&t| t != 0)));
+        }
+        let run = Run {
+            task: lepton_core::TaskId(record.task),
+            attempt: record.attempt,
+        };
+        let text = std::fs::read_to_string(self.pid_path(run)).ok()?;
+        Some((text.trim().parse().ok()?, None))
+    }
+
+    /// How long ago the run's record was last written.
+    pub(crate) fn record_age(&self, run: Run) -> Option<std::time::Duration> {
+        let modified = std::fs::metadata(self.record_path(run))
+            .ok()?
+            .modified()
+            .ok()?;
+        modified.elapsed().ok()
     }
 
     fn archived(&self, path: &Path) -> PathBuf {
@@ -150,6 +183,7 @@ impl RunFiles {
     /// its exit code; one that was killed is forgotten. Its logs stay.
     pub(crate) fn remove(&self, run: Run) {
         let (record, exit) = (self.record_path(run), self.exit_path(run));
+        let _ = std::fs::remove_file(self.pid_path(run));
         if exit.exists() {
             let _ = std::fs::rename(&exit, self.archived(&exit));
             let _ = std::fs::rename(&record, self.archived(&record));
@@ -179,6 +213,7 @@ impl RunFiles {
                 .args(argv)
                 .env("LEPTON_CGROUP_PROCS", procs.join(" "))
                 .env("LEPTON_EXIT", self.exit_path(run))
+                .env("LEPTON_PID", self.pid_path(run))
                 .env("LEPTON_LEDGER", &self.ledger)
                 .env("LEPTON_RUN", Self::name(run))
                 .stdin(Stdio::null())
@@ -209,17 +244,22 @@ pub(crate) fn start_ticks(pid: u32) -> Option<u64> {
     fields.get(19)?.parse().ok()
 }
 
-/// Whether the run's wrapper still runs.
-pub(crate) fn alive(record: &Record) -> bool {
-    start_ticks(record.pid) == Some(record.start_ticks)
+/// Whether process `pid` still runs (and is the one started at `ticks`,
+/// when known).
+pub(crate) fn alive((pid, ticks): (u32, Option<u64>)) -> bool {
+    match (start_ticks(pid), ticks) {
+        (Some(now), Some(then)) => now == then,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
 }
 
-/// Kills the run's whole process group (the wrapper and the command).
-pub(crate) fn kill_group(record: &Record) {
-    if !alive(record) {
+/// Kills process group `pid` (the wrapper and the command).
+pub(crate) fn kill_group(process: (u32, Option<u64>)) {
+    if !alive(process) {
         return;
     }
-    if let Ok(pid) = i32::try_from(record.pid) {
+    if let Ok(pid) = i32::try_from(process.0) {
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,

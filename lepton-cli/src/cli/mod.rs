@@ -14,6 +14,7 @@ mod plot;
 pub(crate) mod replay;
 mod report;
 pub(crate) mod scale;
+pub(crate) mod service;
 pub(crate) mod train;
 
 /// The share of a workload's tasks FGD's target workload covers (the paper's 95%).

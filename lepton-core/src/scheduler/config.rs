@@ -42,6 +42,13 @@ pub struct SchedulerConfig {
     pub preemption: bool,
     /// Periodic rebalancing of hot nodes; `None` (the default) turns it off.
     pub rebalance: Option<RebalanceConfig>,
+    /// Tasks that found no node are tried again at the first cycle after
+    /// resources were freed (a run ended, a task was cancelled, a node
+    /// joined, came up or was uncordoned), not only when their backoff
+    /// ends — as kube-scheduler moves unschedulable pods back on cluster
+    /// events. What a service wants; off by default, for simulators that
+    /// time their own retries.
+    pub retry_waiting_on_release: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -55,6 +62,7 @@ impl Default for SchedulerConfig {
             heartbeat_timeout: None,
             preemption: true,
             rebalance: None,
+            retry_waiting_on_release: false,
         }
     }
 }

@@ -422,6 +422,7 @@ impl CoreSchedulerBuilder {
             preemption_cursor: 0,
             stats: Stats::default(),
             last_policy_error: None,
+            released: false,
         }
     }
 }
@@ -540,6 +541,9 @@ pub struct CoreScheduler {
     preemption_cursor: usize,
     stats: Stats,
     last_policy_error: Option<Error>,
+    /// Resources were freed since the last cycle (see
+    /// [`SchedulerConfig::retry_waiting_on_release`]).
+    released: bool,
 }
 
 impl CoreScheduler {
@@ -821,6 +825,28 @@ impl CoreScheduler {
         self.back_off_until(task, now.saturating_add(delay), attempts);
     }
 
+    /// Queues every task waiting because it found no node (not those
+    /// waiting to be retried after a failure).
+    fn wake_unschedulable(&mut self) {
+        let waiting: Vec<((Timestamp, u64), TaskId)> = self
+            .backoff
+            .iter()
+            .filter(|(_, task)| {
+                self.tasks
+                    .get(task)
+                    .is_some_and(|record| record.unschedulable_attempts > 0)
+            })
+            .map(|(key, task)| (*key, *task))
+            .collect();
+        for (key, task) in waiting {
+            self.backoff.remove(&key);
+            if let Some(record) = self.tasks.get_mut(&task) {
+                record.backoff_key = None;
+            }
+            self.enqueue(task);
+        }
+    }
+
     fn wake_due_backoffs(&mut self, now: Timestamp) {
         while let Some(entry) = self.backoff.first_entry() {
             if entry.key().0 > now {
@@ -858,6 +884,7 @@ impl CoreScheduler {
     /// Frees what a running task holds and tells the policy how it went.
     fn end_run(&mut self, task: TaskId, node: NodeId, outcome: Outcome) -> Result<(), Error> {
         self.cluster.release(task)?;
+        self.released = true;
         if let Some(record) = self.tasks.get(&task) {
             self.policy.observe(&Feedback {
                 task: &record.spec,
@@ -1031,6 +1058,7 @@ impl Scheduler for CoreScheduler {
             }
             TaskState::Running { .. } => {
                 self.cluster.release(task)?;
+                self.released = true;
             }
             TaskState::Completed | TaskState::Failed { .. } | TaskState::Cancelled => {
                 return Err(Error::InvalidTransition {
@@ -1048,6 +1076,9 @@ impl Scheduler for CoreScheduler {
         let now = self.clock.now();
         self.declare_silent_nodes_down(now);
         self.wake_due_backoffs(now);
+        if self.config.retry_waiting_on_release && std::mem::take(&mut self.released) {
+            self.wake_unschedulable();
+        }
         self.policy.begin_cycle(&self.cluster);
         self.preemption_misses.clear();
         let mut assignments = Vec::new();
@@ -1114,6 +1145,7 @@ impl Scheduler for CoreScheduler {
                 let node = spec.id;
                 self.cluster.add_node(spec)?;
                 self.heard_from(node);
+                self.released = true;
                 Ok(())
             }
             Event::NodeRemoved(node) => {
@@ -1131,13 +1163,16 @@ impl Scheduler for CoreScheduler {
             Event::NodeUp(node) => {
                 self.cluster.set_state(node, NodeState::Ready)?;
                 self.heard_from(node);
+                self.released = true;
                 Ok(())
             }
             Event::NodeCordoned(node) => {
                 self.set_healthy_node_state(node, NodeState::Cordoned, "cordon")
             }
             Event::NodeUncordoned(node) => {
-                self.set_healthy_node_state(node, NodeState::Ready, "uncordon")
+                self.set_healthy_node_state(node, NodeState::Ready, "uncordon")?;
+                self.released = true;
+                Ok(())
             }
             Event::Heartbeat(node) => self.heartbeat(node),
             Event::NodeUsage { node, usage } => self.cluster.set_usage(node, usage),

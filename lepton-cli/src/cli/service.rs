@@ -1,0 +1,252 @@
+//! `lepton serve` and its client: `submit`, `tasks`, `nodes`, `drain`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use lepton_service::ServiceConfig;
+use serde_json::Value;
+
+use super::say;
+use super::{CliError, Format, OutputArgs};
+
+/// Runs Lepton as a service: the HTTP API (docs/SERVICE.md), the local
+/// backend and durable state.
+///
+/// With no --config it starts on built-in defaults: 127.0.0.1:7700, state
+/// under ./lepton-data, tasks run as processes on this machine, policy
+/// bestfit. SIGINT or SIGTERM stops it; runs keep going and are adopted
+/// by the next start.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// A TOML configuration file (docs/SERVICE.md lists every key).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen here instead (e.g. 127.0.0.1:7701; port 0 picks a free one,
+    /// printed at start).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Keep state, runs and logs here instead.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let mut config = match &args.config {
+        Some(path) => ServiceConfig::from_path(path).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => ServiceConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEPTON_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Scenario(format!("cannot start the runtime: {e}")))?;
+    runtime
+        .block_on(lepton_service::serve(
+            config,
+            |address| eprintln!("lepton serve: listening on http://{address}"),
+            async {
+                let interrupt = tokio::signal::ctrl_c();
+                let terminate = async {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(mut signal) => {
+                            signal.recv().await;
+                        }
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = interrupt => {}
+                    () = terminate => {}
+                }
+            },
+        ))
+        .map_err(|e| CliError::Scenario(e.to_string()))
+}
+
+/// Where the service is, and the token to show it.
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// The service's address.
+    #[arg(long, env = "LEPTON_ADDR", default_value = "http://127.0.0.1:7700")]
+    addr: String,
+    /// The bearer token (else LEPTON_TOKEN).
+    #[arg(long, env = "LEPTON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl ClientArgs {
+    /// Sends a request; the JSON answer, or an error with the service's
+    /// own message.
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> Result<Value, CliError> {
+        let url = format!("{}{path}", self.addr.trim_end_matches('/'));
+        let mut request = ureq::request(method, &url).set("Content-Type", "application/json");
+        if let Some(token) = &self.token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        let response = match body {
+            Some(body) => request.send_string(body),
+            None => request.call(),
+        };
+        match response {
+            Ok(response) => response
+                .into_json()
+                .map_err(|e| CliError::Output(format!("{url}: not JSON: {e}"))),
+            Err(ureq::Error::Status(code, response)) => {
+                let text = response.into_string().unwrap_or_default();
+                let message = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_owned))
+                    .unwrap_or(text);
+                Err(CliError::Usage(format!("{url}: {code}: {message}")))
+            }
+            Err(error) => Err(CliError::Usage(format!(
+                "{url}: {error} (is `lepton serve` running there?)"
+            ))),
+        }
+    }
+}
+
+/// Submits tasks: a file (or `-` for stdin) holding a task spec, an array
+/// of them, or a JSON workload (its tasks' specs are submitted).
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    /// The file, or `-` for standard input.
+    file: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+pub(crate) fn submit(args: SubmitArgs) -> Result<(), CliError> {
+    let text = if args.file == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?
+    } else {
+        std::fs::read_to_string(&args.file)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file)))?
+    };
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{}: not JSON: {e}", args.file)))?;
+    // A workload: submit its tasks' specs.
+    let body = match value.get("tasks").and_then(Value::as_array) {
+        Some(tasks) => Value::Array(tasks.iter().map(|t| t["spec"].clone()).collect()),
+        None => value,
+    };
+    let answer = args
+        .client
+        .call("POST", "/v1/tasks", Some(&body.to_string()))?;
+    let count = answer["accepted"].as_array().map_or(0, Vec::len);
+    say!("{count} tasks accepted")
+}
+
+/// Lists the tasks, with their states.
+#[derive(Debug, Args)]
+pub(crate) struct TasksArgs {
+    /// Only tasks in this state: queued, running, completed, failed or
+    /// cancelled.
+    #[arg(long)]
+    state: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub(crate) fn tasks(args: TasksArgs) -> Result<(), CliError> {
+    let path = match &args.state {
+        Some(state) => format!("/v1/tasks?state={state}"),
+        None => "/v1/tasks".to_owned(),
+    };
+    let answer = args.client.call("GET", &path, None)?;
+    if args.output.output == Format::Json {
+        return say!("{answer}");
+    }
+    say!(
+        "{:>10} {:<10} {:>8} {:>6}  {}",
+        "id",
+        "state",
+        "attempts",
+        "node",
+        "name"
+    )?;
+    for task in answer["tasks"].as_array().into_iter().flatten() {
+        say!(
+            "{:>10} {:<10} {:>8} {:>6}  {}",
+            task["id"].to_string(),
+            task["state"].as_str().unwrap_or(""),
+            task["attempts"].to_string(),
+            task["node"]
+                .as_u64()
+                .map_or(String::new(), |n| n.to_string()),
+            task["name"].as_str().unwrap_or("")
+        )?;
+    }
+    say!("counts: {}", answer["counts"])
+}
+
+/// Lists the nodes, with their use.
+#[derive(Debug, Args)]
+pub(crate) struct NodesArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub(crate) fn nodes(args: NodesArgs) -> Result<(), CliError> {
+    let answer = args.client.call("GET", "/v1/nodes", None)?;
+    if args.output.output == Format::Json {
+        return say!("{answer}");
+    }
+    say!(
+        "{:>6} {:<12} {:<9} {:>14} {:>16} {:>6}",
+        "id",
+        "name",
+        "state",
+        "cpu used/m",
+        "memory used/MiB",
+        "tasks"
+    )?;
+    for node in answer["nodes"].as_array().into_iter().flatten() {
+        say!(
+            "{:>6} {:<12} {:<9} {:>14} {:>16} {:>6}",
+            node["id"].to_string(),
+            node["name"].as_str().unwrap_or(""),
+            node["state"].as_str().unwrap_or(""),
+            format!("{}/{}", node["cpu_used_milli"], node["cpu_milli"]),
+            format!("{}/{}", node["memory_used_mib"], node["memory_mib"]),
+            node["tasks"].to_string()
+        )?;
+    }
+    Ok(())
+}
+
+/// Drains a node: cordons it and moves its tasks elsewhere.
+#[derive(Debug, Args)]
+pub(crate) struct DrainArgs {
+    /// The node's id.
+    node: u64,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+pub(crate) fn drain(args: DrainArgs) -> Result<(), CliError> {
+    args.client.call(
+        "POST",
+        &format!("/v1/nodes/{}/drain", args.node),
+        Some("{}"),
+    )?;
+    say!("node {} drained", args.node)
+}

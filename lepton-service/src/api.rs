@@ -1,0 +1,341 @@
+//! The HTTP API, versioned under `/v1`, JSON in and out; docs/SERVICE.md
+//! describes every route.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lepton::{NodeId, TaskId, TaskSpec};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::engine::{Command, EngineHandle};
+use crate::store::{Change, Store};
+use crate::ServiceError;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub(crate) engine: EngineHandle,
+    pub(crate) store: Arc<dyn Store>,
+    /// Ids accepted or being accepted: a second submission of one is refused
+    /// before anything is stored.
+    pub(crate) claimed: Arc<Mutex<HashSet<TaskId>>>,
+    pub(crate) token: Option<Arc<str>>,
+    pub(crate) max_tasks_per_request: usize,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").finish_non_exhaustive()
+    }
+}
+
+/// The routes, with authentication and the body limit.
+pub(crate) fn router(api: Api, max_body_bytes: usize) -> Router {
+    let v1 = Router::new()
+        .route("/v1/tasks", post(submit).get(list_tasks))
+        .route("/v1/tasks/{id}", get(get_task))
+        .route("/v1/tasks/{id}/cancel", post(cancel))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{id}/cordon", post(cordon))
+        .route("/v1/nodes/{id}/uncordon", post(uncordon))
+        .route("/v1/nodes/{id}/drain", post(drain))
+        .route("/v1/policy", get(get_policy).put(set_policy))
+        .route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(v1)
+        .fallback(|| async { ServiceError::NotFound("no such route".into()) })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(api)
+}
+
+/// Refuses a request without the configured bearer token (compared in
+/// constant time).
+async fn authenticate(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let Some(token) = &api.token else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match given {
+        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
+            next.run(request).await
+        }
+        Some(_) => ServiceError::Unauthorized("wrong token".into()).into_response(),
+        None => ServiceError::Unauthorized(
+            "no bearer token: send `Authorization: Bearer <token>`".into(),
+        )
+        .into_response(),
+    }
+}
+
+/// Equal bytes, in time that depends only on the lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// `POST /v1/tasks`: one task spec or an array of them (the `spec` objects
+/// of the JSON workload format). Answered once every task is durably
+/// stored; all or none are accepted.
+async fn submit(State(api): State<Api>, body: Bytes) -> Result<Response, ServiceError> {
+    let value: Value = serde_json::from_slice(&body).map_err(|e| ServiceError::BadRequest {
+        field: "body".into(),
+        message: format!("not JSON: {e}"),
+    })?;
+    let items = match value {
+        Value::Array(items) => items,
+        one @ Value::Object(_) => vec![one],
+        other => {
+            return Err(ServiceError::BadRequest {
+                field: "body".into(),
+                message: format!(
+                    "expected a task object or an array of them, got {}",
+                    kind(&other)
+                ),
+            })
+        }
+    };
+    if items.is_empty() {
+        return Err(ServiceError::BadRequest {
+            field: "body".into(),
+            message: "an empty array: no task to submit".into(),
+        });
+    }
+    if items.len() > api.max_tasks_per_request {
+        return Err(ServiceError::BadRequest {
+            field: "body".into(),
+            message: format!(
+                "{} tasks in one request; at most {}",
+                items.len(),
+                api.max_tasks_per_request
+            ),
+        });
+    }
+    let mut specs = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let spec: TaskSpec =
+            serde_json::from_value(item).map_err(|e| ServiceError::BadRequest {
+                field: format!("[{i}]"),
+                message: e.to_string(),
+            })?;
+        spec.validate().map_err(|e| ServiceError::BadRequest {
+            field: format!("[{i}]"),
+            message: e.to_string(),
+        })?;
+        specs.push(spec);
+    }
+    // Claim every id, or none.
+    {
+        let mut claimed = api.claimed.lock();
+        let mut seen = HashSet::new();
+        for spec in &specs {
+            if claimed.contains(&spec.id) || !seen.insert(spec.id) {
+                return Err(ServiceError::Conflict(format!(
+                    "task id {} is already submitted",
+                    spec.id.0
+                )));
+            }
+        }
+        claimed.extend(seen);
+    }
+    let changes = specs
+        .iter()
+        .map(|spec| Change::Accepted(Box::new(spec.clone())))
+        .collect();
+    let store = Arc::clone(&api.store);
+    let stored = tokio::task::spawn_blocking(move || store.apply(changes))
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    if let Err(error) = stored {
+        let mut claimed = api.claimed.lock();
+        for spec in &specs {
+            claimed.remove(&spec.id);
+        }
+        return Err(error.into());
+    }
+    // Stored: from here the task is the service's, through any restart.
+    let mut view = api.engine.view.write();
+    let mut ids = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        if let Err(error) = api.engine.submitter.submit(spec) {
+            // Cannot happen for a valid, unclaimed id; the store has it and
+            // a restart takes it in.
+            tracing::warn!(task = %spec.id, %error, "stored but not queued");
+        }
+        view.tasks.insert(
+            spec.id,
+            crate::engine::TaskView {
+                id: spec.id.0,
+                name: spec.name.clone(),
+                state: "queued",
+                attempts: 0,
+                node: None,
+                reasons: Vec::new(),
+            },
+        );
+        ids.push(spec.id.0);
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": ids }))).into_response())
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// An id in a path: a whole number, or a 400 naming it.
+fn parse_id(text: &str, what: &str) -> Result<u64, ServiceError> {
+    text.parse().map_err(|_| ServiceError::BadRequest {
+        field: what.into(),
+        message: format!("{text:?} is not a {what} (a whole number)"),
+    })
+}
+
+async fn get_task(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Response, ServiceError> {
+    let id = TaskId(parse_id(&id, "task id")?);
+    let view = api.engine.view.read();
+    let task = view
+        .tasks
+        .get(&id)
+        .ok_or_else(|| ServiceError::NotFound(format!("no task {}", id.0)))?;
+    Ok(Json(task).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_tasks(
+    State(api): State<Api>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ServiceError> {
+    const STATES: [&str; 5] = ["queued", "running", "completed", "failed", "cancelled"];
+    if let Some(state) = &query.state {
+        if !STATES.contains(&state.as_str()) {
+            return Err(ServiceError::BadRequest {
+                field: "state".into(),
+                message: format!("{state:?} is not a state ({})", STATES.join(", ")),
+            });
+        }
+    }
+    let view = api.engine.view.read();
+    let mut tasks: Vec<_> = view
+        .tasks
+        .values()
+        .filter(|t| query.state.as_deref().is_none_or(|s| t.state == s))
+        .collect();
+    tasks.sort_by_key(|t| t.id);
+    let counts = STATES.map(|s| (s, view.tasks.values().filter(|t| t.state == s).count()));
+    tasks.truncate(query.limit.unwrap_or(usize::MAX));
+    Ok(Json(json!({
+        "tasks": tasks,
+        "counts": counts.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+    }))
+    .into_response())
+}
+
+/// Sends a command to the loop and waits for its answer.
+async fn ask(
+    api: &Api,
+    command: impl FnOnce(oneshot::Sender<Result<(), ServiceError>>) -> Command,
+) -> Result<Response, ServiceError> {
+    let (reply, answer) = oneshot::channel();
+    api.engine
+        .commands
+        .send(command(reply))
+        .await
+        .map_err(|_| ServiceError::Internal("the control loop stopped".into()))?;
+    answer
+        .await
+        .map_err(|_| ServiceError::Internal("the control loop stopped".into()))??;
+    Ok(Json(json!({"ok": true})).into_response())
+}
+
+async fn cancel(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ServiceError> {
+    let id = TaskId(parse_id(&id, "task id")?);
+    if !api.engine.view.read().tasks.contains_key(&id) {
+        return Err(ServiceError::NotFound(format!("no task {}", id.0)));
+    }
+    ask(&api, |reply| Command::Cancel(id, reply)).await
+}
+
+async fn list_nodes(State(api): State<Api>) -> Response {
+    Json(json!({ "nodes": api.engine.view.read().nodes })).into_response()
+}
+
+fn known_node(api: &Api, id: &str) -> Result<NodeId, ServiceError> {
+    let id = parse_id(id, "node id")?;
+    if api.engine.view.read().nodes.iter().any(|n| n.id == id) {
+        Ok(NodeId(id))
+    } else {
+        Err(ServiceError::NotFound(format!("no node {id}")))
+    }
+}
+
+async fn cordon(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ServiceError> {
+    let node = known_node(&api, &id)?;
+    ask(&api, |reply| Command::Cordon(node, true, reply)).await
+}
+
+async fn uncordon(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Response, ServiceError> {
+    let node = known_node(&api, &id)?;
+    ask(&api, |reply| Command::Cordon(node, false, reply)).await
+}
+
+async fn drain(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ServiceError> {
+    let node = known_node(&api, &id)?;
+    ask(&api, |reply| Command::Drain(node, reply)).await
+}
+
+async fn get_policy(State(api): State<Api>) -> Response {
+    let policies: Vec<_> = lepton::policies::policy_descriptions()
+        .into_iter()
+        .map(|(name, description)| json!({"name": name, "description": description}))
+        .collect();
+    Json(json!({ "name": api.engine.view.read().policy, "available": policies })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyBody {
+    name: String,
+}
+
+async fn set_policy(State(api): State<Api>, body: Bytes) -> Result<Response, ServiceError> {
+    let body: PolicyBody = serde_json::from_slice(&body).map_err(|e| ServiceError::BadRequest {
+        field: "body".into(),
+        message: e.to_string(),
+    })?;
+    ask(&api, |reply| Command::SetPolicy(body.name, reply)).await
+}

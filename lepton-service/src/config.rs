@@ -1,0 +1,229 @@
+//! `lepton serve`'s configuration: a TOML file, every key optional, unknown
+//! keys and bad values refused with their line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The service's settings; [`Default`] is what `lepton serve` runs with no
+/// file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Where the API listens (default `127.0.0.1:7700`).
+    pub listen: SocketAddr,
+    /// Where state, runs and logs go (default `./lepton-data`).
+    pub data_dir: PathBuf,
+    /// The bearer token every request but `/healthz` must carry; also read
+    /// from `LEPTON_TOKEN`. Without one the service listens on loopback
+    /// only.
+    pub token: Option<String>,
+    /// The placement policy (a name `lepton policies` lists; default
+    /// `bestfit`).
+    pub policy: String,
+    /// Whether each commit of the store is synced to disk (default true).
+    pub durable: bool,
+    /// The largest request body accepted, in bytes (default 8 MiB).
+    pub max_body_bytes: usize,
+    /// The most tasks in one `POST /v1/tasks` (default 10,000).
+    pub max_tasks_per_request: usize,
+    /// Milliseconds between two steps of the control loop (default 100).
+    pub tick_ms: u64,
+    /// Launches in flight at once (default 64).
+    pub max_concurrent_launches: usize,
+    /// The local backend.
+    pub local: LocalSection,
+}
+
+/// `[local]`: this machine's processes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalSection {
+    /// Nodes offered, each an equal part of `share` of the machine
+    /// (default 1).
+    pub nodes: u32,
+    /// The share of the machine offered, in (0, 1] (default 1).
+    pub share: f64,
+    /// Whether runs get cgroup limits (default true; where the machine
+    /// offers none, the service says so at start).
+    pub cgroups: bool,
+}
+
+impl Default for LocalSection {
+    fn default() -> Self {
+        LocalSection {
+            nodes: 1,
+            share: 1.0,
+            cgroups: true,
+        }
+    }
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            data_dir: PathBuf::from("lepton-data"),
+            token: None,
+            policy: "bestfit".to_owned(),
+            durable: true,
+            max_body_bytes: 8 << 20,
+            max_tasks_per_request: 10_000,
+            tick_ms: 100,
+            max_concurrent_launches: 64,
+            local: LocalSection::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file (or `<default>`).
+    pub source_name: String,
+    /// The line at fault, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ServiceConfig {
+    /// Reads a configuration file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the line: unreadable, not TOML,
+    /// an unknown key, a value of the wrong type or out of range.
+    pub fn from_path(path: &Path) -> Result<ServiceConfig, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source_name: name.clone(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_toml(&text, &name)
+    }
+
+    /// Parses TOML text; `source_name` names it in errors.
+    ///
+    /// # Errors
+    /// As [`from_path`](Self::from_path).
+    pub fn from_toml(text: &str, source_name: &str) -> Result<ServiceConfig, ConfigError> {
+        let config: ServiceConfig = toml::from_str(text).map_err(|e| ConfigError {
+            source_name: source_name.to_owned(),
+            line: e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1),
+            message: e.message().to_owned(),
+        })?;
+        config.validate(source_name)?;
+        Ok(config)
+    }
+
+    /// Checks the values a type cannot.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key and its value.
+    pub fn validate(&self, source_name: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError {
+            source_name: source_name.to_owned(),
+            line: None,
+            message,
+        };
+        if lepton::policies::by_name(&self.policy).is_err() && self.policy != "rule" {
+            return Err(bad(format!(
+                "policy = {:?} is not a policy (valid: {})",
+                self.policy,
+                lepton::policies::policy_names().join(", ")
+            )));
+        }
+        if self.policy == "rule" {
+            return Err(bad(
+                "policy = \"rule\" needs a rules file, not offered by the service yet".into(),
+            ));
+        }
+        if self.token.as_deref().is_some_and(str::is_empty) {
+            return Err(bad(
+                "token = \"\": an empty token would let anyone in".into()
+            ));
+        }
+        for (key, value, range) in [
+            (
+                "max_body_bytes",
+                self.max_body_bytes as u64,
+                1_024..=(1u64 << 30),
+            ),
+            (
+                "max_tasks_per_request",
+                self.max_tasks_per_request as u64,
+                1..=1_000_000,
+            ),
+            ("tick_ms", self.tick_ms, 1..=60_000),
+            (
+                "max_concurrent_launches",
+                self.max_concurrent_launches as u64,
+                1..=10_000,
+            ),
+            ("local.nodes", u64::from(self.local.nodes), 1..=1_024),
+        ] {
+            if !range.contains(&value) {
+                return Err(bad(format!(
+                    "{key} = {value} is out of range: {} to {}",
+                    range.start(),
+                    range.end()
+                )));
+            }
+        }
+        if !(self.local.share > 0.0 && self.local.share <= 1.0) {
+            return Err(bad(format!(
+                "local.share = {} is out of range: above 0, at most 1",
+                self.local.share
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        assert_eq!(
+            ServiceConfig::from_toml("", "lepton.toml").expect("valid"),
+            ServiceConfig::default()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_line() {
+        let cases = [
+            (
+                "listen = \"127.0.0.1:7700\"\nlisen = 1\n",
+                "lepton.toml:2: unknown field `lisen`",
+            ),
+            ("tick_ms = -5\n", "lepton.toml:1:"),
+            ("[local]\nshare = \"half\"\n", "lepton.toml:2:"),
+            ("[local]\ncpus = 2\n", "lepton.toml:2: unknown field `cpus`"),
+            ("listen = \"localhost\"\n", "lepton.toml:1:"),
+            ("tick_ms = 0\n", "tick_ms = 0 is out of range: 1 to 60000"),
+            (
+                "policy = \"fastest\"\n",
+                "policy = \"fastest\" is not a policy",
+            ),
+            ("token = \"\"\n", "an empty token"),
+            (
+                "[local]\nshare = 1.5\n",
+                "local.share = 1.5 is out of range",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = ServiceConfig::from_toml(text, "lepton.toml")
+                .expect_err(text)
+                .to_string();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! The control loop of the service, on a thread of its own: it owns the
+//! [`Controller`], steps it every tick, applies the API's commands between
+//! steps, writes what happened to the store and publishes a [`View`] the
+//! API reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lepton::adapters::local::LocalBackend;
+use lepton::policies::by_name;
+use lepton::{
+    Backend, Controller, ControllerConfig, CoreScheduler, Handle, NodeId, RunStatus, Scheduler,
+    Submitter, TaskId, TaskSpec, TaskState,
+};
+use parking_lot::RwLock;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::store::{Change, Finished, Store, Stored};
+use crate::ServiceError;
+
+/// A task as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskView {
+    /// The task's id.
+    pub id: u64,
+    /// Its name, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `queued` (waiting or waiting to be retried), `running`, `completed`,
+    /// `failed` or `cancelled`.
+    pub state: &'static str,
+    /// Runs so far.
+    pub attempts: u32,
+    /// The node it runs on, while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<u64>,
+    /// Why its runs failed, oldest first.
+    pub reasons: Vec<String>,
+}
+
+/// A node as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeView {
+    /// The node's id.
+    pub id: u64,
+    /// Its name.
+    pub name: Option<String>,
+    /// `ready`, `cordoned` or `down`.
+    pub state: String,
+    /// CPU capacity and use, milli-cores.
+    pub cpu_milli: u64,
+    /// CPU booked by running tasks, milli-cores.
+    pub cpu_used_milli: u64,
+    /// Memory capacity, MiB.
+    pub memory_mib: u64,
+    /// Memory booked, MiB.
+    pub memory_used_mib: u64,
+    /// Tasks running there.
+    pub tasks: usize,
+    /// Its labels (`lepton.cgroups` says how limits are applied).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What the API reads: the service's state after the latest step.
+#[derive(Debug, Default)]
+pub(crate) struct View {
+    /// Every task accepted, by id.
+    pub(crate) tasks: HashMap<TaskId, TaskView>,
+    /// The nodes.
+    pub(crate) nodes: Vec<NodeView>,
+    /// The policy in use.
+    pub(crate) policy: String,
+    /// Tasks waiting in the queue.
+    pub(crate) queue_len: usize,
+}
+
+/// What the API asks the loop to do; each gets an answer.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Cancel(TaskId, oneshot::Sender<Result<(), ServiceError>>),
+    Cordon(NodeId, bool, oneshot::Sender<Result<(), ServiceError>>),
+    Drain(NodeId, oneshot::Sender<Result<(), ServiceError>>),
+    SetPolicy(String, oneshot::Sender<Result<(), ServiceError>>),
+}
+
+/// What the API holds of the loop.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineHandle {
+    pub(crate) view: Arc<RwLock<View>>,
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) submitter: Submitter,
+}
+
+/// The loop's settings.
+pub(crate) struct EngineConfig {
+    pub(crate) tick: Duration,
+    pub(crate) max_concurrent_launches: usize,
+    pub(crate) policy: String,
+}
+
+/// Starts the loop on its own thread: loads the stored state, adopts the
+/// runs the backend still holds, and steps until `shutdown` fires.
+pub(crate) fn start(
+    backend: Arc<LocalBackend>,
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(EngineHandle, std::thread::JoinHandle<()>), ServiceError> {
+    let (ready, started) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("lepton-engine".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready.send(Err(ServiceError::Start(format!("runtime: {e}"))));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let (engine, handle) = match Engine::recover(backend, store, &config).await {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(handle.0));
+                engine.run(handle.1, shutdown).await;
+            });
+        })
+        .map_err(|e| ServiceError::Start(format!("cannot start the control loop: {e}")))?;
+    let handle = started
+        .recv()
+        .map_err(|_| ServiceError::Start("the control loop stopped at start".into()))??;
+    Ok((handle, thread))
+}
+
+struct Engine {
+    controller: Controller,
+    store: Arc<dyn Store>,
+    view: Arc<RwLock<View>>,
+    tick: Duration,
+}
+
+impl Engine {
+    /// The loop after a (re)start: the stored tasks, their runs adopted.
+    async fn recover(
+        backend: Arc<LocalBackend>,
+        store: Arc<dyn Store>,
+        config: &EngineConfig,
+    ) -> Result<(Engine, (EngineHandle, mpsc::Receiver<Command>)), ServiceError> {
+        let stored = store.load()?;
+        let policy_name = stored
+            .policy
+            .clone()
+            .unwrap_or_else(|| config.policy.clone());
+        let policy = by_name(&policy_name).map_err(|e| ServiceError::Start(e.to_string()))?;
+        let controller_config = ControllerConfig {
+            tick: config.tick,
+            max_concurrent_launches: config.max_concurrent_launches,
+            ..ControllerConfig::default()
+        };
+        let live = backend
+            .running()
+            .await
+            .map_err(|e| ServiceError::Start(e.to_string()))?;
+        let backends: Vec<Arc<dyn Backend>> = vec![Arc::clone(&backend) as Arc<dyn Backend>];
+        let mut controller = Controller::new(scheduler(policy), backends, controller_config)
+            .await
+            .map_err(|e| ServiceError::Start(e.to_string()))?;
+        let adopted = restore(&mut controller, &backend, &stored, live).await;
+        info!(
+            tasks = stored.tasks.len(),
+            finished = stored.finished.len(),
+            adopted,
+            "state loaded"
+        );
+        for node in &stored.cordoned {
+            if let Err(error) = controller.scheduler_mut().cordon(*node) {
+                warn!(%node, %error, "a cordoned node is gone");
+            }
+        }
+        let view = Arc::new(RwLock::new(View::default()));
+        {
+            let mut view = view.write();
+            for (id, spec) in &stored.tasks {
+                let task = match stored.finished.get(id) {
+                    Some(end) => ended_view(spec, end),
+                    None => live_view(controller.scheduler(), spec),
+                };
+                view.tasks.insert(*id, task);
+            }
+        }
+        // Runs that ended while no service watched ended their tasks now.
+        let ended: Vec<Change> = stored
+            .tasks
+            .keys()
+            .filter(|id| !stored.finished.contains_key(id))
+            .filter_map(|id| finished(&controller, *id).map(|end| Change::Finished(*id, end)))
+            .collect();
+        store.apply(ended)?;
+        let submitter = controller.scheduler().submitter();
+        let (commands, inbox) = mpsc::channel(64);
+        let engine = Engine {
+            controller,
+            store,
+            view: Arc::clone(&view),
+            tick: config.tick,
+        };
+        engine.publish();
+        Ok((
+            engine,
+            (
+                EngineHandle {
+                    view,
+                    commands,
+                    submitter,
+                },
+                inbox,
+            ),
+        ))
+    }
+
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Command>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return,
+                Some(command) = inbox.recv() => self.command(command).await,
+                () = tokio::time::sleep(self.tick) => self.step().await,
+            }
+        }
+    }
+
+    async fn step(&mut self) {
+        let report = self.controller.step().await;
+        let mut changes: Vec<Change> = report
+            .launched
+            .iter()
+            .chain(&report.migrated)
+            .cloned()
+            .map(Change::Run)
+            .collect();
+        for (handle, _) in &report.ended {
+            if let Some(end) = self.finished(handle.run.task) {
+                changes.push(Change::Finished(handle.run.task, end));
+            }
+        }
+        if let Err(error) = self.store.apply(changes) {
+            // The state is in memory and in the backend; the next write
+            // carries it. A restart before then replays from the backend.
+            warn!(%error, "store write failed");
+        }
+        self.publish();
+    }
+
+    fn finished(&self, task: TaskId) -> Option<Finished> {
+        finished(&self.controller, task)
+    }
+
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::Cancel(task, reply) => {
+                let result = self.cancel(task).await;
+                let _ = reply.send(result);
+            }
+            Command::Cordon(node, cordon, reply) => {
+                let scheduler = self.controller.scheduler_mut();
+                let result = if cordon {
+                    scheduler.cordon(node)
+                } else {
+                    scheduler.uncordon(node)
+                };
+                let result = match result {
+                    Ok(()) => self
+                        .store
+                        .apply(vec![Change::Cordoned(node, cordon)])
+                        .map_err(ServiceError::from),
+                    Err(error) => Err(ServiceError::from(error)),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Drain(node, reply) => {
+                let result = match self.controller.drain(node).await {
+                    Ok(_) => self
+                        .store
+                        .apply(vec![Change::Cordoned(node, true)])
+                        .map_err(ServiceError::from),
+                    Err(error) => Err(ServiceError::from(error)),
+                };
+                let _ = reply.send(result);
+            }
+            Command::SetPolicy(name, reply) => {
+                let result = match by_name(&name) {
+                    Ok(policy) => {
+                        self.controller.scheduler_mut().set_policy(policy);
+                        self.store
+                            .apply(vec![Change::Policy(name)])
+                            .map_err(ServiceError::from)
+                    }
+                    Err(error) => Err(ServiceError::BadRequest {
+                        field: "name".into(),
+                        message: error.to_string(),
+                    }),
+                };
+                let _ = reply.send(result);
+            }
+        }
+        self.publish();
+    }
+
+    async fn cancel(&mut self, task: TaskId) -> Result<(), ServiceError> {
+        self.controller.cancel(task).await?;
+        let end = self.finished(task).unwrap_or(Finished {
+            state: "cancelled".into(),
+            attempts: 0,
+            reasons: Vec::new(),
+        });
+        self.store.apply(vec![Change::Finished(task, end)])?;
+        Ok(())
+    }
+
+    /// Refreshes the view: every task not yet ended, the nodes, the policy.
+    fn publish(&self) {
+        let scheduler = self.controller.scheduler();
+        let nodes = scheduler
+            .cluster()
+            .nodes()
+            .iter()
+            .map(|node| {
+                let spec = node.spec();
+                let free = node.free();
+                NodeView {
+                    id: node.id().0,
+                    name: spec.name.clone(),
+                    state: node.state().to_string(),
+                    cpu_milli: spec.capacity.cpu_milli,
+                    cpu_used_milli: spec.capacity.cpu_milli.saturating_sub(free.cpu_milli),
+                    memory_mib: spec.capacity.memory_mib,
+                    memory_used_mib: spec.capacity.memory_mib.saturating_sub(free.memory_mib),
+                    tasks: scheduler.cluster().tasks_on(node.id()).len(),
+                    labels: spec
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                }
+            })
+            .collect();
+        let mut view = self.view.write();
+        for task in view.tasks.values_mut() {
+            if matches!(task.state, "completed" | "failed" | "cancelled") {
+                continue;
+            }
+            let id = TaskId(task.id);
+            if let Some(spec) = scheduler.task(id) {
+                *task = live_view(scheduler, spec);
+            }
+        }
+        view.nodes = nodes;
+        view.policy = scheduler.policy_name().to_owned();
+        view.queue_len = scheduler.queue_len();
+    }
+}
+
+/// Takes the stored tasks that have not ended back in. Each one's latest
+/// run — the newest the backend still holds, else the one the store names
+/// — is adopted with what the backend says of it now (an ended run ends its
+/// task or is retried; ended runs first, so that each holds its resources
+/// only while it is taken in); the others are queued. Returns how many runs
+/// were adopted.
+async fn restore(
+    controller: &mut Controller,
+    backend: &LocalBackend,
+    stored: &Stored,
+    live: Vec<Handle>,
+) -> usize {
+    let mut latest: HashMap<TaskId, Handle> = HashMap::new();
+    for handle in live {
+        let newer = latest
+            .get(&handle.run.task)
+            .is_none_or(|known| known.run.attempt < handle.run.attempt);
+        if newer {
+            latest.insert(handle.run.task, handle);
+        }
+    }
+    let mut found = Vec::new();
+    for (id, spec) in &stored.tasks {
+        if stored.finished.contains_key(id) {
+            continue;
+        }
+        match latest.remove(id).or_else(|| stored.runs.get(id).cloned()) {
+            Some(handle) => {
+                let status = backend.status(&handle).await.unwrap_or(RunStatus::Running);
+                found.push((spec, handle, status));
+            }
+            None => {
+                if let Err(error) = controller.submit(spec) {
+                    warn!(task = %id, %error, "a stored task was refused");
+                }
+            }
+        }
+    }
+    // Ended runs first: each is taken in and released at once.
+    found.sort_by_key(|(_, _, status)| matches!(status, RunStatus::Running | RunStatus::Starting));
+    let mut adopted = 0;
+    for (spec, handle, status) in found {
+        match controller.adopt(spec, handle.clone(), &status) {
+            Ok(()) => adopted += 1,
+            Err(error) => {
+                warn!(%handle, %error, "cannot adopt; queued again");
+                if let Err(error) = controller.submit(spec) {
+                    warn!(task = %spec.id, %error, "a stored task was refused");
+                }
+            }
+        }
+    }
+    adopted
+}
+
+/// The service's scheduler: a task that found no node is tried again as
+/// soon as a run ends, not only when its backoff does.
+fn scheduler(policy: Box<dyn lepton::Policy>) -> CoreScheduler {
+    let mut config = lepton::SchedulerConfig::default();
+    config.retry_waiting_on_release = true;
+    CoreScheduler::builder(policy).config(config).build()
+}
+
+/// The task's end, if it ended.
+fn finished(controller: &Controller, task: TaskId) -> Option<Finished> {
+    let scheduler = controller.scheduler();
+    let state = match scheduler.task_state(task)? {
+        TaskState::Completed => "completed",
+        TaskState::Failed { .. } => "failed",
+        TaskState::Cancelled => "cancelled",
+        _ => return None,
+    };
+    Some(Finished {
+        state: state.to_owned(),
+        attempts: scheduler.current_run(task).map_or(0, |run| run.attempt),
+        reasons: scheduler.failures(task).to_vec(),
+    })
+}
+
+fn state_name(state: Option<&TaskState>) -> &'static str {
+    match state {
+        Some(TaskState::Running { .. }) => "running",
+        Some(TaskState::Completed) => "completed",
+        Some(TaskState::Failed { .. }) => "failed",
+        Some(TaskState::Cancelled) => "cancelled",
+        _ => "queued",
+    }
+}
+
+fn live_view(scheduler: &CoreScheduler, spec: &TaskSpec) -> TaskView {
+    let state = scheduler.task_state(spec.id);
+    TaskView {
+        id: spec.id.0,
+        name: spec.name.clone(),
+        state: state_name(state),
+        attempts: scheduler.current_run(spec.id).map_or(0, |run| run.attempt),
+        node: match state {
+            Some(TaskState::Running { node }) => Some(node.0),
+            _ => None,
+        },
+        reasons: scheduler.failures(spec.id).to_vec(),
+    }
+}
+
+fn ended_view(spec: &TaskSpec, end: &Finished) -> TaskView {
+    TaskView {
+        id: spec.id.0,
+        name: spec.name.clone(),
+        state: match end.state.as_str() {
+            "completed" => "completed",
+            "failed" => "failed",
+            _ => "cancelled",
+        },
+        attempts: end.attempts,
+        node: None,
+        reasons: end.reasons.clone(),
+    }
+}

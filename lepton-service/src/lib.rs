@@ -1,0 +1,164 @@
+//! Lepton as a service: `lepton serve`. An HTTP API over the scheduler and
+//! its [`Controller`](lepton::Controller), the local backend running each
+//! task as a process, and state that survives a crash.
+//!
+//! - [`serve`] starts the service on a [`ServiceConfig`] and runs until its
+//!   shutdown signal; docs/SERVICE.md describes the API and the config.
+//! - [`Store`] keeps what was accepted and decided; [`EmbeddedStore`] (a
+//!   redb file) is the default. A task is acknowledged only once it is
+//!   stored, durably unless `durable = false`.
+//! - After a crash, a restart loads the store, adopts the runs the backend
+//!   still holds (and learns how those that ended meanwhile ended), and
+//!   carries on: nothing acknowledged is lost, and no run id is started
+//!   twice.
+
+mod api;
+mod config;
+mod engine;
+mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use lepton::adapters::local::{LocalBackend, LocalConfig};
+use tracing::{info, warn};
+
+pub use config::{ConfigError, LocalSection, ServiceConfig};
+pub use engine::{NodeView, TaskView};
+pub use store::{Change, EmbeddedStore, Finished, Store, StoreError, Stored};
+
+/// What the service answers with, or fails to start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is malformed: `field` names what is wrong.
+    #[error("{field}: {message}")]
+    BadRequest {
+        /// The field at fault (`body`, `[3]` for the fourth task, `state`).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No or a wrong bearer token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// An unknown task, node or route.
+    #[error("{0}")]
+    NotFound(String),
+    /// A task id already submitted.
+    #[error("{0}")]
+    Conflict(String),
+    /// The scheduler refused the request (an ended task cancelled, say).
+    #[error(transparent)]
+    Scheduler(#[from] lepton::Error),
+    /// The store could not write: nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The service cannot start.
+    #[error("{0}")]
+    Start(String),
+    /// Something the service did not expect.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl IntoResponse for ServiceError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ServiceError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Conflict(_) | ServiceError::Scheduler(_) => StatusCode::CONFLICT,
+            ServiceError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Start(_) | ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let field = match &self {
+            ServiceError::BadRequest { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        let body = serde_json::json!({"error": self.to_string(), "field": field});
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Runs the service until `shutdown` resolves: the local backend under
+/// `config.data_dir`, the embedded store, the control loop and the API.
+/// Calls `ready` with the address it listens on once it accepts requests.
+///
+/// # Errors
+/// [`ServiceError::Start`] when it cannot start: the address is taken or
+/// not loopback without a token, the data directory or store cannot be
+/// opened, the stored state cannot be read.
+pub async fn serve(
+    config: ServiceConfig,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let token = config
+        .token
+        .clone()
+        .or_else(|| std::env::var("LEPTON_TOKEN").ok().filter(|t| !t.is_empty()));
+    if token.is_none() && !config.listen.ip().is_loopback() {
+        return Err(ServiceError::Start(format!(
+            "listen = {}: without a token (token in the config or LEPTON_TOKEN) the service \
+             listens on loopback only",
+            config.listen
+        )));
+    }
+    if token.is_none() {
+        warn!("no token configured: anyone on this machine can use the API (loopback only)");
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ServiceError::Start(format!("cannot create {}: {e}", config.data_dir.display()))
+    })?;
+    let mut local = LocalConfig::new(config.data_dir.join("local"));
+    local.nodes = config.local.nodes;
+    local.share = config.local.share;
+    if !config.local.cgroups {
+        local.cgroup_mount = None;
+    }
+    let backend =
+        Arc::new(LocalBackend::new(local).map_err(|e| ServiceError::Start(e.to_string()))?);
+    match backend.cgroups() {
+        Ok(version) => info!(cgroups = version, "runs get CPU and memory limits"),
+        Err(why) => warn!(%why, "runs get no CPU or memory limits"),
+    }
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(
+        &config.data_dir.join("state.redb"),
+        config.durable,
+    )?);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (engine, thread) = engine::start(
+        backend,
+        Arc::clone(&store),
+        engine::EngineConfig {
+            tick: std::time::Duration::from_millis(config.tick_ms),
+            max_concurrent_launches: config.max_concurrent_launches,
+            policy: config.policy.clone(),
+        },
+        stopped,
+    )?;
+    let claimed = engine.view.read().tasks.keys().copied().collect();
+    let api = api::Api {
+        engine,
+        store,
+        claimed: Arc::new(parking_lot::Mutex::new(claimed)),
+        token: token.map(Arc::from),
+        max_tasks_per_request: config.max_tasks_per_request,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServiceError::Start(format!("cannot listen on {}: {e}", config.listen)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| ServiceError::Start(e.to_string()))?;
+    info!(%address, "listening");
+    ready(address);
+    let served = axum::serve(listener, api::router(api, config.max_body_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop.send(true);
+    let _ = thread.join();
+    served.map_err(|e| ServiceError::Internal(e.to_string()))
+}
