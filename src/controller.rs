@@ -112,6 +112,11 @@ pub struct StepReport {
     pub waiting_launches: usize,
     /// Backends that could not be reached this step.
     pub unreachable_backends: usize,
+    /// Time the scheduler took to decide this step's placements (its
+    /// [`schedule`](Scheduler::schedule) cycle; no backend call in it).
+    pub deciding: Duration,
+    /// Placements decided this step (launches, moves).
+    pub decisions: usize,
 }
 
 /// What [`run`](Controller::run) did before it was told to stop: the
@@ -273,7 +278,10 @@ impl Controller {
         let ended = self.watch().await;
         // Runs past their task's timeout are stopped like evicted ones.
         let timed_out = self.scheduler.expire_timeouts();
+        let deciding = Instant::now();
         let assignments = self.scheduler.schedule();
+        let deciding = deciding.elapsed();
+        let decisions = assignments.len();
         let report = self.execute(assignments, timed_out).await;
         self.steps += 1;
         if self.due(self.config.sweep_every) {
@@ -285,6 +293,8 @@ impl Controller {
         StepReport {
             ended,
             unreachable_backends,
+            deciding,
+            decisions,
             ..report
         }
     }

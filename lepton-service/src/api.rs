@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use crate::engine::{Command, EngineHandle};
+use crate::engine::{Command, EngineHandle, STATES};
 use crate::store::{Change, Store};
 use crate::ServiceError;
 
@@ -25,6 +26,7 @@ use crate::ServiceError;
 #[derive(Clone)]
 pub(crate) struct Api {
     pub(crate) engine: EngineHandle,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) store: Arc<dyn Store>,
     /// Ids accepted or being accepted: a second submission of one is refused
     /// before anything is stored.
@@ -40,7 +42,7 @@ impl std::fmt::Debug for Api {
 }
 
 /// The routes, with authentication and the body limit.
-pub(crate) fn router(api: Api, max_body_bytes: usize) -> Router {
+pub(crate) fn router(api: Api, max_body_bytes: usize, public_metrics: bool) -> Router {
     let v1 = Router::new()
         .route("/v1/tasks", post(submit).get(list_tasks))
         .route("/v1/tasks/{id}", get(get_task))
@@ -49,10 +51,17 @@ pub(crate) fn router(api: Api, max_body_bytes: usize) -> Router {
         .route("/v1/nodes/{id}/cordon", post(cordon))
         .route("/v1/nodes/{id}/uncordon", post(uncordon))
         .route("/v1/nodes/{id}/drain", post(drain))
-        .route("/v1/policy", get(get_policy).put(set_policy))
-        .route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
+        .route("/v1/policy", get(get_policy).put(set_policy));
+    let metrics = Router::new().route("/metrics", get(metrics));
+    let (v1, open) = if public_metrics {
+        (v1, metrics)
+    } else {
+        (v1.merge(metrics), Router::new())
+    };
+    let v1 = v1.route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(open)
         .merge(v1)
         .fallback(|| async { ServiceError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -93,7 +102,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// `POST /v1/tasks`: one task spec or an array of them (the `spec` objects
 /// of the JSON workload format). Answered once every task is durably
 /// stored; all or none are accepted.
-async fn submit(State(api): State<Api>, body: Bytes) -> Result<Response, ServiceError> {
+async fn submit(
+    State(api): State<Api>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServiceError> {
+    let body = body.map_err(rejected)?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| ServiceError::BadRequest {
         field: "body".into(),
         message: format!("not JSON: {e}"),
@@ -191,7 +204,32 @@ async fn submit(State(api): State<Api>, body: Bytes) -> Result<Response, Service
         );
         ids.push(spec.id.0);
     }
+    api.metrics.accepted(ids.len() as u64);
     Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": ids }))).into_response())
+}
+
+/// A body that could not be read: too large (413), or cut short.
+fn rejected(rejection: BytesRejection) -> ServiceError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ServiceError::TooLarge(format!("body: {}", rejection.body_text()))
+    } else {
+        ServiceError::BadRequest {
+            field: "body".into(),
+            message: rejection.body_text(),
+        }
+    }
+}
+
+/// `GET /metrics`: Prometheus' text format.
+async fn metrics(State(api): State<Api>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        api.metrics.encode(),
+    )
+        .into_response()
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -235,9 +273,12 @@ struct ListQuery {
 
 async fn list_tasks(
     State(api): State<Api>,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ServiceError> {
-    const STATES: [&str; 5] = ["queued", "running", "completed", "failed", "cancelled"];
+    let Query(query) = query.map_err(|rejection| ServiceError::BadRequest {
+        field: "query".into(),
+        message: rejection.body_text(),
+    })?;
     if let Some(state) = &query.state {
         if !STATES.contains(&state.as_str()) {
             return Err(ServiceError::BadRequest {
@@ -332,7 +373,11 @@ struct PolicyBody {
     name: String,
 }
 
-async fn set_policy(State(api): State<Api>, body: Bytes) -> Result<Response, ServiceError> {
+async fn set_policy(
+    State(api): State<Api>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServiceError> {
+    let body = body.map_err(rejected)?;
     let body: PolicyBody = serde_json::from_slice(&body).map_err(|e| ServiceError::BadRequest {
         field: "body".into(),
         message: e.to_string(),

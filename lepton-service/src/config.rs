@@ -32,6 +32,9 @@ pub struct ServiceConfig {
     pub tick_ms: u64,
     /// Launches in flight at once (default 64).
     pub max_concurrent_launches: usize,
+    /// Whether `/metrics` is served without the token (default false: it
+    /// needs it, as every route but `/healthz` does).
+    pub public_metrics: bool,
     /// The local backend.
     pub local: LocalSection,
 }
@@ -72,6 +75,7 @@ impl Default for ServiceConfig {
             max_tasks_per_request: 10_000,
             tick_ms: 100,
             max_concurrent_launches: 64,
+            public_metrics: false,
             local: LocalSection::default(),
         }
     }

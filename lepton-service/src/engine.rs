@@ -18,7 +18,11 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use crate::metrics::Metrics;
 use crate::store::{Change, Finished, Store, Stored};
+
+/// The states the API shows.
+pub(crate) const STATES: [&str; 5] = ["queued", "running", "completed", "failed", "cancelled"];
 use crate::ServiceError;
 
 /// A task as the API shows it.
@@ -106,6 +110,7 @@ pub(crate) struct EngineConfig {
 pub(crate) fn start(
     backend: Arc<LocalBackend>,
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     config: EngineConfig,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(EngineHandle, std::thread::JoinHandle<()>), ServiceError> {
@@ -124,7 +129,8 @@ pub(crate) fn start(
                 }
             };
             runtime.block_on(async move {
-                let (engine, handle) = match Engine::recover(backend, store, &config).await {
+                let (engine, handle) = match Engine::recover(backend, store, metrics, &config).await
+                {
                     Ok(pair) => pair,
                     Err(error) => {
                         let _ = ready.send(Err(error));
@@ -146,6 +152,7 @@ struct Engine {
     controller: Controller,
     store: Arc<dyn Store>,
     view: Arc<RwLock<View>>,
+    metrics: Arc<Metrics>,
     tick: Duration,
 }
 
@@ -154,6 +161,7 @@ impl Engine {
     async fn recover(
         backend: Arc<LocalBackend>,
         store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
         config: &EngineConfig,
     ) -> Result<(Engine, (EngineHandle, mpsc::Receiver<Command>)), ServiceError> {
         let stored = store.load()?;
@@ -212,6 +220,7 @@ impl Engine {
             controller,
             store,
             view: Arc::clone(&view),
+            metrics,
             tick: config.tick,
         };
         engine.publish();
@@ -245,6 +254,7 @@ impl Engine {
 
     async fn step(&mut self) {
         let report = self.controller.step().await;
+        self.metrics.step(&report);
         let mut changes: Vec<Change> = report
             .launched
             .iter()
@@ -269,55 +279,46 @@ impl Engine {
         finished(&self.controller, task)
     }
 
+    /// Carries out a command; answers once the view shows its effect.
     async fn command(&mut self, command: Command) {
-        match command {
-            Command::Cancel(task, reply) => {
-                let result = self.cancel(task).await;
-                let _ = reply.send(result);
-            }
+        let (result, reply) = match command {
+            Command::Cancel(task, reply) => (self.cancel(task).await, reply),
             Command::Cordon(node, cordon, reply) => {
                 let scheduler = self.controller.scheduler_mut();
-                let result = if cordon {
+                let done = if cordon {
                     scheduler.cordon(node)
                 } else {
                     scheduler.uncordon(node)
                 };
-                let result = match result {
-                    Ok(()) => self
-                        .store
-                        .apply(vec![Change::Cordoned(node, cordon)])
-                        .map_err(ServiceError::from),
-                    Err(error) => Err(ServiceError::from(error)),
-                };
-                let _ = reply.send(result);
+                (self.persist(done, Change::Cordoned(node, cordon)), reply)
             }
             Command::Drain(node, reply) => {
-                let result = match self.controller.drain(node).await {
-                    Ok(_) => self
-                        .store
-                        .apply(vec![Change::Cordoned(node, true)])
-                        .map_err(ServiceError::from),
-                    Err(error) => Err(ServiceError::from(error)),
-                };
-                let _ = reply.send(result);
+                let done = self.controller.drain(node).await.map(drop);
+                (self.persist(done, Change::Cordoned(node, true)), reply)
             }
             Command::SetPolicy(name, reply) => {
                 let result = match by_name(&name) {
                     Ok(policy) => {
                         self.controller.scheduler_mut().set_policy(policy);
-                        self.store
-                            .apply(vec![Change::Policy(name)])
-                            .map_err(ServiceError::from)
+                        self.persist(Ok(()), Change::Policy(name))
                     }
                     Err(error) => Err(ServiceError::BadRequest {
                         field: "name".into(),
                         message: error.to_string(),
                     }),
                 };
-                let _ = reply.send(result);
+                (result, reply)
             }
-        }
+        };
         self.publish();
+        let _ = reply.send(result);
+    }
+
+    /// Stores `change` once the scheduler `done` it.
+    fn persist(&self, done: Result<(), lepton::Error>, change: Change) -> Result<(), ServiceError> {
+        done?;
+        self.store.apply(vec![change])?;
+        Ok(())
     }
 
     async fn cancel(&mut self, task: TaskId) -> Result<(), ServiceError> {
@@ -371,6 +372,22 @@ impl Engine {
         view.nodes = nodes;
         view.policy = scheduler.policy_name().to_owned();
         view.queue_len = scheduler.queue_len();
+        let mut queued: BTreeMap<u8, usize> = BTreeMap::new();
+        let mut states: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for task in view.tasks.values() {
+            *states.entry(task.state).or_default() += 1;
+            if task.state == "queued" {
+                if let Some(spec) = scheduler.task(TaskId(task.id)) {
+                    *queued.entry(spec.priority.0).or_default() += 1;
+                }
+            }
+        }
+        let queued: Vec<(u8, usize)> = queued.into_iter().collect();
+        let states: Vec<(&'static str, usize)> = STATES
+            .iter()
+            .map(|&state| (state, states.get(state).copied().unwrap_or(0)))
+            .collect();
+        self.metrics.observe(&scheduler.report(), &queued, &states);
     }
 }
 

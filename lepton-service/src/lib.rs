@@ -15,6 +15,7 @@
 mod api;
 mod config;
 mod engine;
+mod metrics;
 mod store;
 
 use std::net::SocketAddr;
@@ -49,6 +50,9 @@ pub enum ServiceError {
     /// A task id already submitted.
     #[error("{0}")]
     Conflict(String),
+    /// A body over the configured limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// The scheduler refused the request (an ended task cancelled, say).
     #[error(transparent)]
     Scheduler(#[from] lepton::Error),
@@ -70,6 +74,7 @@ impl IntoResponse for ServiceError {
             ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) | ServiceError::Scheduler(_) => StatusCode::CONFLICT,
+            ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Start(_) | ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -129,9 +134,11 @@ pub async fn serve(
         config.durable,
     )?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics = Arc::new(metrics::Metrics::new());
     let (engine, thread) = engine::start(
         backend,
         Arc::clone(&store),
+        Arc::clone(&metrics),
         engine::EngineConfig {
             tick: std::time::Duration::from_millis(config.tick_ms),
             max_concurrent_launches: config.max_concurrent_launches,
@@ -142,6 +149,7 @@ pub async fn serve(
     let claimed = engine.view.read().tasks.keys().copied().collect();
     let api = api::Api {
         engine,
+        metrics,
         store,
         claimed: Arc::new(parking_lot::Mutex::new(claimed)),
         token: token.map(Arc::from),
@@ -155,7 +163,8 @@ pub async fn serve(
         .map_err(|e| ServiceError::Start(e.to_string()))?;
     info!(%address, "listening");
     ready(address);
-    let served = axum::serve(listener, api::router(api, config.max_body_bytes))
+    let router = api::router(api, config.max_body_bytes, config.public_metrics);
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop.send(true);
