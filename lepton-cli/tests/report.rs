@@ -6,62 +6,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lepton-report-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod support;
 
-/// The browser: `LEPTON_CHROMIUM` or Debian's `/usr/bin/chromium`. Missing
-/// fails the test (it never skips) and says how to install it.
-fn chromium() -> PathBuf {
-    let path = std::env::var_os("LEPTON_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        path.exists(),
-        "{} is missing: `apt-get install chromium` (scripts/test.sh does it)",
-        path.display()
-    );
-    path
-}
-
-/// Loads `page` in headless Chromium: the DOM after its scripts ran, and
-/// what the browser logged (console errors included).
-fn load(page: &Path, screenshot: Option<&Path>) -> (String, String) {
-    let profile = scratch("profile");
-    let mut command = Command::new(chromium());
-    command.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--window-size=1200,2000",
-    ]);
-    command.arg(format!("--user-data-dir={}", profile.display()));
-    match screenshot {
-        Some(png) => command.arg(format!("--screenshot={}", png.display())),
-        None => command.arg("--dump-dom"),
-    };
-    let output = command
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "chromium failed: {output:?}");
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use support::browser::{load, scratch};
 
 /// What is wrong with a rendered report, if anything.
 /// The demo's report: four plots for the data center, two for the edge,
@@ -116,14 +65,15 @@ fn the_report_renders_in_chromium_with_its_tables_plots_and_script() {
         String::from_utf8_lossy(&output.stderr)
     );
     let page = out.join("index.html");
-    let (dom, log) = load(&page, None);
+    let url = format!("file://{}", page.display());
+    let (dom, log) = load(&url, None);
     assert_eq!(problems(&dom, &log), Vec::<String>::new(), "{log}");
     assert!(dom.contains("datacenter: Lepton"), "{dom}");
     assert!(dom.contains("edge: Lepton"), "{dom}");
     assert!(dom.contains("hybrid: Lepton"), "{dom}");
 
     let png = out.join("screenshot.png");
-    load(&page, Some(&png));
+    load(&url, Some(&png));
     let bytes = std::fs::read(&png).unwrap();
     assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
     assert!(bytes.len() > 20_000, "screenshot of {} bytes", bytes.len());
@@ -147,7 +97,7 @@ fn the_report_renders_in_chromium_with_its_tables_plots_and_script() {
         let dir = scratch(name);
         let broken_page = dir.join("index.html");
         std::fs::write(&broken_page, text).unwrap();
-        let (dom, log) = load(&broken_page, None);
+        let (dom, log) = load(&format!("file://{}", broken_page.display()), None);
         let found = problems(&dom, &log);
         assert!(
             found.iter().any(|p| p.contains(expected)),

@@ -7,100 +7,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use support::service::Service;
 
 const CLIENTS: u64 = 8;
 const TASKS_PER_CLIENT: u64 = 250;
 const BATCH: u64 = 10;
 const KILLS: usize = 3;
-
-struct Service {
-    dir: PathBuf,
-    config: PathBuf,
-    address: String,
-    child: Option<Child>,
-    starts: usize,
-}
-
-impl Service {
-    fn new(name: &str) -> Service {
-        let dir = std::env::temp_dir().join(format!("lepton-serve-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join("lepton.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ntick_ms = 50\n",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
-        Service {
-            dir,
-            config,
-            address: format!("http://127.0.0.1:{port}"),
-            child: None,
-            starts: 0,
-        }
-    }
-
-    fn start(&mut self) {
-        self.starts += 1;
-        let log =
-            std::fs::File::create(self.dir.join(format!("serve-{}.log", self.starts))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_lepton"))
-            .args(["serve", "--config", self.config.to_str().unwrap()])
-            .env_remove("LEPTON_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let started = Instant::now();
-        while ureq::get(&format!("{}/healthz", self.address))
-            .call()
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the service did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-        }
-    }
-
-    fn ledger(&self) -> String {
-        std::fs::read_to_string(self.dir.join("data/local/ledger.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
-    }
-}
 
 fn task(id: u64) -> serde_json::Value {
     serde_json::json!({
@@ -188,7 +107,7 @@ fn nothing_acknowledged_is_lost_or_run_twice_across_three_kills() {
         .unwrap()
         .as_nanos() as u64;
     eprintln!("kill moments seeded with {seed}");
-    let mut service = Service::new("crash");
+    let mut service = Service::new("crash", "");
     service.start();
     let address = service.address.clone();
     let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));

@@ -61,6 +61,8 @@ pub(crate) fn router(api: Api, max_body_bytes: usize, public_metrics: bool) -> R
     let v1 = v1.route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        // The page holds no data; it asks the API, with the token.
+        .route("/", get(dashboard))
         .merge(open)
         .merge(v1)
         .fallback(|| async { ServiceError::NotFound("no such route".into()) })
@@ -218,6 +220,18 @@ fn rejected(rejection: BytesRejection) -> ServiceError {
             message: rejection.body_text(),
         }
     }
+}
+
+/// The dashboard: one page, its script inline, embedded in the binary.
+const DASHBOARD: &str = include_str!("../assets/dashboard.html");
+
+/// `GET /`: the dashboard.
+async fn dashboard() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        DASHBOARD,
+    )
+        .into_response()
 }
 
 /// `GET /metrics`: Prometheus' text format.

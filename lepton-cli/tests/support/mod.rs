@@ -1,0 +1,7 @@
+//! What the binary's tests share.
+
+// Each test file uses part of this module.
+#![allow(dead_code, clippy::unwrap_used)]
+
+pub(crate) mod browser;
+pub(crate) mod service;
