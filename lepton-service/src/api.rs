@@ -51,7 +51,8 @@ pub(crate) fn router(api: Api, max_body_bytes: usize, public_metrics: bool) -> R
         .route("/v1/nodes/{id}/cordon", post(cordon))
         .route("/v1/nodes/{id}/uncordon", post(uncordon))
         .route("/v1/nodes/{id}/drain", post(drain))
-        .route("/v1/policy", get(get_policy).put(set_policy));
+        .route("/v1/policy", get(get_policy).put(set_policy))
+        .route("/v1/openapi.json", get(openapi));
     let metrics = Router::new().route("/metrics", get(metrics));
     let (v1, open) = if public_metrics {
         (v1, metrics)
@@ -232,6 +233,14 @@ async fn dashboard() -> Response {
         DASHBOARD,
     )
         .into_response()
+}
+
+/// The API's OpenAPI 3 description, embedded.
+const OPENAPI: &str = include_str!("../assets/openapi.json");
+
+/// `GET /v1/openapi.json`.
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// `GET /metrics`: Prometheus' text format.

@@ -166,3 +166,52 @@ fn a_drain_moves_work_off_a_node_and_keeps_it_cordoned() {
     let (status, _) = service.call("POST", "/v1/tasks/1/cancel", None, Some("{}"));
     assert_eq!(status, 200);
 }
+
+#[test]
+fn the_openapi_description_names_every_route_the_service_answers() {
+    let service = TestService::start("openapi", |_| {});
+    let (status, body) = service.call("GET", "/v1/openapi.json", None, None);
+    assert_eq!(status, 200);
+    let description = json(&body);
+    assert_eq!(description["openapi"], "3.0.3");
+    let paths = description["paths"].as_object().unwrap();
+    // Each documented route answers (not the router's 404), and each
+    // route the service has is documented.
+    let routes = [
+        ("GET", "/healthz", "/healthz"),
+        ("GET", "/", "/"),
+        ("GET", "/metrics", "/metrics"),
+        ("GET", "/v1/openapi.json", "/v1/openapi.json"),
+        ("GET", "/v1/tasks", "/v1/tasks"),
+        ("GET", "/v1/tasks/1", "/v1/tasks/{id}"),
+        ("POST", "/v1/tasks/1/cancel", "/v1/tasks/{id}/cancel"),
+        ("GET", "/v1/nodes", "/v1/nodes"),
+        ("POST", "/v1/nodes/9/cordon", "/v1/nodes/{id}/cordon"),
+        ("POST", "/v1/nodes/9/uncordon", "/v1/nodes/{id}/uncordon"),
+        ("POST", "/v1/nodes/9/drain", "/v1/nodes/{id}/drain"),
+        ("GET", "/v1/policy", "/v1/policy"),
+    ];
+    assert_eq!(paths.len(), routes.len(), "{:?}", paths.keys());
+    for (method, path) in [("post", "/v1/tasks"), ("put", "/v1/policy")] {
+        assert!(
+            paths[path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
+    for (method, path, documented) in routes {
+        assert!(
+            paths.contains_key(documented),
+            "{documented} is not documented"
+        );
+        let operation = &paths[documented][method.to_lowercase()];
+        assert!(
+            operation.is_object(),
+            "{method} {documented} is not documented"
+        );
+        let (status, body) = service.call(method, path, None, Some("{}"));
+        assert!(
+            !body.contains("no such route"),
+            "{method} {path}: {status} {body}"
+        );
+    }
+}
