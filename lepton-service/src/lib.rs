@@ -171,3 +171,87 @@ pub async fn serve(
     let _ = thread.join();
     served.map_err(|e| ServiceError::Internal(e.to_string()))
 }
+
+/// A service running on threads of its own (see [`start`]); stopped when
+/// dropped (runs in progress keep going, and are adopted by the next start).
+#[derive(Debug)]
+pub struct RunningService {
+    address: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServiceError>>>,
+}
+
+impl RunningService {
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops it and waits until it has stopped.
+    ///
+    /// # Errors
+    /// What the service failed with, if it failed.
+    pub fn stop(mut self) -> Result<(), ServiceError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), ServiceError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| ServiceError::Internal("the service's thread panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Starts [`serve`] on threads of its own (an embedder's way, and the
+/// tests'): returns once it listens.
+///
+/// # Errors
+/// What [`serve`] fails to start with.
+pub fn start(config: ServiceConfig, worker_threads: usize) -> Result<RunningService, ServiceError> {
+    let (ready, listening) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("lepton-service".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(worker_threads.max(1))
+                .enable_all()
+                .build()
+                .map_err(|e| ServiceError::Start(format!("runtime: {e}")))?;
+            runtime.block_on(serve(
+                config,
+                move |address| {
+                    let _ = ready.send(address);
+                },
+                async {
+                    let _ = stopped.await;
+                },
+            ))
+        })
+        .map_err(|e| ServiceError::Start(format!("cannot start a thread: {e}")))?;
+    match listening.recv() {
+        Ok(address) => Ok(RunningService {
+            address,
+            stop: Some(stop),
+            thread: Some(thread),
+        }),
+        // It stopped before listening: its error says why.
+        Err(_) => Err(thread
+            .join()
+            .map_err(|_| ServiceError::Internal("the service's thread panicked".into()))?
+            .err()
+            .unwrap_or_else(|| ServiceError::Start("stopped before listening".into()))),
+    }
+}

@@ -260,12 +260,6 @@ fn without_a_token_the_service_refuses_to_listen_beyond_loopback() {
         data_dir: std::env::temp_dir().join(format!("lepton-service-open-{}", std::process::id())),
         ..lepton_service::ServiceConfig::default()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let error = runtime
-        .block_on(lepton_service::serve(config, |_| {}, async {}))
-        .unwrap_err();
+    let error = lepton_service::start(config, 1).unwrap_err();
     assert!(error.to_string().contains("loopback only"), "{error}");
 }

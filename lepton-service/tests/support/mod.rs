@@ -13,25 +13,20 @@ use lepton_service::ServiceConfig;
 pub(crate) struct TestService {
     pub(crate) address: SocketAddr,
     pub(crate) dir: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    service: Option<lepton_service::RunningService>,
 }
 
 impl TestService {
     /// Starts a service with `configure` applied to a config on a fresh
     /// data directory, listening on a free loopback port.
     pub(crate) fn start(name: &str, configure: impl FnOnce(&mut ServiceConfig)) -> TestService {
-        let dir =
-            std::env::temp_dir().join(format!("lepton-service-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("lepton-service-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         Self::start_in(dir, configure)
     }
 
     /// Starts a service on `dir`, keeping what an earlier one left there.
-    pub(crate) fn start_in(
-        dir: PathBuf,
-        configure: impl FnOnce(&mut ServiceConfig),
-    ) -> TestService {
+    pub(crate) fn start_in(dir: PathBuf, configure: impl FnOnce(&mut ServiceConfig)) -> TestService {
         let mut config = ServiceConfig {
             listen: "127.0.0.1:0".parse().expect("an address"),
             data_dir: dir.clone(),
@@ -39,35 +34,11 @@ impl TestService {
             ..ServiceConfig::default()
         };
         configure(&mut config);
-        let (ready, address) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            let result = runtime.block_on(lepton_service::serve(
-                config,
-                move |address| {
-                    let _ = ready.send(address);
-                },
-                async {
-                    let _ = stopped.await;
-                },
-            ));
-            if let Err(error) = result {
-                panic!("the service failed: {error}");
-            }
-        });
-        let address = address
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("the service started");
+        let service = lepton_service::start(config, 2).expect("the service started");
         TestService {
-            address,
+            address: service.address(),
             dir,
-            stop: Some(stop),
-            thread: Some(thread),
+            service: Some(service),
         }
     }
 
@@ -108,11 +79,8 @@ impl TestService {
 
 impl Drop for TestService {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let Some(service) = self.service.take() {
+            service.stop().expect("the service stopped cleanly");
         }
     }
 }
