@@ -86,7 +86,8 @@ pub use resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PE
 pub use rng::SeededRng;
 pub use scheduler::{
     Assignment, CoreScheduler, CoreSchedulerBuilder, Drained, Event, RebalanceConfig, Report,
-    RetryPolicy, Scheduler, SchedulerConfig, Submitter, TaskCounts, TaskState,
+    RetryPolicy, SavedNode, SavedState, SavedTask, Scheduler, SchedulerConfig, SchedulerState,
+    Submitter, TaskCounts, TaskState,
 };
 pub use seed::seed_utility;
 pub use task::{

@@ -23,7 +23,10 @@ const CLIENTS: u64 = 8;
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("whole numbers: tasks per request, requests per client"))
+        .map(|a| {
+            a.parse()
+                .expect("whole numbers: tasks per request, requests per client")
+        })
         .collect();
     let batch = args.first().copied().unwrap_or(100).max(1);
     let requests = args.get(1).copied().unwrap_or(100).max(1);

@@ -39,12 +39,14 @@ mod config;
 mod heartbeat;
 mod preempt;
 mod rebalance;
+mod snapshot;
 mod submit;
 mod timeout;
 
 pub use config::{RebalanceConfig, RetryPolicy, SchedulerConfig};
 use heartbeat::Heartbeats;
 use preempt::EvictionRank;
+pub use snapshot::{SavedNode, SavedState, SavedTask, SchedulerState};
 use submit::Intake;
 pub use submit::Submitter;
 
@@ -1002,7 +1004,7 @@ impl CoreScheduler {
 
     /// Books `task` on `placement` again after a failed move; the node was
     /// just freed of it, so this fits.
-    fn restore(&mut self, task: TaskId, placement: &Placement) {
+    fn rebook(&mut self, task: TaskId, placement: &Placement) {
         if let Some(record) = self.tasks.get(&task) {
             let spec = record.spec.clone();
             if self.cluster.reserve(&spec, placement).is_err() {

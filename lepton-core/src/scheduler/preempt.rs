@@ -165,7 +165,7 @@ impl CoreScheduler {
                 // victims keep running where they were.
                 self.last_policy_error = Some(error);
                 for (run, placement) in evicted {
-                    self.restore(run.task, &placement);
+                    self.rebook(run.task, &placement);
                 }
                 None
             }

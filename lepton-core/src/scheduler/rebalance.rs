@@ -111,7 +111,7 @@ impl CoreScheduler {
                 Some(self.start(task, booked, vec![old]))
             }
             Err(_) => {
-                self.restore(
+                self.rebook(
                     task,
                     &Placement::on_gpus(from.node, from.gpus.iter().copied()),
                 );

@@ -20,13 +20,17 @@ impl TestService {
     /// Starts a service with `configure` applied to a config on a fresh
     /// data directory, listening on a free loopback port.
     pub(crate) fn start(name: &str, configure: impl FnOnce(&mut ServiceConfig)) -> TestService {
-        let dir = std::env::temp_dir().join(format!("lepton-service-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("lepton-service-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         Self::start_in(dir, configure)
     }
 
     /// Starts a service on `dir`, keeping what an earlier one left there.
-    pub(crate) fn start_in(dir: PathBuf, configure: impl FnOnce(&mut ServiceConfig)) -> TestService {
+    pub(crate) fn start_in(
+        dir: PathBuf,
+        configure: impl FnOnce(&mut ServiceConfig),
+    ) -> TestService {
         let mut config = ServiceConfig {
             listen: "127.0.0.1:0".parse().expect("an address"),
             data_dir: dir.clone(),
