@@ -37,6 +37,19 @@ pub struct ServiceConfig {
     pub public_metrics: bool,
     /// The local backend.
     pub local: LocalSection,
+    /// Serve HTTPS with this certificate and key (`[tls]`); plain HTTP
+    /// without.
+    pub tls: Option<TlsSection>,
+}
+
+/// `[tls]`: the certificate chain and private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The certificate chain (PEM), the server's first.
+    pub cert: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `[local]`: this machine's processes.
@@ -77,6 +90,7 @@ impl Default for ServiceConfig {
             max_concurrent_launches: 64,
             public_metrics: false,
             local: LocalSection::default(),
+            tls: None,
         }
     }
 }

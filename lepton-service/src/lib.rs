@@ -17,6 +17,7 @@ mod config;
 mod engine;
 mod metrics;
 mod store;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use lepton::adapters::local::{LocalBackend, LocalConfig};
 use tracing::{info, warn};
 
-pub use config::{ConfigError, LocalSection, ServiceConfig};
+pub use config::{ConfigError, LocalSection, ServiceConfig, TlsSection};
 pub use engine::{NodeView, TaskView};
 pub use store::{Change, EmbeddedStore, Finished, Store, StoreError, Stored};
 
@@ -114,6 +115,8 @@ pub async fn serve(
     if token.is_none() {
         warn!("no token configured: anyone on this machine can use the API (loopback only)");
     }
+    // Certificates first: a bad file should not wait for the store.
+    let tls_acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         ServiceError::Start(format!("cannot create {}: {e}", config.data_dir.display()))
     })?;
@@ -161,12 +164,20 @@ pub async fn serve(
     let address = listener
         .local_addr()
         .map_err(|e| ServiceError::Start(e.to_string()))?;
-    info!(%address, "listening");
+    info!(%address, tls = tls_acceptor.is_some(), "listening");
     ready(address);
     let router = api::router(api, config.max_body_bytes, config.public_metrics);
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = match &tls_acceptor {
+        Some(acceptor) => {
+            tls::serve(listener, acceptor.clone(), router, shutdown).await;
+            Ok(())
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     let _ = stop.send(true);
     let _ = thread.join();
     served.map_err(|e| ServiceError::Internal(e.to_string()))
