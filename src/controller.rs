@@ -256,6 +256,21 @@ impl Controller {
         Ok(())
     }
 
+    /// What the backend that holds `handle`'s node says of it.
+    ///
+    /// # Errors
+    /// The backend's error; [`BackendError::NotFound`] for a node no
+    /// backend offers.
+    pub async fn status(&self, handle: &Handle) -> Result<RunStatus, BackendError> {
+        match self.backend_of(handle.node) {
+            Some(backend) => backend.status(handle).await,
+            None => Err(BackendError::NotFound {
+                backend: "controller".to_owned(),
+                what: format!("node {}", handle.node),
+            }),
+        }
+    }
+
     /// The scheduler, read-only.
     pub fn scheduler(&self) -> &CoreScheduler {
         &self.scheduler

@@ -40,6 +40,22 @@ pub struct ServiceConfig {
     /// Serve HTTPS with this certificate and key (`[tls]`); plain HTTP
     /// without.
     pub tls: Option<TlsSection>,
+    /// Docker Engine API hosts (`[[docker]]`), each one node.
+    pub docker: Vec<DockerSection>,
+}
+
+/// `[[docker]]`: one Docker Engine API host (Docker or Podman) as a node.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSection {
+    /// Its unix socket.
+    pub socket: Option<PathBuf>,
+    /// Or its URL (`http://host:2375`).
+    pub url: Option<String>,
+    /// Its node id, unique among all backends' nodes.
+    pub node: u64,
+    /// The image of tasks whose config names none.
+    pub image: Option<String>,
 }
 
 /// `[tls]`: the certificate chain and private key, PEM files.
@@ -56,6 +72,10 @@ pub struct TlsSection {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocalSection {
+    /// Whether this machine runs tasks (default true).
+    pub enabled: bool,
+    /// The id of its first node (default 0); the others follow.
+    pub first_node: u64,
     /// Nodes offered, each an equal part of `share` of the machine
     /// (default 1).
     pub nodes: u32,
@@ -69,6 +89,8 @@ pub struct LocalSection {
 impl Default for LocalSection {
     fn default() -> Self {
         LocalSection {
+            enabled: true,
+            first_node: 0,
             nodes: 1,
             share: 1.0,
             cgroups: true,
@@ -91,6 +113,7 @@ impl Default for ServiceConfig {
             public_metrics: false,
             local: LocalSection::default(),
             tls: None,
+            docker: Vec::new(),
         }
     }
 }

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lepton::adapters::local::LocalBackend;
 use lepton::policies::by_name;
 use lepton::{
     Backend, Controller, ControllerConfig, CoreScheduler, Handle, NodeId, RunStatus, Scheduler,
@@ -108,7 +107,7 @@ pub(crate) struct EngineConfig {
 /// Starts the loop on its own thread: loads the stored state, adopts the
 /// runs the backend still holds, and steps until `shutdown` fires.
 pub(crate) fn start(
-    backend: Arc<LocalBackend>,
+    backends: Vec<Arc<dyn Backend>>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     config: EngineConfig,
@@ -129,14 +128,14 @@ pub(crate) fn start(
                 }
             };
             runtime.block_on(async move {
-                let (engine, handle) = match Engine::recover(backend, store, metrics, &config).await
-                {
-                    Ok(pair) => pair,
-                    Err(error) => {
-                        let _ = ready.send(Err(error));
-                        return;
-                    }
-                };
+                let (engine, handle) =
+                    match Engine::recover(backends, store, metrics, &config).await {
+                        Ok(pair) => pair,
+                        Err(error) => {
+                            let _ = ready.send(Err(error));
+                            return;
+                        }
+                    };
                 let _ = ready.send(Ok(handle.0));
                 engine.run(handle.1, shutdown).await;
             });
@@ -159,7 +158,7 @@ struct Engine {
 impl Engine {
     /// The loop after a (re)start: the stored tasks, their runs adopted.
     async fn recover(
-        backend: Arc<LocalBackend>,
+        backends: Vec<Arc<dyn Backend>>,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         config: &EngineConfig,
@@ -175,15 +174,18 @@ impl Engine {
             max_concurrent_launches: config.max_concurrent_launches,
             ..ControllerConfig::default()
         };
-        let live = backend
-            .running()
-            .await
-            .map_err(|e| ServiceError::Start(e.to_string()))?;
-        let backends: Vec<Arc<dyn Backend>> = vec![Arc::clone(&backend) as Arc<dyn Backend>];
+        let mut live = Vec::new();
+        for backend in &backends {
+            match backend.running().await {
+                Ok(handles) => live.extend(handles),
+                // Its runs are found by the controller's sweep once it answers.
+                Err(error) => warn!(backend = backend.name(), %error, "cannot list its runs"),
+            }
+        }
         let mut controller = Controller::new(scheduler(policy), backends, controller_config)
             .await
             .map_err(|e| ServiceError::Start(e.to_string()))?;
-        let adopted = restore(&mut controller, &backend, &stored, live).await;
+        let adopted = restore(&mut controller, &stored, live).await;
         info!(
             tasks = stored.tasks.len(),
             finished = stored.finished.len(),
@@ -397,12 +399,7 @@ impl Engine {
 /// task or is retried; ended runs first, so that each holds its resources
 /// only while it is taken in); the others are queued. Returns how many runs
 /// were adopted.
-async fn restore(
-    controller: &mut Controller,
-    backend: &LocalBackend,
-    stored: &Stored,
-    live: Vec<Handle>,
-) -> usize {
+async fn restore(controller: &mut Controller, stored: &Stored, live: Vec<Handle>) -> usize {
     let mut latest: HashMap<TaskId, Handle> = HashMap::new();
     for handle in live {
         let newer = latest
@@ -419,7 +416,10 @@ async fn restore(
         }
         match latest.remove(id).or_else(|| stored.runs.get(id).cloned()) {
             Some(handle) => {
-                let status = backend.status(&handle).await.unwrap_or(RunStatus::Running);
+                let status = controller
+                    .status(&handle)
+                    .await
+                    .unwrap_or(RunStatus::Running);
                 found.push((spec, handle, status));
             }
             None => {

@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use lepton::adapters::local::{LocalBackend, LocalConfig};
 use tracing::{info, warn};
 
-pub use config::{ConfigError, LocalSection, ServiceConfig, TlsSection};
+pub use config::{ConfigError, DockerSection, LocalSection, ServiceConfig, TlsSection};
 pub use engine::{NodeView, TaskView};
 pub use store::{Change, EmbeddedStore, Finished, Store, StoreError, Stored};
 
@@ -120,18 +120,7 @@ pub async fn serve(
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         ServiceError::Start(format!("cannot create {}: {e}", config.data_dir.display()))
     })?;
-    let mut local = LocalConfig::new(config.data_dir.join("local"));
-    local.nodes = config.local.nodes;
-    local.share = config.local.share;
-    if !config.local.cgroups {
-        local.cgroup_mount = None;
-    }
-    let backend =
-        Arc::new(LocalBackend::new(local).map_err(|e| ServiceError::Start(e.to_string()))?);
-    match backend.cgroups() {
-        Ok(version) => info!(cgroups = version, "runs get CPU and memory limits"),
-        Err(why) => warn!(%why, "runs get no CPU or memory limits"),
-    }
+    let backends = backends(&config)?;
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(
         &config.data_dir.join("state.redb"),
         config.durable,
@@ -139,7 +128,7 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let metrics = Arc::new(metrics::Metrics::new());
     let (engine, thread) = engine::start(
-        backend,
+        backends,
         Arc::clone(&store),
         Arc::clone(&metrics),
         engine::EngineConfig {
@@ -181,6 +170,66 @@ pub async fn serve(
     let _ = stop.send(true);
     let _ = thread.join();
     served.map_err(|e| ServiceError::Internal(e.to_string()))
+}
+
+/// The backends `config` names: the local one unless `local.enabled` is
+/// false, and each `[[docker]]` host.
+fn backends(config: &ServiceConfig) -> Result<Vec<Arc<dyn lepton::Backend>>, ServiceError> {
+    let mut backends: Vec<Arc<dyn lepton::Backend>> = Vec::new();
+    if config.local.enabled {
+        let mut local = LocalConfig::new(config.data_dir.join("local"));
+        local.nodes = config.local.nodes;
+        local.share = config.local.share;
+        local.first_node = config.local.first_node;
+        if !config.local.cgroups {
+            local.cgroup_mount = None;
+        }
+        let backend = LocalBackend::new(local).map_err(|e| ServiceError::Start(e.to_string()))?;
+        match backend.cgroups() {
+            Ok(version) => info!(cgroups = version, "local runs get CPU and memory limits"),
+            Err(why) => warn!(%why, "local runs get no CPU or memory limits"),
+        }
+        backends.push(Arc::new(backend));
+    }
+    for docker in &config.docker {
+        backends.push(docker_backend(docker)?);
+    }
+    if backends.is_empty() {
+        return Err(ServiceError::Start(
+            "no backend: local.enabled = false and no [[docker]] host".into(),
+        ));
+    }
+    Ok(backends)
+}
+
+#[cfg(feature = "docker")]
+fn docker_backend(
+    section: &config::DockerSection,
+) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+    use lepton::adapters::docker::DockerBackend;
+    let backend = match (&section.socket, &section.url) {
+        (Some(socket), None) => DockerBackend::connect_unix(socket),
+        (None, Some(url)) => DockerBackend::connect_http(url),
+        _ => {
+            return Err(ServiceError::Start(
+                "[[docker]]: give one of `socket` and `url`".into(),
+            ))
+        }
+    }
+    .map_err(|e| ServiceError::Start(e.to_string()))?
+    .with_node_id(lepton::NodeId(section.node));
+    let backend = match &section.image {
+        Some(image) => backend.with_default_image(image.clone()),
+        None => backend,
+    };
+    Ok(Arc::new(backend))
+}
+
+#[cfg(not(feature = "docker"))]
+fn docker_backend(_: &config::DockerSection) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+    Err(ServiceError::Start(
+        "[[docker]]: this build has no Docker backend (build it with the `docker` feature)".into(),
+    ))
 }
 
 /// A service running on threads of its own (see [`start`]); stopped when
