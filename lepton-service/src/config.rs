@@ -42,6 +42,41 @@ pub struct ServiceConfig {
     pub tls: Option<TlsSection>,
     /// Docker Engine API hosts (`[[docker]]`), each one node.
     pub docker: Vec<DockerSection>,
+    /// libvirt hypervisors (`[[libvirt]]`), each one node.
+    pub libvirt: Vec<LibvirtSection>,
+    /// AWS EC2 regions (`[[aws]]`), one node per instance type.
+    pub aws: Vec<AwsSection>,
+}
+
+/// `[[libvirt]]`: one hypervisor as a node, each run a VM.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LibvirtSection {
+    /// Its connection URI (`qemu:///system`, `qemu+tcp://host/system`,
+    /// `test:///default`).
+    pub uri: String,
+    /// Its node id, unique among all backends' nodes.
+    pub node: u64,
+}
+
+/// `[[aws]]`: EC2 in one region, one node per instance type, each run an
+/// instance.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    /// The region (`us-east-1`).
+    pub region: String,
+    /// Another endpoint than AWS's (a local emulator, a VPC endpoint).
+    pub endpoint: Option<String>,
+    /// The machine image of tasks whose config names none.
+    pub image: Option<String>,
+    /// The cluster name its instances are tagged with (several services
+    /// sharing an account keep apart by it).
+    pub cluster: Option<String>,
+    /// The instance types offered (default: the backend's list).
+    pub instance_types: Option<Vec<String>>,
+    /// Instances of one type at once, at most.
+    pub max_instances_per_type: Option<u32>,
 }
 
 /// `[[docker]]`: one Docker Engine API host (Docker or Podman) as a node.
@@ -114,6 +149,8 @@ impl Default for ServiceConfig {
             local: LocalSection::default(),
             tls: None,
             docker: Vec::new(),
+            libvirt: Vec::new(),
+            aws: Vec::new(),
         }
     }
 }

@@ -27,7 +27,9 @@ use axum::response::{IntoResponse, Response};
 use lepton::adapters::local::{LocalBackend, LocalConfig};
 use tracing::{info, warn};
 
-pub use config::{ConfigError, DockerSection, LocalSection, ServiceConfig, TlsSection};
+pub use config::{
+    AwsSection, ConfigError, DockerSection, LibvirtSection, LocalSection, ServiceConfig, TlsSection,
+};
 pub use engine::{NodeView, TaskView};
 pub use store::{Change, EmbeddedStore, Finished, Store, StoreError, Stored};
 
@@ -173,7 +175,7 @@ pub async fn serve(
 }
 
 /// The backends `config` names: the local one unless `local.enabled` is
-/// false, and each `[[docker]]` host.
+/// false, and each `[[docker]]`, `[[libvirt]]` and `[[aws]]` section.
 fn backends(config: &ServiceConfig) -> Result<Vec<Arc<dyn lepton::Backend>>, ServiceError> {
     let mut backends: Vec<Arc<dyn lepton::Backend>> = Vec::new();
     if config.local.enabled {
@@ -194,9 +196,16 @@ fn backends(config: &ServiceConfig) -> Result<Vec<Arc<dyn lepton::Backend>>, Ser
     for docker in &config.docker {
         backends.push(docker_backend(docker)?);
     }
+    for libvirt in &config.libvirt {
+        backends.push(libvirt_backend(libvirt)?);
+    }
+    for aws in &config.aws {
+        backends.push(aws_backend(aws)?);
+    }
     if backends.is_empty() {
         return Err(ServiceError::Start(
-            "no backend: local.enabled = false and no [[docker]] host".into(),
+            "no backend: local.enabled = false and no [[docker]], [[libvirt]] or [[aws]] section"
+                .into(),
         ));
     }
     Ok(backends)
@@ -227,8 +236,56 @@ fn docker_backend(
 
 #[cfg(not(feature = "docker"))]
 fn docker_backend(_: &config::DockerSection) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
-    Err(ServiceError::Start(
-        "[[docker]]: this build has no Docker backend (build it with the `docker` feature)".into(),
+    Err(not_built("docker"))
+}
+
+#[cfg(feature = "libvirt")]
+fn libvirt_backend(
+    section: &config::LibvirtSection,
+) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+    use lepton::adapters::libvirt::LibvirtBackend;
+    Ok(Arc::new(LibvirtBackend::new(
+        section.uri.clone(),
+        lepton::NodeId(section.node),
+    )))
+}
+
+#[cfg(not(feature = "libvirt"))]
+fn libvirt_backend(_: &config::LibvirtSection) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+    Err(not_built("libvirt"))
+}
+
+#[cfg(feature = "aws")]
+fn aws_backend(section: &config::AwsSection) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+    use lepton::adapters::aws::AwsBackend;
+    let fail = |e: lepton::BackendError| ServiceError::Start(format!("[[aws]]: {e}"));
+    let mut backend =
+        AwsBackend::connect(section.endpoint.as_deref(), &section.region).map_err(fail)?;
+    if let Some(cluster) = &section.cluster {
+        backend = backend.with_cluster(cluster.clone()).map_err(fail)?;
+    }
+    if let Some(types) = &section.instance_types {
+        backend = backend.with_instance_types(types.clone()).map_err(fail)?;
+    }
+    if let Some(max) = section.max_instances_per_type {
+        backend = backend.with_max_instances_per_type(max);
+    }
+    if let Some(image) = &section.image {
+        backend = backend.with_default_image(image.clone());
+    }
+    Ok(Arc::new(backend))
+}
+
+#[cfg(not(feature = "aws"))]
+fn aws_backend(_: &config::AwsSection) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+    Err(not_built("aws"))
+}
+
+/// A section for a backend this build leaves out.
+#[cfg(not(all(feature = "docker", feature = "libvirt", feature = "aws")))]
+fn not_built(backend: &str) -> ServiceError {
+    ServiceError::Start(format!(
+        "[[{backend}]]: this build has no {backend} backend (build it with the `{backend}` feature)"
     ))
 }
 
