@@ -682,6 +682,10 @@ fn negative_and_fractional_numbers_get_their_range() {
         "--arrival-scale -2 is out of range: a decimal above 0",
     );
     fails_saying(
+        &["replay", "--horizon-s", "18446744073709551615"],
+        "is out of range: a whole number from 1 to 18,446,744,073,709",
+    );
+    fails_saying(
         &["replay", "--arrival-scale", "fast"],
         "fast is not a number (a decimal such as 0.5 or 2.5)",
     );

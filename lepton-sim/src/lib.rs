@@ -45,6 +45,7 @@ pub use fit::unplaceable;
 pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks, synthetic_workload};
 pub use timed::{
     default_horizon_s, run_timed, TaskTimes, TimedConfig, TimedResult, TimedSample, TimedTask,
+    MAX_TIME_S,
 };
 pub use trace::{
     parse_openb_nodes, parse_openb_pods, read_openb_nodes, read_openb_pods, trace_dir, TracePod,

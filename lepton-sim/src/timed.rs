@@ -60,7 +60,7 @@ const MICROS_PER_HOUR: f64 = 3_600_000_000.0;
 
 /// The last whole second virtual time can hold (about 584,000 years);
 /// later times saturate there.
-pub(crate) const MAX_TIME_S: u64 = u64::MAX / MICROS_PER_SECOND;
+pub const MAX_TIME_S: u64 = u64::MAX / MICROS_PER_SECOND;
 
 /// The most samples one run may take (about 150 MB of results).
 const MAX_SAMPLES: u64 = 2_000_000;
@@ -184,7 +184,7 @@ impl TimedConfig {
     ///
     /// # Errors
     /// [`Error::OutOfRange`] when the failure rate is negative, infinite or
-    /// NaN, or `sample_every_s` is 0.
+    /// NaN, the horizon is past [`MAX_TIME_S`], or `sample_every_s` is 0.
     pub fn validate(&self) -> Result<(), Error> {
         let rate = self.node_failure_rate_per_hour;
         if !rate.is_finite() || rate < 0.0 {
@@ -192,6 +192,13 @@ impl TimedConfig {
                 name: "node_failure_rate_per_hour",
                 value: rate,
                 expected: "a finite number >= 0",
+            });
+        }
+        if self.horizon_s.is_some_and(|h| h > MAX_TIME_S) {
+            return Err(Error::OutOfRange {
+                name: "horizon_s",
+                value: self.horizon_s.unwrap_or_default() as f64,
+                expected: "at most 18,446,744,073,709 s, the end of virtual time",
             });
         }
         if self.sample_every_s == 0 {

@@ -408,6 +408,17 @@ fn bad_configs_and_tasks_are_typed_errors() {
         run(config(0), &tasks).to_string(),
         "sample_every_s = 0 is out of range: at least 1 second"
     );
+    let past_the_end = TimedConfig {
+        horizon_s: Some(MAX_TIME_S + 1),
+        ..TimedConfig::default()
+    };
+    assert!(matches!(
+        run(past_the_end, &tasks),
+        Error::OutOfRange {
+            name: "horizon_s",
+            ..
+        }
+    ));
     // Ten million samples is too many.
     let long = [TimedTask::new(tasks[0].spec.clone(), 0, Some(10_000_000))];
     assert!(matches!(

@@ -61,7 +61,7 @@ pub(crate) struct ReplayArgs {
     /// left to happen, at the latest at twice what a perfect packing of
     /// the workload would take (printed), so that long tasks restarted by
     /// node failures cannot keep a run going for ever.
-    #[arg(long, value_parser = whole::<1, { u64::MAX }>)]
+    #[arg(long, value_parser = whole::<1, { lepton::sim::MAX_TIME_S }>)]
     horizon_s: Option<u64>,
     #[command(flatten)]
     output: OutputArgs,
