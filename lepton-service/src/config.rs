@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -22,6 +23,14 @@ pub struct ServiceConfig {
     /// The placement policy (a name `lepton policies` lists; default
     /// `bestfit`).
     pub policy: String,
+    /// The rules file (TOML or JSON) of `policy = "rule"`; also what a
+    /// swap to `rule` through the API uses.
+    pub rules: Option<PathBuf>,
+    /// A node silent this long (its backend's inventory did not list it)
+    /// is declared down and its tasks placed elsewhere; none by default.
+    pub heartbeat_timeout_s: Option<u64>,
+    /// Retries of failed runs (`[retry.batch]`, `[retry.service]`).
+    pub retry: RetrySection,
     /// Whether each commit of the store is synced to disk (default true).
     pub durable: bool,
     /// The largest request body accepted, in bytes (default 8 MiB).
@@ -103,6 +112,57 @@ pub struct TlsSection {
     pub key: PathBuf,
 }
 
+/// `[retry]`: how failed runs are retried, for batch and service tasks.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySection {
+    /// Batch tasks (default: 3 retries, 5 s apart).
+    pub batch: RetryRule,
+    /// Service tasks (default: without limit, 5 s doubling to 5 min).
+    pub service: RetryRule,
+}
+
+impl Default for RetrySection {
+    fn default() -> Self {
+        RetrySection {
+            batch: RetryRule::from(lepton::RetryPolicy::BATCH),
+            service: RetryRule::from(lepton::RetryPolicy::SERVICE),
+        }
+    }
+}
+
+/// One kind of task's retries.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRule {
+    /// Retries after the first run; absent: without limit.
+    pub max_retries: Option<u32>,
+    /// Wait before the first retry, in milliseconds.
+    pub delay_ms: u64,
+    /// The wait doubles up to this, in milliseconds.
+    pub max_delay_ms: u64,
+}
+
+impl From<lepton::RetryPolicy> for RetryRule {
+    fn from(policy: lepton::RetryPolicy) -> Self {
+        RetryRule {
+            max_retries: policy.max_retries,
+            delay_ms: policy.delay.as_millis() as u64,
+            max_delay_ms: policy.max_delay.as_millis() as u64,
+        }
+    }
+}
+
+impl RetryRule {
+    fn policy(&self) -> lepton::RetryPolicy {
+        lepton::RetryPolicy {
+            max_retries: self.max_retries,
+            delay: Duration::from_millis(self.delay_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms.max(self.delay_ms)),
+        }
+    }
+}
+
 /// `[local]`: this machine's processes.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -140,6 +200,9 @@ impl Default for ServiceConfig {
             data_dir: PathBuf::from("lepton-data"),
             token: None,
             policy: "bestfit".to_owned(),
+            rules: None,
+            heartbeat_timeout_s: None,
+            retry: RetrySection::default(),
             durable: true,
             max_body_bytes: 8 << 20,
             max_tasks_per_request: 10_000,
@@ -168,6 +231,15 @@ pub struct ConfigError {
 }
 
 impl ServiceConfig {
+    /// The scheduler's tunables this configuration sets.
+    pub fn scheduler_config(&self) -> lepton::SchedulerConfig {
+        let mut config = lepton::SchedulerConfig::default();
+        config.retry_batch = self.retry.batch.policy();
+        config.retry_service = self.retry.service.policy();
+        config.heartbeat_timeout = self.heartbeat_timeout_s.map(Duration::from_secs);
+        config
+    }
+
     /// Reads a configuration file.
     ///
     /// # Errors
@@ -216,10 +288,13 @@ impl ServiceConfig {
                 lepton::policies::policy_names().join(", ")
             )));
         }
-        if self.policy == "rule" {
+        if self.policy == "rule" && self.rules.is_none() {
             return Err(bad(
-                "policy = \"rule\" needs a rules file, not offered by the service yet".into(),
+                "policy = \"rule\" needs its rules: rules = \"FILE\" (TOML or JSON)".into(),
             ));
+        }
+        if self.heartbeat_timeout_s == Some(0) {
+            return Err(bad("heartbeat_timeout_s = 0: at least 1 second".into()));
         }
         if self.token.as_deref().is_some_and(str::is_empty) {
             return Err(bad(

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lepton::policies::by_name;
+use lepton::policies::{build, PolicyContext};
 use lepton::{
     Backend, Controller, ControllerConfig, CoreScheduler, Handle, NodeId, RunStatus, Scheduler,
     Submitter, TaskId, TaskSpec, TaskState,
@@ -99,6 +99,10 @@ pub(crate) struct EngineHandle {
 
 /// The loop's settings.
 pub(crate) struct EngineConfig {
+    /// The scheduler's tunables (retries, heartbeats).
+    pub(crate) scheduler: lepton::SchedulerConfig,
+    /// What policies are built with (the rules of `rule`).
+    pub(crate) policies: PolicyContext,
     pub(crate) tick: Duration,
     pub(crate) max_concurrent_launches: usize,
     pub(crate) policy: String,
@@ -152,6 +156,7 @@ struct Engine {
     store: Arc<dyn Store>,
     view: Arc<RwLock<View>>,
     metrics: Arc<Metrics>,
+    policies: PolicyContext,
     tick: Duration,
 }
 
@@ -168,7 +173,8 @@ impl Engine {
             .policy
             .clone()
             .unwrap_or_else(|| config.policy.clone());
-        let policy = by_name(&policy_name).map_err(|e| ServiceError::Start(e.to_string()))?;
+        let policy = build(&policy_name, &config.policies)
+            .map_err(|e| ServiceError::Start(e.to_string()))?;
         let controller_config = ControllerConfig {
             tick: config.tick,
             max_concurrent_launches: config.max_concurrent_launches,
@@ -182,9 +188,13 @@ impl Engine {
                 Err(error) => warn!(backend = backend.name(), %error, "cannot list its runs"),
             }
         }
-        let mut controller = Controller::new(scheduler(policy), backends, controller_config)
-            .await
-            .map_err(|e| ServiceError::Start(e.to_string()))?;
+        let mut controller = Controller::new(
+            scheduler(policy, config.scheduler.clone()),
+            backends,
+            controller_config,
+        )
+        .await
+        .map_err(|e| ServiceError::Start(e.to_string()))?;
         let adopted = restore(&mut controller, &stored, live).await;
         info!(
             tasks = stored.tasks.len(),
@@ -223,6 +233,7 @@ impl Engine {
             store,
             view: Arc::clone(&view),
             metrics,
+            policies: config.policies.clone(),
             tick: config.tick,
         };
         engine.publish();
@@ -299,7 +310,7 @@ impl Engine {
                 (self.persist(done, Change::Cordoned(node, true)), reply)
             }
             Command::SetPolicy(name, reply) => {
-                let result = match by_name(&name) {
+                let result = match build(&name, &self.policies) {
                     Ok(policy) => {
                         self.controller.scheduler_mut().set_policy(policy);
                         self.persist(Ok(()), Change::Policy(name))
@@ -448,8 +459,10 @@ async fn restore(controller: &mut Controller, stored: &Stored, live: Vec<Handle>
 
 /// The service's scheduler: a task that found no node is tried again as
 /// soon as a run ends, not only when its backoff does.
-fn scheduler(policy: Box<dyn lepton::Policy>) -> CoreScheduler {
-    let mut config = lepton::SchedulerConfig::default();
+fn scheduler(
+    policy: Box<dyn lepton::Policy>,
+    mut config: lepton::SchedulerConfig,
+) -> CoreScheduler {
     config.retry_waiting_on_release = true;
     CoreScheduler::builder(policy).config(config).build()
 }

@@ -117,7 +117,17 @@ pub async fn serve(
     if token.is_none() {
         warn!("no token configured: anyone on this machine can use the API (loopback only)");
     }
-    // Certificates first: a bad file should not wait for the store.
+    // Files first: a bad one should not wait for the store.
+    let policies = lepton::policies::PolicyContext {
+        rules: match &config.rules {
+            Some(path) => Some(Arc::new(
+                lepton::policies::RulePolicy::from_path(path)
+                    .map_err(|e| ServiceError::Start(e.to_string()))?,
+            )),
+            None => None,
+        },
+        ..lepton::policies::PolicyContext::default()
+    };
     let tls_acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         ServiceError::Start(format!("cannot create {}: {e}", config.data_dir.display()))
@@ -134,6 +144,8 @@ pub async fn serve(
         Arc::clone(&store),
         Arc::clone(&metrics),
         engine::EngineConfig {
+            scheduler: config.scheduler_config(),
+            policies,
             tick: std::time::Duration::from_millis(config.tick_ms),
             max_concurrent_launches: config.max_concurrent_launches,
             policy: config.policy.clone(),

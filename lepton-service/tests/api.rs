@@ -215,3 +215,52 @@ fn the_openapi_description_names_every_route_the_service_answers() {
         );
     }
 }
+
+#[test]
+fn the_rule_policy_retries_and_heartbeats_come_from_the_configuration() {
+    let dir = std::env::temp_dir().join(format!("lepton-rules-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("rules.toml");
+    std::fs::write(&rules, "[[score]]\nrule = \"spread\"\n").unwrap();
+    let text = format!(
+        "policy = \"rule\"\nrules = \"{}\"\nheartbeat_timeout_s = 30\n\n[retry.batch]\nmax_retries = 0\ndelay_ms = 10\nmax_delay_ms = 10\n",
+        rules.display()
+    );
+    let from_file = lepton_service::ServiceConfig::from_toml(&text, "lepton.toml").unwrap();
+    let service = TestService::start("rules", |config| {
+        config.policy = from_file.policy.clone();
+        config.rules = from_file.rules.clone();
+        config.heartbeat_timeout_s = from_file.heartbeat_timeout_s;
+        config.retry = from_file.retry.clone();
+    });
+    let (_, body) = service.call("GET", "/v1/policy", None, None);
+    assert_eq!(json(&body)["name"], "rule");
+    // No retry for batch tasks: the first failure is final.
+    let failing = r#"{"id": 1, "kind": "batch", "request": {"cpu_milli": 10}, "config": {"command": "false"}}"#;
+    assert_eq!(
+        service.call("POST", "/v1/tasks", None, Some(failing)).0,
+        202
+    );
+    eventually("task 1 fails for good", || state(&service, 1) == "failed");
+    let (_, body) = service.call("GET", "/v1/tasks/1", None, None);
+    assert_eq!(json(&body)["attempts"], 1);
+    // Swapping back to `rule` at run time uses the same rules.
+    assert_eq!(
+        service
+            .call("PUT", "/v1/policy", None, Some(r#"{"name": "spread"}"#))
+            .0,
+        200
+    );
+    assert_eq!(
+        service
+            .call("PUT", "/v1/policy", None, Some(r#"{"name": "rule"}"#))
+            .0,
+        200
+    );
+
+    let without_rules =
+        lepton_service::ServiceConfig::from_toml("policy = \"rule\"\n", "lepton.toml")
+            .unwrap_err()
+            .to_string();
+    assert!(without_rules.contains("needs its rules"), "{without_rules}");
+}
