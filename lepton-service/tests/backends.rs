@@ -7,8 +7,11 @@
 
 mod support;
 
-use support::{eventually, TestService};
+#[cfg(any(feature = "libvirt", feature = "aws"))]
+use support::eventually;
+use support::TestService;
 
+#[cfg(any(feature = "libvirt", feature = "aws"))]
 fn state(service: &TestService, id: u64) -> serde_json::Value {
     let (status, body) = service.call("GET", &format!("/v1/tasks/{id}"), None, None);
     assert_eq!(status, 200, "{body}");
