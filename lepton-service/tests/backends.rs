@@ -8,8 +8,7 @@
 mod support;
 
 #[cfg(any(feature = "libvirt", feature = "aws"))]
-use support::eventually;
-use support::TestService;
+use support::{eventually, TestService};
 
 #[cfg(any(feature = "libvirt", feature = "aws"))]
 fn state(service: &TestService, id: u64) -> serde_json::Value {
