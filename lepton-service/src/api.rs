@@ -202,6 +202,7 @@ async fn submit(
                 state: "queued",
                 attempts: 0,
                 node: None,
+                limits: None,
                 reasons: Vec::new(),
             },
         );

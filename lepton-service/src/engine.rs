@@ -40,6 +40,11 @@ pub struct TaskView {
     /// The node it runs on, while it runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<u64>,
+    /// How its CPU and memory limits are applied there, on the local
+    /// backend: `v1` or `v2` (cgroups), or `none` where the machine offers
+    /// no writable cgroup (the run goes unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<String>,
     /// Why its runs failed, oldest first.
     pub reasons: Vec<String>,
 }
@@ -504,6 +509,14 @@ fn live_view(scheduler: &CoreScheduler, spec: &TaskSpec) -> TaskView {
             Some(TaskState::Running { node }) => Some(node.0),
             _ => None,
         },
+        limits: match state {
+            Some(TaskState::Running { node }) => scheduler
+                .cluster()
+                .node(*node)
+                .and_then(|n| n.spec().labels.get(lepton::adapters::local::LABEL_CGROUPS))
+                .cloned(),
+            _ => None,
+        },
         reasons: scheduler.failures(spec.id).to_vec(),
     }
 }
@@ -519,6 +532,7 @@ fn ended_view(spec: &TaskSpec, end: &Finished) -> TaskView {
         },
         attempts: end.attempts,
         node: None,
+        limits: None,
         reasons: end.reasons.clone(),
     }
 }

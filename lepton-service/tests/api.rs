@@ -34,6 +34,10 @@ fn tasks_run_end_and_are_cancelled_and_a_restart_keeps_it_all() {
 
     eventually("task 1 completes", || state(&service, 1) == "completed");
     eventually("task 3 runs", || state(&service, 3) == "running");
+    // The running task says how its limits are applied (cgroups, or none).
+    let (_, body) = service.call("GET", "/v1/tasks/3", None, None);
+    let limits = json(&body)["limits"].as_str().unwrap().to_owned();
+    assert!(["v1", "v2", "none"].contains(&limits.as_str()), "{body}");
     let (_, body) = service.call("GET", "/v1/tasks/1", None, None);
     let one = json(&body);
     assert_eq!(
