@@ -260,12 +260,16 @@ impl Engine {
         mut inbox: mpsc::Receiver<Command>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
+        // One step per tick whatever the commands: a stream of them never
+        // holds the loop back.
+        let mut ticks = tokio::time::interval(self.tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return,
+                _ = ticks.tick() => self.step().await,
                 Some(command) = inbox.recv() => self.command(command).await,
-                () = tokio::time::sleep(self.tick) => self.step().await,
             }
         }
     }
@@ -286,8 +290,8 @@ impl Engine {
             }
         }
         if let Err(error) = self.store.apply(changes) {
-            // The state is in memory and in the backend; the next write
-            // carries it. A restart before then replays from the backend.
+            // What it would have said is in memory and in the backend: a
+            // restart learns it again from the backend's runs.
             warn!(%error, "store write failed");
         }
         self.publish();
