@@ -27,13 +27,16 @@ use crate::Error;
 /// assert_eq!(lepton_sim::unplaceable(&nodes, &tasks)?, vec![1, 2]);
 /// # Ok::<(), lepton_sim::Error>(())
 /// ```
-pub fn unplaceable(nodes: &[NodeSpec], tasks: &[TaskSpec]) -> Result<Vec<usize>, Error> {
+pub fn unplaceable<'a>(
+    nodes: &[NodeSpec],
+    tasks: impl IntoIterator<Item = &'a TaskSpec>,
+) -> Result<Vec<usize>, Error> {
     let mut cluster = ClusterState::new();
     for node in nodes {
         cluster.add_node(node.clone())?;
     }
     Ok(tasks
-        .iter()
+        .into_iter()
         .enumerate()
         .filter(|(_, task)| cluster.feasible_nodes(task).next().is_none())
         .map(|(index, _)| index)

@@ -218,10 +218,9 @@ pub(crate) fn check_fit(
     nodes_path: &std::path::Path,
     tasks_path: &std::path::Path,
 ) -> Result<(), CliError> {
-    let owned: Vec<TaskSpec> = tasks.iter().map(|&t| t.clone()).collect();
-    let misfits = lepton::sim::unplaceable(nodes, &owned)?;
+    let misfits = lepton::sim::unplaceable(nodes, tasks.iter().copied())?;
     let describe = |index: usize| {
-        let task = &owned[index];
+        let task = tasks[index];
         let name = task.name.clone().unwrap_or_else(|| task.id.to_string());
         let mut ask = format!(
             "cpu_milli {}, memory_mib {}",
@@ -261,7 +260,7 @@ pub(crate) fn check_fit(
             models.join(", ")
         }
     );
-    if !owned.is_empty() && misfits.len() == owned.len() {
+    if !tasks.is_empty() && misfits.len() == tasks.len() {
         return Err(CliError::Usage(format!(
             "no task of {} fits any node, even in an empty cluster (the first: {}); {cluster}",
             tasks_path.display(),
