@@ -49,6 +49,8 @@ pub struct ServiceConfig {
     /// Serve HTTPS with this certificate and key (`[tls]`); plain HTTP
     /// without.
     pub tls: Option<TlsSection>,
+    /// Docker Engine API hosts (`[[docker]]`), each one node.
+    pub docker: Vec<DockerSection>,
     /// libvirt hypervisors (`[[libvirt]]`), each one node.
     pub libvirt: Vec<LibvirtSection>,
     /// AWS EC2 regions (`[[aws]]`), one node per instance type.
@@ -84,6 +86,20 @@ pub struct AwsSection {
     pub instance_types: Option<Vec<String>>,
     /// Instances of one type at once, at most.
     pub max_instances_per_type: Option<u32>,
+}
+
+/// `[[docker]]`: one Docker Engine API host (Docker or Podman) as a node.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSection {
+    /// Its unix socket.
+    pub socket: Option<PathBuf>,
+    /// Or its URL (`http://host:2375`).
+    pub url: Option<String>,
+    /// Its node id, unique among all backends' nodes.
+    pub node: u64,
+    /// The image of tasks whose config names none.
+    pub image: Option<String>,
 }
 
 /// `[tls]`: the certificate chain and private key, PEM files.
@@ -195,6 +211,7 @@ impl Default for ServiceConfig {
             public_metrics: false,
             local: LocalSection::default(),
             tls: None,
+            docker: Vec::new(),
             libvirt: Vec::new(),
             aws: Vec::new(),
         }

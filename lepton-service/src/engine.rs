@@ -260,13 +260,14 @@ impl Engine {
         mut inbox: mpsc::Receiver<Command>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        // One step per tick whatever the commands: a stream of them never
-        // holds the loop back.
+        // Steps and commands take turns when both are ready (`select!`
+        // picks at random): a stream of commands never holds the steps back,
+        // and a step slower than a tick (a backend that answers slowly)
+        // never starves the commands.
         let mut ticks = tokio::time::interval(self.tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                biased;
                 _ = shutdown.changed() => return,
                 _ = ticks.tick() => self.step().await,
                 Some(command) = inbox.recv() => self.command(command).await,

@@ -28,7 +28,7 @@ use lepton::adapters::local::{LocalBackend, LocalConfig};
 use tracing::{info, warn};
 
 pub use config::{
-    AwsSection, ConfigError, LibvirtSection, LocalSection, ServiceConfig, TlsSection,
+    AwsSection, ConfigError, DockerSection, LibvirtSection, LocalSection, ServiceConfig, TlsSection,
 };
 pub use engine::{NodeView, TaskView};
 pub use store::{Change, EmbeddedStore, Finished, Store, StoreError, Stored};
@@ -187,7 +187,7 @@ pub async fn serve(
 }
 
 /// The backends `config` names: the local one unless `local.enabled` is
-/// false, and each `[[libvirt]]` and `[[aws]]` section.
+/// false, and each `[[docker]]`, `[[libvirt]]` and `[[aws]]` section.
 fn backends(config: &ServiceConfig) -> Result<Vec<Arc<dyn lepton::Backend>>, ServiceError> {
     let mut backends: Vec<Arc<dyn lepton::Backend>> = Vec::new();
     if config.local.enabled {
@@ -205,6 +205,9 @@ fn backends(config: &ServiceConfig) -> Result<Vec<Arc<dyn lepton::Backend>>, Ser
         }
         backends.push(Arc::new(backend));
     }
+    for docker in &config.docker {
+        backends.push(docker_backend(docker)?);
+    }
     for libvirt in &config.libvirt {
         backends.push(libvirt_backend(libvirt)?);
     }
@@ -213,10 +216,39 @@ fn backends(config: &ServiceConfig) -> Result<Vec<Arc<dyn lepton::Backend>>, Ser
     }
     if backends.is_empty() {
         return Err(ServiceError::Start(
-            "no backend: local.enabled = false and no [[libvirt]] or [[aws]] section".into(),
+            "no backend: local.enabled = false and no [[docker]], [[libvirt]] or [[aws]] section"
+                .into(),
         ));
     }
     Ok(backends)
+}
+
+#[cfg(feature = "docker")]
+fn docker_backend(
+    section: &config::DockerSection,
+) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+    use lepton::adapters::docker::DockerBackend;
+    let backend = match (&section.socket, &section.url) {
+        (Some(socket), None) => DockerBackend::connect_unix(socket),
+        (None, Some(url)) => DockerBackend::connect_http(url),
+        _ => {
+            return Err(ServiceError::Start(
+                "[[docker]]: give one of `socket` and `url`".into(),
+            ))
+        }
+    }
+    .map_err(|e| ServiceError::Start(e.to_string()))?
+    .with_node_id(lepton::NodeId(section.node));
+    let backend = match &section.image {
+        Some(image) => backend.with_default_image(image.clone()),
+        None => backend,
+    };
+    Ok(Arc::new(backend))
+}
+
+#[cfg(not(feature = "docker"))]
+fn docker_backend(_: &config::DockerSection) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+    Err(not_built("docker"))
 }
 
 #[cfg(feature = "libvirt")]
@@ -262,7 +294,7 @@ fn aws_backend(_: &config::AwsSection) -> Result<Arc<dyn lepton::Backend>, Servi
 }
 
 /// A section for a backend this build leaves out.
-#[cfg(not(all(feature = "libvirt", feature = "aws")))]
+#[cfg(not(all(feature = "docker", feature = "libvirt", feature = "aws")))]
 fn not_built(backend: &str) -> ServiceError {
     ServiceError::Start(format!(
         "[[{backend}]]: this build has no {backend} backend (build it with the `{backend}` feature)"
