@@ -7,11 +7,17 @@
 #             own virtlogd) in its own mount and UTS namespaces, so that it
 #             is another host to libvirt and domains can live-migrate to it
 #   aws     - moto_server (EC2) on 127.0.0.1 with a free port
+#   etcd    - a 3-member etcd cluster (Debian's etcd-server, 3.4) on 127.0.0.1:
+#             members m1..m3, clients on ports 23791..23793, peers on
+#             23801..23803 (clear of a system etcd's 2379/2380)
 #
 # Usage:
-#   bash scripts/backends.sh start  [docker|libvirt|aws|all]   (default: all)
-#   bash scripts/backends.sh stop   [docker|libvirt|aws|all]   (default: all)
-#   bash scripts/backends.sh status [docker|libvirt|aws|all]
+#   bash scripts/backends.sh start  [docker|libvirt|aws|etcd|all]   (default: all)
+#   bash scripts/backends.sh stop   [docker|libvirt|aws|etcd|all]   (default: all)
+#   bash scripts/backends.sh status [docker|libvirt|aws|etcd|all]
+#   bash scripts/backends.sh start  etcd-member N   # N = 1, 2 or 3: (re)join one member
+#   bash scripts/backends.sh stop   etcd-member N   # stop one member (failover tests)
+#   bash scripts/backends.sh status etcd-member N
 #   bash scripts/backends.sh env        # eval "$(bash scripts/backends.sh env)"
 #   bash scripts/backends.sh clean      # stop all, remove containers/domains and the state dir
 #
@@ -22,6 +28,9 @@
 # `stop docker` / `start docker` restart only the podman service; containers
 # keep running across that (conmon owns them, the service is stateless over
 # its storage).
+# etcd members keep their data in the state dir: `start etcd` after `stop
+# etcd` (or `start etcd-member N` after `stop etcd-member N`) rejoins the same
+# cluster with the same keys; `clean` removes it.
 #
 # Environment:
 #   LEPTON_BACKENDS_DIR      state dir (default /tmp/lepton-backends)
@@ -59,6 +68,13 @@ MOTO_PID="$AWS_DIR/moto.pid"
 MOTO_PORT_FILE="$AWS_DIR/moto.port"
 MOTO_LOG="$AWS_DIR/moto.log"
 
+ETCD_DIR="$DIR/etcd"
+ETCD_MEMBERS=(1 2 3)
+ETCD_TOKEN="lepton-test"
+# Member i: name m$i, client port 2379$i, peer port 2380$i.
+ETCD_ENDPOINTS="http://127.0.0.1:23791,http://127.0.0.1:23792,http://127.0.0.1:23793"
+ETCD_INITIAL_CLUSTER="m1=http://127.0.0.1:23801,m2=http://127.0.0.1:23802,m3=http://127.0.0.1:23803"
+
 PODMAN_PKGS=(podman runc busybox-static curl)
 # Installed with --no-install-recommends (recommends would pull in a desktop's
 # worth of QEMU display and audio stacks).
@@ -95,6 +111,7 @@ pidfile_pid() { # pidfile
     case "$(basename "$1")" in
     podman.pid) want="podman" ;;
     moto.pid) want="moto_server" ;;
+    m[0-9].pid) want="etcd --name $(basename "$1" .pid) " ;;
     *) want="$(basename "$1" .pid)" ;;
     esac
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$want" || return 1
@@ -440,7 +457,7 @@ stop_libvirt() {
 
 # ---------------------------------------------------------------- aws (moto)
 
-moto_port() { tr -dc '0-9' <"$MOTO_PORT_FILE" 2>/dev/null || true; }
+moto_port() { tr -dc '0-9' 2>/dev/null <"$MOTO_PORT_FILE" || true; }
 
 moto_probe() {
     local port
@@ -497,13 +514,197 @@ stop_aws() {
     rm -f "$MOTO_PORT_FILE"
 }
 
+# ---------------------------------------------------------------- etcd
+
+etcd_client_url() { echo "http://127.0.0.1:2379$1"; } # member
+etcd_peer_url() { echo "http://127.0.0.1:2380$1"; }   # member
+etcd_pidfile() { echo "$ETCD_DIR/m$1.pid"; }         # member
+
+etcd_member_probe() { # member
+    curl -sf --max-time 3 "$(etcd_client_url "$1")/health" | grep -q '"health":"true"'
+}
+
+# "<member id> <leader id>" as member $1 sees them (decimal; leader 0: none).
+etcd_member_status() { # member
+    local out id leader
+    out="$(curl -sf --max-time 3 -X POST -d '{}' "$(etcd_client_url "$1")/v3/maintenance/status")" || return 1
+    id="$(grep -o '"member_id":"[0-9]*"' <<<"$out" | tr -dc '0-9' || true)"
+    leader="$(grep -o '"leader":"[0-9]*"' <<<"$out" | tr -dc '0-9' || true)"
+    [[ -n "$id" ]] || return 1
+    echo "$id ${leader:-0}"
+}
+
+# True when some running member knows a leader.
+etcd_has_leader() {
+    local i st
+    for i in "${ETCD_MEMBERS[@]}"; do
+        st="$(etcd_member_status "$i")" || continue
+        [[ "${st#* }" != 0 ]] && return 0
+    done
+    return 1
+}
+
+install_etcd() {
+    apt_install curl
+    command -v etcd >/dev/null 2>&1 && return 0
+    # etcd-server's postinst starts Debian's own etcd (init script or
+    # etcd.service: 127.0.0.1:2379/2380, data in /var/lib/etcd) as user etcd.
+    # Forbid that for the install with a policy-rc.d (a machine that has one
+    # already, like Docker images with their `exit 101`, keeps its own), and
+    # stop and disable it in case it started anyway. Our members use other
+    # ports, so even a system etcd that runs would not clash with them.
+    local policy=/usr/sbin/policy-rc.d ours=0 rc=0
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\n# Written by scripts/backends.sh for one apt-get install; removed after it.\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        ours=1
+        # shellcheck disable=SC2064 # the path is fixed now
+        trap "rm -f '$policy'" EXIT
+    fi
+    apt_install etcd-server || rc=$?
+    if ((ours)); then
+        rm -f "$policy"
+        trap - EXIT
+    fi
+    ((rc == 0)) || die "could not install etcd-server"
+    if [[ -d /run/systemd/system ]]; then
+        systemctl disable --now etcd.service >/dev/null 2>&1 || true
+    else
+        # By its pid file, not with `/etc/init.d/etcd stop`: that also runs
+        # `start-stop-daemon --stop --exec /usr/bin/etcd`, which kills every
+        # etcd on the machine, our members included.
+        kill_pidfile /run/etcd.pid "Debian's etcd service"
+        update-rc.d etcd disable >/dev/null 2>&1 || true
+    fi
+    command -v etcd >/dev/null 2>&1 || die "etcd-server is installed but there is no etcd binary"
+}
+
+# etcd refuses to start on architectures it does not call supported unless
+# ETCD_UNSUPPORTED_ARCH names Go's name for the architecture (amd64 and
+# ppc64le need nothing).
+etcd_arch_env() {
+    local arch
+    arch="$(dpkg --print-architecture 2>/dev/null || echo amd64)"
+    case "$arch" in
+    amd64 | ppc64el) ;;
+    i386) echo "ETCD_UNSUPPORTED_ARCH=386" ;;
+    armhf | armel) echo "ETCD_UNSUPPORTED_ARCH=arm" ;;
+    mips64el) echo "ETCD_UNSUPPORTED_ARCH=mips64le" ;;
+    mipsel) echo "ETCD_UNSUPPORTED_ARCH=mipsle" ;;
+    *) echo "ETCD_UNSUPPORTED_ARCH=$arch" ;;
+    esac
+}
+
+# Starts member $1 unless it already runs; does not wait for it.
+spawn_etcd_member() { # member
+    local i="$1" data="$ETCD_DIR/m$1" pidfile state=new
+    pidfile="$(etcd_pidfile "$i")"
+    if pid_alive "$pidfile"; then
+        log "etcd m$i already running ($(etcd_client_url "$i"))"
+        return 0
+    fi
+    kill_pidfile "$pidfile" "etcd m$i"
+    mkdir -p "$data"
+    chmod 0700 "$data" # etcd wants its data dir private
+    # A member that has been part of the cluster rejoins it from its data.
+    [[ -d "$data/member" ]] && state=existing
+    log "starting etcd m$i on $(etcd_client_url "$i") (peer $(etcd_peer_url "$i"), cluster state $state)"
+    local env=()
+    read -r -a env <<<"$(etcd_arch_env)"
+    # --heartbeat-interval/--election-timeout (ms): a lost leader is replaced
+    # within about a second, which keeps the failover tests short.
+    # --max-txn-ops: the service writes a submission of many tasks in one
+    # transaction, past etcd's default of 128 operations per transaction.
+    spawn "$pidfile" "$ETCD_DIR/m$i.log" env "${env[@]}" etcd \
+        --name "m$i" \
+        --data-dir "$data" \
+        --listen-client-urls "$(etcd_client_url "$i")" \
+        --advertise-client-urls "$(etcd_client_url "$i")" \
+        --listen-peer-urls "$(etcd_peer_url "$i")" \
+        --initial-advertise-peer-urls "$(etcd_peer_url "$i")" \
+        --initial-cluster "$ETCD_INITIAL_CLUSTER" \
+        --initial-cluster-state "$state" \
+        --initial-cluster-token "$ETCD_TOKEN" \
+        --heartbeat-interval 100 \
+        --election-timeout 1000 \
+        --max-txn-ops 1024 \
+        --logger zap \
+        --log-outputs stderr
+}
+
+wait_etcd_member() { # member
+    wait_ready "etcd m$1" "$(etcd_pidfile "$1")" "$ETCD_DIR/m$1.log" etcd_member_probe "$1"
+}
+
+wait_etcd_leader() {
+    local deadline=$((SECONDS + TIMEOUT))
+    until etcd_has_leader; do
+        ((SECONDS < deadline)) || die "the etcd cluster has no leader after ${TIMEOUT}s (logs: $ETCD_DIR/m*.log)"
+        sleep 0.3
+    done
+    log "etcd cluster has a leader ($ETCD_ENDPOINTS)"
+}
+
+start_etcd() {
+    install_etcd
+    mkdir -p "$ETCD_DIR"
+    local i
+    # All members first: a new cluster needs a quorum before any is healthy.
+    for i in "${ETCD_MEMBERS[@]}"; do spawn_etcd_member "$i"; done
+    for i in "${ETCD_MEMBERS[@]}"; do wait_etcd_member "$i"; done
+    wait_etcd_leader
+}
+
+start_etcd_member() { # member
+    install_etcd
+    mkdir -p "$ETCD_DIR"
+    [[ -d "$ETCD_DIR/m$1/member" ]] ||
+        log "etcd m$1 has no data: it joins as a new member (if the others already formed the cluster, \`clean\` and start over when that fails)"
+    spawn_etcd_member "$1"
+    wait_etcd_member "$1"
+    wait_etcd_leader
+}
+
+stop_etcd_member() { # member
+    kill_pidfile "$(etcd_pidfile "$1")" "etcd m$1"
+}
+
+stop_etcd() {
+    local i
+    for i in "${ETCD_MEMBERS[@]}"; do stop_etcd_member "$i"; done
+}
+
+# One line per member; false if the member is down.
+etcd_member_report() { # member
+    local i="$1" pid st role=follower
+    if pid="$(pidfile_pid "$(etcd_pidfile "$i")")" && etcd_member_probe "$i"; then
+        if st="$(etcd_member_status "$i")"; then
+            [[ "${st%% *}" == "${st#* }" ]] && role=leader
+        fi
+        echo "etcd m$i: running, $role ($(etcd_client_url "$i"), pid $pid)"
+    elif [[ -n "${pid:-}" ]]; then
+        echo "etcd m$i: running but not healthy ($(etcd_client_url "$i"), pid $pid, log $ETCD_DIR/m$i.log)"
+        return 1
+    else
+        echo "etcd m$i: stopped"
+        return 1
+    fi
+}
+
+etcd_member_arg() { # N
+    case "${1:-}" in
+    1 | 2 | 3) echo "$1" ;;
+    *) die "etcd-member needs a member number: 1, 2 or 3 (got '${1:-}')" ;;
+    esac
+}
+
 # ---------------------------------------------------------------- commands
 
 targets() {
     case "${1:-all}" in
-    all) echo docker libvirt aws ;;
-    docker | libvirt | aws) echo "$1" ;;
-    *) die "unknown backend '$1' (docker, libvirt, aws or all)" ;;
+    all) echo docker libvirt aws etcd ;;
+    docker | libvirt | aws | etcd) echo "$1" ;;
+    *) die "unknown backend '$1' (docker, libvirt, aws, etcd, etcd-member N or all)" ;;
     esac
 }
 
@@ -524,19 +725,25 @@ cmd_env() {
     echo "export AWS_SECRET_ACCESS_KEY='testing'"
     echo "export AWS_REGION='us-east-1'"
     echo "export AWS_DEFAULT_REGION='us-east-1'"
+    echo "export LEPTON_ETCD_ENDPOINTS='$ETCD_ENDPOINTS'"
     pid_alive "$PODMAN_PID" || log "docker (podman) is not running"
     pid_alive "$LIBVIRTD_PID" || log "libvirt (libvirtd) is not running"
     pid_alive "$PEER_LIBVIRTD_PID" || log "libvirt peer (libvirtd) is not running"
+    local i
+    for i in "${ETCD_MEMBERS[@]}"; do
+        pid_alive "$(etcd_pidfile "$i")" || log "etcd m$i is not running"
+    done
 }
 
 cmd_status() {
-    local t rc=0
+    local t i rc=0
     for t in $(targets "${1:-all}"); do
         case "$t" in
         docker) if pid_alive "$PODMAN_PID" && podman_probe >/dev/null 2>&1; then echo "docker: running ($PODMAN_SOCK)"; else echo "docker: stopped"; rc=1; fi ;;
         libvirt) if pid_alive "$LIBVIRTD_PID" && libvirt_probe >/dev/null 2>&1; then echo "libvirt: running ($LIBVIRT_URI)"; else echo "libvirt: stopped"; rc=1; fi
             if pid_alive "$PEER_LIBVIRTD_PID" && peer_probe >/dev/null 2>&1; then echo "libvirt peer: running ($PEER_URI)"; else echo "libvirt peer: stopped"; rc=1; fi ;;
         aws) if pid_alive "$MOTO_PID" && moto_probe; then echo "aws: running (http://127.0.0.1:$(moto_port))"; else echo "aws: stopped"; rc=1; fi ;;
+        etcd) for i in "${ETCD_MEMBERS[@]}"; do etcd_member_report "$i" || rc=1; done ;;
         esac
     done
     return "$rc"
@@ -556,6 +763,7 @@ cmd_clean() {
     stop_docker
     stop_libvirt
     stop_aws
+    stop_etcd
     rm -rf "$DIR"
     log "removed $DIR"
 }
@@ -567,29 +775,50 @@ with_lock() {
 }
 
 main() {
-    local cmd="${1:-}" t ts=""
+    local cmd="${1:-}" t ts="" member=""
     shift || true
     case "$cmd" in
-    start | stop | status) ts="$(targets "${1:-all}")" || exit 2 ;;
+    start | stop | status)
+        if [[ "${1:-}" == etcd-member ]]; then
+            member="$(etcd_member_arg "${2:-}")" || exit 2
+        else
+            ts="$(targets "${1:-all}")" || exit 2
+        fi
+        ;;
     esac
     case "$cmd" in
     start)
         [[ $EUID -eq 0 ]] || die "start must run as root (installs packages, runs libvirtd)"
         with_lock
-        for t in $ts; do "start_$t"; done
+        if [[ -n "$member" ]]; then
+            start_etcd_member "$member"
+        else
+            for t in $ts; do "start_$t"; done
+        fi
         ;;
     stop)
         with_lock
-        for t in $ts; do "stop_$t"; done
+        if [[ -n "$member" ]]; then
+            stop_etcd_member "$member"
+        else
+            for t in $ts; do "stop_$t"; done
+        fi
         ;;
     env) cmd_env ;;
-    status) cmd_status "${1:-all}" ;;
+    status)
+        if [[ -n "$member" ]]; then
+            etcd_member_report "$member"
+        else
+            cmd_status "${1:-all}"
+        fi
+        ;;
     clean)
         with_lock
         cmd_clean
         ;;
     *)
-        sed -n '2,27p' "$0" >&2
+        # The header comment, up to the first line of code.
+        awk 'NR == 1 { next } /^#/ { print; next } { exit }' "$0" >&2
         exit 2
         ;;
     esac

@@ -31,10 +31,20 @@ if ! command -v chromium >/dev/null; then
 fi
 chromium --version
 
+# protoc (Debian's protobuf-compiler) compiles etcd's protobufs in the
+# etcd-client crate's build script.
+phase "protoc"
+if ! command -v protoc >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q protobuf-compiler >/dev/null ||
+        { apt-get update -q >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q protobuf-compiler >/dev/null; }
+fi
+protoc --version
+
 # Real backend servers for the adapters' tests: podman (Docker API),
-# libvirtd (QEMU/TCG; test:///default needs none) and moto (EC2), installed
-# and started by the script, stopped by PID when this script ends. A server
-# that does not come up fails the run.
+# libvirtd (QEMU/TCG; test:///default needs none), moto (EC2) and a 3-member
+# etcd cluster, installed and started by the script, stopped by PID when this
+# script ends. A server that does not come up fails the run.
 phase "backend servers"
 bash scripts/backends.sh start all
 trap 'bash scripts/backends.sh stop all' EXIT

@@ -55,6 +55,71 @@ pub struct ServiceConfig {
     pub libvirt: Vec<LibvirtSection>,
     /// AWS EC2 regions (`[[aws]]`), one node per instance type.
     pub aws: Vec<AwsSection>,
+    /// Where the state is kept: `embedded` (default, a file under
+    /// `data_dir`) or `etcd` (the `[etcd]` section; several instances
+    /// elect a leader).
+    pub store: StoreKind,
+    /// The etcd cluster of `store = "etcd"`.
+    pub etcd: Option<EtcdSection>,
+}
+
+/// `store = …`: where the state is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// A redb file under `data_dir`; one instance.
+    #[default]
+    Embedded,
+    /// An etcd cluster; instances sharing it elect one leader.
+    Etcd,
+}
+
+/// `[etcd]`: the cluster, the keys and the leader's lease.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdSection {
+    /// Client URLs of its members (default `http://127.0.0.1:2379`).
+    pub endpoints: Vec<String>,
+    /// Every key the service writes starts with it (default `/lepton/`).
+    pub prefix: String,
+    /// Seconds the leader's lease lasts unless renewed (renewed every
+    /// third of it; default 10).
+    pub lease_ttl_s: u64,
+    /// The URL other instances name as the leader's when this one leads
+    /// (default `http://` and the listen address).
+    pub advertise: Option<String>,
+    /// Operations in one etcd transaction: etcd's `--max-txn-ops`
+    /// (default 128, etcd's own default).
+    pub max_txn_ops: usize,
+    /// A user and password for etcd's authentication; the password is
+    /// also read from `LEPTON_ETCD_PASSWORD`.
+    pub user: Option<String>,
+    /// See `user`.
+    pub password: Option<String>,
+    /// The CA certificate that signed the members' (PEM): TLS to etcd.
+    pub ca: Option<PathBuf>,
+    /// A client certificate (PEM), with `key`, for etcd's client-cert
+    /// authentication.
+    pub cert: Option<PathBuf>,
+    /// See `cert`.
+    pub key: Option<PathBuf>,
+}
+
+impl Default for EtcdSection {
+    fn default() -> Self {
+        EtcdSection {
+            endpoints: vec!["http://127.0.0.1:2379".to_owned()],
+            prefix: "/lepton/".to_owned(),
+            lease_ttl_s: 10,
+            advertise: None,
+            max_txn_ops: 128,
+            user: None,
+            password: None,
+            ca: None,
+            cert: None,
+            key: None,
+        }
+    }
 }
 
 /// `[[libvirt]]`: one hypervisor as a node, each run a VM.
@@ -214,6 +279,8 @@ impl Default for ServiceConfig {
             docker: Vec::new(),
             libvirt: Vec::new(),
             aws: Vec::new(),
+            store: StoreKind::Embedded,
+            etcd: None,
         }
     }
 }
@@ -328,11 +395,64 @@ impl ServiceConfig {
                 )));
             }
         }
+        match (self.store, &self.etcd) {
+            (StoreKind::Etcd, None) => {
+                return Err(bad(
+                    "store = \"etcd\" needs an [etcd] section (endpoints = [\"http://…\"])".into(),
+                ))
+            }
+            (StoreKind::Embedded, Some(_)) => {
+                return Err(bad(
+                    "an [etcd] section is only read with store = \"etcd\"".into()
+                ))
+            }
+            (StoreKind::Etcd, Some(etcd)) => etcd.validate().map_err(bad)?,
+            (StoreKind::Embedded, None) => {}
+        }
         if !(self.local.share > 0.0 && self.local.share <= 1.0) {
             return Err(bad(format!(
                 "local.share = {} is out of range: above 0, at most 1",
                 self.local.share
             )));
+        }
+        Ok(())
+    }
+}
+
+impl EtcdSection {
+    fn validate(&self) -> Result<(), String> {
+        if self.endpoints.is_empty() {
+            return Err("etcd.endpoints = []: name at least one member".into());
+        }
+        if let Some(bad) = self
+            .endpoints
+            .iter()
+            .find(|e| !(e.starts_with("http://") || e.starts_with("https://")))
+        {
+            return Err(format!(
+                "etcd.endpoints: {bad:?} is not an http:// or https:// URL"
+            ));
+        }
+        if self.prefix.is_empty() {
+            return Err("etcd.prefix = \"\": the service's keys need a prefix of their own".into());
+        }
+        if !(1..=3_600).contains(&self.lease_ttl_s) {
+            return Err(format!(
+                "etcd.lease_ttl_s = {} is out of range: 1 to 3600",
+                self.lease_ttl_s
+            ));
+        }
+        if !(2..=100_000).contains(&self.max_txn_ops) {
+            return Err(format!(
+                "etcd.max_txn_ops = {} is out of range: 2 to 100000",
+                self.max_txn_ops
+            ));
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            return Err("etcd.cert and etcd.key go together".into());
+        }
+        if self.password.is_some() && self.user.is_none() {
+            return Err("etcd.password without etcd.user".into());
         }
         Ok(())
     }
@@ -370,6 +490,21 @@ mod tests {
             (
                 "[local]\nshare = 1.5\n",
                 "local.share = 1.5 is out of range",
+            ),
+            ("store = \"zookeeper\"\n", "lepton.toml:1: unknown variant"),
+            ("store = \"etcd\"\n", "needs an [etcd] section"),
+            ("[etcd]\n", "only read with store = \"etcd\""),
+            (
+                "store = \"etcd\"\n[etcd]\nendpoints = [\"127.0.0.1:2379\"]\n",
+                "\"127.0.0.1:2379\" is not an http:// or https:// URL",
+            ),
+            (
+                "store = \"etcd\"\n[etcd]\nlease_ttl_s = 0\n",
+                "etcd.lease_ttl_s = 0 is out of range",
+            ),
+            (
+                "store = \"etcd\"\n[etcd]\nleader_ttl = 5\n",
+                "lepton.toml:3: unknown field `leader_ttl`",
             ),
         ];
         for (text, expected) in cases {

@@ -276,6 +276,12 @@ impl Engine {
     }
 
     async fn step(&mut self) {
+        // A deposed leader launches nothing: the store says whether this
+        // instance may still act, before anything is done.
+        if let Err(error) = self.store.check() {
+            warn!(%error, "step skipped");
+            return;
+        }
         let report = self.controller.step().await;
         self.metrics.step(&report);
         let mut changes: Vec<Change> = report

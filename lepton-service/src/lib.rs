@@ -15,6 +15,8 @@
 mod api;
 mod config;
 mod engine;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod metrics;
 mod store;
 mod tls;
@@ -28,7 +30,8 @@ use lepton::adapters::local::{LocalBackend, LocalConfig};
 use tracing::{info, warn};
 
 pub use config::{
-    AwsSection, ConfigError, DockerSection, LibvirtSection, LocalSection, ServiceConfig, TlsSection,
+    AwsSection, ConfigError, DockerSection, EtcdSection, LibvirtSection, LocalSection,
+    ServiceConfig, StoreKind, TlsSection,
 };
 pub use engine::{NodeView, TaskView};
 pub use store::{Change, EmbeddedStore, Finished, Store, StoreError, Stored};
@@ -90,9 +93,11 @@ impl IntoResponse for ServiceError {
     }
 }
 
-/// Runs the service until `shutdown` resolves: the local backend under
-/// `config.data_dir`, the embedded store, the control loop and the API.
-/// Calls `ready` with the address it listens on once it accepts requests.
+/// Runs the service until `shutdown` resolves: the backends, the store, the
+/// control loop and the API. Calls `ready` with the address it listens on
+/// once it accepts requests. With `store = "etcd"` it is one of several
+/// instances: it answers as a follower until elected, leads while its term
+/// holds, and follows again when it loses it.
 ///
 /// # Errors
 /// [`ServiceError::Start`] when it cannot start: the address is taken or
@@ -132,20 +137,90 @@ pub async fn serve(
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         ServiceError::Start(format!("cannot create {}: {e}", config.data_dir.display()))
     })?;
-    let backends = backends(&config)?;
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(
-        &config.data_dir.join("state.redb"),
-        config.durable,
-    )?);
+    let context = Arc::new(Context {
+        config,
+        policies,
+        metrics: Arc::new(metrics::Metrics::new()),
+        token: token.map(Arc::from),
+    });
+    match context.config.store {
+        StoreKind::Embedded => {
+            let store = Arc::new(EmbeddedStore::open(
+                &context.config.data_dir.join("state.redb"),
+                context.config.durable,
+            )?);
+            let leading = lead(&context, store)?;
+            let listener = bind(context.config.listen).await?;
+            ready(local_address(&listener)?);
+            let served = serve_http(listener, tls_acceptor, leading.router.clone(), shutdown).await;
+            leading.stop();
+            served
+        }
+        StoreKind::Etcd => replicated(context, tls_acceptor, ready, shutdown).await,
+    }
+}
+
+#[cfg(feature = "etcd")]
+async fn replicated(
+    context: Arc<Context>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    etcd::replica::serve(context, tls, ready, shutdown).await
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn replicated(
+    _: Arc<Context>,
+    _: Option<tokio_rustls::TlsAcceptor>,
+    _: impl FnOnce(SocketAddr),
+    _: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    Err(ServiceError::Start(
+        "store = \"etcd\": this build has no etcd store (build it with the `etcd` feature)".into(),
+    ))
+}
+
+/// What every term of leadership starts from.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) config: ServiceConfig,
+    policies: lepton::policies::PolicyContext,
+    metrics: Arc<metrics::Metrics>,
+    token: Option<Arc<str>>,
+}
+
+/// The control loop of a leader (of the only instance, on the embedded
+/// store) and the API over it.
+pub(crate) struct Leading {
+    pub(crate) router: axum::Router,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Leading {
+    /// Stops the control loop and waits for it (a step under way ends
+    /// first).
+    pub(crate) fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts leading on `store`: the backends, the control loop (which loads
+/// the state and adopts the backends' runs) and the API's routes.
+pub(crate) fn lead(context: &Context, store: Arc<dyn Store>) -> Result<Leading, ServiceError> {
+    let config = &context.config;
+    let backends = backends(config)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let metrics = Arc::new(metrics::Metrics::new());
     let (engine, thread) = engine::start(
         backends,
         Arc::clone(&store),
-        Arc::clone(&metrics),
+        Arc::clone(&context.metrics),
         engine::EngineConfig {
             scheduler: config.scheduler_config(),
-            policies,
+            policies: context.policies.clone(),
             tick: std::time::Duration::from_millis(config.tick_ms),
             max_concurrent_launches: config.max_concurrent_launches,
             policy: config.policy.clone(),
@@ -155,35 +230,52 @@ pub async fn serve(
     let claimed = engine.view.read().tasks.keys().copied().collect();
     let api = api::Api {
         engine,
-        metrics,
+        metrics: Arc::clone(&context.metrics),
         store,
         claimed: Arc::new(parking_lot::Mutex::new(claimed)),
-        token: token.map(Arc::from),
+        token: context.token.clone(),
         max_tasks_per_request: config.max_tasks_per_request,
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    Ok(Leading {
+        router: api::router(api, config.max_body_bytes, config.public_metrics),
+        stop,
+        thread,
+    })
+}
+
+pub(crate) async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, ServiceError> {
+    tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|e| ServiceError::Start(format!("cannot listen on {}: {e}", config.listen)))?;
+        .map_err(|e| ServiceError::Start(format!("cannot listen on {address}: {e}")))
+}
+
+pub(crate) fn local_address(
+    listener: &tokio::net::TcpListener,
+) -> Result<SocketAddr, ServiceError> {
     let address = listener
         .local_addr()
         .map_err(|e| ServiceError::Start(e.to_string()))?;
-    info!(%address, tls = tls_acceptor.is_some(), "listening");
-    ready(address);
-    let router = api::router(api, config.max_body_bytes, config.public_metrics);
-    let served = match &tls_acceptor {
+    info!(%address, "listening");
+    Ok(address)
+}
+
+/// Serves `router` on `listener` (through TLS when given) until `shutdown`.
+pub(crate) async fn serve_http(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    match tls {
         Some(acceptor) => {
-            tls::serve(listener, acceptor.clone(), router, shutdown).await;
+            tls::serve(listener, acceptor, router, shutdown).await;
             Ok(())
         }
-        None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
-    let _ = stop.send(true);
-    let _ = thread.join();
-    served.map_err(|e| ServiceError::Internal(e.to_string()))
+        None => axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string())),
+    }
 }
 
 /// The backends `config` names: the local one unless `local.enabled` is

@@ -83,6 +83,17 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`StoreError`] when the state cannot be read.
     fn load(&self) -> Result<Stored, StoreError>;
+
+    /// Whether this instance may still write: asked before every step of
+    /// the control loop, so that an instance that lost the right (a
+    /// deposed leader of a shared store) launches nothing more. A store of
+    /// its own always may.
+    ///
+    /// # Errors
+    /// [`StoreError`] saying why it may not.
+    fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 const TASKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tasks");
@@ -216,8 +227,16 @@ fn commit(database: &Database, batch: &[Request], durable: bool) -> Result<(), S
 }
 
 /// Serializes what the service itself built; it always serializes.
-fn json<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Reads back what [`json`] wrote; `what` names it in the error.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    what: &str,
+    bytes: &[u8],
+) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("{what}: {e}"))
 }
 
 impl Store for EmbeddedStore {
@@ -244,22 +263,19 @@ impl Store for EmbeddedStore {
         let table = txn.open_table(TASKS).map_err(|e| read("tasks", &e))?;
         for entry in table.iter().map_err(|e| read("tasks", &e))? {
             let (key, value) = entry.map_err(|e| read("tasks", &e))?;
-            let spec: TaskSpec =
-                serde_json::from_slice(value.value()).map_err(|e| read("tasks", &e))?;
+            let spec: TaskSpec = decode("tasks", value.value()).map_err(|e| self.error(e))?;
             stored.tasks.insert(TaskId(key.value()), spec);
         }
         let table = txn.open_table(RUNS).map_err(|e| read("runs", &e))?;
         for entry in table.iter().map_err(|e| read("runs", &e))? {
             let (key, value) = entry.map_err(|e| read("runs", &e))?;
-            let handle: Handle =
-                serde_json::from_slice(value.value()).map_err(|e| read("runs", &e))?;
+            let handle: Handle = decode("runs", value.value()).map_err(|e| self.error(e))?;
             stored.runs.insert(TaskId(key.value()), handle);
         }
         let table = txn.open_table(FINISHED).map_err(|e| read("finished", &e))?;
         for entry in table.iter().map_err(|e| read("finished", &e))? {
             let (key, value) = entry.map_err(|e| read("finished", &e))?;
-            let end: Finished =
-                serde_json::from_slice(value.value()).map_err(|e| read("finished", &e))?;
+            let end: Finished = decode("finished", value.value()).map_err(|e| self.error(e))?;
             stored.finished.insert(TaskId(key.value()), end);
         }
         let table = txn.open_table(CORDONED).map_err(|e| read("cordoned", &e))?;

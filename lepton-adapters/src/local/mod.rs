@@ -269,7 +269,8 @@ impl Backend for LocalBackend {
             argv,
         };
         self.files
-            .write_record(launch.run, &record)
+            .claim(launch.run)
+            .and_then(|()| self.files.write_record(launch.run, &record))
             .map_err(|e| Self::failed("record the run", e))?;
         let child = match self.files.spawn(launch.run, &record.argv, &procs) {
             Ok(child) => child,

@@ -171,6 +171,17 @@ impl RunFiles {
     }
 
     /// Writes a record atomically (a reader sees the old one or the new one).
+    /// Claims `run`'s record, atomically: `AlreadyExists` when another
+    /// process sharing this directory (a deposed leader waking up) claimed
+    /// it first, so that no run id is started by two.
+    pub(crate) fn claim(&self, run: Run) -> std::io::Result<()> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.record_path(run))
+            .map(drop)
+    }
+
     pub(crate) fn write_record(&self, run: Run, record: &Record) -> std::io::Result<()> {
         let path = self.record_path(run);
         let tmp = path.with_extension("json.tmp");

@@ -1,0 +1,167 @@
+//! One instance among several on one etcd cluster: it follows until
+//! elected, leads while its term holds, and follows again when it loses it.
+//!
+//! Followers answer `/healthz` and `GET /v1/leader`, and every other route
+//! with 503 naming the leader: only the leader schedules, launches and
+//! writes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use parking_lot::RwLock;
+use serde_json::json;
+use tokio::sync::watch;
+use tower::ServiceExt;
+use tracing::{info, warn};
+
+use super::election::Election;
+use super::{connect, EtcdStore};
+use crate::{bind, lead, local_address, serve_http, Context, ServiceError};
+
+/// What the outer routes read: the routes of the moment, who leads, and
+/// this instance's address.
+#[derive(Clone)]
+struct Replica {
+    routes: Arc<RwLock<Router>>,
+    leader: watch::Receiver<Option<String>>,
+    me: Arc<str>,
+}
+
+/// Runs one instance until `shutdown`.
+pub(crate) async fn serve(
+    context: Arc<Context>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let section = context.config.etcd.clone().unwrap_or_default();
+    let client = connect(&section).await.map_err(ServiceError::Start)?;
+    let listener = bind(context.config.listen).await?;
+    let address = local_address(&listener)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let election = Election {
+        key: format!("{}leader", section.prefix),
+        advertise: section
+            .advertise
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{address}")),
+        ttl: Duration::from_secs(section.lease_ttl_s),
+    };
+    let (leader, leader_seen) = watch::channel(None);
+    let replica = Replica {
+        routes: Arc::new(RwLock::new(follower(leader_seen.clone()))),
+        leader: leader_seen,
+        me: Arc::from(election.advertise.as_str()),
+    };
+    let outer = Router::new()
+        .route("/v1/leader", get(who_leads))
+        .fallback(dispatch)
+        .with_state(replica.clone());
+    let (stop_http, http_stopped) = watch::channel(false);
+    let http = tokio::spawn(serve_http(listener, tls, outer, async move {
+        let mut stopped = http_stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }));
+    ready(address);
+    info!(me = %election.advertise, ttl_s = section.lease_ttl_s, "campaigning for leadership");
+    tokio::pin!(shutdown);
+    let result = loop {
+        let fence = tokio::select! {
+            () = &mut shutdown => break Ok(()),
+            fence = election.campaign(&client, &leader) => fence,
+        };
+        let term = {
+            let (context, section, fence) =
+                (Arc::clone(&context), section.clone(), Arc::clone(&fence));
+            tokio::task::spawn_blocking(move || {
+                let store = EtcdStore::new(&section, fence)?;
+                lead(&context, Arc::new(store))
+            })
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+            .and_then(|started| started)
+        };
+        let leading = match term {
+            Ok(leading) => leading,
+            // etcd failed under it: follow, and campaign again.
+            Err(error) if fence.ended().is_some() || matches!(error, ServiceError::Store(_)) => {
+                warn!(%error, "could not take over; following again");
+                Election::resign(&client, &fence).await;
+                leader.send_replace(None);
+                continue;
+            }
+            Err(error) => {
+                Election::resign(&client, &fence).await;
+                break Err(error);
+            }
+        };
+        *replica.routes.write() = leading.router.clone();
+        info!(revision = fence.revision(), "leading");
+        let stepped_down = tokio::select! {
+            () = &mut shutdown => false,
+            () = fence.lost() => true,
+        };
+        *replica.routes.write() = follower(replica.leader.clone());
+        let _ = tokio::task::spawn_blocking(move || leading.stop()).await;
+        if !stepped_down {
+            Election::resign(&client, &fence).await;
+            break Ok(());
+        }
+        leader.send_replace(None);
+        warn!("stepped down: following");
+    };
+    let _ = stop_http.send(true);
+    match http.await {
+        Ok(served) => result.and(served),
+        Err(e) => Err(ServiceError::Internal(e.to_string())),
+    }
+}
+
+/// Hands the request to the routes of the moment: the leader's API, or
+/// the follower's answer.
+async fn dispatch(State(replica): State<Replica>, request: Request) -> Response {
+    let routes = replica.routes.read().clone();
+    match routes.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// `GET /v1/leader`: who leads, and whether it is this instance.
+async fn who_leads(State(replica): State<Replica>) -> Json<serde_json::Value> {
+    let leader = replica.leader.borrow().clone();
+    let role = if leader.as_deref() == Some(&*replica.me) {
+        "leader"
+    } else {
+        "follower"
+    };
+    Json(json!({"leader": leader, "this": &*replica.me, "role": role}))
+}
+
+/// A follower's routes: alive, and not the one to ask.
+fn follower(leader: watch::Receiver<Option<String>>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(move || {
+            let leader = leader.borrow().clone();
+            async move { not_the_leader(leader) }
+        })
+}
+
+fn not_the_leader(leader: Option<String>) -> Response {
+    let error = match &leader {
+        Some(leader) => format!("not the leader, leader is {leader}"),
+        None => "not the leader, and no leader is elected yet: retry shortly".to_owned(),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": error, "leader": leader})),
+    )
+        .into_response()
+}
