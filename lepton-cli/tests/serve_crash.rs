@@ -9,12 +9,11 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::service::Service;
+use support::service::{assert_each_ran_once, Service};
 
 const CLIENTS: u64 = 8;
 const TASKS_PER_CLIENT: u64 = 250;
@@ -79,25 +78,6 @@ fn tasks_by_state(address: &str) -> serde_json::Value {
         .into_json()
         .unwrap();
     answer
-}
-
-/// `ended`/`started` lines of the ledger, per task id.
-fn ledger_lines(ledger: &str) -> BTreeMap<u64, (Vec<i64>, usize)> {
-    let mut per_task: BTreeMap<u64, (Vec<i64>, usize)> = BTreeMap::new();
-    for line in ledger.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let task = |run: &str| -> u64 { run.split('-').next().unwrap().parse().unwrap() };
-        match fields.as_slice() {
-            ["ended", run, code] => per_task
-                .entry(task(run))
-                .or_default()
-                .0
-                .push(code.parse().unwrap()),
-            ["started", run, _pid] => per_task.entry(task(run)).or_default().1 += 1,
-            _ => panic!("a ledger line of unknown shape: {line:?}"),
-        }
-    }
-    per_task
 }
 
 #[test]
@@ -169,16 +149,6 @@ fn nothing_acknowledged_is_lost_or_run_twice_across_three_kills() {
     );
 
     // The backend's own record: each task started once and ended once, with 0.
-    let ledger = service.ledger();
-    let per_task = ledger_lines(&ledger);
-    assert_eq!(
-        per_task.keys().copied().collect::<BTreeSet<_>>(),
-        acknowledged
-    );
-    for (task, (ends, starts)) in &per_task {
-        assert_eq!(ends, &vec![0], "task {task} ended {ends:?}");
-        assert_eq!(*starts, 1, "task {task} was started {starts} times");
-    }
+    assert_each_ran_once(&service.ledger(), &acknowledged);
     assert_eq!(service.starts, KILLS + 1);
-    let _ = Path::new(&service.dir);
 }

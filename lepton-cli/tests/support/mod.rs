@@ -4,4 +4,5 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub(crate) mod browser;
+pub(crate) mod replicas;
 pub(crate) mod service;

@@ -1,12 +1,14 @@
 //! `lepton serve` as a child process on a free loopback port.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A service's files, address and process.
 pub(crate) struct Service {
     pub(crate) dir: PathBuf,
+    data: PathBuf,
     config: PathBuf,
     pub(crate) address: String,
     child: Option<Child>,
@@ -17,9 +19,17 @@ impl Service {
     /// A service's files and a free port; `extra` is added to its
     /// config file.
     pub(crate) fn new(name: &str, extra: &str) -> Service {
+        Self::sharing(name, extra, None)
+    }
+
+    /// As [`new`](Self::new), with its data (the local backend's runs and
+    /// ledger) in `data` when given: several instances of one replicated
+    /// service share them.
+    pub(crate) fn sharing(name: &str, extra: &str, data: Option<&Path>) -> Service {
         let dir = std::env::temp_dir().join(format!("lepton-serve-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let data = data.map_or_else(|| dir.join("data"), Path::to_path_buf);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -30,12 +40,13 @@ impl Service {
             &config,
             format!(
                 "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ntick_ms = 50\n{extra}",
-                dir.join("data").display()
+                data.display()
             ),
         )
         .unwrap();
         Service {
             dir,
+            data,
             config,
             address: format!("http://127.0.0.1:{port}"),
             child: None,
@@ -77,9 +88,63 @@ impl Service {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the running process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("a running service");
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal}");
+    }
+
+    /// What the latest start wrote on stderr.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("serve-{}.log", self.starts)))
+            .unwrap_or_default()
+    }
+
     /// The local backend's ledger.
     pub(crate) fn ledger(&self) -> String {
-        std::fs::read_to_string(self.dir.join("data/local/ledger.log")).unwrap_or_default()
+        std::fs::read_to_string(self.data.join("local/ledger.log")).unwrap_or_default()
+    }
+}
+
+/// The ledger's `ended`/`started` lines per task id: the exit codes of its
+/// runs and how many were started.
+pub(crate) fn ledger_lines(ledger: &str) -> BTreeMap<u64, (Vec<i64>, usize)> {
+    let mut per_task: BTreeMap<u64, (Vec<i64>, usize)> = BTreeMap::new();
+    for line in ledger.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let task = |run: &str| -> u64 { run.split('-').next().unwrap().parse().unwrap() };
+        match fields.as_slice() {
+            ["ended", run, code] => per_task
+                .entry(task(run))
+                .or_default()
+                .0
+                .push(code.parse().unwrap()),
+            ["started", run, _pid] => per_task.entry(task(run)).or_default().1 += 1,
+            _ => panic!("a ledger line of unknown shape: {line:?}"),
+        }
+    }
+    per_task
+}
+
+/// Asserts that the ledger shows exactly `tasks`, each started once and
+/// ended once with exit code 0.
+pub(crate) fn assert_each_ran_once(ledger: &str, tasks: &std::collections::BTreeSet<u64>) {
+    let per_task = ledger_lines(ledger);
+    assert_eq!(
+        &per_task
+            .keys()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        tasks,
+        "the tasks the backend ran are exactly those acknowledged"
+    );
+    for (task, (ends, starts)) in &per_task {
+        assert_eq!(ends, &vec![0], "task {task} ended {ends:?}");
+        assert_eq!(*starts, 1, "task {task} was started {starts} times");
     }
 }
 

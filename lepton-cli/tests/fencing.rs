@@ -1,0 +1,103 @@
+//! Fencing, forced: the leader of two `lepton serve` instances on etcd is
+//! paused with SIGSTOP past its lease (as a long GC pause or a partition
+//! would), the other takes over, and the old one is resumed. Its writes
+//! must be refused, it must step down to follower, and nothing it was
+//! handed after waking may exist; the tasks of both terms run exactly
+//! once, by the local backend's own ledger.
+
+#![cfg(feature = "etcd")]
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use support::replicas::{etcd_config, leader_info, leader_tasks, task, wait_for_leader};
+use support::service::{assert_each_ran_once, Service};
+
+const TTL_S: u64 = 2;
+
+fn post(address: &str, ids: impl Iterator<Item = u64>) -> Result<u16, (u16, String)> {
+    let body = serde_json::Value::Array(ids.map(|id| task(id, 0.5)).collect()).to_string();
+    match ureq::post(&format!("{address}/v1/tasks"))
+        .set("Content-Type", "application/json")
+        .send_string(&body)
+    {
+        Ok(response) => Ok(response.status()),
+        Err(ureq::Error::Status(code, response)) => {
+            Err((code, response.into_string().unwrap_or_default()))
+        }
+        Err(error) => panic!("{address}: {error}"),
+    }
+}
+
+#[test]
+fn fencing_refuses_a_leader_paused_past_its_lease_and_it_steps_down() {
+    let data = std::env::temp_dir().join(format!("lepton-fencing-data-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let config = etcd_config("fencing", TTL_S);
+    let mut services: Vec<Service> = (0..2)
+        .map(|i| Service::sharing(&format!("fencing-{i}"), &config, Some(&data)))
+        .collect();
+    for service in &mut services {
+        service.start();
+    }
+    let (old, _) = wait_for_leader(&services, None, Duration::from_secs(4 * TTL_S));
+    let new = 1 - old;
+    assert_eq!(post(&services[old].address, 1..=20), Ok(202));
+
+    // Paused past its lease: the other instance takes over.
+    services[old].signal("STOP");
+    let (leader, took) = wait_for_leader(&services, Some(old), Duration::from_secs(4 * TTL_S));
+    assert_eq!(leader, new);
+    eprintln!("instance {new} took over {took:?} after instance {old} was paused");
+    assert_eq!(post(&services[new].address, 21..=40), Ok(202));
+
+    // Woken: the first write it is handed is refused, and it follows.
+    services[old].signal("CONT");
+    let refused = post(&services[old].address, 99..=99);
+    let Err((503, error)) = &refused else {
+        panic!("the old leader accepted a task after its term: {refused:?}")
+    };
+    assert!(error.contains("not the leader"), "{error}");
+    let started = Instant::now();
+    loop {
+        let info = leader_info(&services[old].address);
+        if let Some((role, Some(leader))) = &info {
+            if role == "follower" && *leader == services[new].address {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the old leader did not step down: {info:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        services[old].log().contains("leadership lost"),
+        "{}",
+        services[old].log()
+    );
+
+    // Nothing of the refused write exists; both terms' tasks ran once.
+    let refused = ureq::get(&format!("{}/v1/tasks/99", services[new].address)).call();
+    assert!(
+        matches!(refused, Err(ureq::Error::Status(404, _))),
+        "{refused:?}"
+    );
+    let expected: BTreeSet<u64> = (1..=40).collect();
+    let started = Instant::now();
+    while leader_tasks(&services).and_then(|answer| answer["counts"]["completed"].as_u64())
+        != Some(40)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not all completed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_each_ran_once(&services[new].ledger(), &expected);
+    let _ = std::fs::remove_dir_all(&data);
+}
