@@ -1,6 +1,8 @@
 //! The service's load figure: acknowledged submissions per second and the
 //! latency of each request, from 8 concurrent clients on loopback, with
-//! the embedded store durable (each commit synced to disk) and not.
+//! the embedded store durable (each commit synced to disk) and not, and,
+//! in a build with the `etcd` feature and `LEPTON_ETCD_ENDPOINTS` set (`bash
+//! scripts/backends.sh start etcd`), with the etcd store.
 //!
 //! The node is cordoned first, so the tasks stay queued: the figure is
 //! what accepting costs (parse, validate, store, queue), not running
@@ -9,6 +11,7 @@
 //! ```sh
 //! cargo run --release -p lepton-service --example load              # 100 tasks a request
 //! cargo run --release -p lepton-service --example load -- 1 2000    # one task a request
+//! cargo run --release -p lepton-service --features etcd --example load   # and etcd
 //! ```
 //!
 //! Arguments: tasks per request (default 100) and requests per client
@@ -38,23 +41,62 @@ fn main() {
         "{:<10} {:>12} {:>14} {:>10} {:>10} {:>10}",
         "store", "tasks/s", "requests/s", "p50 ms", "p99 ms", "max ms"
     );
-    for durable in [true, false] {
-        run(durable, batch, requests);
+    let mut stores = vec![Store::Durable, Store::NotSynced];
+    if cfg!(feature = "etcd") {
+        match std::env::var("LEPTON_ETCD_ENDPOINTS") {
+            Ok(endpoints) => stores.push(Store::Etcd(endpoints)),
+            Err(_) => eprintln!("LEPTON_ETCD_ENDPOINTS is not set: no etcd run"),
+        }
+    }
+    for store in stores {
+        run(&store, batch, requests);
     }
 }
 
-fn run(durable: bool, batch: u64, requests: u64) {
-    let dir = std::env::temp_dir().join(format!("lepton-load-{durable}-{}", std::process::id()));
+enum Store {
+    Durable,
+    NotSynced,
+    /// The etcd store on these endpoints (comma-separated).
+    Etcd(String),
+}
+
+fn run(store: &Store, batch: u64, requests: u64) {
+    let name = match store {
+        Store::Durable => "durable",
+        Store::NotSynced => "not synced",
+        Store::Etcd(_) => "etcd",
+    };
+    let tag = name.replace(' ', "-");
+    let dir = std::env::temp_dir().join(format!("lepton-load-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = ServiceConfig {
+    let mut config = ServiceConfig {
         listen: "127.0.0.1:0".parse().expect("an address"),
         data_dir: dir.clone(),
-        durable,
+        durable: !matches!(store, Store::NotSynced),
         max_tasks_per_request: batch as usize,
         ..ServiceConfig::default()
     };
+    if let Store::Etcd(endpoints) = store {
+        config.store = lepton_service::StoreKind::Etcd;
+        config.etcd = Some(lepton_service::EtcdSection {
+            endpoints: endpoints.split(',').map(str::to_owned).collect(),
+            prefix: format!("/lepton-load-{}/", std::process::id()),
+            // What `scripts/backends.sh` starts etcd with.
+            max_txn_ops: 1_024,
+            ..lepton_service::EtcdSection::default()
+        });
+    }
     let service = lepton_service::start(config, 2).expect("the service starts");
     let base = format!("http://{}", service.address());
+    // A replicated instance serves once it leads.
+    while !ureq::get(&format!("{base}/v1/leader"))
+        .call()
+        .ok()
+        .and_then(|r| r.into_json::<serde_json::Value>().ok())
+        .is_some_and(|answer| answer["role"] == "leader")
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     ureq::post(&format!("{base}/v1/nodes/0/cordon"))
         .send_string("{}")
         .expect("cordon");
@@ -99,7 +141,7 @@ fn run(durable: bool, batch: u64, requests: u64) {
     let total = (CLIENTS * requests) as f64;
     println!(
         "{:<10} {:>12.0} {:>14.0} {:>10.2} {:>10.2} {:>10.2}",
-        if durable { "durable" } else { "not synced" },
+        name,
         total * batch as f64 / wall,
         total / wall,
         ms(at(0.50)),

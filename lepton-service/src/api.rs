@@ -62,6 +62,12 @@ pub(crate) fn router(api: Api, max_body_bytes: usize, public_metrics: bool) -> R
     let v1 = v1.route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        // Who leads: this instance, on the embedded store (with
+        // `store = "etcd"` the replica's own route answers instead).
+        .route(
+            "/v1/leader",
+            get(|| async { Json(json!({"role": "leader", "leader": null, "this": null})) }),
+        )
         // The page holds no data; it asks the API, with the token.
         .route("/", get(dashboard))
         .merge(open)

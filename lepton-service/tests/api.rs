@@ -194,6 +194,7 @@ fn the_openapi_description_names_every_route_the_service_answers() {
         ("POST", "/v1/nodes/9/uncordon", "/v1/nodes/{id}/uncordon"),
         ("POST", "/v1/nodes/9/drain", "/v1/nodes/{id}/drain"),
         ("GET", "/v1/policy", "/v1/policy"),
+        ("GET", "/v1/leader", "/v1/leader"),
     ];
     assert_eq!(paths.len(), routes.len(), "{:?}", paths.keys());
     for (method, path) in [("post", "/v1/tasks"), ("put", "/v1/policy")] {
