@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::replicas::{etcd_config, leader_tasks, submit_anywhere, task, wait_for_leader};
-use support::service::{assert_each_ran_once, Service};
+use support::service::{assert_each_ran_once, task_ids, Service};
 
 const INSTANCES: usize = 3;
 const TTL_S: u64 = 3;
@@ -110,18 +110,27 @@ fn failover_loses_and_repeats_nothing_across_two_leader_kills_and_an_etcd_member
         }
         std::thread::sleep(Duration::from_millis(250));
     };
-    let known: BTreeSet<u64> = answer["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_u64().unwrap())
-        .collect();
     assert_eq!(
-        known, acknowledged,
+        task_ids(&answer),
+        acknowledged,
         "the leader knows exactly the acknowledged tasks"
     );
     // The backend's own record: each started once, ended once with 0.
     assert_each_ran_once(&services[0].ledger(), &acknowledged);
+    // Any instance answers reads: followers pass them on to the leader.
+    for service in &services {
+        let answer: serde_json::Value = ureq::get(&format!("{}/v1/tasks", service.address))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        assert_eq!(
+            answer["counts"]["completed"],
+            acknowledged.len(),
+            "{}",
+            service.address
+        );
+    }
 
     eprintln!("takeovers after a SIGKILL of the leader: {takeovers:?} (lease TTL {TTL_S} s)");
     for took in &takeovers {

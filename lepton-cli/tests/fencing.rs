@@ -81,16 +81,36 @@ fn fencing_refuses_a_leader_paused_past_its_lease_and_it_steps_down() {
         services[old].log()
     );
 
-    // Nothing of the refused write exists; both terms' tasks ran once.
-    let refused = ureq::get(&format!("{}/v1/tasks/99", services[new].address)).call();
-    assert!(
-        matches!(refused, Err(ureq::Error::Status(404, _))),
-        "{refused:?}"
-    );
-    let expected: BTreeSet<u64> = (1..=40).collect();
+    // `lepton submit` to the follower it now is: sent on to the leader.
+    let file = services[old].dir.join("task-41.json");
+    std::fs::write(&file, task(41, 0.5).to_string()).unwrap();
+    let submitted = std::process::Command::new(env!("CARGO_BIN_EXE_lepton"))
+        .args([
+            "submit",
+            file.to_str().unwrap(),
+            "--addr",
+            &services[old].address,
+        ])
+        .env_remove("LEPTON_TOKEN")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&submitted.stderr);
+    assert!(submitted.status.success(), "{said}");
+    assert!(said.contains("sending to the leader"), "{said}");
+
+    // Nothing of the refused write exists (asked of both: the follower
+    // passes reads on to the leader); both terms' tasks ran once.
+    for service in &services {
+        let refused = ureq::get(&format!("{}/v1/tasks/99", service.address)).call();
+        assert!(
+            matches!(refused, Err(ureq::Error::Status(404, _))),
+            "{refused:?}"
+        );
+    }
+    let expected: BTreeSet<u64> = (1..=41).collect();
     let started = Instant::now();
     while leader_tasks(&services).and_then(|answer| answer["counts"]["completed"].as_u64())
-        != Some(40)
+        != Some(41)
     {
         assert!(
             started.elapsed() < Duration::from_secs(60),

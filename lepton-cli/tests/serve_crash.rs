@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::service::{assert_each_ran_once, Service};
+use support::service::{assert_each_ran_once, task_ids, Service};
 
 const CLIENTS: u64 = 8;
 const TASKS_PER_CLIENT: u64 = 250;
@@ -137,14 +137,9 @@ fn nothing_acknowledged_is_lost_or_run_twice_across_three_kills() {
         std::thread::sleep(Duration::from_millis(250));
     }
     let answer = tasks_by_state(&address);
-    let known: BTreeSet<u64> = answer["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_u64().unwrap())
-        .collect();
     assert_eq!(
-        known, acknowledged,
+        task_ids(&answer),
+        acknowledged,
         "the service's tasks are exactly those acknowledged"
     );
 

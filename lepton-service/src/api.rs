@@ -200,18 +200,15 @@ async fn submit(
             // a restart takes it in.
             tracing::warn!(task = %spec.id, %error, "stored but not queued");
         }
-        view.tasks.insert(
-            spec.id,
-            crate::engine::TaskView {
-                id: spec.id.0,
-                name: spec.name.clone(),
-                state: "queued",
-                attempts: 0,
-                node: None,
-                limits: None,
-                reasons: Vec::new(),
-            },
-        );
+        view.insert(crate::engine::TaskView {
+            id: spec.id.0,
+            name: spec.name.clone(),
+            state: "queued",
+            attempts: 0,
+            node: None,
+            limits: None,
+            reasons: Vec::new(),
+        });
         ids.push(spec.id.0);
     }
     api.metrics.accepted(ids.len() as u64);
@@ -324,7 +321,7 @@ async fn list_tasks(
         .filter(|t| query.state.as_deref().is_none_or(|s| t.state == s))
         .collect();
     tasks.sort_by_key(|t| t.id);
-    let counts = STATES.map(|s| (s, view.tasks.values().filter(|t| t.state == s).count()));
+    let counts = view.counts();
     tasks.truncate(query.limit.unwrap_or(usize::MAX));
     Ok(Json(json!({
         "tasks": tasks,

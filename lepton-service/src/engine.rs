@@ -3,7 +3,7 @@
 //! steps, writes what happened to the store and publishes a [`View`] the
 //! API reads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,14 +75,44 @@ pub struct NodeView {
 /// What the API reads: the service's state after the latest step.
 #[derive(Debug, Default)]
 pub(crate) struct View {
-    /// Every task accepted, by id.
+    /// Every task accepted, by id; changed through [`View::insert`].
     pub(crate) tasks: HashMap<TaskId, TaskView>,
+    /// The tasks not yet ended: the only ones a step can change.
+    unfinished: HashSet<TaskId>,
+    /// Tasks by state, kept as they change.
+    counts: HashMap<&'static str, usize>,
     /// The nodes.
     pub(crate) nodes: Vec<NodeView>,
     /// The policy in use.
     pub(crate) policy: String,
     /// Tasks waiting in the queue.
     pub(crate) queue_len: usize,
+}
+
+impl View {
+    /// Adds a task or replaces what it showed, keeping the counts.
+    pub(crate) fn insert(&mut self, task: TaskView) {
+        let id = TaskId(task.id);
+        if let Some(count) = self
+            .tasks
+            .get(&id)
+            .and_then(|old| self.counts.get_mut(old.state))
+        {
+            *count = count.saturating_sub(1);
+        }
+        *self.counts.entry(task.state).or_default() += 1;
+        if matches!(task.state, "completed" | "failed" | "cancelled") {
+            self.unfinished.remove(&id);
+        } else {
+            self.unfinished.insert(id);
+        }
+        self.tasks.insert(id, task);
+    }
+
+    /// How many tasks are in each state, in [`STATES`]' order.
+    pub(crate) fn counts(&self) -> [(&'static str, usize); 5] {
+        STATES.map(|state| (state, self.counts.get(state).copied().unwrap_or(0)))
+    }
 }
 
 /// What the API asks the loop to do; each gets an answer.
@@ -220,7 +250,7 @@ impl Engine {
                     Some(end) => ended_view(spec, end),
                     None => live_view(controller.scheduler(), spec),
                 };
-                view.tasks.insert(*id, task);
+                view.insert(task);
             }
         }
         // Runs that ended while no service watched ended their tasks now.
@@ -389,33 +419,24 @@ impl Engine {
             })
             .collect();
         let mut view = self.view.write();
-        for task in view.tasks.values_mut() {
-            if matches!(task.state, "completed" | "failed" | "cancelled") {
+        // Only the tasks not yet ended can have changed.
+        let unfinished: Vec<TaskId> = view.unfinished.iter().copied().collect();
+        let mut queued: BTreeMap<u8, usize> = BTreeMap::new();
+        for id in unfinished {
+            let Some(spec) = scheduler.task(id) else {
                 continue;
+            };
+            let task = live_view(scheduler, spec);
+            if task.state == "queued" {
+                *queued.entry(spec.priority.0).or_default() += 1;
             }
-            let id = TaskId(task.id);
-            if let Some(spec) = scheduler.task(id) {
-                *task = live_view(scheduler, spec);
-            }
+            view.insert(task);
         }
         view.nodes = nodes;
         view.policy = scheduler.policy_name().to_owned();
         view.queue_len = scheduler.queue_len();
-        let mut queued: BTreeMap<u8, usize> = BTreeMap::new();
-        let mut states: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for task in view.tasks.values() {
-            *states.entry(task.state).or_default() += 1;
-            if task.state == "queued" {
-                if let Some(spec) = scheduler.task(TaskId(task.id)) {
-                    *queued.entry(spec.priority.0).or_default() += 1;
-                }
-            }
-        }
         let queued: Vec<(u8, usize)> = queued.into_iter().collect();
-        let states: Vec<(&'static str, usize)> = STATES
-            .iter()
-            .map(|&state| (state, states.get(state).copied().unwrap_or(0)))
-            .collect();
+        let states = view.counts();
         self.metrics.observe(&scheduler.report(), &queued, &states);
     }
 }
@@ -545,5 +566,47 @@ fn ended_view(spec: &TaskSpec, end: &Finished) -> TaskView {
         node: None,
         limits: None,
         reasons: end.reasons.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: u64, state: &'static str) -> TaskView {
+        TaskView {
+            id,
+            name: None,
+            state,
+            attempts: 0,
+            node: None,
+            limits: None,
+            reasons: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_view_keeps_its_counts_and_unfinished_tasks_as_tasks_change() {
+        let mut view = View::default();
+        view.insert(task(1, "queued"));
+        view.insert(task(2, "queued"));
+        view.insert(task(1, "running"));
+        view.insert(task(2, "failed"));
+        view.insert(task(3, "completed"));
+        view.insert(task(1, "completed"));
+        assert_eq!(
+            view.counts(),
+            [
+                ("queued", 0),
+                ("running", 0),
+                ("completed", 2),
+                ("failed", 1),
+                ("cancelled", 0)
+            ]
+        );
+        assert!(view.unfinished.is_empty());
+        view.insert(task(4, "queued"));
+        assert_eq!(view.unfinished, HashSet::from([TaskId(4)]));
+        assert_eq!(view.counts()[0], ("queued", 1));
     }
 }

@@ -89,32 +89,58 @@ pub(crate) struct ClientArgs {
 
 impl ClientArgs {
     /// Sends a request; the JSON answer, or an error with the service's
-    /// own message.
+    /// own message. A follower of a replicated service (`store = "etcd"`)
+    /// that refuses a write names its leader: the request goes there once.
     fn call(&self, method: &str, path: &str, body: Option<&str>) -> Result<Value, CliError> {
-        let url = format!("{}{path}", self.addr.trim_end_matches('/'));
-        let mut request = ureq::request(method, &url).set("Content-Type", "application/json");
-        if let Some(token) = &self.token {
-            request = request.set("Authorization", &format!("Bearer {token}"));
-        }
-        let response = match body {
-            Some(body) => request.send_string(body),
-            None => request.call(),
-        };
-        match response {
-            Ok(response) => response
-                .into_json()
-                .map_err(|e| CliError::Output(format!("{url}: not JSON: {e}"))),
-            Err(ureq::Error::Status(code, response)) => {
-                let text = response.into_string().unwrap_or_default();
-                let message = serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v["error"].as_str().map(str::to_owned))
-                    .unwrap_or(text);
-                Err(CliError::Usage(format!("{url}: {code}: {message}")))
+        let mut base = self.addr.trim_end_matches('/').to_owned();
+        let mut redirected = false;
+        loop {
+            let url = format!("{base}{path}");
+            let request = self.request(&url, method);
+            let response = match body {
+                Some(body) => request.send_string(body),
+                None => request.call(),
+            };
+            match response {
+                Ok(response) => {
+                    return response
+                        .into_json()
+                        .map_err(|e| CliError::Output(format!("{url}: not JSON: {e}")))
+                }
+                Err(ureq::Error::Status(code, response)) => {
+                    let text = response.into_string().unwrap_or_default();
+                    let answer = serde_json::from_str::<Value>(&text).ok();
+                    let leader = answer
+                        .as_ref()
+                        .and_then(|v| v["leader"].as_str())
+                        .map(|l| l.trim_end_matches('/').to_owned());
+                    if let (503, Some(leader), false) = (code, &leader, redirected) {
+                        if *leader != base {
+                            eprintln!("{base} follows; sending to the leader, {leader}");
+                            base.clone_from(leader);
+                            redirected = true;
+                            continue;
+                        }
+                    }
+                    let message = answer
+                        .and_then(|v| v["error"].as_str().map(str::to_owned))
+                        .unwrap_or(text);
+                    return Err(CliError::Usage(format!("{url}: {code}: {message}")));
+                }
+                Err(error) => {
+                    return Err(CliError::Usage(format!(
+                        "{url}: {error} (is `lepton serve` running there?)"
+                    )))
+                }
             }
-            Err(error) => Err(CliError::Usage(format!(
-                "{url}: {error} (is `lepton serve` running there?)"
-            ))),
+        }
+    }
+
+    fn request(&self, url: &str, method: &str) -> ureq::Request {
+        let request = ureq::request(method, url).set("Content-Type", "application/json");
+        match &self.token {
+            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+            None => request,
         }
     }
 }

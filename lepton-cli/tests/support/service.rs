@@ -151,10 +151,25 @@ pub(crate) fn assert_each_ran_once(ledger: &str, tasks: &std::collections::BTree
 impl Drop for Service {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // CONT after TERM: a test that failed with it stopped must not
+            // wait for it forever.
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
                 .status();
             let _ = child.wait();
         }
     }
+}
+
+/// The ids of the tasks in a `GET /v1/tasks` answer.
+pub(crate) fn task_ids(answer: &serde_json::Value) -> std::collections::BTreeSet<u64> {
+    answer["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect()
 }

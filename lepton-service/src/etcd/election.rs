@@ -97,7 +97,9 @@ impl Election {
     }
 
     /// Waits until this instance leads, publishing the current leader's
-    /// address in `leader` meanwhile; starts renewing the lease.
+    /// address in `leader` meanwhile (and none once elected: the caller
+    /// names itself when it serves as the leader); starts renewing the
+    /// lease.
     pub(crate) async fn campaign(
         &self,
         client: &Client,
@@ -108,7 +110,9 @@ impl Election {
         loop {
             match self.try_lead(&mut client).await {
                 Ok(Ok(fence)) => {
-                    leader.send_replace(Some(self.advertise.clone()));
+                    // Named the leader once it serves as one (the caller's
+                    // part): until then it answers as a follower.
+                    leader.send_replace(None);
                     info!(revision = fence.revision, "elected leader");
                     tokio::spawn(renew(client, Arc::clone(&fence), self.ttl));
                     return fence;

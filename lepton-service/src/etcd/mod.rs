@@ -415,6 +415,13 @@ mod tests {
         }
     }
 
+    /// The store of the term `fence` (made off the runtime: it blocks).
+    async fn store_of(section: &EtcdSection, fence: &Arc<Fence>) -> Arc<EtcdStore> {
+        let (section, fence) = (section.clone(), Arc::clone(fence));
+        let store = tokio::task::spawn_blocking(move || EtcdStore::new(&section, fence).unwrap());
+        Arc::new(store.await.unwrap())
+    }
+
     fn spec(id: u64) -> Change {
         Change::Accepted(Box::new(TaskSpec::new(TaskId(id), Resources::new(10, 1))))
     }
@@ -427,13 +434,7 @@ mod tests {
         let fence = election(&section, "http://a")
             .campaign(&client, &leader)
             .await;
-        let store = {
-            let (section, fence) = (section.clone(), Arc::clone(&fence));
-            tokio::task::spawn_blocking(move || EtcdStore::new(&section, fence).unwrap())
-                .await
-                .unwrap()
-        };
-        let store = Arc::new(store);
+        let store = store_of(&section, &fence).await;
         let writer = Arc::clone(&store);
         let stored = tokio::task::spawn_blocking(move || {
             // 30 tasks with max_txn_ops = 8: several fenced transactions.
@@ -473,17 +474,11 @@ mod tests {
     async fn fencing_refuses_a_deposed_leaders_writes_in_etcd_itself() {
         let section = section("fencing");
         let client = connect(&section).await.unwrap();
-        let (leader, seen) = watch::channel(None);
+        let (leader, _) = watch::channel(None);
         let first = election(&section, "http://first")
             .campaign(&client, &leader)
             .await;
-        let store = {
-            let (section, fence) = (section.clone(), Arc::clone(&first));
-            tokio::task::spawn_blocking(move || EtcdStore::new(&section, fence).unwrap())
-                .await
-                .unwrap()
-        };
-        let store = Arc::new(store);
+        let store = store_of(&section, &first).await;
         let writer = Arc::clone(&store);
         tokio::task::spawn_blocking(move || writer.apply(vec![spec(1)]).unwrap())
             .await
@@ -496,7 +491,12 @@ mod tests {
         let second = election(&section, "http://second")
             .campaign(&client, &leader)
             .await;
-        assert_eq!(seen.borrow().as_deref(), Some("http://second"));
+        let key = client
+            .clone()
+            .get(format!("{}leader", section.prefix), None)
+            .await
+            .unwrap();
+        assert_eq!(key.kvs()[0].value(), b"http://second");
         assert!(second.revision() > first.revision());
 
         let writer = Arc::clone(&store);
@@ -511,12 +511,7 @@ mod tests {
         // The term is over for it, and etcd holds only what it wrote while
         // it led.
         assert!(first.ended().is_some());
-        let second_store = {
-            let (section, fence) = (section.clone(), Arc::clone(&second));
-            tokio::task::spawn_blocking(move || EtcdStore::new(&section, fence).unwrap())
-                .await
-                .unwrap()
-        };
+        let second_store = store_of(&section, &second).await;
         let stored = tokio::task::spawn_blocking(move || second_store.load().unwrap())
             .await
             .unwrap();

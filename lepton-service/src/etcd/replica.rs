@@ -1,16 +1,17 @@
 //! One instance among several on one etcd cluster: it follows until
 //! elected, leads while its term holds, and follows again when it loses it.
 //!
-//! Followers answer `/healthz` and `GET /v1/leader`, and every other route
-//! with 503 naming the leader: only the leader schedules, launches and
-//! writes.
+//! Followers answer `/healthz` and `GET /v1/leader` themselves, pass every
+//! other `GET` on to the leader (reads work on any instance), and refuse
+//! writes with 503 naming the leader: only the leader schedules, launches
+//! and writes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -54,8 +55,12 @@ pub(crate) async fn serve(
         ttl: Duration::from_secs(section.lease_ttl_s),
     };
     let (leader, leader_seen) = watch::channel(None);
+    let client_for_reads = forwarder();
     let replica = Replica {
-        routes: Arc::new(RwLock::new(follower(leader_seen.clone()))),
+        routes: Arc::new(RwLock::new(follower(
+            leader_seen.clone(),
+            client_for_reads.clone(),
+        ))),
         leader: leader_seen,
         me: Arc::from(election.advertise.as_str()),
     };
@@ -102,12 +107,13 @@ pub(crate) async fn serve(
             }
         };
         *replica.routes.write() = leading.router.clone();
+        leader.send_replace(Some(election.advertise.clone()));
         info!(revision = fence.revision(), "leading");
         let stepped_down = tokio::select! {
             () = &mut shutdown => false,
             () = fence.lost() => true,
         };
-        *replica.routes.write() = follower(replica.leader.clone());
+        *replica.routes.write() = follower(replica.leader.clone(), client_for_reads.clone());
         let _ = tokio::task::spawn_blocking(move || leading.stop()).await;
         if !stepped_down {
             Election::resign(&client, &fence).await;
@@ -144,19 +150,85 @@ async fn who_leads(State(replica): State<Replica>) -> Json<serde_json::Value> {
     Json(json!({"leader": leader, "this": &*replica.me, "role": role}))
 }
 
-/// A follower's routes: alive, and not the one to ask.
-fn follower(leader: watch::Receiver<Option<String>>) -> Router {
+/// A follower's routes: alive; reads are the leader's answers, passed on;
+/// writes are refused, naming the leader.
+fn follower(leader: watch::Receiver<Option<String>>, client: Forwarder) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .fallback(move || {
+        .fallback(move |request: Request| {
             let leader = leader.borrow().clone();
-            async move { not_the_leader(leader) }
+            let client = client.clone();
+            async move {
+                match leader {
+                    // Its own metrics are the leader's to give: not passed
+                    // on; nor is a read passed on already (two instances
+                    // that each think the other leads, for a moment).
+                    Some(leader)
+                        if request.method() == Method::GET
+                            && request.uri().path() != "/metrics"
+                            && !request.headers().contains_key(FORWARDED)
+                            && leader.starts_with("http://") =>
+                    {
+                        forward(&client, &leader, request).await
+                    }
+                    leader => not_the_leader(leader, ""),
+                }
+            }
         })
 }
 
-fn not_the_leader(leader: Option<String>) -> Response {
+/// An HTTP client for the reads a follower passes on.
+type Forwarder = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    axum::body::Body,
+>;
+
+fn forwarder() -> Forwarder {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+/// Asks the leader at `leader` the same request (with the same token) and
+/// answers with its answer.
+async fn forward(client: &Forwarder, leader: &str, request: Request) -> Response {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |path| path.as_str());
+    let Ok(uri) = format!("{leader}{path}").parse::<Uri>() else {
+        return not_the_leader(Some(leader.to_owned()), "");
+    };
+    let (mut parts, body) = request.into_parts();
+    parts.uri = uri;
+    parts.headers.remove(header::HOST);
+    parts
+        .headers
+        .insert(FORWARDED, axum::http::HeaderValue::from_static("1"));
+    let asked = client.request(Request::from_parts(parts, body));
+    match tokio::time::timeout(FORWARD_TIMEOUT, asked).await {
+        Ok(Ok(answer)) => {
+            let (parts, body) = answer.into_parts();
+            Response::from_parts(parts, axum::body::Body::new(body))
+        }
+        Ok(Err(error)) => not_the_leader(
+            Some(leader.to_owned()),
+            &format!(": it did not answer ({error})"),
+        ),
+        Err(_) => not_the_leader(
+            Some(leader.to_owned()),
+            &format!(": it did not answer in {FORWARD_TIMEOUT:?}"),
+        ),
+    }
+}
+
+/// Marks a read a follower passed on.
+const FORWARDED: &str = "x-lepton-forwarded";
+
+/// How long a passed-on read may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn not_the_leader(leader: Option<String>, detail: &str) -> Response {
     let error = match &leader {
-        Some(leader) => format!("not the leader, leader is {leader}"),
+        Some(leader) => format!("not the leader, leader is {leader}{detail}"),
         None => "not the leader, and no leader is elected yet: retry shortly".to_owned(),
     };
     (
