@@ -57,18 +57,20 @@ pub(crate) async fn connect(section: &EtcdSection) -> Result<Client, String> {
         }
         options = options.with_tls(tls);
     }
-    tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        Client::connect(&section.endpoints, Some(options)),
-    )
-    .await
-    .map_err(|_| {
-        format!(
-            "etcd {}: no answer in {REQUEST_TIMEOUT:?}",
-            section.endpoints.join(",")
-        )
-    })?
-    .map_err(|e| format!("etcd {}: {e}", section.endpoints.join(",")))
+    let endpoints = section.endpoints.join(",");
+    // One read, so that a cluster that cannot be reached (or refuses the
+    // TLS or the credentials) is an error now, not a silent retry later.
+    let connected = async {
+        let mut client = Client::connect(&section.endpoints, Some(options)).await?;
+        client
+            .get(format!("{}leader", section.prefix), None)
+            .await?;
+        Ok::<Client, etcd_client::Error>(client)
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, connected)
+        .await
+        .map_err(|_| format!("etcd {endpoints}: no answer in {REQUEST_TIMEOUT:?}"))?
+        .map_err(|e| format!("etcd {endpoints}: {e}"))
 }
 
 /// What the store's thread is asked.
