@@ -118,6 +118,9 @@ impl Election {
                     return fence;
                 }
                 Ok(Err(current)) => {
+                    // Its own address: the key of this instance's previous
+                    // run (killed, restarted), until that lease lapses.
+                    let current = current.filter(|address| *address != self.advertise);
                     leader.send_if_modified(|known| {
                         let changed = known.as_ref() != current.as_ref();
                         *known = current.clone();

@@ -390,6 +390,7 @@ mod tests {
     use super::election::Election;
     use super::*;
     use crate::store::Finished;
+    use etcd_client::PutOptions;
     use lepton::{Resources, TaskSpec};
     use tokio::sync::watch;
 
@@ -469,6 +470,38 @@ mod tests {
         assert_eq!(stored.finished[&TaskId(7)].reasons, vec!["exit code 3"]);
         assert_eq!(stored.cordoned, vec![NodeId(4)]);
         assert_eq!(stored.policy.as_deref(), Some("spread"));
+        Election::resign(&client, &fence).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_instance_restarted_before_its_old_lease_lapsed_names_no_leader_then_leads() {
+        let section = section("restarted");
+        let mut client = connect(&section).await.unwrap();
+        let key = format!("{}leader", section.prefix);
+        // Its previous run's key, on a lease still running.
+        let lease = client.lease_grant(30, None).await.unwrap().id();
+        client
+            .put(
+                key.as_str(),
+                "http://me",
+                Some(PutOptions::new().with_lease(lease)),
+            )
+            .await
+            .unwrap();
+        let (leader, seen) = watch::channel(Some("stale".to_owned()));
+        let me = election(&section, "http://me");
+        let campaign = me.campaign(&client, &leader);
+        tokio::pin!(campaign);
+        tokio::select! {
+            _ = &mut campaign => panic!("elected while the old key holds"),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        // Not "leader is http://me" (itself, as a follower): none yet.
+        assert_eq!(*seen.borrow(), None);
+        client.clone().lease_revoke(lease).await.unwrap();
+        let fence = tokio::time::timeout(Duration::from_secs(5), campaign)
+            .await
+            .expect("elected once the old lease is gone");
         Election::resign(&client, &fence).await;
     }
 

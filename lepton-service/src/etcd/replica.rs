@@ -7,6 +7,7 @@
 //! and writes.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ struct Replica {
     routes: Arc<RwLock<Router>>,
     leader: watch::Receiver<Option<String>>,
     me: Arc<str>,
+    /// Whether it serves as the leader now.
+    leading: Arc<AtomicBool>,
 }
 
 /// Runs one instance until `shutdown`.
@@ -63,6 +66,7 @@ pub(crate) async fn serve(
         ))),
         leader: leader_seen,
         me: Arc::from(election.advertise.as_str()),
+        leading: Arc::new(AtomicBool::new(false)),
     };
     let outer = Router::new()
         .route("/v1/leader", get(who_leads))
@@ -107,12 +111,14 @@ pub(crate) async fn serve(
             }
         };
         *replica.routes.write() = leading.router.clone();
+        replica.leading.store(true, Ordering::SeqCst);
         leader.send_replace(Some(election.advertise.clone()));
         info!(revision = fence.revision(), "leading");
         let stepped_down = tokio::select! {
             () = &mut shutdown => false,
             () = fence.lost() => true,
         };
+        replica.leading.store(false, Ordering::SeqCst);
         *replica.routes.write() = follower(replica.leader.clone(), client_for_reads.clone());
         let _ = tokio::task::spawn_blocking(move || leading.stop()).await;
         if !stepped_down {
@@ -142,7 +148,7 @@ async fn dispatch(State(replica): State<Replica>, request: Request) -> Response 
 /// `GET /v1/leader`: who leads, and whether it is this instance.
 async fn who_leads(State(replica): State<Replica>) -> Json<serde_json::Value> {
     let leader = replica.leader.borrow().clone();
-    let role = if leader.as_deref() == Some(&*replica.me) {
+    let role = if replica.leading.load(Ordering::SeqCst) {
         "leader"
     } else {
         "follower"
