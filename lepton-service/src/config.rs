@@ -471,6 +471,29 @@ mod tests {
     }
 
     #[test]
+    fn the_reference_in_docs_service_md_names_every_key_where_it_belongs() {
+        let doc = include_str!("../../docs/SERVICE.md");
+        let block = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a toml block");
+        // Every key and section of the type (not validated: the reference
+        // lists keys that exclude each other, `[etcd]` beside the default
+        // store).
+        let reference: ServiceConfig = toml::from_str(block).expect("the reference parses");
+        assert!(reference.etcd.is_some() && reference.tls.is_some());
+        assert_eq!(
+            (
+                reference.docker.len(),
+                reference.libvirt.len(),
+                reference.aws.len()
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_name_the_line() {
         let cases = [
             (
