@@ -133,7 +133,8 @@ fn bad_rules_files_name_file_line_and_value() {
 fn a_file_without_rules_and_unreadable_files_are_typed_errors() {
     // TOML's empty document is an empty table: no filter, no scorer, which
     // would place as first fit without a word.
-    for (name, text) in [("empty.toml", ""), ("empty.json", "{}")] {
+    // Names of their own: the tests run at once, in one directory.
+    for (name, text) in [("no-rules.toml", ""), ("no-rules.json", "{}")] {
         let path = rules_file(name, text);
         assert!(matches!(
             RulePolicy::from_path(&path),
