@@ -95,6 +95,11 @@ pub struct LocalBackend {
     config: LocalConfig,
     files: RunFiles,
     cgroups: Result<Cgroups, String>,
+    /// What its runs' cgroups are named after, besides the run: its
+    /// directory, so that two backends on one machine (two services, or
+    /// tests side by side) never share a group; instances sharing one
+    /// directory share its groups.
+    scope: String,
     /// The runs this process started, to reap them when they end.
     children: Mutex<HashMap<Run, Child>>,
 }
@@ -126,10 +131,12 @@ impl LocalBackend {
             Some(mount) => Cgroups::detect(mount),
             None => Err("cgroups turned off in the configuration".to_owned()),
         };
+        let dir = std::fs::canonicalize(&config.dir).unwrap_or_else(|_| config.dir.clone());
         Ok(LocalBackend {
             config,
             files,
             cgroups,
+            scope: format!("{:016x}", fnv1a(dir.as_os_str().as_encoded_bytes())),
             children: Mutex::new(HashMap::new()),
         })
     }
@@ -141,6 +148,11 @@ impl LocalBackend {
             .as_ref()
             .map(Cgroups::version)
             .map_err(String::as_str)
+    }
+
+    /// The cgroup of `run`: the backend's scope and the run.
+    fn group(&self, run: Run) -> String {
+        format!("{}-{}", self.scope, RunFiles::name(run))
     }
 
     /// The ledger file: a line per run started and per run that ended.
@@ -247,11 +259,10 @@ impl Backend for LocalBackend {
                 "the task's config has no `command` to run",
             )
         })?;
-        let name = RunFiles::name(launch.run);
         let procs = match &self.cgroups {
             Ok(cgroups) => cgroups
                 .create(
-                    &name,
+                    &self.group(launch.run),
                     launch.task.request.cpu_milli,
                     launch.task.request.memory_mib,
                 )
@@ -311,7 +322,7 @@ impl Backend for LocalBackend {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         if let Ok(cgroups) = &self.cgroups {
-            cgroups.remove(&RunFiles::name(handle.run));
+            cgroups.remove(&self.group(handle.run));
         }
         self.files.remove(handle.run);
         Ok(())
@@ -361,6 +372,13 @@ impl Backend for LocalBackend {
             .map_err(|e| Self::failed("list runs", e))?;
         Ok(records.iter().map(Self::handle_of).collect())
     }
+}
+
+/// FNV-1a, 64 bits: a stable short name for a directory.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -468,7 +486,17 @@ mod tests {
             .launch(&launch(5, "sleep 30", 96))
             .await
             .expect("launch");
-        let name = RunFiles::name(handle.run);
+        let name = backend.group(handle.run);
+        assert_eq!(cgroups.memory_limit(&name), Some(96 << 20));
+        // Another backend's run of the same id has a group of its own: its
+        // end leaves this one's alone.
+        let other = self::backend("limits-other");
+        let theirs = other
+            .launch(&launch(5, "sleep 30", 48))
+            .await
+            .expect("launch");
+        assert_ne!(other.group(theirs.run), name);
+        other.stop(&theirs).await.expect("stop");
         assert_eq!(cgroups.memory_limit(&name), Some(96 << 20));
         backend.stop(&handle).await.expect("stop");
         assert_eq!(
