@@ -70,11 +70,7 @@ impl KnownType {
 /// `aws/<region>/<type>`, cut to 53 bits so that JSON readers that use
 /// doubles read it exactly.
 pub fn node_id_for(region: &str, instance_type: &str) -> NodeId {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in format!("aws/{region}/{instance_type}").bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = crate::common::fnv1a(format!("aws/{region}/{instance_type}").as_bytes());
     NodeId(hash & ((1 << 53) - 1))
 }
 

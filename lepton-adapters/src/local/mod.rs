@@ -136,7 +136,10 @@ impl LocalBackend {
             config,
             files,
             cgroups,
-            scope: format!("{:016x}", fnv1a(dir.as_os_str().as_encoded_bytes())),
+            scope: format!(
+                "{:016x}",
+                crate::common::fnv1a(dir.as_os_str().as_encoded_bytes())
+            ),
             children: Mutex::new(HashMap::new()),
         })
     }
@@ -372,13 +375,6 @@ impl Backend for LocalBackend {
             .map_err(|e| Self::failed("list runs", e))?;
         Ok(records.iter().map(Self::handle_of).collect())
     }
-}
-
-/// FNV-1a, 64 bits: a stable short name for a directory.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]
