@@ -150,8 +150,8 @@ pub async fn serve(
                 context.config.durable,
             )?);
             let leading = lead(&context, store)?;
-            let listener = bind(context.config.listen).await?;
-            ready(local_address(&listener)?);
+            let (listener, address) = listen(context.config.listen, tls_acceptor.is_some()).await?;
+            ready(address);
             let served = serve_http(listener, tls_acceptor, leading.router.clone(), shutdown).await;
             leading.stop();
             served
@@ -243,20 +243,20 @@ pub(crate) fn lead(context: &Context, store: Arc<dyn Store>) -> Result<Leading, 
     })
 }
 
-pub(crate) async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, ServiceError> {
-    tokio::net::TcpListener::bind(address)
+/// Listens on `address`; the listener and the address it got (port 0: a
+/// free one).
+pub(crate) async fn listen(
+    address: SocketAddr,
+    tls: bool,
+) -> Result<(tokio::net::TcpListener, SocketAddr), ServiceError> {
+    let listener = tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|e| ServiceError::Start(format!("cannot listen on {address}: {e}")))
-}
-
-pub(crate) fn local_address(
-    listener: &tokio::net::TcpListener,
-) -> Result<SocketAddr, ServiceError> {
+        .map_err(|e| ServiceError::Start(format!("cannot listen on {address}: {e}")))?;
     let address = listener
         .local_addr()
         .map_err(|e| ServiceError::Start(e.to_string()))?;
-    info!(%address, "listening");
-    Ok(address)
+    info!(%address, tls, "listening");
+    Ok((listener, address))
 }
 
 /// Serves `router` on `listener` (through TLS when given) until `shutdown`.

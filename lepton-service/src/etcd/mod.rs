@@ -57,7 +57,6 @@ pub(crate) async fn connect(section: &EtcdSection) -> Result<Client, String> {
         }
         options = options.with_tls(tls);
     }
-    let endpoints = section.endpoints.join(",");
     // One read, so that a cluster that cannot be reached (or refuses the
     // TLS or the credentials) is an error now, not a silent retry later.
     let connected = async {
@@ -65,12 +64,22 @@ pub(crate) async fn connect(section: &EtcdSection) -> Result<Client, String> {
         client
             .get(format!("{}leader", section.prefix), None)
             .await?;
-        Ok::<Client, etcd_client::Error>(client)
+        Ok(client)
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, connected)
+    answered(connected)
         .await
-        .map_err(|_| format!("etcd {endpoints}: no answer in {REQUEST_TIMEOUT:?}"))?
-        .map_err(|e| format!("etcd {endpoints}: {e}"))
+        .map_err(|e| format!("etcd {}: {e}", section.endpoints.join(",")))
+}
+
+/// What etcd answered to `request`, or why there is no answer (an error,
+/// or none within [`REQUEST_TIMEOUT`]).
+async fn answered<T>(
+    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, String> {
+    tokio::time::timeout(REQUEST_TIMEOUT, request)
+        .await
+        .map_err(|_| format!("no answer in {REQUEST_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())
 }
 
 /// What the store's thread is asked.
@@ -255,32 +264,23 @@ impl Writer {
         // each key is the one to write.
         let mut latest: BTreeMap<String, TxnOp> = BTreeMap::new();
         for change in &changes {
-            let (key, op) = match change {
-                Change::Accepted(spec) => {
-                    let key = self.key("tasks", spec.id.0);
-                    (key.clone(), TxnOp::put(key, json(spec), None))
-                }
-                Change::Run(handle) => {
-                    let key = self.key("runs", handle.run.task.0);
-                    (key.clone(), TxnOp::put(key, json(handle), None))
-                }
-                Change::Finished(task, end) => {
-                    let key = self.key("finished", task.0);
-                    (key.clone(), TxnOp::put(key, json(end), None))
-                }
-                Change::Cordoned(node, cordoned) => {
-                    let key = self.key("cordoned", node.0);
-                    let op = if *cordoned {
-                        TxnOp::put(key.clone(), "1", None)
-                    } else {
-                        TxnOp::delete(key.clone(), None)
-                    };
-                    (key, op)
-                }
-                Change::Policy(name) => {
-                    let key = format!("{}policy", self.prefix);
-                    (key.clone(), TxnOp::put(key, name.as_str(), None))
-                }
+            // Each change: its key, and its value (none: the key goes).
+            let (key, value) = match change {
+                Change::Accepted(spec) => (self.key("tasks", spec.id.0), Some(json(spec))),
+                Change::Run(handle) => (self.key("runs", handle.run.task.0), Some(json(handle))),
+                Change::Finished(task, end) => (self.key("finished", task.0), Some(json(end))),
+                Change::Cordoned(node, cordoned) => (
+                    self.key("cordoned", node.0),
+                    cordoned.then(|| b"1".to_vec()),
+                ),
+                Change::Policy(name) => (
+                    format!("{}policy", self.prefix),
+                    Some(name.clone().into_bytes()),
+                ),
+            };
+            let op = match value {
+                Some(value) => TxnOp::put(key.clone(), value, None),
+                None => TxnOp::delete(key.clone(), None),
             };
             latest.insert(key, op);
         }
@@ -293,10 +293,7 @@ impl Writer {
         }
         for chunk in chunks {
             let txn = Txn::new().when([self.fence.compare()]).and_then(chunk);
-            let answer = tokio::time::timeout(REQUEST_TIMEOUT, self.client.txn(txn))
-                .await
-                .map_err(|_| format!("no answer from etcd in {REQUEST_TIMEOUT:?}"))?
-                .map_err(|e| e.to_string())?;
+            let answer = answered(self.client.txn(txn)).await?;
             if !answer.succeeded() {
                 let why = format!(
                     "another instance leads: the leader key is no longer term {}",
@@ -316,13 +313,7 @@ impl Writer {
         let mut from = self.prefix.clone().into_bytes();
         loop {
             let options = GetOptions::new().with_range(end.clone()).with_limit(1_000);
-            let page = tokio::time::timeout(
-                REQUEST_TIMEOUT,
-                self.client.get(from.clone(), Some(options)),
-            )
-            .await
-            .map_err(|_| format!("no answer from etcd in {REQUEST_TIMEOUT:?}"))?
-            .map_err(|e| e.to_string())?;
+            let page = answered(self.client.get(from.clone(), Some(options))).await?;
             for kv in page.kvs() {
                 let key = String::from_utf8_lossy(kv.key());
                 let rest = &key[self.prefix.len().min(key.len())..];

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use super::election::Election;
 use super::{connect, EtcdStore};
-use crate::{bind, lead, local_address, serve_http, Context, ServiceError};
+use crate::{lead, listen, serve_http, Context, ServiceError};
 
 /// What the outer routes read: the routes of the moment, who leads, and
 /// this instance's address.
@@ -46,8 +46,7 @@ pub(crate) async fn serve(
 ) -> Result<(), ServiceError> {
     let section = context.config.etcd.clone().unwrap_or_default();
     let client = connect(&section).await.map_err(ServiceError::Start)?;
-    let listener = bind(context.config.listen).await?;
-    let address = local_address(&listener)?;
+    let (listener, address) = listen(context.config.listen, tls.is_some()).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let election = Election {
         key: format!("{}leader", section.prefix),
@@ -58,12 +57,9 @@ pub(crate) async fn serve(
         ttl: Duration::from_secs(section.lease_ttl_s),
     };
     let (leader, leader_seen) = watch::channel(None);
-    let client_for_reads = forwarder();
+    let following = follower(leader_seen.clone(), forwarder());
     let replica = Replica {
-        routes: Arc::new(RwLock::new(follower(
-            leader_seen.clone(),
-            client_for_reads.clone(),
-        ))),
+        routes: Arc::new(RwLock::new(following.clone())),
         leader: leader_seen,
         me: Arc::from(election.advertise.as_str()),
         leading: Arc::new(AtomicBool::new(false)),
@@ -119,7 +115,7 @@ pub(crate) async fn serve(
             () = fence.lost() => true,
         };
         replica.leading.store(false, Ordering::SeqCst);
-        *replica.routes.write() = follower(replica.leader.clone(), client_for_reads.clone());
+        *replica.routes.write() = following.clone();
         let _ = tokio::task::spawn_blocking(move || leading.stop()).await;
         if !stepped_down {
             Election::resign(&client, &fence).await;
