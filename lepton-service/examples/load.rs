@@ -98,7 +98,7 @@ fn run(store: &Store, batch: u64, requests: u64) {
         std::thread::sleep(Duration::from_millis(20));
     }
     ureq::post(&format!("{base}/v1/nodes/0/cordon"))
-        .send_string("{}")
+        .call()
         .expect("cordon");
     let started = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)

@@ -13,6 +13,7 @@
 //!   twice.
 
 mod api;
+mod browser;
 mod config;
 mod engine;
 #[cfg(feature = "etcd")]
@@ -50,6 +51,13 @@ pub enum ServiceError {
     /// No or a wrong bearer token.
     #[error("{0}")]
     Unauthorized(String),
+    /// A request a web page could have sent: to a name that is not
+    /// loopback (without a token), or a write from another origin.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A write whose body is not declared `application/json`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// An unknown task, node or route.
     #[error("{0}")]
     NotFound(String),
@@ -78,6 +86,8 @@ impl IntoResponse for ServiceError {
         let status = match &self {
             ServiceError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) | ServiceError::Scheduler(_) => StatusCode::CONFLICT,
             ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -152,7 +162,14 @@ pub async fn serve(
             let leading = lead(&context, store)?;
             let (listener, address) = listen(context.config.listen, tls_acceptor.is_some()).await?;
             ready(address);
-            let served = serve_http(listener, tls_acceptor, leading.router.clone(), shutdown).await;
+            let served = serve_http(
+                listener,
+                tls_acceptor,
+                leading.router.clone(),
+                context.browser_guard(),
+                shutdown,
+            )
+            .await;
             leading.stop();
             served
         }
@@ -189,6 +206,15 @@ pub(crate) struct Context {
     policies: lepton::policies::PolicyContext,
     metrics: Arc<metrics::Metrics>,
     token: Option<Arc<str>>,
+}
+
+impl Context {
+    /// The checks that keep web pages out, for this configuration.
+    pub(crate) fn browser_guard(&self) -> browser::BrowserGuard {
+        browser::BrowserGuard {
+            token_required: self.token.is_some(),
+        }
+    }
 }
 
 /// The control loop of a leader (of the only instance, on the embedded
@@ -259,13 +285,16 @@ pub(crate) async fn listen(
     Ok((listener, address))
 }
 
-/// Serves `router` on `listener` (through TLS when given) until `shutdown`.
+/// Serves `router` on `listener` (through TLS when given) until `shutdown`,
+/// every request first passing `guard` (docs in `browser`).
 pub(crate) async fn serve_http(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     router: axum::Router,
+    guard: browser::BrowserGuard,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
+    let router = router.layer(axum::middleware::from_fn_with_state(guard, browser::guard));
     match tls {
         Some(acceptor) => {
             tls::serve(listener, acceptor, router, shutdown).await;

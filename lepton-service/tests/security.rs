@@ -263,3 +263,150 @@ fn without_a_token_the_service_refuses_to_listen_beyond_loopback() {
     let error = lepton_service::start(config, 1).unwrap_err();
     assert!(error.to_string().contains("loopback only"), "{error}");
 }
+
+/// Sends `head` (a request line and headers, without the blank line) and
+/// `body` as bytes written by hand, so that `Host`, `Origin` and
+/// `Content-Type` are exactly what a browser would send; the status and
+/// the body of the answer.
+fn raw(service: &TestService, head: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(service.address).unwrap();
+    let request = format!(
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[test]
+fn without_a_token_what_a_web_page_can_send_is_refused_and_changes_nothing() {
+    let service = TestService::start("browser", |config| config.local.share = 0.5);
+    let port = service.address.port();
+    let here = format!("127.0.0.1:{port}");
+    let body = task(1);
+    let cases = [
+        // fetch(…, {mode: "no-cors", method: "POST", headers:
+        // {"Content-Type": "text/plain"}}) from a page on another port.
+        (
+            format!("POST /v1/tasks HTTP/1.1\r\nHost: {here}\r\nOrigin: http://127.0.0.1:8000\r\nContent-Type: text/plain;charset=UTF-8"),
+            body.as_str(),
+            403,
+            "origin \\\"http://127.0.0.1:8000\\\"",
+        ),
+        // A form posted from a page on the internet.
+        (
+            format!("POST /v1/nodes/0/cordon HTTP/1.1\r\nHost: {here}\r\nOrigin: https://attacker.example\r\nContent-Type: application/x-www-form-urlencoded"),
+            "",
+            403,
+            "attacker.example",
+        ),
+        // DNS rebinding: the page's own name now points at loopback, so
+        // its requests are same-origin and name that host.
+        (
+            format!("POST /v1/tasks HTTP/1.1\r\nHost: attacker.example:{port}\r\nOrigin: http://attacker.example:{port}\r\nContent-Type: application/json"),
+            body.as_str(),
+            403,
+            "is not this machine's loopback",
+        ),
+        (
+            format!("GET /v1/tasks HTTP/1.1\r\nHost: attacker.example:{port}"),
+            "",
+            403,
+            "is not this machine's loopback",
+        ),
+        // Without a browser's Origin, bodies must still say they are JSON.
+        (
+            format!("POST /v1/tasks HTTP/1.1\r\nHost: {here}\r\nContent-Type: text/plain"),
+            body.as_str(),
+            415,
+            "text/plain",
+        ),
+        (
+            format!("POST /v1/tasks HTTP/1.1\r\nHost: {here}"),
+            body.as_str(),
+            415,
+            "without a Content-Type",
+        ),
+        (
+            format!("PUT /v1/policy HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: multipart/form-data; boundary=x"),
+            r#"{"name": "spread"}"#,
+            415,
+            "multipart/form-data",
+        ),
+    ];
+    for (head, body, status, names) in &cases {
+        let (got, answer) = raw(&service, head, body);
+        assert_eq!(got, *status, "{head}: {answer}");
+        assert!(answer.contains(names), "{head}: {answer}");
+        let json: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert!(json["error"].is_string(), "{answer}");
+    }
+    assert!(
+        task_ids(&service).is_empty(),
+        "a refused request stored a task"
+    );
+    let (_, nodes) = service.call("GET", "/v1/nodes", None, None);
+    assert!(nodes.contains("\"state\":\"ready\""), "cordoned: {nodes}");
+    let (_, policy) = service.call("GET", "/v1/policy", None, None);
+    assert!(policy.contains("\"name\":\"bestfit\""), "{policy}");
+
+    // What the CLI, curl with `-H 'Content-Type: application/json'` and the
+    // service's own page send is answered, under each loopback name.
+    for host in [
+        here.clone(),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let (got, answer) = raw(
+            &service,
+            &format!("GET /v1/tasks HTTP/1.1\r\nHost: {host}"),
+            "",
+        );
+        assert_eq!(got, 200, "{host}: {answer}");
+    }
+    let (got, answer) = raw(
+        &service,
+        &format!("POST /v1/tasks HTTP/1.1\r\nHost: {here}\r\nOrigin: http://{here}\r\nContent-Type: application/json; charset=utf-8"),
+        &body,
+    );
+    assert_eq!(got, 202, "{answer}");
+    let (got, answer) = raw(
+        &service,
+        &format!("POST /v1/tasks/1/cancel HTTP/1.1\r\nHost: {here}"),
+        "",
+    );
+    assert_eq!(got, 200, "{answer}");
+    assert_eq!(task_ids(&service), [1]);
+}
+
+#[test]
+fn with_a_token_another_origin_still_cannot_write() {
+    let service = TestService::start("browser-token", |config| {
+        config.token = Some(TOKEN.into());
+    });
+    let port = service.address.port();
+    // Any name reaches a service with a token (a load balancer's, say)…
+    let (got, answer) = raw(
+        &service,
+        &format!("GET /v1/tasks HTTP/1.1\r\nHost: lepton.internal:{port}\r\nAuthorization: Bearer {TOKEN}"),
+        "",
+    );
+    assert_eq!(got, 200, "{answer}");
+    // …but a write from another origin is refused, token or not.
+    let (got, answer) = raw(
+        &service,
+        &format!("POST /v1/tasks HTTP/1.1\r\nHost: lepton.internal:{port}\r\nOrigin: https://attacker.example\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json"),
+        &task(1),
+    );
+    assert_eq!(got, 403, "{answer}");
+    assert!(task_ids(&service).is_empty());
+}

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lepton-report-{}-{name}", std::process::id()));
@@ -28,7 +29,21 @@ fn chromium() -> PathBuf {
 /// their timers and requests, within a few seconds of virtual time), and
 /// what the browser logged (console errors included).
 pub(crate) fn load(url: &str, screenshot: Option<&Path>) -> (String, String) {
-    let profile = scratch("profile");
+    load_with(url, screenshot, &[])
+}
+
+/// As [`load`], with more of Chromium's flags (`--host-resolver-rules=…`).
+pub(crate) fn load_with(
+    url: &str,
+    screenshot: Option<&Path>,
+    flags: &[String],
+) -> (String, String) {
+    // A profile per load: two browsers never share one.
+    static LOADS: AtomicUsize = AtomicUsize::new(0);
+    let profile = scratch(&format!(
+        "profile-{}",
+        LOADS.fetch_add(1, Ordering::Relaxed)
+    ));
     let mut command = Command::new(chromium());
     command.args([
         "--headless",
@@ -45,6 +60,7 @@ pub(crate) fn load(url: &str, screenshot: Option<&Path>) -> (String, String) {
         "--virtual-time-budget=4000",
     ]);
     command.arg(format!("--user-data-dir={}", profile.display()));
+    command.args(flags);
     match screenshot {
         Some(png) => command.arg(format!("--screenshot={}", png.display())),
         None => command.arg("--dump-dom"),

@@ -69,10 +69,16 @@ pub(crate) async fn serve(
         .fallback(dispatch)
         .with_state(replica.clone());
     let (stop_http, http_stopped) = watch::channel(false);
-    let http = tokio::spawn(serve_http(listener, tls, outer, async move {
-        let mut stopped = http_stopped;
-        let _ = stopped.wait_for(|stop| *stop).await;
-    }));
+    let http = tokio::spawn(serve_http(
+        listener,
+        tls,
+        outer,
+        context.browser_guard(),
+        async move {
+            let mut stopped = http_stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        },
+    ));
     ready(address);
     info!(me = %election.advertise, ttl_s = section.lease_ttl_s, "campaigning for leadership");
     tokio::pin!(shutdown);
