@@ -50,7 +50,10 @@ fn decide(c: &mut Criterion) {
 }
 
 fn decide_once(policy: &mut Box<dyn Policy>, task: &TaskSpec, cluster: &mut ClusterState) {
-    if let Some(placement) = policy.select(black_box(task), cluster) {
+    // One decision as the scheduler makes it: the view of feasible nodes
+    // (these policies have no filter), then the policy's choice.
+    let choice = policy.select(&cluster.feasible(black_box(task), None));
+    if let Some(placement) = choice {
         cluster
             .reserve(task, &placement)
             .expect("the policy chose a feasible node");

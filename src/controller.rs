@@ -823,7 +823,7 @@ mod tests {
     use std::sync::Mutex;
 
     use async_trait::async_trait;
-    use lepton_core::{ClusterState, Feedback, NodeSpec, Placement, Policy, Resources};
+    use lepton_core::{FeasibleNodes, Feedback, NodeSpec, Placement, Policy, Resources};
     use lepton_policies::FirstFit;
 
     use super::*;
@@ -921,8 +921,8 @@ mod tests {
             "recording"
         }
 
-        fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-            FirstFit.select(task, cluster)
+        fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+            FirstFit.select(nodes)
         }
 
         fn observe(&mut self, feedback: &Feedback<'_>) {

@@ -291,7 +291,7 @@ fn online_learning_updates_the_network_from_outcomes() {
 
     let task = &tasks[0];
     for drl in [&mut learning, &mut frozen] {
-        let placement = drl.select(task, &cluster).unwrap();
+        let placement = drl.decide(task, &cluster).unwrap();
         let feedback = Feedback {
             task,
             node: placement.node,

@@ -106,19 +106,16 @@ fn every_observation_and_step_agrees_with_a_mirror_of_the_cluster() {
     let mut steps = 0;
     while let Some(current) = observation {
         // The candidates are feasible and as many as the limit allows.
-        let feasible = mirror
-            .nodes()
-            .iter()
-            .filter(|n| n.fits(&current.task))
-            .count();
+        let view = mirror.feasible(&current.task, None);
+        let feasible = view.count();
         assert_eq!(current.candidates.len(), feasible.min(limit));
         for candidate in &current.candidates {
             let node = mirror.node(candidate.placement.node).unwrap();
-            assert!(node.fits(&current.task), "{:?}", candidate.placement);
+            assert_eq!(view.check(node), Ok(()), "{:?}", candidate.placement);
         }
         // The same candidates as the builder finds on the mirror (node
         // order differs, so compare the sets).
-        builder.build(&workload, &current.task, &mirror, limit, &mut expected);
+        builder.build(&workload, &view, limit, &mut expected);
         let mut got: Vec<_> = current
             .candidates
             .iter()

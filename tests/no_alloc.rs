@@ -43,7 +43,7 @@ fn select_does_not_allocate() {
     let mut filler = by_name("firstfit").unwrap();
     for id in 0..3_000 {
         let task = synthetic_task(id, &mut rng);
-        if let Some(placement) = filler.select(&task, &cluster) {
+        if let Some(placement) = filler.decide(&task, &cluster) {
             cluster.reserve(&task, &placement).unwrap();
         }
     }
@@ -55,7 +55,7 @@ fn select_does_not_allocate() {
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         let mut placed = 0;
         for task in &probes {
-            placed += usize::from(policy.select(task, &cluster).is_some());
+            placed += usize::from(policy.select(&cluster.feasible(task, None)).is_some());
         }
         let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
         assert!(

@@ -7,8 +7,8 @@
 use lepton::policies::FirstFit;
 use lepton::sim::{synthetic_nodes, synthetic_task, synthetic_tasks};
 use lepton::{
-    policy_fn, ClusterState, GpuRequest, Placement, Policy, Resources, SeededRng, TargetWorkload,
-    TaskId, TaskSpec,
+    policy_fn, ClusterState, FeasibleNodes, GpuRequest, Placement, Policy, Resources, SeededRng,
+    TargetWorkload, TaskId, TaskSpec,
 };
 
 /// A cluster of `count` nodes filled by first fit to about 60% of its CPU.
@@ -22,7 +22,7 @@ pub(crate) fn cluster_60(count: u64) -> ClusterState {
     while cluster.utilization().cpu < 0.6 {
         id += 1;
         let task = synthetic_task(id, &mut rng);
-        match FirstFit.select(&task, &cluster) {
+        match FirstFit.decide(&task, &cluster) {
             Some(placement) => {
                 cluster.reserve(&task, &placement).expect("first fit fits");
             }
@@ -32,7 +32,7 @@ pub(crate) fn cluster_60(count: u64) -> ClusterState {
         for _ in 0..(count / 64) {
             id += 1;
             let task = synthetic_task(id, &mut rng);
-            if let Some(placement) = FirstFit.select(&task, &cluster) {
+            if let Some(placement) = FirstFit.decide(&task, &cluster) {
                 cluster.reserve(&task, &placement).expect("first fit fits");
             }
         }
@@ -54,21 +54,18 @@ pub(crate) fn workload() -> TargetWorkload {
 /// measured against. Same choice as `BestFit` (least normalised free CPU +
 /// GPU, earliest on ties).
 pub(crate) fn bestfit_linear_scan() -> impl Policy {
-    policy_fn(
-        "bestfit_linear_scan",
-        |task: &TaskSpec, cluster: &ClusterState| {
-            let largest = cluster.largest_node();
-            let (cpu_norm, gpu_norm) = (
-                u128::from(largest.cpu_milli.max(1)),
-                u128::from(largest.gpu_milli.max(1)),
-            );
-            cluster
-                .feasible_nodes(task)
-                .min_by_key(|node| {
-                    u128::from(node.free().cpu_milli) * gpu_norm
-                        + u128::from(node.gpu_free_milli_total()) * cpu_norm
-                })
-                .map(|node| Placement::on(node.id()))
-        },
-    )
+    policy_fn("bestfit_linear_scan", |nodes: &FeasibleNodes<'_>| {
+        let largest = nodes.cluster().largest_node();
+        let (cpu_norm, gpu_norm) = (
+            u128::from(largest.cpu_milli.max(1)),
+            u128::from(largest.gpu_milli.max(1)),
+        );
+        nodes
+            .iter()
+            .min_by_key(|node| {
+                u128::from(node.free().cpu_milli) * gpu_norm
+                    + u128::from(node.gpu_free_milli_total()) * cpu_norm
+            })
+            .map(|node| Placement::on(node.id()))
+    })
 }

@@ -8,11 +8,10 @@
 //!
 //! What they see is documented on [`CandidateBuilder`].
 
-use crate::cluster::{ClusterState, Placement};
+use crate::cluster::{FeasibleNodes, Placement};
 use crate::fragmentation::{Growth, GrowthCache, TargetWorkload};
 use crate::node::NodeId;
 use crate::resources::GPU_MILLI_PER_GPU;
-use crate::task::TaskSpec;
 
 /// GPUs per node the per-GPU features describe (nodes with more are cut).
 const GPU_SLOTS: usize = 8;
@@ -83,7 +82,7 @@ pub struct Candidate {
 /// | 5 | idle whole GPUs after / the node's GPUs |
 /// | 6 | the node's GPUs / 8 |
 /// | 7 | 1 when the node already holds a task |
-/// | 8 | best-fit leftover share ([`NodeSearch::leftover_share`](crate::NodeSearch::leftover_share)) |
+/// | 8 | best-fit leftover share ([`FeasibleNodes::leftover_share`]) |
 /// | 9 | the candidate's rank in cluster order / number of candidates |
 /// | 10 | the task's GPUs / 8 |
 /// | 11 | the task's CPU / the node's CPU |
@@ -106,25 +105,22 @@ impl CandidateBuilder {
         self.cache.clear();
     }
 
-    /// Fills `out` with `task`'s candidates on `cluster` (at most `limit`,
-    /// in cluster order; see [`CandidateBuilder`]). Empty when the task
-    /// fits nowhere or `limit` is 0.
+    /// Fills `out` with the candidates among `feasible` for its task (at
+    /// most `limit`, in cluster order; see [`CandidateBuilder`]). Empty
+    /// when there is no feasible node or `limit` is 0.
     pub fn build(
         &mut self,
         workload: &TargetWorkload,
-        task: &TaskSpec,
-        cluster: &ClusterState,
+        feasible: &FeasibleNodes<'_>,
         limit: usize,
         out: &mut Vec<Candidate>,
     ) {
         out.clear();
-        let nodes = cluster.nodes();
+        let task = feasible.task();
+        let nodes = feasible.cluster().nodes();
         let mut growths = self.cache.for_task(task, nodes.len());
         self.scratch.clear();
-        for (position, node) in nodes.iter().enumerate() {
-            if !node.fits(task) {
-                continue;
-            }
+        for (position, node) in feasible.with_positions() {
             if let Some(growth) = growths.growth(workload, task, position, node) {
                 self.scratch.push((growth, position));
             }
@@ -140,7 +136,6 @@ impl CandidateBuilder {
             self.scratch.truncate(limit);
         }
         self.scratch.sort_unstable_by_key(|&(_, position)| position);
-        let search = cluster.search();
         let count = self.scratch.len() as f32;
         let best_score = self
             .scratch
@@ -191,7 +186,7 @@ impl CandidateBuilder {
             features[5] = share(idle as u64, gpu_count as u64);
             features[6] = gpu_count as f32 / GPU_SLOTS as f32;
             features[7] = if node.task_count() > 0 { 1.0 } else { 0.0 };
-            features[8] = search.leftover_share(task, node) as f32;
+            features[8] = feasible.leftover_share(node) as f32;
             features[9] = rank as f32 / count;
             features[10] =
                 task.gpu.total_milli() as f32 / (GPU_SLOTS as f32 * GPU_MILLI_PER_GPU as f32);
@@ -221,7 +216,7 @@ pub fn candidate_nodes(candidates: &[Candidate]) -> impl Iterator<Item = NodeId>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{GpuRequest, Gpus, NodeSpec, Resources, TaskId};
+    use crate::{ClusterState, GpuRequest, Gpus, NodeSpec, Resources, TaskId, TaskSpec};
 
     fn cluster(nodes: u64) -> ClusterState {
         let mut cluster = ClusterState::new();
@@ -252,7 +247,8 @@ mod tests {
         let workload = TargetWorkload::from_tasks(&tasks, 1.0);
         let mut builder = CandidateBuilder::new();
         let mut out = Vec::new();
-        builder.build(&workload, &share(7, 500), &cluster, 2, &mut out);
+        let task = share(7, 500);
+        builder.build(&workload, &cluster.feasible(&task, None), 2, &mut out);
         let nodes: Vec<NodeId> = candidate_nodes(&out).collect();
         // Node 4 grows least; the rest tie, so the earliest (node 1) joins.
         assert_eq!(nodes, vec![NodeId(1), NodeId(4)]);
@@ -270,7 +266,12 @@ mod tests {
         assert_eq!(row[9], 1.0 / 2.0);
         assert_eq!(&row[12..15], &[1.0, 0.0, 0.0]);
         // Without a limit every feasible node is a candidate (not node 2).
-        builder.build(&workload, &share(7, 500), &cluster, usize::MAX, &mut out);
+        builder.build(
+            &workload,
+            &cluster.feasible(&task, None),
+            usize::MAX,
+            &mut out,
+        );
         let nodes: Vec<NodeId> = candidate_nodes(&out).collect();
         assert_eq!(nodes, vec![NodeId(1), NodeId(3), NodeId(4), NodeId(5)]);
     }
@@ -282,9 +283,10 @@ mod tests {
         let mut builder = CandidateBuilder::new();
         let mut out = vec![];
         let huge = TaskSpec::new(TaskId(9), Resources::new(64_000, 1));
-        builder.build(&workload, &huge, &cluster, 8, &mut out);
+        builder.build(&workload, &cluster.feasible(&huge, None), 8, &mut out);
         assert!(out.is_empty());
-        builder.build(&workload, &share(2, 500), &cluster, 0, &mut out);
+        let task = share(2, 500);
+        builder.build(&workload, &cluster.feasible(&task, None), 0, &mut out);
         assert!(out.is_empty());
     }
 }

@@ -5,10 +5,10 @@
 //! resource model ([`Resources`], [`GpuRequest`]), nodes and tasks (and the
 //! [`Resource`] and [`Task`] traits an orchestrator implements for its own
 //! types), the lock-free [`TaskQueue`], the [`ClusterState`] accounting that
-//! never over-commits a node or a GPU (with [`NodeSearch`], the index API
-//! policies search it through), the [`Policy`] trait placement strategies
-//! implement, the one feasibility stage every placement path consults
-//! ([`check_feasible`]: the node's checks and the policy's filter), and
+//! never over-commits a node or a GPU, the one feasibility stage every
+//! placement path consults ([`FeasibleNodes`]: the node's checks and the
+//! policy's [`NodeFilter`], with the index searches policies choose
+//! through), the [`Policy`] trait placement strategies implement, and
 //! [`CoreScheduler`], a synchronous state machine the caller drives with
 //! events and a clock, and into whose queue any number of threads submit
 //! through a cloneable [`Submitter`].
@@ -30,8 +30,8 @@
 //! use lepton_core::*;
 //!
 //! // Any policy will do; real ones live in `lepton-policies`.
-//! let first_fit = policy_fn("first-fit", |task: &TaskSpec, cluster: &ClusterState| {
-//!     cluster.feasible_nodes(task).next().map(|node| Placement::on(node.id()))
+//! let first_fit = policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
+//!     nodes.first_fit().map(|node| Placement::on(node.id()))
 //! });
 //! let mut scheduler = CoreScheduler::new(Box::new(first_fit));
 //! let gpu_node = NodeSpec::new(NodeId(1), Resources::new(32_000, 131_072))
@@ -71,8 +71,8 @@ pub use backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
 pub use candidates::{candidate_nodes, Candidate, CandidateBuilder, FEATURES, FEATURE_NAMES};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use cluster::{
-    Allocation, ClusterNode, ClusterState, GpuSlots, LargestNode, NodeSearch, Placement,
-    Utilization,
+    Allocation, ClusterNode, ClusterState, FeasibleNodes, GpuSlots, LargestNode, NodeFilter,
+    Placement, Utilization,
 };
 pub use error::{Error, Misfit};
 pub use fragmentation::{fgd_score, Growth, GrowthCache, ShapeGrowths, TargetWorkload, TaskShape};
@@ -80,7 +80,7 @@ pub use node::{
     GpuModel, Gpus, Labels, NodeId, NodeKind, NodeSpec, NodeState, Resource, Taint,
     MAX_GPUS_PER_NODE,
 };
-pub use policy::{check_feasible, policy_fn, Feedback, FnPolicy, Outcome, Policy};
+pub use policy::{policy_fn, Feedback, FnPolicy, Outcome, Policy};
 pub use queue::TaskQueue;
 pub use resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PER_GPU};
 pub use rng::SeededRng;

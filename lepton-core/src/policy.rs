@@ -1,37 +1,25 @@
 //! The [`Policy`] trait: where should this task run?
 //!
-//! A policy sees one task and a read-only [`ClusterState`] and answers with a
-//! [`Placement`] or `None` ("fits nowhere"). It never changes the cluster
-//! itself: the scheduler reserves what the policy chose and checks it again,
-//! so a buggy policy cannot over-commit a node. The trait is object-safe and
-//! `Box<dyn Policy>` is itself a policy, which is how policies are swapped at
-//! run time; one decision costs one virtual call.
+//! A policy sees one task's [`FeasibleNodes`] — the nodes that passed the
+//! one feasibility stage (the node's checks and the policy's own
+//! [`filter`](Policy::filter)) — and answers with a [`Placement`] among them
+//! or `None` ("fits nowhere"). It never changes the cluster itself: the
+//! scheduler reserves what the policy chose and checks it again, so a buggy
+//! policy cannot over-commit a node. The trait is object-safe and
+//! `Box<dyn Policy>` is itself a policy, which is how policies are swapped
+//! at run time; one decision costs one virtual call.
 //!
-//! # Feasibility: one stage, every path
-//! Where a task *may* run is decided in one place, [`check_feasible`]: the
-//! node's own checks ([`ClusterNode::check`]: state, free capacity and GPUs,
-//! GPU model, node selector, taints, anti-affinity, nodes to avoid, the
-//! largest task it takes) and then the policy's [`filter`](Policy::filter),
-//! a hook a policy overrides to add its own rules (a rules file's labels,
-//! zones, utilization caps). Ranking is the policy's business; feasibility
-//! is not, so the scheduler holds every path to the same stage, as
-//! kube-scheduler keeps its filter plugins in charge during preemption and
-//! Nomad runs feasibility before ranking:
-//! - normal placement and drains: the policy's choice is re-checked with
-//!   [`check_feasible`]; a choice its own filter refuses is a policy error,
-//!   like a choice without room;
-//! - preemption: a node is a candidate only when the task passes
-//!   [`check_feasible`] on the node *as it would be once the victims are
-//!   evicted*, so a utilization cap counts what eviction frees, and victims
-//!   are added until it passes;
-//! - the rebalancer: targets are ranked (coldest first) only among the
-//!   nodes that pass it.
-//!
-//! Policies that search the cluster's indexes pass their filter to
-//! [`NodeSearch`](crate::NodeSearch), which keeps the index's speed.
+//! A policy ranks; feasibility is not its business. Its filter, if it has
+//! one, is handed to the scheduler once, and every path that places a task
+//! holds to it (see `cluster/feasible.rs`): normal placement and drains
+//! (the view `select` gets), preemption (a node is a candidate only when
+//! the task passes the stage on the node as it would be once the victims
+//! are evicted, so a cap on use counts what eviction frees) and the
+//! rebalancer (targets ranked only among the nodes that pass it).
 
-use crate::cluster::{ClusterNode, ClusterState, Placement};
-use crate::error::Misfit;
+use std::sync::Arc;
+
+use crate::cluster::{ClusterState, FeasibleNodes, NodeFilter, Placement};
 use crate::node::NodeId;
 use crate::task::TaskSpec;
 
@@ -76,11 +64,11 @@ pub struct Feedback<'a> {
 /// adding no rule of its own.
 ///
 /// ```
-/// use lepton_core::{policy_fn, ClusterState, Placement, Policy, TaskSpec};
+/// use lepton_core::{policy_fn, FeasibleNodes, Placement, Policy};
 ///
 /// // A one-line rule: the first node with room.
-/// let first = policy_fn("first", |task: &TaskSpec, cluster: &ClusterState| {
-///     cluster.feasible_nodes(task).next().map(|node| Placement::on(node.id()))
+/// let first = policy_fn("first", |nodes: &FeasibleNodes<'_>| {
+///     nodes.first_fit().map(|node| Placement::on(node.id()))
 /// });
 /// let policy: Box<dyn Policy> = Box::new(first);
 /// assert_eq!(policy.name(), "first");
@@ -89,29 +77,23 @@ pub trait Policy: Send {
     /// A short name for reports and logs.
     fn name(&self) -> &str;
 
-    /// Chooses where `task` runs, or `None` when it fits nowhere.
+    /// Chooses where `nodes.task()` runs among `nodes` (the nodes that
+    /// passed the feasibility stage, this policy's filter included), or
+    /// `None` to leave it waiting.
     ///
-    /// The choice must pass [`check_feasible`] with this policy: the
-    /// scheduler re-checks it and counts a refused choice as a policy error.
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement>;
+    /// The scheduler re-checks the choice and counts one outside `nodes`
+    /// (or on GPUs without room) as a policy error.
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement>;
 
-    /// This policy's own rules for where `task` may run, on top of the
-    /// node's checks (which [`check_feasible`] runs first, so `node` here
-    /// has room for the task): `Err(`[`Misfit::Policy`]`)` with the reason
-    /// refuses the node. The default refuses nothing.
+    /// This policy's own rules for where a task may run, on top of the
+    /// node's checks (a rules file's labels, a cap on use); `None`, the
+    /// default, adds none.
     ///
-    /// Every path that places a task consults it through
-    /// [`check_feasible`]: normal placement, drains, preemption and the
-    /// rebalancer. During preemption `node` is the node as it would be once
-    /// its victims are evicted — not a node of the cluster state, so its
-    /// [`generation`](ClusterNode::generation) is 0: never cache by it.
-    ///
-    /// Preemption assumes a filter does not admit a task it refused merely
-    /// because the task asks for more (within a cycle it skips searching
-    /// again for a task of no higher priority that asks at least as much as
-    /// one that found no victims); caps on use and rules on labels qualify.
-    fn filter(&self, _task: &TaskSpec, _node: &ClusterNode) -> Result<(), Misfit> {
-        Ok(())
+    /// The scheduler asks once, when the policy is installed, and applies
+    /// the filter on every path that places a task: the view `select`
+    /// gets, drains, preemption and the rebalancer.
+    fn filter(&self) -> Option<Arc<dyn NodeFilter>> {
+        None
     }
 
     /// Called when a run starts, with the run's seed: a policy that draws
@@ -124,6 +106,30 @@ pub trait Policy: Send {
 
     /// Called when a task this scheduler placed has ended.
     fn observe(&mut self, _feedback: &Feedback<'_>) {}
+
+    /// What this policy would choose for `task` on `cluster` now, without
+    /// booking it: the pipeline of one decision (its filter, the view of
+    /// feasible nodes, its `select`), for tests and what-if questions.
+    ///
+    /// ```
+    /// use lepton_core::*;
+    ///
+    /// let mut first = policy_fn("first", |nodes: &FeasibleNodes<'_>| {
+    ///     nodes.first_fit().map(|node| Placement::on(node.id()))
+    /// });
+    /// let mut cluster = ClusterState::new();
+    /// cluster.add_node(NodeSpec::new(NodeId(1), Resources::new(4_000, 4_096)))?;
+    /// let task = TaskSpec::new(TaskId(1), Resources::new(1_000, 1_024));
+    /// assert_eq!(first.decide(&task, &cluster), Some(Placement::on(NodeId(1))));
+    /// # Ok::<(), Error>(())
+    /// ```
+    fn decide(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement>
+    where
+        Self: Sized,
+    {
+        let filter = self.filter();
+        self.select(&cluster.feasible(task, filter.as_deref()))
+    }
 }
 
 impl std::fmt::Debug for dyn Policy {
@@ -136,11 +142,11 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     fn name(&self) -> &str {
         (**self).name()
     }
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        (**self).select(task, cluster)
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        (**self).select(nodes)
     }
-    fn filter(&self, task: &TaskSpec, node: &ClusterNode) -> Result<(), Misfit> {
-        (**self).filter(task, node)
+    fn filter(&self) -> Option<Arc<dyn NodeFilter>> {
+        (**self).filter()
     }
     fn reseed(&mut self, seed: u64) {
         (**self).reseed(seed)
@@ -157,11 +163,11 @@ impl<P: Policy + ?Sized> Policy for &mut P {
     fn name(&self) -> &str {
         (**self).name()
     }
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        (**self).select(task, cluster)
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        (**self).select(nodes)
     }
-    fn filter(&self, task: &TaskSpec, node: &ClusterNode) -> Result<(), Misfit> {
-        (**self).filter(task, node)
+    fn filter(&self) -> Option<Arc<dyn NodeFilter>> {
+        (**self).filter()
     }
     fn reseed(&mut self, seed: u64) {
         (**self).reseed(seed)
@@ -172,46 +178,6 @@ impl<P: Policy + ?Sized> Policy for &mut P {
     fn observe(&mut self, feedback: &Feedback<'_>) {
         (**self).observe(feedback)
     }
-}
-
-/// Whether `task` may run on `node` now under `policy`: the node's own
-/// checks ([`ClusterNode::check`]), then the policy's
-/// [`filter`](Policy::filter).
-///
-/// This is the one feasibility stage, and every path that places a task
-/// consults it: the scheduler re-checks each choice of the policy with it
-/// (placement and drains; a refused choice is a policy error), preemption
-/// considers a node only when the task passes it on the node as it would be
-/// once the victims are evicted (so a cap on use counts what eviction
-/// frees), and the rebalancer ranks its targets only among the nodes that
-/// pass it.
-///
-/// ```
-/// use lepton_core::*;
-///
-/// let mut cluster = ClusterState::new();
-/// cluster.add_node(NodeSpec::new(NodeId(1), Resources::new(4_000, 4_096)))?;
-/// let node = cluster.node(NodeId(1)).expect("just added");
-/// let small = TaskSpec::new(TaskId(1), Resources::new(1_000, 1_024));
-/// let large = TaskSpec::new(TaskId(2), Resources::new(8_000, 1_024));
-/// let any = policy_fn("any", |_: &TaskSpec, _: &ClusterState| None);
-/// assert_eq!(check_feasible(&any, &small, node), Ok(()));
-/// assert_eq!(
-///     check_feasible(&any, &large, node),
-///     Err(Misfit::Insufficient(Dimension::CpuMilli))
-/// );
-/// # Ok::<(), Error>(())
-/// ```
-///
-/// # Errors
-/// The node's first [`Misfit`], or the policy's refusal.
-pub fn check_feasible<P: Policy + ?Sized>(
-    policy: &P,
-    task: &TaskSpec,
-    node: &ClusterNode,
-) -> Result<(), Misfit> {
-    node.check(task)?;
-    policy.filter(task, node)
 }
 
 /// A policy made from a closure; see [`policy_fn`].
@@ -232,7 +198,7 @@ impl<F> std::fmt::Debug for FnPolicy<F> {
 /// Makes a policy from a name and a closure.
 pub fn policy_fn<F>(name: impl Into<String>, select: F) -> FnPolicy<F>
 where
-    F: FnMut(&TaskSpec, &ClusterState) -> Option<Placement> + Send,
+    F: FnMut(&FeasibleNodes<'_>) -> Option<Placement> + Send,
 {
     FnPolicy {
         name: name.into(),
@@ -242,12 +208,12 @@ where
 
 impl<F> Policy for FnPolicy<F>
 where
-    F: FnMut(&TaskSpec, &ClusterState) -> Option<Placement> + Send,
+    F: FnMut(&FeasibleNodes<'_>) -> Option<Placement> + Send,
 {
     fn name(&self) -> &str {
         &self.name
     }
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        (self.select)(task, cluster)
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        (self.select)(nodes)
     }
 }

@@ -330,7 +330,7 @@ fn double_reserve_and_double_release_are_refused() {
 #[test]
 fn a_policy_choosing_a_full_node_is_counted_not_trusted() {
     // This policy always answers node 1, even when the task does not fit.
-    let stubborn = policy_fn("stubborn", |_: &TaskSpec, _: &ClusterState| {
+    let stubborn = policy_fn("stubborn", |_: &FeasibleNodes<'_>| {
         Some(Placement::on(NodeId(1)))
     });
     let mut scheduler = CoreScheduler::new(Box::new(stubborn));

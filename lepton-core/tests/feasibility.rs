@@ -6,15 +6,28 @@
 
 mod support;
 
+use std::sync::Arc;
+
 use lepton_core::*;
 use support::{first_fit, placed, rebalancing, scheduler_on, submit};
 
 /// First fit among the nodes of one zone: its filter refuses every other
-/// zone. With `obey: false` its `select` ignores its own filter (a buggy
-/// policy).
+/// zone. With `obey: false` its `select` goes around the view it is given
+/// and picks from the whole cluster (a buggy policy).
 struct ZonePolicy {
     zone: &'static str,
     obey: bool,
+}
+
+/// Zone `zone` only.
+fn zone_filter(zone: &'static str) -> impl NodeFilter {
+    move |_: &TaskSpec, node: &ClusterNode| {
+        if node.spec().zone.as_deref() == Some(zone) {
+            Ok(())
+        } else {
+            Err(Misfit::Policy("another zone".into()))
+        }
+    }
 }
 
 impl Policy for ZonePolicy {
@@ -22,22 +35,18 @@ impl Policy for ZonePolicy {
         "zone"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        let search = cluster.search();
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
         let node = if self.obey {
-            search.first_fit(task, |node| self.filter(task, node).is_ok())
+            nodes.first_fit()
         } else {
-            search.first_fit(task, |_| true)
+            let unfiltered = nodes.cluster().feasible(nodes.task(), None);
+            unfiltered.first_fit()
         };
         node.map(|node| Placement::on(node.id()))
     }
 
-    fn filter(&self, _task: &TaskSpec, node: &ClusterNode) -> Result<(), Misfit> {
-        if node.spec().zone.as_deref() == Some(self.zone) {
-            Ok(())
-        } else {
-            Err(Misfit::Policy("another zone".into()))
-        }
+    fn filter(&self) -> Option<Arc<dyn NodeFilter>> {
+        Some(Arc::new(zone_filter(self.zone)))
     }
 }
 

@@ -1,6 +1,7 @@
-//! The cluster's index searches (`NodeSearch::first_fit`, `tightest_fit`,
-//! `loosest_fit`) give exactly what a scan over every node gives, with and
-//! without a policy's filter, through random sequences of node additions
+//! The cluster's index searches (`FeasibleNodes::first_fit`,
+//! `tightest_fit`, `loosest_fit`, `iter`) give exactly what a scan over
+//! every node with the stage's slow check gives, with and without a
+//! policy's filter, through random sequences of node additions
 //! (including ones that change the largest node), removals, state changes,
 //! reservations and releases.
 
@@ -14,22 +15,33 @@ fn free_key(cluster: &ClusterState, node: &ClusterNode) -> u128 {
         + u128::from(node.gpu_free_milli_total()) * u128::from(largest.cpu_milli.max(1))
 }
 
-/// A policy's filter, as the searches take it.
-type Admit = fn(&ClusterNode) -> bool;
+/// A policy's filter: one that refuses every third node id (so that
+/// refused nodes sit anywhere in the indexes' orders).
+fn every_third(_: &TaskSpec, node: &ClusterNode) -> Result<(), Misfit> {
+    if node.id().0 % 3 == 1 {
+        Err(Misfit::Policy("every third".into()))
+    } else {
+        Ok(())
+    }
+}
 
-/// No filter, and one that refuses every third node id (so that refused
-/// nodes sit anywhere in the indexes' orders).
-const FILTERS: [(&str, Admit); 2] = [
-    ("no filter", |_| true),
-    ("a filter", |node| node.id().0 % 3 != 1),
-];
+type Admit = Option<&'static dyn NodeFilter>;
 
+/// No filter, and [`every_third`].
+const FILTERS: [(&str, Admit); 2] = [("no filter", None), ("a filter", Some(&every_third))];
+
+/// Every node the stage's `check` (with its reasons) lets through, in
+/// cluster order: the reference the index searches are held to.
 fn scan<'a>(
     cluster: &'a ClusterState,
     task: &'a TaskSpec,
     admit: Admit,
 ) -> impl Iterator<Item = &'a ClusterNode> + 'a {
-    cluster.feasible_nodes(task).filter(move |n| admit(n))
+    let view = cluster.feasible(task, admit);
+    cluster
+        .nodes()
+        .iter()
+        .filter(move |n| view.check(n).is_ok())
 }
 
 fn scan_first(cluster: &ClusterState, task: &TaskSpec, admit: Admit) -> Option<NodeId> {
@@ -101,20 +113,27 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 }
 
 fn check_all_agree(cluster: &ClusterState, task: &TaskSpec) {
-    let search = cluster.search();
     for (name, admit) in FILTERS {
+        let search = cluster.feasible(task, admit);
         assert_eq!(
-            search.first_fit(task, admit).map(|n| n.id()),
+            search.iter().map(|n| n.id()).collect::<Vec<_>>(),
+            scan(cluster, task, admit)
+                .map(|n| n.id())
+                .collect::<Vec<_>>(),
+            "iter, {name}"
+        );
+        assert_eq!(
+            search.first_fit().map(|n| n.id()),
             scan_first(cluster, task, admit),
             "first fit, {name}"
         );
         assert_eq!(
-            search.tightest_fit(task, admit).map(|n| n.id()),
+            search.tightest_fit().map(|n| n.id()),
             scan_tightest(cluster, task, admit),
             "tightest, {name}"
         );
         assert_eq!(
-            search.loosest_fit(task, admit).map(|n| n.id()),
+            search.loosest_fit().map(|n| n.id()),
             scan_loosest(cluster, task, admit),
             "loosest, {name}"
         );
@@ -158,11 +177,11 @@ proptest! {
                     next_task += 1;
                     task.id = TaskId(next_task);
                     check_all_agree(&cluster, &task);
-                    let search = cluster.search();
+                    let search = cluster.feasible(&task, None);
                     let chosen = match how {
-                        0 => search.first_fit(&task, |_| true),
-                        1 => search.tightest_fit(&task, |_| true),
-                        _ => search.loosest_fit(&task, |_| true),
+                        0 => search.first_fit(),
+                        1 => search.tightest_fit(),
+                        _ => search.loosest_fit(),
                     };
                     if let Some(node) = chosen.map(|n| n.id()) {
                         cluster.reserve(&task, &Placement::on(node)).unwrap();
@@ -184,8 +203,9 @@ proptest! {
 fn an_empty_cluster_has_no_fit() {
     let cluster = ClusterState::new();
     let task = TaskSpec::new(TaskId(1), Resources::new(1, 1));
-    let search = cluster.search();
-    assert!(search.first_fit(&task, |_| true).is_none());
-    assert!(search.tightest_fit(&task, |_| true).is_none());
-    assert!(search.loosest_fit(&task, |_| true).is_none());
+    let search = cluster.feasible(&task, None);
+    assert!(search.first_fit().is_none());
+    assert!(search.tightest_fit().is_none());
+    assert!(search.loosest_fit().is_none());
+    assert!(search.is_empty());
 }

@@ -25,7 +25,7 @@
 use std::num::NonZeroU32;
 
 use lepton_core::{
-    policy_fn, ClusterState, CoreScheduler, Error, ManualClock, NodeId, NodeSpec, Placement,
+    policy_fn, CoreScheduler, Error, FeasibleNodes, ManualClock, NodeId, NodeSpec, Placement,
     Priority, Resources, Scheduler, Submitter, TaskId, TaskQueue, TaskSpec, TaskState,
 };
 use loom::sync::atomic::{AtomicBool, Ordering};
@@ -184,11 +184,8 @@ fn aging_pops_race_a_push_without_loss() {
 /// A scheduler with one node. Its clock is manual: loom replays every
 /// execution, so nothing may hang on the system time.
 fn handle_scheduler() -> CoreScheduler {
-    let first_fit = policy_fn("first-fit", |task: &TaskSpec, cluster: &ClusterState| {
-        cluster
-            .feasible_nodes(task)
-            .next()
-            .map(|node| Placement::on(node.id()))
+    let first_fit = policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
+        nodes.first_fit().map(|node| Placement::on(node.id()))
     });
     let mut scheduler = CoreScheduler::builder(Box::new(first_fit))
         .clock(std::sync::Arc::new(ManualClock::new()))

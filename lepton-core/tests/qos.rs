@@ -56,7 +56,7 @@ fn best_effort_victims_go_first_among_equal_priorities() {
             task(2, 2, 10, QosClass::BestEffort),
         ],
     );
-    scheduler.schedule();
+    let _placed = scheduler.schedule(); // no backend: runs are reported by hand
     let best_effort = run(&scheduler, 2);
     submit(&mut scheduler, [task(9, 2, 200, QosClass::Burstable)]);
     let assignments = scheduler.schedule();
@@ -92,7 +92,7 @@ fn priority_comes_before_qos() {
             task(2, 2, 10, QosClass::Burstable),
         ],
     );
-    scheduler.schedule();
+    let _placed = scheduler.schedule(); // no backend: runs are reported by hand
     let lower = run(&scheduler, 2);
     submit(&mut scheduler, [task(9, 2, 200, QosClass::Guaranteed)]);
     assert_eq!(scheduler.schedule()[0].evicts, [lower]);

@@ -61,9 +61,10 @@ fn random_policy(seed: u64, picks: Picks) -> impl Policy {
         picks.push((task.id, pick));
     };
     let mut rng = SplitMix(seed);
-    policy_fn("random", move |task: &TaskSpec, cluster: &ClusterState| {
+    policy_fn("random", move |feasible: &FeasibleNodes<'_>| {
+        let task = feasible.task();
         if rng.below(8) == 0 {
-            let nodes = cluster.nodes();
+            let nodes = feasible.cluster().nodes();
             let node = nodes.get(rng.below(nodes.len().max(1)))?;
             let gpus = node.gpu_free_milli().len().max(1);
             let choice: Vec<u32> = (0..task.gpu.count)
@@ -72,7 +73,7 @@ fn random_policy(seed: u64, picks: Picks) -> impl Policy {
             log(task, Pick::Blind);
             return Some(Placement::on_gpus(node.id(), choice));
         }
-        let feasible: Vec<&ClusterNode> = cluster.feasible_nodes(task).collect();
+        let feasible: Vec<&ClusterNode> = feasible.iter().collect();
         if feasible.is_empty() {
             log(task, Pick::Nowhere);
             return None;
@@ -921,16 +922,14 @@ fn nodes_of(assignments: &[Assignment]) -> Vec<u64> {
 #[test]
 fn a_policy_swapped_mid_run_makes_the_next_decisions() {
     // Packing: the feasible node with the least free CPU; ties to the first.
-    let pack = policy_fn("pack", |task: &TaskSpec, cluster: &ClusterState| {
-        let fullest = cluster
-            .feasible_nodes(task)
-            .min_by_key(|n| n.free().cpu_milli)?;
+    let pack = policy_fn("pack", |nodes: &FeasibleNodes<'_>| {
+        let fullest = nodes.iter().min_by_key(|n| n.free().cpu_milli)?;
         Some(Placement::on(fullest.id()))
     });
     // Spreading: the feasible node with the most free CPU; ties to the first.
-    let spread = policy_fn("spread", |task: &TaskSpec, cluster: &ClusterState| {
-        let emptiest = cluster
-            .feasible_nodes(task)
+    let spread = policy_fn("spread", |nodes: &FeasibleNodes<'_>| {
+        let emptiest = nodes
+            .iter()
             .min_by_key(|n| std::cmp::Reverse(n.free().cpu_milli))?;
         Some(Placement::on(emptiest.id()))
     });

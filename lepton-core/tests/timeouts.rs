@@ -23,8 +23,8 @@ impl Policy for Recording {
     fn name(&self) -> &str {
         "recording"
     }
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        self.inner.select(task, cluster)
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        self.inner.select(nodes)
     }
     fn observe(&mut self, feedback: &Feedback<'_>) {
         let mut outcomes = self.outcomes.lock().unwrap();

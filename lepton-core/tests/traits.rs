@@ -190,7 +190,7 @@ fn policies_work_boxed_borrowed_and_as_closures() {
         // `&mut P` is a policy too, so a caller can lend one it keeps.
         let mut borrowed: Box<dyn Policy + '_> = Box::new(&mut inner);
         assert_eq!(
-            borrowed.select(&task, &cluster),
+            borrowed.select(&cluster.feasible(&task, None)),
             Some(Placement::on(NodeId(1)))
         );
     }
@@ -198,10 +198,10 @@ fn policies_work_boxed_borrowed_and_as_closures() {
     let mut twice_boxed: Box<dyn Policy> = Box::new(boxed);
     assert_eq!(twice_boxed.name(), "first-fit");
     assert_eq!(
-        twice_boxed.select(&task, &cluster),
+        twice_boxed.select(&cluster.feasible(&task, None)),
         Some(Placement::on(NodeId(1)))
     );
     boxed = twice_boxed;
     let too_big = TaskSpec::new(TaskId(2), Resources::new(5_000, 1));
-    assert_eq!(boxed.select(&too_big, &cluster), None);
+    assert_eq!(boxed.select(&cluster.feasible(&too_big, None)), None);
 }

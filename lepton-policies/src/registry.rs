@@ -338,7 +338,7 @@ pub(crate) mod tests {
         let task = TaskSpec::new(TaskId(1), Resources::new(1_000, 1_024));
         // Spreading: the bigger node, though it comes second.
         assert_eq!(
-            policy.select(&task, &cluster).map(|p| p.node),
+            policy.decide(&task, &cluster).map(|p| p.node),
             Some(NodeId(2))
         );
     }

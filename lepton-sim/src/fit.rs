@@ -38,7 +38,7 @@ pub fn unplaceable<'a>(
     Ok(tasks
         .into_iter()
         .enumerate()
-        .filter(|(_, task)| cluster.feasible_nodes(task).next().is_none())
+        .filter(|(_, task)| cluster.feasible(task, None).is_empty())
         .map(|(index, _)| index)
         .collect())
 }

@@ -422,8 +422,8 @@ pub fn default_horizon_s(nodes: &[NodeSpec], tasks: &[TimedTask]) -> u64 {
 /// use lepton_core::*;
 /// use lepton_sim::{run_timed, TimedConfig, TimedTask};
 ///
-/// let first_fit = policy_fn("first-fit", |task: &TaskSpec, cluster: &ClusterState| {
-///     cluster.feasible_nodes(task).next().map(|node| Placement::on(node.id()))
+/// let first_fit = policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
+///     nodes.first_fit().map(|node| Placement::on(node.id()))
 /// });
 /// let nodes = [NodeSpec::new(NodeId(0), Resources::new(4_000, 8_192))];
 /// let task = |id, arrival_s| {

@@ -26,11 +26,8 @@ impl Policy for CountingFirstFit {
     fn name(&self) -> &str {
         "counting-first-fit"
     }
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        cluster
-            .feasible_nodes(task)
-            .next()
-            .map(|node| Placement::on(node.id()))
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        nodes.first_fit().map(|node| Placement::on(node.id()))
     }
     /// Counts completions; runs cut short by a node failure report
     /// `Outcome::Failed` and are not counted.

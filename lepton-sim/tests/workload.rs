@@ -96,11 +96,8 @@ fn the_example_loads_from_a_file_and_replays() {
     assert_eq!(workload.tasks[1].spec.priority, Priority::NORMAL);
     assert_eq!(workload.tasks[1].duration_s, None);
 
-    let first_fit = policy_fn("first-fit", |task: &TaskSpec, cluster: &ClusterState| {
-        cluster
-            .feasible_nodes(task)
-            .next()
-            .map(|node| Placement::on(node.id()))
+    let first_fit = policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
+        nodes.first_fit().map(|node| Placement::on(node.id()))
     });
     let result = run_timed(
         &workload.nodes,

@@ -6,19 +6,21 @@
 //! subtraction is checked, so free amounts can never wrap. Reserve and release
 //! cost O(log n): they keep the indexes that let first fit, best fit and
 //! spread find their node without scanning (see `index.rs`); policies query
-//! them through [`NodeSearch`] (see `search.rs`), not through the accounting.
+//! them through [`FeasibleNodes`] (see `feasible.rs`, the one feasibility
+//! stage), not through the accounting.
 
+mod feasible;
 mod gpu_slots;
 mod index;
-mod search;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+pub(crate) use self::feasible::check as check_feasible;
+pub use self::feasible::{FeasibleNodes, NodeFilter};
 use self::index::{FitTree, FreeIndex, KeyScale};
-pub use self::search::NodeSearch;
 
 use crate::backend::Usage;
 use crate::error::{Error, Misfit};
@@ -161,8 +163,7 @@ impl ClusterNode {
     /// and is never reused, even by a node re-added with the same id: a
     /// policy's per-node cache is fresh while this is unchanged. Always at
     /// least 1 for a node of the cluster state; 0 for the node as it would
-    /// be after a preemption, which a [`Policy::filter`](crate::Policy::filter)
-    /// may be shown.
+    /// be after a preemption, which a [`NodeFilter`] may be shown.
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -171,7 +172,7 @@ impl ClusterNode {
     ///
     /// # Errors
     /// The first [`Misfit`] found.
-    pub fn check(&self, task: &TaskSpec) -> Result<(), Misfit> {
+    pub(crate) fn check(&self, task: &TaskSpec) -> Result<(), Misfit> {
         if self.state != NodeState::Ready {
             return Err(Misfit::NotReady(self.state));
         }
@@ -198,7 +199,7 @@ impl ClusterNode {
     ///
     /// # Errors
     /// The first [`Misfit`] found.
-    pub fn check_rules(&self, task: &TaskSpec) -> Result<(), Misfit> {
+    pub(crate) fn check_rules(&self, task: &TaskSpec) -> Result<(), Misfit> {
         if !task.gpu.is_none() {
             let constraints = &task.constraints.gpu_models;
             let model = self.spec.gpus.model.as_ref();
@@ -284,11 +285,11 @@ impl ClusterNode {
     /// True when `task` can be placed here now: [`check`](Self::check)
     /// without the reason.
     // The index searches reject many nodes through this, and policies
-    // instantiate them in their own crates: capacity is tested first and
+    // instantiate them (`FeasibleNodes`) in their own crates: capacity is tested first and
     // builds no `Misfit`, and the function is inlined. Tests (debug builds)
     // hold it to `check`.
     #[inline]
-    pub fn fits(&self, task: &TaskSpec) -> bool {
+    pub(crate) fn fits(&self, task: &TaskSpec) -> bool {
         let fits = self.state == NodeState::Ready
             && has_room(task, &self.free, &self.gpu_free_milli)
             && self.check_rules(task).is_ok();
@@ -552,22 +553,6 @@ impl ClusterState {
         self.largest
     }
 
-    /// The indexes over free capacity, for policies that search by it
-    /// (first fit, best fit, spread) without scanning every node.
-    pub fn search(&self) -> NodeSearch<'_> {
-        NodeSearch::new(self)
-    }
-
-    /// The nodes where `task` fits now, in deterministic order (the node's
-    /// own checks only; a policy with a [`filter`](crate::Policy::filter)
-    /// filters further).
-    pub fn feasible_nodes<'a>(
-        &'a self,
-        task: &'a TaskSpec,
-    ) -> impl Iterator<Item = &'a ClusterNode> + 'a {
-        self.nodes.iter().filter(move |node| node.fits(task))
-    }
-
     /// What `task` holds, if it holds anything.
     pub fn allocation(&self, task: TaskId) -> Option<&Allocation> {
         self.allocations.get(&task)
@@ -607,8 +592,8 @@ impl ClusterState {
 
     /// [`reserve`](Self::reserve), with `feasible` judging the node in
     /// place of its own checks: the scheduler passes the one feasibility
-    /// stage ([`check_feasible`](crate::check_feasible)), which runs them
-    /// and then the policy's filter. Capacity is booked with checked
+    /// stage (`feasible.rs`), which runs them and then the policy's
+    /// filter. Capacity is booked with checked
     /// arithmetic whatever `feasible` says.
     pub(crate) fn reserve_if(
         &mut self,

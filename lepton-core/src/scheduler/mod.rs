@@ -16,9 +16,10 @@
 //!
 //! Every path that places a task — the policy's choice (also in drains),
 //! preemption (`preempt.rs`) and the rebalancer (`rebalance.rs`) — passes
-//! the one feasibility stage, [`check_feasible`], so a policy's
-//! [`filter`](Policy::filter) holds on all of them; preemption and the
-//! rebalancer only rank among the nodes it lets through.
+//! the one feasibility stage ([`FeasibleNodes`](crate::FeasibleNodes)), so
+//! a policy's [`filter`](Policy::filter) holds on all of them: the policy
+//! chooses among the nodes it lets through, and so do preemption and the
+//! rebalancer.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -28,10 +29,10 @@ use serde::Serialize;
 
 use crate::backend::Usage;
 use crate::clock::{Clock, SystemClock, Timestamp};
-use crate::cluster::{ClusterState, GpuSlots, Placement, Utilization};
+use crate::cluster::{check_feasible, ClusterState, GpuSlots, NodeFilter, Placement, Utilization};
 use crate::error::Error;
 use crate::node::{NodeId, NodeSpec, NodeState, Resource};
-use crate::policy::{check_feasible, Feedback, Outcome, Policy};
+use crate::policy::{Feedback, Outcome, Policy};
 use crate::queue::TaskQueue;
 use crate::task::{Run, Task, TaskId, TaskSpec};
 
@@ -246,20 +247,21 @@ impl TaskCounts {
 /// Where a task was booked: the node and its GPUs.
 type Booked = (NodeId, GpuSlots);
 
-/// The policy's choice for `spec`, booked through the one feasibility
-/// stage. `Err` is a choice that stage or the cluster state refused: the
-/// policy's mistake, counted by the caller.
+/// The policy's choice for `spec` among the nodes that pass the one
+/// feasibility stage, booked after checking it again (the guard). `Err` is
+/// a choice the stage or the cluster state refused: the policy's mistake,
+/// counted by the caller.
 fn book(
     policy: &mut dyn Policy,
+    filter: Option<&dyn NodeFilter>,
     cluster: &mut ClusterState,
     spec: &TaskSpec,
 ) -> Result<Option<Booked>, Error> {
-    let Some(placement) = policy.select(spec, cluster) else {
+    let Some(placement) = policy.select(&cluster.feasible(spec, filter)) else {
         return Ok(None);
     };
-    let allocation = cluster.reserve_if(spec, &placement, |node| {
-        check_feasible(&*policy, spec, node)
-    })?;
+    let allocation =
+        cluster.reserve_if(spec, &placement, |node| check_feasible(spec, filter, node))?;
     Ok(Some((allocation.node, allocation.gpus.clone())))
 }
 
@@ -342,6 +344,10 @@ pub trait Scheduler {
     /// whose backoff is over, takes every queued task once and places it
     /// (preempting lower priorities if it fits nowhere and preemption is on)
     /// or backs it off, then rebalances when due.
+    ///
+    /// Each assignment's run is already counted running: the caller must
+    /// stop its `evicts` and launch it.
+    #[must_use = "the assigned runs are counted running: launch them (and stop their evictions)"]
     fn schedule(&mut self) -> Vec<Assignment>;
 
     /// Ends every run that has outlived its task's timeout at the
@@ -357,6 +363,7 @@ pub trait Scheduler {
     /// driving the scheduler directly does the same, reading
     /// [`next_timeout_due`](CoreScheduler::next_timeout_due) to wake up in
     /// time.
+    #[must_use = "the runs returned have ended in the scheduler: stop them"]
     fn expire_timeouts(&mut self) -> Vec<Run>;
 
     /// Applies an event from outside.
@@ -409,6 +416,7 @@ impl CoreSchedulerBuilder {
                 .config
                 .rebalance
                 .map(|rebalance| now.saturating_add(rebalance.period())),
+            filter: self.policy.filter(),
             policy: self.policy,
             clock: self.clock,
             config: self.config,
@@ -504,8 +512,8 @@ struct Stats {
 /// ```
 /// use lepton_core::*;
 ///
-/// let first_fit = policy_fn("first-fit", |task: &TaskSpec, cluster: &ClusterState| {
-///     cluster.feasible_nodes(task).next().map(|node| Placement::on(node.id()))
+/// let first_fit = policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
+///     nodes.first_fit().map(|node| Placement::on(node.id()))
 /// });
 /// let mut scheduler = CoreScheduler::new(Box::new(first_fit));
 /// scheduler.add_node(&NodeSpec::new(NodeId(1), Resources::new(4000, 8192))).unwrap();
@@ -519,6 +527,8 @@ struct Stats {
 #[derive(Debug)]
 pub struct CoreScheduler {
     policy: Box<dyn Policy>,
+    /// The policy's filter, asked for when it was installed.
+    filter: Option<Arc<dyn NodeFilter>>,
     clock: Arc<dyn Clock>,
     config: SchedulerConfig,
     cluster: ClusterState,
@@ -665,6 +675,7 @@ impl CoreScheduler {
     /// # Errors
     /// [`Error::UnknownNode`], or [`Error::NodeDown`] for a down node (its
     /// tasks were already moved).
+    #[must_use = "the moved tasks' new runs are counted running: launch them"]
     pub fn drain(&mut self, node: NodeId) -> Result<Drained, Error> {
         self.set_healthy_node_state(node, NodeState::Cordoned, "drain")?;
         let mut tasks = self.cluster.tasks_on(node);
@@ -966,10 +977,20 @@ impl CoreScheduler {
         if let Some(node) = avoid {
             let mut elsewhere = (*record.spec).clone();
             elsewhere.constraints.avoid_nodes.push(node);
-            outcome = Some(book(&mut *self.policy, &mut self.cluster, &elsewhere));
+            outcome = Some(book(
+                &mut *self.policy,
+                self.filter.as_deref(),
+                &mut self.cluster,
+                &elsewhere,
+            ));
         }
         if !matches!(outcome, Some(Ok(Some(_)))) {
-            outcome = Some(book(&mut *self.policy, &mut self.cluster, &record.spec));
+            outcome = Some(book(
+                &mut *self.policy,
+                self.filter.as_deref(),
+                &mut self.cluster,
+                &record.spec,
+            ));
         }
         match outcome? {
             Ok(booked) => booked,
@@ -1186,6 +1207,7 @@ impl Scheduler for CoreScheduler {
     }
 
     fn set_policy(&mut self, policy: Box<dyn Policy>) -> Box<dyn Policy> {
+        self.filter = policy.filter();
         std::mem::replace(&mut self.policy, policy)
     }
 

@@ -6,7 +6,7 @@
 //! priority); a best-effort task never preempts. Per node, victims are
 //! taken in that order (the largest first among equals, so fewer are
 //! needed) until the task passes the one feasibility stage
-//! ([`check_feasible`]: the node's checks and the policy's filter) on the
+//! (the node's checks and the policy's filter, `cluster/feasible.rs`) on the
 //! node as it would be without them — so a node the policy's filter
 //! refuses is never a candidate, and a cap on use is met once the victims
 //! are gone, evicting more if need be. Among the candidate nodes found (at
@@ -20,9 +20,8 @@ use std::cmp::Reverse;
 use smallvec::SmallVec;
 
 use super::{Assignment, CoreScheduler, TaskRecord};
-use crate::cluster::{has_room, Allocation, ClusterNode, Placement};
+use crate::cluster::{check_feasible, has_room, Allocation, ClusterNode, NodeFilter, Placement};
 use crate::node::{NodeId, NodeState};
-use crate::policy::{check_feasible, Policy};
 use crate::resources::GpuRequest;
 use crate::task::{Constraints, Priority, QosClass, TaskId, TaskSpec};
 
@@ -143,11 +142,11 @@ impl CoreScheduler {
             ));
         }
         let record = self.tasks.get(&task)?;
-        let policy = &*self.policy;
+        let filter = self.filter.as_deref();
         let booked = self
             .cluster
             .reserve_if(&record.spec, &Placement::on(plan.node), |node| {
-                check_feasible(policy, &record.spec, node)
+                check_feasible(&record.spec, filter, node)
             });
         match booked {
             Ok(allocation) => {
@@ -199,7 +198,8 @@ impl CoreScheduler {
             if candidates.is_empty() {
                 continue;
             }
-            let Some(plan) = eviction_on(node, spec, &*self.policy, &mut candidates) else {
+            let Some(plan) = eviction_on(node, spec, self.filter.as_deref(), &mut candidates)
+            else {
                 continue;
             };
             found += 1;
@@ -220,11 +220,11 @@ impl CoreScheduler {
 
 /// The victims whose eviction lets `spec` onto `node`, if evicting lower
 /// priorities there can: taken in eviction order until the task passes
-/// [`check_feasible`] on the node as it would be without them.
+/// the feasibility stage on the node as it would be without them.
 fn eviction_on(
     node: &ClusterNode,
     spec: &TaskSpec,
-    policy: &dyn Policy,
+    filter: Option<&dyn NodeFilter>,
     candidates: &mut [(&Allocation, EvictionRank)],
 ) -> Option<Plan> {
     // What eviction cannot change rules a node out before anything else.
@@ -258,7 +258,7 @@ fn eviction_on(
     for (allocation, _) in &candidates[..taken] {
         after.give_back(allocation);
     }
-    while check_feasible(policy, spec, &after).is_err() {
+    while check_feasible(spec, filter, &after).is_err() {
         let (allocation, _) = candidates.get(taken)?;
         after.give_back(allocation);
         taken += 1;

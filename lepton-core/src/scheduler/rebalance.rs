@@ -5,8 +5,8 @@
 //! tasks reserve, never on what they use. Hottest nodes first, and on each
 //! the lowest-ranked tasks first (lowest priority, best-effort first among
 //! equals: the eviction order of preemption), a task moves to the coldest
-//! node that passes the one feasibility stage ([`check_feasible`]: the
-//! node's checks and the policy's filter) and stays at or below the high
+//! node that passes the one feasibility stage (the node's
+//! checks and the policy's filter, `cluster/feasible.rs`) and stays at or below the high
 //! threshold after the move, until the node cools down or the run's move
 //! budget is spent. The rebalancer ranks; the policy's filter still decides
 //! where the task may go. A run tries at most four tasks per move allowed.
@@ -17,9 +17,8 @@
 use super::preempt::EvictionRank;
 use super::RebalanceConfig;
 use super::{Assignment, CoreScheduler};
-use crate::cluster::{ClusterState, Placement};
+use crate::cluster::{check_feasible, ClusterState, NodeFilter, Placement};
 use crate::node::{NodeId, NodeState};
-use crate::policy::{check_feasible, Policy};
 use crate::task::{TaskId, TaskSpec};
 
 /// Tasks a run may try to move per move it is allowed.
@@ -30,6 +29,7 @@ impl CoreScheduler {
     /// period). Each assignment moves a task; it evicts the task's old run,
     /// which the caller stops or live-migrates. Does nothing when
     /// rebalancing is not configured.
+    #[must_use = "each move's new run is counted running: launch it and stop the old one"]
     pub fn rebalance(&mut self) -> Vec<Assignment> {
         let Some(config) = self.config.rebalance else {
             return Vec::new();
@@ -96,14 +96,20 @@ impl CoreScheduler {
     ) -> Option<Assignment> {
         let record = self.tasks.get(&task)?;
         let old = record.run();
-        let target = coldest_fit(&self.cluster, &*self.policy, cold, &record.spec, config)?;
+        let target = coldest_fit(
+            &self.cluster,
+            self.filter.as_deref(),
+            cold,
+            &record.spec,
+            config,
+        )?;
         let from = self.cluster.release(task).ok()?;
         let record = self.tasks.get(&task)?;
-        let policy = &*self.policy;
+        let filter = self.filter.as_deref();
         let booked = self
             .cluster
             .reserve_if(&record.spec, &Placement::on(target), |node| {
-                check_feasible(policy, &record.spec, node)
+                check_feasible(&record.spec, filter, node)
             });
         match booked {
             Ok(allocation) => {
@@ -122,11 +128,11 @@ impl CoreScheduler {
 }
 
 /// Among `cold`, the node still below the low threshold with the least
-/// load that passes [`check_feasible`] for `spec` and that stays at or
+/// load that passes the feasibility stage for `spec` and that stays at or
 /// below the high threshold with it; the earliest on ties.
 fn coldest_fit(
     cluster: &ClusterState,
-    policy: &dyn Policy,
+    filter: Option<&dyn NodeFilter>,
     cold: &[NodeId],
     spec: &TaskSpec,
     config: &RebalanceConfig,
@@ -136,7 +142,7 @@ fn coldest_fit(
             let node = cluster.node(id)?;
             let load = node.utilization().max();
             let fits = load < config.low()
-                && check_feasible(policy, spec, node).is_ok()
+                && check_feasible(spec, filter, node).is_ok()
                 && node.utilization_with(spec).max() <= config.high();
             fits.then_some((load, id))
         })

@@ -143,8 +143,8 @@ impl Shared {
 /// ```
 /// use lepton_core::*;
 ///
-/// let first_fit = policy_fn("first-fit", |task: &TaskSpec, cluster: &ClusterState| {
-///     cluster.feasible_nodes(task).next().map(|node| Placement::on(node.id()))
+/// let first_fit = policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
+///     nodes.first_fit().map(|node| Placement::on(node.id()))
 /// });
 /// let mut scheduler = CoreScheduler::new(Box::new(first_fit));
 /// scheduler.add_node(&NodeSpec::new(NodeId(1), Resources::new(64_000, 65_536)))?;

@@ -9,21 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lepton_core::{
-    policy_fn, Assignment, ClusterState, CoreScheduler, ManualClock, NodeSpec, Placement, Policy,
+    policy_fn, Assignment, CoreScheduler, FeasibleNodes, ManualClock, NodeSpec, Placement, Policy,
     RebalanceConfig, Scheduler, SchedulerConfig, TaskSpec,
 };
 
 /// The simplest policy: the first feasible node, in cluster order.
 pub(crate) fn first_fit() -> Box<dyn Policy> {
-    Box::new(policy_fn(
-        "first-fit",
-        |task: &TaskSpec, cluster: &ClusterState| {
-            cluster
-                .feasible_nodes(task)
-                .next()
-                .map(|node| Placement::on(node.id()))
-        },
-    ))
+    Box::new(policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
+        nodes.iter().next().map(|node| Placement::on(node.id()))
+    }))
 }
 
 /// A scheduler with `policy` and `config` on a manual clock at 0, with

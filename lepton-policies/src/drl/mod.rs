@@ -53,8 +53,8 @@ use std::sync::Arc;
 use dfdx::optim::Sgd;
 use dfdx::prelude::*;
 use lepton_core::{
-    Candidate, CandidateBuilder, ClusterState, Feedback, Placement, Policy, TargetWorkload, TaskId,
-    TaskSpec, FEATURES,
+    Candidate, CandidateBuilder, FeasibleNodes, Feedback, Placement, Policy, TargetWorkload,
+    TaskId, FEATURES,
 };
 
 pub use train::{fgd_choice, train, EpisodeStats, TrainConfig, EVALUATION_SEEDS};
@@ -251,15 +251,11 @@ impl Policy for Drl {
         "drl"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        let task = nodes.task();
         let mut candidates = std::mem::take(&mut self.candidates);
-        self.builder.build(
-            &self.workload,
-            task,
-            cluster,
-            self.max_candidates,
-            &mut candidates,
-        );
+        self.builder
+            .build(&self.workload, nodes, self.max_candidates, &mut candidates);
         let chosen = self.choose(&candidates);
         let placement = chosen.map(|index| candidates[index].placement.clone());
         if let (Some(online), Some(index)) = (&mut self.online, chosen) {

@@ -1,4 +1,4 @@
-use lepton_core::{ClusterNode, ClusterState, Placement, Policy, TaskSpec, GPU_MILLI_PER_GPU};
+use lepton_core::{ClusterNode, FeasibleNodes, Placement, Policy, TaskSpec, GPU_MILLI_PER_GPU};
 use smallvec::SmallVec;
 
 use super::{best_scoring, percent};
@@ -22,11 +22,10 @@ impl Policy for Balanced {
         "balanced"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        best_scoring(task, cluster, |node| {
-            Some((percent(balance(task, node)), ()))
-        })
-        .map(|(node, ())| Placement::on(node.id()))
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        let task = nodes.task();
+        best_scoring(nodes, |node| Some((percent(balance(task, node)), ())))
+            .map(|(node, ())| Placement::on(node.id()))
     }
 }
 
@@ -102,6 +101,7 @@ mod tests {
     use lepton_core::{GpuRequest, Gpus, NodeId, NodeSpec, Resources, TaskId};
 
     use super::*;
+    use lepton_core::{ClusterState, TaskSpec};
 
     /// Three nodes of 8 cores and 8 GiB (fractions are exact in binary).
     /// Node 2 already runs 4 cores and 2 GiB; node 3 has two GPUs, idle.
@@ -179,7 +179,7 @@ mod tests {
         let mut policy = Balanced;
         let cpu_only = task(2_000, 4_096, GpuRequest::NONE);
         assert_eq!(
-            policy.select(&cpu_only, &cluster).map(|p| p.node),
+            policy.decide(&cpu_only, &cluster).map(|p| p.node),
             Some(NodeId(2))
         );
         // A CPU task on an idle GPU node leaves its GPU dimension at 0:
@@ -195,7 +195,7 @@ mod tests {
             .add_node(NodeSpec::new(NodeId(2), Resources::new(8_000, 8_192)))
             .unwrap();
         assert_eq!(
-            policy.select(&cpu_only, &mixed).map(|p| p.node),
+            policy.decide(&cpu_only, &mixed).map(|p| p.node),
             Some(NodeId(2))
         );
         // Equal nodes: the earliest.
@@ -206,7 +206,7 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(
-            policy.select(&cpu_only, &equal).map(|p| p.node),
+            policy.decide(&cpu_only, &equal).map(|p| p.node),
             Some(NodeId(9))
         );
     }

@@ -1,11 +1,11 @@
-use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
+use lepton_core::{FeasibleNodes, Placement, Policy};
 
 /// The node left with the least CPU and GPU after placement (packing).
 ///
 /// Leftover = ½·CPU left / largest node's CPU + ½·GPU left / largest node's
 /// GPU (the FGD paper's BestFit); the least wins, the earliest node on ties.
 /// Found through the cluster's ordered index
-/// ([`NodeSearch::tightest_fit`](lepton_core::NodeSearch::tightest_fit)), not
+/// ([`FeasibleNodes::tightest_fit`]), not
 /// by scanning every node. Inside the node, the tightest-fitting GPUs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BestFit;
@@ -15,10 +15,7 @@ impl Policy for BestFit {
         "bestfit"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        cluster
-            .search()
-            .tightest_fit(task, |_| true)
-            .map(|node| Placement::on(node.id()))
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        nodes.tightest_fit().map(|node| Placement::on(node.id()))
     }
 }

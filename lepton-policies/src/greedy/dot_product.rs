@@ -1,4 +1,4 @@
-use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
+use lepton_core::{FeasibleNodes, Placement, Policy};
 
 use super::{best_scoring, percent, share};
 
@@ -15,11 +15,12 @@ impl Policy for DotProduct {
         "dotprod"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        let largest = cluster.largest_node();
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        let task = nodes.task();
+        let largest = nodes.cluster().largest_node();
         let task_cpu = share(task.request.cpu_milli, largest.cpu_milli);
         let task_gpu = share(task.gpu.total_milli(), largest.gpu_milli);
-        best_scoring(task, cluster, |node| {
+        best_scoring(nodes, |node| {
             let dot = share(node.free().cpu_milli, largest.cpu_milli) * task_cpu
                 + share(node.gpu_free_milli_total(), largest.gpu_milli) * task_gpu;
             Some((percent(1.0 - dot / 2.0), ()))

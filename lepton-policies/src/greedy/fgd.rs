@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use lepton_core::{
-    ClusterState, GrowthCache, Placement, Policy, TargetWorkload, TaskShape, TaskSpec,
+    FeasibleNodes, GrowthCache, Placement, Policy, TargetWorkload, TaskShape, TaskSpec,
 };
 
 use super::best_scoring_at;
@@ -75,11 +75,12 @@ impl Policy for Fgd {
         "fgd"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        let task = nodes.task();
         self.learn(task);
-        let mut growths = self.cache.for_task(task, cluster.nodes().len());
+        let mut growths = self.cache.for_task(task, nodes.cluster().nodes().len());
         let workload = &self.workload;
-        let (node, gpu) = best_scoring_at(task, cluster, |position, node| {
+        let (node, gpu) = best_scoring_at(nodes, |position, node| {
             let growth = growths.growth(workload, task, position, node)?;
             Some((growth.score, growth.gpu))
         })?;
@@ -95,6 +96,7 @@ mod tests {
     use lepton_core::{GpuRequest, Gpus, NodeId, Resources, TaskId};
 
     use super::*;
+    use lepton_core::{ClusterState, TaskSpec};
 
     fn task(id: u64, gpu: GpuRequest) -> TaskSpec {
         TaskSpec::new(TaskId(id), Resources::new(1_000, 1)).with_gpu(gpu)
@@ -140,7 +142,7 @@ mod tests {
 
         let mut fgd = Fgd::new(workload());
         assert_eq!(
-            fgd.select(&share, &cluster),
+            fgd.decide(&share, &cluster),
             Some(Placement::on_gpus(NodeId(2), [1]))
         );
     }
@@ -154,14 +156,14 @@ mod tests {
         let mut fgd = Fgd::new(workload());
         let share = task(1, GpuRequest::shared(500));
         assert_eq!(
-            fgd.select(&share, &cluster),
+            fgd.decide(&share, &cluster),
             Some(Placement::on_gpus(NodeId(1), [0]))
         );
         cluster
             .reserve(&task(2, GpuRequest::shared(600)), &Placement::on(NodeId(1)))
             .unwrap();
         // Only 400 left: a stale cache would still answer GPU 0.
-        assert_eq!(fgd.select(&share, &cluster), None);
+        assert_eq!(fgd.decide(&share, &cluster), None);
     }
 
     #[test]
@@ -171,7 +173,7 @@ mod tests {
             .with_gpus(Gpus::new("T4", 2));
         cluster.add_node(node).unwrap();
         let mut fgd = Fgd::learning();
-        let placement = fgd.select(&task(1, GpuRequest::shared(300)), &cluster);
+        let placement = fgd.decide(&task(1, GpuRequest::shared(300)), &cluster);
         assert_eq!(placement.map(|p| p.node), Some(NodeId(1)));
         assert_eq!(fgd.workload.shapes().len(), 1);
     }

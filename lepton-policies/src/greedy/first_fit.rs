@@ -1,9 +1,9 @@
-use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
+use lepton_core::{FeasibleNodes, Placement, Policy};
 
 /// The first node, in cluster order, where the task fits.
 ///
 /// Found through the cluster's index of free capacity
-/// ([`NodeSearch::first_fit`](lepton_core::NodeSearch::first_fit)), not by
+/// ([`FeasibleNodes::first_fit`]), not by
 /// scanning every node.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FirstFit;
@@ -13,10 +13,7 @@ impl Policy for FirstFit {
         "firstfit"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        cluster
-            .search()
-            .first_fit(task, |_| true)
-            .map(|node| Placement::on(node.id()))
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        nodes.first_fit().map(|node| Placement::on(node.id()))
     }
 }

@@ -1,5 +1,5 @@
 use lepton_core::{
-    ClusterNode, ClusterState, GpuRequest, Placement, Policy, TaskSpec, GPU_MILLI_PER_GPU,
+    ClusterNode, FeasibleNodes, GpuRequest, Placement, Policy, TaskSpec, GPU_MILLI_PER_GPU,
 };
 
 use super::best_scoring;
@@ -19,9 +19,10 @@ impl Policy for GpuClustering {
         "clustering"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        let largest_gpu_milli = cluster.largest_node().gpu_milli;
-        best_scoring(task, cluster, |node| {
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        let task = nodes.task();
+        let largest_gpu_milli = nodes.cluster().largest_node().gpu_milli;
+        best_scoring(nodes, |node| {
             Some((score(task, node, largest_gpu_milli), ()))
         })
         .map(|(node, ())| Placement::on(node.id()))
@@ -63,6 +64,7 @@ mod tests {
     use lepton_core::{Gpus, NodeId, NodeSpec, Placement, Resources, TaskId};
 
     use super::*;
+    use lepton_core::{ClusterState, TaskSpec};
 
     #[test]
     fn alike_tasks_are_grouped() {
@@ -111,7 +113,7 @@ mod tests {
 
         let mut policy = GpuClustering;
         assert_eq!(
-            policy.select(&share, &cluster).map(|p| p.node),
+            policy.decide(&share, &cluster).map(|p| p.node),
             Some(NodeId(2))
         );
     }

@@ -1,4 +1,4 @@
-use lepton_core::{ClusterNode, ClusterState, Placement, Policy, TaskSpec, GPU_MILLI_PER_GPU};
+use lepton_core::{ClusterNode, FeasibleNodes, Placement, Policy, TaskSpec, GPU_MILLI_PER_GPU};
 
 use super::best_scoring;
 
@@ -16,8 +16,9 @@ impl Policy for GpuPacking {
         "packing"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        best_scoring(task, cluster, |node| Some((score(task, node), ())))
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        let task = nodes.task();
+        best_scoring(nodes, |node| Some((score(task, node), ())))
             .map(|(node, ())| Placement::on(node.id()))
     }
 }
@@ -53,6 +54,7 @@ mod tests {
     use lepton_core::{GpuRequest, Gpus, NodeId, NodeSpec, Placement, Resources, TaskId};
 
     use super::*;
+    use lepton_core::{ClusterState, TaskSpec};
 
     #[test]
     fn scores_match_the_three_tiers() {
@@ -83,7 +85,7 @@ mod tests {
 
         let mut policy = GpuPacking;
         assert_eq!(
-            policy.select(&small, &cluster).map(|p| p.node),
+            policy.decide(&small, &cluster).map(|p| p.node),
             Some(NodeId(2))
         );
     }

@@ -32,7 +32,7 @@ pub use random::Random;
 pub use round_robin::RoundRobin;
 pub use spread::Spread;
 
-use lepton_core::{ClusterNode, ClusterState, TaskSpec};
+use lepton_core::{ClusterNode, FeasibleNodes};
 
 /// `amount / norm`, 0 when there is nothing to normalise by.
 fn share(amount: u64, norm: u64) -> f64 {
@@ -47,27 +47,20 @@ fn share(amount: u64, norm: u64) -> f64 {
 /// returned beside it), the earliest one on ties. Nodes scored `None` are
 /// skipped.
 pub(crate) fn best_scoring<'a, T>(
-    task: &'a TaskSpec,
-    cluster: &'a ClusterState,
+    nodes: &FeasibleNodes<'a>,
     mut score: impl FnMut(&'a ClusterNode) -> Option<(i64, T)>,
 ) -> Option<(&'a ClusterNode, T)> {
-    best_scoring_at(task, cluster, |_, node| score(node))
+    best_scoring_at(nodes, |_, node| score(node))
 }
 
 /// [`best_scoring`], with each node's position in cluster order passed to
 /// the score function too (for per-position caches).
 pub(crate) fn best_scoring_at<'a, T>(
-    task: &'a TaskSpec,
-    cluster: &'a ClusterState,
+    nodes: &FeasibleNodes<'a>,
     mut score: impl FnMut(usize, &'a ClusterNode) -> Option<(i64, T)>,
 ) -> Option<(&'a ClusterNode, T)> {
     let mut best: Option<(i64, &ClusterNode, T)> = None;
-    let feasible = cluster
-        .nodes()
-        .iter()
-        .enumerate()
-        .filter(|(_, node)| node.fits(task));
-    for (position, node) in feasible {
+    for (position, node) in nodes.with_positions() {
         let Some((score, payload)) = score(position, node) else {
             continue;
         };
@@ -118,7 +111,7 @@ mod tests {
     }
 
     fn select(mut policy: impl Policy, task: &TaskSpec, cluster: &ClusterState) -> Option<NodeId> {
-        policy.select(task, cluster).map(|placement| placement.node)
+        policy.decide(task, cluster).map(|placement| placement.node)
     }
 
     #[test]
@@ -128,7 +121,7 @@ mod tests {
         // Node 1: CPU (24000 - 8000) / 128000 = 0.125; GPU (1000 - 500) / 8000 = 0.0625.
         let node1 = cluster.node(NodeId(1)).unwrap();
         let expected = 0.5 * 0.125 + 0.5 * 0.0625;
-        let leftover = |node| cluster.search().leftover_share(&share, node);
+        let leftover = |node| cluster.feasible(&share, None).leftover_share(node);
         assert!((leftover(node1) - expected).abs() < 1e-12);
         // Node 2: CPU 120000 / 128000 = 0.9375; GPU 7500 / 8000 = 0.9375.
         let node2 = cluster.node(NodeId(2)).unwrap();
@@ -241,7 +234,7 @@ mod tests {
         let share = task(1_000, GpuRequest::shared(300));
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..200 {
-            let placement = random.select(&share, &cluster).unwrap();
+            let placement = random.decide(&share, &cluster).unwrap();
             let gpus = placement.gpus.clone().unwrap();
             let node = cluster.node(placement.node).unwrap();
             assert!(node.gpu_free_milli()[gpus[0] as usize] >= 300);

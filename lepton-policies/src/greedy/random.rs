@@ -1,6 +1,4 @@
-use lepton_core::{
-    ClusterState, GpuSlots, Placement, Policy, SeededRng, TaskSpec, GPU_MILLI_PER_GPU,
-};
+use lepton_core::{FeasibleNodes, GpuSlots, Placement, Policy, SeededRng, GPU_MILLI_PER_GPU};
 
 /// A uniformly random feasible node; for a GPU share, a uniformly random
 /// GPU with room inside it (whole GPUs are the lowest-index free ones).
@@ -18,10 +16,11 @@ impl Policy for Random {
         self.rng = SeededRng::new(seed);
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        let task = nodes.task();
         // Reservoir sampling: each feasible node is kept with probability 1/k.
         let mut chosen = None;
-        for (seen, node) in (1u64..).zip(cluster.feasible_nodes(task)) {
+        for (seen, node) in (1u64..).zip(nodes.iter()) {
             if self.rng.below(seen) == 0 {
                 chosen = Some(node);
             }

@@ -1,4 +1,4 @@
-use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
+use lepton_core::{FeasibleNodes, Placement, Policy};
 
 /// Static round robin: the next node, in cluster order after the one chosen
 /// last, where the task fits — the "traditional" scheduler of the article's
@@ -15,15 +15,15 @@ impl Policy for RoundRobin {
         "roundrobin"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        let nodes = cluster.nodes();
-        let count = nodes.len();
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        let all = nodes.cluster().nodes();
+        let count = all.len();
         let start = self.next.min(count);
         let position = (start..count)
             .chain(0..start)
-            .find(|&position| nodes[position].fits(task))?;
+            .find(|&position| nodes.admits(&all[position]))?;
         self.next = position + 1;
-        Some(Placement::on(nodes[position].id()))
+        Some(Placement::on(all[position].id()))
     }
 
     fn reseed(&mut self, _seed: u64) {
@@ -36,6 +36,7 @@ mod tests {
     use lepton_core::{NodeId, NodeSpec, Resources, TaskId};
 
     use super::*;
+    use lepton_core::{ClusterState, TaskSpec};
 
     #[test]
     fn takes_nodes_in_turn_and_skips_those_without_room() {
@@ -48,13 +49,13 @@ mod tests {
         let task = TaskSpec::new(TaskId(1), Resources::new(2_000, 1_024));
         let mut policy = RoundRobin::default();
         let picks: Vec<u64> = (0..4)
-            .map(|_| policy.select(&task, &cluster).unwrap().node.0)
+            .map(|_| policy.decide(&task, &cluster).unwrap().node.0)
             .collect();
         // Node 2 is too small for the task: 1, 3, 1, 3.
         assert_eq!(picks, vec![1, 3, 1, 3]);
         policy.reseed(0);
-        assert_eq!(policy.select(&task, &cluster).unwrap().node, NodeId(1));
+        assert_eq!(policy.decide(&task, &cluster).unwrap().node, NodeId(1));
         let huge = TaskSpec::new(TaskId(2), Resources::new(8_000, 1_024));
-        assert_eq!(policy.select(&huge, &cluster), None);
+        assert_eq!(policy.decide(&huge, &cluster), None);
     }
 }

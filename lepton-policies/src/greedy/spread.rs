@@ -1,9 +1,9 @@
-use lepton_core::{ClusterState, Placement, Policy, TaskSpec};
+use lepton_core::{FeasibleNodes, Placement, Policy};
 
 /// The node left with the most CPU and GPU after placement (worst fit):
 /// spreads load, the mirror of [`BestFit`](super::BestFit), the earliest
 /// node on ties. Found through the cluster's ordered index
-/// ([`NodeSearch::loosest_fit`](lepton_core::NodeSearch::loosest_fit)), not
+/// ([`FeasibleNodes::loosest_fit`]), not
 /// by scanning every node.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Spread;
@@ -13,10 +13,7 @@ impl Policy for Spread {
         "spread"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        cluster
-            .search()
-            .loosest_fit(task, |_| true)
-            .map(|node| Placement::on(node.id()))
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        nodes.loosest_fit().map(|node| Placement::on(node.id()))
     }
 }

@@ -7,7 +7,7 @@
 //! walks for each node, as a built-in policy would. The filters are the
 //! policy's [`Policy::filter`], so they live in one place and hold on every
 //! path that places a task — placement, drains, preemption and the
-//! rebalancer (see [`check_feasible`](lepton_core::check_feasible)) — on
+//! rebalancer (see [`FeasibleNodes`](lepton_core::FeasibleNodes)) — on
 //! top of the task's own constraints (resources, GPU model, node selector,
 //! taints, anti-affinity), which the cluster always enforces. Scorers reuse the
 //! computations of the built-in policies (`bestfit`, `spread`, `balanced`,
@@ -26,8 +26,9 @@ mod filter;
 mod score;
 
 use std::path::Path;
+use std::sync::Arc;
 
-use lepton_core::{ClusterNode, ClusterState, Misfit, Placement, Policy, TaskSpec};
+use lepton_core::{ClusterNode, FeasibleNodes, Misfit, NodeFilter, Placement, Policy, TaskSpec};
 
 use self::config::Rules;
 use self::filter::Filter;
@@ -170,12 +171,12 @@ use crate::Error;
 /// cluster.add_node(node(2, "a", 3.0))?;
 /// cluster.add_node(node(3, "a", 1.0))?;
 /// let task = TaskSpec::new(TaskId(1), Resources::new(1_000, 1_024));
-/// assert_eq!(policy.select(&task, &cluster), Some(Placement::on(NodeId(3))));
+/// assert_eq!(policy.decide(&task, &cluster), Some(Placement::on(NodeId(3))));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RulePolicy {
-    filters: Vec<Filter>,
+    filters: Arc<Filters>,
     /// Weights scaled so the heaviest is 1.
     scorers: Vec<Scorer>,
 }
@@ -233,7 +234,23 @@ impl RulePolicy {
         for scorer in &mut scorers {
             scorer.weight /= heaviest;
         }
-        RulePolicy { filters, scorers }
+        RulePolicy {
+            filters: Arc::new(Filters(filters)),
+            scorers,
+        }
+    }
+}
+
+/// A rules file's filters: every one must admit the node.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Filters(Vec<Filter>);
+
+impl NodeFilter for Filters {
+    /// The first filter that refuses `node`, naming it.
+    fn check(&self, task: &TaskSpec, node: &ClusterNode) -> Result<(), Misfit> {
+        self.0
+            .iter()
+            .try_for_each(|filter| filter.check(task, node))
     }
 }
 
@@ -242,29 +259,21 @@ impl Policy for RulePolicy {
         "rule"
     }
 
-    /// The first filter that refuses `node`, naming it.
-    fn filter(&self, task: &TaskSpec, node: &ClusterNode) -> Result<(), Misfit> {
-        self.filters
-            .iter()
-            .try_for_each(|filter| filter.check(task, node))
+    fn filter(&self) -> Option<Arc<dyn NodeFilter>> {
+        let filters: Arc<dyn NodeFilter> = self.filters.clone();
+        (!self.filters.0.is_empty()).then_some(filters)
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
         if self.scorers.is_empty() {
-            return cluster
-                .search()
-                .first_fit(task, |node| self.filter(task, node).is_ok())
-                .map(|node| Placement::on(node.id()));
+            return nodes.first_fit().map(|node| Placement::on(node.id()));
         }
-        let extremes = Extremes::of(cluster);
-        best_scoring(task, cluster, |node| {
-            if self.filter(task, node).is_err() {
-                return None;
-            }
+        let extremes = Extremes::of(nodes.cluster());
+        best_scoring(nodes, |node| {
             let total: f64 = self
                 .scorers
                 .iter()
-                .map(|s| s.weight * s.kind.rate(task, node, cluster, &extremes) as f64)
+                .map(|s| s.weight * s.kind.rate(node, nodes, &extremes) as f64)
                 .sum();
             // Compared in millionths: totals equal with the weights as
             // written stay equal despite float rounding (see the ties test).
@@ -283,6 +292,7 @@ mod tests {
 
     use super::*;
     use crate::{Balanced, BestFit, GpuPacking, Spread};
+    use lepton_core::{ClusterState, TaskSpec};
 
     /// n1: 16 cores, production, $4/h, 8 cores and 1 GiB in use.
     /// n2: 32 cores (the largest), a production VM, $1/h, idle.
@@ -314,7 +324,7 @@ mod tests {
 
     fn select(rules: &str, task: &TaskSpec, cluster: &ClusterState) -> Option<NodeId> {
         let mut policy = RulePolicy::from_toml_str(rules).unwrap();
-        policy.select(task, cluster).map(|p| p.node)
+        policy.decide(task, cluster).map(|p| p.node)
     }
 
     const FILTERS: &str = r#"
@@ -436,8 +446,8 @@ mod tests {
         let mut rng = SeededRng::new(7);
         for id in 1..=300 {
             let task = random_task(id, &mut rng);
-            let chosen = reference.select(&task, &cluster);
-            if policy.select(&task, &cluster) != chosen {
+            let chosen = reference.decide(&task, &cluster);
+            if policy.decide(&task, &cluster) != chosen {
                 return Some(id);
             }
             if let Some(placement) = chosen {
@@ -450,19 +460,16 @@ mod tests {
     /// Best fit (or spread, `sign` −1) rated in whole percent, ties to the
     /// earliest node: what a single `bestfit` (`spread`) scorer does.
     fn leftover_in_whole_percent(sign: f64) -> impl Policy {
-        lepton_core::policy_fn(
-            "leftover-percent",
-            move |task: &TaskSpec, cluster: &ClusterState| {
-                best_scoring(task, cluster, |node| {
-                    let leftover = cluster.search().leftover_share(task, node);
-                    Some((
-                        crate::greedy::percent(0.5 - 0.5 * sign + sign * leftover),
-                        (),
-                    ))
-                })
-                .map(|(node, ())| Placement::on(node.id()))
-            },
-        )
+        lepton_core::policy_fn("leftover-percent", move |nodes: &FeasibleNodes<'_>| {
+            best_scoring(nodes, |node| {
+                let leftover = nodes.leftover_share(node);
+                Some((
+                    crate::greedy::percent(0.5 - 0.5 * sign + sign * leftover),
+                    (),
+                ))
+            })
+            .map(|(node, ())| Placement::on(node.id()))
+        })
     }
 
     #[test]
@@ -525,10 +532,10 @@ mod tests {
     fn toml_and_json_rules_decide_alike() {
         let from_toml = RulePolicy::from_toml_str(PARITY_TOML).unwrap();
         let from_json = RulePolicy::from_json_str(PARITY_JSON).unwrap();
-        assert_eq!(from_toml.filters.len(), 4);
+        assert_eq!(from_toml.filters.0.len(), 4);
         assert_eq!(from_toml.scorers, from_json.scorers);
-        for filter in &from_json.filters {
-            assert!(from_toml.filters.contains(filter), "{filter:?}");
+        for filter in &from_json.filters.0 {
+            assert!(from_toml.filters.0.contains(filter), "{filter:?}");
         }
         assert_eq!(first_disagreement(from_toml, from_json), None);
     }
@@ -537,12 +544,12 @@ mod tests {
     fn the_example_rules_file_parses_and_decides() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.toml");
         let mut policy = RulePolicy::from_path(&path).unwrap();
-        assert_eq!((policy.filters.len(), policy.scorers.len()), (5, 3));
+        assert_eq!((policy.filters.0.len(), policy.scorers.len()), (5, 3));
         // 4 cores, weights 1 : ½ : ¼ (bestfit, cheapest, balanced).
         // n1: 93 + 0 + ¼·68 (CPU 0.75, memory 0.125) = 110.
         // n2: 56 + ½·75 + ¼·95 (CPU 0.125, memory 0.03125) = 117.25.
         assert_eq!(
-            policy.select(&task(4_000), &cluster()).map(|p| p.node),
+            policy.decide(&task(4_000), &cluster()).map(|p| p.node),
             Some(NodeId(2))
         );
     }

@@ -1,6 +1,6 @@
 //! Scorers: how a rules file ranks the nodes its filters let through.
 
-use lepton_core::{ClusterNode, ClusterState, TaskSpec};
+use lepton_core::{ClusterNode, ClusterState, FeasibleNodes};
 
 use crate::greedy::{balance, gpu_packing_score, percent};
 
@@ -65,17 +65,18 @@ impl Extremes {
 }
 
 impl ScorerKind {
-    /// How much this scorer likes placing `task` on `node`, 0..=100.
+    /// How much this scorer likes placing the task of `nodes` on `node`,
+    /// 0..=100.
     pub(super) fn rate(
         self,
-        task: &TaskSpec,
         node: &ClusterNode,
-        cluster: &ClusterState,
+        nodes: &FeasibleNodes<'_>,
         extremes: &Extremes,
     ) -> i64 {
+        let task = nodes.task();
         match self {
-            ScorerKind::BestFit => percent(1.0 - cluster.search().leftover_share(task, node)),
-            ScorerKind::Spread => percent(cluster.search().leftover_share(task, node)),
+            ScorerKind::BestFit => percent(1.0 - nodes.leftover_share(node)),
+            ScorerKind::Spread => percent(nodes.leftover_share(node)),
             ScorerKind::Balanced => percent(balance(task, node)),
             ScorerKind::Cheapest => {
                 percent(1.0 - ratio(node.spec().price_per_hour, extremes.highest_price))
@@ -104,6 +105,7 @@ mod tests {
     use lepton_core::{GpuRequest, Gpus, NodeId, NodeSpec, Placement, Resources, TaskId};
 
     use super::*;
+    use lepton_core::{ClusterState, TaskSpec};
 
     /// Node 1: 64 cores, 4 GPUs, $4/h, one task using 16 cores and a GPU.
     /// Node 2: 128 cores, 8 GPUs (the largest), $8/h, three tasks of 1 core.
@@ -138,7 +140,7 @@ mod tests {
         cluster
             .nodes()
             .iter()
-            .map(|node| kind.rate(task, node, &cluster, &extremes))
+            .map(|node| kind.rate(node, &cluster.feasible(task, None), &extremes))
             .collect()
     }
 
@@ -188,7 +190,7 @@ mod tests {
         free.add_node(NodeSpec::new(NodeId(1), Resources::new(1_000, 1)))
             .unwrap();
         let node = free.node(NodeId(1)).unwrap();
-        let rate = ScorerKind::Cheapest.rate(&t, node, &free, &Extremes::of(&free));
+        let rate = ScorerKind::Cheapest.rate(node, &free.feasible(&t, None), &Extremes::of(&free));
         assert_eq!(rate, 100);
     }
 

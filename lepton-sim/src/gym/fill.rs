@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use lepton_core::{
-    CandidateBuilder, ClusterState, NodeSpec, Placement, Policy, Scheduler, TargetWorkload,
+    CandidateBuilder, FeasibleNodes, NodeSpec, Placement, Policy, Scheduler, TargetWorkload,
     TaskSpec,
 };
 
@@ -53,7 +53,7 @@ impl Policy for ActionPolicy {
         "gym"
     }
 
-    fn select(&mut self, _task: &TaskSpec, _cluster: &ClusterState) -> Option<Placement> {
+    fn select(&mut self, _nodes: &FeasibleNodes<'_>) -> Option<Placement> {
         lock(&self.choice).take()
     }
 }
@@ -171,10 +171,10 @@ impl FillEnv {
             let Some(task) = run.next_task() else {
                 break;
             };
-            let cluster = run.scheduler().cluster();
+            let feasible = run.scheduler().cluster().feasible(task, None);
             let limit = self.config.max_candidates;
             self.builder
-                .build(&self.workload, task, cluster, limit, &mut candidates);
+                .build(&self.workload, &feasible, limit, &mut candidates);
             if !candidates.is_empty() {
                 self.pending = Some(Pending {
                     candidates: candidates

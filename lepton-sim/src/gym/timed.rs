@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use lepton_core::{
-    Candidate, CandidateBuilder, ClusterState, Feedback, NodeSpec, Outcome, Placement, Policy,
-    TargetWorkload, TaskSpec, GPU_MILLI_PER_GPU,
+    Candidate, CandidateBuilder, FeasibleNodes, Feedback, NodeSpec, Outcome, Placement, Policy,
+    TargetWorkload, GPU_MILLI_PER_GPU,
 };
 
 use super::{lock, utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};
@@ -106,14 +106,15 @@ impl Policy for ChannelPolicy {
         "gym"
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
         if self.closed {
             return None;
         }
+        let (task, cluster) = (nodes.task(), nodes.cluster());
         let mut candidates: Vec<Candidate> = Vec::new();
         let limit = self.config.max_candidates;
         self.builder
-            .build(&self.workload, task, cluster, limit, &mut candidates);
+            .build(&self.workload, nodes, limit, &mut candidates);
         if candidates.is_empty() {
             return None;
         }

@@ -12,7 +12,7 @@ use super::quantile;
 use crate::timed::{run_timed, TimedConfig, TimedTask};
 use crate::Error;
 use lepton_core::{
-    ClusterState, NodeId, NodeSpec, Placement, Policy, Resources, SeededRng, TargetWorkload,
+    FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources, SeededRng, TargetWorkload,
     TaskId, TaskSpec,
 };
 
@@ -292,14 +292,12 @@ impl Policy for EdgePolicy {
         self.strategy.name()
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        let task = nodes.task();
         let (origin, objective) = *self.origins.get(task.id.0 as usize)?;
-        let search = cluster.search();
-        let feasible = cluster
-            .nodes()
-            .iter()
-            .zip(&self.sites)
-            .filter(|(node, _)| node.fits(task));
+        let feasible = nodes
+            .with_positions()
+            .filter_map(|(position, node)| Some((node, self.sites.get(position)?)));
         let chosen = match self.strategy {
             EdgeStrategy::CloudOnly => feasible
                 .filter(|(_, site)| **site == Site::Cloud)
@@ -316,7 +314,7 @@ impl Policy for EdgePolicy {
                     // first when it meets it, then the nearest; best fit
                     // inside a site.
                     let cloud_first = meets && site == Site::Cloud;
-                    let leftover = (search.leftover_share(task, node) * 1e6) as u64;
+                    let leftover = (nodes.leftover_share(node) * 1e6) as u64;
                     (!meets, !cloud_first, latency, leftover)
                 };
                 feasible

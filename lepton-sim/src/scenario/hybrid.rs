@@ -2,12 +2,14 @@
 //! and cheaper spot VMs that the cloud revokes at random. Run by the same
 //! engine as the data center ([`run_datacenter`](super::run_datacenter)).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::datacenter::{arrival_minutes, generate_fleet, FleetWorld, Pool, ScenarioTask, VmShape};
 use crate::Error;
 use lepton_core::{
-    check_feasible, ClusterNode, ClusterState, Misfit, Placement, Policy, Resources, SeededRng,
+    ClusterNode, FeasibleNodes, Misfit, NodeFilter, Placement, Policy, Resources, SeededRng,
     TaskId, TaskSpec,
 };
 
@@ -192,27 +194,27 @@ impl Policy for TierPolicy {
         }
     }
 
-    fn filter(&self, task: &TaskSpec, node: &ClusterNode) -> Result<(), Misfit> {
-        let flexible = task.config.get(SLACK_KEY).map(String::as_str) == Some(FLEXIBLE);
-        if Self::pool(node) == Some("spot") && !(self.use_spot && flexible) {
-            return Err(Misfit::Policy("spot VMs only for flexible tasks".into()));
-        }
-        Ok(())
+    fn filter(&self) -> Option<Arc<dyn NodeFilter>> {
+        let use_spot = self.use_spot;
+        Some(Arc::new(move |task: &TaskSpec, node: &ClusterNode| {
+            let flexible = task.config.get(SLACK_KEY).map(String::as_str) == Some(FLEXIBLE);
+            if Self::pool(node) == Some("spot") && !(use_spot && flexible) {
+                return Err(Misfit::Policy("spot VMs only for flexible tasks".into()));
+            }
+            Ok(())
+        }))
     }
 
-    fn select(&mut self, task: &TaskSpec, cluster: &ClusterState) -> Option<Placement> {
-        let search = cluster.search();
-        cluster
-            .nodes()
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        nodes
             .iter()
-            .filter(|node| check_feasible(self, task, node).is_ok())
             .min_by_key(|node| {
                 let tier = match Self::pool(node) {
                     Some("owned") => 0,
                     Some("spot") => 1,
                     _ => 2,
                 };
-                let leftover = (search.leftover_share(task, node) * 1e6) as u64;
+                let leftover = (nodes.leftover_share(node) * 1e6) as u64;
                 (tier, leftover)
             })
             .map(|node| Placement::on(node.id()))
