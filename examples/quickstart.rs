@@ -10,8 +10,8 @@ use std::error::Error;
 
 use lepton::policies::{BestFit, Spread};
 use lepton::{
-    seed_utility, CoreScheduler, NodeId, NodeKind, NodeSpec, Policy, Resources, Scheduler, TaskId,
-    TaskSpec,
+    article_utility, CoreScheduler, NodeId, NodeKind, NodeSpec, Policy, Resources, Scheduler,
+    TaskId, TaskSpec,
 };
 
 /// Ten identical VMs: 4 cores and 8 GiB each.
@@ -50,11 +50,11 @@ pub(crate) fn main() -> Result<(), Box<dyn Error>> {
     println!("seed utility U(S,T,P) = 1/2[1/|S| + 1/|T|] - 1/2[(1/a)(|S|-1) + (1/b)(|T|-1)]");
     println!(
         "  article's spreading case, |S| = 10, |T| = 5, a = 10, b = 5: U = {:+.2} (the article prints +0.2)",
-        seed_utility(10, 5, 10.0, 5.0)?
+        article_utility(10, 5, 10.0, 5.0)?
     );
     println!(
         "  article's packing case,   |S| = 5,  |T| = 5, a = 5,  b = 5: U = {:+.2} (the article prints -0.2)",
-        seed_utility(5, 5, 5.0, 5.0)?
+        article_utility(5, 5, 5.0, 5.0)?
     );
     println!(
         "  this run: spreading used {spread} VMs, packing used {packed} VMs ({} fewer)",

@@ -8,11 +8,9 @@
 //! |---|---|---|
 //! | `lepton-core` | model, traits, lock-free queue, cluster accounting, scheduler core | the root (`lepton::CoreScheduler`, …) |
 //! | `lepton-policies` | placement policies and the registry by name | [`policies`] |
-//! | `lepton-sim` | simulator: trace and workload readers, fill, timed replay, chaos runs | [`sim`] |
+//! | `lepton-sim` | simulator: trace and workload readers, fill, timed replay, chaos runs, the learned policy's training, the article's scenarios with their contestants (`sim::scenario::compare_*`) | [`sim`] |
 //! | `lepton-adapters` | backends (Docker, libvirt, EC2), each behind a feature | `adapters` (feature `controller`) |
-//!
-//! [`scenarios`] sets up the article's scenarios (Lepton against the
-//! baselines) for the `lepton demo` command and for programs.
+//! | `lepton-controller` | the tokio control loop (`Controller`) over backends | `controller` and the root (`lepton::Controller`, …), feature `controller` |
 //!
 //! # Quick start
 //! ```
@@ -33,7 +31,8 @@
 //!
 //! # Control loop
 //! `Controller` (feature `controller`) drives the scheduler on one or more
-//! [`Backend`]s with tokio: see the `controller` module.
+//! [`Backend`]s with tokio: see the `controller` module (the
+//! `lepton-controller` crate).
 //!
 //! # Features
 //! With no feature the library is the scheduler, the policies and the
@@ -50,15 +49,15 @@
 
 #[cfg(feature = "controller")]
 #[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
-pub mod controller;
-pub mod scenarios;
-
-#[cfg(feature = "controller")]
-#[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
-pub use controller::{Controller, ControllerConfig, ControllerError, LoopSummary, StepReport};
-#[cfg(feature = "controller")]
-#[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
 pub use lepton_adapters as adapters;
+#[cfg(feature = "controller")]
+#[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
+pub use lepton_controller as controller;
+#[cfg(feature = "controller")]
+#[cfg_attr(docsrs, doc(cfg(feature = "controller")))]
+pub use lepton_controller::{
+    Controller, ControllerConfig, ControllerError, LoopSummary, StepReport,
+};
 pub use lepton_core::*;
 pub use lepton_policies as policies;
 pub use lepton_sim as sim;

@@ -11,10 +11,10 @@ mod support;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use lepton::policies::drl::{train, TrainConfig};
 use lepton::policies::{build, Drl, PolicyContext};
 use lepton::sim::gym::{EnvConfig, FillEnv, Reward};
 use lepton::sim::{run_fill, synthetic_nodes, synthetic_tasks, FillConfig};
+use lepton::sim::{train, TrainConfig};
 use lepton::{
     ClusterState, Feedback, GpuRequest, Gpus, NodeSpec, Outcome, Policy, TargetWorkload, TaskSpec,
 };
@@ -145,12 +145,15 @@ fn training_is_deterministic_and_refuses_the_evaluation_seeds() {
     let (a, history_a) = run(500).unwrap();
     let (b, history_b) = run(500).unwrap();
     assert_eq!(history_a, history_b);
-    let rows = [[0.5f32; lepton::FEATURES], [0.1; lepton::FEATURES]];
+    let rows = [
+        [0.5f32; lepton::policies::FEATURES],
+        [0.1; lepton::policies::FEATURES],
+    ];
     assert_eq!(a.scores(&rows), b.scores(&rows));
 
     // Seeds 40..=43 would reach 42.
     let err = run(40).unwrap_err();
-    assert_eq!(err, lepton::policies::Error::EvaluationSeed { seed: 42 });
+    assert_eq!(err, lepton::sim::Error::EvaluationSeed { seed: 42 });
     assert!(err.to_string().contains("42-51"), "{err}");
 }
 
@@ -161,7 +164,7 @@ fn a_saved_model_loads_and_decides_the_same() {
     let path = temp_file("saved.safetensors");
     drl.save(&path).unwrap();
     let loaded = Drl::load(&path, workload(&tasks)).unwrap();
-    let rows: Vec<[f32; lepton::FEATURES]> = (0..10)
+    let rows: Vec<[f32; lepton::policies::FEATURES]> = (0..10)
         .map(|i| std::array::from_fn(|j| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0))
         .collect();
     assert_eq!(drl.scores(&rows), loaded.scores(&rows));
@@ -195,7 +198,7 @@ fn bad_model_files_are_typed_errors_naming_the_file() {
     let wrong_shape = temp_file("wrong_shape.safetensors");
     write_safetensors(&wrong_shape, &[("0.weight", vec![32, 19])]);
     let wrong_type = temp_file("wrong_type.safetensors");
-    write_safetensors_f64(&wrong_type, "0.weight", &[32, lepton::FEATURES]);
+    write_safetensors_f64(&wrong_type, "0.weight", &[32, lepton::policies::FEATURES]);
 
     let cases = [
         (&missing, "No such file"),
@@ -222,7 +225,7 @@ fn bad_model_files_are_typed_errors_naming_the_file() {
 /// Writes a safetensors file of the model's tensor names with zeros, the
 /// shapes in `overrides` replacing the model's.
 fn write_safetensors(path: &std::path::Path, overrides: &[(&str, Vec<usize>)]) {
-    let f = lepton::FEATURES;
+    let f = lepton::policies::FEATURES;
     let h = lepton::policies::drl::HIDDEN;
     let shapes = [
         ("0.weight", vec![h, f]),
@@ -282,8 +285,9 @@ fn online_learning_updates_the_network_from_outcomes() {
     for node in &nodes {
         cluster.add_node(node.clone()).unwrap();
     }
-    let probe: Vec<[f32; lepton::FEATURES]> =
-        (0..4).map(|i| [i as f32 / 4.0; lepton::FEATURES]).collect();
+    let probe: Vec<[f32; lepton::policies::FEATURES]> = (0..4)
+        .map(|i| [i as f32 / 4.0; lepton::policies::FEATURES])
+        .collect();
     let mut learning = Drl::untrained(3, workload(&tasks)).learn_online(0.05);
     let mut frozen = Drl::untrained(3, workload(&tasks));
     let before = learning.scores(&probe);

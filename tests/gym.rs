@@ -10,12 +10,12 @@ mod support;
 
 use std::sync::Arc;
 
-use lepton::policies::by_name;
+use lepton::policies::{by_name, CandidateBuilder};
 use lepton::sim::gym::{EnvConfig, FillEnv, Observation, Reward, TimedEnv};
 use lepton::sim::{run_fill, synthetic_nodes, synthetic_tasks, FillConfig, TimedConfig, TimedTask};
 use lepton::{
-    CandidateBuilder, ClusterState, GpuRequest, NodeId, NodeSpec, Resources, RetryPolicy,
-    SeededRng, TargetWorkload, TaskId, TaskSpec,
+    ClusterState, GpuRequest, NodeId, NodeSpec, Resources, RetryPolicy, SeededRng, TargetWorkload,
+    TaskId, TaskSpec,
 };
 use support::{paper_cluster_and_pods, paper_context};
 

@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use lepton::scenarios::{compare_datacenter, compare_edge, compare_hybrid};
+use lepton::sim::scenario::{compare_datacenter, compare_edge, compare_hybrid};
 use lepton::sim::scenario::{
     DatacenterConfig, EdgeConfig, EdgeWorld, HybridConfig, Site, SAME_SITE_MS,
 };

@@ -51,8 +51,8 @@
 //! # Ok::<(), lepton_core::Error>(())
 //! ```
 
+mod article;
 mod backend;
-mod candidates;
 mod clock;
 mod cluster;
 mod error;
@@ -63,12 +63,11 @@ mod queue;
 mod resources;
 mod rng;
 mod scheduler;
-mod seed;
 mod sync;
 mod task;
 
+pub use article::article_utility;
 pub use backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
-pub use candidates::{candidate_nodes, Candidate, CandidateBuilder, FEATURES, FEATURE_NAMES};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use cluster::{
     Allocation, ClusterNode, ClusterState, FeasibleNodes, GpuSlots, LargestNode, NodeFilter,
@@ -89,7 +88,6 @@ pub use scheduler::{
     RetryPolicy, SavedNode, SavedState, SavedTask, Scheduler, SchedulerConfig, SchedulerState,
     Submitter, TaskCounts, TaskState,
 };
-pub use seed::seed_utility;
 pub use task::{
     Constraints, Priority, QosClass, Run, Task, TaskId, TaskKind, TaskSpec, Toleration,
 };

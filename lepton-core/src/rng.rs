@@ -40,6 +40,11 @@ impl SeededRng {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
+    /// A uniform float in `[0, 1)`, from the top 53 bits of the next draw.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// A uniform index into a slice of length `len` (0 when `len` is 0).
     pub fn index(&mut self, len: usize) -> usize {
         self.below(len as u64) as usize

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::node::{GpuModel, Labels, NodeId};
+use crate::node::{GpuModel, Labels, NodeId, Taint};
 use crate::resources::{GpuRequest, Resources, GPU_MILLI_PER_GPU};
 
 /// Identifies a task. Displayed as `t-<number>`.
@@ -137,6 +137,12 @@ impl Toleration {
             key: key.into(),
             value: Some(value.into()),
         }
+    }
+
+    /// Whether this toleration lets a task onto a node with `taint`: the
+    /// same key, and the same value unless it tolerates every value.
+    pub fn tolerates(&self, taint: &Taint) -> bool {
+        self.key == taint.key && self.value.as_ref().is_none_or(|v| *v == taint.value)
     }
 }
 

@@ -51,19 +51,21 @@
 //! # Ok::<(), lepton_core::Error>(())
 //! ```
 
+mod candidates;
 #[cfg(feature = "drl")]
 pub mod drl;
 mod greedy;
 mod registry;
 mod rule;
 
+pub use candidates::{candidate_nodes, Candidate, CandidateBuilder, FEATURES, FEATURE_NAMES};
 pub use greedy::{
     Balanced, BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, Random, RoundRobin,
     Spread,
 };
 pub use registry::{
     build, by_name, policy_descriptions, policy_names, register, PolicyContext, PolicyFactory,
-    PAPER_POLICIES, POLICY_DESCRIPTIONS, POLICY_NAMES,
+    PAPER_POLICIES,
 };
 pub use rule::RulePolicy;
 
@@ -129,13 +131,7 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// Training was asked to use one of the evaluation seeds (42–51).
-    #[error("training seed {seed} is an evaluation seed (42-51); choose seeds outside that range")]
-    EvaluationSeed {
-        /// The seed.
-        seed: u64,
-    },
-    /// Training failed in the simulator or the network.
+    /// A gradient step of the learned policy failed.
     #[error("training failed: {reason}")]
     Training {
         /// What went wrong.

@@ -1,7 +1,7 @@
 //! Policies by name, for configuration files and command lines.
 //!
-//! The built-in policies are matched by name without allocating; an
-//! embedder adds its own with [`register`], and from then on [`by_name`],
+//! The built-in policies are one table (`BUILT_IN`: name, description,
+//! factory), matched by name without allocating; an embedder adds its own with [`register`], and from then on [`by_name`],
 //! [`build`], [`policy_names`] (and so the `lepton` CLI and configuration
 //! files that name a policy) know them like the built-ins. Registered
 //! policies live in one process-wide table: registering is rare, building
@@ -16,46 +16,90 @@ use crate::{
     RoundRobin, RulePolicy, Spread,
 };
 
-/// The built-in policies' names and one-line descriptions, in
-/// [`POLICY_NAMES`] order.
-pub const POLICY_DESCRIPTIONS: &[(&str, &str)] = &[
-    ("firstfit", "the first node with room"),
-    (
-        "roundrobin",
-        "the next node with room after the last one chosen (static round robin)",
-    ),
-    ("bestfit", "the least CPU+GPU left over (packing)"),
-    ("spread", "the most CPU+GPU left over (worst fit)"),
-    (
-        "balanced",
-        "evenly used CPU, memory, GPU (kube-scheduler's balanced allocation)",
-    ),
-    ("random", "any feasible node (seeded)"),
-    (
-        "dotprod",
-        "free capacity least aligned with the request (Tetris)",
-    ),
-    (
-        "packing",
-        "partly used GPUs first (the FGD paper's GpuPacking)",
-    ),
-    (
-        "clustering",
-        "nodes hosting GPU tasks of the same kind (GpuClustering)",
-    ),
-    (
-        "fgd",
-        "the least growth of GPU fragmentation (Weng et al., ATC '23)",
-    ),
-    (
-        "rule",
-        "filters and weighted scorers from a TOML/JSON rules file",
-    ),
-    (
-        "drl",
-        "a neural network trained by deep RL in the simulator (feature drl)",
-    ),
+/// A built-in policy: its name (the one its `Policy::name` answers), a
+/// one-line description, and how to build it.
+struct BuiltIn {
+    name: &'static str,
+    description: &'static str,
+    build: fn(&PolicyContext) -> Result<Box<dyn Policy>, Error>,
+}
+
+/// The built-in policies, in the order `lepton policies` lists them: the
+/// one place each is named, described and built.
+const BUILT_IN: &[BuiltIn] = &[
+    BuiltIn {
+        name: FirstFit::NAME,
+        description: "the first node with room",
+        build: |_| Ok(Box::new(FirstFit)),
+    },
+    BuiltIn {
+        name: RoundRobin::NAME,
+        description: "the next node with room after the last one chosen (static round robin)",
+        build: |_| Ok(Box::new(RoundRobin::default())),
+    },
+    BuiltIn {
+        name: BestFit::NAME,
+        description: "the least CPU+GPU left over (packing)",
+        build: |_| Ok(Box::new(BestFit)),
+    },
+    BuiltIn {
+        name: Spread::NAME,
+        description: "the most CPU+GPU left over (worst fit)",
+        build: |_| Ok(Box::new(Spread)),
+    },
+    BuiltIn {
+        name: Balanced::NAME,
+        description: "evenly used CPU, memory, GPU (kube-scheduler's balanced allocation)",
+        build: |_| Ok(Box::new(Balanced)),
+    },
+    BuiltIn {
+        name: Random::NAME,
+        description: "any feasible node (seeded)",
+        build: |_| Ok(Box::new(Random::default())),
+    },
+    BuiltIn {
+        name: DotProduct::NAME,
+        description: "free capacity least aligned with the request (Tetris)",
+        build: |_| Ok(Box::new(DotProduct)),
+    },
+    BuiltIn {
+        name: GpuPacking::NAME,
+        description: "partly used GPUs first (the FGD paper's GpuPacking)",
+        build: |_| Ok(Box::new(GpuPacking)),
+    },
+    BuiltIn {
+        name: GpuClustering::NAME,
+        description: "nodes hosting GPU tasks of the same kind (GpuClustering)",
+        build: |_| Ok(Box::new(GpuClustering)),
+    },
+    BuiltIn {
+        name: Fgd::NAME,
+        description: "the least growth of GPU fragmentation (Weng et al., ATC '23)",
+        build: |context| {
+            Ok(match &context.target_workload {
+                Some(workload) => Box::new(Fgd::new(Arc::clone(workload))),
+                None => Box::new(Fgd::learning()),
+            })
+        },
+    },
+    BuiltIn {
+        name: RulePolicy::NAME,
+        description: "filters and weighted scorers from a TOML/JSON rules file",
+        build: |context| match &context.rules {
+            Some(rules) => Ok(Box::new(RulePolicy::clone(rules))),
+            None => Err(Error::MissingRules),
+        },
+    },
+    BuiltIn {
+        name: DRL,
+        description: "a neural network trained by deep RL in the simulator (feature drl)",
+        build: build_drl,
+    },
 ];
+
+/// The learned policy's name (`Drl::NAME`), also in
+/// builds without it.
+const DRL: &str = "drl";
 
 /// Builds a policy from a [`PolicyContext`]; see [`register`].
 pub type PolicyFactory =
@@ -101,7 +145,7 @@ where
     // A panic elsewhere while holding the lock leaves a table that is still
     // consistent (entries are pushed whole), so a poisoned lock is used as is.
     let mut registered = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
-    if POLICY_NAMES.contains(&name) || registered.iter().any(|r| r.name == name) {
+    if BUILT_IN.iter().any(|b| b.name == name) || registered.iter().any(|r| r.name == name) {
         return Err(Error::PolicyNameTaken {
             name: name.to_owned(),
         });
@@ -114,8 +158,13 @@ where
     Ok(())
 }
 
-/// Every name [`build`] accepts: the built-ins ([`POLICY_NAMES`]), then the
-/// registered ones in the order they were registered.
+/// Every name [`build`] accepts: the built-ins, then the registered ones
+/// in the order they were registered.
+///
+/// Every built-in but `rule` also works with [`by_name`]: `rule` needs its
+/// rules in [`PolicyContext::rules`], and without them is an
+/// [`Error::MissingRules`]. It is listed all the same, so that `lepton
+/// policies` and the unknown-name error show it.
 pub fn policy_names() -> Vec<String> {
     policy_descriptions()
         .into_iter()
@@ -126,9 +175,9 @@ pub fn policy_names() -> Vec<String> {
 /// Every policy's name with its one-line description, as [`policy_names`].
 pub fn policy_descriptions() -> Vec<(String, String)> {
     let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
-    POLICY_DESCRIPTIONS
+    BUILT_IN
         .iter()
-        .map(|&(name, description)| (name.to_owned(), description.to_owned()))
+        .map(|b| (b.name.to_owned(), b.description.to_owned()))
         .chain(
             registered
                 .iter()
@@ -136,27 +185,6 @@ pub fn policy_descriptions() -> Vec<(String, String)> {
         )
         .collect()
 }
-
-/// The names of the built-in policies [`build`] accepts.
-///
-/// Every one but `rule` also works with [`by_name`]: `rule` needs its rules
-/// in [`PolicyContext::rules`], and without them is an
-/// [`Error::MissingRules`]. It is listed all the same, so that `lepton
-/// policies` and the unknown-name error show it.
-pub const POLICY_NAMES: &[&str] = &[
-    "firstfit",
-    "roundrobin",
-    "bestfit",
-    "spread",
-    "balanced",
-    "random",
-    "dotprod",
-    "packing",
-    "clustering",
-    "fgd",
-    "rule",
-    "drl",
-];
 
 /// The six policies of the FGD paper's evaluation, in its table's order.
 pub const PAPER_POLICIES: &[&str] = &[
@@ -204,27 +232,10 @@ pub fn by_name(name: &str) -> Result<Box<dyn Policy>, Error> {
 /// [`Error::MissingRules`] for `rule` without [`PolicyContext::rules`];
 /// what a registered factory returns.
 pub fn build(name: &str, context: &PolicyContext) -> Result<Box<dyn Policy>, Error> {
-    Ok(match name {
-        "firstfit" => Box::new(FirstFit),
-        "roundrobin" => Box::new(RoundRobin::default()),
-        "bestfit" => Box::new(BestFit),
-        "spread" => Box::new(Spread),
-        "balanced" => Box::new(Balanced),
-        "random" => Box::new(Random::default()),
-        "dotprod" => Box::new(DotProduct),
-        "packing" => Box::new(GpuPacking),
-        "clustering" => Box::new(GpuClustering),
-        "fgd" => match &context.target_workload {
-            Some(workload) => Box::new(Fgd::new(Arc::clone(workload))),
-            None => Box::new(Fgd::learning()),
-        },
-        "rule" => match &context.rules {
-            Some(rules) => Box::new(RulePolicy::clone(rules)),
-            None => return Err(Error::MissingRules),
-        },
-        "drl" => build_drl(context)?,
-        _ => return build_registered(name, context),
-    })
+    match BUILT_IN.iter().find(|b| b.name == name) {
+        Some(built_in) => (built_in.build)(context),
+        None => build_registered(name, context),
+    }
 }
 
 #[cfg(feature = "drl")]
@@ -239,7 +250,7 @@ fn build_drl(context: &PolicyContext) -> Result<Box<dyn Policy>, Error> {
 #[cfg(not(feature = "drl"))]
 fn build_drl(_context: &PolicyContext) -> Result<Box<dyn Policy>, Error> {
     Err(Error::FeatureDisabled {
-        name: "drl".to_owned(),
+        name: DRL.to_owned(),
         feature: "drl",
     })
 }
@@ -292,9 +303,9 @@ pub(crate) mod tests {
                 }
             );
         }
-        POLICY_NAMES
+        BUILT_IN
             .iter()
-            .copied()
+            .map(|b| b.name)
             .filter(|&name| name != "drl" || cfg!(feature = "drl"))
             .collect()
     }
@@ -308,7 +319,7 @@ pub(crate) mod tests {
             }
         }
         for name in PAPER_POLICIES {
-            assert!(POLICY_NAMES.contains(name));
+            assert!(BUILT_IN.iter().any(|b| b.name == *name), "{name}");
         }
     }
 
@@ -355,7 +366,7 @@ pub(crate) mod tests {
             .iter()
             .position(|(n, _)| n == "test-spread")
             .unwrap();
-        assert!(last >= POLICY_NAMES.len(), "after the built-ins");
+        assert!(last >= BUILT_IN.len(), "after the built-ins");
         assert_eq!(described[last].1, "spread, registered");
         assert!(by_name("nope")
             .unwrap_err()
@@ -381,17 +392,15 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn every_built_in_has_a_description_in_order() {
-        let names: Vec<&str> = POLICY_DESCRIPTIONS.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, POLICY_NAMES);
-    }
-
-    #[test]
     fn unknown_names_list_the_valid_ones() {
         let err = by_name("fastest").unwrap_err();
         assert!(err.to_string().starts_with(&format!(
             "unknown policy \"fastest\"; valid names: {}",
-            POLICY_NAMES.join(", ")
+            BUILT_IN
+                .iter()
+                .map(|b| b.name)
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
 }

@@ -70,4 +70,14 @@ pub enum Error {
     /// The scheduler refused a node, a task or an event of the run.
     #[error(transparent)]
     Scheduler(#[from] lepton_core::Error),
+    /// A policy could not be built or failed (a gradient step of the
+    /// learned policy in training, say).
+    #[error(transparent)]
+    Policy(#[from] lepton_policies::Error),
+    /// Training was asked to use one of the evaluation seeds (42–51).
+    #[error("training seed {seed} is an evaluation seed (42-51); choose seeds outside that range")]
+    EvaluationSeed {
+        /// The seed.
+        seed: u64,
+    },
 }

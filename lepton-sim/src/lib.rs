@@ -16,8 +16,10 @@
 //!   time; tasks arrive and complete at their times, wait when they fit
 //!   nowhere, and nodes may fail and recover.
 //!
-//! On top of them: [`gym`], learning environments over both modes, and
-//! [`scenario`], the article's data-center, edge and hybrid-cloud scenarios.
+//! On top of them: [`gym`], learning environments over both modes (and,
+//! with the `drl` feature, `train`: the learned policy's training in
+//! them), and [`scenario`], the article's data-center, edge and
+//! hybrid-cloud scenarios with their contestants.
 //!
 //! Workloads come from the openb trace readers, from the JSON format of
 //! [`read_workload`], or from the synthetic generators
@@ -30,18 +32,19 @@ use lepton_core::{ClusterState, NodeId, NodeState, TargetWorkload};
 mod chaos;
 mod error;
 mod fill;
-mod fit;
 pub mod gym;
 pub mod scenario;
 mod synthetic;
 mod timed;
 mod trace;
+#[cfg(feature = "drl")]
+mod train;
+mod unplaceable;
 mod workload;
 
 pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
 pub use error::Error;
 pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult, MAX_TUNE};
-pub use fit::unplaceable;
 pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks, synthetic_workload};
 pub use timed::{
     default_horizon_s, run_timed, TaskTimes, TimedConfig, TimedResult, TimedSample, TimedTask,
@@ -50,6 +53,9 @@ pub use timed::{
 pub use trace::{
     parse_openb_nodes, parse_openb_pods, read_openb_nodes, read_openb_pods, trace_dir, TracePod,
 };
+#[cfg(feature = "drl")]
+pub use train::{fgd_choice, train, EpisodeStats, TrainConfig, EVALUATION_SEEDS};
+pub use unplaceable::unplaceable;
 pub use workload::{parse_workload, read_workload, Workload};
 
 /// The cluster's fragmentation against a target workload: the sum of

@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use lepton::policies::{build, PolicyContext};
-use lepton::scenarios::{
-    compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
-    DatacenterComparison, EdgeComparison, HybridComparison,
-};
 use lepton::sim::read_workload;
-use lepton::sim::scenario::{DatacenterConfig, EdgeConfig, FleetWorld, HybridConfig};
+use lepton::sim::scenario::{
+    compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
+    DatacenterComparison, DatacenterConfig, EdgeComparison, EdgeConfig, FleetWorld,
+    HybridComparison, HybridConfig,
+};
 
 use super::report;
 use super::say;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::plot::{svg_lines, Axes};
 use super::CliError;
-use lepton::scenarios::{DatacenterComparison, EdgeComparison, HybridComparison};
+use lepton::sim::scenario::{DatacenterComparison, EdgeComparison, HybridComparison};
 use lepton::sim::scenario::{StrategyReport, TimelinePoint};
 
 /// Creates `dir` if needed and checks it can be written, before any run.

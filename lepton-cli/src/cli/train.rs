@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use lepton::policies::drl::{train, EpisodeStats, TrainConfig};
 use lepton::policies::Drl;
 use lepton::sim::gym::{EnvConfig, FillEnv, Reward};
+use lepton::sim::{train, EpisodeStats, TrainConfig};
 use lepton::TaskSpec;
 
 use super::plot::{draw_lines, Axes};

@@ -218,10 +218,11 @@ impl ClusterNode {
             }
         }
         for taint in &self.spec.taints {
-            let tolerated =
-                task.constraints.tolerations.iter().any(|t| {
-                    t.key == taint.key && t.value.as_ref().is_none_or(|v| *v == taint.value)
-                });
+            let tolerated = task
+                .constraints
+                .tolerations
+                .iter()
+                .any(|toleration| toleration.tolerates(taint));
             if !tolerated {
                 return Err(Misfit::Taint {
                     key: taint.key.clone(),

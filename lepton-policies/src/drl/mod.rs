@@ -14,8 +14,9 @@
 //! pick and whole GPUs are the tightest ones (not learned).
 //!
 //! # Training
-//! [`train`] runs episodes of the fill experiment in
-//! [`FillEnv`](lepton_sim::gym::FillEnv), two phases:
+//! `lepton_sim::train` runs episodes of the fill experiment in the
+//! simulator's gym environment (`lepton_sim::gym::FillEnv`), stepping the
+//! network with a [`Trainer`], in two phases:
 //! 1. **imitation** (the warm start): the network acts greedily and learns,
 //!    by cross-entropy, FGD's choice among the candidates in the states it
 //!    reaches itself;
@@ -44,7 +45,7 @@
 //! each outcome (+1 completed, −1 failed or timed out: the article's reward)
 //! by one REINFORCE step on the decision that placed the task.
 
-mod train;
+mod learn;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -52,12 +53,11 @@ use std::sync::Arc;
 
 use dfdx::optim::Sgd;
 use dfdx::prelude::*;
-use lepton_core::{
-    Candidate, CandidateBuilder, FeasibleNodes, Feedback, Placement, Policy, TargetWorkload,
-    TaskId, FEATURES,
-};
+use lepton_core::{FeasibleNodes, Feedback, Placement, Policy, TargetWorkload, TaskId};
 
-pub use train::{fgd_choice, train, EpisodeStats, TrainConfig, EVALUATION_SEEDS};
+use crate::{Candidate, CandidateBuilder, FEATURES};
+
+pub use learn::{Sample, Trainer};
 
 use crate::Error;
 
@@ -235,8 +235,9 @@ impl Drl {
     }
 }
 
-/// The index of the largest value, the first on ties; `None` when empty.
-pub(crate) fn argmax(values: &[f32]) -> Option<usize> {
+/// The index of the largest value, the first on ties; `None` when empty
+/// (how the network's scores pick a candidate).
+pub fn argmax(values: &[f32]) -> Option<usize> {
     let mut best: Option<(usize, f32)> = None;
     for (index, &value) in values.iter().enumerate() {
         if best.is_none_or(|(_, b)| value > b) {
@@ -246,9 +247,14 @@ pub(crate) fn argmax(values: &[f32]) -> Option<usize> {
     best.map(|(index, _)| index)
 }
 
+impl Drl {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "drl";
+}
+
 impl Policy for Drl {
     fn name(&self) -> &str {
-        "drl"
+        Self::NAME
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
@@ -275,7 +281,7 @@ impl Policy for Drl {
         let Some((rows, action)) = online.decisions.remove(&feedback.task.id) else {
             return;
         };
-        let step = train::Sample {
+        let step = Sample {
             rows,
             action,
             weight: feedback.outcome.reward() as f32,
@@ -289,7 +295,7 @@ impl Policy for Drl {
             },
         );
         // A failed update leaves the weights as they were; scheduling goes on.
-        let _ = train::update(&self.dev, &mut self.model, &mut optimizer, &[step]);
+        let _ = learn::update(&self.dev, &mut self.model, &mut optimizer, &[step]);
     }
 }
 

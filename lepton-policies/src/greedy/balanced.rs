@@ -17,9 +17,14 @@ use super::{best_scoring, percent};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Balanced;
 
+impl Balanced {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "balanced";
+}
+
 impl Policy for Balanced {
     fn name(&self) -> &str {
-        "balanced"
+        Self::NAME
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {

@@ -10,9 +10,14 @@ use lepton_core::{FeasibleNodes, Placement, Policy};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BestFit;
 
+impl BestFit {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "bestfit";
+}
+
 impl Policy for BestFit {
     fn name(&self) -> &str {
-        "bestfit"
+        Self::NAME
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {

@@ -10,9 +10,14 @@ use super::{best_scoring, percent, share};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DotProduct;
 
+impl DotProduct {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "dotprod";
+}
+
 impl Policy for DotProduct {
     fn name(&self) -> &str {
-        "dotprod"
+        Self::NAME
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {

@@ -70,9 +70,14 @@ impl Fgd {
     }
 }
 
+impl Fgd {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "fgd";
+}
+
 impl Policy for Fgd {
     fn name(&self) -> &str {
-        "fgd"
+        Self::NAME
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {

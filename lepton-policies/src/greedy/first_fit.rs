@@ -8,9 +8,14 @@ use lepton_core::{FeasibleNodes, Placement, Policy};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FirstFit;
 
+impl FirstFit {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "firstfit";
+}
+
 impl Policy for FirstFit {
     fn name(&self) -> &str {
-        "firstfit"
+        Self::NAME
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {

@@ -14,9 +14,14 @@ use super::best_scoring;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GpuClustering;
 
+impl GpuClustering {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "clustering";
+}
+
 impl Policy for GpuClustering {
     fn name(&self) -> &str {
-        "clustering"
+        Self::NAME
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {

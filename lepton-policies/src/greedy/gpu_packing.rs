@@ -11,9 +11,14 @@ use super::best_scoring;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GpuPacking;
 
+impl GpuPacking {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "packing";
+}
+
 impl Policy for GpuPacking {
     fn name(&self) -> &str {
-        "packing"
+        Self::NAME
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {

@@ -7,9 +7,14 @@ pub struct Random {
     rng: SeededRng,
 }
 
+impl Random {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "random";
+}
+
 impl Policy for Random {
     fn name(&self) -> &str {
-        "random"
+        Self::NAME
     }
 
     fn reseed(&mut self, seed: u64) {

@@ -10,9 +10,14 @@ pub struct RoundRobin {
     next: usize,
 }
 
+impl RoundRobin {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "roundrobin";
+}
+
 impl Policy for RoundRobin {
     fn name(&self) -> &str {
-        "roundrobin"
+        Self::NAME
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {

@@ -8,9 +8,14 @@ use lepton_core::{FeasibleNodes, Placement, Policy};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Spread;
 
+impl Spread {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "spread";
+}
+
 impl Policy for Spread {
     fn name(&self) -> &str {
-        "spread"
+        Self::NAME
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {

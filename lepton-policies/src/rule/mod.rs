@@ -254,9 +254,14 @@ impl NodeFilter for Filters {
     }
 }
 
+impl RulePolicy {
+    /// The name it is listed and built by.
+    pub const NAME: &'static str = "rule";
+}
+
 impl Policy for RulePolicy {
     fn name(&self) -> &str {
-        "rule"
+        Self::NAME
     }
 
     fn filter(&self) -> Option<Arc<dyn NodeFilter>> {

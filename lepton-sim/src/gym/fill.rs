@@ -3,9 +3,9 @@
 use std::sync::{Arc, Mutex};
 
 use lepton_core::{
-    CandidateBuilder, FeasibleNodes, NodeSpec, Placement, Policy, Scheduler, TargetWorkload,
-    TaskSpec,
+    FeasibleNodes, NodeSpec, Placement, Policy, Scheduler, TargetWorkload, TaskSpec,
 };
+use lepton_policies::CandidateBuilder;
 
 use super::{lock, utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};
 use crate::fill::{FillConfig, FillRun};

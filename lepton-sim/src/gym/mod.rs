@@ -5,7 +5,7 @@
 //! `step(action)` places the task on the candidate the action names and
 //! returns the reward and the next decision. Each decision is an
 //! [`Observation`]: the task and up to `max_candidates` candidate nodes, each
-//! with one fixed-width feature row (see [`lepton_core::CandidateBuilder`],
+//! with one fixed-width feature row (see [`lepton_policies::CandidateBuilder`],
 //! which also prunes the candidates; the learned policy builds its
 //! observations with the same code). Actions index the candidates;
 //! [`Observation::mask`] marks the valid ones over the padded width, and an
@@ -39,14 +39,15 @@
 //! [`Summary`] gives the episode's allocation and fragmentation %, the
 //! deadline misses (fill: tasks dropped; timed: runs that timed out or
 //! failed) and the article's utility U(S, T, P)
-//! ([`seed_utility`](lepton_core::seed_utility)) with S = nodes in use,
+//! ([`article_utility`](lepton_core::article_utility)) with S = nodes in use,
 //! T = tasks placed, α = the cluster's nodes and β = the tasks arrived
 //! (timed mode: submitted).
 
 mod fill;
 mod timed;
 
-use lepton_core::{Candidate, Placement, TaskSpec};
+use lepton_core::{Placement, TaskSpec};
+use lepton_policies::Candidate;
 use serde::Serialize;
 
 use crate::fill::FillConfig;
@@ -96,7 +97,7 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// [module docs](self).
 fn utility(nodes_in_use: usize, placed: usize, nodes: usize, arrived: usize) -> Result<f64, Error> {
     let count = |n: usize| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
-    Ok(lepton_core::seed_utility(
+    Ok(lepton_core::article_utility(
         count(nodes_in_use),
         count(placed),
         f64::from(count(nodes)),
@@ -111,7 +112,7 @@ pub struct EnvConfig {
     /// The reward.
     pub reward: Reward,
     /// At most this many candidates per decision (the rest are pruned; see
-    /// [`lepton_core::CandidateBuilder`]).
+    /// [`lepton_policies::CandidateBuilder`]).
     pub max_candidates: usize,
     /// The fill experiment's inflation (see [`FillConfig::tune`]).
     pub tune: f64,

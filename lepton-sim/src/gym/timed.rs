@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use lepton_core::{
-    Candidate, CandidateBuilder, FeasibleNodes, Feedback, NodeSpec, Outcome, Placement, Policy,
-    TargetWorkload, GPU_MILLI_PER_GPU,
+    FeasibleNodes, Feedback, NodeSpec, Outcome, Placement, Policy, TargetWorkload,
+    GPU_MILLI_PER_GPU,
 };
+use lepton_policies::{Candidate, CandidateBuilder};
 
 use super::{lock, utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};
 use crate::timed::{run_timed, TimedConfig, TimedResult, TimedTask};

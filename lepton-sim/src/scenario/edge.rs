@@ -158,7 +158,6 @@ impl EdgeWorld {
             nodes.push((spec, Site::Cloud));
         }
         let mut rng = SeededRng::new(config.seed);
-        let uniform = |rng: &mut SeededRng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let seconds = config.hours * 3_600;
         let mut tasks = Vec::with_capacity(config.tasks);
         while tasks.len() < config.tasks {
@@ -168,11 +167,11 @@ impl EdgeWorld {
             let phase = 24.0 * origin as f64 / config.sites as f64;
             let hour = arrival_s as f64 / 3_600.0;
             let rate = 1.0 + 0.8 * (2.0 * std::f64::consts::PI * (hour - 9.0 - phase) / 24.0).sin();
-            if uniform(&mut rng) * 1.8 >= rate {
+            if rng.uniform() * 1.8 >= rate {
                 continue;
             }
             let id = TaskId(tasks.len() as u64);
-            let interactive = uniform(&mut rng) < 0.6;
+            let interactive = rng.uniform() < 0.6;
             let (spec, duration_s, objective_ms) = if interactive {
                 let cpus = 1 + rng.below(2);
                 let spec = TaskSpec::new(id, Resources::new(cpus * 1_000, 2_048));

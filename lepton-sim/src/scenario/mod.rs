@@ -2,13 +2,20 @@
 //! over one day, edge sites with a central cloud, and a hybrid cloud of
 //! owned, on-demand and spot VMs. Each runs Lepton and
 //! the baselines a user would otherwise run on the same generated workload
-//! and reports the same figures for each; `docs/SCENARIOS.md` says what
-//! every baseline is and why the comparison is fair.
+//! and reports the same figures for each (`compare_*`: the contestants);
+//! `docs/SCENARIOS.md` says what every baseline is and why the comparison
+//! is fair.
 
+mod compare;
 mod datacenter;
 mod edge;
 mod hybrid;
 
+pub use compare::{
+    compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
+    datacenter_strategies, DatacenterComparison, EdgeComparison, Gains, HybridComparison,
+    LEPTON_HEADROOM,
+};
 pub use datacenter::{
     run_datacenter, DatacenterConfig, FleetWorld, Pool, ScenarioTask, Strategy, StrategyReport,
     TimelinePoint, VmShape, SPARE_MIN, VM_SHAPES,

@@ -1,17 +1,17 @@
 //! What a learned policy sees of a decision: a few candidate nodes, each
 //! described by one fixed-width row of numbers.
 //!
-//! The learned policy (`lepton-policies`, module `drl`) and the simulator's
-//! gym environment (`lepton-sim`, module `gym`) both build their
-//! observations here, so the network is trained on exactly what it sees
-//! when it schedules.
+//! The learned policy (module `drl`) and the simulator's gym environments
+//! (`lepton-sim`, module `gym`) both build their observations here, so the
+//! network is trained on exactly what it sees when it schedules. It is not
+//! behind the `drl` feature: the gym environments need no network.
 //!
 //! What they see is documented on [`CandidateBuilder`].
 
-use crate::cluster::{FeasibleNodes, Placement};
-use crate::fragmentation::{Growth, GrowthCache, TargetWorkload};
-use crate::node::NodeId;
-use crate::resources::GPU_MILLI_PER_GPU;
+use lepton_core::{
+    ClusterNode, FeasibleNodes, GpuSlots, Growth, GrowthCache, NodeId, Placement, TargetWorkload,
+    GPU_MILLI_PER_GPU,
+};
 
 /// GPUs per node the per-GPU features describe (nodes with more are cut).
 const GPU_SLOTS: usize = 8;
@@ -60,7 +60,7 @@ pub struct Candidate {
 /// Every node where the task fits is evaluated with FGD's fragmentation
 /// gradient ([`TargetWorkload::growth`], cached per shape and node by
 /// [`GrowthCache`]); the candidates are the `limit` nodes FGD ranks first
-/// (highest [`fgd_score`](crate::fgd_score), ties to the earlier node), listed in cluster
+/// (highest [`fgd_score`](lepton_core::fgd_score), ties to the earlier node), listed in cluster
 /// order. This pruning keeps a decision's cost independent of the
 /// cluster's size, and FGD's own choice is always among the candidates (the
 /// first with the best score); the choice among them is the network's.
@@ -75,7 +75,7 @@ pub struct Candidate {
 /// | # | feature |
 /// |---|---|
 /// | 0 | fragmentation growth, GPUs (negative: it shrinks), clamped to ±8 |
-/// | 1 | FGD's integer score ([`fgd_score`](crate::fgd_score)) minus the best candidate's, / 10 |
+/// | 1 | FGD's integer score ([`fgd_score`](lepton_core::fgd_score)) minus the best candidate's, / 10 |
 /// | 2 | free CPU after / the node's CPU |
 /// | 3 | free memory after / the node's memory |
 /// | 4 | free GPU after / the node's GPU (0 without GPUs) |
@@ -144,67 +144,90 @@ impl CandidateBuilder {
             .max()
             .unwrap_or(0);
         for (rank, &(growth, position)) in self.scratch.iter().enumerate() {
-            let Growth { milli, gpu, score } = growth;
             let node = &nodes[position];
-            let spec = node.spec();
-            let mut gpus: smallvec::SmallVec<[u32; 8]> =
-                smallvec::SmallVec::from_slice(node.gpu_free_milli());
-            let taken = match gpu {
-                Some(gpu) => Some(crate::GpuSlots::from_iter([gpu])),
-                None => node.tightest_gpus(task.gpu),
+            let row = Row {
+                growth,
+                score_below_best: growth.score - best_score,
+                rank: rank as f32 / count,
             };
-            for &index in taken.as_deref().unwrap_or_default() {
-                if let Some(free) = gpus.get_mut(index as usize) {
-                    *free = free.saturating_sub(task.gpu.milli_per_gpu);
-                }
-            }
-            let gpu_count = gpus.len();
-            let gpu_free: u64 = gpus.iter().map(|&m| u64::from(m)).sum();
-            let idle = gpus.iter().filter(|&&m| m >= GPU_MILLI_PER_GPU).count();
-            let share = |amount: u64, total: u64| {
-                if total == 0 {
-                    0.0
-                } else {
-                    amount as f32 / total as f32
-                }
-            };
-            let cpu = spec.capacity.cpu_milli;
-            let mut features = [0.0f32; FEATURES];
-            features[0] = (milli / 1000.0).clamp(-8.0, 8.0) as f32;
-            features[1] = (score - best_score) as f32 / 10.0;
-            features[2] = share(
-                node.free().cpu_milli.saturating_sub(task.request.cpu_milli),
-                cpu,
-            );
-            features[3] = share(
-                node.free()
-                    .memory_mib
-                    .saturating_sub(task.request.memory_mib),
-                spec.capacity.memory_mib,
-            );
-            features[4] = share(gpu_free, gpu_count as u64 * u64::from(GPU_MILLI_PER_GPU));
-            features[5] = share(idle as u64, gpu_count as u64);
-            features[6] = gpu_count as f32 / GPU_SLOTS as f32;
-            features[7] = if node.task_count() > 0 { 1.0 } else { 0.0 };
-            features[8] = feasible.leftover_share(node) as f32;
-            features[9] = rank as f32 / count;
-            features[10] =
-                task.gpu.total_milli() as f32 / (GPU_SLOTS as f32 * GPU_MILLI_PER_GPU as f32);
-            features[11] = share(task.request.cpu_milli, cpu);
-            gpus.sort_unstable_by(|a, b| b.cmp(a));
-            for (slot, &free) in features[12..].iter_mut().zip(gpus.iter()) {
-                *slot = free as f32 / GPU_MILLI_PER_GPU as f32;
-            }
-            let placement = match gpu {
+            let placement = match growth.gpu {
                 Some(gpu) => Placement::on_gpus(node.id(), [gpu]),
                 None => Placement::on(node.id()),
             };
             out.push(Candidate {
                 placement,
                 growth,
-                features,
+                features: row.features(feasible, node),
             });
         }
+    }
+}
+
+/// What a candidate's row is computed from, beside its node.
+struct Row {
+    growth: Growth,
+    /// FGD's score minus the best candidate's.
+    score_below_best: i64,
+    /// The candidate's rank in cluster order / the number of candidates.
+    rank: f32,
+}
+
+impl Row {
+    /// The feature row (see [`CandidateBuilder`]) of placing the task of
+    /// `feasible` on `node`.
+    fn features(&self, feasible: &FeasibleNodes<'_>, node: &ClusterNode) -> [f32; FEATURES] {
+        let task = feasible.task();
+        let Growth { milli, gpu, .. } = self.growth;
+        let spec = node.spec();
+        let mut gpus: smallvec::SmallVec<[u32; 8]> =
+            smallvec::SmallVec::from_slice(node.gpu_free_milli());
+        let taken = match gpu {
+            Some(gpu) => Some(GpuSlots::from_iter([gpu])),
+            None => node.tightest_gpus(task.gpu),
+        };
+        for &index in taken.as_deref().unwrap_or_default() {
+            if let Some(free) = gpus.get_mut(index as usize) {
+                *free = free.saturating_sub(task.gpu.milli_per_gpu);
+            }
+        }
+        let gpu_count = gpus.len();
+        let gpu_free: u64 = gpus.iter().map(|&m| u64::from(m)).sum();
+        let idle = gpus.iter().filter(|&&m| m >= GPU_MILLI_PER_GPU).count();
+        let share = |amount: u64, total: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                amount as f32 / total as f32
+            }
+        };
+        let cpu = spec.capacity.cpu_milli;
+        let mut features = [0.0f32; FEATURES];
+        features[0] = (milli / 1000.0).clamp(-8.0, 8.0) as f32;
+        features[1] = self.score_below_best as f32 / 10.0;
+        features[2] = share(
+            node.free().cpu_milli.saturating_sub(task.request.cpu_milli),
+            cpu,
+        );
+        features[3] = share(
+            node.free()
+                .memory_mib
+                .saturating_sub(task.request.memory_mib),
+            spec.capacity.memory_mib,
+        );
+        features[4] = share(gpu_free, gpu_count as u64 * u64::from(GPU_MILLI_PER_GPU));
+        features[5] = share(idle as u64, gpu_count as u64);
+        features[6] = gpu_count as f32 / GPU_SLOTS as f32;
+        features[7] = if node.task_count() > 0 { 1.0 } else { 0.0 };
+        features[8] = feasible.leftover_share(node) as f32;
+        features[9] = self.rank;
+        features[10] =
+            task.gpu.total_milli() as f32 / (GPU_SLOTS as f32 * GPU_MILLI_PER_GPU as f32);
+        features[11] = share(task.request.cpu_milli, cpu);
+        gpus.sort_unstable_by(|a, b| b.cmp(a));
+        for (slot, &free) in features[12..].iter_mut().zip(gpus.iter()) {
+            *slot = free as f32 / GPU_MILLI_PER_GPU as f32;
+        }
+        features
     }
 }
 
@@ -216,7 +239,7 @@ pub fn candidate_nodes(candidates: &[Candidate]) -> impl Iterator<Item = NodeId>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ClusterState, GpuRequest, Gpus, NodeSpec, Resources, TaskId, TaskSpec};
+    use lepton_core::{ClusterState, GpuRequest, Gpus, NodeSpec, Resources, TaskId, TaskSpec};
 
     fn cluster(nodes: u64) -> ClusterState {
         let mut cluster = ClusterState::new();

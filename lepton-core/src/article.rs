@@ -19,14 +19,14 @@ use crate::error::Error;
 /// weights `alpha`, `beta`.
 ///
 /// ```
-/// let spreading = lepton_core::seed_utility(10, 5, 10.0, 5.0).unwrap();
+/// let spreading = lepton_core::article_utility(10, 5, 10.0, 5.0).unwrap();
 /// assert!((spreading - (-0.70)).abs() < 1e-12);
 /// ```
 ///
 /// # Errors
 /// [`Error::OutOfRange`] when `servers` or `tasks` is 0, or a weight is not a
 /// finite number above 0.
-pub fn seed_utility(servers: u32, tasks: u32, alpha: f64, beta: f64) -> Result<f64, Error> {
+pub fn article_utility(servers: u32, tasks: u32, alpha: f64, beta: f64) -> Result<f64, Error> {
     let at_least_one = |name, value: u32| {
         if value == 0 {
             Err(Error::OutOfRange {
@@ -63,28 +63,28 @@ mod tests {
 
     #[test]
     fn article_example_with_the_corrected_values() {
-        let spreading = seed_utility(10, 5, 10.0, 5.0).unwrap();
-        let packing = seed_utility(5, 5, 5.0, 5.0).unwrap();
+        let spreading = article_utility(10, 5, 10.0, 5.0).unwrap();
+        let packing = article_utility(5, 5, 5.0, 5.0).unwrap();
         assert!((spreading - -0.70).abs() < 1e-12, "spreading = {spreading}");
         assert!((packing - -0.60).abs() < 1e-12, "packing = {packing}");
     }
 
     #[test]
     fn one_server_one_task_is_the_maximum() {
-        assert_eq!(seed_utility(1, 1, 1.0, 1.0).unwrap(), 1.0);
+        assert_eq!(article_utility(1, 1, 1.0, 1.0).unwrap(), 1.0);
     }
 
     #[test]
     fn bad_arguments_are_named() {
-        let err = seed_utility(0, 5, 1.0, 1.0).unwrap_err();
+        let err = article_utility(0, 5, 1.0, 1.0).unwrap_err();
         assert_eq!(err.to_string(), "servers = 0 is out of range: at least 1");
-        let err = seed_utility(3, 5, f64::NAN, 1.0).unwrap_err();
+        let err = article_utility(3, 5, f64::NAN, 1.0).unwrap_err();
         assert_eq!(
             err.to_string(),
             "alpha = NaN is out of range: a finite number above 0"
         );
-        assert!(seed_utility(3, 0, 1.0, 1.0).is_err());
-        assert!(seed_utility(3, 5, 1.0, -2.0).is_err());
+        assert!(article_utility(3, 0, 1.0, 1.0).is_err());
+        assert!(article_utility(3, 5, 1.0, -2.0).is_err());
     }
 
     #[test]

@@ -1,6 +1,5 @@
-//! The article's scenarios with their contestants: the simulations live in
-//! [`sim::scenario`](crate::sim::scenario); this module sets up the
-//! baselines and Lepton the same way for the `lepton demo` command, the
+//! The scenarios' contestants: the baselines and Lepton, set up the same
+//! way on the same generated world for the `lepton demo` command, the
 //! tests and any program that wants the comparison.
 //!
 //! Edge ([`compare_edge`]): nearest site first, cloud only, and Lepton
@@ -26,12 +25,14 @@
 
 use serde::Serialize;
 
-use crate::policies::{BestFit, RoundRobin, Spread};
-use crate::sim::scenario::{
+use lepton_core::Policy;
+use lepton_policies::{BestFit, RoundRobin, Spread};
+
+use super::{
     run_datacenter, run_edge, DatacenterConfig, EdgeConfig, EdgeReport, EdgeStrategy, EdgeWorld,
     FleetWorld, HybridConfig, Strategy, StrategyReport, TierPolicy,
 };
-use crate::Policy;
+use crate::Error;
 
 /// Spare capacity Lepton keeps warm in the data center (see
 /// [`Strategy::headroom`]).
@@ -114,10 +115,8 @@ pub fn datacenter_strategies(lepton_name: &str, lepton_policy: Box<dyn Policy>) 
 /// best fit.
 ///
 /// # Errors
-/// [`sim::Error`](crate::sim::Error) for settings out of range.
-pub fn compare_datacenter(
-    config: &DatacenterConfig,
-) -> Result<DatacenterComparison, crate::sim::Error> {
+/// [`Error`] for settings out of range.
+pub fn compare_datacenter(config: &DatacenterConfig) -> Result<DatacenterComparison, Error> {
     compare_datacenter_with(config, "bestfit", Box::new(BestFit))
 }
 
@@ -129,7 +128,7 @@ pub fn compare_datacenter_with(
     config: &DatacenterConfig,
     name: &str,
     policy: Box<dyn Policy>,
-) -> Result<DatacenterComparison, crate::sim::Error> {
+) -> Result<DatacenterComparison, Error> {
     compare_fleet(&FleetWorld::generate(config)?, name, policy)
 }
 
@@ -143,7 +142,7 @@ pub fn compare_fleet(
     world: &FleetWorld,
     name: &str,
     policy: Box<dyn Policy>,
-) -> Result<DatacenterComparison, crate::sim::Error> {
+) -> Result<DatacenterComparison, Error> {
     let config = &world.config;
     let [baseline, kubernetes, lepton] =
         datacenter_strategies(name, policy).map(|strategy| run_datacenter(world, strategy));
@@ -183,8 +182,8 @@ pub struct EdgeComparison {
 /// and Lepton (see [`EdgeStrategy`]).
 ///
 /// # Errors
-/// [`sim::Error`](crate::sim::Error) for settings out of range.
-pub fn compare_edge(config: &EdgeConfig) -> Result<EdgeComparison, crate::sim::Error> {
+/// [`Error`] for settings out of range.
+pub fn compare_edge(config: &EdgeConfig) -> Result<EdgeComparison, Error> {
     let world = EdgeWorld::generate(config)?;
     Ok(EdgeComparison {
         scenario: "edge",
@@ -216,8 +215,8 @@ pub struct HybridComparison {
 /// Runs the hybrid cloud of `config` under both strategies.
 ///
 /// # Errors
-/// [`sim::Error`](crate::sim::Error) for settings out of range.
-pub fn compare_hybrid(config: &HybridConfig) -> Result<HybridComparison, crate::sim::Error> {
+/// [`Error`] for settings out of range.
+pub fn compare_hybrid(config: &HybridConfig) -> Result<HybridComparison, Error> {
     let world = FleetWorld::hybrid(config)?;
     let strategy = |name: &str, use_spot: bool, headroom: f64| Strategy {
         name: name.into(),

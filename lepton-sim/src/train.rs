@@ -1,14 +1,17 @@
-//! Training the learned policy in the fill environment.
+//! Training the learned policy (`lepton-policies`' `Drl`) in the fill
+//! environment ([`FillEnv`]): imitation of FGD, then REINFORCE with a
+//! greedy baseline, validated on held-out episodes. It lives in the
+//! simulator because every episode is a simulation; the network and its
+//! gradient step are the policy's ([`Trainer`]).
 
 use std::ops::RangeInclusive;
 
-use dfdx::optim::Adam;
-use dfdx::prelude::*;
-use lepton_core::{SeededRng, FEATURES};
-use lepton_sim::gym::{FillEnv, Observation};
+use lepton_core::SeededRng;
+use lepton_policies::drl::{argmax, Drl, Sample, Trainer};
+use lepton_policies::FEATURES;
 use serde::Serialize;
 
-use super::{argmax, Drl, Model};
+use crate::gym::{FillEnv, Observation};
 use crate::Error;
 
 /// The seeds results are reported on; training never uses them.
@@ -83,15 +86,6 @@ pub struct EpisodeStats {
     pub validation: Option<f64>,
 }
 
-/// One decision to learn from: the candidates' rows, the action taken (or,
-/// when imitating, the teacher's), and its weight in the loss (1 for
-/// imitation, the advantage for REINFORCE).
-pub(crate) struct Sample {
-    pub(crate) rows: Vec<[f32; FEATURES]>,
-    pub(crate) action: usize,
-    pub(crate) weight: f32,
-}
-
 /// FGD's choice among candidates: the best integer score (feature 1 is it,
 /// relative to the best), the earliest on ties (candidates are in cluster
 /// order).
@@ -109,7 +103,8 @@ pub fn fgd_choice(observation: &Observation) -> Option<usize> {
 ///
 /// # Errors
 /// [`Error::EvaluationSeed`] when an episode's seed would be one of
-/// [`EVALUATION_SEEDS`]; [`Error::Training`] for a simulator or tensor error.
+/// [`EVALUATION_SEEDS`]; [`Error::Policy`] when a gradient step fails; the
+/// simulator's own errors.
 pub fn train(
     env: &mut FillEnv,
     mut drl: Drl,
@@ -129,23 +124,11 @@ pub fn train(
     {
         return Err(Error::EvaluationSeed { seed });
     }
-    let mut imitation = Adam::new(
-        &drl.model,
-        AdamConfig {
-            lr: config.learning_rate,
-            ..Default::default()
-        },
-    );
-    let mut reinforce = Adam::new(
-        &drl.model,
-        AdamConfig {
-            lr: config.reinforce_learning_rate,
-            ..Default::default()
-        },
-    );
+    let mut imitation = Trainer::new(&drl, config.learning_rate);
+    let mut reinforce = Trainer::new(&drl, config.reinforce_learning_rate);
     let mut rng = SeededRng::new(config.seed);
     let mut history = Vec::with_capacity(total);
-    let mut best: Option<(f64, Model)> = None;
+    let mut best: Option<(f64, Drl)> = None;
     for (episode, &seed) in seeds.iter().enumerate() {
         let imitating = episode < config.imitation_episodes;
         let acting = if imitating {
@@ -155,7 +138,7 @@ pub fn train(
         };
         let played = play(env, &drl, seed, acting, &mut rng)?;
         let reward: f64 = played.rewards.iter().sum();
-        let alloc_pct = env.summary().map_err(training)?.alloc_pct;
+        let alloc_pct = env.summary()?.alloc_pct;
         let mut samples = played.samples;
         let (optimizer, baseline) = if imitating {
             (&mut imitation, reward)
@@ -172,8 +155,7 @@ pub fn train(
         rng.shuffle(&mut samples);
         let mut losses = Vec::new();
         for batch in samples.chunks(config.batch.max(1)) {
-            let dev = drl.dev.clone();
-            losses.push(update(&dev, &mut drl.model, optimizer, batch)?);
+            losses.push(optimizer.step(&mut drl, batch)?);
         }
         let validated = if validation.is_empty() || !validates_after(episode, config) {
             None
@@ -185,7 +167,7 @@ pub fn train(
             }
             let mean = total / validation.len() as f64;
             if best.as_ref().is_none_or(|(b, _)| mean > *b) {
-                best = Some((mean, drl.model.clone()));
+                best = Some((mean, drl.clone()));
             }
             Some(mean)
         };
@@ -203,8 +185,8 @@ pub fn train(
         progress(&stats);
         history.push(stats);
     }
-    if let Some((_, model)) = best {
-        drl.model = model;
+    if let Some((_, validated)) = best {
+        drl = validated;
     }
     Ok((drl, history))
 }
@@ -219,12 +201,6 @@ fn validates_after(episode: usize, config: &TrainConfig) -> bool {
     }
     episode + 1 > end_of_imitation
         && (episode + 1 - end_of_imitation).is_multiple_of(config.validate_every.max(1))
-}
-
-fn training(error: lepton_sim::Error) -> Error {
-    Error::Training {
-        reason: error.to_string(),
-    }
 }
 
 /// How the network acts in an episode.
@@ -257,7 +233,7 @@ fn play(
     let mut samples = Vec::new();
     let mut rewards = Vec::new();
     let mut agreed = 0usize;
-    let mut observation = env.reset(seed).map_err(training)?;
+    let mut observation = env.reset(seed)?;
     while let Some(current) = observation {
         let rows: Vec<[f32; FEATURES]> = current.candidates.iter().map(|c| c.features).collect();
         let scores = drl.scores(&rows);
@@ -267,7 +243,7 @@ fn play(
             Acting::Sample(temperature) => sample_softmax(&scores, temperature, rng),
         };
         agreed += usize::from(action == teacher);
-        let step = env.step(action).map_err(training)?;
+        let step = env.step(action)?;
         rewards.push(step.reward);
         if !matches!(acting, Acting::Greedy) {
             let label = match acting {
@@ -299,7 +275,7 @@ fn sample_softmax(scores: &[f32], temperature: f32, rng: &mut SeededRng) -> usiz
         .map(|&s| f64::from((s - max) / temperature).exp())
         .collect();
     let total: f64 = weights.iter().sum();
-    let mut point = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
+    let mut point = rng.uniform() * total;
     for (index, weight) in weights.iter().enumerate() {
         if point < *weight {
             return index;
@@ -307,51 +283,4 @@ fn sample_softmax(scores: &[f32], temperature: f32, rng: &mut SeededRng) -> usiz
         point -= weight;
     }
     scores.len().saturating_sub(1)
-}
-
-/// One gradient step on `batch`: minimises −Σ weight · log π(action), with
-/// π the softmax of the scores over each decision's candidates (padding
-/// masked out). Returns the loss.
-pub(crate) fn update(
-    dev: &Cpu,
-    model: &mut Model,
-    optimizer: &mut impl Optimizer<Model, Cpu, f32>,
-    batch: &[Sample],
-) -> Result<f32, Error> {
-    let width = batch.iter().map(|s| s.rows.len()).max().unwrap_or(0);
-    if width == 0 {
-        return Ok(0.0);
-    }
-    let size = batch.len();
-    let mut data = vec![0.0f32; size * width * FEATURES];
-    let mut mask = vec![0.0f32; size * width];
-    for (i, sample) in batch.iter().enumerate() {
-        for (j, row) in sample.rows.iter().enumerate() {
-            let start = (i * width + j) * FEATURES;
-            data[start..start + FEATURES].copy_from_slice(row);
-        }
-        for slot in &mut mask[i * width + sample.rows.len()..(i + 1) * width] {
-            *slot = -1e9;
-        }
-    }
-    let actions: Vec<usize> = batch.iter().map(|s| s.action.min(width - 1)).collect();
-    let weights: Vec<f32> = batch.iter().map(|s| s.weight).collect();
-    let input = dev.tensor_from_vec(data, (size, width, Const::<FEATURES>));
-    let grads = model.alloc_grads();
-    let scores = model.forward_mut(input.traced(grads));
-    let scores = scores.reshape_like(&(size, width)) + dev.tensor_from_vec(mask, (size, width));
-    let chosen = scores
-        .log_softmax::<Axis<1>>()
-        .select(dev.tensor_from_vec(actions, (size,)));
-    let loss = (chosen * dev.tensor_from_vec(weights, (size,)))
-        .mean()
-        .negate();
-    let value = loss.array();
-    let grads = loss.backward();
-    optimizer
-        .update(model, &grads)
-        .map_err(|e| Error::Training {
-            reason: format!("optimizer: {e:?}"),
-        })?;
-    Ok(value)
 }

@@ -1,0 +1,395 @@
+//! One strategy through the scenario's world, minute by minute: a stepper
+//! over the real scheduler, as `timed`'s replay is over events.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use lepton_core::{
+    CoreScheduler, ManualClock, NodeSpec, Run, Scheduler, SchedulerConfig, SeededRng, TaskId,
+    TaskSpec, TaskState, Timestamp,
+};
+
+use super::power::{revoke_spot, Power, PowerManager};
+use super::{FleetWorld, Pool, Strategy, StrategyReport, TimelinePoint, SPARE_MIN};
+use crate::chaos::check::{check, Record};
+use crate::scenario::quantile;
+use crate::Error;
+
+/// Runs `strategy` on the scenario `world` and measures it.
+///
+/// Minute by minute: runs that end are reported (some runs fail part-way
+/// and are retried by the scheduler), arrivals are submitted, VMs that
+/// finished starting join, one scheduling cycle places what it can, then
+/// (when the strategy releases idle VMs) VMs idle for `idle_release_min`
+/// are released and, for tasks still waiting, VMs are started — the
+/// cheapest shape that holds each waiting task, counting capacity already
+/// starting. Cost accrues for every powered (on or starting) VM-minute.
+///
+/// # Errors
+/// Scheduler errors (none are expected for generated workloads).
+pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<StrategyReport, Error> {
+    let mut run = DatacenterRun::new(world, strategy)?;
+    // A day of arrivals, then until everything has ended (bounded).
+    let last_minute = world.config.hours * 60 + 48 * 60;
+    let mut minute = 0u64;
+    while minute <= last_minute {
+        if run.step(minute)? {
+            break;
+        }
+        minute += 1;
+    }
+    Ok(run.report(minute))
+}
+
+/// A strategy's run in progress.
+struct DatacenterRun<'a> {
+    world: &'a FleetWorld,
+    name: String,
+    release_idle: bool,
+    use_spot: bool,
+    clock: Arc<ManualClock>,
+    scheduler: CoreScheduler,
+    power: Vec<Power>,
+    /// Spare VMs to keep per shape.
+    headroom: Vec<usize>,
+    /// Per minute: the runs that end then, and whether each fails.
+    ends: BTreeMap<u64, Vec<(Run, bool)>>,
+    first_start: HashMap<TaskId, u64>,
+    ended_at: HashMap<TaskId, u64>,
+    waiting: BTreeSet<TaskId>,
+    next_arrival: usize,
+    totals: Totals,
+    timeline: Vec<TimelinePoint>,
+    preemptions: usize,
+    revocations: usize,
+    /// What the independent checker reads.
+    log: Vec<Record>,
+}
+
+impl<'a> DatacenterRun<'a> {
+    /// The scheduler on the world's fleet, powered as the world starts.
+    fn new(world: &'a FleetWorld, strategy: Strategy) -> Result<Self, Error> {
+        let clock = Arc::new(ManualClock::new());
+        let mut scheduler_config = SchedulerConfig::default();
+        scheduler_config.preemption = strategy.preemption;
+        let mut scheduler = CoreScheduler::builder(strategy.policy)
+            .clock(Arc::clone(&clock) as Arc<dyn lepton_core::Clock>)
+            .config(scheduler_config)
+            .build();
+        for (node, _) in &world.fleet {
+            scheduler.add_node(node)?;
+        }
+        let mut power = Vec::with_capacity(world.fleet.len());
+        for (node, shape) in &world.fleet {
+            if world.cloud_starts_on || world.shapes[*shape].pool == Pool::Owned {
+                power.push(Power::On { idle_since: None });
+            } else {
+                scheduler.cordon(node.id)?;
+                power.push(Power::Off);
+            }
+        }
+        let headroom = (0..world.shapes.len())
+            .map(|index| {
+                let count = world.fleet.iter().filter(|(_, s)| *s == index).count();
+                if strategy.headroom > 0.0 && count > 0 {
+                    ((count as f64 * strategy.headroom).ceil() as usize).max(SPARE_MIN)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        Ok(DatacenterRun {
+            world,
+            name: strategy.name,
+            release_idle: strategy.release_idle,
+            use_spot: strategy.use_spot,
+            clock,
+            scheduler,
+            power,
+            headroom,
+            ends: BTreeMap::new(),
+            first_start: HashMap::new(),
+            ended_at: HashMap::new(),
+            waiting: BTreeSet::new(),
+            next_arrival: 0,
+            totals: Totals::default(),
+            timeline: Vec::new(),
+            preemptions: 0,
+            revocations: 0,
+            log: Vec::new(),
+        })
+    }
+
+    /// One minute of the run; true once every task has arrived and ended.
+    fn step(&mut self, minute: u64) -> Result<bool, Error> {
+        self.clock.set(Timestamp::from_secs(minute * 60));
+        self.end_runs(minute)?;
+        self.admit_arrivals(minute)?;
+        for tasks in revoke_spot(
+            &mut self.scheduler,
+            self.world,
+            &mut self.power,
+            minute,
+            &mut self.log,
+        )? {
+            self.revocations += 1;
+            self.waiting.extend(tasks);
+        }
+        self.join_started_vms(minute)?;
+        self.place(minute);
+        if self.release_idle {
+            let manager = PowerManager {
+                world: self.world,
+                minute,
+                headroom: &self.headroom,
+                use_spot: self.use_spot,
+            };
+            manager.manage(&mut self.scheduler, &mut self.power, &self.waiting)?;
+        }
+        self.totals
+            .add_minute(&self.scheduler, self.world, &self.power);
+        if minute.is_multiple_of(10) {
+            self.timeline.push(self.totals.point(minute));
+        }
+        let counts = self.scheduler.task_counts();
+        Ok(self.next_arrival == self.world.tasks.len()
+            && self.ends.is_empty()
+            && counts.total() == counts.completed + counts.failed)
+    }
+
+    /// Reports the runs that end this minute: completed, or failed part-way
+    /// (retried by the scheduler, or given up).
+    fn end_runs(&mut self, minute: u64) -> Result<(), Error> {
+        let scheduler = &mut self.scheduler;
+        for (run, fails) in self.ends.remove(&minute).unwrap_or_default() {
+            let running = matches!(
+                scheduler.task_state(run.task),
+                Some(TaskState::Running { .. })
+            );
+            if !running || scheduler.current_run(run.task) != Some(run) {
+                continue; // preempted meanwhile
+            }
+            if fails {
+                self.log.push(Record::Stopped(run));
+                scheduler.fail(run, "the run failed part-way")?;
+                if matches!(
+                    scheduler.task_state(run.task),
+                    Some(TaskState::Failed { .. })
+                ) {
+                    self.log.push(Record::GaveUp(run.task));
+                } else {
+                    // Retried: it waits for a node again.
+                    self.waiting.insert(run.task);
+                }
+            } else {
+                scheduler.complete(run)?;
+                self.log.push(Record::Completed(run));
+                self.ended_at.insert(run.task, minute);
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits the tasks that arrive by this minute.
+    fn admit_arrivals(&mut self, minute: u64) -> Result<(), Error> {
+        while let Some(task) = self.world.tasks.get(self.next_arrival) {
+            if task.arrival_min > minute {
+                break;
+            }
+            self.scheduler.submit(&task.spec)?;
+            self.log.push(Record::Submitted(task.spec.id));
+            self.waiting.insert(task.spec.id);
+            self.next_arrival += 1;
+        }
+        Ok(())
+    }
+
+    /// VMs whose start-up is over take tasks.
+    fn join_started_vms(&mut self, minute: u64) -> Result<(), Error> {
+        for (index, state) in self.power.iter_mut().enumerate() {
+            if let Power::Starting { ready_min } = *state {
+                if ready_min <= minute {
+                    self.scheduler.uncordon(self.world.fleet[index].0.id)?;
+                    *state = Power::On { idle_since: None };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One scheduling cycle: each run placed is logged and its end (and
+    /// whether it fails part-way) planned; preempted tasks wait again.
+    fn place(&mut self, minute: u64) {
+        let config = &self.world.config;
+        for assignment in self.scheduler.schedule() {
+            for evicted in &assignment.evicts {
+                self.log.push(Record::Stopped(*evicted));
+                if evicted.task != assignment.task {
+                    self.preemptions += 1;
+                    self.waiting.insert(evicted.task);
+                }
+            }
+            self.log.push(Record::Started {
+                run: assignment.run(),
+                node: assignment.node,
+                gpus: assignment.gpus.to_vec(),
+            });
+            let task = &self.world.tasks[assignment.task.0 as usize];
+            let run = assignment.run();
+            self.first_start.entry(run.task).or_insert(minute);
+            self.waiting.remove(&run.task);
+            let fails = fails(config.seed, run, config.failure_rate);
+            let length = if fails {
+                1 + task.duration_min / 2
+            } else {
+                task.duration_min
+            };
+            self.ends
+                .entry(minute + length)
+                .or_default()
+                .push((run, fails));
+        }
+        // Tasks placed again since (a retry, a preempted task) stop waiting.
+        let scheduler = &self.scheduler;
+        self.waiting.retain(|task| {
+            !matches!(
+                scheduler.task_state(*task),
+                Some(TaskState::Running { .. } | TaskState::Completed | TaskState::Failed { .. })
+            )
+        });
+    }
+
+    /// What the run measured, `minute` being its last.
+    fn report(self, minute: u64) -> StrategyReport {
+        let world = self.world;
+        // Anything still queued or running at the bound is lost work: the
+        // independent checker counts it from the log.
+        let nodes: Vec<NodeSpec> = world.fleet.iter().map(|(n, _)| n.clone()).collect();
+        let specs: Vec<TaskSpec> = world.tasks.iter().map(|t| t.spec.clone()).collect();
+        let verdict = check(&nodes, &specs, &self.log);
+        let mut waits: Vec<f64> = world
+            .tasks
+            .iter()
+            .map(|t| {
+                let start = self.first_start.get(&t.spec.id).copied().unwrap_or(minute);
+                (start - t.arrival_min) as f64 * 60.0
+            })
+            .collect();
+        waits.sort_by(f64::total_cmp);
+        let deadline_misses = world
+            .tasks
+            .iter()
+            .filter(|t| {
+                self.ended_at
+                    .get(&t.spec.id)
+                    .is_none_or(|&end| end > t.deadline_min)
+            })
+            .count();
+        let mean_wait_s = waits.iter().sum::<f64>() / waits.len().max(1) as f64;
+        let totals = &self.totals;
+        StrategyReport {
+            policy: self.name,
+            utilization_pct: totals.utilization_pct(),
+            cpu_utilization_pct: totals.share(totals.cpu_used, totals.cpu_powered),
+            memory_utilization_pct: totals.share(totals.memory_used, totals.memory_powered),
+            gpu_utilization_pct: totals.share(totals.gpu_used, totals.gpu_powered),
+            cost: totals.cost,
+            vm_hours: totals.vm_minutes as f64 / 60.0,
+            deadline_misses,
+            mean_wait_s,
+            p95_wait_s: quantile(&waits, 0.95),
+            completed: verdict.completed,
+            failed: verdict.failed_after_retries,
+            lost: verdict.lost,
+            ran_twice: verdict.ran_twice,
+            overcommitted: verdict.overcommitted,
+            preemptions: self.preemptions,
+            revocations: self.revocations,
+            timeline: self.timeline,
+            waits_s: waits,
+        }
+    }
+}
+
+/// Whether `run` fails part-way: the same runs fail under every strategy.
+fn fails(seed: u64, run: Run, rate: f64) -> bool {
+    let mut rng = SeededRng::new(
+        seed ^ run.task.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(run.attempt) << 48,
+    );
+    rng.uniform() < rate
+}
+
+/// Sums over minutes of used and powered capacity, and cost.
+#[derive(Debug, Default)]
+struct Totals {
+    cpu_used: f64,
+    cpu_powered: f64,
+    memory_used: f64,
+    memory_powered: f64,
+    gpu_used: f64,
+    gpu_powered: f64,
+    vm_minutes: u64,
+    cost: f64,
+    /// This minute's (used, powered) for the timeline.
+    now: [(f64, f64); 3],
+    powered_now: usize,
+}
+
+impl Totals {
+    fn add_minute(&mut self, scheduler: &CoreScheduler, world: &FleetWorld, power: &[Power]) {
+        let mut now = [(0.0, 0.0); 3];
+        let mut powered = 0;
+        for (index, state) in power.iter().enumerate() {
+            if matches!(state, Power::Off | Power::Revoked) {
+                continue;
+            }
+            powered += 1;
+            let (spec, shape) = &world.fleet[index];
+            self.cost += world.shapes[*shape].price_per_hour / 60.0;
+            let capacity = &spec.capacity;
+            now[0].1 += capacity.cpu_milli as f64;
+            now[1].1 += capacity.memory_mib as f64;
+            now[2].1 += f64::from(spec.gpus.count);
+            if let Some(node) = scheduler.cluster().node(spec.id) {
+                let free = node.free();
+                now[0].0 += capacity.cpu_milli.saturating_sub(free.cpu_milli) as f64;
+                now[1].0 += capacity.memory_mib.saturating_sub(free.memory_mib) as f64;
+                now[2].0 += node.gpu_free_milli().iter().filter(|&&m| m == 0).count() as f64;
+            }
+        }
+        self.vm_minutes += powered as u64;
+        self.cpu_used += now[0].0;
+        self.cpu_powered += now[0].1;
+        self.memory_used += now[1].0;
+        self.memory_powered += now[1].1;
+        self.gpu_used += now[2].0;
+        self.gpu_powered += now[2].1;
+        self.now = now;
+        self.powered_now = powered;
+    }
+
+    fn share(&self, used: f64, powered: f64) -> f64 {
+        if powered == 0.0 {
+            0.0
+        } else {
+            used * 100.0 / powered
+        }
+    }
+
+    fn utilization_pct(&self) -> f64 {
+        (self.share(self.cpu_used, self.cpu_powered)
+            + self.share(self.memory_used, self.memory_powered)
+            + self.share(self.gpu_used, self.gpu_powered))
+            / 3.0
+    }
+
+    fn point(&self, minute: u64) -> TimelinePoint {
+        let now: f64 = self.now.iter().map(|&(u, p)| self.share(u, p)).sum::<f64>() / 3.0;
+        TimelinePoint {
+            hour: minute as f64 / 60.0,
+            powered_vms: self.powered_now,
+            utilization_pct: now,
+            cost: self.cost,
+        }
+    }
+}
