@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lepton::{Priority, TaskQueue};
+use lepton::model::Priority;
+use lepton::queue::TaskQueue;
 use parking_lot::Mutex;
 
 /// Push+pop pairs per iteration, split over the threads.

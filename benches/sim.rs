@@ -23,12 +23,14 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use lepton::policies::BestFit;
 use std::sync::Arc;
 
+use lepton::fragmentation::TargetWorkload;
+use lepton::model::GPU_MILLI_PER_GPU;
+use lepton::rng::SeededRng;
 use lepton::sim::gym::{EnvConfig, FillEnv, Observation, TimedEnv};
 use lepton::sim::{
     fill_arrivals, parse_workload, read_openb_nodes, read_openb_pods, run_fill, synthetic_nodes,
     synthetic_tasks, synthetic_workload, trace_dir, FillConfig, TimedConfig, TimedTask,
 };
-use lepton::{SeededRng, TargetWorkload, GPU_MILLI_PER_GPU};
 
 mod support;
 

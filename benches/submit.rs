@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
+use lepton::model::Priority;
 use lepton::policies::FirstFit;
-use lepton::{CoreScheduler, NodeId, NodeSpec, Priority, Resources, Scheduler, TaskId, TaskSpec};
+use lepton::{CoreScheduler, NodeId, NodeSpec, Resources, Scheduler, TaskId, TaskSpec};
 use parking_lot::Mutex;
 
 const SUBMITTERS: u64 = 4;

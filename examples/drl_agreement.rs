@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
+use lepton::fragmentation::TargetWorkload;
 use lepton::policies::Drl;
 use lepton::policies::FEATURES;
 use lepton::sim::fgd_choice;
 use lepton::sim::gym::{EnvConfig, FillEnv};
 use lepton::sim::{read_openb_nodes, read_openb_pods, trace_dir};
-use lepton::TargetWorkload;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lepton::adapters::aws::AwsBackend;
+use lepton::backend::Backend;
 use lepton::policies::by_name;
-use lepton::{Backend, Controller, ControllerConfig, CoreScheduler, Resources, TaskId, TaskSpec};
+use lepton::{Controller, ControllerConfig, CoreScheduler, Resources, TaskId, TaskSpec};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

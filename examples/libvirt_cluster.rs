@@ -17,10 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lepton::adapters::libvirt::LibvirtBackend;
+use lepton::backend::Backend;
 use lepton::policies::by_name;
-use lepton::{
-    Backend, Controller, ControllerConfig, CoreScheduler, NodeId, Resources, TaskId, TaskSpec,
-};
+use lepton::{Controller, ControllerConfig, CoreScheduler, NodeId, Resources, TaskId, TaskSpec};
 
 const HOST: NodeId = NodeId(1);
 const PEER: NodeId = NodeId(2);

@@ -8,11 +8,10 @@
 
 use std::error::Error;
 
+use lepton::article::article_utility;
+use lepton::model::NodeKind;
 use lepton::policies::{BestFit, Spread};
-use lepton::{
-    article_utility, CoreScheduler, NodeId, NodeKind, NodeSpec, Policy, Resources, Scheduler,
-    TaskId, TaskSpec,
-};
+use lepton::{CoreScheduler, NodeId, NodeSpec, Policy, Resources, Scheduler, TaskId, TaskSpec};
 
 /// Ten identical VMs: 4 cores and 8 GiB each.
 const VMS: u64 = 10;

@@ -6,7 +6,7 @@
 //!
 //! | crate | what | here as |
 //! |---|---|---|
-//! | `lepton-core` | model, traits, lock-free queue, cluster accounting, scheduler core | the root (`lepton::CoreScheduler`, …) |
+//! | `lepton-core` | model, traits, lock-free queue, cluster accounting, scheduler core | the root (`lepton::CoreScheduler`, …) and its modules ([`scheduler`], [`cluster`], [`model`], …) |
 //! | `lepton-policies` | placement policies and the registry by name | [`policies`] |
 //! | `lepton-sim` | simulator: trace and workload readers, fill, timed replay, chaos runs, the learned policy's training, the article's scenarios with their contestants (`sim::scenario::compare_*`) | [`sim`] |
 //! | `lepton-adapters` | backends (Docker, libvirt, EC2), each behind a feature | `adapters` (feature `controller`) |
@@ -31,7 +31,7 @@
 //!
 //! # Control loop
 //! `Controller` (feature `controller`) drives the scheduler on one or more
-//! [`Backend`]s with tokio: see the `controller` module (the
+//! [`Backend`](backend::Backend)s with tokio: see the `controller` module (the
 //! `lepton-controller` crate).
 //!
 //! # Features

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use lepton::adapters::aws::AwsBackend;
-use lepton::{Backend, Handle, Resources, TaskId, TaskSpec};
+use lepton::backend::{Backend, Handle};
+use lepton::{Resources, TaskId, TaskSpec};
 use support::conformance::{self, Target};
 
 /// moto's built-in Amazon Linux image.

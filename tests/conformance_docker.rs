@@ -11,7 +11,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use lepton::adapters::docker::DockerBackend;
-use lepton::{Backend, Handle, TaskId, TaskSpec};
+use lepton::backend::{Backend, Handle};
+use lepton::{TaskId, TaskSpec};
 use support::conformance::{self, Target};
 
 struct Docker {

@@ -11,7 +11,8 @@ mod support;
 use std::sync::Arc;
 
 use lepton::adapters::libvirt::LibvirtBackend;
-use lepton::{Backend, Handle, NodeId, Resources, TaskId, TaskSpec};
+use lepton::backend::{Backend, Handle};
+use lepton::{NodeId, Resources, TaskId, TaskSpec};
 use support::conformance::{self, Target};
 use virt::connect::Connect;
 

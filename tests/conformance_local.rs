@@ -9,7 +9,8 @@ mod support;
 use std::sync::Arc;
 
 use lepton::adapters::local::{LocalBackend, LocalConfig};
-use lepton::{Backend, Handle, TaskId, TaskSpec};
+use lepton::backend::{Backend, Handle};
+use lepton::{TaskId, TaskSpec};
 use support::conformance::{self, Target};
 
 struct Local {

@@ -14,11 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lepton::adapters::docker::DockerBackend;
+use lepton::backend::{Backend, RunStatus};
 use lepton::policies::by_name;
-use lepton::{
-    Backend, Controller, ControllerConfig, CoreScheduler, Resources, RunStatus, Scheduler, TaskId,
-    TaskSpec,
-};
+use lepton::{Controller, ControllerConfig, CoreScheduler, Resources, Scheduler, TaskId, TaskSpec};
 
 fn backends_script(action: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/backends.sh");

@@ -11,13 +11,13 @@ mod support;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use lepton::fragmentation::TargetWorkload;
 use lepton::policies::{build, Drl, PolicyContext};
+use lepton::policy::{Feedback, Outcome};
 use lepton::sim::gym::{EnvConfig, FillEnv, Reward};
 use lepton::sim::{run_fill, synthetic_nodes, synthetic_tasks, FillConfig};
 use lepton::sim::{train, TrainConfig};
-use lepton::{
-    ClusterState, Feedback, GpuRequest, Gpus, NodeSpec, Outcome, Policy, TargetWorkload, TaskSpec,
-};
+use lepton::{ClusterState, GpuRequest, Gpus, NodeSpec, Policy, TaskSpec};
 use support::{paper_cluster_and_pods, paper_context};
 
 /// A small GPU cluster where placement matters: 2- and 4-GPU nodes, and

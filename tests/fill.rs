@@ -6,11 +6,11 @@
 
 mod support;
 
+use lepton::fragmentation::TargetWorkload;
 use lepton::policies::{build, by_name};
+use lepton::rng::SeededRng;
 use lepton::sim::{fill_arrivals, run_fill, FillConfig};
-use lepton::{
-    GpuRequest, Gpus, NodeId, NodeSpec, Resources, SeededRng, TargetWorkload, TaskId, TaskSpec,
-};
+use lepton::{GpuRequest, Gpus, NodeId, NodeSpec, Resources, TaskId, TaskSpec};
 use support::{paper_cluster_and_pods, paper_context};
 
 fn gpu_task(id: u64, gpu: GpuRequest) -> TaskSpec {

@@ -10,13 +10,13 @@ mod support;
 
 use std::sync::Arc;
 
+use lepton::fragmentation::TargetWorkload;
 use lepton::policies::{by_name, CandidateBuilder};
+use lepton::rng::SeededRng;
+use lepton::scheduler::RetryPolicy;
 use lepton::sim::gym::{EnvConfig, FillEnv, Observation, Reward, TimedEnv};
 use lepton::sim::{run_fill, synthetic_nodes, synthetic_tasks, FillConfig, TimedConfig, TimedTask};
-use lepton::{
-    ClusterState, GpuRequest, NodeId, NodeSpec, Resources, RetryPolicy, SeededRng, TargetWorkload,
-    TaskId, TaskSpec,
-};
+use lepton::{ClusterState, GpuRequest, NodeId, NodeSpec, Resources, TaskId, TaskSpec};
 use support::{paper_cluster_and_pods, paper_context};
 
 /// FGD's choice among the candidates: the best integer score (feature 1),

@@ -14,11 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lepton::adapters::libvirt::LibvirtBackend;
+use lepton::backend::{Backend, Handle};
 use lepton::policies::by_name;
-use lepton::{
-    Backend, Controller, ControllerConfig, CoreScheduler, Handle, NodeId, Resources, TaskId,
-    TaskSpec,
-};
+use lepton::{Controller, ControllerConfig, CoreScheduler, NodeId, Resources, TaskId, TaskSpec};
 use virt::connect::Connect;
 use virt::sys;
 

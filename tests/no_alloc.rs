@@ -6,8 +6,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lepton::policies::by_name;
+use lepton::rng::SeededRng;
 use lepton::sim::{synthetic_nodes, synthetic_task};
-use lepton::{ClusterState, Policy, SeededRng};
+use lepton::{ClusterState, Policy};
 
 /// The system allocator, counting allocations.
 struct Counting;

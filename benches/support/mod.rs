@@ -4,11 +4,13 @@
 // Each bench uses only some of these.
 #![allow(dead_code)]
 
+use lepton::fragmentation::TargetWorkload;
 use lepton::policies::FirstFit;
+use lepton::rng::SeededRng;
 use lepton::sim::{synthetic_nodes, synthetic_task, synthetic_tasks};
 use lepton::{
-    policy_fn, ClusterState, FeasibleNodes, GpuRequest, Placement, Policy, Resources, SeededRng,
-    TargetWorkload, TaskId, TaskSpec,
+    policy_fn, ClusterState, FeasibleNodes, GpuRequest, Placement, Policy, Resources, TaskId,
+    TaskSpec,
 };
 
 /// A cluster of `count` nodes filled by first fit to about 60% of its CPU.

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::num::{NonZeroU32, NonZeroU8};
 
 use arbitrary::Arbitrary;
-use lepton_core::{Priority, TaskQueue};
+use lepton_core::model::Priority;
+use lepton_core::queue::TaskQueue;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]

@@ -14,7 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use lepton_core::*;
+use lepton_core::clock::ManualClock;
+use lepton_core::model::{Priority, TaskKind};
+use lepton_core::scheduler::{RebalanceConfig, SchedulerConfig, TaskState};
+use lepton_core::{
+    CoreScheduler, Event, GpuRequest, Gpus, NodeId, NodeSpec, Resources, Run, Scheduler, TaskId,
+    TaskSpec,
+};
 use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code, unreachable_pub)]
@@ -137,7 +143,8 @@ impl Harness {
                 }
             }
             Op::Schedule => {
-                self.scheduler.schedule();
+                // Nothing is launched here: the runs stay running until an op ends them.
+                let _assigned = self.scheduler.schedule();
             }
             Op::Complete { task, stale } => {
                 let run = self.run_of(self.task(task), stale);

@@ -1,7 +1,7 @@
 //! Backends that run Lepton's decisions: this machine's processes, Docker
 //! Engine API, libvirt and AWS EC2, one module and one feature each.
 //!
-//! Each backend implements [`lepton_core::Backend`] in its own module
+//! Each backend implements [`lepton_core::backend::Backend`] in its own module
 //! behind its own feature (`local`, `docker`, `libvirt`, `aws`, plus `full`), so that
 //! an orchestrator compiles only the SDKs it uses, and each passes one
 //! shared conformance suite run against a real server.
@@ -17,10 +17,13 @@
 //!
 //! Each backend is a folder split by responsibility (connection and error
 //! mapping, inventory, launch and stop, status and adoption). What they
-//! share lives once, beside them: the one rule for hiding credentials in
-//! URLs and messages, the error helpers, and the node labels every backend
-//! sets ([`NODE_LABEL_BACKEND`] and, where the backend knows them,
-//! [`NODE_LABEL_OS`] and [`NODE_LABEL_ARCH`]).
+//! share lives once, beside them, one module per idea: `redact.rs`, the one
+//! rule for hiding credentials in URLs and messages; `errors.rs`, the
+//! errors they build alike; `launch_config.rs`, what they read from a
+//! launch (image, command, GPUs); `node_labels.rs`, the labels every
+//! backend sets ([`NODE_LABEL_BACKEND`] and, where the backend knows them,
+//! [`NODE_LABEL_OS`] and [`NODE_LABEL_ARCH`]); and two small helpers,
+//! `sync.rs` (a lock that survives a panic) and `hash.rs` (a stable hash).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(
@@ -29,7 +32,42 @@
     feature = "libvirt",
     feature = "aws"
 ))]
-mod common;
+mod errors;
+#[cfg(any(feature = "local", feature = "aws"))]
+mod hash;
+#[cfg(any(
+    feature = "local",
+    feature = "docker",
+    feature = "libvirt",
+    feature = "aws"
+))]
+mod launch_config;
+#[cfg(any(
+    feature = "local",
+    feature = "docker",
+    feature = "libvirt",
+    feature = "aws"
+))]
+mod node_labels;
+#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
+mod redact;
+#[cfg(any(
+    feature = "local",
+    feature = "docker",
+    feature = "libvirt",
+    feature = "aws"
+))]
+mod sync;
+#[cfg(all(
+    test,
+    any(
+        feature = "local",
+        feature = "docker",
+        feature = "libvirt",
+        feature = "aws"
+    )
+))]
+mod testing;
 
 #[cfg(any(
     feature = "local",
@@ -46,7 +84,7 @@ mod common;
         feature = "aws"
     )))
 )]
-pub use common::{NODE_LABEL_ARCH, NODE_LABEL_BACKEND, NODE_LABEL_OS};
+pub use node_labels::{NODE_LABEL_ARCH, NODE_LABEL_BACKEND, NODE_LABEL_OS};
 
 #[cfg(feature = "local")]
 #[cfg_attr(docsrs, doc(cfg(feature = "local")))]

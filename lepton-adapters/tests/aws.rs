@@ -18,10 +18,9 @@ use lepton_adapters::aws::{
     instance_name, node_id_for, AwsBackend, DEFAULT_INSTANCE_TYPES, TAG_ATTEMPT, TAG_CLUSTER,
     TAG_NAME, TAG_NODE, TAG_TASK,
 };
-use lepton_core::{
-    Backend, BackendError, Handle, Launch, NodeId, NodeKind, Resources, Run, RunStatus, TaskId,
-    TaskSpec,
-};
+use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus};
+use lepton_core::model::NodeKind;
+use lepton_core::{NodeId, Resources, Run, TaskId, TaskSpec};
 
 /// moto's built-in AMI.
 const AMI: &str = "ami-12c6146b";

@@ -16,10 +16,10 @@ use bollard::query_parameters::{
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use lepton_adapters::docker::{container_name, DockerBackend, LABEL_ATTEMPT, LABEL_TASK};
-use lepton_core::{
-    Backend, BackendError, GpuSlots, Handle, Launch, NodeId, NodeKind, Resources, Run, RunStatus,
-    TaskId, TaskSpec,
-};
+use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus};
+use lepton_core::cluster::GpuSlots;
+use lepton_core::model::NodeKind;
+use lepton_core::{NodeId, Resources, Run, TaskId, TaskSpec};
 
 /// The image `scripts/backends.sh` builds locally (busybox: `sh`, `sleep`…).
 const IMAGE: &str = "localhost/busybox:latest";

@@ -13,9 +13,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use lepton_adapters::libvirt::{domain_name, LibvirtBackend};
-use lepton_core::{
-    Backend, BackendError, Handle, Launch, NodeId, Resources, Run, RunStatus, TaskId, TaskSpec,
-};
+use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus};
+use lepton_core::{NodeId, Resources, Run, TaskId, TaskSpec};
 use virt::connect::Connect;
 
 const NODE: NodeId = NodeId(41);

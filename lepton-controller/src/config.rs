@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lepton_core::{BackendError, Handle, RunStatus};
+use lepton_core::backend::{BackendError, Handle, RunStatus};
 
 #[cfg(doc)]
 use lepton_core::Scheduler;

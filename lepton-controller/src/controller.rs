@@ -7,10 +7,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lepton_core::{
-    Assignment, Backend, BackendError, CoreScheduler, Handle, NodeId, Placement, Run, RunStatus,
-    Scheduler, TaskId, TaskSpec, TaskState,
-};
+use lepton_core::backend::{Backend, BackendError, Handle, RunStatus};
+use lepton_core::scheduler::TaskState;
+use lepton_core::{Assignment, CoreScheduler, NodeId, Placement, Run, Scheduler, TaskId, TaskSpec};
 use tracing::warn;
 
 use crate::config::{ControllerConfig, ControllerError, LoopSummary, StepReport};
@@ -266,7 +265,7 @@ impl Controller {
     /// left running: stop them with [`shutdown`](Self::shutdown).
     ///
     /// ```no_run
-    /// # async fn serve(backend: std::sync::Arc<dyn lepton_core::Backend>) -> Result<(), lepton_controller::ControllerError> {
+    /// # async fn serve(backend: std::sync::Arc<dyn lepton_core::backend::Backend>) -> Result<(), lepton_controller::ControllerError> {
     /// use lepton_controller::{Controller, ControllerConfig};
     /// use lepton_core::CoreScheduler;
     /// use lepton_policies::BestFit;

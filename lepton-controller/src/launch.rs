@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use lepton_core::{Assignment, Event, Handle, Launch, Run, Scheduler, TaskState};
+use lepton_core::backend::{Handle, Launch};
+use lepton_core::scheduler::TaskState;
+use lepton_core::{Assignment, Event, Run, Scheduler};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::parallel::in_parallel;

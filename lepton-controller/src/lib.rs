@@ -40,7 +40,7 @@
 //! # Quick start
 //! A batch: submit, step until every task has ended, stop what is left.
 //! ```no_run
-//! # async fn batch(backend: std::sync::Arc<dyn lepton_core::Backend>) -> Result<(), lepton_controller::ControllerError> {
+//! # async fn batch(backend: std::sync::Arc<dyn lepton_core::backend::Backend>) -> Result<(), lepton_controller::ControllerError> {
 //! use std::time::Duration;
 //!
 //! use lepton_controller::{Controller, ControllerConfig};
@@ -59,7 +59,7 @@
 //! ```
 
 #[cfg(doc)]
-use lepton_core::{Assignment, Backend, CoreScheduler, Scheduler};
+use lepton_core::{backend::Backend, Assignment, CoreScheduler, Scheduler};
 
 mod config;
 mod controller;

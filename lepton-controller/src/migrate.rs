@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use lepton_core::{Assignment, Backend, Handle, Run};
+use lepton_core::backend::{Backend, Handle};
+use lepton_core::{Assignment, Run};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::parallel::in_parallel;

@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus};
+use lepton_core::policy::Feedback;
 use lepton_core::{
-    Backend, BackendError, CoreScheduler, FeasibleNodes, Feedback, Handle, Launch, NodeId,
-    NodeSpec, Placement, Policy, Resources, Run, RunStatus, TaskId, TaskSpec,
+    CoreScheduler, FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources, Run, TaskId,
+    TaskSpec,
 };
 use lepton_policies::FirstFit;
 

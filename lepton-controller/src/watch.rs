@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use lepton_core::{Backend, Event, Handle, NodeId, Run, RunStatus, Scheduler, Usage};
+use lepton_core::backend::{Backend, Handle, RunStatus, Usage};
+use lepton_core::{Event, NodeId, Run, Scheduler};
 use tracing::{info, info_span, warn};
 
 use crate::parallel::in_parallel;

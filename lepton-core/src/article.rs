@@ -11,7 +11,7 @@
 //! formula as written, and its tests pin those two corrected values.
 //!
 //! The reward (+1 when a task completes, −1 when it fails or times out) is
-//! [`Outcome::reward`](crate::Outcome::reward).
+//! [`Outcome::reward`](crate::policy::Outcome::reward).
 
 use crate::error::Error;
 
@@ -19,7 +19,7 @@ use crate::error::Error;
 /// weights `alpha`, `beta`.
 ///
 /// ```
-/// let spreading = lepton_core::article_utility(10, 5, 10.0, 5.0).unwrap();
+/// let spreading = lepton_core::article::article_utility(10, 5, 10.0, 5.0).unwrap();
 /// assert!((spreading - (-0.70)).abs() < 1e-12);
 /// ```
 ///
@@ -59,7 +59,7 @@ pub fn article_utility(servers: u32, tasks: u32, alpha: f64, beta: f64) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Outcome;
+    use crate::policy::Outcome;
 
     #[test]
     fn article_example_with_the_corrected_values() {

@@ -82,7 +82,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use lepton_core::{Clock, ManualClock, Timestamp};
+/// use lepton_core::clock::{Clock, ManualClock, Timestamp};
 ///
 /// let clock = ManualClock::new();
 /// let handle = clock.clone();

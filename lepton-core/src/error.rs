@@ -116,7 +116,7 @@ pub enum Error {
         /// The task.
         task: TaskId,
     },
-    /// A task was submitted through a [`Submitter`](crate::Submitter)
+    /// A task was submitted through a [`Submitter`](crate::scheduler::Submitter)
     /// whose scheduler has been dropped.
     #[error("task {task} was refused: the scheduler behind this submitter was dropped")]
     SchedulerDropped {

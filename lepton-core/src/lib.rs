@@ -2,32 +2,51 @@
 //! centers.
 //!
 //! This crate holds what every part of Lepton shares and nothing heavy: the
-//! resource model ([`Resources`], [`GpuRequest`]), nodes and tasks (and the
-//! [`Resource`] and [`Task`] traits an orchestrator implements for its own
-//! types), the lock-free [`TaskQueue`], the [`ClusterState`] accounting that
-//! never over-commits a node or a GPU, the one feasibility stage every
-//! placement path consults ([`FeasibleNodes`]: the node's checks and the
-//! policy's [`NodeFilter`], with the index searches policies choose
-//! through), the [`Policy`] trait placement strategies implement, and
-//! [`CoreScheduler`], a synchronous state machine the caller drives with
-//! events and a clock, and into whose queue any number of threads submit
-//! through a cloneable [`Submitter`].
-//!
-//! It also defines GPU fragmentation as the FGD paper does
-//! ([`TargetWorkload`]), which policies and the simulator (`lepton-sim`)
-//! share, and a small seeded random number generator ([`SeededRng`]).
+//! model of nodes, tasks and resources, the traits an orchestrator or a
+//! placement strategy implements, the lock-free task queue, the cluster
+//! accounting that never over-commits a node or a GPU, and [`CoreScheduler`],
+//! a synchronous state machine the caller drives with events and a clock.
 //! There is no file I/O, no async runtime and no simulator here.
 //!
 //! # Why the design is so
 //! The scheduler never launches anything and never reads the system time: the
 //! caller feeds it [`Event`]s and asks it for [`Assignment`]s. That is what
 //! lets a production control loop and a simulator in virtual time run the
-//! very same code. Policies only *choose*; the cluster state re-checks and
-//! books every choice, so a faulty policy cannot break the accounting.
+//! very same code. Policies only *choose*, among the nodes the one
+//! feasibility stage ([`FeasibleNodes`]) lets through; the cluster state
+//! re-checks and books every choice, so a faulty policy cannot break the
+//! accounting.
+//!
+//! # Where things are
+//! The root holds what nearly every embedder needs: the [`Scheduler`] trait
+//! (the one interface an embedder drives) and its [`CoreScheduler`], the
+//! [`Policy`] trait with [`policy_fn`], [`FeasibleNodes`] and [`Placement`],
+//! the node and task specs with their ids and resources, the [`Event`]s fed
+//! in and the [`Assignment`]s handed out, and the [`Error`]. The rest lives
+//! in one module per concept:
+//!
+//! - [`model`]: nodes, tasks and resources, and the [`Resource`](model::Resource)
+//!   and [`Task`](model::Task) traits for an orchestrator's own types.
+//! - [`cluster`]: the accounting ([`ClusterState`]), the feasibility stage and
+//!   what a policy sees of a node.
+//! - [`policy`]: the [`Policy`] trait, closure policies and the feedback a
+//!   policy may learn from.
+//! - [`scheduler`]: the scheduler, its builder and configuration, its events,
+//!   reports, submission handle and saved state.
+//! - [`fragmentation`]: GPU fragmentation as the FGD paper defines it, shared
+//!   by policies and the simulator (`lepton-sim`).
+//! - [`backend`]: the interface a backend implements to run tasks.
+//! - [`clock`]: the injectable clock and its timestamps.
+//! - [`queue`]: the lock-free priority queue behind submission.
+//! - [`rng`]: the one small seeded random number generator.
+//! - [`article`]: the utility formula of the article Lepton grew from.
 //!
 //! # Quick start
 //! ```
-//! use lepton_core::*;
+//! use lepton_core::{
+//!     policy_fn, CoreScheduler, FeasibleNodes, GpuRequest, Gpus, NodeId, NodeSpec, Placement,
+//!     Resources, Scheduler, TaskId, TaskSpec,
+//! };
 //!
 //! // Any policy will do; real ones live in `lepton-policies`.
 //! let first_fit = policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
@@ -51,43 +70,24 @@
 //! # Ok::<(), lepton_core::Error>(())
 //! ```
 
-mod article;
-mod backend;
-mod clock;
-mod cluster;
+pub mod article;
+pub mod backend;
+pub mod clock;
+pub mod cluster;
 mod error;
-mod fragmentation;
+pub mod fragmentation;
+pub mod model;
 mod node;
-mod policy;
-mod queue;
+pub mod policy;
+pub mod queue;
 mod resources;
-mod rng;
-mod scheduler;
+pub mod rng;
+pub mod scheduler;
 mod sync;
 mod task;
 
-pub use article::article_utility;
-pub use backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use cluster::{
-    Allocation, ClusterNode, ClusterState, FeasibleNodes, GpuSlots, LargestNode, NodeFilter,
-    Placement, Utilization,
-};
+pub use cluster::{ClusterState, FeasibleNodes, Placement};
 pub use error::{Error, Misfit};
-pub use fragmentation::{fgd_score, Growth, GrowthCache, ShapeGrowths, TargetWorkload, TaskShape};
-pub use node::{
-    GpuModel, Gpus, Labels, NodeId, NodeKind, NodeSpec, NodeState, Resource, Taint,
-    MAX_GPUS_PER_NODE,
-};
-pub use policy::{policy_fn, Feedback, FnPolicy, Outcome, Policy};
-pub use queue::TaskQueue;
-pub use resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PER_GPU};
-pub use rng::SeededRng;
-pub use scheduler::{
-    Assignment, CoreScheduler, CoreSchedulerBuilder, Drained, Event, RebalanceConfig, Report,
-    RetryPolicy, SavedNode, SavedState, SavedTask, Scheduler, SchedulerConfig, SchedulerState,
-    Submitter, TaskCounts, TaskState,
-};
-pub use task::{
-    Constraints, Priority, QosClass, Run, Task, TaskId, TaskKind, TaskSpec, Toleration,
-};
+pub use model::{GpuRequest, Gpus, NodeId, NodeSpec, Resources, Run, TaskId, TaskSpec};
+pub use policy::{policy_fn, Policy};
+pub use scheduler::{Assignment, CoreScheduler, Event, Scheduler};

@@ -277,7 +277,8 @@ impl NodeSpec {
 /// no per-field getters with defaults that an implementation could forget.
 ///
 /// ```
-/// use lepton_core::{NodeId, NodeKind, NodeSpec, Resource, Resources};
+/// use lepton_core::model::{NodeKind, Resource};
+/// use lepton_core::{NodeId, NodeSpec, Resources};
 ///
 /// struct Vm { uuid: u64, vcpus: u64, ram_gib: u64 }
 ///

@@ -112,7 +112,10 @@ pub trait Policy: Send {
     /// feasible nodes, its `select`), for tests and what-if questions.
     ///
     /// ```
-    /// use lepton_core::*;
+    /// use lepton_core::{
+    ///     policy_fn, ClusterState, Error, FeasibleNodes, NodeId, NodeSpec, Placement, Policy,
+    ///     Resources, TaskId, TaskSpec,
+    /// };
     ///
     /// let mut first = policy_fn("first", |nodes: &FeasibleNodes<'_>| {
     ///     nodes.first_fit().map(|node| Placement::on(node.id()))

@@ -35,7 +35,8 @@ const WORDS: usize = LEVELS / 64;
 /// inside a level, optional aging.
 ///
 /// ```
-/// use lepton_core::{Priority, TaskQueue};
+/// use lepton_core::model::Priority;
+/// use lepton_core::queue::TaskQueue;
 ///
 /// let queue = TaskQueue::new();
 /// queue.push(Priority(1), "batch");

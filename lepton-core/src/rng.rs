@@ -7,7 +7,7 @@
 /// A seeded SplitMix64 generator.
 ///
 /// ```
-/// use lepton_core::SeededRng;
+/// use lepton_core::rng::SeededRng;
 /// let mut a = SeededRng::new(42);
 /// let mut b = SeededRng::new(42);
 /// assert_eq!(a.next_u64(), b.next_u64());

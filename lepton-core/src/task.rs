@@ -35,6 +35,13 @@ pub struct Run {
     pub attempt: u32,
 }
 
+impl Run {
+    /// Placement `attempt` (from 1) of `task`.
+    pub const fn new(task: TaskId, attempt: u32) -> Run {
+        Run { task, attempt }
+    }
+}
+
 impl fmt::Display for Run {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}#{}", self.task, self.attempt)
@@ -78,7 +85,7 @@ impl fmt::Display for Priority {
 /// - **Nothing is over-committed by measured usage.** Every decision —
 ///   placement, preemption, the rebalancer's hot and cold nodes — counts
 ///   what tasks *reserve*; what they are measured to use
-///   ([`ClusterNode::usage`](crate::ClusterNode::usage)) is for policies and
+///   ([`ClusterNode::usage`](crate::cluster::ClusterNode::usage)) is for policies and
 ///   operators to read, never booked against, so even a policy that ranks
 ///   by it cannot over-commit a node. A guaranteed task always holds
 ///   everything it asked for, however little it is seen using.
@@ -99,7 +106,7 @@ pub enum QosClass {
 }
 
 /// What kind of work a task is; it picks the task's retry policy
-/// (see [`SchedulerConfig`](crate::SchedulerConfig)).
+/// (see [`SchedulerConfig`](crate::scheduler::SchedulerConfig)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -333,7 +340,8 @@ impl TaskSpec {
 /// "normal priority" or "no timeout".
 ///
 /// ```
-/// use lepton_core::{Priority, Resources, Task, TaskId, TaskSpec};
+/// use lepton_core::model::{Priority, Task};
+/// use lepton_core::{Resources, TaskId, TaskSpec};
 ///
 /// struct Job { number: u64, cores: u64, urgent: bool }
 ///

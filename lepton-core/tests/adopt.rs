@@ -6,7 +6,12 @@
 
 mod support;
 
-use lepton_core::*;
+use lepton_core::clock::ManualClock;
+use lepton_core::scheduler::TaskState;
+use lepton_core::{
+    Assignment, CoreScheduler, Error, NodeId, NodeSpec, Placement, Resources, Run, Scheduler,
+    TaskId, TaskSpec,
+};
 use support::first_fit;
 
 fn scheduler() -> CoreScheduler {
@@ -27,46 +32,50 @@ fn task(id: u64, cpu_milli: u64) -> TaskSpec {
     TaskSpec::new(TaskId(id), Resources::new(cpu_milli, 64))
 }
 
-fn run(task: u64, attempt: u32) -> Run {
-    Run {
-        task: TaskId(task),
-        attempt,
-    }
-}
-
 #[test]
 fn an_adopted_run_runs_holds_its_resources_and_the_next_attempt_is_new() {
     let clock = ManualClock::new();
     let mut scheduler = scheduler_on(clock.clone());
     scheduler
-        .adopt(&task(7, 3_000), run(7, 3), &Placement::on(NodeId(1)))
+        .adopt(
+            &task(7, 3_000),
+            Run::new(TaskId(7), 3),
+            &Placement::on(NodeId(1)),
+        )
         .unwrap();
     assert_eq!(
         scheduler.task_state(TaskId(7)),
         Some(&TaskState::Running { node: NodeId(1) })
     );
-    assert_eq!(scheduler.current_run(TaskId(7)), Some(run(7, 3)));
+    assert_eq!(
+        scheduler.current_run(TaskId(7)),
+        Some(Run::new(TaskId(7), 3))
+    );
     assert_eq!(scheduler.task_counts().running, 1);
     // Its 3 cores are booked: a 2-core task waits.
     scheduler.submit(&task(8, 2_000)).unwrap();
     assert!(scheduler.schedule().is_empty());
     // Its run fails: the retry is attempt 4, never a reused id.
-    scheduler.fail(run(7, 3), "exit code 1").unwrap();
+    scheduler
+        .fail(Run::new(TaskId(7), 3), "exit code 1")
+        .unwrap();
     clock.advance(std::time::Duration::from_secs(2));
     let assignments = scheduler.schedule();
     assert!(
-        assignments.iter().any(|a| a.run() == run(8, 1)),
+        assignments
+            .iter()
+            .any(|a| a.run() == Run::new(TaskId(8), 1)),
         "{assignments:?}"
     );
-    scheduler.complete(run(8, 1)).unwrap();
+    scheduler.complete(Run::new(TaskId(8), 1)).unwrap();
     // Past the retry's backoff.
     clock.advance(std::time::Duration::from_secs(20));
     let retry = scheduler.schedule();
     assert_eq!(
         retry.iter().map(Assignment::run).collect::<Vec<_>>(),
-        [run(7, 4)]
+        [Run::new(TaskId(7), 4)]
     );
-    scheduler.complete(run(7, 4)).unwrap();
+    scheduler.complete(Run::new(TaskId(7), 4)).unwrap();
     assert_eq!(scheduler.task_state(TaskId(7)), Some(&TaskState::Completed));
 }
 
@@ -75,10 +84,14 @@ fn adoption_refuses_what_cannot_be_true_and_books_nothing_then() {
     let mut scheduler = scheduler();
     let on = Placement::on(NodeId(1));
     let refused = [
-        scheduler.adopt(&task(1, 1_000), run(1, 0), &on),
-        scheduler.adopt(&task(1, 1_000), run(2, 1), &on),
-        scheduler.adopt(&task(1, 1_000), run(1, 1), &Placement::on(NodeId(9))),
-        scheduler.adopt(&task(1, 9_000), run(1, 1), &on),
+        scheduler.adopt(&task(1, 1_000), Run::new(TaskId(1), 0), &on),
+        scheduler.adopt(&task(1, 1_000), Run::new(TaskId(2), 1), &on),
+        scheduler.adopt(
+            &task(1, 1_000),
+            Run::new(TaskId(1), 1),
+            &Placement::on(NodeId(9)),
+        ),
+        scheduler.adopt(&task(1, 9_000), Run::new(TaskId(1), 1), &on),
     ];
     assert!(
         matches!(refused[0], Err(Error::StaleRun { .. })),
@@ -98,9 +111,11 @@ fn adoption_refuses_what_cannot_be_true_and_books_nothing_then() {
     );
     assert_eq!(scheduler.task_counts().total(), 0);
     assert_eq!(scheduler.cluster().utilization().cpu, 0.0);
-    scheduler.adopt(&task(1, 1_000), run(1, 1), &on).unwrap();
+    scheduler
+        .adopt(&task(1, 1_000), Run::new(TaskId(1), 1), &on)
+        .unwrap();
     assert!(matches!(
-        scheduler.adopt(&task(1, 1_000), run(1, 1), &on),
+        scheduler.adopt(&task(1, 1_000), Run::new(TaskId(1), 1), &on),
         Err(Error::DuplicateTask { .. })
     ));
     assert!(matches!(
@@ -109,7 +124,9 @@ fn adoption_refuses_what_cannot_be_true_and_books_nothing_then() {
     ));
     // Through a submission handle the id is claimed too.
     let handle = scheduler.submitter();
-    scheduler.adopt(&task(2, 1_000), run(2, 5), &on).unwrap();
+    scheduler
+        .adopt(&task(2, 1_000), Run::new(TaskId(2), 5), &on)
+        .unwrap();
     assert!(matches!(
         handle.submit(&task(2, 1_000)),
         Err(Error::DuplicateTask { .. })

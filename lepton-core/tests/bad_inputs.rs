@@ -8,7 +8,11 @@
 
 mod support;
 
-use lepton_core::*;
+use lepton_core::model::{Dimension, ResourceName, GPU_MILLI_PER_GPU, MAX_GPUS_PER_NODE};
+use lepton_core::{
+    ClusterState, CoreScheduler, Error, Event, GpuRequest, Gpus, Misfit, NodeId, NodeSpec,
+    Placement, Resources, Scheduler, TaskId, TaskSpec,
+};
 use support::first_fit;
 
 /// Node 1: 4 cores, 8 GiB and two T4s.

@@ -3,7 +3,11 @@
 
 mod support;
 
-use lepton_core::*;
+use lepton_core::model::{GpuModel, NodeState, Taint, Toleration};
+use lepton_core::{
+    policy_fn, ClusterState, CoreScheduler, Error, Event, FeasibleNodes, GpuRequest, Gpus, NodeId,
+    NodeSpec, Placement, Resources, Run, Scheduler, TaskId, TaskSpec,
+};
 use support::first_fit;
 
 fn scheduler_with_one_node() -> CoreScheduler {
@@ -85,18 +89,14 @@ fn duplicate_task_keeps_the_first() {
     assert_eq!(scheduler.report().tasks.queued, 1);
 }
 
-fn run(task: u64, attempt: u32) -> Run {
-    Run {
-        task: TaskId(task),
-        attempt,
-    }
-}
-
 #[test]
 fn unknown_task() {
     let mut scheduler = scheduler_with_one_node();
     assert_eq!(
-        scheduler.complete(run(99, 1)).unwrap_err().to_string(),
+        scheduler
+            .complete(Run::new(TaskId(99), 1))
+            .unwrap_err()
+            .to_string(),
         "task t-99 is unknown"
     );
     assert_eq!(
@@ -110,20 +110,29 @@ fn actions_that_do_not_apply_to_the_state_are_refused() {
     let mut scheduler = scheduler_with_one_node();
     scheduler.submit(&task(1)).unwrap();
     assert_eq!(
-        scheduler.complete(run(1, 1)).unwrap_err().to_string(),
+        scheduler
+            .complete(Run::new(TaskId(1), 1))
+            .unwrap_err()
+            .to_string(),
         "cannot complete task t-1: it is queued"
     );
     let assignments = scheduler.schedule();
-    assert_eq!(assignments[0].run(), run(1, 1));
+    assert_eq!(assignments[0].run(), Run::new(TaskId(1), 1));
     // A report naming another run of the task is stale.
     assert_eq!(
-        scheduler.complete(run(1, 2)).unwrap_err().to_string(),
+        scheduler
+            .complete(Run::new(TaskId(1), 2))
+            .unwrap_err()
+            .to_string(),
         "run t-1#2 is not the current run of task t-1 (attempt 1); ignored"
     );
-    scheduler.complete(run(1, 1)).unwrap();
+    scheduler.complete(Run::new(TaskId(1), 1)).unwrap();
     // A second completion must not free the resources twice.
     assert_eq!(
-        scheduler.complete(run(1, 1)).unwrap_err().to_string(),
+        scheduler
+            .complete(Run::new(TaskId(1), 1))
+            .unwrap_err()
+            .to_string(),
         "cannot complete task t-1: it is completed"
     );
     assert_eq!(
@@ -131,7 +140,10 @@ fn actions_that_do_not_apply_to_the_state_are_refused() {
         "cannot cancel task t-1: it is completed"
     );
     assert_eq!(
-        scheduler.fail(run(1, 1), "late").unwrap_err().to_string(),
+        scheduler
+            .fail(Run::new(TaskId(1), 1), "late")
+            .unwrap_err()
+            .to_string(),
         "cannot fail task t-1: it is completed"
     );
     let node = scheduler.cluster().node(NodeId(1)).unwrap();

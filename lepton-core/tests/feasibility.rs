@@ -8,7 +8,14 @@ mod support;
 
 use std::sync::Arc;
 
-use lepton_core::*;
+use lepton_core::clock::Timestamp;
+use lepton_core::cluster::{ClusterNode, NodeFilter};
+use lepton_core::model::Priority;
+use lepton_core::scheduler::{SchedulerConfig, TaskState};
+use lepton_core::{
+    FeasibleNodes, Misfit, NodeId, NodeSpec, Placement, Policy, Resources, Run, Scheduler, TaskId,
+    TaskSpec,
+};
 use support::{first_fit, placed, rebalancing, scheduler_on, submit};
 
 /// First fit among the nodes of one zone: its filter refuses every other

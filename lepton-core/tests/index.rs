@@ -5,7 +5,12 @@
 //! (including ones that change the largest node), removals, state changes,
 //! reservations and releases.
 
-use lepton_core::*;
+use lepton_core::cluster::{ClusterNode, NodeFilter};
+use lepton_core::model::{GpuModel, NodeState};
+use lepton_core::{
+    ClusterState, GpuRequest, Gpus, Misfit, NodeId, NodeSpec, Placement, Resources, TaskId,
+    TaskSpec,
+};
 use proptest::prelude::*;
 
 /// Free CPU / largest CPU + free GPU / largest GPU, as an exact integer.

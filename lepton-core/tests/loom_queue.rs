@@ -24,9 +24,13 @@
 
 use std::num::NonZeroU32;
 
+use lepton_core::clock::ManualClock;
+use lepton_core::model::Priority;
+use lepton_core::queue::TaskQueue;
+use lepton_core::scheduler::{Submitter, TaskState};
 use lepton_core::{
-    policy_fn, CoreScheduler, Error, FeasibleNodes, ManualClock, NodeId, NodeSpec, Placement,
-    Priority, Resources, Scheduler, Submitter, TaskId, TaskQueue, TaskSpec, TaskState,
+    policy_fn, CoreScheduler, Error, FeasibleNodes, NodeId, NodeSpec, Placement, Resources,
+    Scheduler, TaskId, TaskSpec,
 };
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;

@@ -5,7 +5,11 @@
 
 mod support;
 
-use lepton_core::*;
+use lepton_core::model::Dimension;
+use lepton_core::scheduler::TaskState;
+use lepton_core::{
+    ClusterState, CoreScheduler, Misfit, NodeId, NodeSpec, Resources, Scheduler, TaskId, TaskSpec,
+};
 use support::first_fit;
 use support::invariants::check_invariants;
 

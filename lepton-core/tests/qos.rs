@@ -8,7 +8,13 @@
 
 mod support;
 
-use lepton_core::*;
+use lepton_core::backend::Usage;
+use lepton_core::clock::Timestamp;
+use lepton_core::model::{Priority, QosClass};
+use lepton_core::scheduler::{SchedulerConfig, TaskState};
+use lepton_core::{
+    CoreScheduler, Event, NodeId, NodeSpec, Resources, Run, Scheduler, TaskId, TaskSpec,
+};
 use support::{first_fit, placed, rebalancing, scheduler_on, submit};
 
 fn node(id: u64, cores: u64) -> NodeSpec {

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lepton_core::{Priority, TaskQueue};
+use lepton_core::model::Priority;
+use lepton_core::queue::TaskQueue;
 use proptest::prelude::*;
 
 /// One step of a single-threaded run.

@@ -10,7 +10,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lepton_core::*;
+use lepton_core::clock::{ManualClock, Timestamp};
+use lepton_core::model::{NodeState, Priority, TaskKind};
+use lepton_core::scheduler::{RebalanceConfig, SchedulerConfig, TaskState};
+use lepton_core::{
+    Assignment, CoreScheduler, Error, Event, NodeId, NodeSpec, Resources, Run, Scheduler, TaskId,
+    TaskSpec,
+};
 use support::first_fit;
 use support::invariants::check_invariants;
 

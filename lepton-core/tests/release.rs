@@ -8,7 +8,11 @@ mod support;
 
 use std::sync::Arc;
 
-use lepton_core::*;
+use lepton_core::clock::ManualClock;
+use lepton_core::scheduler::{SchedulerConfig, TaskState};
+use lepton_core::{
+    Assignment, CoreScheduler, NodeId, NodeSpec, Resources, Run, Scheduler, TaskId, TaskSpec,
+};
 use support::first_fit;
 
 fn scheduler(retry_on_release: bool) -> (CoreScheduler, ManualClock) {
@@ -29,13 +33,6 @@ fn task(id: u64) -> TaskSpec {
     TaskSpec::new(TaskId(id), Resources::new(1_000, 64))
 }
 
-fn run(task: u64) -> Run {
-    Run {
-        task: TaskId(task),
-        attempt: 1,
-    }
-}
-
 /// Places task 1, leaves task 2 waiting, completes task 1 a little later
 /// (before task 2's backoff ends); what the next cycle places.
 fn after_a_completion(retry_on_release: bool) -> Vec<Run> {
@@ -43,19 +40,19 @@ fn after_a_completion(retry_on_release: bool) -> Vec<Run> {
     scheduler.submit(&task(1)).unwrap();
     scheduler.submit(&task(2)).unwrap();
     let first: Vec<Run> = scheduler.schedule().iter().map(Assignment::run).collect();
-    assert_eq!(first, [run(1)]);
+    assert_eq!(first, [Run::new(TaskId(1), 1)]);
     assert!(matches!(
         scheduler.task_state(TaskId(2)),
         Some(TaskState::BackingOff { .. })
     ));
     clock.advance(std::time::Duration::from_millis(100));
-    scheduler.complete(run(1)).unwrap();
+    scheduler.complete(Run::new(TaskId(1), 1)).unwrap();
     scheduler.schedule().iter().map(Assignment::run).collect()
 }
 
 #[test]
 fn a_waiting_task_is_placed_as_soon_as_room_is_freed() {
-    assert_eq!(after_a_completion(true), [run(2)]);
+    assert_eq!(after_a_completion(true), [Run::new(TaskId(2), 1)]);
 }
 
 #[test]
@@ -68,8 +65,11 @@ fn off_by_default_the_waiting_task_keeps_its_backoff() {
 fn a_failed_run_keeps_its_retry_delay_even_when_room_is_freed() {
     let (mut scheduler, _clock) = scheduler(true);
     scheduler.submit(&task(1)).unwrap();
-    let _placed = scheduler.schedule(); // no backend: runs are reported by hand
-                                        // Its failure frees the node, but a failed task waits its retry delay.
-    scheduler.fail(run(1), "exit code 1").unwrap();
+    // No backend: runs are reported by hand.
+    let _placed = scheduler.schedule();
+    // Its failure frees the node, but a failed task waits its retry delay.
+    scheduler
+        .fail(Run::new(TaskId(1), 1), "exit code 1")
+        .unwrap();
     assert!(scheduler.schedule().is_empty());
 }

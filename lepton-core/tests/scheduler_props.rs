@@ -10,7 +10,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use lepton_core::*;
+use lepton_core::clock::{ManualClock, Timestamp};
+use lepton_core::cluster::{Allocation, ClusterNode};
+use lepton_core::model::{NodeState, Priority, GPU_MILLI_PER_GPU};
+use lepton_core::scheduler::{RetryPolicy, SchedulerConfig, Submitter, TaskCounts, TaskState};
+use lepton_core::{
+    policy_fn, Assignment, CoreScheduler, Error, Event, FeasibleNodes, GpuRequest, Gpus, NodeId,
+    NodeSpec, Placement, Policy, Resources, Run, Scheduler, TaskId, TaskSpec,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use support::first_fit;

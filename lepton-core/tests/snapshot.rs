@@ -9,20 +9,20 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lepton_core::*;
+use lepton_core::clock::ManualClock;
+use lepton_core::cluster::ClusterNode;
+use lepton_core::model::NodeState;
+use lepton_core::scheduler::{SchedulerState, TaskState};
+use lepton_core::{
+    Assignment, CoreScheduler, Error, GpuRequest, Gpus, NodeId, NodeSpec, Resources, Run,
+    Scheduler, TaskId, TaskSpec,
+};
 use support::first_fit;
 
 fn scheduler(clock: &ManualClock) -> CoreScheduler {
     CoreScheduler::builder(first_fit())
         .clock(Arc::new(clock.clone()))
         .build()
-}
-
-fn run(task: u64, attempt: u32) -> Run {
-    Run {
-        task: TaskId(task),
-        attempt,
-    }
 }
 
 /// A scheduler with a task in every state.
@@ -46,14 +46,16 @@ fn busy(clock: &ManualClock) -> CoreScheduler {
     scheduler.submit(&task(3, 500)).unwrap(); // fails once, then runs again
     scheduler.submit(&task(4, 500)).unwrap(); // cancelled
     let _placed = scheduler.schedule(); // no backend: runs are reported by hand
-    scheduler.complete(run(1, 1)).unwrap();
-    scheduler.fail(run(3, 1), "exit code 3").unwrap();
+    scheduler.complete(Run::new(TaskId(1), 1)).unwrap();
+    scheduler
+        .fail(Run::new(TaskId(3), 1), "exit code 3")
+        .unwrap();
     scheduler.cancel(TaskId(4)).unwrap();
     clock.advance(Duration::from_secs(30));
     let retried = scheduler.schedule();
     assert_eq!(
         retried.iter().map(Assignment::run).collect::<Vec<_>>(),
-        [run(3, 2)]
+        [Run::new(TaskId(3), 2)]
     );
     scheduler.submit(&task(5, 9_000)).unwrap(); // fits nowhere: waits
     let _placed = scheduler.schedule(); // no backend: runs are reported by hand
@@ -116,10 +118,12 @@ fn a_saved_state_restores_to_the_same_scheduler() {
         Some(NodeState::Cordoned)
     );
     // Run ids go on: task 3's next run is its third.
-    restored.fail(run(3, 2), "exit code 3").unwrap();
+    restored
+        .fail(Run::new(TaskId(3), 2), "exit code 3")
+        .unwrap();
     clock.advance(Duration::from_secs(60));
     let next: Vec<Run> = restored.schedule().iter().map(Assignment::run).collect();
-    assert!(next.contains(&run(3, 3)), "{next:?}");
+    assert!(next.contains(&Run::new(TaskId(3), 3)), "{next:?}");
     // Ended tasks stay ended, and their ids taken.
     assert_eq!(restored.task_state(TaskId(1)), Some(&TaskState::Completed));
     assert!(matches!(

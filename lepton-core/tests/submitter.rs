@@ -14,7 +14,12 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lepton_core::*;
+use lepton_core::model::Priority;
+use lepton_core::scheduler::{Submitter, TaskCounts, TaskState};
+use lepton_core::{
+    policy_fn, CoreScheduler, Error, FeasibleNodes, GpuRequest, NodeId, NodeSpec, Placement,
+    Resources, Scheduler, TaskId, TaskSpec,
+};
 use support::first_fit;
 use support::invariants::check_invariants;
 

@@ -10,7 +10,13 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use lepton_core::*;
+use lepton_core::clock::{ManualClock, Timestamp};
+use lepton_core::policy::{Feedback, Outcome};
+use lepton_core::scheduler::TaskState;
+use lepton_core::{
+    CoreScheduler, Error, FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources, Scheduler,
+    TaskId, TaskSpec,
+};
 use support::first_fit;
 
 /// First fit that records every outcome it is told about.

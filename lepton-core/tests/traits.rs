@@ -4,7 +4,14 @@
 
 mod support;
 
-use lepton_core::*;
+use lepton_core::model::{
+    GpuModel, NodeKind, Priority, QosClass, Resource, Taint, Task, TaskKind, Toleration,
+};
+use lepton_core::scheduler::TaskState;
+use lepton_core::{
+    ClusterState, CoreScheduler, GpuRequest, Gpus, NodeId, NodeSpec, Placement, Policy, Resources,
+    Scheduler, TaskId, TaskSpec,
+};
 use support::first_fit;
 
 /// An orchestrator's own VM type: only what it already knows.

@@ -8,10 +8,10 @@
 //!
 //! What they see is documented on [`CandidateBuilder`].
 
-use lepton_core::{
-    ClusterNode, FeasibleNodes, GpuSlots, Growth, GrowthCache, NodeId, Placement, TargetWorkload,
-    GPU_MILLI_PER_GPU,
-};
+use lepton_core::cluster::{ClusterNode, GpuSlots};
+use lepton_core::fragmentation::{Growth, GrowthCache, TargetWorkload};
+use lepton_core::model::GPU_MILLI_PER_GPU;
+use lepton_core::{FeasibleNodes, NodeId, Placement};
 
 /// GPUs per node the per-GPU features describe (nodes with more are cut).
 const GPU_SLOTS: usize = 8;
@@ -60,8 +60,8 @@ pub struct Candidate {
 /// Every node where the task fits is evaluated with FGD's fragmentation
 /// gradient ([`TargetWorkload::growth`], cached per shape and node by
 /// [`GrowthCache`]); the candidates are the `limit` nodes FGD ranks first
-/// (highest [`fgd_score`](lepton_core::fgd_score), ties to the earlier node), listed in cluster
-/// order. This pruning keeps a decision's cost independent of the
+/// (highest [`fgd_score`](lepton_core::fragmentation::fgd_score), ties to
+/// the earlier node), listed in cluster order. This pruning keeps a decision's cost independent of the
 /// cluster's size, and FGD's own choice is always among the candidates (the
 /// first with the best score); the choice among them is the network's.
 /// (Ranking by the exact growth instead loses FGD's packing: with many
@@ -75,7 +75,7 @@ pub struct Candidate {
 /// | # | feature |
 /// |---|---|
 /// | 0 | fragmentation growth, GPUs (negative: it shrinks), clamped to ±8 |
-/// | 1 | FGD's integer score ([`fgd_score`](lepton_core::fgd_score)) minus the best candidate's, / 10 |
+/// | 1 | FGD's integer score ([`fgd_score`](lepton_core::fragmentation::fgd_score)) minus the best candidate's, / 10 |
 /// | 2 | free CPU after / the node's CPU |
 /// | 3 | free memory after / the node's memory |
 /// | 4 | free GPU after / the node's GPU (0 without GPUs) |

@@ -35,7 +35,7 @@
 //!
 //! # Quick start
 //! ```
-//! use lepton_core::*;
+//! use lepton_core::{CoreScheduler, NodeId, NodeSpec, Resources, Scheduler, TaskId, TaskSpec};
 //! use lepton_policies::{by_name, BestFit};
 //!
 //! let mut scheduler = CoreScheduler::new(Box::new(BestFit));

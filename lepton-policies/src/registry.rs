@@ -9,7 +9,8 @@
 
 use std::sync::{Arc, RwLock};
 
-use lepton_core::{Policy, TargetWorkload};
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::Policy;
 
 use crate::{
     Balanced, BestFit, DotProduct, Error, Fgd, FirstFit, GpuClustering, GpuPacking, Random,

@@ -19,7 +19,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lepton_core::*;
+use lepton_core::clock::{ManualClock, Timestamp};
+use lepton_core::model::{Priority, QosClass};
+use lepton_core::scheduler::{RebalanceConfig, SchedulerConfig, TaskState};
+use lepton_core::{
+    Assignment, CoreScheduler, Event, NodeId, NodeSpec, Policy, Resources, Run, Scheduler, TaskId,
+    TaskSpec,
+};
 use lepton_policies::{FirstFit, RulePolicy};
 use proptest::prelude::*;
 

@@ -11,7 +11,12 @@
 
 use std::sync::Arc;
 
-use lepton_core::*;
+use lepton_core::clock::ManualClock;
+use lepton_core::model::{GpuModel, NodeState, Taint, Toleration};
+use lepton_core::{
+    Assignment, ClusterState, CoreScheduler, GpuRequest, Gpus, NodeId, NodeSpec, Placement, Policy,
+    Resources, Scheduler, TaskId, TaskSpec,
+};
 use lepton_policies::{build, policy_names, PolicyContext, RulePolicy};
 use proptest::prelude::*;
 

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lepton::scheduler::{RetryPolicy, SchedulerConfig};
 use serde::Deserialize;
 
 /// The service's settings; [`Default`] is what `lepton serve` runs with no
@@ -190,8 +191,8 @@ pub struct RetrySection {
 impl Default for RetrySection {
     fn default() -> Self {
         RetrySection {
-            batch: RetryRule::from(lepton::RetryPolicy::BATCH),
-            service: RetryRule::from(lepton::RetryPolicy::SERVICE),
+            batch: RetryRule::from(RetryPolicy::BATCH),
+            service: RetryRule::from(RetryPolicy::SERVICE),
         }
     }
 }
@@ -208,8 +209,8 @@ pub struct RetryRule {
     pub max_delay_ms: u64,
 }
 
-impl From<lepton::RetryPolicy> for RetryRule {
-    fn from(policy: lepton::RetryPolicy) -> Self {
+impl From<RetryPolicy> for RetryRule {
+    fn from(policy: RetryPolicy) -> Self {
         RetryRule {
             max_retries: policy.max_retries,
             delay_ms: policy.delay.as_millis() as u64,
@@ -219,8 +220,8 @@ impl From<lepton::RetryPolicy> for RetryRule {
 }
 
 impl RetryRule {
-    fn policy(&self) -> lepton::RetryPolicy {
-        lepton::RetryPolicy {
+    fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
             max_retries: self.max_retries,
             delay: Duration::from_millis(self.delay_ms),
             max_delay: Duration::from_millis(self.max_delay_ms.max(self.delay_ms)),
@@ -299,8 +300,8 @@ pub struct ConfigError {
 
 impl ServiceConfig {
     /// The scheduler's tunables this configuration sets.
-    pub fn scheduler_config(&self) -> lepton::SchedulerConfig {
-        let mut config = lepton::SchedulerConfig::default();
+    pub fn scheduler_config(&self) -> SchedulerConfig {
+        let mut config = SchedulerConfig::default();
         config.retry_batch = self.retry.batch.policy();
         config.retry_service = self.retry.service.policy();
         config.heartbeat_timeout = self.heartbeat_timeout_s.map(Duration::from_secs);

@@ -7,11 +7,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use lepton::backend::{Backend, Handle, RunStatus};
 use lepton::policies::{build, PolicyContext};
-use lepton::{
-    Backend, Controller, ControllerConfig, CoreScheduler, Handle, NodeId, RunStatus, Scheduler,
-    Submitter, TaskId, TaskSpec, TaskState,
-};
+use lepton::scheduler::{SchedulerConfig, Submitter, TaskState};
+use lepton::{Controller, ControllerConfig, CoreScheduler, NodeId, Scheduler, TaskId, TaskSpec};
 use parking_lot::RwLock;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -135,7 +134,7 @@ pub(crate) struct EngineHandle {
 /// The loop's settings.
 pub(crate) struct EngineConfig {
     /// The scheduler's tunables (retries, heartbeats).
-    pub(crate) scheduler: lepton::SchedulerConfig,
+    pub(crate) scheduler: SchedulerConfig,
     /// What policies are built with (the rules of `rule`).
     pub(crate) policies: PolicyContext,
     pub(crate) tick: Duration,
@@ -496,10 +495,7 @@ async fn restore(controller: &mut Controller, stored: &Stored, live: Vec<Handle>
 
 /// The service's scheduler: a task that found no node is tried again as
 /// soon as a run ends, not only when its backoff does.
-fn scheduler(
-    policy: Box<dyn lepton::Policy>,
-    mut config: lepton::SchedulerConfig,
-) -> CoreScheduler {
+fn scheduler(policy: Box<dyn lepton::Policy>, mut config: SchedulerConfig) -> CoreScheduler {
     config.retry_waiting_on_release = true;
     CoreScheduler::builder(policy).config(config).build()
 }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use lepton::adapters::local::{LocalBackend, LocalConfig};
+use lepton::backend::Backend;
 use tracing::{info, warn};
 
 pub use config::{
@@ -309,8 +310,8 @@ pub(crate) async fn serve_http(
 
 /// The backends `config` names: the local one unless `local.enabled` is
 /// false, and each `[[docker]]`, `[[libvirt]]` and `[[aws]]` section.
-fn backends(config: &ServiceConfig) -> Result<Vec<Arc<dyn lepton::Backend>>, ServiceError> {
-    let mut backends: Vec<Arc<dyn lepton::Backend>> = Vec::new();
+fn backends(config: &ServiceConfig) -> Result<Vec<Arc<dyn Backend>>, ServiceError> {
+    let mut backends: Vec<Arc<dyn Backend>> = Vec::new();
     if config.local.enabled {
         let mut local = LocalConfig::new(config.data_dir.join("local"));
         local.nodes = config.local.nodes;
@@ -345,9 +346,7 @@ fn backends(config: &ServiceConfig) -> Result<Vec<Arc<dyn lepton::Backend>>, Ser
 }
 
 #[cfg(feature = "docker")]
-fn docker_backend(
-    section: &config::DockerSection,
-) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+fn docker_backend(section: &config::DockerSection) -> Result<Arc<dyn Backend>, ServiceError> {
     use lepton::adapters::docker::DockerBackend;
     let backend = match (&section.socket, &section.url) {
         (Some(socket), None) => DockerBackend::connect_unix(socket),
@@ -368,14 +367,12 @@ fn docker_backend(
 }
 
 #[cfg(not(feature = "docker"))]
-fn docker_backend(_: &config::DockerSection) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+fn docker_backend(_: &config::DockerSection) -> Result<Arc<dyn Backend>, ServiceError> {
     Err(not_built("docker"))
 }
 
 #[cfg(feature = "libvirt")]
-fn libvirt_backend(
-    section: &config::LibvirtSection,
-) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+fn libvirt_backend(section: &config::LibvirtSection) -> Result<Arc<dyn Backend>, ServiceError> {
     use lepton::adapters::libvirt::LibvirtBackend;
     Ok(Arc::new(LibvirtBackend::new(
         section.uri.clone(),
@@ -384,14 +381,14 @@ fn libvirt_backend(
 }
 
 #[cfg(not(feature = "libvirt"))]
-fn libvirt_backend(_: &config::LibvirtSection) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+fn libvirt_backend(_: &config::LibvirtSection) -> Result<Arc<dyn Backend>, ServiceError> {
     Err(not_built("libvirt"))
 }
 
 #[cfg(feature = "aws")]
-fn aws_backend(section: &config::AwsSection) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+fn aws_backend(section: &config::AwsSection) -> Result<Arc<dyn Backend>, ServiceError> {
     use lepton::adapters::aws::AwsBackend;
-    let fail = |e: lepton::BackendError| ServiceError::Start(format!("[[aws]]: {e}"));
+    let fail = |e: lepton::backend::BackendError| ServiceError::Start(format!("[[aws]]: {e}"));
     let mut backend =
         AwsBackend::connect(section.endpoint.as_deref(), &section.region).map_err(fail)?;
     if let Some(cluster) = &section.cluster {
@@ -410,7 +407,7 @@ fn aws_backend(section: &config::AwsSection) -> Result<Arc<dyn lepton::Backend>,
 }
 
 #[cfg(not(feature = "aws"))]
-fn aws_backend(_: &config::AwsSection) -> Result<Arc<dyn lepton::Backend>, ServiceError> {
+fn aws_backend(_: &config::AwsSection) -> Result<Arc<dyn Backend>, ServiceError> {
     Err(not_built("aws"))
 }
 

@@ -3,7 +3,8 @@
 
 use std::sync::atomic::AtomicU64;
 
-use lepton::{Report, StepReport};
+use lepton::scheduler::Report;
+use lepton::StepReport;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -134,7 +135,7 @@ impl Metrics {
         let failures = step
             .ended
             .iter()
-            .filter(|(_, status)| !matches!(status, lepton::RunStatus::Exited { code: 0 }))
+            .filter(|(_, status)| !matches!(status, lepton::backend::RunStatus::Exited { code: 0 }))
             .count();
         self.run_failures.inc_by(failures as u64);
     }

@@ -12,7 +12,8 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use lepton::{Handle, NodeId, TaskId, TaskSpec};
+use lepton::backend::Handle;
+use lepton::{NodeId, TaskId, TaskSpec};
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 

@@ -17,12 +17,12 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::{seconds, FragmentMeter};
-use lepton_core::ManualClock;
+use lepton_core::clock::ManualClock;
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::model::GPU_MILLI_PER_GPU;
+use lepton_core::rng::SeededRng;
 use lepton_core::NodeSpec;
 use lepton_core::Policy;
-use lepton_core::SeededRng;
-use lepton_core::TargetWorkload;
-use lepton_core::GPU_MILLI_PER_GPU;
 use lepton_core::{CoreScheduler, Scheduler};
 use lepton_core::{TaskId, TaskSpec};
 

@@ -2,7 +2,7 @@
 //! the real scheduler, in virtual time.
 //!
 //! Nothing in the scheduler knows it is being simulated: the simulator owns
-//! a [`ManualClock`](lepton_core::ManualClock), feeds
+//! a [`ManualClock`](lepton_core::clock::ManualClock), feeds
 //! [`CoreScheduler`](lepton_core::CoreScheduler) the events of the workload
 //! and acts on the assignments it hands back, exactly as a production
 //! control loop does with a real clock. That is why this crate is separate
@@ -27,7 +27,9 @@
 
 use std::time::Duration;
 
-use lepton_core::{ClusterState, NodeId, NodeState, TargetWorkload};
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::model::NodeState;
+use lepton_core::{ClusterState, NodeId};
 
 mod chaos;
 mod error;
@@ -62,7 +64,7 @@ pub use workload::{parse_workload, read_workload, Workload};
 /// [`TargetWorkload::node_fragment_milli`] over the nodes that are not down
 /// (a down node's GPUs are unavailable, not fragmented).
 ///
-/// A node is recomputed only when its [`generation`](lepton_core::ClusterNode::generation)
+/// A node is recomputed only when its [`generation`](lepton_core::cluster::ClusterNode::generation)
 /// changed since the last reading, so frequent samples of a large cluster
 /// stay cheap; the sum is always taken in node order, so a reading equals a
 /// fresh computation bit for bit.

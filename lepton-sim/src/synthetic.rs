@@ -2,7 +2,7 @@
 //! without a trace: shapes like the Alibaba GPU cluster's, drawn with the
 //! run's seed.
 
-use lepton_core::SeededRng;
+use lepton_core::rng::SeededRng;
 use lepton_core::{GpuRequest, Resources};
 use lepton_core::{Gpus, NodeId, NodeSpec};
 use lepton_core::{TaskId, TaskSpec};

@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::Error;
-use lepton_core::{GpuModel, Gpus, NodeId, NodeSpec, MAX_GPUS_PER_NODE};
+use lepton_core::model::QosClass;
+use lepton_core::model::{GpuModel, MAX_GPUS_PER_NODE};
 use lepton_core::{GpuRequest, Resources};
-use lepton_core::{QosClass, TaskId, TaskSpec};
+use lepton_core::{Gpus, NodeId, NodeSpec};
+use lepton_core::{TaskId, TaskSpec};
 
 /// One pod of a trace: the task it asks for, and its times when the file has them.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 
 use std::ops::RangeInclusive;
 
-use lepton_core::SeededRng;
+use lepton_core::rng::SeededRng;
 use lepton_policies::drl::{argmax, Drl, Sample, Trainer};
 use lepton_policies::FEATURES;
 use serde::Serialize;

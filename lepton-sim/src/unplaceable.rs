@@ -14,7 +14,8 @@ use crate::Error;
 /// [`Error::Scheduler`] for a malformed node or a node id given twice.
 ///
 /// ```
-/// use lepton_core::{GpuModel, GpuRequest, Gpus, NodeId, NodeSpec, Resources, TaskId, TaskSpec};
+/// use lepton_core::model::GpuModel;
+/// use lepton_core::{GpuRequest, Gpus, NodeId, NodeSpec, Resources, TaskId, TaskSpec};
 ///
 /// let nodes = [NodeSpec::new(NodeId(0), Resources::new(8_000, 16_384)).with_gpus(Gpus::new("T4", 2))];
 /// let tasks = [

@@ -11,7 +11,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lepton_core::*;
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::model::GpuModel;
+use lepton_core::policy::{Feedback, Outcome};
+use lepton_core::scheduler::RetryPolicy;
+use lepton_core::{
+    FeasibleNodes, GpuRequest, Gpus, NodeId, NodeSpec, Placement, Policy, Resources, TaskId,
+    TaskSpec,
+};
 use lepton_sim::Error;
 use lepton_sim::*;
 use support::{first_fit, trace_file};

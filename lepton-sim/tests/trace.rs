@@ -9,7 +9,8 @@ mod support;
 
 use std::path::PathBuf;
 
-use lepton_core::{GpuModel, GpuRequest, QosClass};
+use lepton_core::model::{GpuModel, QosClass};
+use lepton_core::GpuRequest;
 use lepton_sim::{read_openb_nodes, read_openb_pods, Error};
 use support::trace_file;
 

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use lepton_core::*;
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::model::{NodeKind, Priority, QosClass, Toleration};
+use lepton_core::{policy_fn, FeasibleNodes, GpuRequest, Gpus, Placement};
 use lepton_sim::Error;
 use lepton_sim::*;
 use proptest::prelude::*;

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lepton::backend::{Backend, Handle, Launch, RunStatus};
 use lepton::policies::by_name;
+use lepton::scheduler::TaskState;
 use lepton::{
-    Backend, Controller, ControllerConfig, CoreScheduler, Handle, Launch, NodeSpec, Run, RunStatus,
-    Scheduler, TaskId, TaskSpec, TaskState,
+    Controller, ControllerConfig, CoreScheduler, NodeSpec, Run, Scheduler, TaskId, TaskSpec,
 };
 
 /// One backend under test, against its real server.

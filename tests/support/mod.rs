@@ -9,9 +9,10 @@ pub(crate) mod conformance;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use lepton::fragmentation::TargetWorkload;
 use lepton::policies::PolicyContext;
 use lepton::sim::{read_openb_nodes, read_openb_pods};
-use lepton::{NodeSpec, TargetWorkload, TaskSpec};
+use lepton::{NodeSpec, TaskSpec};
 
 /// The value of `name`, which `scripts/backends.sh env` exports for the
 /// `backend` server; unset fails the test (it never skips) and says how to

@@ -11,10 +11,11 @@ use aws_sdk_ec2::config::Region;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, Instance};
 use aws_sdk_ec2::Client;
-use lepton_core::BackendError;
+use lepton_core::backend::BackendError;
 
 use super::{AwsBackend, BACKEND, TAG_CLUSTER};
-use crate::common::{error_chain, invalid, redact, redact_url};
+use crate::errors::{error_chain, invalid};
+use crate::redact::{redact, redact_url};
 
 /// How long one call may take, retries included, unless
 /// [`with_timeout`](AwsBackend::with_timeout) says otherwise.

@@ -5,10 +5,14 @@
 use std::collections::HashMap;
 
 use aws_sdk_ec2::types::InstanceType;
-use lepton_core::{BackendError, NodeId, NodeKind, NodeSpec, Resources};
+use lepton_core::backend::BackendError;
+use lepton_core::model::NodeKind;
+use lepton_core::{NodeId, NodeSpec, Resources};
 
 use super::{AwsBackend, BACKEND};
-use crate::common::{backend_node, invalid, lock, with_reported_label, NODE_LABEL_ARCH};
+use crate::errors::invalid;
+use crate::node_labels::{backend_node, with_reported_label, NODE_LABEL_ARCH};
+use crate::sync::lock;
 
 /// Longest instance type name accepted, in bytes.
 const MAX_INSTANCE_TYPE_BYTES: usize = 32;
@@ -70,7 +74,7 @@ impl KnownType {
 /// `aws/<region>/<type>`, cut to 53 bits so that JSON readers that use
 /// doubles read it exactly.
 pub fn node_id_for(region: &str, instance_type: &str) -> NodeId {
-    let hash = crate::common::fnv1a(format!("aws/{region}/{instance_type}").as_bytes());
+    let hash = crate::hash::fnv1a(format!("aws/{region}/{instance_type}").as_bytes());
     NodeId(hash & ((1 << 53) - 1))
 }
 
@@ -82,7 +86,7 @@ pub(super) struct InstanceSize {
 }
 
 impl AwsBackend {
-    /// [`inventory`](lepton_core::Backend::inventory): one pool node per offered
+    /// [`inventory`](lepton_core::backend::Backend::inventory): one pool node per offered
     /// instance type.
     pub(super) async fn pool_nodes(&self) -> Result<Vec<NodeSpec>, BackendError> {
         let mut described: HashMap<String, (Option<InstanceSize>, Option<String>)> = HashMap::new();

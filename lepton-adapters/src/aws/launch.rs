@@ -10,12 +10,14 @@ use aws_sdk_ec2::types::{
     InstanceType, MarketType, ResourceType, SpotInstanceType, SpotMarketOptions, Tag,
     TagSpecification,
 };
-use lepton_core::{BackendError, Handle, Launch, Run};
+use lepton_core::backend::{BackendError, Handle, Launch};
+use lepton_core::Run;
 
 use super::client::{error_code, filter, validate_resource_id};
 use super::status::{state_of, tagged_run};
 use super::{AwsBackend, BACKEND, TAG_ATTEMPT, TAG_CLUSTER, TAG_NAME, TAG_NODE, TAG_TASK};
-use crate::common::{invalid, refuse_gpus, task_image};
+use crate::errors::invalid;
+use crate::launch_config::{refuse_gpus, task_image};
 
 /// EC2 accepts tag values of up to 256 Unicode characters.
 const MAX_TAG_CHARS: usize = 256;
@@ -54,7 +56,7 @@ struct RunRequest {
 }
 
 impl AwsBackend {
-    /// [`launch`](lepton_core::Backend::launch): one instance of the pool's type, or the
+    /// [`launch`](lepton_core::backend::Backend::launch): one instance of the pool's type, or the
     /// live instance the run already has.
     pub(super) async fn launch_instance(&self, launch: &Launch) -> Result<Handle, BackendError> {
         let run = launch.run;
@@ -136,7 +138,7 @@ impl AwsBackend {
         })
     }
 
-    /// [`stop`](lepton_core::Backend::stop): terminates the instance.
+    /// [`stop`](lepton_core::backend::Backend::stop): terminates the instance.
     pub(super) async fn terminate(&self, handle: &Handle) -> Result<(), BackendError> {
         let Some(instance) = self.describe_owned(handle, "terminate").await? else {
             return Ok(());
@@ -384,12 +386,13 @@ fn base64(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use lepton_core::{Backend, NodeId, Resources, TaskId, TaskSpec};
+    use lepton_core::backend::Backend;
+    use lepton_core::{NodeId, Resources, TaskId, TaskSpec};
 
     use super::*;
     use crate::aws::testing::{backend, launch, task};
     use crate::aws::{node_id_for, DEFAULT_CLUSTER};
-    use crate::common::testing::{assert_invalid, runtime};
+    use crate::testing::{assert_invalid, runtime};
 
     #[test]
     fn names_and_tokens_hold_only_numbers_and_the_cluster() {

@@ -16,7 +16,7 @@
 //! table. Node ids are a hash of the region and the type name
 //! ([`node_id_for`]), so they stay the same across restarts and across
 //! catalogue changes, and two regions never share one. Each pool is a
-//! [`NodeKind::Vm`](lepton_core::NodeKind::Vm) labelled
+//! [`NodeKind::Vm`](lepton_core::model::NodeKind::Vm) labelled
 //! `lepton.backend=aws`, `aws.region`, `aws.instance-type`, `aws.vcpus`,
 //! `aws.memory-mib` (one instance's) and, when EC2 says, `lepton.arch`.
 //!
@@ -119,9 +119,10 @@
 //! # Quick start
 //! ```no_run
 //! use lepton_adapters::aws::AwsBackend;
-//! use lepton_core::{Backend, Launch, Resources, Run, TaskId, TaskSpec};
+//! use lepton_core::backend::{Backend, Launch};
+//! use lepton_core::{Resources, Run, TaskId, TaskSpec};
 //!
-//! # async fn demo() -> Result<(), lepton_core::BackendError> {
+//! # async fn demo() -> Result<(), lepton_core::backend::BackendError> {
 //! // Credentials come from the usual chain (environment, profile, IMDS…).
 //! let aws = AwsBackend::connect(None, "us-east-1")?
 //!     .with_instance_types(["t3.micro", "m5.xlarge"])?
@@ -162,7 +163,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_ec2::Client;
-use lepton_core::{Backend, BackendError, Handle, Launch, NodeId, NodeSpec, RunStatus};
+use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus};
+use lepton_core::{NodeId, NodeSpec};
 use tokio::sync::OnceCell;
 
 use self::client::{parse_endpoint, timeout_config, validate_region};
@@ -170,7 +172,7 @@ pub use self::inventory::node_id_for;
 use self::inventory::{validate_instance_type, InstanceSize};
 pub use self::launch::instance_name;
 use self::launch::validate_cluster;
-use crate::common::invalid;
+use crate::errors::invalid;
 
 /// The backend's name in errors and logs.
 const BACKEND: &str = "aws";
@@ -502,7 +504,9 @@ impl Backend for AwsBackend {
 mod testing {
     use aws_config::{BehaviorVersion, SdkConfig};
     use aws_sdk_ec2::config::Region;
-    use lepton_core::{GpuSlots, Launch, Resources, Run, TaskId, TaskSpec};
+    use lepton_core::backend::Launch;
+    use lepton_core::cluster::GpuSlots;
+    use lepton_core::{Resources, Run, TaskId, TaskSpec};
 
     use super::{node_id_for, AwsBackend};
 
@@ -541,7 +545,7 @@ mod tests {
     use super::client::validate_resource_id;
     use super::testing::backend;
     use super::*;
-    use crate::common::testing::assert_invalid;
+    use crate::testing::assert_invalid;
 
     #[test]
     fn settings_are_checked() {

@@ -3,13 +3,14 @@
 //! again after a restart.
 
 use aws_sdk_ec2::types::{Instance, InstanceStateName, Tag};
-use lepton_core::{BackendError, Handle, NodeId, Run, RunStatus, TaskId};
+use lepton_core::backend::{BackendError, Handle, RunStatus};
+use lepton_core::{NodeId, Run, TaskId};
 
 use super::client::{error_code, filter, validate_resource_id};
 use super::{AwsBackend, BACKEND, TAG_ATTEMPT, TAG_CLUSTER, TAG_NODE, TAG_TASK};
 
 impl AwsBackend {
-    /// [`status`](lepton_core::Backend::status): the instance's state, or `Gone`.
+    /// [`status`](lepton_core::backend::Backend::status): the instance's state, or `Gone`.
     pub(super) async fn instance_status(&self, handle: &Handle) -> Result<RunStatus, BackendError> {
         let Some(instance) = self.describe_owned(handle, "describe").await? else {
             return Ok(RunStatus::Gone);
@@ -24,7 +25,7 @@ impl AwsBackend {
         ))
     }
 
-    /// [`running`](lepton_core::Backend::running): the live instances tagged as runs.
+    /// [`running`](lepton_core::backend::Backend::running): the live instances tagged as runs.
     pub(super) async fn list_runs(&self) -> Result<Vec<Handle>, BackendError> {
         let instances = self
             .describe(vec![filter("tag-key", [TAG_TASK])], "the cluster's runs")

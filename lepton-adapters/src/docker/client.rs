@@ -13,10 +13,11 @@ use bollard::errors::Error as DockerError;
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::{Docker, API_DEFAULT_VERSION};
-use lepton_core::BackendError;
+use lepton_core::backend::BackendError;
 
 use super::{DockerBackend, BACKEND};
-use crate::common::{error_chain, invalid, redact, redact_url};
+use crate::errors::{error_chain, invalid};
+use crate::redact::{redact, redact_url};
 
 /// How often, and how far apart, an inspection that returns a state bollard
 /// cannot read is repeated.
@@ -289,11 +290,11 @@ fn chain_has_io_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 mod tests {
     use std::time::Instant;
 
-    use lepton_core::Backend;
+    use lepton_core::backend::Backend;
 
     use super::*;
-    use crate::common::testing::{assert_invalid, runtime};
     use crate::docker::testing::backend;
+    use crate::testing::{assert_invalid, runtime};
 
     #[test]
     fn container_ids_are_checked_before_reaching_a_path() {

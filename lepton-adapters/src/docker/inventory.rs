@@ -1,9 +1,10 @@
 //! What the host offers: one node, sized from the daemon's system info.
 
-use lepton_core::{BackendError, NodeSpec, Resources};
+use lepton_core::backend::BackendError;
+use lepton_core::{NodeSpec, Resources};
 
 use super::{DockerBackend, BACKEND, MIB};
-use crate::common::{with_reported_label, NODE_LABEL_ARCH, NODE_LABEL_OS};
+use crate::node_labels::{with_reported_label, NODE_LABEL_ARCH, NODE_LABEL_OS};
 
 impl DockerBackend {
     /// This host as a node: the one the caller set up, with the host's CPU

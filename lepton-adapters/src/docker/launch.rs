@@ -12,11 +12,13 @@ use bollard::query_parameters::{
     StopContainerOptionsBuilder,
 };
 use bollard::Docker;
-use lepton_core::{BackendError, Handle, Launch, Run, TaskId};
+use lepton_core::backend::{BackendError, Handle, Launch};
+use lepton_core::{Run, TaskId};
 
 use super::client::{status_code, whole_seconds};
 use super::{DockerBackend, BACKEND, LABEL_ATTEMPT, LABEL_NAME, LABEL_NODE, LABEL_TASK, MIB};
-use crate::common::{invalid, parse_command, refuse_gpus, task_image};
+use crate::errors::invalid;
+use crate::launch_config::{parse_command, refuse_gpus, task_image};
 
 /// Longest label value accepted, in bytes.
 const MAX_LABEL_BYTES: usize = 1024;
@@ -30,7 +32,7 @@ pub fn container_name(run: Run) -> String {
 }
 
 impl DockerBackend {
-    /// [`launch`](lepton_core::Backend::launch): the run's container, created and
+    /// [`launch`](lepton_core::backend::Backend::launch): the run's container, created and
     /// started unless it exists.
     pub(super) async fn create_and_start(&self, launch: &Launch) -> Result<Handle, BackendError> {
         if launch.node != self.node.id {
@@ -91,7 +93,7 @@ impl DockerBackend {
         })
     }
 
-    /// [`stop`](lepton_core::Backend::stop): stops the container, then removes it.
+    /// [`stop`](lepton_core::backend::Backend::stop): stops the container, then removes it.
     pub(super) async fn stop_and_remove(&self, handle: &Handle) -> Result<(), BackendError> {
         let docker = self.client().await?;
         if self.inspect_owned(docker, handle, "stop").await?.is_none() {
@@ -293,11 +295,12 @@ pub(super) fn labels_run(labels: &HashMap<String, String>) -> Option<Run> {
 
 #[cfg(test)]
 mod tests {
-    use lepton_core::{Backend, NodeId, Resources, TaskSpec};
+    use lepton_core::backend::Backend;
+    use lepton_core::{NodeId, Resources, TaskSpec};
 
     use super::*;
-    use crate::common::testing::{assert_invalid, runtime};
     use crate::docker::testing::{backend, launch, sleeper};
+    use crate::testing::{assert_invalid, runtime};
 
     #[test]
     fn container_names_hold_only_numbers() {

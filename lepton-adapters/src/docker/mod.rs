@@ -89,9 +89,10 @@
 //! # Quick start
 //! ```no_run
 //! use lepton_adapters::docker::DockerBackend;
-//! use lepton_core::{Backend, Launch, NodeId, Resources, Run, TaskId, TaskSpec};
+//! use lepton_core::backend::{Backend, Launch};
+//! use lepton_core::{NodeId, Resources, Run, TaskId, TaskSpec};
 //!
-//! # async fn demo() -> Result<(), lepton_core::BackendError> {
+//! # async fn demo() -> Result<(), lepton_core::backend::BackendError> {
 //! let docker = DockerBackend::connect_unix("/var/run/docker.sock")?
 //!     .with_node_id(NodeId(1))
 //!     .with_price_per_hour(0.12);
@@ -130,15 +131,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
-use lepton_core::{
-    Backend, BackendError, Handle, Launch, NodeId, NodeKind, NodeSpec, Resources, RunStatus, Usage,
-};
+use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
+use lepton_core::model::NodeKind;
+use lepton_core::{NodeId, NodeSpec, Resources};
 use tokio::sync::OnceCell;
 
 use self::client::{parse_http_url, Endpoint};
 pub use self::launch::container_name;
 use self::usage::CpuReading;
-use crate::common::{backend_node, invalid};
+use crate::errors::invalid;
+use crate::node_labels::backend_node;
 
 /// The backend's name in errors and logs.
 const BACKEND: &str = "docker";
@@ -389,7 +391,9 @@ impl Backend for DockerBackend {
 /// What the unit tests of this backend's modules build on.
 #[cfg(test)]
 mod testing {
-    use lepton_core::{GpuSlots, Launch, NodeId, Resources, Run, TaskId, TaskSpec};
+    use lepton_core::backend::Launch;
+    use lepton_core::cluster::GpuSlots;
+    use lepton_core::{NodeId, Resources, Run, TaskId, TaskSpec};
 
     use super::DockerBackend;
 

@@ -4,12 +4,13 @@
 use bollard::models::{ContainerState, ContainerStateStatusEnum, ContainerSummary};
 use bollard::query_parameters::InspectContainerOptions;
 use bollard::Docker;
-use lepton_core::{BackendError, Handle, NodeId, Run, RunStatus};
+use lepton_core::backend::{BackendError, Handle, RunStatus};
+use lepton_core::{NodeId, Run};
 
 use super::client::{status_code, through_podman_stopped, validate_container_id};
 use super::launch::labels_run;
 use super::{DockerBackend, BACKEND, LABEL_NODE, LABEL_TASK};
-use crate::common::lock;
+use crate::sync::lock;
 
 impl DockerBackend {
     /// The run's status, from an inspection of its container.

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use bollard::models::ContainerStatsResponse;
 use bollard::query_parameters::StatsOptionsBuilder;
 use futures_util::StreamExt;
-use lepton_core::{BackendError, Handle, Usage};
+use lepton_core::backend::{BackendError, Handle, Usage};
 
 use super::client::{status_code, validate_container_id};
 use super::{DockerBackend, MIB};
-use crate::common::lock;
+use crate::sync::lock;
 
 impl DockerBackend {
     /// One sample of the container's statistics as [`Usage`].

@@ -6,14 +6,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, Once, PoisonError};
 use std::time::Duration;
 
-use lepton_core::BackendError;
+use lepton_core::backend::BackendError;
 use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::error::{Error as VirtError, ErrorDomain, ErrorNumber};
 
 use super::usage::CpuSample;
 use super::{LibvirtBackend, BACKEND};
-use crate::common::{lock, redact, redact_url, userinfo, MASK};
+use crate::redact::{redact, redact_url, userinfo, MASK};
+use crate::sync::lock;
 
 /// What the blocking calls share with the backend.
 pub(super) struct Shared {

@@ -2,13 +2,14 @@
 //! `<lepton:run>` tag that records the run in its metadata. Everything
 //! from the task is checked and escaped here before it reaches libvirt.
 
-use lepton_core::{BackendError, Handle, NodeId, Run, TaskId};
+use lepton_core::backend::{BackendError, Handle};
+use lepton_core::{NodeId, Run, TaskId};
 
 use super::{
     LibvirtBackend, BACKEND, DOMAIN_PREFIX, MAX_TASK_NAME_CHARS, METADATA_NAMESPACE,
     METADATA_PREFIX,
 };
-use crate::common::invalid;
+use crate::errors::invalid;
 
 /// Hypervisors that boot a real machine need some memory to do it.
 const MIN_MACHINE_MEMORY_MIB: u64 = 64;
@@ -228,19 +229,12 @@ fn xml_attr<'a>(element: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::testing::assert_invalid;
-
-    fn run(task: u64, attempt: u32) -> Run {
-        Run {
-            task: TaskId(task),
-            attempt,
-        }
-    }
+    use crate::testing::assert_invalid;
 
     fn definition(description: Option<&str>) -> DomainDefinition<'_> {
         DomainDefinition {
             domain_type: "qemu",
-            run: run(7, 2),
+            run: Run::new(TaskId(7), 2),
             node: NodeId(3),
             description,
             vcpus: 2,
@@ -280,7 +274,7 @@ mod tests {
         assert_eq!(
             parse_run_tag(tag),
             Some(RunTag {
-                run: run(7, 2),
+                run: Run::new(TaskId(7), 2),
                 node: Some(NodeId(3))
             })
         );
@@ -348,10 +342,14 @@ mod tests {
 
     #[test]
     fn domain_names_round_trip() {
-        for r in [run(0, 0), run(7, 2), run(u64::MAX, u32::MAX)] {
+        for r in [
+            Run::new(TaskId(0), 0),
+            Run::new(TaskId(7), 2),
+            Run::new(TaskId(u64::MAX), u32::MAX),
+        ] {
             assert_eq!(parse_domain_name(&domain_name(r)), Some(r));
         }
-        assert_eq!(domain_name(run(7, 2)), "lepton-t7-2");
+        assert_eq!(domain_name(Run::new(TaskId(7), 2)), "lepton-t7-2");
     }
 
     #[test]
@@ -383,7 +381,7 @@ mod tests {
         assert_eq!(
             parse_run_tag(tag),
             Some(RunTag {
-                run: run(12, 3),
+                run: Run::new(TaskId(12), 3),
                 node: Some(NodeId(5))
             })
         );
@@ -391,7 +389,7 @@ mod tests {
         assert_eq!(
             parse_run_tag(single),
             Some(RunTag {
-                run: run(9, 1),
+                run: Run::new(TaskId(9), 1),
                 node: None
             })
         );

@@ -1,10 +1,12 @@
 //! What the hypervisor offers: one node, sized from libvirt's node info.
 
-use lepton_core::{BackendError, NodeKind, NodeSpec, Resources};
+use lepton_core::backend::BackendError;
+use lepton_core::model::NodeKind;
+use lepton_core::{NodeSpec, Resources};
 use virt::error::Error as VirtError;
 
 use super::{LibvirtBackend, BACKEND};
-use crate::common::{backend_node, with_reported_label};
+use crate::node_labels::{backend_node, with_reported_label};
 
 impl LibvirtBackend {
     /// This hypervisor as a node: its CPU count × 1000 and memory, labelled

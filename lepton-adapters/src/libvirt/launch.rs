@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use lepton_core::{BackendError, Handle, Launch};
+use lepton_core::backend::{BackendError, Handle, Launch};
 use virt::domain::Domain;
 use virt::error::{Error as VirtError, ErrorNumber};
 use virt::sys;
@@ -13,10 +13,11 @@ use super::domain::{
     validate_task_name, vcpus_for, DomainDefinition,
 };
 use super::{LibvirtBackend, BACKEND, METADATA_NAMESPACE, METADATA_PREFIX};
-use crate::common::{lock, refuse_gpus};
+use crate::launch_config::refuse_gpus;
+use crate::sync::lock;
 
 impl LibvirtBackend {
-    /// [`launch`](lepton_core::Backend::launch): the run's domain, defined and started
+    /// [`launch`](lepton_core::backend::Backend::launch): the run's domain, defined and started
     /// unless it exists.
     pub(super) async fn define_and_start(&self, launch: &Launch) -> Result<Handle, BackendError> {
         if launch.node != self.node {
@@ -89,7 +90,7 @@ impl LibvirtBackend {
         .await
     }
 
-    /// [`stop`](lepton_core::Backend::stop): destroys the domain and undefines it.
+    /// [`stop`](lepton_core::backend::Backend::stop): destroys the domain and undefines it.
     pub(super) async fn destroy_and_undefine(&self, handle: &Handle) -> Result<(), BackendError> {
         let name = self.domain_of(handle)?;
         lock(&self.shared.cpu_samples).remove(&name);
@@ -130,7 +131,7 @@ impl LibvirtBackend {
         .await
     }
 
-    /// [`migrate`](lepton_core::Backend::migrate): moves the domain live to a peer.
+    /// [`migrate`](lepton_core::backend::Backend::migrate): moves the domain live to a peer.
     pub(super) async fn migrate_live(
         &self,
         handle: &Handle,

@@ -87,7 +87,8 @@
 //! # Quick start
 //! ```
 //! use lepton_adapters::libvirt::LibvirtBackend;
-//! use lepton_core::{Backend, Launch, NodeId, Resources, Run, RunStatus, TaskId, TaskSpec};
+//! use lepton_core::backend::{Backend, Launch, RunStatus};
+//! use lepton_core::{NodeId, Resources, Run, TaskId, TaskSpec};
 //!
 //! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 //! # runtime.block_on(async {
@@ -107,7 +108,7 @@
 //! assert_eq!(backend.running().await?, [handle.clone()]);
 //! backend.stop(&handle).await?;
 //! assert_eq!(backend.status(&handle).await?, RunStatus::Gone);
-//! # Ok::<(), lepton_core::BackendError>(())
+//! # Ok::<(), lepton_core::backend::BackendError>(())
 //! # })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -129,7 +130,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lepton_core::{Backend, BackendError, Handle, Launch, NodeId, NodeSpec, RunStatus, Usage};
+use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
+use lepton_core::{NodeId, NodeSpec};
 use virt::connect::Connect;
 
 use self::client::{quiet_libvirt, Shared};

@@ -2,7 +2,7 @@
 //! table in the module docs), and finding every run's domain again after a
 //! restart.
 
-use lepton_core::{BackendError, Handle, RunStatus};
+use lepton_core::backend::{BackendError, Handle, RunStatus};
 use virt::domain::{
     DomainPausedReason, DomainShutoffReason, DomainShutoffReasonEnum, DomainState, DomainStateEnum,
     DomainStateReason, DomainStateReasonEnum,
@@ -14,7 +14,7 @@ use super::domain::{parse_domain_name, parse_run_tag};
 use super::{LibvirtBackend, METADATA_NAMESPACE};
 
 impl LibvirtBackend {
-    /// [`status`](lepton_core::Backend::status): the domain's state, or `Gone`.
+    /// [`status`](lepton_core::backend::Backend::status): the domain's state, or `Gone`.
     pub(super) async fn domain_status(&self, handle: &Handle) -> Result<RunStatus, BackendError> {
         let name = self.domain_of(handle)?;
         self.call("status", move |shared, connection| {
@@ -39,7 +39,7 @@ impl LibvirtBackend {
         .await
     }
 
-    /// [`running`](lepton_core::Backend::running): the domains named and tagged as runs.
+    /// [`running`](lepton_core::backend::Backend::running): the domains named and tagged as runs.
     pub(super) async fn list_runs(&self) -> Result<Vec<Handle>, BackendError> {
         let node = self.node;
         self.call("running", move |shared, connection| {

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use lepton_core::{BackendError, Handle, Usage};
+use lepton_core::backend::{BackendError, Handle, Usage};
 use virt::sys;
 
 use super::LibvirtBackend;
-use crate::common::lock;
+use crate::sync::lock;
 
 /// The gap between the two CPU-time readings of a call that has no recent
 /// reading to compare with.
@@ -32,7 +32,7 @@ struct Reading {
 }
 
 impl LibvirtBackend {
-    /// [`usage`](lepton_core::Backend::usage): CPU and memory between two readings.
+    /// [`usage`](lepton_core::backend::Backend::usage): CPU and memory between two readings.
     pub(super) async fn sample_usage(&self, handle: &Handle) -> Result<Usage, BackendError> {
         let name = self.domain_of(handle)?;
         let idle = Usage {

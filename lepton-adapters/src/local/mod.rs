@@ -21,9 +21,10 @@
 //!
 //! ```no_run
 //! use lepton_adapters::local::{LocalBackend, LocalConfig};
-//! use lepton_core::{Backend, Resources, TaskId, TaskSpec};
+//! use lepton_core::backend::Backend;
+//! use lepton_core::{Resources, TaskId, TaskSpec};
 //!
-//! # async fn run() -> Result<(), lepton_core::BackendError> {
+//! # async fn run() -> Result<(), lepton_core::backend::BackendError> {
 //! let backend = LocalBackend::new(LocalConfig::new("/tmp/lepton-local"))?;
 //! let nodes = backend.inventory().await?;
 //! let task = TaskSpec::new(TaskId(1), Resources::new(500, 64))
@@ -40,12 +41,14 @@ use std::process::Child;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use lepton_core::{
-    Backend, BackendError, Handle, Launch, NodeId, NodeKind, NodeSpec, Resources, Run, RunStatus,
-    TaskId,
-};
+use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus};
+use lepton_core::model::NodeKind;
+use lepton_core::{NodeId, NodeSpec, Resources, Run, TaskId};
 
-use crate::common::{backend_node, invalid, lock, parse_command, refuse_gpus};
+use crate::errors::invalid;
+use crate::launch_config::{parse_command, refuse_gpus};
+use crate::node_labels::backend_node;
+use crate::sync::lock;
 use cgroup::Cgroups;
 use run::{Record, RunFiles};
 
@@ -138,7 +141,7 @@ impl LocalBackend {
             cgroups,
             scope: format!(
                 "{:016x}",
-                crate::common::fnv1a(dir.as_os_str().as_encoded_bytes())
+                crate::hash::fnv1a(dir.as_os_str().as_encoded_bytes())
             ),
             children: Mutex::new(HashMap::new()),
         })
@@ -459,10 +462,7 @@ mod tests {
             "$HOME;touch /tmp/lepton-injected\n"
         );
         assert!(!Path::new("/tmp/lepton-injected").exists());
-        crate::common::testing::assert_invalid(
-            backend.launch(&launch(4, "   ", 64)).await,
-            "command",
-        );
+        crate::testing::assert_invalid(backend.launch(&launch(4, "   ", 64)).await, "command");
     }
 
     #[tokio::test]

@@ -200,34 +200,7 @@ fn print_table(result: &DatacenterComparison) -> Result<(), CliError> {
         c.hours,
         result.seed
     )?;
-    say!(
-        "{:<18} {:>8} {:>6} {:>6} {:>6} {:>10} {:>9} {:>8} {:>8} {:>5}",
-        "strategy",
-        "util %",
-        "cpu %",
-        "mem %",
-        "gpu %",
-        "cost $",
-        "VM-hours",
-        "misses",
-        "p95 wait",
-        "lost"
-    )?;
-    for r in [&result.baseline, &result.kubernetes, &result.lepton] {
-        say!(
-            "{:<18} {:>8.1} {:>6.1} {:>6.1} {:>6.1} {:>10.0} {:>9.0} {:>8} {:>7.0}s {:>5}",
-            r.policy,
-            r.utilization_pct,
-            r.cpu_utilization_pct,
-            r.memory_utilization_pct,
-            r.gpu_utilization_pct,
-            r.cost,
-            r.vm_hours,
-            r.deadline_misses,
-            r.p95_wait_s,
-            r.lost
-        )?;
-    }
+    say!("{}", super::table::datacenter(result).text())?;
     say!(
         "lepton vs traditional: utilization {:+.1}%, cost {:+.1}%; vs kubernetes: utilization {:+.1}%, cost {:+.1}%",
         result.utilization_gain_pct,
@@ -250,31 +223,7 @@ fn print_edge(result: &EdgeComparison) -> Result<(), CliError> {
         c.hours,
         result.seed
     )?;
-    say!(
-        "{:<14} {:>11} {:>16} {:>10} {:>11} {:>12} {:>8} {:>5}",
-        "strategy",
-        "p95 ms",
-        "p95 interact. ms",
-        "mean ms",
-        "violations",
-        "site load cv",
-        "wait s",
-        "lost"
-    )?;
-    for r in [&result.nearest_site, &result.cloud_only, &result.lepton] {
-        say!(
-            "{:<14} {:>11.0} {:>16.0} {:>10.1} {:>11} {:>12} {:>8.1} {:>5}",
-            r.policy,
-            r.p95_latency_ms,
-            r.p95_interactive_latency_ms,
-            r.mean_latency_ms,
-            r.objective_violations,
-            r.site_load_cv_pct
-                .map_or("-".to_owned(), |cv| format!("{cv:.1}%")),
-            r.mean_wait_s,
-            r.lost
-        )?;
-    }
+    say!("{}", super::table::edge(result).text())?;
     Ok(())
 }
 
@@ -290,28 +239,7 @@ fn print_hybrid(result: &HybridComparison) -> Result<(), CliError> {
         c.hours,
         result.seed
     )?;
-    say!(
-        "{:<16} {:>10} {:>9} {:>8} {:>8} {:>12} {:>5}",
-        "strategy",
-        "cost $",
-        "VM-hours",
-        "misses",
-        "wait s",
-        "revocations",
-        "lost"
-    )?;
-    for r in [&result.baseline, &result.lepton] {
-        say!(
-            "{:<16} {:>10.0} {:>9.0} {:>8} {:>8.1} {:>12} {:>5}",
-            r.policy,
-            r.cost,
-            r.vm_hours,
-            r.deadline_misses,
-            r.mean_wait_s,
-            r.revocations,
-            r.lost
-        )?;
-    }
+    say!("{}", super::table::hybrid(result).text())?;
     say!(
         "lepton vs on-prem first: cost {:+.1}%",
         -result.cost_reduction_pct

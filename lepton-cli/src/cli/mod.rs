@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use lepton::fragmentation::TargetWorkload;
 use lepton::policies::{PolicyContext, RulePolicy};
 use lepton::sim::{read_openb_nodes, read_openb_pods, trace_dir, TracePod};
-use lepton::{NodeSpec, TargetWorkload, TaskSpec};
+use lepton::{NodeSpec, TaskSpec};
 
 pub(crate) mod chaos;
 pub(crate) mod demo;
@@ -15,6 +16,7 @@ pub(crate) mod replay;
 mod report;
 pub(crate) mod scale;
 pub(crate) mod service;
+mod table;
 pub(crate) mod train;
 
 /// The share of a workload's tasks FGD's target workload covers (the paper's 95%).

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::plot::{svg_lines, Axes};
+use super::table;
 use super::CliError;
 use lepton::sim::scenario::{DatacenterComparison, EdgeComparison, HybridComparison};
 use lepton::sim::scenario::{StrategyReport, TimelinePoint};
@@ -111,27 +112,11 @@ fn section(scenario: &DatacenterComparison) -> Result<String, CliError> {
     let mut html = String::new();
     let _ = write!(
         html,
-        "<h2>{}</h2>\n<p>{} VMs, {} tasks over {} hours, seed {}.</p>\n<table>\n<tr><th>strategy</th><th>utilization %</th><th>CPU %</th><th>memory %</th><th>GPU %</th><th>cost (USD)</th><th>VM-hours</th><th>deadline misses</th><th>mean wait (s)</th><th>p95 wait (s)</th><th>lost</th></tr>\n",
+        "<h2>{}</h2>\n<p>{} VMs, {} tasks over {} hours, seed {}.</p>\n",
         scenario.scenario, c.vms, c.tasks, c.hours, scenario.seed
     );
-    for r in reports {
-        let _ = writeln!(
-            html,
-            "<tr><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td></tr>",
-            escape(&r.policy),
-            r.utilization_pct,
-            r.cpu_utilization_pct,
-            r.memory_utilization_pct,
-            r.gpu_utilization_pct,
-            r.cost,
-            r.vm_hours,
-            r.deadline_misses,
-            r.mean_wait_s,
-            r.p95_wait_s,
-            r.lost
-        );
-    }
-    html.push_str("</table>\n<div class=\"plots\">\n");
+    html.push_str(&table::datacenter(scenario).html());
+    html.push_str("<div class=\"plots\">\n");
     let series = |f| timeline_curves(&reports, f);
     let plots = [
         (
@@ -165,24 +150,11 @@ fn edge_section(scenario: &EdgeComparison) -> Result<String, CliError> {
     let mut html = String::new();
     let _ = write!(
         html,
-        "<h2>edge</h2>\n<p>{} edge sites of {} nodes, {} cloud nodes, {} tasks over {} hours, seed {}; interactive tasks aim at 20 ms, batch at 150 ms.</p>\n<table>\n<tr><th>strategy</th><th>p95 latency (ms)</th><th>p95 interactive latency (ms)</th><th>mean latency (ms)</th><th>objective violations</th><th>edge site load CV</th><th>mean wait (s)</th><th>lost</th></tr>\n",
+        "<h2>edge</h2>\n<p>{} edge sites of {} nodes, {} cloud nodes, {} tasks over {} hours, seed {}; interactive tasks aim at 20 ms, batch at 150 ms.</p>\n",
         c.sites, c.nodes_per_site, c.cloud_nodes, c.tasks, c.hours, scenario.seed
     );
-    for r in reports {
-        let _ = writeln!(
-            html,
-            "<tr><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td></tr>",
-            escape(&r.policy),
-            r.p95_latency_ms,
-            r.p95_interactive_latency_ms,
-            r.mean_latency_ms,
-            r.objective_violations,
-            r.site_load_cv_pct.map_or("-".to_owned(), |cv| format!("{cv:.1}%")),
-            r.mean_wait_s,
-            r.lost
-        );
-    }
-    html.push_str("</table>\n<div class=\"plots\">\n");
+    html.push_str(&table::edge(scenario).html());
+    html.push_str("<div class=\"plots\">\n");
     let curves: Vec<(String, Vec<(f64, f64)>)> = reports
         .iter()
         .map(|r| {
@@ -217,23 +189,11 @@ fn hybrid_section(scenario: &HybridComparison) -> Result<String, CliError> {
     let mut html = String::new();
     let _ = write!(
         html,
-        "<h2>hybrid</h2>\n<p>{} owned VMs, {} on-demand and {} spot VMs in the cloud, {} tasks over {} hours, seed {}.</p>\n<table>\n<tr><th>strategy</th><th>cost (USD)</th><th>VM-hours</th><th>deadline misses</th><th>mean wait (s)</th><th>spot revocations</th><th>lost</th></tr>\n",
+        "<h2>hybrid</h2>\n<p>{} owned VMs, {} on-demand and {} spot VMs in the cloud, {} tasks over {} hours, seed {}.</p>\n",
         c.owned_vms, c.on_demand_vms, c.spot_vms, c.tasks, c.hours, scenario.seed
     );
-    for r in reports {
-        let _ = writeln!(
-            html,
-            "<tr><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
-            escape(&r.policy),
-            r.cost,
-            r.vm_hours,
-            r.deadline_misses,
-            r.mean_wait_s,
-            r.revocations,
-            r.lost
-        );
-    }
-    html.push_str("</table>\n<div class=\"plots\">\n");
+    html.push_str(&table::hybrid(scenario).html());
+    html.push_str("<div class=\"plots\">\n");
     let series = |f| timeline_curves(&reports, f);
     for (title, unit, curves) in [
         ("Powered VMs", "VMs", series(|p| p.powered_vms as f64)),
@@ -294,10 +254,4 @@ fn line_plot(
     curves: &[(String, Vec<(f64, f64)>)],
 ) -> Result<String, CliError> {
     svg_lines(&Axes::fitting(title, x_desc, y_desc, curves), curves)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

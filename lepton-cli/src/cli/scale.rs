@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use clap::Args;
 use lepton::policies::build;
+use lepton::rng::SeededRng;
 use lepton::sim::{synthetic_nodes, synthetic_task};
-use lepton::{CoreScheduler, Scheduler, SeededRng};
+use lepton::{CoreScheduler, Scheduler};
 use serde::Serialize;
 
 use super::say;

@@ -86,7 +86,8 @@ pub(crate) fn check(
 /// choice and counts one outside it as a policy error.
 ///
 /// ```
-/// use lepton_core::*;
+/// use lepton_core::cluster::ClusterNode;
+/// use lepton_core::{ClusterState, Error, Misfit, NodeId, NodeSpec, Resources, TaskId, TaskSpec};
 ///
 /// let mut cluster = ClusterState::new();
 /// for (id, cores, zone) in [(1, 8, "a"), (2, 4, "b"), (3, 6, "a")] {

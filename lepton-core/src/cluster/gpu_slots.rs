@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 /// are kept inline, without allocating.
 ///
 /// ```
-/// use lepton_core::GpuSlots;
+/// use lepton_core::cluster::GpuSlots;
 ///
 /// let gpus: GpuSlots = [0, 3].into_iter().collect();
 /// assert_eq!(&gpus[..], &[0, 3]);

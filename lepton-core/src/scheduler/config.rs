@@ -15,7 +15,7 @@ use crate::task::TaskKind;
 ///
 /// ```
 /// use std::time::Duration;
-/// use lepton_core::SchedulerConfig;
+/// use lepton_core::scheduler::SchedulerConfig;
 ///
 /// let mut config = SchedulerConfig::default();
 /// config.heartbeat_timeout = Some(Duration::from_secs(30));

@@ -78,9 +78,9 @@ pub trait Scheduler {
 
     /// Ends every run that has outlived its task's timeout at the
     /// scheduler's clock: its resources are freed, the policy is told
-    /// [`Outcome::TimedOut`](crate::Outcome::TimedOut) (the seed article's −1), and the task is
-    /// retried within its retry budget, or fails with the reason
-    /// `timed out after N ms`.
+    /// [`Outcome::TimedOut`](crate::policy::Outcome::TimedOut) (the seed
+    /// article's −1), and the task is retried within its retry budget, or
+    /// fails with the reason `timed out after N ms`.
     ///
     /// The scheduler never stops anything itself: the caller stops the runs
     /// returned, as it stops evicted ones. A report that arrives later about
@@ -236,7 +236,10 @@ struct Stats {
 /// so late or duplicated reports change nothing.
 ///
 /// ```
-/// use lepton_core::*;
+/// use lepton_core::{
+///     policy_fn, CoreScheduler, FeasibleNodes, NodeId, NodeSpec, Placement, Resources, Scheduler,
+///     TaskId, TaskSpec,
+/// };
 ///
 /// let first_fit = policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
 ///     nodes.first_fit().map(|node| Placement::on(node.id()))

@@ -194,7 +194,7 @@ pub enum Event {
     /// for longer is declared down; its next heartbeat brings it back.
     Heartbeat(NodeId),
     /// What the tasks on a node really use, as its backend measured it;
-    /// policies see it through [`ClusterNode::usage`](crate::ClusterNode::usage).
+    /// policies see it through [`ClusterNode::usage`](crate::cluster::ClusterNode::usage).
     NodeUsage {
         /// The node.
         node: NodeId,

@@ -12,7 +12,7 @@
 //! where the task may go. A run tries at most four tasks per move allowed.
 //! Moves are not charged to retry budgets.
 //!
-//! [`Utilization::max`]: crate::Utilization::max
+//! [`Utilization::max`]: crate::cluster::Utilization::max
 
 use super::preempt::EvictionRank;
 use super::RebalanceConfig;

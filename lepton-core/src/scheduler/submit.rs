@@ -141,7 +141,10 @@ impl Shared {
 /// submitted to it directly.
 ///
 /// ```
-/// use lepton_core::*;
+/// use lepton_core::{
+///     policy_fn, CoreScheduler, Error, FeasibleNodes, NodeId, NodeSpec, Placement, Resources,
+///     Scheduler, TaskId, TaskSpec,
+/// };
 ///
 /// let first_fit = policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
 ///     nodes.first_fit().map(|node| Placement::on(node.id()))

@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use lepton_core::*;
+use lepton_core::model::{NodeState, GPU_MILLI_PER_GPU};
+use lepton_core::scheduler::{TaskCounts, TaskState};
+use lepton_core::{CoreScheduler, GpuRequest, NodeId, NodeSpec, Resources, Scheduler, TaskId};
 
 /// What the running tasks hold on one node.
 #[derive(Debug)]

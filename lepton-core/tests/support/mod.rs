@@ -8,9 +8,11 @@ pub(crate) mod invariants;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lepton_core::clock::ManualClock;
+use lepton_core::scheduler::{RebalanceConfig, SchedulerConfig};
 use lepton_core::{
-    policy_fn, Assignment, CoreScheduler, FeasibleNodes, ManualClock, NodeSpec, Placement, Policy,
-    RebalanceConfig, Scheduler, SchedulerConfig, TaskSpec,
+    policy_fn, Assignment, CoreScheduler, FeasibleNodes, NodeSpec, Placement, Policy, Scheduler,
+    TaskSpec,
 };
 
 /// The simplest policy: the first feasible node, in cluster order.

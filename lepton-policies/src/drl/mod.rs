@@ -53,7 +53,9 @@ use std::sync::Arc;
 
 use dfdx::optim::Sgd;
 use dfdx::prelude::*;
-use lepton_core::{FeasibleNodes, Feedback, Placement, Policy, TargetWorkload, TaskId};
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::policy::Feedback;
+use lepton_core::{FeasibleNodes, Placement, Policy, TaskId};
 
 use crate::{Candidate, CandidateBuilder, FEATURES};
 

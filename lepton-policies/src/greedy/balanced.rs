@@ -1,4 +1,6 @@
-use lepton_core::{ClusterNode, FeasibleNodes, Placement, Policy, TaskSpec, GPU_MILLI_PER_GPU};
+use lepton_core::cluster::ClusterNode;
+use lepton_core::model::GPU_MILLI_PER_GPU;
+use lepton_core::{FeasibleNodes, Placement, Policy, TaskSpec};
 use smallvec::SmallVec;
 
 use super::{best_scoring, percent};

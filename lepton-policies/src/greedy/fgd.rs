@@ -1,9 +1,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use lepton_core::{
-    FeasibleNodes, GrowthCache, Placement, Policy, TargetWorkload, TaskShape, TaskSpec,
-};
+use lepton_core::fragmentation::{GrowthCache, TargetWorkload, TaskShape};
+use lepton_core::{FeasibleNodes, Placement, Policy, TaskSpec};
 
 use super::best_scoring_at;
 
@@ -13,8 +12,8 @@ use super::best_scoring_at;
 /// For each feasible node (and, for a GPU share, each GPU with room) the
 /// policy computes how the node's fragmentation against the target workload
 /// (see [`TargetWorkload`]) would change ([`TargetWorkload::growth`]);
-/// score = [`fgd_score`](lepton_core::fgd_score) = ⌊sigmoid(−growth / 1000) × 100⌋, highest wins, ties to the
-/// earliest node.
+/// score = [`fgd_score`](lepton_core::fragmentation::fgd_score) =
+/// ⌊sigmoid(−growth / 1000) × 100⌋, highest wins, ties to the earliest node.
 ///
 /// Growths depend only on the node's state and the task's shape, so they are
 /// cached ([`GrowthCache`]) and recomputed only for nodes that changed since.

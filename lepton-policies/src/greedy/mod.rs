@@ -32,7 +32,8 @@ pub use random::Random;
 pub use round_robin::RoundRobin;
 pub use spread::Spread;
 
-use lepton_core::{ClusterNode, FeasibleNodes};
+use lepton_core::cluster::ClusterNode;
+use lepton_core::FeasibleNodes;
 
 /// `amount / norm`, 0 when there is nothing to normalise by.
 fn share(amount: u64, norm: u64) -> f64 {
@@ -78,9 +79,10 @@ pub(crate) fn percent(fraction: f64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use lepton_core::model::GpuModel;
     use lepton_core::{
-        ClusterState, GpuModel, GpuRequest, Gpus, NodeId, NodeSpec, Placement, Policy, Resources,
-        TaskId, TaskSpec,
+        ClusterState, GpuRequest, Gpus, NodeId, NodeSpec, Placement, Policy, Resources, TaskId,
+        TaskSpec,
     };
 
     use super::*;

@@ -1,4 +1,7 @@
-use lepton_core::{FeasibleNodes, GpuSlots, Placement, Policy, SeededRng, GPU_MILLI_PER_GPU};
+use lepton_core::cluster::GpuSlots;
+use lepton_core::model::GPU_MILLI_PER_GPU;
+use lepton_core::rng::SeededRng;
+use lepton_core::{FeasibleNodes, Placement, Policy};
 
 /// A uniformly random feasible node; for a GPU share, a uniformly random
 /// GPU with room inside it (whole GPUs are the lowest-index free ones).

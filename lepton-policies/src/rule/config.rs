@@ -10,7 +10,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use lepton_core::{Labels, NodeKind};
+use lepton_core::model::{Labels, NodeKind};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 

@@ -1,6 +1,8 @@
 //! Filters: which nodes a rules file lets a task run on.
 
-use lepton_core::{ClusterNode, Labels, Misfit, NodeKind, TaskSpec};
+use lepton_core::cluster::ClusterNode;
+use lepton_core::model::{Labels, NodeKind};
+use lepton_core::{Misfit, TaskSpec};
 
 use crate::greedy::usage_after;
 

@@ -28,7 +28,8 @@ mod score;
 use std::path::Path;
 use std::sync::Arc;
 
-use lepton_core::{ClusterNode, FeasibleNodes, Misfit, NodeFilter, Placement, Policy, TaskSpec};
+use lepton_core::cluster::{ClusterNode, NodeFilter};
+use lepton_core::{FeasibleNodes, Misfit, Placement, Policy, TaskSpec};
 
 use self::config::Rules;
 use self::filter::Filter;
@@ -150,7 +151,9 @@ use crate::Error;
 ///
 /// # Example
 /// ```
-/// use lepton_core::*;
+/// use lepton_core::{
+///     ClusterState, NodeId, NodeSpec, Placement, Policy, Resources, TaskId, TaskSpec,
+/// };
 /// use lepton_policies::RulePolicy;
 ///
 /// let mut policy = RulePolicy::from_toml_str(
@@ -292,7 +295,9 @@ impl Policy for RulePolicy {
 mod tests {
     use std::path::PathBuf;
 
-    use lepton_core::{GpuRequest, Gpus, NodeId, NodeKind, NodeSpec, Resources, SeededRng, TaskId};
+    use lepton_core::model::NodeKind;
+    use lepton_core::rng::SeededRng;
+    use lepton_core::{GpuRequest, Gpus, NodeId, NodeSpec, Resources, TaskId};
     use proptest::prelude::*;
 
     use super::*;

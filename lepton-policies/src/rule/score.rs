@@ -1,6 +1,7 @@
 //! Scorers: how a rules file ranks the nodes its filters let through.
 
-use lepton_core::{ClusterNode, ClusterState, FeasibleNodes};
+use lepton_core::cluster::ClusterNode;
+use lepton_core::{ClusterState, FeasibleNodes};
 
 use crate::greedy::{balance, gpu_packing_score, percent};
 

@@ -178,13 +178,6 @@ mod tests {
     use super::*;
     use lepton_core::Resources;
 
-    fn run(task: u64, attempt: u32) -> Run {
-        Run {
-            task: TaskId(task),
-            attempt,
-        }
-    }
-
     fn setup() -> (Vec<NodeSpec>, Vec<TaskSpec>) {
         let nodes = vec![NodeSpec::new(NodeId(1), Resources::new(4_000, 4_096))];
         let tasks = (1..=2)
@@ -195,7 +188,7 @@ mod tests {
 
     fn started(task: u64, attempt: u32) -> Record {
         Record::Started {
-            run: run(task, attempt),
+            run: Run::new(TaskId(task), attempt),
             node: NodeId(1),
             gpus: Vec::new(),
         }
@@ -208,11 +201,11 @@ mod tests {
             Record::Submitted(TaskId(1)),
             Record::Submitted(TaskId(2)),
             started(1, 1),
-            Record::Stopped(run(1, 1)),
+            Record::Stopped(Run::new(TaskId(1), 1)),
             started(2, 1),
-            Record::Completed(run(2, 1)),
+            Record::Completed(Run::new(TaskId(2), 1)),
             started(1, 2),
-            Record::Completed(run(1, 2)),
+            Record::Completed(Run::new(TaskId(1), 2)),
         ];
         let verdict = check(&nodes, &tasks, &log);
         assert_eq!(verdict.completed, 2);
@@ -231,22 +224,22 @@ mod tests {
         // Two completions of one task.
         let log = [
             started(1, 1),
-            Record::Completed(run(1, 1)),
+            Record::Completed(Run::new(TaskId(1), 1)),
             started(1, 2),
-            Record::Completed(run(1, 2)),
+            Record::Completed(Run::new(TaskId(1), 2)),
         ];
         assert_eq!(check(&nodes, &tasks, &log).ran_twice, 1);
         // A completion of a run that was stopped.
         let log = [
             started(1, 1),
-            Record::Stopped(run(1, 1)),
-            Record::Completed(run(1, 1)),
+            Record::Stopped(Run::new(TaskId(1), 1)),
+            Record::Completed(Run::new(TaskId(1), 1)),
         ];
         assert_eq!(check(&nodes, &tasks, &log).ran_twice, 1);
         // Task 2 never ends: lost. Task 1 both completed and gave up: lost.
         let log = [
             started(1, 1),
-            Record::Completed(run(1, 1)),
+            Record::Completed(Run::new(TaskId(1), 1)),
             Record::GaveUp(TaskId(1)),
         ];
         assert_eq!(check(&nodes, &tasks, &log).lost, 2);
@@ -259,11 +252,11 @@ mod tests {
             Record::Submitted(TaskId(1)),
             Record::Submitted(TaskId(2)),
             started(1, 1),
-            Record::Stopped(run(1, 1)),
+            Record::Stopped(Run::new(TaskId(1), 1)),
             Record::Unfinished(TaskId(1)),
             // Reported unfinished and completed: two ends, so lost.
             started(2, 1),
-            Record::Completed(run(2, 1)),
+            Record::Completed(Run::new(TaskId(2), 1)),
             Record::Unfinished(TaskId(2)),
         ];
         let verdict = check(&nodes, &tasks, &log);

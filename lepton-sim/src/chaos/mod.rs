@@ -28,14 +28,14 @@ use serde::Serialize;
 
 use crate::synthetic::{synthetic_nodes, synthetic_task};
 use crate::Error;
+use lepton_core::clock::{ManualClock, Timestamp};
+use lepton_core::model::{Priority, TaskKind};
+use lepton_core::rng::SeededRng;
+use lepton_core::scheduler::{RebalanceConfig, SchedulerConfig, TaskState};
 use lepton_core::Policy;
-use lepton_core::SeededRng;
-use lepton_core::{
-    Assignment, CoreScheduler, Event, RebalanceConfig, Scheduler, SchedulerConfig, TaskState,
-};
-use lepton_core::{ManualClock, Timestamp};
+use lepton_core::{Assignment, CoreScheduler, Event, Scheduler};
 use lepton_core::{NodeId, NodeSpec};
-use lepton_core::{Priority, Run, TaskId, TaskKind, TaskSpec};
+use lepton_core::{Run, TaskId, TaskSpec};
 
 pub(crate) mod check;
 

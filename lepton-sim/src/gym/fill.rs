@@ -2,9 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use lepton_core::{
-    FeasibleNodes, NodeSpec, Placement, Policy, Scheduler, TargetWorkload, TaskSpec,
-};
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::{FeasibleNodes, NodeSpec, Placement, Policy, Scheduler, TaskSpec};
 use lepton_policies::CandidateBuilder;
 
 use super::{lock, utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};

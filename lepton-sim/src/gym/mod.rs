@@ -39,7 +39,7 @@
 //! [`Summary`] gives the episode's allocation and fragmentation %, the
 //! deadline misses (fill: tasks dropped; timed: runs that timed out or
 //! failed) and the article's utility U(S, T, P)
-//! ([`article_utility`](lepton_core::article_utility)) with S = nodes in use,
+//! ([`article_utility`](lepton_core::article::article_utility)) with S = nodes in use,
 //! T = tasks placed, α = the cluster's nodes and β = the tasks arrived
 //! (timed mode: submitted).
 
@@ -97,7 +97,7 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// [module docs](self).
 fn utility(nodes_in_use: usize, placed: usize, nodes: usize, arrived: usize) -> Result<f64, Error> {
     let count = |n: usize| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
-    Ok(lepton_core::article_utility(
+    Ok(lepton_core::article::article_utility(
         count(nodes_in_use),
         count(placed),
         f64::from(count(nodes)),

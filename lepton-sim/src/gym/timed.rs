@@ -5,10 +5,10 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use lepton_core::{
-    FeasibleNodes, Feedback, NodeSpec, Outcome, Placement, Policy, TargetWorkload,
-    GPU_MILLI_PER_GPU,
-};
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::model::GPU_MILLI_PER_GPU;
+use lepton_core::policy::{Feedback, Outcome};
+use lepton_core::{FeasibleNodes, NodeSpec, Placement, Policy};
 use lepton_policies::{Candidate, CandidateBuilder};
 
 use super::{lock, utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};

@@ -11,9 +11,10 @@ use serde::Serialize;
 use super::quantile;
 use crate::timed::{run_timed, TimedConfig, TimedTask};
 use crate::Error;
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::rng::SeededRng;
 use lepton_core::{
-    FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources, SeededRng, TargetWorkload,
-    TaskId, TaskSpec,
+    FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources, TaskId, TaskSpec,
 };
 
 /// Round-trip latency from a user to the edge site it is at, ms.
@@ -306,7 +307,7 @@ impl Policy for EdgePolicy {
                 .min_by_key(|(_, site)| latency_ms(self.ring, origin, **site))
                 .map(|(node, _)| node),
             EdgeStrategy::Lepton => {
-                let key = |node: &lepton_core::ClusterNode, site: Site| {
+                let key = |node: &lepton_core::cluster::ClusterNode, site: Site| {
                     let latency = latency_ms(self.ring, origin, site);
                     let meets = latency <= objective;
                     // Meeting the objective first; among those, the cloud

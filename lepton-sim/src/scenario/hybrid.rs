@@ -8,10 +8,9 @@ use serde::Serialize;
 
 use super::datacenter::{arrival_minutes, generate_fleet, FleetWorld, Pool, ScenarioTask, VmShape};
 use crate::Error;
-use lepton_core::{
-    ClusterNode, FeasibleNodes, Misfit, NodeFilter, Placement, Policy, Resources, SeededRng,
-    TaskId, TaskSpec,
-};
+use lepton_core::cluster::{ClusterNode, NodeFilter};
+use lepton_core::rng::SeededRng;
+use lepton_core::{FeasibleNodes, Misfit, Placement, Policy, Resources, TaskId, TaskSpec};
 
 /// Settings of the hybrid-cloud scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

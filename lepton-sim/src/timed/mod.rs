@@ -44,9 +44,10 @@ mod replay;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use lepton_core::{
-    NodeId, NodeSpec, Policy, RetryPolicy, TargetWorkload, TaskId, TaskSpec, GPU_MILLI_PER_GPU,
-};
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::model::GPU_MILLI_PER_GPU;
+use lepton_core::scheduler::RetryPolicy;
+use lepton_core::{NodeId, NodeSpec, Policy, TaskId, TaskSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::seconds;
@@ -387,7 +388,7 @@ pub fn default_horizon_s(nodes: &[NodeSpec], tasks: &[TimedTask]) -> u64 {
 ///   a node fits is not retried more often than that.)
 /// - **Node failures** form a Poisson process of rate
 ///   `node_failure_rate_per_hour` × the number of nodes, drawn from the
-///   run's [`SeededRng`](lepton_core::SeededRng) (seeded with `seed`); each hits a node chosen
+///   run's [`SeededRng`](lepton_core::rng::SeededRng) (seeded with `seed`); each hits a node chosen
 ///   uniformly, and a hit on a node already down is ignored, so each node
 ///   that is up fails at the configured rate. A failed node's tasks go back
 ///   to the queue ([`Event::NodeDown`](lepton_core::Event::NodeDown)) and, once placed again, run their
@@ -417,7 +418,10 @@ pub fn default_horizon_s(nodes: &[NodeSpec], tasks: &[TimedTask]) -> u64 {
 /// [`ZeroCapacity`](lepton_core::Error::ZeroCapacity), …).
 ///
 /// ```
-/// use lepton_core::*;
+/// use lepton_core::fragmentation::TargetWorkload;
+/// use lepton_core::{
+///     policy_fn, FeasibleNodes, NodeId, NodeSpec, Placement, Resources, TaskId, TaskSpec,
+/// };
 /// use lepton_sim::{run_timed, TimedConfig, TimedTask};
 ///
 /// let first_fit = policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {

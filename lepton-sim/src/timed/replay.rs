@@ -5,10 +5,12 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lepton_core::{
-    CoreScheduler, Event, ManualClock, NodeId, NodeSpec, NodeState, Policy, Run, Scheduler,
-    SchedulerConfig, SeededRng, TargetWorkload, TaskId, TaskState, Timestamp, GPU_MILLI_PER_GPU,
-};
+use lepton_core::clock::{ManualClock, Timestamp};
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::model::{NodeState, GPU_MILLI_PER_GPU};
+use lepton_core::rng::SeededRng;
+use lepton_core::scheduler::{SchedulerConfig, TaskState};
+use lepton_core::{CoreScheduler, Event, NodeId, NodeSpec, Policy, Run, Scheduler, TaskId};
 
 use super::{
     TaskTimes, TimedConfig, TimedResult, TimedSample, TimedTask, MAX_SAMPLES, MICROS_PER_HOUR,

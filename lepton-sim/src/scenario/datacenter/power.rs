@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use lepton_core::{CoreScheduler, Resources, SeededRng, TaskId, TaskSpec};
+use lepton_core::rng::SeededRng;
+use lepton_core::{CoreScheduler, Resources, TaskId, TaskSpec};
 
 use super::{FleetWorld, Pool};
 use crate::chaos::check::Record;

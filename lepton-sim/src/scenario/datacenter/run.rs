@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use lepton_core::{
-    CoreScheduler, ManualClock, NodeSpec, Run, Scheduler, SchedulerConfig, SeededRng, TaskId,
-    TaskSpec, TaskState, Timestamp,
-};
+use lepton_core::clock::{ManualClock, Timestamp};
+use lepton_core::rng::SeededRng;
+use lepton_core::scheduler::{SchedulerConfig, TaskState};
+use lepton_core::{CoreScheduler, NodeSpec, Run, Scheduler, TaskId, TaskSpec};
 
 use super::power::{revoke_spot, Power, PowerManager};
 use super::{FleetWorld, Pool, Strategy, StrategyReport, TimelinePoint, SPARE_MIN};
@@ -73,7 +73,7 @@ impl<'a> DatacenterRun<'a> {
         let mut scheduler_config = SchedulerConfig::default();
         scheduler_config.preemption = strategy.preemption;
         let mut scheduler = CoreScheduler::builder(strategy.policy)
-            .clock(Arc::clone(&clock) as Arc<dyn lepton_core::Clock>)
+            .clock(Arc::clone(&clock) as Arc<dyn lepton_core::clock::Clock>)
             .config(scheduler_config)
             .build();
         for (node, _) in &world.fleet {

@@ -2,10 +2,9 @@
 //! a day/night pattern, generated once per seed and shared by every
 //! strategy (or read from a user's workload).
 
-use lepton_core::{
-    GpuRequest, Gpus, NodeId, NodeSpec, Priority, Resources, SeededRng, Taint, TaskId, TaskSpec,
-    Toleration,
-};
+use lepton_core::model::{Priority, Taint, Toleration};
+use lepton_core::rng::SeededRng;
+use lepton_core::{GpuRequest, Gpus, NodeId, NodeSpec, Resources, TaskId, TaskSpec};
 
 use super::{DatacenterConfig, Pool, VmShape, GPU_TAINT, STORAGE_TAINT, VM_SHAPES};
 use crate::Error;
