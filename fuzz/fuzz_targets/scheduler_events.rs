@@ -21,11 +21,8 @@ use lepton_core::{
     CoreScheduler, Event, GpuRequest, Gpus, NodeId, NodeSpec, Resources, Run, Scheduler, TaskId,
     TaskSpec,
 };
+use lepton_test_support::invariants;
 use libfuzzer_sys::fuzz_target;
-
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../lepton-core/tests/support/invariants.rs"]
-mod invariants;
 
 #[derive(Debug, Arbitrary)]
 struct Input {

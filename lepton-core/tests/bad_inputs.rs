@@ -6,7 +6,7 @@
 //! `errors.rs` shows every error variant's full message once; this file is
 //! about the inputs that lead there, the values at the edges included.
 
-mod support;
+use lepton_test_support as support;
 
 use lepton_core::model::{Dimension, ResourceName, GPU_MILLI_PER_GPU, MAX_GPUS_PER_NODE};
 use lepton_core::{

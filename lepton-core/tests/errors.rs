@@ -1,7 +1,7 @@
 //! Bad input: every error variant, with the message a user reads, and proof
 //! that a rejected call changes nothing.
 
-mod support;
+use lepton_test_support as support;
 
 use lepton_core::model::{GpuModel, NodeState, Taint, Toleration};
 use lepton_core::{

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use lepton_test_support as support;
 
 use lepton_core::model::Dimension;
 use lepton_core::scheduler::TaskState;

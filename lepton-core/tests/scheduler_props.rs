@@ -4,7 +4,7 @@
 //! every one, recomputes the cluster's accounting from the tasks' allocations
 //! and each task's state from a small model of what the operation must do.
 
-mod support;
+use lepton_test_support as support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use lepton_test_support as support;
 
 use std::sync::Arc;
 use std::time::Duration;

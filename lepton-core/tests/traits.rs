@@ -2,7 +2,7 @@
 //! `Resource` and `Task` traits, and policies as trait objects, references
 //! and closures.
 
-mod support;
+use lepton_test_support as support;
 
 use lepton_core::model::{
     GpuModel, NodeKind, Priority, QosClass, Resource, Taint, Task, TaskKind, Toleration,

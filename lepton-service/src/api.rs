@@ -116,66 +116,8 @@ async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ServiceError> {
     let body = body.map_err(rejected)?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| ServiceError::BadRequest {
-        field: "body".into(),
-        message: format!("not JSON: {e}"),
-    })?;
-    let items = match value {
-        Value::Array(items) => items,
-        one @ Value::Object(_) => vec![one],
-        other => {
-            return Err(ServiceError::BadRequest {
-                field: "body".into(),
-                message: format!(
-                    "expected a task object or an array of them, got {}",
-                    kind(&other)
-                ),
-            })
-        }
-    };
-    if items.is_empty() {
-        return Err(ServiceError::BadRequest {
-            field: "body".into(),
-            message: "an empty array: no task to submit".into(),
-        });
-    }
-    if items.len() > api.max_tasks_per_request {
-        return Err(ServiceError::BadRequest {
-            field: "body".into(),
-            message: format!(
-                "{} tasks in one request; at most {}",
-                items.len(),
-                api.max_tasks_per_request
-            ),
-        });
-    }
-    let mut specs = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let spec: TaskSpec =
-            serde_json::from_value(item).map_err(|e| ServiceError::BadRequest {
-                field: format!("[{i}]"),
-                message: e.to_string(),
-            })?;
-        spec.validate().map_err(|e| ServiceError::BadRequest {
-            field: format!("[{i}]"),
-            message: e.to_string(),
-        })?;
-        specs.push(spec);
-    }
-    // Claim every id, or none.
-    {
-        let mut claimed = api.claimed.lock();
-        let mut seen = HashSet::new();
-        for spec in &specs {
-            if claimed.contains(&spec.id) || !seen.insert(spec.id) {
-                return Err(ServiceError::Conflict(format!(
-                    "task id {} is already submitted",
-                    spec.id.0
-                )));
-            }
-        }
-        claimed.extend(seen);
-    }
+    let specs = parse_tasks(&body, api.max_tasks_per_request)?;
+    claim(&api, &specs)?;
     let changes = specs
         .iter()
         .map(|spec| Change::Accepted(Box::new(spec.clone())))
@@ -183,18 +125,86 @@ async fn submit(
     let store = Arc::clone(&api.store);
     let stored = tokio::task::spawn_blocking(move || store.apply(changes))
         .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
-    if let Err(error) = stored {
+        .map_err(|e| ServiceError::Internal(e.to_string()));
+    if let Err(error) = stored.and_then(|stored| stored.map_err(ServiceError::from)) {
         let mut claimed = api.claimed.lock();
         for spec in &specs {
             claimed.remove(&spec.id);
         }
-        return Err(error.into());
+        return Err(error);
     }
     // Stored: from here the task is the service's, through any restart.
+    let ids = queue(&api, &specs);
+    api.metrics.accepted(ids.len() as u64);
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": ids }))).into_response())
+}
+
+/// The valid task specs of a submission's body (one object or an array of
+/// at most `max` of them), or a 400 naming the field at fault.
+fn parse_tasks(body: &[u8], max: usize) -> Result<Vec<TaskSpec>, ServiceError> {
+    let bad = |field: String, message: String| ServiceError::BadRequest { field, message };
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| bad("body".into(), format!("not JSON: {e}")))?;
+    let items = match value {
+        Value::Array(items) => items,
+        one @ Value::Object(_) => vec![one],
+        other => {
+            return Err(bad(
+                "body".into(),
+                format!(
+                    "expected a task object or an array of them, got {}",
+                    kind(&other)
+                ),
+            ))
+        }
+    };
+    if items.is_empty() {
+        return Err(bad(
+            "body".into(),
+            "an empty array: no task to submit".into(),
+        ));
+    }
+    if items.len() > max {
+        return Err(bad(
+            "body".into(),
+            format!("{} tasks in one request; at most {max}", items.len()),
+        ));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let spec: TaskSpec =
+                serde_json::from_value(item).map_err(|e| bad(format!("[{i}]"), e.to_string()))?;
+            spec.validate()
+                .map_err(|e| bad(format!("[{i}]"), e.to_string()))?;
+            Ok(spec)
+        })
+        .collect()
+}
+
+/// Claims every id of `specs`, or none: an id already submitted (or twice
+/// in `specs`) is a 409.
+fn claim(api: &Api, specs: &[TaskSpec]) -> Result<(), ServiceError> {
+    let mut claimed = api.claimed.lock();
+    let mut seen = HashSet::new();
+    for spec in specs {
+        if claimed.contains(&spec.id) || !seen.insert(spec.id) {
+            return Err(ServiceError::Conflict(format!(
+                "task id {} is already submitted",
+                spec.id.0
+            )));
+        }
+    }
+    claimed.extend(seen);
+    Ok(())
+}
+
+/// Hands stored `specs` to the scheduler and the view; their ids.
+fn queue(api: &Api, specs: &[TaskSpec]) -> Vec<u64> {
     let mut view = api.engine.view.write();
     let mut ids = Vec::with_capacity(specs.len());
-    for spec in &specs {
+    for spec in specs {
         if let Err(error) = api.engine.submitter.submit(spec) {
             // Cannot happen for a valid, unclaimed id; the store has it and
             // a restart takes it in.
@@ -211,8 +221,7 @@ async fn submit(
         });
         ids.push(spec.id.0);
     }
-    api.metrics.accepted(ids.len() as u64);
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": ids }))).into_response())
+    ids
 }
 
 /// A body that could not be read: too large (413), or cut short.

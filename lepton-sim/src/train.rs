@@ -107,7 +107,7 @@ pub fn fgd_choice(observation: &Observation) -> Option<usize> {
 /// simulator's own errors.
 pub fn train(
     env: &mut FillEnv,
-    mut drl: Drl,
+    drl: Drl,
     config: &TrainConfig,
     mut progress: impl FnMut(&EpisodeStats),
 ) -> Result<(Drl, Vec<EpisodeStats>), Error> {
@@ -124,71 +124,119 @@ pub fn train(
     {
         return Err(Error::EvaluationSeed { seed });
     }
-    let mut imitation = Trainer::new(&drl, config.learning_rate);
-    let mut reinforce = Trainer::new(&drl, config.reinforce_learning_rate);
-    let mut rng = SeededRng::new(config.seed);
+    let mut training = Training {
+        env,
+        imitation: Trainer::new(&drl, config.learning_rate),
+        reinforce: Trainer::new(&drl, config.reinforce_learning_rate),
+        drl,
+        config,
+        validation,
+        rng: SeededRng::new(config.seed),
+        best: None,
+    };
     let mut history = Vec::with_capacity(total);
-    let mut best: Option<(f64, Drl)> = None;
     for (episode, &seed) in seeds.iter().enumerate() {
+        let stats = training.episode(episode, seed)?;
+        progress(&stats);
+        history.push(stats);
+    }
+    let drl = match training.best {
+        Some((_, validated)) => validated,
+        None => training.drl,
+    };
+    Ok((drl, history))
+}
+
+/// A training run in progress.
+struct Training<'a> {
+    env: &'a mut FillEnv,
+    drl: Drl,
+    /// Adam while imitating, and for REINFORCE.
+    imitation: Trainer,
+    reinforce: Trainer,
+    config: &'a TrainConfig,
+    /// The validation episodes' seeds.
+    validation: Vec<u64>,
+    rng: SeededRng,
+    /// The best model validated, with its mean greedy return.
+    best: Option<(f64, Drl)>,
+}
+
+impl Training<'_> {
+    /// Plays episode `episode` on `seed`, learns from it, and validates
+    /// when due.
+    fn episode(&mut self, episode: usize, seed: u64) -> Result<EpisodeStats, Error> {
+        let config = self.config;
         let imitating = episode < config.imitation_episodes;
         let acting = if imitating {
             Acting::Imitate
         } else {
             Acting::Sample(config.temperature)
         };
-        let played = play(env, &drl, seed, acting, &mut rng)?;
+        let played = play(self.env, &self.drl, seed, acting, &mut self.rng)?;
         let reward: f64 = played.rewards.iter().sum();
-        let alloc_pct = env.summary()?.alloc_pct;
+        let alloc_pct = self.env.summary()?.alloc_pct;
         let mut samples = played.samples;
-        let (optimizer, baseline) = if imitating {
-            (&mut imitation, reward)
+        let baseline = if imitating {
+            reward
         } else {
             // The baseline: the greedy policy's return on the same episode.
-            let greedy = play(env, &drl, seed, Acting::Greedy, &mut rng)?;
+            let greedy = play(self.env, &self.drl, seed, Acting::Greedy, &mut self.rng)?;
             let baseline: f64 = greedy.rewards.iter().sum();
             let advantage = ((reward - baseline) / baseline.abs().max(1.0) * 100.0) as f32;
             for sample in &mut samples {
                 sample.weight = advantage;
             }
-            (&mut reinforce, baseline)
+            baseline
         };
-        rng.shuffle(&mut samples);
-        let mut losses = Vec::new();
-        for batch in samples.chunks(config.batch.max(1)) {
-            losses.push(optimizer.step(&mut drl, batch)?);
-        }
-        let validated = if validation.is_empty() || !validates_after(episode, config) {
+        let loss = self.learn(&mut samples, imitating)?;
+        let validation = if self.validation.is_empty() || !validates_after(episode, config) {
             None
         } else {
-            let mut total = 0.0;
-            for &seed in &validation {
-                let greedy = play(env, &drl, seed, Acting::Greedy, &mut rng)?;
-                total += greedy.rewards.iter().sum::<f64>();
-            }
-            let mean = total / validation.len() as f64;
-            if best.as_ref().is_none_or(|(b, _)| mean > *b) {
-                best = Some((mean, drl.clone()));
-            }
-            Some(mean)
+            Some(self.validate()?)
         };
-        let stats = EpisodeStats {
+        Ok(EpisodeStats {
             episode,
             phase: if imitating { "imitation" } else { "reinforce" },
             seed,
             reward,
             baseline,
-            loss: losses.iter().map(|&l| f64::from(l)).sum::<f64>() / losses.len().max(1) as f64,
+            loss,
             alloc_pct,
             fgd_agreement_pct: played.agreement_pct,
-            validation: validated,
+            validation,
+        })
+    }
+
+    /// Gradient steps on `samples`, shuffled, in batches; the mean loss.
+    fn learn(&mut self, samples: &mut [Sample], imitating: bool) -> Result<f64, Error> {
+        self.rng.shuffle(samples);
+        let optimizer = if imitating {
+            &mut self.imitation
+        } else {
+            &mut self.reinforce
         };
-        progress(&stats);
-        history.push(stats);
+        let mut losses = Vec::new();
+        for batch in samples.chunks(self.config.batch.max(1)) {
+            losses.push(optimizer.step(&mut self.drl, batch)?);
+        }
+        Ok(losses.iter().map(|&l| f64::from(l)).sum::<f64>() / losses.len().max(1) as f64)
     }
-    if let Some((_, validated)) = best {
-        drl = validated;
+
+    /// The greedy model's mean return on the validation episodes, kept if
+    /// it is the best so far.
+    fn validate(&mut self) -> Result<f64, Error> {
+        let mut total = 0.0;
+        for &seed in &self.validation {
+            let greedy = play(self.env, &self.drl, seed, Acting::Greedy, &mut self.rng)?;
+            total += greedy.rewards.iter().sum::<f64>();
+        }
+        let mean = total / self.validation.len() as f64;
+        if self.best.as_ref().is_none_or(|(b, _)| mean > *b) {
+            self.best = Some((mean, self.drl.clone()));
+        }
+        Ok(mean)
     }
-    Ok((drl, history))
 }
 
 /// Whether the model is validated after `episode`: at the end of the

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use lepton_core::fragmentation::TargetWorkload;
 use lepton_core::model::{NodeKind, Priority, QosClass, Toleration};
-use lepton_core::{policy_fn, FeasibleNodes, GpuRequest, Gpus, Placement};
+use lepton_core::{GpuRequest, Gpus};
 use lepton_sim::Error;
 use lepton_sim::*;
 use proptest::prelude::*;
@@ -98,14 +98,11 @@ fn the_example_loads_from_a_file_and_replays() {
     assert_eq!(workload.tasks[1].spec.priority, Priority::NORMAL);
     assert_eq!(workload.tasks[1].duration_s, None);
 
-    let first_fit = policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
-        nodes.first_fit().map(|node| Placement::on(node.id()))
-    });
     let result = run_timed(
         &workload.nodes,
         &workload.tasks,
         &TargetWorkload::default(),
-        Box::new(first_fit),
+        lepton_test_support::first_fit(),
         &TimedConfig::default(),
     )
     .unwrap();

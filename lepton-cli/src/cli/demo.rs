@@ -80,75 +80,15 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
     // Flags first: a bad value should not wait for a run.
     let context = args.policy_files.context(None)?;
     build(&args.policy, &context)?;
-    // The parsers bounded every size far below `usize::MAX`.
-    let size = |value: u64| value as usize;
-    let config = DatacenterConfig {
-        seed: args.seed,
-        vms: size(args.vms),
-        tasks: size(args.tasks),
-        hours: args.hours,
-        ..DatacenterConfig::default()
-    };
-    config.validate()?;
-    let edge_config = EdgeConfig {
-        seed: args.seed,
-        sites: size(args.sites),
-        tasks: size(args.tasks),
-        hours: args.hours,
-        ..EdgeConfig::default()
-    };
-    edge_config.validate()?;
-    let hybrid_config = HybridConfig {
-        seed: args.seed,
-        hours: args.hours,
-        ..HybridConfig::default()
-    };
-    hybrid_config.validate()?;
+    let configs = Configs::of(&args)?;
     report::check_out_dir(&args.out)?;
     let started = Instant::now();
-    let wanted = |one| args.scenario == one || args.scenario == Scenario::All;
-    let count = [Scenario::Datacenter, Scenario::Edge, Scenario::Hybrid]
-        .into_iter()
-        .filter(|&one| wanted(one))
-        .count();
-    let bar = super::progress_bar(count, "scenarios");
-    let datacenter = if wanted(Scenario::Datacenter) {
-        bar.set_message("data center");
-        let result = match &args.workload {
-            Some(path) => {
-                let workload = read_workload(path)?;
-                let world = FleetWorld::from_workload(&workload.nodes, &workload.tasks, &config)?;
-                compare_fleet(&world, &args.policy, build(&args.policy, &context)?)?
-            }
-            None => datacenter(&config, &args.policy, &context)?,
-        };
-        bar.inc(1);
-        Some(result)
-    } else {
-        None
-    };
-    let edge = if wanted(Scenario::Edge) {
-        bar.set_message("edge");
-        let result = compare_edge(&edge_config)?;
-        bar.inc(1);
-        Some(result)
-    } else {
-        None
-    };
-    let hybrid = if wanted(Scenario::Hybrid) {
-        bar.set_message("hybrid cloud");
-        let result = compare_hybrid(&hybrid_config)?;
-        bar.inc(1);
-        Some(result)
-    } else {
-        None
-    };
-    bar.finish_and_clear();
+    let ran = run_scenarios(&args, &configs, &context)?;
     let wall_s = started.elapsed().as_secs_f64();
     let results = report::Results {
-        datacenter: datacenter.as_ref(),
-        edge: edge.as_ref(),
-        hybrid: hybrid.as_ref(),
+        datacenter: ran.datacenter.as_ref(),
+        edge: ran.edge.as_ref(),
+        hybrid: ran.hybrid.as_ref(),
     };
     let page = report::write(&args.out, &results)?;
     wrote(&page, "the HTML report");
@@ -162,19 +102,111 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
             say!("{json}")?;
         }
         Format::Table => {
-            if let Some(datacenter) = &datacenter {
+            if let Some(datacenter) = &ran.datacenter {
                 print_table(datacenter)?;
             }
-            if let Some(edge) = &edge {
+            if let Some(edge) = &ran.edge {
                 print_edge(edge)?;
             }
-            if let Some(hybrid) = &hybrid {
+            if let Some(hybrid) = &ran.hybrid {
                 print_hybrid(hybrid)?;
             }
             say!("wall time {wall_s:.1} s")?;
         }
     }
     Ok(())
+}
+
+/// Each scenario's settings, from the flags, checked.
+struct Configs {
+    datacenter: DatacenterConfig,
+    edge: EdgeConfig,
+    hybrid: HybridConfig,
+}
+
+impl Configs {
+    fn of(args: &DemoArgs) -> Result<Configs, CliError> {
+        // The parsers bounded every size far below `usize::MAX`.
+        let size = |value: u64| value as usize;
+        let datacenter = DatacenterConfig {
+            seed: args.seed,
+            vms: size(args.vms),
+            tasks: size(args.tasks),
+            hours: args.hours,
+            ..DatacenterConfig::default()
+        };
+        datacenter.validate()?;
+        let edge = EdgeConfig {
+            seed: args.seed,
+            sites: size(args.sites),
+            tasks: size(args.tasks),
+            hours: args.hours,
+            ..EdgeConfig::default()
+        };
+        edge.validate()?;
+        let hybrid = HybridConfig {
+            seed: args.seed,
+            hours: args.hours,
+            ..HybridConfig::default()
+        };
+        hybrid.validate()?;
+        Ok(Configs {
+            datacenter,
+            edge,
+            hybrid,
+        })
+    }
+}
+
+/// The scenarios a demo ran (`None`: not asked for).
+struct Ran {
+    datacenter: Option<DatacenterComparison>,
+    edge: Option<EdgeComparison>,
+    hybrid: Option<HybridComparison>,
+}
+
+/// Runs the scenarios `args` asks for, with a progress bar.
+fn run_scenarios(
+    args: &DemoArgs,
+    configs: &Configs,
+    context: &PolicyContext,
+) -> Result<Ran, CliError> {
+    let wanted = |one| args.scenario == one || args.scenario == Scenario::All;
+    let count = [Scenario::Datacenter, Scenario::Edge, Scenario::Hybrid]
+        .into_iter()
+        .filter(|&one| wanted(one))
+        .count();
+    let bar = super::progress_bar(count, "scenarios");
+    let mut ran = Ran {
+        datacenter: None,
+        edge: None,
+        hybrid: None,
+    };
+    if wanted(Scenario::Datacenter) {
+        bar.set_message("data center");
+        let config = &configs.datacenter;
+        ran.datacenter = Some(match &args.workload {
+            Some(path) => {
+                let workload = read_workload(path)?;
+                let world = FleetWorld::from_workload(&workload.nodes, &workload.tasks, config)?;
+                compare_fleet(&world, &args.policy, build(&args.policy, context)?)?
+            }
+            None => datacenter(config, &args.policy, context)?,
+        });
+        bar.inc(1);
+    }
+    if wanted(Scenario::Edge) {
+        bar.set_message("edge");
+        ran.edge = Some(compare_edge(&configs.edge)?);
+        bar.inc(1);
+    }
+    if wanted(Scenario::Hybrid) {
+        bar.set_message("hybrid cloud");
+        ran.hybrid = Some(compare_hybrid(&configs.hybrid)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(ran)
 }
 
 /// The data center under the three strategies.

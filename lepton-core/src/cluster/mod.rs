@@ -289,7 +289,7 @@ impl ClusterNode {
     // instantiate them (`FeasibleNodes`) in their own crates: capacity is tested first and
     // builds no `Misfit`, and the function is inlined. Tests (debug builds)
     // hold it to `check`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn fits(&self, task: &TaskSpec) -> bool {
         let fits = self.state == NodeState::Ready
             && has_room(task, &self.free, &self.gpu_free_milli)

@@ -5,12 +5,8 @@
 
 use std::path::PathBuf;
 
-// The core's fixtures (a first-fit policy, the invariants checker), shared
-// rather than copied.
-#[path = "../../../lepton-core/tests/support/mod.rs"]
-mod core_support;
-
-pub(crate) use core_support::*;
+// The workspace's fixtures (a first-fit policy, the invariants checker).
+pub(crate) use lepton_test_support::*;
 
 /// A file of the trace (the copy in `data/`, or `LEPTON_TRACE_DIR`); a
 /// missing file fails the test, it is never skipped.

@@ -1,9 +1,10 @@
-//! Fixtures shared by the integration tests of `lepton-core`.
+//! Fixtures the workspace's tests share (not published): the simplest
+//! policy, scheduler set-ups on a manual clock, and the scheduler's
+//! invariants recomputed from scratch ([`invariants`]), used by
+//! lepton-core's and lepton-sim's tests and the `scheduler_events` fuzz
+//! target, so that all of them check the same thing.
 
-// Each test file uses only some of these.
-#![allow(dead_code)]
-
-pub(crate) mod invariants;
+pub mod invariants;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use lepton_core::{
 };
 
 /// The simplest policy: the first feasible node, in cluster order.
-pub(crate) fn first_fit() -> Box<dyn Policy> {
+pub fn first_fit() -> Box<dyn Policy> {
     Box::new(policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
         nodes.iter().next().map(|node| Placement::on(node.id()))
     }))
@@ -24,7 +25,7 @@ pub(crate) fn first_fit() -> Box<dyn Policy> {
 
 /// A scheduler with `policy` and `config` on a manual clock at 0, with
 /// `nodes` added; the clock comes back to move time on.
-pub(crate) fn scheduler_on(
+pub fn scheduler_on(
     policy: Box<dyn Policy>,
     config: SchedulerConfig,
     nodes: &[NodeSpec],
@@ -42,7 +43,7 @@ pub(crate) fn scheduler_on(
 
 /// Default tunables, with the rebalancer running every 60 s between these
 /// thresholds, moving at most `max_moves` tasks per run.
-pub(crate) fn rebalancing(low: f64, high: f64, max_moves: usize) -> SchedulerConfig {
+pub fn rebalancing(low: f64, high: f64, max_moves: usize) -> SchedulerConfig {
     let rebalance = RebalanceConfig::new(Duration::from_secs(60), low, high, max_moves)
         .expect("valid thresholds");
     let mut config = SchedulerConfig::default();
@@ -51,13 +52,13 @@ pub(crate) fn rebalancing(low: f64, high: f64, max_moves: usize) -> SchedulerCon
 }
 
 /// Submits every task of `specs`.
-pub(crate) fn submit(scheduler: &mut CoreScheduler, specs: impl IntoIterator<Item = TaskSpec>) {
+pub fn submit(scheduler: &mut CoreScheduler, specs: impl IntoIterator<Item = TaskSpec>) {
     for spec in specs {
         scheduler.submit(&spec).expect("a valid task");
     }
 }
 
 /// `(task, node)` of each assignment, by number.
-pub(crate) fn placed(assignments: &[Assignment]) -> Vec<(u64, u64)> {
+pub fn placed(assignments: &[Assignment]) -> Vec<(u64, u64)> {
     assignments.iter().map(|a| (a.task.0, a.node.0)).collect()
 }

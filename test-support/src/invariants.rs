@@ -35,7 +35,7 @@ impl Used {
 /// Checks everything that must hold between any two operations.
 ///
 /// `submitted` are the ids of every accepted submission.
-pub(crate) fn check_invariants(scheduler: &CoreScheduler, submitted: &[TaskId]) {
+pub fn check_invariants(scheduler: &CoreScheduler, submitted: &[TaskId]) {
     let cluster = scheduler.cluster();
     let mut counts = TaskCounts::default();
     // Per node, recomputed from the allocations (plain sums, so the check
