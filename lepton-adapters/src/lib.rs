@@ -17,7 +17,7 @@
 //!
 //! Each backend is a folder split by responsibility (connection and error
 //! mapping, inventory, launch and stop, status and adoption). What they
-//! share lives once, beside them, one module per idea: `redact.rs`, the one
+//! share lives once, in `shared/`, one module per idea: `redact.rs`, the one
 //! rule for hiding credentials in URLs and messages; `errors.rs`, the
 //! errors they build alike; `launch_config.rs`, what they read from a
 //! launch (image, command, GPUs); `node_labels.rs`, the labels every
@@ -32,42 +32,7 @@
     feature = "libvirt",
     feature = "aws"
 ))]
-mod errors;
-#[cfg(any(feature = "local", feature = "aws"))]
-mod hash;
-#[cfg(any(
-    feature = "local",
-    feature = "docker",
-    feature = "libvirt",
-    feature = "aws"
-))]
-mod launch_config;
-#[cfg(any(
-    feature = "local",
-    feature = "docker",
-    feature = "libvirt",
-    feature = "aws"
-))]
-mod node_labels;
-#[cfg(any(feature = "docker", feature = "libvirt", feature = "aws"))]
-mod redact;
-#[cfg(any(
-    feature = "local",
-    feature = "docker",
-    feature = "libvirt",
-    feature = "aws"
-))]
-mod sync;
-#[cfg(all(
-    test,
-    any(
-        feature = "local",
-        feature = "docker",
-        feature = "libvirt",
-        feature = "aws"
-    )
-))]
-mod testing;
+mod shared;
 
 #[cfg(any(
     feature = "local",
@@ -84,7 +49,7 @@ mod testing;
         feature = "aws"
     )))
 )]
-pub use node_labels::{NODE_LABEL_ARCH, NODE_LABEL_BACKEND, NODE_LABEL_OS};
+pub use shared::node_labels::{NODE_LABEL_ARCH, NODE_LABEL_BACKEND, NODE_LABEL_OS};
 
 #[cfg(feature = "local")]
 #[cfg_attr(docsrs, doc(cfg(feature = "local")))]

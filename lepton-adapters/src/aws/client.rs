@@ -14,8 +14,8 @@ use aws_sdk_ec2::Client;
 use lepton_core::backend::BackendError;
 
 use super::{AwsBackend, BACKEND, TAG_CLUSTER};
-use crate::errors::{error_chain, invalid};
-use crate::redact::{redact, redact_url};
+use crate::shared::errors::{error_chain, invalid};
+use crate::shared::redact::{redact, redact_url};
 
 /// How long one call may take, retries included, unless
 /// [`with_timeout`](AwsBackend::with_timeout) says otherwise.

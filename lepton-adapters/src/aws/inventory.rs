@@ -10,9 +10,9 @@ use lepton_core::model::NodeKind;
 use lepton_core::{NodeId, NodeSpec, Resources};
 
 use super::{AwsBackend, BACKEND};
-use crate::errors::invalid;
-use crate::node_labels::{backend_node, with_reported_label, NODE_LABEL_ARCH};
-use crate::sync::lock;
+use crate::shared::errors::invalid;
+use crate::shared::node_labels::{backend_node, with_reported_label, NODE_LABEL_ARCH};
+use crate::shared::sync::lock;
 
 /// Longest instance type name accepted, in bytes.
 const MAX_INSTANCE_TYPE_BYTES: usize = 32;
@@ -74,7 +74,7 @@ impl KnownType {
 /// `aws/<region>/<type>`, cut to 53 bits so that JSON readers that use
 /// doubles read it exactly.
 pub fn node_id_for(region: &str, instance_type: &str) -> NodeId {
-    let hash = crate::hash::fnv1a(format!("aws/{region}/{instance_type}").as_bytes());
+    let hash = crate::shared::hash::fnv1a(format!("aws/{region}/{instance_type}").as_bytes());
     NodeId(hash & ((1 << 53) - 1))
 }
 

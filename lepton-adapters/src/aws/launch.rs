@@ -16,8 +16,8 @@ use lepton_core::Run;
 use super::client::{error_code, filter, validate_resource_id};
 use super::status::{state_of, tagged_run};
 use super::{AwsBackend, BACKEND, TAG_ATTEMPT, TAG_CLUSTER, TAG_NAME, TAG_NODE, TAG_TASK};
-use crate::errors::invalid;
-use crate::launch_config::{refuse_gpus, task_image};
+use crate::shared::errors::invalid;
+use crate::shared::launch_config::{refuse_gpus, task_image};
 
 /// EC2 accepts tag values of up to 256 Unicode characters.
 const MAX_TAG_CHARS: usize = 256;
@@ -392,7 +392,7 @@ mod tests {
     use super::*;
     use crate::aws::testing::{backend, launch, task};
     use crate::aws::{node_id_for, DEFAULT_CLUSTER};
-    use crate::testing::{assert_invalid, runtime};
+    use crate::shared::testing::{assert_invalid, runtime};
 
     #[test]
     fn names_and_tokens_hold_only_numbers_and_the_cluster() {

@@ -172,7 +172,7 @@ pub use self::inventory::node_id_for;
 use self::inventory::{validate_instance_type, InstanceSize};
 pub use self::launch::instance_name;
 use self::launch::validate_cluster;
-use crate::errors::invalid;
+use crate::shared::errors::invalid;
 
 /// The backend's name in errors and logs.
 const BACKEND: &str = "aws";
@@ -545,7 +545,7 @@ mod tests {
     use super::client::validate_resource_id;
     use super::testing::backend;
     use super::*;
-    use crate::testing::assert_invalid;
+    use crate::shared::testing::assert_invalid;
 
     #[test]
     fn settings_are_checked() {

@@ -16,8 +16,8 @@ use bollard::{Docker, API_DEFAULT_VERSION};
 use lepton_core::backend::BackendError;
 
 use super::{DockerBackend, BACKEND};
-use crate::errors::{error_chain, invalid};
-use crate::redact::{redact, redact_url};
+use crate::shared::errors::{error_chain, invalid};
+use crate::shared::redact::{redact, redact_url};
 
 /// How often, and how far apart, an inspection that returns a state bollard
 /// cannot read is repeated.
@@ -294,7 +294,7 @@ mod tests {
 
     use super::*;
     use crate::docker::testing::backend;
-    use crate::testing::{assert_invalid, runtime};
+    use crate::shared::testing::{assert_invalid, runtime};
 
     #[test]
     fn container_ids_are_checked_before_reaching_a_path() {

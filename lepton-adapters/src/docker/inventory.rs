@@ -4,7 +4,7 @@ use lepton_core::backend::BackendError;
 use lepton_core::{NodeSpec, Resources};
 
 use super::{DockerBackend, BACKEND, MIB};
-use crate::node_labels::{with_reported_label, NODE_LABEL_ARCH, NODE_LABEL_OS};
+use crate::shared::node_labels::{with_reported_label, NODE_LABEL_ARCH, NODE_LABEL_OS};
 
 impl DockerBackend {
     /// This host as a node: the one the caller set up, with the host's CPU

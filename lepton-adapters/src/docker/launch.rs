@@ -17,8 +17,8 @@ use lepton_core::{Run, TaskId};
 
 use super::client::{status_code, whole_seconds};
 use super::{DockerBackend, BACKEND, LABEL_ATTEMPT, LABEL_NAME, LABEL_NODE, LABEL_TASK, MIB};
-use crate::errors::invalid;
-use crate::launch_config::{parse_command, refuse_gpus, task_image};
+use crate::shared::errors::invalid;
+use crate::shared::launch_config::{parse_command, refuse_gpus, task_image};
 
 /// Longest label value accepted, in bytes.
 const MAX_LABEL_BYTES: usize = 1024;
@@ -300,7 +300,7 @@ mod tests {
 
     use super::*;
     use crate::docker::testing::{backend, launch, sleeper};
-    use crate::testing::{assert_invalid, runtime};
+    use crate::shared::testing::{assert_invalid, runtime};
 
     #[test]
     fn container_names_hold_only_numbers() {

@@ -139,8 +139,8 @@ use tokio::sync::OnceCell;
 use self::client::{parse_http_url, Endpoint};
 pub use self::launch::container_name;
 use self::usage::CpuReading;
-use crate::errors::invalid;
-use crate::node_labels::backend_node;
+use crate::shared::errors::invalid;
+use crate::shared::node_labels::backend_node;
 
 /// The backend's name in errors and logs.
 const BACKEND: &str = "docker";

@@ -10,7 +10,7 @@ use lepton_core::{NodeId, Run};
 use super::client::{status_code, through_podman_stopped, validate_container_id};
 use super::launch::labels_run;
 use super::{DockerBackend, BACKEND, LABEL_NODE, LABEL_TASK};
-use crate::sync::lock;
+use crate::shared::sync::lock;
 
 impl DockerBackend {
     /// The run's status, from an inspection of its container.

@@ -13,7 +13,7 @@ use lepton_core::backend::{BackendError, Handle, Usage};
 
 use super::client::{status_code, validate_container_id};
 use super::{DockerBackend, MIB};
-use crate::sync::lock;
+use crate::shared::sync::lock;
 
 impl DockerBackend {
     /// One sample of the container's statistics as [`Usage`].

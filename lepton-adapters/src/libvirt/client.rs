@@ -13,8 +13,8 @@ use virt::error::{Error as VirtError, ErrorDomain, ErrorNumber};
 
 use super::usage::CpuSample;
 use super::{LibvirtBackend, BACKEND};
-use crate::redact::{redact, redact_url, userinfo, MASK};
-use crate::sync::lock;
+use crate::shared::redact::{redact, redact_url, userinfo, MASK};
+use crate::shared::sync::lock;
 
 /// What the blocking calls share with the backend.
 pub(super) struct Shared {

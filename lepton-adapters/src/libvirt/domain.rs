@@ -9,7 +9,7 @@ use super::{
     LibvirtBackend, BACKEND, DOMAIN_PREFIX, MAX_TASK_NAME_CHARS, METADATA_NAMESPACE,
     METADATA_PREFIX,
 };
-use crate::errors::invalid;
+use crate::shared::errors::invalid;
 
 /// Hypervisors that boot a real machine need some memory to do it.
 const MIN_MACHINE_MEMORY_MIB: u64 = 64;
@@ -229,7 +229,7 @@ fn xml_attr<'a>(element: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::assert_invalid;
+    use crate::shared::testing::assert_invalid;
 
     fn definition(description: Option<&str>) -> DomainDefinition<'_> {
         DomainDefinition {

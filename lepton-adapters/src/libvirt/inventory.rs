@@ -6,7 +6,7 @@ use lepton_core::{NodeSpec, Resources};
 use virt::error::Error as VirtError;
 
 use super::{LibvirtBackend, BACKEND};
-use crate::node_labels::{backend_node, with_reported_label};
+use crate::shared::node_labels::{backend_node, with_reported_label};
 
 impl LibvirtBackend {
     /// This hypervisor as a node: its CPU count × 1000 and memory, labelled

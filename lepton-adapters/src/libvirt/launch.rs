@@ -13,8 +13,8 @@ use super::domain::{
     validate_task_name, vcpus_for, DomainDefinition,
 };
 use super::{LibvirtBackend, BACKEND, METADATA_NAMESPACE, METADATA_PREFIX};
-use crate::launch_config::refuse_gpus;
-use crate::sync::lock;
+use crate::shared::launch_config::refuse_gpus;
+use crate::shared::sync::lock;
 
 impl LibvirtBackend {
     /// [`launch`](lepton_core::backend::Backend::launch): the run's domain, defined and started

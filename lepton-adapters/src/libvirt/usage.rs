@@ -8,7 +8,7 @@ use lepton_core::backend::{BackendError, Handle, Usage};
 use virt::sys;
 
 use super::LibvirtBackend;
-use crate::sync::lock;
+use crate::shared::sync::lock;
 
 /// The gap between the two CPU-time readings of a call that has no recent
 /// reading to compare with.

@@ -45,10 +45,10 @@ use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus};
 use lepton_core::model::NodeKind;
 use lepton_core::{NodeId, NodeSpec, Resources, Run, TaskId};
 
-use crate::errors::invalid;
-use crate::launch_config::{parse_command, refuse_gpus};
-use crate::node_labels::backend_node;
-use crate::sync::lock;
+use crate::shared::errors::invalid;
+use crate::shared::launch_config::{parse_command, refuse_gpus};
+use crate::shared::node_labels::backend_node;
+use crate::shared::sync::lock;
 use cgroup::Cgroups;
 use run::{Record, RunFiles};
 
@@ -141,7 +141,7 @@ impl LocalBackend {
             cgroups,
             scope: format!(
                 "{:016x}",
-                crate::hash::fnv1a(dir.as_os_str().as_encoded_bytes())
+                crate::shared::hash::fnv1a(dir.as_os_str().as_encoded_bytes())
             ),
             children: Mutex::new(HashMap::new()),
         })
@@ -462,7 +462,10 @@ mod tests {
             "$HOME;touch /tmp/lepton-injected\n"
         );
         assert!(!Path::new("/tmp/lepton-injected").exists());
-        crate::testing::assert_invalid(backend.launch(&launch(4, "   ", 64)).await, "command");
+        crate::shared::testing::assert_invalid(
+            backend.launch(&launch(4, "   ", 64)).await,
+            "command",
+        );
     }
 
     #[tokio::test]

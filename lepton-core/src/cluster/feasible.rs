@@ -218,6 +218,7 @@ impl<'a> FeasibleNodes<'a> {
     }
 
     /// The first node in cluster order (first fit).
+    #[inline]
     pub fn first_fit(&self) -> Option<&'a ClusterNode> {
         let nodes = &self.cluster.nodes;
         let candidate = |position: usize| nodes.get(position).is_some_and(|n| self.admits(n));
@@ -231,6 +232,7 @@ impl<'a> FeasibleNodes<'a> {
     /// largest node's, then summed — and so the least
     /// [left over](Self::leftover_share) after placing the task (best
     /// fit); the earliest in cluster order on ties.
+    #[inline]
     pub fn tightest_fit(&self) -> Option<&'a ClusterNode> {
         self.by_free_key(Order::Least)
     }
@@ -238,12 +240,14 @@ impl<'a> FeasibleNodes<'a> {
     /// The node with the most free CPU and GPU, normalised as in
     /// [`tightest_fit`](Self::tightest_fit) (worst fit, spreading); the
     /// earliest in cluster order on ties.
+    #[inline]
     pub fn loosest_fit(&self) -> Option<&'a ClusterNode> {
         self.by_free_key(Order::Most)
     }
 
     /// The node with the least or the most free key, walking the ordered
     /// index from the task's own key (no node with less free can hold it).
+    #[inline]
     fn by_free_key(&self, order: Order) -> Option<&'a ClusterNode> {
         let (cluster, task) = (self.cluster, self.task);
         if !cluster.fit_tree.may_fit_somewhere(task) {

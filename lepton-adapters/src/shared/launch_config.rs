@@ -5,7 +5,7 @@
 use lepton_core::backend::{BackendError, Launch};
 
 #[cfg(any(feature = "docker", feature = "local", feature = "aws"))]
-use crate::errors::invalid;
+use crate::shared::errors::invalid;
 
 /// What a task runs: the `image` in its config, or else the backend's
 /// default; with neither, the task is refused.

@@ -4,7 +4,7 @@
 use lepton_core::backend::BackendError;
 
 #[cfg(any(feature = "docker", feature = "aws"))]
-use crate::redact::redact;
+use crate::shared::redact::redact;
 
 /// A value from the caller that `backend` refuses before sending anything.
 pub(crate) fn invalid(
