@@ -50,6 +50,18 @@ bash scripts/backends.sh start all
 trap 'bash scripts/backends.sh stop all' EXIT
 eval "$(bash scripts/backends.sh env)"
 
+# schemathesis checks the service against its OpenAPI description
+# (lepton-service/tests/schema.rs); pinned, in a venv of its own
+# (python3-venv came with the backends' moto).
+phase "schemathesis"
+tools="$PWD/target/tools-venv"
+if ! [[ -x "$tools/bin/schemathesis" ]]; then
+    python3 -m venv "$tools"
+    "$tools/bin/pip" install -q --disable-pip-version-check 'schemathesis==4.32.5'
+fi
+export LEPTON_SCHEMATHESIS="$tools/bin/schemathesis"
+"$LEPTON_SCHEMATHESIS" --version
+
 # Every feature: the adapters (aws is heavy to build; it is built once here,
 # and everyday builds without features skip it).
 features=(--workspace --all-features)

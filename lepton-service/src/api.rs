@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -31,8 +30,9 @@ pub(crate) struct Api {
     /// Ids accepted or being accepted: a second submission of one is refused
     /// before anything is stored.
     pub(crate) claimed: Arc<Mutex<HashSet<TaskId>>>,
-    pub(crate) token: Option<Arc<str>>,
     pub(crate) max_tasks_per_request: usize,
+    /// This service's OpenAPI description.
+    pub(crate) openapi: Arc<str>,
 }
 
 impl std::fmt::Debug for Api {
@@ -41,9 +41,9 @@ impl std::fmt::Debug for Api {
     }
 }
 
-/// The routes, with authentication and the body limit.
-pub(crate) fn router(api: Api, max_body_bytes: usize, public_metrics: bool) -> Router {
-    let v1 = Router::new()
+/// The routes, with the body limit; [`crate::http`] authenticates.
+pub(crate) fn router(api: Api, max_body_bytes: usize) -> Router {
+    Router::new()
         .route("/v1/tasks", post(submit).get(list_tasks))
         .route("/v1/tasks/{id}", get(get_task))
         .route("/v1/tasks/{id}/cancel", post(cancel))
@@ -52,15 +52,8 @@ pub(crate) fn router(api: Api, max_body_bytes: usize, public_metrics: bool) -> R
         .route("/v1/nodes/{id}/uncordon", post(uncordon))
         .route("/v1/nodes/{id}/drain", post(drain))
         .route("/v1/policy", get(get_policy).put(set_policy))
-        .route("/v1/openapi.json", get(openapi));
-    let metrics = Router::new().route("/metrics", get(metrics));
-    let (v1, open) = if public_metrics {
-        (v1, metrics)
-    } else {
-        (v1.merge(metrics), Router::new())
-    };
-    let v1 = v1.route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
-    Router::new()
+        .route("/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         // Who leads: this instance, on the embedded store (with
         // `store = "etcd"` the replica's own route answers instead).
@@ -70,42 +63,16 @@ pub(crate) fn router(api: Api, max_body_bytes: usize, public_metrics: bool) -> R
         )
         // The page holds no data; it asks the API, with the token.
         .route("/", get(dashboard))
-        .merge(open)
-        .merge(v1)
         .fallback(|| async { ServiceError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|request: Request| async move {
+            ServiceError::MethodNotAllowed(format!(
+                "{} {}: not a method of this route",
+                request.method(),
+                request.uri().path()
+            ))
+        })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(api)
-}
-
-/// Refuses a request without the configured bearer token (compared in
-/// constant time).
-async fn authenticate(State(api): State<Api>, request: Request, next: Next) -> Response {
-    let Some(token) = &api.token else {
-        return next.run(request).await;
-    };
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match given {
-        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
-            next.run(request).await
-        }
-        Some(_) => ServiceError::Unauthorized("wrong token".into()).into_response(),
-        None => ServiceError::Unauthorized(
-            "no bearer token: send `Authorization: Bearer <token>`".into(),
-        )
-        .into_response(),
-    }
-}
-
-/// Equal bytes, in time that depends only on the lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// `POST /v1/tasks`: one task spec or an array of them (the `spec` objects
@@ -251,9 +218,32 @@ async fn dashboard() -> Response {
 /// The API's OpenAPI 3 description, embedded.
 const OPENAPI: &str = include_str!("../assets/openapi.json");
 
+/// The shipped OpenAPI description with the names of the policies this
+/// service can swap to (`rule` only with rules, `drl` only in a build with
+/// it), so that a client generated from it sends only names it accepts.
+pub(crate) fn openapi_document(
+    policies: &lepton::policies::PolicyContext,
+) -> Result<Arc<str>, ServiceError> {
+    let broken = |e: &dyn std::fmt::Display| ServiceError::Start(format!("openapi.json: {e}"));
+    let mut document: Value = serde_json::from_str(OPENAPI).map_err(|e| broken(&e))?;
+    let names: Vec<String> = lepton::policies::policy_names()
+        .into_iter()
+        .filter(|name| lepton::policies::build(name, policies).is_ok())
+        .collect();
+    let slot = document
+        .pointer_mut("/components/schemas/PolicyName/enum")
+        .ok_or_else(|| broken(&"no components.schemas.PolicyName.enum"))?;
+    *slot = json!(names);
+    Ok(Arc::from(document.to_string()))
+}
+
 /// `GET /v1/openapi.json`.
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+async fn openapi(State(api): State<Api>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        api.openapi.to_string(),
+    )
+        .into_response()
 }
 
 /// `GET /metrics`: Prometheus' text format.

@@ -38,6 +38,15 @@ pub struct ServiceConfig {
     pub max_body_bytes: usize,
     /// The most tasks in one `POST /v1/tasks` (default 10,000).
     pub max_tasks_per_request: usize,
+    /// Seconds a client has to send a request's headers (and, over TLS,
+    /// to finish the handshake); an idle kept-alive connection is closed
+    /// after as long (default 10).
+    pub header_timeout_s: u64,
+    /// Seconds a client has to send a request's body (default 30).
+    pub body_timeout_s: u64,
+    /// Connections served at once; more wait until one closes (default
+    /// 1,024).
+    pub max_connections: usize,
     /// Milliseconds between two steps of the control loop (default 100).
     pub tick_ms: u64,
     /// Launches in flight at once (default 64).
@@ -272,6 +281,9 @@ impl Default for ServiceConfig {
             durable: true,
             max_body_bytes: 8 << 20,
             max_tasks_per_request: 10_000,
+            header_timeout_s: 10,
+            body_timeout_s: 30,
+            max_connections: 1_024,
             tick_ms: 100,
             max_concurrent_launches: 64,
             public_metrics: false,
@@ -381,6 +393,13 @@ impl ServiceConfig {
                 1..=1_000_000,
             ),
             ("tick_ms", self.tick_ms, 1..=60_000),
+            ("header_timeout_s", self.header_timeout_s, 1..=3_600),
+            ("body_timeout_s", self.body_timeout_s, 1..=3_600),
+            (
+                "max_connections",
+                self.max_connections as u64,
+                1..=1_000_000,
+            ),
             (
                 "max_concurrent_launches",
                 self.max_concurrent_launches as u64,

@@ -18,6 +18,7 @@ mod config;
 mod engine;
 #[cfg(feature = "etcd")]
 mod etcd;
+mod http;
 mod metrics;
 mod store;
 mod tls;
@@ -68,6 +69,12 @@ pub enum ServiceError {
     /// A body over the configured limit.
     #[error("{0}")]
     TooLarge(String),
+    /// A route that does not answer this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// A body that did not arrive in time.
+    #[error("{0}")]
+    Timeout(String),
     /// The scheduler refused the request (an ended task cancelled, say).
     #[error(transparent)]
     Scheduler(#[from] lepton::Error),
@@ -92,6 +99,8 @@ impl IntoResponse for ServiceError {
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) | ServiceError::Scheduler(_) => StatusCode::CONFLICT,
             ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServiceError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ServiceError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ServiceError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Start(_) | ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -163,16 +172,16 @@ pub async fn serve(
             let leading = lead(&context, store)?;
             let (listener, address) = listen(context.config.listen, tls_acceptor.is_some()).await?;
             ready(address);
-            let served = serve_http(
+            http::serve(
                 listener,
                 tls_acceptor,
                 leading.router.clone(),
-                context.browser_guard(),
+                &context,
                 shutdown,
             )
             .await;
             leading.stop();
-            served
+            Ok(())
         }
         StoreKind::Etcd => replicated(context, tls_acceptor, ready, shutdown).await,
     }
@@ -260,11 +269,11 @@ pub(crate) fn lead(context: &Context, store: Arc<dyn Store>) -> Result<Leading, 
         metrics: Arc::clone(&context.metrics),
         store,
         claimed: Arc::new(parking_lot::Mutex::new(claimed)),
-        token: context.token.clone(),
+        openapi: api::openapi_document(&context.policies)?,
         max_tasks_per_request: config.max_tasks_per_request,
     };
     Ok(Leading {
-        router: api::router(api, config.max_body_bytes, config.public_metrics),
+        router: api::router(api, config.max_body_bytes),
         stop,
         thread,
     })
@@ -284,28 +293,6 @@ pub(crate) async fn listen(
         .map_err(|e| ServiceError::Start(e.to_string()))?;
     info!(%address, tls, "listening");
     Ok((listener, address))
-}
-
-/// Serves `router` on `listener` (through TLS when given) until `shutdown`,
-/// every request first passing `guard` (docs in `browser`).
-pub(crate) async fn serve_http(
-    listener: tokio::net::TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    router: axum::Router,
-    guard: browser::BrowserGuard,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ServiceError> {
-    let router = router.layer(axum::middleware::from_fn_with_state(guard, browser::guard));
-    match tls {
-        Some(acceptor) => {
-            tls::serve(listener, acceptor, router, shutdown).await;
-            Ok(())
-        }
-        None => axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string())),
-    }
 }
 
 /// The backends `config` names: the local one unless `local.enabled` is

@@ -46,6 +46,9 @@ fn requests_without_the_token_are_refused_and_change_nothing() {
             ("POST", "/v1/nodes/0/cordon"),
             ("PUT", "/v1/policy"),
             ("GET", "/metrics"),
+            // Nothing, not even which routes exist, without the token.
+            ("GET", "/v2/tasks"),
+            ("DELETE", "/v1/tasks"),
         ] {
             let (status, _) = service.call(method, path, token, Some("{}"));
             assert_eq!(status, 401, "{method} {path} with {token:?}");
@@ -204,6 +207,13 @@ fn malformed_oversized_and_unknown_requests_get_4xx_naming_the_field() {
             String::new(),
             404,
             "no such route",
+        ),
+        (
+            "DELETE",
+            "/v1/tasks".into(),
+            String::new(),
+            405,
+            "DELETE /v1/tasks: not a method of this route",
         ),
     ];
     for (method, path, body, status, names) in cases {
@@ -409,4 +419,11 @@ fn with_a_token_another_origin_still_cannot_write() {
     );
     assert_eq!(got, 403, "{answer}");
     assert!(task_ids(&service).is_empty());
+    // The scheme's case does not matter (RFC 7235).
+    let (got, answer) = raw(
+        &service,
+        &format!("GET /v1/tasks HTTP/1.1\r\nHost: lepton.internal:{port}\r\nAuthorization: bearer {TOKEN}"),
+        "",
+    );
+    assert_eq!(got, 200, "{answer}");
 }

@@ -41,6 +41,11 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -55,7 +60,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
     runtime
         .block_on(lepton_service::serve(
             config,
-            |address| eprintln!("lepton serve: listening on http://{address}"),
+            |address| eprintln!("lepton serve: listening on {scheme}://{address}"),
             async {
                 let interrupt = tokio::signal::ctrl_c();
                 let terminate = async {
@@ -79,12 +84,61 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
 /// Where the service is, and the token to show it.
 #[derive(Debug, Args)]
 pub(crate) struct ClientArgs {
-    /// The service's address.
+    /// The service's address: `http://` or `https://` and host:port (a
+    /// bare host:port is `http://`).
     #[arg(long, env = "LEPTON_ADDR", default_value = "http://127.0.0.1:7700")]
     addr: String,
     /// The bearer token (else LEPTON_TOKEN).
     #[arg(long, env = "LEPTON_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The CA certificate (PEM) an `https://` service's certificate is
+    /// checked against, in place of the public authorities (a self-signed
+    /// certificate is its own CA).
+    #[arg(long, env = "LEPTON_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<std::path::PathBuf>,
+}
+
+/// `addr` as a base URL: a scheme of `http` or `https` (none: `http`), no
+/// trailing slash.
+fn base_url(addr: &str) -> Result<String, CliError> {
+    let (scheme, host) = match addr.trim().split_once("://") {
+        None => ("http", addr.trim()),
+        Some((scheme @ ("http" | "https"), host)) => (scheme, host),
+        Some(_) => ("", ""),
+    };
+    let host = host.trim_end_matches('/');
+    if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
+        return Err(CliError::Usage(format!(
+            "--addr {addr:?}: expected http://HOST:PORT, https://HOST:PORT or HOST:PORT"
+        )));
+    }
+    Ok(format!("{scheme}://{host}"))
+}
+
+/// An agent trusting `ca_cert` only, or the public authorities without it.
+fn agent(ca_cert: Option<&std::path::Path>) -> Result<ureq::Agent, CliError> {
+    use rustls_pki_types::pem::PemObject;
+    let Some(path) = ca_cert else {
+        return Ok(ureq::Agent::new());
+    };
+    let bad =
+        |e: &dyn std::fmt::Display| CliError::Usage(format!("--ca-cert {}: {e}", path.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+        roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad(&"no certificate in the file"));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(ureq::AgentBuilder::new()
+        .tls_config(std::sync::Arc::new(config))
+        .build())
 }
 
 impl ClientArgs {
@@ -92,11 +146,12 @@ impl ClientArgs {
     /// own message. A follower of a replicated service (`store = "etcd"`)
     /// that refuses a write names its leader: the request goes there once.
     fn call(&self, method: &str, path: &str, body: Option<&str>) -> Result<Value, CliError> {
-        let mut base = self.addr.trim_end_matches('/').to_owned();
+        let mut base = base_url(&self.addr)?;
+        let agent = agent(self.ca_cert.as_deref())?;
         let mut redirected = false;
         loop {
             let url = format!("{base}{path}");
-            let request = self.request(&url, method);
+            let request = self.request(&agent, &url, method);
             let response = match body {
                 Some(body) => request.send_string(body),
                 None => request.call(),
@@ -136,8 +191,10 @@ impl ClientArgs {
         }
     }
 
-    fn request(&self, url: &str, method: &str) -> ureq::Request {
-        let request = ureq::request(method, url).set("Content-Type", "application/json");
+    fn request(&self, agent: &ureq::Agent, url: &str, method: &str) -> ureq::Request {
+        let request = agent
+            .request(method, url)
+            .set("Content-Type", "application/json");
         match &self.token {
             Some(token) => request.set("Authorization", &format!("Bearer {token}")),
             None => request,

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use super::election::Election;
 use super::{connect, EtcdStore};
-use crate::{lead, listen, serve_http, Context, ServiceError};
+use crate::{http, lead, listen, Context, ServiceError};
 
 /// What the outer routes read: the routes of the moment, who leads, and
 /// this instance's address.
@@ -69,16 +69,16 @@ pub(crate) async fn serve(
         .fallback(dispatch)
         .with_state(replica.clone());
     let (stop_http, http_stopped) = watch::channel(false);
-    let http = tokio::spawn(serve_http(
-        listener,
-        tls,
-        outer,
-        context.browser_guard(),
+    let http = tokio::spawn({
+        let context = Arc::clone(&context);
         async move {
             let mut stopped = http_stopped;
-            let _ = stopped.wait_for(|stop| *stop).await;
-        },
-    ));
+            let stopped = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            http::serve(listener, tls, outer, &context, stopped).await;
+        }
+    });
     ready(address);
     info!(me = %election.advertise, ttl_s = section.lease_ttl_s, "campaigning for leadership");
     tokio::pin!(shutdown);
@@ -132,7 +132,7 @@ pub(crate) async fn serve(
     };
     let _ = stop_http.send(true);
     match http.await {
-        Ok(served) => result.and(served),
+        Ok(()) => result,
         Err(e) => Err(ServiceError::Internal(e.to_string())),
     }
 }

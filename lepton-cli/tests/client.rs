@@ -1,0 +1,143 @@
+//! The client commands (`lepton tasks`, `submit`, …) reach a service in
+//! each of its modes: HTTPS with its own CA (`--ca-cert`), plain HTTP by a
+//! bare host:port, and refuse an address or a CA file they cannot use with
+//! a message naming it.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::Command;
+
+use support::service::Service;
+
+/// `lepton ARGS` with `LEPTON_*` cleared: success, stdout, stderr.
+fn lepton(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_lepton"))
+        .args(args)
+        .env_remove("LEPTON_ADDR")
+        .env_remove("LEPTON_TOKEN")
+        .env_remove("LEPTON_CA_CERT")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_client_speaks_https_to_a_service_with_its_own_certificate() {
+    let mut service = Service::new("client-tls", "token = \"s3cret\"\n");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (service.dir.join("cert.pem"), service.dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let config = service.dir.join("lepton.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert_path.display(),
+        key_path.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let port = service.address.rsplit(':').next().unwrap().to_owned();
+    service.address = format!("https://localhost:{port}");
+    service.start();
+    assert!(
+        service.log().contains("listening on https://"),
+        "{}",
+        service.log()
+    );
+
+    let https = service.address.clone();
+    let ca = cert_path.to_str().unwrap();
+    let (ok, out, err) = lepton(&[
+        "nodes",
+        "--addr",
+        &https,
+        "--token",
+        "s3cret",
+        "--ca-cert",
+        ca,
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("ready"), "{out}");
+    let task = service.dir.join("task.json");
+    std::fs::write(
+        &task,
+        r#"{"id": 4, "request": {"cpu_milli": 10, "memory_mib": 8}, "config": {"command": "true"}}"#,
+    )
+    .unwrap();
+    let (ok, out, err) = lepton(&[
+        "submit",
+        task.to_str().unwrap(),
+        "--addr",
+        &https,
+        "--token",
+        "s3cret",
+        "--ca-cert",
+        ca,
+    ]);
+    assert!(ok, "{out}{err}");
+
+    // Not trusted without its CA: said so, naming the address.
+    let (ok, _, err) = lepton(&["nodes", "--addr", &https, "--token", "s3cret"]);
+    assert!(!ok);
+    assert!(
+        err.contains(&https) && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // Plain HTTP to it gets no answer it could mistake for one.
+    let (ok, _, err) = lepton(&[
+        "nodes",
+        "--addr",
+        &format!("http://127.0.0.1:{port}"),
+        "--token",
+        "s3cret",
+    ]);
+    assert!(!ok, "{err}");
+    // A CA file that is not one is refused before anything is sent.
+    let (ok, _, err) = lepton(&[
+        "nodes",
+        "--addr",
+        &https,
+        "--ca-cert",
+        key_path.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("--ca-cert") && err.contains("key.pem"),
+        "{err}"
+    );
+    let (ok, _, err) = lepton(&[
+        "nodes",
+        "--addr",
+        &https,
+        "--ca-cert",
+        "/nonexistent/ca.pem",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}
+
+#[test]
+fn a_bare_host_and_port_is_plain_http_and_a_bad_address_is_named() {
+    let mut service = Service::new("client-bare", "");
+    service.start();
+    let bare = service.address.trim_start_matches("http://").to_owned();
+    let (ok, out, err) = lepton(&["tasks", "--addr", &bare]);
+    assert!(ok, "{out}{err}");
+    for bad in ["ftp://127.0.0.1:7700", "http://", "127.0.0.1:7700/v1 x"] {
+        let (ok, _, err) = lepton(&["tasks", "--addr", bad]);
+        assert!(!ok, "{bad}");
+        assert!(
+            err.contains("--addr") && err.contains("HOST:PORT"),
+            "{bad}: {err}"
+        );
+    }
+}
