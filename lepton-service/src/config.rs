@@ -254,6 +254,10 @@ pub struct LocalSection {
     /// Whether runs get cgroup limits (default true; where the machine
     /// offers none, the service says so at start).
     pub cgroups: bool,
+    /// The user tasks run as when the service runs as root (default
+    /// `nobody`); the service's own user's name runs them as itself. Not
+    /// root, the service cannot switch: it says so at start.
+    pub user: String,
 }
 
 impl Default for LocalSection {
@@ -264,6 +268,7 @@ impl Default for LocalSection {
             nodes: 1,
             share: 1.0,
             cgroups: true,
+            user: "nobody".to_owned(),
         }
     }
 }

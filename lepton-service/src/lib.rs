@@ -154,9 +154,17 @@ pub async fn serve(
         ..lepton::policies::PolicyContext::default()
     };
     let tls_acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        ServiceError::Start(format!("cannot create {}: {e}", config.data_dir.display()))
-    })?;
+    // Private: the state, runs and logs are the service's alone.
+    std::fs::create_dir_all(&config.data_dir)
+        .and_then(|()| {
+            std::fs::set_permissions(
+                &config.data_dir,
+                std::os::unix::fs::PermissionsExt::from_mode(0o700),
+            )
+        })
+        .map_err(|e| {
+            ServiceError::Start(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
     let context = Arc::new(Context {
         config,
         policies,
@@ -307,7 +315,9 @@ fn backends(config: &ServiceConfig) -> Result<Vec<Arc<dyn Backend>>, ServiceErro
         if !config.local.cgroups {
             local.cgroup_mount = None;
         }
+        local.user = Some(config.local.user.clone());
         let backend = LocalBackend::new(local).map_err(|e| ServiceError::Start(e.to_string()))?;
+        info!(isolation = %backend.isolation(), "local runs");
         match backend.cgroups() {
             Ok(version) => info!(cgroups = version, "local runs get CPU and memory limits"),
             Err(why) => warn!(%why, "local runs get no CPU or memory limits"),

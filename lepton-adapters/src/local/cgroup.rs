@@ -124,24 +124,59 @@ impl Cgroups {
     /// Removes the group `name` (its processes must have ended); a group
     /// already gone is fine.
     pub(crate) fn remove(&self, name: &str) {
-        let groups = match self {
-            Cgroups::V2 { root } => vec![root.join(name)],
-            Cgroups::V1 { cpu, memory } => vec![cpu.join(name), memory.join(name)],
-        };
-        for group in groups {
+        for group in self.groups(name) {
             // A group is removed with rmdir, never by deleting its files.
             let _ = std::fs::remove_dir(group);
         }
     }
 
+    /// The processes in group `name` (all of its hierarchies).
+    pub(crate) fn members(&self, name: &str) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .groups(name)
+            .iter()
+            .filter_map(|group| std::fs::read_to_string(group.join("cgroup.procs")).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter_map(|line| line.trim().parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Whether the kernel's OOM killer killed a process of group `name`.
+    pub(crate) fn oom_killed(&self, name: &str) -> bool {
+        let file = match self {
+            Cgroups::V2 { root } => root.join(name).join("memory.events"),
+            Cgroups::V1 { memory, .. } => memory.join(name).join("memory.oom_control"),
+        };
+        std::fs::read_to_string(file).is_ok_and(|text| {
+            text.lines().any(|line| {
+                line.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+    }
+
     /// The memory limit of group `name` as the kernel holds it, in bytes.
-    #[cfg(test)]
     pub(crate) fn memory_limit(&self, name: &str) -> Option<u64> {
         let file = match self {
             Cgroups::V2 { root } => root.join(name).join("memory.max"),
             Cgroups::V1 { memory, .. } => memory.join(name).join("memory.limit_in_bytes"),
         };
         std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    }
+
+    /// The directories of group `name`, one per hierarchy.
+    fn groups(&self, name: &str) -> Vec<PathBuf> {
+        match self {
+            Cgroups::V2 { root } => vec![root.join(name)],
+            Cgroups::V1 { cpu, memory } => vec![cpu.join(name), memory.join(name)],
+        }
     }
 }
 

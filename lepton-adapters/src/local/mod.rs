@@ -8,7 +8,10 @@
 //! [`LABEL_CGROUPS`] node label is `none` and [`LocalBackend::cgroups`]
 //! gives the reason — and runs without limits). Output goes to
 //! `DIR/logs/<task>-<attempt>.out` and `.err`; the exit code decides
-//! completed (0) or failed.
+//! completed (0) or failed. Run as root, the backend runs commands as an
+//! unprivileged user (`nobody` by default) with a clean environment, and
+//! kills whatever a run leaves in its cgroup when it ends (see
+//! `identity.rs`); its directory is private (`0700`, files `0600`).
 //!
 //! Runs survive the process that started them: each is recorded under
 //! `DIR/runs/` with its pid, and leaves its exit code there when it ends,
@@ -33,6 +36,7 @@
 //! ```
 
 mod cgroup;
+mod identity;
 mod run;
 
 use std::collections::HashMap;
@@ -50,6 +54,7 @@ use crate::shared::launch_config::{parse_command, refuse_gpus};
 use crate::shared::node_labels::backend_node;
 use crate::shared::sync::lock;
 use cgroup::Cgroups;
+use identity::Identity;
 use run::{Record, RunFiles};
 
 const BACKEND: &str = "local";
@@ -76,6 +81,11 @@ pub struct LocalConfig {
     /// Where cgroup hierarchies are mounted (default `/sys/fs/cgroup`);
     /// `None` runs without limits.
     pub cgroup_mount: Option<PathBuf>,
+    /// The user commands run as when the backend runs as root (default
+    /// `nobody`); `None` runs them as the backend's own user. A backend
+    /// not running as root cannot switch: its commands run as itself
+    /// ([`LocalBackend::isolation`] says which).
+    pub user: Option<String>,
 }
 
 impl LocalConfig {
@@ -88,6 +98,7 @@ impl LocalConfig {
             first_node: 0,
             share: 1.0,
             cgroup_mount: Some(PathBuf::from("/sys/fs/cgroup")),
+            user: Some("nobody".to_owned()),
         }
     }
 }
@@ -98,6 +109,7 @@ pub struct LocalBackend {
     config: LocalConfig,
     files: RunFiles,
     cgroups: Result<Cgroups, String>,
+    identity: Identity,
     /// What its runs' cgroups are named after, besides the run: its
     /// directory, so that two backends on one machine (two services, or
     /// tests side by side) never share a group; instances sharing one
@@ -134,11 +146,13 @@ impl LocalBackend {
             Some(mount) => Cgroups::detect(mount),
             None => Err("cgroups turned off in the configuration".to_owned()),
         };
+        let identity = Identity::resolve(config.user.as_deref())?;
         let dir = std::fs::canonicalize(&config.dir).unwrap_or_else(|_| config.dir.clone());
         Ok(LocalBackend {
             config,
             files,
             cgroups,
+            identity,
             scope: format!(
                 "{:016x}",
                 crate::shared::hash::fnv1a(dir.as_os_str().as_encoded_bytes())
@@ -154,6 +168,11 @@ impl LocalBackend {
             .as_ref()
             .map(Cgroups::version)
             .map_err(String::as_str)
+    }
+
+    /// Who commands run as, and why (see [`LocalConfig::user`]).
+    pub fn isolation(&self) -> String {
+        self.identity.describe()
     }
 
     /// The cgroup of `run`: the backend's scope and the run.
@@ -190,6 +209,22 @@ impl LocalBackend {
             backend: BACKEND.to_owned(),
             operation: operation.to_owned(),
             detail: detail.to_string(),
+        }
+    }
+
+    /// How a run that left exit `code` ended: killed for memory when the
+    /// OOM killer took a process of its group (137 is SIGKILL's code, from
+    /// whoever sent it), else the code.
+    fn exited(&self, run: Run, code: i64) -> RunStatus {
+        let group = self.group(run);
+        match &self.cgroups {
+            Ok(cgroups) if code == 137 && cgroups.oom_killed(&group) => RunStatus::Failed {
+                reason: match cgroups.memory_limit(&group) {
+                    Some(bytes) => format!("killed: out of memory (limit {} MiB)", bytes >> 20),
+                    None => "killed: out of memory".to_owned(),
+                },
+            },
+            _ => RunStatus::Exited { code },
         }
     }
 
@@ -265,6 +300,7 @@ impl Backend for LocalBackend {
                 "the task's config has no `command` to run",
             )
         })?;
+        let env = identity::environment(&launch.task)?;
         let procs = match &self.cgroups {
             Ok(cgroups) => cgroups
                 .create(
@@ -289,7 +325,10 @@ impl Backend for LocalBackend {
             .claim(launch.run)
             .and_then(|()| self.files.write_record(launch.run, &record))
             .map_err(|e| Self::failed("record the run", e))?;
-        let child = match self.files.spawn(launch.run, &record.argv, &procs) {
+        let spawned = self
+            .files
+            .spawn(launch.run, &record.argv, &procs, &self.identity, &env);
+        let child = match spawned {
             Ok(child) => child,
             Err(error) => {
                 self.files.remove(launch.run);
@@ -327,8 +366,24 @@ impl Backend for LocalBackend {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        // What the command left behind (a daemon it started in a session
+        // of its own, say) goes with it: the run's cgroup holds it.
         if let Ok(cgroups) = &self.cgroups {
-            cgroups.remove(&self.group(handle.run));
+            let group = self.group(handle.run);
+            for _ in 0..100 {
+                let members = cgroups.members(&group);
+                if members.is_empty() {
+                    break;
+                }
+                for pid in members {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            cgroups.remove(&group);
         }
         self.files.remove(handle.run);
         Ok(())
@@ -339,7 +394,7 @@ impl Backend for LocalBackend {
         // An ended run keeps its exit code, removed or not: a service that
         // restarts after removing it learns how it ended.
         if let Some(code) = self.files.exit_code(handle.run) {
-            return Ok(RunStatus::Exited { code });
+            return Ok(self.exited(handle.run, code));
         }
         let Some(record) = self.files.record(handle.run) else {
             return Ok(RunStatus::Gone);
@@ -364,7 +419,7 @@ impl Backend for LocalBackend {
         }
         // It may have written its exit code since the first look.
         Ok(match self.files.exit_code(handle.run) {
-            Some(code) => RunStatus::Exited { code },
+            Some(code) => self.exited(handle.run, code),
             None => RunStatus::Failed {
                 reason: format!("process {} ended without an exit code (killed)", process.0),
             },
@@ -381,161 +436,4 @@ impl Backend for LocalBackend {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use lepton_core::{TaskId, TaskSpec};
-
-    fn launch(task: u64, command: &str, memory_mib: u64) -> Launch {
-        Launch {
-            run: Run {
-                task: TaskId(task),
-                attempt: 1,
-            },
-            node: NodeId(0),
-            task: TaskSpec::new(TaskId(task), Resources::new(500, memory_mib))
-                .with_config("command", command),
-            gpus: Default::default(),
-        }
-    }
-
-    fn backend(dir: &str) -> LocalBackend {
-        let dir = std::env::temp_dir().join(format!("lepton-local-{dir}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        LocalBackend::new(LocalConfig::new(dir)).expect("a backend")
-    }
-
-    async fn wait_for_end(backend: &LocalBackend, handle: &Handle) -> RunStatus {
-        for _ in 0..500 {
-            let status = backend.status(handle).await.expect("status");
-            if !matches!(status, RunStatus::Running | RunStatus::Starting) {
-                return status;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("{handle} did not end");
-    }
-
-    #[tokio::test]
-    async fn exit_codes_decide_and_the_ledger_and_logs_say_what_ran() {
-        let backend = backend("exit");
-        let ok = backend
-            .launch(&launch(1, "echo hello", 64))
-            .await
-            .expect("launch");
-        let bad = backend
-            .launch(&launch(2, "false", 64))
-            .await
-            .expect("launch");
-        assert_eq!(
-            wait_for_end(&backend, &ok).await,
-            RunStatus::Exited { code: 0 }
-        );
-        assert_eq!(
-            wait_for_end(&backend, &bad).await,
-            RunStatus::Exited { code: 1 }
-        );
-        let (out, _) = backend.logs(ok.run);
-        assert_eq!(std::fs::read_to_string(out).expect("log"), "hello\n");
-        let ledger = std::fs::read_to_string(backend.ledger()).expect("ledger");
-        assert!(
-            ledger.contains("ended 1-1 0\n") && ledger.contains("ended 2-1 1\n"),
-            "{ledger}"
-        );
-        assert!(ledger.contains("started 1-1 "), "{ledger}");
-    }
-
-    #[tokio::test]
-    async fn the_command_is_argv_never_a_shell_line() {
-        let backend = backend("argv");
-        // A shell would expand `$HOME` and run `touch`; argv echoes it as is.
-        let handle = backend
-            .launch(&launch(3, "echo $HOME;touch /tmp/lepton-injected", 64))
-            .await
-            .expect("launch");
-        assert_eq!(
-            wait_for_end(&backend, &handle).await,
-            RunStatus::Exited { code: 0 }
-        );
-        let (out, _) = backend.logs(handle.run);
-        assert_eq!(
-            std::fs::read_to_string(out).expect("log"),
-            "$HOME;touch /tmp/lepton-injected\n"
-        );
-        assert!(!Path::new("/tmp/lepton-injected").exists());
-        crate::shared::testing::assert_invalid(
-            backend.launch(&launch(4, "   ", 64)).await,
-            "command",
-        );
-    }
-
-    #[tokio::test]
-    async fn limits_are_applied_through_cgroups_where_they_exist() {
-        let backend = backend("limits");
-        eprintln!("cgroups: {:?}", backend.cgroups());
-        let Ok(cgroups) = &backend.cgroups else {
-            // Said at start; the label tells every node.
-            let nodes = backend.inventory().await.expect("inventory");
-            assert_eq!(
-                nodes[0].labels.get(LABEL_CGROUPS).map(String::as_str),
-                Some("none")
-            );
-            return;
-        };
-        let handle = backend
-            .launch(&launch(5, "sleep 30", 96))
-            .await
-            .expect("launch");
-        let name = backend.group(handle.run);
-        assert_eq!(cgroups.memory_limit(&name), Some(96 << 20));
-        // Another backend's run of the same id has a group of its own: its
-        // end leaves this one's alone.
-        let other = self::backend("limits-other");
-        let theirs = other
-            .launch(&launch(5, "sleep 30", 48))
-            .await
-            .expect("launch");
-        assert_ne!(other.group(theirs.run), name);
-        other.stop(&theirs).await.expect("stop");
-        assert_eq!(cgroups.memory_limit(&name), Some(96 << 20));
-        backend.stop(&handle).await.expect("stop");
-        assert_eq!(
-            backend.status(&handle).await.expect("status"),
-            RunStatus::Gone
-        );
-        assert_eq!(cgroups.memory_limit(&name), None, "the group is removed");
-    }
-
-    #[tokio::test]
-    async fn a_new_backend_finds_runs_and_exit_codes_left_by_an_earlier_one() {
-        let first = backend("restart");
-        let handle = first
-            .launch(&launch(6, "sleep 0.3", 64))
-            .await
-            .expect("launch");
-        let dir = first.config.dir.clone();
-        drop(first);
-        let second = LocalBackend::new(LocalConfig::new(dir)).expect("a backend");
-        assert_eq!(
-            second.running().await.expect("running"),
-            vec![handle.clone()]
-        );
-        assert_eq!(
-            wait_for_end(&second, &handle).await,
-            RunStatus::Exited { code: 0 }
-        );
-        // Removed, it keeps its exit code, and is never started again.
-        second.stop(&handle).await.expect("stop");
-        assert!(second.running().await.expect("running").is_empty());
-        assert_eq!(
-            second.status(&handle).await.expect("status"),
-            RunStatus::Exited { code: 0 }
-        );
-        let again = second
-            .launch(&launch(6, "sleep 0.3", 64))
-            .await
-            .expect("launch");
-        assert_eq!(again, handle);
-        let ledger = std::fs::read_to_string(second.ledger()).expect("ledger");
-        assert_eq!(ledger.matches("started 6-1 ").count(), 1, "{ledger}");
-    }
-}
+mod tests;

@@ -12,21 +12,31 @@
 //! wrapper outlives a crash of the service, so a run that ends while no
 //! service watches still leaves its exit code for the next one.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use lepton_core::Run;
 use serde::{Deserialize, Serialize};
 
+use super::identity::Identity;
+
 /// The wrapper script; data reaches it only through its arguments and
-/// environment, never through its text.
-const WRAPPER: &str = r#"echo $$ > "$LEPTON_PID"
-echo "started $LEPTON_RUN $$" >> "$LEPTON_LEDGER"
-for p in $LEPTON_CGROUP_PROCS; do echo $$ > "$p" || exit 125; done
+/// environment, never through its text. Its own files are private (umask
+/// 077); the command gets the backend's umask back, and none of the
+/// wrapper's variables.
+const WRAPPER: &str = r#"mask=$(umask); umask 077
+pid_file=$LEPTON_PID exit_file=$LEPTON_EXIT ledger=$LEPTON_LEDGER procs=$LEPTON_CGROUP_PROCS
+unset LEPTON_PID LEPTON_EXIT LEPTON_LEDGER LEPTON_CGROUP_PROCS
+echo $$ > "$pid_file"
+echo "started $LEPTON_RUN $$" >> "$ledger"
+for p in $procs; do echo $$ > "$p" || exit 125; done
+umask "$mask"
 "$@"
 code=$?
-echo "$code" > "$LEPTON_EXIT.tmp" && mv "$LEPTON_EXIT.tmp" "$LEPTON_EXIT"
-echo "ended $LEPTON_RUN $code" >> "$LEPTON_LEDGER""#;
+umask 077
+echo "$code" > "$exit_file.tmp" && mv "$exit_file.tmp" "$exit_file"
+echo "ended $LEPTON_RUN $code" >> "$ledger""#;
 
 /// What the backend keeps of a run it started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +73,8 @@ impl RunFiles {
             ledger: dir.join("ledger.log"),
         };
         std::fs::create_dir_all(&files.runs)?;
+        // Private: runs' records, exit codes and output are the backend's.
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         std::fs::create_dir_all(&files.ended)?;
         // No cleanup of `*.tmp` files here: a run's wrapper may be writing
         // its exit code through one right now.
@@ -186,7 +198,7 @@ impl RunFiles {
         let path = self.record_path(run);
         let tmp = path.with_extension("json.tmp");
         let json = serde_json::to_string(record).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, json)?;
+        std::io::Write::write_all(&mut private_file(&tmp)?, json.as_bytes())?;
         std::fs::rename(tmp, path)
     }
 
@@ -204,12 +216,15 @@ impl RunFiles {
     }
 
     /// Starts `argv` for `run` under the wrapper, in a process group of its
-    /// own, joining the cgroups whose `cgroup.procs` files are given.
+    /// own, joining the cgroups whose `cgroup.procs` files are given; the
+    /// command runs as `identity` with `env` and `LEPTON_RUN` only.
     pub(crate) fn spawn(
         &self,
         run: Run,
         argv: &[String],
         cgroup_procs: &[PathBuf],
+        identity: &Identity,
+        env: &BTreeMap<String, String>,
     ) -> std::io::Result<Child> {
         let (out, err) = self.log_paths(run);
         let procs: Vec<String> = cgroup_procs
@@ -221,19 +236,34 @@ impl RunFiles {
                 .arg("-c")
                 .arg(WRAPPER)
                 .arg("lepton-run")
+                .args(identity.prefix())
                 .args(argv)
+                .env_clear()
+                .envs(env)
                 .env("LEPTON_CGROUP_PROCS", procs.join(" "))
                 .env("LEPTON_EXIT", self.exit_path(run))
                 .env("LEPTON_PID", self.pid_path(run))
                 .env("LEPTON_LEDGER", &self.ledger)
                 .env("LEPTON_RUN", Self::name(run))
                 .stdin(Stdio::null())
-                .stdout(std::fs::File::create(out)?)
-                .stderr(std::fs::File::create(err)?),
+                .stdout(private_file(&out)?)
+                .stderr(private_file(&err)?),
             0,
         )
         .spawn()
     }
+}
+
+/// Creates (or truncates) `path`, readable and writable by its owner only.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::os::unix::fs::OpenOptionsExt::mode(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true),
+        0o600,
+    )
+    .open(path)
 }
 
 fn read_record(path: &Path) -> Option<Record> {

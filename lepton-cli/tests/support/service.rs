@@ -56,12 +56,18 @@ impl Service {
 
     /// Starts `lepton serve` and waits until it answers.
     pub(crate) fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// As [`start`](Self::start), with these environment variables.
+    pub(crate) fn start_with(&mut self, env: &[(&str, &str)]) {
         self.starts += 1;
         let log =
             std::fs::File::create(self.dir.join(format!("serve-{}.log", self.starts))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_lepton"))
             .args(["serve", "--config", self.config.to_str().unwrap()])
             .env_remove("LEPTON_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
