@@ -55,4 +55,9 @@ fn a_task_runs_unprivileged_and_never_sees_the_service_s_token() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o700);
+    let mode = std::fs::metadata(service.dir.join("data/state.redb"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 }

@@ -130,6 +130,9 @@ impl EmbeddedStore {
             message,
         };
         let database = Database::create(path).map_err(|e| fail(e.to_string()))?;
+        // The state is the service's alone.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| fail(e.to_string()))?;
         // Every table exists from the start, so reads never miss one.
         let setup = database.begin_write().map_err(|e| fail(e.to_string()))?;
         {
