@@ -69,7 +69,19 @@ enum Command {
     },
 }
 
+/// A write past the file size limit (`ulimit -f`) fails with an error the
+/// command reports, after removing its temporary file, instead of killing
+/// the process with SIGXFSZ.
+#[allow(unsafe_code)]
+fn report_oversized_writes() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: ignoring a signal installs no handler code, and this runs
+    // first in `main`, before any other thread exists.
+    let _ = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
+}
+
 fn main() -> ExitCode {
+    report_oversized_writes();
     let command = match Cli::parse().command {
         Some(command) => command,
         // The main job: `demo` with its defaults.

@@ -29,7 +29,7 @@ fn bad_flags_and_files_fail_naming_the_value() {
     let garbage_model = input_file("model.safetensors", "not a model");
     let out = input_file("out.safetensors", "");
     let train = |given: &[&str]| -> Vec<String> {
-        let mut args = vec!["train", "-o", &out];
+        let mut args = vec!["train", "--model", &out];
         args.extend_from_slice(given);
         args.into_iter().map(str::to_owned).collect()
     };
@@ -218,6 +218,32 @@ fn bad_flags_and_files_fail_naming_the_value() {
             "--plot /nonexistent/dir/fill.svg: directory /nonexistent/dir does not exist".into(),
         ),
         (train(&["--plot", "curve.png"]), "plots are SVG".into()),
+        (
+            train(&["--learning-rate", "-1"]),
+            "-1 is out of range: above 0, at most 1".into(),
+        ),
+        (
+            train(&["--learning-rate", "1e30"]),
+            "1e30 is out of range: above 0, at most 1".into(),
+        ),
+        (
+            train(&["--reinforce-learning-rate", "NaN"]),
+            "NaN is out of range: above 0, at most 1".into(),
+        ),
+        (
+            train(&["--temperature", "0"]),
+            "0 is out of range: above 0, at most 100".into(),
+        ),
+        (
+            ["train", "--model", "/nonexistent/dir/model.safetensors"]
+                .map(String::from)
+                .to_vec(),
+            "/nonexistent/dir".into(),
+        ),
+        (
+            ["train", "-o", "model.safetensors"].map(String::from).to_vec(),
+            "invalid value 'model.safetensors' for '--output <FORMAT>'".into(),
+        ),
         (
             ["demo", "--vms", "5"].map(String::from).to_vec(),
             "invalid value '5' for '--vms <VMS>': 5 is out of range: a whole number from 10 to 100,000".into(),

@@ -301,6 +301,13 @@ pub(crate) struct PolicyFiles {
 }
 
 impl PolicyFiles {
+    /// The files given, with their flags.
+    pub(crate) fn inputs(&self) -> Vec<(&'static str, &std::path::Path)> {
+        let rules = self.rules.as_deref().map(|p| ("--rules", p));
+        let model = self.model.as_deref().map(|p| ("--model", p));
+        rules.into_iter().chain(model).collect()
+    }
+
     /// The policy context: the rules and model, and FGD's target workload
     /// learned from `tasks` when given.
     pub(crate) fn context(&self, tasks: Option<&[TaskSpec]>) -> Result<PolicyContext, CliError> {
@@ -374,6 +381,62 @@ pub(crate) fn check_plot_path(path: &std::path::Path) -> Result<(), CliError> {
         )));
     }
     check_parent_dir(path, "--plot")
+}
+
+/// Refuses an output that would overwrite an input or another output:
+/// `--placements a.json --workload a.json` would destroy the workload.
+/// Each entry is the flag and its file.
+pub(crate) fn check_outputs(
+    outputs: &[(&str, &std::path::Path)],
+    inputs: &[(&str, &std::path::Path)],
+) -> Result<(), CliError> {
+    // The file a path names: its directory resolved, so that `./a.csv`
+    // and `a.csv` (or a link to the directory) are one file.
+    let resolved = |path: &std::path::Path| {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => std::path::Path::new("."),
+        };
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let file = dir.join(path.file_name().unwrap_or_default());
+        std::fs::canonicalize(&file).unwrap_or(file)
+    };
+    for (i, (flag, path)) in outputs.iter().enumerate() {
+        let file = resolved(path);
+        let clash = inputs
+            .iter()
+            .chain(&outputs[..i])
+            .find(|(_, other)| resolved(other) == file);
+        if let Some((other, _)) = clash {
+            return Err(CliError::Usage(format!(
+                "{flag} {} is also {other}: it would be overwritten",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically: to a temporary file beside it,
+/// then renamed over it, so that a failed or interrupted write leaves what
+/// was there.
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    let fail =
+        |e: std::io::Error| CliError::Output(format!("cannot write {}: {e}", path.display()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| CliError::Usage(format!("{}: not a file name", path.display())))?;
+    let mut temporary = std::ffi::OsString::from(".");
+    temporary.push(name);
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(temporary);
+    let written =
+        std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(fail(error));
+    }
+    Ok(())
 }
 
 /// The directory of a file a command will write (given with `flag`) must

@@ -117,14 +117,18 @@ pub(crate) fn draw_lines(path: &Path, axes: &Axes<'_>, curves: &[Curve]) -> Resu
 /// Draws charts one above the other into an SVG file.
 pub(crate) fn draw_panels(path: &Path, panels: &[(&Axes<'_>, &[Curve])]) -> Result<(), CliError> {
     let height = 560 * panels.len().max(1) as u32;
-    let root = SVGBackend::new(path, (800, height)).into_drawing_area();
-    let areas = root.split_evenly((panels.len().max(1), 1));
-    for ((axes, curves), area) in panels.iter().zip(&areas) {
-        draw(area, axes, curves)
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (800, height)).into_drawing_area();
+        let areas = root.split_evenly((panels.len().max(1), 1));
+        for ((axes, curves), area) in panels.iter().zip(&areas) {
+            draw(area, axes, curves)
+                .map_err(|e| CliError::Output(format!("cannot draw {}: {e}", path.display())))?;
+        }
+        root.present()
             .map_err(|e| CliError::Output(format!("cannot draw {}: {e}", path.display())))?;
     }
-    root.present()
-        .map_err(|e| CliError::Output(format!("cannot write {}: {e}", path.display())))
+    super::write_atomically(path, svg.as_bytes())
 }
 
 /// Draws `curves` as lines with a legend into an SVG string.

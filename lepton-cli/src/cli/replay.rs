@@ -97,6 +97,21 @@ pub(crate) fn run(args: ReplayArgs) -> Result<(), CliError> {
     if let Some(path) = &args.placements {
         check_parent_dir(path, "--placements")?;
     }
+    let trace = match &args.workload {
+        Some(workload) => vec![("--workload", workload.clone())],
+        None => {
+            let (node_list, pod_list) = args.trace.paths()?;
+            vec![("--node-list", node_list), ("--pod-list", pod_list)]
+        }
+    };
+    let mut inputs = args.policy_files.inputs();
+    inputs.extend(trace.iter().map(|(flag, path)| (*flag, path.as_path())));
+    let outputs: Vec<(&str, &std::path::Path)> =
+        [("--plot", &args.plot), ("--placements", &args.placements)]
+            .into_iter()
+            .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
+            .collect();
+    super::check_outputs(&outputs, &inputs)?;
     let started = Instant::now();
     let (nodes, tasks) = load(&args)?;
     let tasks: Vec<TimedTask> = tasks
@@ -317,8 +332,7 @@ fn write_placements(
         .collect();
     let fail =
         |e: std::io::Error| CliError::Output(format!("cannot write {}: {e}", path.display()));
-    let file = std::fs::File::create(path).map_err(fail)?;
-    let mut out = std::io::BufWriter::new(file);
+    let mut out: Vec<u8> = Vec::new();
     let seconds = |value: Option<f64>| value.map_or(String::new(), |v| format!("{v}"));
     writeln!(
         out,
@@ -342,7 +356,7 @@ fn write_placements(
         )
         .map_err(fail)?;
     }
-    out.flush().map_err(fail)
+    super::write_atomically(path, &out)
 }
 
 /// A CSV field: quoted when it holds a comma, a quote or a line break.

@@ -101,8 +101,7 @@ document.getElementById("headline").textContent = lines.join("; ");
 "#
     );
     let path = dir.join("index.html");
-    std::fs::write(&path, page)
-        .map_err(|e| CliError::Output(format!("cannot write {}: {e}", path.display())))?;
+    super::write_atomically(&path, page.as_bytes())?;
     Ok(path)
 }
 

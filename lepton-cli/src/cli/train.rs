@@ -32,14 +32,15 @@ pub(crate) struct TrainArgs {
     /// evaluation seeds).
     #[arg(long, alias = "seeds", value_parser = whole::<0, { u64::MAX }>, default_value_t = TrainConfig::default().seed)]
     seed: u64,
-    /// Adam's learning rate while imitating, a decimal above 0.
-    #[arg(long, value_parser = decimal, default_value_t = TrainConfig::default().learning_rate)]
+    /// Adam's learning rate while imitating, a decimal above 0, at most 1.
+    #[arg(long, value_parser = learning_rate, default_value_t = TrainConfig::default().learning_rate)]
     learning_rate: f64,
-    /// Adam's learning rate for REINFORCE, a decimal above 0.
-    #[arg(long, value_parser = decimal, default_value_t = TrainConfig::default().reinforce_learning_rate)]
+    /// Adam's learning rate for REINFORCE, a decimal above 0, at most 1.
+    #[arg(long, value_parser = learning_rate, default_value_t = TrainConfig::default().reinforce_learning_rate)]
     reinforce_learning_rate: f64,
-    /// Softmax temperature of REINFORCE's sampled actions, a decimal above 0.
-    #[arg(long, value_parser = decimal, default_value_t = f64::from(TrainConfig::default().temperature))]
+    /// Softmax temperature of REINFORCE's sampled actions, a decimal above
+    /// 0, at most 100.
+    #[arg(long, value_parser = temperature, default_value_t = f64::from(TrainConfig::default().temperature))]
     temperature: f64,
     /// The reward: gpus, frag or seed (the article's +1/−1).
     #[arg(long, default_value = "gpus")]
@@ -55,16 +56,36 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = whole::<0, 1_024>, default_value_t = EnvConfig::default().max_candidates as u64)]
     candidates: u64,
     /// Where to write the model (safetensors); `--policy drl --model FILE`
-    /// reads it. `-o` and `--out` are its older names.
-    #[arg(long, short_alias = 'o', alias = "out", value_name = "FILE")]
+    /// reads it. `--out` is its older name.
+    #[arg(long, alias = "out", value_name = "FILE")]
     model: PathBuf,
     /// Also write the training curve to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
     /// What stdout gets: `table` for people or `json` for programs
-    /// (`--format` and `text` are the older spellings; `-o` is --model here).
-    #[arg(long = "output", alias = "format", value_enum, value_name = "FORMAT", default_value_t = Format::Table)]
+    /// (`--format` and `text` are the older spellings).
+    #[arg(short = 'o', long = "output", alias = "format", value_enum, value_name = "FORMAT", default_value_t = Format::Table)]
     output: Format,
+}
+
+/// A learning rate: above 0, at most 1.
+fn learning_rate(text: &str) -> Result<f64, String> {
+    decimal_within(text, 1.0)
+}
+
+/// A softmax temperature: above 0, at most 100.
+fn temperature(text: &str) -> Result<f64, String> {
+    decimal_within(text, 100.0)
+}
+
+/// A decimal above 0 and at most `max` (NaN and infinities refused).
+fn decimal_within(text: &str, max: f64) -> Result<f64, String> {
+    let value = decimal(text)?;
+    if value > 0.0 && value <= max {
+        Ok(value)
+    } else {
+        Err(format!("{text} is out of range: above 0, at most {max}"))
+    }
 }
 
 pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
@@ -72,6 +93,15 @@ pub(crate) fn run(args: TrainArgs) -> Result<(), CliError> {
     if let Some(path) = &args.plot {
         super::check_plot_path(path)?;
     }
+    // Before the training, not after it.
+    super::check_parent_dir(&args.model, "--model")?;
+    let (node_list, pod_list) = args.trace.paths()?;
+    let mut outputs = vec![("--model", args.model.as_path())];
+    outputs.extend(args.plot.as_deref().map(|p| ("--plot", p)));
+    super::check_outputs(
+        &outputs,
+        &[("--node-list", &node_list), ("--pod-list", &pod_list)],
+    )?;
     let (nodes, pods) = args.trace.read()?;
     let tasks: Vec<TaskSpec> = pods.into_iter().map(|p| p.spec).collect();
     let workload = target_workload(&tasks);

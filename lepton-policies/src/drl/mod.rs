@@ -186,15 +186,37 @@ impl Drl {
         Ok(drl)
     }
 
-    /// Writes the weights as safetensors.
+    /// Writes the weights as safetensors, atomically: to a temporary file
+    /// beside `path`, checked as [`load`](Self::load) checks a file, then
+    /// renamed over it. A failed write or a non-finite weight (training
+    /// that diverged) leaves whatever was at `path` untouched.
     ///
     /// # Errors
-    /// [`Error::Model`] naming `path` when it cannot be written.
+    /// [`Error::Model`] naming `path` when it cannot be written or a
+    /// weight is not finite.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        self.model.save_safetensors(path).map_err(|e| Error::Model {
+        let fail = |reason: String| Error::Model {
             path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+            reason,
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| fail("not a file name".into()))?;
+        let mut temporary = name.to_owned();
+        temporary.push(format!(".{}.tmp", std::process::id()));
+        let temporary = path.with_file_name(temporary);
+        let written = self
+            .model
+            .save_safetensors(&temporary)
+            .map_err(|e| e.to_string())
+            .and_then(|()| std::fs::read(&temporary).map_err(|e| e.to_string()))
+            .and_then(|bytes| load_weights(&mut self.model.clone(), &bytes))
+            .and_then(|()| std::fs::rename(&temporary, path).map_err(|e| e.to_string()));
+        if let Err(reason) = written {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(fail(format!("{reason}; nothing written")));
+        }
+        Ok(())
     }
 
     /// The most candidates a decision considers.
@@ -360,4 +382,49 @@ fn load_weights(model: &mut Model, bytes: &[u8]) -> Result<(), String> {
     model.4.weight.copy_from(&next());
     model.4.bias.copy_from(&next());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("lepton-drl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir.join("model.safetensors")
+    }
+
+    #[test]
+    fn a_saved_model_loads_back_and_a_diverged_one_is_never_written() {
+        let workload = Arc::new(TargetWorkload::default());
+        let path = scratch("save");
+        let drl = Drl::untrained(7, Arc::clone(&workload));
+        drl.save(&path).expect("saved");
+        let loaded = Drl::load(&path, Arc::clone(&workload)).expect("loads back");
+        let row = [[0.5f32; FEATURES]];
+        assert_eq!(loaded.scores(&row), drl.scores(&row));
+        let before = std::fs::read(&path).expect("model");
+
+        let mut diverged = Drl::untrained(8, workload);
+        let mut weights = diverged.model.0.bias.as_vec();
+        weights[0] = f32::NAN;
+        diverged.model.0.bias.copy_from(&weights);
+        let error = diverged.save(&path).expect_err("a NaN model").to_string();
+        assert!(
+            error.contains("non-finite") && error.contains("nothing written"),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::read(&path).expect("model"),
+            before,
+            "the old model is intact"
+        );
+        let dir = path.parent().expect("dir");
+        assert_eq!(
+            std::fs::read_dir(dir).expect("dir").count(),
+            1,
+            "no temporary left"
+        );
+    }
 }
