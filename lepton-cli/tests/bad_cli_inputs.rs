@@ -219,6 +219,24 @@ fn bad_flags_and_files_fail_naming_the_value() {
         ),
         (train(&["--plot", "curve.png"]), "plots are SVG".into()),
         (
+            ["replay", "--workload", "/dev/zero"].map(String::from).to_vec(),
+            "cannot read /dev/zero: not a regular file or a pipe".into(),
+        ),
+        (
+            fill(&["--pod-list", "/dev/zero"]),
+            "cannot read /dev/zero: not a regular file or a pipe".into(),
+        ),
+        (
+            ["replay", "--policy", "drl", "--model", "/dev/zero"]
+                .map(String::from)
+                .to_vec(),
+            "model file \"/dev/zero\": not a regular file or a pipe".into(),
+        ),
+        (
+            ["submit", "/dev/zero"].map(String::from).to_vec(),
+            "cannot read /dev/zero: not a regular file or a pipe".into(),
+        ),
+        (
             train(&["--learning-rate", "-1"]),
             "-1 is out of range: above 0, at most 1".into(),
         ),

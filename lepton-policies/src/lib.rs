@@ -54,6 +54,7 @@
 mod candidates;
 #[cfg(feature = "drl")]
 pub mod drl;
+pub mod files;
 mod greedy;
 mod registry;
 mod rule;

@@ -60,6 +60,10 @@ pub use train::{fgd_choice, train, EpisodeStats, TrainConfig, EVALUATION_SEEDS};
 pub use unplaceable::unplaceable;
 pub use workload::{parse_workload, read_workload, Workload};
 
+/// The most bytes of a trace CSV or a JSON workload read (1 GiB); a file
+/// larger, or a device that never ends (`/dev/zero`), is an error.
+pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+
 /// The cluster's fragmentation against a target workload: the sum of
 /// [`TargetWorkload::node_fragment_milli`] over the nodes that are not down
 /// (a down node's GPUs are unavailable, not fragmented).

@@ -7,8 +7,7 @@
 //! is an [`Error::Load`] naming the file, the line and the column — never a
 //! panic and never a silently skipped row.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Cursor};
+use std::io::{BufRead, Cursor};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -228,11 +227,14 @@ struct Row<'a> {
 impl CsvRows {
     fn open(path: &Path) -> Result<Self, Error> {
         let source = path.display().to_string();
-        let file = File::open(path).map_err(|e| Error::Io {
-            path: source.clone(),
-            message: e.to_string(),
-        })?;
-        Self::new(Box::new(BufReader::new(file)), source)
+        let bytes =
+            lepton_policies::files::read_bounded(path, crate::MAX_INPUT_BYTES).map_err(|e| {
+                Error::Io {
+                    path: source.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        Self::new(Box::new(Cursor::new(bytes)), source)
     }
 
     fn from_text(text: &str, source: &str) -> Result<Self, Error> {

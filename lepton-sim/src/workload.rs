@@ -109,10 +109,13 @@ pub struct Workload {
 /// node or task, or a duplicate id.
 pub fn read_workload(path: &Path) -> Result<Workload, Error> {
     let display = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: display.clone(),
-        message: e.to_string(),
-    })?;
+    let bytes =
+        lepton_policies::files::read_bounded(path, crate::MAX_INPUT_BYTES).map_err(|e| {
+            Error::Io {
+                path: display.clone(),
+                message: e.to_string(),
+            }
+        })?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         let at = Position::of(&bytes, e.valid_up_to());
         at.error(&display, format!("invalid UTF-8: {e}"))

@@ -213,13 +213,28 @@ pub(crate) struct SubmitArgs {
 }
 
 pub(crate) fn submit(args: SubmitArgs) -> Result<(), CliError> {
-    let text = if args.file == "-" {
-        std::io::read_to_string(std::io::stdin())
-            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?
+    let max = lepton::sim::MAX_INPUT_BYTES;
+    let bytes = if args.file == "-" {
+        // A terminal, too: read up to one byte past the bound.
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin(), max + 1),
+            &mut bytes,
+        )
+        .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+        if bytes.len() as u64 > max {
+            return Err(CliError::Usage(format!(
+                "standard input: larger than {} MiB, the most read",
+                max >> 20
+            )));
+        }
+        bytes
     } else {
-        std::fs::read_to_string(&args.file)
+        lepton::policies::files::read_bounded(std::path::Path::new(&args.file), max)
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file)))?
     };
+    let text = String::from_utf8(bytes)
+        .map_err(|e| CliError::Usage(format!("{}: not UTF-8: {e}", args.file)))?;
     let value: Value = serde_json::from_str(&text)
         .map_err(|e| CliError::Usage(format!("{}: not JSON: {e}", args.file)))?;
     // A workload: submit its tasks' specs.

@@ -162,10 +162,13 @@ impl Drl {
     /// [`Error::Model`] naming `path` when it cannot be read, is not
     /// safetensors, or lacks a tensor of the right name, type and shape.
     pub fn load(path: &Path, workload: Arc<TargetWorkload>) -> Result<Drl, Error> {
-        let bytes = std::fs::read(path).map_err(|e| Error::Model {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let bytes =
+            crate::files::read_bounded(path, crate::files::MAX_MODEL_BYTES).map_err(|e| {
+                Error::Model {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
         Drl::from_bytes(&bytes, &path.display().to_string(), workload)
     }
 

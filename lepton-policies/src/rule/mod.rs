@@ -219,10 +219,15 @@ impl RulePolicy {
             Some("json") => config::from_json,
             _ => return Err(Error::RulesFileExtension { path: origin }),
         };
-        let text = std::fs::read_to_string(path).map_err(|error| Error::RulesFileUnreadable {
-            path: origin.clone(),
-            reason: error.to_string(),
-        })?;
+        let text = crate::files::read_bounded(path, crate::files::MAX_RULES_BYTES)
+            .and_then(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            })
+            .map_err(|error| Error::RulesFileUnreadable {
+                path: origin.clone(),
+                reason: error.to_string(),
+            })?;
         parse(&text, &origin).map(RulePolicy::new)
     }
 
