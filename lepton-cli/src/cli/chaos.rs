@@ -60,7 +60,10 @@ pub(crate) fn run(args: ChaosArgs) -> Result<(), CliError> {
         seed: args.seed,
     };
     config.validate()?;
-    let policy = build(&args.policy, &args.policy_files.context(None)?)?;
+    let policy = build(
+        &args.policy,
+        &args.policy_files.context(&[&args.policy], None)?,
+    )?;
     let spinner = super::spinner(format!(
         "{} tasks on {} nodes under chaos",
         super::thousands(args.tasks),

@@ -46,22 +46,24 @@ pub(crate) struct DemoArgs {
     /// Seeds the fleets, the tasks and the failures of every scenario.
     #[arg(long, alias = "seeds", value_parser = whole::<0, { u64::MAX }>, default_value_t = DatacenterConfig::default().seed)]
     seed: u64,
-    /// VMs in the data center, 10 to 100,000.
-    #[arg(long, value_parser = whole::<10, 100_000>, default_value_t = DatacenterConfig::default().vms as u64)]
-    vms: u64,
-    /// Tasks arriving over the day, in each scenario, 1 to 2,000,000.
-    #[arg(long, value_parser = whole::<1, 2_000_000>, default_value_t = DatacenterConfig::default().tasks as u64)]
-    tasks: u64,
-    /// Hours of arrivals, in each scenario, 1 to 720.
-    #[arg(long, value_parser = whole::<1, 720>, default_value_t = DatacenterConfig::default().hours)]
-    hours: u64,
-    /// Edge sites in the edge scenario, 2 to 1,000.
-    #[arg(long, value_parser = whole::<2, 1_000>, default_value_t = EdgeConfig::default().sites as u64)]
-    sites: u64,
+    /// VMs in the data center, 10 to 100,000 (default 1,000).
+    #[arg(long, value_parser = whole::<10, 100_000>)]
+    vms: Option<u64>,
+    /// Tasks arriving over the day, in each scenario, 1 to 2,000,000
+    /// (default: 20,000 in the data center and at the edge, 12,000 in the
+    /// hybrid cloud).
+    #[arg(long, value_parser = whole::<1, 2_000_000>)]
+    tasks: Option<u64>,
+    /// Hours of arrivals, in each scenario, 1 to 720 (default 24).
+    #[arg(long, value_parser = whole::<1, 720>)]
+    hours: Option<u64>,
+    /// Edge sites in the edge scenario, 2 to 1,000 (default 8).
+    #[arg(long, value_parser = whole::<2, 1_000>)]
+    sites: Option<u64>,
     /// Lepton's placement policy in the data center (a name `lepton
-    /// policies` lists).
-    #[arg(long, default_value = "bestfit")]
-    policy: String,
+    /// policies` lists; default bestfit).
+    #[arg(long)]
+    policy: Option<String>,
     #[command(flatten)]
     policy_files: PolicyFiles,
     /// Your own data center instead of the built-in one: nodes (with
@@ -78,9 +80,9 @@ pub(crate) struct DemoArgs {
 
 pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
     // Flags first: a bad value should not wait for a run.
-    let context = args.policy_files.context(None)?;
-    build(&args.policy, &context)?;
     let configs = Configs::of(&args)?;
+    let context = args.policy_files.context(&[&configs.policy], None)?;
+    build(&configs.policy, &context)?;
     report::check_out_dir(&args.out)?;
     let started = Instant::now();
     let ran = run_scenarios(&args, &configs, &context)?;
@@ -122,40 +124,105 @@ struct Configs {
     datacenter: DatacenterConfig,
     edge: EdgeConfig,
     hybrid: HybridConfig,
+    /// Lepton's policy in the data center.
+    policy: String,
 }
 
 impl Configs {
     fn of(args: &DemoArgs) -> Result<Configs, CliError> {
+        refuse_unread_flags(args)?;
         // The parsers bounded every size far below `usize::MAX`.
         let size = |value: u64| value as usize;
+        let default = DatacenterConfig::default();
+        let tasks = |own: usize| args.tasks.map_or(own, size);
+        let hours = args.hours.unwrap_or(default.hours);
         let datacenter = DatacenterConfig {
             seed: args.seed,
-            vms: size(args.vms),
-            tasks: size(args.tasks),
-            hours: args.hours,
+            vms: args.vms.map_or(default.vms, size),
+            tasks: tasks(default.tasks),
+            hours,
             ..DatacenterConfig::default()
         };
         datacenter.validate()?;
+        let edge_default = EdgeConfig::default();
         let edge = EdgeConfig {
             seed: args.seed,
-            sites: size(args.sites),
-            tasks: size(args.tasks),
-            hours: args.hours,
-            ..EdgeConfig::default()
+            sites: args.sites.map_or(edge_default.sites, size),
+            tasks: tasks(default.tasks),
+            hours,
+            ..edge_default
         };
         edge.validate()?;
+        let hybrid_default = HybridConfig::default();
         let hybrid = HybridConfig {
             seed: args.seed,
-            hours: args.hours,
-            ..HybridConfig::default()
+            tasks: tasks(hybrid_default.tasks),
+            hours,
+            ..hybrid_default
         };
         hybrid.validate()?;
         Ok(Configs {
             datacenter,
             edge,
             hybrid,
+            policy: args.policy.clone().unwrap_or_else(|| "bestfit".to_owned()),
         })
     }
+}
+
+/// Refuses a flag that no scenario of this run reads: `--sites` without
+/// the edge, `--vms` or `--policy` without the data center, and with
+/// `--workload` (which is the data center) `--vms`, and `--tasks` and
+/// `--hours` unless another scenario runs.
+fn refuse_unread_flags(args: &DemoArgs) -> Result<(), CliError> {
+    let runs = |one| args.scenario == one || args.scenario == Scenario::All;
+    let scenario = format!("{:?}", args.scenario).to_lowercase();
+    let unread =
+        |flag: &str, why: &str| Err(CliError::Usage(format!("{flag} is not read here: {why}")));
+    if args.sites.is_some() && !runs(Scenario::Edge) {
+        return unread(
+            "--sites",
+            &format!("it is the edge scenario's, and --scenario {scenario} does not run it"),
+        );
+    }
+    for (flag, given) in [
+        ("--vms", args.vms.is_some()),
+        ("--policy", args.policy.is_some()),
+    ] {
+        if given && !runs(Scenario::Datacenter) {
+            return unread(
+                flag,
+                &format!("it is the data center's, and --scenario {scenario} does not run it"),
+            );
+        }
+    }
+    if args.workload.is_none() {
+        return Ok(());
+    }
+    if !runs(Scenario::Datacenter) {
+        return unread(
+            "--workload",
+            &format!("it replaces the data center, and --scenario {scenario} does not run it"),
+        );
+    }
+    if args.vms.is_some() {
+        return unread(
+            "--vms",
+            "the workload's nodes are the data center (--workload)",
+        );
+    }
+    for (flag, given) in [
+        ("--tasks", args.tasks.is_some()),
+        ("--hours", args.hours.is_some()),
+    ] {
+        if given && args.scenario == Scenario::Datacenter {
+            return unread(
+                flag,
+                "the workload's tasks and arrivals are the data center's (--workload)",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The scenarios a demo ran (`None`: not asked for).
@@ -189,9 +256,9 @@ fn run_scenarios(
             Some(path) => {
                 let workload = read_workload(path)?;
                 let world = FleetWorld::from_workload(&workload.nodes, &workload.tasks, config)?;
-                compare_fleet(&world, &args.policy, build(&args.policy, context)?)?
+                compare_fleet(&world, &configs.policy, build(&configs.policy, context)?)?
             }
-            None => datacenter(config, &args.policy, context)?,
+            None => datacenter(config, &configs.policy, context)?,
         });
         bar.inc(1);
     }

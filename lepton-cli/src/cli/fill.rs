@@ -92,7 +92,10 @@ pub(crate) fn run(args: FillArgs) -> Result<(), CliError> {
     let (nodes_path, pods_path) = args.trace.paths()?;
     let (nodes, pods) = args.trace.read()?;
     let tasks: Vec<TaskSpec> = pods.into_iter().map(|p| p.spec).collect();
-    let context = args.policy_files.context(Some(&tasks))?;
+    let context = args.policy_files.context(
+        &policies.iter().map(String::as_str).collect::<Vec<_>>(),
+        Some(&tasks),
+    )?;
     let experiment = Experiment {
         nodes,
         tasks,

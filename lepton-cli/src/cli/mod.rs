@@ -308,9 +308,25 @@ impl PolicyFiles {
         rules.into_iter().chain(model).collect()
     }
 
-    /// The policy context: the rules and model, and FGD's target workload
-    /// learned from `tasks` when given.
-    pub(crate) fn context(&self, tasks: Option<&[TaskSpec]>) -> Result<PolicyContext, CliError> {
+    /// The policy context for `policies`: the rules and model, and FGD's
+    /// target workload learned from `tasks` when given. A file none of
+    /// `policies` reads (`--model` without `drl`) is refused, not ignored.
+    pub(crate) fn context(
+        &self,
+        policies: &[&str],
+        tasks: Option<&[TaskSpec]>,
+    ) -> Result<PolicyContext, CliError> {
+        for (flag, given, reader) in [
+            ("--rules", self.rules.is_some(), "rule"),
+            ("--model", self.model.is_some(), "drl"),
+        ] {
+            if given && !policies.contains(&reader) {
+                return Err(CliError::Usage(format!(
+                    "{flag} is read by --policy {reader} only, and the policy here is {}",
+                    policies.join(", ")
+                )));
+            }
+        }
         let rules = match &self.rules {
             Some(path) => Some(Arc::new(RulePolicy::from_path(path)?)),
             None => None,

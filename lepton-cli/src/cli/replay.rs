@@ -122,7 +122,7 @@ pub(crate) fn run(args: ReplayArgs) -> Result<(), CliError> {
         })
         .collect();
     let specs: Vec<TaskSpec> = tasks.iter().map(|t| t.spec.clone()).collect();
-    let context = args.policy_files.context(Some(&specs))?;
+    let context = args.policy_files.context(&[&args.policy], Some(&specs))?;
     let workload = context.target_workload.clone().unwrap_or_default();
     let policy = build(&args.policy, &context)?;
     let load_s = started.elapsed().as_secs_f64();

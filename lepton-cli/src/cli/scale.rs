@@ -62,7 +62,7 @@ struct ScaleReport {
 }
 
 pub(crate) fn run(args: ScaleArgs) -> Result<(), CliError> {
-    let context = args.policy_files.context(None)?;
+    let context = args.policy_files.context(&[&args.policy], None)?;
     let mut scheduler = CoreScheduler::new(build(&args.policy, &context)?);
     let spinner = super::spinner(format!(
         "{} nodes and {} tasks",

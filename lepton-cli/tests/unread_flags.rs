@@ -1,0 +1,111 @@
+//! A flag the run would not read is refused, naming it and why, instead
+//! of being silently ignored; and `--tasks` reaches every scenario.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn lepton(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lepton"))
+        .args(args)
+        .env_remove("LEPTON_TRACE_DIR")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn flags_no_scenario_or_policy_reads_are_refused() {
+    let workload = std::env::temp_dir().join(format!("lepton-unread-{}.json", std::process::id()));
+    std::fs::write(&workload, "{}").unwrap();
+    let w = workload.to_str().unwrap();
+    let cases: [(&[&str], &str); 10] = [
+        (
+            &["demo", "--workload", w, "--vms", "5000"],
+            "--vms is not read here: the workload's nodes",
+        ),
+        (
+            &[
+                "demo",
+                "--workload",
+                w,
+                "--scenario",
+                "datacenter",
+                "--tasks",
+                "7",
+            ],
+            "--tasks is not read here: the workload's tasks",
+        ),
+        (
+            &[
+                "demo",
+                "--workload",
+                w,
+                "--scenario",
+                "datacenter",
+                "--hours",
+                "1",
+            ],
+            "--hours is not read here",
+        ),
+        (
+            &["demo", "--workload", w, "--scenario", "edge"],
+            "--workload is not read here",
+        ),
+        (
+            &["demo", "--scenario", "hybrid", "--vms", "20"],
+            "--vms is not read here",
+        ),
+        (
+            &["demo", "--scenario", "datacenter", "--sites", "4"],
+            "--sites is not read here",
+        ),
+        (
+            &["demo", "--scenario", "edge", "--policy", "spread"],
+            "--policy is not read here",
+        ),
+        (
+            &["demo", "--model", "m.safetensors"],
+            "--model is read by --policy drl only",
+        ),
+        (
+            &["replay", "--policy", "bestfit", "--rules", "r.toml"],
+            "--rules is read by --policy rule only",
+        ),
+        (
+            &["chaos", "--policy", "fgd", "--model", "m.safetensors"],
+            "--model is read by --policy drl only",
+        ),
+    ];
+    for (args, names) in cases {
+        let output = lepton(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(names), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn tasks_reach_the_hybrid_scenario() {
+    let out = std::env::temp_dir().join(format!("lepton-unread-report-{}", std::process::id()));
+    let output = lepton(&[
+        "demo",
+        "--scenario",
+        "hybrid",
+        "--tasks",
+        "300",
+        "-o",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let baseline = &json["scenarios"][0]["baseline"];
+    let ended = baseline["completed"].as_u64().unwrap() + baseline["failed"].as_u64().unwrap();
+    assert_eq!(ended, 300, "{baseline}");
+}
