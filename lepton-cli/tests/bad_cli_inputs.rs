@@ -57,6 +57,11 @@ fn bad_flags_and_files_fail_naming_the_value() {
             "tune = inf is out of range".into(),
         ),
         (fill(&["--tune", "0"]), "tune = 0 is out of range".into()),
+        // Said as a person reads it, not in 309 digits.
+        (
+            fill(&["--tune", "1e308"]),
+            "tune = 1e308 is out of range".into(),
+        ),
         (
             fill(&["--tune", "1,3"]),
             "invalid value '1,3' for '--tune".into(),
@@ -175,7 +180,7 @@ fn bad_flags_and_files_fail_naming_the_value() {
         ),
         (
             fill(&["--policy", "drl", "--model", &garbage_model]),
-            format!("model file {garbage_model:?}: not a safetensors file"),
+            format!("model file {garbage_model:?}: not a safetensors file: its header claims more than 100 MB"),
         ),
         (
             train(&["--reward", "gpu"]),

@@ -336,11 +336,29 @@ const TENSORS: [(&str, usize, usize); 6] = [
     ("4.bias", 1, 1),
 ];
 
+/// What is wrong with a file safetensors refused, in words.
+fn safetensors_problem(error: &::safetensors::SafeTensorError) -> String {
+    use ::safetensors::SafeTensorError as E;
+    match error {
+        E::HeaderTooSmall | E::InvalidHeaderLength => "too short to hold a header".into(),
+        E::HeaderTooLarge => "its header claims more than 100 MB".into(),
+        E::InvalidHeader | E::InvalidHeaderStart | E::InvalidHeaderDeserialization => {
+            "its header is not the JSON safetensors writes".into()
+        }
+        E::JsonError(e) => format!("its header is not valid JSON ({e})"),
+        E::MetadataIncompleteBuffer | E::InvalidOffset(_) | E::TensorInvalidInfo => {
+            "its tensors do not match the bytes that follow the header (truncated?)".into()
+        }
+        E::IoError(e) => e.to_string(),
+        other => format!("it is malformed ({other:?})"),
+    }
+}
+
 /// Reads `bytes` (safetensors) into `model`, checking every tensor's name,
 /// type, shape and values before anything is copied.
 fn load_weights(model: &mut Model, bytes: &[u8]) -> Result<(), String> {
     let file = ::safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| format!("not a safetensors file: {e}"))?;
+        .map_err(|e| format!("not a safetensors file: {}", safetensors_problem(&e)))?;
     let mut values = Vec::with_capacity(TENSORS.len());
     for (name, rows, columns) in TENSORS {
         let tensor = file
