@@ -55,7 +55,15 @@ async fn exit_codes_decide_and_the_ledger_and_logs_say_what_ran() {
     );
     let (out, _) = backend.logs(ok.run);
     assert_eq!(std::fs::read_to_string(out).expect("log"), "hello\n");
-    let ledger = std::fs::read_to_string(backend.ledger()).expect("ledger");
+    // The exit code is written first, the ledger line right after it.
+    let mut ledger = String::new();
+    for _ in 0..200 {
+        ledger = std::fs::read_to_string(backend.ledger()).expect("ledger");
+        if ledger.contains("ended 1-1 0\n") && ledger.contains("ended 2-1 1\n") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert!(
         ledger.contains("ended 1-1 0\n") && ledger.contains("ended 2-1 1\n"),
         "{ledger}"
