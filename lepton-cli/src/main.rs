@@ -125,7 +125,7 @@ fn main() -> ExitCode {
         // The reader went away (`lepton … | head`): nothing more to say.
         Ok(()) | Err(CliError::Closed) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", cli::printable(&error.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -119,3 +119,33 @@ fn an_output_over_an_input_or_another_output_is_refused() {
     }
     assert_eq!(std::fs::read_to_string(&workload).unwrap(), text);
 }
+
+#[test]
+fn names_cannot_drive_the_terminal_or_the_csv_reader() {
+    let dir = scratch("names");
+    let workload = dir.join("w.json");
+    // One task fits (it goes to the CSV), one fits no node (it is warned
+    // about on the terminal); both named with an escape sequence.
+    let text = r#"{"nodes": [{"id": 0, "capacity": {"cpu_milli": 4000, "memory_mib": 4096}}],
+        "tasks": [
+          {"arrival_s": 0, "duration_s": 10, "spec": {"id": 1, "name": "evil\u001b[31mred", "request": {"cpu_milli": 1000}}},
+          {"arrival_s": 0, "duration_s": 10, "spec": {"id": 2, "name": "huge\u001b]0;owned\u0007", "request": {"cpu_milli": 64000}}}
+        ]}"#;
+    std::fs::write(&workload, text).unwrap();
+    let csv = dir.join("p.csv");
+    let output = Command::new(env!("CARGO_BIN_EXE_lepton"))
+        .args(["replay", "--workload", workload.to_str().unwrap()])
+        .args(["--placements", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(r"huge\u{1b}]0;owned\u{7}"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+        "{stderr:?}"
+    );
+    let placements = std::fs::read_to_string(&csv).unwrap();
+    assert!(placements.contains(r"evil\u{1b}[31mred"), "{placements}");
+    assert!(!placements.contains('\u{1b}'), "{placements:?}");
+}

@@ -223,6 +223,7 @@ pub(crate) fn check_fit(
     let misfits = lepton::sim::unplaceable(nodes, tasks.iter().copied())?;
     let describe = |index: usize| {
         let task = tasks[index];
+        // Shown with `{:?}`, which escapes control characters.
         let name = task.name.clone().unwrap_or_else(|| task.id.to_string());
         let mut ask = format!(
             "cpu_milli {}, memory_mib {}",
@@ -431,6 +432,26 @@ pub(crate) fn check_outputs(
         }
     }
     Ok(())
+}
+
+/// `text` with its control characters (a terminal's escape sequences
+/// among them: `\u{1b}[31m`) written as `\u{..}`, so that a name read
+/// from a file cannot drive the terminal it is printed on. Line breaks
+/// and tabs stay.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let hostile = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(hostile) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hostile(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Writes `bytes` to `path` atomically: to a temporary file beside it,

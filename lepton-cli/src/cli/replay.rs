@@ -361,6 +361,7 @@ fn write_placements(
 
 /// A CSV field: quoted when it holds a comma, a quote or a line break.
 fn csv_field(text: String) -> String {
+    let text = super::printable(&text).into_owned();
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
