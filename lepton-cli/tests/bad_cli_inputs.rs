@@ -138,6 +138,20 @@ fn bad_flags_and_files_fail_naming_the_value() {
             "node_failure_rate_per_hour = -0.5 is out of range".into(),
         ),
         (
+            [
+                "replay",
+                "--policy",
+                "bestfit",
+                "--node-failure-rate",
+                "1e308",
+                "--recovery-s",
+                "0",
+            ]
+            .map(String::from)
+            .to_vec(),
+            "node_failure_rate_per_hour = 1e308 is out of range: from 0 to 60".into(),
+        ),
+        (
             ["replay", "--policy", "bestfit", "--sample-every-s", "0"]
                 .map(String::from)
                 .to_vec(),

@@ -184,8 +184,9 @@ pub enum Error {
         /// The limit.
         max: u32,
     },
-    /// A node's price is negative, infinite or NaN.
-    #[error("node {node} has price per hour {price}; it must be a finite number >= 0")]
+    /// A node's price is negative, NaN or above
+    /// [`MAX_PRICE_PER_HOUR`](crate::model::MAX_PRICE_PER_HOUR).
+    #[error("node {node} has price per hour {}; it must be from 0 to 1e6", readable_number(*price))]
     InvalidPrice {
         /// The node.
         node: NodeId,
@@ -235,4 +236,15 @@ pub enum Error {
         /// What was expected.
         expected: &'static str,
     },
+}
+
+/// `value` as errors show it: as written for everyday sizes, `1e308` (not
+/// 309 digits) for very large or very small ones.
+pub fn readable_number(value: f64) -> String {
+    let magnitude = value.abs();
+    if value.is_finite() && (magnitude >= 1e15 || (magnitude != 0.0 && magnitude < 1e-6)) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
 }

@@ -87,7 +87,7 @@ mod sync;
 mod task;
 
 pub use cluster::{ClusterState, FeasibleNodes, Placement};
-pub use error::{Error, Misfit};
+pub use error::{readable_number, Error, Misfit};
 pub use model::{GpuRequest, Gpus, NodeId, NodeSpec, Resources, Run, TaskId, TaskSpec};
 pub use policy::{policy_fn, Policy};
 pub use scheduler::{Assignment, CoreScheduler, Event, Scheduler};

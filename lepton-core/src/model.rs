@@ -12,7 +12,7 @@
 
 pub use crate::node::{
     GpuModel, Gpus, Labels, NodeId, NodeKind, NodeSpec, NodeState, Resource, Taint,
-    MAX_GPUS_PER_NODE,
+    MAX_GPUS_PER_NODE, MAX_PRICE_PER_HOUR,
 };
 pub use crate::resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PER_GPU};
 pub use crate::task::{

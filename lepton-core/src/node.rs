@@ -16,6 +16,11 @@ use crate::resources::Resources;
 /// The most GPUs one node may declare.
 pub const MAX_GPUS_PER_NODE: u32 = 64;
 
+/// The highest price per hour a node may have (a million): beyond any
+/// machine's, and far enough below `f64::MAX` that a fleet's cost over a
+/// year stays finite.
+pub const MAX_PRICE_PER_HOUR: f64 = 1e6;
+
 /// Identifies a node. Displayed as `n-<number>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -207,7 +212,8 @@ impl NodeSpec {
     }
 
     /// Checks the node is well formed: it offers something, declares at most
-    /// [`MAX_GPUS_PER_NODE`] GPUs, and has a finite, non-negative price.
+    /// [`MAX_GPUS_PER_NODE`] GPUs, and has a price from 0 to
+    /// [`MAX_PRICE_PER_HOUR`].
     ///
     /// # Errors
     /// [`Error::ZeroCapacity`], [`Error::TooManyGpus`] or [`Error::InvalidPrice`].
@@ -223,7 +229,7 @@ impl NodeSpec {
         if self.capacity.is_zero() && self.gpus.count == 0 {
             return Err(Error::ZeroCapacity { node });
         }
-        if !self.price_per_hour.is_finite() || self.price_per_hour < 0.0 {
+        if !(0.0..=MAX_PRICE_PER_HOUR).contains(&self.price_per_hour) {
             return Err(Error::InvalidPrice {
                 node,
                 price: self.price_per_hour,

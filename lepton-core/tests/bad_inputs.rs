@@ -8,7 +8,9 @@
 
 use lepton_test_support as support;
 
-use lepton_core::model::{Dimension, ResourceName, GPU_MILLI_PER_GPU, MAX_GPUS_PER_NODE};
+use lepton_core::model::{
+    Dimension, ResourceName, GPU_MILLI_PER_GPU, MAX_GPUS_PER_NODE, MAX_PRICE_PER_HOUR,
+};
 use lepton_core::{
     ClusterState, CoreScheduler, Error, Event, GpuRequest, Gpus, Misfit, NodeId, NodeSpec,
     Placement, Resources, Scheduler, TaskId, TaskSpec,
@@ -134,7 +136,7 @@ fn nodes_at_the_limits_are_accepted() {
         NodeSpec::new(NodeId(4), Resources::new(1, 0))
             .with_gpus(Gpus::new("A100", MAX_GPUS_PER_NODE))
             .with_price_per_hour(0.0),
-        NodeSpec::new(NodeId(5), Resources::new(1, 0)).with_price_per_hour(f64::MAX),
+        NodeSpec::new(NodeId(5), Resources::new(1, 0)).with_price_per_hour(MAX_PRICE_PER_HOUR),
     ];
     for spec in at_limits {
         scheduler.add_node(&spec).unwrap();

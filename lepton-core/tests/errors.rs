@@ -171,11 +171,17 @@ fn node_errors_name_the_node_and_value() {
         ),
         (
             NodeSpec::new(NodeId(4), Resources::new(1, 1)).with_price_per_hour(f64::NAN),
-            "node n-4 has price per hour NaN; it must be a finite number >= 0",
+            "node n-4 has price per hour NaN; it must be from 0 to 1e6",
         ),
         (
             NodeSpec::new(NodeId(5), Resources::new(1, 1)).with_price_per_hour(-0.5),
-            "node n-5 has price per hour -0.5; it must be a finite number >= 0",
+            "node n-5 has price per hour -0.5; it must be from 0 to 1e6",
+        ),
+        // Finite, but a fleet's cost would overflow: refused, and shown
+        // without 309 digits.
+        (
+            NodeSpec::new(NodeId(6), Resources::new(1, 1)).with_price_per_hour(1e308),
+            "node n-6 has price per hour 1e308; it must be from 0 to 1e6",
         ),
     ];
     for (spec, message) in cases {

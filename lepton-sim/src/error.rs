@@ -29,7 +29,7 @@ pub enum Error {
         message: String,
     },
     /// A numeric setting of a run is out of range.
-    #[error("{name} = {} is out of range: {expected}", readable(*value))]
+    #[error("{name} = {} is out of range: {expected}", lepton_core::readable_number(*value))]
     OutOfRange {
         /// The setting's name.
         name: &'static str,
@@ -80,14 +80,4 @@ pub enum Error {
         /// The seed.
         seed: u64,
     },
-}
-
-/// `value` as a person reads it: `1e308`, not 309 digits.
-fn readable(value: f64) -> String {
-    let magnitude = value.abs();
-    if value.is_finite() && (magnitude >= 1e15 || (magnitude != 0.0 && magnitude < 1e-6)) {
-        format!("{value:e}")
-    } else {
-        format!("{value}")
-    }
 }

@@ -253,7 +253,7 @@ fn invalid_and_duplicate_elements_name_index_id_and_line() {
         ),
         (
             with_nodes(r#"{"id": 3, "capacity": {"cpu_milli": 1}, "price_per_hour": -1}"#),
-            "nodes[0]: node n-3 has price per hour -1; it must be a finite number >= 0",
+            "nodes[0]: node n-3 has price per hour -1; it must be from 0 to 1e6",
         ),
     ];
     for (json, expected) in cases {

@@ -47,8 +47,8 @@ pub(crate) struct ReplayArgs {
     /// the load (the trace's own pace barely uses 1% of its GPUs).
     #[arg(long, value_parser = decimal, default_value_t = 1.0)]
     arrival_scale: f64,
-    /// Node failures per node per hour of virtual time, a decimal ≥ 0 (0:
-    /// none). A failed node's tasks start again elsewhere.
+    /// Node failures per node per hour of virtual time, a decimal from 0
+    /// to 60 (0: none). A failed node's tasks start again elsewhere.
     #[arg(long, value_parser = decimal, default_value_t = 0.0)]
     node_failure_rate: f64,
     /// Seconds a failed node stays down.

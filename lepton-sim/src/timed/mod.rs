@@ -186,11 +186,13 @@ impl TimedConfig {
     /// NaN, the horizon is past [`MAX_TIME_S`], or `sample_every_s` is 0.
     pub fn validate(&self) -> Result<(), Error> {
         let rate = self.node_failure_rate_per_hour;
-        if !rate.is_finite() || rate < 0.0 {
+        // At most one failure a minute per node: more would only grow the
+        // event queue (1e308 grew it to 3.5 GB).
+        if !(0.0..=60.0).contains(&rate) {
             return Err(Error::OutOfRange {
                 name: "node_failure_rate_per_hour",
                 value: rate,
-                expected: "a finite number >= 0",
+                expected: "from 0 to 60 failures per node per hour",
             });
         }
         if self.horizon_s.is_some_and(|h| h > MAX_TIME_S) {
