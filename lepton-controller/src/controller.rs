@@ -134,6 +134,22 @@ impl Controller {
         }
     }
 
+    /// Stops a run this controller does not hold (of an ended task, an
+    /// older attempt, one adopted as ended) and removes what it left.
+    ///
+    /// # Errors
+    /// The backend's error; [`BackendError::NotFound`] for a node no
+    /// backend offers.
+    pub async fn remove_run(&self, handle: &Handle) -> Result<(), BackendError> {
+        match self.backend_of(handle.node) {
+            Some(backend) => backend.stop(handle).await,
+            None => Err(BackendError::NotFound {
+                backend: "controller".to_owned(),
+                what: format!("node {}", handle.node),
+            }),
+        }
+    }
+
     /// The scheduler, read-only.
     pub fn scheduler(&self) -> &CoreScheduler {
         &self.scheduler

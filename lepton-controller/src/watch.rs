@@ -149,6 +149,7 @@ pub(crate) fn ending(run: Run, status: &RunStatus) -> Option<Event> {
             run,
             reason: reason.clone(),
         },
+        RunStatus::NeverStarted => Event::NeverStarted(run),
         RunStatus::Gone => Event::TaskFailed {
             run,
             reason: "gone from the backend".to_owned(),

@@ -71,6 +71,10 @@ pub enum RunStatus {
     },
     /// The backend no longer knows it.
     Gone,
+    /// Recorded, but its process was never started: the launch was cut
+    /// short (the service crashed in between). Nothing of the task ran,
+    /// so the controller queues it again without charging its budget.
+    NeverStarted,
 }
 
 /// Resource usage of a run, where the backend exposes it (`None` where not).
@@ -189,6 +193,20 @@ pub trait Backend: Send + Sync {
 
     /// The nodes this backend offers, with capacity, labels, kind and price.
     async fn inventory(&self) -> Result<Vec<NodeSpec>, BackendError>;
+
+    /// Refuses a task this backend could never run, whatever the state of
+    /// the cluster: a config it cannot launch (no `command`, no `image`),
+    /// GPUs it cannot attach, a request larger than any node it will ever
+    /// offer. A service checks submissions with it, so that such a task is
+    /// refused at once rather than accepted and failed (or left waiting)
+    /// later. By default every task is accepted.
+    ///
+    /// # Errors
+    /// [`BackendError::Invalid`] or [`BackendError::Unsupported`], naming
+    /// what the task cannot have.
+    fn validate(&self, _task: &TaskSpec) -> Result<(), BackendError> {
+        Ok(())
+    }
 
     /// Starts a run. Launching a run that already exists returns its handle
     /// and starts nothing.

@@ -169,6 +169,31 @@ fn a_service_task_retries_with_growing_delays_without_limit() {
 }
 
 #[test]
+fn a_run_that_never_started_is_queued_again_without_spending_the_budget() {
+    let mut config = SchedulerConfig::default();
+    config.retry_batch.max_retries = Some(0);
+    let mut cluster = Cluster::new(config, &[(1, 4_000)]);
+    cluster.submit(task(1, 1_000));
+    let first = cluster.schedule()[0].run();
+    cluster
+        .scheduler
+        .handle(Event::NeverStarted(first))
+        .unwrap();
+    assert_eq!(cluster.state(1), TaskState::Queued);
+    assert!(cluster.scheduler.failures(TaskId(1)).is_empty());
+    // Placed again at once, as a new run; the old one is stale.
+    let second = cluster.schedule()[0].run();
+    assert_eq!(second.attempt, first.attempt + 1);
+    assert!(matches!(
+        cluster.scheduler.handle(Event::NeverStarted(first)),
+        Err(Error::StaleRun { .. })
+    ));
+    cluster.scheduler.complete(second).unwrap();
+    assert_eq!(cluster.state(1), TaskState::Completed);
+    cluster.check();
+}
+
+#[test]
 fn late_and_duplicate_reports_are_refused_and_change_nothing() {
     let mut cluster = Cluster::new(SchedulerConfig::default(), &[(1, 4_000), (2, 4_000)]);
     cluster.submit(task(1, 1_000));

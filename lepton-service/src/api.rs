@@ -11,6 +11,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use lepton::backend::Backend;
 use lepton::{NodeId, TaskId, TaskSpec};
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -31,6 +32,8 @@ pub(crate) struct Api {
     /// before anything is stored.
     pub(crate) claimed: Arc<Mutex<HashSet<TaskId>>>,
     pub(crate) max_tasks_per_request: usize,
+    /// The backends, asked whether a submitted task could ever run.
+    pub(crate) backends: Arc<[Arc<dyn Backend>]>,
     /// This service's OpenAPI description.
     pub(crate) openapi: Arc<str>,
 }
@@ -84,6 +87,12 @@ async fn submit(
 ) -> Result<Response, ServiceError> {
     let body = body.map_err(rejected)?;
     let specs = parse_tasks(&body, api.max_tasks_per_request)?;
+    for (i, spec) in specs.iter().enumerate() {
+        runnable(&api.backends, spec).map_err(|message| ServiceError::BadRequest {
+            field: format!("[{i}]"),
+            message,
+        })?;
+    }
     claim(&api, &specs)?;
     let changes = specs
         .iter()
@@ -148,6 +157,18 @@ fn parse_tasks(body: &[u8], max: usize) -> Result<Vec<TaskSpec>, ServiceError> {
             Ok(spec)
         })
         .collect()
+}
+
+/// Whether some backend could ever run `spec`; if none, why each would not.
+fn runnable(backends: &[Arc<dyn Backend>], spec: &TaskSpec) -> Result<(), String> {
+    let mut refusals = Vec::new();
+    for backend in backends {
+        match backend.validate(spec) {
+            Ok(()) => return Ok(()),
+            Err(error) => refusals.push(error.to_string()),
+        }
+    }
+    Err(format!("no backend can run it: {}", refusals.join("; ")))
 }
 
 /// Claims every id of `specs`, or none: an id already submitted (or twice

@@ -444,11 +444,11 @@ impl Engine {
 /// run — the newest the backend still holds, else the one the store names
 /// — is adopted with what the backend says of it now (an ended run ends its
 /// task or is retried; ended runs first, so that each holds its resources
-/// only while it is taken in); the others are queued. Returns how many runs
-/// were adopted.
+/// only while it is taken in); the others are queued. Every other run of a
+/// stored task is removed. Returns how many runs were adopted.
 async fn restore(controller: &mut Controller, stored: &Stored, live: Vec<Handle>) -> usize {
     let mut latest: HashMap<TaskId, Handle> = HashMap::new();
-    for handle in live {
+    for handle in live.iter().cloned() {
         let newer = latest
             .get(&handle.run.task)
             .is_none_or(|known| known.run.attempt < handle.run.attempt);
@@ -487,6 +487,19 @@ async fn restore(controller: &mut Controller, stored: &Stored, live: Vec<Handle>
                 if let Err(error) = controller.submit(spec) {
                     warn!(task = %spec.id, %error, "a stored task was refused");
                 }
+            }
+        }
+    }
+    // What no task runs any more — runs of ended tasks, older attempts,
+    // runs adopted as ended — is removed now: the sweep stops only runs
+    // of the tasks the scheduler holds, so a crash before it would leave
+    // an ended task's run to no one. Removing is idempotent, whatever
+    // number of crashes cut it short.
+    for handle in live {
+        let ours = stored.tasks.contains_key(&handle.run.task);
+        if ours && controller.handle(handle.run.task) != Some(&handle) {
+            if let Err(error) = controller.remove_run(&handle).await {
+                warn!(%handle, %error, "cannot remove a run left from before the restart");
             }
         }
     }

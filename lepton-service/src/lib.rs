@@ -257,6 +257,7 @@ impl Leading {
 pub(crate) fn lead(context: &Context, store: Arc<dyn Store>) -> Result<Leading, ServiceError> {
     let config = &context.config;
     let backends = backends(config)?;
+    let validators = backends.iter().cloned().collect();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (engine, thread) = engine::start(
         backends,
@@ -279,6 +280,7 @@ pub(crate) fn lead(context: &Context, store: Arc<dyn Store>) -> Result<Leading, 
         claimed: Arc::new(parking_lot::Mutex::new(claimed)),
         openapi: api::openapi_document(&context.policies)?,
         max_tasks_per_request: config.max_tasks_per_request,
+        backends: validators,
     };
     Ok(Leading {
         router: api::router(api, config.max_body_bytes),

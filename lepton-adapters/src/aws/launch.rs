@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::{
     TagSpecification,
 };
 use lepton_core::backend::{BackendError, Handle, Launch};
-use lepton_core::Run;
+use lepton_core::{Run, TaskSpec};
 
 use super::client::{error_code, filter, validate_resource_id};
 use super::status::{state_of, tagged_run};
@@ -69,7 +69,7 @@ impl AwsBackend {
                         launch.node, self.region
                     ),
                 })?;
-        refuse_gpus(BACKEND, launch, "GPU devices")?;
+        self.check_task(&launch.task)?;
         let request = self.run_request(launch, instance_type)?;
         if let Some(size) = self.known_size(instance_type) {
             let asked = &launch.task.request;
@@ -165,6 +165,17 @@ impl AwsBackend {
     }
 
     /// Everything `launch` sends, checked before any request is made.
+    /// What [`Backend::validate`](lepton_core::backend::Backend::validate)
+    /// refuses: GPUs, no image (nor a default) or a malformed AMI id.
+    pub(super) fn check_task(&self, task: &TaskSpec) -> Result<(), BackendError> {
+        refuse_gpus(BACKEND, task, "GPU devices")?;
+        validate_resource_id(
+            "image",
+            "ami-",
+            task_image(BACKEND, task, self.default_image.as_ref())?,
+        )
+    }
+
     fn run_request(
         &self,
         launch: &Launch,

@@ -164,7 +164,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_ec2::Client;
 use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus};
-use lepton_core::{NodeId, NodeSpec};
+use lepton_core::{NodeId, NodeSpec, TaskSpec};
 use tokio::sync::OnceCell;
 
 use self::client::{parse_endpoint, timeout_config, validate_region};
@@ -456,6 +456,10 @@ impl Backend for AwsBackend {
     /// this region and the built-in table does not either.
     async fn inventory(&self) -> Result<Vec<NodeSpec>, BackendError> {
         self.pool_nodes().await
+    }
+
+    fn validate(&self, task: &TaskSpec) -> Result<(), BackendError> {
+        self.check_task(task)
     }
 
     /// Starts one instance of the node's type for the run, or returns the

@@ -13,7 +13,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use lepton_core::backend::{BackendError, Handle, Launch};
-use lepton_core::{Run, TaskId};
+use lepton_core::{Run, TaskId, TaskSpec};
 
 use super::client::{status_code, whole_seconds};
 use super::{DockerBackend, BACKEND, LABEL_ATTEMPT, LABEL_NAME, LABEL_NODE, LABEL_TASK, MIB};
@@ -44,7 +44,7 @@ impl DockerBackend {
                 ),
             });
         }
-        refuse_gpus(BACKEND, launch, "GPU devices")?;
+        self.check_task(&launch.task)?;
         let body = self.create_body(launch)?;
         let run = launch.run;
         let name = container_name(run);
@@ -117,6 +117,18 @@ impl DockerBackend {
         self.remove(docker, &handle.id).await?;
         self.set_stopping(&handle.id, false);
         self.forget_cpu_reading(&handle.id);
+        Ok(())
+    }
+
+    /// What [`Backend::validate`](lepton_core::backend::Backend::validate)
+    /// refuses: GPUs, no image (nor a default), a malformed image or
+    /// command.
+    pub(super) fn check_task(&self, task: &TaskSpec) -> Result<(), BackendError> {
+        refuse_gpus(BACKEND, task, "GPU devices")?;
+        validate_image(task_image(BACKEND, task, self.default_image.as_ref())?)?;
+        if let Some(command) = task.config.get("command") {
+            parse_command(BACKEND, command)?;
+        }
         Ok(())
     }
 

@@ -133,7 +133,7 @@ use async_trait::async_trait;
 use bollard::Docker;
 use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
 use lepton_core::model::NodeKind;
-use lepton_core::{NodeId, NodeSpec, Resources};
+use lepton_core::{NodeId, NodeSpec, Resources, TaskSpec};
 use tokio::sync::OnceCell;
 
 use self::client::{parse_http_url, Endpoint};
@@ -329,6 +329,10 @@ impl Backend for DockerBackend {
     /// One node: this host, with its CPU count × 1000 and total memory.
     async fn inventory(&self) -> Result<Vec<NodeSpec>, BackendError> {
         Ok(vec![self.host_node().await?])
+    }
+
+    fn validate(&self, task: &TaskSpec) -> Result<(), BackendError> {
+        self.check_task(task)
     }
 
     /// Creates and starts the run's container, or returns the one that

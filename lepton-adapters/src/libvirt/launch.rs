@@ -26,7 +26,7 @@ impl LibvirtBackend {
                 what: format!("node {}", launch.node),
             });
         }
-        refuse_gpus(BACKEND, launch, "GPU passthrough")?;
+        refuse_gpus(BACKEND, &launch.task, "GPU passthrough")?;
         let description = launch
             .task
             .name

@@ -131,7 +131,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus, Usage};
-use lepton_core::{NodeId, NodeSpec};
+use lepton_core::{NodeId, NodeSpec, TaskSpec};
 use virt::connect::Connect;
 
 use self::client::{quiet_libvirt, Shared};
@@ -273,6 +273,10 @@ impl Backend for LibvirtBackend {
 
     async fn inventory(&self) -> Result<Vec<NodeSpec>, BackendError> {
         Ok(vec![self.hypervisor_node().await?])
+    }
+
+    fn validate(&self, task: &TaskSpec) -> Result<(), BackendError> {
+        crate::shared::launch_config::refuse_gpus(BACKEND, task, "GPU passthrough")
     }
 
     async fn launch(&self, launch: &Launch) -> Result<Handle, BackendError> {

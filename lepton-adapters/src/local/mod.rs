@@ -47,7 +47,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus};
 use lepton_core::model::NodeKind;
-use lepton_core::{NodeId, NodeSpec, Resources, Run, TaskId};
+use lepton_core::{NodeId, NodeSpec, Resources, Run, TaskId, TaskSpec};
 
 use crate::shared::errors::invalid;
 use crate::shared::launch_config::{parse_command, refuse_gpus};
@@ -228,6 +228,14 @@ impl LocalBackend {
         }
     }
 
+    /// What each node offers: its part of the machine's share.
+    fn node_capacity(&self) -> Resources {
+        let (cpu_milli, memory_mib) = machine();
+        let part =
+            |total: u64| (total as f64 * self.config.share / f64::from(self.config.nodes)) as u64;
+        Resources::new(part(cpu_milli), part(memory_mib))
+    }
+
     /// Reaps the run's wrapper if this process started it and it ended.
     fn reap(&self, run: Run) {
         let mut children = lock(&self.children);
@@ -237,6 +245,22 @@ impl LocalBackend {
             }
         }
     }
+}
+
+/// The argv a task's `command` config runs.
+fn command_argv(task: &TaskSpec) -> Result<Vec<String>, BackendError> {
+    match task.config.get("command") {
+        Some(command) => parse_command(BACKEND, command)?,
+        None => None,
+    }
+    .ok_or_else(|| {
+        invalid(
+            BACKEND,
+            "command",
+            task.config.get("command").map_or("", String::as_str),
+            "the task's config has no `command` to run",
+        )
+    })
 }
 
 /// This machine's cores (in milli) and memory (MiB).
@@ -259,27 +283,39 @@ impl Backend for LocalBackend {
     }
 
     async fn inventory(&self) -> Result<Vec<NodeSpec>, BackendError> {
-        let (cpu_milli, memory_mib) = machine();
-        let part =
-            |total: u64| (total as f64 * self.config.share / f64::from(self.config.nodes)) as u64;
+        let capacity = self.node_capacity();
         let cgroups = self.cgroups().unwrap_or("none");
         Ok((0..u64::from(self.config.nodes))
             .map(|i| {
                 let id = NodeId(self.config.first_node + i);
-                backend_node(
-                    BACKEND,
-                    id,
-                    Resources::new(part(cpu_milli), part(memory_mib)),
-                    NodeKind::Server,
-                )
-                .with_name(format!("local-{}", id.0))
-                .with_label(LABEL_CGROUPS, cgroups)
+                backend_node(BACKEND, id, capacity.clone(), NodeKind::Server)
+                    .with_name(format!("local-{}", id.0))
+                    .with_label(LABEL_CGROUPS, cgroups)
             })
             .collect())
     }
 
+    /// Refuses GPUs, a missing, empty or malformed `command`, a malformed
+    /// `env.*` entry, and a request larger than one node.
+    fn validate(&self, task: &TaskSpec) -> Result<(), BackendError> {
+        refuse_gpus(BACKEND, task, "GPU devices")?;
+        command_argv(task)?;
+        identity::environment(task)?;
+        let capacity = self.node_capacity();
+        if capacity.fits(&task.request) {
+            Ok(())
+        } else {
+            Err(invalid(
+                BACKEND,
+                "request",
+                format!("{} (a node offers {capacity})", task.request),
+                "more than a whole node of this machine offers",
+            ))
+        }
+    }
+
     async fn launch(&self, launch: &Launch) -> Result<Handle, BackendError> {
-        refuse_gpus(BACKEND, launch, "GPU devices")?;
+        refuse_gpus(BACKEND, &launch.task, "GPU devices")?;
         // A run is started once: held or ended, its handle is the answer.
         let known = self
             .files
@@ -288,18 +324,7 @@ impl Backend for LocalBackend {
         if let Some(record) = known {
             return Ok(Self::handle_of(&record));
         }
-        let argv = match launch.task.config.get("command") {
-            Some(command) => parse_command(BACKEND, command)?,
-            None => None,
-        }
-        .ok_or_else(|| {
-            invalid(
-                BACKEND,
-                "command",
-                "",
-                "the task's config has no `command` to run",
-            )
-        })?;
+        let argv = command_argv(&launch.task)?;
         let env = identity::environment(&launch.task)?;
         let procs = match &self.cgroups {
             Ok(cgroups) => cgroups
@@ -401,7 +426,8 @@ impl Backend for LocalBackend {
         };
         let Some(process) = self.files.pid(&record) else {
             // Recorded, and not started yet: the wrapper writes its pid
-            // file at once, so only a launch that failed stays like this.
+            // file at once, so only a launch cut short (by a crash between
+            // the record and the start) stays like this. Nothing ran.
             let recent = self
                 .files
                 .record_age(handle.run)
@@ -409,9 +435,7 @@ impl Backend for LocalBackend {
             return Ok(if recent {
                 RunStatus::Starting
             } else {
-                RunStatus::Failed {
-                    reason: "the process never started".to_owned(),
-                }
+                RunStatus::NeverStarted
             });
         };
         if run::alive(process) {

@@ -203,12 +203,16 @@ impl RunFiles {
     }
 
     /// Removes a run: one that ended by itself is moved to `ended/` with
-    /// its exit code; one that was killed is forgotten. Its logs stay.
+    /// its exit code; one that was killed is forgotten. Its logs stay. The
+    /// record goes last, and a removal cut short by a crash is finished by
+    /// the next one: the record is what makes the run found again.
     pub(crate) fn remove(&self, run: Run) {
         let (record, exit) = (self.record_path(run), self.exit_path(run));
         let _ = std::fs::remove_file(self.pid_path(run));
         if exit.exists() {
             let _ = std::fs::rename(&exit, self.archived(&exit));
+        }
+        if self.archived(&exit).exists() {
             let _ = std::fs::rename(&record, self.archived(&record));
         } else {
             let _ = std::fs::remove_file(record);

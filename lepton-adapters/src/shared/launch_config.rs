@@ -2,7 +2,8 @@
 //! task's image and command from its config, and whether it asks for GPUs
 //! the backend cannot attach. Each refusal names the value and why.
 
-use lepton_core::backend::{BackendError, Launch};
+use lepton_core::backend::BackendError;
+use lepton_core::TaskSpec;
 
 #[cfg(any(feature = "docker", feature = "local", feature = "aws"))]
 use crate::shared::errors::invalid;
@@ -12,7 +13,7 @@ use crate::shared::errors::invalid;
 #[cfg(any(feature = "docker", feature = "aws"))]
 pub(crate) fn task_image<'a>(
     backend: &str,
-    task: &'a lepton_core::TaskSpec,
+    task: &'a TaskSpec,
     default: Option<&'a String>,
 ) -> Result<&'a String, BackendError> {
     task.config.get("image").or(default).ok_or_else(|| {
@@ -48,14 +49,14 @@ pub(crate) fn parse_command(
     Ok((!argv.is_empty()).then_some(argv))
 }
 
-/// Refuses a launch that asks for GPUs, which `backend` does not offer
+/// Refuses a task that asks for GPUs, which `backend` does not offer
 /// (`devices` names what it would have had to attach: "GPU devices").
 pub(crate) fn refuse_gpus(
     backend: &str,
-    launch: &Launch,
+    task: &TaskSpec,
     devices: &'static str,
 ) -> Result<(), BackendError> {
-    if launch.gpus.is_empty() {
+    if task.gpu.is_none() {
         Ok(())
     } else {
         Err(BackendError::Unsupported {

@@ -239,6 +239,13 @@ impl CoreScheduler {
                 &format!("launch failed: {reason}"),
                 "fail the launch of",
             ),
+            Event::NeverStarted(run) => {
+                self.running_node(run, "requeue the unstarted run of")?;
+                self.cluster.release(run.task)?;
+                self.released = true;
+                self.enqueue(run.task);
+                Ok(())
+            }
             Event::NodeAdded(spec) => {
                 let node = spec.id;
                 self.cluster.add_node(spec)?;

@@ -178,6 +178,10 @@ pub enum Event {
         /// Why, as the backend reported it.
         reason: String,
     },
+    /// A run's launch was cut short before anything ran (its backend says
+    /// [`RunStatus::NeverStarted`](crate::backend::RunStatus::NeverStarted)):
+    /// the task is queued again, not charged to its retry budget.
+    NeverStarted(Run),
     /// A node joined the cluster.
     NodeAdded(NodeSpec),
     /// A node left the cluster; its tasks go back to the queue uncharged.
