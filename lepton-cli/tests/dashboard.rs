@@ -1,12 +1,18 @@
 //! The service's dashboard in a real browser: `lepton serve` runs tasks,
 //! headless Chromium loads `/`, runs its script against the API and takes a
 //! screenshot. The check fails on a script error or a page without nodes or
-//! tasks — and is shown to fail on a page that cannot reach the API.
+//! tasks — and is shown to fail on a page that cannot reach the API. With
+//! more tasks than a page holds, the page is loaded through a proxy that
+//! records what it asked and was sent: failed tasks first, paged through
+//! by the page's own links, each refresh one page and not the whole list.
 
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::browser::{load, scratch};
@@ -38,6 +44,23 @@ fn submit(service: &Service, body: &str) {
     assert_eq!(response.status(), 202);
 }
 
+/// `GET /v1/tasks` until `done` says its answer is the one awaited.
+fn wait_for_tasks(service: &Service, done: impl Fn(&serde_json::Value) -> bool) {
+    let started = Instant::now();
+    loop {
+        let answer: serde_json::Value = ureq::get(&format!("{}/v1/tasks", service.address))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        if done(&answer) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{answer}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn the_dashboard_shows_nodes_and_tasks_in_chromium() {
     let mut service = Service::new("dashboard", "[local]\nshare = 0.5\n");
@@ -47,19 +70,9 @@ fn the_dashboard_shows_nodes_and_tasks_in_chromium() {
         r#"[{"id": 1, "name": "done", "request": {"cpu_milli": 100}, "config": {"command": "true"}},
             {"id": 2, "name": "busy", "request": {"cpu_milli": 100}, "config": {"command": "sleep 60"}}]"#,
     );
-    let started = Instant::now();
-    loop {
-        let answer: serde_json::Value = ureq::get(&format!("{}/v1/tasks", service.address))
-            .call()
-            .unwrap()
-            .into_json()
-            .unwrap();
-        if answer["counts"]["completed"] == 1 && answer["counts"]["running"] == 1 {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{answer}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_tasks(&service, |answer| {
+        answer["counts"]["completed"] == 1 && answer["counts"]["running"] == 1
+    });
     let url = format!("{}/", service.address);
     let (dom, log) = load(&url, None);
     assert_eq!(problems(&dom, &log), Vec::<String>::new(), "{log}\n{dom}");
@@ -86,4 +99,205 @@ fn the_dashboard_shows_nodes_and_tasks_in_chromium() {
             && found.iter().any(|p| p.contains("no node")),
         "{found:?}"
     );
+}
+
+/// What went through a [`recording_proxy`]: each request's line and the
+/// body of its answer.
+type Exchanges = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A proxy on a free loopback port in front of `upstream` (`host:port`)
+/// that records every exchange: what the page asked for and what it was
+/// sent, without trusting the page to say so.
+fn recording_proxy(upstream: &str) -> (String, Exchanges) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let exchanges = Exchanges::default();
+    let (record, upstream) = (Arc::clone(&exchanges), upstream.to_owned());
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let (record, upstream) = (Arc::clone(&record), upstream.clone());
+            std::thread::spawn(move || relay(client, &upstream, &record));
+        }
+    });
+    (address, exchanges)
+}
+
+/// Passes a connection's requests on one at a time (browsers do not
+/// pipeline), recording each with its answer.
+fn relay(client: TcpStream, upstream: &str, record: &Exchanges) -> Option<()> {
+    let server = TcpStream::connect(upstream).ok()?;
+    let mut from_client = BufReader::new(client.try_clone().ok()?);
+    let mut from_server = BufReader::new(server.try_clone().ok()?);
+    let (mut to_client, mut to_server) = (client, server);
+    loop {
+        let (head, body) = message(&mut from_client, record)?;
+        to_server
+            .write_all(&[head.as_slice(), &body].concat())
+            .ok()?;
+        let (answer_head, answer_body) = message(&mut from_server, record)?;
+        to_client
+            .write_all(&[answer_head.as_slice(), &answer_body].concat())
+            .ok()?;
+        let line = String::from_utf8_lossy(&head);
+        let line = line.lines().next().unwrap_or_default().to_owned();
+        record.lock().unwrap().push((line, answer_body));
+    }
+}
+
+/// One HTTP/1.1 message: its head, through the blank line, and its body
+/// (`Content-Length` bytes; a chunked one is recorded as a failure).
+fn message(reader: &mut impl BufRead, record: &Exchanges) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut head = Vec::new();
+    let mut length = 0;
+    loop {
+        let start = head.len();
+        if reader.read_until(b'\n', &mut head).ok()? == 0 {
+            return None;
+        }
+        let line = String::from_utf8_lossy(&head[start..]).to_ascii_lowercase();
+        if let Some(value) = line.strip_prefix("content-length:") {
+            length = value.trim().parse().ok()?;
+        }
+        if line.starts_with("transfer-encoding:") {
+            let failure = ("the proxy reads no chunked message".to_owned(), Vec::new());
+            record.lock().unwrap().push(failure);
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+/// The rows of the tasks table: each one's id and state.
+fn task_rows(dom: &str) -> Vec<(u64, String)> {
+    dom.split("<tr class=\"task\"")
+        .skip(1)
+        .map(|row| {
+            let attribute = |name: &str| {
+                let start = row.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                row[start..].split('"').next().unwrap().to_owned()
+            };
+            (
+                attribute("data-id").parse().unwrap(),
+                attribute("data-state"),
+            )
+        })
+        .collect()
+}
+
+/// The fragment a pager link (`older`, `newer`) leads to; `None` while it
+/// is hidden.
+fn link(dom: &str, id: &str) -> Option<String> {
+    let start = dom.find(&format!("<a id=\"{id}\""))?;
+    let tag = dom[start..].split('>').next().unwrap();
+    if tag.contains(" hidden") {
+        return None;
+    }
+    let href = tag
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    Some(href.replace("&amp;", "&"))
+}
+
+#[test]
+fn the_dashboard_shows_failed_tasks_first_and_pages_one_page_per_refresh() {
+    let mut service = Service::new(
+        "dashboard-pages",
+        "[local]\nshare = 0.5\n\n[retry.batch]\nmax_retries = 0\ndelay_ms = 10\nmax_delay_ms = 10\n",
+    );
+    service.start();
+    // 150 tasks, more than the page's 50; the 60 odd ones up to 119 fail,
+    // most of them older than the newest 50 tasks.
+    let fails = |id: u64| id % 2 == 1 && id < 120;
+    let tasks: Vec<String> = (1..=150)
+        .map(|id| {
+            let command = if fails(id) { "false" } else { "true" };
+            format!(r#"{{"id": {id}, "request": {{"cpu_milli": 10}}, "config": {{"command": "{command}"}}}}"#)
+        })
+        .collect();
+    submit(&service, &format!("[{}]", tasks.join(",")));
+    wait_for_tasks(&service, |answer| {
+        answer["counts"]["failed"] == 60 && answer["counts"]["completed"] == 90
+    });
+    let whole_list = ureq::get(&format!("{}/v1/tasks", service.address))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap()
+        .len();
+    let upstream = service.address.strip_prefix("http://").unwrap();
+    let (proxy, exchanges) = recording_proxy(upstream);
+
+    // Failures first: the failed tab, newest first, one page of them.
+    let (dom, log) = load(&format!("{proxy}/"), None);
+    assert_eq!(problems(&dom, &log), Vec::<String>::new(), "{log}\n{dom}");
+    assert!(dom.contains("class=\"state-failed selected\""), "{dom}");
+    for count in [
+        "failed: 60",
+        "completed: 90",
+        "queued: 0",
+        "running: 0",
+        "cancelled: 0",
+        "all: 150",
+    ] {
+        assert!(dom.contains(count), "{count} not on the page:\n{dom}");
+    }
+    let newest: Vec<(u64, String)> = (21..120)
+        .rev()
+        .step_by(2)
+        .map(|id| (id, "failed".to_owned()))
+        .collect();
+    assert_eq!(task_rows(&dom), newest);
+    assert_eq!(link(&dom, "newer"), None);
+    let older = link(&dom, "older").expect("a link to older failures");
+
+    // Each refresh asked for one page and was sent one page: the proxy
+    // saw it, whatever the page says of itself.
+    let seen = exchanges.lock().unwrap().clone();
+    let lists: Vec<&(String, Vec<u8>)> = seen
+        .iter()
+        .filter(|(line, _)| line.starts_with("GET /v1/tasks"))
+        .collect();
+    assert!(lists.len() >= 2, "fewer than two refreshes: {seen:?}");
+    assert!(
+        !seen.iter().any(|(line, _)| line.contains("chunked")),
+        "{seen:?}"
+    );
+    for (line, body) in &lists {
+        assert!(
+            line.contains("limit=50"),
+            "a refresh asked for more than a page: {line}"
+        );
+        let answer: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert!(
+            answer["tasks"].as_array().unwrap().len() <= 50,
+            "{line}: {answer}"
+        );
+        assert!(
+            body.len() * 2 < whole_list,
+            "{line}: {} bytes, the whole list is {whole_list}",
+            body.len()
+        );
+    }
+
+    // Older: the oldest failures, which a page of the newest 50 never showed.
+    let (dom, log) = load(&format!("{proxy}/{older}"), None);
+    assert_eq!(problems(&dom, &log), Vec::<String>::new(), "{log}\n{dom}");
+    let oldest: Vec<u64> = task_rows(&dom).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(oldest, vec![19, 17, 15, 13, 11, 9, 7, 5, 3, 1], "{older}");
+    assert_eq!(link(&dom, "older"), None);
+    let newer = link(&dom, "newer").expect("a link back to newer failures");
+
+    // And back: the first page again.
+    let (dom, _) = load(&format!("{proxy}/{newer}"), None);
+    assert_eq!(task_rows(&dom), newest, "{newer}");
+    assert_eq!(link(&dom, "older").as_deref(), Some(older.as_str()));
 }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use crate::engine::{Command, EngineHandle, STATES};
+use crate::engine::{state_index, Command, EngineHandle, Order, PageRequest, STATES};
 use crate::store::{Change, Store};
 use crate::ServiceError;
 
@@ -311,13 +311,88 @@ async fn get_task(
     Ok(Json(task).into_response())
 }
 
+/// The most tasks one page of `GET /v1/tasks` holds.
+const MAX_PAGE: usize = 1000;
+
+/// `GET /v1/tasks`' query, each value as sent: parsed by [`ListQuery::page`]
+/// so that a bad one is named in the 400.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     state: Option<String>,
-    limit: Option<usize>,
+    order: Option<String>,
+    after: Option<String>,
+    limit: Option<String>,
 }
 
+impl ListQuery {
+    /// The page asked for, or a 400 naming the value at fault.
+    fn page(&self) -> Result<PageRequest, ServiceError> {
+        let bad = |field: &str, message: String| ServiceError::BadRequest {
+            field: field.into(),
+            message,
+        };
+        let state = match &self.state {
+            None => None,
+            Some(state) => Some(state_index(state).ok_or_else(|| {
+                bad(
+                    "state",
+                    format!("{state:?} is not a state ({})", STATES.join(", ")),
+                )
+            })?),
+        };
+        let order = match self.order.as_deref() {
+            None | Some("asc") => Order::Ascending,
+            Some("desc") => Order::Descending,
+            Some(other) => {
+                return Err(bad(
+                    "order",
+                    format!("{other:?} is not an order (asc: oldest first, desc: newest first)"),
+                ))
+            }
+        };
+        let after = match &self.after {
+            None => None,
+            Some(after) => Some(after.parse().map_err(|_| {
+                bad(
+                    "after",
+                    format!("{after:?} is not a task id (a whole number): pass a page's `next`"),
+                )
+            })?),
+        };
+        let limit = match &self.limit {
+            None => None,
+            Some(limit) => match limit.parse::<usize>() {
+                Ok(n) if n <= MAX_PAGE => Some(n),
+                Ok(n) => {
+                    return Err(bad(
+                        "limit",
+                        format!(
+                            "{n} is more than {MAX_PAGE}, the most tasks one page holds: \
+                             page through them with `after`"
+                        ),
+                    ))
+                }
+                Err(_) => {
+                    return Err(bad(
+                        "limit",
+                        format!("{limit:?} is not a whole number from 0 to {MAX_PAGE}"),
+                    ))
+                }
+            },
+        };
+        Ok(PageRequest {
+            state,
+            order,
+            after,
+            limit,
+        })
+    }
+}
+
+/// `GET /v1/tasks`: a page of tasks (of one state, oldest or newest first,
+/// from a cursor) with the counts by state. Answered from the view's
+/// indexes: the cost is the page's, not the number of tasks'.
 async fn list_tasks(
     State(api): State<Api>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -326,26 +401,18 @@ async fn list_tasks(
         field: "query".into(),
         message: rejection.body_text(),
     })?;
-    if let Some(state) = &query.state {
-        if !STATES.contains(&state.as_str()) {
-            return Err(ServiceError::BadRequest {
-                field: "state".into(),
-                message: format!("{state:?} is not a state ({})", STATES.join(", ")),
-            });
-        }
-    }
+    let request = query.page()?;
     let view = api.engine.view.read();
-    let mut tasks: Vec<_> = view
-        .tasks
-        .values()
-        .filter(|t| query.state.as_deref().is_none_or(|s| t.state == s))
+    let page = view.page(request);
+    let counts: serde_json::Map<String, Value> = view
+        .counts()
+        .iter()
+        .map(|(state, n)| (state.to_string(), json!(n)))
         .collect();
-    tasks.sort_by_key(|t| t.id);
-    let counts = view.counts();
-    tasks.truncate(query.limit.unwrap_or(usize::MAX));
     Ok(Json(json!({
-        "tasks": tasks,
-        "counts": counts.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "tasks": page.tasks,
+        "counts": counts,
+        "next": page.next,
     }))
     .into_response())
 }

@@ -3,7 +3,7 @@
 //! steps, writes what happened to the store and publishes a [`View`] the
 //! API reads.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,9 +19,10 @@ use tracing::{info, warn};
 use crate::metrics::Metrics;
 use crate::store::{Change, Finished, Store, Stored};
 
-/// The states the API shows.
-pub(crate) const STATES: [&str; 5] = ["queued", "running", "completed", "failed", "cancelled"];
 use crate::ServiceError;
+
+mod view;
+pub(crate) use view::{state_index, Order, PageRequest, View, STATES};
 
 /// A task as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,49 +70,6 @@ pub struct NodeView {
     pub tasks: usize,
     /// Its labels (`lepton.cgroups` says how limits are applied).
     pub labels: BTreeMap<String, String>,
-}
-
-/// What the API reads: the service's state after the latest step.
-#[derive(Debug, Default)]
-pub(crate) struct View {
-    /// Every task accepted, by id; changed through [`View::insert`].
-    pub(crate) tasks: HashMap<TaskId, TaskView>,
-    /// The tasks not yet ended: the only ones a step can change.
-    unfinished: HashSet<TaskId>,
-    /// Tasks by state, kept as they change.
-    counts: HashMap<&'static str, usize>,
-    /// The nodes.
-    pub(crate) nodes: Vec<NodeView>,
-    /// The policy in use.
-    pub(crate) policy: String,
-    /// Tasks waiting in the queue.
-    pub(crate) queue_len: usize,
-}
-
-impl View {
-    /// Adds a task or replaces what it showed, keeping the counts.
-    pub(crate) fn insert(&mut self, task: TaskView) {
-        let id = TaskId(task.id);
-        if let Some(count) = self
-            .tasks
-            .get(&id)
-            .and_then(|old| self.counts.get_mut(old.state))
-        {
-            *count = count.saturating_sub(1);
-        }
-        *self.counts.entry(task.state).or_default() += 1;
-        if matches!(task.state, "completed" | "failed" | "cancelled") {
-            self.unfinished.remove(&id);
-        } else {
-            self.unfinished.insert(id);
-        }
-        self.tasks.insert(id, task);
-    }
-
-    /// How many tasks are in each state, in [`STATES`]' order.
-    pub(crate) fn counts(&self) -> [(&'static str, usize); 5] {
-        STATES.map(|state| (state, self.counts.get(state).copied().unwrap_or(0)))
-    }
 }
 
 /// What the API asks the loop to do; each gets an answer.
@@ -575,47 +533,5 @@ fn ended_view(spec: &TaskSpec, end: &Finished) -> TaskView {
         node: None,
         limits: None,
         reasons: end.reasons.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn task(id: u64, state: &'static str) -> TaskView {
-        TaskView {
-            id,
-            name: None,
-            state,
-            attempts: 0,
-            node: None,
-            limits: None,
-            reasons: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn the_view_keeps_its_counts_and_unfinished_tasks_as_tasks_change() {
-        let mut view = View::default();
-        view.insert(task(1, "queued"));
-        view.insert(task(2, "queued"));
-        view.insert(task(1, "running"));
-        view.insert(task(2, "failed"));
-        view.insert(task(3, "completed"));
-        view.insert(task(1, "completed"));
-        assert_eq!(
-            view.counts(),
-            [
-                ("queued", 0),
-                ("running", 0),
-                ("completed", 2),
-                ("failed", 1),
-                ("cancelled", 0)
-            ]
-        );
-        assert!(view.unfinished.is_empty());
-        view.insert(task(4, "queued"));
-        assert_eq!(view.unfinished, HashSet::from([TaskId(4)]));
-        assert_eq!(view.counts()[0], ("queued", 1));
     }
 }

@@ -269,3 +269,129 @@ fn the_rule_policy_retries_and_heartbeats_come_from_the_configuration() {
             .to_string();
     assert!(without_rules.contains("needs its rules"), "{without_rules}");
 }
+
+/// Every page of `GET /v1/tasks?{query}` from the first, following `next`:
+/// the ids on each page, and the counts each answered.
+fn walk(service: &TestService, query: &str) -> (Vec<Vec<u64>>, Vec<Value>) {
+    let (mut pages, mut counts) = (Vec::new(), Vec::new());
+    let mut after: Option<u64> = None;
+    loop {
+        let cursor = after.map_or(String::new(), |id| format!("&after={id}"));
+        let (status, body) = service.call("GET", &format!("/v1/tasks?{query}{cursor}"), None, None);
+        assert_eq!(status, 200, "{query}{cursor}: {body}");
+        let answer = json(&body);
+        let ids = answer["tasks"].as_array().unwrap().iter();
+        pages.push(ids.map(|t| t["id"].as_u64().unwrap()).collect());
+        counts.push(answer["counts"].clone());
+        match answer["next"].as_u64() {
+            Some(next) => after = Some(next),
+            None => {
+                assert!(answer["next"].is_null(), "{answer}");
+                return (pages, counts);
+            }
+        }
+        assert!(pages.len() < 100, "{query}: the walk does not end");
+    }
+}
+
+#[test]
+fn the_task_list_pages_through_every_task_once_by_state_and_order() {
+    let service = TestService::start("paging", |_| {});
+    // Nothing runs: the tasks stay queued, but for those cancelled.
+    assert_eq!(
+        service.call("POST", "/v1/nodes/0/cordon", None, None).0,
+        200
+    );
+    let ids: Vec<u64> = (0..250).map(|i| 3 * i + 1).collect();
+    let tasks: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            format!(
+                r#"{{"id": {id}, "request": {{"cpu_milli": 10}}, "config": {{"command": "true"}}}}"#
+            )
+        })
+        .collect();
+    let (status, body) = service.call(
+        "POST",
+        "/v1/tasks",
+        None,
+        Some(&format!("[{}]", tasks.join(","))),
+    );
+    assert_eq!(status, 202, "{body}");
+    let cancelled: Vec<u64> = ids.iter().copied().filter(|id| id % 7 == 0).collect();
+    for id in &cancelled {
+        let (status, body) = service.call("POST", &format!("/v1/tasks/{id}/cancel"), None, None);
+        assert_eq!(status, 200, "{body}");
+    }
+    let queued: Vec<u64> = ids.iter().copied().filter(|id| id % 7 != 0).collect();
+    let expected_counts = serde_json::json!({
+        "queued": queued.len(), "running": 0, "completed": 0,
+        "failed": 0, "cancelled": cancelled.len(),
+    });
+
+    // Oldest first, 100 a page: each task exactly once, in id order, and
+    // every page counts every task.
+    let (pages, counts) = walk(&service, "limit=100");
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [100, 100, 50]
+    );
+    assert_eq!(pages.concat(), ids);
+    assert!(counts.iter().all(|c| *c == expected_counts), "{counts:?}");
+    // Newest first.
+    let (pages, _) = walk(&service, "order=desc&limit=64");
+    let newest_first: Vec<u64> = ids.iter().rev().copied().collect();
+    assert_eq!(pages.concat(), newest_first);
+    assert_eq!(pages.len(), 4);
+    // One state: the page holds only its tasks, and walks all of them.
+    let (pages, _) = walk(&service, "state=cancelled&limit=10");
+    assert_eq!(pages.concat(), cancelled);
+    assert!(pages.iter().all(|page| page.len() <= 10));
+    let (pages, _) = walk(&service, "state=queued&order=desc&limit=1000");
+    assert_eq!(pages, [queued.iter().rev().copied().collect::<Vec<_>>()]);
+    let (pages, counts) = walk(&service, "state=failed&limit=5");
+    assert_eq!(
+        (pages, counts),
+        (vec![vec![]], vec![expected_counts.clone()])
+    );
+    // A cursor between ids, and past the last one.
+    let (_, body) = service.call("GET", "/v1/tasks?after=5&limit=2", None, None);
+    let answer = json(&body);
+    assert_eq!(answer["tasks"][0]["id"], 7, "{answer}");
+    assert_eq!(
+        (answer["tasks"][1]["id"].as_u64(), answer["next"].as_u64()),
+        (Some(10), Some(10))
+    );
+    let (pages, _) = walk(&service, "after=100000");
+    assert_eq!(pages, [Vec::<u64>::new()]);
+    // Only the counts; and without a limit, every task at once.
+    let (pages, counts) = walk(&service, "limit=0");
+    assert_eq!((pages, counts), (vec![vec![]], vec![expected_counts]));
+    let (pages, _) = walk(&service, "");
+    assert_eq!(pages, [ids]);
+
+    // Bad values: a 400 naming the field and the value.
+    for (query, field, named) in [
+        ("limit=1001", "limit", "1001 is more than 1000"),
+        (
+            "limit=18446744073709551616",
+            "limit",
+            "\"18446744073709551616\" is not a whole number",
+        ),
+        ("limit=-1", "limit", "\"-1\""),
+        ("limit=ten", "limit", "\"ten\""),
+        ("after=-1", "after", "\"-1\" is not a task id"),
+        ("after=7.5", "after", "\"7.5\""),
+        ("order=sideways", "order", "\"sideways\" is not an order"),
+        ("state=lost", "state", "\"lost\" is not a state"),
+    ] {
+        let (status, body) = service.call("GET", &format!("/v1/tasks?{query}"), None, None);
+        assert_eq!(status, 400, "{query}: {body}");
+        let error = json(&body);
+        assert_eq!(error["field"], field, "{query}: {body}");
+        assert!(
+            error["error"].as_str().unwrap().contains(named),
+            "{query}: {body}"
+        );
+    }
+}
