@@ -42,13 +42,25 @@ pub struct SchedulerConfig {
     pub preemption: bool,
     /// Periodic rebalancing of hot nodes; `None` (the default) turns it off.
     pub rebalance: Option<RebalanceConfig>,
-    /// Tasks that found no node are tried again at the first cycle after
-    /// resources were freed (a run ended, a task was cancelled, a node
-    /// joined, came up or was uncordoned), not only when their backoff
-    /// ends — as kube-scheduler moves unschedulable pods back on cluster
-    /// events. What a service wants; off by default, for simulators that
-    /// time their own retries.
+    /// Event-driven retries. Tasks that found no node wait, without a
+    /// timer each, for a change that could let them fit — a node they fit
+    /// on gained room (a run ended or was cancelled, the node joined, came
+    /// up or was uncordoned), a task they may preempt was placed, the
+    /// policy changed — as kube-scheduler moves unschedulable pods back on
+    /// cluster events; tasks alike in request, GPUs, constraints, priority
+    /// and QoS class are tried one at a time, the next only once the first
+    /// was placed, and the first is tried at the latest `waiting_recheck`
+    /// after it found nothing. A cycle then costs what changed, not the
+    /// length of the queue. What a service wants; off by default, for
+    /// simulators that time their own retries with the 1 s doubling to
+    /// 10 s backoff.
     pub retry_waiting_on_release: bool,
+    /// With event-driven retries, how long tasks alike wait at most before
+    /// the first is tried again with no event announcing a change (for
+    /// what none announces: a filter reading measured usage, a preemption
+    /// search that covered part of a large cluster). Default 60 s;
+    /// kube-scheduler flushes unschedulable pods after 5 min.
+    pub waiting_recheck: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -63,6 +75,7 @@ impl Default for SchedulerConfig {
             preemption: true,
             rebalance: None,
             retry_waiting_on_release: false,
+            waiting_recheck: Duration::from_secs(60),
         }
     }
 }

@@ -59,8 +59,24 @@ impl CoreScheduler {
         let now = self.clock.now();
         self.declare_silent_nodes_down(now);
         self.wake_due_backoffs(now);
-        if self.config.retry_waiting_on_release && std::mem::take(&mut self.released) {
-            self.wake_unschedulable();
+        if self.config.retry_waiting_on_release {
+            let (cluster, tasks) = (&self.cluster, &self.tasks);
+            // The node's free room and what its tasks of a lower priority hold.
+            let room = |node, priority| {
+                let node = cluster.node(node).filter(|_| self.config.preemption)?;
+                let mut room = node.free().clone();
+                for (task, _) in node.tasks().iter().filter(|(_, p)| *p < priority) {
+                    let held = &tasks.get(task)?.spec.request;
+                    room = room.checked_add(held).ok()?;
+                }
+                Some(room)
+            };
+            let woken = self
+                .waiting
+                .wake(now, cluster, self.filter.as_deref(), room);
+            for task in woken {
+                self.enqueue(task);
+            }
         }
         self.policy.begin_cycle(&self.cluster);
         self.preemption_misses.clear();
@@ -148,6 +164,10 @@ impl CoreScheduler {
             record.unschedulable_attempts = 0;
             record.attempt += 1;
             attempt = record.attempt;
+        }
+        // The next task alike, if it waits, is tried in this cycle too.
+        if let Some(next) = self.waiting.placed(task) {
+            self.enqueue(next);
         }
         self.stats.placements += 1;
         self.transition(task, TaskState::Running { node });

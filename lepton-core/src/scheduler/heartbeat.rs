@@ -102,6 +102,7 @@ impl CoreScheduler {
         }
         if was_silent {
             self.cluster.set_state(node, NodeState::Ready)?;
+            self.waiting.node_changed(node);
         }
         self.heard_from(node);
         Ok(())

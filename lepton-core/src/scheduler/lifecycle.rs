@@ -46,13 +46,27 @@ impl CoreScheduler {
         self.transition(task, TaskState::BackingOff { until, attempts });
     }
 
-    /// Backs off a task that found no node: 1 s doubling to 10 s by default.
+    /// Backs off a task that found no node: 1 s doubling to 10 s by
+    /// default; with event-driven retries, until a change could let it fit
+    /// (see `waiting.rs`).
     pub(super) fn back_off_unschedulable(&mut self, task: TaskId, now: Timestamp) {
         let Some(record) = self.tasks.get_mut(&task) else {
             return;
         };
         record.unschedulable_attempts += 1;
         let attempts = record.unschedulable_attempts;
+        if self.config.retry_waiting_on_release {
+            let due = now.saturating_add(self.config.waiting_recheck);
+            self.waiting.park(&record.spec, due);
+            self.transition(
+                task,
+                TaskState::BackingOff {
+                    until: due,
+                    attempts,
+                },
+            );
+            return;
+        }
         let doublings = attempts.saturating_sub(1).min(31);
         let delay = self
             .config
@@ -60,28 +74,6 @@ impl CoreScheduler {
             .saturating_mul(1 << doublings)
             .min(self.config.backoff_max);
         self.back_off_until(task, now.saturating_add(delay), attempts);
-    }
-
-    /// Queues every task waiting because it found no node (not those
-    /// waiting to be retried after a failure).
-    pub(super) fn wake_unschedulable(&mut self) {
-        let waiting: Vec<((Timestamp, u64), TaskId)> = self
-            .backoff
-            .iter()
-            .filter(|(_, task)| {
-                self.tasks
-                    .get(task)
-                    .is_some_and(|record| record.unschedulable_attempts > 0)
-            })
-            .map(|(key, task)| (*key, *task))
-            .collect();
-        for (key, task) in waiting {
-            self.backoff.remove(&key);
-            if let Some(record) = self.tasks.get_mut(&task) {
-                record.backoff_key = None;
-            }
-            self.enqueue(task);
-        }
     }
 
     pub(super) fn wake_due_backoffs(&mut self, now: Timestamp) {
@@ -126,7 +118,7 @@ impl CoreScheduler {
         outcome: Outcome,
     ) -> Result<(), Error> {
         self.cluster.release(task)?;
-        self.released = true;
+        self.waiting.node_changed(node);
         if let Some(record) = self.tasks.get(&task) {
             self.policy.observe(&Feedback {
                 task: &record.spec,
@@ -240,9 +232,9 @@ impl CoreScheduler {
                 "fail the launch of",
             ),
             Event::NeverStarted(run) => {
-                self.running_node(run, "requeue the unstarted run of")?;
+                let node = self.running_node(run, "requeue the unstarted run of")?;
                 self.cluster.release(run.task)?;
-                self.released = true;
+                self.waiting.node_changed(node);
                 self.enqueue(run.task);
                 Ok(())
             }
@@ -250,7 +242,7 @@ impl CoreScheduler {
                 let node = spec.id;
                 self.cluster.add_node(spec)?;
                 self.heard_from(node);
-                self.released = true;
+                self.waiting.node_changed(node);
                 Ok(())
             }
             Event::NodeRemoved(node) => {
@@ -268,7 +260,7 @@ impl CoreScheduler {
             Event::NodeUp(node) => {
                 self.cluster.set_state(node, NodeState::Ready)?;
                 self.heard_from(node);
-                self.released = true;
+                self.waiting.node_changed(node);
                 Ok(())
             }
             Event::NodeCordoned(node) => {
@@ -276,7 +268,7 @@ impl CoreScheduler {
             }
             Event::NodeUncordoned(node) => {
                 self.set_healthy_node_state(node, NodeState::Ready, "uncordon")?;
-                self.released = true;
+                self.waiting.node_changed(node);
                 Ok(())
             }
             Event::Heartbeat(node) => self.heartbeat(node),

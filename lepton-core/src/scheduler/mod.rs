@@ -42,6 +42,7 @@ mod rebalance;
 mod snapshot;
 mod submit;
 mod timeout;
+mod waiting;
 
 pub use config::{RebalanceConfig, RetryPolicy, SchedulerConfig};
 use heartbeat::Heartbeats;
@@ -158,7 +159,7 @@ impl CoreSchedulerBuilder {
             preemption_cursor: 0,
             stats: Stats::default(),
             last_policy_error: None,
-            released: false,
+            waiting: waiting::Waiting::default(),
         }
     }
 }
@@ -282,9 +283,9 @@ pub struct CoreScheduler {
     preemption_cursor: usize,
     stats: Stats,
     last_policy_error: Option<Error>,
-    /// Resources were freed since the last cycle (see
+    /// Tasks that found no node, waiting for a change (see
     /// [`SchedulerConfig::retry_waiting_on_release`]).
-    released: bool,
+    waiting: waiting::Waiting,
 }
 
 impl CoreScheduler {
@@ -508,7 +509,11 @@ impl CoreScheduler {
 
     /// When the earliest backing-off task is due back in the queue.
     pub fn next_backoff_due(&self) -> Option<Timestamp> {
-        self.backoff.keys().next().map(|&(due, _)| due)
+        let backoff = self.backoff.keys().next().map(|&(due, _)| due);
+        match (backoff, self.waiting.next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The scheduler's clock reading.
@@ -535,15 +540,19 @@ impl Scheduler for CoreScheduler {
             return self.cancel_pending(task);
         };
         match record.state {
-            TaskState::Queued => self.stale_queue_entries += 1,
+            TaskState::Queued => {
+                self.stale_queue_entries += 1;
+                self.waiting.remove(task);
+            }
             TaskState::BackingOff { .. } => {
                 if let Some(key) = record.backoff_key.take() {
                     self.backoff.remove(&key);
                 }
+                self.waiting.remove(task);
             }
             TaskState::Running { .. } => {
-                self.cluster.release(task)?;
-                self.released = true;
+                let freed = self.cluster.release(task)?;
+                self.waiting.node_changed(freed.node);
             }
             TaskState::Completed | TaskState::Failed { .. } | TaskState::Cancelled => {
                 return Err(Error::InvalidTransition {
@@ -571,6 +580,7 @@ impl Scheduler for CoreScheduler {
 
     fn set_policy(&mut self, policy: Box<dyn Policy>) -> Box<dyn Policy> {
         self.filter = policy.filter();
+        self.waiting.everything_changed();
         std::mem::replace(&mut self.policy, policy)
     }
 

@@ -104,6 +104,7 @@ impl CoreScheduler {
             config,
         )?;
         let from = self.cluster.release(task).ok()?;
+        self.waiting.node_changed(from.node);
         let record = self.tasks.get(&task)?;
         let filter = self.filter.as_deref();
         let booked = self

@@ -224,6 +224,9 @@ impl World {
         let clock = ManualClock::new();
         let mut scheduler_config = SchedulerConfig::default();
         scheduler_config.heartbeat_timeout = Some(Duration::from_secs(HEARTBEAT_TIMEOUT_S));
+        // Retries moved by events: an overloaded cluster costs what
+        // changes, not its queue's length, per cycle.
+        scheduler_config.retry_waiting_on_release = true;
         scheduler_config.rebalance =
             Some(RebalanceConfig::new(Duration::from_secs(60), 0.5, 0.9, 10)?);
         let mut scheduler = CoreScheduler::builder(policy)
