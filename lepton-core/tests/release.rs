@@ -197,3 +197,28 @@ fn a_cancelled_waiting_task_leaves_its_class_to_the_next() {
     let placed: Vec<u64> = scheduler.schedule().iter().map(|a| a.task.0).collect();
     assert_eq!(placed, [3]);
 }
+
+#[test]
+fn tracked_changes_name_each_task_whose_state_changed_once() {
+    let (mut scheduler, _clock, _asked) = counted(1_000);
+    assert!(scheduler.take_changes().is_empty(), "untracked: none");
+    scheduler.track_changes();
+    scheduler.submit(&sized(1, 1_000)).unwrap();
+    scheduler.submit(&sized(2, 1_000)).unwrap();
+    let submitter = scheduler.submitter();
+    submitter.submit(&sized(3, 1_000)).unwrap();
+    scheduler.cancel(TaskId(3)).unwrap();
+    let first = scheduler.schedule();
+    let mut changed = scheduler.take_changes();
+    changed.sort();
+    // 1 placed, 2 found no node, 3 cancelled before it was taken in.
+    assert_eq!(changed, [TaskId(1), TaskId(2), TaskId(3)]);
+    // Nothing happens: nothing changed.
+    assert!(scheduler.schedule().is_empty());
+    assert!(scheduler.take_changes().is_empty());
+    scheduler.complete(first[0].run()).unwrap();
+    let _ = scheduler.schedule();
+    let mut changed = scheduler.take_changes();
+    changed.sort();
+    assert_eq!(changed, [TaskId(1), TaskId(2)]);
+}

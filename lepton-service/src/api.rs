@@ -202,6 +202,7 @@ fn queue(api: &Api, specs: &[TaskSpec]) -> Vec<u64> {
             id: spec.id.0,
             name: spec.name.clone(),
             state: "queued",
+            priority: spec.priority.0,
             attempts: 0,
             node: None,
             limits: None,

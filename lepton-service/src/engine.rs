@@ -35,6 +35,8 @@ pub struct TaskView {
     /// `queued` (waiting or waiting to be retried), `running`, `completed`,
     /// `failed` or `cancelled`.
     pub state: &'static str,
+    /// Its priority: higher is served first.
+    pub priority: u8,
     /// Runs so far.
     pub attempts: u32,
     /// The node it runs on, while it runs.
@@ -187,6 +189,8 @@ impl Engine {
         )
         .await
         .map_err(|e| ServiceError::Start(e.to_string()))?;
+        // Each step refreshes the view's tasks that changed, no others.
+        controller.scheduler_mut().track_changes();
         let adopted = restore(&mut controller, &stored, live).await;
         info!(
             tasks = stored.tasks.len(),
@@ -220,7 +224,7 @@ impl Engine {
         store.apply(ended)?;
         let submitter = controller.scheduler().submitter();
         let (commands, inbox) = mpsc::channel(64);
-        let engine = Engine {
+        let mut engine = Engine {
             controller,
             store,
             view: Arc::clone(&view),
@@ -348,8 +352,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Refreshes the view: every task not yet ended, the nodes, the policy.
-    fn publish(&self) {
+    /// Refreshes the view: the tasks whose state changed since the last
+    /// refresh, the nodes, the policy.
+    fn publish(&mut self) {
+        let changed = self.controller.scheduler_mut().take_changes();
         let scheduler = self.controller.scheduler();
         let nodes = scheduler
             .cluster()
@@ -376,23 +382,15 @@ impl Engine {
             })
             .collect();
         let mut view = self.view.write();
-        // Only the tasks not yet ended can have changed.
-        let unfinished: Vec<TaskId> = view.unfinished.iter().copied().collect();
-        let mut queued: BTreeMap<u8, usize> = BTreeMap::new();
-        for id in unfinished {
-            let Some(spec) = scheduler.task(id) else {
-                continue;
-            };
-            let task = live_view(scheduler, spec);
-            if task.state == "queued" {
-                *queued.entry(spec.priority.0).or_default() += 1;
+        for id in changed {
+            if let Some(spec) = scheduler.task(id) {
+                view.insert(live_view(scheduler, spec));
             }
-            view.insert(task);
         }
         view.nodes = nodes;
         view.policy = scheduler.policy_name().to_owned();
         view.queue_len = scheduler.queue_len();
-        let queued: Vec<(u8, usize)> = queued.into_iter().collect();
+        let queued = view.queued_by_priority();
         let states = view.counts();
         self.metrics.observe(&scheduler.report(), &queued, &states);
     }
@@ -503,6 +501,7 @@ fn live_view(scheduler: &CoreScheduler, spec: &TaskSpec) -> TaskView {
         id: spec.id.0,
         name: spec.name.clone(),
         state: state_name(state),
+        priority: spec.priority.0,
         attempts: scheduler.current_run(spec.id).map_or(0, |run| run.attempt),
         node: match state {
             Some(TaskState::Running { node }) => Some(node.0),
@@ -529,6 +528,7 @@ fn ended_view(spec: &TaskSpec, end: &Finished) -> TaskView {
             "failed" => "failed",
             _ => "cancelled",
         },
+        priority: spec.priority.0,
         attempts: end.attempts,
         node: None,
         limits: None,

@@ -24,6 +24,9 @@ impl CoreScheduler {
             *self.counts.slot(&record.state) -= 1;
             *self.counts.slot(&state) += 1;
             record.state = state;
+            if let Some(changes) = &mut self.changes {
+                changes.insert(task);
+            }
         }
     }
 

@@ -21,7 +21,7 @@
 //! chooses among the nodes it lets through, and so do preemption and the
 //! rebalancer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock, Timestamp};
@@ -160,6 +160,7 @@ impl CoreSchedulerBuilder {
             stats: Stats::default(),
             last_policy_error: None,
             waiting: waiting::Waiting::default(),
+            changes: None,
         }
     }
 }
@@ -286,6 +287,9 @@ pub struct CoreScheduler {
     /// Tasks that found no node, waiting for a change (see
     /// [`SchedulerConfig::retry_waiting_on_release`]).
     waiting: waiting::Waiting,
+    /// Tasks whose state changed since [`take_changes`](Self::take_changes)
+    /// was last called, once [`track_changes`](Self::track_changes) was.
+    changes: Option<HashSet<TaskId>>,
 }
 
 impl CoreScheduler {
@@ -505,6 +509,24 @@ impl CoreScheduler {
     /// Queue entries of tasks cancelled while queued.
     pub fn stale_queue_entries(&self) -> usize {
         self.stale_queue_entries
+    }
+
+    /// Starts recording which tasks change state, for
+    /// [`take_changes`](Self::take_changes): what a view of the tasks
+    /// refreshes, so that a refresh costs what changed, not every task.
+    pub fn track_changes(&mut self) {
+        self.changes.get_or_insert_with(HashSet::new);
+    }
+
+    /// The tasks whose state changed since the last call (each once, in no
+    /// particular order); none unless [`track_changes`](Self::track_changes)
+    /// was called. Tasks taken in from a [`Submitter`] are queued without a
+    /// change.
+    pub fn take_changes(&mut self) -> Vec<TaskId> {
+        self.changes
+            .as_mut()
+            .map(|changes| changes.drain().collect())
+            .unwrap_or_default()
     }
 
     /// When the earliest backing-off task is due back in the queue.

@@ -335,7 +335,10 @@ impl CoreScheduler {
         let task = spec.id;
         self.intake.taken_in += 1;
         let state = if self.intake.cancelled.remove(&task) {
-            // Counted as cancelled since then.
+            // Counted as cancelled since then; a change to whoever tracks.
+            if let Some(changes) = &mut self.changes {
+                changes.insert(task);
+            }
             TaskState::Cancelled
         } else {
             self.counts.queued += 1;

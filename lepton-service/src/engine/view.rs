@@ -4,11 +4,12 @@
 //! state's tasks in id order (`BTreeSet`s). A page is a walk of at most
 //! `limit` ids from its cursor in one of those sets — O(log n + limit),
 //! whatever the number of tasks — and a state's count is its set's length.
-//! A task moves between sets only when its state changes, so the step that
-//! refreshes every unfinished task pays nothing more for an unchanged one.
+//! A task moves between sets only when its state changes; the step
+//! refreshes only the tasks whose state changed (the scheduler's
+//! `take_changes`), so an idle service with a long queue does no work.
 //! The tests hold the walk against a plain scan of every task.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use lepton::TaskId;
@@ -27,8 +28,8 @@ pub(crate) struct View {
     ids: BTreeSet<u64>,
     /// The ids of each state's tasks, in order, by [`STATES`]' index.
     by_state: [BTreeSet<u64>; STATES.len()],
-    /// The tasks not yet ended: the only ones a step can change.
-    pub(super) unfinished: HashSet<TaskId>,
+    /// Queued tasks by priority.
+    queued_by_priority: BTreeMap<u8, usize>,
     /// The nodes.
     pub(crate) nodes: Vec<NodeView>,
     /// The policy in use.
@@ -80,6 +81,22 @@ impl View {
         let id = TaskId(task.id);
         let state = state_index(task.state);
         debug_assert!(state.is_some(), "a task in state {:?}", task.state);
+        let queued = state_index("queued");
+        if let Some(old) = self
+            .tasks
+            .get(&id)
+            .filter(|old| state_index(old.state) == queued)
+        {
+            if let Some(count) = self.queued_by_priority.get_mut(&old.priority) {
+                *count -= 1;
+                if *count == 0 {
+                    self.queued_by_priority.remove(&old.priority);
+                }
+            }
+        }
+        if state == queued {
+            *self.queued_by_priority.entry(task.priority).or_default() += 1;
+        }
         match self.tasks.get(&id).map(|old| state_index(old.state)) {
             Some(old) if old == state => {}
             Some(old) => {
@@ -97,12 +114,15 @@ impl View {
                 }
             }
         }
-        if matches!(task.state, "completed" | "failed" | "cancelled") {
-            self.unfinished.remove(&id);
-        } else {
-            self.unfinished.insert(id);
-        }
         self.tasks.insert(id, task);
+    }
+
+    /// How many tasks are queued at each priority, lowest first.
+    pub(crate) fn queued_by_priority(&self) -> Vec<(u8, usize)> {
+        self.queued_by_priority
+            .iter()
+            .map(|(&priority, &count)| (priority, count))
+            .collect()
     }
 
     /// How many tasks are in each state, in [`STATES`]' order.
@@ -145,6 +165,7 @@ mod tests {
             id,
             name: None,
             state,
+            priority: 128,
             attempts: 0,
             node: None,
             limits: None,
@@ -153,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn the_view_keeps_its_counts_and_unfinished_tasks_as_tasks_change() {
+    fn the_view_keeps_its_counts_as_tasks_change() {
         let mut view = View::default();
         view.insert(task(1, "queued"));
         view.insert(task(2, "queued"));
@@ -171,10 +192,16 @@ mod tests {
                 ("cancelled", 0)
             ]
         );
-        assert!(view.unfinished.is_empty());
+        assert!(view.queued_by_priority().is_empty());
         view.insert(task(4, "queued"));
-        assert_eq!(view.unfinished, HashSet::from([TaskId(4)]));
-        assert_eq!(view.counts()[0], ("queued", 1));
+        view.insert(TaskView {
+            priority: 7,
+            ..task(5, "queued")
+        });
+        assert_eq!(view.counts()[0], ("queued", 2));
+        assert_eq!(view.queued_by_priority(), [(7, 1), (128, 1)]);
+        view.insert(task(4, "running"));
+        assert_eq!(view.queued_by_priority(), [(7, 1)]);
     }
 
     /// The page a plain scan of every task finds: the twin of
