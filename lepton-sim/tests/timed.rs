@@ -160,11 +160,11 @@ fn third_task_waits_for_the_first_to_complete() {
 }
 
 #[test]
-fn a_task_that_failed_is_retried_when_its_backoff_ends() {
-    // The node holds one task at a time. t2 waits for t1 (it backed off at
-    // 0 s, so the completion at 10 s retries it at once). t3 arrives at 12,
-    // fails at 12, 13, 15 and 19 (backoff 1, 2, 4, 8 s); t2 ends at 20 but
-    // t3's backoff runs to 27, where it starts.
+fn a_waiting_task_starts_as_soon_as_a_completion_makes_room() {
+    // The node holds one task at a time. t2 waits for t1 and starts at its
+    // completion, at 10 s; t3 arrives at 12, finds no node, and waits with
+    // no timer of its own until t2 ends at 20, where it starts (with the
+    // scheduler's timed backoff it would have waited to 27).
     let full = |id, arrival_s| gpu_task(id, 4_000, 2, arrival_s, 10);
     let tasks = [full(1, 0), full(2, 0), full(3, 12)];
     let result = run_timed(
@@ -176,12 +176,14 @@ fn a_task_that_failed_is_retried_when_its_backoff_ends() {
     )
     .unwrap();
     assert_eq!(result.tasks_completed, 3);
-    assert_eq!(result.max_wait_s, 15.0);
-    assert!((result.mean_wait_s - (0.0 + 10.0 + 15.0) / 3.0).abs() < 1e-9);
-    assert_eq!(result.end_s, 37.0);
-    let running_at = |t: usize| result.samples[t].running;
-    assert_eq!((running_at(26), running_at(27)), (0, 1));
-    assert_eq!(result.samples[26].pending, 1);
+    assert_eq!(result.max_wait_s, 10.0);
+    assert!((result.mean_wait_s - (0.0 + 10.0 + 8.0) / 3.0).abs() < 1e-9);
+    assert_eq!(result.end_s, 30.0);
+    assert_eq!(result.samples[19].pending, 1);
+    assert_eq!(
+        (result.samples[20].pending, result.samples[20].running),
+        (0, 1)
+    );
 }
 
 #[test]

@@ -232,10 +232,17 @@ impl Waiting {
         }
         classes.sort_unstable();
         classes.dedup();
-        classes
-            .into_iter()
-            .filter_map(|class| self.take_first(class))
-            .collect()
+        // Oldest first, whatever their classes: the queue keeps that order
+        // within a priority.
+        let mut woken: Vec<(u64, TaskId)> = Vec::with_capacity(classes.len());
+        for class in classes {
+            if let Some(task) = self.take_first(class) {
+                let arrival = self.trying.get(&task).map_or(0, |(_, member)| member.1);
+                woken.push((arrival, task));
+            }
+        }
+        woken.sort_unstable();
+        woken.into_iter().map(|(_, task)| task).collect()
     }
 
     /// Takes the first task of `class` out to be tried.

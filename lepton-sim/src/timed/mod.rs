@@ -18,13 +18,14 @@
 //!   for its interrupted run must not apply: each completion names the
 //!   scheduler's [`Run`](lepton_core::Run), and one whose run was evicted since is
 //!   ignored.
-//! - Retries: a backoff is at most `backoff_max`, so every task that failed
-//!   before the latest completion or recovery is due within `backoff_max`
-//!   of it; a wake-up (at [`CoreScheduler::next_backoff_due`]) is scheduled
-//!   only inside that window. Retries outside it would fail the same way
-//!   (capacity only shrank since), and skipping them keeps a long overloaded
-//!   replay fast. Overdue tasks are retried by the next cycle anyway, as
-//!   kube-scheduler moves unschedulable pods back on cluster events.
+//! - Retries are event-driven (`SchedulerConfig::retry_waiting_on_release`):
+//!   a task that found no node is tried again at the first cycle after a
+//!   completion or recovery that could let it fit, tasks alike one at a
+//!   time, so a long overloaded replay costs what changes, not its queue.
+//!   A failed run's retry waits its delay; a wake-up (at
+//!   [`CoreScheduler::next_backoff_due`]) is scheduled only within
+//!   `backoff_max` of the latest completion or recovery, as later ones
+//!   would fail the same way (capacity only shrank since).
 //! - The run ends by itself when no *live* event is left (an arrival, a
 //!   completion that is not stale, a recovery, a wake-up): samples cannot
 //!   change the outcome. Failures could, but they also make recoveries, so
@@ -381,13 +382,14 @@ pub fn default_horizon_s(nodes: &[NodeSpec], tasks: &[TimedTask]) -> u64 {
 ///   `timeouts`, and retried within [`TimedConfig::retry`] (a task whose
 ///   budget is spent ends failed, counted in `tasks_failed`); its planned
 ///   completion is dropped.
-/// - **Waiting**: a task that fits nowhere is never dropped; it backs off
-///   (1 s doubling to 10 s, the scheduler's defaults) and is retried when
-///   its backoff is over, but only while a retry can succeed, that is within
-///   10 s of a completion or a node recovery (capacity only shrinks
-///   otherwise). A task whose backoff ran out meanwhile is retried at the
-///   next completion or recovery. (So a policy that declines a task though
-///   a node fits is not retried more often than that.)
+/// - **Waiting**: a task that fits nowhere is never dropped; it waits, with
+///   no timer of its own, and is tried again at the first completion or
+///   node recovery that leaves room it fits in (or could take by
+///   preemption), the oldest first, tasks alike in request, GPUs,
+///   constraints and priority one at a time (see
+///   `SchedulerConfig::retry_waiting_on_release`). (So a policy that
+///   declines a task though a node fits is not retried more often than
+///   that.)
 /// - **Node failures** form a Poisson process of rate
 ///   `node_failure_rate_per_hour` × the number of nodes, drawn from the
 ///   run's [`SeededRng`](lepton_core::rng::SeededRng) (seeded with `seed`); each hits a node chosen

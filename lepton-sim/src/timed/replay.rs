@@ -37,6 +37,9 @@ pub(super) fn replay(
     let mut scheduler_config = SchedulerConfig::default();
     scheduler_config.retry_batch = config.retry;
     scheduler_config.retry_service = config.retry;
+    // Retries moved by events: an overloaded cluster costs what changes,
+    // not its queue's length, per cycle.
+    scheduler_config.retry_waiting_on_release = true;
     let backoff_max = scheduler_config.backoff_max;
     let mut scheduler = CoreScheduler::builder(policy)
         .clock(Arc::new(clock.clone()))
