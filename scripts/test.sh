@@ -41,6 +41,19 @@ if ! command -v protoc >/dev/null; then
 fi
 protoc --version
 
+# iproute2 and nftables (util-linux's nsenter is always there) make the
+# network namespaces and the cuts of the partition tests
+# (lepton-cli/tests/partition.rs, through scripts/partition.sh); their etcd
+# is the etcd-server the backend servers below install.
+phase "iproute2, nftables"
+if ! command -v ip >/dev/null || ! command -v nft >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2 nftables >/dev/null ||
+        { apt-get update -q >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2 nftables >/dev/null; }
+fi
+ip -V
+nft --version
+
 # Real backend servers for the adapters' tests: podman (Docker API),
 # libvirtd (QEMU/TCG; test:///default needs none), moto (EC2) and a 3-member
 # etcd cluster, installed and started by the script, stopped by PID when this

@@ -4,5 +4,6 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub(crate) mod browser;
+pub(crate) mod network;
 pub(crate) mod replicas;
 pub(crate) mod service;

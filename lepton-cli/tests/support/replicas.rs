@@ -3,6 +3,7 @@
 //! local backend: who leads, and a client that submits to whichever
 //! instance accepts.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::service::Service;
@@ -16,6 +17,11 @@ pub(crate) fn etcd_config(name: &str, ttl_s: u64) -> String {
              `eval \"$(bash scripts/backends.sh env)\"` first"
         )
     });
+    etcd_config_on(&endpoints, name, ttl_s)
+}
+
+/// As [`etcd_config`], on the cluster at `endpoints` (comma-separated URLs).
+pub(crate) fn etcd_config_on(endpoints: &str, name: &str, ttl_s: u64) -> String {
     let endpoints: Vec<String> = endpoints.split(',').map(|e| format!("{e:?}")).collect();
     format!(
         "store = \"etcd\"\n[etcd]\nendpoints = [{}]\nprefix = \"/lepton-{name}-{}/\"\nlease_ttl_s = {ttl_s}\n",
@@ -68,10 +74,15 @@ pub(crate) fn wait_for_leader(
 
 /// A task that sleeps `seconds` on the local backend.
 pub(crate) fn task(id: u64, seconds: f64) -> serde_json::Value {
+    task_running(id, &format!("sleep {seconds}"))
+}
+
+/// As [`task`], running `command` (argv, split at whitespace).
+pub(crate) fn task_running(id: u64, command: &str) -> serde_json::Value {
     serde_json::json!({
         "id": id,
         "request": {"cpu_milli": 20, "memory_mib": 16},
-        "config": {"command": format!("sleep {seconds}")},
+        "config": {"command": command},
     })
 }
 
@@ -81,25 +92,41 @@ pub(crate) fn task(id: u64, seconds: f64) -> serde_json::Value {
 /// instance that does not answer sends it to the next; any other refusal
 /// fails the test. Returns how many instances refused or did not answer.
 pub(crate) fn submit_anywhere(addresses: &[String], first: usize, body: &str) -> usize {
+    submit_anywhere_unless(addresses, first, body, None, &AtomicBool::new(false))
+        .expect("never stopped")
+}
+
+/// As [`submit_anywhere`], with the instances' bearer `token` if any; gives
+/// up (`None`: it may or may not have been stored) once `stop` is set.
+pub(crate) fn submit_anywhere_unless(
+    addresses: &[String],
+    first: usize,
+    body: &str,
+    token: Option<&str>,
+    stop: &AtomicBool,
+) -> Option<usize> {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
         .build();
     let started = Instant::now();
     let mut misses = 0;
     for i in (first..).map(|i| i % addresses.len()) {
-        match agent
+        let mut request = agent
             .post(&format!("{}/v1/tasks", addresses[i]))
-            .set("Content-Type", "application/json")
-            .send_string(body)
-        {
+            .set("Content-Type", "application/json");
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        match request.send_string(body) {
             Ok(response) => {
                 assert_eq!(response.status(), 202);
-                return misses;
+                return Some(misses);
             }
-            Err(ureq::Error::Status(409, _)) => return misses,
+            Err(ureq::Error::Status(409, _)) => return Some(misses),
             Err(ureq::Error::Status(code, response)) if code != 503 => {
                 panic!("{code}: {}", response.into_string().unwrap_or_default())
             }
+            Err(_) if stop.load(Ordering::SeqCst) => return None,
             Err(_) => {
                 misses += 1;
                 assert!(
@@ -116,15 +143,23 @@ pub(crate) fn submit_anywhere(addresses: &[String], first: usize, body: &str) ->
 /// `GET /v1/tasks` of the leader among `services` (counts by state and the
 /// tasks), or `None` while none leads.
 pub(crate) fn leader_tasks(services: &[Service]) -> Option<serde_json::Value> {
+    leader_tasks_with_token(services, None)
+}
+
+/// As [`leader_tasks`], with the instances' bearer `token` if any.
+pub(crate) fn leader_tasks_with_token(
+    services: &[Service],
+    token: Option<&str>,
+) -> Option<serde_json::Value> {
     services.iter().find_map(|service| {
         let (role, _) = leader_info(&service.address)?;
         if role != "leader" {
             return None;
         }
-        ureq::get(&format!("{}/v1/tasks", service.address))
-            .call()
-            .ok()?
-            .into_json()
-            .ok()
+        let mut request = ureq::get(&format!("{}/v1/tasks", service.address));
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        request.call().ok()?.into_json().ok()
     })
 }

@@ -13,6 +13,9 @@ pub(crate) struct Service {
     pub(crate) address: String,
     child: Option<Child>,
     pub(crate) starts: usize,
+    /// The network namespace it runs in (`/run/netns/NAME`), if not this
+    /// process's own.
+    netns: Option<String>,
 }
 
 impl Service {
@@ -26,20 +29,44 @@ impl Service {
     /// ledger) in `data` when given: several instances of one replicated
     /// service share them.
     pub(crate) fn sharing(name: &str, extra: &str, data: Option<&Path>) -> Service {
-        let dir = std::env::temp_dir().join(format!("lepton-serve-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let data = data.map_or_else(|| dir.join("data"), Path::to_path_buf);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        Self::listening(name, extra, data, None, format!("127.0.0.1:{port}"))
+    }
+
+    /// As [`sharing`](Self::sharing), in the network namespace `netns`
+    /// (`/run/netns/NAME`), listening on `listen` (`IP:PORT`, reachable
+    /// from this process): started with `nsenter --net`, which execs it, so
+    /// the child's pid is the service's own.
+    pub(crate) fn in_netns(
+        name: &str,
+        extra: &str,
+        data: Option<&Path>,
+        netns: &str,
+        listen: &str,
+    ) -> Service {
+        Self::listening(name, extra, data, Some(netns.to_owned()), listen.to_owned())
+    }
+
+    fn listening(
+        name: &str,
+        extra: &str,
+        data: Option<&Path>,
+        netns: Option<String>,
+        listen: String,
+    ) -> Service {
+        let dir = std::env::temp_dir().join(format!("lepton-serve-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = data.map_or_else(|| dir.join("data"), Path::to_path_buf);
         let config = dir.join("lepton.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ntick_ms = 50\n{extra}",
+                "listen = \"{listen}\"\ndata_dir = \"{}\"\ntick_ms = 50\n{extra}",
                 data.display()
             ),
         )
@@ -48,9 +75,10 @@ impl Service {
             dir,
             data,
             config,
-            address: format!("http://127.0.0.1:{port}"),
+            address: format!("http://{listen}"),
             child: None,
             starts: 0,
+            netns,
         }
     }
 
@@ -64,7 +92,17 @@ impl Service {
         self.starts += 1;
         let log =
             std::fs::File::create(self.dir.join(format!("serve-{}.log", self.starts))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_lepton"))
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut nsenter = Command::new("nsenter");
+                nsenter
+                    .arg(format!("--net={netns}"))
+                    .arg(env!("CARGO_BIN_EXE_lepton"));
+                nsenter
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_lepton")),
+        };
+        let child = command
             .args(["serve", "--config", self.config.to_str().unwrap()])
             .env_remove("LEPTON_TOKEN")
             .envs(env.iter().copied())
