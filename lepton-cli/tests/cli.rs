@@ -477,3 +477,53 @@ fn every_command_speaks_the_same_flags_and_still_takes_the_older_ones() {
         assert_eq!(run(older), run(newer));
     }
 }
+
+#[test]
+fn rules_that_let_tasks_on_no_node_they_fit_are_named() {
+    let dir = std::env::temp_dir().join(format!("lepton-rules-none-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    // A label required and forbidden at once: no node passes.
+    let none = file(
+        "none.toml",
+        "[[filter]]\nrequire_label = { tier = \"a\" }\nforbid_label = { tier = \"a\" }\n",
+    );
+    // VMs only: the task too large for the VM has nowhere to go.
+    let vms = file("vms.toml", "[[filter]]\nnode_kind = [\"vm\"]\n");
+    let workload = file(
+        "w.json",
+        r#"{"nodes": [
+            {"id": 0, "capacity": {"cpu_milli": 4000, "memory_mib": 4096}},
+            {"id": 1, "capacity": {"cpu_milli": 2000, "memory_mib": 4096}, "kind": "vm"}],
+          "tasks": [
+            {"spec": {"id": 1, "request": {"cpu_milli": 1000}}, "arrival_s": 0, "duration_s": 10},
+            {"spec": {"id": 2, "request": {"cpu_milli": 3000}}, "arrival_s": 1, "duration_s": 10}]}"#,
+    );
+    let replay = |rules: &str| {
+        lepton(&[
+            "replay",
+            "--workload",
+            &workload,
+            "--policy",
+            "rule",
+            "--rules",
+            rules,
+        ])
+    };
+    let refused = replay(&none);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("rules let no task of"), "{said}");
+    let warned = replay(&vms);
+    let said = String::from_utf8_lossy(&warned.stderr);
+    assert!(warned.status.success(), "{said}");
+    assert!(
+        said.contains("\"t-2\" fits a node, but none that policy rule's rules allow"),
+        "{said}"
+    );
+    assert!(!said.contains("\"t-1\" fits"), "{said}");
+}

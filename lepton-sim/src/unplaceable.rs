@@ -2,13 +2,15 @@
 //! would only drop them (fill) or keep them waiting (timed), so a front end
 //! checks before the run and says so.
 
+use lepton_core::cluster::NodeFilter;
 use lepton_core::{ClusterState, NodeSpec, TaskSpec};
 
 use crate::Error;
 
 /// The indexes of the `tasks` that fit no node of `nodes` even with the
 /// cluster empty (too large, a GPU model no node has, a label no node
-/// carries, …), in order.
+/// carries, …) — and, with a policy's `filter` (its rules), no node it lets
+/// them onto — in order.
 ///
 /// # Errors
 /// [`Error::Scheduler`] for a malformed node or a node id given twice.
@@ -25,12 +27,13 @@ use crate::Error;
 ///         .with_gpu(GpuRequest::whole(1))
 ///         .with_gpu_models([GpuModel::new("V100M32")]),
 /// ];
-/// assert_eq!(lepton_sim::unplaceable(&nodes, &tasks)?, vec![1, 2]);
+/// assert_eq!(lepton_sim::unplaceable(&nodes, &tasks, None)?, vec![1, 2]);
 /// # Ok::<(), lepton_sim::Error>(())
 /// ```
 pub fn unplaceable<'a>(
     nodes: &[NodeSpec],
     tasks: impl IntoIterator<Item = &'a TaskSpec>,
+    filter: Option<&dyn NodeFilter>,
 ) -> Result<Vec<usize>, Error> {
     let mut cluster = ClusterState::new();
     for node in nodes {
@@ -39,7 +42,7 @@ pub fn unplaceable<'a>(
     Ok(tasks
         .into_iter()
         .enumerate()
-        .filter(|(_, task)| cluster.feasible(task, None).is_empty())
+        .filter(|(_, task)| cluster.feasible(task, filter).is_empty())
         .map(|(index, _)| index)
         .collect())
 }

@@ -101,6 +101,12 @@ pub(crate) fn run(args: FillArgs) -> Result<(), CliError> {
         tasks,
         context,
     };
+    // A bad name, or rules that let no task on, fail before any run starts.
+    let specs: Vec<&TaskSpec> = experiment.tasks.iter().collect();
+    for name in &policies {
+        let policy = build(name, &experiment.context)?;
+        super::check_filter(&*policy, &experiment.nodes, &specs, &pods_path)?;
+    }
 
     let threads = args.threads.map(|n| n as usize);
     let results = run_all(&experiment, &policies, &seeds, args.tune, threads)?;
@@ -173,10 +179,6 @@ fn run_all(
     tune: f64,
     threads: Option<usize>,
 ) -> Result<Vec<FillResult>, CliError> {
-    // Fail on a bad name before any run starts.
-    for name in policies {
-        build(name, &experiment.context)?;
-    }
     let jobs: Vec<(&str, u64)> = policies
         .iter()
         .flat_map(|name| seeds.iter().map(move |&seed| (name.as_str(), seed)))

@@ -220,7 +220,7 @@ pub(crate) fn check_fit(
     nodes_path: &std::path::Path,
     tasks_path: &std::path::Path,
 ) -> Result<(), CliError> {
-    let misfits = lepton::sim::unplaceable(nodes, tasks.iter().copied())?;
+    let misfits = lepton::sim::unplaceable(nodes, tasks.iter().copied(), None)?;
     let describe = |index: usize| {
         let task = tasks[index];
         // Shown with `{:?}`, which escapes control characters.
@@ -283,6 +283,59 @@ pub(crate) fn check_fit(
             "warning: {}: {} more tasks fit no node",
             tasks_path.display(),
             misfits.len() - SHOWN
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a workload whose every task `policy`'s filter (its rules) keeps
+/// off every node that fits it, and warns about each task it keeps off
+/// them all: such a task would wait to the end (or be dropped).
+pub(crate) fn check_filter(
+    policy: &dyn lepton::Policy,
+    nodes: &[NodeSpec],
+    tasks: &[&TaskSpec],
+    tasks_path: &std::path::Path,
+) -> Result<(), CliError> {
+    let Some(filter) = policy.filter() else {
+        return Ok(());
+    };
+    let fitting = lepton::sim::unplaceable(nodes, tasks.iter().copied(), None)?;
+    let kept_off: Vec<usize> =
+        lepton::sim::unplaceable(nodes, tasks.iter().copied(), Some(&*filter))?
+            .into_iter()
+            .filter(|index| fitting.binary_search(index).is_err())
+            .collect();
+    let name = |index: usize| {
+        let task = tasks[index];
+        // `{:?}` escapes control characters.
+        format!(
+            "{:?}",
+            task.name.clone().unwrap_or_else(|| task.id.to_string())
+        )
+    };
+    let policy = policy.name();
+    if !kept_off.is_empty() && kept_off.len() + fitting.len() == tasks.len() {
+        return Err(CliError::Usage(format!(
+            "policy {policy}'s rules let no task of {} onto any node it fits (the first: {}): \
+             check their labels, zones and caps against the nodes",
+            tasks_path.display(),
+            name(kept_off[0])
+        )));
+    }
+    const SHOWN: usize = 5;
+    for &index in kept_off.iter().take(SHOWN) {
+        eprintln!(
+            "warning: {}: {} fits a node, but none that policy {policy}'s rules allow",
+            tasks_path.display(),
+            name(index)
+        );
+    }
+    if kept_off.len() > SHOWN {
+        eprintln!(
+            "warning: {}: {} more tasks fit no node the rules allow",
+            tasks_path.display(),
+            kept_off.len() - SHOWN
         );
     }
     Ok(())

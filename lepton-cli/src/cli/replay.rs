@@ -125,6 +125,15 @@ pub(crate) fn run(args: ReplayArgs) -> Result<(), CliError> {
     let context = args.policy_files.context(&[&args.policy], Some(&specs))?;
     let workload = context.target_workload.clone().unwrap_or_default();
     let policy = build(&args.policy, &context)?;
+    let tasks_path = trace
+        .last()
+        .map_or(Path::new(""), |(_, path)| path.as_path());
+    super::check_filter(
+        &*policy,
+        &nodes,
+        &specs.iter().collect::<Vec<_>>(),
+        tasks_path,
+    )?;
     let load_s = started.elapsed().as_secs_f64();
     let horizon_s = args
         .horizon_s
