@@ -108,7 +108,14 @@ impl Election {
         let mut client = client.clone();
         let mut logged = false;
         loop {
-            match self.try_lead(&mut client).await {
+            let attempt = tokio::time::timeout(super::ATTEMPT_TIMEOUT, self.try_lead(&mut client));
+            let attempt = attempt.await.unwrap_or_else(|_| {
+                Err(etcd_client::Error::InvalidArgs(format!(
+                    "no answer in {:?}",
+                    super::ATTEMPT_TIMEOUT
+                )))
+            });
+            match attempt {
                 Ok(Ok(fence)) => {
                     // Named the leader once it serves as one (the caller's
                     // part): until then it answers as a follower.
@@ -182,25 +189,33 @@ impl Election {
     /// instance leads without waiting out the lease.
     pub(crate) async fn resign(client: &Client, fence: &Fence) {
         fence.end("resigned".into());
-        let _ = client.clone().lease_revoke(fence.lease).await;
+        // Bounded: cut off from etcd, the lease lapses by itself.
+        let revoke = client.clone();
+        let _ = tokio::time::timeout(super::ATTEMPT_TIMEOUT, async move {
+            revoke.clone().lease_revoke(fence.lease).await
+        })
+        .await;
     }
 }
 
 /// Renews the lease every third of `ttl` until the term ends; a renewal
 /// that etcd refuses (the lease is gone) or none before the deadline ends
-/// it.
+/// it. A renewal that fails (a member cut off, a slow answer) is tried
+/// again at once, on a new stream.
 async fn renew(mut client: Client, fence: Arc<Fence>, ttl: Duration) {
     let mut keeper = None;
+    let mut wait = ttl / 3;
     loop {
         tokio::select! {
-            () = tokio::time::sleep(ttl / 3) => {}
+            () = tokio::time::sleep(wait) => {}
             () = fence.lost() => return,
         }
         if fence.ended().is_some() {
             return;
         }
         let sent = Instant::now();
-        let renewed = tokio::time::timeout(ttl / 3, async {
+        wait = Duration::from_millis(50);
+        let renewed = tokio::time::timeout((ttl / 3).min(super::ATTEMPT_TIMEOUT), async {
             let (keeper, stream) = match keeper.as_mut() {
                 Some(open) => open,
                 None => keeper.insert(client.lease_keep_alive(fence.lease).await?),
@@ -213,6 +228,7 @@ async fn renew(mut client: Client, fence: Arc<Fence>, ttl: Duration) {
             Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
                 let granted = Duration::from_secs(u64::try_from(answer.ttl()).unwrap_or(0));
                 *fence.deadline.lock() = sent + granted;
+                wait = ttl / 3;
             }
             Ok(Ok(Some(_))) => {
                 fence.end("etcd says the lease has expired".into());

@@ -30,12 +30,22 @@ use election::Fence;
 /// How long one request to etcd may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long one try of a write, a renewal or a campaign may take before it
+/// is tried again (on another member: the client balances requests over
+/// the endpoints). A member cut off from its peers answers at once that it
+/// has no leader (`require_leader`) or, before it knows, not at all.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A client of the cluster `section` names, with its credentials and TLS.
 ///
 /// # Errors
 /// What is wrong, naming the endpoints or the file.
 pub(crate) async fn connect(section: &EtcdSection) -> Result<Client, String> {
-    let mut options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(5));
+    // A member that lost its leader refuses at once rather than waiting out
+    // etcd's own timeout: the request goes to another member instead.
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_require_leader(true);
     if let Some(user) = &section.user {
         let password = section
             .password
@@ -293,7 +303,21 @@ impl Writer {
         }
         for chunk in chunks {
             let txn = Txn::new().when([self.fence.compare()]).and_then(chunk);
-            let answer = answered(self.client.txn(txn)).await?;
+            // Tried again while the term lasts: a put or delete of the
+            // latest values applies the same however often it lands.
+            let started = std::time::Instant::now();
+            let answer = loop {
+                let error =
+                    match tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.txn(txn.clone())).await
+                    {
+                        Ok(Ok(answer)) => break answer,
+                        Ok(Err(error)) => error.to_string(),
+                        Err(_) => format!("no answer in {ATTEMPT_TIMEOUT:?}"),
+                    };
+                if started.elapsed() >= REQUEST_TIMEOUT || self.fence.ended().is_some() {
+                    return Err(error);
+                }
+            };
             if !answer.succeeded() {
                 let why = format!(
                     "another instance leads: the leader key is no longer term {}",
