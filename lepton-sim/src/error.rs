@@ -28,6 +28,13 @@ pub enum Error {
         /// What is wrong, with the offending value.
         message: String,
     },
+    /// A workload that cannot make the run asked for: a scenario's fleet
+    /// out of its range, a task without a duration.
+    #[error("{message}")]
+    Workload {
+        /// What is wrong, naming the task or what the workload comes to.
+        message: String,
+    },
     /// A numeric setting of a run is out of range.
     #[error("{name} = {} is out of range: {expected}", lepton_core::readable_number(*value))]
     OutOfRange {

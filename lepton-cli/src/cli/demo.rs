@@ -255,7 +255,8 @@ fn run_scenarios(
         ran.datacenter = Some(match &args.workload {
             Some(path) => {
                 let workload = read_workload(path)?;
-                let world = FleetWorld::from_workload(&workload.nodes, &workload.tasks, config)?;
+                let world = FleetWorld::from_workload(&workload.nodes, &workload.tasks, config)
+                    .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
                 compare_fleet(&world, &configs.policy, build(&configs.policy, context)?)?
             }
             None => datacenter(config, &configs.policy, context)?,

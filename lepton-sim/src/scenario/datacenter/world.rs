@@ -140,7 +140,7 @@ impl FleetWorld {
     /// taken from the workload.
     ///
     /// # Errors
-    /// [`Error::OutOfRange`] for a task without a duration, or a workload
+    /// [`Error::Workload`] for a task without a duration, or a workload
     /// whose size is out of the scenario's ranges.
     pub fn from_workload(
         nodes: &[NodeSpec],
@@ -179,10 +179,11 @@ impl FleetWorld {
         let mut scenario_tasks = Vec::with_capacity(ordered.len());
         for (index, task) in ordered.into_iter().enumerate() {
             let Some(duration_s) = task.duration_s else {
-                return Err(Error::OutOfRange {
-                    name: "duration_s",
-                    value: task.spec.id.0 as f64,
-                    expected: "a duration for every task of a scenario (value: the task id)",
+                return Err(Error::Workload {
+                    message: format!(
+                        "task {} has no duration_s: every task of a scenario needs one",
+                        task.spec.id
+                    ),
                 });
             };
             let arrival_min = task.arrival_s / 60;
@@ -204,7 +205,26 @@ impl FleetWorld {
             hours: (last_arrival_min / 60 + 1).max(1),
             ..*rules
         };
-        config.validate()?;
+        // In the workload's terms: its nodes are the VMs, its last arrival
+        // sets the hours.
+        config.validate().map_err(|error| match error {
+            Error::OutOfRange {
+                name,
+                value,
+                expected,
+            } => Error::Workload {
+                message: format!(
+                    "its {} come to {}: a data-center scenario needs {expected}",
+                    match name {
+                        "vms" => "nodes",
+                        "hours" => "hours (to its last arrival)",
+                        other => other,
+                    },
+                    lepton_core::readable_number(value)
+                ),
+            },
+            other => other,
+        })?;
         Ok(FleetWorld {
             config,
             shapes,
