@@ -194,6 +194,34 @@ fn a_run_that_never_started_is_queued_again_without_spending_the_budget() {
 }
 
 #[test]
+fn a_task_failing_without_end_keeps_its_latest_reasons_and_counts_them_all() {
+    let mut config = SchedulerConfig::default();
+    config.retry_batch = lepton_core::scheduler::RetryPolicy::IMMEDIATE;
+    config.retry_batch.max_retries = Some(150);
+    let mut cluster = Cluster::new(config, &[(1, 4_000)]);
+    cluster.submit(task(1, 1_000));
+    for attempt in 1..=151 {
+        let run = cluster.schedule()[0].run();
+        assert_eq!(run.attempt, attempt);
+        cluster
+            .scheduler
+            .handle(Event::TaskFailed {
+                run,
+                reason: format!("exit code {attempt}"),
+            })
+            .unwrap();
+    }
+    // The budget counted all 151 failures; the reasons are the last 100.
+    let TaskState::Failed { reasons } = cluster.state(1) else {
+        panic!("expected failed, got {:?}", cluster.state(1));
+    };
+    assert_eq!(reasons.len(), 100);
+    assert_eq!(reasons[0], "attempt 52 on n-1: exit code 52");
+    assert_eq!(reasons[99], "attempt 151 on n-1: exit code 151");
+    cluster.check();
+}
+
+#[test]
 fn late_and_duplicate_reports_are_refused_and_change_nothing() {
     let mut cluster = Cluster::new(SchedulerConfig::default(), &[(1, 4_000), (2, 4_000)]);
     cluster.submit(task(1, 1_000));

@@ -46,6 +46,20 @@ pub enum Error {
         expected: &'static str,
     },
     /// A task outlives its timeout on every attempt while retries are
+    /// unlimited: over the horizon it would be placed more often than a
+    /// run can hold.
+    #[error("task {task} times out after {timeout_ms} ms on every run and retries are unlimited: over the horizon of {horizon_s} s it would be placed about {} times (at most {} per task); set retry.max_retries, a retry delay, a longer timeout or a shorter horizon", lepton_core::readable_number(*runs as f64), lepton_core::readable_number(crate::timed::MAX_RUNS_PER_TASK as f64))]
+    TooManyRetries {
+        /// The task.
+        task: lepton_core::TaskId,
+        /// Its timeout.
+        timeout_ms: u64,
+        /// The horizon.
+        horizon_s: u64,
+        /// About how many runs it would take.
+        runs: u64,
+    },
+    /// A task outlives its timeout on every attempt while retries are
     /// unlimited and the run has no horizon: it would never end.
     #[error("task {task} runs {duration_s} s but times out after {timeout_ms} ms, and retries are unlimited with no horizon: it would retry forever; set retry.max_retries or horizon_s")]
     EndlessRetries {

@@ -584,4 +584,26 @@ fn a_task_that_would_time_out_forever_is_refused_without_a_budget_or_horizon() {
     let result = on_one_node(&tasks, &bounded).unwrap();
     assert_eq!(result.timeouts, 12);
     assert_eq!(result.tasks_completed, 0);
+    // A 1 ms timeout over a day's horizon would be 86 million runs: refused
+    // before the run, not run until memory runs out.
+    let mut spec = tasks[0].spec.clone();
+    spec.timeout_ms = Some(1);
+    let tiny = [TimedTask::new(spec, 0, Some(60))];
+    let day = TimedConfig {
+        horizon_s: Some(86_400),
+        ..config(10)
+    };
+    let error = on_one_node(&tiny, &day).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::TooManyRetries {
+                task: TaskId(7),
+                timeout_ms: 1,
+                horizon_s: 86_400,
+                runs: 86_400_000
+            }
+        ),
+        "{error}"
+    );
 }

@@ -153,11 +153,15 @@ impl CoreScheduler {
             return;
         };
         let failures = record.failures.get_or_insert_with(Box::default);
+        if failures.reasons.len() >= super::MAX_REASONS {
+            failures.reasons.remove(0);
+        }
         failures
             .reasons
             .push(format!("attempt {} on {node}: {reason}", run.attempt));
         failures.avoid = Some(node);
-        let count = u32::try_from(failures.reasons.len()).unwrap_or(u32::MAX);
+        failures.count = failures.count.saturating_add(1);
+        let count = failures.count;
         let retry = *self.config.retry(record.spec.kind);
         if retry.allows(count) {
             self.stats.retries += 1;

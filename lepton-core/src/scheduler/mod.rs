@@ -181,9 +181,16 @@ struct TaskRecord {
     failures: Option<Box<Failures>>,
 }
 
+/// The reasons a task keeps, the latest ones: a task retried without limit
+/// (a service, a run that times out every time) must not grow without end.
+pub(crate) const MAX_REASONS: usize = 100;
+
 #[derive(Debug, Default)]
 struct Failures {
-    /// Why each failed attempt failed, oldest first.
+    /// Failed attempts so far: what the retry budget counts.
+    count: u32,
+    /// Why the latest failed attempts failed (at most [`MAX_REASONS`]),
+    /// oldest first.
     reasons: Vec<String>,
     /// The node of the latest failure, avoided when another node fits.
     avoid: Option<NodeId>,
@@ -462,7 +469,8 @@ impl CoreScheduler {
             .map(TaskRecord::run)
     }
 
-    /// Why the task's failed attempts failed so far, oldest first.
+    /// Why the task's failed attempts failed so far, oldest first: the
+    /// latest 100 of them.
     pub fn failures(&self, task: TaskId) -> &[String] {
         match self.tasks.get(&task).map(|record| &record.state) {
             Some(TaskState::Failed { reasons }) => reasons,

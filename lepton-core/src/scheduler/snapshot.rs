@@ -161,6 +161,7 @@ impl CoreScheduler {
                 record.attempt = task.attempts;
                 if !task.failures.is_empty() {
                     record.failures = Some(Box::new(Failures {
+                        count: u32::try_from(task.failures.len()).unwrap_or(u32::MAX),
                         reasons: task.failures.clone(),
                         avoid: None,
                     }));

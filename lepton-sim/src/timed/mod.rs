@@ -476,11 +476,31 @@ pub fn run_timed(
     if horizon_s / config.sample_every_s >= MAX_SAMPLES {
         return Err(too_many_samples(config));
     }
+    if config.retry.max_retries.is_none() {
+        // Each run lasts its timeout, then waits at least the retry delay.
+        let delay_ms = u64::try_from(config.retry.delay.as_millis()).unwrap_or(u64::MAX);
+        for task in tasks.iter().filter(|t| t.times_out_every_run()) {
+            let timeout_ms = task.spec.timeout_ms.unwrap_or_default();
+            let runs = horizon_s.saturating_mul(1_000) / timeout_ms.saturating_add(delay_ms).max(1);
+            if runs > MAX_RUNS_PER_TASK {
+                return Err(Error::TooManyRetries {
+                    task: task.spec.id,
+                    timeout_ms,
+                    horizon_s,
+                    runs,
+                });
+            }
+        }
+    }
 
     replay::replay(
         nodes, tasks, workload, policy, config, horizon_s, index, started,
     )
 }
+
+/// How many runs one task may take in a replay: bounded, so a timeout far
+/// shorter than the horizon is refused up front, not run out of memory.
+pub(crate) const MAX_RUNS_PER_TASK: u64 = 1_000_000;
 
 fn too_many_samples(config: &TimedConfig) -> Error {
     Error::OutOfRange {
