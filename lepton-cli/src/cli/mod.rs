@@ -270,22 +270,39 @@ pub(crate) fn check_fit(
             describe(0)
         )));
     }
-    const SHOWN: usize = 5;
-    for &index in misfits.iter().take(SHOWN) {
-        eprintln!(
-            "warning: {}: {} fits no node, even in an empty cluster; {cluster}",
-            tasks_path.display(),
-            describe(index)
-        );
-    }
-    if misfits.len() > SHOWN {
-        eprintln!(
-            "warning: {}: {} more tasks fit no node",
-            tasks_path.display(),
-            misfits.len() - SHOWN
-        );
-    }
+    warn_tasks(
+        tasks_path,
+        &misfits,
+        |index| {
+            format!(
+                "{} fits no node, even in an empty cluster; {cluster}",
+                describe(index)
+            )
+        },
+        "fit no node",
+    );
     Ok(())
+}
+
+/// Warns about the first few tasks of `indexes` in `tasks_path`, each with
+/// what `says`, then about how many more there are (`more`: what they do).
+fn warn_tasks(
+    tasks_path: &std::path::Path,
+    indexes: &[usize],
+    says: impl Fn(usize) -> String,
+    more: &str,
+) {
+    const SHOWN: usize = 5;
+    for &index in indexes.iter().take(SHOWN) {
+        eprintln!("warning: {}: {}", tasks_path.display(), says(index));
+    }
+    if indexes.len() > SHOWN {
+        eprintln!(
+            "warning: {}: {} more tasks {more}",
+            tasks_path.display(),
+            indexes.len() - SHOWN
+        );
+    }
 }
 
 /// Refuses a workload whose every task `policy`'s filter (its rules) keeps
@@ -323,21 +340,17 @@ pub(crate) fn check_filter(
             name(kept_off[0])
         )));
     }
-    const SHOWN: usize = 5;
-    for &index in kept_off.iter().take(SHOWN) {
-        eprintln!(
-            "warning: {}: {} fits a node, but none that policy {policy}'s rules allow",
-            tasks_path.display(),
-            name(index)
-        );
-    }
-    if kept_off.len() > SHOWN {
-        eprintln!(
-            "warning: {}: {} more tasks fit no node the rules allow",
-            tasks_path.display(),
-            kept_off.len() - SHOWN
-        );
-    }
+    warn_tasks(
+        tasks_path,
+        &kept_off,
+        |index| {
+            format!(
+                "{} fits a node, but none that policy {policy}'s rules allow",
+                name(index)
+            )
+        },
+        "fit no node the rules allow",
+    );
     Ok(())
 }
 
