@@ -17,7 +17,7 @@ use super::client::{error_code, filter, validate_resource_id};
 use super::status::{state_of, tagged_run};
 use super::{AwsBackend, BACKEND, TAG_ATTEMPT, TAG_CLUSTER, TAG_NAME, TAG_NODE, TAG_TASK};
 use crate::shared::errors::invalid;
-use crate::shared::launch_config::{refuse_gpus, task_image};
+use crate::shared::launch_config::{refuse_gpu_launch, refuse_gpus, task_image};
 
 /// EC2 accepts tag values of up to 256 Unicode characters.
 const MAX_TAG_CHARS: usize = 256;
@@ -69,6 +69,7 @@ impl AwsBackend {
                         launch.node, self.region
                     ),
                 })?;
+        refuse_gpu_launch(BACKEND, launch, "GPU devices")?;
         self.check_task(&launch.task)?;
         let request = self.run_request(launch, instance_type)?;
         if let Some(size) = self.known_size(instance_type) {

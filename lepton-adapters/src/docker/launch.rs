@@ -18,7 +18,7 @@ use lepton_core::{Run, TaskId, TaskSpec};
 use super::client::{status_code, whole_seconds};
 use super::{DockerBackend, BACKEND, LABEL_ATTEMPT, LABEL_NAME, LABEL_NODE, LABEL_TASK, MIB};
 use crate::shared::errors::invalid;
-use crate::shared::launch_config::{parse_command, refuse_gpus, task_image};
+use crate::shared::launch_config::{parse_command, refuse_gpu_launch, refuse_gpus, task_image};
 
 /// Longest label value accepted, in bytes.
 const MAX_LABEL_BYTES: usize = 1024;
@@ -44,6 +44,7 @@ impl DockerBackend {
                 ),
             });
         }
+        refuse_gpu_launch(BACKEND, launch, "GPU devices")?;
         self.check_task(&launch.task)?;
         let body = self.create_body(launch)?;
         let run = launch.run;

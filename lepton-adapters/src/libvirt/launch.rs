@@ -13,7 +13,7 @@ use super::domain::{
     validate_task_name, vcpus_for, DomainDefinition,
 };
 use super::{LibvirtBackend, BACKEND, METADATA_NAMESPACE, METADATA_PREFIX};
-use crate::shared::launch_config::refuse_gpus;
+use crate::shared::launch_config::refuse_gpu_launch;
 use crate::shared::sync::lock;
 
 impl LibvirtBackend {
@@ -26,7 +26,7 @@ impl LibvirtBackend {
                 what: format!("node {}", launch.node),
             });
         }
-        refuse_gpus(BACKEND, &launch.task, "GPU passthrough")?;
+        refuse_gpu_launch(BACKEND, launch, "GPU passthrough")?;
         let description = launch
             .task
             .name

@@ -50,7 +50,7 @@ use lepton_core::model::NodeKind;
 use lepton_core::{NodeId, NodeSpec, Resources, Run, TaskId, TaskSpec};
 
 use crate::shared::errors::invalid;
-use crate::shared::launch_config::{parse_command, refuse_gpus};
+use crate::shared::launch_config::{parse_command, refuse_gpu_launch, refuse_gpus};
 use crate::shared::node_labels::backend_node;
 use crate::shared::sync::lock;
 use cgroup::Cgroups;
@@ -315,7 +315,7 @@ impl Backend for LocalBackend {
     }
 
     async fn launch(&self, launch: &Launch) -> Result<Handle, BackendError> {
-        refuse_gpus(BACKEND, &launch.task, "GPU devices")?;
+        refuse_gpu_launch(BACKEND, launch, "GPU devices")?;
         // A run is started once: held or ended, its handle is the answer.
         let known = self
             .files

@@ -2,7 +2,7 @@
 //! task's image and command from its config, and whether it asks for GPUs
 //! the backend cannot attach. Each refusal names the value and why.
 
-use lepton_core::backend::BackendError;
+use lepton_core::backend::{BackendError, Launch};
 use lepton_core::TaskSpec;
 
 #[cfg(any(feature = "docker", feature = "local", feature = "aws"))]
@@ -47,6 +47,24 @@ pub(crate) fn parse_command(
     }
     let argv: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
     Ok((!argv.is_empty()).then_some(argv))
+}
+
+/// Refuses a launch given GPUs, or of a task that asks for them, which
+/// `backend` does not offer (`devices` names what it would have had to
+/// attach: "GPU devices").
+pub(crate) fn refuse_gpu_launch(
+    backend: &str,
+    launch: &Launch,
+    devices: &'static str,
+) -> Result<(), BackendError> {
+    if launch.gpus.is_empty() {
+        refuse_gpus(backend, &launch.task, devices)
+    } else {
+        Err(BackendError::Unsupported {
+            backend: backend.to_owned(),
+            operation: devices,
+        })
+    }
 }
 
 /// Refuses a task that asks for GPUs, which `backend` does not offer
