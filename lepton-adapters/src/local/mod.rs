@@ -117,6 +117,9 @@ pub struct LocalBackend {
     scope: String,
     /// The runs this process started, to reap them when they end.
     children: Mutex<HashMap<Run, Child>>,
+    /// What each node offers: its part of the machine's share (read once:
+    /// every submission is checked against it).
+    capacity: Resources,
 }
 
 impl LocalBackend {
@@ -148,6 +151,9 @@ impl LocalBackend {
         };
         let identity = Identity::resolve(config.user.as_deref())?;
         let dir = std::fs::canonicalize(&config.dir).unwrap_or_else(|_| config.dir.clone());
+        let (cpu_milli, memory_mib) = machine();
+        let part = |total: u64| (total as f64 * config.share / f64::from(config.nodes)) as u64;
+        let capacity = Resources::new(part(cpu_milli), part(memory_mib));
         Ok(LocalBackend {
             config,
             files,
@@ -158,6 +164,7 @@ impl LocalBackend {
                 crate::shared::hash::fnv1a(dir.as_os_str().as_encoded_bytes())
             ),
             children: Mutex::new(HashMap::new()),
+            capacity,
         })
     }
 
@@ -228,14 +235,6 @@ impl LocalBackend {
         }
     }
 
-    /// What each node offers: its part of the machine's share.
-    fn node_capacity(&self) -> Resources {
-        let (cpu_milli, memory_mib) = machine();
-        let part =
-            |total: u64| (total as f64 * self.config.share / f64::from(self.config.nodes)) as u64;
-        Resources::new(part(cpu_milli), part(memory_mib))
-    }
-
     /// Reaps the run's wrapper if this process started it and it ended.
     fn reap(&self, run: Run) {
         let mut children = lock(&self.children);
@@ -283,7 +282,7 @@ impl Backend for LocalBackend {
     }
 
     async fn inventory(&self) -> Result<Vec<NodeSpec>, BackendError> {
-        let capacity = self.node_capacity();
+        let capacity = &self.capacity;
         let cgroups = self.cgroups().unwrap_or("none");
         Ok((0..u64::from(self.config.nodes))
             .map(|i| {
@@ -301,7 +300,7 @@ impl Backend for LocalBackend {
         refuse_gpus(BACKEND, task, "GPU devices")?;
         command_argv(task)?;
         identity::environment(task)?;
-        let capacity = self.node_capacity();
+        let capacity = &self.capacity;
         if capacity.fits(&task.request) {
             Ok(())
         } else {

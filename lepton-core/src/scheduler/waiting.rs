@@ -156,6 +156,11 @@ impl Waiting {
     /// Forgets `task` (it was cancelled), waiting or being tried.
     pub(super) fn remove(&mut self, task: TaskId) {
         if let Some((class, _)) = self.trying.remove(&task) {
+            // The rest of its class is due when it was (at once, if its
+            // first task was woken for being due).
+            if let Some(found) = self.classes.get(&class) {
+                self.dues.insert((found.due, class));
+            }
             self.drop_if_empty(class);
         }
         let Some((class, member)) = self.places.remove(&task) else {
