@@ -13,7 +13,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use support::replicas::{etcd_config, leader_info, leader_tasks, task, wait_for_leader};
+use support::replicas::{etcd_config, leader_tasks, task, wait_for_leader, wait_until_following};
 use support::service::{assert_each_ran_once, Service};
 
 const TTL_S: u64 = 2;
@@ -61,20 +61,12 @@ fn fencing_refuses_a_leader_paused_past_its_lease_and_it_steps_down() {
         panic!("the old leader accepted a task after its term: {refused:?}")
     };
     assert!(error.contains("not the leader"), "{error}");
-    let started = Instant::now();
-    loop {
-        let info = leader_info(&services[old].address);
-        if let Some((role, Some(leader))) = &info {
-            if role == "follower" && *leader == services[new].address {
-                break;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the old leader did not step down: {info:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_following(
+        &services[old],
+        &services[new],
+        Duration::from_secs(10),
+        "the old leader did not step down",
+    );
     assert!(
         services[old].log().contains("leadership lost"),
         "{}",

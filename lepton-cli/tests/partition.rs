@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::network::{Network, ETCD_MEMBERS};
 use support::replicas::{
     etcd_config_on, leader_info, leader_tasks_with_token, submit_anywhere_unless, task_running,
-    wait_for_leader,
+    wait_for_leader, wait_until_following,
 };
 use support::service::{assert_each_ran_once, ledger_lines, task_ids, Service};
 
@@ -432,24 +432,13 @@ fn a_leader_cut_off_from_etcd_stops_within_its_lease_and_a_follower_takes_over()
 
     // Healed: it follows the new leader.
     network.heal(INSTANCES[old]);
-    let healed = Instant::now();
-    loop {
-        let info = leader_info(&services[old].address);
-        if let Some((role, Some(leader))) = &info {
-            if role == "follower" && *leader == services[new].address {
-                break;
-            }
-        }
-        assert!(
-            healed.elapsed() < Duration::from_secs(60),
-            "60 s after the heal, the old leader does not follow the new one: {info:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!(
-        "healed: the old leader follows the new one after {:?}",
-        healed.elapsed()
+    let healed = wait_until_following(
+        &services[old],
+        &services[new],
+        Duration::from_secs(60),
+        "60 s after the heal, the old leader does not follow the new one",
     );
+    eprintln!("healed: the old leader follows the new one after {healed:?}");
     std::thread::sleep(Duration::from_secs(1));
     let acknowledged = clients.stop();
     assert_each_acknowledged_task_ran_once(&services, NAME, &acknowledged, &launches);

@@ -60,10 +60,7 @@ pub(crate) fn refuse_gpu_launch(
     if launch.gpus.is_empty() {
         refuse_gpus(backend, &launch.task, devices)
     } else {
-        Err(BackendError::Unsupported {
-            backend: backend.to_owned(),
-            operation: devices,
-        })
+        Err(unsupported(backend, devices))
     }
 }
 
@@ -77,9 +74,13 @@ pub(crate) fn refuse_gpus(
     if task.gpu.is_none() {
         Ok(())
     } else {
-        Err(BackendError::Unsupported {
-            backend: backend.to_owned(),
-            operation: devices,
-        })
+        Err(unsupported(backend, devices))
+    }
+}
+
+fn unsupported(backend: &str, devices: &'static str) -> BackendError {
+    BackendError::Unsupported {
+        backend: backend.to_owned(),
+        operation: devices,
     }
 }

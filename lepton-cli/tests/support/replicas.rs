@@ -45,6 +45,27 @@ pub(crate) fn leader_info(address: &str) -> Option<(String, Option<String>)> {
     ))
 }
 
+/// Waits until `old` says it follows `new`, for at most `within`; how long
+/// that took. Past `within` the test fails, saying `what` did not happen.
+pub(crate) fn wait_until_following(
+    old: &Service,
+    new: &Service,
+    within: Duration,
+    what: &str,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let info = leader_info(&old.address);
+        if let Some((role, Some(leader))) = &info {
+            if role == "follower" && *leader == new.address {
+                return started.elapsed();
+            }
+        }
+        assert!(started.elapsed() < within, "{what}: {info:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until one of `services` other than `except` says it leads; its
 /// index and how long that took.
 pub(crate) fn wait_for_leader(
