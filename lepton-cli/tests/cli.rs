@@ -274,7 +274,8 @@ fn demo_prints_json_with_the_promised_keys() {
         for field in ["utilization_pct", "cost", "mean_wait_s", "p95_wait_s"] {
             assert!(report[field].as_f64().is_some(), "{key}.{field}: {report}");
         }
-        assert!(report["deadline_misses"].as_u64().is_some());
+        let misses = report["deadline_misses"].as_u64().unwrap();
+        assert!(report["unavoidable_misses"].as_u64().unwrap() <= misses);
         assert_eq!(report["lost"], 0, "{key}");
     }
     for field in ["utilization_gain_pct", "cost_reduction_pct"] {

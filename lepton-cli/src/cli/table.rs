@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use lepton::sim::scenario::{DatacenterComparison, EdgeComparison, HybridComparison};
+use lepton::sim::scenario::{
+    DatacenterComparison, EdgeComparison, HybridComparison, StrategyReport,
+};
 
 /// A column: its header on the terminal (short, with its width) and in the
 /// report.
@@ -80,10 +82,18 @@ const DATACENTER: &[Column] = &[
     column("cost $", "cost (USD)", 10),
     column("VM-hours", "VM-hours", 9),
     column("misses", "deadline misses", 8),
+    column("avoidable", "misses a scheduler could avoid", 9),
     column("wait s", "mean wait (s)", 8),
     column("p95 wait s", "p95 wait (s)", 10),
     column("lost", "lost", 5),
 ];
+
+/// Misses above the floor no scheduler can move.
+fn avoidable(report: &StrategyReport) -> usize {
+    report
+        .deadline_misses
+        .saturating_sub(report.unavoidable_misses)
+}
 
 /// The data center's strategies.
 pub(crate) fn datacenter(result: &DatacenterComparison) -> Table {
@@ -99,6 +109,7 @@ pub(crate) fn datacenter(result: &DatacenterComparison) -> Table {
                 format!("{:.0}", r.cost),
                 format!("{:.0}", r.vm_hours),
                 r.deadline_misses.to_string(),
+                avoidable(r).to_string(),
                 format!("{:.0}", r.mean_wait_s),
                 format!("{:.0}", r.p95_wait_s),
                 r.lost.to_string(),
@@ -151,6 +162,7 @@ const HYBRID: &[Column] = &[
     column("cost $", "cost (USD)", 10),
     column("VM-hours", "VM-hours", 9),
     column("misses", "deadline misses", 8),
+    column("avoidable", "misses a scheduler could avoid", 9),
     column("wait s", "mean wait (s)", 8),
     column("revocations", "spot revocations", 12),
     column("lost", "lost", 5),
@@ -166,6 +178,7 @@ pub(crate) fn hybrid(result: &HybridComparison) -> Table {
                 format!("{:.0}", r.cost),
                 format!("{:.0}", r.vm_hours),
                 r.deadline_misses.to_string(),
+                avoidable(r).to_string(),
                 format!("{:.1}", r.mean_wait_s),
                 r.revocations.to_string(),
                 r.lost.to_string(),

@@ -39,6 +39,8 @@ struct Class {
     shape: Box<TaskSpec>,
     fingerprint: u64,
     members: BTreeSet<Member>,
+    /// How many of its tasks are out being tried.
+    tried: usize,
     /// When its first task is tried again at the latest.
     due: Timestamp,
 }
@@ -110,7 +112,7 @@ impl Waiting {
     /// class; its class's first task is tried again by `due` at the latest.
     pub(super) fn park(&mut self, spec: &TaskSpec, due: Timestamp) {
         let task = spec.id;
-        if let Some((class, member)) = self.trying.remove(&task) {
+        if let Some((class, member)) = self.untry(task) {
             if let Some(found) = self.classes.get_mut(&class) {
                 found.members.insert(member);
                 self.places.insert(task, (class, member));
@@ -137,6 +139,7 @@ impl Waiting {
                         shape: Box::new(spec.clone()),
                         fingerprint: print,
                         members: BTreeSet::new(),
+                        tried: 0,
                         due,
                     },
                 );
@@ -155,7 +158,7 @@ impl Waiting {
 
     /// Forgets `task` (it was cancelled), waiting or being tried.
     pub(super) fn remove(&mut self, task: TaskId) {
-        if let Some((class, _)) = self.trying.remove(&task) {
+        if let Some((class, _)) = self.untry(task) {
             // The rest of its class is due when it was (at once, if its
             // first task was woken for being due).
             if let Some(found) = self.classes.get(&class) {
@@ -174,7 +177,7 @@ impl Waiting {
 
     /// `task` was placed: the next of its class is taken out to be tried.
     pub(super) fn placed(&mut self, task: TaskId) -> Option<TaskId> {
-        let (class, _) = self.trying.remove(&task)?;
+        let (class, _) = self.untry(task)?;
         let next = self.take_first(class);
         self.drop_if_empty(class);
         next
@@ -254,17 +257,27 @@ impl Waiting {
     fn take_first(&mut self, class: u64) -> Option<TaskId> {
         let found = self.classes.get_mut(&class)?;
         let member = found.members.pop_first()?;
+        found.tried += 1;
         let task = member.2;
         self.places.remove(&task);
         self.trying.insert(task, (class, member));
         Some(task)
     }
 
+    /// Takes `task` back from being tried: its class and its place.
+    fn untry(&mut self, task: TaskId) -> Option<(u64, Member)> {
+        let (class, member) = self.trying.remove(&task)?;
+        if let Some(found) = self.classes.get_mut(&class) {
+            found.tried -= 1;
+        }
+        Some((class, member))
+    }
+
     fn drop_if_empty(&mut self, class: u64) {
         let Some(found) = self.classes.get(&class) else {
             return;
         };
-        if !found.members.is_empty() || self.trying.values().any(|(c, _)| *c == class) {
+        if !found.members.is_empty() || found.tried > 0 {
             return;
         }
         self.dues.remove(&(found.due, class));

@@ -259,6 +259,11 @@ pub struct StrategyReport {
     pub vm_hours: f64,
     /// Tasks that ended after their deadline, or failed.
     pub deadline_misses: usize,
+    /// Of those, the tasks no scheduler could have kept from missing: even
+    /// started on arrival with every failed run retried at once, they end
+    /// after their deadline, or every run their retry budget allows fails
+    /// (the same for every strategy on one world).
+    pub unavoidable_misses: usize,
     /// Mean wait (first start − arrival), seconds.
     pub mean_wait_s: f64,
     /// 95th percentile of the waits, seconds.

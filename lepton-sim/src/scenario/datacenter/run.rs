@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use lepton_core::clock::{ManualClock, Timestamp};
 use lepton_core::rng::SeededRng;
-use lepton_core::scheduler::{SchedulerConfig, TaskState};
+use lepton_core::scheduler::{RetryPolicy, SchedulerConfig, TaskState};
 use lepton_core::{CoreScheduler, NodeSpec, Run, Scheduler, TaskId, TaskSpec};
 
 use super::power::{revoke_spot, Power, PowerManager};
-use super::{FleetWorld, Pool, Strategy, StrategyReport, TimelinePoint, SPARE_MIN};
+use super::{FleetWorld, Pool, ScenarioTask, Strategy, StrategyReport, TimelinePoint, SPARE_MIN};
 use crate::chaos::check::{check, Record};
 use crate::scenario::quantile;
 use crate::Error;
@@ -72,6 +72,7 @@ impl<'a> DatacenterRun<'a> {
         let clock = Arc::new(ManualClock::new());
         let mut scheduler_config = SchedulerConfig::default();
         scheduler_config.preemption = strategy.preemption;
+        scheduler_config.retry_waiting_on_release = true;
         let mut scheduler = CoreScheduler::builder(strategy.policy)
             .clock(Arc::clone(&clock) as Arc<dyn lepton_core::clock::Clock>)
             .config(scheduler_config)
@@ -249,14 +250,6 @@ impl<'a> DatacenterRun<'a> {
                 .or_default()
                 .push((run, fails));
         }
-        // Tasks placed again since (a retry, a preempted task) stop waiting.
-        let scheduler = &self.scheduler;
-        self.waiting.retain(|task| {
-            !matches!(
-                scheduler.task_state(*task),
-                Some(TaskState::Running { .. } | TaskState::Completed | TaskState::Failed { .. })
-            )
-        });
     }
 
     /// What the run measured, `minute` being its last.
@@ -285,6 +278,17 @@ impl<'a> DatacenterRun<'a> {
                     .is_none_or(|&end| end > t.deadline_min)
             })
             .count();
+        let config = &world.config;
+        let retry = SchedulerConfig::default();
+        let unavoidable_misses = world
+            .tasks
+            .iter()
+            .filter(|t| {
+                let retry = retry.retry(t.spec.kind);
+                earliest_end(t, retry, config.seed, config.failure_rate)
+                    .is_none_or(|end| end > t.deadline_min)
+            })
+            .count();
         let mean_wait_s = waits.iter().sum::<f64>() / waits.len().max(1) as f64;
         let totals = &self.totals;
         StrategyReport {
@@ -296,6 +300,7 @@ impl<'a> DatacenterRun<'a> {
             cost: totals.cost,
             vm_hours: totals.vm_minutes as f64 / 60.0,
             deadline_misses,
+            unavoidable_misses,
             mean_wait_s,
             p95_wait_s: quantile(&waits, 0.95),
             completed: verdict.completed,
@@ -317,6 +322,29 @@ fn fails(seed: u64, run: Run, rate: f64) -> bool {
         seed ^ run.task.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(run.attempt) << 48,
     );
     rng.uniform() < rate
+}
+
+/// The earliest minute `task` could end under any scheduler — started on
+/// arrival, each failing run started again as soon as its retry delay
+/// allows (at the next minute at the earliest) — or `None` when every run
+/// its retry budget allows fails part-way.
+fn earliest_end(task: &ScenarioTask, retry: &RetryPolicy, seed: u64, rate: f64) -> Option<u64> {
+    let mut start = task.arrival_min;
+    for attempt in 1.. {
+        let run = Run {
+            task: task.spec.id,
+            attempt,
+        };
+        if !fails(seed, run, rate) {
+            return Some(start + task.duration_min);
+        }
+        if !retry.allows(attempt) {
+            return None;
+        }
+        let ended = start + 1 + task.duration_min / 2;
+        start = ended + retry.delay_after(attempt).as_secs().div_ceil(60).max(1);
+    }
+    None
 }
 
 /// Sums over minutes of used and powered capacity, and cost.
