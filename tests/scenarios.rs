@@ -57,6 +57,7 @@ fn lepton_beats_both_baselines_on_seeds_1_to_5() {
                 report.unavoidable_misses <= report.deadline_misses,
                 "{summary}"
             );
+            assert_eq!(report.lost_work_hours, 0.0, "{summary}");
             // Counted by the independent checker from the world's log.
             assert_eq!(report.lost, 0, "{summary}");
             assert_eq!(report.ran_twice, 0, "{summary}");
@@ -167,7 +168,9 @@ fn in_the_hybrid_cloud_spot_work_is_cheaper_and_revoked_work_is_never_lost() {
         );
         // Spot VMs were revoked under Lepton, and their work ran again.
         assert!(c.lepton.revocations > 0, "{summary}");
+        assert!(c.lepton.lost_work_hours > 0.0, "{summary}");
         assert_eq!(c.baseline.revocations, 0, "{summary}");
+        assert_eq!(c.baseline.lost_work_hours, 0.0, "{summary}");
         for report in [&c.baseline, &c.lepton] {
             // Counted by the independent checker from the world's log.
             assert_eq!(report.lost, 0, "{summary}");

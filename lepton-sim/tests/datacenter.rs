@@ -120,3 +120,40 @@ fn bad_settings_are_named() {
         .to_string()
         .contains("failure_rate = NaN"));
 }
+
+#[test]
+fn work_lost_to_preemption_is_counted_and_waits_are_ordered() {
+    let config = DatacenterConfig {
+        vms: 10,
+        tasks: 400,
+        ..small()
+    };
+    let world = FleetWorld::generate(&config).unwrap();
+    let strategy = |preemption| Strategy {
+        name: "test".into(),
+        policy: Box::new(BestFit),
+        release_idle: false,
+        preemption,
+        headroom: 0.0,
+        use_spot: false,
+    };
+    let calm = run_datacenter(&world, strategy(false)).unwrap();
+    assert_eq!((calm.preemptions, calm.lost_work_hours), (0, 0.0));
+    let preempting = run_datacenter(&world, strategy(true)).unwrap();
+    assert!(preempting.preemptions > 0);
+    // Each preempted run had run at least a minute, at most the day.
+    let hours = preempting.lost_work_hours;
+    assert!(hours >= preempting.preemptions as f64 / 60.0, "{hours} h");
+    assert!(
+        hours <= preempting.preemptions as f64 * 24.0 * 3.0,
+        "{hours} h"
+    );
+    for report in [&calm, &preempting] {
+        assert!(report.p50_wait_s <= report.p95_wait_s);
+        assert!(report.p95_wait_s <= report.p99_wait_s);
+        assert!(
+            report.p99_wait_s > 0.0,
+            "an overloaded day makes tasks wait"
+        );
+    }
+}

@@ -165,6 +165,7 @@ const HYBRID: &[Column] = &[
     column("avoidable", "misses a scheduler could avoid", 9),
     column("wait s", "mean wait (s)", 8),
     column("revocations", "spot revocations", 12),
+    column("lost work h", "work lost to revocations (h)", 11),
     column("lost", "lost", 5),
 ];
 
@@ -181,6 +182,7 @@ pub(crate) fn hybrid(result: &HybridComparison) -> Table {
                 avoidable(r).to_string(),
                 format!("{:.1}", r.mean_wait_s),
                 r.revocations.to_string(),
+                format!("{:.1}", r.lost_work_hours),
                 r.lost.to_string(),
             ]
         })

@@ -266,8 +266,16 @@ pub struct StrategyReport {
     pub unavoidable_misses: usize,
     /// Mean wait (first start − arrival), seconds.
     pub mean_wait_s: f64,
+    /// Median wait, seconds.
+    pub p50_wait_s: f64,
     /// 95th percentile of the waits, seconds.
     pub p95_wait_s: f64,
+    /// 99th percentile of the waits, seconds.
+    pub p99_wait_s: f64,
+    /// Hours of runs the strategy stopped before they ended (preempted, or
+    /// on a revoked spot VM), lost and run again; runs the world fails
+    /// part-way are the same under every strategy and not counted.
+    pub lost_work_hours: f64,
     /// Tasks completed.
     pub completed: usize,
     /// Tasks that failed more often than their retry budget allows.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use lepton_core::rng::SeededRng;
-use lepton_core::{CoreScheduler, Resources, TaskId, TaskSpec};
+use lepton_core::{CoreScheduler, Resources, Run, TaskId, TaskSpec};
 
 use super::{FleetWorld, Pool};
 use crate::chaos::check::Record;
@@ -208,14 +208,14 @@ fn tolerates_all(task: &TaskSpec, node: &lepton_core::NodeSpec) -> bool {
 /// hourly rate / 60, drawn from the seed, the VM and the minute, so every
 /// strategy faces the same odds): its runs are logged as stopped and go
 /// back to the queue, and the VM is gone. Returns, per VM revoked, the
-/// tasks it held.
+/// runs it stopped.
 pub(super) fn revoke_spot(
     scheduler: &mut CoreScheduler,
     world: &FleetWorld,
     power: &mut [Power],
     minute: u64,
     log: &mut Vec<Record>,
-) -> Result<Vec<Vec<TaskId>>, Error> {
+) -> Result<Vec<Vec<Run>>, Error> {
     let rate = world.spot_revocations_per_hour / 60.0;
     if rate <= 0.0 {
         return Ok(Vec::new());
@@ -231,16 +231,17 @@ pub(super) fn revoke_spot(
         if SeededRng::new(draw).next_u64() as f64 / u64::MAX as f64 >= rate {
             continue;
         }
-        let tasks = scheduler.cluster().tasks_on(node.id);
-        for &task in &tasks {
-            if let Some(run) = scheduler.current_run(task) {
-                log.push(Record::Stopped(run));
-            }
-        }
+        let runs: Vec<Run> = scheduler
+            .cluster()
+            .tasks_on(node.id)
+            .into_iter()
+            .filter_map(|task| scheduler.current_run(task))
+            .collect();
+        log.extend(runs.iter().map(|&run| Record::Stopped(run)));
         // The scheduler queues its tasks again, uncharged.
         scheduler.remove_node(node.id)?;
         *state = Power::Revoked;
-        revoked.push(tasks);
+        revoked.push(runs);
     }
     Ok(revoked)
 }

@@ -55,6 +55,10 @@ struct DatacenterRun<'a> {
     /// Per minute: the runs that end then, and whether each fails.
     ends: BTreeMap<u64, Vec<(Run, bool)>>,
     first_start: HashMap<TaskId, u64>,
+    /// When each run that may still be stopped started.
+    run_starts: HashMap<Run, u64>,
+    /// Minutes of runs stopped by the strategy (preempted, revoked).
+    lost_work_min: u64,
     ended_at: HashMap<TaskId, u64>,
     waiting: BTreeSet<TaskId>,
     next_arrival: usize,
@@ -110,6 +114,8 @@ impl<'a> DatacenterRun<'a> {
             headroom,
             ends: BTreeMap::new(),
             first_start: HashMap::new(),
+            run_starts: HashMap::new(),
+            lost_work_min: 0,
             ended_at: HashMap::new(),
             waiting: BTreeSet::new(),
             next_arrival: 0,
@@ -126,7 +132,7 @@ impl<'a> DatacenterRun<'a> {
         self.clock.set(Timestamp::from_secs(minute * 60));
         self.end_runs(minute)?;
         self.admit_arrivals(minute)?;
-        for tasks in revoke_spot(
+        for runs in revoke_spot(
             &mut self.scheduler,
             self.world,
             &mut self.power,
@@ -134,7 +140,10 @@ impl<'a> DatacenterRun<'a> {
             &mut self.log,
         )? {
             self.revocations += 1;
-            self.waiting.extend(tasks);
+            for run in runs {
+                self.stopped(run, minute);
+                self.waiting.insert(run.task);
+            }
         }
         self.join_started_vms(minute)?;
         self.place(minute);
@@ -170,6 +179,7 @@ impl<'a> DatacenterRun<'a> {
             if !running || scheduler.current_run(run.task) != Some(run) {
                 continue; // preempted meanwhile
             }
+            self.run_starts.remove(&run);
             if fails {
                 self.log.push(Record::Stopped(run));
                 scheduler.fail(run, "the run failed part-way")?;
@@ -225,6 +235,7 @@ impl<'a> DatacenterRun<'a> {
         for assignment in self.scheduler.schedule() {
             for evicted in &assignment.evicts {
                 self.log.push(Record::Stopped(*evicted));
+                self.stopped(*evicted, minute);
                 if evicted.task != assignment.task {
                     self.preemptions += 1;
                     self.waiting.insert(evicted.task);
@@ -238,6 +249,7 @@ impl<'a> DatacenterRun<'a> {
             let task = &self.world.tasks[assignment.task.0 as usize];
             let run = assignment.run();
             self.first_start.entry(run.task).or_insert(minute);
+            self.run_starts.insert(run, minute);
             self.waiting.remove(&run.task);
             let fails = fails(config.seed, run, config.failure_rate);
             let length = if fails {
@@ -249,6 +261,13 @@ impl<'a> DatacenterRun<'a> {
                 .entry(minute + length)
                 .or_default()
                 .push((run, fails));
+        }
+    }
+
+    /// `run` was stopped at `minute` by the strategy's doing: its work is lost.
+    fn stopped(&mut self, run: Run, minute: u64) {
+        if let Some(start) = self.run_starts.remove(&run) {
+            self.lost_work_min += minute - start;
         }
     }
 
@@ -302,7 +321,10 @@ impl<'a> DatacenterRun<'a> {
             deadline_misses,
             unavoidable_misses,
             mean_wait_s,
+            p50_wait_s: quantile(&waits, 0.5),
             p95_wait_s: quantile(&waits, 0.95),
+            p99_wait_s: quantile(&waits, 0.99),
+            lost_work_hours: self.lost_work_min as f64 / 60.0,
             completed: verdict.completed,
             failed: verdict.failed_after_retries,
             lost: verdict.lost,
