@@ -1,12 +1,14 @@
-//! The data-center scenario holds the article's claim on seeds 1–5 at its
-//! default size (1,000 VMs, 20,000 tasks, one day): Lepton at least 30%
-//! more utilization and 20% less cost than the traditional scheduler with
-//! no more deadline misses, cheaper than the kubernetes-style baseline with
-//! no more misses, and nothing lost by anyone. At the edge, Lepton meets
-//! latency objectives that nearest-site-first and cloud-only miss. In the
-//! hybrid cloud, Lepton costs less than on-prem-first-then-on-demand with
-//! at most one miss more (the baseline misses only what no scheduler could
-//! avoid), and loses nothing to spot revocations.
+//! The data-center scenario on seeds 1–5 at its default size (1,000 VMs,
+//! 20,000 tasks, one day): Lepton holds the article's claim against the
+//! traditional scheduler (at least 30% more utilization, 20% less cost, no
+//! more deadline misses) and is cheaper than kube-scheduler's default
+//! scoring with the autoscaler; the comparison names the cheapest baseline
+//! (Kubernetes bin packing, which Lepton does not beat: docs/SCENARIOS.md);
+//! nobody loses anything. At the edge, Lepton meets latency objectives
+//! that nearest-site-first and cloud-only miss. In the hybrid cloud,
+//! Lepton costs less than on-prem-first-then-on-demand with at most one
+//! miss more (the baseline misses only what no scheduler could avoid), and
+//! loses nothing to spot revocations.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,41 +18,61 @@ use lepton::sim::scenario::{
 };
 
 #[test]
-fn lepton_beats_both_baselines_on_seeds_1_to_5() {
+fn the_data_center_against_every_baseline_on_seeds_1_to_5() {
     for seed in 1..=5 {
         let config = DatacenterConfig {
             seed,
             ..DatacenterConfig::default()
         };
         let c = compare_datacenter(&config).unwrap();
-        let summary = format!(
-            "seed {seed}: util {:.1}/{:.1}/{:.1}, cost {:.0}/{:.0}/{:.0}, misses {}/{}/{}",
-            c.baseline.utilization_pct,
-            c.kubernetes.utilization_pct,
-            c.lepton.utilization_pct,
-            c.baseline.cost,
-            c.kubernetes.cost,
-            c.lepton.cost,
-            c.baseline.deadline_misses,
-            c.kubernetes.deadline_misses,
-            c.lepton.deadline_misses
+        let summary = c
+            .strategies()
+            .map(|r| {
+                format!(
+                    "{}: util {:.1}, cost {:.0}, misses {} ({} unavoidable)",
+                    r.policy, r.utilization_pct, r.cost, r.deadline_misses, r.unavoidable_misses
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let summary = format!("seed {seed}: {summary}");
+        let names: Vec<&str> = c.baselines.iter().map(|r| r.policy.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "traditional",
+                "kubernetes",
+                "kubernetes-binpack",
+                "kubernetes-binpack-overprovisioned"
+            ]
         );
-        assert!(c.utilization_gain_pct >= 30.0, "{summary}");
-        assert!(c.cost_reduction_pct >= 20.0, "{summary}");
+        let traditional = c.baseline("traditional").unwrap();
+        assert_eq!(c.vs_traditional.baseline, "traditional");
+        assert!(c.vs_traditional.utilization_gain_pct >= 30.0, "{summary}");
+        assert!(c.vs_traditional.cost_reduction_pct >= 20.0, "{summary}");
         assert!(
-            c.lepton.deadline_misses <= c.baseline.deadline_misses,
+            c.lepton.deadline_misses <= traditional.deadline_misses,
             "{summary}"
         );
-        assert!(c.lepton.cost < c.kubernetes.cost, "{summary}");
-        assert!(
-            c.lepton.deadline_misses <= c.kubernetes.deadline_misses,
-            "{summary}"
-        );
-        for report in [&c.baseline, &c.kubernetes, &c.lepton] {
+        let kubernetes = c.baseline("kubernetes").unwrap();
+        assert!(c.lepton.cost < kubernetes.cost, "{summary}");
+        // The best baseline is the cheapest one.
+        let best = c.baseline(&c.vs_best_baseline.baseline).unwrap();
+        assert!(c.baselines.iter().all(|r| best.cost <= r.cost), "{summary}");
+        // The spare keeps what an autoscaler's start-up would cost: no
+        // avoidable miss for Lepton nor the over-provisioned baseline.
+        let overprovisioned = c.baseline("kubernetes-binpack-overprovisioned").unwrap();
+        for report in [&c.lepton, overprovisioned] {
+            assert_eq!(
+                report.deadline_misses, report.unavoidable_misses,
+                "{summary}"
+            );
+        }
+        for report in c.strategies() {
             // The floor is the world's, and no strategy (none preempts
             // here) ends below it.
             assert_eq!(
-                report.unavoidable_misses, c.baseline.unavoidable_misses,
+                report.unavoidable_misses, traditional.unavoidable_misses,
                 "{summary}"
             );
             assert!(

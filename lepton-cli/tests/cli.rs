@@ -40,6 +40,7 @@ fn the_default_job_is_the_demo_with_its_report() {
     for strategy in [
         "traditional",
         "kubernetes",
+        "kubernetes-binpack-overprovisioned",
         "lepton (bestfit)",
         "nearest-site",
         "cloud-only",
@@ -264,23 +265,42 @@ fn demo_prints_json_with_the_promised_keys() {
     let scenario = &json["scenarios"][0];
     assert_eq!(scenario["scenario"], "datacenter");
     assert_eq!(scenario["seed"], 3);
-    for (key, policy) in [
-        ("baseline", "traditional"),
-        ("kubernetes", "kubernetes"),
-        ("lepton", "lepton (bestfit)"),
-    ] {
-        let report = &scenario[key];
+    let baselines = scenario["baselines"].as_array().unwrap();
+    assert_eq!(baselines.len(), 4, "{scenario}");
+    let reports = baselines.iter().chain([&scenario["lepton"]]);
+    let names = [
+        "traditional",
+        "kubernetes",
+        "kubernetes-binpack",
+        "kubernetes-binpack-overprovisioned",
+        "lepton (bestfit)",
+    ];
+    for (report, policy) in reports.zip(names) {
+        let key = policy;
         assert_eq!(report["policy"], policy);
-        for field in ["utilization_pct", "cost", "mean_wait_s", "p95_wait_s"] {
+        for field in [
+            "utilization_pct",
+            "cost",
+            "mean_wait_s",
+            "p95_wait_s",
+            "p99_wait_s",
+        ] {
             assert!(report[field].as_f64().is_some(), "{key}.{field}: {report}");
         }
         let misses = report["deadline_misses"].as_u64().unwrap();
         assert!(report["unavoidable_misses"].as_u64().unwrap() <= misses);
         assert_eq!(report["lost"], 0, "{key}");
     }
-    for field in ["utilization_gain_pct", "cost_reduction_pct"] {
-        assert!(scenario[field].as_f64().is_some());
-        assert!(scenario["vs_kubernetes"][field].as_f64().is_some());
+    assert_eq!(scenario["vs_traditional"]["baseline"], "traditional");
+    let best = scenario["vs_best_baseline"]["baseline"].as_str().unwrap();
+    assert!(names[..4].contains(&best), "{best}");
+    for versus in ["vs_best_baseline", "vs_traditional"] {
+        for field in ["utilization_gain_pct", "cost_reduction_pct"] {
+            assert!(scenario[versus][field].as_f64().is_some(), "{versus}");
+        }
+        assert!(scenario[versus]["avoidable_misses_delta"]
+            .as_i64()
+            .is_some());
     }
     assert!(dir.join("index.html").exists());
 }
@@ -327,14 +347,17 @@ fn demo_runs_the_data_center_on_your_own_workload() {
     assert_eq!(scenario["config"]["vms"], 20);
     assert_eq!(scenario["config"]["tasks"], 300);
     assert_eq!(scenario["config"]["hours"], 6);
-    for key in ["baseline", "kubernetes", "lepton"] {
-        assert_eq!(scenario[key]["completed"], 300, "{key}: {scenario}");
-        assert_eq!(scenario[key]["lost"], 0);
+    let baselines = scenario["baselines"].as_array().unwrap();
+    for report in baselines.iter().chain([&scenario["lepton"]]) {
+        assert_eq!(report["completed"], 300, "{scenario}");
+        assert_eq!(report["lost"], 0);
     }
     // The owned VMs cost nothing: the always-on baseline pays 15 × 0.4 per
     // hour of the run.
-    let hours = scenario["baseline"]["vm_hours"].as_f64().unwrap() / 20.0;
-    let cost = scenario["baseline"]["cost"].as_f64().unwrap();
+    let traditional = &baselines[0];
+    assert_eq!(traditional["policy"], "traditional");
+    let hours = traditional["vm_hours"].as_f64().unwrap() / 20.0;
+    let cost = traditional["cost"].as_f64().unwrap();
     assert!(
         (cost - 15.0 * 0.4 * hours).abs() < 1e-6,
         "{cost} for {hours} h"

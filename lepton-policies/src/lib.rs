@@ -61,8 +61,8 @@ mod rule;
 
 pub use candidates::{candidate_nodes, Candidate, CandidateBuilder, FEATURES, FEATURE_NAMES};
 pub use greedy::{
-    Balanced, BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, Random, RoundRobin,
-    Spread,
+    Balanced, BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, KubeResources, Random,
+    RoundRobin, Spread,
 };
 pub use registry::{
     build, by_name, policy_descriptions, policy_names, register, PolicyContext, PolicyFactory,

@@ -301,13 +301,15 @@ fn print_table(result: &DatacenterComparison) -> Result<(), CliError> {
         result.seed
     )?;
     say!("{}", super::table::datacenter(result).text())?;
-    say!(
-        "lepton vs traditional: utilization {:+.1}%, cost {:+.1}%; vs kubernetes: utilization {:+.1}%, cost {:+.1}%",
-        result.utilization_gain_pct,
-        -result.cost_reduction_pct,
-        result.vs_kubernetes.utilization_gain_pct,
-        -result.vs_kubernetes.cost_reduction_pct
-    )?;
+    for versus in [&result.vs_best_baseline, &result.vs_traditional] {
+        say!(
+            "lepton vs {}: cost {:+.1}%, utilization {:+.1}%, avoidable misses {:+}",
+            versus.baseline,
+            -versus.cost_reduction_pct,
+            versus.utilization_gain_pct,
+            versus.avoidable_misses_delta
+        )?;
+    }
     Ok(())
 }
 

@@ -92,8 +92,10 @@ const lines = results.scenarios.map(s => s.scenario === "edge"
     `nearest-site-first ${{s.nearest_site.objective_violations}}, cloud-only ${{s.cloud_only.objective_violations}}`
   : s.scenario === "hybrid"
   ? `hybrid: Lepton ${{(-s.cost_reduction_pct).toFixed(1)}}% cost against on-prem first, ${{s.lepton.lost}} tasks lost`
-  : `${{s.scenario}}: Lepton ${{s.utilization_gain_pct >= 0 ? "+" : ""}}${{s.utilization_gain_pct.toFixed(1)}}% utilization, ` +
-    `${{(-s.cost_reduction_pct).toFixed(1)}}% cost against the traditional scheduler`);
+  : [s.vs_best_baseline, s.vs_traditional].map(v =>
+      `${{s.scenario}}: Lepton ${{(-v.cost_reduction_pct).toFixed(1)}}% cost, ` +
+      `${{v.utilization_gain_pct >= 0 ? "+" : ""}}${{v.utilization_gain_pct.toFixed(1)}}% utilization against ${{v.baseline}}`
+    ).join("; "));
 document.getElementById("headline").textContent = lines.join("; ");
 </script>
 </body>
@@ -107,7 +109,7 @@ document.getElementById("headline").textContent = lines.join("; ");
 
 fn section(scenario: &DatacenterComparison) -> Result<String, CliError> {
     let c = &scenario.config;
-    let reports = [&scenario.baseline, &scenario.kubernetes, &scenario.lepton];
+    let reports: Vec<&StrategyReport> = scenario.strategies().collect();
     let mut html = String::new();
     let _ = write!(
         html,

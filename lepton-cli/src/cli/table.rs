@@ -74,7 +74,7 @@ pub(crate) fn escape(text: &str) -> String {
 }
 
 const DATACENTER: &[Column] = &[
-    column("strategy", "strategy", 18),
+    column("strategy", "strategy", 34),
     column("util %", "utilization %", 8),
     column("cpu %", "CPU %", 6),
     column("mem %", "memory %", 6),
@@ -97,8 +97,8 @@ fn avoidable(report: &StrategyReport) -> usize {
 
 /// The data center's strategies.
 pub(crate) fn datacenter(result: &DatacenterComparison) -> Table {
-    let rows = [&result.baseline, &result.kubernetes, &result.lepton]
-        .into_iter()
+    let rows = result
+        .strategies()
         .map(|r| {
             vec![
                 r.policy.clone(),

@@ -13,7 +13,7 @@ mod hybrid;
 
 pub use compare::{
     compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
-    datacenter_strategies, DatacenterComparison, EdgeComparison, Gains, HybridComparison,
+    datacenter_strategies, DatacenterComparison, EdgeComparison, HybridComparison, Versus,
     LEPTON_HEADROOM,
 };
 pub use datacenter::{
