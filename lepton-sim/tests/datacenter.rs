@@ -28,6 +28,7 @@ fn run(world: &FleetWorld, release_idle: bool, headroom: f64) -> StrategyReport 
             Box::new(RoundRobin::default())
         },
         release_idle,
+        autoscaler: None,
         preemption: false,
         headroom,
         use_spot: false,
@@ -133,6 +134,7 @@ fn work_lost_to_preemption_is_counted_and_waits_are_ordered() {
         name: "test".into(),
         policy: Box::new(BestFit),
         release_idle: false,
+        autoscaler: None,
         preemption,
         headroom: 0.0,
         use_spot: false,

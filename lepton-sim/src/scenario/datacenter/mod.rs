@@ -8,6 +8,7 @@
 //! through it minute by minute, `power.rs` starts, releases and revokes
 //! VMs.
 
+mod autoscaler;
 mod power;
 mod run;
 mod world;
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 use crate::Error;
 
+pub use autoscaler::AutoscalerRules;
 pub use run::run_datacenter;
 pub(in crate::scenario) use world::{arrival_minutes, generate_fleet};
 pub use world::{FleetWorld, ScenarioTask};
@@ -214,6 +216,12 @@ pub struct Strategy {
     /// `startup_min`) when tasks wait; otherwise every VM is powered all
     /// the time.
     pub release_idle: bool,
+    /// With `release_idle`: scale down as the Kubernetes cluster
+    /// autoscaler does, by these rules (VMs below half requested whose
+    /// tasks fit elsewhere are removed, nothing within a while of a
+    /// scale-up; see [`AutoscalerRules`]) instead of releasing VMs idle for
+    /// `idle_release_min`.
+    pub autoscaler: Option<AutoscalerRules>,
     /// Whether higher priorities may preempt lower ones.
     pub preemption: bool,
     /// Spare capacity kept warm, when releasing idle VMs: of each shape,
@@ -233,6 +241,7 @@ impl std::fmt::Debug for Strategy {
             .field("name", &self.name)
             .field("policy", &self.policy.name())
             .field("release_idle", &self.release_idle)
+            .field("autoscaler", &self.autoscaler)
             .field("preemption", &self.preemption)
             .field("headroom", &self.headroom)
             .field("use_spot", &self.use_spot)

@@ -46,27 +46,34 @@ impl PowerManager<'_> {
         power: &mut [Power],
         waiting: &BTreeSet<TaskId>,
     ) -> Result<(), Error> {
-        let mut spare = self.release_idle(scheduler, power)?;
-        self.start_for_waiting(power, waiting);
-        self.restore_spare(power, &mut spare);
+        let mut spare = self.spare(scheduler, power);
+        self.release_idle(scheduler, power, &mut spare)?;
+        self.scale_up(power, waiting, &spare);
         Ok(())
     }
 
-    /// Whether the VM at `index` holds a task.
-    fn busy(&self, scheduler: &CoreScheduler, index: usize) -> bool {
-        scheduler
-            .cluster()
-            .node(self.world.fleet[index].0.id)
-            .is_some_and(|node| node.task_count() > 0)
+    /// Starts VMs for waiting tasks, then to restore spare capacity;
+    /// whether any was started.
+    pub(super) fn scale_up(
+        &self,
+        power: &mut [Power],
+        waiting: &BTreeSet<TaskId>,
+        spare: &[usize],
+    ) -> bool {
+        let starting = |power: &[Power]| {
+            power
+                .iter()
+                .filter(|state| matches!(state, Power::Starting { .. }))
+                .count()
+        };
+        let before = starting(power);
+        self.start_for_waiting(power, waiting);
+        self.restore_spare(power, spare);
+        starting(power) > before
     }
 
-    /// Releases VMs idle long enough, beyond the spare capacity; returns the
-    /// idle or starting VMs left per shape (the spare capacity).
-    fn release_idle(
-        &self,
-        scheduler: &mut CoreScheduler,
-        power: &mut [Power],
-    ) -> Result<Vec<usize>, Error> {
+    /// The idle or starting VMs per shape: the spare capacity.
+    pub(super) fn spare(&self, scheduler: &CoreScheduler, power: &[Power]) -> Vec<usize> {
         let world = self.world;
         let mut spare = vec![0usize; world.shapes.len()];
         for (index, state) in power.iter().enumerate() {
@@ -79,6 +86,26 @@ impl PowerManager<'_> {
                 spare[world.fleet[index].1] += 1;
             }
         }
+        spare
+    }
+
+    /// Whether the VM at `index` holds a task.
+    fn busy(&self, scheduler: &CoreScheduler, index: usize) -> bool {
+        scheduler
+            .cluster()
+            .node(self.world.fleet[index].0.id)
+            .is_some_and(|node| node.task_count() > 0)
+    }
+
+    /// Releases VMs idle long enough, beyond the spare capacity (`spare`
+    /// counts what is left).
+    fn release_idle(
+        &self,
+        scheduler: &mut CoreScheduler,
+        power: &mut [Power],
+        spare: &mut [usize],
+    ) -> Result<(), Error> {
+        let world = self.world;
         for (index, state) in power.iter_mut().enumerate() {
             let Power::On { idle_since } = state else {
                 continue;
@@ -97,7 +124,7 @@ impl PowerManager<'_> {
                 spare[shape] -= 1;
             }
         }
-        Ok(spare)
+        Ok(())
     }
 
     /// For each waiting task, room on a VM already starting, or else the
@@ -159,7 +186,7 @@ impl PowerManager<'_> {
     }
 
     /// Starts off VMs until each shape has its spare capacity again.
-    fn restore_spare(&self, power: &mut [Power], spare: &mut [usize]) {
+    fn restore_spare(&self, power: &mut [Power], spare: &[usize]) {
         let world = self.world;
         for (shape, &want) in self.headroom.iter().enumerate() {
             let mut missing = want.saturating_sub(spare[shape]);

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use lepton_core::clock::{ManualClock, Timestamp};
 use lepton_core::rng::SeededRng;
 use lepton_core::scheduler::{RetryPolicy, SchedulerConfig, TaskState};
-use lepton_core::{CoreScheduler, NodeSpec, Run, Scheduler, TaskId, TaskSpec};
+use lepton_core::{Assignment, CoreScheduler, NodeId, NodeSpec, Run, Scheduler, TaskId, TaskSpec};
 
+use super::autoscaler::Autoscaler;
 use super::power::{revoke_spot, Power, PowerManager};
 use super::{FleetWorld, Pool, ScenarioTask, Strategy, StrategyReport, TimelinePoint, SPARE_MIN};
 use crate::chaos::check::{check, Record};
@@ -46,6 +47,8 @@ struct DatacenterRun<'a> {
     world: &'a FleetWorld,
     name: String,
     release_idle: bool,
+    /// Scale-down by the cluster autoscaler's rules, when the strategy uses them.
+    autoscaler: Option<Autoscaler>,
     use_spot: bool,
     clock: Arc<ManualClock>,
     scheduler: CoreScheduler,
@@ -107,6 +110,9 @@ impl<'a> DatacenterRun<'a> {
             world,
             name: strategy.name,
             release_idle: strategy.release_idle,
+            autoscaler: strategy
+                .autoscaler
+                .map(|rules| Autoscaler::new(rules, world.fleet.len())),
             use_spot: strategy.use_spot,
             clock,
             scheduler,
@@ -148,13 +154,7 @@ impl<'a> DatacenterRun<'a> {
         self.join_started_vms(minute)?;
         self.place(minute);
         if self.release_idle {
-            let manager = PowerManager {
-                world: self.world,
-                minute,
-                headroom: &self.headroom,
-                use_spot: self.use_spot,
-            };
-            manager.manage(&mut self.scheduler, &mut self.power, &self.waiting)?;
+            self.manage_power(minute)?;
         }
         self.totals
             .add_minute(&self.scheduler, self.world, &self.power);
@@ -228,40 +228,103 @@ impl<'a> DatacenterRun<'a> {
         Ok(())
     }
 
+    /// Releases and starts VMs by the strategy's rules.
+    fn manage_power(&mut self, minute: u64) -> Result<(), Error> {
+        let manager = PowerManager {
+            world: self.world,
+            minute,
+            headroom: &self.headroom,
+            use_spot: self.use_spot,
+        };
+        let Some(autoscaler) = &mut self.autoscaler else {
+            return manager.manage(&mut self.scheduler, &mut self.power, &self.waiting);
+        };
+        // The autoscaler scales up first and down only in a loop that did
+        // not scale up.
+        let mut spare = manager.spare(&self.scheduler, &self.power);
+        if manager.scale_up(&mut self.power, &self.waiting, &spare) {
+            autoscaler.scaled_up(minute);
+            return Ok(());
+        }
+        let plan = autoscaler.scale_down(
+            &self.scheduler,
+            self.world,
+            &self.power,
+            minute,
+            &mut spare,
+            &self.headroom,
+        );
+        for index in plan.release {
+            self.scheduler.cordon(self.world.fleet[index].0.id)?;
+            self.power[index] = Power::Off;
+        }
+        if let Some(index) = plan.drain {
+            // The soft taint on unneeded VMs, as a cordon for the drain.
+            let tainted: Vec<NodeId> = plan
+                .unneeded
+                .iter()
+                .map(|&i| self.world.fleet[i].0.id)
+                .collect();
+            for &node in &tainted {
+                self.scheduler.cordon(node)?;
+            }
+            let drained = self.scheduler.drain(self.world.fleet[index].0.id);
+            for &node in &tainted {
+                self.scheduler.uncordon(node)?;
+            }
+            let drained = drained?;
+            for assignment in drained.moved {
+                self.started(assignment, minute);
+            }
+            for run in drained.requeued {
+                self.log.push(Record::Stopped(run));
+                self.stopped(run, minute);
+                self.waiting.insert(run.task);
+            }
+            self.power[index] = Power::Off;
+        }
+        Ok(())
+    }
+
     /// One scheduling cycle: each run placed is logged and its end (and
     /// whether it fails part-way) planned; preempted tasks wait again.
     fn place(&mut self, minute: u64) {
-        let config = &self.world.config;
         for assignment in self.scheduler.schedule() {
-            for evicted in &assignment.evicts {
-                self.log.push(Record::Stopped(*evicted));
-                self.stopped(*evicted, minute);
-                if evicted.task != assignment.task {
-                    self.preemptions += 1;
-                    self.waiting.insert(evicted.task);
-                }
-            }
-            self.log.push(Record::Started {
-                run: assignment.run(),
-                node: assignment.node,
-                gpus: assignment.gpus.to_vec(),
-            });
-            let task = &self.world.tasks[assignment.task.0 as usize];
-            let run = assignment.run();
-            self.first_start.entry(run.task).or_insert(minute);
-            self.run_starts.insert(run, minute);
-            self.waiting.remove(&run.task);
-            let fails = fails(config.seed, run, config.failure_rate);
-            let length = if fails {
-                1 + task.duration_min / 2
-            } else {
-                task.duration_min
-            };
-            self.ends
-                .entry(minute + length)
-                .or_default()
-                .push((run, fails));
+            self.started(assignment, minute);
         }
+    }
+
+    /// A run started by `assignment` (placed, or moved off a drained VM).
+    fn started(&mut self, assignment: Assignment, minute: u64) {
+        let config = &self.world.config;
+        for evicted in &assignment.evicts {
+            self.log.push(Record::Stopped(*evicted));
+            self.stopped(*evicted, minute);
+            if evicted.task != assignment.task {
+                self.preemptions += 1;
+                self.waiting.insert(evicted.task);
+            }
+        }
+        self.log.push(Record::Started {
+            run: assignment.run(),
+            node: assignment.node,
+            gpus: assignment.gpus.to_vec(),
+        });
+        let task = &self.world.tasks[assignment.task.0 as usize];
+        let run = assignment.run();
+        self.first_start.entry(run.task).or_insert(minute);
+        self.run_starts.insert(run, minute);
+        self.waiting.remove(&run.task);
+        let fails = fails(config.seed, run, config.failure_rate);
+        let length = if fails {
+            1 + task.duration_min / 2
+        } else {
+            task.duration_min
+        };
+        self.ends
+            .entry(minute + length)
+            .or_default()
+            .push((run, fails));
     }
 
     /// `run` was stopped at `minute` by the strategy's doing: its work is lost.

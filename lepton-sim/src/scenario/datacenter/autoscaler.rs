@@ -1,0 +1,257 @@
+//! Scale-down as the Kubernetes cluster autoscaler decides it
+//! (`Strategy::autoscaler`). Its documented rules and defaults
+//! (cluster-autoscaler FAQ, "How does scale-down work?" and the flag
+//! table), the timers and eviction settable as [`AutoscalerRules`]:
+//! - a VM is *unneeded* when its utilization — the larger of requested
+//!   CPU and memory over capacity, or on a GPU VM requested GPUs over its
+//!   GPUs — is below 0.5 (`--scale-down-utilization-threshold`,
+//!   `--scale-down-gpu-utilization-threshold`) and every task on it fits
+//!   on another powered VM, checked by a simulated rescheduling;
+//! - an unneeded VM is removed once it has been unneeded for 10 minutes
+//!   (`--scale-down-unneeded-time`): empty VMs up to 10 at a time
+//!   (`--max-scale-down-parallelism`), a VM with tasks one at a time
+//!   (`--max-drain-parallelism`), its tasks evicted and started again
+//!   elsewhere, their work so far lost;
+//! - scale-down waits 10 minutes after any scale-up
+//!   (`--scale-down-delay-after-add`) and is not evaluated in a loop that
+//!   scaled up.
+//!
+//! The loop runs once a simulated minute (the autoscaler's is 10 s).
+
+use std::collections::{HashMap, HashSet};
+
+use lepton_core::{CoreScheduler, NodeId, Resources, TaskSpec};
+use serde::Serialize;
+
+use super::power::Power;
+use super::{FleetWorld, Pool};
+
+/// Below this utilization a VM may be unneeded.
+const UTILIZATION_THRESHOLD: f64 = 0.5;
+/// VMs removed in one loop, at most.
+const MAX_PARALLELISM: usize = 10;
+
+/// The cluster autoscaler's scale-down settings an operator tunes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AutoscalerRules {
+    /// `--scale-down-unneeded-time`, minutes.
+    pub unneeded_min: u64,
+    /// `--scale-down-delay-after-add`, minutes.
+    pub delay_after_add_min: u64,
+    /// Whether VMs with tasks are drained; false is every task annotated
+    /// `cluster-autoscaler.kubernetes.io/safe-to-evict: "false"`, as
+    /// operators annotate batch jobs that a restart would set back.
+    pub evict: bool,
+}
+
+impl AutoscalerRules {
+    /// The autoscaler's defaults: 10 minutes, 10 minutes, evicting.
+    pub const DEFAULTS: AutoscalerRules = AutoscalerRules {
+        unneeded_min: 10,
+        delay_after_add_min: 10,
+        evict: true,
+    };
+}
+
+/// What scale-down decided this minute.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct ScaleDownPlan {
+    /// Empty VMs to release, by fleet index.
+    pub(super) release: Vec<usize>,
+    /// A VM with tasks to drain and release.
+    pub(super) drain: Option<usize>,
+    /// The other VMs found unneeded: the autoscaler marks them with a
+    /// soft taint, so the drained tasks go elsewhere when they can.
+    pub(super) unneeded: Vec<usize>,
+}
+
+/// The autoscaler's memory between loops.
+#[derive(Debug)]
+pub(super) struct Autoscaler {
+    rules: AutoscalerRules,
+    /// Per VM: since when it has been unneeded.
+    unneeded_since: Vec<Option<u64>>,
+    last_scale_up: Option<u64>,
+}
+
+impl Autoscaler {
+    pub(super) fn new(rules: AutoscalerRules, vms: usize) -> Self {
+        Autoscaler {
+            rules,
+            unneeded_since: vec![None; vms],
+            last_scale_up: None,
+        }
+    }
+
+    /// VMs were started this minute (for waiting tasks or spare capacity).
+    pub(super) fn scaled_up(&mut self, minute: u64) {
+        self.last_scale_up = Some(minute);
+    }
+
+    /// One loop: updates which VMs are unneeded and, unless scale-down is
+    /// cooling down, what to remove. `spare[shape]` counts the idle or
+    /// starting VMs of each shape and `headroom[shape]` how many of them
+    /// the strategy keeps (placeholder capacity is never released).
+    ///
+    /// VMs are checked empty ones first, then in fleet order, each against
+    /// the VMs not already found unneeded in this loop, with the tasks of those that were
+    /// booked on their simulated destinations (as the autoscaler's
+    /// simulation removes each unneeded node before checking the next).
+    pub(super) fn scale_down(
+        &mut self,
+        scheduler: &CoreScheduler,
+        world: &FleetWorld,
+        power: &[Power],
+        minute: u64,
+        spare: &mut [usize],
+        headroom: &[usize],
+    ) -> ScaleDownPlan {
+        let rules = self.rules;
+        let cooling = self
+            .last_scale_up
+            .is_some_and(|up| minute < up + rules.delay_after_add_min);
+        let mut plan = ScaleDownPlan::default();
+        let mut moves = Moves::default();
+        // Empty VMs first, as the autoscaler sorts its candidates: tasks
+        // are not moved onto a VM that is going.
+        let tasks = |index: usize| {
+            let id = world.fleet[index].0.id;
+            scheduler.cluster().node(id).map_or(0, |n| n.task_count())
+        };
+        let mut order: Vec<usize> = (0..power.len()).collect();
+        order.sort_by_key(|&index| tasks(index) > 0);
+        for index in order {
+            let (node, shape) = &world.fleet[index];
+            let unneeded = matches!(power[index], Power::On { .. })
+                && world.shapes[*shape].pool != Pool::Owned
+                && moves.off(scheduler, node.id);
+            if !unneeded {
+                self.unneeded_since[index] = None;
+                continue;
+            }
+            let since = *self.unneeded_since[index].get_or_insert(minute);
+            if cooling || minute < since + rules.unneeded_min {
+                plan.unneeded.push(index);
+                continue;
+            }
+            let empty = tasks(index) == 0;
+            let room = plan.release.len() + usize::from(plan.drain.is_some()) < MAX_PARALLELISM;
+            if empty && room && spare[*shape] > headroom[*shape] {
+                spare[*shape] -= 1;
+                plan.release.push(index);
+            } else if !empty && room && plan.drain.is_none() && rules.evict {
+                plan.drain = Some(index);
+            } else {
+                plan.unneeded.push(index);
+            }
+        }
+        plan
+    }
+}
+
+/// What this loop's simulated moves take from each destination VM, and
+/// the VMs found unneeded (no destination for anyone).
+#[derive(Debug, Default)]
+struct Moves {
+    taken: HashMap<NodeId, (Resources, u32)>,
+    gone: HashSet<NodeId>,
+}
+
+impl Moves {
+    /// Whether the VM `id` is unneeded: below the threshold and each of
+    /// its tasks, largest first, fits on another VM still here. If so its
+    /// tasks are booked where they would go and it is gone for the rest of
+    /// the loop; if not nothing is booked.
+    fn off(&mut self, scheduler: &CoreScheduler, id: NodeId) -> bool {
+        let cluster = scheduler.cluster();
+        let Some(node) = cluster.node(id) else {
+            return false;
+        };
+        if utilization(node) >= UTILIZATION_THRESHOLD {
+            return false;
+        }
+        let mut tasks: Vec<&TaskSpec> = cluster
+            .tasks_on(id)
+            .into_iter()
+            .filter_map(|task| scheduler.task(task))
+            .collect();
+        tasks.sort_by_key(|spec| std::cmp::Reverse(spec.request.cpu_milli));
+        self.gone.insert(id);
+        let mut booked: Vec<(NodeId, &TaskSpec)> = Vec::with_capacity(tasks.len());
+        for spec in tasks {
+            match self.destination(scheduler, spec) {
+                Some(to) => {
+                    self.book(to, spec, true);
+                    booked.push((to, spec));
+                }
+                None => {
+                    for (to, spec) in booked {
+                        self.book(to, spec, false);
+                    }
+                    self.gone.remove(&id);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The first VM in cluster order, not gone, that admits `spec` with
+    /// what the moves already take there. A GPU task goes only where no
+    /// other move took a GPU.
+    fn destination(&self, scheduler: &CoreScheduler, spec: &TaskSpec) -> Option<NodeId> {
+        let feasible = scheduler.cluster().feasible(spec, None);
+        let found = feasible.iter().find(|node| {
+            if self.gone.contains(&node.id()) {
+                return false;
+            }
+            let Some((taken, gpus)) = self.taken.get(&node.id()) else {
+                return true;
+            };
+            let fits = node
+                .free()
+                .checked_sub(taken)
+                .is_ok_and(|left| left.fits(&spec.request));
+            fits && (spec.gpu.count == 0 || *gpus == 0)
+        });
+        found.map(|node| node.id())
+    }
+
+    /// Books (or, `add` false, unbooks) `spec` on `to`.
+    fn book(&mut self, to: NodeId, spec: &TaskSpec, add: bool) {
+        let entry = self.taken.entry(to).or_default();
+        let changed = if add {
+            entry.0.checked_add(&spec.request)
+        } else {
+            entry.0.checked_sub(&spec.request)
+        };
+        // Sums of requests that fit on one VM cannot overflow.
+        if let Ok(total) = changed {
+            entry.0 = total;
+        }
+        entry.1 = if add {
+            entry.1 + spec.gpu.count
+        } else {
+            entry.1.saturating_sub(spec.gpu.count)
+        };
+    }
+}
+
+/// The autoscaler's utilization of a VM: requested GPUs over its GPUs on
+/// a GPU VM, else the larger of requested CPU and memory over capacity.
+fn utilization(node: &lepton_core::cluster::ClusterNode) -> f64 {
+    let share = |capacity: u64, free: u64| {
+        if capacity == 0 {
+            0.0
+        } else {
+            capacity.saturating_sub(free) as f64 / capacity as f64
+        }
+    };
+    let gpus = u64::from(node.spec().gpus.count) * u64::from(lepton_core::model::GPU_MILLI_PER_GPU);
+    if gpus > 0 {
+        return share(gpus, node.gpu_free_milli_total());
+    }
+    let capacity = &node.spec().capacity;
+    let free = node.free();
+    share(capacity.cpu_milli, free.cpu_milli).max(share(capacity.memory_mib, free.memory_mib))
+}
