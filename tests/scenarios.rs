@@ -68,7 +68,10 @@ fn the_data_center_against_every_baseline_on_seeds_1_to_5() {
                 "{summary}"
             );
         }
+        assert!(c.lower_bound_cost > 0.0, "{summary}");
         for report in c.strategies() {
+            // No strategy pays less than the bound.
+            assert!(report.cost >= c.lower_bound_cost, "{summary}");
             // The floor is the world's, and no strategy (none preempts
             // here) ends below it.
             assert_eq!(

@@ -291,6 +291,8 @@ fn demo_prints_json_with_the_promised_keys() {
         assert!(report["unavoidable_misses"].as_u64().unwrap() <= misses);
         assert_eq!(report["lost"], 0, "{key}");
     }
+    let bound = scenario["lower_bound_cost"].as_f64().unwrap();
+    assert!(bound > 0.0 && bound < scenario["lepton"]["cost"].as_f64().unwrap());
     assert_eq!(scenario["vs_traditional"]["baseline"], "traditional");
     let best = scenario["vs_best_baseline"]["baseline"].as_str().unwrap();
     assert!(names[..4].contains(&best), "{best}");

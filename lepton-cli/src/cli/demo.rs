@@ -301,6 +301,10 @@ fn print_table(result: &DatacenterComparison) -> Result<(), CliError> {
         result.seed
     )?;
     say!("{}", super::table::datacenter(result).text())?;
+    say!(
+        "lower bound: {:.0} USD (the work on the cheapest mix of VMs, no fragmentation, no start-up, no idle time)",
+        result.lower_bound_cost
+    )?;
     for versus in [&result.vs_best_baseline, &result.vs_traditional] {
         say!(
             "lepton vs {}: cost {:+.1}%, utilization {:+.1}%, avoidable misses {:+}",

@@ -36,8 +36,8 @@ use lepton_core::Policy;
 use lepton_policies::{BestFit, KubeResources, RoundRobin};
 
 use super::{
-    run_datacenter, run_edge, DatacenterConfig, EdgeConfig, EdgeReport, EdgeStrategy, EdgeWorld,
-    FleetWorld, HybridConfig, Strategy, StrategyReport, TierPolicy,
+    lower_bound_cost, run_datacenter, run_edge, DatacenterConfig, EdgeConfig, EdgeReport,
+    EdgeStrategy, EdgeWorld, FleetWorld, HybridConfig, Strategy, StrategyReport, TierPolicy,
 };
 use crate::Error;
 
@@ -59,6 +59,8 @@ pub struct DatacenterComparison {
     pub baselines: Vec<StrategyReport>,
     /// Lepton.
     pub lepton: StrategyReport,
+    /// What no strategy can pay less than ([`lower_bound_cost`]), USD.
+    pub lower_bound_cost: f64,
     /// Lepton against the cheapest baseline.
     pub vs_best_baseline: Versus,
     /// Lepton against the traditional baseline (the article's claim).
@@ -194,6 +196,7 @@ pub fn compare_fleet(
         scenario: "datacenter",
         seed: config.seed,
         config: *config,
+        lower_bound_cost: lower_bound_cost(world),
         vs_best_baseline: Versus::of(&lepton, best),
         vs_traditional: Versus::of(&lepton, traditional),
         baselines: baselines.into(),

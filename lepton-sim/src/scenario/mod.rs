@@ -17,8 +17,8 @@ pub use compare::{
     LEPTON_HEADROOM,
 };
 pub use datacenter::{
-    run_datacenter, AutoscalerRules, DatacenterConfig, FleetWorld, Pool, ScenarioTask, Strategy,
-    StrategyReport, TimelinePoint, VmShape, SPARE_MIN, VM_SHAPES,
+    lower_bound_cost, run_datacenter, AutoscalerRules, DatacenterConfig, FleetWorld, Pool,
+    ScenarioTask, Strategy, StrategyReport, TimelinePoint, VmShape, SPARE_MIN, VM_SHAPES,
 };
 pub use edge::{
     run_edge, EdgeConfig, EdgeReport, EdgeStrategy, EdgeTask, EdgeWorld, Site, BATCH_OBJECTIVE_MS,

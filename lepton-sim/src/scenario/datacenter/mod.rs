@@ -9,6 +9,7 @@
 //! VMs.
 
 mod autoscaler;
+mod bound;
 mod power;
 mod run;
 mod world;
@@ -19,6 +20,7 @@ use serde::Serialize;
 use crate::Error;
 
 pub use autoscaler::AutoscalerRules;
+pub use bound::lower_bound_cost;
 pub use run::run_datacenter;
 pub(in crate::scenario) use world::{arrival_minutes, generate_fleet};
 pub use world::{FleetWorld, ScenarioTask};

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use lepton_core::clock::{ManualClock, Timestamp};
-use lepton_core::rng::SeededRng;
-use lepton_core::scheduler::{RetryPolicy, SchedulerConfig, TaskState};
+use lepton_core::scheduler::{SchedulerConfig, TaskState};
 use lepton_core::{Assignment, CoreScheduler, NodeId, NodeSpec, Run, Scheduler, TaskId, TaskSpec};
 
 use super::autoscaler::Autoscaler;
+use super::bound::{fails, floor, run_length};
 use super::power::{revoke_spot, Power, PowerManager};
-use super::{FleetWorld, Pool, ScenarioTask, Strategy, StrategyReport, TimelinePoint, SPARE_MIN};
+use super::{FleetWorld, Pool, Strategy, StrategyReport, TimelinePoint, SPARE_MIN};
 use crate::chaos::check::{check, Record};
 use crate::scenario::quantile;
 use crate::Error;
@@ -316,11 +316,7 @@ impl<'a> DatacenterRun<'a> {
         self.run_starts.insert(run, minute);
         self.waiting.remove(&run.task);
         let fails = fails(config.seed, run, config.failure_rate);
-        let length = if fails {
-            1 + task.duration_min / 2
-        } else {
-            task.duration_min
-        };
+        let length = run_length(task, fails);
         self.ends
             .entry(minute + length)
             .or_default()
@@ -367,7 +363,8 @@ impl<'a> DatacenterRun<'a> {
             .iter()
             .filter(|t| {
                 let retry = retry.retry(t.spec.kind);
-                earliest_end(t, retry, config.seed, config.failure_rate)
+                floor(t, retry, config.seed, config.failure_rate)
+                    .end
                     .is_none_or(|end| end > t.deadline_min)
             })
             .count();
@@ -399,37 +396,6 @@ impl<'a> DatacenterRun<'a> {
             waits_s: waits,
         }
     }
-}
-
-/// Whether `run` fails part-way: the same runs fail under every strategy.
-fn fails(seed: u64, run: Run, rate: f64) -> bool {
-    let mut rng = SeededRng::new(
-        seed ^ run.task.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(run.attempt) << 48,
-    );
-    rng.uniform() < rate
-}
-
-/// The earliest minute `task` could end under any scheduler — started on
-/// arrival, each failing run started again as soon as its retry delay
-/// allows (at the next minute at the earliest) — or `None` when every run
-/// its retry budget allows fails part-way.
-fn earliest_end(task: &ScenarioTask, retry: &RetryPolicy, seed: u64, rate: f64) -> Option<u64> {
-    let mut start = task.arrival_min;
-    for attempt in 1.. {
-        let run = Run {
-            task: task.spec.id,
-            attempt,
-        };
-        if !fails(seed, run, rate) {
-            return Some(start + task.duration_min);
-        }
-        if !retry.allows(attempt) {
-            return None;
-        }
-        let ended = start + 1 + task.duration_min / 2;
-        start = ended + retry.delay_after(attempt).as_secs().div_ceil(60).max(1);
-    }
-    None
 }
 
 /// Sums over minutes of used and powered capacity, and cost.
