@@ -10,7 +10,7 @@ use lepton::sim::read_workload;
 use lepton::sim::scenario::{
     compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
     DatacenterComparison, DatacenterConfig, EdgeComparison, EdgeConfig, FleetWorld,
-    HybridComparison, HybridConfig,
+    HybridComparison, HybridConfig, Versus,
 };
 
 use super::report;
@@ -305,7 +305,14 @@ fn print_table(result: &DatacenterComparison) -> Result<(), CliError> {
         "lower bound: {:.0} USD (the work on the cheapest mix of VMs, no fragmentation, no start-up, no idle time)",
         result.lower_bound_cost
     )?;
-    for versus in [&result.vs_best_baseline, &result.vs_traditional] {
+    print_versus(&result.vs_best_baseline, &result.vs_baselines)
+}
+
+/// Lepton against the best baseline, then against the first (the one the
+/// scenario was written against), if another.
+fn print_versus(best: &Versus, each: &[Versus]) -> Result<(), CliError> {
+    let first = each.first().filter(|first| first.baseline != best.baseline);
+    for versus in std::iter::once(best).chain(first) {
         say!(
             "lepton vs {}: cost {:+.1}%, utilization {:+.1}%, avoidable misses {:+}",
             versus.baseline,
@@ -346,9 +353,5 @@ fn print_hybrid(result: &HybridComparison) -> Result<(), CliError> {
         result.seed
     )?;
     say!("{}", super::table::hybrid(result).text())?;
-    say!(
-        "lepton vs on-prem first: cost {:+.1}%",
-        -result.cost_reduction_pct
-    )?;
-    Ok(())
+    print_versus(&result.vs_best_baseline, &result.vs_baselines)
 }

@@ -90,9 +90,7 @@ const results = JSON.parse(document.getElementById("results").textContent);
 const lines = results.scenarios.map(s => s.scenario === "edge"
   ? `edge: Lepton ${{s.lepton.objective_violations}} latency-objective violations, ` +
     `nearest-site-first ${{s.nearest_site.objective_violations}}, cloud-only ${{s.cloud_only.objective_violations}}`
-  : s.scenario === "hybrid"
-  ? `hybrid: Lepton ${{(-s.cost_reduction_pct).toFixed(1)}}% cost against on-prem first, ${{s.lepton.lost}} tasks lost`
-  : [s.vs_best_baseline, s.vs_traditional].map(v =>
+  : [s.vs_best_baseline, s.vs_baselines[0]].map(v =>
       `${{s.scenario}}: Lepton ${{(-v.cost_reduction_pct).toFixed(1)}}% cost, ` +
       `${{v.utilization_gain_pct >= 0 ? "+" : ""}}${{v.utilization_gain_pct.toFixed(1)}}% utilization against ${{v.baseline}}`
     ).join("; "));
@@ -187,7 +185,7 @@ fn edge_section(scenario: &EdgeComparison) -> Result<String, CliError> {
 
 fn hybrid_section(scenario: &HybridComparison) -> Result<String, CliError> {
     let c = &scenario.config;
-    let reports = [&scenario.baseline, &scenario.lepton];
+    let reports: Vec<&StrategyReport> = scenario.strategies().collect();
     let mut html = String::new();
     let _ = write!(
         html,

@@ -173,8 +173,8 @@ const HYBRID: &[Column] = &[
 
 /// The hybrid cloud's strategies.
 pub(crate) fn hybrid(result: &HybridComparison) -> Table {
-    let rows = [&result.baseline, &result.lepton]
-        .into_iter()
+    let rows = result
+        .strategies()
         .map(|r| {
             vec![
                 r.policy.clone(),

@@ -51,9 +51,16 @@ impl Policy for KubeResources {
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
         let task = nodes.task();
-        let most = self.most_allocated;
-        best_scoring(nodes, |node| Some((score(task, node, most), ())))
+        best_scoring(nodes, |node| Some((self.score(task, node), ())))
             .map(|(node, ())| Placement::on(node.id()))
+    }
+}
+
+impl KubeResources {
+    /// The two plugins' scores for `task` on `node`, summed (0..=200);
+    /// higher is better.
+    pub fn score(&self, task: &TaskSpec, node: &ClusterNode) -> i64 {
+        score(task, node, self.most_allocated)
     }
 }
 

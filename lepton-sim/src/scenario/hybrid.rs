@@ -11,6 +11,7 @@ use crate::Error;
 use lepton_core::cluster::{ClusterNode, NodeFilter};
 use lepton_core::rng::SeededRng;
 use lepton_core::{FeasibleNodes, Misfit, Placement, Policy, Resources, TaskId, TaskSpec};
+use lepton_policies::KubeResources;
 
 /// Settings of the hybrid-cloud scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -170,12 +171,17 @@ const FLEXIBLE: &str = "flexible";
 const URGENT: &str = "urgent";
 
 /// Places by cost tier: owned VMs first, then (when allowed) spot for
-/// flexible tasks, then on demand; best fit inside a tier. With `use_spot`
-/// false it is the baseline "on-premises first, then on demand".
+/// flexible tasks, then on demand; best fit inside a tier, or
+/// kube-scheduler's scoring. With `use_spot` false it is the baseline
+/// "on-premises first, then on demand".
 #[derive(Debug, Clone, Copy)]
 pub struct TierPolicy {
     /// Whether flexible tasks may go to spot VMs.
     pub use_spot: bool,
+    /// Inside a tier, kube-scheduler's scoring (the tiers then being what
+    /// a Kubernetes operator sets with preferred node affinity and a spot
+    /// taint only flexible tasks tolerate) instead of best fit.
+    pub kube: Option<KubeResources>,
 }
 
 impl TierPolicy {
@@ -186,10 +192,10 @@ impl TierPolicy {
 
 impl Policy for TierPolicy {
     fn name(&self) -> &str {
-        if self.use_spot {
-            "lepton (cost tiers + spot)"
-        } else {
-            "on-prem first, then on demand"
+        match (self.use_spot, self.kube.is_some()) {
+            (false, _) => "on-prem first, then on demand",
+            (true, false) => "cost tiers + spot, best fit",
+            (true, true) => "cost tiers + spot, kube-scheduler scoring",
         }
     }
 
@@ -213,8 +219,11 @@ impl Policy for TierPolicy {
                     Some("spot") => 1,
                     _ => 2,
                 };
-                let leftover = (nodes.leftover_share(node) * 1e6) as u64;
-                (tier, leftover)
+                let rank = match self.kube {
+                    Some(kube) => -kube.score(nodes.task(), node),
+                    None => (nodes.leftover_share(node) * 1e6) as i64,
+                };
+                (tier, rank)
             })
             .map(|node| Placement::on(node.id()))
     }
