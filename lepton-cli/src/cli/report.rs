@@ -8,7 +8,7 @@ use super::plot::{svg_lines, Axes};
 use super::table;
 use super::CliError;
 use lepton::sim::scenario::{DatacenterComparison, EdgeComparison, HybridComparison};
-use lepton::sim::scenario::{StrategyReport, TimelinePoint};
+use lepton::sim::scenario::{EdgeReport, StrategyReport, TimelinePoint};
 
 /// Creates `dir` if needed and checks it can be written, before any run.
 pub(crate) fn check_out_dir(dir: &Path) -> Result<(), CliError> {
@@ -88,8 +88,9 @@ th:first-child, td:first-child {{ text-align: left; }}
 // The headline is written from the results embedded above.
 const results = JSON.parse(document.getElementById("results").textContent);
 const lines = results.scenarios.map(s => s.scenario === "edge"
-  ? `edge: Lepton ${{s.lepton.objective_violations}} latency-objective violations, ` +
-    `nearest-site-first ${{s.nearest_site.objective_violations}}, cloud-only ${{s.cloud_only.objective_violations}}`
+  ? `edge: Lepton ${{s.lepton.objective_violations}} latency-objective violations and ` +
+    `${{s.lepton.cost.toFixed(0)}} USD of cloud, ` +
+    s.baselines.map(b => `${{b.policy}} ${{b.objective_violations}} and ${{b.cost.toFixed(0)}} USD`).join(", ")
   : [s.vs_best_baseline, s.vs_baselines[0]].map(v =>
       `${{s.scenario}}: Lepton ${{(-v.cost_reduction_pct).toFixed(1)}}% cost, ` +
       `${{v.utilization_gain_pct >= 0 ? "+" : ""}}${{v.utilization_gain_pct.toFixed(1)}}% utilization against ${{v.baseline}}`
@@ -142,11 +143,7 @@ fn section(scenario: &DatacenterComparison) -> Result<String, CliError> {
 
 fn edge_section(scenario: &EdgeComparison) -> Result<String, CliError> {
     let c = &scenario.config;
-    let reports = [
-        &scenario.nearest_site,
-        &scenario.cloud_only,
-        &scenario.lepton,
-    ];
+    let reports: Vec<&EdgeReport> = scenario.strategies().collect();
     let mut html = String::new();
     let _ = write!(
         html,

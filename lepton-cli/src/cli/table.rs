@@ -130,6 +130,7 @@ const EDGE: &[Column] = &[
     column("p95 interact. ms", "p95 interactive latency (ms)", 16),
     column("mean ms", "mean latency (ms)", 10),
     column("violations", "objective violations", 11),
+    column("cloud $", "cloud cost (USD)", 8),
     column("site load cv", "edge site load CV", 12),
     column("wait s", "mean wait (s)", 8),
     column("lost", "lost", 5),
@@ -137,8 +138,8 @@ const EDGE: &[Column] = &[
 
 /// The edge scenario's strategies.
 pub(crate) fn edge(result: &EdgeComparison) -> Table {
-    let rows = [&result.nearest_site, &result.cloud_only, &result.lepton]
-        .into_iter()
+    let rows = result
+        .strategies()
         .map(|r| {
             vec![
                 r.policy.clone(),
@@ -146,6 +147,7 @@ pub(crate) fn edge(result: &EdgeComparison) -> Table {
                 format!("{:.0}", r.p95_interactive_latency_ms),
                 format!("{:.1}", r.mean_latency_ms),
                 r.objective_violations.to_string(),
+                format!("{:.0}", r.cost),
                 r.site_load_cv_pct
                     .map_or("-".to_owned(), |cv| format!("{cv:.1}%")),
                 format!("{:.1}", r.mean_wait_s),

@@ -2,8 +2,8 @@
 //! way on the same generated world for the `lepton demo` command, the
 //! tests and any program that wants the comparison.
 //!
-//! Edge ([`compare_edge`]): nearest site first, cloud only, and Lepton
-//! (objective-aware: see [`EdgeStrategy`]).
+//! Edge ([`compare_edge`]): nearest site first, cloud only, by task class,
+//! and Lepton (objective-aware: see [`EdgeStrategy`]).
 //!
 //! Hybrid cloud ([`compare_hybrid`]): on-premises first then on demand,
 //! the spot rule a Kubernetes operator would set, and Lepton (the same
@@ -217,7 +217,7 @@ pub fn compare_fleet(
     })
 }
 
-/// The edge scenario under its three strategies.
+/// The edge scenario under its strategies.
 #[derive(Debug, Clone, Serialize)]
 pub struct EdgeComparison {
     /// `"edge"`.
@@ -226,27 +226,45 @@ pub struct EdgeComparison {
     pub seed: u64,
     /// The settings.
     pub config: EdgeConfig,
-    /// Nearest site first.
-    pub nearest_site: EdgeReport,
-    /// Everything in the cloud.
-    pub cloud_only: EdgeReport,
+    /// The baselines: nearest site first, everything in the cloud, and
+    /// placement by task class.
+    pub baselines: Vec<EdgeReport>,
     /// Lepton.
     pub lepton: EdgeReport,
 }
 
-/// Runs the edge scenario of `config` under nearest-site-first, cloud-only
-/// and Lepton (see [`EdgeStrategy`]).
+impl EdgeComparison {
+    /// Every strategy, the baselines first.
+    pub fn strategies(&self) -> impl Iterator<Item = &EdgeReport> {
+        self.baselines.iter().chain([&self.lepton])
+    }
+
+    /// The baseline named `name`.
+    pub fn baseline(&self, name: &str) -> Option<&EdgeReport> {
+        self.baselines.iter().find(|report| report.policy == name)
+    }
+}
+
+/// Runs the edge scenario of `config` under nearest-site-first,
+/// cloud-only, class-aware and Lepton (see [`EdgeStrategy`]).
 ///
 /// # Errors
 /// [`Error`] for settings out of range.
 pub fn compare_edge(config: &EdgeConfig) -> Result<EdgeComparison, Error> {
     let world = EdgeWorld::generate(config)?;
+    let baselines = [
+        EdgeStrategy::NearestSite,
+        EdgeStrategy::CloudOnly,
+        EdgeStrategy::ClassAware,
+    ]
+    .into_iter()
+    .map(|strategy| run_edge(&world, strategy))
+    .collect::<Result<Vec<_>, _>>()?;
     Ok(EdgeComparison {
         scenario: "edge",
         seed: config.seed,
         config: *config,
-        nearest_site: run_edge(&world, EdgeStrategy::NearestSite)?,
-        cloud_only: run_edge(&world, EdgeStrategy::CloudOnly)?,
+        baselines,
         lepton: run_edge(&world, EdgeStrategy::Lepton)?,
     })
 }

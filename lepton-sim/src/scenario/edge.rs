@@ -219,6 +219,10 @@ fn latency_ms(sites: usize, origin: usize, site: Site) -> u32 {
     }
 }
 
+/// What a vCPU-hour in the cloud costs, USD: m5.2xlarge's on-demand list
+/// price (0.384 USD an hour, 2024, us-east-1) over its 8 vCPUs.
+pub const CLOUD_USD_PER_VCPU_HOUR: f64 = 0.048;
+
 /// How a strategy places edge tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum EdgeStrategy {
@@ -227,6 +231,11 @@ pub enum EdgeStrategy {
     NearestSite,
     /// Everything in the cloud.
     CloudOnly,
+    /// What an operator sets by task class: interactive tasks on their
+    /// own site, else the nearest edge site within their objective; batch
+    /// tasks in the cloud; otherwise the nearest node with room (node
+    /// affinity by site label and class, first fit inside a site).
+    ClassAware,
     /// Lepton: among the nodes that meet the task's objective, the nearest
     /// site, best fit inside it, and tasks whose objective the cloud meets
     /// go to the cloud first (keeping edge capacity for the tasks that
@@ -241,6 +250,7 @@ impl EdgeStrategy {
         match self {
             EdgeStrategy::NearestSite => "nearest-site",
             EdgeStrategy::CloudOnly => "cloud-only",
+            EdgeStrategy::ClassAware => "class-aware",
             EdgeStrategy::Lepton => "lepton",
         }
     }
@@ -265,6 +275,9 @@ pub struct EdgeReport {
     pub site_load_cv_pct: Option<f64>,
     /// CPU utilization of each edge site over the day, %.
     pub site_utilization_pct: Vec<f64>,
+    /// What the cloud charged: CPU-hours run there ×
+    /// [`CLOUD_USD_PER_VCPU_HOUR`] (edge sites are owned), USD.
+    pub cost: f64,
     /// Mean wait before starting, seconds.
     pub mean_wait_s: f64,
     /// Tasks that completed.
@@ -306,6 +319,21 @@ impl Policy for EdgePolicy {
             EdgeStrategy::NearestSite => feasible
                 .min_by_key(|(_, site)| latency_ms(self.ring, origin, **site))
                 .map(|(node, _)| node),
+            EdgeStrategy::ClassAware => {
+                let interactive = objective == INTERACTIVE_OBJECTIVE_MS;
+                let key = |site: Site| {
+                    let latency = latency_ms(self.ring, origin, site);
+                    let preferred = if interactive {
+                        site != Site::Cloud && latency <= objective
+                    } else {
+                        site == Site::Cloud
+                    };
+                    (!preferred, latency)
+                };
+                feasible
+                    .min_by_key(|(_, site)| key(**site))
+                    .map(|(node, _)| node)
+            }
             EdgeStrategy::Lepton => {
                 let key = |node: &lepton_core::cluster::ClusterNode, site: Site| {
                     let latency = latency_ms(self.ring, origin, site);
@@ -371,6 +399,7 @@ pub fn run_edge(world: &EdgeWorld, strategy: EdgeStrategy) -> Result<EdgeReport,
     let mut interactive = Vec::new();
     let mut violations = 0;
     let mut busy = vec![0.0f64; world.config.sites];
+    let mut cloud_cpu_hours = 0.0;
     for task in &world.tasks {
         let Some(site) = placed.get(&task.timed.spec.id).and_then(|n| site_of.get(n)) else {
             continue;
@@ -383,9 +412,11 @@ pub fn run_edge(world: &EdgeWorld, strategy: EdgeStrategy) -> Result<EdgeReport,
         if latency > f64::from(task.objective_ms) {
             violations += 1;
         }
-        if let Site::Edge(edge) = site {
-            let duration = task.timed.duration_s.unwrap_or(0) as f64;
-            busy[*edge] += task.timed.spec.request.cpu_milli as f64 * duration;
+        let duration = task.timed.duration_s.unwrap_or(0) as f64;
+        let cpu_milli = task.timed.spec.request.cpu_milli as f64;
+        match site {
+            Site::Edge(edge) => busy[*edge] += cpu_milli * duration,
+            Site::Cloud => cloud_cpu_hours += cpu_milli / 1_000.0 * duration / 3_600.0,
         }
     }
     let site_capacity = world.config.nodes_per_site as f64 * 8_000.0 * result.end_s.max(1.0);
@@ -404,6 +435,7 @@ pub fn run_edge(world: &EdgeWorld, strategy: EdgeStrategy) -> Result<EdgeReport,
         objective_violations: violations,
         site_load_cv_pct: (mean > 0.0).then(|| variance.sqrt() * 100.0 / mean),
         site_utilization_pct: utilization,
+        cost: cloud_cpu_hours * CLOUD_USD_PER_VCPU_HOUR,
         mean_wait_s: result.mean_wait_s,
         completed: result.tasks_completed,
         lost: world.tasks.len() - result.tasks_completed,

@@ -22,7 +22,8 @@ pub use datacenter::{
 };
 pub use edge::{
     run_edge, EdgeConfig, EdgeReport, EdgeStrategy, EdgeTask, EdgeWorld, Site, BATCH_OBJECTIVE_MS,
-    CLOUD_MS, INTERACTIVE_OBJECTIVE_MS, OTHER_SITE_BASE_MS, PER_HOP_MS, SAME_SITE_MS,
+    CLOUD_MS, CLOUD_USD_PER_VCPU_HOUR, INTERACTIVE_OBJECTIVE_MS, OTHER_SITE_BASE_MS, PER_HOP_MS,
+    SAME_SITE_MS,
 };
 pub use hybrid::{HybridConfig, TierPolicy, FLEXIBLE_SLACK_MIN, HYBRID_SHAPES};
 
