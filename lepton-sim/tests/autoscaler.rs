@@ -9,7 +9,7 @@
 use lepton_core::{NodeId, NodeSpec, Resources, TaskId, TaskSpec};
 use lepton_policies::KubeResources;
 use lepton_sim::scenario::{
-    run_datacenter, AutoscalerRules, DatacenterConfig, FleetWorld, Strategy, StrategyReport,
+    run_datacenter, AutoscalerRules, DatacenterConfig, FleetWorld, Spare, Strategy, StrategyReport,
 };
 use lepton_sim::TimedTask;
 
@@ -46,7 +46,7 @@ fn run(world: &FleetWorld, rules: AutoscalerRules) -> StrategyReport {
         release_idle: true,
         autoscaler: Some(rules),
         preemption: false,
-        headroom: 0.0,
+        spare: Spare::NONE,
         use_spot: false,
     };
     run_datacenter(world, strategy).unwrap()

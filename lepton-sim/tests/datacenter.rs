@@ -6,7 +6,7 @@
 
 use lepton_policies::{BestFit, RoundRobin};
 use lepton_sim::scenario::{
-    run_datacenter, DatacenterConfig, FleetWorld, Strategy, StrategyReport, VM_SHAPES,
+    run_datacenter, DatacenterConfig, FleetWorld, Spare, Strategy, StrategyReport, VM_SHAPES,
 };
 
 fn small() -> DatacenterConfig {
@@ -19,7 +19,7 @@ fn small() -> DatacenterConfig {
     }
 }
 
-fn run(world: &FleetWorld, release_idle: bool, headroom: f64) -> StrategyReport {
+fn run(world: &FleetWorld, release_idle: bool, spare: Spare) -> StrategyReport {
     let strategy = Strategy {
         name: "test".into(),
         policy: if release_idle {
@@ -30,7 +30,7 @@ fn run(world: &FleetWorld, release_idle: bool, headroom: f64) -> StrategyReport 
         release_idle,
         autoscaler: None,
         preemption: false,
-        headroom,
+        spare,
         use_spot: false,
     };
     run_datacenter(world, strategy).unwrap()
@@ -39,7 +39,7 @@ fn run(world: &FleetWorld, release_idle: bool, headroom: f64) -> StrategyReport 
 #[test]
 fn always_on_costs_every_vm_for_the_whole_run() {
     let world = FleetWorld::generate(&small()).unwrap();
-    let report = run(&world, false, 0.0);
+    let report = run(&world, false, Spare::NONE);
     let minutes = (report.vm_hours * 60.0 / world.fleet.len() as f64).round();
     assert!((report.vm_hours * 60.0 - minutes * 40.0).abs() < 1e-6);
     let hourly: f64 = world
@@ -56,8 +56,8 @@ fn always_on_costs_every_vm_for_the_whole_run() {
 #[test]
 fn idle_vms_are_released_and_waiting_tasks_start_them_again() {
     let world = FleetWorld::generate(&small()).unwrap();
-    let always_on = run(&world, false, 0.0);
-    let released = run(&world, true, 0.0);
+    let always_on = run(&world, false, Spare::NONE);
+    let released = run(&world, true, Spare::NONE);
     // Everything is on at minute 0; VMs idle since then are released at
     // minute 10, the idle time.
     assert_eq!(released.timeline[0].powered_vms, 40);
@@ -91,8 +91,15 @@ fn idle_vms_are_released_and_waiting_tasks_start_them_again() {
 #[test]
 fn warm_spare_keeps_vms_of_every_shape_powered() {
     let world = FleetWorld::generate(&small()).unwrap();
-    let without = run(&world, true, 0.0);
-    let with = run(&world, true, 0.01);
+    let without = run(&world, true, Spare::NONE);
+    let with = run(
+        &world,
+        true,
+        Spare {
+            share: 0.01,
+            min: 5,
+        },
+    );
     // At least three per shape stay on (or are starting) once the day quiets.
     let shapes = VM_SHAPES.len();
     assert!(with
@@ -136,7 +143,7 @@ fn work_lost_to_preemption_is_counted_and_waits_are_ordered() {
         release_idle: false,
         autoscaler: None,
         preemption,
-        headroom: 0.0,
+        spare: Spare::NONE,
         use_spot: false,
     };
     let calm = run_datacenter(&world, strategy(false)).unwrap();

@@ -14,11 +14,11 @@ mod hybrid;
 pub use compare::{
     compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
     datacenter_strategies, DatacenterComparison, EdgeComparison, HybridComparison, Versus,
-    LEPTON_HEADROOM,
+    HYBRID_SPARE, LEPTON_SPARE, OVERPROVISIONED_SPARE,
 };
 pub use datacenter::{
     lower_bound_cost, run_datacenter, AutoscalerRules, DatacenterConfig, FleetWorld, Pool,
-    ScenarioTask, Strategy, StrategyReport, TimelinePoint, VmShape, SPARE_MIN, VM_SHAPES,
+    ScenarioTask, Spare, Strategy, StrategyReport, TimelinePoint, VmShape, VM_SHAPES,
 };
 pub use edge::{
     run_edge, EdgeConfig, EdgeReport, EdgeStrategy, EdgeTask, EdgeWorld, Site, BATCH_OBJECTIVE_MS,

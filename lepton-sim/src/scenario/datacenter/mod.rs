@@ -204,9 +204,31 @@ impl DatacenterConfig {
     }
 }
 
-/// The fewest spare VMs kept per shape when a strategy keeps spare
-/// capacity (see [`Strategy::headroom`]).
-pub const SPARE_MIN: usize = 5;
+/// Spare capacity a strategy keeps warm while releasing idle VMs: of each
+/// shape, `share` of the fleet's VMs, at least `min`, stay powered while
+/// idle, and VMs are started to restore them as they get used (as
+/// Kubernetes users over-provision with placeholder pods).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spare {
+    /// Share of each shape's VMs kept spare; 0 keeps none.
+    pub share: f64,
+    /// The fewest kept per shape when `share` is above 0.
+    pub min: usize,
+}
+
+impl Spare {
+    /// None, as the cluster autoscaler keeps by default.
+    pub const NONE: Spare = Spare { share: 0.0, min: 0 };
+
+    /// Spare VMs of a shape the fleet has `count` of.
+    pub fn vms(&self, count: usize) -> usize {
+        if self.share > 0.0 && count > 0 {
+            ((count as f64 * self.share).ceil() as usize).max(self.min)
+        } else {
+            0
+        }
+    }
+}
 
 /// How a strategy schedules: its policy and whether it releases idle VMs.
 pub struct Strategy {
@@ -226,12 +248,8 @@ pub struct Strategy {
     pub autoscaler: Option<AutoscalerRules>,
     /// Whether higher priorities may preempt lower ones.
     pub preemption: bool,
-    /// Spare capacity kept warm, when releasing idle VMs: of each shape,
-    /// this share of the fleet's VMs (at least [`SPARE_MIN`]) stays powered while
-    /// idle, and VMs are started to restore it as it gets used (as
-    /// Kubernetes users over-provision with placeholder pods). 0 keeps
-    /// none, as the cluster autoscaler does by default.
-    pub headroom: f64,
+    /// Spare capacity kept warm, when releasing idle VMs.
+    pub spare: Spare,
     /// Whether spot VMs may be started for tasks with slack (see
     /// [`ScenarioTask::flexible`]); otherwise only on-demand ones are.
     pub use_spot: bool,
@@ -245,7 +263,7 @@ impl std::fmt::Debug for Strategy {
             .field("release_idle", &self.release_idle)
             .field("autoscaler", &self.autoscaler)
             .field("preemption", &self.preemption)
-            .field("headroom", &self.headroom)
+            .field("spare", &self.spare)
             .field("use_spot", &self.use_spot)
             .finish()
     }

@@ -11,7 +11,7 @@ use lepton_core::{Assignment, CoreScheduler, NodeId, NodeSpec, Run, Scheduler, T
 use super::autoscaler::Autoscaler;
 use super::bound::{fails, floor, run_length};
 use super::power::{revoke_spot, Power, PowerManager};
-use super::{FleetWorld, Pool, Strategy, StrategyReport, TimelinePoint, SPARE_MIN};
+use super::{FleetWorld, Pool, Strategy, StrategyReport, TimelinePoint};
 use crate::chaos::check::{check, Record};
 use crate::scenario::quantile;
 use crate::Error;
@@ -99,11 +99,7 @@ impl<'a> DatacenterRun<'a> {
         let headroom = (0..world.shapes.len())
             .map(|index| {
                 let count = world.fleet.iter().filter(|(_, s)| *s == index).count();
-                if strategy.headroom > 0.0 && count > 0 {
-                    ((count as f64 * strategy.headroom).ceil() as usize).max(SPARE_MIN)
-                } else {
-                    0
-                }
+                strategy.spare.vms(count)
             })
             .collect();
         Ok(DatacenterRun {
