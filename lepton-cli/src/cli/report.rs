@@ -92,7 +92,7 @@ const lines = results.scenarios.map(s => s.scenario === "edge"
     `${{s.lepton.cost.toFixed(0)}} USD of cloud, ` +
     s.baselines.map(b => `${{b.policy}} ${{b.objective_violations}} and ${{b.cost.toFixed(0)}} USD`).join(", ")
   : [s.vs_best_baseline, s.vs_baselines[0]].map(v =>
-      `${{s.scenario}}: Lepton ${{(-v.cost_reduction_pct).toFixed(1)}}% cost, ` +
+      `${{s.scenario}}: Lepton ${{v.cost_reduction_pct <= 0 ? "+" : ""}}${{(-v.cost_reduction_pct).toFixed(1)}}% cost, ` +
       `${{v.utilization_gain_pct >= 0 ? "+" : ""}}${{v.utilization_gain_pct.toFixed(1)}}% utilization against ${{v.baseline}}`
     ).join("; "));
 document.getElementById("headline").textContent = lines.join("; ");
