@@ -265,9 +265,7 @@ fn demo_prints_json_with_the_promised_keys() {
     let scenario = &json["scenarios"][0];
     assert_eq!(scenario["scenario"], "datacenter");
     assert_eq!(scenario["seed"], 3);
-    let baselines = scenario["baselines"].as_array().unwrap();
-    assert_eq!(baselines.len(), 4, "{scenario}");
-    let reports = baselines.iter().chain([&scenario["lepton"]]);
+    let strategies = scenario["strategies"].as_array().unwrap();
     let names = [
         "traditional",
         "kubernetes",
@@ -275,33 +273,44 @@ fn demo_prints_json_with_the_promised_keys() {
         "kubernetes-binpack-overprovisioned",
         "lepton (bestfit)",
     ];
-    for (report, policy) in reports.zip(names) {
-        let key = policy;
-        assert_eq!(report["policy"], policy);
+    assert_eq!(strategies.len(), names.len(), "{scenario}");
+    for (report, name) in strategies.iter().zip(names) {
+        assert_eq!(report["name"], name);
+        let role = if name.starts_with("lepton") {
+            "lepton"
+        } else {
+            "baseline"
+        };
+        assert_eq!(report["role"], role);
         for field in [
             "utilization_pct",
-            "cost",
+            "cost_usd",
             "mean_wait_s",
-            "p95_wait_s",
-            "p99_wait_s",
+            "wait_p95_s",
+            "wait_p99_s",
         ] {
-            assert!(report[field].as_f64().is_some(), "{key}.{field}: {report}");
+            assert!(report[field].as_f64().is_some(), "{name}.{field}: {report}");
         }
         let misses = report["deadline_misses"].as_u64().unwrap();
         assert!(report["unavoidable_misses"].as_u64().unwrap() <= misses);
-        assert_eq!(report["lost"], 0, "{key}");
+        for zero in ["lost", "run_twice", "overcommitted"] {
+            assert_eq!(report[zero], 0, "{name}.{zero}");
+        }
     }
-    let bound = scenario["lower_bound_cost"].as_f64().unwrap();
-    assert!(bound > 0.0 && bound < scenario["lepton"]["cost"].as_f64().unwrap());
-    let each = scenario["vs_baselines"].as_array().unwrap();
+    let bound = scenario["lower_bound_cost_usd"].as_f64().unwrap();
+    assert!(bound > 0.0 && bound < strategies[4]["cost_usd"].as_f64().unwrap());
+    let each = scenario["lepton_vs_baselines"].as_array().unwrap();
     let against: Vec<&str> = each
         .iter()
         .map(|v| v["baseline"].as_str().unwrap())
         .collect();
     assert_eq!(against, names[..4]);
-    let best = scenario["vs_best_baseline"]["baseline"].as_str().unwrap();
-    assert!(names[..4].contains(&best), "{best}");
-    for versus in each.iter().chain([&scenario["vs_best_baseline"]]) {
+    let best = &scenario["lepton_vs_best_baseline"];
+    assert!(
+        names[..4].contains(&best["baseline"].as_str().unwrap()),
+        "{best}"
+    );
+    for versus in each.iter().chain([best]) {
         for field in ["utilization_gain_pct", "cost_reduction_pct"] {
             assert!(versus[field].as_f64().is_some(), "{versus}");
         }
@@ -352,17 +361,17 @@ fn demo_runs_the_data_center_on_your_own_workload() {
     assert_eq!(scenario["config"]["vms"], 20);
     assert_eq!(scenario["config"]["tasks"], 300);
     assert_eq!(scenario["config"]["hours"], 6);
-    let baselines = scenario["baselines"].as_array().unwrap();
-    for report in baselines.iter().chain([&scenario["lepton"]]) {
+    let strategies = scenario["strategies"].as_array().unwrap();
+    for report in strategies {
         assert_eq!(report["completed"], 300, "{scenario}");
         assert_eq!(report["lost"], 0);
     }
     // The owned VMs cost nothing: the always-on baseline pays 15 × 0.4 per
     // hour of the run.
-    let traditional = &baselines[0];
-    assert_eq!(traditional["policy"], "traditional");
+    let traditional = &strategies[0];
+    assert_eq!(traditional["name"], "traditional");
     let hours = traditional["vm_hours"].as_f64().unwrap() / 20.0;
-    let cost = traditional["cost"].as_f64().unwrap();
+    let cost = traditional["cost_usd"].as_f64().unwrap();
     assert!(
         (cost - 15.0 * 0.4 * hours).abs() < 1e-6,
         "{cost} for {hours} h"

@@ -105,7 +105,7 @@ fn tasks_reach_the_hybrid_scenario() {
         String::from_utf8_lossy(&output.stderr)
     );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let baseline = &json["scenarios"][0]["baselines"][0];
+    let baseline = &json["scenarios"][0]["strategies"][0];
     let ended = baseline["completed"].as_u64().unwrap() + baseline["failed"].as_u64().unwrap();
     assert_eq!(ended, 300, "{baseline}");
 }

@@ -87,14 +87,18 @@ th:first-child, td:first-child {{ text-align: left; }}
 <script>
 // The headline is written from the results embedded above.
 const results = JSON.parse(document.getElementById("results").textContent);
-const lines = results.scenarios.map(s => s.scenario === "edge"
-  ? `edge: Lepton ${{s.lepton.objective_violations}} latency-objective violations and ` +
-    `${{s.lepton.cost.toFixed(0)}} USD of cloud, ` +
-    s.baselines.map(b => `${{b.policy}} ${{b.objective_violations}} and ${{b.cost.toFixed(0)}} USD`).join(", ")
-  : [s.vs_best_baseline, s.vs_baselines[0]].map(v =>
-      `${{s.scenario}}: Lepton ${{v.cost_reduction_pct <= 0 ? "+" : ""}}${{(-v.cost_reduction_pct).toFixed(1)}}% cost, ` +
-      `${{v.utilization_gain_pct >= 0 ? "+" : ""}}${{v.utilization_gain_pct.toFixed(1)}}% utilization against ${{v.baseline}}`
-    ).join("; "));
+const lines = results.scenarios.map(s => {{
+  const lepton = s.strategies.find(x => x.role === "lepton");
+  const baselines = s.strategies.filter(x => x.role === "baseline");
+  return s.scenario === "edge"
+    ? `edge: Lepton ${{lepton.objective_violations}} latency-objective violations and ` +
+      `${{lepton.cost_usd.toFixed(0)}} USD of cloud, ` +
+      baselines.map(b => `${{b.name}} ${{b.objective_violations}} and ${{b.cost_usd.toFixed(0)}} USD`).join(", ")
+    : [s.lepton_vs_best_baseline, s.lepton_vs_baselines[0]].map(v =>
+        `${{s.scenario}}: Lepton ${{v.cost_reduction_pct <= 0 ? "+" : ""}}${{(-v.cost_reduction_pct).toFixed(1)}}% cost, ` +
+        `${{v.utilization_gain_pct >= 0 ? "+" : ""}}${{v.utilization_gain_pct.toFixed(1)}}% utilization against ${{v.baseline}}`
+      ).join("; ");
+}});
 document.getElementById("headline").textContent = lines.join("; ");
 </script>
 </body>

@@ -30,7 +30,7 @@
 //!   release and start-up rules, and warm spare capacity of 1% of each VM
 //!   shape (at least five VMs), restored as it is used.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use lepton_core::Policy;
 use lepton_policies::{BestFit, KubeResources, RoundRobin};
@@ -66,7 +66,7 @@ pub const HYBRID_SPARE: Spare = Spare {
 };
 
 /// The data center under every strategy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct DatacenterComparison {
     /// `"datacenter"`.
     pub scenario: &'static str,
@@ -237,7 +237,7 @@ pub fn compare_fleet(
 }
 
 /// The edge scenario under its strategies.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct EdgeComparison {
     /// `"edge"`.
     pub scenario: &'static str,
@@ -289,7 +289,7 @@ pub fn compare_edge(config: &EdgeConfig) -> Result<EdgeComparison, Error> {
 }
 
 /// The hybrid cloud under its strategies.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct HybridComparison {
     /// `"hybrid"`.
     pub scenario: &'static str,
@@ -365,4 +365,88 @@ pub fn compare_hybrid(config: &HybridConfig) -> Result<HybridComparison, Error> 
         vs_best_baseline,
         vs_baselines,
     })
+}
+
+/// A strategy's report as the JSON lists it: with its role.
+#[derive(Serialize)]
+struct Entry<'a, R> {
+    role: &'static str,
+    #[serde(flatten)]
+    report: &'a R,
+}
+
+/// The baselines, then Lepton, each with its role.
+fn entries<'a, R>(baselines: &'a [R], lepton: &'a R) -> Vec<Entry<'a, R>> {
+    let baselines = baselines.iter().map(|report| Entry {
+        role: "baseline",
+        report,
+    });
+    baselines
+        .chain([Entry {
+            role: "lepton",
+            report: lepton,
+        }])
+        .collect()
+}
+
+/// What a fleet scenario's JSON holds (see docs/SCENARIOS.md).
+#[derive(Serialize)]
+struct FleetJson<'a, C> {
+    scenario: &'static str,
+    seed: u64,
+    config: &'a C,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lower_bound_cost_usd: Option<f64>,
+    strategies: Vec<Entry<'a, StrategyReport>>,
+    lepton_vs_best_baseline: &'a Versus,
+    lepton_vs_baselines: &'a [Versus],
+}
+
+impl Serialize for DatacenterComparison {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        FleetJson {
+            scenario: self.scenario,
+            seed: self.seed,
+            config: &self.config,
+            lower_bound_cost_usd: Some(self.lower_bound_cost),
+            strategies: entries(&self.baselines, &self.lepton),
+            lepton_vs_best_baseline: &self.vs_best_baseline,
+            lepton_vs_baselines: &self.vs_baselines,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl Serialize for HybridComparison {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        FleetJson {
+            scenario: self.scenario,
+            seed: self.seed,
+            config: &self.config,
+            lower_bound_cost_usd: None,
+            strategies: entries(&self.baselines, &self.lepton),
+            lepton_vs_best_baseline: &self.vs_best_baseline,
+            lepton_vs_baselines: &self.vs_baselines,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl Serialize for EdgeComparison {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct EdgeJson<'a> {
+            scenario: &'static str,
+            seed: u64,
+            config: &'a EdgeConfig,
+            strategies: Vec<Entry<'a, EdgeReport>>,
+        }
+        EdgeJson {
+            scenario: self.scenario,
+            seed: self.seed,
+            config: &self.config,
+            strategies: entries(&self.baselines, &self.lepton),
+        }
+        .serialize(serializer)
+    }
 }

@@ -260,6 +260,7 @@ impl EdgeStrategy {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EdgeReport {
     /// The strategy.
+    #[serde(rename = "name")]
     pub policy: String,
     /// 95th percentile of the network latency from each task's user to
     /// where it ran, ms.
@@ -277,6 +278,7 @@ pub struct EdgeReport {
     pub site_utilization_pct: Vec<f64>,
     /// What the cloud charged: CPU-hours run there ×
     /// [`CLOUD_USD_PER_VCPU_HOUR`] (edge sites are owned), USD.
+    #[serde(rename = "cost_usd")]
     pub cost: f64,
     /// Mean wait before starting, seconds.
     pub mean_wait_s: f64,

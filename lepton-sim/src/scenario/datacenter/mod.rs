@@ -273,6 +273,7 @@ impl std::fmt::Debug for Strategy {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StrategyReport {
     /// The strategy.
+    #[serde(rename = "name")]
     pub policy: String,
     /// Mean of the CPU, memory and GPU utilization of powered capacity, %.
     pub utilization_pct: f64,
@@ -283,6 +284,7 @@ pub struct StrategyReport {
     /// The same for GPUs, %.
     pub gpu_utilization_pct: f64,
     /// Powered VM-hours × price, USD.
+    #[serde(rename = "cost_usd")]
     pub cost: f64,
     /// Powered VM-hours.
     pub vm_hours: f64,
@@ -296,10 +298,13 @@ pub struct StrategyReport {
     /// Mean wait (first start − arrival), seconds.
     pub mean_wait_s: f64,
     /// Median wait, seconds.
+    #[serde(rename = "wait_p50_s")]
     pub p50_wait_s: f64,
     /// 95th percentile of the waits, seconds.
+    #[serde(rename = "wait_p95_s")]
     pub p95_wait_s: f64,
     /// 99th percentile of the waits, seconds.
+    #[serde(rename = "wait_p99_s")]
     pub p99_wait_s: f64,
     /// Hours of runs the strategy stopped before they ended (preempted, or
     /// on a revoked spot VM), lost and run again; runs the world fails
@@ -314,6 +319,7 @@ pub struct StrategyReport {
     /// log of what the simulated world did.
     pub lost: usize,
     /// Tasks the checker saw complete twice or run twice at once (must be 0).
+    #[serde(rename = "run_twice")]
     pub ran_twice: usize,
     /// Moments the checker saw a VM hold more than its capacity (must be 0).
     pub overcommitted: usize,
