@@ -301,10 +301,9 @@ fn print_table(result: &DatacenterComparison) -> Result<(), CliError> {
         result.seed
     )?;
     say!("{}", super::table::datacenter(result).text())?;
-    say!(
-        "lower bound: {:.0} USD (the work on the cheapest mix of VMs, no fragmentation, no start-up, no idle time)",
-        result.lower_bound_cost
-    )?;
+    if let Some(line) = super::table::lower_bound(result) {
+        say!("{line}")?;
+    }
     print_versus(&result.vs_best_baseline, &result.vs_baselines)
 }
 

@@ -89,6 +89,16 @@ const DATACENTER: &[Column] = &[
     column("lost", "lost", 5),
 ];
 
+/// The lower bound's line under the data center's table.
+pub(crate) fn lower_bound(result: &DatacenterComparison) -> Option<String> {
+    result.lower_bound_cost.map(|bound| {
+        format!(
+            "Lower bound: {bound:.0} USD (the work on the cheapest mix of VMs, no \
+             fragmentation, no start-up, no idle time)."
+        )
+    })
+}
+
 /// Misses above the floor no scheduler can move.
 fn avoidable(report: &StrategyReport) -> usize {
     report
@@ -108,7 +118,9 @@ pub(crate) fn datacenter(result: &DatacenterComparison) -> Table {
                 format!("{:.1}", r.memory_utilization_pct),
                 format!("{:.1}", r.gpu_utilization_pct),
                 format!("{:.0}", r.cost),
-                format!("{:.2}", r.cost / result.lower_bound_cost),
+                result
+                    .lower_bound_cost
+                    .map_or("-".to_owned(), |bound| format!("{:.2}", r.cost / bound)),
                 format!("{:.0}", r.vm_hours),
                 r.deadline_misses.to_string(),
                 avoidable(r).to_string(),

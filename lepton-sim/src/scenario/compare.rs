@@ -65,30 +65,65 @@ pub const HYBRID_SPARE: Spare = Spare {
     min: 5,
 };
 
-/// The data center under every strategy.
+/// A fleet scenario (the data center, the hybrid cloud) under its
+/// strategies, set up by `C`.
 #[derive(Debug, Clone)]
-pub struct DatacenterComparison {
-    /// `"datacenter"`.
+pub struct FleetComparison<C> {
+    /// `"datacenter"` or `"hybrid"`.
     pub scenario: &'static str,
     /// The seed.
     pub seed: u64,
     /// The settings.
-    pub config: DatacenterConfig,
-    /// The baselines, in the order of [`datacenter_strategies`]:
-    /// traditional first.
+    pub config: C,
+    /// The baselines, in the order their comparison lists them (the one
+    /// the scenario was first written against first).
     pub baselines: Vec<StrategyReport>,
     /// Lepton.
     pub lepton: StrategyReport,
-    /// What no strategy can pay less than ([`lower_bound_cost`]), USD.
-    pub lower_bound_cost: f64,
+    /// What no strategy can pay less than ([`lower_bound_cost`]), USD;
+    /// `None` where owned capacity, free and unlimited in its programme,
+    /// would make it say nothing (the hybrid cloud).
+    pub lower_bound_cost: Option<f64>,
     /// Lepton against the cheapest baseline.
     pub vs_best_baseline: Versus,
-    /// Lepton against each baseline, in their order (against traditional,
-    /// the article's claim, first).
+    /// Lepton against each baseline, in their order.
     pub vs_baselines: Vec<Versus>,
 }
 
-impl DatacenterComparison {
+/// The data center under every strategy.
+pub type DatacenterComparison = FleetComparison<DatacenterConfig>;
+
+/// The hybrid cloud under its strategies.
+pub type HybridComparison = FleetComparison<HybridConfig>;
+
+impl<C> FleetComparison<C> {
+    /// Lepton against each of the `N` baselines and the cheapest of them.
+    fn new<const N: usize>(
+        scenario: &'static str,
+        seed: u64,
+        config: C,
+        baselines: [StrategyReport; N],
+        lepton: StrategyReport,
+        lower_bound_cost: Option<f64>,
+    ) -> Self {
+        let vs_baselines: Vec<Versus> = baselines.iter().map(|b| Versus::of(&lepton, b)).collect();
+        let best = baselines
+            .iter()
+            .reduce(|best, r| if r.cost < best.cost { r } else { best });
+        // `N` is never 0 here; an empty comparison would be against nothing.
+        let vs_best_baseline = Versus::of(&lepton, best.unwrap_or(&lepton));
+        FleetComparison {
+            scenario,
+            seed,
+            config,
+            baselines: baselines.into(),
+            lepton,
+            lower_bound_cost,
+            vs_best_baseline,
+            vs_baselines,
+        }
+    }
+
     /// The baseline named `name`.
     pub fn baseline(&self, name: &str) -> Option<&StrategyReport> {
         self.baselines.iter().find(|report| report.policy == name)
@@ -111,21 +146,6 @@ pub struct Versus {
     pub cost_reduction_pct: f64,
     /// Lepton's avoidable deadline misses minus the baseline's.
     pub avoidable_misses_delta: i64,
-}
-
-/// Lepton against the cheapest of `baselines`, and against each.
-fn versus<const N: usize>(
-    lepton: &StrategyReport,
-    baselines: &[StrategyReport; N],
-) -> (Versus, Vec<Versus>) {
-    let all: Vec<Versus> = baselines.iter().map(|b| Versus::of(lepton, b)).collect();
-    let best = baselines
-        .iter()
-        .reduce(|best, r| if r.cost < best.cost { r } else { best })
-        .map(|best| Versus::of(lepton, best));
-    // `N` is never 0 here; an empty comparison would be against nothing.
-    let best = best.unwrap_or_else(|| Versus::of(lepton, lepton));
-    (best, all)
 }
 
 impl Versus {
@@ -223,17 +243,14 @@ pub fn compare_fleet(
     let [a, b, c, d] = baselines.map(|strategy| run_datacenter(world, strategy));
     let baselines = [a?, b?, c?, d?];
     let lepton = run_datacenter(world, lepton)?;
-    let (vs_best_baseline, vs_baselines) = versus(&lepton, &baselines);
-    Ok(DatacenterComparison {
-        scenario: "datacenter",
-        seed: config.seed,
-        config: *config,
-        lower_bound_cost: lower_bound_cost(world),
-        vs_best_baseline,
-        vs_baselines,
-        baselines: baselines.into(),
+    Ok(FleetComparison::new(
+        "datacenter",
+        config.seed,
+        *config,
+        baselines,
         lepton,
-    })
+        Some(lower_bound_cost(world)),
+    ))
 }
 
 /// The edge scenario under its strategies.
@@ -288,33 +305,6 @@ pub fn compare_edge(config: &EdgeConfig) -> Result<EdgeComparison, Error> {
     })
 }
 
-/// The hybrid cloud under its strategies.
-#[derive(Debug, Clone)]
-pub struct HybridComparison {
-    /// `"hybrid"`.
-    pub scenario: &'static str,
-    /// The seed.
-    pub seed: u64,
-    /// The settings.
-    pub config: HybridConfig,
-    /// The baselines: on-premises first then on demand, and the spot rule
-    /// a Kubernetes operator would set.
-    pub baselines: Vec<StrategyReport>,
-    /// Lepton.
-    pub lepton: StrategyReport,
-    /// Lepton against the cheapest baseline.
-    pub vs_best_baseline: Versus,
-    /// Lepton against each baseline, in their order.
-    pub vs_baselines: Vec<Versus>,
-}
-
-impl HybridComparison {
-    /// Every strategy, the baselines first.
-    pub fn strategies(&self) -> impl Iterator<Item = &StrategyReport> {
-        self.baselines.iter().chain([&self.lepton])
-    }
-}
-
 /// Runs the hybrid cloud of `config` under its strategies:
 /// - **on-prem first**: owned VMs, then on demand, never spot, best fit
 ///   inside a tier; cloud VMs started for waiting tasks and released when
@@ -355,16 +345,14 @@ pub fn compare_hybrid(config: &HybridConfig) -> Result<HybridComparison, Error> 
         run_datacenter(&world, strategy("spot-rule", spot_rule, HYBRID_SPARE))?,
     ];
     let lepton = run_datacenter(&world, strategy("lepton", lepton, HYBRID_SPARE))?;
-    let (vs_best_baseline, vs_baselines) = versus(&lepton, &baselines);
-    Ok(HybridComparison {
-        scenario: "hybrid",
-        seed: config.seed,
-        config: *config,
-        baselines: baselines.into(),
+    Ok(FleetComparison::new(
+        "hybrid",
+        config.seed,
+        *config,
+        baselines,
         lepton,
-        vs_best_baseline,
-        vs_baselines,
-    })
+        None,
+    ))
 }
 
 /// A strategy's report as the JSON lists it: with its role.
@@ -389,41 +377,25 @@ fn entries<'a, R>(baselines: &'a [R], lepton: &'a R) -> Vec<Entry<'a, R>> {
         .collect()
 }
 
-/// What a fleet scenario's JSON holds (see docs/SCENARIOS.md).
-#[derive(Serialize)]
-struct FleetJson<'a, C> {
-    scenario: &'static str,
-    seed: u64,
-    config: &'a C,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lower_bound_cost_usd: Option<f64>,
-    strategies: Vec<Entry<'a, StrategyReport>>,
-    lepton_vs_best_baseline: &'a Versus,
-    lepton_vs_baselines: &'a [Versus],
-}
-
-impl Serialize for DatacenterComparison {
+impl<C: Serialize> Serialize for FleetComparison<C> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        FleetJson {
-            scenario: self.scenario,
-            seed: self.seed,
-            config: &self.config,
-            lower_bound_cost_usd: Some(self.lower_bound_cost),
-            strategies: entries(&self.baselines, &self.lepton),
-            lepton_vs_best_baseline: &self.vs_best_baseline,
-            lepton_vs_baselines: &self.vs_baselines,
+        /// What the JSON holds (see docs/SCENARIOS.md).
+        #[derive(Serialize)]
+        struct Json<'a, C> {
+            scenario: &'static str,
+            seed: u64,
+            config: &'a C,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            lower_bound_cost_usd: Option<f64>,
+            strategies: Vec<Entry<'a, StrategyReport>>,
+            lepton_vs_best_baseline: &'a Versus,
+            lepton_vs_baselines: &'a [Versus],
         }
-        .serialize(serializer)
-    }
-}
-
-impl Serialize for HybridComparison {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        FleetJson {
+        Json {
             scenario: self.scenario,
             seed: self.seed,
             config: &self.config,
-            lower_bound_cost_usd: None,
+            lower_bound_cost_usd: self.lower_bound_cost,
             strategies: entries(&self.baselines, &self.lepton),
             lepton_vs_best_baseline: &self.vs_best_baseline,
             lepton_vs_baselines: &self.vs_baselines,

@@ -13,8 +13,8 @@ mod hybrid;
 
 pub use compare::{
     compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
-    datacenter_strategies, DatacenterComparison, EdgeComparison, HybridComparison, Versus,
-    HYBRID_SPARE, LEPTON_SPARE, OVERPROVISIONED_SPARE,
+    datacenter_strategies, DatacenterComparison, EdgeComparison, FleetComparison, HybridComparison,
+    Versus, HYBRID_SPARE, LEPTON_SPARE, OVERPROVISIONED_SPARE,
 };
 pub use datacenter::{
     lower_bound_cost, run_datacenter, AutoscalerRules, DatacenterConfig, FleetWorld, Pool,
