@@ -120,13 +120,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let report = run_datacenter(
                     world,
                     Strategy {
-                        name: name.into(),
-                        policy: policy(),
-                        release_idle: true,
                         autoscaler: setting.autoscaler,
-                        preemption: false,
-                        spare: setting.spare,
-                        use_spot: false,
+                        ..Strategy::releasing(name, policy(), setting.spare)
                     },
                 )?;
                 cost += report.cost;

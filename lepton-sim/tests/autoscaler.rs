@@ -41,13 +41,8 @@ fn world(cpus_milli: &[u64]) -> FleetWorld {
 
 fn run(world: &FleetWorld, rules: AutoscalerRules) -> StrategyReport {
     let strategy = Strategy {
-        name: "kubernetes".into(),
-        policy: Box::new(KubeResources::DEFAULT),
-        release_idle: true,
         autoscaler: Some(rules),
-        preemption: false,
-        spare: Spare::NONE,
-        use_spot: false,
+        ..Strategy::releasing("kubernetes", Box::new(KubeResources::DEFAULT), Spare::NONE)
     };
     run_datacenter(world, strategy).unwrap()
 }

@@ -168,14 +168,8 @@ pub fn datacenter_strategies(
     lepton_name: &str,
     lepton_policy: Box<dyn Policy>,
 ) -> ([Strategy; 4], Strategy) {
-    let autoscaled = |name: &str, policy: KubeResources, spare: Spare| Strategy {
-        name: name.into(),
-        policy: Box::new(policy),
-        release_idle: true,
-        autoscaler: None,
-        preemption: false,
-        spare,
-        use_spot: false,
+    let kube = |name: &str, policy: KubeResources, spare: Spare| {
+        Strategy::releasing(name, Box::new(policy), spare)
     };
     let baselines = [
         Strategy {
@@ -187,23 +181,19 @@ pub fn datacenter_strategies(
             spare: Spare::NONE,
             use_spot: false,
         },
-        autoscaled("kubernetes", KubeResources::DEFAULT, Spare::NONE),
-        autoscaled("kubernetes-binpack", KubeResources::BINPACK, Spare::NONE),
-        autoscaled(
+        kube("kubernetes", KubeResources::DEFAULT, Spare::NONE),
+        kube("kubernetes-binpack", KubeResources::BINPACK, Spare::NONE),
+        kube(
             "kubernetes-binpack-overprovisioned",
             KubeResources::BINPACK,
             OVERPROVISIONED_SPARE,
         ),
     ];
-    let lepton = Strategy {
-        name: format!("lepton ({lepton_name})"),
-        policy: lepton_policy,
-        release_idle: true,
-        autoscaler: None,
-        preemption: false,
-        spare: LEPTON_SPARE,
-        use_spot: false,
-    };
+    let lepton = Strategy::releasing(
+        format!("lepton ({lepton_name})"),
+        lepton_policy,
+        LEPTON_SPARE,
+    );
     (baselines, lepton)
 }
 
@@ -320,13 +310,8 @@ pub fn compare_edge(config: &EdgeConfig) -> Result<EdgeComparison, Error> {
 pub fn compare_hybrid(config: &HybridConfig) -> Result<HybridComparison, Error> {
     let world = FleetWorld::hybrid(config)?;
     let strategy = |name: &str, policy: TierPolicy, spare: Spare| Strategy {
-        name: name.into(),
-        policy: Box::new(policy),
-        release_idle: true,
-        autoscaler: None,
-        preemption: false,
-        spare,
         use_spot: policy.use_spot,
+        ..Strategy::releasing(name, Box::new(policy), spare)
     };
     let on_prem = TierPolicy {
         use_spot: false,

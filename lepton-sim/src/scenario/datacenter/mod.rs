@@ -255,6 +255,23 @@ pub struct Strategy {
     pub use_spot: bool,
 }
 
+impl Strategy {
+    /// A strategy that releases idle VMs (and starts them for waiting
+    /// tasks), keeps `spare`, never preempts, starts no spot VM and
+    /// releases by idle time rather than the autoscaler's rules.
+    pub fn releasing(name: impl Into<String>, policy: Box<dyn Policy>, spare: Spare) -> Strategy {
+        Strategy {
+            name: name.into(),
+            policy,
+            release_idle: true,
+            autoscaler: None,
+            preemption: false,
+            spare,
+            use_spot: false,
+        }
+    }
+}
+
 impl std::fmt::Debug for Strategy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Strategy")
