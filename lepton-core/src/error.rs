@@ -46,8 +46,9 @@ pub enum Misfit {
         /// The taint value.
         value: String,
     },
-    /// A task of the same anti-affinity group already runs there.
-    #[error("anti-affinity group {0:?} already runs there")]
+    /// As many tasks of the same anti-affinity group as the task allows on
+    /// one node already run there.
+    #[error("anti-affinity group {0:?} already runs there as often as it may")]
     AntiAffinity(String),
     /// The task is to avoid this node.
     #[error("the task avoids this node")]
@@ -91,6 +92,16 @@ pub enum Error {
     ZeroTimeout {
         /// The task.
         task: TaskId,
+    },
+    /// `max_per_node` is 0, or given without an anti-affinity group.
+    #[error(
+        "task {task} has max_per_node = {limit}; it must be at least 1 and come with an anti_affinity group"
+    )]
+    MaxPerNode {
+        /// The task.
+        task: TaskId,
+        /// The value given.
+        limit: u32,
     },
     /// A task asks for more than one GPU's worth on a single GPU.
     #[error("task {task} asks for {milli} milli-GPUs on one GPU; a GPU has 1000")]

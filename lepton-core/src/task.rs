@@ -167,9 +167,15 @@ pub struct Constraints {
     #[serde(default)]
     pub tolerations: Vec<Toleration>,
     /// Tasks with the same anti-affinity group never share a node
-    /// (replicas of one service, for example).
+    /// (replicas of one service, for example) — or, with `max_per_node`,
+    /// no more than that many of them do.
     #[serde(default)]
     pub anti_affinity: Option<String>,
+    /// With `anti_affinity`: the task goes only to a node holding fewer
+    /// than this many tasks of its group (Nomad's `distinct_property`
+    /// with a count); absent means 1. At least 1.
+    #[serde(default)]
+    pub max_per_node: Option<u32>,
     /// Nodes the task must not run on.
     #[serde(default)]
     pub avoid_nodes: Vec<NodeId>,
@@ -321,12 +327,25 @@ impl TaskSpec {
         if self.timeout_ms == Some(0) {
             return Err(Error::ZeroTimeout { task });
         }
+        if let Some(limit) = self.constraints.max_per_node {
+            if limit == 0 || self.constraints.anti_affinity.is_none() {
+                return Err(Error::MaxPerNode { task, limit });
+            }
+        }
         Ok(())
     }
 
     /// Sets the anti-affinity group.
     pub fn with_anti_affinity(mut self, group: impl Into<String>) -> Self {
         self.constraints.anti_affinity = Some(group.into());
+        self
+    }
+
+    /// Sets the anti-affinity group, with at most `limit` of its tasks on
+    /// one node.
+    pub fn with_anti_affinity_limit(mut self, group: impl Into<String>, limit: u32) -> Self {
+        self.constraints.anti_affinity = Some(group.into());
+        self.constraints.max_per_node = Some(limit);
         self
     }
 }

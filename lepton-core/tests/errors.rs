@@ -298,7 +298,7 @@ fn anti_affinity_and_state_misfits() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "task t-2 does not fit on node n-1: anti-affinity group \"web\" already runs there"
+        "task t-2 does not fit on node n-1: anti-affinity group \"web\" already runs there as often as it may"
     );
     cluster.release(TaskId(1)).unwrap();
     cluster
@@ -316,6 +316,53 @@ fn anti_affinity_and_state_misfits() {
         err.to_string(),
         "task t-3 does not fit on node n-1: the node is cordoned, not ready"
     );
+}
+
+#[test]
+fn an_anti_affinity_limit_allows_that_many_per_node() {
+    let mut cluster = ClusterState::new();
+    cluster
+        .add_node(NodeSpec::new(NodeId(1), Resources::new(4_000, 8_192)))
+        .unwrap();
+    let replica = |id| task(id).with_anti_affinity_limit("web", 2);
+    for id in [1, 2] {
+        cluster
+            .reserve(&replica(id), &Placement::on(NodeId(1)))
+            .unwrap();
+    }
+    let err = cluster
+        .reserve(&replica(3), &Placement::on(NodeId(1)))
+        .unwrap_err();
+    assert!(err.to_string().contains("\"web\""), "{err}");
+    // Each task's own limit counts: one allowing three more still fits.
+    cluster
+        .reserve(
+            &task(4).with_anti_affinity_limit("web", 3),
+            &Placement::on(NodeId(1)),
+        )
+        .unwrap();
+    cluster.release(TaskId(1)).unwrap();
+    cluster.release(TaskId(4)).unwrap();
+    cluster
+        .reserve(&replica(3), &Placement::on(NodeId(1)))
+        .unwrap();
+}
+
+#[test]
+fn a_zero_or_groupless_anti_affinity_limit_is_refused() {
+    let zero = task(7).with_anti_affinity_limit("web", 0);
+    assert_eq!(
+        zero.validate().unwrap_err(),
+        Error::MaxPerNode {
+            task: TaskId(7),
+            limit: 0
+        }
+    );
+    let mut groupless = task(8);
+    groupless.constraints.max_per_node = Some(2);
+    let err = groupless.validate().unwrap_err();
+    assert!(err.to_string().contains("t-8"), "{err}");
+    assert!(err.to_string().contains("max_per_node = 2"), "{err}");
 }
 
 #[test]

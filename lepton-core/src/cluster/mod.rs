@@ -231,7 +231,14 @@ impl ClusterNode {
             }
         }
         if let Some(group) = &task.constraints.anti_affinity {
-            if self.anti_affinity_groups.contains(group) {
+            let limit = task.constraints.max_per_node.unwrap_or(1) as usize;
+            if self
+                .anti_affinity_groups
+                .iter()
+                .filter(|g| *g == group)
+                .count()
+                >= limit
+            {
                 return Err(Misfit::AntiAffinity(group.clone()));
             }
         }

@@ -101,6 +101,7 @@ fn fingerprint(spec: &TaskSpec) -> u64 {
         &constraints.node_selector,
         &constraints.tolerations,
         &constraints.anti_affinity,
+        constraints.max_per_node,
         &constraints.avoid_nodes,
     )
         .hash(&mut hasher);
