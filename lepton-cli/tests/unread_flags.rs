@@ -19,7 +19,19 @@ fn flags_no_scenario_or_policy_reads_are_refused() {
     let workload = std::env::temp_dir().join(format!("lepton-unread-{}.json", std::process::id()));
     std::fs::write(&workload, "{}").unwrap();
     let w = workload.to_str().unwrap();
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 13] = [
+        (
+            &["demo", "--scenario", "edge", "--trace", "t.csv"],
+            "--trace is not read here: it is datacenter-trace's, and --scenario edge",
+        ),
+        (
+            &["demo", "--scenario", "datacenter", "--days", "all"],
+            "--days is not read here",
+        ),
+        (
+            &["demo", "--scenario", "datacenter-trace", "--tasks", "5"],
+            "--tasks is not read here: the trace's instances",
+        ),
         (
             &["demo", "--workload", w, "--vms", "5000"],
             "--vms is not read here: the workload's nodes",

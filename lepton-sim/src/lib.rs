@@ -32,6 +32,7 @@ use lepton_core::model::NodeState;
 use lepton_core::{ClusterState, NodeId};
 
 mod chaos;
+mod dlrm;
 mod error;
 mod fill;
 pub mod gym;
@@ -45,6 +46,7 @@ mod unplaceable;
 mod workload;
 
 pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
+pub use dlrm::{dlrm_trace_path, parse_dlrm, read_dlrm, DlrmInstance, DLRM_GPU_TAINT, RDMA};
 pub use error::Error;
 pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult, MAX_TUNE};
 pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks, synthetic_workload};

@@ -210,7 +210,7 @@ fn parse_qos(row: &Row<'_>, column: usize) -> Result<QosClass, Error> {
 
 /// A plain CSV reader for the trace's simple format (no quoting), one row at
 /// a time, with the header's column names.
-struct CsvRows {
+pub(crate) struct CsvRows {
     path: String,
     lines: std::io::Lines<Box<dyn BufRead>>,
     header: Vec<String>,
@@ -219,13 +219,13 @@ struct CsvRows {
     current: String,
 }
 
-struct Row<'a> {
+pub(crate) struct Row<'a> {
     rows: &'a CsvRows,
     fields: Vec<&'a str>,
 }
 
 impl CsvRows {
-    fn open(path: &Path) -> Result<Self, Error> {
+    pub(crate) fn open(path: &Path) -> Result<Self, Error> {
         let source = path.display().to_string();
         let bytes =
             lepton_policies::files::read_bounded(path, crate::MAX_INPUT_BYTES).map_err(|e| {
@@ -237,7 +237,7 @@ impl CsvRows {
         Self::new(Box::new(Cursor::new(bytes)), source)
     }
 
-    fn from_text(text: &str, source: &str) -> Result<Self, Error> {
+    pub(crate) fn from_text(text: &str, source: &str) -> Result<Self, Error> {
         Self::new(Box::new(Cursor::new(text.to_owned())), source.to_owned())
     }
 
@@ -289,7 +289,7 @@ impl CsvRows {
         self.header.iter().position(|h| h == name)
     }
 
-    fn required(&self, name: &str) -> Result<usize, Error> {
+    pub(crate) fn required(&self, name: &str) -> Result<usize, Error> {
         self.optional(name).ok_or_else(|| Error::Load {
             path: self.path.clone(),
             line: 1,
@@ -303,7 +303,7 @@ impl CsvRows {
 
     /// A file with a header and no rows is refused: read as an empty
     /// cluster or workload, it would make a run that measures nothing.
-    fn at_least_one_row(&self, rows: usize, what: &str) -> Result<(), Error> {
+    pub(crate) fn at_least_one_row(&self, rows: usize, what: &str) -> Result<(), Error> {
         if rows > 0 {
             return Ok(());
         }
@@ -316,7 +316,7 @@ impl CsvRows {
     }
 
     /// The next non-empty row, checked to have as many fields as the header.
-    fn next_row(&mut self) -> Result<Option<Row<'_>>, Error> {
+    pub(crate) fn next_row(&mut self) -> Result<Option<Row<'_>>, Error> {
         loop {
             let Some(line) = self.lines.next() else {
                 return Ok(None);
@@ -351,11 +351,11 @@ impl CsvRows {
 
 /// The names seen so far in one column, with the line of each.
 #[derive(Default)]
-struct UniqueNames(std::collections::HashMap<String, usize>);
+pub(crate) struct UniqueNames(std::collections::HashMap<String, usize>);
 
 impl UniqueNames {
     /// Refuses a row whose name (column `column`) an earlier row has.
-    fn check(&mut self, row: &Row<'_>, column: usize, what: &str) -> Result<(), Error> {
+    pub(crate) fn check(&mut self, row: &Row<'_>, column: usize, what: &str) -> Result<(), Error> {
         let name = row.text(column);
         if name.is_empty() {
             return Ok(());
@@ -380,7 +380,7 @@ impl Row<'_> {
     /// A validation error, naming the row as the file does (`pod "p-1"`,
     /// from column `name`) rather than by the id Lepton gave it
     /// (`internal`, as the error prints it: `task t-3`).
-    fn invalid(
+    pub(crate) fn invalid(
         &self,
         error: &lepton_core::Error,
         internal: &str,
@@ -395,11 +395,11 @@ impl Row<'_> {
         self.error(None, message)
     }
 
-    fn text(&self, column: usize) -> &str {
+    pub(crate) fn text(&self, column: usize) -> &str {
         self.fields.get(column).map_or("", |f| f.trim())
     }
 
-    fn error(&self, column: Option<usize>, message: String) -> Error {
+    pub(crate) fn error(&self, column: Option<usize>, message: String) -> Error {
         Error::Load {
             path: self.rows.path.clone(),
             line: self.rows.line,
@@ -408,7 +408,7 @@ impl Row<'_> {
         }
     }
 
-    fn parse<T: FromStr>(&self, column: usize) -> Result<T, Error> {
+    pub(crate) fn parse<T: FromStr>(&self, column: usize) -> Result<T, Error> {
         let text = self.text(column);
         text.parse().map_err(|_| {
             self.error(

@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use lepton::policies::{build, PolicyContext};
-use lepton::sim::read_workload;
 use lepton::sim::scenario::{
     compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
-    DatacenterComparison, DatacenterConfig, EdgeComparison, EdgeConfig, FleetWorld,
-    HybridComparison, HybridConfig, Versus,
+    compare_trace, DatacenterComparison, DatacenterConfig, EdgeComparison, EdgeConfig, FleetWorld,
+    HybridComparison, HybridConfig, TraceWindow, Versus,
 };
+use lepton::sim::{dlrm_trace_path, read_dlrm, read_workload};
 
 use super::report;
 use super::say;
@@ -22,6 +22,9 @@ use super::{whole, wrote, CliError, Format, OutputArgs, PolicyFiles};
 pub(crate) enum Scenario {
     /// 1,000 VMs over one day: traditional, kubernetes-style and Lepton.
     Datacenter,
+    /// The same strategies on a real trace: Alibaba's DLRM serving
+    /// instances (NSDI '25), days 16–30, on an autoscaled pool.
+    DatacenterTrace,
     /// Edge sites and a central cloud: nearest-site-first, cloud-only and
     /// Lepton.
     Edge,
@@ -30,6 +33,27 @@ pub(crate) enum Scenario {
     Hybrid,
     /// Every scenario.
     All,
+}
+
+/// Which days of the trace `datacenter-trace` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Days {
+    /// Days 16–30: what the docs report (nothing is tuned on them).
+    Report,
+    /// Days 0–15: where the strategies' spares were tuned.
+    Tuning,
+    /// The whole trace.
+    All,
+}
+
+impl Days {
+    fn window(self) -> TraceWindow {
+        match self {
+            Days::Report => TraceWindow::REPORT,
+            Days::Tuning => TraceWindow::TUNING,
+            Days::All => TraceWindow::WHOLE,
+        }
+    }
 }
 
 /// The article's scenarios against the baselines, with an HTML report (the
@@ -60,7 +84,7 @@ pub(crate) struct DemoArgs {
     /// Edge sites in the edge scenario, 2 to 1,000 (default 8).
     #[arg(long, value_parser = whole::<2, 1_000>)]
     sites: Option<u64>,
-    /// Lepton's placement policy in the data center (a name `lepton
+    /// Lepton's placement policy in the data centers (a name `lepton
     /// policies` lists; default bestfit).
     #[arg(long)]
     policy: Option<String>,
@@ -71,6 +95,13 @@ pub(crate) struct DemoArgs {
     /// format (see `lepton replay --help`).
     #[arg(long)]
     workload: Option<PathBuf>,
+    /// Another trace of the DLRM format for `datacenter-trace` (default:
+    /// the one shipped in data/alibaba-dlrm-2025).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// The trace's days `datacenter-trace` runs.
+    #[arg(long, value_enum)]
+    days: Option<Days>,
     #[command(flatten)]
     output: OutputArgs,
     /// The directory the HTML report goes to (`DIR/index.html`).
@@ -89,6 +120,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
     let wall_s = started.elapsed().as_secs_f64();
     let results = report::Results {
         datacenter: ran.datacenter.as_ref(),
+        trace: ran.trace.as_ref(),
         edge: ran.edge.as_ref(),
         hybrid: ran.hybrid.as_ref(),
     };
@@ -104,7 +136,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), CliError> {
             say!("{json}")?;
         }
         Format::Table => {
-            if let Some(datacenter) = &ran.datacenter {
+            for datacenter in [&ran.datacenter, &ran.trace].into_iter().flatten() {
                 print_table(datacenter)?;
             }
             if let Some(edge) = &ran.edge {
@@ -171,29 +203,48 @@ impl Configs {
 }
 
 /// Refuses a flag that no scenario of this run reads: `--sites` without
-/// the edge, `--vms` or `--policy` without the data center, and with
-/// `--workload` (which is the data center) `--vms`, and `--tasks` and
-/// `--hours` unless another scenario runs.
+/// the edge, `--vms` without the data center, `--policy` without either
+/// data center, `--trace` and `--days` without the trace's,
+/// `--tasks` and `--hours` with the trace's alone, and with `--workload`
+/// (which is the data center) `--vms`, and `--tasks` and `--hours` unless
+/// another scenario runs.
 fn refuse_unread_flags(args: &DemoArgs) -> Result<(), CliError> {
     let runs = |one| args.scenario == one || args.scenario == Scenario::All;
-    let scenario = format!("{:?}", args.scenario).to_lowercase();
+    let scenario = args
+        .scenario
+        .to_possible_value()
+        .map_or(String::new(), |v| v.get_name().to_owned());
     let unread =
         |flag: &str, why: &str| Err(CliError::Usage(format!("{flag} is not read here: {why}")));
+    let not_run = |owner: &str| format!("it is {owner}, and --scenario {scenario} does not run it");
     if args.sites.is_some() && !runs(Scenario::Edge) {
-        return unread(
-            "--sites",
-            &format!("it is the edge scenario's, and --scenario {scenario} does not run it"),
-        );
+        return unread("--sites", &not_run("the edge scenario's"));
+    }
+    if args.vms.is_some() && !runs(Scenario::Datacenter) {
+        return unread("--vms", &not_run("the data center's"));
+    }
+    if args.policy.is_some() && !runs(Scenario::Datacenter) && !runs(Scenario::DatacenterTrace) {
+        return unread("--policy", &not_run("the data centers'"));
     }
     for (flag, given) in [
-        ("--vms", args.vms.is_some()),
-        ("--policy", args.policy.is_some()),
+        ("--trace", args.trace.is_some()),
+        ("--days", args.days.is_some()),
     ] {
-        if given && !runs(Scenario::Datacenter) {
-            return unread(
-                flag,
-                &format!("it is the data center's, and --scenario {scenario} does not run it"),
-            );
+        if given && !runs(Scenario::DatacenterTrace) {
+            return unread(flag, &not_run("datacenter-trace's"));
+        }
+    }
+    if args.scenario == Scenario::DatacenterTrace {
+        for (flag, given) in [
+            ("--tasks", args.tasks.is_some()),
+            ("--hours", args.hours.is_some()),
+        ] {
+            if given {
+                return unread(
+                    flag,
+                    "the trace's instances and times are datacenter-trace's tasks",
+                );
+            }
         }
     }
     if args.workload.is_none() {
@@ -228,6 +279,7 @@ fn refuse_unread_flags(args: &DemoArgs) -> Result<(), CliError> {
 /// The scenarios a demo ran (`None`: not asked for).
 struct Ran {
     datacenter: Option<DatacenterComparison>,
+    trace: Option<DatacenterComparison>,
     edge: Option<EdgeComparison>,
     hybrid: Option<HybridComparison>,
 }
@@ -239,13 +291,19 @@ fn run_scenarios(
     context: &PolicyContext,
 ) -> Result<Ran, CliError> {
     let wanted = |one| args.scenario == one || args.scenario == Scenario::All;
-    let count = [Scenario::Datacenter, Scenario::Edge, Scenario::Hybrid]
-        .into_iter()
-        .filter(|&one| wanted(one))
-        .count();
+    let count = [
+        Scenario::Datacenter,
+        Scenario::DatacenterTrace,
+        Scenario::Edge,
+        Scenario::Hybrid,
+    ]
+    .into_iter()
+    .filter(|&one| wanted(one))
+    .count();
     let bar = super::progress_bar(count, "scenarios");
     let mut ran = Ran {
         datacenter: None,
+        trace: None,
         edge: None,
         hybrid: None,
     };
@@ -261,6 +319,21 @@ fn run_scenarios(
             }
             None => datacenter(config, &configs.policy, context)?,
         });
+        bar.inc(1);
+    }
+    if wanted(Scenario::DatacenterTrace) {
+        bar.set_message("data center on the DLRM trace");
+        let path = args.trace.clone().unwrap_or_else(dlrm_trace_path);
+        let instances = read_dlrm(&path)?;
+        let window = args.days.unwrap_or(Days::Report).window();
+        let rules = DatacenterConfig {
+            seed: args.seed,
+            ..DatacenterConfig::default()
+        };
+        let world = FleetWorld::from_dlrm(&instances, window, &rules)
+            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+        let policy = build(&configs.policy, context)?;
+        ran.trace = Some(compare_trace(&world, window, &configs.policy, policy)?);
         bar.inc(1);
     }
     if wanted(Scenario::Edge) {
@@ -291,15 +364,7 @@ fn datacenter(
 }
 
 fn print_table(result: &DatacenterComparison) -> Result<(), CliError> {
-    let c = &result.config;
-    say!(
-        "{}: {} VMs, {} tasks over {} h, seed {}",
-        result.scenario,
-        c.vms,
-        c.tasks,
-        c.hours,
-        result.seed
-    )?;
+    say!("{}: {}", result.scenario, report::describe(result))?;
     say!("{}", super::table::datacenter(result).text())?;
     if let Some(line) = super::table::lower_bound(result) {
         say!("{line}")?;
@@ -313,11 +378,12 @@ fn print_versus(best: &Versus, each: &[Versus]) -> Result<(), CliError> {
     let first = each.first().filter(|first| first.baseline != best.baseline);
     for versus in std::iter::once(best).chain(first) {
         say!(
-            "lepton vs {}: cost {:+.1}%, utilization {:+.1}%, avoidable misses {:+}",
+            "lepton vs {}: cost {:+.1}%, utilization {:+.1}%, avoidable misses {:+}, late starts {:+}",
             versus.baseline,
             -versus.cost_reduction_pct,
             versus.utilization_gain_pct,
-            versus.avoidable_misses_delta
+            versus.avoidable_misses_delta,
+            versus.slo_violations_delta
         )?;
     }
     Ok(())

@@ -24,6 +24,7 @@ pub(crate) fn check_out_dir(dir: &Path) -> Result<(), CliError> {
 /// The scenarios a demo ran.
 pub(crate) struct Results<'a> {
     pub(crate) datacenter: Option<&'a DatacenterComparison>,
+    pub(crate) trace: Option<&'a DatacenterComparison>,
     pub(crate) edge: Option<&'a EdgeComparison>,
     pub(crate) hybrid: Option<&'a HybridComparison>,
 }
@@ -34,7 +35,7 @@ impl Results<'_> {
         let encode =
             |e: serde_json::Error| CliError::Output(format!("cannot encode the results: {e}"));
         let mut all = Vec::new();
-        if let Some(datacenter) = self.datacenter {
+        for datacenter in [self.datacenter, self.trace].into_iter().flatten() {
             all.push(serde_json::to_value(datacenter).map_err(encode)?);
         }
         if let Some(edge) = self.edge {
@@ -50,7 +51,7 @@ impl Results<'_> {
 /// Writes `dir/index.html` and returns its path.
 pub(crate) fn write(dir: &Path, results: &Results<'_>) -> Result<PathBuf, CliError> {
     let mut body = String::new();
-    if let Some(datacenter) = results.datacenter {
+    for datacenter in [results.datacenter, results.trace].into_iter().flatten() {
         body.push_str(&section(datacenter)?);
     }
     if let Some(edge) = results.edge {
@@ -110,18 +111,34 @@ document.getElementById("headline").textContent = lines.join("; ");
     Ok(path)
 }
 
+/// What a data center's run was, in a line.
+pub(crate) fn describe(scenario: &DatacenterComparison) -> String {
+    let size = &scenario.size;
+    match size.window {
+        Some(window) => format!(
+            "Alibaba's DLRM serving trace (Yang et al., NSDI '25), days {}–{}: {} instances \
+             on a pool of {} VMs, seed {}",
+            window.first_day,
+            window.first_day + size.hours.div_ceil(24) - 1,
+            size.tasks,
+            size.vms,
+            scenario.seed
+        ),
+        None => format!(
+            "{} VMs, {} tasks over {} hours, seed {}",
+            size.vms, size.tasks, size.hours, scenario.seed
+        ),
+    }
+}
+
 fn section(scenario: &DatacenterComparison) -> Result<String, CliError> {
-    let c = &scenario.config;
     let reports: Vec<&StrategyReport> = scenario.strategies().collect();
     let mut html = String::new();
     let _ = write!(
         html,
-        "<h2>{}</h2>\n<p>{} VMs, {} tasks over {} hours, seed {}. {}</p>\n",
+        "<h2>{}</h2>\n<p>{}. {}</p>\n",
         scenario.scenario,
-        c.vms,
-        c.tasks,
-        c.hours,
-        scenario.seed,
+        table::escape(&describe(scenario)),
         table::lower_bound(scenario).unwrap_or_default()
     );
     html.push_str(&table::datacenter(scenario).html());

@@ -36,25 +36,65 @@ use lepton_core::Policy;
 use lepton_policies::{BestFit, KubeResources, RoundRobin};
 
 use super::{
-    lower_bound_cost, run_datacenter, run_edge, DatacenterConfig, EdgeConfig, EdgeReport,
-    EdgeStrategy, EdgeWorld, FleetWorld, HybridConfig, Spare, Strategy, StrategyReport, TierPolicy,
+    lower_bound_cost, run_datacenter, run_edge, AutoscalerRules, DatacenterConfig, EdgeConfig,
+    EdgeReport, EdgeStrategy, EdgeWorld, FleetWorld, HybridConfig, Spare, Strategy, StrategyReport,
+    TierPolicy, TraceWindow,
 };
 use crate::Error;
 
-/// The spare capacity Lepton keeps warm in the data center: 0.5 % of each
-/// shape, at least two VMs — the cheapest of nine settings whose
-/// avoidable deadline misses stay within 0.05 % of the tasks on the tuning
-/// seeds 101–103 (`cargo run --release --example tune_datacenter`).
-pub const LEPTON_SPARE: Spare = Spare {
-    share: 0.005,
-    min: 2,
+/// The knobs of the data-center strategies, as tuned for one scenario:
+/// each the cheapest of nine settings whose avoidable deadline misses (or,
+/// on the trace, start-objective violations) stay within 0.05 % of the
+/// tasks, on tuning seeds or days only (`cargo run --release --example
+/// tune_datacenter`; docs/SCENARIOS.md lists every setting tried).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Tuning {
+    /// kubernetes' scale-down: the autoscaler's rules, or (`None`)
+    /// releasing a VM idle for `idle_release_min`.
+    pub kubernetes: Option<AutoscalerRules>,
+    /// kubernetes-binpack's scale-down, the same choice.
+    pub binpack: Option<AutoscalerRules>,
+    /// kubernetes-binpack-overprovisioned's placeholder capacity.
+    pub overprovisioned: Spare,
+    /// Lepton's spare capacity.
+    pub lepton: Spare,
+}
+
+/// The synthetic data center's tuning, on seeds 101–103: idle release for
+/// both Kubernetes baselines; 0.5 % of each shape, at least two VMs, of
+/// spare for the over-provisioned baseline and for Lepton.
+pub const DATACENTER_TUNING: Tuning = Tuning {
+    kubernetes: None,
+    binpack: None,
+    overprovisioned: Spare {
+        share: 0.005,
+        min: 2,
+    },
+    lepton: Spare {
+        share: 0.005,
+        min: 2,
+    },
 };
 
-/// The over-provisioning of the kubernetes-binpack-overprovisioned
-/// baseline, chosen by the same procedure from the same nine settings.
-pub const OVERPROVISIONED_SPARE: Spare = Spare {
-    share: 0.005,
-    min: 2,
+/// The DLRM trace's tuning, on days 0–15 only: no setting of the two
+/// Kubernetes baselines keeps its violations within the bound, so each
+/// keeps its fewest (idle release; the autoscaler unneeded 10 min, no
+/// delay after add, evicting).
+pub const TRACE_TUNING: Tuning = Tuning {
+    kubernetes: None,
+    binpack: Some(AutoscalerRules {
+        unneeded_min: 10,
+        delay_after_add_min: 0,
+        evict: true,
+    }),
+    overprovisioned: Spare {
+        share: 0.0025,
+        min: 1,
+    },
+    lepton: Spare {
+        share: 0.0025,
+        min: 1,
+    },
 };
 
 /// The spare capacity of the hybrid cloud's spot strategies (Lepton's and
@@ -65,16 +105,32 @@ pub const HYBRID_SPARE: Spare = Spare {
     min: 5,
 };
 
+/// How large a fleet scenario's run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Size {
+    /// VMs in the fleet (the pool the strategies may power).
+    pub vms: usize,
+    /// Tasks.
+    pub tasks: usize,
+    /// Hours of arrivals.
+    pub hours: u64,
+    /// The days of the trace, for a trace's data center.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<TraceWindow>,
+}
+
 /// A fleet scenario (the data center, the hybrid cloud) under its
 /// strategies, set up by `C`.
 #[derive(Debug, Clone)]
 pub struct FleetComparison<C> {
-    /// `"datacenter"` or `"hybrid"`.
+    /// `"datacenter"`, `"datacenter-trace"` or `"hybrid"`.
     pub scenario: &'static str,
     /// The seed.
     pub seed: u64,
     /// The settings.
     pub config: C,
+    /// How large the run is.
+    pub size: Size,
     /// The baselines, in the order their comparison lists them (the one
     /// the scenario was first written against first).
     pub baselines: Vec<StrategyReport>,
@@ -97,15 +153,18 @@ pub type DatacenterComparison = FleetComparison<DatacenterConfig>;
 pub type HybridComparison = FleetComparison<HybridConfig>;
 
 impl<C> FleetComparison<C> {
-    /// Lepton against each of the `N` baselines and the cheapest of them.
-    fn new<const N: usize>(
+    /// Lepton against each of the baselines and the cheapest of them.
+    fn new(
         scenario: &'static str,
         seed: u64,
         config: C,
-        baselines: [StrategyReport; N],
-        lepton: StrategyReport,
+        size: Size,
+        mut reports: Vec<StrategyReport>,
         lower_bound_cost: Option<f64>,
     ) -> Self {
+        // The strategies run baselines first, Lepton last.
+        let lepton = reports.pop().expect("Lepton's report");
+        let baselines = reports;
         let vs_baselines: Vec<Versus> = baselines.iter().map(|b| Versus::of(&lepton, b)).collect();
         let best = baselines
             .iter()
@@ -116,7 +175,8 @@ impl<C> FleetComparison<C> {
             scenario,
             seed,
             config,
-            baselines: baselines.into(),
+            size,
+            baselines,
             lepton,
             lower_bound_cost,
             vs_best_baseline,
@@ -146,6 +206,8 @@ pub struct Versus {
     pub cost_reduction_pct: f64,
     /// Lepton's avoidable deadline misses minus the baseline's.
     pub avoidable_misses_delta: i64,
+    /// Lepton's start-objective violations minus the baseline's.
+    pub slo_violations_delta: i64,
 }
 
 impl Versus {
@@ -158,18 +220,24 @@ impl Versus {
             utilization_gain_pct: (lepton.utilization_pct / baseline.utilization_pct - 1.0) * 100.0,
             cost_reduction_pct: (1.0 - lepton.cost / baseline.cost) * 100.0,
             avoidable_misses_delta: avoidable(lepton) - avoidable(baseline),
+            slo_violations_delta: lepton.slo_violations as i64 - baseline.slo_violations as i64,
         }
     }
 }
 
 /// The data-center strategies: the four baselines, and Lepton placing
-/// with `lepton_policy` named `lepton_name`.
+/// with `lepton_policy` named `lepton_name`, their knobs set by `tuning`.
 pub fn datacenter_strategies(
     lepton_name: &str,
     lepton_policy: Box<dyn Policy>,
+    tuning: &Tuning,
 ) -> ([Strategy; 4], Strategy) {
     let kube = |name: &str, policy: KubeResources, spare: Spare| {
         Strategy::releasing(name, Box::new(policy), spare)
+    };
+    let scaled = |autoscaler, strategy: Strategy| Strategy {
+        autoscaler,
+        ..strategy
     };
     let baselines = [
         Strategy {
@@ -181,18 +249,24 @@ pub fn datacenter_strategies(
             spare: Spare::NONE,
             use_spot: false,
         },
-        kube("kubernetes", KubeResources::DEFAULT, Spare::NONE),
-        kube("kubernetes-binpack", KubeResources::BINPACK, Spare::NONE),
+        scaled(
+            tuning.kubernetes,
+            kube("kubernetes", KubeResources::DEFAULT, Spare::NONE),
+        ),
+        scaled(
+            tuning.binpack,
+            kube("kubernetes-binpack", KubeResources::BINPACK, Spare::NONE),
+        ),
         kube(
             "kubernetes-binpack-overprovisioned",
             KubeResources::BINPACK,
-            OVERPROVISIONED_SPARE,
+            tuning.overprovisioned,
         ),
     ];
     let lepton = Strategy::releasing(
         format!("lepton ({lepton_name})"),
         lepton_policy,
-        LEPTON_SPARE,
+        tuning.lepton,
     );
     (baselines, lepton)
 }
@@ -228,19 +302,72 @@ pub fn compare_fleet(
     name: &str,
     policy: Box<dyn Policy>,
 ) -> Result<DatacenterComparison, Error> {
-    let config = &world.config;
-    let (baselines, lepton) = datacenter_strategies(name, policy);
-    let [a, b, c, d] = baselines.map(|strategy| run_datacenter(world, strategy));
-    let baselines = [a?, b?, c?, d?];
-    let lepton = run_datacenter(world, lepton)?;
+    let (baselines, lepton) = datacenter_strategies(name, policy, &DATACENTER_TUNING);
+    let reports = run_all(world, baselines.into_iter().chain([lepton]))?;
+    let size = size_of(world, None);
     Ok(FleetComparison::new(
         "datacenter",
-        config.seed,
-        *config,
-        baselines,
-        lepton,
+        world.config.seed,
+        world.config,
+        size,
+        reports,
         Some(lower_bound_cost(world)),
     ))
+}
+
+/// The data-center strategies on the DLRM trace's `window`
+/// ([`FleetWorld::from_dlrm`]; `datacenter-trace`), their knobs tuned on
+/// days 0–15 ([`TRACE_TUNING`]), Lepton placing by `policy`.
+///
+/// # Errors
+/// Errors of the simulation (none are expected for valid worlds).
+pub fn compare_trace(
+    world: &FleetWorld,
+    window: TraceWindow,
+    name: &str,
+    policy: Box<dyn Policy>,
+) -> Result<DatacenterComparison, Error> {
+    let (baselines, lepton) = datacenter_strategies(name, policy, &TRACE_TUNING);
+    let reports = run_all(world, baselines.into_iter().chain([lepton]))?;
+    Ok(FleetComparison::new(
+        "datacenter-trace",
+        world.config.seed,
+        world.config,
+        size_of(world, Some(window)),
+        reports,
+        Some(lower_bound_cost(world)),
+    ))
+}
+
+/// Runs each of `strategies` on `world`, side by side on their own
+/// threads (each run is deterministic and alone with its scheduler), and
+/// returns their reports in order.
+fn run_all(
+    world: &FleetWorld,
+    strategies: impl IntoIterator<Item = Strategy>,
+) -> Result<Vec<StrategyReport>, Error> {
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = strategies
+            .into_iter()
+            .map(|strategy| scope.spawn(move || run_datacenter(world, strategy)))
+            .collect();
+        runs.into_iter()
+            .map(|run| match run.join() {
+                Ok(report) => report,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+/// The size of `world`'s run.
+fn size_of(world: &FleetWorld, window: Option<TraceWindow>) -> Size {
+    Size {
+        vms: world.fleet.len(),
+        tasks: world.tasks.len(),
+        hours: world.config.hours,
+        window,
+    }
 }
 
 /// The edge scenario under its strategies.
@@ -325,17 +452,19 @@ pub fn compare_hybrid(config: &HybridConfig) -> Result<HybridComparison, Error> 
         use_spot: true,
         kube: None,
     };
-    let baselines = [
-        run_datacenter(&world, strategy("on-prem first", on_prem, Spare::NONE))?,
-        run_datacenter(&world, strategy("spot-rule", spot_rule, HYBRID_SPARE))?,
+    let strategies = [
+        strategy("on-prem first", on_prem, Spare::NONE),
+        strategy("spot-rule", spot_rule, HYBRID_SPARE),
+        strategy("lepton", lepton, HYBRID_SPARE),
     ];
-    let lepton = run_datacenter(&world, strategy("lepton", lepton, HYBRID_SPARE))?;
+    let reports = run_all(&world, strategies)?;
+    let size = size_of(&world, None);
     Ok(FleetComparison::new(
         "hybrid",
         config.seed,
         *config,
-        baselines,
-        lepton,
+        size,
+        reports,
         None,
     ))
 }
@@ -370,6 +499,7 @@ impl<C: Serialize> Serialize for FleetComparison<C> {
             scenario: &'static str,
             seed: u64,
             config: &'a C,
+            size: &'a Size,
             #[serde(skip_serializing_if = "Option::is_none")]
             lower_bound_cost_usd: Option<f64>,
             strategies: Vec<Entry<'a, StrategyReport>>,
@@ -380,6 +510,7 @@ impl<C: Serialize> Serialize for FleetComparison<C> {
             scenario: self.scenario,
             seed: self.seed,
             config: &self.config,
+            size: &self.size,
             lower_bound_cost_usd: self.lower_bound_cost,
             strategies: entries(&self.baselines, &self.lepton),
             lepton_vs_best_baseline: &self.vs_best_baseline,
@@ -392,16 +523,31 @@ impl<C: Serialize> Serialize for FleetComparison<C> {
 impl Serialize for EdgeComparison {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
+        struct EdgeSize {
+            sites: usize,
+            nodes: usize,
+            tasks: usize,
+            hours: u64,
+        }
+        #[derive(Serialize)]
         struct EdgeJson<'a> {
             scenario: &'static str,
             seed: u64,
             config: &'a EdgeConfig,
+            size: EdgeSize,
             strategies: Vec<Entry<'a, EdgeReport>>,
         }
+        let c = &self.config;
         EdgeJson {
             scenario: self.scenario,
             seed: self.seed,
-            config: &self.config,
+            config: c,
+            size: EdgeSize {
+                sites: c.sites,
+                nodes: c.sites * c.nodes_per_site + c.cloud_nodes,
+                tasks: c.tasks,
+                hours: c.hours,
+            },
             strategies: entries(&self.baselines, &self.lepton),
         }
         .serialize(serializer)

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::datacenter::{arrival_minutes, generate_fleet, FleetWorld, Pool, ScenarioTask, VmShape};
+use super::datacenter::{
+    arrival_minutes, generate_fleet, FleetWorld, Pool, ScenarioTask, VmShape, START_OBJECTIVE_MIN,
+};
 use crate::Error;
 use lepton_core::cluster::{ClusterNode, NodeFilter};
 use lepton_core::rng::SeededRng;
@@ -152,6 +154,9 @@ impl FleetWorld {
                     duration_min,
                     deadline_min: arrival_min + duration_min + slack,
                     flexible,
+                    start_within_min: (!flexible).then_some(START_OBJECTIVE_MIN),
+                    already_running: false,
+                    ends_at_min: None,
                 }
             })
             .collect();

@@ -13,12 +13,13 @@ mod hybrid;
 
 pub use compare::{
     compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
-    datacenter_strategies, DatacenterComparison, EdgeComparison, FleetComparison, HybridComparison,
-    Versus, HYBRID_SPARE, LEPTON_SPARE, OVERPROVISIONED_SPARE,
+    compare_trace, datacenter_strategies, DatacenterComparison, EdgeComparison, FleetComparison,
+    HybridComparison, Size, Tuning, Versus, DATACENTER_TUNING, HYBRID_SPARE, TRACE_TUNING,
 };
 pub use datacenter::{
     lower_bound_cost, run_datacenter, AutoscalerRules, DatacenterConfig, FleetWorld, Pool,
-    ScenarioTask, Spare, Strategy, StrategyReport, TimelinePoint, VmShape, VM_SHAPES,
+    ScenarioTask, Spare, Strategy, StrategyReport, TimelinePoint, TraceWindow, VmShape,
+    DLRM_SHAPES, START_OBJECTIVE_MIN, VM_SHAPES,
 };
 pub use edge::{
     run_edge, EdgeConfig, EdgeReport, EdgeStrategy, EdgeTask, EdgeWorld, Site, BATCH_OBJECTIVE_MS,

@@ -14,7 +14,13 @@
 //!   elsewhere, their work so far lost;
 //! - scale-down waits 10 minutes after any scale-up
 //!   (`--scale-down-delay-after-add`) and is not evaluated in a loop that
-//!   scaled up.
+//!   scaled up;
+//! - one loop finds at most 30 unneeded VMs with tasks
+//!   (`--scale-down-non-empty-candidates-count`), checking those already
+//!   unneeded (so they keep counting their unneeded time) and then at
+//!   most 10 % of the VMs, at least 50, more
+//!   (`--scale-down-candidates-pool-ratio`, `-pool-min-count`), taken in
+//!   turn round the fleet from loop to loop.
 //!
 //! The loop runs once a simulated minute (the autoscaler's is 10 s).
 
@@ -30,6 +36,13 @@ use super::{FleetWorld, Pool};
 const UTILIZATION_THRESHOLD: f64 = 0.5;
 /// VMs removed in one loop, at most.
 const MAX_PARALLELISM: usize = 10;
+/// Unneeded VMs with tasks found in one loop, at most.
+const NON_EMPTY_CANDIDATES: usize = 30;
+/// VMs with tasks, not unneeded before, checked in one loop: this share
+/// of the fleet, at least [`CANDIDATES_POOL_MIN`].
+const CANDIDATES_POOL_RATIO: f64 = 0.1;
+/// See [`CANDIDATES_POOL_RATIO`].
+const CANDIDATES_POOL_MIN: usize = 50;
 
 /// The cluster autoscaler's scale-down settings an operator tunes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,6 +85,8 @@ pub(super) struct Autoscaler {
     /// Per VM: since when it has been unneeded.
     unneeded_since: Vec<Option<u64>>,
     last_scale_up: Option<u64>,
+    /// Where the next loop's new candidates with tasks start.
+    next_candidate: usize,
 }
 
 impl Autoscaler {
@@ -80,6 +95,7 @@ impl Autoscaler {
             rules,
             unneeded_since: vec![None; vms],
             last_scale_up: None,
+            next_candidate: 0,
         }
     }
 
@@ -93,7 +109,9 @@ impl Autoscaler {
     /// starting VMs of each shape and `headroom[shape]` how many of them
     /// the strategy keeps (placeholder capacity is never released).
     ///
-    /// VMs are checked empty ones first, then in fleet order, each against
+    /// VMs are checked empty ones first, then those with tasks (the ones
+    /// already unneeded first, at most [`NON_EMPTY_CANDIDATES`] found), in
+    /// fleet order, each against
     /// the VMs not already found unneeded in this loop, with the tasks of those that were
     /// booked on their simulated destinations (as the autoscaler's
     /// simulation removes each unneeded node before checking the next).
@@ -115,16 +133,31 @@ impl Autoscaler {
         // Empty VMs first, as the autoscaler sorts its candidates: tasks
         // are not moved onto a VM that is going.
         let tasks = |index: usize| {
-            let id = world.fleet[index].0.id;
-            scheduler.cluster().node(id).map_or(0, |n| n.task_count())
+            world
+                .vm(scheduler.cluster(), index)
+                .map_or(0, |n| n.task_count())
         };
-        let mut order: Vec<usize> = (0..power.len()).collect();
-        order.sort_by_key(|&index| tasks(index) > 0);
-        for index in order {
+        let vms = power.len();
+        let turn = |index: usize| (index + vms - self.next_candidate % vms.max(1)) % vms.max(1);
+        let mut order: Vec<(bool, bool, usize, usize)> = (0..vms)
+            .map(|index| {
+                let busy = tasks(index) > 0;
+                let new = busy && self.unneeded_since[index].is_none();
+                (busy, new, turn(index), index)
+            })
+            .collect();
+        order.sort_unstable();
+        let pool = ((vms as f64 * CANDIDATES_POOL_RATIO).ceil() as usize).max(CANDIDATES_POOL_MIN);
+        let (mut non_empty_found, mut new_checked) = (0, 0);
+        for (busy, new, _, index) in order {
             let (node, shape) = &world.fleet[index];
-            let unneeded = matches!(power[index], Power::On { .. })
+            let candidate = matches!(power[index], Power::On { .. })
                 && world.shapes[*shape].pool != Pool::Owned
-                && moves.off(scheduler, node.id);
+                && (!busy || non_empty_found < NON_EMPTY_CANDIDATES)
+                && (!new || new_checked < pool);
+            new_checked += usize::from(candidate && new);
+            let unneeded = candidate && moves.off(scheduler, node.id);
+            non_empty_found += usize::from(busy && unneeded);
             if !unneeded {
                 self.unneeded_since[index] = None;
                 continue;
@@ -145,6 +178,7 @@ impl Autoscaler {
                 plan.unneeded.push(index);
             }
         }
+        self.next_candidate = (self.next_candidate + new_checked) % vms.max(1);
         plan
     }
 }
@@ -200,9 +234,19 @@ impl Moves {
     /// what the moves already take there. A GPU task goes only where no
     /// other move took a GPU.
     fn destination(&self, scheduler: &CoreScheduler, spec: &TaskSpec) -> Option<NodeId> {
-        let feasible = scheduler.cluster().feasible(spec, None);
-        let found = feasible.iter().find(|node| {
-            if self.gone.contains(&node.id()) {
+        let cluster = scheduler.cluster();
+        let feasible = cluster.feasible(spec, None);
+        // The first node that admits it now, through the index; the moves
+        // only take room, so none before it does. (Its position is its id
+        // in the scenario's fleets, else the scan starts at 0.)
+        let first = feasible.first_fit()?;
+        let nodes = cluster.nodes();
+        let start = usize::try_from(first.id().0)
+            .ok()
+            .filter(|&p| nodes.get(p).is_some_and(|n| n.id() == first.id()))
+            .unwrap_or(0);
+        let found = nodes[start..].iter().find(|node| {
+            if !feasible.admits(node) || self.gone.contains(&node.id()) {
                 return false;
             }
             let Some((taken, gpus)) = self.taken.get(&node.id()) else {

@@ -91,9 +91,8 @@ impl PowerManager<'_> {
 
     /// Whether the VM at `index` holds a task.
     fn busy(&self, scheduler: &CoreScheduler, index: usize) -> bool {
-        scheduler
-            .cluster()
-            .node(self.world.fleet[index].0.id)
+        self.world
+            .vm(scheduler.cluster(), index)
             .is_some_and(|node| node.task_count() > 0)
     }
 

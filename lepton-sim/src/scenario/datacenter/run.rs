@@ -11,7 +11,7 @@ use lepton_core::{Assignment, CoreScheduler, NodeId, NodeSpec, Run, Scheduler, T
 use super::autoscaler::Autoscaler;
 use super::bound::{fails, floor, run_length};
 use super::power::{revoke_spot, Power, PowerManager};
-use super::{FleetWorld, Pool, Strategy, StrategyReport, TimelinePoint};
+use super::{FleetWorld, Pool, ScenarioTask, Strategy, StrategyReport, TimelinePoint};
 use crate::chaos::check::{check, Record};
 use crate::scenario::quantile;
 use crate::Error;
@@ -312,7 +312,10 @@ impl<'a> DatacenterRun<'a> {
         self.run_starts.insert(run, minute);
         self.waiting.remove(&run.task);
         let fails = fails(config.seed, run, config.failure_rate);
-        let length = run_length(task, fails);
+        let length = match task.ends_at_min {
+            Some(end) => end.saturating_sub(minute).max(1),
+            None => run_length(task, fails),
+        };
         self.ends
             .entry(minute + length)
             .or_default()
@@ -334,14 +337,19 @@ impl<'a> DatacenterRun<'a> {
         let nodes: Vec<NodeSpec> = world.fleet.iter().map(|(n, _)| n.clone()).collect();
         let specs: Vec<TaskSpec> = world.tasks.iter().map(|t| t.spec.clone()).collect();
         let verdict = check(&nodes, &specs, &self.log);
-        let mut waits: Vec<f64> = world
-            .tasks
-            .iter()
-            .map(|t| {
-                let start = self.first_start.get(&t.spec.id).copied().unwrap_or(minute);
-                (start - t.arrival_min) as f64 * 60.0
+        let wait_min = |t: &ScenarioTask| {
+            let start = self.first_start.get(&t.spec.id).copied().unwrap_or(minute);
+            start.saturating_sub(t.arrival_min)
+        };
+        let measured = || world.tasks.iter().filter(|t| !t.already_running);
+        let mut waits: Vec<f64> = measured().map(|t| wait_min(t) as f64 * 60.0).collect();
+        let slo_violations = measured()
+            .filter(|t| {
+                t.start_within_min.is_some_and(|bound| {
+                    wait_min(t) > bound || !self.first_start.contains_key(&t.spec.id)
+                })
             })
-            .collect();
+            .count();
         waits.sort_by(f64::total_cmp);
         let deadline_misses = world
             .tasks
@@ -376,6 +384,7 @@ impl<'a> DatacenterRun<'a> {
             vm_hours: totals.vm_minutes as f64 / 60.0,
             deadline_misses,
             unavoidable_misses,
+            slo_violations,
             mean_wait_s,
             p50_wait_s: quantile(&waits, 0.5),
             p95_wait_s: quantile(&waits, 0.95),
@@ -425,7 +434,7 @@ impl Totals {
             now[0].1 += capacity.cpu_milli as f64;
             now[1].1 += capacity.memory_mib as f64;
             now[2].1 += f64::from(spec.gpus.count);
-            if let Some(node) = scheduler.cluster().node(spec.id) {
+            if let Some(node) = world.vm(scheduler.cluster(), index) {
                 let free = node.free();
                 now[0].0 += capacity.cpu_milli.saturating_sub(free.cpu_milli) as f64;
                 now[1].0 += capacity.memory_mib.saturating_sub(free.memory_mib) as f64;

@@ -2,11 +2,14 @@
 //! a day/night pattern, generated once per seed and shared by every
 //! strategy (or read from a user's workload).
 
+use lepton_core::cluster::ClusterNode;
 use lepton_core::model::{Priority, Taint, Toleration};
 use lepton_core::rng::SeededRng;
-use lepton_core::{GpuRequest, Gpus, NodeId, NodeSpec, Resources, TaskId, TaskSpec};
+use lepton_core::{ClusterState, GpuRequest, Gpus, NodeId, NodeSpec, Resources, TaskId, TaskSpec};
 
-use super::{DatacenterConfig, Pool, VmShape, GPU_TAINT, STORAGE_TAINT, VM_SHAPES};
+use super::{
+    DatacenterConfig, Pool, VmShape, GPU_TAINT, START_OBJECTIVE_MIN, STORAGE_TAINT, VM_SHAPES,
+};
 use crate::Error;
 
 /// A fleet and its day, generated once per seed and shared by every
@@ -42,6 +45,18 @@ pub struct ScenarioTask {
     /// Whether its deadline leaves room to run on spot VMs (a revocation
     /// costs a restart); false for every data-center task.
     pub flexible: bool,
+    /// The longest it should wait to start, minutes (a start-latency
+    /// objective: [`START_OBJECTIVE_MIN`] for latency-sensitive work);
+    /// `None`: it has none.
+    pub start_within_min: Option<u64>,
+    /// It ran before the world starts (an instance alive when a trace
+    /// window opens): it arrives at minute 0 and is left out of the waits
+    /// and the start-latency objectives.
+    pub already_running: bool,
+    /// A service deleted at a fixed minute (a trace's instances): each of
+    /// its runs ends then, however late it started or often it was
+    /// restarted; `None`: a run lasts `duration_min`.
+    pub ends_at_min: Option<u64>,
 }
 
 impl FleetWorld {
@@ -62,6 +77,23 @@ impl FleetWorld {
             spot_revocations_per_hour: 0.0,
             tasks,
         })
+    }
+}
+
+impl FleetWorld {
+    /// The VM at `index` of the fleet as `cluster` (which holds the fleet)
+    /// has it: found by position, since the fleet's VMs are added in
+    /// order and never removed, else by id.
+    pub(super) fn vm<'c>(
+        &self,
+        cluster: &'c ClusterState,
+        index: usize,
+    ) -> Option<&'c ClusterNode> {
+        let id = self.fleet.get(index)?.0.id;
+        match cluster.nodes().get(index) {
+            Some(node) if node.id() == id => Some(node),
+            _ => cluster.node(id),
+        }
     }
 }
 
@@ -196,6 +228,9 @@ impl FleetWorld {
                 duration_min,
                 deadline_min: arrival_min + duration_min + (duration_min / 2).max(20),
                 flexible: false,
+                start_within_min: None,
+                already_running: false,
+                ends_at_min: None,
             });
         }
         let last_arrival_min = scenario_tasks.last().map_or(0, |t| t.arrival_min);
@@ -277,6 +312,9 @@ fn generate_tasks(config: &DatacenterConfig, rng: &mut SeededRng) -> Vec<Scenari
                 duration_min,
                 deadline_min: arrival_min + duration_min + slack,
                 flexible: false,
+                start_within_min: (priority == Priority(200)).then_some(START_OBJECTIVE_MIN),
+                already_running: false,
+                ends_at_min: None,
             }
         })
         .collect()
