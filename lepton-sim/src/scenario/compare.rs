@@ -24,11 +24,13 @@
 //! - **kubernetes-binpack**: the same with most-allocated scoring
 //!   ([`KubeResources::BINPACK`]), the bin packing Kubernetes documents;
 //! - **kubernetes-binpack-overprovisioned**: that plus over-provisioning
-//!   with placeholder pods, sized exactly as Lepton's spare
-//!   ([`OVERPROVISIONED_SPARE`]);
+//!   with placeholder pods, sized exactly as Lepton's spare;
 //! - **Lepton**: best fit ([`BestFit`], or the policy given), the same
-//!   release and start-up rules, and warm spare capacity of 1% of each VM
-//!   shape (at least five VMs), restored as it is used.
+//!   release and start-up rules, and warm spare capacity, restored as it
+//!   is used.
+//!
+//! Every knob is tuned per scenario ([`Tuning`]); the data center on the
+//! DLRM trace ([`compare_trace`]) runs the same five strategies.
 
 use serde::{Serialize, Serializer};
 
