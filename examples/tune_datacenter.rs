@@ -9,7 +9,10 @@
 //!   add 0 or 10 minutes, unneeded time 2 or 10 minutes) or the simpler
 //!   rule of releasing a VM idle for 10 minutes with no pause;
 //! - kubernetes-binpack-overprovisioned and Lepton: the spare capacity
-//!   (`Spare`: 0.5, 1 or 2 % of each shape, at least 2, 5 or 10 VMs).
+//!   (`Spare`: 0.5, 1 or 2 % of each shape, at least 2, 5 or 10 VMs);
+//! - karpenter: its consolidation (`Consolidation`: after 1, 5 or 15
+//!   minutes; replacing by cheaper VMs, deleting only, or no task
+//!   disrupted).
 //!
 //! With `--trace`, the same for the DLRM trace's data center
 //! (`datacenter-trace`), on days 0–15 only (days 16–30 are for
@@ -18,12 +21,13 @@
 //! window's arrivals; its fleet is five times larger, so the spares tried
 //! are 0.1, 0.25 and 0.5 % of each shape, at least 1, 2 or 5 VMs.
 //!
-//! Run: `cargo run --release --example tune_datacenter [-- --trace]`.
+//! Run: `cargo run --release --example tune_datacenter [-- --trace]
+//! [--only NAME]` (`--only`: one strategy's settings).
 
 use lepton::policies::{BestFit, KubeResources};
 use lepton::sim::scenario::{
-    run_datacenter, AutoscalerRules, DatacenterConfig, FleetWorld, Spare, Strategy, StrategyReport,
-    TraceWindow,
+    run_datacenter, AutoscalerRules, Consolidation, DatacenterConfig, FleetWorld, Spare, Strategy,
+    StrategyReport, TraceWindow,
 };
 use lepton::Policy;
 
@@ -38,10 +42,19 @@ type MakePolicy = Box<dyn Fn() -> Box<dyn Policy>>;
 #[derive(Clone, Copy)]
 struct Setting {
     autoscaler: Option<AutoscalerRules>,
+    consolidation: Option<Consolidation>,
     spare: Spare,
 }
 
 fn describe(setting: &Setting) -> String {
+    if let Some(c) = setting.consolidation {
+        let mode = match (c.evict, c.replace) {
+            (false, _) => "do-not-disrupt",
+            (true, true) => "delete or replace",
+            (true, false) => "delete only",
+        };
+        return format!("consolidate after {} min, {mode}", c.after_min);
+    }
     let scale_down = match setting.autoscaler {
         None => "idle release".to_owned(),
         Some(r) => format!(
@@ -63,6 +76,7 @@ fn describe(setting: &Setting) -> String {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut scale_downs = vec![Setting {
         autoscaler: None,
+        consolidation: None,
         spare: Spare::NONE,
     }];
     for evict in [true, false] {
@@ -75,6 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 scale_downs.push(Setting {
                     autoscaler: Some(rules),
+                    consolidation: None,
                     spare: Spare::NONE,
                 });
             }
@@ -91,12 +106,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for min in mins {
             spares.push(Setting {
                 autoscaler: None,
+                consolidation: None,
                 spare: Spare { share, min },
             });
         }
     }
+    let mut consolidations = Vec::new();
+    for after_min in [1, 5, 15] {
+        for (evict, replace) in [(true, true), (true, false), (false, false)] {
+            consolidations.push(Setting {
+                autoscaler: None,
+                consolidation: Some(Consolidation {
+                    after_min,
+                    replace,
+                    evict,
+                }),
+                spare: Spare::NONE,
+            });
+        }
+    }
     let kube = |policy: KubeResources| move || Box::new(policy) as Box<dyn Policy>;
-    let strategies: [(&str, MakePolicy, &[Setting]); 4] = [
+    let strategies: [(&str, MakePolicy, &[Setting]); 5] = [
         (
             "kubernetes",
             Box::new(kube(KubeResources::DEFAULT)),
@@ -111,6 +141,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "kubernetes-binpack-overprovisioned",
             Box::new(kube(KubeResources::BINPACK)),
             &spares,
+        ),
+        (
+            "karpenter",
+            Box::new(kube(KubeResources::BINPACK)),
+            &consolidations,
         ),
         (
             "lepton",
@@ -156,7 +191,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         println!("seeds 101-103, summed: cost USD, avoidable misses (allowed {allowed}); * the setting kept");
     }
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
     for (name, policy, settings) in strategies {
+        if only.is_some_and(|only| only != name) {
+            continue;
+        }
         println!("{name}");
         let mut results = Vec::new();
         for setting in settings {
@@ -166,6 +209,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     world,
                     Strategy {
                         autoscaler: setting.autoscaler,
+                        consolidation: setting.consolidation,
                         ..Strategy::releasing(name, policy(), setting.spare)
                     },
                 )?;

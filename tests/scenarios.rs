@@ -44,7 +44,8 @@ fn the_data_center_against_every_baseline_on_seeds_1_to_5() {
                 "traditional",
                 "kubernetes",
                 "kubernetes-binpack",
-                "kubernetes-binpack-overprovisioned"
+                "kubernetes-binpack-overprovisioned",
+                "karpenter"
             ]
         );
         let traditional = c.baseline("traditional").unwrap();

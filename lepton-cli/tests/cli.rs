@@ -30,7 +30,11 @@ fn the_default_job_is_the_demo_with_its_report() {
     let output = lepton(&[]);
     let text = stdout(&output);
     assert!(
-        text.contains("datacenter: 1000 VMs, 20000 tasks over 24 h, seed 1"),
+        text.contains("datacenter: 1000 VMs, 20000 tasks over 24 hours, seed 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("datacenter-trace: Alibaba's DLRM serving trace (Yang et al., NSDI '25), days 16–30: 18315 instances"),
         "{text}"
     );
     assert!(
@@ -41,6 +45,7 @@ fn the_default_job_is_the_demo_with_its_report() {
         "traditional",
         "kubernetes",
         "kubernetes-binpack-overprovisioned",
+        "karpenter",
         "lepton (bestfit)",
         "nearest-site",
         "cloud-only",
@@ -271,6 +276,7 @@ fn demo_prints_json_with_the_promised_keys() {
         "kubernetes",
         "kubernetes-binpack",
         "kubernetes-binpack-overprovisioned",
+        "karpenter",
         "lepton (bestfit)",
     ];
     assert_eq!(strategies.len(), names.len(), "{scenario}");
@@ -298,16 +304,16 @@ fn demo_prints_json_with_the_promised_keys() {
         }
     }
     let bound = scenario["lower_bound_cost_usd"].as_f64().unwrap();
-    assert!(bound > 0.0 && bound < strategies[4]["cost_usd"].as_f64().unwrap());
+    assert!(bound > 0.0 && bound < strategies[5]["cost_usd"].as_f64().unwrap());
     let each = scenario["lepton_vs_baselines"].as_array().unwrap();
     let against: Vec<&str> = each
         .iter()
         .map(|v| v["baseline"].as_str().unwrap())
         .collect();
-    assert_eq!(against, names[..4]);
+    assert_eq!(against, names[..5]);
     let best = &scenario["lepton_vs_best_baseline"];
     assert!(
-        names[..4].contains(&best["baseline"].as_str().unwrap()),
+        names[..5].contains(&best["baseline"].as_str().unwrap()),
         "{best}"
     );
     for versus in each.iter().chain([best]) {

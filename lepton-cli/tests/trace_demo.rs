@@ -83,6 +83,7 @@ fn a_trace_file_runs_every_strategy_with_the_promised_json() {
             "kubernetes",
             "kubernetes-binpack",
             "kubernetes-binpack-overprovisioned",
+            "karpenter",
             "lepton (bestfit)"
         ]
     );
@@ -94,7 +95,7 @@ fn a_trace_file_runs_every_strategy_with_the_promised_json() {
         assert!(strategy["slo_violations"].is_u64(), "{strategy}");
         assert!(strategy["cost_usd"].as_f64().unwrap() > bound, "{strategy}");
     }
-    assert_eq!(strategies[4]["role"], "lepton");
+    assert_eq!(strategies[5]["role"], "lepton");
     let versus = &scenario["lepton_vs_best_baseline"];
     assert!(versus["slo_violations_delta"].is_i64(), "{versus}");
     let page = std::fs::read_to_string(dir.join("index.html")).unwrap();

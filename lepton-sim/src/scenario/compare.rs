@@ -11,7 +11,7 @@
 //! runs again, and the warm spare capacity above); all release idle cloud
 //! VMs as in the data center.
 //!
-//! Data center ([`compare_datacenter`]), four baselines and Lepton:
+//! Data center ([`compare_datacenter`]), five baselines and Lepton:
 //! - **traditional**: static round robin ([`RoundRobin`]) over every VM,
 //!   every VM powered all day, no preemption;
 //! - **kubernetes**: kube-scheduler's default resource scoring, least
@@ -25,12 +25,15 @@
 //!   ([`KubeResources::BINPACK`]), the bin packing Kubernetes documents;
 //! - **kubernetes-binpack-overprovisioned**: that plus over-provisioning
 //!   with placeholder pods, sized exactly as Lepton's spare;
+//! - **karpenter**: most-allocated scoring with Karpenter's consolidation
+//!   ([`Consolidation`]: empty VMs removed, VMs whose tasks fit elsewhere
+//!   drained or replaced by cheaper ones);
 //! - **Lepton**: best fit ([`BestFit`], or the policy given), the same
 //!   release and start-up rules, and warm spare capacity, restored as it
 //!   is used.
 //!
 //! Every knob is tuned per scenario ([`Tuning`]); the data center on the
-//! DLRM trace ([`compare_trace`]) runs the same five strategies.
+//! DLRM trace ([`compare_trace`]) runs the same six strategies.
 
 use serde::{Serialize, Serializer};
 
@@ -38,9 +41,9 @@ use lepton_core::Policy;
 use lepton_policies::{BestFit, KubeResources, RoundRobin};
 
 use super::{
-    lower_bound_cost, run_datacenter, run_edge, AutoscalerRules, DatacenterConfig, EdgeConfig,
-    EdgeReport, EdgeStrategy, EdgeWorld, FleetWorld, HybridConfig, Spare, Strategy, StrategyReport,
-    TierPolicy, TraceWindow,
+    lower_bound_cost, run_datacenter, run_edge, AutoscalerRules, Consolidation, DatacenterConfig,
+    EdgeConfig, EdgeReport, EdgeStrategy, EdgeWorld, FleetWorld, HybridConfig, Spare, Strategy,
+    StrategyReport, TierPolicy, TraceWindow,
 };
 use crate::Error;
 
@@ -58,19 +61,28 @@ pub struct Tuning {
     pub binpack: Option<AutoscalerRules>,
     /// kubernetes-binpack-overprovisioned's placeholder capacity.
     pub overprovisioned: Spare,
+    /// karpenter's consolidation.
+    pub karpenter: Consolidation,
     /// Lepton's spare capacity.
     pub lepton: Spare,
 }
 
 /// The synthetic data center's tuning, on seeds 101–103: idle release for
 /// both Kubernetes baselines; 0.5 % of each shape, at least two VMs, of
-/// spare for the over-provisioned baseline and for Lepton.
+/// spare for the over-provisioned baseline and for Lepton; for karpenter,
+/// empty VMs removed a minute after they empty, nothing with tasks
+/// disrupted.
 pub const DATACENTER_TUNING: Tuning = Tuning {
     kubernetes: None,
     binpack: None,
     overprovisioned: Spare {
         share: 0.005,
         min: 2,
+    },
+    karpenter: Consolidation {
+        after_min: 1,
+        replace: false,
+        evict: false,
     },
     lepton: Spare {
         share: 0.005,
@@ -79,9 +91,10 @@ pub const DATACENTER_TUNING: Tuning = Tuning {
 };
 
 /// The DLRM trace's tuning, on days 0–15 only: no setting of the two
-/// Kubernetes baselines keeps its violations within the bound, so each
-/// keeps its fewest (idle release; the autoscaler unneeded 10 min, no
-/// delay after add, evicting).
+/// Kubernetes baselines or of karpenter keeps its violations within the
+/// bound, so each keeps its fewest (idle release; the autoscaler unneeded
+/// 10 min, no delay after add, evicting; consolidation after 15 min,
+/// do-not-disrupt).
 pub const TRACE_TUNING: Tuning = Tuning {
     kubernetes: None,
     binpack: Some(AutoscalerRules {
@@ -92,6 +105,11 @@ pub const TRACE_TUNING: Tuning = Tuning {
     overprovisioned: Spare {
         share: 0.0025,
         min: 1,
+    },
+    karpenter: Consolidation {
+        after_min: 15,
+        replace: false,
+        evict: false,
     },
     lepton: Spare {
         share: 0.0025,
@@ -233,7 +251,7 @@ pub fn datacenter_strategies(
     lepton_name: &str,
     lepton_policy: Box<dyn Policy>,
     tuning: &Tuning,
-) -> ([Strategy; 4], Strategy) {
+) -> ([Strategy; 5], Strategy) {
     let kube = |name: &str, policy: KubeResources, spare: Spare| {
         Strategy::releasing(name, Box::new(policy), spare)
     };
@@ -247,6 +265,7 @@ pub fn datacenter_strategies(
             policy: Box::new(RoundRobin::default()),
             release_idle: false,
             autoscaler: None,
+            consolidation: None,
             preemption: false,
             spare: Spare::NONE,
             use_spot: false,
@@ -264,6 +283,10 @@ pub fn datacenter_strategies(
             KubeResources::BINPACK,
             tuning.overprovisioned,
         ),
+        Strategy {
+            consolidation: Some(tuning.karpenter),
+            ..kube("karpenter", KubeResources::BINPACK, Spare::NONE)
+        },
     ];
     let lepton = Strategy::releasing(
         format!("lepton ({lepton_name})"),

@@ -17,8 +17,8 @@ pub use compare::{
     HybridComparison, Size, Tuning, Versus, DATACENTER_TUNING, HYBRID_SPARE, TRACE_TUNING,
 };
 pub use datacenter::{
-    lower_bound_cost, run_datacenter, AutoscalerRules, DatacenterConfig, FleetWorld, Pool,
-    ScenarioTask, Spare, Strategy, StrategyReport, TimelinePoint, TraceWindow, VmShape,
+    lower_bound_cost, run_datacenter, AutoscalerRules, Consolidation, DatacenterConfig, FleetWorld,
+    Pool, ScenarioTask, Spare, Strategy, StrategyReport, TimelinePoint, TraceWindow, VmShape,
     DLRM_SHAPES, START_OBJECTIVE_MIN, VM_SHAPES,
 };
 pub use edge::{

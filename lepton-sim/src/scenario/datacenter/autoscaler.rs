@@ -156,7 +156,7 @@ impl Autoscaler {
                 && (!busy || non_empty_found < NON_EMPTY_CANDIDATES)
                 && (!new || new_checked < pool);
             new_checked += usize::from(candidate && new);
-            let unneeded = candidate && moves.off(scheduler, node.id);
+            let unneeded = candidate && moves.off(scheduler, node.id, UTILIZATION_THRESHOLD);
             non_empty_found += usize::from(busy && unneeded);
             if !unneeded {
                 self.unneeded_since[index] = None;
@@ -186,22 +186,22 @@ impl Autoscaler {
 /// What this loop's simulated moves take from each destination VM, and
 /// the VMs found unneeded (no destination for anyone).
 #[derive(Debug, Default)]
-struct Moves {
+pub(super) struct Moves {
     taken: HashMap<NodeId, (Resources, u32)>,
     gone: HashSet<NodeId>,
 }
 
 impl Moves {
-    /// Whether the VM `id` is unneeded: below the threshold and each of
-    /// its tasks, largest first, fits on another VM still here. If so its
-    /// tasks are booked where they would go and it is gone for the rest of
-    /// the loop; if not nothing is booked.
-    fn off(&mut self, scheduler: &CoreScheduler, id: NodeId) -> bool {
+    /// Whether the VM `id` is unneeded: below `threshold` utilization and
+    /// each of its tasks, largest first, fits on another VM still here. If
+    /// so its tasks are booked where they would go and it is gone for the
+    /// rest of the loop; if not nothing is booked.
+    pub(super) fn off(&mut self, scheduler: &CoreScheduler, id: NodeId, threshold: f64) -> bool {
         let cluster = scheduler.cluster();
         let Some(node) = cluster.node(id) else {
             return false;
         };
-        if utilization(node) >= UTILIZATION_THRESHOLD {
+        if utilization(node) >= threshold {
             return false;
         }
         let mut tasks: Vec<&TaskSpec> = cluster

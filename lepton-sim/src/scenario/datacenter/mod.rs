@@ -10,6 +10,7 @@
 
 mod autoscaler;
 mod bound;
+mod karpenter;
 mod power;
 mod run;
 mod trace;
@@ -22,6 +23,7 @@ use crate::Error;
 
 pub use autoscaler::AutoscalerRules;
 pub use bound::lower_bound_cost;
+pub use karpenter::Consolidation;
 pub use run::run_datacenter;
 pub use trace::{TraceWindow, DLRM_SHAPES};
 pub(in crate::scenario) use world::{arrival_minutes, generate_fleet};
@@ -256,6 +258,11 @@ pub struct Strategy {
     /// scale-up; see [`AutoscalerRules`]) instead of releasing VMs idle for
     /// `idle_release_min`.
     pub autoscaler: Option<AutoscalerRules>,
+    /// With `release_idle`: consolidate as Karpenter does, by these rules
+    /// (VMs whose tasks fit elsewhere are drained, or replaced by a
+    /// cheaper VM; see [`Consolidation`]), on top of releasing VMs idle
+    /// for `idle_release_min`.
+    pub consolidation: Option<Consolidation>,
     /// Whether higher priorities may preempt lower ones.
     pub preemption: bool,
     /// Spare capacity kept warm, when releasing idle VMs.
@@ -275,6 +282,7 @@ impl Strategy {
             policy,
             release_idle: true,
             autoscaler: None,
+            consolidation: None,
             preemption: false,
             spare,
             use_spot: false,
@@ -289,6 +297,7 @@ impl std::fmt::Debug for Strategy {
             .field("policy", &self.policy.name())
             .field("release_idle", &self.release_idle)
             .field("autoscaler", &self.autoscaler)
+            .field("consolidation", &self.consolidation)
             .field("preemption", &self.preemption)
             .field("spare", &self.spare)
             .field("use_spot", &self.use_spot)

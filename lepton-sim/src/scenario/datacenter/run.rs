@@ -10,6 +10,7 @@ use lepton_core::{Assignment, CoreScheduler, NodeId, NodeSpec, Run, Scheduler, T
 
 use super::autoscaler::Autoscaler;
 use super::bound::{fails, floor, run_length};
+use super::karpenter::Consolidator;
 use super::power::{revoke_spot, Power, PowerManager};
 use super::{FleetWorld, Pool, ScenarioTask, Strategy, StrategyReport, TimelinePoint};
 use crate::chaos::check::{check, Record};
@@ -49,6 +50,8 @@ struct DatacenterRun<'a> {
     release_idle: bool,
     /// Scale-down by the cluster autoscaler's rules, when the strategy uses them.
     autoscaler: Option<Autoscaler>,
+    /// Karpenter-style consolidation, when the strategy uses it.
+    consolidator: Option<Consolidator>,
     use_spot: bool,
     clock: Arc<ManualClock>,
     scheduler: CoreScheduler,
@@ -109,6 +112,9 @@ impl<'a> DatacenterRun<'a> {
             autoscaler: strategy
                 .autoscaler
                 .map(|rules| Autoscaler::new(rules, world.fleet.len())),
+            consolidator: strategy
+                .consolidation
+                .map(|rules| Consolidator::new(rules, world.fleet.len())),
             use_spot: strategy.use_spot,
             clock,
             scheduler,
@@ -232,6 +238,36 @@ impl<'a> DatacenterRun<'a> {
             headroom: &self.headroom,
             use_spot: self.use_spot,
         };
+        if let Some(consolidator) = &mut self.consolidator {
+            // Idle release and scale-up as for every releasing strategy;
+            // consolidation on a cluster with nothing waiting.
+            manager.manage(&mut self.scheduler, &mut self.power, &self.waiting)?;
+            if !self.waiting.is_empty() {
+                return Ok(());
+            }
+            let mut spare = manager.spare(&self.scheduler, &self.power);
+            let plan = consolidator.plan(
+                &self.scheduler,
+                self.world,
+                &self.power,
+                minute,
+                &mut spare,
+                &self.headroom,
+            );
+            for index in plan.release {
+                self.release(index)?;
+            }
+            if let Some((old, new)) = plan.replace {
+                self.scheduler.cordon(self.world.fleet[old].0.id)?;
+                self.power[new] = Power::Starting {
+                    ready_min: minute + self.world.config.startup_min,
+                };
+            }
+            if let Some(index) = plan.drain {
+                self.drain(index, &[], minute)?;
+            }
+            return Ok(());
+        }
         let Some(autoscaler) = &mut self.autoscaler else {
             return manager.manage(&mut self.scheduler, &mut self.power, &self.waiting);
         };
@@ -251,34 +287,44 @@ impl<'a> DatacenterRun<'a> {
             &self.headroom,
         );
         for index in plan.release {
-            self.scheduler.cordon(self.world.fleet[index].0.id)?;
-            self.power[index] = Power::Off;
+            self.release(index)?;
         }
         if let Some(index) = plan.drain {
             // The soft taint on unneeded VMs, as a cordon for the drain.
-            let tainted: Vec<NodeId> = plan
-                .unneeded
-                .iter()
-                .map(|&i| self.world.fleet[i].0.id)
-                .collect();
-            for &node in &tainted {
-                self.scheduler.cordon(node)?;
-            }
-            let drained = self.scheduler.drain(self.world.fleet[index].0.id);
-            for &node in &tainted {
-                self.scheduler.uncordon(node)?;
-            }
-            let drained = drained?;
-            for assignment in drained.moved {
-                self.started(assignment, minute);
-            }
-            for run in drained.requeued {
-                self.log.push(Record::Stopped(run));
-                self.stopped(run, minute);
-                self.waiting.insert(run.task);
-            }
-            self.power[index] = Power::Off;
+            self.drain(index, &plan.unneeded, minute)?;
         }
+        Ok(())
+    }
+
+    /// Powers off the idle VM at `index`.
+    fn release(&mut self, index: usize) -> Result<(), Error> {
+        self.scheduler.cordon(self.world.fleet[index].0.id)?;
+        self.power[index] = Power::Off;
+        Ok(())
+    }
+
+    /// Drains the VM at `index` and powers it off: its tasks go elsewhere
+    /// (the VMs at `avoid` cordoned meanwhile) or wait, their work so far
+    /// lost.
+    fn drain(&mut self, index: usize, avoid: &[usize], minute: u64) -> Result<(), Error> {
+        let avoided: Vec<NodeId> = avoid.iter().map(|&i| self.world.fleet[i].0.id).collect();
+        for &node in &avoided {
+            self.scheduler.cordon(node)?;
+        }
+        let drained = self.scheduler.drain(self.world.fleet[index].0.id);
+        for &node in &avoided {
+            self.scheduler.uncordon(node)?;
+        }
+        let drained = drained?;
+        for assignment in drained.moved {
+            self.started(assignment, minute);
+        }
+        for run in drained.requeued {
+            self.log.push(Record::Stopped(run));
+            self.stopped(run, minute);
+            self.waiting.insert(run.task);
+        }
+        self.power[index] = Power::Off;
         Ok(())
     }
 
