@@ -13,11 +13,11 @@ mod support;
 use support::browser::{load, scratch};
 
 /// What is wrong with a rendered report, if anything.
-/// The demo's report: four plots for the data center, two for the edge,
-/// two for the hybrid cloud.
-const PLOTS: usize = 8;
+/// The demo's report: four plots for each data center (the synthetic
+/// day and the DLRM trace), two for the edge, two for the hybrid cloud.
+const PLOTS: usize = 12;
 /// One table per scenario.
-const TABLES: usize = 3;
+const TABLES: usize = 4;
 
 fn problems(dom: &str, log: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -69,6 +69,11 @@ fn the_report_renders_in_chromium_with_its_tables_plots_and_script() {
     let (dom, log) = load(&url, None);
     assert_eq!(problems(&dom, &log), Vec::<String>::new(), "{log}");
     assert!(dom.contains("datacenter: Lepton"), "{dom}");
+    assert!(dom.contains("datacenter-trace: Lepton"), "{dom}");
+    // Bars where x is a category: late starts by threshold, edge sites.
+    assert!(dom.contains("Tasks that waited to start longer than"));
+    assert!(dom.contains("&gt; 5 min") || dom.contains("> 5 min"));
+    assert!(dom.contains("CPU utilization of each edge site"));
     assert!(dom.contains("edge: Lepton"), "{dom}");
     assert!(dom.contains("hybrid: Lepton"), "{dom}");
 

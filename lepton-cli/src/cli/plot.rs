@@ -6,6 +6,7 @@ use std::path::Path;
 
 use lepton::sim::FillResult;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::CliError;
 
@@ -55,6 +56,7 @@ pub(crate) fn write_svg(path: &Path, title: &str, curves: &[Curve]) -> Result<()
         y_desc: "GPU allocation (% of capacity)",
         x: 0.0..x_max,
         y: 0.0..100.0,
+        whole_x: false,
     };
     let band: Vec<Curve> = curves
         .iter()
@@ -83,6 +85,8 @@ pub(crate) struct Axes<'a> {
     pub(crate) y_desc: &'a str,
     pub(crate) x: std::ops::Range<f64>,
     pub(crate) y: std::ops::Range<f64>,
+    /// Label only whole values of x (hours).
+    pub(crate) whole_x: bool,
 }
 
 impl Axes<'_> {
@@ -105,6 +109,7 @@ impl Axes<'_> {
             y_desc,
             x: 0.0..largest(|p| p.0).max(1.0),
             y: 0.0..largest(|p| p.1).max(1.0) * 1.05,
+            whole_x: false,
         }
     }
 }
@@ -143,6 +148,88 @@ pub(crate) fn svg_lines(axes: &Axes<'_>, curves: &[Curve]) -> Result<String, Cli
     Ok(svg)
 }
 
+/// Grouped bars as an SVG string: for each of `categories` along x, one
+/// bar per series (`(name, one value per category)`), with a legend.
+pub(crate) fn svg_bars(
+    caption: &str,
+    x_desc: &str,
+    y_desc: &str,
+    categories: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<String, CliError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        draw_bars(&root, caption, x_desc, y_desc, categories, series)
+            .and_then(|()| root.present().map_err(|e| e.to_string()))
+            .map_err(|e| CliError::Output(format!("cannot draw {caption}: {e}")))?;
+    }
+    Ok(svg)
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    x_desc: &str,
+    y_desc: &str,
+    categories: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<(), String> {
+    let error = |e: &dyn std::fmt::Display| e.to_string();
+    root.fill(&WHITE).map_err(|e| error(&e))?;
+    let top = series
+        .iter()
+        .flat_map(|(_, values)| values.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1.0)
+        * 1.1;
+    let count = categories.len().max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, CAPTION)
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..count as f64, 0.0..top)
+        .map_err(|e| error(&e))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(LABELS)
+        .axis_desc_style(LABELS)
+        .draw()
+        .map_err(|e| error(&e))?;
+    // Each category's name under its middle.
+    let style = TextStyle::from(LABELS.into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    for (index, category) in categories.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(index as f64 + 0.5, 0.0));
+        root.draw(&Text::new(category.clone(), (x, y + 6), style.clone()))
+            .map_err(|e| error(&e))?;
+    }
+    let width = 0.8 / series.len().max(1) as f64;
+    for (index, (label, values)) in series.iter().enumerate() {
+        let color = COLORS[index % COLORS.len()];
+        let left = |category: usize| category as f64 + 0.1 + width * index as f64;
+        chart
+            .draw_series(values.iter().enumerate().map(|(category, &value)| {
+                let x = left(category);
+                Rectangle::new([(x, 0.0), (x + width, value)], color.filled())
+            }))
+            .map_err(|e| error(&e))?
+            .label(label.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// The caption's font.
+const CAPTION: (&str, u32) = ("sans-serif", 22);
+/// The axes' labels and descriptions, and the legend's, readable at the
+/// report's size.
+const LABELS: (&str, u32) = ("sans-serif", 16);
+
 /// Colours told apart easily, in turn (no pale yellow).
 const COLORS: [RGBColor; 6] = [
     RGBColor(200, 60, 40),
@@ -161,18 +248,30 @@ fn draw<DB: DrawingBackend>(
     let error = |e: &dyn std::fmt::Display| e.to_string();
     root.fill(&WHITE).map_err(|e| error(&e))?;
     let mut chart = ChartBuilder::on(root)
-        .caption(axes.caption, ("sans-serif", 20))
+        .caption(axes.caption, CAPTION)
         .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(60)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
         .build_cartesian_2d(axes.x.clone(), axes.y.clone())
         .map_err(|e| error(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc(axes.x_desc)
+    // Whole numbers where the axis counts whole things (hours, sites):
+    // ticks only at whole values.
+    let whole = |x: &f64| {
+        if x.fract() == 0.0 {
+            format!("{x:.0}")
+        } else {
+            String::new()
+        }
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(axes.x_desc)
         .y_desc(axes.y_desc)
-        .draw()
-        .map_err(|e| error(&e))?;
+        .label_style(LABELS)
+        .axis_desc_style(LABELS);
+    if axes.whole_x {
+        mesh.x_label_formatter(&whole);
+    }
+    mesh.draw().map_err(|e| error(&e))?;
     for (index, (name, points)) in curves.iter().enumerate() {
         let color = COLORS[index % COLORS.len()];
         chart
@@ -186,12 +285,20 @@ fn draw<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
     }
+    legend(&mut chart, SeriesLabelPosition::LowerRight)
+}
+
+/// The series' legend, at `position`.
+fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(position)
+        .label_font(LABELS)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| error(&e))?;
-    Ok(())
+        .map_err(|e| e.to_string())
 }

@@ -284,6 +284,7 @@ fn write_plot(path: &Path, result: &TimedResult) -> Result<(), CliError> {
         y_desc: "% of the capacity of nodes up",
         x: 0.0..end_h,
         y: 0.0..100.0,
+        whole_x: false,
     };
     let queue_axes = Axes {
         x: 0.0..end_h,

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::plot::{svg_lines, Axes};
+use super::plot::{svg_bars, svg_lines, Axes};
 use super::table;
 use super::CliError;
 use lepton::sim::scenario::{DatacenterComparison, EdgeComparison, HybridComparison};
@@ -76,7 +76,7 @@ table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border: 1px solid #bbb; padding: 4px 10px; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 .plots {{ display: flex; flex-wrap: wrap; gap: 12px; }}
-.plot svg {{ width: 540px; height: auto; border: 1px solid #ddd; }}
+.plot svg {{ width: 100%; max-width: 720px; height: auto; border: 1px solid #ddd; }}
 #headline {{ font-size: 1.2em; font-weight: bold; }}
 </style>
 </head>
@@ -95,7 +95,8 @@ const lines = results.scenarios.map(s => {{
     ? `edge: Lepton ${{lepton.objective_violations}} latency-objective violations and ` +
       `${{lepton.cost_usd.toFixed(0)}} USD of cloud, ` +
       baselines.map(b => `${{b.name}} ${{b.objective_violations}} and ${{b.cost_usd.toFixed(0)}} USD`).join(", ")
-    : [s.lepton_vs_best_baseline, s.lepton_vs_baselines[0]].map(v =>
+    : [s.lepton_vs_best_baseline, s.lepton_vs_baselines[0]]
+      .filter((v, i, all) => i === 0 || v.baseline !== all[0].baseline).map(v =>
         `${{s.scenario}}: Lepton ${{v.cost_reduction_pct <= 0 ? "+" : ""}}${{(-v.cost_reduction_pct).toFixed(1)}}% cost, ` +
         `${{v.utilization_gain_pct >= 0 ? "+" : ""}}${{v.utilization_gain_pct.toFixed(1)}}% utilization against ${{v.baseline}}`
       ).join("; ");
@@ -157,11 +158,7 @@ fn section(scenario: &DatacenterComparison) -> Result<String, CliError> {
         let svg = line_plot(title, "hour", unit, &curves)?;
         let _ = writeln!(html, "<div class=\"plot\">{svg}</div>");
     }
-    let svg = distribution_plot(
-        "Waits: share of tasks waiting at most x",
-        "wait (s)",
-        reports.iter().map(|r| (&r.policy, &r.waits_s[..])),
-    )?;
+    let svg = late_plot(&reports)?;
     let _ = writeln!(html, "<div class=\"plot\">{svg}</div>\n</div>");
     Ok(html)
 }
@@ -177,23 +174,18 @@ fn edge_section(scenario: &EdgeComparison) -> Result<String, CliError> {
     );
     html.push_str(&table::edge(scenario).html());
     html.push_str("<div class=\"plots\">\n");
-    let curves: Vec<(String, Vec<(f64, f64)>)> = reports
+    let sites = reports.first().map_or(0, |r| r.site_utilization_pct.len());
+    let names: Vec<String> = (0..sites).map(|site| site.to_string()).collect();
+    let bars: Vec<(String, Vec<f64>)> = reports
         .iter()
-        .map(|r| {
-            let points = r
-                .site_utilization_pct
-                .iter()
-                .enumerate()
-                .map(|(site, &u)| (site as f64, u))
-                .collect();
-            (r.policy.clone(), points)
-        })
+        .map(|r| (r.policy.clone(), r.site_utilization_pct.clone()))
         .collect();
-    let svg = line_plot(
+    let svg = svg_bars(
         "CPU utilization of each edge site over the day",
         "edge site",
         "%",
-        &curves,
+        &names,
+        &bars,
     )?;
     let _ = writeln!(html, "<div class=\"plot\">{svg}</div>");
     let svg = distribution_plot(
@@ -242,6 +234,36 @@ fn timeline_curves(
         .collect()
 }
 
+/// Waits longer than these, minutes, in the late-start plot.
+const LATE_MIN: [u64; 4] = [1, 3, 5, 10];
+
+/// Bars: for each of [`LATE_MIN`], the share of each strategy's tasks that
+/// waited longer (most wait not at all, so a distribution of the waits
+/// would sit at 100 %).
+fn late_plot(reports: &[&StrategyReport]) -> Result<String, CliError> {
+    let names: Vec<String> = LATE_MIN.iter().map(|m| format!("> {m} min")).collect();
+    let bars: Vec<(String, Vec<f64>)> = reports
+        .iter()
+        .map(|r| {
+            let shares = LATE_MIN
+                .iter()
+                .map(|&m| {
+                    let late = r.waits_s.iter().filter(|&&w| w > (m * 60) as f64).count();
+                    late as f64 * 100.0 / r.waits_s.len().max(1) as f64
+                })
+                .collect();
+            (r.policy.clone(), shares)
+        })
+        .collect();
+    svg_bars(
+        "Tasks that waited to start longer than",
+        "wait",
+        "% of tasks",
+        &names,
+        &bars,
+    )
+}
+
 /// The cumulative distributions of each strategy's sorted values.
 fn distribution_plot<'a>(
     title: &str,
@@ -268,12 +290,17 @@ fn distribution(sorted: &[f64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Lines with a legend, as an SVG string, the axes fitted to the data.
+/// Lines with a legend, as an SVG string, the axes fitted to the data,
+/// whole hours on x.
 fn line_plot(
     title: &str,
     x_desc: &str,
     y_desc: &str,
     curves: &[(String, Vec<(f64, f64)>)],
 ) -> Result<String, CliError> {
-    svg_lines(&Axes::fitting(title, x_desc, y_desc, curves), curves)
+    let axes = Axes {
+        whole_x: true,
+        ..Axes::fitting(title, x_desc, y_desc, curves)
+    };
+    svg_lines(&axes, curves)
 }

@@ -198,6 +198,7 @@ fn write_curve(path: &std::path::Path, history: &[EpisodeStats]) -> Result<(), C
         y_desc: "%",
         x: 0.0..(history.len().max(2) - 1) as f64,
         y: 0.0..100.0,
+        whole_x: true,
     };
     let curves = vec![
         ("GPU allocation %".to_owned(), alloc),
