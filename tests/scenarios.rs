@@ -204,6 +204,11 @@ fn in_the_hybrid_cloud_spot_work_is_cheaper_and_revoked_work_is_never_lost() {
         );
         assert_eq!(c.vs_baselines[0].baseline, "on-prem first");
         assert!(c.vs_baselines[0].cost_reduction_pct > 20.0, "{summary}");
+        // The floor cover: every strategy here starts work as soon as it
+        // can, so none pays less.
+        let bound = c.lower_bound_cost.unwrap();
+        assert!(bound > 0.0, "{summary}");
+        assert!(c.strategies().all(|r| r.cost >= bound), "{summary}");
         // On-prem first misses only what no scheduler could avoid; the
         // strategies whose spot VMs are revoked at most one task more
         // (Lepton on seed 2).

@@ -168,3 +168,38 @@ fn work_lost_to_preemption_is_counted_and_waits_are_ordered() {
         );
     }
 }
+
+#[test]
+fn the_floor_cover_uses_owned_capacity_first_minute_by_minute() {
+    use lepton_core::{NodeId, NodeSpec, Resources, TaskId, TaskSpec};
+    use lepton_sim::scenario::{floor_cover_cost, lower_bound_cost};
+    use lepton_sim::TimedTask;
+    // One owned 4-CPU VM (free) and nine priced ones at 1 USD an hour.
+    let nodes: Vec<NodeSpec> = (0..10)
+        .map(|id| {
+            let mut node = NodeSpec::new(NodeId(id), Resources::new(4_000, 16_384));
+            node.price_per_hour = if id == 0 { 0.0 } else { 1.0 };
+            node
+        })
+        .collect();
+    // Two 4-CPU tasks for the first hour (one fits the owned VM, the other
+    // needs a priced one), then a 2-CPU task the owned VM holds alone.
+    let task = |id: u64, cpu: u64, arrival_s: u64, duration_s: u64| {
+        let spec = TaskSpec::new(TaskId(id), Resources::new(cpu, 1_024));
+        TimedTask::new(spec, arrival_s, Some(duration_s))
+    };
+    let tasks = [
+        task(0, 4_000, 0, 3_600),
+        task(1, 4_000, 0, 3_600),
+        task(2, 2_000, 7_200, 1_800),
+    ];
+    let rules = DatacenterConfig {
+        failure_rate: 0.0,
+        ..DatacenterConfig::default()
+    };
+    let world = FleetWorld::from_workload(&nodes, &tasks, &rules).unwrap();
+    let cover = floor_cover_cost(&world);
+    assert!((cover - 1.0).abs() < 1e-9, "{cover}");
+    // Counting owned capacity as unlimited, the other bound says nothing.
+    assert_eq!(lower_bound_cost(&world), 0.0);
+}

@@ -418,5 +418,8 @@ fn print_hybrid(result: &HybridComparison) -> Result<(), CliError> {
         result.seed
     )?;
     say!("{}", super::table::hybrid(result).text())?;
+    if let Some(line) = super::table::lower_bound(result) {
+        say!("{line}")?;
+    }
     print_versus(&result.vs_best_baseline, &result.vs_baselines)
 }

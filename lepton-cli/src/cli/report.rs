@@ -203,8 +203,14 @@ fn hybrid_section(scenario: &HybridComparison) -> Result<String, CliError> {
     let mut html = String::new();
     let _ = write!(
         html,
-        "<h2>hybrid</h2>\n<p>{} owned VMs, {} on-demand and {} spot VMs in the cloud, {} tasks over {} hours, seed {}.</p>\n",
-        c.owned_vms, c.on_demand_vms, c.spot_vms, c.tasks, c.hours, scenario.seed
+        "<h2>hybrid</h2>\n<p>{} owned VMs, {} on-demand and {} spot VMs in the cloud, {} tasks over {} hours, seed {}. {}</p>\n",
+        c.owned_vms,
+        c.on_demand_vms,
+        c.spot_vms,
+        c.tasks,
+        c.hours,
+        scenario.seed,
+        table::lower_bound(scenario).unwrap_or_default()
     );
     html.push_str(&table::hybrid(scenario).html());
     html.push_str("<div class=\"plots\">\n");

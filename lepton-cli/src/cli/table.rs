@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use lepton::sim::scenario::{
-    DatacenterComparison, EdgeComparison, HybridComparison, StrategyReport,
+    DatacenterComparison, EdgeComparison, FleetComparison, HybridComparison, StrategyReport,
 };
 
 /// A column: its header on the terminal (short, with its width) and in the
@@ -90,13 +90,23 @@ const DATACENTER: &[Column] = &[
     column("lost", "lost", 5),
 ];
 
-/// The lower bound's line under the data center's table.
-pub(crate) fn lower_bound(result: &DatacenterComparison) -> Option<String> {
-    result.lower_bound_cost.map(|bound| {
-        format!(
-            "Lower bound: {bound:.0} USD (the work on the cheapest mix of VMs, no \
-             fragmentation, no start-up, no idle time)."
-        )
+/// The lower bound's line under a fleet scenario's table.
+pub(crate) fn lower_bound<C>(result: &FleetComparison<C>) -> Option<String> {
+    let what = if result.scenario == "hybrid" {
+        "the owned VMs, then the cheapest mix of cloud VMs, holding each minute \
+         what the tasks request started on arrival; no fragmentation, no start-up"
+    } else {
+        "the work on the cheapest mix of VMs, no fragmentation, no start-up, no idle time"
+    };
+    result
+        .lower_bound_cost
+        .map(|bound| format!("Lower bound: {bound:.0} USD ({what})."))
+}
+
+/// A strategy's cost over the scenario's lower bound.
+fn over_bound<C>(result: &FleetComparison<C>, report: &StrategyReport) -> String {
+    result.lower_bound_cost.map_or("-".to_owned(), |bound| {
+        format!("{:.2}", report.cost / bound)
     })
 }
 
@@ -119,9 +129,7 @@ pub(crate) fn datacenter(result: &DatacenterComparison) -> Table {
                 format!("{:.1}", r.memory_utilization_pct),
                 format!("{:.1}", r.gpu_utilization_pct),
                 format!("{:.0}", r.cost),
-                result
-                    .lower_bound_cost
-                    .map_or("-".to_owned(), |bound| format!("{:.2}", r.cost / bound)),
+                over_bound(result, r),
                 format!("{:.0}", r.vm_hours),
                 r.deadline_misses.to_string(),
                 avoidable(r).to_string(),
@@ -178,6 +186,7 @@ pub(crate) fn edge(result: &EdgeComparison) -> Table {
 const HYBRID: &[Column] = &[
     column("strategy", "strategy", 16),
     column("cost $", "cost (USD)", 10),
+    column("x bound", "cost over the lower bound", 8),
     column("VM-hours", "VM-hours", 9),
     column("misses", "deadline misses", 8),
     column("avoidable", "misses a scheduler could avoid", 9),
@@ -196,6 +205,7 @@ pub(crate) fn hybrid(result: &HybridComparison) -> Table {
             vec![
                 r.policy.clone(),
                 format!("{:.0}", r.cost),
+                over_bound(result, r),
                 format!("{:.0}", r.vm_hours),
                 r.deadline_misses.to_string(),
                 avoidable(r).to_string(),

@@ -41,9 +41,9 @@ use lepton_core::Policy;
 use lepton_policies::{BestFit, KubeResources, RoundRobin};
 
 use super::{
-    lower_bound_cost, run_datacenter, run_edge, AutoscalerRules, Consolidation, DatacenterConfig,
-    EdgeConfig, EdgeReport, EdgeStrategy, EdgeWorld, FleetWorld, HybridConfig, Spare, Strategy,
-    StrategyReport, TierPolicy, TraceWindow,
+    floor_cover_cost, lower_bound_cost, run_datacenter, run_edge, AutoscalerRules, Consolidation,
+    DatacenterConfig, EdgeConfig, EdgeReport, EdgeStrategy, EdgeWorld, FleetWorld, HybridConfig,
+    Spare, Strategy, StrategyReport, TierPolicy, TraceWindow,
 };
 use crate::Error;
 
@@ -156,9 +156,10 @@ pub struct FleetComparison<C> {
     pub baselines: Vec<StrategyReport>,
     /// Lepton.
     pub lepton: StrategyReport,
-    /// What no strategy can pay less than ([`lower_bound_cost`]), USD;
-    /// `None` where owned capacity, free and unlimited in its programme,
-    /// would make it say nothing (the hybrid cloud).
+    /// What no strategy can pay less than, USD: [`lower_bound_cost`] in
+    /// the data centers; in the hybrid cloud, whose owned capacity that
+    /// programme would count as unlimited, [`floor_cover_cost`] (the
+    /// cheapest cover of the work as it would run started on arrival).
     pub lower_bound_cost: Option<f64>,
     /// Lepton against the cheapest baseline.
     pub vs_best_baseline: Versus,
@@ -490,7 +491,7 @@ pub fn compare_hybrid(config: &HybridConfig) -> Result<HybridComparison, Error> 
         *config,
         size,
         reports,
-        None,
+        Some(floor_cover_cost(&world)),
     ))
 }
 

@@ -17,9 +17,9 @@ pub use compare::{
     HybridComparison, Size, Tuning, Versus, DATACENTER_TUNING, HYBRID_SPARE, TRACE_TUNING,
 };
 pub use datacenter::{
-    lower_bound_cost, run_datacenter, AutoscalerRules, Consolidation, DatacenterConfig, FleetWorld,
-    Pool, ScenarioTask, Spare, Strategy, StrategyReport, TimelinePoint, TraceWindow, VmShape,
-    DLRM_SHAPES, START_OBJECTIVE_MIN, VM_SHAPES,
+    floor_cover_cost, lower_bound_cost, run_datacenter, AutoscalerRules, Consolidation,
+    DatacenterConfig, FleetWorld, Pool, ScenarioTask, Spare, Strategy, StrategyReport,
+    TimelinePoint, TraceWindow, VmShape, DLRM_SHAPES, START_OBJECTIVE_MIN, VM_SHAPES,
 };
 pub use edge::{
     run_edge, EdgeConfig, EdgeReport, EdgeStrategy, EdgeTask, EdgeWorld, Site, BATCH_OBJECTIVE_MS,

@@ -2,12 +2,14 @@
 //! earliest each task could end, and the cheapest the work could cost —
 //! the floor the strategies are measured against.
 
+use std::collections::BTreeMap;
+
 use lepton_core::model::GPU_MILLI_PER_GPU;
 use lepton_core::rng::SeededRng;
 use lepton_core::scheduler::{RetryPolicy, SchedulerConfig};
-use lepton_core::Run;
+use lepton_core::{NodeSpec, Run};
 
-use super::{FleetWorld, ScenarioTask};
+use super::{FleetWorld, Pool, ScenarioTask};
 
 /// Whether `run` fails part-way: the same runs fail under every strategy.
 pub(super) fn fails(seed: u64, run: Run, rate: f64) -> bool {
@@ -92,32 +94,108 @@ pub fn lower_bound_cost(world: &FleetWorld) -> f64 {
             config.failure_rate,
         )
         .work_min as f64;
-        let request = &task.spec.request;
-        let amounts = [
-            request.cpu_milli as f64 / 1_000.0,
-            request.memory_mib as f64 / 1_024.0,
-            request.storage_gib as f64,
-            task.spec.gpu.total_milli() as f64 / f64::from(GPU_MILLI_PER_GPU),
-        ];
-        for (total, amount) in work.iter_mut().zip(amounts) {
+        for (total, amount) in work.iter_mut().zip(requests(task)) {
             *total += amount * minutes;
         }
     }
-    // Each shape's capacity (from its first VM) and price per minute.
-    let mut shapes: Vec<([f64; 4], f64)> = Vec::new();
-    for (index, shape) in world.shapes.iter().enumerate() {
-        let Some((node, _)) = world.fleet.iter().find(|(_, s)| *s == index) else {
-            continue;
-        };
-        let capacity = [
-            node.capacity.cpu_milli as f64 / 1_000.0,
-            node.capacity.memory_mib as f64 / 1_024.0,
-            node.capacity.storage_gib as f64,
-            f64::from(node.gpus.count),
-        ];
-        shapes.push((capacity, shape.price_per_hour / 60.0));
-    }
+    let shapes: Vec<([f64; 4], f64)> = shapes(world, |_| true).collect();
     cheapest_cover(&work, &shapes)
+}
+
+/// The cost of the cheapest capacity that holds, minute by minute, what
+/// the tasks request as they would run with no scheduler in the way
+/// (each started on arrival and run for its floor's work, USD): the
+/// owned VMs' capacity, free but limited, first, the rest covered by the
+/// cheapest mix of the other shapes (fractional, spot open to every task,
+/// no start-up, no idle time). Fleets with owned VMs (the hybrid cloud)
+/// get this rather than [`lower_bound_cost`], which counts owned capacity
+/// as unlimited. It bounds strategies that start work as soon as they
+/// can; one that held work back for owned capacity to free up could pay
+/// less (and miss deadlines).
+pub fn floor_cover_cost(world: &FleetWorld) -> f64 {
+    let config = &world.config;
+    let retry = SchedulerConfig::default();
+    let mut changes: BTreeMap<u64, [f64; 4]> = BTreeMap::new();
+    for task in &world.tasks {
+        let minutes = floor(
+            task,
+            retry.retry(task.spec.kind),
+            config.seed,
+            config.failure_rate,
+        )
+        .work_min;
+        let amount = requests(task);
+        for (minute, sign) in [(task.arrival_min, 1.0), (task.arrival_min + minutes, -1.0)] {
+            let change = changes.entry(minute).or_default();
+            for (total, amount) in change.iter_mut().zip(amount) {
+                *total += sign * amount;
+            }
+        }
+    }
+    let mut owned = [0.0f64; 4];
+    for (node, shape) in &world.fleet {
+        if world.shapes[*shape].pool == Pool::Owned {
+            for (total, amount) in owned.iter_mut().zip(capacity(node)) {
+                *total += amount;
+            }
+        }
+    }
+    let priced: Vec<([f64; 4], f64)> = shapes(world, |pool| pool != Pool::Owned).collect();
+    let mut demand = [0.0f64; 4];
+    let mut cost = 0.0;
+    let mut changes = changes.into_iter().peekable();
+    while let Some((minute, change)) = changes.next() {
+        for (now, change) in demand.iter_mut().zip(change) {
+            *now += change;
+        }
+        let Some(&(next, _)) = changes.peek() else {
+            break;
+        };
+        let mut rest = [0.0f64; 4];
+        for r in 0..4 {
+            rest[r] = (demand[r] - owned[r]).max(0.0);
+        }
+        cost += cheapest_cover(&rest, &priced) * (next - minute) as f64;
+    }
+    cost
+}
+
+/// What `task` requests: CPU (cores), memory and storage (GiB), GPUs.
+fn requests(task: &ScenarioTask) -> [f64; 4] {
+    let request = &task.spec.request;
+    [
+        request.cpu_milli as f64 / 1_000.0,
+        request.memory_mib as f64 / 1_024.0,
+        request.storage_gib as f64,
+        task.spec.gpu.total_milli() as f64 / f64::from(GPU_MILLI_PER_GPU),
+    ]
+}
+
+/// The capacity of `node`, as [`requests`] counts.
+fn capacity(node: &NodeSpec) -> [f64; 4] {
+    [
+        node.capacity.cpu_milli as f64 / 1_000.0,
+        node.capacity.memory_mib as f64 / 1_024.0,
+        node.capacity.storage_gib as f64,
+        f64::from(node.gpus.count),
+    ]
+}
+
+/// Each shape of a pool `keep` admits: its capacity (from its first VM)
+/// and price per minute.
+fn shapes<'a>(
+    world: &'a FleetWorld,
+    keep: impl Fn(Pool) -> bool + 'a,
+) -> impl Iterator<Item = ([f64; 4], f64)> + 'a {
+    world
+        .shapes
+        .iter()
+        .enumerate()
+        .filter(move |(_, shape)| keep(shape.pool))
+        .filter_map(|(index, shape)| {
+            let (node, _) = world.fleet.iter().find(|(_, s)| *s == index)?;
+            Some((capacity(node), shape.price_per_hour / 60.0))
+        })
 }
 
 /// min Σ price·x over x ≥ 0 with Σ capacity·x ≥ `demand` per resource,

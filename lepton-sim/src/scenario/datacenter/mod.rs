@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::Error;
 
 pub use autoscaler::AutoscalerRules;
-pub use bound::lower_bound_cost;
+pub use bound::{floor_cover_cost, lower_bound_cost};
 pub use karpenter::Consolidation;
 pub use run::run_datacenter;
 pub use trace::{TraceWindow, DLRM_SHAPES};
