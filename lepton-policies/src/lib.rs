@@ -56,6 +56,7 @@ mod candidates;
 pub mod drl;
 pub mod files;
 mod greedy;
+mod lifetime;
 mod registry;
 mod rule;
 
@@ -64,6 +65,7 @@ pub use greedy::{
     Balanced, BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, KubeResources, Random,
     RoundRobin, Spread,
 };
+pub use lifetime::{Lifetime, LifetimePredictor, BINS_PER_DOUBLING, MIN_SEEN};
 pub use registry::{
     build, by_name, policy_descriptions, policy_names, register, PolicyContext, PolicyFactory,
     PAPER_POLICIES,

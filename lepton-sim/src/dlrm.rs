@@ -36,6 +36,8 @@ pub struct DlrmInstance {
     pub spec: TaskSpec,
     /// A GPU-node (`HN`) instance; otherwise a CPU-node (`CN`) one.
     pub gpu_node: bool,
+    /// Its service (`app_name`).
+    pub app: String,
     /// Created, seconds from the trace's start; `None`: it ran before the
     /// trace started.
     pub created_s: Option<f64>,
@@ -160,6 +162,7 @@ fn instances(mut rows: CsvRows) -> Result<Vec<DlrmInstance>, Error> {
         instances.push(DlrmInstance {
             spec,
             gpu_node,
+            app: row.text(app).to_owned(),
             created_s,
             deleted_s,
         });
