@@ -22,7 +22,8 @@
 //! are 0.1, 0.25 and 0.5 % of each shape, at least 1, 2 or 5 VMs.
 //!
 //! Run: `cargo run --release --example tune_datacenter [-- --trace]
-//! [--only NAME]` (`--only`: one strategy's settings).
+//! [--only NAME] [--vms N]` (`--only`: one strategy's settings; `--vms`:
+//! another size of the synthetic data center, 20 tasks per VM).
 
 use lepton::policies::{BestFit, KubeResources};
 use lepton::sim::scenario::{
@@ -95,7 +96,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    let trace = std::env::args().any(|a| a == "--trace");
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+    };
+    let trace = args.iter().any(|a| a == "--trace");
+    // Another size of the synthetic data center: `--vms N`, 20 tasks per VM.
+    let vms: usize = match value("--vms") {
+        Some(n) => n.parse()?,
+        None => DatacenterConfig::default().vms,
+    };
     let (shares, mins) = if trace {
         ([0.001, 0.0025, 0.005], [1, 2, 5])
     } else {
@@ -167,6 +179,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|seed| {
                 FleetWorld::generate(&DatacenterConfig {
                     seed,
+                    vms,
+                    tasks: vms * 20,
                     ..DatacenterConfig::default()
                 })
             })
@@ -189,13 +203,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if trace {
         println!("DLRM trace, days 0-15: cost USD, start-objective violations (allowed {allowed}); * the setting kept");
     } else {
-        println!("seeds 101-103, summed: cost USD, avoidable misses (allowed {allowed}); * the setting kept");
+        println!("{vms} VMs, seeds 101-103, summed: cost USD, avoidable misses (allowed {allowed}); * the setting kept");
     }
-    let args: Vec<String> = std::env::args().collect();
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1));
+    let only = value("--only");
     for (name, policy, settings) in strategies {
         if only.is_some_and(|only| only != name) {
             continue;
