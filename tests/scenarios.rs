@@ -125,6 +125,11 @@ fn at_the_edge_lepton_meets_objectives_the_baselines_miss() {
             .collect::<Vec<_>>()
             .join("; ");
         let summary = format!("seed {seed}: {summary}");
+        // The JSON's size and lower bound (0: all work may queue at the
+        // owned sites).
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["lower_bound_cost_usd"], 0.0);
+        assert_eq!(json["size"]["sites"], config.sites);
         let nearest = c.baseline("nearest-site").unwrap();
         let cloud = c.baseline("cloud-only").unwrap();
         let class_aware = c.baseline("class-aware").unwrap();
