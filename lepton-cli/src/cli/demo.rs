@@ -20,16 +20,17 @@ use super::{whole, wrote, CliError, Format, OutputArgs, PolicyFiles};
 /// Which scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Scenario {
-    /// 1,000 VMs over one day: traditional, kubernetes-style and Lepton.
+    /// 1,000 VMs over one day: traditional, three Kubernetes setups,
+    /// Karpenter and Lepton.
     Datacenter,
     /// The same strategies on a real trace: Alibaba's DLRM serving
     /// instances (NSDI '25), days 16–30, on an autoscaled pool.
     DatacenterTrace,
-    /// Edge sites and a central cloud: nearest-site-first, cloud-only and
-    /// Lepton.
+    /// Edge sites and a central cloud: nearest-site-first, cloud-only,
+    /// class-aware and Lepton.
     Edge,
-    /// Owned, on-demand and spot VMs: on-prem-first-then-on-demand and
-    /// Lepton.
+    /// Owned, on-demand and spot VMs: on-prem first then on demand, the
+    /// spot rule and Lepton.
     Hybrid,
     /// Every scenario.
     All,
@@ -59,9 +60,10 @@ impl Days {
 /// The article's scenarios against the baselines, with an HTML report (the
 /// default command).
 ///
-/// A data center of VMs (traditional round robin, a Kubernetes-style setup
-/// and Lepton), edge sites with a central cloud, and a hybrid cloud of
-/// owned, on-demand and spot VMs; docs/SCENARIOS.md describes each.
+/// A data center of VMs (traditional round robin, three Kubernetes setups,
+/// Karpenter and Lepton), the same on Alibaba's DLRM serving trace, edge
+/// sites with a central cloud, and a hybrid cloud of owned, on-demand and
+/// spot VMs; docs/SCENARIOS.md describes each.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
     /// The scenario.
