@@ -46,7 +46,7 @@ pub fn lifetime_accuracy(
         }
     }
     events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let from_s = (first_day * 86_400) as f64;
+    let from_s = first_day.saturating_mul(86_400) as f64;
     let mut predictor = LifetimePredictor::new();
     let mut errors = Vec::new();
     let mut below = [0usize; 3];

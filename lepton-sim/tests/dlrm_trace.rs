@@ -94,6 +94,13 @@ fn a_window_past_the_trace_is_refused() {
     )
     .unwrap_err();
     assert!(error.to_string().contains("days 3–4"), "{error}");
+    // Days beyond any trace (and u64 arithmetic) are refused the same way.
+    let far = TraceWindow {
+        first_day: u64::MAX - 1,
+        days: u64::MAX,
+    };
+    let error = FleetWorld::from_dlrm(&instances, far, &DatacenterConfig::default()).unwrap_err();
+    assert!(error.to_string().contains("holds nothing"), "{error}");
 }
 
 /// Four replicas alive through the window, each small enough to share

@@ -130,15 +130,17 @@ impl FleetWorld {
             .flat_map(|i| [i.created_s, i.deleted_s])
             .flatten()
             .fold(0.0f64, f64::max);
-        let start_s = (window.first_day * 86_400) as f64;
-        let end_s = ((window.first_day + window.days) * 86_400) as f64;
+        // Days past the trace (or past u64) are simply after its end.
+        let last_day = window.first_day.saturating_add(window.days);
+        let start_s = window.first_day.saturating_mul(86_400) as f64;
+        let end_s = last_day.saturating_mul(86_400) as f64;
         let end_s = end_s.min(trace_end_s);
         if window.days == 0 || start_s >= end_s {
             return Err(Error::Workload {
                 message: format!(
                     "the window of days {}–{} holds nothing: the trace ends at {:.1} days",
                     window.first_day,
-                    (window.first_day + window.days).saturating_sub(1),
+                    last_day.saturating_sub(1),
                     trace_end_s / 86_400.0
                 ),
             });
@@ -176,7 +178,7 @@ impl FleetWorld {
                 message: format!(
                     "no instance of the trace is alive in days {}–{}",
                     window.first_day,
-                    window.first_day + window.days - 1
+                    last_day.saturating_sub(1)
                 ),
             });
         }
