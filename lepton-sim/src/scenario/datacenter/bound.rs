@@ -41,8 +41,12 @@ pub(super) struct Floor {
     pub(super) work_min: u64,
 }
 
-/// The floor of `task` in a world of `seed` and failure `rate`.
-pub(super) fn floor(task: &ScenarioTask, retry: &RetryPolicy, seed: u64, rate: f64) -> Floor {
+/// The floor of `task` in `world` (its seed and failure rate), retried as
+/// the scheduler's default retry policy for its kind allows.
+pub(super) fn floor(world: &FleetWorld, task: &ScenarioTask) -> Floor {
+    let config = SchedulerConfig::default();
+    let retry: &RetryPolicy = config.retry(task.spec.kind);
+    let (seed, rate) = (world.config.seed, world.config.failure_rate);
     let mut start = task.arrival_min;
     let mut work_min = 0;
     for attempt in 1.. {
@@ -81,19 +85,11 @@ pub(super) fn floor(task: &ScenarioTask, retry: &RetryPolicy, seed: u64, rate: f
 /// free and unlimited, which makes the bound loose for fleets that have
 /// them.
 pub fn lower_bound_cost(world: &FleetWorld) -> f64 {
-    let config = &world.config;
-    let retry = SchedulerConfig::default();
     // Resource-minutes of the work: CPU (cores), memory and storage
     // (GiB), GPUs.
     let mut work = [0.0f64; 4];
     for task in &world.tasks {
-        let minutes = floor(
-            task,
-            retry.retry(task.spec.kind),
-            config.seed,
-            config.failure_rate,
-        )
-        .work_min as f64;
+        let minutes = floor(world, task).work_min as f64;
         for (total, amount) in work.iter_mut().zip(requests(task)) {
             *total += amount * minutes;
         }
@@ -113,17 +109,9 @@ pub fn lower_bound_cost(world: &FleetWorld) -> f64 {
 /// can; one that held work back for owned capacity to free up could pay
 /// less (and miss deadlines).
 pub fn floor_cover_cost(world: &FleetWorld) -> f64 {
-    let config = &world.config;
-    let retry = SchedulerConfig::default();
     let mut changes: BTreeMap<u64, [f64; 4]> = BTreeMap::new();
     for task in &world.tasks {
-        let minutes = floor(
-            task,
-            retry.retry(task.spec.kind),
-            config.seed,
-            config.failure_rate,
-        )
-        .work_min;
+        let minutes = floor(world, task).work_min;
         let amount = requests(task);
         for (minute, sign) in [(task.arrival_min, 1.0), (task.arrival_min + minutes, -1.0)] {
             let change = changes.entry(minute).or_default();

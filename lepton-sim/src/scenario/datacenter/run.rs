@@ -406,17 +406,10 @@ impl<'a> DatacenterRun<'a> {
                     .is_none_or(|&end| end > t.deadline_min)
             })
             .count();
-        let config = &world.config;
-        let retry = SchedulerConfig::default();
         let unavoidable_misses = world
             .tasks
             .iter()
-            .filter(|t| {
-                let retry = retry.retry(t.spec.kind);
-                floor(t, retry, config.seed, config.failure_rate)
-                    .end
-                    .is_none_or(|end| end > t.deadline_min)
-            })
+            .filter(|t| floor(world, t).end.is_none_or(|end| end > t.deadline_min))
             .count();
         let mean_wait_s = waits.iter().sum::<f64>() / waits.len().max(1) as f64;
         let totals = &self.totals;
