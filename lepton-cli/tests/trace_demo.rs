@@ -105,11 +105,10 @@ fn a_trace_file_runs_every_strategy_with_the_promised_json() {
     );
 }
 
-#[test]
-fn a_malformed_trace_is_named_at_its_line() {
-    let dir = scratch("bad");
-    let trace = dir.join("bad.csv");
-    let row = "x,CN,a,8,8,0,0,1,1,40.0,40.0,10.0,10.0,0,,,";
+/// The demo on a one-row trace `name` in `dir`: refused with exit code 1,
+/// its error message returned.
+fn refused(dir: &std::path::Path, name: &str, row: &str) -> String {
+    let trace = dir.join(name);
     std::fs::write(&trace, format!("{HEADER}\n{row}\n")).unwrap();
     let output = lepton(&[
         "demo",
@@ -120,26 +119,25 @@ fn a_malformed_trace_is_named_at_its_line() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_malformed_trace_is_named_at_its_line() {
+    let dir = scratch("bad");
+    let stderr = refused(
+        &dir,
+        "bad.csv",
+        "x,CN,a,8,8,0,0,1,1,40.0,40.0,10.0,10.0,0,,,",
+    );
     assert!(
         stderr.contains("bad.csv:2: column max_instance_per_node"),
         "{stderr}"
     );
     // A window past a short trace's end says so.
-    let trace = dir.join("short.csv");
     let row = "x,CN,a,8,8,0,0,1,1,40.0,40.0,10.0,10.0,-1,5,5,600";
-    std::fs::write(&trace, format!("{HEADER}\n{row}\n")).unwrap();
-    let output = lepton(&[
-        "demo",
-        "--scenario",
-        "datacenter-trace",
-        "--trace",
-        trace.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = refused(&dir, "short.csv", row);
     assert!(stderr.contains("days 16–30 holds nothing"), "{stderr}");
 }
