@@ -11,6 +11,7 @@ mod support;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use lepton::clock::Timestamp;
 use lepton::fragmentation::TargetWorkload;
 use lepton::policies::{build, Drl, PolicyContext};
 use lepton::policy::{Feedback, Outcome};
@@ -300,6 +301,8 @@ fn online_learning_updates_the_network_from_outcomes() {
             task,
             node: placement.node,
             outcome: Outcome::TimedOut,
+            started: Timestamp(0),
+            ended: Timestamp::from_secs(60),
         };
         drl.observe(&feedback);
         // A second report of the same task finds no open decision.
@@ -323,6 +326,8 @@ fn online_learning_updates_the_network_from_outcomes() {
         task: &tasks[1],
         node: nodes[0].id,
         outcome: Outcome::Completed,
+        started: Timestamp(0),
+        ended: Timestamp::from_secs(60),
     });
     assert_eq!(learning.scores(&probe), moved);
 }

@@ -19,6 +19,7 @@
 
 use std::sync::Arc;
 
+use crate::clock::Timestamp;
 use crate::cluster::{ClusterState, FeasibleNodes, NodeFilter, Placement};
 use crate::node::NodeId;
 use crate::task::TaskSpec;
@@ -55,6 +56,11 @@ pub struct Feedback<'a> {
     pub node: NodeId,
     /// How it ended.
     pub outcome: Outcome,
+    /// When this run started, by the scheduler's clock.
+    pub started: Timestamp,
+    /// When it ended (now), by the scheduler's clock: `ended - started` is
+    /// how long it ran, what a policy that learns lifetimes observes.
+    pub ended: Timestamp,
 }
 
 /// A placement policy.
@@ -100,9 +106,11 @@ pub trait Policy: Send {
     /// random numbers reseeds from it, so the run is reproducible.
     fn reseed(&mut self, _seed: u64) {}
 
-    /// Called once at the start of each scheduling cycle, before the cycle's
-    /// first [`select`](Policy::select): the place to refresh per-cycle caches.
-    fn begin_cycle(&mut self, _cluster: &ClusterState) {}
+    /// Called once at the start of each scheduling cycle (and of a drain),
+    /// before its first [`select`](Policy::select), with the scheduler's
+    /// clock: the place to refresh per-cycle caches, and what a policy that
+    /// reasons about time (when its tasks will end) reads as now.
+    fn begin_cycle(&mut self, _cluster: &ClusterState, _now: Timestamp) {}
 
     /// Called when a task this scheduler placed has ended.
     fn observe(&mut self, _feedback: &Feedback<'_>) {}
@@ -154,8 +162,8 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     fn reseed(&mut self, seed: u64) {
         (**self).reseed(seed)
     }
-    fn begin_cycle(&mut self, cluster: &ClusterState) {
-        (**self).begin_cycle(cluster)
+    fn begin_cycle(&mut self, cluster: &ClusterState, now: Timestamp) {
+        (**self).begin_cycle(cluster, now)
     }
     fn observe(&mut self, feedback: &Feedback<'_>) {
         (**self).observe(feedback)
@@ -175,8 +183,8 @@ impl<P: Policy + ?Sized> Policy for &mut P {
     fn reseed(&mut self, seed: u64) {
         (**self).reseed(seed)
     }
-    fn begin_cycle(&mut self, cluster: &ClusterState) {
-        (**self).begin_cycle(cluster)
+    fn begin_cycle(&mut self, cluster: &ClusterState, now: Timestamp) {
+        (**self).begin_cycle(cluster, now)
     }
     fn observe(&mut self, feedback: &Feedback<'_>) {
         (**self).observe(feedback)

@@ -78,7 +78,7 @@ impl CoreScheduler {
                 self.enqueue(task);
             }
         }
-        self.policy.begin_cycle(&self.cluster);
+        self.policy.begin_cycle(&self.cluster, now);
         self.preemption_misses.clear();
         let mut assignments = Vec::new();
         // Tasks that find no node go to backoff, not back to the queue, so
@@ -159,10 +159,12 @@ impl CoreScheduler {
         (node, gpus): Booked,
         evicts: Vec<Run>,
     ) -> Assignment {
+        let now = self.clock.now();
         let mut attempt = 0;
         if let Some(record) = self.tasks.get_mut(&task) {
             record.unschedulable_attempts = 0;
             record.attempt += 1;
+            record.run_started = now;
             attempt = record.attempt;
         }
         // The next task alike, if it waits, is tried in this cycle too.
@@ -172,7 +174,7 @@ impl CoreScheduler {
         self.stats.placements += 1;
         self.transition(task, TaskState::Running { node });
         let run = Run { task, attempt };
-        self.arm_timeout(run, self.clock.now());
+        self.arm_timeout(run, now);
         Assignment {
             task,
             attempt,

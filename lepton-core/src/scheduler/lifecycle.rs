@@ -127,6 +127,8 @@ impl CoreScheduler {
                 task: &record.spec,
                 node,
                 outcome,
+                started: record.run_started,
+                ended: self.clock.now(),
             });
         }
         Ok(())

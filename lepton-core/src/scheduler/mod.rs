@@ -177,6 +177,8 @@ struct TaskRecord {
     unschedulable_attempts: u32,
     /// Placements so far: the current run's attempt number.
     attempt: u32,
+    /// When the current run started, by the scheduler's clock.
+    run_started: Timestamp,
     /// Failed attempts so far; boxed, as most tasks never fail.
     failures: Option<Box<Failures>>,
 }
@@ -205,6 +207,7 @@ impl TaskRecord {
             backoff_key: None,
             unschedulable_attempts: 0,
             attempt: 0,
+            run_started: Timestamp(0),
             failures: None,
         }
     }
@@ -350,8 +353,10 @@ impl CoreScheduler {
             self.cluster.release(spec.id)?;
             return Err(error);
         }
+        let now = self.clock.now();
         let mut record = TaskRecord::new(Box::new(spec), TaskState::Queued);
         record.attempt = run.attempt;
+        record.run_started = now;
         self.tasks.insert(run.task, record);
         self.counts.queued += 1;
         self.transition(
@@ -360,7 +365,7 @@ impl CoreScheduler {
                 node: placement.node,
             },
         );
-        self.arm_timeout(run, self.clock.now());
+        self.arm_timeout(run, now);
         Ok(())
     }
 
@@ -425,7 +430,7 @@ impl CoreScheduler {
             (std::cmp::Reverse(priority), *task)
         });
         let mut drained = Drained::default();
-        self.policy.begin_cycle(&self.cluster);
+        self.policy.begin_cycle(&self.cluster, self.clock.now());
         for task in tasks {
             let Some(old) = self.tasks.get(&task).map(TaskRecord::run) else {
                 continue;
