@@ -8,8 +8,11 @@
 //!   autoscaler's rules (`AutoscalerRules`: evicting or not, delay after
 //!   add 0 or 10 minutes, unneeded time 2 or 10 minutes) or the simpler
 //!   rule of releasing a VM idle for 10 minutes with no pause;
-//! - kubernetes-binpack-overprovisioned and Lepton: the spare capacity
-//!   (`Spare`: 0.5, 1 or 2 % of each shape, at least 2, 5 or 10 VMs);
+//! - kubernetes-binpack-overprovisioned: the spare capacity (`Spare`:
+//!   0.5, 1 or 2 % of each shape, at least 2, 5 or 10 VMs);
+//! - Lepton (the `lifetime` policy): its release of emptied VMs (idle for
+//!   10 minutes, or consolidation without disruption after 1 or 5
+//!   minutes) and its spare (0.5, 1 or 2 % of each shape, at least 2);
 //! - karpenter: its consolidation (`Consolidation`: after 1, 5 or 15
 //!   minutes; replacing by cheaper VMs, deleting only, or no task
 //!   disrupted).
@@ -19,13 +22,14 @@
 //! reporting): the trace has no deadlines, so a setting is admissible when
 //! its start-latency objective violations stay within 0.05 % of the
 //! window's arrivals; its fleet is five times larger, so the spares tried
-//! are 0.1, 0.25 and 0.5 % of each shape, at least 1, 2 or 5 VMs.
+//! are 0.1, 0.25 and 0.5 % of each shape, at least 1, 2 or 5 VMs (Lepton's
+//! at least 1).
 //!
 //! Run: `cargo run --release --example tune_datacenter [-- --trace]
 //! [--only NAME] [--vms N]` (`--only`: one strategy's settings; `--vms`:
 //! another size of the synthetic data center, 20 tasks per VM).
 
-use lepton::policies::{BestFit, KubeResources};
+use lepton::policies::{KubeResources, LifetimeAware};
 use lepton::sim::scenario::{
     run_datacenter, AutoscalerRules, Consolidation, DatacenterConfig, FleetWorld, Spare, Strategy,
     StrategyReport, TraceWindow,
@@ -45,23 +49,28 @@ struct Setting {
     autoscaler: Option<AutoscalerRules>,
     consolidation: Option<Consolidation>,
     spare: Spare,
+    spare_forecast: Option<f64>,
 }
 
 fn describe(setting: &Setting) -> String {
-    if let Some(c) = setting.consolidation {
-        let mode = match (c.evict, c.replace) {
-            (false, _) => "do-not-disrupt",
-            (true, true) => "delete or replace",
-            (true, false) => "delete only",
-        };
-        return format!("consolidate after {} min, {mode}", c.after_min);
-    }
-    let scale_down = match setting.autoscaler {
-        None => "idle release".to_owned(),
-        Some(r) => format!(
+    let scale_down = match (setting.consolidation, setting.autoscaler) {
+        (Some(c), _) => {
+            let mode = match (c.evict, c.replace) {
+                (false, _) => "do-not-disrupt",
+                (true, true) => "delete or replace",
+                (true, false) => "delete only",
+            };
+            format!("consolidate after {} min, {mode}", c.after_min)
+        }
+        (None, None) => "idle release".to_owned(),
+        (None, Some(r)) => format!(
             "autoscaler: unneeded {} min, delay after add {} min, evict {}",
             r.unneeded_min, r.delay_after_add_min, r.evict
         ),
+    };
+    let scale_down = match setting.spare_forecast {
+        Some(factor) => format!("{scale_down}, spare by forecast x{factor}"),
+        None => scale_down,
     };
     if setting.spare.share > 0.0 {
         format!(
@@ -79,6 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         autoscaler: None,
         consolidation: None,
         spare: Spare::NONE,
+        spare_forecast: None,
     }];
     for evict in [true, false] {
         for delay_after_add_min in [0, 10] {
@@ -92,6 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     autoscaler: Some(rules),
                     consolidation: None,
                     spare: Spare::NONE,
+                    spare_forecast: None,
                 });
             }
         }
@@ -120,6 +131,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 autoscaler: None,
                 consolidation: None,
                 spare: Spare { share, min },
+                spare_forecast: None,
+            });
+        }
+    }
+    // Lepton releases emptied VMs after a minute (chosen on the tuning
+    // seeds and days in a first grid of release × fixed spare); its spare
+    // is a floor (none, or the two smaller shares, at least the smallest
+    // count) and the forecast's factor (none, 0.5 or 1).
+    let mut leptons = Vec::new();
+    for share in [0.0, shares[0], shares[1]] {
+        for factor in [None, Some(0.5), Some(1.0)] {
+            leptons.push(Setting {
+                autoscaler: None,
+                consolidation: Some(Consolidation {
+                    after_min: 1,
+                    replace: false,
+                    evict: false,
+                }),
+                spare: Spare {
+                    share,
+                    min: mins[0],
+                },
+                spare_forecast: factor,
             });
         }
     }
@@ -134,6 +168,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     evict,
                 }),
                 spare: Spare::NONE,
+                spare_forecast: None,
             });
         }
     }
@@ -161,8 +196,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         (
             "lepton",
-            Box::new(|| Box::new(BestFit) as Box<dyn Policy>),
-            &spares,
+            Box::new(|| Box::new(LifetimeAware::new()) as Box<dyn Policy>),
+            &leptons,
         ),
     ];
     let worlds: Vec<FleetWorld> = if trace {
@@ -220,6 +255,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Strategy {
                         autoscaler: setting.autoscaler,
                         consolidation: setting.consolidation,
+                        spare_forecast: setting.spare_forecast,
                         ..Strategy::releasing(name, policy(), setting.spare)
                     },
                 )?;

@@ -46,7 +46,7 @@ fn the_default_job_is_the_demo_with_its_report() {
         "kubernetes",
         "kubernetes-binpack-overprovisioned",
         "karpenter",
-        "lepton (bestfit)",
+        "lepton (lifetime)",
         "nearest-site",
         "cloud-only",
         "on-prem first",
@@ -277,7 +277,7 @@ fn demo_prints_json_with_the_promised_keys() {
         "kubernetes-binpack",
         "kubernetes-binpack-overprovisioned",
         "karpenter",
-        "lepton (bestfit)",
+        "lepton (lifetime)",
     ];
     assert_eq!(strategies.len(), names.len(), "{scenario}");
     for (report, name) in strategies.iter().zip(names) {

@@ -84,7 +84,7 @@ fn a_trace_file_runs_every_strategy_with_the_promised_json() {
             "kubernetes-binpack",
             "kubernetes-binpack-overprovisioned",
             "karpenter",
-            "lepton (bestfit)"
+            "lepton (lifetime)"
         ]
     );
     for strategy in strategies {

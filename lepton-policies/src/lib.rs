@@ -52,6 +52,7 @@
 //! ```
 
 mod candidates;
+mod demand;
 #[cfg(feature = "drl")]
 pub mod drl;
 pub mod files;
@@ -61,11 +62,12 @@ mod registry;
 mod rule;
 
 pub use candidates::{candidate_nodes, Candidate, CandidateBuilder, FEATURES, FEATURE_NAMES};
+pub use demand::DemandForecast;
 pub use greedy::{
-    Balanced, BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, KubeResources, Random,
-    RoundRobin, Spread,
+    Balanced, BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, KubeResources,
+    LifetimeAware, Random, RoundRobin, Spread,
 };
-pub use lifetime::{Lifetime, LifetimePredictor, BINS_PER_DOUBLING, MIN_SEEN};
+pub use lifetime::{task_kind, Lifetime, LifetimePredictor, BINS_PER_DOUBLING, MIN_SEEN};
 pub use registry::{
     build, by_name, policy_descriptions, policy_names, register, PolicyContext, PolicyFactory,
     PAPER_POLICIES,

@@ -10,6 +10,9 @@
 //! tasks is predicted from every task seen so far.
 
 use std::collections::HashMap;
+use std::fmt::Write;
+
+use lepton_core::TaskSpec;
 
 /// Histogram bins per doubling of the lifetime (about 9 % apart).
 pub const BINS_PER_DOUBLING: f64 = 8.0;
@@ -17,6 +20,21 @@ pub const BINS_PER_DOUBLING: f64 = 8.0;
 pub const MIN_SEEN: u64 = 5;
 /// Lifetimes are counted from 1 s to 2^30 s (34 years), clamped.
 const BINS: usize = (30.0 * BINS_PER_DOUBLING) as usize + 1;
+
+/// The kind a task is predicted by, from what a scheduler knows when it
+/// places it: its application (the `app` entry of its configuration, as
+/// Kubernetes workloads carry an `app` label), its shape (CPU, memory,
+/// GPUs) and its priority.
+pub fn task_kind(task: &TaskSpec) -> String {
+    let mut kind = String::with_capacity(48);
+    let app = task.config.get("app").map_or("-", String::as_str);
+    let _ = write!(
+        kind,
+        "{app}/{}m/{}Mi/{}g/p{}",
+        task.request.cpu_milli, task.request.memory_mib, task.gpu.count, task.priority.0
+    );
+    kind
+}
 
 /// A predicted lifetime: its 10th, 50th and 90th percentiles, seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,9 +65,7 @@ impl Default for Histogram {
 
 impl Histogram {
     fn add(&mut self, lifetime_s: f64) {
-        let bin = (lifetime_s.max(1.0).log2() * BINS_PER_DOUBLING).round();
-        let bin = (bin.max(0.0) as usize).min(BINS - 1);
-        self.counts[bin] += 1;
+        self.counts[bin(lifetime_s)] += 1;
         self.total += 1;
     }
 
@@ -73,6 +89,39 @@ impl Histogram {
             p90_s: self.quantile(0.9),
         }
     }
+
+    /// The lifetime of the tasks that lived longer than `age_s`: the
+    /// quantiles of the bins above `age_s`'s; `None` when no finished task
+    /// lived that long.
+    fn lifetime_beyond(&self, age_s: f64) -> Option<Lifetime> {
+        let first = (bin(age_s) + 1).min(BINS);
+        let above: u64 = self.counts[first..].iter().sum();
+        if above == 0 {
+            return None;
+        }
+        let quantile = |q: f64| {
+            let rank = ((q * above as f64).ceil() as u64).max(1);
+            let mut seen = 0;
+            for (offset, &count) in self.counts[first..].iter().enumerate() {
+                seen += count;
+                if seen >= rank {
+                    return ((first + offset) as f64 / BINS_PER_DOUBLING).exp2();
+                }
+            }
+            (BINS as f64 / BINS_PER_DOUBLING).exp2()
+        };
+        Some(Lifetime {
+            p10_s: quantile(0.1),
+            p50_s: quantile(0.5),
+            p90_s: quantile(0.9),
+        })
+    }
+}
+
+/// The histogram bin of a lifetime.
+fn bin(lifetime_s: f64) -> usize {
+    let bin = (lifetime_s.max(1.0).log2() * BINS_PER_DOUBLING).round();
+    (bin.max(0.0) as usize).min(BINS - 1)
 }
 
 /// Lifetimes learned online, per kind of task.
@@ -104,9 +153,23 @@ impl LifetimePredictor {
     /// history once [`MIN_SEEN`] have ended, else from every task's;
     /// `None` before any task has ended.
     pub fn predict(&self, kind: &str) -> Option<Lifetime> {
+        self.history(kind).map(Histogram::lifetime)
+    }
+
+    /// The lifetime of a task of `kind` still running `age_s` after it
+    /// started (one that has outlived part of its kind's history): the
+    /// quantiles of the finished tasks of its kind (chosen as in
+    /// [`predict`](Self::predict)) that lived longer; `None` when none
+    /// did, or nothing has ended.
+    pub fn predict_alive(&self, kind: &str, age_s: f64) -> Option<Lifetime> {
+        self.history(kind)?.lifetime_beyond(age_s)
+    }
+
+    /// The history a kind is predicted from.
+    fn history(&self, kind: &str) -> Option<&Histogram> {
         match self.kinds.get(kind) {
-            Some(own) if own.total >= MIN_SEEN => Some(own.lifetime()),
-            _ if self.all.total > 0 => Some(self.all.lifetime()),
+            Some(own) if own.total >= MIN_SEEN => Some(own),
+            _ if self.all.total > 0 => Some(&self.all),
             _ => None,
         }
     }
@@ -153,5 +216,27 @@ mod tests {
         let batch = predictor.predict("batch").unwrap();
         assert!((batch.p50_s / 10_000.0 - 1.0).abs() < 0.05, "{batch:?}");
         assert_eq!(predictor.seen(), 10 + MIN_SEEN);
+    }
+
+    #[test]
+    fn a_task_alive_past_its_prediction_is_predicted_from_those_that_lived_longer() {
+        let mut predictor = LifetimePredictor::new();
+        for _ in 0..10 {
+            predictor.observe("web", 100.0);
+        }
+        for _ in 0..3 {
+            predictor.observe("web", 20_000.0);
+        }
+        let fresh = predictor.predict("web").unwrap();
+        assert!((fresh.p50_s / 100.0 - 1.0).abs() < 0.05, "{fresh:?}");
+        let alive = predictor.predict_alive("web", 500.0).unwrap();
+        assert!((alive.p50_s / 20_000.0 - 1.0).abs() < 0.05, "{alive:?}");
+        assert_eq!(predictor.predict_alive("web", 50_000.0), None);
+        assert_eq!(
+            predictor
+                .predict_alive("never-seen", 0.0)
+                .map(|l| l.p50_s > 0.0),
+            Some(true)
+        );
     }
 }

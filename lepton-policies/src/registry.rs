@@ -13,8 +13,8 @@ use lepton_core::fragmentation::TargetWorkload;
 use lepton_core::Policy;
 
 use crate::{
-    Balanced, BestFit, DotProduct, Error, Fgd, FirstFit, GpuClustering, GpuPacking, Random,
-    RoundRobin, RulePolicy, Spread,
+    Balanced, BestFit, DotProduct, Error, Fgd, FirstFit, GpuClustering, GpuPacking, LifetimeAware,
+    LifetimePredictor, Random, RoundRobin, RulePolicy, Spread,
 };
 
 /// A built-in policy: its name (the one its `Policy::name` answers), a
@@ -42,6 +42,15 @@ const BUILT_IN: &[BuiltIn] = &[
         name: BestFit::NAME,
         description: "the least CPU+GPU left over (packing)",
         build: |_| Ok(Box::new(BestFit)),
+    },
+    BuiltIn {
+        name: LifetimeAware::NAME,
+        description: "tasks expected to end together share nodes (lifetimes learned online, LAVA)",
+        build: |context| {
+            Ok(Box::new(LifetimeAware::with_history(
+                context.lifetimes.as_deref().cloned().unwrap_or_default(),
+            )))
+        },
     },
     BuiltIn {
         name: Spread::NAME,
@@ -209,6 +218,10 @@ pub struct PolicyContext {
     /// The `drl` policy's model file (safetensors); without it, the model
     /// built into the crate.
     pub model: Option<std::path::PathBuf>,
+    /// The lifetimes of tasks that ended before the run, which the
+    /// `lifetime` policy starts from (each policy built gets its own
+    /// copy); without them it learns from the runs it sees end.
+    pub lifetimes: Option<Arc<LifetimePredictor>>,
 }
 
 /// A new policy of the given name, with nothing but defaults.

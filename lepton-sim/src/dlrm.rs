@@ -128,6 +128,7 @@ fn instances(mut rows: CsvRows) -> Result<Vec<DlrmInstance>, Error> {
         let group = format!("{}/{}", row.text(app), row.text(role));
         let mut spec = TaskSpec::new(id, request)
             .with_name(row.text(sn))
+            .with_config("app", group.as_str())
             .with_kind(TaskKind::Service)
             .with_qos(QosClass::LatencySensitive)
             .with_priority(Priority(200));

@@ -3,9 +3,10 @@
 //! predicted, when it is created, from the instances that had already
 //! been deleted — never from its own lifetime or from later ones.
 
-use lepton_policies::LifetimePredictor;
+use lepton_policies::{task_kind, LifetimePredictor};
 use serde::Serialize;
 
+use crate::scenario::TraceWindow;
 use crate::DlrmInstance;
 
 /// How a predictor did on the instances it was asked about.
@@ -86,15 +87,24 @@ pub fn lifetime_accuracy(
     }
 }
 
-/// The kind the scenarios predict by: service, role and shape.
+/// The kind the scenarios predict by: service and role (the spec's `app`),
+/// shape and priority ([`task_kind`], what the `lifetime` policy uses).
 pub fn service_and_shape(instance: &DlrmInstance) -> String {
-    let request = &instance.spec.request;
-    format!(
-        "{}/{}/{}m/{}Mi/{}g",
-        instance.app,
-        if instance.gpu_node { "HN" } else { "CN" },
-        request.cpu_milli,
-        request.memory_mib,
-        instance.spec.gpu.count
-    )
+    task_kind(&instance.spec)
+}
+
+/// What a scheduler placing the tasks of days `window.first_day` on knows
+/// of lifetimes: the instances created and deleted before that day, each
+/// learned under its [`task_kind`].
+pub fn lifetime_history(instances: &[DlrmInstance], window: TraceWindow) -> LifetimePredictor {
+    let before_s = window.first_day.saturating_mul(86_400) as f64;
+    let mut predictor = LifetimePredictor::new();
+    for instance in instances {
+        if let (Some(created), Some(deleted)) = (instance.created_s, instance.deleted_s) {
+            if deleted < before_s {
+                predictor.observe(&task_kind(&instance.spec), (deleted - created).max(1.0));
+            }
+        }
+    }
+    predictor
 }

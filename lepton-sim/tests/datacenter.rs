@@ -32,6 +32,7 @@ fn run(world: &FleetWorld, release_idle: bool, spare: Spare) -> StrategyReport {
         consolidation: None,
         preemption: false,
         spare,
+        spare_forecast: None,
         use_spot: false,
     };
     run_datacenter(world, strategy).unwrap()
@@ -146,6 +147,7 @@ fn work_lost_to_preemption_is_counted_and_waits_are_ordered() {
         consolidation: None,
         preemption,
         spare: Spare::NONE,
+        spare_forecast: None,
         use_spot: false,
     };
     let calm = run_datacenter(&world, strategy(false)).unwrap();

@@ -2,6 +2,7 @@
 //! user would otherwise run, as tables, JSON and an HTML report.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
@@ -11,7 +12,7 @@ use lepton::sim::scenario::{
     compare_trace, DatacenterComparison, DatacenterConfig, EdgeComparison, EdgeConfig, FleetWorld,
     HybridComparison, HybridConfig, TraceWindow, Versus,
 };
-use lepton::sim::{dlrm_trace_path, read_dlrm, read_workload};
+use lepton::sim::{dlrm_trace_path, lifetime_history, read_dlrm, read_workload};
 
 use super::report;
 use super::say;
@@ -87,7 +88,7 @@ pub(crate) struct DemoArgs {
     #[arg(long, value_parser = whole::<2, 1_000>)]
     sites: Option<u64>,
     /// Lepton's placement policy in the data centers (a name `lepton
-    /// policies` lists; default bestfit).
+    /// policies` lists; default lifetime).
     #[arg(long)]
     policy: Option<String>,
     #[command(flatten)]
@@ -199,7 +200,7 @@ impl Configs {
             datacenter,
             edge,
             hybrid,
-            policy: args.policy.clone().unwrap_or_else(|| "bestfit".to_owned()),
+            policy: args.policy.clone().unwrap_or_else(|| "lifetime".to_owned()),
         })
     }
 }
@@ -334,7 +335,12 @@ fn run_scenarios(
         };
         let world = FleetWorld::from_dlrm(&instances, window, &rules)
             .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
-        let policy = build(&configs.policy, context)?;
+        // What ended before the window is history a scheduler has.
+        let context = PolicyContext {
+            lifetimes: Some(Arc::new(lifetime_history(&instances, window))),
+            ..context.clone()
+        };
+        let policy = build(&configs.policy, &context)?;
         ran.trace = Some(compare_trace(&world, window, &configs.policy, policy)?);
         bar.inc(1);
     }
@@ -359,7 +365,7 @@ fn datacenter(
     context: &PolicyContext,
 ) -> Result<DatacenterComparison, CliError> {
     let comparison = match policy {
-        "bestfit" => compare_datacenter(config)?,
+        "lifetime" => compare_datacenter(config)?,
         name => compare_datacenter_with(config, name, build(name, context)?)?,
     };
     Ok(comparison)

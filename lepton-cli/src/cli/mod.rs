@@ -402,6 +402,7 @@ impl PolicyFiles {
             target_workload: tasks.map(target_workload),
             rules,
             model: self.model.clone(),
+            lifetimes: None,
         })
     }
 }

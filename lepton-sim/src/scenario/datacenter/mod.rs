@@ -267,6 +267,12 @@ pub struct Strategy {
     pub preemption: bool,
     /// Spare capacity kept warm, when releasing idle VMs.
     pub spare: Spare,
+    /// Spare capacity by forecast demand, `spare` at least: per shape,
+    /// this factor times the VMs expected to be taken into use (those
+    /// that turn from idle, starting or off to busy, a rate learned online
+    /// by [`DemandForecast`](lepton_policies::DemandForecast)) during one
+    /// start-up time, rounded up.
+    pub spare_forecast: Option<f64>,
     /// Whether spot VMs may be started for tasks with slack (see
     /// [`ScenarioTask::flexible`]); otherwise only on-demand ones are.
     pub use_spot: bool,
@@ -285,6 +291,7 @@ impl Strategy {
             consolidation: None,
             preemption: false,
             spare,
+            spare_forecast: None,
             use_spot: false,
         }
     }

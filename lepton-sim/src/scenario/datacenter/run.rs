@@ -16,6 +16,7 @@ use super::{FleetWorld, Pool, ScenarioTask, Strategy, StrategyReport, TimelinePo
 use crate::chaos::check::{check, Record};
 use crate::scenario::quantile;
 use crate::Error;
+use lepton_policies::DemandForecast;
 
 /// Runs `strategy` on the scenario `world` and measures it.
 ///
@@ -43,6 +44,9 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
     Ok(run.report(minute))
 }
 
+/// The demand forecast's bucket: ten minutes.
+const FORECAST_BUCKET_S: u64 = 600;
+
 /// A strategy's run in progress.
 struct DatacenterRun<'a> {
     world: &'a FleetWorld,
@@ -58,6 +62,12 @@ struct DatacenterRun<'a> {
     power: Vec<Power>,
     /// Spare VMs to keep per shape.
     headroom: Vec<usize>,
+    /// With a spare by forecast: its factor, and per shape the demand for
+    /// VMs taken into use, learned as the run goes, and the fixed spare
+    /// kept at least.
+    spare_forecast: Option<(f64, Vec<DemandForecast>, Vec<usize>)>,
+    /// Per VM: whether it held a task at the end of the last minute.
+    busy: Vec<bool>,
     /// Per minute: the runs that end then, and whether each fails.
     ends: BTreeMap<u64, Vec<(Run, bool)>>,
     first_start: HashMap<TaskId, u64>,
@@ -104,7 +114,11 @@ impl<'a> DatacenterRun<'a> {
                 let count = world.fleet.iter().filter(|(_, s)| *s == index).count();
                 strategy.spare.vms(count)
             })
-            .collect();
+            .collect::<Vec<usize>>();
+        let spare_forecast = strategy.spare_forecast.map(|factor| {
+            let forecasts = vec![DemandForecast::new(FORECAST_BUCKET_S); world.shapes.len()];
+            (factor, forecasts, headroom.clone())
+        });
         Ok(DatacenterRun {
             world,
             name: strategy.name,
@@ -120,6 +134,8 @@ impl<'a> DatacenterRun<'a> {
             scheduler,
             power,
             headroom,
+            spare_forecast,
+            busy: vec![false; world.fleet.len()],
             ends: BTreeMap::new(),
             first_start: HashMap::new(),
             run_starts: HashMap::new(),
@@ -155,6 +171,7 @@ impl<'a> DatacenterRun<'a> {
         }
         self.join_started_vms(minute)?;
         self.place(minute);
+        self.forecast_spare(minute);
         if self.release_idle {
             self.manage_power(minute)?;
         }
@@ -167,6 +184,30 @@ impl<'a> DatacenterRun<'a> {
         Ok(self.next_arrival == self.world.tasks.len()
             && self.ends.is_empty()
             && counts.total() == counts.completed + counts.failed)
+    }
+
+    /// With a spare by forecast: learns which VMs were taken into use this
+    /// minute and sets each shape's spare from the forecast.
+    fn forecast_spare(&mut self, minute: u64) {
+        let Some((factor, forecasts, floor)) = &mut self.spare_forecast else {
+            return;
+        };
+        let cluster = self.scheduler.cluster();
+        for (index, was_busy) in self.busy.iter_mut().enumerate() {
+            let busy = self
+                .world
+                .vm(cluster, index)
+                .is_some_and(|node| node.task_count() > 0);
+            if busy && !*was_busy {
+                forecasts[self.world.fleet[index].1].observe(minute * 60, 1.0);
+            }
+            *was_busy = busy;
+        }
+        let window_s = (self.world.config.startup_min * 60) as f64;
+        for ((headroom, forecast), floor) in self.headroom.iter_mut().zip(forecasts).zip(floor) {
+            let expected = *factor * forecast.rate_per_s(minute * 60) * window_s;
+            *headroom = (expected.ceil() as usize).max(*floor);
+        }
     }
 
     /// Reports the runs that end this minute: completed, or failed part-way
