@@ -28,8 +28,8 @@ use crate::lifetime::{task_kind, LifetimePredictor};
 /// least** (its own predicted end beyond the node's; an empty node is
 /// extended by the whole of it), then the earliest node. Lifetimes break
 /// the packing score's ties rather than override it: ranked first, they
-/// cost 1–2 % on the synthetic data center, whose durations are drawn at
-/// random within a kind (docs/SCENARIOS.md). Before any run has ended,
+/// cost 1.4–1.9 % on seed 1 of the synthetic data center, whose durations
+/// are drawn at random within a kind (docs/SCENARIOS.md). Before any run has ended,
 /// packing alone decides.
 ///
 /// A decision scans the feasible nodes; each node's expected end is
