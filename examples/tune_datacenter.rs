@@ -15,7 +15,10 @@
 //!   minutes) and its spare (0.5, 1 or 2 % of each shape, at least 2);
 //! - karpenter: its consolidation (`Consolidation`: after 1, 5 or 15
 //!   minutes; replacing by cheaper VMs, deleting only, or no task
-//!   disrupted).
+//!   disrupted);
+//! - karpenter-overprovisioned: consolidation after 1, 5 or 15 minutes
+//!   with no task disrupted × the spare (the three shares, at least the
+//!   smallest count).
 //!
 //! With `--trace`, the same for the DLRM trace's data center
 //! (`datacenter-trace`), on days 0–15 only (days 16–30 are for
@@ -157,6 +160,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             });
         }
     }
+    // Karpenter with over-provisioning: consolidation after 1, 5 or 15
+    // minutes, nothing with tasks disrupted (the setting karpenter keeps
+    // alone), × the placeholder capacity's three shares.
+    let mut karpenter_spares = Vec::new();
+    for after_min in [1, 5, 15] {
+        for share in shares {
+            karpenter_spares.push(Setting {
+                autoscaler: None,
+                consolidation: Some(Consolidation {
+                    after_min,
+                    replace: false,
+                    evict: false,
+                }),
+                spare: Spare {
+                    share,
+                    min: mins[0],
+                },
+                spare_forecast: None,
+            });
+        }
+    }
     let mut consolidations = Vec::new();
     for after_min in [1, 5, 15] {
         for (evict, replace) in [(true, true), (true, false), (false, false)] {
@@ -173,7 +197,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let kube = |policy: KubeResources| move || Box::new(policy) as Box<dyn Policy>;
-    let strategies: [(&str, MakePolicy, &[Setting]); 5] = [
+    let strategies: [(&str, MakePolicy, &[Setting]); 6] = [
         (
             "kubernetes",
             Box::new(kube(KubeResources::DEFAULT)),
@@ -193,6 +217,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "karpenter",
             Box::new(kube(KubeResources::BINPACK)),
             &consolidations,
+        ),
+        (
+            "karpenter-overprovisioned",
+            Box::new(kube(KubeResources::BINPACK)),
+            &karpenter_spares,
         ),
         (
             "lepton",

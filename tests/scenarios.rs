@@ -47,7 +47,8 @@ fn the_data_center_against_every_baseline_on_seeds_1_to_5() {
                 "kubernetes",
                 "kubernetes-binpack",
                 "kubernetes-binpack-overprovisioned",
-                "karpenter"
+                "karpenter",
+                "karpenter-overprovisioned"
             ]
         );
         let traditional = c.baseline("traditional").unwrap();

@@ -46,6 +46,7 @@ fn the_default_job_is_the_demo_with_its_report() {
         "kubernetes",
         "kubernetes-binpack-overprovisioned",
         "karpenter",
+        "karpenter-overprovisioned",
         "lepton (lifetime)",
         "nearest-site",
         "cloud-only",
@@ -277,6 +278,7 @@ fn demo_prints_json_with_the_promised_keys() {
         "kubernetes-binpack",
         "kubernetes-binpack-overprovisioned",
         "karpenter",
+        "karpenter-overprovisioned",
         "lepton (lifetime)",
     ];
     assert_eq!(strategies.len(), names.len(), "{scenario}");
@@ -304,16 +306,16 @@ fn demo_prints_json_with_the_promised_keys() {
         }
     }
     let bound = scenario["lower_bound_cost_usd"].as_f64().unwrap();
-    assert!(bound > 0.0 && bound < strategies[5]["cost_usd"].as_f64().unwrap());
+    assert!(bound > 0.0 && bound < strategies[6]["cost_usd"].as_f64().unwrap());
     let each = scenario["lepton_vs_baselines"].as_array().unwrap();
     let against: Vec<&str> = each
         .iter()
         .map(|v| v["baseline"].as_str().unwrap())
         .collect();
-    assert_eq!(against, names[..5]);
+    assert_eq!(against, names[..6]);
     let best = &scenario["lepton_vs_best_baseline"];
     assert!(
-        names[..5].contains(&best["baseline"].as_str().unwrap()),
+        names[..6].contains(&best["baseline"].as_str().unwrap()),
         "{best}"
     );
     for versus in each.iter().chain([best]) {

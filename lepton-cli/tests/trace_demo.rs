@@ -84,6 +84,7 @@ fn a_trace_file_runs_every_strategy_with_the_promised_json() {
             "kubernetes-binpack",
             "kubernetes-binpack-overprovisioned",
             "karpenter",
+            "karpenter-overprovisioned",
             "lepton (lifetime)"
         ]
     );
@@ -95,7 +96,7 @@ fn a_trace_file_runs_every_strategy_with_the_promised_json() {
         assert!(strategy["slo_violations"].is_u64(), "{strategy}");
         assert!(strategy["cost_usd"].as_f64().unwrap() > bound, "{strategy}");
     }
-    assert_eq!(strategies[5]["role"], "lepton");
+    assert_eq!(strategies[6]["role"], "lepton");
     let versus = &scenario["lepton_vs_best_baseline"];
     assert!(versus["slo_violations_delta"].is_i64(), "{versus}");
     let page = std::fs::read_to_string(dir.join("index.html")).unwrap();

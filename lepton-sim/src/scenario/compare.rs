@@ -11,7 +11,7 @@
 //! runs again, and the warm spare capacity above); all release idle cloud
 //! VMs as in the data center.
 //!
-//! Data center ([`compare_datacenter`]), five baselines and Lepton:
+//! Data center ([`compare_datacenter`]), six baselines and Lepton:
 //! - **traditional**: static round robin ([`RoundRobin`]) over every VM,
 //!   every VM powered all day, no preemption;
 //! - **kubernetes**: kube-scheduler's default resource scoring, least
@@ -28,13 +28,15 @@
 //! - **karpenter**: most-allocated scoring with Karpenter's consolidation
 //!   ([`Consolidation`]: empty VMs removed, VMs whose tasks fit elsewhere
 //!   drained or replaced by cheaper ones);
+//! - **karpenter-overprovisioned**: that plus placeholder capacity, as
+//!   Karpenter users keep warm VMs;
 //! - **Lepton**: lifetime-aware packing ([`LifetimeAware`], lifetimes
 //!   learned online; or the policy given), the same start-up rules, empty
 //!   VMs released as its tuning says, and warm spare capacity, restored as
 //!   it is used.
 //!
 //! Every knob is tuned per scenario ([`Tuning`]); the data center on the
-//! DLRM trace ([`compare_trace`]) runs the same six strategies.
+//! DLRM trace ([`compare_trace`]) runs the same seven strategies.
 
 use serde::{Serialize, Serializer};
 
@@ -64,6 +66,9 @@ pub struct Tuning {
     pub overprovisioned: Spare,
     /// karpenter's consolidation.
     pub karpenter: Consolidation,
+    /// karpenter-overprovisioned's consolidation and placeholder capacity
+    /// (Karpenter with over-provisioning, as its users keep warm capacity).
+    pub karpenter_overprovisioned: (Consolidation, Spare),
     /// Lepton's spare capacity.
     pub lepton: Spare,
     /// Lepton's release of emptied VMs: `None` releases a VM idle for
@@ -78,7 +83,8 @@ pub struct Tuning {
 /// The synthetic data center's tuning, on seeds 101–103: idle release for
 /// both Kubernetes baselines; 0.5 % of each shape, at least two VMs, of
 /// spare for the over-provisioned baseline; for karpenter, empty VMs
-/// removed a minute after they empty, nothing with tasks disrupted; for
+/// removed a minute after they empty, nothing with tasks disrupted (and
+/// with over-provisioning, its 0.5 % spare, at least two VMs); for
 /// Lepton, the same release and, as spare, half the VMs its forecast
 /// expects to be taken into use during a start-up, with no fixed floor.
 pub const DATACENTER_TUNING: Tuning = Tuning {
@@ -93,6 +99,17 @@ pub const DATACENTER_TUNING: Tuning = Tuning {
         replace: false,
         evict: false,
     },
+    karpenter_overprovisioned: (
+        Consolidation {
+            after_min: 1,
+            replace: false,
+            evict: false,
+        },
+        Spare {
+            share: 0.005,
+            min: 2,
+        },
+    ),
     lepton: Spare::NONE,
     lepton_release: Some(Consolidation {
         after_min: 1,
@@ -106,7 +123,8 @@ pub const DATACENTER_TUNING: Tuning = Tuning {
 /// Kubernetes baselines or of karpenter keeps its violations within the
 /// bound, so each keeps its fewest (idle release; the autoscaler unneeded
 /// 10 min, no delay after add, evicting; consolidation after 15 min,
-/// do-not-disrupt). Lepton releases emptied VMs after a minute and keeps
+/// do-not-disrupt); karpenter with over-provisioning, consolidation after
+/// 5 min with a 0.25 % spare, at least one VM. Lepton releases emptied VMs after a minute and keeps
 /// a fixed 0.25 % spare, at least one VM: the forecast's spare alone
 /// starts 122–123 instances late, and on top of that floor it saves
 /// nothing.
@@ -126,6 +144,17 @@ pub const TRACE_TUNING: Tuning = Tuning {
         replace: false,
         evict: false,
     },
+    karpenter_overprovisioned: (
+        Consolidation {
+            after_min: 5,
+            replace: false,
+            evict: false,
+        },
+        Spare {
+            share: 0.0025,
+            min: 1,
+        },
+    ),
     lepton: Spare {
         share: 0.0025,
         min: 1,
@@ -292,13 +321,13 @@ impl Versus {
     }
 }
 
-/// The data-center strategies: the four baselines, and Lepton placing
+/// The data-center strategies: the six baselines, and Lepton placing
 /// with `lepton_policy` named `lepton_name`, their knobs set by `tuning`.
 pub fn datacenter_strategies(
     lepton_name: &str,
     lepton_policy: Box<dyn Policy>,
     tuning: &Tuning,
-) -> ([Strategy; 5], Strategy) {
+) -> ([Strategy; 6], Strategy) {
     let kube = |name: &str, policy: KubeResources, spare: Spare| {
         Strategy::releasing(name, Box::new(policy), spare)
     };
@@ -334,6 +363,14 @@ pub fn datacenter_strategies(
         Strategy {
             consolidation: Some(tuning.karpenter),
             ..kube("karpenter", KubeResources::BINPACK, Spare::NONE)
+        },
+        Strategy {
+            consolidation: Some(tuning.karpenter_overprovisioned.0),
+            ..kube(
+                "karpenter-overprovisioned",
+                KubeResources::BINPACK,
+                tuning.karpenter_overprovisioned.1,
+            )
         },
     ];
     let lepton = Strategy {

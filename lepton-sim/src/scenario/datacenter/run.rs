@@ -7,6 +7,7 @@ use std::sync::Arc;
 use lepton_core::clock::{ManualClock, Timestamp};
 use lepton_core::scheduler::{SchedulerConfig, TaskState};
 use lepton_core::{Assignment, CoreScheduler, NodeId, NodeSpec, Run, Scheduler, TaskId, TaskSpec};
+use lepton_policies::DemandForecast;
 
 use super::autoscaler::Autoscaler;
 use super::bound::{fails, floor, run_length};
@@ -16,7 +17,6 @@ use super::{FleetWorld, Pool, ScenarioTask, Strategy, StrategyReport, TimelinePo
 use crate::chaos::check::{check, Record};
 use crate::scenario::quantile;
 use crate::Error;
-use lepton_policies::DemandForecast;
 
 /// Runs `strategy` on the scenario `world` and measures it.
 ///
@@ -47,6 +47,15 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
 /// The demand forecast's bucket: ten minutes.
 const FORECAST_BUCKET_S: u64 = 600;
 
+/// A spare by forecast ([`Strategy::spare_forecast`]) as the run goes.
+struct SpareForecast {
+    factor: f64,
+    /// Per shape: the VMs taken into use, learned.
+    demand: Vec<DemandForecast>,
+    /// Per shape: the fixed spare kept at least.
+    floor: Vec<usize>,
+}
+
 /// A strategy's run in progress.
 struct DatacenterRun<'a> {
     world: &'a FleetWorld,
@@ -62,10 +71,8 @@ struct DatacenterRun<'a> {
     power: Vec<Power>,
     /// Spare VMs to keep per shape.
     headroom: Vec<usize>,
-    /// With a spare by forecast: its factor, and per shape the demand for
-    /// VMs taken into use, learned as the run goes, and the fixed spare
-    /// kept at least.
-    spare_forecast: Option<(f64, Vec<DemandForecast>, Vec<usize>)>,
+    /// With a spare by forecast, what it learns.
+    spare_forecast: Option<SpareForecast>,
     /// Per VM: whether it held a task at the end of the last minute.
     busy: Vec<bool>,
     /// Per minute: the runs that end then, and whether each fails.
@@ -115,9 +122,10 @@ impl<'a> DatacenterRun<'a> {
                 strategy.spare.vms(count)
             })
             .collect::<Vec<usize>>();
-        let spare_forecast = strategy.spare_forecast.map(|factor| {
-            let forecasts = vec![DemandForecast::new(FORECAST_BUCKET_S); world.shapes.len()];
-            (factor, forecasts, headroom.clone())
+        let spare_forecast = strategy.spare_forecast.map(|factor| SpareForecast {
+            factor,
+            demand: vec![DemandForecast::new(FORECAST_BUCKET_S); world.shapes.len()],
+            floor: headroom.clone(),
         });
         Ok(DatacenterRun {
             world,
@@ -189,7 +197,7 @@ impl<'a> DatacenterRun<'a> {
     /// With a spare by forecast: learns which VMs were taken into use this
     /// minute and sets each shape's spare from the forecast.
     fn forecast_spare(&mut self, minute: u64) {
-        let Some((factor, forecasts, floor)) = &mut self.spare_forecast else {
+        let Some(spare) = &mut self.spare_forecast else {
             return;
         };
         let cluster = self.scheduler.cluster();
@@ -199,13 +207,14 @@ impl<'a> DatacenterRun<'a> {
                 .vm(cluster, index)
                 .is_some_and(|node| node.task_count() > 0);
             if busy && !*was_busy {
-                forecasts[self.world.fleet[index].1].observe(minute * 60, 1.0);
+                spare.demand[self.world.fleet[index].1].observe(minute * 60, 1.0);
             }
             *was_busy = busy;
         }
         let window_s = (self.world.config.startup_min * 60) as f64;
-        for ((headroom, forecast), floor) in self.headroom.iter_mut().zip(forecasts).zip(floor) {
-            let expected = *factor * forecast.rate_per_s(minute * 60) * window_s;
+        let shapes = self.headroom.iter_mut().zip(&mut spare.demand);
+        for ((headroom, demand), floor) in shapes.zip(&spare.floor) {
+            let expected = spare.factor * demand.rate_per_s(minute * 60) * window_s;
             *headroom = (expected.ceil() as usize).max(*floor);
         }
     }
