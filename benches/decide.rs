@@ -6,7 +6,9 @@
 //! 60%, per policy, with the node count as the parameter. The baseline
 //! `bestfit_linear_scan` makes best fit's choice by scanning every node.
 //! `drl` is the learned policy with its shipped model (64 candidates, the
-//! network scoring each).
+//! network scoring each). `lifetime` scans every feasible node (kube's
+//! most-allocated score, then the node's expected end), with a lifetime
+//! learned for the probe's kind.
 //!
 //! Run: `cargo bench --bench decide`.
 
@@ -14,7 +16,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use lepton::policies::{BestFit, DotProduct, Drl, Fgd, FirstFit, Spread};
+use lepton::policies::{
+    task_kind, BestFit, DotProduct, Drl, Fgd, FirstFit, LifetimeAware, LifetimePredictor, Spread,
+};
 use lepton::{ClusterState, Policy, TaskSpec};
 
 mod support;
@@ -30,6 +34,7 @@ fn decide(c: &mut Criterion) {
             ("bestfit", Box::new(BestFit)),
             ("spread", Box::new(Spread)),
             ("dotprod", Box::new(DotProduct)),
+            ("lifetime", Box::new(lifetime(&probe))),
             (
                 "bestfit_linear_scan",
                 Box::new(support::bestfit_linear_scan()),
@@ -47,6 +52,15 @@ fn decide(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+/// The `lifetime` policy, having seen ten tasks like `probe` live an hour.
+fn lifetime(probe: &TaskSpec) -> LifetimeAware {
+    let mut history = LifetimePredictor::new();
+    for _ in 0..10 {
+        history.observe(&task_kind(probe), 3_600.0);
+    }
+    LifetimeAware::with_history(history)
 }
 
 fn decide_once(policy: &mut Box<dyn Policy>, task: &TaskSpec, cluster: &mut ClusterState) {

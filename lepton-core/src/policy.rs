@@ -56,7 +56,8 @@ pub struct Feedback<'a> {
     pub node: NodeId,
     /// How it ended.
     pub outcome: Outcome,
-    /// When this run started, by the scheduler's clock.
+    /// When this run started, by the scheduler's clock (for a run adopted
+    /// from elsewhere, when it was adopted).
     pub started: Timestamp,
     /// When it ended (now), by the scheduler's clock: `ended - started` is
     /// how long it ran, what a policy that learns lifetimes observes.

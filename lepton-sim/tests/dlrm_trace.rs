@@ -202,7 +202,7 @@ fn every_strategy_runs_the_report_days_losing_nothing() {
     assert_eq!(comparison.scenario, "datacenter-trace");
     assert_eq!(comparison.size.window, Some(window));
     let bound = comparison.lower_bound_cost.unwrap();
-    assert_eq!(comparison.strategies().count(), 6);
+    assert_eq!(comparison.strategies().count(), 7);
     for report in comparison.strategies() {
         let checked = (report.lost, report.ran_twice, report.overcommitted);
         assert_eq!(checked, (0, 0, 0), "{}", report.policy);
