@@ -69,40 +69,19 @@ impl Histogram {
         self.total += 1;
     }
 
-    /// The `q`-quantile, seconds (the middle of its bin).
-    fn quantile(&self, q: f64) -> f64 {
-        let rank = ((q * self.total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (bin, &count) in self.counts.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return (bin as f64 / BINS_PER_DOUBLING).exp2();
-            }
-        }
-        (BINS as f64 / BINS_PER_DOUBLING).exp2()
-    }
-
-    fn lifetime(&self) -> Lifetime {
-        Lifetime {
-            p10_s: self.quantile(0.1),
-            p50_s: self.quantile(0.5),
-            p90_s: self.quantile(0.9),
-        }
-    }
-
-    /// The lifetime of the tasks that lived longer than `age_s`: the
-    /// quantiles of the bins above `age_s`'s; `None` when no finished task
-    /// lived that long.
-    fn lifetime_beyond(&self, age_s: f64) -> Option<Lifetime> {
-        let first = (bin(age_s) + 1).min(BINS);
-        let above: u64 = self.counts[first..].iter().sum();
-        if above == 0 {
+    /// The 10th, 50th and 90th percentiles of the lifetimes from bin
+    /// `first` up; `None` when there are none.
+    fn lifetime_from(&self, first: usize) -> Option<Lifetime> {
+        let counts = &self.counts[first.min(BINS)..];
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
             return None;
         }
+        // The middle of the bin that holds the `q`-quantile, seconds.
         let quantile = |q: f64| {
-            let rank = ((q * above as f64).ceil() as u64).max(1);
+            let rank = ((q * total as f64).ceil() as u64).max(1);
             let mut seen = 0;
-            for (offset, &count) in self.counts[first..].iter().enumerate() {
+            for (offset, &count) in counts.iter().enumerate() {
                 seen += count;
                 if seen >= rank {
                     return ((first + offset) as f64 / BINS_PER_DOUBLING).exp2();
@@ -115,6 +94,13 @@ impl Histogram {
             p50_s: quantile(0.5),
             p90_s: quantile(0.9),
         })
+    }
+
+    /// The lifetime of the tasks that lived longer than `age_s`: the
+    /// quantiles of the bins above `age_s`'s; `None` when no finished task
+    /// lived that long.
+    fn lifetime_beyond(&self, age_s: f64) -> Option<Lifetime> {
+        self.lifetime_from(bin(age_s) + 1)
     }
 }
 
@@ -153,7 +139,7 @@ impl LifetimePredictor {
     /// history once [`MIN_SEEN`] have ended, else from every task's;
     /// `None` before any task has ended.
     pub fn predict(&self, kind: &str) -> Option<Lifetime> {
-        self.history(kind).map(Histogram::lifetime)
+        self.history(kind)?.lifetime_from(0)
     }
 
     /// The lifetime of a task of `kind` still running `age_s` after it
