@@ -46,6 +46,10 @@ pub struct LifetimeAware {
     ends: Vec<Option<NodeEnd>>,
 }
 
+/// Runs kept beyond twice the cluster's allocations before the ones that
+/// ended unreported are dropped.
+const UNREPORTED_SLACK: usize = 64;
+
 /// A node's expected end and how long it holds.
 #[derive(Debug, Clone, Copy)]
 struct NodeEnd {
@@ -129,8 +133,15 @@ impl Policy for LifetimeAware {
         Self::NAME
     }
 
-    fn begin_cycle(&mut self, _cluster: &ClusterState, now: Timestamp) {
+    fn begin_cycle(&mut self, cluster: &ClusterState, now: Timestamp) {
         self.now_s = now.as_micros() as f64 / 1e6;
+        // Runs that ended unreported (cancelled, their node removed) go
+        // once they outnumber what runs: memory stays bounded by the
+        // cluster's allocations.
+        if self.running.len() > 2 * cluster.allocation_count() + UNREPORTED_SLACK {
+            self.running
+                .retain(|task, _| cluster.allocation(*task).is_some());
+        }
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
@@ -204,5 +215,25 @@ mod tests {
         policy.observe(&ended(&tasks[0], Outcome::Completed));
         policy.observe(&ended(&tasks[2], Outcome::Completed));
         assert_eq!(policy.predictor().seen(), 1);
+    }
+
+    #[test]
+    fn runs_that_end_unreported_are_dropped() {
+        let mut cluster = ClusterState::new();
+        cluster
+            .add_node(NodeSpec::new(NodeId(1), Resources::new(4_000, 8_192)))
+            .unwrap();
+        let mut policy = LifetimeAware::new();
+        // Chosen but never booked, as a cancelled run is never reported.
+        for id in 0..=(2 * UNREPORTED_SLACK as u64) {
+            let task = TaskSpec::new(TaskId(id), Resources::new(1_000, 1_024));
+            assert!(policy.decide(&task, &cluster).is_some());
+        }
+        let booked = TaskSpec::new(TaskId(1_000), Resources::new(1_000, 1_024));
+        let choice = policy.decide(&booked, &cluster).unwrap();
+        cluster.reserve(&booked, &choice).unwrap();
+        policy.begin_cycle(&cluster, Timestamp::from_secs(1));
+        assert_eq!(policy.running.len(), 1);
+        assert!(policy.running.contains_key(&TaskId(1_000)));
     }
 }
