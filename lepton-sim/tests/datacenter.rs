@@ -6,7 +6,8 @@
 
 use lepton_policies::{BestFit, RoundRobin};
 use lepton_sim::scenario::{
-    run_datacenter, DatacenterConfig, FleetWorld, Spare, Strategy, StrategyReport, VM_SHAPES,
+    datacenter_tuning, run_datacenter, DatacenterConfig, FleetWorld, Spare, Strategy,
+    StrategyReport, DATACENTER_TUNING, VM_SHAPES,
 };
 
 fn small() -> DatacenterConfig {
@@ -204,4 +205,25 @@ fn the_floor_cover_uses_owned_capacity_first_minute_by_minute() {
     assert!((cover - 1.0).abs() < 1e-9, "{cover}");
     // Counting owned capacity as unlimited, the other bound says nothing.
     assert_eq!(lower_bound_cost(&world), 0.0);
+}
+
+#[test]
+fn each_size_takes_the_tuning_of_the_nearest_size_tuned() {
+    assert_eq!(datacenter_tuning(1_000), DATACENTER_TUNING);
+    // 100 VMs keep no spare by forecast; 10,000 take 3,000's.
+    for (vms, forecast) in [
+        (60, None),
+        (150, None),
+        (200, Some(0.5)),
+        (10_000, Some(1.0)),
+    ] {
+        let tuning = datacenter_tuning(vms);
+        assert_eq!(tuning.lepton_spare_forecast, forecast, "{vms} VMs");
+        // The baselines keep their 1,000-VM setting.
+        assert_eq!(
+            tuning.karpenter_overprovisioned,
+            DATACENTER_TUNING.karpenter_overprovisioned
+        );
+        assert_eq!(tuning.overprovisioned, DATACENTER_TUNING.overprovisioned);
+    }
 }

@@ -119,6 +119,33 @@ pub const DATACENTER_TUNING: Tuning = Tuning {
     lepton_spare_forecast: Some(0.5),
 };
 
+/// Lepton's spare by forecast at each size the synthetic data center was
+/// tuned at (seeds 101–103, the same procedure at every size): no spare
+/// at 100 VMs (the forecast, rounded up, keeps a VM of each of five
+/// shapes), half its expectation at 300 and 1,000, all of it at 3,000.
+/// Every baseline keeps its 1,000-VM setting at every size.
+const LEPTON_SPARE_BY_SIZE: [(usize, Option<f64>); 4] = [
+    (100, None),
+    (300, Some(0.5)),
+    (1_000, Some(0.5)),
+    (3_000, Some(1.0)),
+];
+
+/// The synthetic data center's tuning for a fleet of `vms`: that of the
+/// nearest size it was tuned at, by ratio (10,000 VMs was not tuned, its
+/// runs being too long, and takes 3,000's); [`DATACENTER_TUNING`] at
+/// 1,000 VMs.
+pub fn datacenter_tuning(vms: usize) -> Tuning {
+    let distance = |size: usize| (vms.max(1) as f64 / size as f64).ln().abs();
+    let nearest = LEPTON_SPARE_BY_SIZE
+        .iter()
+        .min_by(|a, b| distance(a.0).total_cmp(&distance(b.0)));
+    Tuning {
+        lepton_spare_forecast: nearest.map_or(DATACENTER_TUNING.lepton_spare_forecast, |s| s.1),
+        ..DATACENTER_TUNING
+    }
+}
+
 /// The DLRM trace's tuning, on days 0–15 only: no setting of the two
 /// Kubernetes baselines or of karpenter keeps its violations within the
 /// bound, so each keeps its fewest (idle release; the autoscaler unneeded
@@ -407,7 +434,8 @@ pub fn compare_datacenter_with(
 }
 
 /// The data-center strategies on `world` — the built-in data center or a
-/// user's own ([`FleetWorld::from_workload`]) — Lepton placing by `policy`.
+/// user's own ([`FleetWorld::from_workload`]) — Lepton placing by `policy`,
+/// each strategy tuned for the fleet's size ([`datacenter_tuning`]).
 ///
 /// # Errors
 /// Errors of the simulation (none are expected for valid worlds).
@@ -416,7 +444,8 @@ pub fn compare_fleet(
     name: &str,
     policy: Box<dyn Policy>,
 ) -> Result<DatacenterComparison, Error> {
-    let (baselines, lepton) = datacenter_strategies(name, policy, &DATACENTER_TUNING);
+    let tuning = datacenter_tuning(world.fleet.len());
+    let (baselines, lepton) = datacenter_strategies(name, policy, &tuning);
     let reports = run_all(world, baselines.into_iter().chain([lepton]))?;
     let size = size_of(world, None);
     Ok(FleetComparison::new(
