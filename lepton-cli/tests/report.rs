@@ -13,9 +13,10 @@ mod support;
 use support::browser::{load, scratch};
 
 /// What is wrong with a rendered report, if anything.
-/// The demo's report: four plots for each data center (the synthetic
-/// day and the DLRM trace), two for the edge, two for the hybrid cloud.
-const PLOTS: usize = 12;
+/// The demo's report: five plots for each data center (the synthetic
+/// day and the DLRM trace) and the trace's lifetimes, two for the edge,
+/// two for the hybrid cloud.
+const PLOTS: usize = 15;
 /// One table per scenario.
 const TABLES: usize = 4;
 
@@ -74,6 +75,14 @@ fn the_report_renders_in_chromium_with_its_tables_plots_and_script() {
     assert!(dom.contains("Tasks that waited to start longer than"));
     assert!(dom.contains("&gt; 5 min") || dom.contains("> 5 min"));
     assert!(dom.contains("CPU utilization of each edge site"));
+    // Learned parts: the demand forecast against what came, in both data
+    // centers, and the trace's predicted lifetimes.
+    assert_eq!(dom.matches("forecast and what came").count(), 2, "{dom}");
+    assert!(dom.contains("ended before the predicted"), "{dom}");
+    assert!(
+        dom.contains("per service and shape (median error x"),
+        "{dom}"
+    );
     assert!(dom.contains("edge: Lepton"), "{dom}");
     assert!(dom.contains("hybrid: Lepton"), "{dom}");
 

@@ -99,6 +99,22 @@ fn a_trace_file_runs_every_strategy_with_the_promised_json() {
     assert_eq!(strategies[6]["role"], "lepton");
     let versus = &scenario["lepton_vs_best_baseline"];
     assert!(versus["slo_violations_delta"].is_i64(), "{versus}");
+    // What is learned: lifetimes predicted as instances are created, from
+    // those deleted before — the first deletion (hn0, at 7,800 s) comes
+    // as hn2 is created, so hn2..hn19 and `last` are predicted, not hn0
+    // and hn1 — and the demand forecast beside what came.
+    let lifetimes = &scenario["lifetimes"];
+    assert_eq!(lifetimes["from_day"], 0, "{lifetimes}");
+    assert_eq!(lifetimes["per_kind"]["predicted"], 19, "{lifetimes}");
+    let timeline = strategies[6]["timeline"].as_array().unwrap();
+    let taken: u64 = timeline
+        .iter()
+        .map(|p| p["vms_taken_into_use"].as_u64().unwrap())
+        .sum();
+    assert!(taken > 0, "no VM taken into use");
+    assert!(timeline
+        .iter()
+        .all(|p| p["forecast_vms_taken_into_use"].as_f64().unwrap() >= 0.0));
     let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert!(
         page.contains("DLRM serving trace"),

@@ -50,7 +50,9 @@ pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
 pub use dlrm::{dlrm_trace_path, parse_dlrm, read_dlrm, DlrmInstance, DLRM_GPU_TAINT, RDMA};
 pub use error::Error;
 pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult, MAX_TUNE};
-pub use lifetimes::{lifetime_accuracy, lifetime_history, service_and_shape, LifetimeAccuracy};
+pub use lifetimes::{
+    lifetime_accuracy, lifetime_history, service_and_shape, LifetimeAccuracy, TraceLifetimes,
+};
 pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks, synthetic_workload};
 pub use timed::{
     default_horizon_s, run_timed, TaskTimes, TimedConfig, TimedResult, TimedSample, TimedTask,

@@ -87,6 +87,31 @@ pub fn lifetime_accuracy(
     }
 }
 
+/// Lifetime prediction on the trace for instances created from
+/// `from_day` on: by [`service_and_shape`], as the `lifetime` policy
+/// predicts, and one distribution for all, the baseline it must beat.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TraceLifetimes {
+    /// The first day measured.
+    pub from_day: u64,
+    /// Learned per service, role and shape.
+    pub per_kind: LifetimeAccuracy,
+    /// Learned from every instance alike.
+    pub one_for_all: LifetimeAccuracy,
+}
+
+impl TraceLifetimes {
+    /// Both predictors on `instances` created from `from_day` on
+    /// ([`lifetime_accuracy`]).
+    pub fn measure(instances: &[DlrmInstance], from_day: u64) -> Self {
+        TraceLifetimes {
+            from_day,
+            per_kind: lifetime_accuracy(instances, from_day, service_and_shape),
+            one_for_all: lifetime_accuracy(instances, from_day, |_| String::new()),
+        }
+    }
+}
+
 /// The kind the scenarios predict by: service and role (the spec's `app`),
 /// shape and priority ([`task_kind`], what the `lifetime` policy uses).
 pub fn service_and_shape(instance: &DlrmInstance) -> String {

@@ -227,3 +227,29 @@ fn each_size_takes_the_tuning_of_the_nearest_size_tuned() {
         assert_eq!(tuning.overprovisioned, DATACENTER_TUNING.overprovisioned);
     }
 }
+
+#[test]
+fn the_timeline_counts_vms_taken_into_use_and_the_forecast_follows_them() {
+    let world = FleetWorld::generate(&DatacenterConfig {
+        seed: 3,
+        vms: 100,
+        tasks: 2_000,
+        ..DatacenterConfig::default()
+    })
+    .unwrap();
+    let report = run(&world, true, Spare::NONE);
+    let taken: usize = report.timeline.iter().map(|p| p.vms_taken_into_use).sum();
+    let expected: f64 = report
+        .timeline
+        .iter()
+        .map(|p| p.forecast_vms_taken_into_use)
+        .sum();
+    // VMs are released and taken into use again through the day; the
+    // forecast, learned from the minutes before each, follows them.
+    assert!(taken > world.fleet.len() / 2, "{taken}");
+    let ratio = expected / taken as f64;
+    assert!(
+        (0.8..1.25).contains(&ratio),
+        "forecast {expected} for {taken}"
+    );
+}

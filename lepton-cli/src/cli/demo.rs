@@ -12,7 +12,7 @@ use lepton::sim::scenario::{
     compare_trace, DatacenterComparison, DatacenterConfig, EdgeComparison, EdgeConfig, FleetWorld,
     HybridComparison, HybridConfig, TraceWindow, Versus,
 };
-use lepton::sim::{dlrm_trace_path, lifetime_history, read_dlrm, read_workload};
+use lepton::sim::{dlrm_trace_path, lifetime_history, read_dlrm, read_workload, TraceLifetimes};
 
 use super::report;
 use super::say;
@@ -341,7 +341,9 @@ fn run_scenarios(
             ..context.clone()
         };
         let policy = build(&configs.policy, &context)?;
-        ran.trace = Some(compare_trace(&world, window, &configs.policy, policy)?);
+        let mut comparison = compare_trace(&world, window, &configs.policy, policy)?;
+        comparison.lifetimes = Some(TraceLifetimes::measure(&instances, window.first_day));
+        ran.trace = Some(comparison);
         bar.inc(1);
     }
     if wanted(Scenario::Edge) {

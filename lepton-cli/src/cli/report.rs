@@ -9,6 +9,7 @@ use super::table;
 use super::CliError;
 use lepton::sim::scenario::{DatacenterComparison, EdgeComparison, HybridComparison};
 use lepton::sim::scenario::{EdgeReport, StrategyReport, TimelinePoint};
+use lepton::sim::{LifetimeAccuracy, TraceLifetimes};
 
 /// Creates `dir` if needed and checks it can be written, before any run.
 pub(crate) fn check_out_dir(dir: &Path) -> Result<(), CliError> {
@@ -159,8 +160,95 @@ fn section(scenario: &DatacenterComparison) -> Result<String, CliError> {
         let _ = writeln!(html, "<div class=\"plot\">{svg}</div>");
     }
     let svg = late_plot(&reports)?;
-    let _ = writeln!(html, "<div class=\"plot\">{svg}</div>\n</div>");
+    let _ = writeln!(html, "<div class=\"plot\">{svg}</div>");
+    let svg = demand_plot(&scenario.lepton)?;
+    let _ = writeln!(html, "<div class=\"plot\">{svg}</div>");
+    if let Some(lifetimes) = &scenario.lifetimes {
+        let svg = lifetime_plot(lifetimes)?;
+        let _ = writeln!(html, "<div class=\"plot\">{svg}</div>");
+    }
+    html.push_str("</div>\n");
     Ok(html)
+}
+
+/// Lepton's demand forecast against what came: the VMs taken into use
+/// per hour, each minute forecast from the minutes before it; from the
+/// second hour, the first taking up the tasks running when the run starts.
+fn demand_plot(lepton: &StrategyReport) -> Result<String, CliError> {
+    let hourly = |figure: fn(&TimelinePoint) -> f64| -> Vec<(f64, f64)> {
+        let mut hours: Vec<(f64, f64)> = Vec::new();
+        for point in lepton.timeline.iter().filter(|p| p.hour >= 1.0) {
+            let hour = point.hour.floor();
+            match hours.last_mut() {
+                Some((last, sum)) if *last == hour => *sum += figure(point),
+                _ => hours.push((hour, figure(point))),
+            }
+        }
+        hours
+    };
+    let curves = [
+        (
+            "what came".to_owned(),
+            hourly(|p| p.vms_taken_into_use as f64),
+        ),
+        (
+            "forecast".to_owned(),
+            hourly(|p| p.forecast_vms_taken_into_use),
+        ),
+    ];
+    line_plot(
+        &format!(
+            "VMs taken into use by {}: forecast and what came",
+            lepton.policy
+        ),
+        "hour",
+        "VMs per hour",
+        &curves,
+    )
+}
+
+/// Predicted lifetimes against actual ones: the share of instances that
+/// ended before each predicted quantile (90 %, 50 %, 10 % when
+/// calibrated), learned per kind and one for all, with each one's median
+/// error.
+fn lifetime_plot(lifetimes: &TraceLifetimes) -> Result<String, CliError> {
+    // The highest first, so the legend (upper right) covers no bar.
+    let quantiles = ["p90", "p50", "p10"].map(str::to_owned);
+    let shares = |a: &LifetimeAccuracy| {
+        vec![
+            a.below_p90 * 100.0,
+            a.below_p50 * 100.0,
+            a.below_p10 * 100.0,
+        ]
+    };
+    let error = |a: &LifetimeAccuracy| a.median_abs_log_error.exp();
+    let bars = [
+        ("calibrated".to_owned(), vec![90.0, 50.0, 10.0]),
+        (
+            format!(
+                "per service and shape (median error x{:.1})",
+                error(&lifetimes.per_kind)
+            ),
+            shares(&lifetimes.per_kind),
+        ),
+        (
+            format!(
+                "one for all (median error x{:.1})",
+                error(&lifetimes.one_for_all)
+            ),
+            shares(&lifetimes.one_for_all),
+        ),
+    ];
+    svg_bars(
+        &format!(
+            "Lifetimes of {} instances from day {}: ended before the predicted",
+            lifetimes.per_kind.predicted, lifetimes.from_day
+        ),
+        "predicted quantile",
+        "% of instances",
+        &quantiles,
+        &bars,
+    )
 }
 
 fn edge_section(scenario: &EdgeComparison) -> Result<String, CliError> {

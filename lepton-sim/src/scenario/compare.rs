@@ -48,7 +48,7 @@ use super::{
     DatacenterConfig, EdgeConfig, EdgeReport, EdgeStrategy, EdgeWorld, FleetWorld, HybridConfig,
     Spare, Strategy, StrategyReport, TierPolicy, TraceWindow,
 };
-use crate::Error;
+use crate::{Error, TraceLifetimes};
 
 /// The knobs of the data-center strategies, as tuned for one scenario:
 /// each the cheapest of nine settings whose avoidable deadline misses (or,
@@ -244,6 +244,9 @@ pub struct FleetComparison<C> {
     pub vs_best_baseline: Versus,
     /// Lepton against each baseline, in their order.
     pub vs_baselines: Vec<Versus>,
+    /// On a trace, how well lifetimes are predicted there, when measured
+    /// ([`TraceLifetimes::measure`]); `None` otherwise.
+    pub lifetimes: Option<TraceLifetimes>,
 }
 
 /// The data center under every strategy.
@@ -292,6 +295,7 @@ impl<C> FleetComparison<C> {
             lower_bound_cost,
             vs_best_baseline,
             vs_baselines,
+            lifetimes: None,
         }
     }
 
@@ -648,6 +652,8 @@ impl<C: Serialize> Serialize for FleetComparison<C> {
             strategies: Vec<Entry<'a, StrategyReport>>,
             lepton_vs_best_baseline: &'a Versus,
             lepton_vs_baselines: &'a [Versus],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            lifetimes: Option<&'a TraceLifetimes>,
         }
         Json {
             scenario: self.scenario,
@@ -658,6 +664,7 @@ impl<C: Serialize> Serialize for FleetComparison<C> {
             strategies: entries(&self.baselines, &self.lepton),
             lepton_vs_best_baseline: &self.vs_best_baseline,
             lepton_vs_baselines: &self.vs_baselines,
+            lifetimes: self.lifetimes.as_ref(),
         }
         .serialize(serializer)
     }

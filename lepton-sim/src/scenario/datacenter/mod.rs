@@ -374,7 +374,8 @@ pub struct StrategyReport {
     pub preemptions: usize,
     /// Spot VMs revoked (their runs were taken off and queued again).
     pub revocations: usize,
-    /// Every 10 minutes: (hour, powered VMs, utilization %, cost so far).
+    /// Every 10 minutes: (hour, powered VMs, utilization %, cost so far,
+    /// VMs taken into use and forecast).
     pub timeline: Vec<TimelinePoint>,
     /// Waits of all tasks, seconds, sorted (for distributions).
     #[serde(skip)]
@@ -392,4 +393,11 @@ pub struct TimelinePoint {
     pub utilization_pct: f64,
     /// Cost so far, USD.
     pub cost: f64,
+    /// VMs taken into use (turned from idle, starting or off to busy)
+    /// since the previous point.
+    pub vms_taken_into_use: usize,
+    /// How many of those the demand forecast, learned online in every run
+    /// and used by a spare by forecast, expected, each minute from what
+    /// came before it.
+    pub forecast_vms_taken_into_use: f64,
 }

@@ -47,13 +47,17 @@ pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<Strategy
 /// The demand forecast's bucket: ten minutes.
 const FORECAST_BUCKET_S: u64 = 600;
 
-/// A spare by forecast ([`Strategy::spare_forecast`]) as the run goes.
-struct SpareForecast {
-    factor: f64,
-    /// Per shape: the VMs taken into use, learned.
-    demand: Vec<DemandForecast>,
-    /// Per shape: the fixed spare kept at least.
-    floor: Vec<usize>,
+/// Demand learned online in every run — per shape, the VMs taken into
+/// use (those that turn from idle, starting or off to busy) — for the
+/// spare by forecast ([`Strategy::spare_forecast`]) and the timeline's
+/// forecast against what came.
+struct Demand {
+    per_shape: Vec<DemandForecast>,
+    /// Per VM: whether it held a task at the end of the last minute.
+    busy: Vec<bool>,
+    /// With a spare by forecast: its factor and, per shape, the fixed
+    /// spare kept at least.
+    spare: Option<(f64, Vec<usize>)>,
 }
 
 /// A strategy's run in progress.
@@ -71,10 +75,7 @@ struct DatacenterRun<'a> {
     power: Vec<Power>,
     /// Spare VMs to keep per shape.
     headroom: Vec<usize>,
-    /// With a spare by forecast, what it learns.
-    spare_forecast: Option<SpareForecast>,
-    /// Per VM: whether it held a task at the end of the last minute.
-    busy: Vec<bool>,
+    demand: Demand,
     /// Per minute: the runs that end then, and whether each fails.
     ends: BTreeMap<u64, Vec<(Run, bool)>>,
     first_start: HashMap<TaskId, u64>,
@@ -122,11 +123,13 @@ impl<'a> DatacenterRun<'a> {
                 strategy.spare.vms(count)
             })
             .collect::<Vec<usize>>();
-        let spare_forecast = strategy.spare_forecast.map(|factor| SpareForecast {
-            factor,
-            demand: vec![DemandForecast::new(FORECAST_BUCKET_S); world.shapes.len()],
-            floor: headroom.clone(),
-        });
+        let demand = Demand {
+            per_shape: vec![DemandForecast::new(FORECAST_BUCKET_S); world.shapes.len()],
+            busy: vec![false; world.fleet.len()],
+            spare: strategy
+                .spare_forecast
+                .map(|factor| (factor, headroom.clone())),
+        };
         Ok(DatacenterRun {
             world,
             name: strategy.name,
@@ -142,8 +145,7 @@ impl<'a> DatacenterRun<'a> {
             scheduler,
             power,
             headroom,
-            spare_forecast,
-            busy: vec![false; world.fleet.len()],
+            demand,
             ends: BTreeMap::new(),
             first_start: HashMap::new(),
             run_starts: HashMap::new(),
@@ -179,7 +181,7 @@ impl<'a> DatacenterRun<'a> {
         }
         self.join_started_vms(minute)?;
         self.place(minute);
-        self.forecast_spare(minute);
+        self.learn_demand(minute);
         if self.release_idle {
             self.manage_power(minute)?;
         }
@@ -194,27 +196,41 @@ impl<'a> DatacenterRun<'a> {
             && counts.total() == counts.completed + counts.failed)
     }
 
-    /// With a spare by forecast: learns which VMs were taken into use this
-    /// minute and sets each shape's spare from the forecast.
-    fn forecast_spare(&mut self, minute: u64) {
-        let Some(spare) = &mut self.spare_forecast else {
-            return;
-        };
+    /// Learns which VMs were taken into use this minute, after counting
+    /// what the forecast expected of it; with a spare by forecast, sets
+    /// each shape's spare from the forecast.
+    fn learn_demand(&mut self, minute: u64) {
+        let demand = &mut self.demand;
+        let now_s = minute * 60;
         let cluster = self.scheduler.cluster();
-        for (index, was_busy) in self.busy.iter_mut().enumerate() {
-            let busy = self
-                .world
-                .vm(cluster, index)
-                .is_some_and(|node| node.task_count() > 0);
+        let expected: f64 = demand
+            .per_shape
+            .iter_mut()
+            .map(|shape| shape.rate_per_s(now_s) * 60.0)
+            .sum();
+        let mut taken = 0;
+        for ((index, was_busy), power) in demand.busy.iter_mut().enumerate().zip(&self.power) {
+            // A VM that is off holds nothing: its node is not read.
+            let off = matches!(power, Power::Off | Power::Revoked);
+            let busy = !off
+                && self
+                    .world
+                    .vm(cluster, index)
+                    .is_some_and(|node| node.task_count() > 0);
             if busy && !*was_busy {
-                spare.demand[self.world.fleet[index].1].observe(minute * 60, 1.0);
+                demand.per_shape[self.world.fleet[index].1].observe(now_s, 1.0);
+                taken += 1;
             }
             *was_busy = busy;
         }
+        self.totals.add_demand(taken, expected);
+        let Some((factor, floor)) = &demand.spare else {
+            return;
+        };
         let window_s = (self.world.config.startup_min * 60) as f64;
-        let shapes = self.headroom.iter_mut().zip(&mut spare.demand);
-        for ((headroom, demand), floor) in shapes.zip(&spare.floor) {
-            let expected = spare.factor * demand.rate_per_s(minute * 60) * window_s;
+        let shapes = self.headroom.iter_mut().zip(&mut demand.per_shape);
+        for ((headroom, shape), floor) in shapes.zip(floor) {
+            let expected = factor * shape.rate_per_s(now_s) * window_s;
             *headroom = (expected.ceil() as usize).max(*floor);
         }
     }
@@ -506,6 +522,10 @@ struct Totals {
     /// This minute's (used, powered) for the timeline.
     now: [(f64, f64); 3],
     powered_now: usize,
+    /// VMs taken into use since the last timeline point, and how many the
+    /// demand forecast expected.
+    taken: usize,
+    expected: f64,
 }
 
 impl Totals {
@@ -541,6 +561,11 @@ impl Totals {
         self.powered_now = powered;
     }
 
+    fn add_demand(&mut self, taken: usize, expected: f64) {
+        self.taken += taken;
+        self.expected += expected;
+    }
+
     fn share(&self, used: f64, powered: f64) -> f64 {
         if powered == 0.0 {
             0.0
@@ -556,13 +581,16 @@ impl Totals {
             / 3.0
     }
 
-    fn point(&self, minute: u64) -> TimelinePoint {
+    /// The timeline's point now; the demand counts start again.
+    fn point(&mut self, minute: u64) -> TimelinePoint {
         let now: f64 = self.now.iter().map(|&(u, p)| self.share(u, p)).sum::<f64>() / 3.0;
         TimelinePoint {
             hour: minute as f64 / 60.0,
             powered_vms: self.powered_now,
             utilization_pct: now,
             cost: self.cost,
+            vms_taken_into_use: std::mem::take(&mut self.taken),
+            forecast_vms_taken_into_use: std::mem::take(&mut self.expected),
         }
     }
 }
