@@ -3,7 +3,7 @@
 //! tests and any program that wants the comparison.
 //!
 //! Edge ([`compare_edge`]): nearest site first, cloud only, by task class,
-//! and Lepton (objective-aware: see [`EdgeStrategy`]).
+//! and Lepton (objective-aware, learning each site's demand: see [`EdgeStrategy`]).
 //!
 //! Hybrid cloud ([`compare_hybrid`]): on-premises first then on demand,
 //! the spot rule a Kubernetes operator would set, and Lepton (the same

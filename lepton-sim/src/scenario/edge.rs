@@ -11,11 +11,15 @@ use serde::Serialize;
 use super::quantile;
 use crate::timed::{run_timed, TimedConfig, TimedTask};
 use crate::Error;
+use lepton_core::clock::Timestamp;
+use lepton_core::cluster::ClusterNode;
 use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::policy::{Feedback, Outcome};
 use lepton_core::rng::SeededRng;
 use lepton_core::{
-    FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources, TaskId, TaskSpec,
+    ClusterState, FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources, TaskId, TaskSpec,
 };
+use lepton_policies::DemandForecast;
 
 /// Round-trip latency from a user to the edge site it is at, ms.
 pub const SAME_SITE_MS: u32 = 2;
@@ -236,11 +240,11 @@ pub enum EdgeStrategy {
     /// tasks in the cloud; otherwise the nearest node with room (node
     /// affinity by site label and class, first fit inside a site).
     ClassAware,
-    /// Lepton: among the nodes that meet the task's objective, the nearest
-    /// site, best fit inside it, and tasks whose objective the cloud meets
-    /// go to the cloud first (keeping edge capacity for the tasks that
-    /// need it); when no node meeting the objective has room, the nearest
-    /// with room.
+    /// Lepton: interactive tasks at the nearest site that meets their
+    /// objective, best fit inside it; batch work on an owned edge site
+    /// while the site's forecast interactive demand leaves room for it
+    /// ([`EDGE_RESERVE`]), else in the cloud; when no node meeting the
+    /// objective has room, the nearest with room.
     Lepton,
 }
 
@@ -291,6 +295,17 @@ pub struct EdgeReport {
     pub latencies_ms: Vec<f64>,
 }
 
+/// How much of an edge site's forecast interactive need Lepton keeps
+/// free of batch work: its batch work on a site may use the site's CPU
+/// less this factor times the interactive CPU the site is expected to
+/// hold (the forecast arrival rate of interactive CPU times how long
+/// interactive tasks run, both learned online; Little's law). Tuned on
+/// seeds 101–103 (`cargo run --release --example tune_edge`).
+pub const EDGE_RESERVE: f64 = 2.5;
+
+/// The demand forecast's bucket at the edge: ten minutes.
+const EDGE_BUCKET_S: u64 = 600;
+
 /// The policy of a strategy, recording where each task was placed.
 struct EdgePolicy {
     strategy: EdgeStrategy,
@@ -300,11 +315,176 @@ struct EdgePolicy {
     /// Edge sites on the ring (for latencies).
     ring: usize,
     placed: Arc<Mutex<HashMap<TaskId, NodeId>>>,
+    /// Lepton's: what it learns as tasks arrive and end.
+    learning: Option<EdgeLearning>,
+}
+
+/// What Lepton learns at the edge from what a scheduler sees — tasks as
+/// it places them, runs as they end, the clock — never a task's duration
+/// or arrivals to come.
+struct EdgeLearning {
+    reserve: f64,
+    now_s: u64,
+    /// Per edge site: interactive CPU (milli) placed per second, learned.
+    demand: Vec<DemandForecast>,
+    /// Interactive runs completed: total seconds and count.
+    interactive_s: (f64, u64),
+    /// Per edge site: its CPU, and the CPU of the batch runs Lepton put
+    /// there that have not ended, milli.
+    capacity_milli: Vec<u64>,
+    batch_milli: Vec<u64>,
+    /// Runs placed and not yet ended: their edge site (if any), CPU and
+    /// whether interactive.
+    running: HashMap<TaskId, (Option<usize>, u64, bool)>,
+}
+
+impl EdgeLearning {
+    fn new(world: &EdgeWorld, reserve: f64) -> Self {
+        let mut capacity_milli = vec![0; world.config.sites];
+        for (node, site) in &world.nodes {
+            if let Site::Edge(edge) = site {
+                capacity_milli[*edge] += node.capacity.cpu_milli;
+            }
+        }
+        EdgeLearning {
+            reserve,
+            now_s: 0,
+            demand: vec![DemandForecast::new(EDGE_BUCKET_S); world.config.sites],
+            interactive_s: (0.0, 0),
+            batch_milli: vec![0; world.config.sites],
+            capacity_milli,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Whether batch work of `cpu_milli` more fits on `edge` beside the
+    /// interactive CPU the site is expected to hold; never before an
+    /// interactive run has ended and a bucket of demand has been seen.
+    fn batch_fits(&mut self, edge: usize, cpu_milli: u64) -> bool {
+        let (total_s, runs) = self.interactive_s;
+        let rate = self.demand[edge].rate_per_s(self.now_s);
+        if runs == 0 || rate == 0.0 {
+            return false;
+        }
+        let need = self.reserve * rate * total_s / runs as f64;
+        let room = self.capacity_milli[edge] as f64 - need;
+        (self.batch_milli[edge] + cpu_milli) as f64 <= room
+    }
+
+    /// A run placed at `site`.
+    fn placed(&mut self, task: &TaskSpec, site: Site, interactive: bool) {
+        let edge = match site {
+            Site::Edge(edge) => Some(edge),
+            Site::Cloud => None,
+        };
+        let cpu = task.request.cpu_milli;
+        if self
+            .running
+            .insert(task.id, (edge, cpu, interactive))
+            .is_some()
+        {
+            return;
+        }
+        match (edge, interactive) {
+            (Some(edge), false) => self.batch_milli[edge] += cpu,
+            (_, true) => {
+                if let Some(origin) = origin_of(task) {
+                    if let Some(demand) = self.demand.get_mut(origin) {
+                        demand.observe(self.now_s, cpu as f64);
+                    }
+                }
+            }
+            (None, false) => {}
+        }
+    }
+
+    fn ended(&mut self, feedback: &Feedback<'_>) {
+        let Some((edge, cpu, interactive)) = self.running.remove(&feedback.task.id) else {
+            return;
+        };
+        if let (Some(edge), false) = (edge, interactive) {
+            self.batch_milli[edge] = self.batch_milli[edge].saturating_sub(cpu);
+        }
+        if interactive && feedback.outcome == Outcome::Completed {
+            let ran_s = feedback.ended.0.saturating_sub(feedback.started.0) as f64 / 1e6;
+            self.interactive_s.0 += ran_s;
+            self.interactive_s.1 += 1;
+        }
+    }
+}
+
+/// How Lepton ranks a node, least first: misses the objective, tier (batch
+/// work: an edge site with room by the forecast, the cloud, another
+/// site), latency, what is left after placing (best fit).
+type LeptonKey = (bool, u8, u32, u64);
+
+/// The edge site a task's user is at, from its `origin` label.
+fn origin_of(task: &TaskSpec) -> Option<usize> {
+    task.config.get("origin")?.parse().ok()
+}
+
+impl EdgePolicy {
+    /// Lepton's choice: see [`EdgeStrategy::Lepton`].
+    fn lepton<'a>(
+        &mut self,
+        nodes: &FeasibleNodes<'a>,
+        origin: usize,
+        objective: u32,
+    ) -> Option<&'a ClusterNode> {
+        let task = nodes.task();
+        let interactive = objective == INTERACTIVE_OBJECTIVE_MS;
+        let ring = self.ring;
+        let learning = self.learning.as_mut()?;
+        let mut admitted = vec![None; learning.capacity_milli.len()];
+        let mut best: Option<(LeptonKey, Site, &ClusterNode)> = None;
+        for (position, node) in nodes.with_positions() {
+            let Some(&site) = self.sites.get(position) else {
+                continue;
+            };
+            let latency = latency_ms(ring, origin, site);
+            let meets = latency <= objective;
+            // Batch work: an edge site whose forecast leaves it room, then
+            // the cloud, then any other site.
+            let tier = match site {
+                _ if interactive => 0,
+                Site::Edge(edge) => {
+                    let fits = *admitted[edge]
+                        .get_or_insert_with(|| learning.batch_fits(edge, task.request.cpu_milli));
+                    if fits {
+                        0
+                    } else {
+                        2
+                    }
+                }
+                Site::Cloud => 1,
+            };
+            let leftover = (nodes.leftover_share(node) * 1e6) as u64;
+            let key = (!meets, tier, latency, leftover);
+            if best.as_ref().is_none_or(|(kept, _, _)| key < *kept) {
+                best = Some((key, site, node));
+            }
+        }
+        let (_, site, node) = best?;
+        learning.placed(task, site, interactive);
+        Some(node)
+    }
 }
 
 impl Policy for EdgePolicy {
     fn name(&self) -> &str {
         self.strategy.name()
+    }
+
+    fn begin_cycle(&mut self, _cluster: &ClusterState, now: Timestamp) {
+        if let Some(learning) = &mut self.learning {
+            learning.now_s = now.as_micros() / 1_000_000;
+        }
+    }
+
+    fn observe(&mut self, feedback: &Feedback<'_>) {
+        if let Some(learning) = &mut self.learning {
+            learning.ended(feedback);
+        }
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
@@ -336,21 +516,7 @@ impl Policy for EdgePolicy {
                     .min_by_key(|(_, site)| key(**site))
                     .map(|(node, _)| node)
             }
-            EdgeStrategy::Lepton => {
-                let key = |node: &lepton_core::cluster::ClusterNode, site: Site| {
-                    let latency = latency_ms(self.ring, origin, site);
-                    let meets = latency <= objective;
-                    // Meeting the objective first; among those, the cloud
-                    // first when it meets it, then the nearest; best fit
-                    // inside a site.
-                    let cloud_first = meets && site == Site::Cloud;
-                    let leftover = (nodes.leftover_share(node) * 1e6) as u64;
-                    (!meets, !cloud_first, latency, leftover)
-                };
-                feasible
-                    .min_by_key(|(node, site)| key(node, **site))
-                    .map(|(node, _)| node)
-            }
+            EdgeStrategy::Lepton => self.lepton(nodes, origin, objective),
         }?;
         let placement = Placement::on(chosen.id());
         if let Ok(mut placed) = self.placed.lock() {
@@ -365,6 +531,20 @@ impl Policy for EdgePolicy {
 /// # Errors
 /// Errors of the timed replay (none are expected for generated workloads).
 pub fn run_edge(world: &EdgeWorld, strategy: EdgeStrategy) -> Result<EdgeReport, Error> {
+    run_edge_reserving(world, strategy, EDGE_RESERVE)
+}
+
+/// [`run_edge`], Lepton keeping `reserve` times each site's forecast
+/// interactive need free of batch work (see [`EDGE_RESERVE`]; other
+/// strategies ignore it): to tune it.
+///
+/// # Errors
+/// As [`run_edge`].
+pub fn run_edge_reserving(
+    world: &EdgeWorld,
+    strategy: EdgeStrategy,
+    reserve: f64,
+) -> Result<EdgeReport, Error> {
     let sites: Vec<Site> = world.nodes.iter().map(|(_, site)| *site).collect();
     let origins: Arc<Vec<(usize, u32)>> = Arc::new(
         world
@@ -380,6 +560,7 @@ pub fn run_edge(world: &EdgeWorld, strategy: EdgeStrategy) -> Result<EdgeReport,
         origins,
         ring: world.config.sites,
         placed: Arc::clone(&placed),
+        learning: (strategy == EdgeStrategy::Lepton).then(|| EdgeLearning::new(world, reserve)),
     };
     let nodes: Vec<NodeSpec> = world.nodes.iter().map(|(n, _)| n.clone()).collect();
     let tasks: Vec<TimedTask> = world.tasks.iter().map(|t| t.timed.clone()).collect();

@@ -23,9 +23,9 @@ pub use datacenter::{
     TimelinePoint, TraceWindow, VmShape, DLRM_SHAPES, START_OBJECTIVE_MIN, VM_SHAPES,
 };
 pub use edge::{
-    run_edge, EdgeConfig, EdgeReport, EdgeStrategy, EdgeTask, EdgeWorld, Site, BATCH_OBJECTIVE_MS,
-    CLOUD_MS, CLOUD_USD_PER_VCPU_HOUR, INTERACTIVE_OBJECTIVE_MS, OTHER_SITE_BASE_MS, PER_HOP_MS,
-    SAME_SITE_MS,
+    run_edge, run_edge_reserving, EdgeConfig, EdgeReport, EdgeStrategy, EdgeTask, EdgeWorld, Site,
+    BATCH_OBJECTIVE_MS, CLOUD_MS, CLOUD_USD_PER_VCPU_HOUR, EDGE_RESERVE, INTERACTIVE_OBJECTIVE_MS,
+    OTHER_SITE_BASE_MS, PER_HOP_MS, SAME_SITE_MS,
 };
 pub use hybrid::{HybridConfig, TierPolicy, FLEXIBLE_SLACK_MIN, HYBRID_SHAPES};
 
