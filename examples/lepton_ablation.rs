@@ -7,7 +7,9 @@
 //! `lifetime` policy told every task's true duration, the most a perfect
 //! lifetime prediction could give (an upper bound, not a result: no
 //! scheduler knows it). `--trace` runs Lepton and the oracle on the DLRM
-//! trace's report days 16–30 instead.
+//! trace's report days 16–30 instead, and Lepton with VMs ready the
+//! minute they start, no spare and emptied VMs released at once: not a
+//! strategy, but what those timers cost against the lower bound.
 //!
 //! The oracle gives each task a kind of its own (`app` = its id) and
 //! starts the policy with [`lepton::policies::MIN_SEEN`] finished runs of
@@ -19,8 +21,9 @@
 
 use lepton::policies::{task_kind, KubeResources, LifetimeAware, LifetimePredictor, MIN_SEEN};
 use lepton::sim::scenario::{
-    datacenter_strategies, lower_bound_cost, run_datacenter, DatacenterConfig, FleetWorld, Spare,
-    Strategy, StrategyReport, TraceWindow, Tuning, DATACENTER_TUNING, TRACE_TUNING,
+    datacenter_strategies, lower_bound_cost, run_datacenter, Consolidation, DatacenterConfig,
+    FleetWorld, Spare, Strategy, StrategyReport, TraceWindow, Tuning, DATACENTER_TUNING,
+    TRACE_TUNING,
 };
 use lepton::sim::{dlrm_trace_path, lifetime_history, read_dlrm};
 use lepton::Policy;
@@ -99,6 +102,29 @@ fn trace() -> Result<(), Box<dyn std::error::Error>> {
         lepton(Box::new(LifetimeAware::with_history(oracle)), &TRACE_TUNING),
     )?;
     println!("oracle {}", cell(&told));
+    // Not a strategy: what start-up, spare and the release delay cost.
+    // VMs ready the minute they start, no spare, emptied VMs released at once.
+    let instant = DatacenterConfig {
+        startup_min: 0,
+        ..DatacenterConfig::default()
+    };
+    let untimed_world = FleetWorld::from_dlrm(&instances, window, &instant)?;
+    let untimed = Tuning {
+        lepton: Spare::NONE,
+        lepton_release: Some(Consolidation {
+            after_min: 0,
+            replace: false,
+            evict: false,
+        }),
+        ..TRACE_TUNING
+    };
+    let policy = LifetimeAware::with_history(lifetime_history(&instances, window));
+    let report = run_datacenter(&untimed_world, lepton(Box::new(policy), &untimed))?;
+    println!(
+        "no start-up, no spare, instant release {} (x{:.3} the bound)",
+        cell(&report),
+        report.cost / lower_bound_cost(&untimed_world)
+    );
     Ok(())
 }
 
