@@ -66,7 +66,8 @@ impl AutoscalerRules {
     };
 }
 
-/// What scale-down decided this minute.
+/// What scale-down (the autoscaler's, or Karpenter's consolidation)
+/// decided this minute.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct ScaleDownPlan {
     /// Empty VMs to release, by fleet index.
@@ -76,6 +77,9 @@ pub(super) struct ScaleDownPlan {
     /// The other VMs found unneeded: the autoscaler marks them with a
     /// soft taint, so the drained tasks go elsewhere when they can.
     pub(super) unneeded: Vec<usize>,
+    /// A VM to cordon, and the cheaper VM to start in its place
+    /// (consolidation's replacement).
+    pub(super) replace: Option<(usize, usize)>,
 }
 
 /// The autoscaler's memory between loops.

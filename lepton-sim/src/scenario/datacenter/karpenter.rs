@@ -27,7 +27,7 @@
 use lepton_core::{CoreScheduler, Resources};
 use serde::Serialize;
 
-use super::autoscaler::Moves;
+use super::autoscaler::{Moves, ScaleDownPlan};
 use super::power::Power;
 use super::{FleetWorld, Pool};
 
@@ -48,17 +48,6 @@ pub struct Consolidation {
     /// annotated `karpenter.sh/do-not-disrupt`, as operators annotate
     /// batch jobs a restart would set back: only empty VMs go.
     pub evict: bool,
-}
-
-/// What consolidation decided this minute.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct ConsolidationPlan {
-    /// Empty VMs to release, by fleet index.
-    pub(super) release: Vec<usize>,
-    /// A VM to drain and release.
-    pub(super) drain: Option<usize>,
-    /// A VM to cordon, and the cheaper VM to start in its place.
-    pub(super) replace: Option<(usize, usize)>,
 }
 
 /// Consolidation's memory between loops.
@@ -91,7 +80,7 @@ impl Consolidator {
         minute: u64,
         spare: &mut [usize],
         headroom: &[usize],
-    ) -> ConsolidationPlan {
+    ) -> ScaleDownPlan {
         let cluster = scheduler.cluster();
         let tasks = |index: usize| world.vm(cluster, index).map_or(0, |n| n.task_count());
         for (index, seen) in self.unchanged.iter_mut().enumerate() {
@@ -100,7 +89,7 @@ impl Consolidator {
                 *seen = (generation, minute);
             }
         }
-        let mut plan = ConsolidationPlan::default();
+        let mut plan = ScaleDownPlan::default();
         // A replacement that is ready: the VM it replaces is drained.
         if let Some(at) = self
             .replacing

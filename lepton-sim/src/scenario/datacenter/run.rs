@@ -9,7 +9,7 @@ use lepton_core::scheduler::{SchedulerConfig, TaskState};
 use lepton_core::{Assignment, CoreScheduler, NodeId, NodeSpec, Run, Scheduler, TaskId, TaskSpec};
 use lepton_policies::DemandForecast;
 
-use super::autoscaler::Autoscaler;
+use super::autoscaler::{Autoscaler, ScaleDownPlan};
 use super::bound::{fails, floor, run_length};
 use super::karpenter::Consolidator;
 use super::power::{revoke_spot, Power, PowerManager};
@@ -320,19 +320,7 @@ impl<'a> DatacenterRun<'a> {
                 &mut spare,
                 &self.headroom,
             );
-            for index in plan.release {
-                self.release(index)?;
-            }
-            if let Some((old, new)) = plan.replace {
-                self.scheduler.cordon(self.world.fleet[old].0.id)?;
-                self.power[new] = Power::Starting {
-                    ready_min: minute + self.world.config.startup_min,
-                };
-            }
-            if let Some(index) = plan.drain {
-                self.drain(index, &[], minute)?;
-            }
-            return Ok(());
+            return self.carry_out(plan, minute);
         }
         let Some(autoscaler) = &mut self.autoscaler else {
             return manager.manage(&mut self.scheduler, &mut self.power, &self.waiting);
@@ -352,8 +340,19 @@ impl<'a> DatacenterRun<'a> {
             &mut spare,
             &self.headroom,
         );
+        self.carry_out(plan, minute)
+    }
+
+    /// Releases, replaces and drains what scale-down decided.
+    fn carry_out(&mut self, plan: ScaleDownPlan, minute: u64) -> Result<(), Error> {
         for index in plan.release {
             self.release(index)?;
+        }
+        if let Some((old, new)) = plan.replace {
+            self.scheduler.cordon(self.world.fleet[old].0.id)?;
+            self.power[new] = Power::Starting {
+                ready_min: minute + self.world.config.startup_min,
+            };
         }
         if let Some(index) = plan.drain {
             // The soft taint on unneeded VMs, as a cordon for the drain.
