@@ -15,6 +15,19 @@ const LEVEL_WEIGHT: f64 = 0.5;
 const TREND_WEIGHT: f64 = 0.3;
 
 /// A demand forecast, fed as demand happens.
+///
+/// ```
+/// use lepton_policies::DemandForecast;
+///
+/// // CPU cores asked for, counted in ten-minute buckets.
+/// let mut cores = DemandForecast::new(600);
+/// for minute in 0..60u64 {
+///     cores.observe(minute * 60, 4.0);
+/// }
+/// // Four cores a minute: forty expected in the next ten minutes.
+/// let next = cores.rate_per_s(3_600) * 600.0;
+/// assert!((next - 40.0).abs() < 1.0, "{next}");
+/// ```
 #[derive(Debug, Clone)]
 pub struct DemandForecast {
     bucket_s: u64,

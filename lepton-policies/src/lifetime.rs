@@ -111,6 +111,26 @@ fn bin(lifetime_s: f64) -> usize {
 }
 
 /// Lifetimes learned online, per kind of task.
+///
+/// An embedder feeds it the tasks that ended and asks how long a task of
+/// a kind will live (the `lifetime` policy does the same with its own runs;
+/// [`LifetimeAware::with_history`](crate::LifetimeAware::with_history)
+/// starts it from a predictor filled this way):
+///
+/// ```
+/// use lepton_policies::LifetimePredictor;
+///
+/// let mut lifetimes = LifetimePredictor::new();
+/// // Finished tasks of one kind, and how long each ran, seconds.
+/// for ran_s in [600.0, 660.0, 540.0, 620.0, 580.0] {
+///     lifetimes.observe("web/api", ran_s);
+/// }
+/// let life = lifetimes.predict("web/api").expect("five have ended");
+/// assert!(life.p10_s <= life.p50_s && life.p50_s <= life.p90_s);
+/// assert!((life.p50_s / 600.0 - 1.0).abs() < 0.1);
+/// // One still running after 20 minutes has outlived every one seen.
+/// assert!(lifetimes.predict_alive("web/api", 1_200.0).is_none());
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct LifetimePredictor {
     kinds: HashMap<String, Histogram>,
