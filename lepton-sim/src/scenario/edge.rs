@@ -371,8 +371,9 @@ impl EdgeLearning {
         (self.batch_milli[edge] + cpu_milli) as f64 <= room
     }
 
-    /// A run placed at `site`.
-    fn placed(&mut self, task: &TaskSpec, site: Site, interactive: bool) {
+    /// A run of a task from `origin` placed at `site`: interactive demand
+    /// counts at the site its user is at.
+    fn placed(&mut self, task: &TaskSpec, origin: usize, site: Site, interactive: bool) {
         let edge = match site {
             Site::Edge(edge) => Some(edge),
             Site::Cloud => None,
@@ -388,10 +389,8 @@ impl EdgeLearning {
         match (edge, interactive) {
             (Some(edge), false) => self.batch_milli[edge] += cpu,
             (_, true) => {
-                if let Some(origin) = origin_of(task) {
-                    if let Some(demand) = self.demand.get_mut(origin) {
-                        demand.observe(self.now_s, cpu as f64);
-                    }
+                if let Some(demand) = self.demand.get_mut(origin) {
+                    demand.observe(self.now_s, cpu as f64);
                 }
             }
             (None, false) => {}
@@ -417,11 +416,6 @@ impl EdgeLearning {
 /// work: an edge site with room by the forecast, the cloud, another
 /// site), latency, what is left after placing (best fit).
 type LeptonKey = (bool, u8, u32, u64);
-
-/// The edge site a task's user is at, from its `origin` label.
-fn origin_of(task: &TaskSpec) -> Option<usize> {
-    task.config.get("origin")?.parse().ok()
-}
 
 impl EdgePolicy {
     /// Lepton's choice: see [`EdgeStrategy::Lepton`].
@@ -465,7 +459,7 @@ impl EdgePolicy {
             }
         }
         let (_, site, node) = best?;
-        learning.placed(task, site, interactive);
+        learning.placed(task, origin, site, interactive);
         Some(node)
     }
 }
