@@ -5,8 +5,9 @@
 //! state stays steady — on a synthetic heterogeneous cluster filled to about
 //! 60%, per policy, with the node count as the parameter. The baseline
 //! `bestfit_linear_scan` makes best fit's choice by scanning every node.
-//! `drl` is the learned policy with its shipped model (64 candidates, the
-//! network scoring each). `lifetime` scans every feasible node (kube's
+//! `fgd` reads its choice from its ranking of the nodes (see
+//! `GrowthIndex`), `drl` is the learned policy with its shipped model (64
+//! candidates, FGD's best, the network scoring each). `lifetime` scans every feasible node (kube's
 //! most-allocated score, then the node's expected end), with a lifetime
 //! learned for the probe's kind.
 //!
@@ -40,11 +41,9 @@ fn decide(c: &mut Criterion) {
                 Box::new(support::bestfit_linear_scan()),
             ),
         ];
-        if nodes <= 10_000 {
-            policies.push(("fgd", Box::new(Fgd::new(Arc::clone(&workload)))));
-            let drl = Drl::trained(Arc::clone(&workload)).expect("the shipped model loads");
-            policies.push(("drl", Box::new(drl)));
-        }
+        policies.push(("fgd", Box::new(Fgd::new(Arc::clone(&workload)))));
+        let drl = Drl::trained(Arc::clone(&workload)).expect("the shipped model loads");
+        policies.push(("drl", Box::new(drl)));
         for (name, mut policy) in policies {
             group.bench_with_input(BenchmarkId::new(name, nodes), &nodes, |b, _| {
                 b.iter(|| decide_once(&mut policy, &probe, &mut cluster))

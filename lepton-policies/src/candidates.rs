@@ -9,7 +9,7 @@
 //! What they see is documented on [`CandidateBuilder`].
 
 use lepton_core::cluster::{ClusterNode, GpuSlots};
-use lepton_core::fragmentation::{Growth, GrowthCache, TargetWorkload};
+use lepton_core::fragmentation::{Growth, GrowthIndex, TargetWorkload};
 use lepton_core::model::GPU_MILLI_PER_GPU;
 use lepton_core::{FeasibleNodes, NodeId, Placement};
 
@@ -54,12 +54,12 @@ pub struct Candidate {
     pub features: [f32; FEATURES],
 }
 
-/// Builds candidate lists; keeps the growth cache between decisions.
+/// Builds candidate lists; keeps FGD's ranking between decisions.
 ///
 /// # Candidates
 /// Every node where the task fits is evaluated with FGD's fragmentation
-/// gradient ([`TargetWorkload::growth`], cached per shape and node by
-/// [`GrowthCache`]); the candidates are the `limit` nodes FGD ranks first
+/// gradient ([`TargetWorkload::growth`], the nodes kept ranked per shape by
+/// [`GrowthIndex`]); the candidates are the `limit` nodes FGD ranks first
 /// (highest [`fgd_score`](lepton_core::fragmentation::fgd_score), ties to
 /// the earlier node), listed in cluster order. This pruning keeps a decision's cost independent of the
 /// cluster's size, and FGD's own choice is always among the candidates (the
@@ -89,20 +89,20 @@ pub struct Candidate {
 /// | 12..20 | free milli-GPU of each GPU after, largest first, / 1000 (0 past the node's GPUs) |
 #[derive(Debug, Clone, Default)]
 pub struct CandidateBuilder {
-    cache: GrowthCache,
-    /// (growth, position) of every feasible node, reused.
-    scratch: Vec<(Growth, usize)>,
+    index: GrowthIndex,
+    /// (position, growth) of the candidates, reused.
+    scratch: Vec<(usize, Growth)>,
 }
 
 impl CandidateBuilder {
-    /// A builder with an empty cache.
+    /// A builder with an empty ranking.
     pub fn new() -> Self {
         CandidateBuilder::default()
     }
 
-    /// Forgets cached growths: call it when the target workload changes.
+    /// Forgets the ranking: call it when the target workload changes.
     pub fn clear(&mut self) {
-        self.cache.clear();
+        self.index.clear();
     }
 
     /// Fills `out` with the candidates among `feasible` for its task (at
@@ -116,34 +116,18 @@ impl CandidateBuilder {
         out: &mut Vec<Candidate>,
     ) {
         out.clear();
-        let task = feasible.task();
         let nodes = feasible.cluster().nodes();
-        let mut growths = self.cache.for_task(task, nodes.len());
-        self.scratch.clear();
-        for (position, node) in feasible.with_positions() {
-            if let Some(growth) = growths.growth(workload, task, position, node) {
-                self.scratch.push((growth, position));
-            }
-        }
-        if limit == 0 || self.scratch.is_empty() {
-            return;
-        }
-        if self.scratch.len() > limit {
-            self.scratch
-                .select_nth_unstable_by_key(limit - 1, |&(growth, position)| {
-                    (std::cmp::Reverse(growth.score), position)
-                });
-            self.scratch.truncate(limit);
-        }
-        self.scratch.sort_unstable_by_key(|&(_, position)| position);
+        self.index
+            .ranked(workload, feasible, limit, &mut self.scratch);
+        self.scratch.sort_unstable_by_key(|&(position, _)| position);
         let count = self.scratch.len() as f32;
         let best_score = self
             .scratch
             .iter()
-            .map(|&(growth, _)| growth.score)
+            .map(|&(_, growth)| growth.score)
             .max()
             .unwrap_or(0);
-        for (rank, &(growth, position)) in self.scratch.iter().enumerate() {
+        for (rank, &(position, growth)) in self.scratch.iter().enumerate() {
             let node = &nodes[position];
             let row = Row {
                 growth,

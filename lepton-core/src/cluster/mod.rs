@@ -9,6 +9,7 @@
 //! them through [`FeasibleNodes`] (see `feasible.rs`, the one feasibility
 //! stage), not through the accounting.
 
+mod changes;
 mod feasible;
 mod gpu_slots;
 mod index;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+use self::changes::{ChangeLog, Instance};
 pub(crate) use self::feasible::check as check_feasible;
 pub use self::feasible::{FeasibleNodes, NodeFilter};
 use self::index::{FitTree, FreeIndex, KeyScale};
@@ -159,8 +161,9 @@ impl ClusterNode {
         &self.gpu_requests
     }
 
-    /// Changes whenever this node changes (added, reserve, release, state),
-    /// and is never reused, even by a node re-added with the same id: a
+    /// Changes whenever this node changes (added, reserve, release, state,
+    /// moved in cluster order by another node's removal), is the latest of
+    /// the cluster's [`generation`](ClusterState::generation)s then, and is never reused, even by a node re-added with the same id: a
     /// policy's per-node cache is fresh while this is unchanged. Always at
     /// least 1 for a node of the cluster state; 0 for the node as it would
     /// be after a preemption, which a [`NodeFilter`] may be shown.
@@ -429,8 +432,10 @@ pub struct ClusterState {
     index: HashMap<NodeId, usize>,
     allocations: HashMap<TaskId, Allocation>,
     largest: LargestNode,
-    /// Source of node generations.
+    /// Source of node generations: the latest given.
     changes: u64,
+    log: ChangeLog,
+    instance: Instance,
     scale: KeyScale,
     free_index: FreeIndex,
     fit_tree: FitTree,
@@ -485,12 +490,13 @@ impl ClusterState {
             gpu_requests: SmallVec::new(),
             tasks: Vec::new(),
             usage: None,
-            generation: self.next_generation(),
+            generation: 0,
             spec: Arc::new(spec),
         };
         self.largest = self.largest.max(&entry);
         self.index.insert(node, self.nodes.len());
         self.nodes.push(entry);
+        self.touch(self.nodes.len() - 1);
         let scale = KeyScale::new(self.largest);
         if scale == self.scale {
             self.reindex(self.nodes.len() - 1);
@@ -514,6 +520,8 @@ impl ClusterState {
         self.index.remove(&node);
         if let Some(moved) = self.nodes.get(position) {
             self.index.insert(moved.id(), position);
+            // Its position changed: a change for caches kept per position.
+            self.touch(position);
         }
         self.largest = LargestNode::of(self.nodes.iter());
         self.rebuild_indexes();
@@ -526,10 +534,8 @@ impl ClusterState {
     /// [`Error::UnknownNode`].
     pub fn set_state(&mut self, node: NodeId, state: NodeState) -> Result<(), Error> {
         let position = self.position(node)?;
-        let generation = self.next_generation();
-        let entry = &mut self.nodes[position];
-        entry.state = state;
-        entry.generation = generation;
+        self.nodes[position].state = state;
+        self.touch(position);
         self.reindex(position);
         Ok(())
     }
@@ -616,7 +622,6 @@ impl ClusterState {
             });
         }
         let position = self.position(placement.node)?;
-        let generation = self.changes + 1;
         let node = &mut self.nodes[position];
         let does_not_fit = |misfit| Error::DoesNotFit {
             task: task.id,
@@ -657,8 +662,7 @@ impl ClusterState {
             }
         }
         node.tasks.push((task.id, task.priority));
-        node.generation = generation;
-        self.changes = generation;
+        self.touch(position);
         let allocation = Allocation {
             task: task.id,
             node: placement.node,
@@ -683,10 +687,8 @@ impl ClusterState {
             .remove(&task)
             .ok_or(Error::NotAllocated { task })?;
         let position = self.position(allocation.node)?;
-        let generation = self.next_generation();
-        let node = &mut self.nodes[position];
-        node.give_back(&allocation);
-        node.generation = generation;
+        self.nodes[position].give_back(&allocation);
+        self.touch(position);
         self.reindex(position);
         Ok(allocation)
     }
@@ -716,9 +718,11 @@ impl ClusterState {
         self.fit_tree.rebuild(&self.nodes);
     }
 
-    fn next_generation(&mut self) -> u64 {
+    /// Gives the node at `position` a new generation: it changed.
+    fn touch(&mut self, position: usize) {
         self.changes += 1;
-        self.changes
+        self.nodes[position].generation = self.changes;
+        self.log.record(position, &self.nodes);
     }
 
     fn position(&self, node: NodeId) -> Result<usize, Error> {

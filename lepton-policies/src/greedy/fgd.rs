@@ -1,10 +1,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use lepton_core::fragmentation::{GrowthCache, TargetWorkload, TaskShape};
+use lepton_core::fragmentation::{GrowthIndex, TargetWorkload, TaskShape};
 use lepton_core::{FeasibleNodes, Placement, Policy, TaskSpec};
-
-use super::best_scoring_at;
 
 /// Fragmentation Gradient Descent (Weng et al., USENIX ATC '23): place the
 /// task where the cluster's expected GPU fragmentation grows least.
@@ -15,8 +13,9 @@ use super::best_scoring_at;
 /// score = [`fgd_score`](lepton_core::fragmentation::fgd_score) =
 /// ⌊sigmoid(−growth / 1000) × 100⌋, highest wins, ties to the earliest node.
 ///
-/// Growths depend only on the node's state and the task's shape, so they are
-/// cached ([`GrowthCache`]) and recomputed only for nodes that changed since.
+/// Growths depend only on the node's state and the task's shape, so the
+/// nodes are kept ranked per shape ([`GrowthIndex`]), re-scored only when
+/// they change: a decision reads the top of a ranking, not every node.
 ///
 /// [`Fgd::new`] takes the target workload (the paper derives it from the
 /// trace); [`Fgd::default`] learns it from the tasks it is asked to place,
@@ -25,7 +24,7 @@ use super::best_scoring_at;
 pub struct Fgd {
     workload: Arc<TargetWorkload>,
     learning: Option<Learning>,
-    cache: GrowthCache,
+    index: GrowthIndex,
 }
 
 /// Shape counts of the tasks seen, when the workload is learned.
@@ -64,7 +63,7 @@ impl Fgd {
         if learning.seen.is_power_of_two() {
             let counts = learning.counts.iter().map(|(s, &c)| (s.clone(), c));
             self.workload = Arc::new(TargetWorkload::from_counts(counts, COVERAGE));
-            self.cache.clear();
+            self.index.clear();
         }
     }
 }
@@ -80,15 +79,10 @@ impl Policy for Fgd {
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
-        let task = nodes.task();
-        self.learn(task);
-        let mut growths = self.cache.for_task(task, nodes.cluster().nodes().len());
-        let workload = &self.workload;
-        let (node, gpu) = best_scoring_at(nodes, |position, node| {
-            let growth = growths.growth(workload, task, position, node)?;
-            Some((growth.score, growth.gpu))
-        })?;
-        Some(match gpu {
+        self.learn(nodes.task());
+        let (position, growth) = self.index.best(&self.workload, nodes)?;
+        let node = &nodes.cluster().nodes()[position];
+        Some(match growth.gpu {
             Some(gpu) => Placement::on_gpus(node.id(), [gpu]),
             None => Placement::on(node.id()),
         })

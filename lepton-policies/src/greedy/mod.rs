@@ -55,18 +55,9 @@ pub(crate) fn best_scoring<'a, T>(
     nodes: &FeasibleNodes<'a>,
     mut score: impl FnMut(&'a ClusterNode) -> Option<(i64, T)>,
 ) -> Option<(&'a ClusterNode, T)> {
-    best_scoring_at(nodes, |_, node| score(node))
-}
-
-/// [`best_scoring`], with each node's position in cluster order passed to
-/// the score function too (for per-position caches).
-pub(crate) fn best_scoring_at<'a, T>(
-    nodes: &FeasibleNodes<'a>,
-    mut score: impl FnMut(usize, &'a ClusterNode) -> Option<(i64, T)>,
-) -> Option<(&'a ClusterNode, T)> {
     let mut best: Option<(i64, &ClusterNode, T)> = None;
-    for (position, node) in nodes.with_positions() {
-        let Some((score, payload)) = score(position, node) else {
+    for node in nodes.iter() {
+        let Some((score, payload)) = score(node) else {
             continue;
         };
         if best.as_ref().is_none_or(|(b, _, _)| score > *b) {

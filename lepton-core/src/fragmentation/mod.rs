@@ -11,14 +11,19 @@
 //! nodes. Memory is not part of the definition.
 //!
 //! The FGD policy and the simulator's fragmentation metric both use this one
-//! module.
+//! module; [`GrowthIndex`] ranks the nodes for FGD without a scan.
+
+mod index;
+mod memo;
+
+pub use self::index::GrowthIndex;
 
 use std::collections::HashMap;
 
 use smallvec::SmallVec;
 
 use crate::cluster::ClusterNode;
-use crate::node::{GpuModel, NodeId};
+use crate::node::GpuModel;
 use crate::resources::{GpuRequest, GPU_MILLI_PER_GPU};
 use crate::task::TaskSpec;
 
@@ -196,37 +201,52 @@ impl TargetWorkload {
     /// take. `None` when a share fits on no GPU. The caller checks that the
     /// task fits the node otherwise.
     pub fn growth(&self, task: &TaskSpec, node: &ClusterNode) -> Option<Growth> {
-        let model = node.spec().gpus.model.as_ref();
-        let before = self.node_fragment_milli(node);
-        let cpu_after = node.free().cpu_milli.saturating_sub(task.request.cpu_milli);
-        let mut gpus: SmallVec<[u32; 8]> = SmallVec::from_slice(node.gpu_free_milli());
-        let milli = task.gpu.milli_per_gpu;
-        if task.gpu.count == 1 && milli < GPU_MILLI_PER_GPU {
-            let mut best: Option<Growth> = None;
-            for index in 0..gpus.len() {
-                if gpus[index] < milli {
-                    continue;
-                }
-                gpus[index] -= milli;
-                let after = self.fragment_milli(cpu_after, &gpus, model);
-                gpus[index] += milli;
-                let growth = Growth::new(after - before, Some(index as u32));
-                if best.is_none_or(|b| growth.score > b.score) {
-                    best = Some(growth);
-                }
-            }
-            return best;
-        }
-        for &index in &node.tightest_gpus(task.gpu).unwrap_or_default() {
-            if let Some(free) = gpus.get_mut(index as usize) {
-                *free = free.saturating_sub(milli);
-            }
-        }
-        Some(Growth::new(
-            self.fragment_milli(cpu_after, &gpus, model) - before,
-            None,
-        ))
+        growth_with(task, node, |cpu, gpus, model| {
+            self.fragment_milli(cpu, gpus, model)
+        })
     }
+}
+
+/// [`TargetWorkload::growth`], with the node's fragment in a given state
+/// (free CPU, free milli-GPUs per GPU, GPU model) computed by `fragment`:
+/// the workload's own computation, or a memo of it (see [`GrowthIndex`]).
+pub(crate) fn growth_with(
+    task: &TaskSpec,
+    node: &ClusterNode,
+    mut fragment: impl FnMut(u64, &[u32], Option<&GpuModel>) -> f64,
+) -> Option<Growth> {
+    let model = node.spec().gpus.model.as_ref();
+    let before = fragment(node.free().cpu_milli, node.gpu_free_milli(), model);
+    let cpu_after = node.free().cpu_milli.saturating_sub(task.request.cpu_milli);
+    let mut gpus: SmallVec<[u32; 8]> = SmallVec::from_slice(node.gpu_free_milli());
+    let milli = task.gpu.milli_per_gpu;
+    if task.gpu.count == 1 && milli < GPU_MILLI_PER_GPU {
+        let mut best: Option<Growth> = None;
+        for index in 0..gpus.len() {
+            let free = gpus[index];
+            // A GPU as free as an earlier one grows the same: no better.
+            if free < milli || gpus[..index].contains(&free) {
+                continue;
+            }
+            gpus[index] -= milli;
+            let after = fragment(cpu_after, &gpus, model);
+            gpus[index] += milli;
+            let growth = Growth::new(after - before, Some(index as u32));
+            if best.is_none_or(|b| growth.score > b.score) {
+                best = Some(growth);
+            }
+        }
+        return best;
+    }
+    for &index in &node.tightest_gpus(task.gpu).unwrap_or_default() {
+        if let Some(free) = gpus.get_mut(index as usize) {
+            *free = free.saturating_sub(milli);
+        }
+    }
+    Some(Growth::new(
+        fragment(cpu_after, &gpus, model) - before,
+        None,
+    ))
 }
 
 /// FGD's integer score (0..=100) for a fragment growth of `milli`
@@ -235,89 +255,6 @@ impl TargetWorkload {
 pub fn fgd_score(milli: f64) -> i64 {
     let sigmoid = 1.0 / (1.0 + (milli / 1000.0).exp());
     (sigmoid * 100.0) as i64
-}
-
-/// [`TargetWorkload::growth`] per (task shape, node position), recomputed
-/// only for nodes that changed since (see [`ClusterNode::generation`]).
-///
-/// A placement changes one node, so a policy or simulator that evaluates
-/// every node for every task recomputes one node per shape per step instead
-/// of the whole cluster.
-#[derive(Debug, Clone, Default)]
-pub struct GrowthCache {
-    shape_ids: HashMap<TaskShape, usize>,
-    /// Per shape id, per node position.
-    slots: Vec<Vec<Option<CachedGrowth>>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct CachedGrowth {
-    /// Positions shift when nodes leave: the slot is checked against the node.
-    node: NodeId,
-    generation: u64,
-    growth: Option<Growth>,
-}
-
-impl GrowthCache {
-    /// An empty cache.
-    pub fn new() -> Self {
-        GrowthCache::default()
-    }
-
-    /// Forgets everything: call it when the target workload changes.
-    pub fn clear(&mut self) {
-        self.shape_ids.clear();
-        self.slots.clear();
-    }
-
-    /// The slots of `task`'s shape, sized for `nodes` node positions.
-    pub fn for_task(&mut self, task: &TaskSpec, nodes: usize) -> ShapeGrowths<'_> {
-        let next = self.shape_ids.len();
-        let id = *self.shape_ids.entry(TaskShape::of(task)).or_insert(next);
-        if self.slots.len() <= id {
-            self.slots.resize_with(id + 1, Vec::new);
-        }
-        let slots = &mut self.slots[id];
-        slots.resize(nodes, None);
-        ShapeGrowths { slots }
-    }
-}
-
-/// The cached growths of one task shape; see [`GrowthCache::for_task`].
-#[derive(Debug)]
-pub struct ShapeGrowths<'a> {
-    slots: &'a mut Vec<Option<CachedGrowth>>,
-}
-
-impl ShapeGrowths<'_> {
-    /// [`TargetWorkload::growth`] of `task` (of this shape) on `node`, the
-    /// node at `position` in cluster order.
-    pub fn growth(
-        &mut self,
-        workload: &TargetWorkload,
-        task: &TaskSpec,
-        position: usize,
-        node: &ClusterNode,
-    ) -> Option<Growth> {
-        if self.slots.len() <= position {
-            self.slots.resize(position + 1, None);
-        }
-        let slot = &mut self.slots[position];
-        match *slot {
-            Some(cached) if cached.node == node.id() && cached.generation == node.generation() => {
-                cached.growth
-            }
-            _ => {
-                let growth = workload.growth(task, node);
-                *slot = Some(CachedGrowth {
-                    node: node.id(),
-                    generation: node.generation(),
-                    growth,
-                });
-                growth
-            }
-        }
-    }
 }
 
 #[cfg(test)]
