@@ -34,7 +34,7 @@ fn decide(c: &mut Criterion) {
             ("firstfit", Box::new(FirstFit)),
             ("bestfit", Box::new(BestFit)),
             ("spread", Box::new(Spread)),
-            ("dotprod", Box::new(DotProduct)),
+            ("dotprod", Box::new(DotProduct::default())),
             ("lifetime", Box::new(lifetime(&probe))),
             (
                 "bestfit_linear_scan",

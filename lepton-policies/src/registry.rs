@@ -70,17 +70,17 @@ const BUILT_IN: &[BuiltIn] = &[
     BuiltIn {
         name: DotProduct::NAME,
         description: "free capacity least aligned with the request (Tetris)",
-        build: |_| Ok(Box::new(DotProduct)),
+        build: |_| Ok(Box::new(DotProduct::default())),
     },
     BuiltIn {
         name: GpuPacking::NAME,
         description: "partly used GPUs first (the FGD paper's GpuPacking)",
-        build: |_| Ok(Box::new(GpuPacking)),
+        build: |_| Ok(Box::new(GpuPacking::default())),
     },
     BuiltIn {
         name: GpuClustering::NAME,
         description: "nodes hosting GPU tasks of the same kind (GpuClustering)",
-        build: |_| Ok(Box::new(GpuClustering)),
+        build: |_| Ok(Box::new(GpuClustering::default())),
     },
     BuiltIn {
         name: Fgd::NAME,

@@ -13,6 +13,7 @@ mod changes;
 mod feasible;
 mod gpu_slots;
 mod index;
+mod ranking;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use self::changes::{ChangeLog, Instance};
 pub(crate) use self::feasible::check as check_feasible;
 pub use self::feasible::{FeasibleNodes, NodeFilter};
 use self::index::{FitTree, FreeIndex, KeyScale};
+pub use self::ranking::{NodeRankings, MAX_SCORE};
 
 use crate::backend::Usage;
 use crate::error::{Error, Misfit};

@@ -22,6 +22,8 @@ use crate::task::TaskSpec;
 #[derive(Debug, Clone, Default)]
 pub(super) struct Memo {
     prepared: bool,
+    /// The cluster instance `nodes` describes.
+    cluster: u64,
     /// The workload's distinct CPU requests, ascending.
     cpu_steps: Vec<u64>,
     /// GPU models met, numbered by their place here.
@@ -51,8 +53,13 @@ const KEYED_NUMBERS: usize = 255;
 const FRAGMENTS: usize = 1 << 20;
 
 impl Memo {
-    /// Reads the workload's CPU steps, once after each reset.
-    pub(super) fn prepare(&mut self, workload: &TargetWorkload) {
+    /// Reads the workload's CPU steps, once after each reset, and forgets
+    /// the nodes' states when the cluster is another one.
+    pub(super) fn prepare(&mut self, workload: &TargetWorkload, cluster: u64) {
+        if cluster != self.cluster {
+            self.cluster = cluster;
+            self.nodes.clear();
+        }
         if self.prepared {
             return;
         }
@@ -61,11 +68,6 @@ impl Memo {
         steps.dedup();
         self.cpu_steps = steps;
         self.prepared = true;
-    }
-
-    /// Forgets the nodes' states: the cluster is another one.
-    pub(super) fn forget_nodes(&mut self) {
-        self.nodes.clear();
     }
 
     /// What a task of CPU request `cpu_milli` on `node` (at `position`)

@@ -2,7 +2,7 @@ use lepton_core::cluster::ClusterNode;
 use lepton_core::model::GPU_MILLI_PER_GPU;
 use lepton_core::{FeasibleNodes, GpuRequest, Placement, Policy, TaskSpec};
 
-use super::best_scoring;
+use super::RankedScores;
 
 /// Groups alike GPU tasks on the same nodes (the FGD paper's "GpuClustering").
 ///
@@ -11,8 +11,11 @@ use super::best_scoring;
 /// others, 25 when it hosts no GPU task, 0 when only other kinds; plus up to
 /// 25 for how full the node's GPUs are (relative to the largest node).
 /// CPU-only tasks score 0 everywhere, so they land at random.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GpuClustering;
+#[derive(Debug, Clone, Default)]
+pub struct GpuClustering {
+    /// The nodes ranked per task request, re-scored when they change.
+    ranked: RankedScores<(u64, GpuRequest)>,
+}
 
 impl GpuClustering {
     /// The name it is listed and built by.
@@ -27,10 +30,10 @@ impl Policy for GpuClustering {
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
         let task = nodes.task();
         let largest_gpu_milli = nodes.cluster().largest_node().gpu_milli;
-        best_scoring(nodes, |node| {
-            Some((score(task, node, largest_gpu_milli), ()))
-        })
-        .map(|(node, ())| Placement::on(node.id()))
+        let kind = (task.request.cpu_milli, task.gpu);
+        self.ranked
+            .best(kind, nodes, |node| score(task, node, largest_gpu_milli))
+            .map(|node| Placement::on(node.id()))
     }
 }
 
@@ -43,7 +46,7 @@ fn kind(request: GpuRequest) -> Option<u32> {
     }
 }
 
-fn score(task: &TaskSpec, node: &ClusterNode, largest_gpu_milli: u64) -> i64 {
+pub(crate) fn score(task: &TaskSpec, node: &ClusterNode, largest_gpu_milli: u64) -> i64 {
     let Some(own) = kind(task.gpu) else {
         return 0;
     };
@@ -116,7 +119,7 @@ mod tests {
             0
         );
 
-        let mut policy = GpuClustering;
+        let mut policy = GpuClustering::default();
         assert_eq!(
             policy.decide(&share, &cluster).map(|p| p.node),
             Some(NodeId(2))

@@ -1,8 +1,8 @@
 use lepton_core::cluster::ClusterNode;
 use lepton_core::model::GPU_MILLI_PER_GPU;
-use lepton_core::{FeasibleNodes, Placement, Policy, TaskSpec};
+use lepton_core::{FeasibleNodes, GpuRequest, Placement, Policy, TaskSpec};
 
-use super::best_scoring;
+use super::RankedScores;
 
 /// Packs GPU tasks onto GPUs already in use (the FGD paper's "GpuPacking").
 ///
@@ -10,8 +10,11 @@ use super::best_scoring;
 /// milli they have, the better: 50..=100); it needs some fully free GPUs of
 /// a partly used node (fewer is better: 33..=49); the node is idle (0..=32).
 /// CPU-only tasks score 0 everywhere, so they land at random.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GpuPacking;
+#[derive(Debug, Clone, Default)]
+pub struct GpuPacking {
+    /// The nodes ranked per task request, re-scored when they change.
+    ranked: RankedScores<(u64, GpuRequest)>,
+}
 
 impl GpuPacking {
     /// The name it is listed and built by.
@@ -25,8 +28,10 @@ impl Policy for GpuPacking {
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
         let task = nodes.task();
-        best_scoring(nodes, |node| Some((score(task, node), ())))
-            .map(|(node, ())| Placement::on(node.id()))
+        let kind = (task.request.cpu_milli, task.gpu);
+        self.ranked
+            .best(kind, nodes, |node| score(task, node))
+            .map(|node| Placement::on(node.id()))
     }
 }
 
@@ -90,7 +95,7 @@ mod tests {
         let cpu_only = TaskSpec::new(TaskId(5), Resources::new(1_000, 1));
         assert_eq!(score(&cpu_only, node(2)), 0);
 
-        let mut policy = GpuPacking;
+        let mut policy = GpuPacking::default();
         assert_eq!(
             policy.decide(&small, &cluster).map(|p| p.node),
             Some(NodeId(2))

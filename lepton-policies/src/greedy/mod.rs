@@ -18,6 +18,8 @@ mod gpu_packing;
 mod kube;
 mod lifetime_aware;
 mod random;
+#[cfg(test)]
+mod ranked_props;
 mod round_robin;
 mod spread;
 
@@ -36,7 +38,9 @@ pub use random::Random;
 pub use round_robin::RoundRobin;
 pub use spread::Spread;
 
-use lepton_core::cluster::ClusterNode;
+use std::hash::Hash;
+
+use lepton_core::cluster::{ClusterNode, LargestNode, NodeRankings};
 use lepton_core::FeasibleNodes;
 
 /// `amount / norm`, 0 when there is nothing to normalise by.
@@ -65,6 +69,44 @@ pub(crate) fn best_scoring<'a, T>(
         }
     }
     best.map(|(_, node, payload)| (node, payload))
+}
+
+/// [`best_scoring`]'s answer without a scan, for scores (0..=100) that read
+/// only the task's kind `K` (which must determine its CPU and GPU request),
+/// the node's state and the largest node: the nodes kept ranked per kind
+/// ([`NodeRankings`]), re-scored only when they change.
+#[derive(Debug, Clone)]
+pub(crate) struct RankedScores<K> {
+    rankings: NodeRankings<K>,
+    /// The largest node the rankings were scored against.
+    largest: LargestNode,
+}
+
+impl<K> Default for RankedScores<K> {
+    fn default() -> Self {
+        RankedScores {
+            rankings: NodeRankings::default(),
+            largest: LargestNode::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq> RankedScores<K> {
+    /// The feasible node with the highest `score`, the earliest on ties.
+    pub(crate) fn best<'a>(
+        &mut self,
+        kind: K,
+        nodes: &FeasibleNodes<'a>,
+        mut score: impl FnMut(&ClusterNode) -> i64,
+    ) -> Option<&'a ClusterNode> {
+        let largest = nodes.cluster().largest_node();
+        if largest != self.largest {
+            self.largest = largest;
+            self.rankings.clear();
+        }
+        let mut ranked = self.rankings.walk(kind, nodes, |_, node| Some(score(node)));
+        ranked.next().map(|(_, node)| node)
+    }
 }
 
 /// A score in 0..=100 from a fraction, truncated like the paper's `int64(x * 100)`.
@@ -149,7 +191,10 @@ mod tests {
         //         = 0.005859 + 0.015625 = 0.02148 → ⌊(1 − 0.01074)·100⌋ = 98.
         // Node 2: dot = (1)(0.03125) + (1)(0.125) = 0.15625 → ⌊92.19⌋ = 92.
         let gpu_task = task(4_000, GpuRequest::whole(1));
-        assert_eq!(select(DotProduct, &gpu_task, &cluster), Some(NodeId(1)));
+        assert_eq!(
+            select(DotProduct::default(), &gpu_task, &cluster),
+            Some(NodeId(1))
+        );
     }
 
     #[test]
@@ -219,6 +264,38 @@ mod tests {
             assert!(
                 (10..=30).contains(&count),
                 "node {id} picked {count} times of 60"
+            );
+        }
+    }
+
+    #[test]
+    fn random_is_uniform_when_few_nodes_are_feasible() {
+        // 3 of 60 nodes have room: draws from the whole cluster mostly
+        // miss, and the choice among the feasible ones must stay uniform.
+        let mut cluster = ClusterState::new();
+        for id in 1..=60 {
+            let cores = if id % 20 == 0 { 8_000 } else { 1_000 };
+            cluster
+                .add_node(NodeSpec::new(NodeId(id), Resources::new(cores, 4_096)))
+                .unwrap();
+        }
+        let task = task(4_000, GpuRequest::NONE);
+        let mut random = Random::default();
+        random.reseed(3);
+        let mut counts = std::collections::BTreeMap::new();
+        for _ in 0..600 {
+            *counts
+                .entry(select(&mut random, &task, &cluster).unwrap())
+                .or_insert(0) += 1;
+        }
+        assert_eq!(
+            counts.keys().copied().collect::<Vec<_>>(),
+            [NodeId(20), NodeId(40), NodeId(60)]
+        );
+        for (node, count) in counts {
+            assert!(
+                (150..=250).contains(&count),
+                "{node:?} picked {count} times of 600"
             );
         }
     }

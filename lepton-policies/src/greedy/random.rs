@@ -10,6 +10,9 @@ pub struct Random {
     rng: SeededRng,
 }
 
+/// Draws from the whole cluster before counting the feasible nodes.
+const TRIES: usize = 16;
+
 impl Random {
     /// The name it is listed and built by.
     pub const NAME: &'static str = "random";
@@ -26,13 +29,23 @@ impl Policy for Random {
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
         let task = nodes.task();
-        // Reservoir sampling: each feasible node is kept with probability 1/k.
-        let mut chosen = None;
-        for (seen, node) in (1u64..).zip(nodes.iter()) {
-            if self.rng.below(seen) == 0 {
-                chosen = Some(node);
-            }
+        if nodes.is_empty() {
+            return None; // through the index, without a scan
         }
+        // A node drawn uniformly from the cluster and kept if feasible is
+        // uniform among the feasible ones; when most nodes are not (a full
+        // cluster), draw among them after a scan instead.
+        let all = nodes.cluster().nodes();
+        let drawn = (0..TRIES)
+            .map(|_| &all[self.rng.index(all.len())])
+            .find(|node| nodes.admits(node));
+        let chosen = match drawn {
+            Some(node) => Some(node),
+            None => {
+                let count = nodes.count();
+                nodes.iter().nth(self.rng.index(count))
+            }
+        };
         let node = chosen?;
         if task.gpu.count != 1 || task.gpu.milli_per_gpu >= GPU_MILLI_PER_GPU {
             return Some(Placement::on(node.id()));

@@ -502,7 +502,10 @@ mod tests {
             None
         );
         assert_eq!(first_disagreement(Balanced, single("balanced")), None);
-        assert_eq!(first_disagreement(GpuPacking, single("gpu_packing")), None);
+        assert_eq!(
+            first_disagreement(GpuPacking::default(), single("gpu_packing")),
+            None
+        );
         // And the stream does tell policies apart, whole percent or not.
         assert!(first_disagreement(BestFit, single("spread")).is_some());
         assert!(first_disagreement(Spread, single("bestfit")).is_some());
