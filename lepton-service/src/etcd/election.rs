@@ -190,11 +190,40 @@ impl Election {
     pub(crate) async fn resign(client: &Client, fence: &Fence) {
         fence.end("resigned".into());
         // Bounded: cut off from etcd, the lease lapses by itself.
-        let revoke = client.clone();
-        let _ = tokio::time::timeout(super::ATTEMPT_TIMEOUT, async move {
-            revoke.clone().lease_revoke(fence.lease).await
-        })
-        .await;
+        revoke(client, fence.lease, super::ATTEMPT_TIMEOUT).await;
+    }
+
+    /// After a term that ended without resigning (its lease not renewed in
+    /// time, or another instance leads): its lease taken back in the
+    /// background, for up to [`REQUEST_TIMEOUT`](super::REQUEST_TIMEOUT).
+    /// The lease can outlive the term at etcd by seconds — a newly
+    /// elected etcd leader extends every lease by its TTL — and the next
+    /// leader waits for its key to go.
+    pub(crate) fn release(client: &Client, fence: &Fence) {
+        let (client, lease) = (client.clone(), fence.lease);
+        tokio::spawn(async move { revoke(&client, lease, super::REQUEST_TIMEOUT).await });
+    }
+}
+
+/// Revokes `lease`, asking again while the member asked cannot serve it (a
+/// member cut off from the others answers at once that it has no leader;
+/// the next try may go to another), for at most `within`.
+async fn revoke(client: &Client, lease: i64, within: Duration) {
+    let mut client = client.clone();
+    let until = Instant::now() + within;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let attempt = left.min(super::ATTEMPT_TIMEOUT);
+        match tokio::time::timeout(attempt, client.lease_revoke(lease)).await {
+            // Revoked, or refused for good (already gone).
+            Ok(Ok(_)) => return,
+            Ok(Err(error)) if !super::unavailable(&error) => return,
+            Ok(Err(_)) | Err(_) => {}
+        }
+        if Instant::now() + super::RETRY_PAUSE >= until {
+            return;
+        }
+        tokio::time::sleep(super::RETRY_PAUSE).await;
     }
 }
 

@@ -36,6 +36,24 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// has no leader (`require_leader`) or, before it knows, not at all.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long to wait before a request that a member could not serve is
+/// tried again.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Whether `error` says only that the member asked cannot serve now, so
+/// that the request is worth trying again (on another member): gRPC's
+/// `UNAVAILABLE`, which etcd answers when it has no leader ("no leader",
+/// "leader changed", "request timed out") and the client reports for a
+/// member it cannot connect to.
+pub(crate) fn unavailable(error: &etcd_client::Error) -> bool {
+    /// gRPC's status code `UNAVAILABLE`.
+    const UNAVAILABLE: i32 = 14;
+    match error {
+        etcd_client::Error::GRpcStatus(status) => i32::from(status.code()) == UNAVAILABLE,
+        _ => false,
+    }
+}
+
 /// A client of the cluster `section` names, with its credentials and TLS.
 ///
 /// # Errors
@@ -67,29 +85,50 @@ pub(crate) async fn connect(section: &EtcdSection) -> Result<Client, String> {
         }
         options = options.with_tls(tls);
     }
+    let failed = |e: String| format!("etcd {}: {e}", section.endpoints.join(","));
+    let client = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        Client::connect(&section.endpoints, Some(options)),
+    )
+    .await
+    .map_err(|_| failed(format!("no answer in {REQUEST_TIMEOUT:?}")))?
+    .map_err(|e| failed(e.to_string()))?;
     // One read, so that a cluster that cannot be reached (or refuses the
-    // TLS or the credentials) is an error now, not a silent retry later.
-    let connected = async {
-        let mut client = Client::connect(&section.endpoints, Some(options)).await?;
-        client
-            .get(format!("{}leader", section.prefix), None)
-            .await?;
-        Ok(client)
-    };
-    answered(connected)
-        .await
-        .map_err(|e| format!("etcd {}: {e}", section.endpoints.join(",")))
+    // TLS or the credentials) is an error now, not a silent retry later;
+    // one member without a leader (cut off from the others) is not the
+    // cluster.
+    let key = format!("{}leader", section.prefix);
+    answered(|| {
+        let (mut client, key) = (client.clone(), key.clone());
+        async move { client.get(key, None).await }
+    })
+    .await
+    .map_err(failed)?;
+    Ok(client)
 }
 
-/// What etcd answered to `request`, or why there is no answer (an error,
-/// or none within [`REQUEST_TIMEOUT`]).
-async fn answered<T>(
-    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, String> {
-    tokio::time::timeout(REQUEST_TIMEOUT, request)
-        .await
-        .map_err(|_| format!("no answer in {REQUEST_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())
+/// What etcd answered to the request `ask` makes, made again while the
+/// member asked cannot serve it ([`unavailable`], or no answer within
+/// [`ATTEMPT_TIMEOUT`]): the client balances requests over the endpoints,
+/// so the next try may go to another. Why there is no answer when etcd
+/// refuses the request, or none came within [`REQUEST_TIMEOUT`].
+async fn answered<T, F>(mut ask: impl FnMut() -> F) -> Result<T, String>
+where
+    F: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        let error = match tokio::time::timeout(ATTEMPT_TIMEOUT, ask()).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(error)) if !unavailable(&error) => return Err(error.to_string()),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer in {ATTEMPT_TIMEOUT:?}"),
+        };
+        if started.elapsed() >= REQUEST_TIMEOUT {
+            return Err(error);
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
 }
 
 /// What the store's thread is asked.
@@ -336,8 +375,12 @@ impl Writer {
         let end = prefix_end(self.prefix.as_bytes());
         let mut from = self.prefix.clone().into_bytes();
         loop {
-            let options = GetOptions::new().with_range(end.clone()).with_limit(1_000);
-            let page = answered(self.client.get(from.clone(), Some(options))).await?;
+            let page = answered(|| {
+                let (mut client, from) = (self.client.clone(), from.clone());
+                let options = GetOptions::new().with_range(end.clone()).with_limit(1_000);
+                async move { client.get(from, Some(options)).await }
+            })
+            .await?;
             for kv in page.kvs() {
                 let key = String::from_utf8_lossy(kv.key());
                 let rest = &key[self.prefix.len().min(key.len())..];

@@ -129,6 +129,7 @@ pub(crate) async fn serve(
         }
         leader.send_replace(None);
         warn!("stepped down: following");
+        Election::release(&client, &fence);
     };
     let _ = stop_http.send(true);
     match http.await {
