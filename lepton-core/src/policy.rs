@@ -59,9 +59,17 @@ pub struct Feedback<'a> {
     /// When this run started, by the scheduler's clock (for a run adopted
     /// from elsewhere, when it was adopted).
     pub started: Timestamp,
-    /// When it ended (now), by the scheduler's clock: `ended - started` is
-    /// how long it ran, what a policy that learns lifetimes observes.
+    /// When it ended (now), by the scheduler's clock: see
+    /// [`ran_s`](Self::ran_s).
     pub ended: Timestamp,
+}
+
+impl Feedback<'_> {
+    /// How long this run lasted, in seconds (`ended - started`): what a
+    /// policy that learns lifetimes observes.
+    pub fn ran_s(&self) -> f64 {
+        self.ended.0.saturating_sub(self.started.0) as f64 / 1e6
+    }
 }
 
 /// A placement policy.

@@ -23,6 +23,7 @@ use lepton_core::{
 struct Told {
     cycles: Vec<Timestamp>,
     ended: Vec<(TaskId, Outcome, Timestamp, Timestamp)>,
+    ran_s: Vec<f64>,
 }
 
 struct Recording(Arc<Mutex<Told>>);
@@ -44,7 +45,9 @@ impl Policy for Recording {
             feedback.started,
             feedback.ended,
         );
-        self.0.lock().unwrap().ended.push(told);
+        let mut recorded = self.0.lock().unwrap();
+        recorded.ended.push(told);
+        recorded.ran_s.push(feedback.ran_s());
     }
 }
 
@@ -87,4 +90,5 @@ fn a_policy_hears_the_cycle_time_and_each_runs_start_and_end() {
             (TaskId(2), Outcome::Completed, at(130), at(135)),
         ]
     );
+    assert_eq!(told.ran_s, vec![60.0, 90.0, 5.0]);
 }

@@ -171,8 +171,7 @@ impl Policy for LifetimeAware {
         // A failed run's length says when it failed, not how long the task
         // lives.
         if feedback.outcome == Outcome::Completed {
-            let ran_s = feedback.ended.0.saturating_sub(feedback.started.0) as f64 / 1e6;
-            self.predictor.observe(&kind, ran_s);
+            self.predictor.observe(&kind, feedback.ran_s());
         }
     }
 }

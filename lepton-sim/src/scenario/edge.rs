@@ -405,8 +405,7 @@ impl EdgeLearning {
             self.batch_milli[edge] = self.batch_milli[edge].saturating_sub(cpu);
         }
         if interactive && feedback.outcome == Outcome::Completed {
-            let ran_s = feedback.ended.0.saturating_sub(feedback.started.0) as f64 / 1e6;
-            self.interactive_s.0 += ran_s;
+            self.interactive_s.0 += feedback.ran_s();
             self.interactive_s.1 += 1;
         }
     }
