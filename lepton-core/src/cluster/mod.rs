@@ -15,7 +15,7 @@ mod gpu_slots;
 mod index;
 mod ranking;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use smallvec::SmallVec;

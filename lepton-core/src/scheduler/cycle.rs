@@ -2,7 +2,7 @@
 //! choice is checked again and booked, and a task that fits nowhere may
 //! preempt or backs off.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::time::Duration;
 
 use super::{Assignment, CoreScheduler, TaskState};

@@ -21,7 +21,9 @@
 //! chooses among the nodes it lets through, and so do preemption and the
 //! rebalancer.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock, Timestamp};
@@ -149,7 +151,7 @@ impl CoreSchedulerBuilder {
             config: self.config,
             cluster: ClusterState::new(),
             intake: Intake::new(queue),
-            tasks: HashMap::new(),
+            tasks: HashMap::default(),
             backoff: BTreeMap::new(),
             backoff_sequence: 0,
             stale_queue_entries: 0,
@@ -528,7 +530,7 @@ impl CoreScheduler {
     /// [`take_changes`](Self::take_changes): what a view of the tasks
     /// refreshes, so that a refresh costs what changed, not every task.
     pub fn track_changes(&mut self) {
-        self.changes.get_or_insert_with(HashSet::new);
+        self.changes.get_or_insert_with(HashSet::default);
     }
 
     /// The tasks whose state changed since the last call (each once, in no

@@ -38,7 +38,7 @@
 //! [`task`](CoreScheduler::task) has no spec to show yet.
 
 use std::cell::Cell;
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -246,7 +246,7 @@ impl Intake {
             }),
             ids_shared: Cell::new(false),
             taken_in: 0,
-            cancelled: HashSet::new(),
+            cancelled: HashSet::default(),
             pushed: 0,
         }
     }

@@ -19,7 +19,9 @@
 //! search that looked at part of a large cluster).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::HashMap;
 use std::hash::{Hash, Hasher};
 
 use crate::clock::Timestamp;
