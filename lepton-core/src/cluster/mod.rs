@@ -15,9 +15,9 @@ mod gpu_slots;
 mod index;
 mod ranking;
 
-use foldhash::HashMap;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use smallvec::SmallVec;
 
 use self::changes::{ChangeLog, Instance};

@@ -2,8 +2,9 @@
 //! choice is checked again and booked, and a task that fits nowhere may
 //! preempt or backs off.
 
-use foldhash::HashSet;
 use std::time::Duration;
+
+use foldhash::HashSet;
 
 use super::{Assignment, CoreScheduler, TaskState};
 use crate::cluster::{check_feasible, ClusterState, GpuSlots, NodeFilter, Placement};

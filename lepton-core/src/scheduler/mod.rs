@@ -22,9 +22,9 @@
 //! rebalancer.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use foldhash::{HashMap, HashSet};
-use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::cluster::{ClusterState, NodeFilter, Placement};

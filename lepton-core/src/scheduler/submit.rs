@@ -38,11 +38,11 @@
 //! [`task`](CoreScheduler::task) has no spec to show yet.
 
 use std::cell::Cell;
-use foldhash::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
+use foldhash::HashSet;
 
 use super::{CoreScheduler, TaskRecord, TaskState};
 use crate::error::Error;

@@ -20,9 +20,9 @@
 
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
 
 use foldhash::HashMap;
-use std::hash::{Hash, Hasher};
 
 use crate::clock::Timestamp;
 use crate::cluster::{check_feasible, ClusterState, NodeFilter};
