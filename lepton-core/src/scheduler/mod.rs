@@ -36,6 +36,7 @@ use crate::task::{Run, Task, TaskId, TaskSpec};
 
 mod config;
 mod cycle;
+mod explain;
 mod heartbeat;
 mod lifecycle;
 mod model;
@@ -47,6 +48,7 @@ mod timeout;
 mod waiting;
 
 pub use config::{RebalanceConfig, RetryPolicy, SchedulerConfig};
+pub use explain::{Explanation, Refusals};
 use heartbeat::Heartbeats;
 pub use model::{Assignment, Drained, Event, Report, TaskCounts, TaskState};
 use preempt::EvictionRank;
