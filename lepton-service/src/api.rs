@@ -304,11 +304,35 @@ async fn get_task(
     Path(id): Path<String>,
 ) -> Result<Response, ServiceError> {
     let id = TaskId(parse_id(&id, "task id")?);
-    let view = api.engine.view.read();
-    let task = view
-        .tasks
-        .get(&id)
-        .ok_or_else(|| ServiceError::NotFound(format!("no task {}", id.0)))?;
+    let mut task = {
+        let view = api.engine.view.read();
+        let task = view
+            .tasks
+            .get(&id)
+            .ok_or_else(|| ServiceError::NotFound(format!("no task {}", id.0)))?;
+        serde_json::to_value(task).map_err(|e| ServiceError::Internal(e.to_string()))?
+    };
+    // A waiting task says why: the engine asks every node (O(nodes)).
+    if task["state"] == "queued" {
+        let (reply, answer) = oneshot::channel();
+        let asked = api.engine.commands.send(Command::Explain(id, reply)).await;
+        let explanation = match asked {
+            Ok(()) => answer.await.ok().flatten(),
+            Err(_) => None,
+        };
+        if let Some(refusals) = explanation.as_ref().and_then(|e| e.placement.as_ref()) {
+            let reasons: Vec<_> = refusals
+                .reasons
+                .iter()
+                .map(|(misfit, nodes)| json!({"reason": misfit.to_string(), "nodes": nodes}))
+                .collect();
+            task["pending_reasons"] = json!(reasons);
+            task["available_nodes"] = json!(refusals.available);
+        }
+        if let Some(explanation) = explanation {
+            task["pending_summary"] = json!(explanation.to_string());
+        }
+    }
     Ok(Json(task).into_response())
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lepton::backend::{Backend, Handle, RunStatus};
 use lepton::policies::{build, PolicyContext};
-use lepton::scheduler::{SchedulerConfig, Submitter, TaskState};
+use lepton::scheduler::{Explanation, SchedulerConfig, Submitter, TaskState};
 use lepton::{Controller, ControllerConfig, CoreScheduler, NodeId, Scheduler, TaskId, TaskSpec};
 use parking_lot::RwLock;
 use serde::Serialize;
@@ -81,6 +81,8 @@ pub(crate) enum Command {
     Cordon(NodeId, bool, oneshot::Sender<Result<(), ServiceError>>),
     Drain(NodeId, oneshot::Sender<Result<(), ServiceError>>),
     SetPolicy(String, oneshot::Sender<Result<(), ServiceError>>),
+    /// Why a task waits (`None`: unknown to the scheduler).
+    Explain(TaskId, oneshot::Sender<Option<Explanation>>),
 }
 
 /// What the API holds of the loop.
@@ -302,6 +304,10 @@ impl Engine {
     /// Carries out a command; answers once the view shows its effect.
     async fn command(&mut self, command: Command) {
         let (result, reply) = match command {
+            Command::Explain(task, reply) => {
+                let _ = reply.send(self.controller.scheduler().explain(task));
+                return;
+            }
             Command::Cancel(task, reply) => (self.cancel(task).await, reply),
             Command::Cordon(node, cordon, reply) => {
                 let scheduler = self.controller.scheduler_mut();

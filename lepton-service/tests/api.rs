@@ -172,6 +172,47 @@ fn a_drain_moves_work_off_a_node_and_keeps_it_cordoned() {
 }
 
 #[test]
+fn a_waiting_task_says_which_nodes_refuse_it_and_why() {
+    let service = TestService::start("explain", |config| {
+        config.local.nodes = 2;
+        config.local.share = 0.5;
+    });
+    for node in 0..2 {
+        let path = format!("/v1/nodes/{node}/cordon");
+        let (status, body) = service.call("POST", &path, None, Some("{}"));
+        assert_eq!(status, 200, "{body}");
+    }
+    let task = r#"[{"id": 5, "request": {"cpu_milli": 50}, "config": {"command": "sleep 60"}}]"#;
+    assert_eq!(service.call("POST", "/v1/tasks", None, Some(task)).0, 202);
+    eventually("task 5 is explained", || {
+        let (_, body) = service.call("GET", "/v1/tasks/5", None, None);
+        json(&body).get("pending_reasons").is_some()
+    });
+    let (_, body) = service.call("GET", "/v1/tasks/5", None, None);
+    let waiting = json(&body);
+    assert_eq!(waiting["state"], "queued", "{body}");
+    assert_eq!(
+        waiting["pending_reasons"],
+        serde_json::json!([{"reason": "the node is cordoned, not ready", "nodes": 2}]),
+        "{body}"
+    );
+    assert_eq!(waiting["available_nodes"], 0, "{body}");
+    let summary = waiting["pending_summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("task 5 waits: 0/2 nodes are available: 2 the node is cordoned"),
+        "{summary}"
+    );
+
+    let (status, _) = service.call("POST", "/v1/nodes/0/uncordon", None, Some("{}"));
+    assert_eq!(status, 200);
+    eventually("task 5 runs", || state(&service, 5) == "running");
+    let (_, body) = service.call("GET", "/v1/tasks/5", None, None);
+    assert!(json(&body).get("pending_reasons").is_none(), "{body}");
+    let (status, _) = service.call("POST", "/v1/tasks/5/cancel", None, Some("{}"));
+    assert_eq!(status, 200);
+}
+
+#[test]
 fn the_openapi_description_names_every_route_the_service_answers() {
     let service = TestService::start("openapi", |_| {});
     let (status, body) = service.call("GET", "/v1/openapi.json", None, None);
