@@ -66,7 +66,9 @@ impl CoreScheduler {
                 }
             }
             // Stable: equal counts keep the order first met.
-            refusals.reasons.sort_by_key(|&(_, count)| std::cmp::Reverse(count));
+            refusals
+                .reasons
+                .sort_by_key(|&(_, count)| std::cmp::Reverse(count));
             refusals
         });
         Some(Explanation {
