@@ -59,6 +59,8 @@ enum Command {
     Nodes(cli::service::NodesArgs),
     /// Drains a node of a running service.
     Drain(cli::service::DrainArgs),
+    /// Says why a running service's task waits (or where it is).
+    Explain(cli::service::ExplainArgs),
     /// Lists the placement policies, with what each does.
     Policies,
     /// Prints a shell completion script: `lepton completions bash >
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Command::Tasks(args) => cli::service::tasks(args),
         Command::Nodes(args) => cli::service::nodes(args),
         Command::Drain(args) => cli::service::drain(args),
+        Command::Explain(args) => cli::service::explain(args),
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics when a write fails.
             let mut script = Vec::new();

@@ -141,3 +141,51 @@ fn a_bare_host_and_port_is_plain_http_and_a_bad_address_is_named() {
         );
     }
 }
+
+#[test]
+fn explain_says_why_a_task_waits() {
+    let mut service = Service::new("client-explain", "");
+    service.start();
+    let addr = service.address.clone();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--addr", &addr]);
+        let (ok, out, err) = lepton(&all);
+        assert!(ok, "{args:?}: {out}{err}");
+        out
+    };
+    // Every node drained (so cordoned): nothing can take the task.
+    let nodes: serde_json::Value = serde_json::from_str(&run(&["nodes", "-o", "json"])).unwrap();
+    let ids: Vec<String> = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| node["id"].to_string())
+        .collect();
+    for id in &ids {
+        run(&["drain", id]);
+    }
+    let file = service.dir.join("task.json");
+    let task = r#"[{"id": 3, "request": {"cpu_milli": 50}, "config": {"command": "true"}}]"#;
+    std::fs::write(&file, task).unwrap();
+    run(&["submit", file.to_str().unwrap()]);
+
+    let count = ids.len();
+    let expected = format!(
+        "task 3 waits: 0/{count} nodes are available: {count} the node is cordoned, not ready"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = run(&["explain", "3"]);
+        if out.starts_with(&expected) {
+            let line = format!("{count:>8}  the node is cordoned, not ready");
+            assert!(out.lines().any(|l| l == line), "{out}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (ok, _, err) = lepton(&["explain", "99", "--addr", &addr]);
+    assert!(!ok);
+    assert!(err.contains("no task 99"), "{err}");
+}

@@ -348,3 +348,39 @@ pub(crate) fn drain(args: DrainArgs) -> Result<(), CliError> {
     )?;
     say!("node {} drained", args.node)
 }
+
+/// Says why a task waits: each node's refusal, counted per reason.
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    /// The task's id.
+    task: u64,
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub(crate) fn explain(args: ExplainArgs) -> Result<(), CliError> {
+    let task = args
+        .client
+        .call("GET", &format!("/v1/tasks/{}", args.task), None)?;
+    if args.output.output == Format::Json {
+        return say!("{task}");
+    }
+    if let Some(summary) = task["pending_summary"].as_str() {
+        say!("{summary}")?;
+        for reason in task["pending_reasons"].as_array().into_iter().flatten() {
+            say!(
+                "{:>8}  {}",
+                reason["nodes"].to_string(),
+                reason["reason"].as_str().unwrap_or("")
+            )?;
+        }
+        return Ok(());
+    }
+    let state = task["state"].as_str().unwrap_or("unknown");
+    match task["node"].as_u64() {
+        Some(node) => say!("task {} is {state} on node {node}", args.task),
+        None => say!("task {} is {state}", args.task),
+    }
+}
