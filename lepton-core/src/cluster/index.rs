@@ -58,7 +58,7 @@ impl KeyScale {
     }
 }
 
-/// Nodes ordered by free key, both ways, ties by position, in partitions by
+/// Nodes ordered by free key, ties by position, in partitions by
 /// GPU model (or none) and by how much the node's emptiest GPU has free (in
 /// quarters of a GPU), so that a GPU task walks past neither CPU-only nodes,
 /// nor GPUs of a model it does not accept, nor nodes without a GPU that has
@@ -76,8 +76,8 @@ struct Partition {
     /// The most free milli-GPUs on one GPU of its nodes, in quarters
     /// (0..=4; 4 = a whole GPU free).
     gpu_class: u32,
+    /// (free key, position), walked up by best fit and down by spread.
     ascending: BTreeSet<(FreeKey, u32)>,
-    descending: BTreeSet<(Reverse<FreeKey>, u32)>,
 }
 
 impl FreeIndex {
@@ -97,14 +97,12 @@ impl FreeIndex {
         if let Some((partition, old)) = self.entries[position].take() {
             let partition = &mut self.partitions[partition];
             partition.ascending.remove(&(old, slot));
-            partition.descending.remove(&(Reverse(old), slot));
         }
         if node.state == NodeState::Ready {
             let key = scale.node_key(node);
             let index = self.partition_of(node);
             let partition = &mut self.partitions[index];
             partition.ascending.insert((key, slot));
-            partition.descending.insert((Reverse(key), slot));
             self.entries[position] = Some((index, key));
         }
     }
@@ -126,7 +124,6 @@ impl FreeIndex {
                     model,
                     gpu_class,
                     ascending: BTreeSet::new(),
-                    descending: BTreeSet::new(),
                 });
                 self.partitions.len() - 1
             }
@@ -173,12 +170,17 @@ impl FreeIndex {
         down_to: FreeKey,
         fits: impl Fn(usize) -> bool,
     ) -> Option<usize> {
+        let fitting = |&&(_, position): &&(FreeKey, u32)| fits(position as usize);
         self.candidates(task)
             .filter_map(|p| {
-                p.descending
-                    .range(..=(Reverse(down_to), u32::MAX))
-                    .find(|&&(_, position)| fits(position as usize))
-                    .copied()
+                // The largest key with a node that fits, walking down; then
+                // that key's first node in cluster order that fits.
+                let &(key, _) = p.ascending.range((down_to, 0)..).rev().find(fitting)?;
+                let &(_, position) = p
+                    .ascending
+                    .range((key, 0)..=(key, u32::MAX))
+                    .find(fitting)?;
+                Some((Reverse(key), position))
             })
             .min()
             .map(|(_, position)| position as usize)
