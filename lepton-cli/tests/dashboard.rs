@@ -101,6 +101,43 @@ fn the_dashboard_shows_nodes_and_tasks_in_chromium() {
     );
 }
 
+#[test]
+fn the_dashboard_says_why_a_queued_task_waits() {
+    let mut service = Service::new("dashboard-why", "[local]\nshare = 0.5\n");
+    service.start();
+    let nodes: serde_json::Value = ureq::get(&format!("{}/v1/nodes", service.address))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let nodes = nodes["nodes"].as_array().unwrap().len();
+    for node in 0..nodes {
+        let path = format!("{}/v1/nodes/{node}/cordon", service.address);
+        let cordoned = ureq::post(&path)
+            .set("Content-Type", "application/json")
+            .send_string("{}");
+        assert_eq!(cordoned.unwrap().status(), 200);
+    }
+    submit(
+        &service,
+        r#"[{"id": 5, "name": "waits", "request": {"cpu_milli": 100}, "config": {"command": "true"}}]"#,
+    );
+    wait_for_tasks(&service, |answer| answer["counts"]["queued"] == 1);
+    let (dom, log) = load(&format!("{}/#state=queued&why=5", service.address), None);
+    assert_eq!(problems(&dom, &log), Vec::<String>::new(), "{log}\n{dom}");
+    let summary = format!("0/{nodes} nodes are available: {nodes} the node is cordoned, not ready");
+    for shown in [
+        summary.as_str(),
+        &format!("{nodes} × the node is cordoned, not ready"),
+        "class=\"why\"",
+    ] {
+        assert!(dom.contains(shown), "{shown} not on the page:\n{dom}");
+    }
+    // Without asking, the page says nothing of it.
+    let (dom, _) = load(&format!("{}/#state=queued", service.address), None);
+    assert!(!dom.contains(&summary), "{dom}");
+}
+
 /// What went through a [`recording_proxy`]: each request's line and the
 /// body of its answer.
 type Exchanges = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
