@@ -61,6 +61,8 @@ enum Command {
     Drain(cli::service::DrainArgs),
     /// Says why a running service's task waits (or where it is).
     Explain(cli::service::ExplainArgs),
+    /// Where tasks would go in a running service, submitting nothing.
+    Plan(cli::service::PlanArgs),
     /// Lists the placement policies, with what each does.
     Policies,
     /// Prints a shell completion script: `lepton completions bash >
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
         Command::Nodes(args) => cli::service::nodes(args),
         Command::Drain(args) => cli::service::drain(args),
         Command::Explain(args) => cli::service::explain(args),
+        Command::Plan(args) => cli::service::plan(args),
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics when a write fails.
             let mut script = Vec::new();

@@ -143,7 +143,7 @@ fn a_bare_host_and_port_is_plain_http_and_a_bad_address_is_named() {
 }
 
 #[test]
-fn explain_says_why_a_task_waits() {
+fn explain_says_why_a_task_waits_and_plan_what_would_happen() {
     let mut service = Service::new("client-explain", "");
     service.start();
     let addr = service.address.clone();
@@ -188,4 +188,17 @@ fn explain_says_why_a_task_waits() {
     let (ok, _, err) = lepton(&["explain", "99", "--addr", &addr]);
     assert!(!ok);
     assert!(err.contains("no task 99"), "{err}");
+
+    // A plan of another task: it would wait for the same reason, and
+    // nothing is submitted.
+    let other = service.dir.join("other.json");
+    let task = r#"{"id": 4, "request": {"cpu_milli": 50}, "config": {"command": "true"}}"#;
+    std::fs::write(&other, task).unwrap();
+    let out = run(&["plan", other.to_str().unwrap()]);
+    assert!(
+        out.starts_with(&expected.replace("task 3", "task 4")),
+        "{out}"
+    );
+    let (ok, _, err) = lepton(&["explain", "4", "--addr", &addr]);
+    assert!(!ok && err.contains("no task 4"), "{err}");
 }

@@ -50,6 +50,7 @@ pub(crate) fn router(api: Api, max_body_bytes: usize) -> Router {
         .route("/v1/tasks", post(submit).get(list_tasks))
         .route("/v1/tasks/{id}", get(get_task))
         .route("/v1/tasks/{id}/cancel", post(cancel))
+        .route("/v1/plan", post(plan))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{id}/cordon", post(cordon))
         .route("/v1/nodes/{id}/uncordon", post(uncordon))
@@ -86,13 +87,7 @@ async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ServiceError> {
     let body = body.map_err(rejected)?;
-    let specs = parse_tasks(&body, api.max_tasks_per_request)?;
-    for (i, spec) in specs.iter().enumerate() {
-        runnable(&api.backends, spec).map_err(|message| ServiceError::BadRequest {
-            field: format!("[{i}]"),
-            message,
-        })?;
-    }
+    let specs = runnable_tasks(&api, &body)?;
     claim(&api, &specs)?;
     let changes = specs
         .iter()
@@ -113,6 +108,53 @@ async fn submit(
     let ids = queue(&api, &specs);
     api.metrics.accepted(ids.len() as u64);
     Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": ids }))).into_response())
+}
+
+/// `POST /v1/plan`: where the body's tasks would go if submitted now,
+/// which running tasks they would preempt and why the rest would wait;
+/// nothing is submitted or changed.
+async fn plan(
+    State(api): State<Api>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServiceError> {
+    let body = body.map_err(rejected)?;
+    // What submit would refuse, a plan refuses too.
+    let specs = runnable_tasks(&api, &body)?;
+    unclaimed(&api.claimed.lock(), &specs)?;
+    let (reply, answer) = oneshot::channel();
+    let stopped = || ServiceError::Internal("the control loop stopped".into());
+    api.engine
+        .commands
+        .send(Command::Plan(specs, reply))
+        .await
+        .map_err(|_| stopped())?;
+    let plan = answer.await.map_err(|_| stopped())??;
+    let placed: Vec<Value> = plan
+        .placed
+        .iter()
+        .map(|p| {
+            let preempts: Vec<u64> = p.preempts.iter().map(|t| t.0).collect();
+            json!({"task": p.task.0, "node": p.node.0, "gpus": p.gpus.to_vec(), "preempts": preempts})
+        })
+        .collect();
+    let waiting: Vec<Value> = plan
+        .waiting
+        .iter()
+        .map(|e| {
+            let mut waits = json!({"task": e.task.0, "summary": e.to_string()});
+            if let Some(refusals) = &e.placement {
+                let reasons: Vec<Value> = refusals
+                    .reasons
+                    .iter()
+                    .map(|(misfit, nodes)| json!({"reason": misfit.to_string(), "nodes": nodes}))
+                    .collect();
+                waits["available_nodes"] = json!(refusals.available);
+                waits["reasons"] = json!(reasons);
+            }
+            waits
+        })
+        .collect();
+    Ok(Json(json!({"placed": placed, "waiting": waiting})).into_response())
 }
 
 /// The valid task specs of a submission's body (one object or an array of
@@ -175,6 +217,17 @@ fn runnable(backends: &[Arc<dyn Backend>], spec: &TaskSpec) -> Result<(), String
 /// in `specs`) is a 409.
 fn claim(api: &Api, specs: &[TaskSpec]) -> Result<(), ServiceError> {
     let mut claimed = api.claimed.lock();
+    let ids = unclaimed(&claimed, specs)?;
+    claimed.extend(ids);
+    Ok(())
+}
+
+/// The ids of `specs`, or a 409 for the first already submitted or given
+/// twice.
+fn unclaimed(
+    claimed: &HashSet<TaskId>,
+    specs: &[TaskSpec],
+) -> Result<HashSet<TaskId>, ServiceError> {
     let mut seen = HashSet::new();
     for spec in specs {
         if claimed.contains(&spec.id) || !seen.insert(spec.id) {
@@ -184,8 +237,20 @@ fn claim(api: &Api, specs: &[TaskSpec]) -> Result<(), ServiceError> {
             )));
         }
     }
-    claimed.extend(seen);
-    Ok(())
+    Ok(seen)
+}
+
+/// The body's task specs, each valid and runnable by some backend, or a
+/// 400 naming the one at fault.
+fn runnable_tasks(api: &Api, body: &[u8]) -> Result<Vec<TaskSpec>, ServiceError> {
+    let specs = parse_tasks(body, api.max_tasks_per_request)?;
+    for (i, spec) in specs.iter().enumerate() {
+        runnable(&api.backends, spec).map_err(|message| ServiceError::BadRequest {
+            field: format!("[{i}]"),
+            message,
+        })?;
+    }
+    Ok(specs)
 }
 
 /// Hands stored `specs` to the scheduler and the view; their ids.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lepton::backend::{Backend, Handle, RunStatus};
 use lepton::policies::{build, PolicyContext};
-use lepton::scheduler::{Explanation, SchedulerConfig, Submitter, TaskState};
+use lepton::scheduler::{Explanation, Plan, SchedulerConfig, Submitter, TaskState};
 use lepton::{Controller, ControllerConfig, CoreScheduler, NodeId, Scheduler, TaskId, TaskSpec};
 use parking_lot::RwLock;
 use serde::Serialize;
@@ -83,6 +83,8 @@ pub(crate) enum Command {
     SetPolicy(String, oneshot::Sender<Result<(), ServiceError>>),
     /// Why a task waits (`None`: unknown to the scheduler).
     Explain(TaskId, oneshot::Sender<Option<Explanation>>),
+    /// Where tasks would go, without changing anything.
+    Plan(Vec<TaskSpec>, oneshot::Sender<Result<Plan, ServiceError>>),
 }
 
 /// What the API holds of the loop.
@@ -306,6 +308,21 @@ impl Engine {
         let (result, reply) = match command {
             Command::Explain(task, reply) => {
                 let _ = reply.send(self.controller.scheduler().explain(task));
+                return;
+            }
+            Command::Plan(tasks, reply) => {
+                let scheduler = self.controller.scheduler();
+                let plan = build(scheduler.policy_name(), &self.policies)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))
+                    .and_then(|policy| {
+                        scheduler
+                            .plan(policy, &tasks)
+                            .map_err(|e| ServiceError::BadRequest {
+                                field: "body".into(),
+                                message: e.to_string(),
+                            })
+                    });
+                let _ = reply.send(plan);
                 return;
             }
             Command::Cancel(task, reply) => (self.cancel(task).await, reply),

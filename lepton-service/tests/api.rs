@@ -213,6 +213,68 @@ fn a_waiting_task_says_which_nodes_refuse_it_and_why() {
 }
 
 #[test]
+fn a_plan_says_where_tasks_would_go_and_submits_nothing() {
+    let service = TestService::start("plan", |config| {
+        config.local.nodes = 2;
+        config.local.share = 0.5;
+    });
+    let (status, body) = service.call("POST", "/v1/nodes/1/cordon", None, Some("{}"));
+    assert_eq!(status, 200, "{body}");
+    // Node 0 holds task 20 and then has too little CPU left for 21.
+    let nodes = json(&service.call("GET", "/v1/nodes", None, None).1);
+    let cpu = nodes["nodes"][0]["cpu_milli"].as_u64().unwrap();
+    let tasks = format!(
+        r#"[
+        {{"id": 20, "request": {{"cpu_milli": {}}}, "config": {{"command": "true"}}}},
+        {{"id": 21, "request": {{"cpu_milli": {}}}, "config": {{"command": "true"}}}}
+    ]"#,
+        cpu / 2,
+        cpu * 3 / 4
+    );
+    let tasks = tasks.as_str();
+    let (status, body) = service.call("POST", "/v1/plan", None, Some(tasks));
+    assert_eq!(status, 200, "{body}");
+    let plan = json(&body);
+    assert_eq!(
+        plan["placed"],
+        serde_json::json!([{"task": 20, "node": 0, "gpus": [], "preempts": []}]),
+        "{body}"
+    );
+    let waiting = &plan["waiting"][0];
+    assert_eq!(waiting["task"], 21, "{body}");
+    assert_eq!(waiting["available_nodes"], 0, "{body}");
+    let reasons = waiting["reasons"].as_array().unwrap();
+    let mut said: Vec<&str> = reasons
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    said.sort_unstable();
+    assert_eq!(
+        said,
+        [
+            "not enough free cpu_milli",
+            "the node is cordoned, not ready"
+        ],
+        "{body}"
+    );
+    // Nothing was submitted: the ids are free, and no task exists.
+    let (status, _) = service.call("GET", "/v1/tasks/20", None, None);
+    assert_eq!(status, 404);
+    let (status, body) = service.call("POST", "/v1/tasks", None, Some(tasks));
+    assert_eq!(status, 202, "{body}");
+    // Now they are known: planning them again is a conflict.
+    let (status, body) = service.call("POST", "/v1/plan", None, Some(tasks));
+    assert_eq!(status, 409, "{body}");
+    for bad in [
+        "[1]",
+        r#"{"id": 30, "request": {"cpu_milli": 100000000}, "config": {"command": "true"}}"#,
+    ] {
+        let (status, body) = service.call("POST", "/v1/plan", None, Some(bad));
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}
+
+#[test]
 fn the_openapi_description_names_every_route_the_service_answers() {
     let service = TestService::start("openapi", |_| {});
     let (status, body) = service.call("GET", "/v1/openapi.json", None, None);
@@ -230,6 +292,7 @@ fn the_openapi_description_names_every_route_the_service_answers() {
         ("GET", "/v1/tasks", "/v1/tasks"),
         ("GET", "/v1/tasks/1", "/v1/tasks/{id}"),
         ("POST", "/v1/tasks/1/cancel", "/v1/tasks/{id}/cancel"),
+        ("POST", "/v1/plan", "/v1/plan"),
         ("GET", "/v1/nodes", "/v1/nodes"),
         ("POST", "/v1/nodes/9/cordon", "/v1/nodes/{id}/cordon"),
         ("POST", "/v1/nodes/9/uncordon", "/v1/nodes/{id}/uncordon"),

@@ -213,8 +213,19 @@ pub(crate) struct SubmitArgs {
 }
 
 pub(crate) fn submit(args: SubmitArgs) -> Result<(), CliError> {
+    let body = read_tasks(&args.file)?;
+    let answer = args
+        .client
+        .call("POST", "/v1/tasks", Some(&body.to_string()))?;
+    let count = answer["accepted"].as_array().map_or(0, Vec::len);
+    say!("{count} tasks accepted")
+}
+
+/// The task specs in `file` (or `-`, standard input): a spec, an array of
+/// them, or a JSON workload's tasks' specs.
+fn read_tasks(file: &str) -> Result<Value, CliError> {
     let max = lepton::sim::MAX_INPUT_BYTES;
-    let bytes = if args.file == "-" {
+    let bytes = if file == "-" {
         // A terminal, too: read up to one byte past the bound.
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(
@@ -230,23 +241,56 @@ pub(crate) fn submit(args: SubmitArgs) -> Result<(), CliError> {
         }
         bytes
     } else {
-        lepton::policies::files::read_bounded(std::path::Path::new(&args.file), max)
-            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file)))?
+        lepton::policies::files::read_bounded(std::path::Path::new(file), max)
+            .map_err(|e| CliError::Usage(format!("cannot read {file}: {e}")))?
     };
-    let text = String::from_utf8(bytes)
-        .map_err(|e| CliError::Usage(format!("{}: not UTF-8: {e}", args.file)))?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| CliError::Usage(format!("{file}: not UTF-8: {e}")))?;
     let value: Value = serde_json::from_str(&text)
-        .map_err(|e| CliError::Usage(format!("{}: not JSON: {e}", args.file)))?;
-    // A workload: submit its tasks' specs.
-    let body = match value.get("tasks").and_then(Value::as_array) {
+        .map_err(|e| CliError::Usage(format!("{file}: not JSON: {e}")))?;
+    // A workload: its tasks' specs.
+    Ok(match value.get("tasks").and_then(Value::as_array) {
         Some(tasks) => Value::Array(tasks.iter().map(|t| t["spec"].clone()).collect()),
         None => value,
-    };
-    let answer = args
+    })
+}
+
+/// A dry run: where the tasks in a file would go if submitted now, which
+/// running tasks they would preempt, and why the others would wait.
+/// Nothing is submitted.
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    /// The file (as `lepton submit` reads), or `-` for standard input.
+    file: String,
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub(crate) fn plan(args: PlanArgs) -> Result<(), CliError> {
+    let body = read_tasks(&args.file)?;
+    let plan = args
         .client
-        .call("POST", "/v1/tasks", Some(&body.to_string()))?;
-    let count = answer["accepted"].as_array().map_or(0, Vec::len);
-    say!("{count} tasks accepted")
+        .call("POST", "/v1/plan", Some(&body.to_string()))?;
+    if args.output.output == Format::Json {
+        return say!("{plan}");
+    }
+    for placed in plan["placed"].as_array().into_iter().flatten() {
+        let mut line = format!("task {} -> node {}", placed["task"], placed["node"]);
+        let gpus = placed["gpus"].as_array().map_or(0, Vec::len);
+        if gpus > 0 {
+            line += &format!(", GPUs {}", placed["gpus"]);
+        }
+        if placed["preempts"].as_array().is_some_and(|p| !p.is_empty()) {
+            line += &format!(", preempting {}", placed["preempts"]);
+        }
+        say!("{line}")?;
+    }
+    for waiting in plan["waiting"].as_array().into_iter().flatten() {
+        say!("{}", waiting["summary"].as_str().unwrap_or(""))?;
+    }
+    Ok(())
 }
 
 /// Lists the tasks, with their states.
