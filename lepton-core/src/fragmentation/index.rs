@@ -14,19 +14,23 @@ use crate::FeasibleNodes;
 /// scores come from.
 ///
 /// Growths depend on the target workload: call [`clear`](Self::clear)
-/// whenever it changes. Memory: see [`NodeRankings`]; the memos hold at
-/// most a million fragments and 16,384 scores per shape.
+/// whenever it changes. Memory: see [`NodeRankings`]; the memos hold
+/// about a million fragments and a million scores at most (then start
+/// afresh).
 #[derive(Debug, Clone, Default)]
 pub struct GrowthIndex {
     rankings: NodeRankings<TaskShape>,
     /// Per shape, scores (or `None`: no growth) per node state, by
     /// [`Memo::score_key`].
     known: HashMap<TaskShape, HashMap<u128, Option<i64>>>,
+    /// How many scores `known` holds in all.
+    known_count: usize,
     memo: Memo,
 }
 
-/// The most scores a shape remembers before it starts afresh.
-const KNOWN_SCORES: usize = 1 << 14;
+/// The most scores remembered, over all shapes, before a walk starts
+/// afresh (a walk adds at most one per node).
+const KNOWN_SCORES: usize = 1 << 20;
 
 impl GrowthIndex {
     /// An empty index.
@@ -38,6 +42,7 @@ impl GrowthIndex {
     pub fn clear(&mut self) {
         self.rankings.clear();
         self.known.clear();
+        self.known_count = 0;
         self.memo = Memo::default();
     }
 
@@ -86,9 +91,14 @@ impl GrowthIndex {
         mut more: impl FnMut(usize, Growth) -> bool,
     ) {
         let task = feasible.task();
+        if self.known_count >= KNOWN_SCORES {
+            self.known.clear();
+            self.known_count = 0;
+        }
         let GrowthIndex {
             rankings,
             known,
+            known_count,
             memo,
         } = self;
         memo.prepare(workload, feasible.cluster().instance());
@@ -101,10 +111,8 @@ impl GrowthIndex {
             }
             let score = memo.growth(workload, task, node).map(|g| g.score);
             if let Some(key) = key {
-                if known.len() >= KNOWN_SCORES {
-                    known.clear();
-                }
                 known.insert(key, score);
+                *known_count += 1;
             }
             score
         });
