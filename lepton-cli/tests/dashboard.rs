@@ -136,6 +136,10 @@ fn the_dashboard_says_why_a_queued_task_waits() {
     // Without asking, the page says nothing of it.
     let (dom, _) = load(&format!("{}/#state=queued", service.address), None);
     assert!(!dom.contains(&summary), "{dom}");
+    // Asked about a task that does not exist, it says so and shows the rest.
+    let (dom, log) = load(&format!("{}/#state=queued&why=999", service.address), None);
+    assert_eq!(problems(&dom, &log), Vec::<String>::new(), "{log}\n{dom}");
+    assert!(dom.contains("/v1/tasks/999: HTTP 404"), "{dom}");
 }
 
 /// What went through a [`recording_proxy`]: each request's line and the
