@@ -67,7 +67,7 @@ fn a_waiting_task_hears_every_nodes_refusal_counted_per_reason() {
         explanation.state,
         TaskState::BackingOff { attempts: 1, .. }
     ));
-    let refusals = explanation.placement.clone().unwrap();
+    let refusals = explanation.refusals.clone().unwrap();
     assert_eq!(explanation.nodes, 6);
     assert_eq!(refusals.available, 0);
     assert_eq!(
@@ -104,7 +104,7 @@ fn room_made_shows_as_an_available_node() {
     scheduler.submit(&task).unwrap();
     assert!(scheduler.schedule().is_empty());
     scheduler.uncordon(NodeId(4)).unwrap();
-    let refusals = scheduler.explain(TaskId(7)).unwrap().placement.unwrap();
+    let refusals = scheduler.explain(TaskId(7)).unwrap().refusals.unwrap();
     assert_eq!(refusals.available, 1);
     assert_eq!(refusals.reasons.iter().map(|(_, n)| n).sum::<usize>(), 5);
 }
@@ -117,7 +117,7 @@ fn tasks_that_do_not_wait_and_unknown_ones() {
     let placed = scheduler.schedule();
     assert_eq!(placed.len(), 1);
     let explanation = scheduler.explain(TaskId(8)).unwrap();
-    assert_eq!(explanation.placement, None);
+    assert_eq!(explanation.refusals, None);
     assert_eq!(explanation.to_string(), "task 8 runs on node 1");
     assert_eq!(scheduler.explain(TaskId(99)), None::<Explanation>);
 
@@ -127,7 +127,7 @@ fn tasks_that_do_not_wait_and_unknown_ones() {
         .submit(&TaskSpec::new(TaskId(9), Resources::new(1_000, 1)))
         .unwrap();
     let waiting = scheduler.explain(TaskId(9)).unwrap();
-    assert_eq!(waiting.placement, None);
+    assert_eq!(waiting.refusals, None);
     assert_eq!(
         waiting.to_string(),
         "task 9 waits: submitted, not yet taken in by a cycle; queued for the next cycle"

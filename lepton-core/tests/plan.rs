@@ -55,7 +55,7 @@ fn a_plan_places_preempts_and_explains_without_changing_anything() {
     assert_eq!(plan.waiting.len(), 1);
     let waits = &plan.waiting[0];
     assert_eq!(waits.task, TaskId(12));
-    let refusals = waits.placement.clone().unwrap();
+    let refusals = waits.refusals.clone().unwrap();
     assert_eq!(
         refusals.reasons,
         vec![(Misfit::Insufficient(Dimension::CpuMilli), 2)]

@@ -142,7 +142,7 @@ async fn plan(
         .iter()
         .map(|e| {
             let mut waits = json!({"task": e.task.0, "summary": e.to_string()});
-            if let Some(refusals) = &e.placement {
+            if let Some(refusals) = &e.refusals {
                 let reasons: Vec<Value> = refusals
                     .reasons
                     .iter()
@@ -385,7 +385,7 @@ async fn get_task(
             Ok(()) => answer.await.ok().flatten(),
             Err(_) => None,
         };
-        if let Some(refusals) = explanation.as_ref().and_then(|e| e.placement.as_ref()) {
+        if let Some(refusals) = explanation.as_ref().and_then(|e| e.refusals.as_ref()) {
             let reasons: Vec<_> = refusals
                 .reasons
                 .iter()

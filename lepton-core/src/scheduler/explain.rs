@@ -27,10 +27,10 @@ pub struct Explanation {
     /// refuses it (its first refusal), with how many nodes gave each
     /// reason, the most frequent first. `None` for a task that does not
     /// wait, or whose spec no cycle has taken in yet.
-    pub placement: Option<Refusals>,
+    pub refusals: Option<Refusals>,
 }
 
-/// What the nodes say to a waiting task; see [`Explanation::placement`].
+/// What the nodes say to a waiting task; see [`Explanation::refusals`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Refusals {
@@ -50,7 +50,7 @@ impl CoreScheduler {
     pub fn explain(&self, task: TaskId) -> Option<Explanation> {
         let state = self.task_state(task)?.clone();
         let waits = matches!(state, TaskState::Queued | TaskState::BackingOff { .. });
-        let placement = self.task(task).filter(|_| waits).map(|spec| {
+        let refusals = self.task(task).filter(|_| waits).map(|spec| {
             let feasible = self.cluster.feasible(spec, self.filter.as_deref());
             let mut refusals = Refusals {
                 available: 0,
@@ -75,7 +75,7 @@ impl CoreScheduler {
             task,
             state,
             nodes: self.cluster.nodes().len(),
-            placement,
+            refusals,
         })
     }
 }
@@ -91,7 +91,7 @@ impl fmt::Display for Explanation {
             TaskState::Queued | TaskState::BackingOff { .. } => {}
         }
         write!(f, "task {task} waits: ")?;
-        match &self.placement {
+        match &self.refusals {
             None => write!(f, "submitted, not yet taken in by a cycle")?,
             Some(refusals) => {
                 write!(
