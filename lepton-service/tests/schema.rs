@@ -30,11 +30,17 @@ fn the_server_answers_as_its_openapi_description_says() {
     // run (no `command` for the local backend, more than a whole node,
     // GPUs): what the backends can run is not a schema's to say, so a
     // submission may be refused with a 400 naming why.
+    // The same holds for a plan of such tasks.
+    let refusable = |path: &str| {
+        format!(
+            "[[operations]]\ninclude-path = \"{path}\"\ninclude-method = \"POST\"\n\
+             checks.positive_data_acceptance.expected-statuses = \
+             [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"409\", \"429\"]\n"
+        )
+    };
     std::fs::write(
         service.dir.join("schemathesis.toml"),
-        "[[operations]]\ninclude-path = \"/v1/tasks\"\ninclude-method = \"POST\"\n\
-         checks.positive_data_acceptance.expected-statuses = \
-         [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"409\", \"429\"]\n",
+        refusable("/v1/tasks") + &refusable("/v1/plan"),
     )
     .unwrap();
     let program =
@@ -59,7 +65,7 @@ fn the_server_answers_as_its_openapi_description_says() {
         "schemathesis found disagreements:\n{report}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(report.contains("Tested: 13"), "{report}");
+    assert!(report.contains("Tested: 14"), "{report}");
     // Still cordoned: nothing it submitted ran.
     let (_, nodes) = service.call("GET", "/v1/nodes", Some(TOKEN), None);
     assert!(nodes.contains("\"state\":\"cordoned\""), "{nodes}");
