@@ -165,7 +165,8 @@ impl ClusterNode {
 
     /// Changes whenever this node changes (added, reserve, release, state,
     /// moved in cluster order by another node's removal), is the latest of
-    /// the cluster's [`generation`](ClusterState::generation)s then, and is never reused, even by a node re-added with the same id: a
+    /// the cluster's [`generation`](ClusterState::generation)s then, and
+    /// is never reused, even by a node re-added with the same id: a
     /// policy's per-node cache is fresh while this is unchanged. Always at
     /// least 1 for a node of the cluster state; 0 for the node as it would
     /// be after a preemption, which a [`NodeFilter`] may be shown.
@@ -415,7 +416,7 @@ pub(crate) fn has_room(task: &TaskSpec, free: &Resources, gpu_free_milli: &[u32]
 
 /// True when enough GPUs have `request`'s share free.
 #[inline]
-fn enough_gpus(gpu_free_milli: &[u32], request: GpuRequest) -> bool {
+pub(super) fn enough_gpus(gpu_free_milli: &[u32], request: GpuRequest) -> bool {
     request.is_none()
         || gpu_free_milli
             .iter()

@@ -16,7 +16,7 @@ use std::hash::Hash;
 
 use foldhash::HashMap;
 
-use super::{ClusterNode, ClusterState, FeasibleNodes};
+use super::{enough_gpus, ClusterNode, ClusterState, FeasibleNodes};
 use crate::node::NodeState;
 use crate::task::TaskSpec;
 
@@ -163,16 +163,9 @@ impl Ranking {
 /// Everything the feasibility stage admits passes this; the rest of the
 /// stage (memory, rules, the policy's filter) is checked on the walk.
 fn may_take(task: &TaskSpec, node: &ClusterNode) -> bool {
-    let request = task.gpu;
     node.state() == NodeState::Ready
         && node.free().cpu_milli >= task.request.cpu_milli
-        && (request.is_none()
-            || node
-                .gpu_free_milli()
-                .iter()
-                .filter(|&&free| free >= request.milli_per_gpu)
-                .count()
-                >= request.count as usize)
+        && enough_gpus(node.gpu_free_milli(), task.gpu)
 }
 
 /// A set of node positions, iterated in ascending order: a bit per

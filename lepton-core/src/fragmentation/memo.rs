@@ -46,8 +46,9 @@ struct NodeKey {
 /// The most GPUs of a node the keys hold (eleven bits each).
 const KEYED_GPUS: usize = 8;
 
-/// The most models and CPU steps the keys number (eight bits each).
-const KEYED_NUMBERS: usize = 255;
+/// The most models the keys number (eight bits; CPU steps past eight bits
+/// leave a state unkeyed).
+const KEYED_MODELS: usize = 255;
 
 /// The most fragments remembered before the memo starts afresh.
 const FRAGMENTS: usize = 1 << 20;
@@ -167,10 +168,7 @@ impl Memo {
 
     /// How many of the workload's CPU requests `cpu_free_milli` meets.
     fn cpu_step(&self, cpu_free_milli: u64) -> Option<u8> {
-        let step = self.cpu_steps.partition_point(|&s| s <= cpu_free_milli);
-        u8::try_from(step)
-            .ok()
-            .filter(|&s| usize::from(s) <= KEYED_NUMBERS)
+        u8::try_from(self.cpu_steps.partition_point(|&s| s <= cpu_free_milli)).ok()
     }
 
     fn model_number(&mut self, model: Option<&GpuModel>) -> Option<u8> {
@@ -181,7 +179,7 @@ impl Memo {
         };
         let number = match self.models.iter().position(same) {
             Some(number) => number,
-            None if self.models.len() < KEYED_NUMBERS => {
+            None if self.models.len() < KEYED_MODELS => {
                 self.models.push(model.cloned());
                 self.models.len() - 1
             }
