@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lepton::backend::Backend;
+use lepton::scheduler::Refusals;
 use lepton::{NodeId, TaskId, TaskSpec};
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -121,14 +122,7 @@ async fn plan(
     // What submit would refuse, a plan refuses too.
     let specs = runnable_tasks(&api, &body)?;
     unclaimed(&api.claimed.lock(), &specs)?;
-    let (reply, answer) = oneshot::channel();
-    let stopped = || ServiceError::Internal("the control loop stopped".into());
-    api.engine
-        .commands
-        .send(Command::Plan(specs, reply))
-        .await
-        .map_err(|_| stopped())?;
-    let plan = answer.await.map_err(|_| stopped())??;
+    let plan = ask_for(&api, |reply| Command::Plan(specs, reply)).await??;
     let placed: Vec<Value> = plan
         .placed
         .iter()
@@ -143,13 +137,8 @@ async fn plan(
         .map(|e| {
             let mut waits = json!({"task": e.task.0, "summary": e.to_string()});
             if let Some(refusals) = &e.refusals {
-                let reasons: Vec<Value> = refusals
-                    .reasons
-                    .iter()
-                    .map(|(misfit, nodes)| json!({"reason": misfit.to_string(), "nodes": nodes}))
-                    .collect();
                 waits["available_nodes"] = json!(refusals.available);
-                waits["reasons"] = json!(reasons);
+                waits["reasons"] = reasons(refusals);
             }
             waits
         })
@@ -379,19 +368,13 @@ async fn get_task(
     };
     // A waiting task says why: the engine asks every node (O(nodes)).
     if task["state"] == "queued" {
-        let (reply, answer) = oneshot::channel();
-        let asked = api.engine.commands.send(Command::Explain(id, reply)).await;
-        let explanation = match asked {
-            Ok(()) => answer.await.ok().flatten(),
-            Err(_) => None,
-        };
+        // The task as the view has it, should the loop not answer.
+        let explanation = ask_for(&api, |reply| Command::Explain(id, reply))
+            .await
+            .ok()
+            .flatten();
         if let Some(refusals) = explanation.as_ref().and_then(|e| e.refusals.as_ref()) {
-            let reasons: Vec<_> = refusals
-                .reasons
-                .iter()
-                .map(|(misfit, nodes)| json!({"reason": misfit.to_string(), "nodes": nodes}))
-                .collect();
-            task["pending_reasons"] = json!(reasons);
+            task["pending_reasons"] = reasons(refusals);
             task["available_nodes"] = json!(refusals.available);
         }
         if let Some(explanation) = explanation {
@@ -512,16 +495,34 @@ async fn ask(
     api: &Api,
     command: impl FnOnce(oneshot::Sender<Result<(), ServiceError>>) -> Command,
 ) -> Result<Response, ServiceError> {
+    ask_for(api, command).await??;
+    Ok(Json(json!({"ok": true})).into_response())
+}
+
+/// What the control loop answers to `command`, or a 500 if it stopped.
+async fn ask_for<T>(
+    api: &Api,
+    command: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, ServiceError> {
+    let stopped = || ServiceError::Internal("the control loop stopped".into());
     let (reply, answer) = oneshot::channel();
     api.engine
         .commands
         .send(command(reply))
         .await
-        .map_err(|_| ServiceError::Internal("the control loop stopped".into()))?;
-    answer
-        .await
-        .map_err(|_| ServiceError::Internal("the control loop stopped".into()))??;
-    Ok(Json(json!({"ok": true})).into_response())
+        .map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())
+}
+
+/// Each reason nodes refuse a task, with how many gave it:
+/// `[{"reason", "nodes"}]`, the most frequent first.
+fn reasons(refusals: &Refusals) -> Value {
+    let reasons: Vec<Value> = refusals
+        .reasons
+        .iter()
+        .map(|(misfit, nodes)| json!({"reason": misfit.to_string(), "nodes": nodes}))
+        .collect();
+    Value::Array(reasons)
 }
 
 async fn cancel(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ServiceError> {
