@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use foldhash::HashSet;
+
 use super::{CoreScheduler, Explanation, Scheduler};
 use crate::clock::ManualClock;
 use crate::cluster::GpuSlots;
@@ -63,20 +65,22 @@ impl CoreScheduler {
         for task in tasks {
             copy.submit(task)?;
         }
-        let assignments = copy.schedule();
-        let placed = assignments
+        // Ids in sets: a plan may hold as many tasks as a submission.
+        let mut unplaced: HashSet<TaskId> = tasks.iter().map(|t| t.id).collect();
+        let placed = copy
+            .schedule()
             .iter()
-            .filter(|a| tasks.iter().any(|t| t.id == a.task))
+            .filter(|a| unplaced.remove(&a.task))
             .map(|a| Planned {
                 task: a.task,
                 node: a.node,
                 gpus: a.gpus.clone(),
                 preempts: a.evicts.iter().map(|run| run.task).collect(),
             })
-            .collect::<Vec<_>>();
+            .collect();
         let waiting = tasks
             .iter()
-            .filter(|t| !placed.iter().any(|p| p.task == t.id))
+            .filter(|t| unplaced.contains(&t.id))
             .filter_map(|t| copy.explain(t.id))
             .collect();
         Ok(Plan { placed, waiting })
