@@ -98,7 +98,23 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh
 phase "loom (queue model check)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p lepton-core --release --test loom_queue
-# The tests run last, so their summary closes the output; every test binary
-# runs even after a failure, so one run shows every failing test.
+# The tests run last, so their summaries close the output; every test
+# binary runs even after a failure, and the Python tests after failing Rust
+# ones, so one run shows every failing test.
 phase "cargo test"
-cargo test "${features[@]}" --no-fail-fast
+status=0
+cargo test "${features[@]}" --no-fail-fast || status=$?
+# The Python package (lepton-py): pip builds it with maturin (release) and
+# installs it into a venv of its own; pytest then checks its environments
+# with Gymnasium's checker, against the Rust environment, and against the
+# command line's JSON (the `lepton` binary the Rust tests built).
+phase "python package: pip install ./lepton-py, pytest"
+py="$PWD/target/py-venv"
+[[ -x "$py/bin/python" ]] || python3 -m venv "$py"
+"$py/bin/pip" install -q --disable-pip-version-check \
+    'numpy==2.4.6' 'gymnasium==1.4.0' 'pytest==9.2.0'
+"$py/bin/pip" install -q --disable-pip-version-check ./lepton-py
+LEPTON_BIN="$PWD/target/debug/lepton" "$py/bin/python" -m pytest -q lepton-py/tests ||
+    status=$?
+phase "done"
+exit "$status"

@@ -43,6 +43,21 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "gpu7_free_after",
 ];
 
+/// Each feature's least and greatest value, in row order (see the table on
+/// [`CandidateBuilder`]): fragmentation growth is clamped to ±8 GPUs, the
+/// score gap spans FGD's 0..=100 over 10, node and task GPUs are at most
+/// [`MAX_GPUS_PER_NODE`](lepton_core::model::MAX_GPUS_PER_NODE) over 8, and the
+/// rest are shares from 0 to 1.
+pub const FEATURE_BOUNDS: [(f32, f32); FEATURES] = {
+    let gpus = lepton_core::model::MAX_GPUS_PER_NODE as f32 / GPU_SLOTS as f32;
+    let mut bounds = [(0.0, 1.0); FEATURES];
+    bounds[0] = (-8.0, 8.0);
+    bounds[1] = (-10.0, 0.0);
+    bounds[6] = (0.0, gpus);
+    bounds[10] = (0.0, gpus);
+    bounds
+};
+
 /// One node a task may go to, with its feature row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
@@ -281,6 +296,49 @@ mod tests {
         );
         let nodes: Vec<NodeId> = candidate_nodes(&out).collect();
         assert_eq!(nodes, vec![NodeId(1), NodeId(3), NodeId(4), NodeId(5)]);
+    }
+
+    #[test]
+    fn features_stay_within_their_bounds_at_the_extremes() {
+        use lepton_core::model::MAX_GPUS_PER_NODE;
+        let mut cluster = ClusterState::new();
+        let big = NodeSpec::new(NodeId(1), Resources::new(1_000, 1))
+            .with_gpus(Gpus::new("T4", MAX_GPUS_PER_NODE));
+        cluster.add_node(big).unwrap();
+        let small =
+            NodeSpec::new(NodeId(2), Resources::new(1_000, 1)).with_gpus(Gpus::new("T4", 1));
+        cluster.add_node(small).unwrap();
+        let all = TaskSpec::new(TaskId(1), Resources::new(1_000, 1))
+            .with_gpu(GpuRequest::whole(MAX_GPUS_PER_NODE));
+        let tiny = TaskSpec::new(TaskId(2), Resources::new(1, 1)).with_gpu(GpuRequest::shared(1));
+        // Fragmentation measured against tasks that fit nowhere once a
+        // sliver is taken: growth is large, the score gap wide.
+        let workload = TargetWorkload::from_tasks([&all], 1.0);
+        let mut builder = CandidateBuilder::new();
+        let mut out = Vec::new();
+        let mut seen = 0;
+        for task in [&all, &tiny] {
+            builder.build(
+                &workload,
+                &cluster.feasible(task, None),
+                usize::MAX,
+                &mut out,
+            );
+            for candidate in &out {
+                for (value, (low, high)) in candidate.features.iter().zip(FEATURE_BOUNDS) {
+                    assert!(
+                        (low..=high).contains(value),
+                        "{value} outside {low}..={high}"
+                    );
+                }
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 3);
+        // The largest node and task reach the GPU bounds exactly.
+        builder.build(&workload, &cluster.feasible(&all, None), 1, &mut out);
+        assert_eq!(out[0].features[6], FEATURE_BOUNDS[6].1);
+        assert_eq!(out[0].features[10], FEATURE_BOUNDS[10].1);
     }
 
     #[test]

@@ -61,7 +61,9 @@ mod lifetime;
 mod registry;
 mod rule;
 
-pub use candidates::{candidate_nodes, Candidate, CandidateBuilder, FEATURES, FEATURE_NAMES};
+pub use candidates::{
+    candidate_nodes, Candidate, CandidateBuilder, FEATURES, FEATURE_BOUNDS, FEATURE_NAMES,
+};
 pub use demand::DemandForecast;
 pub use greedy::{
     Balanced, BestFit, DotProduct, Fgd, FirstFit, GpuClustering, GpuPacking, KubeResources,

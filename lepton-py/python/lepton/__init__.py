@@ -1,0 +1,112 @@
+"""Lepton for Python: Gymnasium environments on Lepton's scheduler.
+
+Importing ``lepton`` registers the environments with Gymnasium:
+
+- ``LeptonEnv`` (the article's name) and ``lepton/Fill-v0``: the FGD
+  paper's fill experiment on the Alibaba GPU trace; each step places one
+  task on one of up to ``max_candidates`` candidate nodes.
+- ``lepton/Timed-v0``: the trace replayed in virtual time; tasks arrive and
+  end, and wait when nothing fits.
+
+>>> import gymnasium as gym, lepton
+>>> env = gym.make("LeptonEnv")
+>>> obs, info = env.reset(seed=1)
+>>> obs.shape == env.observation_space.shape
+True
+
+Options (keywords to ``gym.make``): ``trace`` (a shipped pod list: one of
+``lepton.TRACES``), ``node_list`` and ``pod_list`` (openb CSV files instead
+of the shipped ones), ``max_candidates``, ``reward`` (``"gpus"``,
+``"frag"`` or the article's ``"seed"``: +1 per task placed, -1 per task
+dropped or timed out), ``tune`` (the fill's inflation).
+
+Also: :class:`VecEnv` (many environments stepped in Rust with the GIL
+released), :func:`fill` (``lepton fill``'s runs) and :func:`policies`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Union
+
+from gymnasium.envs.registration import register, registry
+
+from . import _lepton
+from ._envs import LeptonEnv, VecEnv
+
+__all__ = [
+    "FEATURES",
+    "FEATURE_BOUNDS",
+    "FEATURE_NAMES",
+    "TRACES",
+    "LeptonEnv",
+    "VecEnv",
+    "fill",
+    "policies",
+]
+
+#: Numbers in each candidate's row of an observation.
+FEATURES: int = _lepton.FEATURES
+#: What each of them is, in order.
+FEATURE_NAMES: tuple = tuple(_lepton.FEATURE_NAMES)
+#: Each one's least and greatest value, in order.
+FEATURE_BOUNDS: tuple = tuple(_lepton.FEATURE_BOUNDS)
+#: The pod lists shipped with Lepton, by the name ``trace=`` takes.
+TRACES: tuple = tuple(_lepton.TRACES)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def policies() -> Dict[str, str]:
+    """Every placement policy's name and one-line description, as
+    ``lepton policies`` lists them."""
+    return dict(_lepton.policies())
+
+
+def fill(
+    policy: str = "fgd",
+    seeds: Sequence[int] = (42,),
+    *,
+    trace: str = "default",
+    node_list: Optional[PathLike] = None,
+    pod_list: Optional[PathLike] = None,
+    tune: float = 1.3,
+    curve: bool = False,
+) -> List[dict]:
+    """The FGD paper's fill experiment (``lepton fill``): one run of
+    ``policy`` per seed; each run's result as a dict (``alloc_pct_at_100``,
+    ``frag_pct_at_100``, ``tasks_arrived``, ``tasks_placed``, ...; the
+    allocation curve only when ``curve``).
+
+    Raises ``ValueError`` for an unknown policy or trace, or a malformed
+    file, and ``OSError`` for a file that cannot be read."""
+    text = _lepton.fill(
+        policy,
+        [int(seed) for seed in seeds],
+        trace,
+        _path(node_list),
+        _path(pod_list),
+        float(tune),
+        bool(curve),
+    )
+    return json.loads(text)
+
+
+def _path(path: Optional[PathLike]) -> Optional[str]:
+    return None if path is None else os.fspath(path)
+
+
+def _register() -> None:
+    entry = "lepton._envs:LeptonEnv"
+    ids = {
+        "LeptonEnv": {"mode": "fill"},
+        "lepton/Fill-v0": {"mode": "fill"},
+        "lepton/Timed-v0": {"mode": "timed"},
+    }
+    for env_id, kwargs in ids.items():
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry, kwargs=kwargs)
+
+
+_register()

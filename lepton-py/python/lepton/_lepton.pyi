@@ -1,0 +1,94 @@
+"""Type stubs of the Rust extension ``lepton._lepton`` (see ``lepton``)."""
+
+from os import PathLike
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+_Path = Union[str, PathLike]
+
+FEATURES: int
+FEATURE_NAMES: List[str]
+FEATURE_BOUNDS: List[Tuple[float, float]]
+TRACES: List[str]
+
+def policies() -> List[Tuple[str, str]]:
+    """Every policy's name and one-line description."""
+
+def fill(
+    policy: str,
+    seeds: List[int],
+    trace: str = "default",
+    node_list: Optional[_Path] = None,
+    pod_list: Optional[_Path] = None,
+    tune: float = 1.3,
+    curve: bool = False,
+) -> str:
+    """The fill experiment's runs, as a JSON list."""
+
+def rust_episode(
+    seed: int,
+    rule: str,
+    trace: str = "default",
+    node_list: Optional[_Path] = None,
+    pod_list: Optional[_Path] = None,
+    max_candidates: int = 64,
+    reward: str = "gpus",
+    tune: float = 1.3,
+) -> List[float]:
+    """One fill episode wholly in Rust, each decision by ``rule``
+    (``"fgd"``, ``"first"``, ``"last"``): its step rewards."""
+
+class Env:
+    """One environment (``mode`` ``"fill"`` or ``"timed"``)."""
+
+    def __init__(
+        self,
+        mode: str = "fill",
+        trace: str = "default",
+        node_list: Optional[_Path] = None,
+        pod_list: Optional[_Path] = None,
+        max_candidates: int = 64,
+        reward: str = "gpus",
+        tune: float = 1.3,
+    ) -> None: ...
+    @property
+    def width(self) -> int: ...
+    def reset(self, seed: int) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]: ...
+    def step(
+        self, action: int
+    ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], float, bool, int, int]:
+        """Observation, mask, reward, done, node, tasks dropped."""
+    def fgd_action(self) -> Optional[int]: ...
+    def summary(self) -> str: ...
+
+class VecEnv:
+    """``n`` environments stepped together in Rust."""
+
+    def __init__(
+        self,
+        n: int,
+        mode: str = "fill",
+        trace: str = "default",
+        node_list: Optional[_Path] = None,
+        pod_list: Optional[_Path] = None,
+        max_candidates: int = 64,
+        reward: str = "gpus",
+        tune: float = 1.3,
+        threads: Optional[int] = None,
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    def reset(
+        self, seeds: List[int]
+    ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]: ...
+    def step(
+        self, actions: npt.NDArray[np.int64]
+    ) -> Tuple[
+        npt.NDArray[np.float32],
+        npt.NDArray[np.bool_],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.bool_],
+    ]:
+        """Observations, masks, rewards, episodes ended."""
+    def fgd_actions(self) -> npt.NDArray[np.int64]: ...

@@ -1,0 +1,302 @@
+//! One environment, fill or timed mode, with its observations as NumPy
+//! arrays: the candidate rows padded to a fixed width, and the mask of the
+//! actions that name a candidate.
+
+use std::sync::{Mutex, MutexGuard};
+
+use lepton::policies::FEATURES;
+use lepton::sim::gym::{EnvConfig, FillEnv, Observation, Reward, TimedEnv};
+use lepton::sim::{fgd_choice, TimedConfig, TimedTask};
+use numpy::ndarray::Array;
+use numpy::{PyArray1, PyArray2};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::error::to_py;
+use crate::trace::Trace;
+
+/// The simulator behind an environment.
+enum Mode {
+    Fill(Box<FillEnv>),
+    Timed(Box<TimedEnv>),
+}
+
+/// An environment and the decision waiting for its action; what both the
+/// single [`Env`] and the batched [`crate::batch::VecEnv`] step.
+pub(crate) struct Slot {
+    mode: Mode,
+    width: usize,
+    current: Option<Observation>,
+}
+
+/// What a step gives back besides the next observation.
+pub(crate) struct Outcome {
+    pub(crate) reward: f64,
+    pub(crate) done: bool,
+    pub(crate) node: u64,
+    pub(crate) dropped: usize,
+}
+
+impl Slot {
+    /// An environment in `mode` (`fill` or `timed`) on `trace`.
+    pub(crate) fn new(
+        mode: &str,
+        trace: &Trace,
+        max_candidates: usize,
+        reward: &str,
+        tune: f64,
+    ) -> PyResult<Slot> {
+        let mut config = EnvConfig::default();
+        config.reward = Reward::parse(reward).map_err(to_py)?;
+        config.max_candidates = max_candidates;
+        config.tune = tune;
+        let workload = trace.workload.clone();
+        let mode = match mode {
+            "fill" => Mode::Fill(Box::new(
+                FillEnv::new(trace.nodes.clone(), trace.tasks(), workload, config)
+                    .map_err(to_py)?,
+            )),
+            "timed" => {
+                let Some(tasks) = TimedTask::from_trace_pods(&trace.pods) else {
+                    return Err(PyValueError::new_err(
+                        "the pod list has no creation and deletion times: timed mode replays them",
+                    ));
+                };
+                let timed = TimedConfig::default();
+                Mode::Timed(Box::new(
+                    TimedEnv::new(trace.nodes.clone(), tasks, workload, timed, config)
+                        .map_err(to_py)?,
+                ))
+            }
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown mode {other:?}; expected \"fill\" or \"timed\""
+                )))
+            }
+        };
+        Ok(Slot {
+            mode,
+            width: max_candidates,
+            current: None,
+        })
+    }
+
+    /// The action slots of an observation.
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Starts an episode with `seed`.
+    ///
+    /// # Errors
+    /// `ValueError` when the episode asks for no decision at all (no task
+    /// of the trace fits any node).
+    pub(crate) fn reset(&mut self, seed: u64) -> PyResult<()> {
+        self.current = match &mut self.mode {
+            Mode::Fill(env) => env.reset(seed),
+            Mode::Timed(env) => env.reset(seed),
+        }
+        .map_err(to_py)?;
+        if self.current.is_none() {
+            return Err(PyValueError::new_err(format!(
+                "the episode with seed {seed} asks for no decision: no task of the trace fits any node"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `action` as a candidate's index.
+    ///
+    /// # Errors
+    /// `ValueError` naming the action when it names no candidate,
+    /// `RuntimeError` when no episode is running.
+    pub(crate) fn check(&self, action: i64) -> PyResult<usize> {
+        let Some(current) = &self.current else {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "no episode is running: call reset() first (and again after the episode ends)",
+            ));
+        };
+        let candidates = current.candidates.len();
+        match usize::try_from(action) {
+            Ok(index) if index < candidates => Ok(index),
+            _ => Err(PyValueError::new_err(format!(
+                "action {action} is infeasible: this decision has {candidates} candidates \
+                 (valid actions 0 to {}; see info[\"action_mask\"])",
+                candidates - 1
+            ))),
+        }
+    }
+
+    /// Places the task on candidate `action` (checked by [`check`](Self::check)).
+    pub(crate) fn step(&mut self, action: usize) -> PyResult<Outcome> {
+        let step = match &mut self.mode {
+            Mode::Fill(env) => env.step(action),
+            Mode::Timed(env) => env.step(action),
+        }
+        .map_err(to_py)?;
+        self.current = step.observation;
+        Ok(Outcome {
+            reward: step.reward,
+            done: step.done,
+            node: step.info.placement.node.0,
+            dropped: step.info.dropped,
+        })
+    }
+
+    /// Writes the observation: `width` rows of [`FEATURES`] into `rows`
+    /// (zeros past the candidates, or all zeros after the end) and the
+    /// mask of valid actions into `mask`.
+    pub(crate) fn write(&self, rows: &mut [f32], mask: &mut [bool]) {
+        rows.fill(0.0);
+        mask.fill(false);
+        let Some(current) = &self.current else {
+            return;
+        };
+        for ((candidate, row), valid) in current
+            .candidates
+            .iter()
+            .zip(rows.chunks_exact_mut(FEATURES))
+            .zip(mask.iter_mut())
+        {
+            row.copy_from_slice(&candidate.features);
+            *valid = true;
+        }
+    }
+
+    /// FGD's choice among the candidates (the best integer score, the
+    /// earliest on ties); `None` when no decision is waiting.
+    pub(crate) fn fgd_action(&self) -> Option<usize> {
+        self.current.as_ref().and_then(fgd_choice)
+    }
+
+    /// The episode's figures so far, as JSON.
+    pub(crate) fn summary(&self) -> PyResult<String> {
+        let summary = match &self.mode {
+            Mode::Fill(env) => env.summary(),
+            Mode::Timed(env) => env.summary(),
+        }
+        .map_err(to_py)?;
+        serde_json::to_string(&summary)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+    }
+}
+
+/// Locks `mutex`; a panic cannot happen while it is held (every failure is
+/// an error value), so a poisoned lock still holds a whole environment.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The observations of `slots`, flat: rows `n × width × FEATURES` and
+/// masks `n × width` (NumPy takes these vectors over without a copy).
+pub(crate) fn observe(slots: &[Slot]) -> (Vec<f32>, Vec<bool>) {
+    let width = slots.first().map_or(0, Slot::width);
+    let mut rows = vec![0.0; slots.len() * width * FEATURES];
+    let mut mask = vec![false; slots.len() * width];
+    for ((slot, rows), mask) in slots
+        .iter()
+        .zip(rows.chunks_exact_mut(width * FEATURES))
+        .zip(mask.chunks_exact_mut(width))
+    {
+        slot.write(rows, mask);
+    }
+    (rows, mask)
+}
+
+/// A single environment (see the Python wrapper `lepton.LeptonEnv`).
+#[pyclass(module = "lepton._lepton")]
+pub(crate) struct Env {
+    slot: Mutex<Slot>,
+}
+
+type Arrays<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<bool>>);
+
+fn arrays<'py>(py: Python<'py>, slot: &Slot) -> PyResult<Arrays<'py>> {
+    let (rows, mask) = observe(std::slice::from_ref(slot));
+    let rows = Array::from_shape_vec((slot.width(), FEATURES), rows)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+    Ok((
+        numpy::PyArray2::from_owned_array(py, rows),
+        PyArray1::from_vec(py, mask),
+    ))
+}
+
+#[pymethods]
+impl Env {
+    /// An environment in `mode` (`"fill"` or `"timed"`) on the shipped
+    /// `trace` (or the files `node_list`, `pod_list`).
+    #[new]
+    #[pyo3(signature = (mode = "fill", trace = "default", node_list = None, pod_list = None, max_candidates = 64, reward = "gpus", tune = 1.3))]
+    fn new(
+        mode: &str,
+        trace: &str,
+        node_list: Option<std::path::PathBuf>,
+        pod_list: Option<std::path::PathBuf>,
+        max_candidates: usize,
+        reward: &str,
+        tune: f64,
+    ) -> PyResult<Env> {
+        let trace = Trace::load(trace, node_list.as_deref(), pod_list.as_deref())?;
+        let slot = Slot::new(mode, &trace, max_candidates, reward, tune)?;
+        Ok(Env {
+            slot: Mutex::new(slot),
+        })
+    }
+
+    /// The action slots of an observation (`max_candidates`).
+    #[getter]
+    fn width(&self) -> usize {
+        lock(&self.slot).width()
+    }
+
+    /// Starts an episode with `seed`; the first observation and its mask.
+    fn reset<'py>(&self, py: Python<'py>, seed: u64) -> PyResult<Arrays<'py>> {
+        let mut guard = lock(&self.slot);
+        let slot = &mut *guard;
+        py.detach(|| slot.reset(seed))?;
+        arrays(py, slot)
+    }
+
+    /// Places the waiting task on candidate `action`: the next observation,
+    /// its mask, the reward, whether the episode is over, the node the task
+    /// went to and the tasks dropped since (fill mode).
+    #[allow(clippy::type_complexity)]
+    fn step<'py>(
+        &self,
+        py: Python<'py>,
+        action: i64,
+    ) -> PyResult<(
+        Bound<'py, PyArray2<f32>>,
+        Bound<'py, PyArray1<bool>>,
+        f64,
+        bool,
+        u64,
+        usize,
+    )> {
+        let mut guard = lock(&self.slot);
+        let slot = &mut *guard;
+        let index = slot.check(action)?;
+        let outcome = py.detach(|| slot.step(index))?;
+        let (rows, mask) = arrays(py, slot)?;
+        Ok((
+            rows,
+            mask,
+            outcome.reward,
+            outcome.done,
+            outcome.node,
+            outcome.dropped,
+        ))
+    }
+
+    /// FGD's choice for the waiting decision, or `None`.
+    fn fgd_action(&self) -> Option<usize> {
+        lock(&self.slot).fgd_action()
+    }
+
+    /// The episode's figures so far, as JSON (`Summary`).
+    fn summary(&self) -> PyResult<String> {
+        lock(&self.slot).summary()
+    }
+}
