@@ -1,7 +1,10 @@
-//! Many environments stepped in Rust: one call steps them all, on threads,
-//! with the GIL released, and an environment whose episode ends starts its
-//! next one in the same step (Gymnasium's same-step autoreset).
+//! Many environments stepped in Rust. Each worker thread owns a share of
+//! the environments for the batch's life (their state stays in its core's
+//! caches); one call steps them all with the GIL released, and an
+//! environment whose episode ends starts its next one in the same step
+//! (Gymnasium's same-step autoreset).
 
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Mutex;
 
 use lepton::policies::FEATURES;
@@ -10,82 +13,191 @@ use numpy::{PyArray1, PyArray2, PyArray3, PyReadonlyArray1};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::env::{lock, observe, Slot};
+use crate::env::{check_action, lock, observe, Slot};
 use crate::trace::Trace;
 
 /// The most environments one batch holds.
 const MAX_ENVS: usize = 4096;
 
+/// The most worker threads.
+const MAX_THREADS: usize = 256;
+
 /// Environments stepped together (see the Python wrapper `lepton.VecEnv`).
 #[pyclass(module = "lepton._lepton")]
 pub(crate) struct VecEnv {
     state: Mutex<Batch>,
-    threads: usize,
+    n: usize,
+    width: usize,
 }
 
-/// The environments and each one's seed for its current episode.
+/// The workers, in environment order, and what the last observation
+/// showed of each environment.
 struct Batch {
+    workers: Vec<Worker>,
+    /// Environments per worker (the last may have fewer).
+    chunk: usize,
+    /// Candidates per environment (for checking actions before a step).
+    candidates: Vec<usize>,
+    /// FGD's choice per environment (-1 when none waits).
+    fgd: Vec<i64>,
+}
+
+/// A thread owning environments, and the channels to it.
+struct Worker {
+    orders: Sender<Order>,
+    replies: Receiver<PyResult<Part>>,
+}
+
+enum Order {
+    /// Start each environment's episode with its seed.
+    Reset(Vec<u64>),
+    /// Step each environment with its action (already checked).
+    Step(Vec<usize>),
+}
+
+/// What a worker's environments show after an order, in their order.
+#[derive(Default)]
+struct Part {
+    rows: Vec<f32>,
+    mask: Vec<bool>,
+    rewards: Vec<f64>,
+    done: Vec<bool>,
+    candidates: Vec<usize>,
+    fgd: Vec<i64>,
+}
+
+/// The environments a worker owns, with each one's episode seed.
+struct Owned {
     slots: Vec<Slot>,
     seeds: Vec<u64>,
+    /// How far an environment's next episode's seed is from its last: the
+    /// batch's size, so environments never share a seed.
+    stride: u64,
+}
+
+impl Owned {
+    fn obey(&mut self, order: Order) -> PyResult<Part> {
+        let mut part = Part::default();
+        match order {
+            Order::Reset(seeds) => {
+                for (slot, &seed) in self.slots.iter_mut().zip(&seeds) {
+                    slot.reset(seed)?;
+                }
+                self.seeds = seeds;
+            }
+            Order::Step(actions) => {
+                for ((slot, seed), &action) in
+                    self.slots.iter_mut().zip(&mut self.seeds).zip(&actions)
+                {
+                    let outcome = slot.step(action)?;
+                    if outcome.done {
+                        *seed = seed.wrapping_add(self.stride);
+                        slot.reset(*seed)?;
+                    }
+                    part.rewards.push(outcome.reward);
+                    part.done.push(outcome.done);
+                }
+            }
+        }
+        (part.rows, part.mask) = observe(&self.slots);
+        part.candidates = self.slots.iter().map(Slot::candidates).collect();
+        part.fgd = self
+            .slots
+            .iter()
+            .map(|slot| slot.fgd_action().map_or(-1, |a| a as i64))
+            .collect();
+        Ok(part)
+    }
+}
+
+impl Worker {
+    fn spawn(slots: Vec<Slot>, stride: u64) -> PyResult<Worker> {
+        let (orders, inbox) = channel::<Order>();
+        let (outbox, replies) = channel();
+        let mut owned = Owned {
+            seeds: vec![0; slots.len()],
+            slots,
+            stride,
+        };
+        std::thread::Builder::new()
+            .name("lepton-vecenv".into())
+            .spawn(move || {
+                // Ends when the batch drops its end of the channels.
+                for order in inbox {
+                    if outbox.send(owned.obey(order)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start a worker thread: {e}")))?;
+        Ok(Worker { orders, replies })
+    }
+}
+
+impl Batch {
+    /// Gives every worker its order, then gathers their parts in
+    /// environment order; the first error by environment, if any.
+    fn run(&mut self, orders: Vec<Order>) -> PyResult<Part> {
+        let stopped = || PyRuntimeError::new_err("an environment's worker thread stopped");
+        for (worker, order) in self.workers.iter().zip(orders) {
+            worker.orders.send(order).map_err(|_| stopped())?;
+        }
+        let mut all = Part::default();
+        let mut first_error = None;
+        for worker in &self.workers {
+            match worker.replies.recv().map_err(|_| stopped()) {
+                Ok(Ok(part)) => {
+                    all.rows.extend(part.rows);
+                    all.mask.extend(part.mask);
+                    all.rewards.extend(part.rewards);
+                    all.done.extend(part.done);
+                    all.candidates.extend(part.candidates);
+                    all.fgd.extend(part.fgd);
+                }
+                Ok(Err(err)) | Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if let Some(err) = first_error {
+            // Some environments may have moved on: only a reset is safe now.
+            self.candidates.fill(0);
+            return Err(err);
+        }
+        self.candidates.clone_from(&all.candidates);
+        self.fgd.clone_from(&all.fgd);
+        Ok(all)
+    }
+
+    /// `values`, one per environment, cut into each worker's share.
+    fn split<T: Clone>(&self, values: &[T]) -> Vec<Vec<T>> {
+        values.chunks(self.chunk).map(<[T]>::to_vec).collect()
+    }
 }
 
 type Observations<'py> = (Bound<'py, PyArray3<f32>>, Bound<'py, PyArray2<bool>>);
 
-fn arrays<'py>(py: Python<'py>, slots: &[Slot]) -> PyResult<Observations<'py>> {
-    let n = slots.len();
-    let width = slots.first().map_or(0, Slot::width);
-    let (rows, mask) = observe(slots);
-    let internal = |e: numpy::ndarray::ShapeError| PyRuntimeError::new_err(e.to_string());
-    let rows = Array::from_shape_vec((n, width, FEATURES), rows).map_err(internal)?;
-    let mask = Array::from_shape_vec((n, width), mask).map_err(internal)?;
-    Ok((
-        PyArray3::from_owned_array(py, rows),
-        PyArray2::from_owned_array(py, mask),
-    ))
-}
-
-/// Runs `work` on every slot (with its index), split over `threads`
-/// scoped threads; the results in slot order, or the first error by index.
-fn each<T, F>(slots: &mut [Slot], threads: usize, work: F) -> PyResult<Vec<T>>
-where
-    T: Send,
-    F: Fn(usize, &mut Slot) -> PyResult<T> + Sync,
-{
-    let chunk = slots.len().div_ceil(threads.max(1)).max(1);
-    let parts: Vec<PyResult<Vec<T>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = slots
-            .chunks_mut(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                let work = &work;
-                scope.spawn(move || {
-                    part.iter_mut()
-                        .enumerate()
-                        .map(|(i, slot)| work(c * chunk + i, slot))
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle.join().unwrap_or_else(|_| {
-                    Err(PyRuntimeError::new_err("an environment's thread panicked"))
-                })
-            })
-            .collect()
-    });
-    let mut results = Vec::with_capacity(slots.len());
-    for part in parts {
-        results.extend(part?);
+impl VecEnv {
+    fn arrays<'py>(
+        &self,
+        py: Python<'py>,
+        rows: Vec<f32>,
+        mask: Vec<bool>,
+    ) -> PyResult<Observations<'py>> {
+        let internal = |e: numpy::ndarray::ShapeError| PyRuntimeError::new_err(e.to_string());
+        let rows = Array::from_shape_vec((self.n, self.width, FEATURES), rows).map_err(internal)?;
+        let mask = Array::from_shape_vec((self.n, self.width), mask).map_err(internal)?;
+        Ok((
+            PyArray3::from_owned_array(py, rows),
+            PyArray2::from_owned_array(py, mask),
+        ))
     }
-    Ok(results)
 }
 
 #[pymethods]
 impl VecEnv {
-    /// `n` environments, each as `lepton._lepton.Env(mode, …)`, stepped on
-    /// `threads` threads (default: one per core).
+    /// `n` environments, each as `lepton._lepton.Env(mode, …)`, shared
+    /// among `threads` worker threads (default: one per core).
     #[new]
     #[pyo3(signature = (n, mode = "fill", trace = "default", node_list = None, pod_list = None, max_candidates = 64, reward = "gpus", tune = 1.3, threads = None))]
     #[allow(clippy::too_many_arguments)]
@@ -106,51 +218,58 @@ impl VecEnv {
             )));
         }
         let threads = match threads {
-            Some(0) | Some(257..) => {
+            Some(t) if t == 0 || t > MAX_THREADS => {
                 return Err(PyValueError::new_err(format!(
-                    "threads = {} is out of range: 1 to 256",
-                    threads.unwrap_or(0)
+                    "threads = {t} is out of range: 1 to {MAX_THREADS}"
                 )))
             }
-            Some(threads) => threads,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(t) => t,
+            None => std::thread::available_parallelism().map_or(1, |c| c.get()),
         };
         let trace = Trace::load(trace, node_list.as_deref(), pod_list.as_deref())?;
-        let slots = (0..n)
+        let mut slots = (0..n)
             .map(|_| Slot::new(mode, &trace, max_candidates, reward, tune))
             .collect::<PyResult<Vec<_>>>()?;
+        let chunk = n.div_ceil(threads.min(n));
+        let mut workers = Vec::new();
+        while !slots.is_empty() {
+            let rest = slots.split_off(chunk.min(slots.len()));
+            workers.push(Worker::spawn(slots, n as u64)?);
+            slots = rest;
+        }
         Ok(VecEnv {
             state: Mutex::new(Batch {
-                slots,
-                seeds: vec![0; n],
+                workers,
+                chunk,
+                candidates: vec![0; n],
+                fgd: vec![-1; n],
             }),
-            threads,
+            n,
+            width: max_candidates,
         })
     }
 
     /// The number of environments.
     fn __len__(&self) -> usize {
-        lock(&self.state).slots.len()
+        self.n
     }
 
     /// Starts every environment's episode, environment `i` with
     /// `seeds[i]`; the observations `[n, width, FEATURES]` and masks
     /// `[n, width]`.
     fn reset<'py>(&self, py: Python<'py>, seeds: Vec<u64>) -> PyResult<Observations<'py>> {
-        let mut guard = lock(&self.state);
-        let batch = &mut *guard;
-        if seeds.len() != batch.slots.len() {
+        if seeds.len() != self.n {
             return Err(PyValueError::new_err(format!(
                 "{} seeds for {} environments",
                 seeds.len(),
-                batch.slots.len()
+                self.n
             )));
         }
-        let threads = self.threads;
-        let slots = &mut batch.slots;
-        py.detach(|| each(slots, threads, |i, slot| slot.reset(seeds[i])))?;
-        batch.seeds = seeds;
-        arrays(py, &batch.slots)
+        let mut guard = lock(&self.state);
+        let batch = &mut *guard;
+        let orders = batch.split(&seeds).into_iter().map(Order::Reset).collect();
+        let part = py.detach(|| batch.run(orders))?;
+        self.arrays(py, part.rows, part.mask)
     }
 
     /// Steps environment `i` with `actions[i]`; an environment whose
@@ -168,66 +287,43 @@ impl VecEnv {
         Bound<'py, PyArray1<f64>>,
         Bound<'py, PyArray1<bool>>,
     )> {
-        let mut guard = lock(&self.state);
-        let batch = &mut *guard;
         let actions = actions.as_slice()?;
-        let n = batch.slots.len();
-        if actions.len() != n {
+        if actions.len() != self.n {
             return Err(PyValueError::new_err(format!(
-                "{} actions for {n} environments",
-                actions.len()
+                "{} actions for {} environments",
+                actions.len(),
+                self.n
             )));
         }
-        let indexes = batch
-            .slots
+        let mut guard = lock(&self.state);
+        let batch = &mut *guard;
+        let indexes = actions
             .iter()
-            .zip(actions)
+            .zip(&batch.candidates)
             .enumerate()
-            .map(|(i, (slot, &action))| {
-                slot.check(action)
+            .map(|(i, (&action, &candidates))| {
+                if candidates == 0 {
+                    return Err(PyRuntimeError::new_err(
+                        "no episode is running: call reset() first",
+                    ));
+                }
+                check_action(action, candidates)
                     .map_err(|e| PyValueError::new_err(format!("environment {i}: {}", e.value(py))))
             })
             .collect::<PyResult<Vec<usize>>>()?;
-        let threads = self.threads;
-        let (slots, seeds) = (&mut batch.slots, &batch.seeds);
-        // An episode that ends gives way to the next, seeded n further on,
-        // so the environments never share a seed.
-        let next = |i: usize| seeds[i].wrapping_add(n as u64);
-        let outcomes = py.detach(|| {
-            each(slots, threads, |i, slot| {
-                let outcome = slot.step(indexes[i])?;
-                if outcome.done {
-                    slot.reset(next(i))?;
-                }
-                Ok((outcome.reward, outcome.done))
-            })
-        })?;
-        let (rewards, done): (Vec<f64>, Vec<bool>) = outcomes.into_iter().unzip();
-        for (seed, _) in batch
-            .seeds
-            .iter_mut()
-            .zip(&done)
-            .filter(|(_, &ended)| ended)
-        {
-            *seed = seed.wrapping_add(n as u64);
-        }
-        let (rows, mask) = arrays(py, &batch.slots)?;
+        let orders = batch.split(&indexes).into_iter().map(Order::Step).collect();
+        let part = py.detach(|| batch.run(orders))?;
+        let (rows, mask) = self.arrays(py, part.rows, part.mask)?;
         Ok((
             rows,
             mask,
-            PyArray1::from_vec(py, rewards),
-            PyArray1::from_vec(py, done),
+            PyArray1::from_vec(py, part.rewards),
+            PyArray1::from_vec(py, part.done),
         ))
     }
 
-    /// FGD's choice in every environment.
+    /// FGD's choice in every environment (-1 where no decision waits).
     fn fgd_actions<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        let batch = lock(&self.state);
-        let actions = batch
-            .slots
-            .iter()
-            .map(|slot| slot.fgd_action().map_or(-1, |a| a as i64))
-            .collect();
-        PyArray1::from_vec(py, actions)
+        PyArray1::from_vec(py, lock(&self.state).fgd.clone())
     }
 }

@@ -116,15 +116,12 @@ impl Slot {
                 "no episode is running: call reset() first (and again after the episode ends)",
             ));
         };
-        let candidates = current.candidates.len();
-        match usize::try_from(action) {
-            Ok(index) if index < candidates => Ok(index),
-            _ => Err(PyValueError::new_err(format!(
-                "action {action} is infeasible: this decision has {candidates} candidates \
-                 (valid actions 0 to {}; see info[\"action_mask\"])",
-                candidates - 1
-            ))),
-        }
+        check_action(action, current.candidates.len())
+    }
+
+    /// How many candidates the waiting decision has (0 when none waits).
+    pub(crate) fn candidates(&self) -> usize {
+        self.current.as_ref().map_or(0, |c| c.candidates.len())
     }
 
     /// Places the task on candidate `action` (checked by [`check`](Self::check)).
@@ -178,6 +175,21 @@ impl Slot {
         .map_err(to_py)?;
         serde_json::to_string(&summary)
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+    }
+}
+
+/// `action` as the index of one of `candidates` candidates.
+///
+/// # Errors
+/// `ValueError` naming the action when it names none.
+pub(crate) fn check_action(action: i64, candidates: usize) -> PyResult<usize> {
+    match usize::try_from(action) {
+        Ok(index) if index < candidates => Ok(index),
+        _ => Err(PyValueError::new_err(format!(
+            "action {action} is infeasible: this decision has {candidates} candidates \
+             (valid actions 0 to {}; see info[\"action_mask\"])",
+            candidates.saturating_sub(1)
+        ))),
     }
 }
 

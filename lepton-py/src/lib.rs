@@ -6,6 +6,8 @@
 //!   padded to a fixed width, with the mask of the valid actions.
 //! - `VecEnv` (module `batch`): many environments stepped in Rust, on threads,
 //!   with the GIL released.
+//! - `Scheduler` (module `scheduler`): the scheduler itself, nodes and
+//!   tasks as JSON specs in, assignments out.
 //! - `fill` and `policies`: the fill experiment and the policy
 //!   registry, as `lepton fill -o json` and `lepton policies` give them.
 //!
@@ -16,6 +18,7 @@ mod batch;
 mod env;
 mod error;
 mod reference;
+mod scheduler;
 mod trace;
 
 use lepton::policies::{
@@ -79,6 +82,7 @@ fn fill(
 fn _lepton(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<env::Env>()?;
     module.add_class::<batch::VecEnv>()?;
+    module.add_class::<scheduler::Scheduler>()?;
     module.add_function(wrap_pyfunction!(policies, module)?)?;
     module.add_function(wrap_pyfunction!(fill, module)?)?;
     module.add_function(wrap_pyfunction!(reference::rust_episode, module)?)?;

@@ -21,7 +21,8 @@ of the shipped ones), ``max_candidates``, ``reward`` (``"gpus"``,
 dropped or timed out), ``tune`` (the fill's inflation).
 
 Also: :class:`VecEnv` (many environments stepped in Rust with the GIL
-released), :func:`fill` (``lepton fill``'s runs) and :func:`policies`.
+released), :class:`Scheduler` (Lepton's scheduler itself), :func:`fill`
+(``lepton fill``'s runs) and :func:`policies`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from gymnasium.envs.registration import register, registry
 
 from . import _lepton
 from ._envs import LeptonEnv, VecEnv
+from ._scheduler import Scheduler
 
 __all__ = [
     "FEATURES",
@@ -41,6 +43,7 @@ __all__ = [
     "FEATURE_NAMES",
     "TRACES",
     "LeptonEnv",
+    "Scheduler",
     "VecEnv",
     "fill",
     "policies",
