@@ -8,13 +8,15 @@
 //!   with the GIL released.
 //! - `Scheduler` (module `scheduler`): the scheduler itself, nodes and
 //!   tasks as JSON specs in, assignments out.
-//! - `fill` and `policies`: the fill experiment and the policy
-//!   registry, as `lepton fill -o json` and `lepton policies` give them.
+//! - `fill`, `demo` and `policies`: the fill experiment, the article's
+//!   scenarios and the policy registry, as `lepton fill -o json`, `lepton
+//!   demo -o json` and `lepton policies` give them.
 //!
 //! No Rust panic crosses into Python: every failure is a Rust error turned
 //! into a Python exception (module `error`) with the error's message.
 
 mod batch;
+mod demo;
 mod env;
 mod error;
 mod reference;
@@ -85,6 +87,7 @@ fn _lepton(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<scheduler::Scheduler>()?;
     module.add_function(wrap_pyfunction!(policies, module)?)?;
     module.add_function(wrap_pyfunction!(fill, module)?)?;
+    module.add_function(wrap_pyfunction!(demo::demo, module)?)?;
     module.add_function(wrap_pyfunction!(reference::rust_episode, module)?)?;
     module.add("FEATURES", FEATURES)?;
     module.add("FEATURE_NAMES", FEATURE_NAMES.to_vec())?;

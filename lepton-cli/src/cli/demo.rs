@@ -2,17 +2,16 @@
 //! user would otherwise run, as tables, JSON and an HTML report.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use lepton::policies::{build, PolicyContext};
 use lepton::sim::scenario::{
-    compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
-    compare_trace, DatacenterComparison, DatacenterConfig, EdgeComparison, EdgeConfig, FleetWorld,
+    compare_datacenter, compare_datacenter_with, compare_dlrm, compare_edge, compare_fleet,
+    compare_hybrid, DatacenterComparison, DatacenterConfig, EdgeComparison, EdgeConfig, FleetWorld,
     HybridComparison, HybridConfig, TraceWindow, Versus,
 };
-use lepton::sim::{dlrm_trace_path, lifetime_history, read_dlrm, read_workload, TraceLifetimes};
+use lepton::sim::{dlrm_trace_path, read_dlrm, read_workload};
 
 use super::report;
 use super::say;
@@ -335,15 +334,13 @@ fn run_scenarios(
         };
         let world = FleetWorld::from_dlrm(&instances, window, &rules)
             .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
-        // What ended before the window is history a scheduler has.
-        let context = PolicyContext {
-            lifetimes: Some(Arc::new(lifetime_history(&instances, window))),
-            ..context.clone()
-        };
-        let policy = build(&configs.policy, &context)?;
-        let mut comparison = compare_trace(&world, window, &configs.policy, policy)?;
-        comparison.lifetimes = Some(TraceLifetimes::measure(&instances, window.first_day));
-        ran.trace = Some(comparison);
+        ran.trace = Some(compare_dlrm(
+            &world,
+            &instances,
+            window,
+            &configs.policy,
+            context,
+        )?);
         bar.inc(1);
     }
     if wanted(Scenario::Edge) {

@@ -22,7 +22,8 @@ dropped or timed out), ``tune`` (the fill's inflation).
 
 Also: :class:`VecEnv` (many environments stepped in Rust with the GIL
 released), :class:`Scheduler` (Lepton's scheduler itself), :func:`fill`
-(``lepton fill``'s runs) and :func:`policies`.
+(``lepton fill``'s runs), :func:`demo` (``lepton demo``'s scenarios) and
+:func:`policies`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "LeptonEnv",
     "Scheduler",
     "VecEnv",
+    "demo",
     "fill",
     "policies",
 ]
@@ -94,6 +96,29 @@ def fill(
         bool(curve),
     )
     return json.loads(text)
+
+
+def demo(
+    scenario: str = "all",
+    *,
+    seed: Optional[int] = None,
+    policy: str = "lifetime",
+    vms: Optional[int] = None,
+    tasks: Optional[int] = None,
+    hours: Optional[int] = None,
+) -> List[dict]:
+    """The article's scenarios (``lepton demo``): Lepton against the
+    baselines a user would otherwise run, in the data center
+    (``"datacenter"``), on Alibaba's DLRM trace (``"datacenter-trace"``),
+    at the edge (``"edge"``) and in a hybrid cloud (``"hybrid"``), or
+    ``"all"``; one dict per scenario, as ``lepton demo -o json`` gives
+    them under ``"scenarios"`` for the same settings (``seed``, Lepton's
+    ``policy`` in the data centers, the data center's ``vms``, ``tasks``
+    and ``hours`` of arrivals).
+
+    Raises ``ValueError`` for an unknown scenario or policy, a setting out
+    of range, or one the scenario does not read."""
+    return json.loads(_lepton.demo(scenario, seed, policy, vms, tasks, hours))
 
 
 def _path(path: Optional[PathLike]) -> Optional[str]:

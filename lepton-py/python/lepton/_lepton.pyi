@@ -111,3 +111,13 @@ class Scheduler:
     def cancel(self, task: int) -> None: ...
     def explain(self, task: int) -> str: ...
     def report(self) -> str: ...
+
+def demo(
+    scenario: str = "all",
+    seed: Optional[int] = None,
+    policy: str = "lifetime",
+    vms: Optional[int] = None,
+    tasks: Optional[int] = None,
+    hours: Optional[int] = None,
+) -> str:
+    """The scenarios' comparisons, as a JSON list."""

@@ -38,17 +38,19 @@
 //! Every knob is tuned per scenario ([`Tuning`]); the data center on the
 //! DLRM trace ([`compare_trace`]) runs the same seven strategies.
 
+use std::sync::Arc;
+
 use serde::{Serialize, Serializer};
 
 use lepton_core::Policy;
-use lepton_policies::{KubeResources, LifetimeAware, RoundRobin};
+use lepton_policies::{KubeResources, LifetimeAware, PolicyContext, RoundRobin};
 
 use super::{
     floor_cover_cost, lower_bound_cost, run_datacenter, run_edge, AutoscalerRules, Consolidation,
     DatacenterConfig, EdgeConfig, EdgeReport, EdgeStrategy, EdgeWorld, FleetWorld, HybridConfig,
     Spare, Strategy, StrategyReport, TierPolicy, TraceWindow,
 };
-use crate::{Error, TraceLifetimes};
+use crate::{lifetime_history, DlrmInstance, Error, TraceLifetimes};
 
 /// The knobs of the data-center strategies, as tuned for one scenario:
 /// each the cheapest of nine settings whose avoidable deadline misses (or,
@@ -484,6 +486,32 @@ pub fn compare_trace(
         reports,
         Some(lower_bound_cost(world)),
     ))
+}
+
+/// `lepton demo --scenario datacenter-trace`: [`compare_trace`] on
+/// `world` (made from `instances` with [`FleetWorld::from_dlrm`]), Lepton
+/// placing by the policy `name` built from `context` with the lifetimes of
+/// the instances that ended before `window` as its history (what a
+/// scheduler there would know), and the trace's lifetime accuracy measured
+/// from the window's first day.
+///
+/// # Errors
+/// An unknown policy, and the simulation's errors.
+pub fn compare_dlrm(
+    world: &FleetWorld,
+    instances: &[DlrmInstance],
+    window: TraceWindow,
+    name: &str,
+    context: &PolicyContext,
+) -> Result<DatacenterComparison, Error> {
+    let context = PolicyContext {
+        lifetimes: Some(Arc::new(lifetime_history(instances, window))),
+        ..context.clone()
+    };
+    let policy = lepton_policies::build(name, &context)?;
+    let mut comparison = compare_trace(world, window, name, policy)?;
+    comparison.lifetimes = Some(TraceLifetimes::measure(instances, window.first_day));
+    Ok(comparison)
 }
 
 /// Runs each of `strategies` on `world`, side by side on their own

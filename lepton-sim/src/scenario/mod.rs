@@ -12,10 +12,10 @@ mod edge;
 mod hybrid;
 
 pub use compare::{
-    compare_datacenter, compare_datacenter_with, compare_edge, compare_fleet, compare_hybrid,
-    compare_trace, datacenter_strategies, datacenter_tuning, DatacenterComparison, EdgeComparison,
-    FleetComparison, HybridComparison, Size, Tuning, Versus, DATACENTER_TUNING, HYBRID_SPARE,
-    TRACE_TUNING,
+    compare_datacenter, compare_datacenter_with, compare_dlrm, compare_edge, compare_fleet,
+    compare_hybrid, compare_trace, datacenter_strategies, datacenter_tuning, DatacenterComparison,
+    EdgeComparison, FleetComparison, HybridComparison, Size, Tuning, Versus, DATACENTER_TUNING,
+    HYBRID_SPARE, TRACE_TUNING,
 };
 pub use datacenter::{
     floor_cover_cost, lower_bound_cost, run_datacenter, AutoscalerRules, Consolidation,
