@@ -19,6 +19,10 @@ use crate::trace::Trace;
 /// The most environments one batch holds.
 const MAX_ENVS: usize = 4096;
 
+/// The most candidate rows one batched observation holds (environments ×
+/// `max_candidates`): 80 MiB of features.
+const MAX_ROWS: usize = 1 << 20;
+
 /// The most worker threads.
 const MAX_THREADS: usize = 256;
 
@@ -215,6 +219,12 @@ impl VecEnv {
         if n == 0 || n > MAX_ENVS {
             return Err(PyValueError::new_err(format!(
                 "n = {n} environments is out of range: 1 to {MAX_ENVS}"
+            )));
+        }
+        if n.saturating_mul(max_candidates) > MAX_ROWS {
+            return Err(PyValueError::new_err(format!(
+                "{n} environments × max_candidates = {max_candidates} is more than the \
+                 {MAX_ROWS} candidate rows one observation holds"
             )));
         }
         let threads = match threads {

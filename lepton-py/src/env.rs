@@ -15,6 +15,10 @@ use pyo3::prelude::*;
 use crate::error::to_py;
 use crate::trace::Trace;
 
+/// The most candidates an observation holds (its rows are allocated per
+/// step: a bound keeps a typo from asking for gigabytes).
+pub(crate) const MAX_CANDIDATES: usize = 1024;
+
 /// The simulator behind an environment.
 enum Mode {
     Fill(Box<FillEnv>),
@@ -46,6 +50,11 @@ impl Slot {
         reward: &str,
         tune: f64,
     ) -> PyResult<Slot> {
+        if max_candidates == 0 || max_candidates > MAX_CANDIDATES {
+            return Err(PyValueError::new_err(format!(
+                "max_candidates = {max_candidates} is out of range: 1 to {MAX_CANDIDATES}"
+            )));
+        }
         let mut config = EnvConfig::default();
         config.reward = Reward::parse(reward).map_err(to_py)?;
         config.max_candidates = max_candidates;

@@ -228,3 +228,23 @@ def test_the_python_env_reproduces_the_rust_envs_episode(rule, reward, small_tra
         rewards.append(reward_)
     assert len(rewards) > 50
     assert rewards == expected
+
+
+@pytest.mark.parametrize("seed, message", [(-1, "seed -1 is out of range"), (2**64, "out of range"), (1.5, "not a whole number"), (True, "not a whole number")])
+def test_a_bad_seed_raises_a_value_error_naming_it(seed, message):
+    with pytest.raises(ValueError, match=message):
+        lepton.LeptonEnv().reset(seed=seed)
+
+
+@pytest.mark.parametrize("width", [0, 1025, 10**12])
+def test_a_huge_or_empty_observation_is_refused(width):
+    with pytest.raises(ValueError, match="max_candidates"):
+        lepton.LeptonEnv(max_candidates=width)
+
+
+def test_a_pod_list_nothing_fits_says_so(tmp_path):
+    pods = tmp_path / "pods.csv"
+    pods.write_text("name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,1000000,1024,1,1000\n")
+    env = lepton.LeptonEnv(pod_list=pods)
+    with pytest.raises(ValueError, match="no task of the trace fits any node"):
+        env.reset(seed=1)

@@ -99,3 +99,16 @@ def test_bad_batches_and_actions_raise_clear_errors(small_trace):
     again.reset(seed=1)
     expected, *_ = again.step(np.array([0, 0]))
     assert np.array_equal(obs_after, expected)
+
+
+def test_a_batch_too_large_to_observe_is_refused():
+    with pytest.raises(ValueError, match="candidate rows"):
+        lepton.VecEnv(4096, max_candidates=1024)
+
+
+@pytest.mark.parametrize("seed", [-1, [0, -5], True, [1.5, 2]])
+def test_bad_batch_seeds_raise_value_errors(seed, small_trace):
+    nodes, pods = small_trace
+    batch = lepton.VecEnv(2, node_list=nodes, pod_list=pods)
+    with pytest.raises(ValueError):
+        batch.reset(seed=seed)

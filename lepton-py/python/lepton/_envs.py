@@ -82,6 +82,8 @@ class LeptonEnv(gym.Env):
     def reset(
         self, *, seed: Optional[int] = None, options: Optional[dict] = None
     ) -> tuple:
+        if seed is not None:
+            _seed(seed)
         super().reset(seed=seed)
         if options:
             raise ValueError(f"unknown reset options {sorted(options)}; none are taken")
@@ -171,15 +173,17 @@ class VecEnv(VectorEnv):
         seed: Optional[Union[int, Sequence[int]]] = None,
         options: Optional[dict] = None,
     ) -> tuple:
-        super().reset(seed=seed if isinstance(seed, int) or seed is None else None)
         if options:
             raise ValueError(f"unknown reset options {sorted(options)}; none are taken")
         if seed is None:
+            super().reset()
             seeds = [_draw_seed(self.np_random) for _ in range(self.num_envs)]
         elif isinstance(seed, (int, np.integer)):
-            seeds = [int(seed) + i for i in range(self.num_envs)]
+            first = _seed(seed)
+            seeds = [_seed(first + i) for i in range(self.num_envs)]
+            super().reset(seed=first)
         else:
-            seeds = [int(s) for s in seed]
+            seeds = [_seed(s) for s in seed]
         obs, self._mask = self._env.reset(seeds)
         return obs, {"action_mask": self._mask}
 
@@ -209,6 +213,15 @@ def _count(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
     return int(value)
+
+
+def _seed(seed: Any) -> int:
+    """A seed (a whole number from 0 to 2**64 - 1), or ValueError naming it."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed {seed!r} is not a whole number")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed {seed} is out of range: 0 to 2**64 - 1")
+    return int(seed)
 
 
 def _action(action: Any) -> int:
