@@ -203,7 +203,7 @@ impl VecEnv {
     /// `n` environments, each as `lepton._lepton.Env(mode, …)`, shared
     /// among `threads` worker threads (default: one per core).
     #[new]
-    #[pyo3(signature = (n, mode = "fill", trace = "default", node_list = None, pod_list = None, max_candidates = 64, reward = "gpus", tune = 1.3, threads = None))]
+    #[pyo3(signature = (n, mode = "fill", trace = "default", node_list = None, pod_list = None, max_candidates = 64, reward = "gpus", tune = None, threads = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         n: usize,
@@ -213,7 +213,7 @@ impl VecEnv {
         pod_list: Option<std::path::PathBuf>,
         max_candidates: usize,
         reward: &str,
-        tune: f64,
+        tune: Option<f64>,
         threads: Option<usize>,
     ) -> PyResult<VecEnv> {
         if n == 0 || n > MAX_ENVS {

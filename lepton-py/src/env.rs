@@ -42,13 +42,14 @@ pub(crate) struct Outcome {
 }
 
 impl Slot {
-    /// An environment in `mode` (`fill` or `timed`) on `trace`.
+    /// An environment in `mode` (`fill` or `timed`) on `trace`; `tune`
+    /// (fill mode only) replaces the fill's default inflation.
     pub(crate) fn new(
         mode: &str,
         trace: &Trace,
         max_candidates: usize,
         reward: &str,
-        tune: f64,
+        tune: Option<f64>,
     ) -> PyResult<Slot> {
         if max_candidates == 0 || max_candidates > MAX_CANDIDATES {
             return Err(PyValueError::new_err(format!(
@@ -58,7 +59,14 @@ impl Slot {
         let mut config = EnvConfig::default();
         config.reward = Reward::parse(reward).map_err(to_py)?;
         config.max_candidates = max_candidates;
-        config.tune = tune;
+        if let Some(tune) = tune {
+            if mode == "timed" {
+                return Err(PyValueError::new_err(format!(
+                    "tune = {tune} is the fill's inflation; timed mode replays the trace as it is"
+                )));
+            }
+            config.tune = tune;
+        }
         let workload = trace.workload.clone();
         let mode = match mode {
             "fill" => Mode::Fill(Box::new(
@@ -249,7 +257,7 @@ impl Env {
     /// An environment in `mode` (`"fill"` or `"timed"`) on the shipped
     /// `trace` (or the files `node_list`, `pod_list`).
     #[new]
-    #[pyo3(signature = (mode = "fill", trace = "default", node_list = None, pod_list = None, max_candidates = 64, reward = "gpus", tune = 1.3))]
+    #[pyo3(signature = (mode = "fill", trace = "default", node_list = None, pod_list = None, max_candidates = 64, reward = "gpus", tune = None))]
     fn new(
         mode: &str,
         trace: &str,
@@ -257,7 +265,7 @@ impl Env {
         pod_list: Option<std::path::PathBuf>,
         max_candidates: usize,
         reward: &str,
-        tune: f64,
+        tune: Option<f64>,
     ) -> PyResult<Env> {
         let trace = Trace::load(trace, node_list.as_deref(), pod_list.as_deref())?;
         let slot = Slot::new(mode, &trace, max_candidates, reward, tune)?;

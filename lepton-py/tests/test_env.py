@@ -248,3 +248,8 @@ def test_a_pod_list_nothing_fits_says_so(tmp_path):
     env = lepton.LeptonEnv(pod_list=pods)
     with pytest.raises(ValueError, match="no task of the trace fits any node"):
         env.reset(seed=1)
+
+
+def test_tune_is_refused_where_it_is_not_read():
+    with pytest.raises(ValueError, match="tune = 1.5 is the fill's inflation"):
+        gym.make("lepton/Timed-v0", tune=1.5)

@@ -18,7 +18,8 @@ Options (keywords to ``gym.make``): ``trace`` (a shipped pod list: one of
 ``lepton.TRACES``), ``node_list`` and ``pod_list`` (openb CSV files instead
 of the shipped ones), ``max_candidates``, ``reward`` (``"gpus"``,
 ``"frag"`` or the article's ``"seed"``: +1 per task placed, -1 per task
-dropped or timed out), ``tune`` (the fill's inflation).
+dropped or timed out), ``tune`` (the fill's inflation, 1.3; fill mode
+only).
 
 Also: :class:`VecEnv` (many environments stepped in Rust with the GIL
 released), :class:`Scheduler` (Lepton's scheduler itself), :func:`fill`

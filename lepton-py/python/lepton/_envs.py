@@ -59,7 +59,7 @@ class LeptonEnv(gym.Env):
         pod_list: Optional[PathLike] = None,
         max_candidates: int = 64,
         reward: str = "gpus",
-        tune: float = 1.3,
+        tune: Optional[float] = None,
         render_mode: Optional[str] = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -73,7 +73,7 @@ class LeptonEnv(gym.Env):
             _path(pod_list),
             _count("max_candidates", max_candidates),
             reward,
-            float(tune),
+            None if tune is None else float(tune),
         )
         self.render_mode = render_mode
         self.observation_space, self.action_space = _spaces(self._env.width)
@@ -145,7 +145,7 @@ class VecEnv(VectorEnv):
         pod_list: Optional[PathLike] = None,
         max_candidates: int = 64,
         reward: str = "gpus",
-        tune: float = 1.3,
+        tune: Optional[float] = None,
         threads: Optional[int] = None,
     ) -> None:
         self._env = _lepton.VecEnv(
@@ -156,7 +156,7 @@ class VecEnv(VectorEnv):
             _path(pod_list),
             _count("max_candidates", max_candidates),
             reward,
-            float(tune),
+            None if tune is None else float(tune),
             None if threads is None else _count("threads", threads),
         )
         self.num_envs = num_envs

@@ -51,7 +51,7 @@ class Env:
         pod_list: Optional[_Path] = None,
         max_candidates: int = 64,
         reward: str = "gpus",
-        tune: float = 1.3,
+        tune: Optional[float] = None,
     ) -> None: ...
     @property
     def width(self) -> int: ...
@@ -75,7 +75,7 @@ class VecEnv:
         pod_list: Optional[_Path] = None,
         max_candidates: int = 64,
         reward: str = "gpus",
-        tune: float = 1.3,
+        tune: Optional[float] = None,
         threads: Optional[int] = None,
     ) -> None: ...
     def __len__(self) -> int: ...
