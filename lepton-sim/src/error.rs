@@ -70,11 +70,18 @@ pub enum Error {
         /// Its timeout.
         timeout_ms: u64,
     },
-    /// A reward name other than `gpus`, `frag` or `seed`.
-    #[error("unknown reward {name:?}; valid rewards: gpus, frag, seed")]
+    /// A reward name other than `gpus`, `frag`, `seed` or `cost`.
+    #[error("unknown reward {name:?}; valid rewards: gpus, frag, seed, cost")]
     UnknownReward {
         /// The name given.
         name: String,
+    },
+    /// The `cost` reward asked of an environment that has no cost: only
+    /// the scenarios' fleets do.
+    #[error("reward cost is paid by the scenarios' fleets; {mode} mode pays gpus, frag or seed")]
+    CostlessReward {
+        /// The environment's mode.
+        mode: &'static str,
     },
     /// A gym action names no candidate of the pending decision.
     #[error("action {action} is not feasible: the decision has {candidates} candidates (actions 0..{candidates})")]

@@ -70,13 +70,7 @@ impl FillEnv {
         workload: Arc<TargetWorkload>,
         config: EnvConfig,
     ) -> Result<FillEnv, Error> {
-        if config.max_candidates == 0 {
-            return Err(Error::OutOfRange {
-                name: "max_candidates",
-                value: 0.0,
-                expected: "at least 1",
-            });
-        }
+        super::check(&config, "fill")?;
         crate::fill::validate_tune(config.tune)?;
         Ok(FillEnv {
             nodes,
@@ -146,11 +140,13 @@ impl FillEnv {
             Reward::Gpus => pending.gpu_milli as f64 / 1000.0,
             Reward::Frag => -growth_milli / 1000.0,
             Reward::Seed => 1.0,
+            // Refused by `new`.
+            Reward::Cost => 0.0,
         };
         let (next, dropped) = self.advance()?;
         let penalty = match self.config.reward {
             Reward::Seed => dropped as f64,
-            Reward::Gpus | Reward::Frag => 0.0,
+            Reward::Gpus | Reward::Frag | Reward::Cost => 0.0,
         };
         Ok(Step {
             done: next.is_none(),

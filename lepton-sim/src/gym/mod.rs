@@ -1,5 +1,7 @@
 //! Gym-style environments over the simulator, for learning policies:
-//! [`FillEnv`] over the fill experiment, [`TimedEnv`] over the timed replay.
+//! [`FillEnv`] over the fill experiment, [`TimedEnv`] over the timed replay,
+//! [`FleetEnv`] over the scenarios' fleets (data center, DLRM trace, hybrid
+//! cloud).
 //!
 //! `reset(seed)` starts an episode and returns the first decision to make;
 //! `step(action)` places the task on the candidate the action names and
@@ -27,14 +29,23 @@
 //! unchanged on a thread of its own; its policy hands each decision to the
 //! environment and waits for the action.
 //!
+//! # Fleet mode ([`FleetEnv`])
+//! An episode is one run of a scenario's fleet
+//! ([`run_datacenter`](crate::scenario::run_datacenter)) with Lepton's
+//! strategy — autoscaling, spare capacity, spot VMs — but each placement
+//! the agent's; it runs on a thread of its own like the timed replay.
+//!
 //! # Rewards ([`Reward`])
 //! - `gpus`: the change in GPUs allocated since the previous decision (in
 //!   fill mode: the GPUs the step placed, so the return is the allocation
 //!   the metric reads);
 //! - `frag`: minus the change in the cluster's fragmentation, in GPUs;
 //! - `seed`: the article's: +1 when a task completes, −1 when it times out
-//!   or fails (timed mode); in fill mode, where tasks never end, +1 for each
-//!   task placed and −1 for each dropped.
+//!   or fails (timed and fleet modes); in fill mode, where tasks never end, +1 for each
+//!   task placed and −1 for each dropped;
+//! - `cost` (fleet mode only): at the end, minus the run's cost in USD and
+//!   [`EnvConfig::slo_penalty_usd`] per late start or avoidable deadline
+//!   miss.
 //!
 //! [`Summary`] gives the episode's allocation and fragmentation %, the
 //! deadline misses (fill: tasks dropped; timed: runs that timed out or
@@ -44,6 +55,8 @@
 //! (timed mode: submitted).
 
 mod fill;
+mod fleet;
+mod handoff;
 mod timed;
 
 use lepton_core::{Placement, TaskSpec};
@@ -54,6 +67,7 @@ use crate::fill::FillConfig;
 use crate::Error;
 
 pub use fill::FillEnv;
+pub use fleet::FleetEnv;
 pub use timed::TimedEnv;
 
 /// The reward an environment pays; see the [module docs](self).
@@ -66,10 +80,13 @@ pub enum Reward {
     Frag,
     /// The article's: +1 per task placed, −1 per task dropped.
     Seed,
+    /// Minus the run's cost and a penalty per SLO violation, at the end
+    /// (the scenarios' fleets only: [`FleetEnv`]).
+    Cost,
 }
 
 impl Reward {
-    /// Parses `gpus`, `frag` or `seed`.
+    /// Parses `gpus`, `frag`, `seed` or `cost`.
     ///
     /// # Errors
     /// [`Error::UnknownReward`] naming the text.
@@ -78,6 +95,7 @@ impl Reward {
             "gpus" => Ok(Reward::Gpus),
             "frag" => Ok(Reward::Frag),
             "seed" => Ok(Reward::Seed),
+            "cost" => Ok(Reward::Cost),
             _ => Err(Error::UnknownReward {
                 name: text.to_owned(),
             }),
@@ -105,6 +123,30 @@ fn utility(nodes_in_use: usize, placed: usize, nodes: usize, arrived: usize) -> 
     )?)
 }
 
+/// `config` checked for an environment of `mode` (`fill`, `timed`,
+/// `fleet`): at least one candidate, the cost reward only where there is a
+/// cost, a penalty that is a finite amount.
+fn check(config: &EnvConfig, mode: &'static str) -> Result<(), Error> {
+    if config.max_candidates == 0 {
+        return Err(Error::OutOfRange {
+            name: "max_candidates",
+            value: 0.0,
+            expected: "at least 1",
+        });
+    }
+    if config.reward == Reward::Cost && mode != "fleet" {
+        return Err(Error::CostlessReward { mode });
+    }
+    if !(config.slo_penalty_usd.is_finite() && config.slo_penalty_usd >= 0.0) {
+        return Err(Error::OutOfRange {
+            name: "slo_penalty_usd",
+            value: config.slo_penalty_usd,
+            expected: "a finite amount of 0 or more",
+        });
+    }
+    Ok(())
+}
+
 /// Settings of an environment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -116,6 +158,8 @@ pub struct EnvConfig {
     pub max_candidates: usize,
     /// The fill experiment's inflation (see [`FillConfig::tune`]).
     pub tune: f64,
+    /// The [`Reward::Cost`] penalty per SLO violation, in USD.
+    pub slo_penalty_usd: f64,
 }
 
 impl Default for EnvConfig {
@@ -124,6 +168,7 @@ impl Default for EnvConfig {
             reward: Reward::Gpus,
             max_candidates: 64,
             tune: FillConfig::default().tune,
+            slo_penalty_usd: 1.0,
         }
     }
 }

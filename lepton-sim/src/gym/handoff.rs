@@ -1,0 +1,311 @@
+//! A simulation run unchanged on a thread of its own, whose policy hands
+//! each decision to an environment over a rendezvous channel and waits for
+//! the action: what [`TimedEnv`](super::TimedEnv) and
+//! [`FleetEnv`](super::FleetEnv) step.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use lepton_core::fragmentation::TargetWorkload;
+use lepton_core::model::GPU_MILLI_PER_GPU;
+use lepton_core::policy::{Feedback, Outcome};
+use lepton_core::{FeasibleNodes, Placement, Policy};
+use lepton_policies::{Candidate, CandidateBuilder};
+
+use super::{lock, utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};
+use crate::{Error, FragmentMeter};
+
+/// What the simulation's thread tells the environment.
+enum Message<R> {
+    /// A decision to make, with the reward earned since the last one.
+    Decide {
+        observation: Box<Observation>,
+        reward: f64,
+        summary: Summary,
+    },
+    /// The simulation ended.
+    Done {
+        reward: f64,
+        deadline_misses: usize,
+        result: Box<Result<R, Error>>,
+    },
+}
+
+/// What the simulation's policy accumulates between decisions, shared with
+/// the thread so the reward after the last decision is not lost.
+#[derive(Default)]
+pub(super) struct Tally {
+    pub(super) reward: f64,
+    decisions: usize,
+    timed_out_or_failed: usize,
+    /// GPUs allocated and fragmentation (milli) at the last decision.
+    last: Option<(f64, f64)>,
+}
+
+impl Tally {
+    /// Adds the `gpus` or `frag` reward for the cluster having moved to
+    /// `allocated` milli-GPUs and `frag` milli of fragmentation.
+    pub(super) fn moved_to(&mut self, reward: Reward, allocated: f64, frag: f64) {
+        let (last_allocated, last_frag) = self.last.unwrap_or((allocated, frag));
+        self.last = Some((allocated, frag));
+        match reward {
+            Reward::Gpus => self.reward += (allocated - last_allocated) / 1000.0,
+            Reward::Frag => self.reward -= (frag - last_frag) / 1000.0,
+            _ => {}
+        }
+    }
+}
+
+/// The policy inside the simulation's scheduler.
+struct ChannelPolicy<R> {
+    workload: Arc<TargetWorkload>,
+    config: EnvConfig,
+    nodes: usize,
+    builder: CandidateBuilder,
+    meter: FragmentMeter,
+    decisions: SyncSender<Message<R>>,
+    actions: Receiver<usize>,
+    tally: Arc<Mutex<Tally>>,
+    /// The environment is gone: decline everything, quickly.
+    closed: bool,
+}
+
+impl<R: Send> Policy for ChannelPolicy<R> {
+    fn name(&self) -> &str {
+        "gym"
+    }
+
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        if self.closed {
+            return None;
+        }
+        let (task, cluster) = (nodes.task(), nodes.cluster());
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let limit = self.config.max_candidates;
+        self.builder
+            .build(&self.workload, nodes, limit, &mut candidates);
+        if candidates.is_empty() {
+            return None;
+        }
+        let allocated: u64 = cluster
+            .nodes()
+            .iter()
+            .map(|n| {
+                u64::from(n.spec().gpus.count) * u64::from(GPU_MILLI_PER_GPU)
+                    - n.gpu_free_milli_total()
+            })
+            .sum();
+        let frag = self.meter.fragment_milli(&self.workload, cluster);
+        let (reward, summary) = {
+            let mut tally = lock(&self.tally);
+            tally.moved_to(self.config.reward, allocated as f64, frag);
+            let reward = std::mem::take(&mut tally.reward);
+            tally.decisions += 1;
+            let capacity: u64 = cluster
+                .nodes()
+                .iter()
+                .map(|n| u64::from(n.spec().gpus.count) * u64::from(GPU_MILLI_PER_GPU))
+                .sum();
+            let in_use = cluster
+                .nodes()
+                .iter()
+                .filter(|n| n.task_count() > 0)
+                .count();
+            let pct = |milli: f64| milli * 100.0 / capacity.max(1) as f64;
+            let summary = Summary {
+                alloc_pct: pct(allocated as f64),
+                frag_pct: pct(frag),
+                tasks_arrived: tally.decisions,
+                tasks_placed: tally.decisions - 1,
+                tasks_dropped: 0,
+                deadline_misses: tally.timed_out_or_failed,
+                utility: utility(in_use, tally.decisions, self.nodes, tally.decisions)
+                    .unwrap_or(f64::NAN),
+            };
+            (reward, summary)
+        };
+        let observation = Observation {
+            task: task.clone(),
+            candidates,
+        };
+        let chosen = self
+            .decisions
+            .send(Message::Decide {
+                observation: Box::new(observation.clone()),
+                reward,
+                summary,
+            })
+            .ok()
+            .and_then(|()| self.actions.recv().ok());
+        match chosen {
+            // The environment checked the action against the candidates.
+            Some(action) => observation
+                .candidates
+                .get(action)
+                .map(|c| c.placement.clone()),
+            None => {
+                self.closed = true;
+                None
+            }
+        }
+    }
+
+    fn observe(&mut self, feedback: &Feedback<'_>) {
+        let mut tally = lock(&self.tally);
+        if feedback.outcome != Outcome::Completed {
+            tally.timed_out_or_failed += 1;
+        }
+        if self.config.reward == Reward::Seed {
+            tally.reward += feedback.outcome.reward();
+        }
+    }
+}
+
+/// How a simulation ended, as the environment learns it.
+pub(super) struct Ended<R> {
+    /// Runs that timed out or failed, as the policy was told.
+    pub(super) deadline_misses: usize,
+    /// The simulation's result.
+    pub(super) result: R,
+}
+
+/// A simulation in progress (see the [module docs](self)).
+pub(super) struct Handoff<R> {
+    decisions: Receiver<Message<R>>,
+    /// `None` once the simulation has ended.
+    actions: Option<SyncSender<usize>>,
+    pending: Option<Observation>,
+    /// The figures at the last decision.
+    pub(super) summary: Summary,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<R: Send + 'static> Handoff<R> {
+    /// Starts `run` on a thread with a policy that hands each decision
+    /// over: up to `config.max_candidates` candidates built against
+    /// `workload` on a cluster of `nodes` nodes. Once `run` returns,
+    /// `finish` adds to the tally what happened after the last decision.
+    pub(super) fn start(
+        workload: Arc<TargetWorkload>,
+        config: EnvConfig,
+        nodes: usize,
+        run: impl FnOnce(Box<dyn Policy>) -> Result<R, Error> + Send + 'static,
+        finish: impl FnOnce(&R, &mut Tally) + Send + 'static,
+    ) -> Handoff<R> {
+        let (decision_tx, decision_rx) = sync_channel(0);
+        let (action_tx, action_rx) = sync_channel(0);
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let policy = ChannelPolicy {
+            workload,
+            config,
+            nodes,
+            builder: CandidateBuilder::new(),
+            meter: FragmentMeter::default(),
+            decisions: decision_tx.clone(),
+            actions: action_rx,
+            tally: Arc::clone(&tally),
+            closed: false,
+        };
+        let thread = std::thread::spawn(move || {
+            let result = run(Box::new(policy));
+            let mut tally = lock(&tally);
+            if let Ok(result) = &result {
+                finish(result, &mut tally);
+            }
+            let _ = decision_tx.send(Message::Done {
+                reward: std::mem::take(&mut tally.reward),
+                deadline_misses: tally.timed_out_or_failed,
+                result: Box::new(result),
+            });
+        });
+        Handoff {
+            decisions: decision_rx,
+            actions: Some(action_tx),
+            pending: None,
+            summary: Summary {
+                alloc_pct: 0.0,
+                frag_pct: 0.0,
+                tasks_arrived: 0,
+                tasks_placed: 0,
+                tasks_dropped: 0,
+                deadline_misses: 0,
+                utility: f64::NAN,
+            },
+            thread: Some(thread),
+        }
+    }
+
+    /// Places the pending task on candidate `action` and runs the
+    /// simulation to its next decision: the step, and how the simulation
+    /// ended when it did.
+    ///
+    /// # Errors
+    /// [`Error::NoEpisode`] with no decision pending;
+    /// [`Error::InfeasibleAction`] when `action` names no candidate; the
+    /// simulation's own errors.
+    pub(super) fn step(&mut self, action: usize) -> Result<(Step, Option<Ended<R>>), Error> {
+        let Some(observation) = self.pending.take() else {
+            return Err(Error::NoEpisode);
+        };
+        let Some(candidate) = observation.candidates.get(action) else {
+            let candidates = observation.candidates.len();
+            self.pending = Some(observation);
+            return Err(Error::InfeasibleAction { action, candidates });
+        };
+        let placement = candidate.placement.clone();
+        if let Some(actions) = &self.actions {
+            // A simulation that ended meanwhile reports it as Done below.
+            let _ = actions.send(action);
+        }
+        let (next, reward, ended) = self.next()?;
+        let step = Step {
+            done: next.is_none(),
+            observation: next,
+            reward,
+            info: StepInfo {
+                placement,
+                dropped: 0,
+            },
+        };
+        Ok((step, ended))
+    }
+
+    /// Waits for the simulation's next message: the next decision (or
+    /// none, when it ended), the reward since the last, and how it ended.
+    ///
+    /// # Errors
+    /// The simulation's own errors; [`Error::NoEpisode`] after the end.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn next(&mut self) -> Result<(Option<Observation>, f64, Option<Ended<R>>), Error> {
+        let message = self.decisions.recv().map_err(|_| Error::NoEpisode)?;
+        match message {
+            Message::Decide {
+                observation,
+                reward,
+                summary,
+            } => {
+                self.summary = summary;
+                self.pending = Some((*observation).clone());
+                Ok((Some(*observation), reward, None))
+            }
+            Message::Done {
+                reward,
+                deadline_misses,
+                result,
+            } => {
+                self.actions = None;
+                if let Some(thread) = self.thread.take() {
+                    // It has sent its last message: it is ending.
+                    let _ = thread.join();
+                }
+                let result = (*result)?;
+                let ended = Ended {
+                    deadline_misses,
+                    result,
+                };
+                Ok((None, reward, Some(ended)))
+            }
+        }
+    }
+}
