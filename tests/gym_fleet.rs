@@ -102,7 +102,10 @@ fn the_hybrid_cloud_runs_as_an_environment() {
     assert!(rewards.len() > 200);
     assert_eq!(report.lost, 0);
     assert!(*rewards.last().unwrap() < 0.0);
-    assert_eq!(env.summary().unwrap().deadline_misses, report.deadline_misses);
+    assert_eq!(
+        env.summary().unwrap().deadline_misses,
+        report.deadline_misses
+    );
 }
 
 #[test]
@@ -112,8 +115,14 @@ fn the_cost_reward_is_refused_where_there_is_no_cost() {
     let workload = Arc::new(TargetWorkload::from_tasks(&tasks, 0.95));
     let err = FillEnv::new(nodes.clone(), tasks, Arc::clone(&workload), cost_config()).unwrap_err();
     assert_eq!(err, Error::CostlessReward { mode: "fill" });
-    let err = TimedEnv::new(nodes, Vec::new(), workload, TimedConfig::default(), cost_config())
-        .unwrap_err();
+    let err = TimedEnv::new(
+        nodes,
+        Vec::new(),
+        workload,
+        TimedConfig::default(),
+        cost_config(),
+    )
+    .unwrap_err();
     assert_eq!(err, Error::CostlessReward { mode: "timed" });
     let mut config = cost_config();
     config.slo_penalty_usd = f64::NAN;

@@ -23,7 +23,9 @@ type MakeWorld = dyn Fn(u64) -> Result<FleetWorld, Error> + Send + Sync;
 /// Lepton's strategy around the agent's placement policy.
 type MakeStrategy = dyn Fn(Box<dyn Policy>) -> Strategy + Send + Sync;
 
-/// A scenario's fleet as an environment; see the [module docs](self).
+/// A scenario's fleet as an environment (the [module docs](super): fleet
+/// mode): the data center, the DLRM trace's pool or the hybrid cloud run
+/// with Lepton's strategy around the agent's placements.
 ///
 /// Rewards: [`Reward::Cost`] pays, when the episode ends, minus the run's
 /// cost (USD) and [`EnvConfig::slo_penalty_usd`] per task that started
@@ -230,6 +232,8 @@ impl FleetEnv {
 /// What the cost reward penalizes: late starts, and deadline misses a
 /// scheduler could have avoided.
 fn penalized(report: &StrategyReport) -> usize {
-    report.slo_violations + report.deadline_misses.saturating_sub(report.unavoidable_misses)
+    report.slo_violations
+        + report
+            .deadline_misses
+            .saturating_sub(report.unavoidable_misses)
 }
-
