@@ -246,7 +246,7 @@ fn bad_settings_are_named() {
     let err = Reward::parse("gpu").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "unknown reward \"gpu\"; valid rewards: gpus, frag, seed"
+        "unknown reward \"gpu\"; valid rewards: gpus, frag, seed, cost"
     );
     assert!(by_name("fgd").is_ok());
 }

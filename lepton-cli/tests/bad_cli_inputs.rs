@@ -198,7 +198,7 @@ fn bad_flags_and_files_fail_naming_the_value() {
         ),
         (
             train(&["--reward", "gpu"]),
-            "unknown reward \"gpu\"; valid rewards: gpus, frag, seed".into(),
+            "unknown reward \"gpu\"; valid rewards: gpus, frag, seed, cost".into(),
         ),
         (
             train(&["--seed", "40", "--imitation", "1", "--episodes", "2"]),

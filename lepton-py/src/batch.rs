@@ -12,9 +12,10 @@ use numpy::ndarray::Array;
 use numpy::{PyArray1, PyArray2, PyArray3, PyReadonlyArray1};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::env::{check_action, lock, observe, Slot};
-use crate::trace::Trace;
+use crate::source::Source;
 
 /// The most environments one batch holds.
 const MAX_ENVS: usize = 4096;
@@ -203,18 +204,14 @@ impl VecEnv {
     /// `n` environments, each as `lepton._lepton.Env(mode, …)`, shared
     /// among `threads` worker threads (default: one per core).
     #[new]
-    #[pyo3(signature = (n, mode = "fill", trace = "default", node_list = None, pod_list = None, max_candidates = 64, reward = "gpus", tune = None, threads = None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (n, mode = "fill", max_candidates = 64, reward = None, threads = None, **options))]
     fn new(
         n: usize,
         mode: &str,
-        trace: &str,
-        node_list: Option<std::path::PathBuf>,
-        pod_list: Option<std::path::PathBuf>,
         max_candidates: usize,
-        reward: &str,
-        tune: Option<f64>,
+        reward: Option<&str>,
         threads: Option<usize>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<VecEnv> {
         if n == 0 || n > MAX_ENVS {
             return Err(PyValueError::new_err(format!(
@@ -236,9 +233,9 @@ impl VecEnv {
             Some(t) => t,
             None => std::thread::available_parallelism().map_or(1, |c| c.get()),
         };
-        let trace = Trace::load(trace, node_list.as_deref(), pod_list.as_deref())?;
+        let source = Source::new(mode, options)?;
         let mut slots = (0..n)
-            .map(|_| Slot::new(mode, &trace, max_candidates, reward, tune))
+            .map(|_| Slot::new(&source, max_candidates, reward))
             .collect::<PyResult<Vec<_>>>()?;
         let chunk = n.div_ceil(threads.min(n));
         let mut workers = Vec::new();

@@ -2,7 +2,6 @@
 //! baselines, as the command line's JSON gives them (its `"scenarios"`).
 
 use lepton::policies::{build, PolicyContext};
-use lepton::sim::parse_dlrm;
 use lepton::sim::scenario::{
     compare_datacenter_with, compare_dlrm, compare_edge, compare_hybrid, DatacenterConfig,
     EdgeConfig, FleetWorld, HybridConfig, TraceWindow,
@@ -11,10 +10,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::error::to_py;
-
-/// Alibaba's DLRM serving trace shipped in `data/alibaba-dlrm-2025` (see
-/// its README for the source and licence).
-const DLRM: &str = include_str!("../../data/alibaba-dlrm-2025/disaggregated_DLRM_trace.csv");
+use crate::trace::dlrm;
 
 const SCENARIOS: [&str; 5] = ["datacenter", "datacenter-trace", "edge", "hybrid", "all"];
 
@@ -87,7 +83,7 @@ pub(crate) fn demo(
             all.push(serde_json::to_value(comparison).map_err(encode)?);
         }
         if wanted("datacenter-trace") {
-            let instances = parse_dlrm(DLRM, "disaggregated_DLRM_trace.csv").map_err(to_py)?;
+            let instances = dlrm()?;
             let window = TraceWindow::REPORT;
             let rules = DatacenterConfig {
                 seed,

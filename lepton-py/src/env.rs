@@ -5,30 +5,25 @@
 use std::sync::{Mutex, MutexGuard};
 
 use lepton::policies::FEATURES;
-use lepton::sim::gym::{EnvConfig, FillEnv, Observation, Reward, TimedEnv};
-use lepton::sim::{fgd_choice, TimedConfig, TimedTask};
+use lepton::sim::fgd_choice;
+use lepton::sim::gym::Observation;
 use numpy::ndarray::Array;
 use numpy::{PyArray1, PyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::error::to_py;
-use crate::trace::Trace;
+use crate::source::{Sim, Source};
 
 /// The most candidates an observation holds (its rows are allocated per
 /// step: a bound keeps a typo from asking for gigabytes).
 pub(crate) const MAX_CANDIDATES: usize = 1024;
 
-/// The simulator behind an environment.
-enum Mode {
-    Fill(Box<FillEnv>),
-    Timed(Box<TimedEnv>),
-}
-
 /// An environment and the decision waiting for its action; what both the
 /// single [`Env`] and the batched [`crate::batch::VecEnv`] step.
 pub(crate) struct Slot {
-    mode: Mode,
+    sim: Sim,
     width: usize,
     current: Option<Observation>,
 }
@@ -42,57 +37,20 @@ pub(crate) struct Outcome {
 }
 
 impl Slot {
-    /// An environment in `mode` (`fill` or `timed`) on `trace`; `tune`
-    /// (fill mode only) replaces the fill's default inflation.
+    /// An environment of `source`, up to `max_candidates` candidates per
+    /// decision, paying `reward` (the mode's default when `None`).
     pub(crate) fn new(
-        mode: &str,
-        trace: &Trace,
+        source: &Source,
         max_candidates: usize,
-        reward: &str,
-        tune: Option<f64>,
+        reward: Option<&str>,
     ) -> PyResult<Slot> {
         if max_candidates == 0 || max_candidates > MAX_CANDIDATES {
             return Err(PyValueError::new_err(format!(
                 "max_candidates = {max_candidates} is out of range: 1 to {MAX_CANDIDATES}"
             )));
         }
-        let mut config = EnvConfig::default();
-        config.reward = Reward::parse(reward).map_err(to_py)?;
-        config.max_candidates = max_candidates;
-        if let Some(tune) = tune {
-            if mode == "timed" {
-                return Err(PyValueError::new_err(format!(
-                    "tune = {tune} is the fill's inflation; timed mode replays the trace as it is"
-                )));
-            }
-            config.tune = tune;
-        }
-        let workload = trace.workload.clone();
-        let mode = match mode {
-            "fill" => Mode::Fill(Box::new(
-                FillEnv::new(trace.nodes.clone(), trace.tasks(), workload, config)
-                    .map_err(to_py)?,
-            )),
-            "timed" => {
-                let Some(tasks) = TimedTask::from_trace_pods(&trace.pods) else {
-                    return Err(PyValueError::new_err(
-                        "the pod list has no creation and deletion times: timed mode replays them",
-                    ));
-                };
-                let timed = TimedConfig::default();
-                Mode::Timed(Box::new(
-                    TimedEnv::new(trace.nodes.clone(), tasks, workload, timed, config)
-                        .map_err(to_py)?,
-                ))
-            }
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown mode {other:?}; expected \"fill\" or \"timed\""
-                )))
-            }
-        };
         Ok(Slot {
-            mode,
+            sim: source.sim(max_candidates, reward)?,
             width: max_candidates,
             current: None,
         })
@@ -109,9 +67,10 @@ impl Slot {
     /// `ValueError` when the episode asks for no decision at all (no task
     /// of the trace fits any node).
     pub(crate) fn reset(&mut self, seed: u64) -> PyResult<()> {
-        self.current = match &mut self.mode {
-            Mode::Fill(env) => env.reset(seed),
-            Mode::Timed(env) => env.reset(seed),
+        self.current = match &mut self.sim {
+            Sim::Fill(env) => env.reset(seed),
+            Sim::Timed(env) => env.reset(seed),
+            Sim::Fleet(env) => env.reset(seed),
         }
         .map_err(to_py)?;
         if self.current.is_none() {
@@ -143,9 +102,10 @@ impl Slot {
 
     /// Places the task on candidate `action` (checked by [`check`](Self::check)).
     pub(crate) fn step(&mut self, action: usize) -> PyResult<Outcome> {
-        let step = match &mut self.mode {
-            Mode::Fill(env) => env.step(action),
-            Mode::Timed(env) => env.step(action),
+        let step = match &mut self.sim {
+            Sim::Fill(env) => env.step(action),
+            Sim::Timed(env) => env.step(action),
+            Sim::Fleet(env) => env.step(action),
         }
         .map_err(to_py)?;
         self.current = step.observation;
@@ -185,13 +145,22 @@ impl Slot {
 
     /// The episode's figures so far, as JSON.
     pub(crate) fn summary(&self) -> PyResult<String> {
-        let summary = match &self.mode {
-            Mode::Fill(env) => env.summary(),
-            Mode::Timed(env) => env.summary(),
+        let summary = match &self.sim {
+            Sim::Fill(env) => env.summary(),
+            Sim::Timed(env) => env.summary(),
+            Sim::Fleet(env) => env.summary(),
         }
         .map_err(to_py)?;
-        serde_json::to_string(&summary)
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+        to_json(&summary)
+    }
+
+    /// A fleet's run report (cost, utilization, SLO violations, …) as
+    /// JSON, once its episode ended; `None` otherwise and in other modes.
+    pub(crate) fn report(&self) -> PyResult<Option<String>> {
+        match &self.sim {
+            Sim::Fleet(env) => env.report().map(to_json).transpose(),
+            Sim::Fill(_) | Sim::Timed(_) => Ok(None),
+        }
     }
 }
 
@@ -208,6 +177,11 @@ pub(crate) fn check_action(action: i64, candidates: usize) -> PyResult<usize> {
             candidates.saturating_sub(1)
         ))),
     }
+}
+
+fn to_json(value: &impl serde::Serialize) -> PyResult<String> {
+    serde_json::to_string(value)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
 }
 
 /// Locks `mutex`; a panic cannot happen while it is held (every failure is
@@ -254,21 +228,18 @@ fn arrays<'py>(py: Python<'py>, slot: &Slot) -> PyResult<Arrays<'py>> {
 
 #[pymethods]
 impl Env {
-    /// An environment in `mode` (`"fill"` or `"timed"`) on the shipped
-    /// `trace` (or the files `node_list`, `pod_list`).
+    /// An environment in `mode` (`lepton.MODES`: fill, timed, datacenter,
+    /// datacenter-trace, hybrid) with the mode's keyword `options`.
     #[new]
-    #[pyo3(signature = (mode = "fill", trace = "default", node_list = None, pod_list = None, max_candidates = 64, reward = "gpus", tune = None))]
+    #[pyo3(signature = (mode = "fill", max_candidates = 64, reward = None, **options))]
     fn new(
         mode: &str,
-        trace: &str,
-        node_list: Option<std::path::PathBuf>,
-        pod_list: Option<std::path::PathBuf>,
         max_candidates: usize,
-        reward: &str,
-        tune: Option<f64>,
+        reward: Option<&str>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Env> {
-        let trace = Trace::load(trace, node_list.as_deref(), pod_list.as_deref())?;
-        let slot = Slot::new(mode, &trace, max_candidates, reward, tune)?;
+        let source = Source::new(mode, options)?;
+        let slot = Slot::new(&source, max_candidates, reward)?;
         Ok(Env {
             slot: Mutex::new(slot),
         })
@@ -327,5 +298,10 @@ impl Env {
     /// The episode's figures so far, as JSON (`Summary`).
     fn summary(&self) -> PyResult<String> {
         lock(&self.slot).summary()
+    }
+
+    /// A fleet's run report as JSON once its episode ended, else `None`.
+    fn report(&self) -> PyResult<Option<String>> {
+        lock(&self.slot).report()
     }
 }

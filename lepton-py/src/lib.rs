@@ -21,6 +21,7 @@ mod env;
 mod error;
 mod reference;
 mod scheduler;
+mod source;
 mod trace;
 
 use lepton::policies::{
@@ -93,5 +94,6 @@ fn _lepton(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("FEATURE_NAMES", FEATURE_NAMES.to_vec())?;
     module.add("FEATURE_BOUNDS", FEATURE_BOUNDS.to_vec())?;
     module.add("TRACES", trace::SHIPPED.map(|(name, _)| name).to_vec())?;
+    module.add("MODES", source::MODES.to_vec())?;
     Ok(())
 }

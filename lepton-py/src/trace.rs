@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use lepton::fragmentation::TargetWorkload;
 use lepton::sim::{
-    parse_openb_nodes, parse_openb_pods, read_openb_nodes, read_openb_pods, TracePod,
+    parse_dlrm, parse_openb_nodes, parse_openb_pods, read_openb_nodes, read_openb_pods,
+    DlrmInstance, TracePod,
 };
 use lepton::{NodeSpec, TaskSpec};
 use pyo3::exceptions::PyValueError;
@@ -43,6 +44,20 @@ pub(crate) const SHIPPED: [(&str, &str); 5] = [
         include_str!("../../data/alibaba-gpu-2023/openb_pod_list_multigpu20.csv"),
     ),
 ];
+
+/// Alibaba's DLRM serving trace shipped in `data/alibaba-dlrm-2025` (see
+/// its README for the source and licence).
+const DLRM: &str = include_str!("../../data/alibaba-dlrm-2025/disaggregated_DLRM_trace.csv");
+
+/// The DLRM trace's instances.
+///
+/// # Errors
+/// None expected: the shipped file is checked by the tests.
+pub(crate) fn dlrm() -> PyResult<Arc<Vec<DlrmInstance>>> {
+    parse_dlrm(DLRM, "disaggregated_DLRM_trace.csv")
+        .map(Arc::new)
+        .map_err(to_py)
+}
 
 /// FGD's target workload covers the task shapes making up this share of
 /// the trace's tasks (as the command line's).

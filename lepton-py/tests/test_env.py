@@ -14,7 +14,14 @@ from gymnasium.utils.env_checker import check_env
 
 import lepton
 
-IDS = ["LeptonEnv", "lepton/Fill-v0", "lepton/Timed-v0"]
+IDS = [
+    "LeptonEnv",
+    "lepton/Fill-v0",
+    "lepton/Timed-v0",
+    "lepton/Datacenter-v0",
+    "lepton/DatacenterTrace-v0",
+    "lepton/Hybrid-v0",
+]
 
 
 def random_masked(rng: np.random.Generator, mask: np.ndarray) -> int:
@@ -251,5 +258,7 @@ def test_a_pod_list_nothing_fits_says_so(tmp_path):
 
 
 def test_tune_is_refused_where_it_is_not_read():
-    with pytest.raises(ValueError, match="tune = 1.5 is the fill's inflation"):
+    with pytest.raises(ValueError, match='mode "timed" does not take option "tune"'):
         gym.make("lepton/Timed-v0", tune=1.5)
+    with pytest.raises(ValueError, match='mode "datacenter" does not take option "trace"'):
+        gym.make("lepton/Datacenter-v0", trace="default")

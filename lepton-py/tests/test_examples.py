@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -16,6 +17,9 @@ def test_the_numpy_agent_learns_to_beat_random_placement():
         capture_output=True,
         text=True,
         timeout=600,
+        # NumPy's BLAS threads only spin on products this small, and starve
+        # when the machine is busy.
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
     ).stdout
     result = json.loads(out.splitlines()[-1])
     assert result["training_steps"] > 20_000

@@ -7,6 +7,10 @@ Importing ``lepton`` registers the environments with Gymnasium:
   task on one of up to ``max_candidates`` candidate nodes.
 - ``lepton/Timed-v0``: the trace replayed in virtual time; tasks arrive and
   end, and wait when nothing fits.
+- ``lepton/Datacenter-v0``, ``lepton/DatacenterTrace-v0``,
+  ``lepton/Hybrid-v0``: the article's scenarios (``lepton demo``): a fleet
+  Lepton's strategy scales while the agent places each task; the reward
+  ``cost`` pays minus the run's cost and a penalty per SLO violation.
 
 >>> import gymnasium as gym, lepton
 >>> env = gym.make("LeptonEnv")
@@ -14,12 +18,13 @@ Importing ``lepton`` registers the environments with Gymnasium:
 >>> obs.shape == env.observation_space.shape
 True
 
-Options (keywords to ``gym.make``): ``trace`` (a shipped pod list: one of
+Options (keywords to ``gym.make``): ``max_candidates``, ``reward``
+(``"gpus"``, ``"frag"``, the article's ``"seed"``: +1 per task placed, -1
+per task dropped or timed out, or the fleets' ``"cost"``), and each mode's
+own (``lepton.MODES``): ``trace`` (a shipped pod list: one of
 ``lepton.TRACES``), ``node_list`` and ``pod_list`` (openb CSV files instead
-of the shipped ones), ``max_candidates``, ``reward`` (``"gpus"``,
-``"frag"`` or the article's ``"seed"``: +1 per task placed, -1 per task
-dropped or timed out), ``tune`` (the fill's inflation, 1.3; fill mode
-only).
+of the shipped ones), ``tune`` (the fill's inflation, 1.3); the fleets'
+``vms``, ``tasks``, ``hours`` and ``slo_penalty`` (USD, 1.0).
 
 Also: :class:`VecEnv` (many environments stepped in Rust with the GIL
 released), :class:`Scheduler` (Lepton's scheduler itself), :func:`fill`
@@ -43,6 +48,7 @@ __all__ = [
     "FEATURES",
     "FEATURE_BOUNDS",
     "FEATURE_NAMES",
+    "MODES",
     "TRACES",
     "LeptonEnv",
     "Scheduler",
@@ -60,6 +66,8 @@ FEATURE_NAMES: tuple = tuple(_lepton.FEATURE_NAMES)
 FEATURE_BOUNDS: tuple = tuple(_lepton.FEATURE_BOUNDS)
 #: The pod lists shipped with Lepton, by the name ``trace=`` takes.
 TRACES: tuple = tuple(_lepton.TRACES)
+#: Each environment mode and the options it takes.
+MODES: dict = {mode: tuple(options) for mode, options in _lepton.MODES}
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -132,6 +140,9 @@ def _register() -> None:
         "LeptonEnv": {"mode": "fill"},
         "lepton/Fill-v0": {"mode": "fill"},
         "lepton/Timed-v0": {"mode": "timed"},
+        "lepton/Datacenter-v0": {"mode": "datacenter"},
+        "lepton/DatacenterTrace-v0": {"mode": "datacenter-trace"},
+        "lepton/Hybrid-v0": {"mode": "hybrid"},
     }
     for env_id, kwargs in ids.items():
         if env_id not in registry:

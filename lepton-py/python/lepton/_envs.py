@@ -14,11 +14,13 @@ from gymnasium.vector.utils import batch_space
 
 from . import _lepton
 
-PathLike = Union[str, "os.PathLike[str]"]
 
-
-def _path(path: Optional[PathLike]) -> Optional[str]:
-    return None if path is None else os.fspath(path)
+def _options(options: dict) -> dict:
+    """The mode's options, file names as strings."""
+    return {
+        name: os.fspath(value) if name in ("node_list", "pod_list") and value is not None else value
+        for name, value in options.items()
+    }
 
 
 def _spaces(width: int) -> tuple:
@@ -39,14 +41,25 @@ class LeptonEnv(gym.Env):
     """One scheduling episode per reset: place each arriving task on one of
     its candidate nodes.
 
+    Modes (``lepton.MODES``) and their options: ``fill`` (``trace``,
+    ``node_list``, ``pod_list``, ``tune``), ``timed`` (``trace``,
+    ``node_list``, ``pod_list``), and the scenarios' fleets, where Lepton's
+    strategy scales the fleet around the agent's placements and the default
+    reward ``cost`` pays minus the run's cost (USD) and ``slo_penalty`` per
+    late start or avoidable deadline miss at the end: ``datacenter``
+    (``vms``, ``tasks``, ``hours``, ``slo_penalty``), ``datacenter-trace``
+    (``slo_penalty``), ``hybrid`` (``tasks``, ``hours``, ``slo_penalty``).
+    An option the mode does not take is refused.
+
     Observation: ``(max_candidates, FEATURES)`` float32, one row per
     candidate node (``lepton.FEATURE_NAMES``), zero rows past the
     candidates. Action: the index of a candidate; ``info["action_mask"]``
     (and :meth:`action_masks`) marks the valid ones. An action naming no
     candidate raises ``ValueError``. The episode terminates when the fill
     reaches 100 % of the GPUs requested (fill mode) or the replay ends
-    (timed mode); it is never truncated. The terminal step's info holds the
-    episode's ``summary``.
+    (timed mode, fleets); it is never truncated. The terminal step's info
+    holds the episode's ``summary`` (and a fleet's run ``report``: cost,
+    utilization, SLO violations, ...).
     """
 
     metadata = {"render_modes": ["ansi"]}
@@ -54,27 +67,19 @@ class LeptonEnv(gym.Env):
     def __init__(
         self,
         mode: str = "fill",
-        trace: str = "default",
-        node_list: Optional[PathLike] = None,
-        pod_list: Optional[PathLike] = None,
         max_candidates: int = 64,
-        reward: str = "gpus",
-        tune: Optional[float] = None,
+        reward: Optional[str] = None,
         render_mode: Optional[str] = None,
+        **options: Any,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode {render_mode!r} is not supported; expected None or 'ansi'"
             )
         self._env = _lepton.Env(
-            mode,
-            trace,
-            _path(node_list),
-            _path(pod_list),
-            _count("max_candidates", max_candidates),
-            reward,
-            None if tune is None else float(tune),
+            mode, _count("max_candidates", max_candidates), reward, **_options(options)
         )
+        self.mode = mode
         self.render_mode = render_mode
         self.observation_space, self.action_space = _spaces(self._env.width)
         self._mask = np.zeros(self._env.width, dtype=bool)
@@ -96,6 +101,9 @@ class LeptonEnv(gym.Env):
         info = {"action_mask": self._mask, "node": node, "dropped": dropped}
         if done:
             info["summary"] = self.summary()
+            report = self._env.report()
+            if report is not None:
+                info["report"] = json.loads(report)
         return obs, float(reward), bool(done), False, info
 
     def action_masks(self) -> np.ndarray:
@@ -140,24 +148,18 @@ class VecEnv(VectorEnv):
         self,
         num_envs: int,
         mode: str = "fill",
-        trace: str = "default",
-        node_list: Optional[PathLike] = None,
-        pod_list: Optional[PathLike] = None,
         max_candidates: int = 64,
-        reward: str = "gpus",
-        tune: Optional[float] = None,
+        reward: Optional[str] = None,
         threads: Optional[int] = None,
+        **options: Any,
     ) -> None:
         self._env = _lepton.VecEnv(
             _count("num_envs", num_envs),
             mode,
-            trace,
-            _path(node_list),
-            _path(pod_list),
             _count("max_candidates", max_candidates),
             reward,
-            None if tune is None else float(tune),
             None if threads is None else _count("threads", threads),
+            **_options(options),
         )
         self.num_envs = num_envs
         self.single_observation_space, self.single_action_space = _spaces(

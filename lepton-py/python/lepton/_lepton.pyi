@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension ``lepton._lepton`` (see ``lepton``)."""
 
 from os import PathLike
-from typing import List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +12,7 @@ FEATURES: int
 FEATURE_NAMES: List[str]
 FEATURE_BOUNDS: List[Tuple[float, float]]
 TRACES: List[str]
+MODES: List[Tuple[str, List[str]]]
 
 def policies() -> List[Tuple[str, str]]:
     """Every policy's name and one-line description."""
@@ -41,17 +42,14 @@ def rust_episode(
     (``"fgd"``, ``"first"``, ``"last"``): its step rewards."""
 
 class Env:
-    """One environment (``mode`` ``"fill"`` or ``"timed"``)."""
+    """One environment in ``mode`` (see ``MODES``) with the mode's options."""
 
     def __init__(
         self,
         mode: str = "fill",
-        trace: str = "default",
-        node_list: Optional[_Path] = None,
-        pod_list: Optional[_Path] = None,
         max_candidates: int = 64,
-        reward: str = "gpus",
-        tune: Optional[float] = None,
+        reward: Optional[str] = None,
+        **options: Any,
     ) -> None: ...
     @property
     def width(self) -> int: ...
@@ -62,6 +60,7 @@ class Env:
         """Observation, mask, reward, done, node, tasks dropped."""
     def fgd_action(self) -> Optional[int]: ...
     def summary(self) -> str: ...
+    def report(self) -> Optional[str]: ...
 
 class VecEnv:
     """``n`` environments stepped together in Rust."""
@@ -70,13 +69,10 @@ class VecEnv:
         self,
         n: int,
         mode: str = "fill",
-        trace: str = "default",
-        node_list: Optional[_Path] = None,
-        pod_list: Optional[_Path] = None,
         max_candidates: int = 64,
-        reward: str = "gpus",
-        tune: Optional[float] = None,
+        reward: Optional[str] = None,
         threads: Optional[int] = None,
+        **options: Any,
     ) -> None: ...
     def __len__(self) -> int: ...
     def reset(

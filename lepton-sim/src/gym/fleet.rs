@@ -12,7 +12,7 @@ use lepton_core::{Policy, TaskSpec};
 use super::handoff::{Ended, Handoff};
 use super::{EnvConfig, Observation, Reward, Step, Summary};
 use crate::scenario::{
-    datacenter_strategies, datacenter_tuning, run_datacenter, DatacenterConfig, FleetWorld,
+    datacenter_strategies, datacenter_tuning, run_datacenter_while, DatacenterConfig, FleetWorld,
     HybridConfig, Strategy, StrategyReport, TraceWindow, HYBRID_SPARE, TRACE_TUNING,
 };
 use crate::{DlrmInstance, Error};
@@ -160,7 +160,7 @@ impl FleetEnv {
             Arc::clone(&self.workload),
             self.config,
             nodes,
-            move |policy| run_datacenter(&world, make_strategy(policy)),
+            move |policy, go_on| run_datacenter_while(&world, make_strategy(policy), go_on),
             move |report: &StrategyReport, tally| {
                 if reward == Reward::Cost {
                     tally.reward -= report.cost + penalty * penalized(report) as f64;

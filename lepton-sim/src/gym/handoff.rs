@@ -3,6 +3,7 @@
 //! the action: what [`TimedEnv`](super::TimedEnv) and
 //! [`FleetEnv`](super::FleetEnv) step.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -67,8 +68,9 @@ struct ChannelPolicy<R> {
     decisions: SyncSender<Message<R>>,
     actions: Receiver<usize>,
     tally: Arc<Mutex<Tally>>,
-    /// The environment is gone: decline everything, quickly.
-    closed: bool,
+    /// The environment is gone: decline everything, quickly (and the
+    /// simulation may stop: see [`Handoff::start`]).
+    closed: Arc<AtomicBool>,
 }
 
 impl<R: Send> Policy for ChannelPolicy<R> {
@@ -77,7 +79,7 @@ impl<R: Send> Policy for ChannelPolicy<R> {
     }
 
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
-        if self.closed {
+        if self.closed.load(Ordering::Relaxed) {
             return None;
         }
         let (task, cluster) = (nodes.task(), nodes.cluster());
@@ -145,7 +147,7 @@ impl<R: Send> Policy for ChannelPolicy<R> {
                 .get(action)
                 .map(|c| c.placement.clone()),
             None => {
-                self.closed = true;
+                self.closed.store(true, Ordering::Relaxed);
                 None
             }
         }
@@ -184,18 +186,22 @@ pub(super) struct Handoff<R> {
 impl<R: Send + 'static> Handoff<R> {
     /// Starts `run` on a thread with a policy that hands each decision
     /// over: up to `config.max_candidates` candidates built against
-    /// `workload` on a cluster of `nodes` nodes. Once `run` returns,
-    /// `finish` adds to the tally what happened after the last decision.
+    /// `workload` on a cluster of `nodes` nodes. `run` is also handed a
+    /// question it may ask to stop early: whether the environment is still
+    /// there (once it is gone nothing reads the result). Once `run`
+    /// returns, `finish` adds to the tally what happened after the last
+    /// decision.
     pub(super) fn start(
         workload: Arc<TargetWorkload>,
         config: EnvConfig,
         nodes: usize,
-        run: impl FnOnce(Box<dyn Policy>) -> Result<R, Error> + Send + 'static,
+        run: impl FnOnce(Box<dyn Policy>, &dyn Fn() -> bool) -> Result<R, Error> + Send + 'static,
         finish: impl FnOnce(&R, &mut Tally) + Send + 'static,
     ) -> Handoff<R> {
         let (decision_tx, decision_rx) = sync_channel(0);
         let (action_tx, action_rx) = sync_channel(0);
         let tally = Arc::new(Mutex::new(Tally::default()));
+        let closed = Arc::new(AtomicBool::new(false));
         let policy = ChannelPolicy {
             workload,
             config,
@@ -205,10 +211,10 @@ impl<R: Send + 'static> Handoff<R> {
             decisions: decision_tx.clone(),
             actions: action_rx,
             tally: Arc::clone(&tally),
-            closed: false,
+            closed: Arc::clone(&closed),
         };
         let thread = std::thread::spawn(move || {
-            let result = run(Box::new(policy));
+            let result = run(Box::new(policy), &|| !closed.load(Ordering::Relaxed));
             let mut tally = lock(&tally);
             if let Ok(result) = &result {
                 finish(result, &mut tally);

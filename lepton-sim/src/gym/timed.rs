@@ -89,7 +89,7 @@ impl TimedEnv {
             Arc::clone(&self.workload),
             self.config,
             self.nodes.len(),
-            move |policy| run_timed(&nodes, &tasks, &workload, policy, &timed),
+            move |policy, _| run_timed(&nodes, &tasks, &workload, policy, &timed),
             move |result: &TimedResult, tally| {
                 // What changed after the last decision, read off the end.
                 let milli = |pct: f64| pct * capacity / 100.0;

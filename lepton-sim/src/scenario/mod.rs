@@ -17,6 +17,7 @@ pub use compare::{
     EdgeComparison, FleetComparison, HybridComparison, Size, Tuning, Versus, DATACENTER_TUNING,
     HYBRID_SPARE, TRACE_TUNING,
 };
+pub(crate) use datacenter::run_datacenter_while;
 pub use datacenter::{
     floor_cover_cost, lower_bound_cost, run_datacenter, AutoscalerRules, Consolidation,
     DatacenterConfig, FleetWorld, Pool, ScenarioTask, Spare, Strategy, StrategyReport,

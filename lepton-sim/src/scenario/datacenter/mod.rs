@@ -25,6 +25,7 @@ pub use autoscaler::AutoscalerRules;
 pub use bound::{floor_cover_cost, lower_bound_cost};
 pub use karpenter::Consolidation;
 pub use run::run_datacenter;
+pub(crate) use run::run_datacenter_while;
 pub use trace::{TraceWindow, DLRM_SHAPES};
 pub(in crate::scenario) use world::{arrival_minutes, generate_fleet};
 pub use world::{FleetWorld, ScenarioTask};

@@ -31,11 +31,25 @@ use crate::Error;
 /// # Errors
 /// Scheduler errors (none are expected for generated workloads).
 pub fn run_datacenter(world: &FleetWorld, strategy: Strategy) -> Result<StrategyReport, Error> {
+    run_datacenter_while(world, strategy, || true)
+}
+
+/// [`run_datacenter`], stopped early (its report then covers the minutes
+/// run) as soon as `go_on` says no: checked once a simulated minute, for a
+/// gym environment whose agent has gone.
+///
+/// # Errors
+/// As [`run_datacenter`].
+pub(crate) fn run_datacenter_while(
+    world: &FleetWorld,
+    strategy: Strategy,
+    go_on: impl Fn() -> bool,
+) -> Result<StrategyReport, Error> {
     let mut run = DatacenterRun::new(world, strategy)?;
     // A day of arrivals, then until everything has ended (bounded).
     let last_minute = world.config.hours * 60 + 48 * 60;
     let mut minute = 0u64;
-    while minute <= last_minute {
+    while minute <= last_minute && go_on() {
         if run.step(minute)? {
             break;
         }
