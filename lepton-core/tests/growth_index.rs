@@ -220,10 +220,21 @@ fn an_index_handed_another_cluster_starts_afresh() {
         cluster.add_node(spec).unwrap();
         cluster
     };
-    // Same ids, same generations, GPUs or none: only the instance tells.
-    let (none, two) = (build(Gpus::none()), build(Gpus::new("B", 2)));
+    // Same ids, same generations, GPUs or none, two or eight: only the
+    // instance tells (a growth remembered on one is not the other's).
+    let (none, two, eight) = (
+        build(Gpus::none()),
+        build(Gpus::new("B", 2)),
+        build(Gpus::new("B", 8)),
+    );
     let probe = task(1, 5, false);
-    for (cluster, fits) in [(&none, false), (&two, true), (&none, false)] {
+    for (cluster, fits) in [
+        (&none, false),
+        (&two, true),
+        (&eight, true),
+        (&two, true),
+        (&none, false),
+    ] {
         let feasible = cluster.feasible(&probe, None);
         let best = index.best(&workload, &feasible);
         assert_eq!(best.is_some(), fits);

@@ -20,16 +20,29 @@ use crate::FeasibleNodes;
 #[derive(Debug, Clone, Default)]
 pub struct GrowthIndex {
     rankings: NodeRankings<TaskShape>,
-    /// Per shape, scores (or `None`: no growth) per node state, by
-    /// [`Memo::score_key`].
-    known: HashMap<TaskShape, HashMap<u128, Option<i64>>>,
-    /// How many scores `known` holds in all.
+    /// What is known per shape.
+    known: HashMap<TaskShape, Known>,
+    /// How many scores and growths `known` holds in all.
     known_count: usize,
     memo: Memo,
+    /// The cluster the growths in `known` were read on.
+    cluster: u64,
 }
 
-/// The most scores remembered, over all shapes, before a walk starts
-/// afresh (a walk adds at most one per node).
+/// What a [`GrowthIndex`] knows of one task shape.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    /// Scores (or `None`: no growth) per node state, by
+    /// [`Memo::score_key`].
+    scores: HashMap<u128, Option<i64>>,
+    /// Per node position, the growth at the node's generation then: the
+    /// exact growth (GPU index included) of an unchanged node, which the
+    /// ranked nodes of a walk mostly are.
+    growths: HashMap<usize, (u64, Growth)>,
+}
+
+/// The most scores and growths remembered, over all shapes, before a walk
+/// starts afresh (a walk adds at most two per node).
 const KNOWN_SCORES: usize = 1 << 20;
 
 impl GrowthIndex {
@@ -100,30 +113,47 @@ impl GrowthIndex {
             known,
             known_count,
             memo,
+            cluster,
         } = self;
-        memo.prepare(workload, feasible.cluster().instance());
+        let instance = feasible.cluster().instance();
+        if *cluster != instance {
+            // Positions and generations are another cluster's.
+            *cluster = instance;
+            known.values_mut().for_each(|k| k.growths.clear());
+        }
+        memo.prepare(workload, instance);
         let shape = TaskShape::of(task);
-        let known = known.entry(shape.clone()).or_default();
+        let Known { scores, growths } = known.entry(shape.clone()).or_default();
+        let mut added = 0;
         let ranked = rankings.walk(shape, feasible, |position, node| {
             let key = memo.score_key(position, node, task.request.cpu_milli);
-            if let Some(&score) = key.and_then(|key| known.get(&key)) {
+            if let Some(&score) = key.and_then(|key| scores.get(&key)) {
                 return score;
             }
             let score = memo.growth(workload, task, node).map(|g| g.score);
             if let Some(key) = key {
-                known.insert(key, score);
-                *known_count += 1;
+                scores.insert(key, score);
+                added += 1;
             }
             score
         });
         for (position, node) in ranked {
-            // Ranked, so it has a growth; the memo answers at once.
-            let Some(growth) = memo.growth(workload, task, node) else {
-                continue;
+            let growth = match growths.get(&position) {
+                Some(&(generation, growth)) if generation == node.generation() => growth,
+                _ => {
+                    // Ranked, so it has a growth.
+                    let Some(growth) = memo.growth(workload, task, node) else {
+                        continue;
+                    };
+                    growths.insert(position, (node.generation(), growth));
+                    added += 1;
+                    growth
+                }
             };
             if !more(position, growth) {
-                return;
+                break;
             }
         }
+        *known_count += added;
     }
 }
