@@ -1,13 +1,20 @@
-//! Many environments stepped in Rust. Each worker thread owns a share of
-//! the environments for the batch's life (their state stays in its core's
-//! caches); one call steps them all with the GIL released, and an
-//! environment whose episode ends starts its next one in the same step
-//! (Gymnasium's same-step autoreset).
+//! Many environments stepped in Rust. The calling thread and each worker
+//! thread own a share of the environments for the batch's life (their
+//! state stays in one core's caches); one call steps them all with the GIL
+//! released, and an environment whose episode ends starts its next one in
+//! the same step (Gymnasium's same-step autoreset).
+//!
+//! A thread that waits for the next order or for a share's reply spins a
+//! little before it sleeps ([`receive`]): on this kind of virtual machine,
+//! waking a sleeping thread costs 50–100 µs, more than stepping a few
+//! environments.
 
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use lepton::policies::FEATURES;
+use lepton::sim::gym::receive;
 use numpy::ndarray::Array;
 use numpy::{PyArray1, PyArray2, PyArray3, PyReadonlyArray1};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -35,9 +42,18 @@ pub(crate) struct VecEnv {
     width: usize,
 }
 
-/// The workers, in environment order, and what the last observation
-/// showed of each environment.
+/// How long a worker spins for its next order (Python's part of a step
+/// usually comes in well under this) before it sleeps.
+const ORDER_SPIN: Duration = Duration::from_micros(300);
+
+/// How long the calling thread spins for a worker's reply after its own
+/// share (the shares are alike, so the reply is close) before it sleeps.
+const REPLY_SPIN: Duration = Duration::from_millis(2);
+
+/// The environments: the calling thread's share, then the workers', in
+/// environment order; and what the last observation showed of each.
 struct Batch {
+    own: Owned,
     workers: Vec<Worker>,
     /// Environments per worker (the last may have fewer).
     chunk: usize,
@@ -81,6 +97,14 @@ struct Owned {
 }
 
 impl Owned {
+    fn new(slots: Vec<Slot>, stride: u64) -> Owned {
+        Owned {
+            seeds: vec![0; slots.len()],
+            slots,
+            stride,
+        }
+    }
+
     fn obey(&mut self, order: Order) -> PyResult<Part> {
         let mut part = Part::default();
         match order {
@@ -116,19 +140,14 @@ impl Owned {
 }
 
 impl Worker {
-    fn spawn(slots: Vec<Slot>, stride: u64) -> PyResult<Worker> {
+    fn spawn(mut owned: Owned) -> PyResult<Worker> {
         let (orders, inbox) = channel::<Order>();
         let (outbox, replies) = channel();
-        let mut owned = Owned {
-            seeds: vec![0; slots.len()],
-            slots,
-            stride,
-        };
         std::thread::Builder::new()
             .name("lepton-vecenv".into())
             .spawn(move || {
                 // Ends when the batch drops its end of the channels.
-                for order in inbox {
+                while let Ok(order) = receive(&inbox, ORDER_SPIN) {
                     if outbox.send(owned.obey(order)).is_err() {
                         break;
                     }
@@ -140,17 +159,25 @@ impl Worker {
 }
 
 impl Batch {
-    /// Gives every worker its order, then gathers their parts in
-    /// environment order; the first error by environment, if any.
+    /// Gives every worker its order, carries out the calling thread's
+    /// own, then gathers the parts in environment order; the first error
+    /// by environment, if any.
     fn run(&mut self, orders: Vec<Order>) -> PyResult<Part> {
         let stopped = || PyRuntimeError::new_err("an environment's worker thread stopped");
+        let mut orders = orders.into_iter();
+        let own = orders.next();
         for (worker, order) in self.workers.iter().zip(orders) {
             worker.orders.send(order).map_err(|_| stopped())?;
         }
+        let own = own.map(|order| self.own.obey(order));
+        let replies = self
+            .workers
+            .iter()
+            .map(|worker| receive(&worker.replies, REPLY_SPIN).map_err(|_| stopped()));
         let mut all = Part::default();
         let mut first_error = None;
-        for worker in &self.workers {
-            match worker.replies.recv().map_err(|_| stopped()) {
+        for reply in own.map(Ok).into_iter().chain(replies) {
+            match reply {
                 Ok(Ok(part)) => {
                     all.rows.extend(part.rows);
                     all.mask.extend(part.mask);
@@ -237,15 +264,19 @@ impl VecEnv {
         let mut slots = (0..n)
             .map(|_| Slot::new(&source, max_candidates, reward))
             .collect::<PyResult<Vec<_>>>()?;
+        // The calling thread takes the first share, a worker each other.
         let chunk = n.div_ceil(threads.min(n));
+        let mut rest = slots.split_off(chunk);
+        let own = Owned::new(slots, n as u64);
         let mut workers = Vec::new();
-        while !slots.is_empty() {
-            let rest = slots.split_off(chunk.min(slots.len()));
-            workers.push(Worker::spawn(slots, n as u64)?);
-            slots = rest;
+        while !rest.is_empty() {
+            let after = rest.split_off(chunk.min(rest.len()));
+            workers.push(Worker::spawn(Owned::new(rest, n as u64))?);
+            rest = after;
         }
         Ok(VecEnv {
             state: Mutex::new(Batch {
+                own,
                 workers,
                 chunk,
                 candidates: vec![0; n],

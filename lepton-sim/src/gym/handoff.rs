@@ -1,12 +1,15 @@
 //! A simulation run unchanged on a thread of its own, whose policy hands
-//! each decision to an environment over a rendezvous channel and waits for
-//! the action: what [`TimedEnv`](super::TimedEnv) and
-//! [`FleetEnv`](super::FleetEnv) step.
+//! each decision to an environment over a channel and waits for the
+//! action: what [`TimedEnv`](super::TimedEnv) and
+//! [`FleetEnv`](super::FleetEnv) step. Decisions and actions alternate, so
+//! each channel holds at most one message; both sides wait with
+//! [`receive`], which spins briefly before it sleeps.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use lepton_core::fragmentation::TargetWorkload;
 use lepton_core::model::GPU_MILLI_PER_GPU;
@@ -16,6 +19,29 @@ use lepton_policies::{Candidate, CandidateBuilder};
 
 use super::{lock, utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};
 use crate::{Error, FragmentMeter};
+
+/// The next message on `channel`, spinning up to `spin` before sleeping:
+/// on this kind of virtual machine waking a sleeping thread costs 50–100
+/// µs, more than a step of the simulation, so a thread that expects an
+/// answer soon waits for it awake (and sleeps when it does not come).
+///
+/// # Errors
+/// [`RecvError`] once every sender is gone and the channel is empty.
+pub fn receive<T>(channel: &Receiver<T>, spin: Duration) -> Result<T, RecvError> {
+    let started = Instant::now();
+    loop {
+        match channel.try_recv() {
+            Ok(message) => return Ok(message),
+            Err(TryRecvError::Disconnected) => return Err(RecvError),
+            Err(TryRecvError::Empty) if started.elapsed() < spin => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => return channel.recv(),
+        }
+    }
+}
+
+/// How long either side spins for the other's answer: the simulation to
+/// its next decision, the agent (in Rust or Python) to its action.
+const SPIN: Duration = Duration::from_micros(300);
 
 /// What the simulation's thread tells the environment.
 enum Message<R> {
@@ -139,7 +165,7 @@ impl<R: Send> Policy for ChannelPolicy<R> {
                 summary,
             })
             .ok()
-            .and_then(|()| self.actions.recv().ok());
+            .and_then(|()| receive(&self.actions, SPIN).ok());
         match chosen {
             // The environment checked the action against the candidates.
             Some(action) => observation
@@ -198,8 +224,9 @@ impl<R: Send + 'static> Handoff<R> {
         run: impl FnOnce(Box<dyn Policy>, &dyn Fn() -> bool) -> Result<R, Error> + Send + 'static,
         finish: impl FnOnce(&R, &mut Tally) + Send + 'static,
     ) -> Handoff<R> {
-        let (decision_tx, decision_rx) = sync_channel(0);
-        let (action_tx, action_rx) = sync_channel(0);
+        // One message each at most: the sides alternate.
+        let (decision_tx, decision_rx) = sync_channel(1);
+        let (action_tx, action_rx) = sync_channel(1);
         let tally = Arc::new(Mutex::new(Tally::default()));
         let closed = Arc::new(AtomicBool::new(false));
         let policy = ChannelPolicy {
@@ -284,7 +311,7 @@ impl<R: Send + 'static> Handoff<R> {
     /// The simulation's own errors; [`Error::NoEpisode`] after the end.
     #[allow(clippy::type_complexity)]
     pub(super) fn next(&mut self) -> Result<(Option<Observation>, f64, Option<Ended<R>>), Error> {
-        let message = self.decisions.recv().map_err(|_| Error::NoEpisode)?;
+        let message = receive(&self.decisions, SPIN).map_err(|_| Error::NoEpisode)?;
         match message {
             Message::Decide {
                 observation,

@@ -68,6 +68,7 @@ use crate::Error;
 
 pub use fill::FillEnv;
 pub use fleet::FleetEnv;
+pub use handoff::receive;
 pub use timed::TimedEnv;
 
 /// The reward an environment pays; see the [module docs](self).
