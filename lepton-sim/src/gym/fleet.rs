@@ -9,7 +9,7 @@ use std::sync::Arc;
 use lepton_core::fragmentation::TargetWorkload;
 use lepton_core::{Policy, TaskSpec};
 
-use super::handoff::{Ended, Handoff};
+use super::handoff::Handoff;
 use super::{EnvConfig, Observation, Reward, Step, Summary};
 use crate::scenario::{
     datacenter_strategies, datacenter_tuning, run_datacenter_while, DatacenterConfig, FleetWorld,
@@ -40,8 +40,6 @@ pub struct FleetEnv {
     workload: Arc<TargetWorkload>,
     config: EnvConfig,
     episode: Option<Handoff<StrategyReport>>,
-    /// The run's report and final figures, once it ended.
-    ended: Option<(StrategyReport, Summary)>,
 }
 
 impl std::fmt::Debug for FleetEnv {
@@ -134,7 +132,6 @@ impl FleetEnv {
             workload,
             config,
             episode: None,
-            ended: None,
         })
     }
 
@@ -151,7 +148,6 @@ impl FleetEnv {
     /// decision.
     pub fn reset(&mut self, seed: u64) -> Result<Option<Observation>, Error> {
         self.episode = None;
-        self.ended = None;
         let world = (self.make_world)(seed)?;
         let nodes = world.fleet.iter().map(|(_, count)| count).sum();
         let make_strategy = Arc::clone(&self.make_strategy);
@@ -167,9 +163,7 @@ impl FleetEnv {
                 }
             },
         );
-        let episode = self.episode.insert(episode);
-        let (observation, _, ended) = episode.next()?;
-        self.end(ended);
+        let (observation, _) = self.episode.insert(episode).next()?;
         Ok(observation)
     }
 
@@ -181,33 +175,7 @@ impl FleetEnv {
     /// [`Error::InfeasibleAction`] when `action` names no candidate; the
     /// run's own errors.
     pub fn step(&mut self, action: usize) -> Result<Step, Error> {
-        let episode = self.episode.as_mut().ok_or(Error::NoEpisode)?;
-        let (step, ended) = episode.step(action)?;
-        self.end(ended);
-        Ok(step)
-    }
-
-    fn end(&mut self, ended: Option<Ended<StrategyReport>>) {
-        let Some(ended) = ended else {
-            return;
-        };
-        let last = self.episode.as_ref().map(|episode| episode.summary);
-        let report = ended.result;
-        let summary = Summary {
-            tasks_arrived: report.completed + report.failed + report.lost,
-            tasks_placed: report.completed,
-            deadline_misses: report.deadline_misses,
-            ..last.unwrap_or(Summary {
-                alloc_pct: 0.0,
-                frag_pct: 0.0,
-                tasks_arrived: 0,
-                tasks_placed: 0,
-                tasks_dropped: 0,
-                deadline_misses: 0,
-                utility: f64::NAN,
-            })
-        };
-        self.ended = Some((report, summary));
+        self.episode.as_mut().ok_or(Error::NoEpisode)?.step(action)
     }
 
     /// The episode's figures: at the last decision while it runs; once it
@@ -216,16 +184,26 @@ impl FleetEnv {
     /// # Errors
     /// [`Error::NoEpisode`] before the first [`reset`](Self::reset).
     pub fn summary(&self) -> Result<Summary, Error> {
-        if let Some((_, summary)) = &self.ended {
-            return Ok(*summary);
-        }
-        Ok(self.episode.as_ref().ok_or(Error::NoEpisode)?.summary)
+        let episode = self.episode.as_ref().ok_or(Error::NoEpisode)?;
+        let last = episode.last();
+        Ok(match episode.ended() {
+            Some(ended) => {
+                let report = &ended.result;
+                Summary {
+                    tasks_arrived: report.completed + report.failed + report.lost,
+                    tasks_placed: report.completed,
+                    deadline_misses: report.deadline_misses,
+                    ..last
+                }
+            }
+            None => last,
+        })
     }
 
     /// The run's report (cost, utilization, SLO violations, …), once the
     /// episode ended.
     pub fn report(&self) -> Option<&StrategyReport> {
-        self.ended.as_ref().map(|(report, _)| report)
+        Some(&self.episode.as_ref()?.ended()?.result)
     }
 }
 

@@ -190,7 +190,7 @@ impl<R: Send> Policy for ChannelPolicy<R> {
     }
 }
 
-/// How a simulation ended, as the environment learns it.
+/// How a simulation ended.
 pub(super) struct Ended<R> {
     /// Runs that timed out or failed, as the policy was told.
     pub(super) deadline_misses: usize,
@@ -205,7 +205,9 @@ pub(super) struct Handoff<R> {
     actions: Option<SyncSender<usize>>,
     pending: Option<Observation>,
     /// The figures at the last decision.
-    pub(super) summary: Summary,
+    last: Summary,
+    /// How the simulation ended, once it did.
+    ended: Option<Ended<R>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -256,7 +258,8 @@ impl<R: Send + 'static> Handoff<R> {
             decisions: decision_rx,
             actions: Some(action_tx),
             pending: None,
-            summary: Summary {
+            ended: None,
+            last: Summary {
                 alloc_pct: 0.0,
                 frag_pct: 0.0,
                 tasks_arrived: 0,
@@ -270,14 +273,13 @@ impl<R: Send + 'static> Handoff<R> {
     }
 
     /// Places the pending task on candidate `action` and runs the
-    /// simulation to its next decision: the step, and how the simulation
-    /// ended when it did.
+    /// simulation to its next decision.
     ///
     /// # Errors
     /// [`Error::NoEpisode`] with no decision pending;
     /// [`Error::InfeasibleAction`] when `action` names no candidate; the
     /// simulation's own errors.
-    pub(super) fn step(&mut self, action: usize) -> Result<(Step, Option<Ended<R>>), Error> {
+    pub(super) fn step(&mut self, action: usize) -> Result<Step, Error> {
         let Some(observation) = self.pending.take() else {
             return Err(Error::NoEpisode);
         };
@@ -291,8 +293,8 @@ impl<R: Send + 'static> Handoff<R> {
             // A simulation that ended meanwhile reports it as Done below.
             let _ = actions.send(action);
         }
-        let (next, reward, ended) = self.next()?;
-        let step = Step {
+        let (next, reward) = self.next()?;
+        Ok(Step {
             done: next.is_none(),
             observation: next,
             reward,
@@ -300,17 +302,25 @@ impl<R: Send + 'static> Handoff<R> {
                 placement,
                 dropped: 0,
             },
-        };
-        Ok((step, ended))
+        })
+    }
+
+    /// The figures at the last decision.
+    pub(super) fn last(&self) -> Summary {
+        self.last
+    }
+
+    /// How the simulation ended, once it did.
+    pub(super) fn ended(&self) -> Option<&Ended<R>> {
+        self.ended.as_ref()
     }
 
     /// Waits for the simulation's next message: the next decision (or
-    /// none, when it ended), the reward since the last, and how it ended.
+    /// none, when it ended) and the reward since the last.
     ///
     /// # Errors
     /// The simulation's own errors; [`Error::NoEpisode`] after the end.
-    #[allow(clippy::type_complexity)]
-    pub(super) fn next(&mut self) -> Result<(Option<Observation>, f64, Option<Ended<R>>), Error> {
+    pub(super) fn next(&mut self) -> Result<(Option<Observation>, f64), Error> {
         let message = receive(&self.decisions, SPIN).map_err(|_| Error::NoEpisode)?;
         match message {
             Message::Decide {
@@ -318,9 +328,9 @@ impl<R: Send + 'static> Handoff<R> {
                 reward,
                 summary,
             } => {
-                self.summary = summary;
+                self.last = summary;
                 self.pending = Some((*observation).clone());
-                Ok((Some(*observation), reward, None))
+                Ok((Some(*observation), reward))
             }
             Message::Done {
                 reward,
@@ -332,12 +342,11 @@ impl<R: Send + 'static> Handoff<R> {
                     // It has sent its last message: it is ending.
                     let _ = thread.join();
                 }
-                let result = (*result)?;
-                let ended = Ended {
+                self.ended = Some(Ended {
                     deadline_misses,
-                    result,
-                };
-                Ok((None, reward, Some(ended)))
+                    result: (*result)?,
+                });
+                Ok((None, reward))
             }
         }
     }

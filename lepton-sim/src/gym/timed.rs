@@ -8,7 +8,7 @@ use lepton_core::fragmentation::TargetWorkload;
 use lepton_core::model::GPU_MILLI_PER_GPU;
 use lepton_core::NodeSpec;
 
-use super::handoff::{Ended, Handoff};
+use super::handoff::Handoff;
 use super::{utility, EnvConfig, Observation, Step, Summary};
 use crate::timed::{run_timed, TimedConfig, TimedResult, TimedTask};
 use crate::Error;
@@ -21,8 +21,6 @@ pub struct TimedEnv {
     timed: TimedConfig,
     config: EnvConfig,
     episode: Option<Handoff<TimedResult>>,
-    /// The replay's result and figures, once it ended.
-    ended: Option<(TimedResult, Summary)>,
 }
 
 impl std::fmt::Debug for TimedEnv {
@@ -60,7 +58,6 @@ impl TimedEnv {
             timed,
             config,
             episode: None,
-            ended: None,
         })
     }
 
@@ -73,7 +70,6 @@ impl TimedEnv {
     pub fn reset(&mut self, seed: u64) -> Result<Option<Observation>, Error> {
         // Dropping the old channels makes the old replay decline the rest.
         self.episode = None;
-        self.ended = None;
         let (nodes, tasks, workload) = (
             Arc::clone(&self.nodes),
             Arc::clone(&self.tasks),
@@ -97,9 +93,7 @@ impl TimedEnv {
                 tally.moved_to(reward, milli(end.gpu_alloc_pct), milli(end.frag_pct));
             },
         );
-        let episode = self.episode.insert(episode);
-        let (observation, _, ended) = episode.next()?;
-        self.end(ended)?;
+        let (observation, _) = self.episode.insert(episode).next()?;
         Ok(observation)
     }
 
@@ -111,19 +105,7 @@ impl TimedEnv {
     /// [`Error::InfeasibleAction`] when `action` names no candidate; the
     /// replay's own errors.
     pub fn step(&mut self, action: usize) -> Result<Step, Error> {
-        let episode = self.episode.as_mut().ok_or(Error::NoEpisode)?;
-        let (step, ended) = episode.step(action)?;
-        self.end(ended)?;
-        Ok(step)
-    }
-
-    /// Keeps the result and final figures of a replay that ended.
-    fn end(&mut self, ended: Option<Ended<TimedResult>>) -> Result<(), Error> {
-        if let Some(ended) = ended {
-            let summary = final_summary(&ended.result, ended.deadline_misses, self.nodes.len())?;
-            self.ended = Some((ended.result, summary));
-        }
-        Ok(())
+        self.episode.as_mut().ok_or(Error::NoEpisode)?.step(action)
     }
 }
 
@@ -158,14 +140,15 @@ impl TimedEnv {
     /// # Errors
     /// [`Error::NoEpisode`] before the first [`reset`](Self::reset).
     pub fn summary(&self) -> Result<Summary, Error> {
-        if let Some((_, summary)) = &self.ended {
-            return Ok(*summary);
+        let episode = self.episode.as_ref().ok_or(Error::NoEpisode)?;
+        match episode.ended() {
+            Some(ended) => final_summary(&ended.result, ended.deadline_misses, self.nodes.len()),
+            None => Ok(episode.last()),
         }
-        Ok(self.episode.as_ref().ok_or(Error::NoEpisode)?.summary)
     }
 
     /// The replay's full result, once the episode ended.
     pub fn result(&self) -> Option<&TimedResult> {
-        self.ended.as_ref().map(|(result, _)| result)
+        Some(&self.episode.as_ref()?.ended()?.result)
     }
 }
