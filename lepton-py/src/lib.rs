@@ -39,6 +39,10 @@ fn policies() -> Vec<(String, String)> {
     policy_descriptions()
 }
 
+/// The most seeds (one run each) one `fill` call takes, as the command
+/// line's `--seed`.
+const MAX_SEEDS: usize = 10_000;
+
 /// The fill experiment (`lepton fill`): one run per seed of `policy` on a
 /// trace; a JSON list of the runs' results (`FillResult`), allocation
 /// curves left out unless `curve`.
@@ -55,6 +59,12 @@ fn fill(
     tune: f64,
     curve: bool,
 ) -> PyResult<String> {
+    if seeds.len() > MAX_SEEDS {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{} seeds: at most {MAX_SEEDS} runs in one call (as `lepton fill --seed`)",
+            seeds.len()
+        )));
+    }
     let trace = trace::Trace::load(trace, node_list.as_deref(), pod_list.as_deref())?;
     let context = PolicyContext {
         target_workload: Some(trace.workload.clone()),

@@ -262,3 +262,8 @@ def test_tune_is_refused_where_it_is_not_read():
         gym.make("lepton/Timed-v0", tune=1.5)
     with pytest.raises(ValueError, match='mode "datacenter" does not take option "trace"'):
         gym.make("lepton/Datacenter-v0", trace="default")
+
+
+def test_fill_refuses_more_seeds_than_the_command_line():
+    with pytest.raises(ValueError, match="10001 seeds: at most 10000 runs"):
+        lepton.fill("fgd", range(10_001))
