@@ -9,7 +9,7 @@ use lepton::sim::scenario::{
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::error::to_py;
+use crate::error::{to_json, to_py};
 use crate::trace::dlrm;
 
 const SCENARIOS: [&str; 5] = ["datacenter", "datacenter-trace", "edge", "hybrid", "all"];
@@ -102,6 +102,6 @@ pub(crate) fn demo(
             let comparison = compare_hybrid(&hybrid).map_err(to_py)?;
             all.push(serde_json::to_value(comparison).map_err(encode)?);
         }
-        serde_json::to_string(&all).map_err(encode)
+        to_json(&all)
     })
 }

@@ -13,7 +13,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::error::to_py;
+use crate::error::{to_json, to_py};
 use crate::source::{Sim, Source};
 
 /// The most candidates an observation holds (its rows are allocated per
@@ -177,11 +177,6 @@ pub(crate) fn check_action(action: i64, candidates: usize) -> PyResult<usize> {
             candidates.saturating_sub(1)
         ))),
     }
-}
-
-fn to_json(value: &impl serde::Serialize) -> PyResult<String> {
-    serde_json::to_string(value)
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
 }
 
 /// Locks `mutex`; a panic cannot happen while it is held (every failure is

@@ -30,7 +30,7 @@ use lepton::policies::{
 use lepton::sim::{run_fill, FillConfig};
 use pyo3::prelude::*;
 
-use error::to_py;
+use error::{to_json, to_py};
 
 /// Every policy's name and one-line description, as `lepton policies`
 /// lists them.
@@ -85,9 +85,7 @@ fn fill(
             })
             .collect::<Result<Vec<_>, lepton::sim::Error>>()
     });
-    let runs = runs.map_err(to_py)?;
-    serde_json::to_string(&runs)
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+    to_json(&runs.map_err(to_py)?)
 }
 
 /// The module `lepton._lepton`.

@@ -7,11 +7,12 @@ use std::sync::Mutex;
 
 use lepton::policies::{build, PolicyContext};
 use lepton::{CoreScheduler, NodeId, NodeSpec, Scheduler as _, TaskId, TaskSpec};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use serde::de::DeserializeOwned;
 
 use crate::env::lock;
+use crate::error::to_json;
 
 /// A scheduler (see the Python wrapper `lepton.Scheduler`).
 #[pyclass(module = "lepton._lepton")]
@@ -27,10 +28,6 @@ fn invalid(err: impl std::fmt::Display) -> PyErr {
 /// `json` read as a `what` spec.
 fn spec<T: DeserializeOwned>(json: &str, what: &str) -> PyResult<T> {
     serde_json::from_str(json).map_err(|e| PyValueError::new_err(format!("invalid {what}: {e}")))
-}
-
-fn to_json(value: &impl serde::Serialize) -> PyResult<String> {
-    serde_json::to_string(value).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
 fn build_policy(name: &str) -> PyResult<Box<dyn lepton::Policy>> {
