@@ -114,7 +114,14 @@ fn the_cost_reward_is_refused_where_there_is_no_cost() {
     let tasks = synthetic_tasks(10, 1);
     let workload = Arc::new(TargetWorkload::from_tasks(&tasks, 0.95));
     let err = FillEnv::new(nodes.clone(), tasks, Arc::clone(&workload), cost_config()).unwrap_err();
-    assert_eq!(err, Error::CostlessReward { mode: "fill" });
+    assert_eq!(
+        err,
+        Error::RewardNotPaid {
+            reward: "cost",
+            mode: "fill",
+            pays: "gpus, frag, seed".into()
+        }
+    );
     let err = TimedEnv::new(
         nodes,
         Vec::new(),
@@ -123,7 +130,14 @@ fn the_cost_reward_is_refused_where_there_is_no_cost() {
         cost_config(),
     )
     .unwrap_err();
-    assert_eq!(err, Error::CostlessReward { mode: "timed" });
+    assert_eq!(
+        err,
+        Error::RewardNotPaid {
+            reward: "cost",
+            mode: "timed",
+            pays: "gpus, frag, seed".into()
+        }
+    );
     let mut config = cost_config();
     config.slo_penalty_usd = f64::NAN;
     let err = FleetEnv::datacenter(small(), config).unwrap_err();

@@ -130,35 +130,49 @@ impl CandidateBuilder {
         limit: usize,
         out: &mut Vec<Candidate>,
     ) {
-        out.clear();
-        let nodes = feasible.cluster().nodes();
         self.index
             .ranked(workload, feasible, limit, &mut self.scratch);
         self.scratch.sort_unstable_by_key(|&(position, _)| position);
-        let count = self.scratch.len() as f32;
-        let best_score = self
-            .scratch
-            .iter()
-            .map(|&(_, growth)| growth.score)
-            .max()
-            .unwrap_or(0);
-        for (rank, &(position, growth)) in self.scratch.iter().enumerate() {
-            let node = &nodes[position];
-            let row = Row {
-                growth,
-                score_below_best: growth.score - best_score,
-                rank: rank as f32 / count,
-            };
-            let placement = match growth.gpu {
-                Some(gpu) => Placement::on_gpus(node.id(), [gpu]),
-                None => Placement::on(node.id()),
-            };
-            out.push(Candidate {
-                placement,
-                growth,
-                features: row.features(feasible, node),
-            });
-        }
+        describe_candidates(feasible, &self.scratch, out);
+    }
+}
+
+/// Fills `out` with one candidate per `(position, growth)` of `picks` (a
+/// node's position in the cluster and the task's growth there), in the
+/// order given, each with its row (see [`CandidateBuilder`]; the rank and
+/// the score gap are taken among `picks`). For environments that choose
+/// their candidates another way than FGD's ranking.
+pub fn describe_candidates(
+    feasible: &FeasibleNodes<'_>,
+    picks: &[(usize, Growth)],
+    out: &mut Vec<Candidate>,
+) {
+    out.clear();
+    let nodes = feasible.cluster().nodes();
+    let count = picks.len() as f32;
+    let best_score = picks
+        .iter()
+        .map(|&(_, growth)| growth.score)
+        .max()
+        .unwrap_or(0);
+    for (rank, &(position, growth)) in picks.iter().enumerate() {
+        let Some(node) = nodes.get(position) else {
+            continue;
+        };
+        let row = Row {
+            growth,
+            score_below_best: growth.score - best_score,
+            rank: rank as f32 / count,
+        };
+        let placement = match growth.gpu {
+            Some(gpu) => Placement::on_gpus(node.id(), [gpu]),
+            None => Placement::on(node.id()),
+        };
+        out.push(Candidate {
+            placement,
+            growth,
+            features: row.features(feasible, node),
+        });
     }
 }
 

@@ -62,7 +62,8 @@ mod registry;
 mod rule;
 
 pub use candidates::{
-    candidate_nodes, Candidate, CandidateBuilder, FEATURES, FEATURE_BOUNDS, FEATURE_NAMES,
+    candidate_nodes, describe_candidates, Candidate, CandidateBuilder, FEATURES, FEATURE_BOUNDS,
+    FEATURE_NAMES,
 };
 pub use demand::DemandForecast;
 pub use greedy::{

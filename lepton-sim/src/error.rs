@@ -76,12 +76,17 @@ pub enum Error {
         /// The name given.
         name: String,
     },
-    /// The `cost` reward asked of an environment that has no cost: only
-    /// the scenarios' fleets do.
-    #[error("reward cost is paid by the scenarios' fleets; {mode} mode pays gpus, frag or seed")]
-    CostlessReward {
+    /// A reward asked of an environment that cannot pay it: `cost` where
+    /// nothing is billed (fill, timed), `gpus` or `frag` where there are
+    /// no GPUs (edge).
+    #[error("reward {reward} is not paid in {mode} mode; it pays {pays}")]
+    RewardNotPaid {
+        /// The reward asked for.
+        reward: &'static str,
         /// The environment's mode.
         mode: &'static str,
+        /// The rewards the mode pays.
+        pays: String,
     },
     /// A gym action names no candidate of the pending decision.
     #[error("action {action} is not feasible: the decision has {candidates} candidates (actions 0..{candidates})")]

@@ -181,6 +181,7 @@ impl FillEnv {
                 let observation = Observation {
                     task: task.clone(),
                     candidates,
+                    edge: Vec::new(),
                 };
                 return Ok((Some(observation), dropped));
             }

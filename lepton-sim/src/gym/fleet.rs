@@ -9,7 +9,7 @@ use std::sync::Arc;
 use lepton_core::fragmentation::TargetWorkload;
 use lepton_core::{Policy, TaskSpec};
 
-use super::handoff::Handoff;
+use super::handoff::{FgdShortlist, Handoff};
 use super::{EnvConfig, Observation, Reward, Step, Summary};
 use crate::scenario::{
     datacenter_strategies, datacenter_tuning, run_datacenter_while, DatacenterConfig, FleetWorld,
@@ -154,6 +154,7 @@ impl FleetEnv {
         let (reward, penalty) = (self.config.reward, self.config.slo_penalty_usd);
         let episode = Handoff::start(
             Arc::clone(&self.workload),
+            FgdShortlist::new(Arc::clone(&self.workload)),
             self.config,
             nodes,
             move |policy, go_on| run_datacenter_while(&world, make_strategy(policy), go_on),

@@ -15,7 +15,7 @@ use lepton_core::fragmentation::TargetWorkload;
 use lepton_core::model::GPU_MILLI_PER_GPU;
 use lepton_core::policy::{Feedback, Outcome};
 use lepton_core::{FeasibleNodes, Placement, Policy};
-use lepton_policies::{Candidate, CandidateBuilder};
+use lepton_policies::CandidateBuilder;
 
 use super::{lock, utility, EnvConfig, Observation, Reward, Step, StepInfo, Summary};
 use crate::{Error, FragmentMeter};
@@ -42,6 +42,37 @@ pub fn receive<T>(channel: &Receiver<T>, spin: Duration) -> Result<T, RecvError>
 /// How long either side spins for the other's answer: the simulation to
 /// its next decision, the agent (in Rust or Python) to its action.
 const SPIN: Duration = Duration::from_micros(300);
+
+/// How a decision's candidates are chosen and described.
+pub(super) trait Shortlist: Send {
+    /// Fills `observation` (its task already set) with up to `limit`
+    /// candidates for the task of `nodes`; leaves it without candidates
+    /// when none is feasible.
+    fn build(&mut self, nodes: &FeasibleNodes<'_>, limit: usize, observation: &mut Observation);
+}
+
+/// FGD's best nodes against a target workload, as the learned policy sees
+/// them ([`CandidateBuilder`]).
+pub(super) struct FgdShortlist {
+    workload: Arc<TargetWorkload>,
+    builder: CandidateBuilder,
+}
+
+impl FgdShortlist {
+    pub(super) fn new(workload: Arc<TargetWorkload>) -> Box<FgdShortlist> {
+        Box::new(FgdShortlist {
+            workload,
+            builder: CandidateBuilder::new(),
+        })
+    }
+}
+
+impl Shortlist for FgdShortlist {
+    fn build(&mut self, nodes: &FeasibleNodes<'_>, limit: usize, observation: &mut Observation) {
+        self.builder
+            .build(&self.workload, nodes, limit, &mut observation.candidates);
+    }
+}
 
 /// What the simulation's thread tells the environment.
 enum Message<R> {
@@ -89,7 +120,7 @@ struct ChannelPolicy<R> {
     workload: Arc<TargetWorkload>,
     config: EnvConfig,
     nodes: usize,
-    builder: CandidateBuilder,
+    shortlist: Box<dyn Shortlist>,
     meter: FragmentMeter,
     decisions: SyncSender<Message<R>>,
     actions: Receiver<usize>,
@@ -108,12 +139,15 @@ impl<R: Send> Policy for ChannelPolicy<R> {
         if self.closed.load(Ordering::Relaxed) {
             return None;
         }
-        let (task, cluster) = (nodes.task(), nodes.cluster());
-        let mut candidates: Vec<Candidate> = Vec::new();
-        let limit = self.config.max_candidates;
-        self.builder
-            .build(&self.workload, nodes, limit, &mut candidates);
-        if candidates.is_empty() {
+        let cluster = nodes.cluster();
+        let mut observation = Observation {
+            task: nodes.task().clone(),
+            candidates: Vec::new(),
+            edge: Vec::new(),
+        };
+        self.shortlist
+            .build(nodes, self.config.max_candidates, &mut observation);
+        if observation.candidates.is_empty() {
             return None;
         }
         let allocated: u64 = cluster
@@ -152,10 +186,6 @@ impl<R: Send> Policy for ChannelPolicy<R> {
                     .unwrap_or(f64::NAN),
             };
             (reward, summary)
-        };
-        let observation = Observation {
-            task: task.clone(),
-            candidates,
         };
         let chosen = self
             .decisions
@@ -213,14 +243,16 @@ pub(super) struct Handoff<R> {
 
 impl<R: Send + 'static> Handoff<R> {
     /// Starts `run` on a thread with a policy that hands each decision
-    /// over: up to `config.max_candidates` candidates built against
-    /// `workload` on a cluster of `nodes` nodes. `run` is also handed a
+    /// over: up to `config.max_candidates` candidates from `shortlist` on
+    /// a cluster of `nodes` nodes, fragmentation measured against
+    /// `workload`. `run` is also handed a
     /// question it may ask to stop early: whether the environment is still
     /// there (once it is gone nothing reads the result). Once `run`
     /// returns, `finish` adds to the tally what happened after the last
     /// decision.
     pub(super) fn start(
         workload: Arc<TargetWorkload>,
+        shortlist: Box<dyn Shortlist>,
         config: EnvConfig,
         nodes: usize,
         run: impl FnOnce(Box<dyn Policy>, &dyn Fn() -> bool) -> Result<R, Error> + Send + 'static,
@@ -235,7 +267,7 @@ impl<R: Send + 'static> Handoff<R> {
             workload,
             config,
             nodes,
-            builder: CandidateBuilder::new(),
+            shortlist,
             meter: FragmentMeter::default(),
             decisions: decision_tx.clone(),
             actions: action_rx,

@@ -1,7 +1,7 @@
 //! Gym-style environments over the simulator, for learning policies:
 //! [`FillEnv`] over the fill experiment, [`TimedEnv`] over the timed replay,
 //! [`FleetEnv`] over the scenarios' fleets (data center, DLRM trace, hybrid
-//! cloud).
+//! cloud), [`EdgeEnv`] over the edge scenario.
 //!
 //! `reset(seed)` starts an episode and returns the first decision to make;
 //! `step(action)` places the task on the candidate the action names and
@@ -35,17 +35,26 @@
 //! strategy — autoscaling, spare capacity, spot VMs — but each placement
 //! the agent's; it runs on a thread of its own like the timed replay.
 //!
+//! # Edge mode ([`EdgeEnv`])
+//! An episode is one replay of the edge scenario
+//! ([`run_edge`](crate::scenario::run_edge)): each decision is where a task
+//! from an edge site's user runs, one candidate per site (the site's best
+//! fit, the cloud counting as one), each row with edge columns beside it
+//! ([`Observation::edge`]: latency over the task's objective, whether it
+//! meets it, cloud or edge, the task's class, the site's free CPU).
+//!
 //! # Rewards ([`Reward`])
 //! - `gpus`: the change in GPUs allocated since the previous decision (in
 //!   fill mode: the GPUs the step placed, so the return is the allocation
 //!   the metric reads);
 //! - `frag`: minus the change in the cluster's fragmentation, in GPUs;
 //! - `seed`: the article's: +1 when a task completes, −1 when it times out
-//!   or fails (timed and fleet modes); in fill mode, where tasks never end, +1 for each
+//!   or fails (timed, fleet and edge modes); in fill mode, where tasks never end, +1 for each
 //!   task placed and −1 for each dropped;
-//! - `cost` (fleet mode only): at the end, minus the run's cost in USD and
-//!   [`EnvConfig::slo_penalty_usd`] per late start or avoidable deadline
-//!   miss.
+//! - `cost` (fleet and edge modes): at the end, minus the run's cost in USD
+//!   and [`EnvConfig::slo_penalty_usd`] per late start or avoidable
+//!   deadline miss (edge: per task run farther than its latency objective).
+//!   Edge mode pays `seed` or `cost` only: it has no GPUs.
 //!
 //! [`Summary`] gives the episode's allocation and fragmentation %, the
 //! deadline misses (fill: tasks dropped; timed: runs that timed out or
@@ -54,6 +63,7 @@
 //! T = tasks placed, α = the cluster's nodes and β = the tasks arrived
 //! (timed mode: submitted).
 
+mod edge;
 mod fill;
 mod fleet;
 mod handoff;
@@ -66,6 +76,7 @@ use serde::Serialize;
 use crate::fill::FillConfig;
 use crate::Error;
 
+pub use edge::{EdgeEnv, EDGE_FEATURES, EDGE_FEATURE_BOUNDS, EDGE_FEATURE_NAMES};
 pub use fill::FillEnv;
 pub use fleet::FleetEnv;
 pub use handoff::receive;
@@ -82,11 +93,21 @@ pub enum Reward {
     /// The article's: +1 per task placed, −1 per task dropped.
     Seed,
     /// Minus the run's cost and a penalty per SLO violation, at the end
-    /// (the scenarios' fleets only: [`FleetEnv`]).
+    /// (the scenarios only: [`FleetEnv`], [`EdgeEnv`]).
     Cost,
 }
 
 impl Reward {
+    /// The reward's name, as [`parse`](Self::parse) reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reward::Gpus => "gpus",
+            Reward::Frag => "frag",
+            Reward::Seed => "seed",
+            Reward::Cost => "cost",
+        }
+    }
+
     /// Parses `gpus`, `frag`, `seed` or `cost`.
     ///
     /// # Errors
@@ -125,8 +146,9 @@ fn utility(nodes_in_use: usize, placed: usize, nodes: usize, arrived: usize) -> 
 }
 
 /// `config` checked for an environment of `mode` (`fill`, `timed`,
-/// `fleet`): at least one candidate, the cost reward only where there is a
-/// cost, a penalty that is a finite amount.
+/// `fleet`, `edge`): at least one candidate, a reward the mode pays (cost
+/// only where there is a bill, GPUs only where there are GPUs), a penalty
+/// that is a finite amount.
 fn check(config: &EnvConfig, mode: &'static str) -> Result<(), Error> {
     if config.max_candidates == 0 {
         return Err(Error::OutOfRange {
@@ -135,8 +157,21 @@ fn check(config: &EnvConfig, mode: &'static str) -> Result<(), Error> {
             expected: "at least 1",
         });
     }
-    if config.reward == Reward::Cost && mode != "fleet" {
-        return Err(Error::CostlessReward { mode });
+    let pays: &[Reward] = match mode {
+        "fleet" => &[Reward::Gpus, Reward::Frag, Reward::Seed, Reward::Cost],
+        "edge" => &[Reward::Seed, Reward::Cost],
+        _ => &[Reward::Gpus, Reward::Frag, Reward::Seed],
+    };
+    if !pays.contains(&config.reward) {
+        return Err(Error::RewardNotPaid {
+            reward: config.reward.name(),
+            mode,
+            pays: pays
+                .iter()
+                .map(|reward| reward.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
     }
     if !(config.slo_penalty_usd.is_finite() && config.slo_penalty_usd >= 0.0) {
         return Err(Error::OutOfRange {
@@ -181,6 +216,10 @@ pub struct Observation {
     pub task: TaskSpec,
     /// Where it may go, in cluster order (never empty).
     pub candidates: Vec<Candidate>,
+    /// Edge mode only ([`EdgeEnv`]): each candidate's latency and site
+    /// columns ([`EDGE_FEATURE_NAMES`]), in the candidates' order; empty in
+    /// the other modes.
+    pub edge: Vec<[f32; EDGE_FEATURES]>,
 }
 
 impl Observation {

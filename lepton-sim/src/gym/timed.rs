@@ -8,7 +8,7 @@ use lepton_core::fragmentation::TargetWorkload;
 use lepton_core::model::GPU_MILLI_PER_GPU;
 use lepton_core::NodeSpec;
 
-use super::handoff::Handoff;
+use super::handoff::{FgdShortlist, Handoff};
 use super::{utility, EnvConfig, Observation, Step, Summary};
 use crate::timed::{run_timed, TimedConfig, TimedResult, TimedTask};
 use crate::Error;
@@ -83,6 +83,7 @@ impl TimedEnv {
             .sum();
         let episode = Handoff::start(
             Arc::clone(&self.workload),
+            FgdShortlist::new(Arc::clone(&self.workload)),
             self.config,
             self.nodes.len(),
             move |policy, _| run_timed(&nodes, &tasks, &workload, policy, &timed),

@@ -208,10 +208,23 @@ impl EdgeWorld {
     pub fn latency_ms(&self, origin: usize, site: Site) -> u32 {
         latency_ms(self.config.sites, origin, site)
     }
+
+    /// Each node's site, in node order.
+    pub fn sites(&self) -> Vec<Site> {
+        self.nodes.iter().map(|(_, site)| *site).collect()
+    }
+
+    /// Each task's origin and objective (ms), by task id.
+    pub fn origins(&self) -> Vec<(usize, u32)> {
+        self.tasks
+            .iter()
+            .map(|t| (t.origin, t.objective_ms))
+            .collect()
+    }
 }
 
 /// The latency from edge site `origin` to `site` on a ring of `sites`, ms.
-fn latency_ms(sites: usize, origin: usize, site: Site) -> u32 {
+pub(crate) fn latency_ms(sites: usize, origin: usize, site: Site) -> u32 {
     match site {
         Site::Cloud => CLOUD_MS,
         Site::Edge(site) if site == origin => SAME_SITE_MS,
@@ -314,7 +327,6 @@ struct EdgePolicy {
     origins: Arc<Vec<(usize, u32)>>,
     /// Edge sites on the ring (for latencies).
     ring: usize,
-    placed: Arc<Mutex<HashMap<TaskId, NodeId>>>,
     /// Lepton's: what it learns as tasks arrive and end.
     learning: Option<EdgeLearning>,
 }
@@ -511,9 +523,33 @@ impl Policy for EdgePolicy {
             }
             EdgeStrategy::Lepton => self.lepton(nodes, origin, objective),
         }?;
-        let placement = Placement::on(chosen.id());
+        Some(Placement::on(chosen.id()))
+    }
+}
+
+/// A policy whose placements are written down, for the report.
+struct Recorded {
+    inner: Box<dyn Policy>,
+    placed: Arc<Mutex<HashMap<TaskId, NodeId>>>,
+}
+
+impl Policy for Recorded {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn begin_cycle(&mut self, cluster: &ClusterState, now: Timestamp) {
+        self.inner.begin_cycle(cluster, now);
+    }
+
+    fn observe(&mut self, feedback: &Feedback<'_>) {
+        self.inner.observe(feedback);
+    }
+
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        let placement = self.inner.select(nodes)?;
         if let Ok(mut placed) = self.placed.lock() {
-            placed.insert(task.id, chosen.id());
+            placed.insert(nodes.task().id, placement.node);
         }
         Some(placement)
     }
@@ -538,22 +574,30 @@ pub fn run_edge_reserving(
     strategy: EdgeStrategy,
     reserve: f64,
 ) -> Result<EdgeReport, Error> {
-    let sites: Vec<Site> = world.nodes.iter().map(|(_, site)| *site).collect();
-    let origins: Arc<Vec<(usize, u32)>> = Arc::new(
-        world
-            .tasks
-            .iter()
-            .map(|t| (t.origin, t.objective_ms))
-            .collect(),
-    );
-    let placed = Arc::new(Mutex::new(HashMap::new()));
     let policy = EdgePolicy {
         strategy,
-        sites: sites.clone(),
-        origins,
+        sites: world.sites(),
+        origins: Arc::new(world.origins()),
         ring: world.config.sites,
-        placed: Arc::clone(&placed),
         learning: (strategy == EdgeStrategy::Lepton).then(|| EdgeLearning::new(world, reserve)),
+    };
+    run_edge_with(world, strategy.name(), Box::new(policy))
+}
+
+/// Runs `policy` on the scenario `world` and measures it, reported as
+/// `name`.
+///
+/// # Errors
+/// As [`run_edge`].
+pub(crate) fn run_edge_with(
+    world: &EdgeWorld,
+    name: &str,
+    policy: Box<dyn Policy>,
+) -> Result<EdgeReport, Error> {
+    let placed = Arc::new(Mutex::new(HashMap::new()));
+    let policy = Recorded {
+        inner: policy,
+        placed: Arc::clone(&placed),
     };
     let nodes: Vec<NodeSpec> = world.nodes.iter().map(|(n, _)| n.clone()).collect();
     let tasks: Vec<TimedTask> = world.tasks.iter().map(|t| t.timed.clone()).collect();
@@ -604,7 +648,7 @@ pub fn run_edge_reserving(
     latencies.sort_by(f64::total_cmp);
     interactive.sort_by(f64::total_cmp);
     Ok(EdgeReport {
-        policy: strategy.name().to_owned(),
+        policy: name.to_owned(),
         p95_latency_ms: quantile(&latencies, 0.95),
         p95_interactive_latency_ms: quantile(&interactive, 0.95),
         mean_latency_ms: mean_latency,

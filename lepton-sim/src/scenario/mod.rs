@@ -23,6 +23,7 @@ pub use datacenter::{
     DatacenterConfig, FleetWorld, Pool, ScenarioTask, Spare, Strategy, StrategyReport,
     TimelinePoint, TraceWindow, VmShape, DLRM_SHAPES, START_OBJECTIVE_MIN, VM_SHAPES,
 };
+pub(crate) use edge::{latency_ms, run_edge_with};
 pub use edge::{
     run_edge, run_edge_reserving, EdgeConfig, EdgeReport, EdgeStrategy, EdgeTask, EdgeWorld, Site,
     BATCH_OBJECTIVE_MS, CLOUD_MS, CLOUD_USD_PER_VCPU_HOUR, EDGE_RESERVE, INTERACTIVE_OBJECTIVE_MS,
