@@ -12,7 +12,9 @@ nodes, 64 candidates), actions drawn at random among the valid ones
 - env: `lepton.LeptonEnv` stepped from Python;
 - gym.make: the same through Gymnasium's wrappers (order enforcing, the
   passive checker), as `gym.make("LeptonEnv")` returns it;
-- vec N: `lepton.VecEnv(N)` on one thread per core.
+- vec N: `lepton.VecEnv(N)` on one thread per core;
+- edge env: `lepton.LeptonEnv(mode="edge")`, the edge scenario's day
+  (20,000 tasks, 9 candidates), its replay on a thread of its own.
 Prints one JSON object.
 """
 
@@ -80,6 +82,7 @@ def main() -> None:
     result["gym.make"] = single(gym.make("LeptonEnv"), args.seconds)
     for n in (int(n) for n in args.batches.split(",")):
         result[f"vec {n}"] = batched(n, args.seconds)
+    result["edge env"] = single(lepton.LeptonEnv(mode="edge"), args.seconds)
     print(json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()}))
 
 

@@ -13,7 +13,6 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use lepton::policies::FEATURES;
 use lepton::sim::gym::receive;
 use numpy::ndarray::Array;
 use numpy::{PyArray1, PyArray2, PyArray3, PyReadonlyArray1};
@@ -40,6 +39,8 @@ pub(crate) struct VecEnv {
     state: Mutex<Batch>,
     n: usize,
     width: usize,
+    /// Numbers per candidate row.
+    columns: usize,
 }
 
 /// How long a worker spins for its next order (Python's part of a step
@@ -217,7 +218,8 @@ impl VecEnv {
         mask: Vec<bool>,
     ) -> PyResult<Observations<'py>> {
         let internal = |e: numpy::ndarray::ShapeError| PyRuntimeError::new_err(e.to_string());
-        let rows = Array::from_shape_vec((self.n, self.width, FEATURES), rows).map_err(internal)?;
+        let rows =
+            Array::from_shape_vec((self.n, self.width, self.columns), rows).map_err(internal)?;
         let mask = Array::from_shape_vec((self.n, self.width), mask).map_err(internal)?;
         Ok((
             PyArray3::from_owned_array(py, rows),
@@ -231,11 +233,11 @@ impl VecEnv {
     /// `n` environments, each as `lepton._lepton.Env(mode, …)`, shared
     /// among `threads` worker threads (default: one per core).
     #[new]
-    #[pyo3(signature = (n, mode = "fill", max_candidates = 64, reward = None, threads = None, **options))]
+    #[pyo3(signature = (n, mode = "fill", max_candidates = None, reward = None, threads = None, **options))]
     fn new(
         n: usize,
         mode: &str,
-        max_candidates: usize,
+        max_candidates: Option<usize>,
         reward: Option<&str>,
         threads: Option<usize>,
         options: Option<&Bound<'_, PyDict>>,
@@ -245,6 +247,8 @@ impl VecEnv {
                 "n = {n} environments is out of range: 1 to {MAX_ENVS}"
             )));
         }
+        let source = Source::new(mode, options)?;
+        let max_candidates = max_candidates.unwrap_or_else(|| source.default_candidates());
         if n.saturating_mul(max_candidates) > MAX_ROWS {
             return Err(PyValueError::new_err(format!(
                 "{n} environments × max_candidates = {max_candidates} is more than the \
@@ -260,11 +264,11 @@ impl VecEnv {
             Some(t) => t,
             None => std::thread::available_parallelism().map_or(1, |c| c.get()),
         };
-        let source = Source::new(mode, options)?;
         let mut slots = (0..n)
-            .map(|_| Slot::new(&source, max_candidates, reward))
+            .map(|_| Slot::new(&source, Some(max_candidates), reward))
             .collect::<PyResult<Vec<_>>>()?;
         // The calling thread takes the first share, a worker each other.
+        let columns = slots.first().map_or(0, Slot::columns);
         let chunk = n.div_ceil(threads.min(n));
         let mut rest = slots.split_off(chunk);
         let own = Owned::new(slots, n as u64);
@@ -284,6 +288,7 @@ impl VecEnv {
             }),
             n,
             width: max_candidates,
+            columns,
         })
     }
 
@@ -292,8 +297,21 @@ impl VecEnv {
         self.n
     }
 
+    /// The action slots of each observation (`max_candidates`).
+    #[getter]
+    fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The numbers in each candidate's row (`FEATURES`, and the edge
+    /// columns in edge mode).
+    #[getter]
+    fn columns(&self) -> usize {
+        self.columns
+    }
+
     /// Starts every environment's episode, environment `i` with
-    /// `seeds[i]`; the observations `[n, width, FEATURES]` and masks
+    /// `seeds[i]`; the observations `[n, width, columns]` and masks
     /// `[n, width]`.
     fn reset<'py>(&self, py: Python<'py>, seeds: Vec<u64>) -> PyResult<Observations<'py>> {
         if seeds.len() != self.n {

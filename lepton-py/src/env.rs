@@ -1,12 +1,12 @@
-//! One environment, fill or timed mode, with its observations as NumPy
-//! arrays: the candidate rows padded to a fixed width, and the mask of the
-//! actions that name a candidate.
+//! One environment, of any mode, with its observations as NumPy arrays:
+//! the candidate rows padded to a fixed width, and the mask of the actions
+//! that name a candidate.
 
 use std::sync::{Mutex, MutexGuard};
 
 use lepton::policies::FEATURES;
 use lepton::sim::fgd_choice;
-use lepton::sim::gym::Observation;
+use lepton::sim::gym::{Observation, EDGE_FEATURES};
 use numpy::ndarray::Array;
 use numpy::{PyArray1, PyArray2};
 use pyo3::exceptions::PyValueError;
@@ -25,6 +25,9 @@ pub(crate) const MAX_CANDIDATES: usize = 1024;
 pub(crate) struct Slot {
     sim: Sim,
     width: usize,
+    /// Numbers per candidate row: [`FEATURES`], and in edge mode the edge
+    /// columns after them.
+    columns: usize,
     current: Option<Observation>,
 }
 
@@ -38,20 +41,27 @@ pub(crate) struct Outcome {
 
 impl Slot {
     /// An environment of `source`, up to `max_candidates` candidates per
-    /// decision, paying `reward` (the mode's default when `None`).
+    /// decision, paying `reward` (the mode's defaults when `None`).
     pub(crate) fn new(
         source: &Source,
-        max_candidates: usize,
+        max_candidates: Option<usize>,
         reward: Option<&str>,
     ) -> PyResult<Slot> {
+        let max_candidates = max_candidates.unwrap_or_else(|| source.default_candidates());
         if max_candidates == 0 || max_candidates > MAX_CANDIDATES {
             return Err(PyValueError::new_err(format!(
                 "max_candidates = {max_candidates} is out of range: 1 to {MAX_CANDIDATES}"
             )));
         }
+        let sim = source.sim(max_candidates, reward)?;
+        let columns = match sim {
+            Sim::Edge(_) => FEATURES + EDGE_FEATURES,
+            Sim::Fill(_) | Sim::Timed(_) | Sim::Fleet(_) => FEATURES,
+        };
         Ok(Slot {
-            sim: source.sim(max_candidates, reward)?,
+            sim,
             width: max_candidates,
+            columns,
             current: None,
         })
     }
@@ -59,6 +69,11 @@ impl Slot {
     /// The action slots of an observation.
     pub(crate) fn width(&self) -> usize {
         self.width
+    }
+
+    /// The numbers in each candidate's row.
+    pub(crate) fn columns(&self) -> usize {
+        self.columns
     }
 
     /// Starts an episode with `seed`.
@@ -71,6 +86,7 @@ impl Slot {
             Sim::Fill(env) => env.reset(seed),
             Sim::Timed(env) => env.reset(seed),
             Sim::Fleet(env) => env.reset(seed),
+            Sim::Edge(env) => env.reset(seed),
         }
         .map_err(to_py)?;
         if self.current.is_none() {
@@ -106,6 +122,7 @@ impl Slot {
             Sim::Fill(env) => env.step(action),
             Sim::Timed(env) => env.step(action),
             Sim::Fleet(env) => env.step(action),
+            Sim::Edge(env) => env.step(action),
         }
         .map_err(to_py)?;
         self.current = step.observation;
@@ -117,22 +134,28 @@ impl Slot {
         })
     }
 
-    /// Writes the observation: `width` rows of [`FEATURES`] into `rows`
-    /// (zeros past the candidates, or all zeros after the end) and the
-    /// mask of valid actions into `mask`.
+    /// Writes the observation: `width` rows of [`columns`](Self::columns)
+    /// into `rows` (zeros past the candidates, or all zeros after the end)
+    /// and the mask of valid actions into `mask`.
     pub(crate) fn write(&self, rows: &mut [f32], mask: &mut [bool]) {
         rows.fill(0.0);
         mask.fill(false);
         let Some(current) = &self.current else {
             return;
         };
-        for ((candidate, row), valid) in current
-            .candidates
-            .iter()
-            .zip(rows.chunks_exact_mut(FEATURES))
+        for (index, (row, valid)) in rows
+            .chunks_exact_mut(self.columns)
             .zip(mask.iter_mut())
+            .enumerate()
         {
-            row.copy_from_slice(&candidate.features);
+            let Some(candidate) = current.candidates.get(index) else {
+                break;
+            };
+            let (features, edge) = row.split_at_mut(FEATURES);
+            features.copy_from_slice(&candidate.features);
+            if let Some(columns) = current.edge.get(index) {
+                edge.copy_from_slice(columns);
+            }
             *valid = true;
         }
     }
@@ -149,16 +172,19 @@ impl Slot {
             Sim::Fill(env) => env.summary(),
             Sim::Timed(env) => env.summary(),
             Sim::Fleet(env) => env.summary(),
+            Sim::Edge(env) => env.summary(),
         }
         .map_err(to_py)?;
         to_json(&summary)
     }
 
-    /// A fleet's run report (cost, utilization, SLO violations, …) as
-    /// JSON, once its episode ended; `None` otherwise and in other modes.
+    /// A scenario's run report (cost, utilization, SLO violations,
+    /// latencies, …) as JSON, once its episode ended; `None` otherwise and
+    /// in the trace's modes.
     pub(crate) fn report(&self) -> PyResult<Option<String>> {
         match &self.sim {
             Sim::Fleet(env) => env.report().map(to_json).transpose(),
+            Sim::Edge(env) => env.report().map(to_json).transpose(),
             Sim::Fill(_) | Sim::Timed(_) => Ok(None),
         }
     }
@@ -187,15 +213,16 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The observations of `slots`, flat: rows `n × width × FEATURES` and
-/// masks `n × width` (NumPy takes these vectors over without a copy).
+/// The observations of `slots` (all of one source), flat: rows `n × width
+/// × columns` and masks `n × width` (NumPy takes these vectors over
+/// without a copy).
 pub(crate) fn observe(slots: &[Slot]) -> (Vec<f32>, Vec<bool>) {
-    let width = slots.first().map_or(0, Slot::width);
-    let mut rows = vec![0.0; slots.len() * width * FEATURES];
+    let (width, columns) = slots.first().map_or((0, 0), |s| (s.width, s.columns));
+    let mut rows = vec![0.0; slots.len() * width * columns];
     let mut mask = vec![false; slots.len() * width];
     for ((slot, rows), mask) in slots
         .iter()
-        .zip(rows.chunks_exact_mut(width * FEATURES))
+        .zip(rows.chunks_exact_mut((width * columns).max(1)))
         .zip(mask.chunks_exact_mut(width))
     {
         slot.write(rows, mask);
@@ -213,7 +240,7 @@ type Arrays<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<bool>>);
 
 fn arrays<'py>(py: Python<'py>, slot: &Slot) -> PyResult<Arrays<'py>> {
     let (rows, mask) = observe(std::slice::from_ref(slot));
-    let rows = Array::from_shape_vec((slot.width(), FEATURES), rows)
+    let rows = Array::from_shape_vec((slot.width(), slot.columns()), rows)
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
     Ok((
         numpy::PyArray2::from_owned_array(py, rows),
@@ -224,12 +251,12 @@ fn arrays<'py>(py: Python<'py>, slot: &Slot) -> PyResult<Arrays<'py>> {
 #[pymethods]
 impl Env {
     /// An environment in `mode` (`lepton.MODES`: fill, timed, datacenter,
-    /// datacenter-trace, hybrid) with the mode's keyword `options`.
+    /// datacenter-trace, hybrid, edge) with the mode's keyword `options`.
     #[new]
-    #[pyo3(signature = (mode = "fill", max_candidates = 64, reward = None, **options))]
+    #[pyo3(signature = (mode = "fill", max_candidates = None, reward = None, **options))]
     fn new(
         mode: &str,
-        max_candidates: usize,
+        max_candidates: Option<usize>,
         reward: Option<&str>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Env> {
@@ -244,6 +271,13 @@ impl Env {
     #[getter]
     fn width(&self) -> usize {
         lock(&self.slot).width()
+    }
+
+    /// The numbers in each candidate's row (`FEATURES`, and the edge
+    /// columns in edge mode).
+    #[getter]
+    fn columns(&self) -> usize {
+        lock(&self.slot).columns()
     }
 
     /// Starts an episode with `seed`; the first observation and its mask.

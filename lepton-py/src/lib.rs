@@ -27,6 +27,7 @@ mod trace;
 use lepton::policies::{
     build, policy_descriptions, PolicyContext, FEATURES, FEATURE_BOUNDS, FEATURE_NAMES,
 };
+use lepton::sim::gym::{EDGE_FEATURE_BOUNDS, EDGE_FEATURE_NAMES};
 use lepton::sim::{run_fill, FillConfig};
 use pyo3::prelude::*;
 
@@ -101,6 +102,8 @@ fn _lepton(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("FEATURES", FEATURES)?;
     module.add("FEATURE_NAMES", FEATURE_NAMES.to_vec())?;
     module.add("FEATURE_BOUNDS", FEATURE_BOUNDS.to_vec())?;
+    module.add("EDGE_FEATURE_NAMES", EDGE_FEATURE_NAMES.to_vec())?;
+    module.add("EDGE_FEATURE_BOUNDS", EDGE_FEATURE_BOUNDS.to_vec())?;
     module.add("TRACES", trace::SHIPPED.map(|(name, _)| name).to_vec())?;
     module.add("MODES", source::MODES.to_vec())?;
     Ok(())

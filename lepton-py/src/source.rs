@@ -1,13 +1,13 @@
 //! What an environment runs on, from the mode and its keyword options:
-//! the GPU trace (fill and timed modes) or a scenario's fleet (data
-//! center, the DLRM trace's pool, hybrid cloud). Each mode takes its own
+//! the GPU trace (fill and timed modes), a scenario's fleet (data center,
+//! the DLRM trace's pool, hybrid cloud) or the edge scenario. Each mode takes its own
 //! options; any other is refused by name, never ignored.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use lepton::sim::gym::{EnvConfig, FillEnv, FleetEnv, Reward, TimedEnv};
-use lepton::sim::scenario::{DatacenterConfig, HybridConfig, TraceWindow};
+use lepton::sim::gym::{EdgeEnv, EnvConfig, FillEnv, FleetEnv, Reward, TimedEnv};
+use lepton::sim::scenario::{DatacenterConfig, EdgeConfig, HybridConfig, TraceWindow};
 use lepton::sim::{DlrmInstance, TimedConfig, TimedTask};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -17,12 +17,23 @@ use crate::error::to_py;
 use crate::trace::{dlrm, Trace};
 
 /// The modes and the options each takes.
-pub(crate) const MODES: [(&str, &[&str]); 5] = [
+pub(crate) const MODES: [(&str, &[&str]); 6] = [
     ("fill", &["trace", "node_list", "pod_list", "tune"]),
     ("timed", &["trace", "node_list", "pod_list"]),
     ("datacenter", &["vms", "tasks", "hours", "slo_penalty"]),
     ("datacenter-trace", &["slo_penalty"]),
     ("hybrid", &["tasks", "hours", "slo_penalty"]),
+    (
+        "edge",
+        &[
+            "sites",
+            "nodes_per_site",
+            "cloud_nodes",
+            "tasks",
+            "hours",
+            "slo_penalty",
+        ],
+    ),
 ];
 
 /// The simulation an environment steps.
@@ -30,6 +41,7 @@ pub(crate) enum Sim {
     Fill(Box<FillEnv>),
     Timed(Box<TimedEnv>),
     Fleet(Box<FleetEnv>),
+    Edge(Box<EdgeEnv>),
 }
 
 /// A mode's inputs, read and checked once (a batch makes all its
@@ -48,6 +60,7 @@ enum Kind {
     Datacenter(DatacenterConfig),
     DlrmTrace(Arc<Vec<DlrmInstance>>),
     Hybrid(HybridConfig),
+    Edge(EdgeConfig),
 }
 
 /// The keyword options given, taken one by one.
@@ -133,6 +146,21 @@ impl Source {
                 Kind::Datacenter(config)
             }
             "datacenter-trace" => Kind::DlrmTrace(dlrm()?),
+            "edge" => {
+                let default = EdgeConfig::default();
+                let config = EdgeConfig {
+                    sites: options.take("sites")?.unwrap_or(default.sites),
+                    nodes_per_site: options
+                        .take("nodes_per_site")?
+                        .unwrap_or(default.nodes_per_site),
+                    cloud_nodes: options.take("cloud_nodes")?.unwrap_or(default.cloud_nodes),
+                    tasks: options.take("tasks")?.unwrap_or(default.tasks),
+                    hours: options.take("hours")?.unwrap_or(default.hours),
+                    ..default
+                };
+                config.validate().map_err(to_py)?;
+                Kind::Edge(config)
+            }
             _ => {
                 let default = HybridConfig::default();
                 let config = HybridConfig {
@@ -151,19 +179,25 @@ impl Source {
         })
     }
 
+    /// How many candidates a decision offers unless told: every site in
+    /// edge mode (the cloud is one), 64 otherwise (the learned policy's).
+    pub(crate) fn default_candidates(&self) -> usize {
+        match &self.kind {
+            Kind::Edge(edge) => edge.sites + 1,
+            _ => 64,
+        }
+    }
+
     /// A new simulation of this source: up to `max_candidates` candidates
-    /// per decision, paying `reward` (default: `cost` for the fleets,
+    /// per decision, paying `reward` (default: `cost` for the scenarios,
     /// `gpus` otherwise).
     ///
     /// # Errors
     /// `ValueError` for a bad reward or setting.
     pub(crate) fn sim(&self, max_candidates: usize, reward: Option<&str>) -> PyResult<Sim> {
-        let fleet = matches!(
-            self.kind,
-            Kind::Datacenter(_) | Kind::DlrmTrace(_) | Kind::Hybrid(_)
-        );
+        let billed = !matches!(self.kind, Kind::Fill(_) | Kind::Timed { .. });
         let mut config = EnvConfig::default();
-        let default = if fleet { "cost" } else { "gpus" };
+        let default = if billed { "cost" } else { "gpus" };
         config.reward = Reward::parse(reward.unwrap_or(default)).map_err(to_py)?;
         config.max_candidates = max_candidates;
         if let Some(tune) = self.tune {
@@ -198,6 +232,7 @@ impl Source {
             Kind::Hybrid(hybrid) => {
                 Sim::Fleet(Box::new(FleetEnv::hybrid(*hybrid, config).map_err(to_py)?))
             }
+            Kind::Edge(edge) => Sim::Edge(Box::new(EdgeEnv::new(*edge, config).map_err(to_py)?)),
         })
     }
 }

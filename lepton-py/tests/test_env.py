@@ -21,6 +21,7 @@ IDS = [
     "lepton/Datacenter-v0",
     "lepton/DatacenterTrace-v0",
     "lepton/Hybrid-v0",
+    "lepton/Edge-v0",
 ]
 
 

@@ -11,6 +11,10 @@ Importing ``lepton`` registers the environments with Gymnasium:
   ``lepton/Hybrid-v0``: the article's scenarios (``lepton demo``): a fleet
   Lepton's strategy scales while the agent places each task; the reward
   ``cost`` pays minus the run's cost and a penalty per SLO violation.
+- ``lepton/Edge-v0``: the edge scenario: each step chooses the site (edge
+  or cloud) that runs a task from an edge site's user; rows carry the
+  latency and site columns ``lepton.EDGE_FEATURE_NAMES`` after the usual
+  ones.
 
 >>> import gymnasium as gym, lepton
 >>> env = gym.make("LeptonEnv")
@@ -24,7 +28,9 @@ per task dropped or timed out, or the fleets' ``"cost"``), and each mode's
 own (``lepton.MODES``): ``trace`` (a shipped pod list: one of
 ``lepton.TRACES``), ``node_list`` and ``pod_list`` (openb CSV files instead
 of the shipped ones), ``tune`` (the fill's inflation, 1.3); the fleets'
-``vms``, ``tasks``, ``hours`` and ``slo_penalty`` (USD, 1.0).
+``vms``, ``tasks``, ``hours`` and ``slo_penalty`` (USD, 1.0); the edge's
+``sites``, ``nodes_per_site``, ``cloud_nodes``, ``tasks``, ``hours`` and
+``slo_penalty``.
 
 Also: :class:`VecEnv` (many environments stepped in Rust with the GIL
 released), :class:`Scheduler` (Lepton's scheduler itself), :func:`fill`
@@ -45,6 +51,8 @@ from ._envs import LeptonEnv, VecEnv
 from ._scheduler import Scheduler
 
 __all__ = [
+    "EDGE_FEATURE_BOUNDS",
+    "EDGE_FEATURE_NAMES",
     "FEATURES",
     "FEATURE_BOUNDS",
     "FEATURE_NAMES",
@@ -64,6 +72,10 @@ FEATURES: int = _lepton.FEATURES
 FEATURE_NAMES: tuple = tuple(_lepton.FEATURE_NAMES)
 #: Each one's least and greatest value, in order.
 FEATURE_BOUNDS: tuple = tuple(_lepton.FEATURE_BOUNDS)
+#: The edge mode's columns after the features, in order.
+EDGE_FEATURE_NAMES: tuple = tuple(_lepton.EDGE_FEATURE_NAMES)
+#: Each one's least and greatest value, in order.
+EDGE_FEATURE_BOUNDS: tuple = tuple(_lepton.EDGE_FEATURE_BOUNDS)
 #: The pod lists shipped with Lepton, by the name ``trace=`` takes.
 TRACES: tuple = tuple(_lepton.TRACES)
 #: Each environment mode and the options it takes.
@@ -143,6 +155,7 @@ def _register() -> None:
         "lepton/Datacenter-v0": {"mode": "datacenter"},
         "lepton/DatacenterTrace-v0": {"mode": "datacenter-trace"},
         "lepton/Hybrid-v0": {"mode": "hybrid"},
+        "lepton/Edge-v0": {"mode": "edge"},
     }
     for env_id, kwargs in ids.items():
         if env_id not in registry:

@@ -23,10 +23,18 @@ def _options(options: dict) -> dict:
     }
 
 
-def _spaces(width: int) -> tuple:
-    """A decision's observation space (``width`` rows, each feature within
-    its bounds) and action space."""
-    low, high = np.array(_lepton.FEATURE_BOUNDS, dtype=np.float32).T
+def _columns(columns: int) -> tuple:
+    """The names and bounds of a row of ``columns`` numbers: the features,
+    then (edge mode) the edge columns."""
+    names = tuple(_lepton.FEATURE_NAMES) + tuple(_lepton.EDGE_FEATURE_NAMES)
+    bounds = tuple(_lepton.FEATURE_BOUNDS) + tuple(_lepton.EDGE_FEATURE_BOUNDS)
+    return names[:columns], bounds[:columns]
+
+
+def _spaces(width: int, columns: int) -> tuple:
+    """A decision's observation space (``width`` rows of ``columns``, each
+    within its bounds) and action space."""
+    low, high = np.array(_columns(columns)[1], dtype=np.float32).T
     observation = spaces.Box(
         low=np.tile(low, (width, 1)), high=np.tile(high, (width, 1)), dtype=np.float32
     )
@@ -48,18 +56,28 @@ class LeptonEnv(gym.Env):
     reward ``cost`` pays minus the run's cost (USD) and ``slo_penalty`` per
     late start or avoidable deadline miss at the end: ``datacenter``
     (``vms``, ``tasks``, ``hours``, ``slo_penalty``), ``datacenter-trace``
-    (``slo_penalty``), ``hybrid`` (``tasks``, ``hours``, ``slo_penalty``).
+    (``slo_penalty``), ``hybrid`` (``tasks``, ``hours``, ``slo_penalty``);
+    and ``edge`` (``sites``, ``nodes_per_site``, ``cloud_nodes``,
+    ``tasks``, ``hours``, ``slo_penalty``), where each decision is which
+    site runs a task from an edge site's user: one candidate per site (its
+    best fit; the cloud counts as one), the reward ``cost`` paying minus
+    the cloud's bill and ``slo_penalty`` per task run farther than its
+    latency objective (``gpus`` and ``frag`` are refused: no GPUs there).
     An option the mode does not take is refused.
 
+    ``max_candidates`` (the observation's rows, the actions) defaults to
+    64, and in edge mode to every site and the cloud (``sites + 1``).
+
     Observation: ``(max_candidates, FEATURES)`` float32, one row per
-    candidate node (``lepton.FEATURE_NAMES``), zero rows past the
-    candidates. Action: the index of a candidate; ``info["action_mask"]``
+    candidate node (``lepton.FEATURE_NAMES``; in edge mode
+    ``FEATURES + len(EDGE_FEATURE_NAMES)`` columns, the edge ones last:
+    ``env.feature_names`` names them), zero rows past the candidates. Action: the index of a candidate; ``info["action_mask"]``
     (and :meth:`action_masks`) marks the valid ones. An action naming no
     candidate raises ``ValueError``. The episode terminates when the fill
     reaches 100 % of the GPUs requested (fill mode) or the replay ends
-    (timed mode, fleets); it is never truncated. The terminal step's info
-    holds the episode's ``summary`` (and a fleet's run ``report``: cost,
-    utilization, SLO violations, ...).
+    (timed mode, scenarios); it is never truncated. The terminal step's
+    info holds the episode's ``summary`` (and a scenario's run ``report``:
+    cost, utilization, SLO violations, latencies, ...).
     """
 
     metadata = {"render_modes": ["ansi"]}
@@ -67,7 +85,7 @@ class LeptonEnv(gym.Env):
     def __init__(
         self,
         mode: str = "fill",
-        max_candidates: int = 64,
+        max_candidates: Optional[int] = None,
         reward: Optional[str] = None,
         render_mode: Optional[str] = None,
         **options: Any,
@@ -77,11 +95,15 @@ class LeptonEnv(gym.Env):
                 f"render_mode {render_mode!r} is not supported; expected None or 'ansi'"
             )
         self._env = _lepton.Env(
-            mode, _count("max_candidates", max_candidates), reward, **_options(options)
+            mode, _candidates(max_candidates), reward, **_options(options)
         )
         self.mode = mode
         self.render_mode = render_mode
-        self.observation_space, self.action_space = _spaces(self._env.width)
+        self.observation_space, self.action_space = _spaces(
+            self._env.width, self._env.columns
+        )
+        #: What each number of a candidate's row is, in order.
+        self.feature_names = _columns(self._env.columns)[0]
         self._mask = np.zeros(self._env.width, dtype=bool)
 
     def reset(
@@ -148,7 +170,7 @@ class VecEnv(VectorEnv):
         self,
         num_envs: int,
         mode: str = "fill",
-        max_candidates: int = 64,
+        max_candidates: Optional[int] = None,
         reward: Optional[str] = None,
         threads: Optional[int] = None,
         **options: Any,
@@ -156,18 +178,20 @@ class VecEnv(VectorEnv):
         self._env = _lepton.VecEnv(
             _count("num_envs", num_envs),
             mode,
-            _count("max_candidates", max_candidates),
+            _candidates(max_candidates),
             reward,
             None if threads is None else _count("threads", threads),
             **_options(options),
         )
         self.num_envs = num_envs
         self.single_observation_space, self.single_action_space = _spaces(
-            max_candidates
+            self._env.width, self._env.columns
         )
+        #: What each number of a candidate's row is, in order.
+        self.feature_names = _columns(self._env.columns)[0]
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self._mask = np.zeros((num_envs, max_candidates), dtype=bool)
+        self._mask = np.zeros((num_envs, self._env.width), dtype=bool)
 
     def reset(
         self,
@@ -215,6 +239,12 @@ def _count(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
     return int(value)
+
+
+def _candidates(value: Any) -> Optional[int]:
+    """``max_candidates``: None (the mode's default) or a positive whole
+    number, or ValueError."""
+    return None if value is None else _count("max_candidates", value)
 
 
 def _seed(seed: Any) -> int:

@@ -11,6 +11,8 @@ _Path = Union[str, PathLike]
 FEATURES: int
 FEATURE_NAMES: List[str]
 FEATURE_BOUNDS: List[Tuple[float, float]]
+EDGE_FEATURE_NAMES: List[str]
+EDGE_FEATURE_BOUNDS: List[Tuple[float, float]]
 TRACES: List[str]
 MODES: List[Tuple[str, List[str]]]
 
@@ -47,12 +49,14 @@ class Env:
     def __init__(
         self,
         mode: str = "fill",
-        max_candidates: int = 64,
+        max_candidates: Optional[int] = None,
         reward: Optional[str] = None,
         **options: Any,
     ) -> None: ...
     @property
     def width(self) -> int: ...
+    @property
+    def columns(self) -> int: ...
     def reset(self, seed: int) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]: ...
     def step(
         self, action: int
@@ -69,12 +73,16 @@ class VecEnv:
         self,
         n: int,
         mode: str = "fill",
-        max_candidates: int = 64,
+        max_candidates: Optional[int] = None,
         reward: Optional[str] = None,
         threads: Optional[int] = None,
         **options: Any,
     ) -> None: ...
     def __len__(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def columns(self) -> int: ...
     def reset(
         self, seeds: List[int]
     ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]: ...
