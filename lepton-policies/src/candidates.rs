@@ -8,7 +8,7 @@
 //!
 //! What they see is documented on [`CandidateBuilder`].
 
-use lepton_core::cluster::{ClusterNode, GpuSlots};
+use lepton_core::cluster::ClusterNode;
 use lepton_core::fragmentation::{Growth, GrowthIndex, TargetWorkload};
 use lepton_core::model::GPU_MILLI_PER_GPU;
 use lepton_core::{FeasibleNodes, NodeId, Placement};
@@ -148,6 +148,7 @@ pub fn describe_candidates(
     out: &mut Vec<Candidate>,
 ) {
     out.clear();
+    out.reserve(picks.len());
     let nodes = feasible.cluster().nodes();
     let count = picks.len() as f32;
     let best_score = picks
@@ -194,13 +195,25 @@ impl Row {
         let spec = node.spec();
         let mut gpus: smallvec::SmallVec<[u32; 8]> =
             smallvec::SmallVec::from_slice(node.gpu_free_milli());
-        let taken = match gpu {
-            Some(gpu) => Some(GpuSlots::from_iter([gpu])),
-            None => node.tightest_gpus(task.gpu),
-        };
-        for &index in taken.as_deref().unwrap_or_default() {
-            if let Some(free) = gpus.get_mut(index as usize) {
-                *free = free.saturating_sub(task.gpu.milli_per_gpu);
+        let (count, milli_per_gpu) = (task.gpu.count as usize, task.gpu.milli_per_gpu);
+        match gpu {
+            Some(gpu) => {
+                if let Some(free) = gpus.get_mut(gpu as usize) {
+                    *free = free.saturating_sub(milli_per_gpu);
+                }
+            }
+            None => {
+                // The cluster takes the tightest GPUs with room
+                // (`ClusterNode::tightest_gpus`); the row reads only how
+                // much each GPU has free after, so take them in ascending
+                // order: the first `count` with room.
+                gpus.sort_unstable();
+                let first = gpus.partition_point(|&free| free < milli_per_gpu);
+                if let Some(taken) = gpus.get_mut(first..first + count) {
+                    for free in taken {
+                        *free -= milli_per_gpu;
+                    }
+                }
             }
         }
         let gpu_count = gpus.len();
@@ -367,5 +380,64 @@ mod tests {
         let task = share(2, 500);
         builder.build(&workload, &cluster.feasible(&task, None), 0, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn gpu_columns_describe_the_node_as_the_cluster_leaves_it() {
+        // Eight-GPU nodes with GPUs partly used in different ways; whole,
+        // multi-GPU and shared tasks; every candidate's GPU columns equal
+        // the node's GPUs once the cluster has placed the task there.
+        let mut cluster = ClusterState::new();
+        for id in 1..=6 {
+            let spec = NodeSpec::new(NodeId(id), Resources::new(96_000, 393_216))
+                .with_gpus(Gpus::new("V100", 8));
+            cluster.add_node(spec).unwrap();
+        }
+        let mut next = 100;
+        for (node, gpus) in [
+            (2, &[0, 3][..]),
+            (3, &[1, 2, 5]),
+            (4, &[7]),
+            (5, &[0, 1, 2, 3]),
+        ] {
+            for (i, &gpu) in gpus.iter().enumerate() {
+                next += 1;
+                let milli = [300, 500, 1000, 250][i % 4];
+                let task = share(next, milli);
+                let placement = Placement::on_gpus(NodeId(node), [gpu]);
+                cluster.reserve(&task, &placement).unwrap();
+            }
+        }
+        let tasks = [
+            TaskSpec::new(TaskId(1), Resources::new(1_000, 1)).with_gpu(GpuRequest::whole(1)),
+            TaskSpec::new(TaskId(2), Resources::new(1_000, 1)).with_gpu(GpuRequest::whole(3)),
+            TaskSpec::new(TaskId(3), Resources::new(1_000, 1)).with_gpu(GpuRequest::whole(8)),
+            share(4, 400),
+            share(5, 800),
+            TaskSpec::new(TaskId(6), Resources::new(1_000, 1)),
+        ];
+        let workload = TargetWorkload::from_tasks(&tasks, 1.0);
+        let mut builder = CandidateBuilder::new();
+        let mut out = Vec::new();
+        let mut seen = 0;
+        for task in &tasks {
+            builder.build(&workload, &cluster.feasible(task, None), 64, &mut out);
+            for candidate in &out {
+                let mut after = cluster.clone();
+                after.reserve(task, &candidate.placement).unwrap();
+                let node = after.node(candidate.placement.node).unwrap();
+                let mut free: Vec<u32> = node.gpu_free_milli().to_vec();
+                free.sort_unstable_by(|a, b| b.cmp(a));
+                let expected: Vec<f32> = free.iter().map(|&m| m as f32 / 1000.0).collect();
+                let row = &candidate.features;
+                assert_eq!(&row[12..20], &expected[..], "{task:?} on {candidate:?}");
+                let total: u32 = free.iter().sum();
+                assert_eq!(row[4], total as f32 / 8000.0);
+                let idle = free.iter().filter(|&&m| m == 1000).count();
+                assert_eq!(row[5], idle as f32 / 8.0);
+                seen += 1;
+            }
+        }
+        assert!(seen > 20, "{seen}");
     }
 }
