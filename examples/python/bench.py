@@ -9,6 +9,9 @@ nodes, 64 candidates), actions drawn at random among the valid ones
 (NumPy), for at least --seconds each:
 - rust: the episode run wholly in Rust (`lepton._lepton.rust_episode`,
   first candidate each step): the limit a binding can reach;
+- rust random: the same with a random candidate each step (drawn in
+  Rust): random placements leave the cluster in more distinct states, so
+  FGD's ranking behind the candidates costs more per step;
 - env: `lepton.LeptonEnv` stepped from Python;
 - gym.make: the same through Gymnasium's wrappers (order enforcing, the
   passive checker), as `gym.make("LeptonEnv")` returns it;
@@ -47,11 +50,11 @@ def single(env, seconds: float) -> float:
     return steps / (time.perf_counter() - started)
 
 
-def rust(seconds: float) -> float:
+def rust(seconds: float, rule: str) -> float:
     steps, seed = 0, 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
-        steps += len(lepton._lepton.rust_episode(seed, "first"))
+        steps += len(lepton._lepton.rust_episode(seed, rule))
         seed += 1
     return steps / (time.perf_counter() - started)
 
@@ -77,7 +80,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batches", default="1,8,32,128,512")
     args = parser.parse_args()
-    result = {"cores": os.cpu_count(), "rust": rust(args.seconds)}
+    result = {"cores": os.cpu_count(), "rust": rust(args.seconds, "first")}
+    result["rust random"] = rust(args.seconds, "random")
     result["env"] = single(lepton.LeptonEnv(), args.seconds)
     result["gym.make"] = single(gym.make("LeptonEnv"), args.seconds)
     for n in (int(n) for n in args.batches.split(",")):

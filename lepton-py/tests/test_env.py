@@ -220,6 +220,17 @@ def test_unknown_reset_options_are_refused():
         env.reset(seed=1, options={"surprise": 1})
 
 
+def test_the_rust_reference_draws_random_candidates_per_seed(small_trace):
+    nodes, pods = small_trace
+    options = dict(node_list=nodes, pod_list=pods, max_candidates=16)
+    first = lepton._lepton.rust_episode(9, "first", **options)
+    random = lepton._lepton.rust_episode(9, "random", **options)
+    assert random == lepton._lepton.rust_episode(9, "random", **options)
+    assert random != first and len(random) > 50
+    with pytest.raises(ValueError, match="unknown rule"):
+        lepton._lepton.rust_episode(9, "best", **options)
+
+
 @pytest.mark.parametrize("rule", ["fgd", "first", "last"])
 @pytest.mark.parametrize("reward", ["gpus", "frag", "seed"])
 def test_the_python_env_reproduces_the_rust_envs_episode(rule, reward, small_trace):

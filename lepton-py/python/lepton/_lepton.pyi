@@ -41,7 +41,7 @@ def rust_episode(
     tune: float = 1.3,
 ) -> List[float]:
     """One fill episode wholly in Rust, each decision by ``rule``
-    (``"fgd"``, ``"first"``, ``"last"``): its step rewards."""
+    (``"fgd"``, ``"first"``, ``"last"``, ``"random"``): its step rewards."""
 
 class Env:
     """One environment in ``mode`` (see ``MODES``) with the mode's options."""

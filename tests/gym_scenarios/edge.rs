@@ -4,9 +4,6 @@
 //! reward is the cloud's bill and the objective penalties, episodes repeat
 //! per seed, and rewards without a meaning at the edge are refused.
 
-// Helpers outside #[test] functions may panic too: this is test code.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashSet;
 
 use lepton::sim::gym::{

@@ -3,9 +3,6 @@
 //! cost reward is the run's cost and penalties, episodes repeat per seed,
 //! and the cost reward is refused where there is no cost.
 
-// Helpers outside #[test] functions may panic too: this is test code.
-#![allow(clippy::unwrap_used)]
-
 use std::sync::Arc;
 
 use lepton::fragmentation::TargetWorkload;
