@@ -127,6 +127,45 @@ pub enum Error {
         /// The task.
         task: TaskId,
     },
+    /// A task names a queue that is not declared
+    /// ([`Admission`](crate::admission::Admission)).
+    #[error("task {task} names queue {queue:?}, which is not declared")]
+    UnknownQueue {
+        /// The task.
+        task: TaskId,
+        /// The queue it names.
+        queue: String,
+    },
+    /// A task larger than a queue's maximum: it could never be admitted.
+    #[error(
+        "task {task} asks for {resource} {asked}, more than queue {queue} allows at most ({max})"
+    )]
+    OverQuota {
+        /// The task.
+        task: TaskId,
+        /// The queue whose maximum it exceeds (its own or one above).
+        queue: String,
+        /// The resource: `cpu_milli`, `memory_mib` or `gpu_milli`.
+        resource: &'static str,
+        /// What the task asks for.
+        asked: u64,
+        /// The queue's maximum.
+        max: u64,
+    },
+    /// A queue declared twice.
+    #[error("queue {queue} is already declared")]
+    DuplicateQueue {
+        /// The queue's path.
+        queue: String,
+    },
+    /// A queue that cannot be declared.
+    #[error("queue {queue:?} is invalid: {reason}")]
+    InvalidQueue {
+        /// The queue's path as given.
+        queue: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A task was submitted through a [`Submitter`](crate::scheduler::Submitter)
     /// whose scheduler has been dropped.
     #[error("task {task} was refused: the scheduler behind this submitter was dropped")]

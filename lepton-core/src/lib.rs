@@ -70,6 +70,7 @@
 //! # Ok::<(), lepton_core::Error>(())
 //! ```
 
+pub mod admission;
 pub mod article;
 pub mod backend;
 pub mod clock;
