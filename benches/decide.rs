@@ -11,16 +11,24 @@
 //! most-allocated score, then the node's expected end), with a lifetime
 //! learned for the probe's kind.
 //!
+//! `admission/drf/Q`: one admission decision among `Q` tenant queues
+//! (`lepton_core::admission`: quotas on a two-level path, DRF among the
+//! queues) on a fully admitted cluster, per iteration one task ending,
+//! one submitted and the fairest queue's first task admitted; to read
+//! beside `decide/bestfit/10000`, the placement that follows it.
+//!
 //! Run: `cargo bench --bench decide`.
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use lepton::admission::{Admission, Amounts, Limits, QueueSpec};
 use lepton::policies::{
     task_kind, BestFit, DotProduct, Drl, Fgd, FirstFit, LifetimeAware, LifetimePredictor, Spread,
 };
-use lepton::{ClusterState, Policy, TaskSpec};
+use lepton::{ClusterState, Policy, Resources, TaskId, TaskSpec};
 
 mod support;
 
@@ -74,5 +82,56 @@ fn decide_once(policy: &mut Box<dyn Policy>, task: &TaskSpec, cluster: &mut Clus
     }
 }
 
-criterion_group!(benches, decide);
+fn admission(c: &mut Criterion) {
+    let mut group = c.benchmark_group("admission");
+    for queues in [10u64, 1_000] {
+        let mut admission = Admission::new();
+        let names: Vec<String> = (0..queues)
+            .map(|q| format!("org-{}/team-{q}", q % 10))
+            .collect();
+        for org in 0..10.min(queues) {
+            let max = Limits::cpu_milli(queues * 1_000);
+            let org = QueueSpec::new(format!("org-{org}")).with_max(max);
+            admission.add_queue(org).expect("a valid queue");
+        }
+        for (q, name) in names.iter().enumerate() {
+            let weight = 1.0 + (q % 3) as f64;
+            let spec = QueueSpec::new(name.clone()).with_weight(weight);
+            admission.add_queue(spec).expect("a valid queue");
+        }
+        // Task `id` goes to queue `id % queues`.
+        let task = |id: u64| TaskSpec::new(TaskId(id), Resources::new(1_000, 2_048));
+        let queue_of = |id: u64| &names[(id % queues) as usize];
+        let mut next = 0;
+        while next < queues * 20 {
+            admission
+                .submit(queue_of(next), task(next))
+                .expect("a valid task");
+            next += 1;
+        }
+        // Room for five tasks a queue: the cluster is then fully admitted.
+        let capacity = Amounts {
+            cpu_milli: queues * 5_000,
+            memory_mib: queues * 5 * 2_048,
+            gpu_milli: 0,
+        };
+        let mut running: VecDeque<TaskId> =
+            admission.admit(capacity).iter().map(|t| t.id).collect();
+        group.bench_with_input(BenchmarkId::new("drf", queues), &queues, |b, _| {
+            b.iter(|| {
+                if let Some(ended) = running.pop_front() {
+                    admission.ended(ended);
+                    admission
+                        .submit(queue_of(next), task(next))
+                        .expect("a valid task");
+                    next += 1;
+                }
+                running.extend(admission.admit(black_box(capacity)).iter().map(|t| t.id));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decide, admission);
 criterion_main!(benches);

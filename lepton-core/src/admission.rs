@@ -37,7 +37,7 @@
 //! ```
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
@@ -244,6 +244,8 @@ struct Queue {
     /// Its own tasks waiting, in admission order: higher priority first,
     /// then submission order.
     waiting: BTreeMap<(Reverse<Priority>, u64), TaskSpec>,
+    /// Its key in [`Admission::order`] while tasks wait in it.
+    ordered: Option<u64>,
 }
 
 /// The queues, their waiting tasks and what the admitted ones hold (see
@@ -258,6 +260,12 @@ pub struct Admission {
     /// What all admitted tasks hold.
     total: Amounts,
     submitted: u64,
+    /// The queues with tasks waiting, fairest first: (weighted dominant
+    /// share as the bits of a non-negative float, which order as it
+    /// does; path).
+    order: BTreeSet<(u64, String)>,
+    /// The capacity the shares in `order` are of.
+    capacity: Amounts,
 }
 
 impl Admission {
@@ -298,9 +306,27 @@ impl Admission {
                 spec,
                 usage,
                 waiting: BTreeMap::new(),
+                ordered: None,
             },
         );
         Ok(())
+    }
+
+    /// Puts `name` in its place in [`order`](Self::order): by its share
+    /// now while tasks wait in it, nowhere otherwise.
+    fn reorder(&mut self, name: &str) {
+        let Some(queue) = self.queues.get_mut(name) else {
+            return;
+        };
+        if let Some(old) = queue.ordered.take() {
+            self.order.remove(&(old, name.to_owned()));
+        }
+        if !queue.waiting.is_empty() {
+            let share = queue.usage.dominant_share(self.capacity) / queue.spec.weight;
+            let key = share.to_bits();
+            queue.ordered = Some(key);
+            self.order.insert((key, name.to_owned()));
+        }
     }
 
     /// The declared queues, by path.
@@ -346,6 +372,7 @@ impl Admission {
         if let Some(own) = self.queues.get_mut(queue) {
             own.waiting.insert(key, task);
         }
+        self.reorder(queue);
         Ok(())
     }
 
@@ -354,8 +381,16 @@ impl Admission {
     /// queue on its path within its maximum and all admitted tasks within
     /// `capacity`. Returns them in admission order, for the scheduler.
     pub fn admit(&mut self, capacity: Amounts) -> Vec<TaskSpec> {
+        if capacity != self.capacity {
+            // Every share is of the capacity: all places change.
+            self.capacity = capacity;
+            let names: Vec<String> = self.queues.keys().cloned().collect();
+            for name in names {
+                self.reorder(&name);
+            }
+        }
         let mut admitted = Vec::new();
-        while let Some(name) = self.fairest_ready(capacity) {
+        while let Some(name) = self.fairest_ready() {
             let Some(queue) = self.queues.get_mut(&name) else {
                 break;
             };
@@ -374,21 +409,17 @@ impl Admission {
 
     /// The queue whose first waiting task fits now, of the lowest weighted
     /// dominant share (the first path on ties).
-    fn fairest_ready(&self, capacity: Amounts) -> Option<String> {
-        let mut best: Option<(f64, &str)> = None;
-        for (name, queue) in &self.queues {
-            let Some(task) = queue.waiting.values().next() else {
-                continue;
-            };
-            let share = queue.usage.dominant_share(capacity) / queue.spec.weight;
-            if best.is_some_and(|(kept, _)| share >= kept) {
-                continue;
-            }
-            if self.fits(name, Amounts::of(task), capacity) {
-                best = Some((share, name));
-            }
-        }
-        best.map(|(_, name)| name.to_owned())
+    fn fairest_ready(&self) -> Option<String> {
+        self.order
+            .iter()
+            .map(|(_, name)| name)
+            .find(|name| {
+                self.queues
+                    .get(*name)
+                    .and_then(|q| q.waiting.values().next())
+                    .is_some_and(|task| self.fits(name, Amounts::of(task), self.capacity))
+            })
+            .cloned()
     }
 
     /// Whether `amounts` more in `queue` keep every declared queue on its
@@ -408,11 +439,13 @@ impl Admission {
             })
     }
 
-    /// Adds (or takes back) `amounts` on every declared queue of the path.
+    /// Adds (or takes back) `amounts` on every declared queue of the
+    /// path, each moving to its new place in the order.
     fn charge(&mut self, queue: &str, amounts: Amounts, apply: fn(Amounts, Amounts) -> Amounts) {
         for name in path(queue) {
             if let Some(q) = self.queues.get_mut(name) {
                 q.usage = apply(q.usage, amounts);
+                self.reorder(name);
             }
         }
     }
@@ -430,6 +463,7 @@ impl Admission {
             if let Some(q) = self.queues.get_mut(&queue) {
                 q.waiting.remove(&key);
             }
+            self.reorder(&queue);
             return true;
         }
         false
@@ -694,12 +728,71 @@ mod tests {
         admission
     }
 
+    /// What admission should admit, worked out the plain way: again and
+    /// again, among the queues (in path order) whose first waiting task
+    /// fits every maximum on its path and the cluster, the one of the
+    /// least weighted dominant share of what its subtree holds.
+    fn reference_admit(
+        admission: &Admission,
+        live: &[TaskId],
+        waiting: &[TaskId],
+        submitted: &BTreeMap<TaskId, (&str, TaskSpec)>,
+        capacity: Amounts,
+    ) -> Vec<TaskId> {
+        let (mut live, mut waiting) = (live.to_vec(), waiting.to_vec());
+        let amounts = |t: &TaskId| Amounts::of(&submitted[t].1);
+        let held = |queue: &str, live: &[TaskId]| {
+            live.iter()
+                .filter(|t| path(submitted[*t].0).any(|p| p == queue))
+                .fold(Amounts::default(), |sum, t| sum.plus(amounts(t)))
+        };
+        let mut names = QUEUES.to_vec();
+        names.sort_unstable();
+        let mut out = Vec::new();
+        loop {
+            let total = live
+                .iter()
+                .fold(Amounts::default(), |sum, t| sum.plus(amounts(t)));
+            let mut best: Option<(f64, TaskId)> = None;
+            for &queue in &names {
+                let head = waiting
+                    .iter()
+                    .filter(|t| submitted[*t].0 == queue)
+                    .min_by_key(|t| (Reverse(submitted[*t].1.priority), t.0));
+                let Some(&head) = head else { continue };
+                let more = amounts(&head);
+                let within = path(queue).all(|p| {
+                    admission
+                        .queues
+                        .get(p)
+                        .is_none_or(|q| q.spec.max.exceeded(held(p, &live).plus(more)).is_none())
+                });
+                let after = total.plus(more);
+                let room = after.cpu_milli <= capacity.cpu_milli
+                    && after.memory_mib <= capacity.memory_mib
+                    && after.gpu_milli <= capacity.gpu_milli;
+                let weight = admission.queues[queue].spec.weight;
+                let share = held(queue, &live).dominant_share(capacity) / weight;
+                if within && room && best.is_none_or(|(kept, _)| share < kept) {
+                    best = Some((share, head));
+                }
+            }
+            let Some((_, chosen)) = best else {
+                return out;
+            };
+            out.push(chosen);
+            waiting.retain(|t| *t != chosen);
+            live.push(chosen);
+        }
+    }
+
     proptest::proptest! {
-        /// Whatever is submitted, admitted and ended: every queue's usage
+        /// Whatever is submitted, admitted and ended: each round admits
+        /// what the plain reference works out (fairest queue first,
+        /// priority then submission order inside one), every queue's usage
         /// is the recount of the admitted tasks below it, no queue passes
-        /// its maximum, the cluster is never over-admitted, a queue admits
-        /// in priority then submission order, and once everything admitted
-        /// ends, every task waiting gets admitted.
+        /// its maximum, the cluster is never over-admitted, and once
+        /// everything admitted ends, every task waiting gets admitted.
         #[test]
         fn queues_stay_within_their_maxima(ops in proptest::collection::vec(op(), 1..120)) {
             let capacity = Amounts { cpu_milli: 10_000, memory_mib: 12_288, gpu_milli: 3_000 };
@@ -708,23 +801,16 @@ mod tests {
             let mut submitted: BTreeMap<TaskId, (&str, TaskSpec)> = BTreeMap::new();
             let mut admitted: Vec<TaskId> = Vec::new();
             let mut live: Vec<TaskId> = Vec::new();
+            let mut waiting: Vec<TaskId> = Vec::new();
+            let mut withdrawn = 0;
             let admit = |admission: &mut Admission, admitted: &mut Vec<TaskId>, live: &mut Vec<TaskId>,
-                             submitted: &BTreeMap<TaskId, (&str, TaskSpec)>| {
-                let batch = admission.admit(capacity);
-                for queue in QUEUES {
-                    // Within one queue: priority first, then submission.
-                    let keys: Vec<(Reverse<Priority>, TaskId)> = batch.iter()
-                        .filter(|t| submitted[&t.id].0 == queue)
-                        .map(|t| (Reverse(t.priority), t.id))
-                        .collect();
-                    let mut sorted = keys.clone();
-                    sorted.sort();
-                    proptest::prop_assert_eq!(keys, sorted);
-                }
-                for task in batch {
-                    admitted.push(task.id);
-                    live.push(task.id);
-                }
+                         waiting: &mut Vec<TaskId>, submitted: &BTreeMap<TaskId, (&str, TaskSpec)>| {
+                let expected = reference_admit(admission, live, waiting, submitted, capacity);
+                let batch: Vec<TaskId> = admission.admit(capacity).iter().map(|t| t.id).collect();
+                proptest::prop_assert_eq!(&batch, &expected);
+                waiting.retain(|t| !batch.contains(t));
+                admitted.extend(&batch);
+                live.extend(&batch);
                 Ok(())
             };
             for op in ops {
@@ -737,16 +823,29 @@ mod tests {
                         }
                         next += 1;
                         match admission.submit(QUEUES[queue], spec.clone()) {
-                            Ok(()) => { submitted.insert(spec.id, (QUEUES[queue], spec)); }
+                            Ok(()) => {
+                                waiting.push(spec.id);
+                                submitted.insert(spec.id, (QUEUES[queue], spec));
+                            }
                             Err(Error::OverQuota { .. }) => {}
                             Err(other) => proptest::prop_assert!(false, "{}", other),
                         }
                     }
-                    Op::Admit => admit(&mut admission, &mut admitted, &mut live, &submitted)?,
+                    Op::Admit => admit(&mut admission, &mut admitted, &mut live, &mut waiting, &submitted)?,
                     Op::End { pick } => {
-                        if !live.is_empty() {
-                            let task = live.swap_remove(pick % live.len());
+                        // An admitted task ends, or a waiting one is withdrawn.
+                        let pick = pick % (live.len() + waiting.len()).max(1);
+                        let task = if pick < live.len() {
+                            Some(live.swap_remove(pick))
+                        } else if pick - live.len() < waiting.len() {
+                            withdrawn += 1;
+                            Some(waiting.remove(pick - live.len()))
+                        } else {
+                            None
+                        };
+                        if let Some(task) = task {
                             proptest::prop_assert!(admission.ended(task));
+                            proptest::prop_assert!(!admission.ended(task));
                         }
                     }
                 }
@@ -771,9 +870,9 @@ mod tests {
                 for task in live.drain(..) {
                     proptest::prop_assert!(admission.ended(task));
                 }
-                admit(&mut admission, &mut admitted, &mut live, &submitted)?;
+                admit(&mut admission, &mut admitted, &mut live, &mut waiting, &submitted)?;
             }
-            proptest::prop_assert_eq!(admitted.len(), submitted.len());
+            proptest::prop_assert_eq!(admitted.len() + withdrawn, submitted.len());
             for queue in QUEUES {
                 proptest::prop_assert_eq!(admission.waiting(queue), 0);
             }
