@@ -34,6 +34,7 @@ use lepton_core::{ClusterState, NodeId};
 mod chaos;
 mod dlrm;
 mod error;
+mod fairness;
 mod fill;
 pub mod gym;
 mod lifetimes;
@@ -49,6 +50,7 @@ mod workload;
 pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
 pub use dlrm::{dlrm_trace_path, parse_dlrm, read_dlrm, DlrmInstance, DLRM_GPU_TAINT, RDMA};
 pub use error::Error;
+pub use fairness::{jain, run_fairness, Admitting, FairnessConfig, FairnessReport};
 pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult, MAX_TUNE};
 pub use lifetimes::{
     lifetime_accuracy, lifetime_history, service_and_shape, LifetimeAccuracy, TraceLifetimes,

@@ -11,9 +11,11 @@
 //! 2011), a queue's dominant share being the largest of its shares of the
 //! cluster's CPU, memory and GPUs, divided by its weight. Inside a queue,
 //! higher priority first, then submission order; a queue whose first task
-//! cannot be admitted yet admits nothing behind it (no queue jumping),
-//! while other queues go on. A task that ends gives its share back
-//! ([`Admission::ended`]).
+//! cannot be admitted yet admits nothing behind it (no queue jumping). A
+//! queue held back by its own maxima lets the others go on; the fairest
+//! queue's first task waiting for room in the cluster holds back the less
+//! fair queues until it fits, so floods of small tasks cannot starve large
+//! ones. A task that ends gives its share back ([`Admission::ended`]).
 //!
 //! This is the division of work of Kueue in front of kube-scheduler:
 //! admission decides *whether and when*, the scheduler *where*.
@@ -67,7 +69,8 @@ impl Amounts {
         }
     }
 
-    fn plus(self, other: Amounts) -> Amounts {
+    /// Both amounts together (saturating).
+    pub fn plus(self, other: Amounts) -> Amounts {
         Amounts {
             cpu_milli: self.cpu_milli.saturating_add(other.cpu_milli),
             memory_mib: self.memory_mib.saturating_add(other.memory_mib),
@@ -75,7 +78,8 @@ impl Amounts {
         }
     }
 
-    fn minus(self, other: Amounts) -> Amounts {
+    /// These amounts less `other` (saturating at 0).
+    pub fn minus(self, other: Amounts) -> Amounts {
         Amounts {
             cpu_milli: self.cpu_milli.saturating_sub(other.cpu_milli),
             memory_mib: self.memory_mib.saturating_sub(other.memory_mib),
@@ -229,6 +233,15 @@ fn invalid_name(name: &str) -> Option<&'static str> {
     };
     (!name.split('/').all(segment_ok))
         .then_some("segments must be non-empty letters, digits, '.', '_' or '-', separated by '/'")
+}
+
+/// Whether `amounts` fit in `capacity`, resource by resource.
+fn within(amounts: Amounts, capacity: Amounts) -> bool {
+    amounts
+        .named()
+        .iter()
+        .zip(capacity.named())
+        .all(|((_, used), (_, cap))| *used <= cap)
 }
 
 /// `name` and each path above it, `org/team/user`, `org/team`, `org`.
@@ -421,36 +434,44 @@ impl Admission {
         admitted
     }
 
-    /// The queue whose first waiting task fits now, of the lowest weighted
-    /// dominant share (the first path on ties).
+    /// The queue to admit from: the fairest (lowest weighted dominant
+    /// share, the first path on ties) whose first task is within the
+    /// maxima of its path — when the cluster has room for that task. When
+    /// it has not, `None`: the task waits for room and no less fair queue
+    /// goes ahead of it, or a stream of small tasks could take every bit
+    /// freed and starve a large one for ever (a task larger than the
+    /// whole cluster holds nobody back).
     fn fairest_ready(&self) -> Option<String> {
-        self.order
-            .iter()
-            .map(|(_, name)| name)
-            .find(|name| {
-                self.queues
-                    .get(*name)
-                    .and_then(|q| q.waiting.values().next())
-                    .is_some_and(|task| self.fits(name, Amounts::of(task), self.capacity))
-            })
-            .cloned()
+        for (_, name) in &self.order {
+            let Some(task) = self
+                .queues
+                .get(name)
+                .and_then(|q| q.waiting.values().next())
+            else {
+                continue;
+            };
+            let amounts = Amounts::of(task);
+            if !self.within_maxima(name, amounts) {
+                continue;
+            }
+            if within(self.total.plus(amounts), self.capacity) {
+                return Some(name.clone());
+            }
+            if within(amounts, self.capacity) {
+                return None;
+            }
+        }
+        None
     }
 
     /// Whether `amounts` more in `queue` keep every declared queue on its
-    /// path within its maximum and the cluster within `capacity`.
-    fn fits(&self, queue: &str, amounts: Amounts, capacity: Amounts) -> bool {
-        let total = self.total.plus(amounts);
-        let cluster_ok = total
-            .named()
-            .iter()
-            .zip(capacity.named())
-            .all(|((_, used), (_, cap))| *used <= cap);
-        cluster_ok
-            && path(queue).all(|name| {
-                self.queues
-                    .get(name)
-                    .is_none_or(|q| q.spec.max.exceeded(q.usage.plus(amounts)).is_none())
-            })
+    /// path within its maximum.
+    fn within_maxima(&self, queue: &str, amounts: Amounts) -> bool {
+        path(queue).all(|name| {
+            self.queues
+                .get(name)
+                .is_none_or(|q| q.spec.max.exceeded(q.usage.plus(amounts)).is_none())
+        })
     }
 
     /// Adds (or takes back) `amounts` on every declared queue of the

@@ -188,6 +188,35 @@ fn a_restored_admission_goes_on_as_the_saved_one() {
     assert!(matches!(err, Error::UnknownQueue { .. }), "{err}");
 }
 
+#[test]
+fn a_flood_of_small_tasks_does_not_starve_a_large_one() {
+    let mut admission = Admission::new();
+    admission.add_queue(QueueSpec::new("flood")).unwrap();
+    admission.add_queue(QueueSpec::new("large")).unwrap();
+    for id in 0..100 {
+        admission.submit("flood", task(id, 1_000)).unwrap();
+    }
+    let capacity = cpus(10);
+    let mut running: Vec<TaskId> = admission.admit(capacity).iter().map(|t| t.id).collect();
+    assert_eq!(running.len(), 10);
+    admission.submit("large", task(1_000, 8_000)).unwrap();
+    // Flood tasks end one by one: the freed CPU waits for the large task
+    // (the fairer queue) instead of going to the next flood task.
+    let mut rounds = 0;
+    loop {
+        let ended = running.remove(0);
+        admission.ended(ended);
+        rounds += 1;
+        let admitted = admission.admit(capacity);
+        if admitted.iter().any(|t| t.id == TaskId(1_000)) {
+            break;
+        }
+        assert!(admitted.is_empty(), "round {rounds}: {admitted:?}");
+        assert!(rounds < 10);
+    }
+    assert_eq!(rounds, 8);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Submit {
@@ -245,9 +274,10 @@ fn hierarchy() -> Admission {
 }
 
 /// What admission should admit, worked out the plain way: again and
-/// again, among the queues (in path order) whose first waiting task
-/// fits every maximum on its path and the cluster, the one of the
-/// least weighted dominant share of what its subtree holds.
+/// again, the queues in order of the weighted dominant share of what
+/// their subtree holds (then path); the first whose first waiting task is
+/// within every maximum on its path admits it if the cluster has room,
+/// else (when the task could fit an empty cluster) nothing is admitted.
 fn reference_admit(
     admission: &Admission,
     live: &[TaskId],
@@ -262,15 +292,26 @@ fn reference_admit(
             .filter(|t| path(submitted[*t].0).any(|p| p == queue))
             .fold(Amounts::default(), |sum, t| sum.plus(amounts(t)))
     };
-    let mut names = QUEUES.to_vec();
-    names.sort_unstable();
+    let fits = |a: Amounts| {
+        a.cpu_milli <= capacity.cpu_milli
+            && a.memory_mib <= capacity.memory_mib
+            && a.gpu_milli <= capacity.gpu_milli
+    };
     let mut out = Vec::new();
     loop {
         let total = live
             .iter()
             .fold(Amounts::default(), |sum, t| sum.plus(amounts(t)));
-        let mut best: Option<(f64, TaskId)> = None;
-        for &queue in &names {
+        let mut queues: Vec<(f64, &str)> = QUEUES
+            .iter()
+            .map(|&q| {
+                let weight = admission.queues[q].spec.weight;
+                (held(q, &live).dominant_share(capacity) / weight, q)
+            })
+            .collect();
+        queues.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+        let mut chosen = None;
+        for (_, queue) in queues {
             let head = waiting
                 .iter()
                 .filter(|t| submitted[*t].0 == queue)
@@ -283,17 +324,17 @@ fn reference_admit(
                     .get(p)
                     .is_none_or(|q| q.spec.max.exceeded(held(p, &live).plus(more)).is_none())
             });
-            let after = total.plus(more);
-            let room = after.cpu_milli <= capacity.cpu_milli
-                && after.memory_mib <= capacity.memory_mib
-                && after.gpu_milli <= capacity.gpu_milli;
-            let weight = admission.queues[queue].spec.weight;
-            let share = held(queue, &live).dominant_share(capacity) / weight;
-            if within && room && best.is_none_or(|(kept, _)| share < kept) {
-                best = Some((share, head));
+            if !within {
+                continue;
+            }
+            if fits(total.plus(more)) {
+                chosen = Some(head);
+            }
+            if fits(total.plus(more)) || fits(more) {
+                break;
             }
         }
-        let Some((_, chosen)) = best else {
+        let Some(chosen) = chosen else {
             return out;
         };
         out.push(chosen);
