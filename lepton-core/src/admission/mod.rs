@@ -266,6 +266,9 @@ pub struct AdmissionState {
 #[derive(Debug)]
 struct Queue {
     spec: QueueSpec,
+    /// The declared queues on its path, itself first: whose usage its
+    /// tasks count in, and whose maxima they must keep.
+    above: Vec<usize>,
     /// What the tasks admitted from it and from the queues below it hold.
     usage: Amounts,
     /// Its own tasks waiting, in admission order: higher priority first,
@@ -279,18 +282,21 @@ struct Queue {
 /// the [module docs](self)).
 #[derive(Debug, Default)]
 pub struct Admission {
-    queues: BTreeMap<String, Queue>,
+    /// The queues, in the order declared.
+    queues: Vec<Queue>,
+    /// Each queue's place in `queues`, by path.
+    index: BTreeMap<String, usize>,
     /// Each admitted task's queue and amounts, until it ends.
-    admitted: HashMap<TaskId, (String, Amounts)>,
+    admitted: HashMap<TaskId, (usize, Amounts)>,
     /// Each waiting task's queue and key there.
-    holding: HashMap<TaskId, (String, (Reverse<Priority>, u64))>,
+    holding: HashMap<TaskId, (usize, (Reverse<Priority>, u64))>,
     /// What all admitted tasks hold.
     total: Amounts,
     submitted: u64,
     /// The queues with tasks waiting, fairest first: (weighted dominant
     /// share as the bits of a non-negative float, which order as it
-    /// does; path).
-    order: BTreeSet<(u64, String)>,
+    /// does; the queue, the first declared first on ties).
+    order: BTreeSet<(u64, usize)>,
     /// The capacity the shares in `order` are of.
     capacity: Amounts,
 }
@@ -318,47 +324,64 @@ impl Admission {
         if !(spec.weight.is_finite() && spec.weight > 0.0) {
             return Err(invalid("its weight must be a positive number"));
         }
-        if self.queues.contains_key(&spec.name) {
+        if self.index.contains_key(&spec.name) {
             return Err(Error::DuplicateQueue { queue: spec.name });
         }
-        // Admitted tasks of queues below it already count against it.
-        let usage = self
-            .admitted
-            .values()
-            .filter(|(queue, _)| path(queue).any(|p| p == spec.name))
-            .fold(Amounts::default(), |sum, (_, amounts)| sum.plus(*amounts));
-        self.queues.insert(
-            spec.name.clone(),
-            Queue {
-                spec,
-                usage,
-                waiting: BTreeMap::new(),
-                ordered: None,
-            },
-        );
+        let new = self.queues.len();
+        // The queues below it count against it from now on, and what
+        // their admitted tasks hold already does.
+        let mut usage = Amounts::default();
+        for (i, queue) in self.queues.iter_mut().enumerate() {
+            if path(&queue.spec.name).any(|p| p == spec.name) {
+                queue.above.push(new);
+                usage = usage.plus(
+                    self.admitted
+                        .values()
+                        .filter(|(q, _)| *q == i)
+                        .fold(Amounts::default(), |sum, (_, a)| sum.plus(*a)),
+                );
+            }
+        }
+        let above = path(&spec.name)
+            .filter_map(|p| {
+                if p == spec.name {
+                    Some(new)
+                } else {
+                    self.index.get(p).copied()
+                }
+            })
+            .collect();
+        self.index.insert(spec.name.clone(), new);
+        self.queues.push(Queue {
+            spec,
+            above,
+            usage,
+            waiting: BTreeMap::new(),
+            ordered: None,
+        });
         Ok(())
     }
 
-    /// Puts `name` in its place in [`order`](Self::order): by its share
+    /// The declared queues, by path.
+    pub fn queues(&self) -> impl Iterator<Item = &QueueSpec> {
+        self.index.values().map(|&i| &self.queues[i].spec)
+    }
+
+    /// Puts queue `i` in its place in [`order`](Self::order): by its share
     /// now while tasks wait in it, nowhere otherwise.
-    fn reorder(&mut self, name: &str) {
-        let Some(queue) = self.queues.get_mut(name) else {
+    fn reorder(&mut self, i: usize) {
+        let Some(queue) = self.queues.get_mut(i) else {
             return;
         };
         if let Some(old) = queue.ordered.take() {
-            self.order.remove(&(old, name.to_owned()));
+            self.order.remove(&(old, i));
         }
         if !queue.waiting.is_empty() {
             let share = queue.usage.dominant_share(self.capacity) / queue.spec.weight;
             let key = share.to_bits();
             queue.ordered = Some(key);
-            self.order.insert((key, name.to_owned()));
+            self.order.insert((key, i));
         }
-    }
-
-    /// The declared queues, by path.
-    pub fn queues(&self) -> impl Iterator<Item = &QueueSpec> {
-        self.queues.values().map(|q| &q.spec)
     }
 
     /// Holds `task` in `queue` until it is admitted.
@@ -369,24 +392,22 @@ impl Admission {
     /// [`Error::OverQuota`] for a task larger than the maximum of its
     /// queue or of a queue above it (it could never be admitted).
     pub fn submit(&mut self, queue: &str, task: TaskSpec) -> Result<(), Error> {
-        if !self.queues.contains_key(queue) {
+        let Some(&i) = self.index.get(queue) else {
             return Err(Error::UnknownQueue {
                 task: task.id,
                 queue: queue.to_owned(),
             });
-        }
+        };
         if self.admitted.contains_key(&task.id) || self.holding.contains_key(&task.id) {
             return Err(Error::DuplicateTask { task: task.id });
         }
         let amounts = Amounts::of(&task);
-        for name in path(queue) {
-            let Some(above) = self.queues.get(name) else {
-                continue;
-            };
-            if let Some((resource, asked, max)) = above.spec.max.exceeded(amounts) {
+        for &a in &self.queues[i].above {
+            let above = &self.queues[a].spec;
+            if let Some((resource, asked, max)) = above.max.exceeded(amounts) {
                 return Err(Error::OverQuota {
                     task: task.id,
-                    queue: name.to_owned(),
+                    queue: above.name.clone(),
                     resource,
                     asked,
                     max,
@@ -395,11 +416,9 @@ impl Admission {
         }
         let key = (Reverse(task.priority), self.submitted);
         self.submitted += 1;
-        self.holding.insert(task.id, (queue.to_owned(), key));
-        if let Some(own) = self.queues.get_mut(queue) {
-            own.waiting.insert(key, task);
-        }
-        self.reorder(queue);
+        self.holding.insert(task.id, (i, key));
+        self.queues[i].waiting.insert(key, task);
+        self.reorder(i);
         Ok(())
     }
 
@@ -411,51 +430,43 @@ impl Admission {
         if capacity != self.capacity {
             // Every share is of the capacity: all places change.
             self.capacity = capacity;
-            let names: Vec<String> = self.queues.keys().cloned().collect();
-            for name in names {
-                self.reorder(&name);
+            for i in 0..self.queues.len() {
+                self.reorder(i);
             }
         }
         let mut admitted = Vec::new();
-        while let Some(name) = self.fairest_ready() {
-            let Some(queue) = self.queues.get_mut(&name) else {
-                break;
-            };
-            let Some((_, task)) = queue.waiting.pop_first() else {
+        while let Some(i) = self.fairest_ready() {
+            let Some((_, task)) = self.queues[i].waiting.pop_first() else {
                 break;
             };
             let amounts = Amounts::of(&task);
             self.holding.remove(&task.id);
-            self.charge(&name, amounts, Amounts::plus);
+            self.charge(i, amounts, Amounts::plus);
             self.total = self.total.plus(amounts);
-            self.admitted.insert(task.id, (name, amounts));
+            self.admitted.insert(task.id, (i, amounts));
             admitted.push(task);
         }
         admitted
     }
 
     /// The queue to admit from: the fairest (lowest weighted dominant
-    /// share, the first path on ties) whose first task is within the
+    /// share, the first declared on ties) whose first task is within the
     /// maxima of its path — when the cluster has room for that task. When
     /// it has not, `None`: the task waits for room and no less fair queue
     /// goes ahead of it, or a stream of small tasks could take every bit
     /// freed and starve a large one for ever (a task larger than the
     /// whole cluster holds nobody back).
-    fn fairest_ready(&self) -> Option<String> {
-        for (_, name) in &self.order {
-            let Some(task) = self
-                .queues
-                .get(name)
-                .and_then(|q| q.waiting.values().next())
-            else {
+    fn fairest_ready(&self) -> Option<usize> {
+        for &(_, i) in &self.order {
+            let Some(task) = self.queues[i].waiting.values().next() else {
                 continue;
             };
             let amounts = Amounts::of(task);
-            if !self.within_maxima(name, amounts) {
+            if !self.within_maxima(i, amounts) {
                 continue;
             }
             if within(self.total.plus(amounts), self.capacity) {
-                return Some(name.clone());
+                return Some(i);
             }
             if within(amounts, self.capacity) {
                 return None;
@@ -464,24 +475,22 @@ impl Admission {
         None
     }
 
-    /// Whether `amounts` more in `queue` keep every declared queue on its
-    /// path within its maximum.
-    fn within_maxima(&self, queue: &str, amounts: Amounts) -> bool {
-        path(queue).all(|name| {
-            self.queues
-                .get(name)
-                .is_none_or(|q| q.spec.max.exceeded(q.usage.plus(amounts)).is_none())
+    /// Whether `amounts` more in queue `i` keep every declared queue on
+    /// its path within its maximum.
+    fn within_maxima(&self, i: usize, amounts: Amounts) -> bool {
+        self.queues[i].above.iter().all(|&a| {
+            let queue = &self.queues[a];
+            queue.spec.max.exceeded(queue.usage.plus(amounts)).is_none()
         })
     }
 
-    /// Adds (or takes back) `amounts` on every declared queue of the
-    /// path, each moving to its new place in the order.
-    fn charge(&mut self, queue: &str, amounts: Amounts, apply: fn(Amounts, Amounts) -> Amounts) {
-        for name in path(queue) {
-            if let Some(q) = self.queues.get_mut(name) {
-                q.usage = apply(q.usage, amounts);
-                self.reorder(name);
-            }
+    /// Adds (or takes back) `amounts` on every declared queue of queue
+    /// `i`'s path, each moving to its new place in the order.
+    fn charge(&mut self, i: usize, amounts: Amounts, apply: fn(Amounts, Amounts) -> Amounts) {
+        for k in 0..self.queues[i].above.len() {
+            let a = self.queues[i].above[k];
+            self.queues[a].usage = apply(self.queues[a].usage, amounts);
+            self.reorder(a);
         }
     }
 
@@ -489,16 +498,14 @@ impl Admission {
     /// share goes back to its queues. A task still waiting is withdrawn.
     /// `false` for a task admission does not know.
     pub fn ended(&mut self, task: TaskId) -> bool {
-        if let Some((queue, amounts)) = self.admitted.remove(&task) {
-            self.charge(&queue, amounts, Amounts::minus);
+        if let Some((i, amounts)) = self.admitted.remove(&task) {
+            self.charge(i, amounts, Amounts::minus);
             self.total = self.total.minus(amounts);
             return true;
         }
-        if let Some((queue, key)) = self.holding.remove(&task) {
-            if let Some(q) = self.queues.get_mut(&queue) {
-                q.waiting.remove(&key);
-            }
-            self.reorder(&queue);
+        if let Some((i, key)) = self.holding.remove(&task) {
+            self.queues[i].waiting.remove(&key);
+            self.reorder(i);
             return true;
         }
         false
@@ -510,21 +517,21 @@ impl Admission {
         let mut waiting: Vec<(u64, String, TaskSpec)> = self
             .queues
             .iter()
-            .flat_map(|(name, q)| {
+            .flat_map(|q| {
                 q.waiting
                     .iter()
-                    .map(move |((_, seq), task)| (*seq, name.clone(), task.clone()))
+                    .map(move |((_, seq), task)| (*seq, q.spec.name.clone(), task.clone()))
             })
             .collect();
         waiting.sort_unstable_by_key(|(seq, _, _)| *seq);
         let mut admitted: Vec<(TaskId, String, Amounts)> = self
             .admitted
             .iter()
-            .map(|(id, (queue, amounts))| (*id, queue.clone(), *amounts))
+            .map(|(id, (i, amounts))| (*id, self.queues[*i].spec.name.clone(), *amounts))
             .collect();
         admitted.sort_unstable_by_key(|(id, _, _)| *id);
         AdmissionState {
-            queues: self.queues().cloned().collect(),
+            queues: self.queues.iter().map(|q| q.spec.clone()).collect(),
             waiting: waiting.into_iter().map(|(_, q, t)| (q, t)).collect(),
             admitted,
         }
@@ -544,15 +551,15 @@ impl Admission {
             admission.add_queue(queue)?;
         }
         for (task, queue, amounts) in state.admitted {
-            if !admission.queues.contains_key(&queue) {
+            let Some(&i) = admission.index.get(&queue) else {
                 return Err(Error::UnknownQueue { task, queue });
-            }
+            };
             if admission.admitted.contains_key(&task) {
                 return Err(Error::DuplicateTask { task });
             }
-            admission.charge(&queue, amounts, Amounts::plus);
+            admission.charge(i, amounts, Amounts::plus);
             admission.total = admission.total.plus(amounts);
-            admission.admitted.insert(task, (queue, amounts));
+            admission.admitted.insert(task, (i, amounts));
         }
         for (queue, task) in state.waiting {
             admission.submit(&queue, task)?;
@@ -563,12 +570,19 @@ impl Admission {
     /// What the admitted tasks of `queue` and of the queues below it hold;
     /// `None` for a queue not declared.
     pub fn usage(&self, queue: &str) -> Option<Amounts> {
-        self.queues.get(queue).map(|q| q.usage)
+        self.index.get(queue).map(|&i| self.queues[i].usage)
     }
 
     /// How many tasks wait in `queue` itself.
     pub fn waiting(&self, queue: &str) -> usize {
-        self.queues.get(queue).map_or(0, |q| q.waiting.len())
+        self.index
+            .get(queue)
+            .map_or(0, |&i| self.queues[i].waiting.len())
+    }
+
+    /// The declaration of `queue`, if declared.
+    pub fn queue(&self, queue: &str) -> Option<&QueueSpec> {
+        self.index.get(queue).map(|&i| &self.queues[i].spec)
     }
 
     /// Why `task` waits: the first declared queue on its path whose
@@ -576,17 +590,15 @@ impl Admission {
     /// or the tasks ahead of it in its queue. `None` when it is not
     /// waiting.
     pub fn why_waiting(&self, task: TaskId, capacity: Amounts) -> Option<String> {
-        let (queue, key) = self.holding.get(&task)?;
-        let own = self.queues.get(queue)?;
-        let spec = own.waiting.get(key)?;
-        let amounts = Amounts::of(spec);
-        for name in path(queue) {
-            let Some(q) = self.queues.get(name) else {
-                continue;
-            };
+        let &(i, key) = self.holding.get(&task)?;
+        let own = &self.queues[i];
+        let amounts = Amounts::of(own.waiting.get(&key)?);
+        for &a in &own.above {
+            let q = &self.queues[a];
             if let Some((resource, used, max)) = q.spec.max.exceeded(q.usage.plus(amounts)) {
                 return Some(format!(
-                    "queue {name} is at its maximum: {resource} {used} with this task > {max}"
+                    "queue {} is at its maximum: {resource} {used} with this task > {max}",
+                    q.spec.name
                 ));
             }
         }
@@ -601,7 +613,8 @@ impl Admission {
                 "the cluster is fully admitted: {resource} {used} with this task > {cap}"
             ));
         }
-        Some(match own.waiting.range(..*key).count() {
+        let queue = &own.spec.name;
+        Some(match own.waiting.range(..key).count() {
             0 => format!("first in queue {queue}: admitted at the next round"),
             ahead => format!("{ahead} tasks ahead of it in queue {queue}"),
         })

@@ -189,6 +189,22 @@ fn a_restored_admission_goes_on_as_the_saved_one() {
 }
 
 #[test]
+fn a_parent_declared_later_counts_what_its_children_hold() {
+    let mut admission = Admission::new();
+    admission.add_queue(QueueSpec::new("org/a")).unwrap();
+    for id in 0..4 {
+        admission.submit("org/a", task(id, 1_000)).unwrap();
+    }
+    assert_eq!(admission.admit(cpus(2)).len(), 2);
+    let org = QueueSpec::new("org").with_max(Limits::cpu_milli(3_000));
+    admission.add_queue(org).unwrap();
+    assert_eq!(admission.usage("org").unwrap().cpu_milli, 2_000);
+    // Room in the cluster for all; the parent's maximum lets one more in.
+    assert_eq!(admission.admit(cpus(100)).len(), 1);
+    assert_eq!(admission.waiting("org/a"), 1);
+}
+
+#[test]
 fn a_flood_of_small_tasks_does_not_starve_a_large_one() {
     let mut admission = Admission::new();
     admission.add_queue(QueueSpec::new("flood")).unwrap();
@@ -305,11 +321,13 @@ fn reference_admit(
         let mut queues: Vec<(f64, &str)> = QUEUES
             .iter()
             .map(|&q| {
-                let weight = admission.queues[q].spec.weight;
+                let weight = admission.queue(q).unwrap().weight;
                 (held(q, &live).dominant_share(capacity) / weight, q)
             })
             .collect();
-        queues.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+        // Ties: the first declared (the hierarchy declares in QUEUES' order).
+        let declared = |q: &str| QUEUES.iter().position(|d| *d == q);
+        queues.sort_by(|a, b| a.0.total_cmp(&b.0).then(declared(a.1).cmp(&declared(b.1))));
         let mut chosen = None;
         for (_, queue) in queues {
             let head = waiting
@@ -320,9 +338,8 @@ fn reference_admit(
             let more = amounts(&head);
             let within = path(queue).all(|p| {
                 admission
-                    .queues
-                    .get(p)
-                    .is_none_or(|q| q.spec.max.exceeded(held(p, &live).plus(more)).is_none())
+                    .queue(p)
+                    .is_none_or(|q| q.max.exceeded(held(p, &live).plus(more)).is_none())
             });
             if !within {
                 continue;
@@ -412,7 +429,7 @@ proptest::proptest! {
                     .filter(|t| path(submitted[t].0).any(|p| p == queue))
                     .fold(Amounts::default(), |sum, t| sum.plus(Amounts::of(&submitted[t].1)));
                 proptest::prop_assert_eq!(admission.usage(queue), Some(recount));
-                let max = admission.queues[queue].spec.max;
+                let max = admission.queue(queue).unwrap().max;
                 proptest::prop_assert!(max.exceeded(recount).is_none(), "{} over: {:?}", queue, recount);
             }
             for t in &live {
