@@ -12,7 +12,7 @@ use super::quantile;
 use crate::timed::{run_timed, TimedConfig, TimedTask};
 use crate::Error;
 use lepton_core::clock::Timestamp;
-use lepton_core::cluster::ClusterNode;
+use lepton_core::cluster::{ClusterNode, NodeFilter};
 use lepton_core::fragmentation::TargetWorkload;
 use lepton_core::policy::{Feedback, Outcome};
 use lepton_core::rng::SeededRng;
@@ -527,7 +527,8 @@ impl Policy for EdgePolicy {
     }
 }
 
-/// A policy whose placements are written down, for the report.
+/// A policy whose placements are written down, for the report; the rest
+/// is the policy's own.
 struct Recorded {
     inner: Box<dyn Policy>,
     placed: Arc<Mutex<HashMap<TaskId, NodeId>>>,
@@ -536,6 +537,14 @@ struct Recorded {
 impl Policy for Recorded {
     fn name(&self) -> &str {
         self.inner.name()
+    }
+
+    fn filter(&self) -> Option<Arc<dyn NodeFilter>> {
+        self.inner.filter()
+    }
+
+    fn reseed(&mut self, seed: u64) {
+        self.inner.reseed(seed);
     }
 
     fn begin_cycle(&mut self, cluster: &ClusterState, now: Timestamp) {
