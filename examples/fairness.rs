@@ -8,54 +8,41 @@
 
 use lepton::sim::{run_fairness, Admitting, FairnessConfig};
 
+/// Prints one line: what it is, how it was admitted, Jain's index, CPU %,
+/// GPU % and each team's mean wait.
+fn line(what: &str, admitting: &str, figures: &[f64; 7]) {
+    let [jain, cpu, gpu, waits @ ..] = figures;
+    let waits: Vec<String> = waits.iter().map(|w| format!("{w:9.1}")).collect();
+    println!(
+        "{what:>4} {admitting:<5} {jain:.3} {cpu:5.1} {gpu:5.1} {}",
+        waits.join(" ")
+    );
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
-        "seed admitting jain  cpu%  gpu%  mean wait (min): batch training analytics interactive"
+        "seed admit jain  cpu%  gpu%  mean wait (min): batch, training, analytics, interactive"
     );
     for admitting in [Admitting::Fifo, Admitting::Drf] {
-        let mut sums = [0.0; 7];
+        let mut means = [0.0; 7];
+        let mut name = "";
         for seed in 1..=5 {
             let config = FairnessConfig {
                 seed,
                 ..FairnessConfig::default()
             };
             let r = run_fairness(&config, admitting)?;
-            let waits: Vec<f64> = r.waits_min.iter().map(|(_, mean, _)| *mean).collect();
-            println!(
-                "{seed:>4} {:<9} {:.3} {:5.1} {:5.1}  {:7.1} {:8.1} {:9.1} {:11.1}",
-                r.admitting,
-                r.jain_waiting,
-                r.cpu_pct,
-                r.gpu_pct,
-                waits[0],
-                waits[1],
-                waits[2],
-                waits[3]
-            );
-            let row = [
-                r.jain_waiting,
-                r.cpu_pct,
-                r.gpu_pct,
-                waits[0],
-                waits[1],
-                waits[2],
-                waits[3],
-            ];
-            for (sum, value) in sums.iter_mut().zip(row) {
-                *sum += value / 5.0;
+            name = r.admitting;
+            let mut figures = [r.jain_waiting, r.cpu_pct, r.gpu_pct, 0.0, 0.0, 0.0, 0.0];
+            for (slot, (_, mean, _)) in figures[3..].iter_mut().zip(&r.waits_min) {
+                *slot = *mean;
+            }
+            line(&seed.to_string(), name, &figures);
+            for (mean, value) in means.iter_mut().zip(figures) {
+                *mean += value / 5.0;
             }
         }
-        println!(
-            "mean {:<9} {:.3} {:5.1} {:5.1}  {:7.1} {:8.1} {:9.1} {:11.1}",
-            format!("{admitting:?}").to_lowercase(),
-            sums[0],
-            sums[1],
-            sums[2],
-            sums[3],
-            sums[4],
-            sums[5],
-            sums[6]
-        );
+        line("mean", name, &means);
     }
     Ok(())
 }
