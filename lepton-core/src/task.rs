@@ -214,6 +214,11 @@ pub struct TaskSpec {
     /// for example `image` and `command` for Docker. The scheduler ignores it.
     #[serde(default)]
     pub config: Labels,
+    /// The tenant queue it is submitted to (a path, `org/team/user`): it
+    /// waits there until the queue's share and maxima admit it (see
+    /// [`admission`](crate::admission)). `None`: straight to the scheduler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
 }
 
 fn default_priority() -> Priority {
@@ -234,7 +239,14 @@ impl TaskSpec {
             timeout_ms: None,
             constraints: Constraints::default(),
             config: Labels::new(),
+            queue: None,
         }
+    }
+
+    /// Submits it to this tenant queue.
+    pub fn with_queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
     }
 
     /// Sets the human-readable name.

@@ -44,7 +44,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::ClusterState;
 use crate::error::Error;
+use crate::node::NodeState;
+use crate::resources::GPU_MILLI_PER_GPU;
 use crate::task::{Priority, TaskId, TaskSpec};
 
 /// Amounts of the resources queues count: CPU, memory and GPUs.
@@ -106,6 +109,24 @@ impl Amounts {
             .map(|((_, used), (_, total))| *used as f64 / total as f64)
             .fold(0.0, f64::max)
     }
+}
+
+/// What the ready nodes of `cluster` offer in all, as the queues count
+/// it: the capacity their shares are of, that admitted tasks must fit in
+/// (a [`CoreScheduler`](crate::CoreScheduler) admits against it).
+pub fn ready_capacity(cluster: &ClusterState) -> Amounts {
+    cluster
+        .nodes()
+        .iter()
+        .filter(|node| node.state() == NodeState::Ready)
+        .fold(Amounts::default(), |sum, node| {
+            let spec = node.spec();
+            sum.plus(Amounts {
+                cpu_milli: spec.capacity.cpu_milli,
+                memory_mib: spec.capacity.memory_mib,
+                gpu_milli: u64::from(spec.gpus.count) * u64::from(GPU_MILLI_PER_GPU),
+            })
+        })
 }
 
 /// A queue's maxima; `None` is no limit.
@@ -384,24 +405,46 @@ impl Admission {
         }
     }
 
-    /// Holds `task` in `queue` until it is admitted.
+    /// Holds `task` in `queue` until it is admitted. (A
+    /// [`CoreScheduler`](crate::CoreScheduler) given an admission submits
+    /// each task with a [`queue`](TaskSpec::queue) here.)
+    ///
+    /// # Errors
+    /// As [`check`](Self::check) says, and [`Error::DuplicateTask`] for a
+    /// task waiting or admitted already.
+    pub fn submit(&mut self, queue: &str, task: TaskSpec) -> Result<(), Error> {
+        let i = self.queue_for(queue, &task)?;
+        if self.admitted.contains_key(&task.id) || self.holding.contains_key(&task.id) {
+            return Err(Error::DuplicateTask { task: task.id });
+        }
+        let key = (Reverse(task.priority), self.submitted);
+        self.submitted += 1;
+        self.holding.insert(task.id, (i, key));
+        self.queues[i].waiting.insert(key, task);
+        self.reorder(i);
+        Ok(())
+    }
+
+    /// Whether `queue` would take `task`, without submitting it: what a
+    /// service checks before it accepts a task.
     ///
     /// # Errors
     /// [`Error::UnknownQueue`] for a queue not declared;
-    /// [`Error::DuplicateTask`] for a task waiting or admitted already;
     /// [`Error::OverQuota`] for a task larger than the maximum of its
     /// queue or of a queue above it (it could never be admitted).
-    pub fn submit(&mut self, queue: &str, task: TaskSpec) -> Result<(), Error> {
+    pub fn check(&self, queue: &str, task: &TaskSpec) -> Result<(), Error> {
+        self.queue_for(queue, task).map(drop)
+    }
+
+    /// The index of `queue`, if it would take `task` (see [`check`](Self::check)).
+    fn queue_for(&self, queue: &str, task: &TaskSpec) -> Result<usize, Error> {
         let Some(&i) = self.index.get(queue) else {
             return Err(Error::UnknownQueue {
                 task: task.id,
                 queue: queue.to_owned(),
             });
         };
-        if self.admitted.contains_key(&task.id) || self.holding.contains_key(&task.id) {
-            return Err(Error::DuplicateTask { task: task.id });
-        }
-        let amounts = Amounts::of(&task);
+        let amounts = Amounts::of(task);
         for &a in &self.queues[i].above {
             let above = &self.queues[a].spec;
             if let Some((resource, asked, max)) = above.max.exceeded(amounts) {
@@ -414,12 +457,64 @@ impl Admission {
                 });
             }
         }
-        let key = (Reverse(task.priority), self.submitted);
-        self.submitted += 1;
-        self.holding.insert(task.id, (i, key));
-        self.queues[i].waiting.insert(key, task);
-        self.reorder(i);
+        Ok(i)
+    }
+
+    /// Counts `task`, which already runs, as admitted from `queue` — even
+    /// above a maximum: a task found running after a restart, say. It
+    /// gives its share back when it [`ended`](Self::ended).
+    ///
+    /// # Errors
+    /// [`Error::UnknownQueue`] for a queue not declared;
+    /// [`Error::DuplicateTask`] for a task waiting or admitted already.
+    pub fn adopt(&mut self, queue: &str, task: &TaskSpec) -> Result<(), Error> {
+        self.hold(task.id, queue, Amounts::of(task))
+    }
+
+    /// Counts `amounts` as admitted for `task` from `queue`.
+    fn hold(&mut self, task: TaskId, queue: &str, amounts: Amounts) -> Result<(), Error> {
+        let Some(&i) = self.index.get(queue) else {
+            return Err(Error::UnknownQueue {
+                task,
+                queue: queue.to_owned(),
+            });
+        };
+        if self.admitted.contains_key(&task) || self.holding.contains_key(&task) {
+            return Err(Error::DuplicateTask { task });
+        }
+        self.charge(i, amounts, Amounts::plus);
+        self.total = self.total.plus(amounts);
+        self.admitted.insert(task, (i, amounts));
         Ok(())
+    }
+
+    /// Whether `task` waits in a queue.
+    pub fn is_waiting(&self, task: TaskId) -> bool {
+        self.holding.contains_key(&task)
+    }
+
+    /// Whether any task waits.
+    pub fn has_waiting(&self) -> bool {
+        !self.holding.is_empty()
+    }
+
+    /// The same queues, with no task waiting or admitted.
+    pub fn without_tasks(&self) -> Admission {
+        Admission {
+            queues: self
+                .queues
+                .iter()
+                .map(|q| Queue {
+                    spec: q.spec.clone(),
+                    above: q.above.clone(),
+                    usage: Amounts::default(),
+                    waiting: BTreeMap::new(),
+                    ordered: None,
+                })
+                .collect(),
+            index: self.index.clone(),
+            ..Admission::default()
+        }
     }
 
     /// Admits waiting tasks while they fit, fairest queue first, on a
@@ -551,15 +646,7 @@ impl Admission {
             admission.add_queue(queue)?;
         }
         for (task, queue, amounts) in state.admitted {
-            let Some(&i) = admission.index.get(&queue) else {
-                return Err(Error::UnknownQueue { task, queue });
-            };
-            if admission.admitted.contains_key(&task) {
-                return Err(Error::DuplicateTask { task });
-            }
-            admission.charge(i, amounts, Amounts::plus);
-            admission.total = admission.total.plus(amounts);
-            admission.admitted.insert(task, (i, amounts));
+            admission.hold(task, &queue, amounts)?;
         }
         for (queue, task) in state.waiting {
             admission.submit(&queue, task)?;

@@ -79,6 +79,7 @@ impl CoreScheduler {
                 self.enqueue(task);
             }
         }
+        self.admit();
         self.policy.begin_cycle(&self.cluster, now);
         self.preemption_misses.clear();
         let mut assignments = Vec::new();
@@ -93,6 +94,10 @@ impl CoreScheduler {
             let Some(record) = self.tasks.get(&task) else {
                 continue;
             };
+            if record.spec.queue.is_some() && self.held_by_queue(task) {
+                // Just taken in from a handle: its queue admits it.
+                continue;
+            }
             if record.state != TaskState::Queued {
                 self.stale_queue_entries = self.stale_queue_entries.saturating_sub(1);
                 continue;

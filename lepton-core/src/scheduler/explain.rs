@@ -2,8 +2,8 @@
 //! one go — each node's refusal (the feasibility stage's first [`Misfit`]
 //! for it, the policy's filter included), counted per reason as
 //! Kubernetes' "0/1000 nodes are available: 612 Insufficient cpu, …", and
-//! where the task stands in the scheduler (queued for the next cycle, or
-//! backing off until when).
+//! where the task stands in the scheduler (waiting in its tenant queue,
+//! queued for the next cycle, or backing off until when).
 
 use std::fmt;
 
@@ -28,6 +28,10 @@ pub struct Explanation {
     /// reason, the most frequent first. `None` for a task that does not
     /// wait, or whose spec no cycle has taken in yet.
     pub refusals: Option<Refusals>,
+    /// For a task its tenant queue holds (not admitted yet): why, as
+    /// [`Admission::why_waiting`](crate::admission::Admission::why_waiting)
+    /// says. The nodes are not asked then (`refusals` is `None`).
+    pub queue: Option<String>,
 }
 
 /// What the nodes say to a waiting task; see [`Explanation::refusals`].
@@ -49,33 +53,40 @@ impl CoreScheduler {
     /// filter included): O(nodes), for a person asking, not for a cycle.
     pub fn explain(&self, task: TaskId) -> Option<Explanation> {
         let state = self.task_state(task)?.clone();
+        let queue = self.why_held(task);
         let waits = matches!(state, TaskState::Queued | TaskState::BackingOff { .. });
-        let refusals = self.task(task).filter(|_| waits).map(|spec| {
-            let feasible = self.cluster.feasible(spec, self.filter.as_deref());
-            let mut refusals = Refusals {
-                available: 0,
-                reasons: Vec::new(),
-            };
-            for node in self.cluster.nodes() {
-                match feasible.check(node) {
-                    Ok(()) => refusals.available += 1,
-                    Err(misfit) => match refusals.reasons.iter_mut().find(|(m, _)| *m == misfit) {
-                        Some((_, count)) => *count += 1,
-                        None => refusals.reasons.push((misfit, 1)),
-                    },
+        let refusals = self
+            .task(task)
+            .filter(|_| waits && queue.is_none())
+            .map(|spec| {
+                let feasible = self.cluster.feasible(spec, self.filter.as_deref());
+                let mut refusals = Refusals {
+                    available: 0,
+                    reasons: Vec::new(),
+                };
+                for node in self.cluster.nodes() {
+                    match feasible.check(node) {
+                        Ok(()) => refusals.available += 1,
+                        Err(misfit) => {
+                            match refusals.reasons.iter_mut().find(|(m, _)| *m == misfit) {
+                                Some((_, count)) => *count += 1,
+                                None => refusals.reasons.push((misfit, 1)),
+                            }
+                        }
+                    }
                 }
-            }
-            // Stable: equal counts keep the order first met.
-            refusals
-                .reasons
-                .sort_by_key(|&(_, count)| std::cmp::Reverse(count));
-            refusals
-        });
+                // Stable: equal counts keep the order first met.
+                refusals
+                    .reasons
+                    .sort_by_key(|&(_, count)| std::cmp::Reverse(count));
+                refusals
+            });
         Some(Explanation {
             task,
             state,
             nodes: self.cluster.nodes().len(),
             refusals,
+            queue,
         })
     }
 }
@@ -89,6 +100,9 @@ impl fmt::Display for Explanation {
             TaskState::Failed { .. } => return write!(f, "task {task} has failed"),
             TaskState::Cancelled => return write!(f, "task {task} was cancelled"),
             TaskState::Queued | TaskState::BackingOff { .. } => {}
+        }
+        if let Some(queue) = &self.queue {
+            return write!(f, "task {task} waits for admission: {queue}");
         }
         write!(f, "task {task} waits: ")?;
         match &self.refusals {

@@ -23,6 +23,11 @@ impl CoreScheduler {
             }
             *self.counts.slot(&record.state) -= 1;
             *self.counts.slot(&state) += 1;
+            if record.spec.queue.is_some() && super::admit::ends(&state) {
+                if let Some(admission) = &mut self.admission {
+                    admission.ended(task);
+                }
+            }
             record.state = state;
             if let Some(changes) = &mut self.changes {
                 changes.insert(task);

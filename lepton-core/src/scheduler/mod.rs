@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use foldhash::{HashMap, HashSet};
 
+use crate::admission::Admission;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::cluster::{ClusterState, NodeFilter, Placement};
 use crate::error::Error;
@@ -34,6 +35,7 @@ use crate::policy::Policy;
 use crate::queue::TaskQueue;
 use crate::task::{Run, Task, TaskId, TaskSpec};
 
+mod admit;
 mod config;
 mod cycle;
 mod explain;
@@ -120,6 +122,7 @@ pub struct CoreSchedulerBuilder {
     policy: Box<dyn Policy>,
     clock: Arc<dyn Clock>,
     config: SchedulerConfig,
+    admission: Option<Admission>,
 }
 
 impl CoreSchedulerBuilder {
@@ -132,6 +135,16 @@ impl CoreSchedulerBuilder {
     /// Uses these tunables.
     pub fn config(mut self, config: SchedulerConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Admits tasks that name a [`queue`](TaskSpec::queue) through tenant
+    /// queues declared as in `queues` (the tasks it holds are not taken
+    /// over): each waits there until its queue's fair share and maxima
+    /// admit it, then the cycle places it as any other. Without this, a
+    /// task naming a queue is refused.
+    pub fn queues(mut self, queues: &Admission) -> Self {
+        self.admission = Some(queues.without_tasks());
         self
     }
 
@@ -167,6 +180,7 @@ impl CoreSchedulerBuilder {
             last_policy_error: None,
             waiting: waiting::Waiting::default(),
             changes: None,
+            admission: self.admission,
         }
     }
 }
@@ -306,6 +320,9 @@ pub struct CoreScheduler {
     /// Tasks whose state changed since [`take_changes`](Self::take_changes)
     /// was last called, once [`track_changes`](Self::track_changes) was.
     changes: Option<HashSet<TaskId>>,
+    /// The tenant queues, if [`queues`](CoreSchedulerBuilder::queues) were
+    /// declared: tasks naming one wait there until admitted.
+    admission: Option<Admission>,
 }
 
 impl CoreScheduler {
@@ -320,6 +337,7 @@ impl CoreScheduler {
             policy,
             clock: Arc::new(SystemClock::new()),
             config: SchedulerConfig::default(),
+            admission: None,
         }
     }
 
@@ -353,10 +371,16 @@ impl CoreScheduler {
         if self.tasks.contains_key(&spec.id) {
             return Err(Error::DuplicateTask { task: spec.id });
         }
-        self.cluster.reserve(&spec, placement)?;
+        // Its queue counts it as admitted, even above a maximum: it runs.
+        self.adopt_in_queue(&spec)?;
+        if let Err(error) = self.cluster.reserve(&spec, placement) {
+            self.ended_in_queue(&spec);
+            return Err(error);
+        }
         if let Err(error) = self.claim(spec.id) {
             // A handle submitted this id meanwhile: the booking goes.
             self.cluster.release(spec.id)?;
+            self.ended_in_queue(&spec);
             return Err(error);
         }
         let now = self.clock.now();
@@ -568,8 +592,9 @@ impl Scheduler for CoreScheduler {
         let spec = task.to_spec();
         let id = spec.id;
         spec.validate()?;
+        self.check_queue(&spec)?;
         self.claim(id)?;
-        self.intake.push(spec.priority, id);
+        self.queue_or_hold(&spec)?;
         self.tasks
             .insert(id, TaskRecord::new(Box::new(spec), TaskState::Queued));
         self.counts.queued += 1;
@@ -582,7 +607,10 @@ impl Scheduler for CoreScheduler {
         };
         match record.state {
             TaskState::Queued => {
-                self.stale_queue_entries += 1;
+                // A task its queue holds has no entry in the cycle's queue.
+                if !self.admission.as_ref().is_some_and(|a| a.is_waiting(task)) {
+                    self.stale_queue_entries += 1;
+                }
                 self.waiting.remove(task);
             }
             TaskState::BackingOff { .. } => {

@@ -49,7 +49,9 @@ impl CoreScheduler {
     /// object cannot be copied); a policy that learns starts from nothing.
     /// Queued and backing-off tasks compete in the copy's cycle as queued
     /// ones, so the plan is what the next cycle would do were their
-    /// backoffs over.
+    /// backoffs over. With tenant queues, the copy has the same queues:
+    /// what the running tasks hold counts, and the tasks waiting in them
+    /// (these and the plan's) are admitted afresh, fairest queue first.
     ///
     /// # Errors
     /// What [`submit`](Scheduler::submit) refuses for a task (an invalid
@@ -57,10 +59,13 @@ impl CoreScheduler {
     pub fn plan(&self, policy: Box<dyn Policy>, tasks: &[TaskSpec]) -> Result<Plan, Error> {
         let clock = Arc::new(ManualClock::new());
         clock.set(self.now());
-        let mut copy = CoreScheduler::builder(policy)
+        let mut builder = CoreScheduler::builder(policy)
             .clock(clock)
-            .config(self.config.clone())
-            .build();
+            .config(self.config.clone());
+        if let Some(admission) = &self.admission {
+            builder = builder.queues(admission);
+        }
+        let mut copy = builder.build();
         copy.restore(&self.snapshot())?;
         for task in tasks {
             copy.submit(task)?;

@@ -340,6 +340,17 @@ impl CoreScheduler {
                 changes.insert(task);
             }
             TaskState::Cancelled
+        } else if let Err(error) = self.hold_taken_in(&spec) {
+            // Its queue refuses it: it fails, and its entry is skipped as
+            // a cancelled one's is.
+            if let Some(changes) = &mut self.changes {
+                changes.insert(task);
+            }
+            self.counts.failed += 1;
+            self.stale_queue_entries += 1;
+            TaskState::Failed {
+                reasons: vec![error.to_string()],
+            }
         } else {
             self.counts.queued += 1;
             TaskState::Queued

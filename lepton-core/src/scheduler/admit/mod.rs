@@ -1,0 +1,123 @@
+//! Tenant queues in front of the cycle: a task that names a
+//! [`queue`](TaskSpec::queue) waits in the scheduler's [`Admission`] until
+//! its queue admits it, then joins the cycle's queue as any other task;
+//! when it ends (completed, failed for good, cancelled) its share goes
+//! back. A task its queue admitted keeps its share while it is retried,
+//! backs off or is preempted: it was admitted once.
+
+use super::{CoreScheduler, TaskState};
+use crate::admission::{ready_capacity, Admission};
+use crate::error::Error;
+use crate::task::{TaskId, TaskSpec};
+
+impl CoreScheduler {
+    /// The tenant queues, if any were declared
+    /// ([`CoreSchedulerBuilder::queues`](super::CoreSchedulerBuilder::queues)):
+    /// what each holds and what waits there.
+    pub fn admission(&self) -> Option<&Admission> {
+        self.admission.as_ref()
+    }
+
+    /// Whether the queue `spec` names, if it names one, would take it.
+    ///
+    /// # Errors
+    /// [`Error::UnknownQueue`] (also for any queue when none were
+    /// declared) or [`Error::OverQuota`].
+    pub(super) fn check_queue(&self, spec: &TaskSpec) -> Result<(), Error> {
+        match (&spec.queue, &self.admission) {
+            (None, _) => Ok(()),
+            (Some(queue), Some(admission)) => admission.check(queue, spec),
+            (Some(queue), None) => Err(Error::UnknownQueue {
+                task: spec.id,
+                queue: queue.clone(),
+            }),
+        }
+    }
+
+    /// Sends a task just submitted to its queue, or, naming none, to the
+    /// cycle's queue.
+    ///
+    /// # Errors
+    /// What [`Admission::submit`] refuses.
+    pub(super) fn queue_or_hold(&mut self, spec: &TaskSpec) -> Result<(), Error> {
+        match (&spec.queue, &mut self.admission) {
+            (Some(queue), Some(admission)) => admission.submit(queue, spec.clone()),
+            (Some(_), None) => self.check_queue(spec),
+            (None, _) => {
+                self.intake.push(spec.priority, spec.id);
+                Ok(())
+            }
+        }
+    }
+
+    /// A task a handle submitted, taken in by a cycle: held by its queue
+    /// if it names one — `Ok(true)` — or refused by it.
+    pub(super) fn hold_taken_in(&mut self, spec: &TaskSpec) -> Result<bool, Error> {
+        match &spec.queue {
+            None => Ok(false),
+            Some(queue) => {
+                self.check_queue(spec)?;
+                let Some(admission) = &mut self.admission else {
+                    return Ok(false);
+                };
+                admission.submit(queue, spec.clone()).map(|()| true)
+            }
+        }
+    }
+
+    /// Counts a task found running as admitted by the queue it names.
+    ///
+    /// # Errors
+    /// [`Error::UnknownQueue`].
+    pub(super) fn adopt_in_queue(&mut self, spec: &TaskSpec) -> Result<(), Error> {
+        match (&spec.queue, &mut self.admission) {
+            (Some(queue), Some(admission)) => admission.adopt(queue, spec),
+            (Some(_), None) => self.check_queue(spec),
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// Gives the share of a task that ended back to its queue (or
+    /// withdraws it, if it waited there).
+    pub(super) fn ended_in_queue(&mut self, spec: &TaskSpec) {
+        if let (Some(_), Some(admission)) = (&spec.queue, &mut self.admission) {
+            admission.ended(spec.id);
+        }
+    }
+
+    /// Whether `task` waits in its queue, not yet admitted.
+    pub(super) fn held_by_queue(&self, task: TaskId) -> bool {
+        self.admission.as_ref().is_some_and(|a| a.is_waiting(task))
+    }
+
+    /// Hands the tasks the queues admit now to the cycle's queue.
+    pub(super) fn admit(&mut self) {
+        if !self.admission.as_ref().is_some_and(Admission::has_waiting) {
+            return;
+        }
+        let capacity = ready_capacity(&self.cluster);
+        let Some(admission) = &mut self.admission else {
+            return;
+        };
+        for spec in admission.admit(capacity) {
+            self.intake.push(spec.priority, spec.id);
+        }
+    }
+
+    /// Why `task` waits in its queue, if it does.
+    pub(super) fn why_held(&self, task: TaskId) -> Option<String> {
+        let admission = self.admission.as_ref()?;
+        admission.why_waiting(task, ready_capacity(&self.cluster))
+    }
+}
+
+/// Whether a task in `state` has ended: its queue's share goes back.
+pub(super) fn ends(state: &TaskState) -> bool {
+    matches!(
+        state,
+        TaskState::Completed | TaskState::Failed { .. } | TaskState::Cancelled
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,369 @@
+//! The scheduler with tenant queues: tasks wait in their queue until
+//! admitted, refusals are typed, shares come back when tasks end (not
+//! when they are retried), and the queues survive a snapshot and a plan.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use crate::admission::{Admission, Limits, QueueSpec};
+use crate::clock::{ManualClock, Timestamp};
+use crate::scheduler::{RetryPolicy, SchedulerConfig, TaskState};
+use crate::{
+    policy_fn, CoreScheduler, Error, FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources,
+    Scheduler, TaskId, TaskSpec,
+};
+
+fn first_fit() -> Box<dyn Policy> {
+    Box::new(policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
+        nodes.iter().next().map(|node| Placement::on(node.id()))
+    }))
+}
+
+/// `org` (at most 12 cores) above `org/ml` (at most 4) and `org/web`.
+fn queues() -> Admission {
+    let mut queues = Admission::new();
+    let org = QueueSpec::new("org").with_max(Limits::cpu_milli(12_000));
+    queues.add_queue(org).unwrap();
+    let ml = QueueSpec::new("org/ml").with_max(Limits::cpu_milli(4_000));
+    queues.add_queue(ml).unwrap();
+    queues.add_queue(QueueSpec::new("org/web")).unwrap();
+    queues
+}
+
+/// Nodes of these many cores (16 GiB each), the queues above, on a
+/// manual clock.
+fn scheduler(cores: &[u64], config: SchedulerConfig) -> (CoreScheduler, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new());
+    let mut scheduler = CoreScheduler::builder(first_fit())
+        .clock(clock.clone())
+        .config(config)
+        .queues(&queues())
+        .build();
+    for (id, &cores) in (1..).zip(cores) {
+        let node = NodeSpec::new(NodeId(id), Resources::new(cores * 1_000, 16_384));
+        scheduler.add_node(&node).unwrap();
+    }
+    (scheduler, clock)
+}
+
+fn task(id: u64, cores: u64, queue: &str) -> TaskSpec {
+    TaskSpec::new(TaskId(id), Resources::new(cores * 1_000, 64)).with_queue(queue)
+}
+
+fn placed(scheduler: &mut CoreScheduler) -> Vec<u64> {
+    let mut ids: Vec<u64> = scheduler.schedule().iter().map(|a| a.task.0).collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn cpu_held(scheduler: &CoreScheduler, queue: &str) -> u64 {
+    scheduler
+        .admission()
+        .and_then(|a| a.usage(queue))
+        .unwrap()
+        .cpu_milli
+}
+
+#[test]
+fn a_queue_at_its_maximum_holds_its_tasks_until_one_ends() {
+    let (mut scheduler, _) = scheduler(&[64], SchedulerConfig::default());
+    for id in 1..=3 {
+        scheduler.submit(&task(id, 2, "org/ml")).unwrap();
+    }
+    assert_eq!(placed(&mut scheduler), [1, 2]);
+    assert_eq!(scheduler.task_state(TaskId(3)), Some(&TaskState::Queued));
+    assert_eq!(cpu_held(&scheduler, "org/ml"), 4_000);
+    assert_eq!(cpu_held(&scheduler, "org"), 4_000);
+    let why = scheduler.explain(TaskId(3)).unwrap();
+    assert_eq!(why.refusals, None);
+    assert_eq!(
+        why.to_string(),
+        "task 3 waits for admission: queue org/ml is at its maximum: \
+         cpu_milli 6000 with this task > 4000"
+    );
+    // Another queue's task is not held back by it.
+    scheduler.submit(&task(4, 2, "org/web")).unwrap();
+    assert_eq!(placed(&mut scheduler), [4]);
+    let run = scheduler.current_run(TaskId(1)).unwrap();
+    scheduler.complete(run).unwrap();
+    assert_eq!(cpu_held(&scheduler, "org/ml"), 2_000);
+    assert_eq!(placed(&mut scheduler), [3]);
+    assert_eq!(scheduler.stale_queue_entries(), 0);
+}
+
+#[test]
+fn tasks_naming_no_declared_queue_or_too_large_for_one_are_refused() {
+    let mut plain = CoreScheduler::new(first_fit());
+    let err = plain.submit(&task(1, 1, "org")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task t-1 names queue \"org\", which is not declared"
+    );
+    assert!(plain.task(TaskId(1)).is_none());
+
+    let (mut scheduler, _) = scheduler(&[64], SchedulerConfig::default());
+    let err = scheduler.submit(&task(1, 1, "nope")).unwrap_err();
+    assert!(matches!(err, Error::UnknownQueue { .. }), "{err}");
+    let err = scheduler.submit(&task(2, 5, "org/ml")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task t-2 asks for cpu_milli 5000, more than queue org/ml allows at most (4000)"
+    );
+    let err = scheduler.submit(&task(3, 13, "org/web")).unwrap_err();
+    assert!(
+        matches!(&err, Error::OverQuota { queue, .. } if queue == "org"),
+        "{err}"
+    );
+    assert_eq!(scheduler.task_counts().total(), 0);
+    // The same id is free again after a refusal.
+    scheduler.submit(&task(2, 1, "org/ml")).unwrap();
+
+    // Through a handle the refusal comes when a cycle takes the task in.
+    scheduler.submitter().submit(&task(5, 1, "nope")).unwrap();
+    assert_eq!(placed(&mut scheduler), [2]);
+    match scheduler.task_state(TaskId(5)) {
+        Some(TaskState::Failed { reasons }) => {
+            assert!(
+                reasons[0].contains("\"nope\", which is not declared"),
+                "{reasons:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(scheduler.task_counts().failed, 1);
+    assert_eq!(scheduler.task_counts().queued, 0);
+    assert_eq!(scheduler.stale_queue_entries(), 0);
+}
+
+#[test]
+fn a_cancelled_task_leaves_its_queue() {
+    let (mut scheduler, _) = scheduler(&[64], SchedulerConfig::default());
+    for id in 1..=3 {
+        scheduler.submit(&task(id, 2, "org/ml")).unwrap();
+    }
+    assert_eq!(placed(&mut scheduler), [1, 2]);
+    scheduler.cancel(TaskId(3)).unwrap();
+    assert_eq!(scheduler.stale_queue_entries(), 0);
+    assert_eq!(scheduler.admission().unwrap().waiting("org/ml"), 0);
+    // A running task cancelled gives its share back.
+    scheduler.cancel(TaskId(1)).unwrap();
+    assert_eq!(cpu_held(&scheduler, "org/ml"), 2_000);
+    assert!(placed(&mut scheduler).is_empty());
+    assert_eq!(scheduler.task_state(TaskId(3)), Some(&TaskState::Cancelled));
+}
+
+#[test]
+fn a_handle_submission_waits_in_its_queue_then_runs() {
+    let (mut scheduler, _) = scheduler(&[64], SchedulerConfig::default());
+    let handle = scheduler.submitter();
+    for id in 1..=3 {
+        handle.submit(&task(id, 2, "org/ml")).unwrap();
+    }
+    // The cycle that takes them in hands them to their queue; the next
+    // one admits what the queue allows.
+    assert!(placed(&mut scheduler).is_empty());
+    assert_eq!(placed(&mut scheduler), [1, 2]);
+    let why = scheduler.explain(TaskId(3)).unwrap();
+    assert!(why.queue.unwrap().contains("org/ml is at its maximum"));
+    assert_eq!(scheduler.task_counts().queued, 1);
+}
+
+#[test]
+fn a_retried_task_keeps_its_share_until_it_ends_for_good() {
+    let config = SchedulerConfig {
+        retry_batch: RetryPolicy {
+            max_retries: Some(1),
+            delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(1),
+        },
+        ..SchedulerConfig::default()
+    };
+    let (mut scheduler, clock) = scheduler(&[64], config);
+    for id in 1..=3 {
+        scheduler.submit(&task(id, 2, "org/ml")).unwrap();
+    }
+    assert_eq!(placed(&mut scheduler), [1, 2]);
+    let run = scheduler.current_run(TaskId(1)).unwrap();
+    scheduler.fail(run, "exit 1").unwrap();
+    assert_eq!(cpu_held(&scheduler, "org/ml"), 4_000);
+    assert!(placed(&mut scheduler).is_empty(), "task 3 must still wait");
+    clock.set(Timestamp(2_000_000));
+    assert_eq!(placed(&mut scheduler), [1]);
+    let run = scheduler.current_run(TaskId(1)).unwrap();
+    scheduler.fail(run, "exit 1").unwrap();
+    assert!(matches!(
+        scheduler.task_state(TaskId(1)),
+        Some(TaskState::Failed { .. })
+    ));
+    assert_eq!(cpu_held(&scheduler, "org/ml"), 2_000);
+    assert_eq!(placed(&mut scheduler), [3]);
+}
+
+#[test]
+fn a_restored_scheduler_counts_running_tasks_in_their_queues() {
+    let (mut scheduler, _) = scheduler(&[64], SchedulerConfig::default());
+    for id in 1..=3 {
+        scheduler.submit(&task(id, 2, "org/ml")).unwrap();
+    }
+    assert_eq!(placed(&mut scheduler), [1, 2]);
+    let saved = scheduler.snapshot();
+
+    let mut restored = CoreScheduler::builder(first_fit())
+        .queues(&queues())
+        .build();
+    restored.restore(&saved).unwrap();
+    assert_eq!(cpu_held(&restored, "org/ml"), 4_000);
+    assert_eq!(restored.admission().unwrap().waiting("org/ml"), 1);
+    assert!(placed(&mut restored).is_empty());
+
+    let mut without = CoreScheduler::new(first_fit());
+    let err = without.restore(&saved).unwrap_err();
+    assert!(matches!(err, Error::UnknownQueue { .. }), "{err}");
+}
+
+#[test]
+fn a_plan_keeps_the_queues_maxima() {
+    let (mut scheduler, _) = scheduler(&[64], SchedulerConfig::default());
+    for id in 1..=2 {
+        scheduler.submit(&task(id, 2, "org/ml")).unwrap();
+    }
+    assert_eq!(placed(&mut scheduler), [1, 2]);
+    let tasks = [task(10, 1, "org/ml"), task(11, 1, "org/web")];
+    let plan = scheduler.plan(first_fit(), &tasks).unwrap();
+    let placed: Vec<u64> = plan.placed.iter().map(|p| p.task.0).collect();
+    assert_eq!(placed, [11]);
+    assert_eq!(plan.waiting.len(), 1);
+    assert!(plan.waiting[0].queue.as_ref().unwrap().contains("org/ml"));
+    assert!(scheduler.task(TaskId(10)).is_none());
+    assert_eq!(cpu_held(&scheduler, "org/ml"), 4_000);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Submit { cores: u64, queue: usize },
+    Schedule,
+    Complete(usize),
+    Fail(usize),
+    Cancel(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (1..=5u64, 0..3usize).prop_map(|(cores, queue)| Op::Submit { cores, queue }),
+        2 => Just(Op::Schedule),
+        1 => any::<usize>().prop_map(Op::Complete),
+        1 => any::<usize>().prop_map(Op::Fail),
+        1 => any::<usize>().prop_map(Op::Cancel),
+    ]
+}
+
+const QUEUES: [&str; 3] = ["org", "org/ml", "org/web"];
+
+/// What the tasks of `queue` and the queues below it hold now, counted
+/// from the tasks' states: running, or admitted and waiting to be retried
+/// or placed (in the scheduler but not in its queue's waiting line).
+fn recount(scheduler: &CoreScheduler, ids: &[TaskId], queue: &str) -> u64 {
+    let admission = scheduler.admission().unwrap();
+    ids.iter()
+        .filter_map(|&id| scheduler.task(id))
+        .filter(|spec| {
+            let q = spec.queue.as_deref().unwrap_or_default();
+            q == queue || q.starts_with(&format!("{queue}/"))
+        })
+        .filter(|spec| {
+            let ended = matches!(
+                scheduler.task_state(spec.id),
+                Some(TaskState::Completed | TaskState::Failed { .. } | TaskState::Cancelled)
+            );
+            !ended && !admission.is_waiting(spec.id)
+        })
+        .map(|spec| spec.request.cpu_milli)
+        .sum()
+}
+
+fn running_cpu(scheduler: &CoreScheduler, ids: &[TaskId], queue: &str) -> u64 {
+    ids.iter()
+        .filter(|&&id| matches!(scheduler.task_state(id), Some(TaskState::Running { .. })))
+        .filter_map(|&id| scheduler.task(id))
+        .filter(|spec| spec.queue.as_deref().is_some_and(|q| q.starts_with(queue)))
+        .map(|spec| spec.request.cpu_milli)
+        .sum()
+}
+
+proptest! {
+    /// Through any submissions, cycles, completions, failures and
+    /// cancellations: what each queue holds equals a recount from the
+    /// tasks' states, no queue's running tasks pass its maximum, and once
+    /// everything that runs completes, every task has run.
+    #[test]
+    fn queues_hold_what_their_tasks_hold_and_never_pass_a_maximum(
+        ops in proptest::collection::vec(op(), 1..80),
+    ) {
+        let config = SchedulerConfig {
+            retry_batch: RetryPolicy::IMMEDIATE,
+            ..SchedulerConfig::default()
+        };
+        let (mut scheduler, _) = scheduler(&[8, 8], config);
+        let mut ids = Vec::new();
+        for op in ops {
+            let running: Vec<TaskId> = ids
+                .iter()
+                .copied()
+                .filter(|&id| matches!(scheduler.task_state(id), Some(TaskState::Running { .. })))
+                .collect();
+            match op {
+                Op::Submit { cores, queue } => {
+                    let id = TaskId(ids.len() as u64 + 1);
+                    let spec = task(id.0, cores, QUEUES[queue]);
+                    if let Err(error) = scheduler.submit(&spec) {
+                        prop_assert!(matches!(error, Error::OverQuota { .. }), "{}", error);
+                    }
+                    ids.push(id);
+                }
+                Op::Schedule => drop(scheduler.schedule()),
+                Op::Complete(i) if !running.is_empty() => {
+                    let run = scheduler.current_run(running[i % running.len()]).unwrap();
+                    scheduler.complete(run).unwrap();
+                }
+                Op::Fail(i) if !running.is_empty() => {
+                    let run = scheduler.current_run(running[i % running.len()]).unwrap();
+                    scheduler.fail(run, "exit 1").unwrap();
+                }
+                Op::Cancel(i) if !ids.is_empty() => {
+                    let _ = scheduler.cancel(ids[i % ids.len()]);
+                }
+                _ => {}
+            }
+            for queue in QUEUES {
+                prop_assert_eq!(cpu_held(&scheduler, queue), recount(&scheduler, &ids, queue));
+            }
+            prop_assert!(running_cpu(&scheduler, &ids, "org/ml") <= 4_000);
+            prop_assert!(running_cpu(&scheduler, &ids, "org") <= 12_000);
+            prop_assert_eq!(scheduler.stale_queue_entries(), 0);
+        }
+        for _ in 0..ids.len() + 2 {
+            drop(scheduler.schedule());
+            for &id in &ids {
+                if matches!(scheduler.task_state(id), Some(TaskState::Running { .. })) {
+                    scheduler.complete(scheduler.current_run(id).unwrap()).unwrap();
+                }
+            }
+        }
+        for id in &ids {
+            let state = scheduler.task_state(*id);
+            prop_assert!(
+                state.is_none()
+                    || matches!(
+                        state,
+                        Some(TaskState::Completed | TaskState::Failed { .. } | TaskState::Cancelled)
+                    ),
+                "task {} still {:?}", id, state
+            );
+        }
+        for queue in QUEUES {
+            prop_assert_eq!(cpu_held(&scheduler, queue), 0);
+        }
+    }
+}
