@@ -57,6 +57,8 @@ enum Command {
     Tasks(cli::service::TasksArgs),
     /// Lists a running service's nodes.
     Nodes(cli::service::NodesArgs),
+    /// Lists a running service's tenant queues.
+    Queues(cli::service::QueuesArgs),
     /// Drains a node of a running service.
     Drain(cli::service::DrainArgs),
     /// Says why a running service's task waits (or where it is).
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
         Command::Submit(args) => cli::service::submit(args),
         Command::Tasks(args) => cli::service::tasks(args),
         Command::Nodes(args) => cli::service::nodes(args),
+        Command::Queues(args) => cli::service::queues(args),
         Command::Drain(args) => cli::service::drain(args),
         Command::Explain(args) => cli::service::explain(args),
         Command::Plan(args) => cli::service::plan(args),

@@ -202,3 +202,56 @@ fn explain_says_why_a_task_waits_and_plan_what_would_happen() {
     let (ok, _, err) = lepton(&["explain", "4", "--addr", &addr]);
     assert!(!ok && err.contains("no task 4"), "{err}");
 }
+
+#[test]
+fn queues_lists_the_tenant_queues_and_explain_says_what_holds_a_task() {
+    let queue = "[[queue]]\nname = \"team\"\nmax = { cpu_milli = 100 }\n";
+    let mut service = Service::new("client-queues", queue);
+    service.start();
+    let addr = service.address.clone();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--addr", &addr]);
+        let (ok, out, err) = lepton(&all);
+        assert!(ok, "{args:?}: {out}{err}");
+        out
+    };
+    let file = service.dir.join("tasks.json");
+    let tasks = r#"[
+        {"id": 1, "request": {"cpu_milli": 100}, "queue": "team", "config": {"command": "sleep 30"}},
+        {"id": 2, "request": {"cpu_milli": 100}, "queue": "team", "config": {"command": "sleep 30"}}
+    ]"#;
+    std::fs::write(&file, tasks).unwrap();
+    run(&["submit", file.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = run(&["queues"]);
+        let row = out.lines().find(|l| l.starts_with("team")).unwrap_or("");
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        if cells.get(3) == Some(&"100/100") {
+            // The share is of this machine's cores: not compared.
+            let share: f64 = cells[2].parse().unwrap();
+            assert!(share > 0.0 && share <= 1.0, "{out}");
+            assert_eq!(cells[..2], ["team", "1"], "{out}");
+            assert_eq!(cells[3..], ["100/100", "0/-", "1"], "{out}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = run(&["explain", "2"]);
+    assert!(
+        out.starts_with(
+            "task 2 waits for admission: queue team is at its maximum: \
+             cpu_milli 200 with this task > 100"
+        ),
+        "{out}"
+    );
+    for id in ["1", "2"] {
+        let cancel = format!("{addr}/v1/tasks/{id}/cancel");
+        ureq::post(&cancel)
+            .set("Content-Type", "application/json")
+            .send_string("{}")
+            .unwrap();
+    }
+}

@@ -37,6 +37,9 @@ pub(crate) struct Api {
     pub(crate) backends: Arc<[Arc<dyn Backend>]>,
     /// This service's OpenAPI description.
     pub(crate) openapi: Arc<str>,
+    /// The tenant queues (holding no task): what a submission's `queue`
+    /// is checked against.
+    pub(crate) queues: Arc<lepton::admission::Admission>,
 }
 
 impl std::fmt::Debug for Api {
@@ -52,6 +55,7 @@ pub(crate) fn router(api: Api, max_body_bytes: usize) -> Router {
         .route("/v1/tasks/{id}", get(get_task))
         .route("/v1/tasks/{id}/cancel", post(cancel))
         .route("/v1/plan", post(plan))
+        .route("/v1/queues", get(list_queues))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{id}/cordon", post(cordon))
         .route("/v1/nodes/{id}/uncordon", post(uncordon))
@@ -229,11 +233,19 @@ fn unclaimed(
     Ok(seen)
 }
 
-/// The body's task specs, each valid and runnable by some backend, or a
-/// 400 naming the one at fault.
+/// The body's task specs, each valid, taken by the queue it names and
+/// runnable by some backend, or a 400 naming the one at fault.
 fn runnable_tasks(api: &Api, body: &[u8]) -> Result<Vec<TaskSpec>, ServiceError> {
     let specs = parse_tasks(body, api.max_tasks_per_request)?;
     for (i, spec) in specs.iter().enumerate() {
+        if let Some(queue) = &spec.queue {
+            api.queues
+                .check(queue, spec)
+                .map_err(|e| ServiceError::BadRequest {
+                    field: format!("[{i}].queue"),
+                    message: e.to_string(),
+                })?;
+        }
         runnable(&api.backends, spec).map_err(|message| ServiceError::BadRequest {
             field: format!("[{i}]"),
             message,
@@ -257,6 +269,7 @@ fn queue(api: &Api, specs: &[TaskSpec]) -> Vec<u64> {
             name: spec.name.clone(),
             state: "queued",
             priority: spec.priority.0,
+            queue: spec.queue.clone(),
             attempts: 0,
             node: None,
             limits: None,
@@ -296,9 +309,11 @@ const OPENAPI: &str = include_str!("../assets/openapi.json");
 
 /// The shipped OpenAPI description with the names of the policies this
 /// service can swap to (`rule` only with rules, `drl` only in a build with
-/// it), so that a client generated from it sends only names it accepts.
+/// it) and of its tenant queues (a task's `queue`, absent when there are
+/// none), so that a client generated from it sends only names it accepts.
 pub(crate) fn openapi_document(
     policies: &lepton::policies::PolicyContext,
+    queues: &lepton::admission::Admission,
 ) -> Result<Arc<str>, ServiceError> {
     let broken = |e: &dyn std::fmt::Display| ServiceError::Start(format!("openapi.json: {e}"));
     let mut document: Value = serde_json::from_str(OPENAPI).map_err(|e| broken(&e))?;
@@ -310,6 +325,16 @@ pub(crate) fn openapi_document(
         .pointer_mut("/components/schemas/PolicyName/enum")
         .ok_or_else(|| broken(&"no components.schemas.PolicyName.enum"))?;
     *slot = json!(names);
+    let spec = document
+        .pointer_mut("/components/schemas/TaskSpec/properties")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| broken(&"no components.schemas.TaskSpec.properties"))?;
+    let queues: Vec<&str> = queues.queues().map(|q| q.name.as_str()).collect();
+    if queues.is_empty() {
+        spec.remove("queue");
+    } else if let Some(queue) = spec.get_mut("queue") {
+        queue["enum"] = json!(queues);
+    }
     Ok(Arc::from(document.to_string()))
 }
 
@@ -378,6 +403,9 @@ async fn get_task(
             task["available_nodes"] = json!(refusals.available);
         }
         if let Some(explanation) = explanation {
+            if let Some(reason) = &explanation.queue {
+                task["waiting_for_admission"] = json!(reason);
+            }
             task["pending_summary"] = json!(explanation.to_string());
         }
     }
@@ -531,6 +559,12 @@ async fn cancel(State(api): State<Api>, Path(id): Path<String>) -> Result<Respon
         return Err(ServiceError::NotFound(format!("no task {}", id.0)));
     }
     ask(&api, |reply| Command::Cancel(id, reply)).await
+}
+
+/// `GET /v1/queues`: each tenant queue's maxima, weight, holding, waiting
+/// tasks and dominant share.
+async fn list_queues(State(api): State<Api>) -> Response {
+    Json(json!({ "queues": api.engine.view.read().queues })).into_response()
 }
 
 async fn list_nodes(State(api): State<Api>) -> Response {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lepton::admission::{Admission, QueueSpec};
 use lepton::scheduler::{RetryPolicy, SchedulerConfig};
 use serde::Deserialize;
 
@@ -71,6 +72,11 @@ pub struct ServiceConfig {
     pub store: StoreKind,
     /// The etcd cluster of `store = "etcd"`.
     pub etcd: Option<EtcdSection>,
+    /// Tenant queues (`[[queue]]`: `name`, `weight`, `max = { cpu_milli,
+    /// memory_mib, gpu_milli }`): a task naming one in `queue` waits there
+    /// until the queue's fair share and maxima admit it. A task naming no
+    /// queue goes straight to the scheduler.
+    pub queue: Vec<QueueSpec>,
 }
 
 /// `store = …`: where the state is kept.
@@ -299,6 +305,7 @@ impl Default for ServiceConfig {
             aws: Vec::new(),
             store: StoreKind::Embedded,
             etcd: None,
+            queue: Vec::new(),
         }
     }
 }
@@ -323,6 +330,22 @@ impl ServiceConfig {
         config.retry_service = self.retry.service.policy();
         config.heartbeat_timeout = self.heartbeat_timeout_s.map(Duration::from_secs);
         config
+    }
+
+    /// The tenant queues this configuration declares (`[[queue]]`), none
+    /// holding a task.
+    ///
+    /// # Errors
+    /// A queue's path malformed or declared twice, or its weight not a
+    /// positive number, named.
+    pub fn queues(&self) -> Result<Admission, String> {
+        let mut admission = Admission::new();
+        for queue in &self.queue {
+            admission
+                .add_queue(queue.clone())
+                .map_err(|e| format!("[[queue]] {:?}: {e}", queue.name))?;
+        }
+        Ok(admission)
     }
 
     /// Reads a configuration file.
@@ -434,6 +457,7 @@ impl ServiceConfig {
             (StoreKind::Etcd, Some(etcd)) => etcd.validate().map_err(bad)?,
             (StoreKind::Embedded, None) => {}
         }
+        self.queues().map_err(bad)?;
         if !(self.local.share > 0.0 && self.local.share <= 1.0) {
             return Err(bad(format!(
                 "local.share = {} is out of range: above 0, at most 1",
@@ -508,6 +532,7 @@ mod tests {
         // store).
         let reference: ServiceConfig = toml::from_str(block).expect("the reference parses");
         assert!(reference.etcd.is_some() && reference.tls.is_some());
+        assert_eq!(reference.queue.len(), 1);
         assert_eq!(
             (
                 reference.docker.len(),
@@ -553,6 +578,19 @@ mod tests {
             (
                 "store = \"etcd\"\n[etcd]\nleader_ttl = 5\n",
                 "lepton.toml:3: unknown field `leader_ttl`",
+            ),
+            (
+                "[[queue]]\nname = \"a\"\n[[queue]]\nname = \"a\"\n",
+                "[[queue]] \"a\": queue a is already declared",
+            ),
+            ("[[queue]]\nname = \"a b\"\n", "[[queue]] \"a b\": "),
+            (
+                "[[queue]]\nname = \"a\"\nweight = 0\n",
+                "its weight must be a positive number",
+            ),
+            (
+                "[[queue]]\nname = \"a\"\nmax = { cpus = 4 }\n",
+                "lepton.toml:3: unknown field `cpus`",
             ),
         ];
         for (text, expected) in cases {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use lepton::admission::{ready_capacity, Admission, Amounts, Limits};
 use lepton::backend::{Backend, Handle, RunStatus};
 use lepton::policies::{build, PolicyContext};
 use lepton::scheduler::{Explanation, Plan, SchedulerConfig, Submitter, TaskState};
@@ -37,6 +38,9 @@ pub struct TaskView {
     pub state: &'static str,
     /// Its priority: higher is served first.
     pub priority: u8,
+    /// The tenant queue it was submitted to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
     /// Runs so far.
     pub attempts: u32,
     /// The node it runs on, while it runs.
@@ -74,6 +78,24 @@ pub struct NodeView {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A tenant queue as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueView {
+    /// Its path.
+    pub name: String,
+    /// Its weight in the fair share.
+    pub weight: f64,
+    /// Its maxima (absent: no limit).
+    pub max: Limits,
+    /// What the admitted tasks of it and of the queues below it hold.
+    pub usage: Amounts,
+    /// Its tasks waiting to be admitted.
+    pub waiting: usize,
+    /// Its weighted dominant share of the ready nodes: what DRF orders by
+    /// (lowest first).
+    pub dominant_share: f64,
+}
+
 /// What the API asks the loop to do; each gets an answer.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -104,6 +126,8 @@ pub(crate) struct EngineConfig {
     pub(crate) tick: Duration,
     pub(crate) max_concurrent_launches: usize,
     pub(crate) policy: String,
+    /// The tenant queues, holding no task.
+    pub(crate) queues: Arc<Admission>,
 }
 
 /// Starts the loop on its own thread: loads the stored state, adopts the
@@ -167,6 +191,7 @@ impl Engine {
         config: &EngineConfig,
     ) -> Result<(Engine, (EngineHandle, mpsc::Receiver<Command>)), ServiceError> {
         let stored = store.load()?;
+        check_queues(&stored, &config.queues)?;
         let policy_name = stored
             .policy
             .clone()
@@ -187,7 +212,7 @@ impl Engine {
             }
         }
         let mut controller = Controller::new(
-            scheduler(policy, config.scheduler.clone()),
+            scheduler(policy, config.scheduler.clone(), &config.queues),
             backends,
             controller_config,
         )
@@ -413,6 +438,7 @@ impl Engine {
         view.nodes = nodes;
         view.policy = scheduler.policy_name().to_owned();
         view.queue_len = scheduler.queue_len();
+        view.queues = queue_views(scheduler);
         let queued = view.queued_by_priority();
         let states = view.counts();
         self.metrics.observe(&scheduler.report(), &queued, &states);
@@ -485,11 +511,61 @@ async fn restore(controller: &mut Controller, stored: &Stored, live: Vec<Handle>
     adopted
 }
 
+/// Refuses to start when a stored task that has not ended names a queue
+/// the configuration no longer declares, or one it no longer fits: taken
+/// in, it would be refused and lost from the scheduler.
+fn check_queues(stored: &Stored, queues: &Admission) -> Result<(), ServiceError> {
+    for (id, spec) in &stored.tasks {
+        let Some(queue) = spec.queue.as_deref() else {
+            continue;
+        };
+        if stored.finished.contains_key(id) {
+            continue;
+        }
+        queues.check(queue, spec).map_err(|e| {
+            ServiceError::Start(format!(
+                "a stored task that has not ended: {e}; declare the queue \
+                 ([[queue]]) as it was until its tasks end"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// The service's scheduler: a task that found no node is tried again as
 /// soon as a run ends, not only when its backoff does.
-fn scheduler(policy: Box<dyn lepton::Policy>, mut config: SchedulerConfig) -> CoreScheduler {
+fn scheduler(
+    policy: Box<dyn lepton::Policy>,
+    mut config: SchedulerConfig,
+    queues: &Admission,
+) -> CoreScheduler {
     config.retry_waiting_on_release = true;
-    CoreScheduler::builder(policy).config(config).build()
+    CoreScheduler::builder(policy)
+        .config(config)
+        .queues(queues)
+        .build()
+}
+
+/// The tenant queues as the API shows them.
+fn queue_views(scheduler: &CoreScheduler) -> Vec<QueueView> {
+    let Some(admission) = scheduler.admission() else {
+        return Vec::new();
+    };
+    let capacity = ready_capacity(scheduler.cluster());
+    admission
+        .queues()
+        .map(|queue| {
+            let usage = admission.usage(&queue.name).unwrap_or_default();
+            QueueView {
+                name: queue.name.clone(),
+                weight: queue.weight,
+                max: queue.max,
+                usage,
+                waiting: admission.waiting(&queue.name),
+                dominant_share: usage.dominant_share(capacity) / queue.weight,
+            }
+        })
+        .collect()
 }
 
 /// The task's end, if it ended.
@@ -525,6 +601,7 @@ fn live_view(scheduler: &CoreScheduler, spec: &TaskSpec) -> TaskView {
         name: spec.name.clone(),
         state: state_name(state),
         priority: spec.priority.0,
+        queue: spec.queue.clone(),
         attempts: scheduler.current_run(spec.id).map_or(0, |run| run.attempt),
         node: match state {
             Some(TaskState::Running { node }) => Some(node.0),
@@ -552,6 +629,7 @@ fn ended_view(spec: &TaskSpec, end: &Finished) -> TaskView {
             _ => "cancelled",
         },
         priority: spec.priority.0,
+        queue: spec.queue.clone(),
         attempts: end.attempts,
         node: None,
         limits: None,

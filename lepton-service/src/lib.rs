@@ -36,7 +36,7 @@ pub use config::{
     AwsSection, ConfigError, DockerSection, EtcdSection, LibvirtSection, LocalSection,
     ServiceConfig, StoreKind, TlsSection,
 };
-pub use engine::{NodeView, TaskView};
+pub use engine::{NodeView, QueueView, TaskView};
 pub use store::{Change, EmbeddedStore, Finished, Store, StoreError, Stored};
 
 /// What the service answers with, or fails to start with.
@@ -258,6 +258,7 @@ pub(crate) fn lead(context: &Context, store: Arc<dyn Store>) -> Result<Leading, 
     let config = &context.config;
     let backends = backends(config)?;
     let validators = backends.iter().cloned().collect();
+    let queues = Arc::new(config.queues().map_err(ServiceError::Start)?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (engine, thread) = engine::start(
         backends,
@@ -269,6 +270,7 @@ pub(crate) fn lead(context: &Context, store: Arc<dyn Store>) -> Result<Leading, 
             tick: std::time::Duration::from_millis(config.tick_ms),
             max_concurrent_launches: config.max_concurrent_launches,
             policy: config.policy.clone(),
+            queues: Arc::clone(&queues),
         },
         stopped,
     )?;
@@ -278,9 +280,10 @@ pub(crate) fn lead(context: &Context, store: Arc<dyn Store>) -> Result<Leading, 
         metrics: Arc::clone(&context.metrics),
         store,
         claimed: Arc::new(parking_lot::Mutex::new(claimed)),
-        openapi: api::openapi_document(&context.policies)?,
+        openapi: api::openapi_document(&context.policies, &queues)?,
         max_tasks_per_request: config.max_tasks_per_request,
         backends: validators,
+        queues,
     };
     Ok(Leading {
         router: api::router(api, config.max_body_bytes),

@@ -293,6 +293,7 @@ fn the_openapi_description_names_every_route_the_service_answers() {
         ("GET", "/v1/tasks/1", "/v1/tasks/{id}"),
         ("POST", "/v1/tasks/1/cancel", "/v1/tasks/{id}/cancel"),
         ("POST", "/v1/plan", "/v1/plan"),
+        ("GET", "/v1/queues", "/v1/queues"),
         ("GET", "/v1/nodes", "/v1/nodes"),
         ("POST", "/v1/nodes/9/cordon", "/v1/nodes/{id}/cordon"),
         ("POST", "/v1/nodes/9/uncordon", "/v1/nodes/{id}/uncordon"),
@@ -497,5 +498,106 @@ fn the_task_list_pages_through_every_task_once_by_state_and_order() {
             error["error"].as_str().unwrap().contains(named),
             "{query}: {body}"
         );
+    }
+}
+
+/// A service whose queue `team` holds at most 200 milli-cores.
+fn with_queue(config: &mut lepton_service::ServiceConfig) {
+    let max = lepton::admission::Limits::cpu_milli(200);
+    config.queue = vec![lepton::admission::QueueSpec::new("team").with_max(max)];
+}
+
+#[test]
+fn a_tenant_queue_admits_by_its_maximum_and_keeps_its_share_over_a_restart() {
+    let service = TestService::start("queues", with_queue);
+    let task = |id: u64, cpu: u64, queue: &str| {
+        format!(
+            r#"{{"id": {id}, "request": {{"cpu_milli": {cpu}}}, "queue": "{queue}", "config": {{"command": "sleep 60"}}}}"#
+        )
+    };
+    let (status, body) = service.call("POST", "/v1/tasks", None, Some(&task(9, 100, "nope")));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(json(&body)["field"], "[0].queue", "{body}");
+    assert!(
+        body.contains("\\\"nope\\\", which is not declared"),
+        "{body}"
+    );
+    let (status, body) = service.call("POST", "/v1/tasks", None, Some(&task(9, 300, "team")));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("more than queue team allows at most (200)"),
+        "{body}"
+    );
+
+    let three = format!(
+        "[{}, {}, {}]",
+        task(1, 100, "team"),
+        task(2, 100, "team"),
+        task(3, 100, "team")
+    );
+    assert_eq!(service.call("POST", "/v1/tasks", None, Some(&three)).0, 202);
+    eventually("tasks 1 and 2 run", || {
+        state(&service, 1) == "running" && state(&service, 2) == "running"
+    });
+    let held = |service: &TestService| {
+        let (_, body) = service.call("GET", "/v1/tasks/3", None, None);
+        let task = json(&body);
+        assert_eq!(task["state"], "queued", "{body}");
+        assert_eq!(task["queue"], "team", "{body}");
+        assert_eq!(
+            task["waiting_for_admission"],
+            "queue team is at its maximum: cpu_milli 300 with this task > 200",
+            "{body}"
+        );
+        let summary = task["pending_summary"].as_str().unwrap().to_owned();
+        assert!(
+            summary.starts_with("task 3 waits for admission"),
+            "{summary}"
+        );
+        let (_, body) = service.call("GET", "/v1/queues", None, None);
+        let queue = json(&body)["queues"][0].clone();
+        assert_eq!(queue["name"], "team", "{body}");
+        assert_eq!(queue["usage"]["cpu_milli"], 200, "{body}");
+        assert_eq!(queue["waiting"], 1, "{body}");
+        assert_eq!(queue["max"]["cpu_milli"], 200, "{body}");
+    };
+    eventually("the view shows task 3 held", || {
+        let (_, body) = service.call("GET", "/v1/queues", None, None);
+        json(&body)["queues"][0]["waiting"] == 1
+    });
+    held(&service);
+
+    // The running tasks are adopted and counted in their queue again; the
+    // third still waits.
+    let dir = service.dir.clone();
+    drop(service);
+    let service = TestService::start_in(dir, with_queue);
+    assert_eq!(state(&service, 1), "running");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    held(&service);
+
+    // A configuration without the queue its waiting task names is refused
+    // at start, not a task lost.
+    let dir = service.dir.clone();
+    drop(service);
+    let config = lepton_service::ServiceConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.clone(),
+        ..lepton_service::ServiceConfig::default()
+    };
+    let error = lepton_service::start(config, 1).err().unwrap().to_string();
+    assert!(
+        error.contains("a stored task that has not ended: task t-1 names queue \"team\""),
+        "{error}"
+    );
+    let service = TestService::start_in(dir, with_queue);
+    let (status, _) = service.call("POST", "/v1/tasks/1/cancel", None, Some("{}"));
+    assert_eq!(status, 200);
+    eventually("task 3 is admitted and runs", || {
+        state(&service, 3) == "running"
+    });
+    for id in [2, 3] {
+        let path = format!("/v1/tasks/{id}/cancel");
+        assert_eq!(service.call("POST", &path, None, Some("{}")).0, 200);
     }
 }

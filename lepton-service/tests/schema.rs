@@ -20,6 +20,7 @@ const TOKEN: &str = "schema-token";
 fn the_server_answers_as_its_openapi_description_says() {
     let service = TestService::start("schema", |config| {
         config.token = Some(TOKEN.into());
+        config.queue = vec![lepton::admission::QueueSpec::new("team")];
     });
     // The tasks schemathesis submits are accepted and queued but never
     // run: their commands are whatever it generated. So the only node is
@@ -65,7 +66,12 @@ fn the_server_answers_as_its_openapi_description_says() {
         "schemathesis found disagreements:\n{report}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(report.contains("Tested: 14"), "{report}");
+    assert!(report.contains("Tested: 15"), "{report}");
+    // The tasks' `queue` names the declared queues only.
+    let (_, body) = service.call("GET", "/v1/openapi.json", Some(TOKEN), None);
+    let document: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let queue = document.pointer("/components/schemas/TaskSpec/properties/queue/enum");
+    assert_eq!(queue, Some(&serde_json::json!(["team"])), "{body}");
     // Still cordoned: nothing it submitted ran.
     let (_, nodes) = service.call("GET", "/v1/nodes", Some(TOKEN), None);
     assert!(nodes.contains("\"state\":\"cordoned\""), "{nodes}");
@@ -90,6 +96,9 @@ fn the_description_offers_only_the_policies_the_service_can_build() {
     );
     // No rules file: `rule` would be refused.
     assert!(!names.contains(&"rule"), "{names:?}");
+    // No queues: a task may not name one.
+    let queue = document.pointer("/components/schemas/TaskSpec/properties/queue");
+    assert_eq!(queue, None, "{body}");
     for name in names {
         let body = format!(r#"{{"name": "{name}"}}"#);
         let (status, answer) = service.call("PUT", "/v1/policy", Some(TOKEN), Some(&body));

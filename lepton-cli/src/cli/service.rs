@@ -375,6 +375,52 @@ pub(crate) fn nodes(args: NodesArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Lists the tenant queues: maxima, what each holds, what waits.
+#[derive(Debug, Args)]
+pub(crate) struct QueuesArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub(crate) fn queues(args: QueuesArgs) -> Result<(), CliError> {
+    let answer = args.client.call("GET", "/v1/queues", None)?;
+    if args.output.output == Format::Json {
+        return say!("{answer}");
+    }
+    say!(
+        "{:<24} {:>6} {:>8} {:>20} {:>8} {:>8}",
+        "queue",
+        "weight",
+        "share",
+        "cpu used/max (m)",
+        "gpu (m)",
+        "waiting"
+    )?;
+    let max = |value: &serde_json::Value| value.as_u64().map_or("-".to_owned(), |v| v.to_string());
+    for queue in answer["queues"].as_array().into_iter().flatten() {
+        say!(
+            "{:<24} {:>6} {:>8.3} {:>20} {:>8} {:>8}",
+            queue["name"].as_str().unwrap_or(""),
+            queue["weight"].as_f64().unwrap_or(1.0),
+            queue["dominant_share"].as_f64().unwrap_or(0.0),
+            format!(
+                "{}/{}",
+                queue["usage"]["cpu_milli"],
+                max(&queue["max"]["cpu_milli"])
+            ),
+            format!(
+                "{}/{}",
+                queue["usage"]["gpu_milli"],
+                max(&queue["max"]["gpu_milli"])
+            ),
+            queue["waiting"].to_string()
+        )?;
+    }
+    Ok(())
+}
+
 /// Drains a node: cordons it and moves its tasks elsewhere.
 #[derive(Debug, Args)]
 pub(crate) struct DrainArgs {

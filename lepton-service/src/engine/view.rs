@@ -36,6 +36,8 @@ pub(crate) struct View {
     pub(crate) policy: String,
     /// Tasks waiting in the queue.
     pub(crate) queue_len: usize,
+    /// The tenant queues.
+    pub(crate) queues: Vec<super::QueueView>,
 }
 
 /// The direction a page walks the task ids in.
@@ -166,6 +168,7 @@ mod tests {
             name: None,
             state,
             priority: 128,
+            queue: None,
             attempts: 0,
             node: None,
             limits: None,
