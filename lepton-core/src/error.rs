@@ -158,6 +158,17 @@ pub enum Error {
         /// The queue's path.
         queue: String,
     },
+    /// A gang member whose gang is malformed, or declared otherwise by
+    /// the gang's other members.
+    #[error("task {task}: gang {gang:?}: {reason}")]
+    InvalidGang {
+        /// The task.
+        task: TaskId,
+        /// The gang's name as given.
+        gang: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A queue that cannot be declared.
     #[error("queue {queue:?} is invalid: {reason}")]
     InvalidQueue {

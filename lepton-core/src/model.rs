@@ -16,5 +16,5 @@ pub use crate::node::{
 };
 pub use crate::resources::{Dimension, GpuRequest, ResourceName, Resources, GPU_MILLI_PER_GPU};
 pub use crate::task::{
-    Constraints, Priority, QosClass, Run, Task, TaskId, TaskKind, TaskSpec, Toleration,
+    Constraints, Gang, Priority, QosClass, Run, Task, TaskId, TaskKind, TaskSpec, Toleration,
 };

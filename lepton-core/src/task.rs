@@ -219,6 +219,48 @@ pub struct TaskSpec {
     /// [`admission`](crate::admission)). `None`: straight to the scheduler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// The gang it belongs to: tasks that start together or not at all.
+    /// `None`: it starts on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gang: Option<Gang>,
+}
+
+/// A group of tasks that must start together or not at all — the workers
+/// of a distributed training job, the ranks of an MPI job. Every member
+/// names the gang alike; see [the scheduler's gangs](crate::CoreScheduler#gangs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Gang {
+    /// Its name, unique among the gangs waiting or running.
+    pub name: String,
+    /// Members that must be placed in one cycle for any of them to start
+    /// (at least 1); once that many run, further members start as they
+    /// fit. A failure that leaves fewer running stops the others, and the
+    /// gang is placed again as a whole.
+    pub min_available: u32,
+    /// How long its members may wait for the gang to start, in
+    /// milliseconds, before they fail; `None`: without limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl Gang {
+    /// The gang `name`, started once `min_available` members can be placed
+    /// together, waiting without limit.
+    pub fn new(name: impl Into<String>, min_available: u32) -> Gang {
+        Gang {
+            name: name.into(),
+            min_available,
+            timeout_ms: None,
+        }
+    }
+
+    /// Its members fail if the gang has not started within `timeout_ms`.
+    pub fn with_timeout_ms(mut self, timeout_ms: u64) -> Gang {
+        self.timeout_ms = Some(timeout_ms);
+        self
+    }
 }
 
 fn default_priority() -> Priority {
@@ -240,7 +282,14 @@ impl TaskSpec {
             constraints: Constraints::default(),
             config: Labels::new(),
             queue: None,
+            gang: None,
         }
+    }
+
+    /// Makes it a member of `gang`.
+    pub fn with_gang(mut self, gang: Gang) -> Self {
+        self.gang = Some(gang);
+        self
     }
 
     /// Submits it to this tenant queue.
@@ -338,6 +387,22 @@ impl TaskSpec {
         }
         if self.timeout_ms == Some(0) {
             return Err(Error::ZeroTimeout { task });
+        }
+        if let Some(gang) = &self.gang {
+            let invalid = |reason: &str| Error::InvalidGang {
+                task,
+                gang: gang.name.clone(),
+                reason: reason.to_owned(),
+            };
+            if gang.name.is_empty() {
+                return Err(invalid("its name is empty"));
+            }
+            if gang.min_available == 0 {
+                return Err(invalid("min_available must be at least 1"));
+            }
+            if gang.timeout_ms == Some(0) {
+                return Err(invalid("timeout_ms must be at least 1"));
+            }
         }
         if let Some(limit) = self.constraints.max_per_node {
             if limit == 0 || self.constraints.anti_affinity.is_none() {

@@ -406,6 +406,9 @@ async fn get_task(
             if let Some(reason) = &explanation.queue {
                 task["waiting_for_admission"] = json!(reason);
             }
+            if let Some(reason) = &explanation.gang {
+                task["waiting_for_gang"] = json!(reason);
+            }
             task["pending_summary"] = json!(explanation.to_string());
         }
     }

@@ -261,7 +261,8 @@ impl Engine {
             policies: config.policies.clone(),
             tick: config.tick,
         };
-        engine.publish();
+        let changed = engine.controller.scheduler_mut().take_changes();
+        engine.publish(changed);
         Ok((
             engine,
             (
@@ -311,9 +312,19 @@ impl Engine {
             .cloned()
             .map(Change::Run)
             .collect();
-        for (handle, _) in &report.ended {
-            if let Some(end) = self.finished(handle.run.task) {
-                changes.push(Change::Finished(handle.run.task, end));
+        // Every task that ended this step: by its run's end, or without a
+        // run (refused when taken in, its gang never started).
+        let changed = self.controller.scheduler_mut().take_changes();
+        {
+            let view = self.view.read();
+            for &task in &changed {
+                let shown_ended = view
+                    .tasks
+                    .get(&task)
+                    .is_some_and(|t| !matches!(t.state, "queued" | "running"));
+                if let Some(end) = self.finished(task).filter(|_| !shown_ended) {
+                    changes.push(Change::Finished(task, end));
+                }
             }
         }
         if let Err(error) = self.store.apply(changes) {
@@ -321,7 +332,7 @@ impl Engine {
             // restart learns it again from the backend's runs.
             warn!(%error, "store write failed");
         }
-        self.publish();
+        self.publish(changed);
     }
 
     fn finished(&self, task: TaskId) -> Option<Finished> {
@@ -378,7 +389,8 @@ impl Engine {
                 (result, reply)
             }
         };
-        self.publish();
+        let changed = self.controller.scheduler_mut().take_changes();
+        self.publish(changed);
         let _ = reply.send(result);
     }
 
@@ -400,10 +412,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Refreshes the view: the tasks whose state changed since the last
+    /// Refreshes the view: the tasks whose state `changed` since the last
     /// refresh, the nodes, the policy.
-    fn publish(&mut self) {
-        let changed = self.controller.scheduler_mut().take_changes();
+    fn publish(&mut self, changed: Vec<TaskId>) {
         let scheduler = self.controller.scheduler();
         let nodes = scheduler
             .cluster()

@@ -601,3 +601,58 @@ fn a_tenant_queue_admits_by_its_maximum_and_keeps_its_share_over_a_restart() {
         assert_eq!(service.call("POST", &path, None, Some("{}")).0, 200);
     }
 }
+
+#[test]
+fn a_gang_submitted_in_parts_starts_once_it_is_whole() {
+    let service = TestService::start("gang", |config| config.local.share = 0.5);
+    let member = |id: u64| {
+        format!(
+            r#"{{"id": {id}, "request": {{"cpu_milli": 50}}, "gang": {{"name": "train", "min_available": 2}}, "config": {{"command": "sleep 30"}}}}"#
+        )
+    };
+    assert_eq!(
+        service.call("POST", "/v1/tasks", None, Some(&member(1))).0,
+        202
+    );
+    eventually("task 1 waits for its gang", || {
+        let (_, body) = service.call("GET", "/v1/tasks/1", None, None);
+        json(&body)["waiting_for_gang"]
+            == "gang train needs 2 members placed together; 1 are waiting"
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(state(&service, 1), "queued");
+    let (status, body) = service.call(
+        "POST",
+        "/v1/tasks",
+        None,
+        Some(r#"{"id": 2, "request": {"cpu_milli": 50}, "gang": {"name": "train", "min_available": 3}, "config": {"command": "true"}}"#),
+    );
+    assert_eq!(status, 202, "{body}");
+    // A member declaring the gang otherwise fails, saying so.
+    eventually("task 2 fails", || state(&service, 2) == "failed");
+    let (_, body) = service.call("GET", "/v1/tasks/2", None, None);
+    assert!(
+        json(&body)["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("its members declare min_available 2"),
+        "{body}"
+    );
+    assert_eq!(
+        service.call("POST", "/v1/tasks", None, Some(&member(3))).0,
+        202
+    );
+    eventually("tasks 1 and 3 run", || {
+        state(&service, 1) == "running" && state(&service, 3) == "running"
+    });
+    // The failure without a run was stored: a restart keeps it.
+    let dir = service.dir.clone();
+    drop(service);
+    let service = TestService::start_in(dir, |config| config.local.share = 0.5);
+    assert_eq!(state(&service, 2), "failed");
+    assert_eq!(state(&service, 1), "running");
+    for id in [1, 3] {
+        let path = format!("/v1/tasks/{id}/cancel");
+        assert_eq!(service.call("POST", &path, None, Some("{}")).0, 200);
+    }
+}

@@ -83,6 +83,7 @@ impl CoreScheduler {
         self.policy.begin_cycle(&self.cluster, now);
         self.preemption_misses.clear();
         let mut assignments = Vec::new();
+        self.place_gangs(now, &mut assignments);
         // Tasks that find no node go to backoff, not back to the queue, so
         // this loop takes each queued task at most once (tasks evicted by a
         // preemption come back once, at a lower priority). Submissions
@@ -100,6 +101,9 @@ impl CoreScheduler {
             }
             if record.state != TaskState::Queued {
                 self.stale_queue_entries = self.stale_queue_entries.saturating_sub(1);
+                continue;
+            }
+            if record.spec.gang.is_some() && self.hold_in_gang(task, now) {
                 continue;
             }
             if let Some(booked) = self.choose(task) {

@@ -32,6 +32,9 @@ pub struct Explanation {
     /// [`Admission::why_waiting`](crate::admission::Admission::why_waiting)
     /// says. The nodes are not asked then (`refusals` is `None`).
     pub queue: Option<String>,
+    /// For a task held with its gang: why the gang has not started.
+    /// The nodes are not asked then (`refusals` is `None`).
+    pub gang: Option<String>,
 }
 
 /// What the nodes say to a waiting task; see [`Explanation::refusals`].
@@ -54,39 +57,37 @@ impl CoreScheduler {
     pub fn explain(&self, task: TaskId) -> Option<Explanation> {
         let state = self.task_state(task)?.clone();
         let queue = self.why_held(task);
+        let gang = self.why_gang_waits(task);
         let waits = matches!(state, TaskState::Queued | TaskState::BackingOff { .. });
-        let refusals = self
-            .task(task)
-            .filter(|_| waits && queue.is_none())
-            .map(|spec| {
-                let feasible = self.cluster.feasible(spec, self.filter.as_deref());
-                let mut refusals = Refusals {
-                    available: 0,
-                    reasons: Vec::new(),
-                };
-                for node in self.cluster.nodes() {
-                    match feasible.check(node) {
-                        Ok(()) => refusals.available += 1,
-                        Err(misfit) => {
-                            match refusals.reasons.iter_mut().find(|(m, _)| *m == misfit) {
-                                Some((_, count)) => *count += 1,
-                                None => refusals.reasons.push((misfit, 1)),
-                            }
-                        }
-                    }
+        let held = queue.is_some() || gang.is_some();
+        let refusals = self.task(task).filter(|_| waits && !held).map(|spec| {
+            let feasible = self.cluster.feasible(spec, self.filter.as_deref());
+            let mut refusals = Refusals {
+                available: 0,
+                reasons: Vec::new(),
+            };
+            for node in self.cluster.nodes() {
+                match feasible.check(node) {
+                    Ok(()) => refusals.available += 1,
+                    Err(misfit) => match refusals.reasons.iter_mut().find(|(m, _)| *m == misfit) {
+                        Some((_, count)) => *count += 1,
+                        None => refusals.reasons.push((misfit, 1)),
+                    },
                 }
-                // Stable: equal counts keep the order first met.
-                refusals
-                    .reasons
-                    .sort_by_key(|&(_, count)| std::cmp::Reverse(count));
-                refusals
-            });
+            }
+            // Stable: equal counts keep the order first met.
+            refusals
+                .reasons
+                .sort_by_key(|&(_, count)| std::cmp::Reverse(count));
+            refusals
+        });
         Some(Explanation {
             task,
             state,
             nodes: self.cluster.nodes().len(),
             refusals,
             queue,
+            gang,
         })
     }
 }
@@ -103,6 +104,9 @@ impl fmt::Display for Explanation {
         }
         if let Some(queue) = &self.queue {
             return write!(f, "task {task} waits for admission: {queue}");
+        }
+        if let Some(gang) = &self.gang {
+            return write!(f, "task {task} waits for its gang: {gang}");
         }
         write!(f, "task {task} waits: ")?;
         match &self.refusals {

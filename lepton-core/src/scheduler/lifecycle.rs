@@ -23,6 +23,10 @@ impl CoreScheduler {
             }
             *self.counts.slot(&record.state) -= 1;
             *self.counts.slot(&state) += 1;
+            if let Some(gang) = &record.spec.gang {
+                let was_running = matches!(record.state, TaskState::Running { .. });
+                super::gang::track(&mut self.gangs, gang, task, was_running, &state);
+            }
             if record.spec.queue.is_some() && super::admit::ends(&state) {
                 if let Some(admission) = &mut self.admission {
                     admission.ended(task);

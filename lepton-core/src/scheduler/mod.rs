@@ -39,6 +39,7 @@ mod admit;
 mod config;
 mod cycle;
 mod explain;
+mod gang;
 mod heartbeat;
 mod lifecycle;
 mod model;
@@ -89,7 +90,10 @@ pub trait Scheduler {
     /// scheduler's clock: its resources are freed, the policy is told
     /// [`Outcome::TimedOut`](crate::policy::Outcome::TimedOut) (the seed
     /// article's −1), and the task is retried within its retry budget, or
-    /// fails with the reason `timed out after N ms`.
+    /// fails with the reason `timed out after N ms`. Also ends the runs of
+    /// gang members whose gang a failure left with fewer than its
+    /// `min_available` running: they are queued again, uncharged, to be
+    /// placed with their gang (see [`CoreScheduler`]'s gangs).
     ///
     /// The scheduler never stops anything itself: the caller stops the runs
     /// returned, as it stops evicted ones. A report that arrives later about
@@ -181,6 +185,7 @@ impl CoreSchedulerBuilder {
             waiting: waiting::Waiting::default(),
             changes: None,
             admission: self.admission,
+            gangs: gang::Gangs::new(),
         }
     }
 }
@@ -285,6 +290,26 @@ struct Stats {
 /// scheduler.complete(assignments[0].run()).unwrap();
 /// assert_eq!(scheduler.report().tasks.completed, 1);
 /// ```
+///
+/// # Tenant queues
+///
+/// Built with [`queues`](CoreSchedulerBuilder::queues), the scheduler
+/// holds a task that names a [`queue`](TaskSpec::queue) until the queue
+/// admits it (its fair share and the maxima on its path; see
+/// [`admission`](crate::admission)), then places it as any other; the
+/// task gives its share back when it ends.
+///
+/// # Gangs
+///
+/// Tasks that name a [`Gang`](crate::model::Gang) start together or not
+/// at all: each cycle tries a gang's held members together and starts
+/// them only if at least its `min_available` (counting members already
+/// running) can be placed at once, undoing every booking otherwise. Gang
+/// members are never preempted or moved by the rebalancer; a failure that
+/// leaves fewer than `min_available` running ends the others' runs
+/// ([`expire_timeouts`](Scheduler::expire_timeouts) returns them) and the
+/// gang is placed again whole; members that wait longer than the gang's
+/// `timeout_ms` fail. [`explain`](Self::explain) says why a gang waits.
 #[derive(Debug)]
 pub struct CoreScheduler {
     policy: Box<dyn Policy>,
@@ -323,6 +348,8 @@ pub struct CoreScheduler {
     /// The tenant queues, if [`queues`](CoreSchedulerBuilder::queues) were
     /// declared: tasks naming one wait there until admitted.
     admission: Option<Admission>,
+    /// Gangs with members waiting or running (see `gang.rs`).
+    gangs: gang::Gangs,
 }
 
 impl CoreScheduler {
@@ -365,6 +392,7 @@ impl CoreScheduler {
     pub fn adopt(&mut self, task: &dyn Task, run: Run, placement: &Placement) -> Result<(), Error> {
         let spec = task.to_spec();
         spec.validate()?;
+        self.check_gang(&spec)?;
         if run.task != spec.id || run.attempt == 0 {
             return Err(Error::StaleRun { run, current: 0 });
         }
@@ -467,7 +495,13 @@ impl CoreScheduler {
             };
             // Running on this node: the allocation exists.
             let _ = self.cluster.release(task);
-            match self.choose(task) {
+            // A gang member is not moved alone: it is placed with its gang.
+            let place = if self.evictable(task) {
+                self.choose(task)
+            } else {
+                None
+            };
+            match place {
                 Some(booked) => {
                     self.stats.moves += 1;
                     drained.moved.push(self.start(task, booked, vec![old]));
@@ -592,6 +626,7 @@ impl Scheduler for CoreScheduler {
         let spec = task.to_spec();
         let id = spec.id;
         spec.validate()?;
+        self.check_gang(&spec)?;
         self.check_queue(&spec)?;
         self.claim(id)?;
         self.queue_or_hold(&spec)?;
@@ -608,7 +643,7 @@ impl Scheduler for CoreScheduler {
         match record.state {
             TaskState::Queued => {
                 // A task its queue holds has no entry in the cycle's queue.
-                if !self.admission.as_ref().is_some_and(|a| a.is_waiting(task)) {
+                if !self.held_by_queue(task) && !self.held_by_gang(task) {
                     self.stale_queue_entries += 1;
                 }
                 self.waiting.remove(task);

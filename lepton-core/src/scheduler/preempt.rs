@@ -190,7 +190,7 @@ impl CoreScheduler {
             }
             candidates.clear();
             for &(task, priority) in node.tasks() {
-                if priority < spec.priority {
+                if priority < spec.priority && self.evictable(task) {
                     let allocation = self.cluster.allocation(task)?;
                     candidates.push((allocation, EvictionRank::of(priority, allocation.qos)));
                 }

@@ -67,6 +67,7 @@ impl CoreScheduler {
                     .map(|r| EvictionRank::of(r.spec.priority, r.spec.qos));
                 (rank, *task)
             });
+            tasks.retain(|&task| self.evictable(task));
             for task in tasks {
                 let cooled = self
                     .cluster

@@ -340,7 +340,10 @@ impl CoreScheduler {
                 changes.insert(task);
             }
             TaskState::Cancelled
-        } else if let Err(error) = self.hold_taken_in(&spec) {
+        } else if let Err(error) = self
+            .check_gang(&spec)
+            .and_then(|()| self.hold_taken_in(&spec))
+        {
             // Its queue refuses it: it fails, and its entry is skipped as
             // a cancelled one's is.
             if let Some(changes) = &mut self.changes {

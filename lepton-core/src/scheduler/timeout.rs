@@ -68,6 +68,7 @@ impl CoreScheduler {
                 expired.push(run);
             }
         }
+        expired.extend(self.stop_broken_gangs());
         expired
     }
 

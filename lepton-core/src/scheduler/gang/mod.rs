@@ -1,0 +1,304 @@
+//! Gangs: tasks that start together or not at all.
+//!
+//! A gang member taken from the cycle's queue is held with its gang
+//! instead of being placed alone. At the start of each cycle every gang
+//! with members held tries them together: each is booked where the policy
+//! places it, and if fewer than the gang still needs (its
+//! `min_available`, less the members running) could be booked, every
+//! booking is undone and the gang backs off (the scheduler's backoff, 1 s
+//! doubling to 10 s by default) — no member starts without the others, and
+//! nothing stays reserved between cycles. Members are never preemption
+//! victims and never moved by the rebalancer (a gang is never half
+//! evicted); a drain queues them again rather than moving them. When a
+//! member's run ends other than by completing and fewer than
+//! `min_available` are left running, the others' runs are ended too and
+//! the gang is placed again as a whole: [`expire_timeouts`] returns those
+//! runs for the caller to stop. Members that wait longer than the gang's
+//! `timeout_ms` without it starting fail, naming why.
+//!
+//! [`expire_timeouts`]: super::Scheduler::expire_timeouts
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::{Assignment, CoreScheduler, TaskRecord, TaskState};
+use crate::clock::Timestamp;
+use crate::error::Error;
+use crate::task::{Gang, Run, TaskId, TaskSpec};
+
+/// One gang's members and how its last try went.
+#[derive(Debug)]
+pub(super) struct GangState {
+    spec: Gang,
+    /// Members held, to be placed together.
+    waiting: BTreeSet<TaskId>,
+    /// Members running.
+    running: BTreeSet<TaskId>,
+    /// Since when members have waited for the gang to start.
+    waiting_since: Option<Timestamp>,
+    /// Failed tries in a row.
+    tries: u32,
+    next_try: Timestamp,
+    /// The last failed try: members booked, members needed.
+    last_try: Option<(usize, usize)>,
+    /// A failure left fewer than `min_available` running: the others'
+    /// runs are to be ended.
+    broken: bool,
+}
+
+impl GangState {
+    fn new(spec: Gang) -> GangState {
+        GangState {
+            spec,
+            waiting: BTreeSet::new(),
+            running: BTreeSet::new(),
+            waiting_since: None,
+            tries: 0,
+            next_try: Timestamp(0),
+            last_try: None,
+            broken: false,
+        }
+    }
+
+    /// Members it still needs booked at once to start (or, started, 1).
+    fn needed(&self) -> usize {
+        let min = usize::try_from(self.spec.min_available).unwrap_or(usize::MAX);
+        min.saturating_sub(self.running.len()).max(1)
+    }
+}
+
+/// The gangs with members waiting or running, by name.
+pub(super) type Gangs = BTreeMap<String, GangState>;
+
+/// Keeps `gang`'s bookkeeping as its member `task` moves from a state
+/// (`was_running` or not) to `now`.
+pub(super) fn track(
+    gangs: &mut Gangs,
+    gang: &Gang,
+    task: TaskId,
+    was_running: bool,
+    now: &TaskState,
+) {
+    let Some(state) = gangs.get_mut(&gang.name) else {
+        if matches!(now, TaskState::Running { .. }) {
+            // Adopted after a restart: the gang is running.
+            let mut state = GangState::new(gang.clone());
+            state.running.insert(task);
+            gangs.insert(gang.name.clone(), state);
+        }
+        return;
+    };
+    match now {
+        TaskState::Running { .. } => {
+            state.waiting.remove(&task);
+            state.running.insert(task);
+        }
+        _ if was_running => {
+            state.running.remove(&task);
+            let min = usize::try_from(state.spec.min_available).unwrap_or(usize::MAX);
+            if *now != TaskState::Completed
+                && !state.running.is_empty()
+                && state.running.len() < min
+            {
+                state.broken = true;
+            }
+        }
+        _ => {}
+    }
+    if matches!(
+        now,
+        TaskState::Completed | TaskState::Failed { .. } | TaskState::Cancelled
+    ) {
+        state.waiting.remove(&task);
+    }
+    if state.waiting.is_empty() {
+        state.waiting_since = None;
+    }
+    if state.waiting.is_empty() && state.running.is_empty() {
+        gangs.remove(&gang.name);
+    }
+}
+
+impl CoreScheduler {
+    /// Whether `spec`'s gang, if it has one, agrees with how its other
+    /// members declared it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidGang`].
+    pub(super) fn check_gang(&self, spec: &TaskSpec) -> Result<(), Error> {
+        let Some(gang) = &spec.gang else {
+            return Ok(());
+        };
+        match self.gangs.get(&gang.name) {
+            Some(state) if state.spec != *gang => Err(Error::InvalidGang {
+                task: spec.id,
+                gang: gang.name.clone(),
+                reason: format!(
+                    "its members declare min_available {} and timeout_ms {:?}, this one {} and {:?}",
+                    state.spec.min_available,
+                    state.spec.timeout_ms,
+                    gang.min_available,
+                    gang.timeout_ms
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Holds `task`, just taken from the cycle's queue, with its gang if
+    /// it has one: `true` then.
+    pub(super) fn hold_in_gang(&mut self, task: TaskId, now: Timestamp) -> bool {
+        let Some(gang) = self.tasks.get(&task).and_then(|r| r.spec.gang.as_ref()) else {
+            return false;
+        };
+        let state = self
+            .gangs
+            .entry(gang.name.clone())
+            .or_insert_with(|| GangState::new(gang.clone()));
+        state.waiting.insert(task);
+        state.waiting_since.get_or_insert(now);
+        true
+    }
+
+    /// Whether `task` is held with its gang.
+    pub(super) fn held_by_gang(&self, task: TaskId) -> bool {
+        !self.gangs.is_empty()
+            && self
+                .tasks
+                .get(&task)
+                .and_then(|r| r.spec.gang.as_ref())
+                .and_then(|gang| self.gangs.get(&gang.name))
+                .is_some_and(|state| state.waiting.contains(&task))
+    }
+
+    /// Whether `task` may be evicted or moved: not a gang member.
+    pub(super) fn evictable(&self, task: TaskId) -> bool {
+        self.gangs.is_empty()
+            || self
+                .tasks
+                .get(&task)
+                .is_none_or(|record| record.spec.gang.is_none())
+    }
+
+    /// Tries every gang due whose held members could start it: all that
+    /// can be booked start together, or none does.
+    pub(super) fn place_gangs(&mut self, now: Timestamp, assignments: &mut Vec<Assignment>) {
+        if self.gangs.is_empty() {
+            return;
+        }
+        let due: Vec<String> = self
+            .gangs
+            .iter()
+            .filter(|(_, g)| !g.waiting.is_empty() && g.next_try <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in due {
+            let Some(gang) = self.gangs.get(&name) else {
+                continue;
+            };
+            let members: Vec<TaskId> = gang.waiting.iter().copied().collect();
+            let needed = gang.needed();
+            let expired = match (gang.spec.timeout_ms, gang.waiting_since) {
+                (Some(ms), Some(since)) if gang.running.is_empty() => {
+                    let deadline = since.saturating_add(Duration::from_millis(ms));
+                    (now >= deadline).then_some(ms)
+                }
+                _ => None,
+            };
+            if let Some(ms) = expired {
+                let reason = format!(
+                    "gang {name} did not start within {ms} ms ({} of the {needed} members it needs waited)",
+                    members.len()
+                );
+                for member in members {
+                    let reasons = vec![reason.clone()];
+                    self.transition(member, TaskState::Failed { reasons });
+                }
+                continue;
+            }
+            if members.len() < needed {
+                continue;
+            }
+            let mut booked = Vec::with_capacity(members.len());
+            for member in members {
+                if let Some(place) = self.choose(member) {
+                    booked.push((member, place));
+                }
+            }
+            if booked.len() >= needed {
+                if let Some(gang) = self.gangs.get_mut(&name) {
+                    gang.tries = 0;
+                    gang.last_try = None;
+                }
+                for (member, place) in booked {
+                    assignments.push(self.start(member, place, Vec::new()));
+                }
+                continue;
+            }
+            for (member, (node, _)) in &booked {
+                // Booked just now: the allocation exists.
+                let _ = self.cluster.release(*member);
+                self.waiting.node_changed(*node);
+            }
+            self.stats.unschedulable += 1;
+            let (initial, max) = (self.config.backoff_initial, self.config.backoff_max);
+            if let Some(gang) = self.gangs.get_mut(&name) {
+                gang.tries = gang.tries.saturating_add(1);
+                let doublings = gang.tries.saturating_sub(1).min(31);
+                let delay = initial.saturating_mul(1 << doublings).min(max);
+                gang.next_try = now.saturating_add(delay);
+                gang.last_try = Some((booked.len(), needed));
+            }
+        }
+    }
+
+    /// Ends the runs of the members left running in gangs a failure broke
+    /// (fewer than `min_available` running): each is queued again,
+    /// uncharged, and its run returned for the caller to stop.
+    pub(super) fn stop_broken_gangs(&mut self) -> Vec<Run> {
+        let mut broken = Vec::new();
+        for gang in self.gangs.values_mut() {
+            if std::mem::take(&mut gang.broken) {
+                broken.extend(gang.running.iter().copied());
+            }
+        }
+        let mut stopped = Vec::with_capacity(broken.len());
+        for task in broken {
+            let Some(run) = self.tasks.get(&task).map(TaskRecord::run) else {
+                continue;
+            };
+            if let Ok(freed) = self.cluster.release(task) {
+                self.waiting.node_changed(freed.node);
+                self.enqueue(task);
+                stopped.push(run);
+            }
+        }
+        stopped
+    }
+
+    /// Why `task` waits with its gang, if it does.
+    pub(super) fn why_gang_waits(&self, task: TaskId) -> Option<String> {
+        if !self.held_by_gang(task) {
+            return None;
+        }
+        let gang = self.tasks.get(&task)?.spec.gang.as_ref()?;
+        let state = self.gangs.get(&gang.name)?;
+        let needed = state.needed();
+        let name = &gang.name;
+        Some(match state.last_try {
+            _ if state.waiting.len() < needed => format!(
+                "gang {name} needs {needed} members placed together; {} are waiting",
+                state.waiting.len()
+            ),
+            Some((booked, needed)) => format!(
+                "gang {name}: its last try found room for {booked} of the {needed} members it \
+                 needs together; next try at {}",
+                state.next_try
+            ),
+            None => format!("gang {name} is tried at the next cycle"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
