@@ -109,3 +109,39 @@ fn the_command_prints_the_checker_figures_as_json() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("launch error rate = NaN"), "{stderr}");
 }
+
+#[test]
+fn gangs_and_tenant_queues_under_chaos_lose_nothing_and_keep_their_rules() {
+    for seed in 1..=3 {
+        let config = ChaosConfig {
+            nodes: 200,
+            tasks: 20_000,
+            gang_share: 0.3,
+            queues: 4,
+            seed,
+            ..ChaosConfig::default()
+        };
+        let r = run_chaos(by_name("bestfit").expect("known"), &config).expect("valid");
+        assert_eq!(
+            (r.lost, r.ran_twice, r.overcommitted),
+            (0, 0, 0),
+            "seed {seed}: {r:?}"
+        );
+        assert_eq!(
+            (r.gangs_partly_started, r.queues_over_maximum),
+            (0, 0),
+            "seed {seed}: {r:?}"
+        );
+        assert_eq!(
+            r.completed + r.failed_after_retries,
+            20_000,
+            "seed {seed}: {r:?}"
+        );
+        // Gangs formed, and the chaos happened.
+        assert!(r.gangs > 1_500, "seed {seed}: {r:?}");
+        assert!(
+            r.node_crashes == 20 && r.launch_errors > 700,
+            "seed {seed}: {r:?}"
+        );
+    }
+}

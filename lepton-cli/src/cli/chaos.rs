@@ -38,6 +38,14 @@ pub(crate) struct ChaosArgs {
     /// to 1.
     #[arg(long, value_parser = decimal, default_value_t = 0.05)]
     duplicate_rate: f64,
+    /// Share of the tasks that come in gangs of 2 to 4 that must start
+    /// together, a decimal from 0 to 1.
+    #[arg(long, value_parser = decimal, default_value_t = 0.0)]
+    gang_share: f64,
+    /// Tenant queues the tasks are spread over (each at most 40 % of the
+    /// cluster, all at most 90 %), 0 to 1,000; 0: none.
+    #[arg(long, value_parser = whole::<0, 1_000>, default_value_t = 0)]
+    queues: u64,
     /// The placement policy (a name `lepton policies` lists).
     #[arg(long, default_value = "bestfit")]
     policy: String,
@@ -57,6 +65,8 @@ pub(crate) fn run(args: ChaosArgs) -> Result<(), CliError> {
         node_failure_rate: args.crash_share,
         launch_error_rate: args.launch_error_rate,
         duplicate_rate: args.duplicate_rate,
+        gang_share: args.gang_share,
+        queues: u32::try_from(args.queues).unwrap_or(u32::MAX),
         seed: args.seed,
     };
     config.validate()?;
@@ -78,10 +88,16 @@ pub(crate) fn run(args: ChaosArgs) -> Result<(), CliError> {
         )?,
         Format::Table => print_text(&report)?,
     }
-    if report.lost + report.ran_twice + report.overcommitted > 0 {
+    let tenancy = report.gangs_partly_started + report.queues_over_maximum;
+    if report.lost + report.ran_twice + report.overcommitted + tenancy > 0 {
         return Err(CliError::Scenario(format!(
-            "the checker found {} lost, {} run twice, {} over-commitments",
-            report.lost, report.ran_twice, report.overcommitted
+            "the checker found {} lost, {} run twice, {} over-commitments, {} gangs partly \
+             started, {} queues over their maximum",
+            report.lost,
+            report.ran_twice,
+            report.overcommitted,
+            report.gangs_partly_started,
+            report.queues_over_maximum
         )));
     }
     Ok(())
@@ -109,6 +125,14 @@ fn print_text(r: &ChaosReport) -> Result<(), CliError> {
         r.ran_twice,
         r.overcommitted
     )?;
+    if r.gangs > 0 || r.queues_over_maximum > 0 {
+        say!(
+            "{} gangs, {} cycles started part of one; {} cycle ends with a queue over its maximum",
+            r.gangs,
+            r.gangs_partly_started,
+            r.queues_over_maximum
+        )?;
+    }
     say!(
         "injected: {} node crashes ({} detected by silence), {} launch errors; {} reports refused as duplicate, late or stale",
         r.node_crashes, r.silent_nodes, r.launch_errors, r.refused_reports

@@ -15,7 +15,10 @@
 //! queue held back by its own maxima lets the others go on; the fairest
 //! queue's first task waiting for room in the cluster holds back the less
 //! fair queues until it fits, so floods of small tasks cannot starve large
-//! ones. A task that ends gives its share back ([`Admission::ended`]).
+//! ones. The members of a [gang](crate::model::Gang) waiting in one queue
+//! are admitted together or not at all, so that members admitted alone
+//! never hold a queue's share while waiting for the rest. A task that ends
+//! gives its share back ([`Admission::ended`]).
 //!
 //! This is the division of work of Kueue in front of kube-scheduler:
 //! admission decides *whether and when*, the scheduler *where*.
@@ -534,14 +537,50 @@ impl Admission {
             let Some((_, task)) = self.queues[i].waiting.pop_first() else {
                 break;
             };
-            let amounts = Amounts::of(&task);
-            self.holding.remove(&task.id);
-            self.charge(i, amounts, Amounts::plus);
-            self.total = self.total.plus(amounts);
-            self.admitted.insert(task.id, (i, amounts));
-            admitted.push(task);
+            let gang = task.gang.as_ref().map(|g| g.name.clone());
+            self.take(i, task, &mut admitted);
+            if let Some(gang) = gang {
+                // The gang's other members waiting here go with it.
+                let waiting = &mut self.queues[i].waiting;
+                let members: Vec<TaskSpec> = waiting
+                    .extract_if(.., |_, t| t.gang.as_ref().is_some_and(|g| g.name == gang))
+                    .map(|(_, t)| t)
+                    .collect();
+                for member in members {
+                    self.take(i, member, &mut admitted);
+                }
+            }
         }
         admitted
+    }
+
+    /// Admits `task`, just taken from queue `i`'s waiting tasks.
+    fn take(&mut self, i: usize, task: TaskSpec, admitted: &mut Vec<TaskSpec>) {
+        let amounts = Amounts::of(&task);
+        self.holding.remove(&task.id);
+        self.charge(i, amounts, Amounts::plus);
+        self.total = self.total.plus(amounts);
+        self.admitted.insert(task.id, (i, amounts));
+        admitted.push(task);
+    }
+
+    /// What queue `i`'s first waiting task asks for — with, when it
+    /// belongs to a gang, the gang's other members waiting in the queue:
+    /// a gang's members are admitted together or not at all, so that
+    /// members admitted alone never hold a queue's share while waiting
+    /// for the rest.
+    fn first_unit(&self, i: usize) -> Option<Amounts> {
+        let waiting = &self.queues[i].waiting;
+        let first = waiting.values().next()?;
+        let Some(gang) = &first.gang else {
+            return Some(Amounts::of(first));
+        };
+        Some(
+            waiting
+                .values()
+                .filter(|t| t.gang.as_ref().is_some_and(|g| g.name == gang.name))
+                .fold(Amounts::default(), |sum, t| sum.plus(Amounts::of(t))),
+        )
     }
 
     /// The queue to admit from: the fairest (lowest weighted dominant
@@ -553,10 +592,9 @@ impl Admission {
     /// whole cluster holds nobody back).
     fn fairest_ready(&self) -> Option<usize> {
         for &(_, i) in &self.order {
-            let Some(task) = self.queues[i].waiting.values().next() else {
+            let Some(amounts) = self.first_unit(i) else {
                 continue;
             };
-            let amounts = Amounts::of(task);
             if !self.within_maxima(i, amounts) {
                 continue;
             }

@@ -452,3 +452,41 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_gangs_members_are_admitted_together_or_not_at_all() {
+    use crate::task::Gang;
+    let mut admission = Admission::new();
+    let team = QueueSpec::new("team").with_max(Limits::cpu_milli(5_000));
+    admission.add_queue(team).unwrap();
+    let gang = Gang::new("g", 3);
+    admission
+        .submit("team", task(1, 2_000).with_gang(gang.clone()))
+        .unwrap();
+    admission.submit("team", task(2, 1_000)).unwrap();
+    for id in [3, 4] {
+        admission
+            .submit("team", task(id, 2_000).with_gang(gang.clone()))
+            .unwrap();
+    }
+    // The gang asks for 6 cores together, over the queue's 5: none of it
+    // goes, and no task behind it.
+    assert!(admission.admit(cpus(64)).is_empty());
+    assert_eq!(admission.usage("team").unwrap().cpu_milli, 0);
+
+    let mut admission = Admission::new();
+    let team = QueueSpec::new("team").with_max(Limits::cpu_milli(6_000));
+    admission.add_queue(team).unwrap();
+    admission
+        .submit("team", task(1, 2_000).with_gang(gang.clone()))
+        .unwrap();
+    admission.submit("team", task(2, 1_000)).unwrap();
+    for id in [3, 4] {
+        admission
+            .submit("team", task(id, 2_000).with_gang(gang.clone()))
+            .unwrap();
+    }
+    let ids: Vec<u64> = admission.admit(cpus(64)).iter().map(|t| t.id.0).collect();
+    assert_eq!(ids, [1, 3, 4], "the gang whole; task 2 waits for room");
+    assert_eq!(admission.usage("team").unwrap().cpu_milli, 6_000);
+}

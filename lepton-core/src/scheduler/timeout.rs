@@ -68,7 +68,7 @@ impl CoreScheduler {
                 expired.push(run);
             }
         }
-        expired.extend(self.stop_broken_gangs());
+        expired.extend(self.settle_gangs());
         expired
     }
 

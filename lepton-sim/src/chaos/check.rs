@@ -7,7 +7,9 @@
 //! load and every task's runs from the log alone — it never reads the
 //! scheduler's counters — and counts violations.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use lepton_core::admission::QueueSpec;
 
 use lepton_core::{NodeId, NodeSpec};
 use lepton_core::{Run, TaskId, TaskSpec};
@@ -32,6 +34,13 @@ pub(crate) enum Record {
     /// The run ended at its time limit with the task still held by the
     /// scheduler (queued, waiting to be retried, or running).
     Unfinished(TaskId),
+    /// The scheduler placed `run` (its launch may still fail).
+    Placed(Run),
+    /// The scheduler let `run` go: it accepted a report of its end, or
+    /// told the world to stop it.
+    Released(Run),
+    /// A scheduling cycle's placements were all launched (or failed).
+    Cycle,
 }
 
 /// What the checker found.
@@ -130,6 +139,7 @@ pub(crate) fn check(nodes: &[NodeSpec], tasks: &[TaskSpec], log: &[Record]) -> V
             }
             Record::GaveUp(task) => logs.entry(*task).or_default().gave_up = true,
             Record::Unfinished(task) => logs.entry(*task).or_default().unfinished = true,
+            Record::Placed(_) | Record::Released(_) | Record::Cycle => {}
         }
     }
     for spec in tasks {
@@ -145,6 +155,118 @@ pub(crate) fn check(nodes: &[NodeSpec], tasks: &[TaskSpec], log: &[Record]) -> V
             _ => verdict.lost += 1,
         }
         verdict.ran_twice += usize::from(task.twice);
+    }
+    verdict
+}
+
+/// What the tenancy check found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TenancyVerdict {
+    /// Cycles that placed members of a gang without leaving, by the
+    /// scheduler's own placements, at least its `min_available` placed
+    /// (a gang none of whose members had completed): gangs partly started.
+    pub(crate) gangs_partly_started: usize,
+    /// Cycle ends at which a queue's running tasks (and those of the
+    /// queues below it) held more CPU or memory than its maximum.
+    pub(crate) queues_over_maximum: usize,
+}
+
+/// Replays `log` for the gangs and queues of `tasks`: at the end of each
+/// cycle, every gang a cycle placed members of has at least its
+/// `min_available` placed and not let go, and no queue of `queues` has
+/// running tasks above its maximum. Placements are counted from what the
+/// scheduler decided and let go (`Placed`, `Released`, `Completed`), the
+/// queues from what really ran (`Started`, `Stopped`, `Completed`).
+pub(crate) fn check_tenancy(
+    tasks: &[TaskSpec],
+    queues: &[QueueSpec],
+    log: &[Record],
+) -> TenancyVerdict {
+    let specs: HashMap<TaskId, &TaskSpec> = tasks.iter().map(|t| (t.id, t)).collect();
+    let gang_of = |task: &TaskId| specs.get(task).and_then(|s| s.gang.as_ref());
+    let min: HashMap<&str, usize> = tasks
+        .iter()
+        .filter_map(|t| t.gang.as_ref())
+        .map(|g| (g.name.as_str(), g.min_available as usize))
+        .collect();
+    // The declared queues each task counts in: its own and those above.
+    let counted_in = |spec: &TaskSpec| -> Vec<usize> {
+        let Some(queue) = spec.queue.as_deref() else {
+            return Vec::new();
+        };
+        (0..queues.len())
+            .filter(|&i| {
+                let name = &queues[i].name;
+                queue == name || queue.starts_with(&format!("{name}/"))
+            })
+            .collect()
+    };
+    let mut usage = vec![(0u64, 0u64); queues.len()];
+    let mut running: HashSet<Run> = HashSet::new();
+    let mut placed: HashMap<&str, HashSet<Run>> = HashMap::new();
+    let mut placed_now: HashSet<&str> = HashSet::new();
+    let mut finishing: HashSet<&str> = HashSet::new();
+    let mut verdict = TenancyVerdict::default();
+    let stop = |run: &Run, running: &mut HashSet<Run>, usage: &mut Vec<(u64, u64)>| {
+        if running.remove(run) {
+            if let Some(spec) = specs.get(&run.task) {
+                for i in counted_in(spec) {
+                    usage[i].0 -= spec.request.cpu_milli;
+                    usage[i].1 -= spec.request.memory_mib;
+                }
+            }
+        }
+    };
+    for record in log {
+        match record {
+            Record::Placed(run) => {
+                if let Some(gang) = gang_of(&run.task) {
+                    placed.entry(&gang.name).or_default().insert(*run);
+                    placed_now.insert(&gang.name);
+                }
+            }
+            Record::Released(run) => {
+                if let Some(gang) = gang_of(&run.task) {
+                    placed.entry(&gang.name).or_default().remove(run);
+                }
+            }
+            Record::Started { run, .. } => {
+                let Some(spec) = specs.get(&run.task) else {
+                    continue;
+                };
+                if running.insert(*run) {
+                    for i in counted_in(spec) {
+                        usage[i].0 += spec.request.cpu_milli;
+                        usage[i].1 += spec.request.memory_mib;
+                    }
+                }
+            }
+            Record::Stopped(run) => stop(run, &mut running, &mut usage),
+            Record::Completed(run) => {
+                stop(run, &mut running, &mut usage);
+                if let Some(gang) = gang_of(&run.task) {
+                    placed.entry(&gang.name).or_default().remove(run);
+                    finishing.insert(&gang.name);
+                }
+            }
+            Record::Cycle => {
+                for gang in placed_now.drain() {
+                    let held = placed.get(gang).map_or(0, HashSet::len);
+                    let needed = min.get(gang).copied().unwrap_or(0);
+                    if held < needed && !finishing.contains(gang) {
+                        verdict.gangs_partly_started += 1;
+                    }
+                }
+                for (queue, &(cpu, memory)) in queues.iter().zip(&usage) {
+                    let over_cpu = queue.max.cpu_milli.is_some_and(|max| cpu > max);
+                    let over_memory = queue.max.memory_mib.is_some_and(|max| memory > max);
+                    if over_cpu || over_memory {
+                        verdict.queues_over_maximum += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
     }
     verdict
 }
@@ -243,6 +365,56 @@ mod tests {
             Record::GaveUp(TaskId(1)),
         ];
         assert_eq!(check(&nodes, &tasks, &log).lost, 2);
+    }
+
+    #[test]
+    fn a_partly_started_gang_and_a_queue_over_its_maximum_are_caught() {
+        use lepton_core::admission::Limits;
+        use lepton_core::model::Gang;
+        let gang = Gang::new("g", 2);
+        let tasks: Vec<TaskSpec> = (1..=3)
+            .map(|id| {
+                TaskSpec::new(TaskId(id), Resources::new(1_000, 64))
+                    .with_gang(gang.clone())
+                    .with_queue("org/a")
+            })
+            .collect();
+        let queues = [QueueSpec::new("org").with_max(Limits::cpu_milli(2_000))];
+        let run = |id| Run::new(TaskId(id), 1);
+        // Two members placed in one cycle: whole. Then one fails and is
+        // placed again alone while the other still runs: whole again.
+        let whole = [
+            Record::Placed(run(1)),
+            Record::Placed(run(2)),
+            Record::Cycle,
+            Record::Released(run(1)),
+            Record::Placed(Run::new(TaskId(1), 2)),
+            Record::Cycle,
+        ];
+        assert_eq!(
+            check_tenancy(&tasks, &queues, &whole),
+            TenancyVerdict::default()
+        );
+        // One member alone: partly started.
+        let part = [Record::Placed(run(1)), Record::Cycle];
+        assert_eq!(
+            check_tenancy(&tasks, &queues, &part).gangs_partly_started,
+            1
+        );
+        // Three of 1,000 running under a maximum of 2,000 in `org`.
+        let started = |id| Record::Started {
+            run: run(id),
+            node: NodeId(1),
+            gpus: Vec::new(),
+        };
+        let over = [
+            started(1),
+            started(2),
+            Record::Cycle,
+            started(3),
+            Record::Cycle,
+        ];
+        assert_eq!(check_tenancy(&tasks, &queues, &over).queues_over_maximum, 1);
     }
 
     #[test]

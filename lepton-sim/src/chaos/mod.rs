@@ -13,7 +13,10 @@
 //!   on coming back a node's agent reports each killed run as failed;
 //! - a launch fails with the configured probability, reported 0 to 2 s later;
 //! - a share of completions is delivered a second time, up to 30 s later;
-//! - the rebalancer runs every 60 s.
+//! - the rebalancer runs every 60 s;
+//! - optionally, a share of the tasks come in gangs of 2 to 4 that must
+//!   start together, and the tasks are spread over tenant queues with
+//!   maxima (`gang_share`, `queues`).
 //!
 //! Everything the world did and the scheduler acknowledged goes into a log,
 //! and [`check`](check::check) recomputes lost, duplicated and
@@ -28,8 +31,9 @@ use serde::Serialize;
 
 use crate::synthetic::{synthetic_nodes, synthetic_task};
 use crate::Error;
+use lepton_core::admission::{Admission, Limits, QueueSpec};
 use lepton_core::clock::{ManualClock, Timestamp};
-use lepton_core::model::{Priority, TaskKind};
+use lepton_core::model::{Gang, Priority, TaskKind};
 use lepton_core::rng::SeededRng;
 use lepton_core::scheduler::{RebalanceConfig, SchedulerConfig, TaskState};
 use lepton_core::Policy;
@@ -39,7 +43,7 @@ use lepton_core::{Run, TaskId, TaskSpec};
 
 pub(crate) mod check;
 
-use check::{check, Record};
+use check::{check, check_tenancy, Record};
 
 const HEARTBEAT_EVERY_S: u64 = 5;
 const HEARTBEAT_TIMEOUT_S: u64 = 15;
@@ -61,6 +65,13 @@ pub struct ChaosConfig {
     pub launch_error_rate: f64,
     /// Probability that a completion is delivered twice, in [0, 1].
     pub duplicate_rate: f64,
+    /// Share of the tasks that come in gangs (of 2 to 4 consecutive
+    /// arrivals, all needed to start), in [0, 1].
+    pub gang_share: f64,
+    /// Tenant queues the tasks are spread over (`org/t0`, `org/t1`, …,
+    /// each at most 40 % of the cluster's CPU and memory, `org` at most
+    /// 90 %); 0: none.
+    pub queues: u32,
     /// Seed of every random choice.
     pub seed: u64,
 }
@@ -75,6 +86,8 @@ impl Default for ChaosConfig {
             node_failure_rate: 0.1,
             launch_error_rate: 0.05,
             duplicate_rate: 0.05,
+            gang_share: 0.0,
+            queues: 0,
             seed: 42,
         }
     }
@@ -91,6 +104,7 @@ impl ChaosConfig {
             ("crash share (node failure rate)", self.node_failure_rate),
             ("launch error rate", self.launch_error_rate),
             ("duplicate rate", self.duplicate_rate),
+            ("gang share", self.gang_share),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(Error::OutOfRange {
@@ -99,6 +113,13 @@ impl ChaosConfig {
                     expected: "a probability in [0, 1]",
                 });
             }
+        }
+        if self.queues > 1_000 {
+            return Err(Error::OutOfRange {
+                name: "queues",
+                value: f64::from(self.queues),
+                expected: "at most 1000",
+            });
         }
         if self.nodes == 0 {
             return Err(Error::OutOfRange {
@@ -132,6 +153,13 @@ pub struct ChaosReport {
     pub ran_twice: usize,
     /// Moments a node held more than its capacity.
     pub overcommitted: usize,
+    /// Gangs formed.
+    pub gangs: usize,
+    /// Cycles that started part of a gang (must be 0), by the checker.
+    pub gangs_partly_started: usize,
+    /// Cycle ends at which a queue ran more than its maximum (must be 0),
+    /// by the checker.
+    pub queues_over_maximum: usize,
     /// The most failed attempts of one task.
     pub max_retries_seen: usize,
     /// Nodes that crashed.
@@ -184,6 +212,8 @@ struct World {
     log: Vec<Record>,
     submitted: usize,
     report: ChaosReport,
+    /// The tenant queues declared.
+    queues: Vec<QueueSpec>,
 }
 
 /// Runs the chaos experiment with `policy` and checks its log.
@@ -197,7 +227,10 @@ pub fn run_chaos(policy: Box<dyn Policy>, config: &ChaosConfig) -> Result<ChaosR
     world.run();
     let nodes = synthetic_nodes(config.nodes, config.seed);
     let verdict = check(&nodes, &world.tasks, &world.log);
+    let tenancy = check_tenancy(&world.tasks, &world.queues, &world.log);
     let mut report = world.report;
+    report.gangs_partly_started = tenancy.gangs_partly_started;
+    report.queues_over_maximum = tenancy.queues_over_maximum;
     report.completed = verdict.completed;
     report.failed_after_retries = verdict.failed_after_retries;
     report.unfinished = verdict.unfinished;
@@ -229,11 +262,17 @@ impl World {
         scheduler_config.retry_waiting_on_release = true;
         scheduler_config.rebalance =
             Some(RebalanceConfig::new(Duration::from_secs(60), 0.5, 0.9, 10)?);
+        let nodes = synthetic_nodes(config.nodes, config.seed);
+        let queues = tenant_queues(&nodes, config.queues);
+        let mut admission = Admission::new();
+        for queue in &queues {
+            admission.add_queue(queue.clone())?;
+        }
         let mut scheduler = CoreScheduler::builder(policy)
             .clock(Arc::new(clock.clone()))
             .config(scheduler_config)
+            .queues(&admission)
             .build();
-        let nodes = synthetic_nodes(config.nodes, config.seed);
         for node in &nodes {
             scheduler.add_node(node)?;
         }
@@ -250,9 +289,14 @@ impl World {
             if rng.below(5) == 0 {
                 spec.kind = TaskKind::Service;
             }
+            if config.queues > 0 {
+                let tenant = rng.below(u64::from(config.queues));
+                spec.queue = Some(format!("org/t{tenant}"));
+            }
             tasks.push(spec);
             durations.push(60 + rng.below(541));
         }
+        let gangs = form_gangs(&mut tasks, config.gang_share, &mut rng);
         let index = tasks.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
         let mut world = World {
             scheduler,
@@ -270,6 +314,9 @@ impl World {
             submitted: 0,
             report: ChaosReport {
                 tasks: config.tasks,
+                gangs,
+                gangs_partly_started: 0,
+                queues_over_maximum: 0,
                 completed: 0,
                 failed_after_retries: 0,
                 unfinished: 0,
@@ -287,6 +334,7 @@ impl World {
                 limit_s: 0,
                 wall_s: 0.0,
             },
+            queues,
         };
         world.plan(&nodes);
         Ok(world)
@@ -331,8 +379,14 @@ impl World {
                 .peek()
                 .is_some_and(|Reverse((second, _, _))| *second == now);
             if !more_now {
+                // Runs the scheduler ended itself (a gang's members after
+                // another failed) are stopped before the cycle.
+                for run in self.scheduler.expire_timeouts() {
+                    self.stop(run);
+                }
                 let assignments = self.scheduler.schedule();
                 self.launch(now, assignments);
+                self.log.push(Record::Cycle);
                 self.report.virtual_s = now;
                 if self.finished() {
                     break;
@@ -392,14 +446,14 @@ impl World {
                     run,
                     reason: "killed by a node crash".to_owned(),
                 };
-                self.report_failure(event);
+                self.report_failure(run, event);
             }
             Happening::LaunchFailed(run) => {
                 let event = Event::LaunchFailed {
                     run,
                     reason: "injected launch error".to_owned(),
                 };
-                self.report_failure(event);
+                self.report_failure(run, event);
             }
             Happening::Finished(run) => {
                 if self.live.remove(&run).is_none() {
@@ -423,10 +477,21 @@ impl World {
         }
     }
 
-    /// Delivers a failure report.
-    fn report_failure(&mut self, event: Event) {
+    /// Delivers a failure report. Accepted or refused (its run ended
+    /// already, or a report came twice), the scheduler no longer holds
+    /// the run.
+    fn report_failure(&mut self, run: Run, event: Event) {
         if self.scheduler.handle(event).is_err() {
             self.report.refused_reports += 1;
+        }
+        self.log.push(Record::Released(run));
+    }
+
+    /// Stops a run the scheduler let go of.
+    fn stop(&mut self, run: Run) {
+        self.log.push(Record::Released(run));
+        if self.live.remove(&run).is_some() {
+            self.log.push(Record::Stopped(run));
         }
     }
 
@@ -455,14 +520,13 @@ impl World {
     /// Stops what the assignments evict, then starts them (or fails the launch).
     fn launch(&mut self, now: u64, assignments: Vec<Assignment>) {
         for assignment in &assignments {
-            for run in &assignment.evicts {
-                if self.live.remove(run).is_some() {
-                    self.log.push(Record::Stopped(*run));
-                }
+            for &run in &assignment.evicts {
+                self.stop(run);
             }
         }
         for assignment in assignments {
             let run = assignment.run();
+            self.log.push(Record::Placed(run));
             let fails = self.rng.below(1_000_000) < (self.config.launch_error_rate * 1e6) as u64;
             if fails || self.down.contains_key(&assignment.node) {
                 self.report.launch_errors += 1;
@@ -480,4 +544,46 @@ impl World {
             self.at(now + duration, Happening::Finished(run));
         }
     }
+}
+
+/// `org` (at most 90 % of the cluster's CPU and memory) and `count`
+/// tenants below it (`org/t0`, …, each at most 40 %); none for 0.
+fn tenant_queues(nodes: &[NodeSpec], count: u32) -> Vec<QueueSpec> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let cpu: u64 = nodes.iter().map(|n| n.capacity.cpu_milli).sum();
+    let memory: u64 = nodes.iter().map(|n| n.capacity.memory_mib).sum();
+    let share = |percent: u64| {
+        Limits::cpu_milli(cpu * percent / 100).with_memory_mib(memory * percent / 100)
+    };
+    let mut queues = vec![QueueSpec::new("org").with_max(share(90))];
+    queues.extend((0..count).map(|i| QueueSpec::new(format!("org/t{i}")).with_max(share(40))));
+    queues
+}
+
+/// Groups runs of 2 to 4 consecutive tasks into gangs, each started by a
+/// task with probability `share` / 3 (so that about `share` of the tasks
+/// are members); the members share the first one's queue. Returns how
+/// many gangs were formed.
+fn form_gangs(tasks: &mut [TaskSpec], share: f64, rng: &mut SeededRng) -> usize {
+    let mut gangs = 0;
+    let mut i = 0;
+    while i + 1 < tasks.len() {
+        let starts = rng.below(1_000_000) < (share / 3.0 * 1e6) as u64;
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let size = (2 + rng.below(3) as usize).min(tasks.len() - i);
+        let gang = Gang::new(format!("g{}", tasks[i].id.0), size as u32);
+        let queue = tasks[i].queue.clone();
+        for member in &mut tasks[i..i + size] {
+            member.gang = Some(gang.clone());
+            member.queue.clone_from(&queue);
+        }
+        gangs += 1;
+        i += size;
+    }
+    gangs
 }

@@ -30,6 +30,10 @@ use crate::task::{Gang, Run, TaskId, TaskSpec};
 #[derive(Debug)]
 pub(super) struct GangState {
     spec: Gang,
+    /// Members known and not ended (held, running, queued, backing off).
+    alive: BTreeSet<TaskId>,
+    /// Members that completed: they count towards `min_available`.
+    completed: usize,
     /// Members held, to be placed together.
     waiting: BTreeSet<TaskId>,
     /// Members running.
@@ -41,15 +45,20 @@ pub(super) struct GangState {
     next_try: Timestamp,
     /// The last failed try: members booked, members needed.
     last_try: Option<(usize, usize)>,
-    /// A failure left fewer than `min_available` running: the others'
-    /// runs are to be ended.
+    /// A failure left fewer than `min_available` running (or
+    /// completed): the others' runs are to be ended.
     broken: bool,
+    /// A member ended for good (failed, cancelled) and too few are left
+    /// to reach `min_available`: why the others fail.
+    doomed: Option<String>,
 }
 
 impl GangState {
     fn new(spec: Gang) -> GangState {
         GangState {
             spec,
+            alive: BTreeSet::new(),
+            completed: 0,
             waiting: BTreeSet::new(),
             running: BTreeSet::new(),
             waiting_since: None,
@@ -57,13 +66,20 @@ impl GangState {
             next_try: Timestamp(0),
             last_try: None,
             broken: false,
+            doomed: None,
         }
     }
 
-    /// Members it still needs booked at once to start (or, started, 1).
+    fn min(&self) -> usize {
+        usize::try_from(self.spec.min_available).unwrap_or(usize::MAX)
+    }
+
+    /// Members it still needs booked at once to start (or, started, 1):
+    /// those running or completed count.
     fn needed(&self) -> usize {
-        let min = usize::try_from(self.spec.min_available).unwrap_or(usize::MAX);
-        min.saturating_sub(self.running.len()).max(1)
+        self.min()
+            .saturating_sub(self.running.len() + self.completed)
+            .max(1)
     }
 }
 
@@ -79,15 +95,19 @@ pub(super) fn track(
     was_running: bool,
     now: &TaskState,
 ) {
-    let Some(state) = gangs.get_mut(&gang.name) else {
-        if matches!(now, TaskState::Running { .. }) {
-            // Adopted after a restart: the gang is running.
-            let mut state = GangState::new(gang.clone());
-            state.running.insert(task);
-            gangs.insert(gang.name.clone(), state);
-        }
-        return;
-    };
+    let state = gangs
+        .entry(gang.name.clone())
+        .or_insert_with(|| GangState::new(gang.clone()));
+    let ended = matches!(
+        now,
+        TaskState::Completed | TaskState::Failed { .. } | TaskState::Cancelled
+    );
+    if ended {
+        state.alive.remove(&task);
+        state.waiting.remove(&task);
+    } else {
+        state.alive.insert(task);
+    }
     match now {
         TaskState::Running { .. } => {
             state.waiting.remove(&task);
@@ -95,26 +115,33 @@ pub(super) fn track(
         }
         _ if was_running => {
             state.running.remove(&task);
-            let min = usize::try_from(state.spec.min_available).unwrap_or(usize::MAX);
-            if *now != TaskState::Completed
-                && !state.running.is_empty()
-                && state.running.len() < min
-            {
-                state.broken = true;
-            }
         }
         _ => {}
     }
-    if matches!(
-        now,
-        TaskState::Completed | TaskState::Failed { .. } | TaskState::Cancelled
-    ) {
-        state.waiting.remove(&task);
+    let min = state.min();
+    match now {
+        TaskState::Completed => state.completed += 1,
+        TaskState::Failed { .. } | TaskState::Cancelled
+            if state.alive.len() + state.completed < min && !state.alive.is_empty() =>
+        {
+            state.doomed = Some(format!(
+                "gang {} cannot reach its {min} members: member {task} {}",
+                gang.name,
+                now.name()
+            ));
+        }
+        _ if was_running
+            && !state.running.is_empty()
+            && state.running.len() + state.completed < min =>
+        {
+            state.broken = true;
+        }
+        _ => {}
     }
     if state.waiting.is_empty() {
         state.waiting_since = None;
     }
-    if state.waiting.is_empty() && state.running.is_empty() {
+    if state.alive.is_empty() {
         gangs.remove(&gang.name);
     }
 }
@@ -155,6 +182,7 @@ impl CoreScheduler {
             .gangs
             .entry(gang.name.clone())
             .or_insert_with(|| GangState::new(gang.clone()));
+        state.alive.insert(task);
         state.waiting.insert(task);
         state.waiting_since.get_or_insert(now);
         true
@@ -189,7 +217,7 @@ impl CoreScheduler {
         let due: Vec<String> = self
             .gangs
             .iter()
-            .filter(|(_, g)| !g.waiting.is_empty() && g.next_try <= now)
+            .filter(|(_, g)| !g.waiting.is_empty() && g.next_try <= now && g.doomed.is_none())
             .map(|(name, _)| name.clone())
             .collect();
         for name in due {
@@ -252,18 +280,25 @@ impl CoreScheduler {
         }
     }
 
-    /// Ends the runs of the members left running in gangs a failure broke
-    /// (fewer than `min_available` running): each is queued again,
-    /// uncharged, and its run returned for the caller to stop.
-    pub(super) fn stop_broken_gangs(&mut self) -> Vec<Run> {
-        let mut broken = Vec::new();
+    /// Settles the gangs a member's end left short: in a gang a failure
+    /// broke (fewer than `min_available` running or completed), the
+    /// members still running are queued again, uncharged, to start again
+    /// with the others; in a gang a member's failure or cancellation
+    /// doomed (too few members left to reach `min_available`), every
+    /// member left fails, naming why. Returns the runs ended, for the
+    /// caller to stop.
+    pub(super) fn settle_gangs(&mut self) -> Vec<Run> {
+        let mut requeue = Vec::new();
+        let mut doomed = Vec::new();
         for gang in self.gangs.values_mut() {
-            if std::mem::take(&mut gang.broken) {
-                broken.extend(gang.running.iter().copied());
+            if let Some(reason) = gang.doomed.take() {
+                doomed.extend(gang.alive.iter().map(|&task| (task, reason.clone())));
+            } else if std::mem::take(&mut gang.broken) {
+                requeue.extend(gang.running.iter().copied());
             }
         }
-        let mut stopped = Vec::with_capacity(broken.len());
-        for task in broken {
+        let mut stopped = Vec::with_capacity(requeue.len());
+        for task in requeue {
             let Some(run) = self.tasks.get(&task).map(TaskRecord::run) else {
                 continue;
             };
@@ -273,6 +308,46 @@ impl CoreScheduler {
                 stopped.push(run);
             }
         }
+        for (task, reason) in doomed {
+            if let Some(run) = self.end_for_good(task, reason) {
+                stopped.push(run);
+            }
+        }
+        stopped
+    }
+
+    /// Fails a task that has not ended, wherever it is; its run, if it
+    /// ran, for the caller to stop.
+    fn end_for_good(&mut self, task: TaskId, reason: String) -> Option<Run> {
+        let record = self.tasks.get(&task)?;
+        let mut stopped = None;
+        match record.state {
+            TaskState::Queued => {
+                // An entry in the cycle's queue is skipped when reached.
+                if !self.held_by_queue(task) && !self.held_by_gang(task) {
+                    self.stale_queue_entries += 1;
+                }
+            }
+            TaskState::BackingOff { .. } => {
+                if let Some(key) = self.tasks.get_mut(&task)?.backoff_key.take() {
+                    self.backoff.remove(&key);
+                }
+            }
+            TaskState::Running { .. } => {
+                stopped = Some(record.run());
+                if let Ok(freed) = self.cluster.release(task) {
+                    self.waiting.node_changed(freed.node);
+                }
+            }
+            _ => return None,
+        }
+        self.waiting.remove(task);
+        self.transition(
+            task,
+            TaskState::Failed {
+                reasons: vec![reason],
+            },
+        );
         stopped
     }
 

@@ -207,6 +207,68 @@ fn a_member_failure_stops_the_others_and_the_gang_starts_again_whole() {
 }
 
 #[test]
+fn completed_members_count_and_a_final_failure_fails_the_gang() {
+    let config = SchedulerConfig {
+        retry_batch: RetryPolicy {
+            max_retries: Some(0),
+            ..RetryPolicy::IMMEDIATE
+        },
+        ..SchedulerConfig::default()
+    };
+    let (mut scheduler, _) = running_gang(config);
+    // Member 3 completes; member 1 fails for good: 2 and 3 cannot make
+    // three any more, so member 2 fails too and its run is stopped.
+    scheduler
+        .complete(scheduler.current_run(TaskId(3)).unwrap())
+        .unwrap();
+    scheduler
+        .fail(scheduler.current_run(TaskId(1)).unwrap(), "exit 1")
+        .unwrap();
+    let stopped = scheduler.expire_timeouts();
+    assert_eq!(
+        stopped,
+        [Run {
+            task: TaskId(2),
+            attempt: 1
+        }]
+    );
+    match scheduler.task_state(TaskId(2)) {
+        Some(TaskState::Failed { reasons }) => assert_eq!(
+            reasons,
+            &["gang g cannot reach its 3 members: member t-1 failed"]
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(scheduler.stale_queue_entries(), 0);
+}
+
+#[test]
+fn a_member_that_completed_counts_when_the_gang_restarts() {
+    let config = SchedulerConfig {
+        retry_batch: RetryPolicy::IMMEDIATE,
+        ..SchedulerConfig::default()
+    };
+    let (mut scheduler, _) = running_gang(config);
+    scheduler
+        .complete(scheduler.current_run(TaskId(3)).unwrap())
+        .unwrap();
+    scheduler
+        .fail(scheduler.current_run(TaskId(1)).unwrap(), "exit 1")
+        .unwrap();
+    // One completed, one failed, one running: the running one is stopped
+    // and the two left start again together with the completed one's count.
+    assert_eq!(
+        scheduler.expire_timeouts(),
+        [Run {
+            task: TaskId(2),
+            attempt: 1
+        }]
+    );
+    drop(scheduler.schedule());
+    assert_eq!(placed(&mut scheduler), [1, 2]);
+}
+
+#[test]
 fn gang_members_are_never_preempted_and_a_drain_requeues_the_gang() {
     let (mut scheduler, _) = running_gang(SchedulerConfig::default());
     // Six of eight cores are the gang's (priority 128): a task of higher
