@@ -87,6 +87,8 @@ pub struct QueueView {
     pub weight: f64,
     /// Its maxima (absent: no limit).
     pub max: Limits,
+    /// What it is promised (absent: nothing).
+    pub guarantee: Limits,
     /// What the admitted tasks of it and of the queues below it hold.
     pub usage: Amounts,
     /// Its tasks waiting to be admitted.
@@ -571,6 +573,7 @@ fn queue_views(scheduler: &CoreScheduler) -> Vec<QueueView> {
                 name: queue.name.clone(),
                 weight: queue.weight,
                 max: queue.max,
+                guarantee: queue.guarantee,
                 usage,
                 waiting: admission.waiting(&queue.name),
                 dominant_share: usage.dominant_share(capacity) / queue.weight,

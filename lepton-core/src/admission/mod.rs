@@ -135,6 +135,19 @@ impl Admission {
         if !(spec.weight.is_finite() && spec.weight > 0.0) {
             return Err(invalid("its weight must be a positive number"));
         }
+        let guarantee = [
+            spec.guarantee.cpu_milli,
+            spec.guarantee.memory_mib,
+            spec.guarantee.gpu_milli,
+        ];
+        let max = [spec.max.cpu_milli, spec.max.memory_mib, spec.max.gpu_milli];
+        if guarantee
+            .iter()
+            .zip(max)
+            .any(|(g, m)| matches!((g, m), (Some(g), Some(m)) if *g > m))
+        {
+            return Err(invalid("its guarantee exceeds its maximum"));
+        }
         if self.index.contains_key(&spec.name) {
             return Err(Error::DuplicateQueue { queue: spec.name });
         }
@@ -385,7 +398,10 @@ impl Admission {
             if !self.within_maxima(i, amounts) {
                 continue;
             }
-            if within(self.total.plus(amounts), self.capacity) {
+            // Within its guarantee, it goes: the room is reclaimed from
+            // queues that borrowed it.
+            if within(self.total.plus(amounts), self.capacity) || self.within_guarantee(i, amounts)
+            {
                 return Some(i);
             }
             if within(amounts, self.capacity) {
@@ -393,6 +409,55 @@ impl Admission {
             }
         }
         None
+    }
+
+    /// Whether queue `i` holds no more than its guarantee with `amounts`
+    /// more.
+    fn within_guarantee(&self, i: usize, amounts: Amounts) -> bool {
+        let queue = &self.queues[i];
+        queue.spec.guarantee.covers(queue.usage.plus(amounts))
+    }
+
+    /// Whether admitted `task` may reclaim room from queues above their
+    /// guarantee: its own queue holds no more than its guarantee.
+    pub fn may_reclaim(&self, task: TaskId) -> bool {
+        self.admitted
+            .get(&task)
+            .is_some_and(|&(i, _)| self.within_guarantee(i, Amounts::default()))
+    }
+
+    /// Whether admitted `task`'s queue holds more than its guarantee:
+    /// the task runs on borrowed room, which may be reclaimed.
+    pub fn is_borrowed(&self, task: TaskId) -> bool {
+        self.admitted
+            .get(&task)
+            .is_some_and(|&(i, _)| !self.within_guarantee(i, Amounts::default()))
+    }
+
+    /// Whether taking back `victims`' shares leaves each of their queues
+    /// at or above its guarantee in every resource it borrows (holds more
+    /// of than promised); what it holds within its guarantee of another
+    /// resource goes with the tasks.
+    pub fn keeps_guarantees(&self, victims: &[TaskId]) -> bool {
+        let mut taken: BTreeMap<usize, Amounts> = BTreeMap::new();
+        for victim in victims {
+            if let Some(&(i, amounts)) = self.admitted.get(victim) {
+                let sum = taken.entry(i).or_default();
+                *sum = sum.plus(amounts);
+            }
+        }
+        taken.into_iter().all(|(i, sum)| {
+            let queue = &self.queues[i];
+            let left = queue.usage.minus(sum);
+            let promised = queue.spec.guarantee;
+            let keeps = |left: u64, used: u64, promised: Option<u64>| {
+                let promised = promised.unwrap_or(0);
+                used <= promised || left >= promised
+            };
+            keeps(left.cpu_milli, queue.usage.cpu_milli, promised.cpu_milli)
+                && keeps(left.memory_mib, queue.usage.memory_mib, promised.memory_mib)
+                && keeps(left.gpu_milli, queue.usage.gpu_milli, promised.gpu_milli)
+        })
     }
 
     /// Whether `amounts` more in queue `i` keep every declared queue on

@@ -133,6 +133,22 @@ impl Limits {
 
     /// The first resource `amounts` exceed: its name, the amount and the
     /// limit.
+    /// Whether no amount is limited.
+    pub fn is_none(&self) -> bool {
+        *self == Limits::NONE
+    }
+
+    /// Whether `amounts` stay within these amounts read as a guarantee:
+    /// each at most its resource's value, `None` counting as 0.
+    pub(super) fn covers(&self, amounts: Amounts) -> bool {
+        let limits = [self.cpu_milli, self.memory_mib, self.gpu_milli];
+        amounts
+            .named()
+            .into_iter()
+            .zip(limits)
+            .all(|((_, amount), limit)| amount <= limit.unwrap_or(0))
+    }
+
     pub(super) fn exceeded(&self, amounts: Amounts) -> Option<(&'static str, u64, u64)> {
         let limits = [self.cpu_milli, self.memory_mib, self.gpu_milli];
         amounts
@@ -158,6 +174,14 @@ pub struct QueueSpec {
     /// What the queue and every queue below it may hold at once.
     #[serde(default)]
     pub max: Limits,
+    /// What the queue itself is promised (`None`: nothing of that
+    /// resource): a task that keeps it within its guarantee is admitted
+    /// even when other queues have taken the cluster — borrowing what this
+    /// queue left idle — and the scheduler reclaims the room by preempting
+    /// tasks of queues above their own guarantee (never taking one below
+    /// it). Declare guarantees that add up to no more than the cluster.
+    #[serde(default, skip_serializing_if = "Limits::is_none")]
+    pub guarantee: Limits,
     /// Its weight in the fair share (positive; 1 by default): a queue of
     /// weight 2 is entitled to twice the dominant share.
     #[serde(default = "one")]
@@ -174,8 +198,15 @@ impl QueueSpec {
         QueueSpec {
             name: name.into(),
             max: Limits::NONE,
+            guarantee: Limits::NONE,
             weight: 1.0,
         }
+    }
+
+    /// Sets its guarantee.
+    pub fn with_guarantee(mut self, guarantee: Limits) -> QueueSpec {
+        self.guarantee = guarantee;
+        self
     }
 
     /// Sets its maxima.

@@ -113,17 +113,22 @@ impl CoreScheduler {
         if record.spec.qos == QosClass::BestEffort {
             return None;
         }
+        // Within its queue's guarantee, it may also take back what other
+        // queues borrowed, whatever their priority (see `admit.rs`).
+        let reclaiming = self.reclaims(task);
         let below = EvictionRank::lowest_of(record.spec.priority).index();
-        if self.running_by_rank[..below].iter().all(|&n| n == 0) {
+        if !reclaiming && self.running_by_rank[..below].iter().all(|&n| n == 0) {
             return None;
         }
-        let miss = Miss::of(&record.spec);
+        let miss = Miss::of(&record.spec).filter(|_| !reclaiming);
         if let Some(miss) = miss {
             if self.preemption_misses.iter().any(|m| m.covers(&miss)) {
                 return None;
             }
         }
-        let plan = self.cheapest_eviction(&record.spec);
+        let plan = self
+            .cheapest_eviction(&record.spec, reclaiming)
+            .filter(|plan| !reclaiming || self.keeps_guarantees(&plan.victims));
         self.preemption_cursor = self.preemption_cursor.wrapping_add(1);
         let Some(plan) = plan else {
             if let Some(miss) = miss.filter(|_| self.preemption_misses.len() < MAX_MISSES) {
@@ -131,6 +136,7 @@ impl CoreScheduler {
             }
             return None;
         };
+        let priority = record.spec.priority;
         let mut evicted = Vec::with_capacity(plan.victims.len());
         for &victim in &plan.victims {
             let run = self.tasks.get(&victim).map(TaskRecord::run)?;
@@ -154,7 +160,16 @@ impl CoreScheduler {
                 let mut runs = Vec::with_capacity(evicted.len());
                 for (run, _) in evicted {
                     self.stats.preemptions += 1;
-                    self.enqueue(run.task);
+                    let outranked = self
+                        .tasks
+                        .get(&run.task)
+                        .is_some_and(|victim| victim.spec.priority < priority);
+                    if outranked {
+                        self.enqueue(run.task);
+                    } else {
+                        // Reclaimed: its share goes back to its queue.
+                        self.readmit(run.task);
+                    }
                     runs.push(run);
                 }
                 Some(self.start(task, booked, runs))
@@ -175,7 +190,7 @@ impl CoreScheduler {
     /// rotating start: like kube-scheduler, the search stops once it has
     /// `max(100, nodes / 10)` candidates, so its cost does not grow with
     /// the whole cluster.
-    fn cheapest_eviction(&self, spec: &TaskSpec) -> Option<Plan> {
+    fn cheapest_eviction(&self, spec: &TaskSpec, reclaiming: bool) -> Option<Plan> {
         // No plan beats one victim of the lowest running rank.
         let lowest = self.running_by_rank.iter().position(|&n| n > 0)?;
         let nodes = self.cluster.nodes();
@@ -190,7 +205,8 @@ impl CoreScheduler {
             }
             candidates.clear();
             for &(task, priority) in node.tasks() {
-                if priority < spec.priority && self.evictable(task) {
+                let borrowed = reclaiming && self.borrowed(task);
+                if (priority < spec.priority || borrowed) && self.evictable(task) {
                     let allocation = self.cluster.allocation(task)?;
                     candidates.push((allocation, EvictionRank::of(priority, allocation.qos)));
                 }

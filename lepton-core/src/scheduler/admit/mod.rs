@@ -104,6 +104,42 @@ impl CoreScheduler {
         }
     }
 
+    /// Whether `task` may take back room other queues borrowed: its
+    /// queue holds no more than its guarantee.
+    pub(super) fn reclaims(&self, task: TaskId) -> bool {
+        self.admission.as_ref().is_some_and(|a| a.may_reclaim(task))
+    }
+
+    /// Whether `task` runs on room its queue borrowed.
+    pub(super) fn borrowed(&self, task: TaskId) -> bool {
+        self.admission.as_ref().is_some_and(|a| a.is_borrowed(task))
+    }
+
+    /// Whether reclaiming `victims` keeps their queues at or above their
+    /// guarantees.
+    pub(super) fn keeps_guarantees(&self, victims: &[TaskId]) -> bool {
+        self.admission
+            .as_ref()
+            .is_some_and(|a| a.keeps_guarantees(victims))
+    }
+
+    /// Sends a task whose room was reclaimed back to wait in its queue,
+    /// its share given back.
+    pub(super) fn readmit(&mut self, task: TaskId) {
+        let Some(spec) = self.tasks.get(&task).map(|r| (*r.spec).clone()) else {
+            return;
+        };
+        if let (Some(queue), Some(admission)) = (&spec.queue, &mut self.admission) {
+            admission.ended(task);
+            if admission.submit(queue, spec.clone()).is_ok() {
+                self.transition(task, TaskState::Queued);
+                return;
+            }
+        }
+        // Not in a queue (cannot be, for a reclaimed task): queued again.
+        self.enqueue(task);
+    }
+
     /// Why `task` waits in its queue, if it does.
     pub(super) fn why_held(&self, task: TaskId) -> Option<String> {
         let admission = self.admission.as_ref()?;

@@ -21,14 +21,17 @@ fn first_fit() -> Box<dyn Policy> {
     }))
 }
 
-/// `org` (at most 12 cores) above `org/ml` (at most 4) and `org/web`.
+/// `org` (at most 12 cores) above `org/ml` (at most 4) and `org/web`
+/// (promised 6 cores and 1 GiB).
 fn queues() -> Admission {
     let mut queues = Admission::new();
     let org = QueueSpec::new("org").with_max(Limits::cpu_milli(12_000));
     queues.add_queue(org).unwrap();
     let ml = QueueSpec::new("org/ml").with_max(Limits::cpu_milli(4_000));
     queues.add_queue(ml).unwrap();
-    queues.add_queue(QueueSpec::new("org/web")).unwrap();
+    let promised = Limits::cpu_milli(6_000).with_memory_mib(1_024);
+    let web = QueueSpec::new("org/web").with_guarantee(promised);
+    queues.add_queue(web).unwrap();
     queues
 }
 
@@ -240,6 +243,78 @@ fn a_plan_keeps_the_queues_maxima() {
     assert_eq!(cpu_held(&scheduler, "org/ml"), 4_000);
 }
 
+/// Queues `a` and `b`, each promised 8 cores and 8 GiB, on two nodes of
+/// 8 cores and 16 GiB.
+fn guaranteed() -> CoreScheduler {
+    let mut queues = Admission::new();
+    for name in ["a", "b"] {
+        let promised = Limits::cpu_milli(8_000).with_memory_mib(8_192);
+        queues
+            .add_queue(QueueSpec::new(name).with_guarantee(promised))
+            .unwrap();
+    }
+    let mut scheduler = CoreScheduler::builder(first_fit())
+        .clock(Arc::new(ManualClock::new()))
+        .queues(&queues)
+        .build();
+    for id in 1..=2 {
+        let node = NodeSpec::new(NodeId(id), Resources::new(8_000, 16_384));
+        scheduler.add_node(&node).unwrap();
+    }
+    scheduler
+}
+
+#[test]
+fn a_queue_within_its_guarantee_takes_back_what_another_borrowed() {
+    let mut scheduler = guaranteed();
+    // `a` is idle: `b` borrows the whole cluster.
+    for id in 1..=16 {
+        scheduler.submit(&task(id, 1, "b")).unwrap();
+    }
+    assert_eq!(placed(&mut scheduler).len(), 16);
+    assert_eq!(cpu_held(&scheduler, "b"), 16_000);
+    // `a` asks for its 8 cores: they are reclaimed from `b`'s borrowed
+    // tasks in the same cycle, and no further.
+    for id in 101..=104 {
+        scheduler.submit(&task(id, 2, "a")).unwrap();
+    }
+    let assignments = scheduler.schedule();
+    let started: Vec<u64> = assignments.iter().map(|a| a.task.0).collect();
+    assert_eq!(started, [101, 102, 103, 104]);
+    let evicted: Vec<u64> = assignments
+        .iter()
+        .flat_map(|a| a.evicts.iter().map(|run| run.task.0))
+        .collect();
+    assert_eq!(evicted.len(), 8, "{evicted:?}");
+    assert!(evicted.iter().all(|&id| id <= 16), "{evicted:?}");
+    assert_eq!(cpu_held(&scheduler, "a"), 8_000);
+    assert_eq!(cpu_held(&scheduler, "b"), 8_000, "b keeps its guarantee");
+    assert_eq!(scheduler.admission().unwrap().waiting("b"), 8);
+    let why = scheduler.explain(TaskId(evicted[0])).unwrap().to_string();
+    assert!(
+        why.contains("waits for admission: the cluster is fully admitted"),
+        "{why}"
+    );
+    // Beyond its guarantee `a` borrows only what is free: nothing now.
+    scheduler.submit(&task(105, 2, "a")).unwrap();
+    assert!(placed(&mut scheduler).is_empty());
+    assert_eq!(cpu_held(&scheduler, "b"), 8_000);
+    assert_eq!(scheduler.stale_queue_entries(), 0);
+}
+
+#[test]
+fn a_guarantee_above_the_maximum_is_refused() {
+    let mut queues = Admission::new();
+    let spec = QueueSpec::new("a")
+        .with_max(Limits::cpu_milli(4_000))
+        .with_guarantee(Limits::cpu_milli(8_000));
+    let err = queues.add_queue(spec).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "queue \"a\" is invalid: its guarantee exceeds its maximum"
+    );
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Submit { cores: u64, queue: usize },
@@ -305,7 +380,7 @@ proptest! {
             retry_batch: RetryPolicy::IMMEDIATE,
             ..SchedulerConfig::default()
         };
-        let (mut scheduler, _) = scheduler(&[8, 8], config);
+        let (mut scheduler, clock) = scheduler(&[6, 6], config);
         let mut ids = Vec::new();
         for op in ops {
             let running: Vec<TaskId> = ids
@@ -343,7 +418,9 @@ proptest! {
             prop_assert!(running_cpu(&scheduler, &ids, "org") <= 12_000);
             prop_assert_eq!(scheduler.stale_queue_entries(), 0);
         }
-        for _ in 0..ids.len() + 2 {
+        for round in 0..ids.len() as u64 + 2 {
+            // Past every backoff.
+            clock.set(Timestamp((round + 1) * 20_000_000));
             drop(scheduler.schedule());
             for &id in &ids {
                 if matches!(scheduler.task_state(id), Some(TaskState::Running { .. })) {
