@@ -52,6 +52,7 @@ impl CoreScheduler {
     /// backoffs over. With tenant queues, the copy has the same queues:
     /// what the running tasks hold counts, and the tasks waiting in them
     /// (these and the plan's) are admitted afresh, fairest queue first.
+    /// Gangs in the plan get the second cycle that places them together.
     ///
     /// # Errors
     /// What [`submit`](Scheduler::submit) refuses for a task (an invalid
@@ -72,8 +73,13 @@ impl CoreScheduler {
         }
         // Ids in sets: a plan may hold as many tasks as a submission.
         let mut unplaced: HashSet<TaskId> = tasks.iter().map(|t| t.id).collect();
-        let placed = copy
-            .schedule()
+        // Gang members are held by the cycle that takes them in and
+        // placed together by the next one.
+        let mut assignments = copy.schedule();
+        if tasks.iter().any(|t| t.gang.is_some()) {
+            assignments.extend(copy.schedule());
+        }
+        let placed = assignments
             .iter()
             .filter(|a| unplaced.remove(&a.task))
             .map(|a| Planned {

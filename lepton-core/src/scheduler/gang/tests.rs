@@ -298,6 +298,32 @@ fn gang_members_are_never_preempted_and_a_drain_requeues_the_gang() {
     scheduler.uncordon(NodeId(1)).unwrap();
 }
 
+#[test]
+fn a_plan_places_a_gang_whole_or_says_why_it_waits() {
+    let (scheduler, _) = scheduler(&[4, 4], SchedulerConfig::default());
+    let fits = Gang::new("fits", 2);
+    let plan = scheduler
+        .plan(first_fit(), &[member(1, 3, &fits), member(2, 3, &fits)])
+        .unwrap();
+    let placed: Vec<u64> = plan.placed.iter().map(|p| p.task.0).collect();
+    assert_eq!(placed, [1, 2]);
+    let big = Gang::new("big", 3);
+    let tasks = [member(1, 3, &big), member(2, 3, &big), member(3, 3, &big)];
+    let plan = scheduler.plan(first_fit(), &tasks).unwrap();
+    assert!(plan.placed.is_empty());
+    assert_eq!(plan.waiting.len(), 3);
+    assert!(
+        plan.waiting[0]
+            .gang
+            .as_ref()
+            .unwrap()
+            .contains("found room for 2 of the 3 members"),
+        "{:?}",
+        plan.waiting[0]
+    );
+    assert_eq!(scheduler.task_counts().total(), 0);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Submit { gang: usize, cores: u64 },
