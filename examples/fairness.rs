@@ -2,11 +2,14 @@
 //! shared pool, admitted by one first-come-first-served queue or by
 //! Lepton's tenant queues (`lepton_core::admission`: a queue per team,
 //! dominant resource fairness), on seeds 1–5. Prints one line per seed
-//! and way of admitting, then the means.
+//! and way of admitting, then the means. Then gangs: a day of distributed
+//! training jobs on 128 GPUs, placed as gangs or worker by worker
+//! (`lepton::sim::run_gangs`, best fit), seeds 1–5.
 //!
 //! Run: `cargo run --release --example fairness`.
 
-use lepton::sim::{run_fairness, Admitting, FairnessConfig};
+use lepton::policies::by_name;
+use lepton::sim::{run_fairness, run_gangs, Admitting, FairnessConfig, GangConfig, Placing};
 
 /// Prints one line: what it is, how it was admitted, Jain's index, CPU %,
 /// GPU % and each team's mean wait.
@@ -43,6 +46,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         line("mean", name, &means);
+    }
+    println!();
+    println!("seed placing started/jobs finished wait(min) p95(min) idle GPU-h useful GPU%");
+    for placing in [Placing::Workers, Placing::Gangs] {
+        for seed in 1..=5 {
+            let config = GangConfig {
+                seed,
+                ..GangConfig::default()
+            };
+            let r = run_gangs(by_name("bestfit")?, &config, placing)?;
+            println!(
+                "{seed:>4} {:<7} {:>7}/{:<4} {:>8} {:>9.1} {:>8.1} {:>10.1} {:>10.1}",
+                r.placing,
+                r.started,
+                r.jobs,
+                r.finished,
+                r.mean_wait_min,
+                r.p95_wait_min,
+                r.idle_gpu_hours,
+                r.useful_gpu_pct
+            );
+        }
     }
     Ok(())
 }

@@ -36,6 +36,7 @@ mod dlrm;
 mod error;
 mod fairness;
 mod fill;
+mod gangs;
 pub mod gym;
 mod lifetimes;
 pub mod scenario;
@@ -52,6 +53,7 @@ pub use dlrm::{dlrm_trace_path, parse_dlrm, read_dlrm, DlrmInstance, DLRM_GPU_TA
 pub use error::Error;
 pub use fairness::{jain, run_fairness, Admitting, FairnessConfig, FairnessReport};
 pub use fill::{fill_arrivals, run_fill, FillConfig, FillPoint, FillResult, MAX_TUNE};
+pub use gangs::{run_gangs, GangConfig, GangReport, Placing};
 pub use lifetimes::{
     lifetime_accuracy, lifetime_history, service_and_shape, LifetimeAccuracy, TraceLifetimes,
 };
