@@ -72,6 +72,11 @@ pub struct ServiceConfig {
     pub store: StoreKind,
     /// The etcd cluster of `store = "etcd"`.
     pub etcd: Option<EtcdSection>,
+    /// Backfill with a reservation: the highest-priority task that finds
+    /// no node holds the node that frees soonest by the running tasks'
+    /// `timeout_ms`, and other tasks go there only if they will have ended
+    /// by then (default false).
+    pub backfill: bool,
     /// Tenant queues (`[[queue]]`: `name`, `weight`, `max = { cpu_milli,
     /// memory_mib, gpu_milli }`): a task naming one in `queue` waits there
     /// until the queue's fair share and maxima admit it. A task naming no
@@ -305,6 +310,7 @@ impl Default for ServiceConfig {
             aws: Vec::new(),
             store: StoreKind::Embedded,
             etcd: None,
+            backfill: false,
             queue: Vec::new(),
         }
     }
@@ -329,6 +335,7 @@ impl ServiceConfig {
         config.retry_batch = self.retry.batch.policy();
         config.retry_service = self.retry.service.policy();
         config.heartbeat_timeout = self.heartbeat_timeout_s.map(Duration::from_secs);
+        config.backfill = self.backfill;
         config
     }
 
@@ -533,6 +540,7 @@ mod tests {
         let reference: ServiceConfig = toml::from_str(block).expect("the reference parses");
         assert!(reference.etcd.is_some() && reference.tls.is_some());
         assert_eq!(reference.queue.len(), 1);
+        assert!(!reference.backfill);
         assert_eq!(
             (
                 reference.docker.len(),

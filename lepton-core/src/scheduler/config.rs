@@ -61,6 +61,11 @@ pub struct SchedulerConfig {
     /// search that covered part of a large cluster). Default 60 s;
     /// kube-scheduler flushes unschedulable pods after 5 min.
     pub waiting_recheck: Duration,
+    /// Backfill with a reservation (see `backfill.rs`): the
+    /// highest-priority task that finds no node reserves the node where
+    /// running tasks' `timeout_ms` make room soonest, and other tasks go
+    /// there only if they will have ended by then. Off by default.
+    pub backfill: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -76,6 +81,7 @@ impl Default for SchedulerConfig {
             rebalance: None,
             retry_waiting_on_release: false,
             waiting_recheck: Duration::from_secs(60),
+            backfill: false,
         }
     }
 }

@@ -112,7 +112,9 @@ impl CoreScheduler {
                 assignments.push(assignment);
             } else {
                 self.stats.unschedulable += 1;
-                self.back_off_unschedulable(task, now);
+                if !self.reserve_for(task, now) {
+                    self.back_off_unschedulable(task, now);
+                }
             }
         }
         if let Some(due) = self.next_rebalance.filter(|&due| due <= now) {
@@ -133,10 +135,14 @@ impl CoreScheduler {
     pub(super) fn choose(&mut self, task: TaskId) -> Option<Booked> {
         let record = self.tasks.get(&task)?;
         let avoid = record.failures.as_ref().and_then(|failures| failures.avoid);
+        // Not the node reserved for another task, unless it will be gone
+        // by then.
+        let away = self.reserved_away(&record.spec);
         let mut outcome = None;
         if let Some(node) = avoid {
             let mut elsewhere = (*record.spec).clone();
             elsewhere.constraints.avoid_nodes.push(node);
+            elsewhere.constraints.avoid_nodes.extend(away);
             outcome = Some(book(
                 &mut *self.policy,
                 self.filter.as_deref(),
@@ -145,11 +151,19 @@ impl CoreScheduler {
             ));
         }
         if !matches!(outcome, Some(Ok(Some(_)))) {
+            let spec = match away {
+                Some(node) => {
+                    let mut spec = (*record.spec).clone();
+                    spec.constraints.avoid_nodes.push(node);
+                    std::borrow::Cow::Owned(spec)
+                }
+                None => std::borrow::Cow::Borrowed(&*record.spec),
+            };
             outcome = Some(book(
                 &mut *self.policy,
                 self.filter.as_deref(),
                 &mut self.cluster,
-                &record.spec,
+                &spec,
             ));
         }
         match outcome? {

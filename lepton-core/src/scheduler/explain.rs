@@ -35,6 +35,8 @@ pub struct Explanation {
     /// For a task held with its gang: why the gang has not started.
     /// The nodes are not asked then (`refusals` is `None`).
     pub gang: Option<String>,
+    /// The node held for it with backfill, if one is.
+    pub reservation: Option<super::Reservation>,
 }
 
 /// What the nodes say to a waiting task; see [`Explanation::refusals`].
@@ -88,6 +90,7 @@ impl CoreScheduler {
             refusals,
             queue,
             gang,
+            reservation: self.reservation.filter(|r| r.task == task),
         })
     }
 }
@@ -122,6 +125,13 @@ impl fmt::Display for Explanation {
                     write!(f, "{lead}{count} {misfit}")?;
                 }
             }
+        }
+        if let Some(reservation) = &self.reservation {
+            write!(
+                f,
+                "; node {} is reserved for it from {}",
+                reservation.node.0, reservation.start
+            )?;
         }
         match &self.state {
             TaskState::BackingOff { until, attempts: 0 } => {

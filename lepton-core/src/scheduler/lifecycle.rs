@@ -13,6 +13,12 @@ use crate::task::{Run, TaskId};
 impl CoreScheduler {
     /// The one place a task changes state.
     pub(super) fn transition(&mut self, task: TaskId, state: TaskState) {
+        // A reservation lasts while its task waits.
+        if self.reservation.is_some_and(|r| r.task == task)
+            && !matches!(state, TaskState::Queued | TaskState::BackingOff { .. })
+        {
+            self.reservation = None;
+        }
         if let Some(record) = self.tasks.get_mut(&task) {
             let rank = EvictionRank::of(record.spec.priority, record.spec.qos).index();
             if matches!(record.state, TaskState::Running { .. }) {

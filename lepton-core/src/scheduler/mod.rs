@@ -36,6 +36,7 @@ use crate::queue::TaskQueue;
 use crate::task::{Run, Task, TaskId, TaskSpec};
 
 mod admit;
+mod backfill;
 mod config;
 mod cycle;
 mod explain;
@@ -51,6 +52,7 @@ mod submit;
 mod timeout;
 mod waiting;
 
+pub use backfill::Reservation;
 pub use config::{RebalanceConfig, RetryPolicy, SchedulerConfig};
 pub use explain::{Explanation, Refusals};
 use heartbeat::Heartbeats;
@@ -186,6 +188,7 @@ impl CoreSchedulerBuilder {
             changes: None,
             admission: self.admission,
             gangs: gang::Gangs::new(),
+            reservation: None,
         }
     }
 }
@@ -350,6 +353,8 @@ pub struct CoreScheduler {
     admission: Option<Admission>,
     /// Gangs with members waiting or running (see `gang.rs`).
     gangs: gang::Gangs,
+    /// The node held for a waiting task, with backfill (see `backfill.rs`).
+    reservation: Option<Reservation>,
 }
 
 impl CoreScheduler {
