@@ -38,7 +38,11 @@ fn etcd_member(action: &str, member: u32) {
 fn failover_loses_and_repeats_nothing_across_two_leader_kills_and_an_etcd_member_restart() {
     let data = std::env::temp_dir().join(format!("lepton-failover-data-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let config = etcd_config("failover", TTL_S);
+    // A tenant queue that runs at most 20 of the tasks at once; every
+    // other batch is a gang. Both live in the stored tasks, so both must
+    // hold across the takeovers.
+    let config =
+        etcd_config("failover", TTL_S) + "[[queue]]\nname = \"team\"\nmax = { cpu_milli = 400 }\n";
     let mut services: Vec<Service> = (0..INSTANCES)
         .map(|i| Service::sharing(&format!("failover-{i}"), &config, Some(&data)))
         .collect();
@@ -59,9 +63,16 @@ fn failover_loses_and_repeats_nothing_across_two_leader_kills_and_an_etcd_member
                 let ids: Vec<u64> = (0..TASKS_PER_CLIENT).map(|i| client * 10_000 + i).collect();
                 let mut misses = 0;
                 for (n, batch) in ids.chunks(BATCH).enumerate() {
-                    let body =
-                        serde_json::Value::Array(batch.iter().map(|&id| task(id, 0.3)).collect())
-                            .to_string();
+                    let gang = serde_json::json!({"name": format!("g{}", batch[0]), "min_available": batch.len()});
+                    let tasks = batch.iter().map(|&id| {
+                        let mut task = task(id, 0.3);
+                        task["queue"] = "team".into();
+                        if n % 2 == 0 {
+                            task["gang"] = gang.clone();
+                        }
+                        task
+                    });
+                    let body = serde_json::Value::Array(tasks.collect()).to_string();
                     misses += submit_anywhere(&addresses, client as usize + n, &body);
                     acknowledged.lock().unwrap().extend(batch.iter().copied());
                     std::thread::sleep(Duration::from_millis(100));
@@ -117,6 +128,14 @@ fn failover_loses_and_repeats_nothing_across_two_leader_kills_and_an_etcd_member
     );
     // The backend's own record: each started once, ended once with 0.
     assert_each_ran_once(&services[0].ledger(), &acknowledged);
+    // The queue holds nothing and nothing waits in it.
+    let queues: serde_json::Value = ureq::get(&format!("{}/v1/queues", services[leader].address))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(queues["queues"][0]["usage"]["cpu_milli"], 0, "{queues}");
+    assert_eq!(queues["queues"][0]["waiting"], 0, "{queues}");
     // Any instance answers reads: followers pass them on to the leader.
     for service in &services {
         let answer: serde_json::Value = ureq::get(&format!("{}/v1/tasks", service.address))
