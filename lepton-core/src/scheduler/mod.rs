@@ -626,6 +626,54 @@ impl CoreScheduler {
     }
 }
 
+impl CoreScheduler {
+    /// Ends a task that has not ended as `end` (cancelled, or failed by
+    /// its gang), taking it out of wherever it is: the queue (its entry is
+    /// skipped when reached), the backoff area, its tenant queue or gang,
+    /// or its node. Its run, if it was running, for the caller to stop.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTask`]; [`Error::InvalidTransition`] for a task
+    /// that already ended.
+    fn end_early(
+        &mut self,
+        task: TaskId,
+        end: TaskState,
+        action: &'static str,
+    ) -> Result<Option<Run>, Error> {
+        let record = self.tasks.get(&task).ok_or(Error::UnknownTask { task })?;
+        let mut run = None;
+        match record.state {
+            TaskState::Queued => {
+                // A task its queue or gang holds has no entry in the queue.
+                if !self.held_by_queue(task) && !self.held_by_gang(task) {
+                    self.stale_queue_entries += 1;
+                }
+            }
+            TaskState::BackingOff { .. } => {
+                if let Some(key) = self.tasks.get_mut(&task).and_then(|r| r.backoff_key.take()) {
+                    self.backoff.remove(&key);
+                }
+            }
+            TaskState::Running { .. } => {
+                run = Some(record.run());
+                let freed = self.cluster.release(task)?;
+                self.waiting.node_changed(freed.node);
+            }
+            TaskState::Completed | TaskState::Failed { .. } | TaskState::Cancelled => {
+                return Err(Error::InvalidTransition {
+                    task,
+                    action,
+                    state: record.state.name(),
+                })
+            }
+        }
+        self.waiting.remove(task);
+        self.transition(task, end);
+        Ok(run)
+    }
+}
+
 impl Scheduler for CoreScheduler {
     fn submit(&mut self, task: &dyn Task) -> Result<TaskId, Error> {
         let spec = task.to_spec();
@@ -642,37 +690,11 @@ impl Scheduler for CoreScheduler {
     }
 
     fn cancel(&mut self, task: TaskId) -> Result<(), Error> {
-        let Some(record) = self.tasks.get_mut(&task) else {
+        if !self.tasks.contains_key(&task) {
             return self.cancel_pending(task);
-        };
-        match record.state {
-            TaskState::Queued => {
-                // A task its queue holds has no entry in the cycle's queue.
-                if !self.held_by_queue(task) && !self.held_by_gang(task) {
-                    self.stale_queue_entries += 1;
-                }
-                self.waiting.remove(task);
-            }
-            TaskState::BackingOff { .. } => {
-                if let Some(key) = record.backoff_key.take() {
-                    self.backoff.remove(&key);
-                }
-                self.waiting.remove(task);
-            }
-            TaskState::Running { .. } => {
-                let freed = self.cluster.release(task)?;
-                self.waiting.node_changed(freed.node);
-            }
-            TaskState::Completed | TaskState::Failed { .. } | TaskState::Cancelled => {
-                return Err(Error::InvalidTransition {
-                    task,
-                    action: "cancel",
-                    state: record.state.name(),
-                })
-            }
         }
-        self.transition(task, TaskState::Cancelled);
-        Ok(())
+        self.end_early(task, TaskState::Cancelled, "cancel")
+            .map(drop)
     }
 
     fn schedule(&mut self) -> Vec<Assignment> {

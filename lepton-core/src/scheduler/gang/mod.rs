@@ -309,45 +309,17 @@ impl CoreScheduler {
             }
         }
         for (task, reason) in doomed {
-            if let Some(run) = self.end_for_good(task, reason) {
+            let failed = TaskState::Failed {
+                reasons: vec![reason],
+            };
+            if let Ok(Some(run)) = self.end_early(task, failed, "fail") {
                 stopped.push(run);
             }
         }
-        stopped
-    }
-
-    /// Fails a task that has not ended, wherever it is; its run, if it
-    /// ran, for the caller to stop.
-    fn end_for_good(&mut self, task: TaskId, reason: String) -> Option<Run> {
-        let record = self.tasks.get(&task)?;
-        let mut stopped = None;
-        match record.state {
-            TaskState::Queued => {
-                // An entry in the cycle's queue is skipped when reached.
-                if !self.held_by_queue(task) && !self.held_by_gang(task) {
-                    self.stale_queue_entries += 1;
-                }
-            }
-            TaskState::BackingOff { .. } => {
-                if let Some(key) = self.tasks.get_mut(&task)?.backoff_key.take() {
-                    self.backoff.remove(&key);
-                }
-            }
-            TaskState::Running { .. } => {
-                stopped = Some(record.run());
-                if let Ok(freed) = self.cluster.release(task) {
-                    self.waiting.node_changed(freed.node);
-                }
-            }
-            _ => return None,
+        // Requeueing the members running flagged their gangs again.
+        for gang in self.gangs.values_mut() {
+            gang.broken &= !gang.running.is_empty();
         }
-        self.waiting.remove(task);
-        self.transition(
-            task,
-            TaskState::Failed {
-                reasons: vec![reason],
-            },
-        );
         stopped
     }
 
