@@ -342,7 +342,7 @@ impl CoreScheduler {
             TaskState::Cancelled
         } else if let Err(error) = self
             .check_gang(&spec)
-            .and_then(|()| self.hold_taken_in(&spec))
+            .and_then(|()| self.hold_in_queue(&spec))
         {
             // Its queue refuses it: it fails, and its entry is skipped as
             // a cancelled one's is.

@@ -38,30 +38,28 @@ impl CoreScheduler {
     /// cycle's queue.
     ///
     /// # Errors
-    /// What [`Admission::submit`] refuses.
+    /// As [`hold_in_queue`](Self::hold_in_queue).
     pub(super) fn queue_or_hold(&mut self, spec: &TaskSpec) -> Result<(), Error> {
-        match (&spec.queue, &mut self.admission) {
-            (Some(queue), Some(admission)) => admission.submit(queue, spec.clone()),
-            (Some(_), None) => self.check_queue(spec),
-            (None, _) => {
-                self.intake.push(spec.priority, spec.id);
-                Ok(())
-            }
+        if spec.queue.is_some() {
+            return self.hold_in_queue(spec);
         }
+        self.intake.push(spec.priority, spec.id);
+        Ok(())
     }
 
-    /// A task a handle submitted, taken in by a cycle: held by its queue
-    /// if it names one — `Ok(true)` — or refused by it.
-    pub(super) fn hold_taken_in(&mut self, spec: &TaskSpec) -> Result<bool, Error> {
-        match &spec.queue {
-            None => Ok(false),
-            Some(queue) => {
-                self.check_queue(spec)?;
-                let Some(admission) = &mut self.admission else {
-                    return Ok(false);
-                };
-                admission.submit(queue, spec.clone()).map(|()| true)
-            }
+    /// Holds a task that names a queue there until it is admitted (a task
+    /// naming none is left as it is).
+    ///
+    /// # Errors
+    /// [`Error::UnknownQueue`] (also for any queue when none were
+    /// declared), and what [`Admission::submit`] refuses.
+    pub(super) fn hold_in_queue(&mut self, spec: &TaskSpec) -> Result<(), Error> {
+        let Some(queue) = &spec.queue else {
+            return Ok(());
+        };
+        match &mut self.admission {
+            Some(admission) => admission.submit(queue, spec.clone()),
+            None => self.check_queue(spec),
         }
     }
 
