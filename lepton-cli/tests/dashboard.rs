@@ -63,12 +63,13 @@ fn wait_for_tasks(service: &Service, done: impl Fn(&serde_json::Value) -> bool) 
 
 #[test]
 fn the_dashboard_shows_nodes_and_tasks_in_chromium() {
-    let mut service = Service::new("dashboard", "[local]\nshare = 0.5\n");
+    let queue = "[[queue]]\nname = \"team\"\nmax = { cpu_milli = 500 }\n";
+    let mut service = Service::new("dashboard", &format!("[local]\nshare = 0.5\n{queue}"));
     service.start();
     submit(
         &service,
         r#"[{"id": 1, "name": "done", "request": {"cpu_milli": 100}, "config": {"command": "true"}},
-            {"id": 2, "name": "busy", "request": {"cpu_milli": 100}, "config": {"command": "sleep 60"}}]"#,
+            {"id": 2, "name": "busy", "request": {"cpu_milli": 100}, "queue": "team", "config": {"command": "sleep 60"}}]"#,
     );
     wait_for_tasks(&service, |answer| {
         answer["counts"]["completed"] == 1 && answer["counts"]["running"] == 1
@@ -76,7 +77,15 @@ fn the_dashboard_shows_nodes_and_tasks_in_chromium() {
     let url = format!("{}/", service.address);
     let (dom, log) = load(&url, None);
     assert_eq!(problems(&dom, &log), Vec::<String>::new(), "{log}\n{dom}");
-    for shown in ["local-0", "busy", "done", "state-running", "bestfit"] {
+    for shown in [
+        "local-0",
+        "busy",
+        "done",
+        "state-running",
+        "bestfit",
+        "<tr class=\"queue\"><td>team</td>",
+        "20%",
+    ] {
         assert!(dom.contains(shown), "{shown} not on the page:\n{dom}");
     }
     let png = scratch("dashboard").join("dashboard.png");
