@@ -49,6 +49,8 @@ mod preempt;
 mod rebalance;
 mod snapshot;
 mod submit;
+#[cfg(test)]
+mod testing;
 mod timeout;
 mod waiting;
 

@@ -9,17 +9,9 @@ use proptest::prelude::*;
 
 use crate::admission::{Admission, Limits, QueueSpec};
 use crate::clock::{ManualClock, Timestamp};
+use crate::scheduler::testing::{first_fit, placed, scheduler_on};
 use crate::scheduler::{RetryPolicy, SchedulerConfig, TaskState};
-use crate::{
-    policy_fn, CoreScheduler, Error, FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources,
-    Scheduler, TaskId, TaskSpec,
-};
-
-fn first_fit() -> Box<dyn Policy> {
-    Box::new(policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
-        nodes.iter().next().map(|node| Placement::on(node.id()))
-    }))
-}
+use crate::{CoreScheduler, Error, NodeId, NodeSpec, Resources, Scheduler, TaskId, TaskSpec};
 
 /// `org` (at most 12 cores) above `org/ml` (at most 4) and `org/web`
 /// (promised 6 cores and 1 GiB).
@@ -38,27 +30,11 @@ fn queues() -> Admission {
 /// Nodes of these many cores (16 GiB each), the queues above, on a
 /// manual clock.
 fn scheduler(cores: &[u64], config: SchedulerConfig) -> (CoreScheduler, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new());
-    let mut scheduler = CoreScheduler::builder(first_fit())
-        .clock(clock.clone())
-        .config(config)
-        .queues(&queues())
-        .build();
-    for (id, &cores) in (1..).zip(cores) {
-        let node = NodeSpec::new(NodeId(id), Resources::new(cores * 1_000, 16_384));
-        scheduler.add_node(&node).unwrap();
-    }
-    (scheduler, clock)
+    scheduler_on(cores, config, Some(&queues()))
 }
 
 fn task(id: u64, cores: u64, queue: &str) -> TaskSpec {
     TaskSpec::new(TaskId(id), Resources::new(cores * 1_000, 64)).with_queue(queue)
-}
-
-fn placed(scheduler: &mut CoreScheduler) -> Vec<u64> {
-    let mut ids: Vec<u64> = scheduler.schedule().iter().map(|a| a.task.0).collect();
-    ids.sort_unstable();
-    ids
 }
 
 fn cpu_held(scheduler: &CoreScheduler, queue: &str) -> u64 {

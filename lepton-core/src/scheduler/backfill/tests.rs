@@ -8,34 +8,17 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use crate::clock::{ManualClock, Timestamp};
+use crate::scheduler::testing::{placed, scheduler_on};
 use crate::scheduler::{SchedulerConfig, TaskState};
-use crate::{
-    policy_fn, CoreScheduler, FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources,
-    Scheduler, TaskId, TaskSpec,
-};
-
-fn first_fit() -> Box<dyn Policy> {
-    Box::new(policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
-        nodes.iter().next().map(|node| Placement::on(node.id()))
-    }))
-}
+use crate::{CoreScheduler, NodeId, Resources, Scheduler, TaskId, TaskSpec};
 
 fn scheduler(cores: &[u64], backfill: bool) -> (CoreScheduler, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new());
     let config = SchedulerConfig {
         backfill,
         preemption: false,
         ..SchedulerConfig::default()
     };
-    let mut scheduler = CoreScheduler::builder(first_fit())
-        .clock(clock.clone())
-        .config(config)
-        .build();
-    for (id, &cores) in (1..).zip(cores) {
-        let node = NodeSpec::new(NodeId(id), Resources::new(cores * 1_000, 16_384));
-        scheduler.add_node(&node).unwrap();
-    }
-    (scheduler, clock)
+    scheduler_on(cores, config, None)
 }
 
 /// `cores` for at most `limit_s` seconds (none: without limit).
@@ -43,12 +26,6 @@ fn task(id: u64, cores: u64, limit_s: Option<u64>) -> TaskSpec {
     let mut spec = TaskSpec::new(TaskId(id), Resources::new(cores * 1_000, 64));
     spec.timeout_ms = limit_s.map(|s| s * 1_000);
     spec
-}
-
-fn placed(scheduler: &mut CoreScheduler) -> Vec<u64> {
-    let mut ids: Vec<u64> = scheduler.schedule().iter().map(|a| a.task.0).collect();
-    ids.sort_unstable();
-    ids
 }
 
 fn seconds(s: u64) -> Timestamp {

@@ -8,41 +8,18 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use crate::clock::{ManualClock, Timestamp};
+use crate::scheduler::testing::{first_fit, placed, scheduler_on};
 use crate::scheduler::{Event, RetryPolicy, SchedulerConfig, TaskState};
 use crate::task::{Gang, Priority};
-use crate::{
-    policy_fn, CoreScheduler, Error, FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources,
-    Run, Scheduler, TaskId, TaskSpec,
-};
-
-fn first_fit() -> Box<dyn Policy> {
-    Box::new(policy_fn("first-fit", |nodes: &FeasibleNodes<'_>| {
-        nodes.iter().next().map(|node| Placement::on(node.id()))
-    }))
-}
+use crate::{CoreScheduler, Error, NodeId, Resources, Run, Scheduler, TaskId, TaskSpec};
 
 /// Nodes of these many cores, on a manual clock.
 fn scheduler(cores: &[u64], config: SchedulerConfig) -> (CoreScheduler, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new());
-    let mut scheduler = CoreScheduler::builder(first_fit())
-        .clock(clock.clone())
-        .config(config)
-        .build();
-    for (id, &cores) in (1..).zip(cores) {
-        let node = NodeSpec::new(NodeId(id), Resources::new(cores * 1_000, 16_384));
-        scheduler.add_node(&node).unwrap();
-    }
-    (scheduler, clock)
+    scheduler_on(cores, config, None)
 }
 
 fn member(id: u64, cores: u64, gang: &Gang) -> TaskSpec {
     TaskSpec::new(TaskId(id), Resources::new(cores * 1_000, 64)).with_gang(gang.clone())
-}
-
-fn placed(scheduler: &mut CoreScheduler) -> Vec<u64> {
-    let mut ids: Vec<u64> = scheduler.schedule().iter().map(|a| a.task.0).collect();
-    ids.sort_unstable();
-    ids
 }
 
 fn running(scheduler: &CoreScheduler, ids: impl IntoIterator<Item = u64>) -> Vec<u64> {
