@@ -142,18 +142,21 @@ fn a_bare_host_and_port_is_plain_http_and_a_bad_address_is_named() {
     }
 }
 
+/// `lepton ARGS --addr ADDR`, which must succeed: its stdout.
+fn succeeds(args: &[&str], addr: &str) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--addr", addr]);
+    let (ok, out, err) = lepton(&all);
+    assert!(ok, "{args:?}: {out}{err}");
+    out
+}
+
 #[test]
 fn explain_says_why_a_task_waits_and_plan_what_would_happen() {
     let mut service = Service::new("client-explain", "");
     service.start();
     let addr = service.address.clone();
-    let run = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--addr", &addr]);
-        let (ok, out, err) = lepton(&all);
-        assert!(ok, "{args:?}: {out}{err}");
-        out
-    };
+    let run = |args: &[&str]| succeeds(args, &addr);
     // Every node drained (so cordoned): nothing can take the task.
     let nodes: serde_json::Value = serde_json::from_str(&run(&["nodes", "-o", "json"])).unwrap();
     let ids: Vec<String> = nodes["nodes"]
@@ -209,13 +212,7 @@ fn queues_lists_the_tenant_queues_and_explain_says_what_holds_a_task() {
     let mut service = Service::new("client-queues", queue);
     service.start();
     let addr = service.address.clone();
-    let run = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--addr", &addr]);
-        let (ok, out, err) = lepton(&all);
-        assert!(ok, "{args:?}: {out}{err}");
-        out
-    };
+    let run = |args: &[&str]| succeeds(args, &addr);
     let file = service.dir.join("tasks.json");
     let tasks = r#"[
         {"id": 1, "request": {"cpu_milli": 100}, "queue": "team", "config": {"command": "sleep 30"}},
