@@ -651,8 +651,17 @@ fn a_gang_submitted_in_parts_starts_once_it_is_whole() {
     let service = TestService::start_in(dir, |config| config.local.share = 0.5);
     assert_eq!(state(&service, 2), "failed");
     assert_eq!(state(&service, 1), "running");
-    for id in [1, 3] {
-        let path = format!("/v1/tasks/{id}/cancel");
-        assert_eq!(service.call("POST", &path, None, Some("{}")).0, 200);
-    }
+    // Cancelling one member leaves too few to make the gang: the other
+    // fails, saying why, and its run is stopped.
+    let (status, _) = service.call("POST", "/v1/tasks/1/cancel", None, Some("{}"));
+    assert_eq!(status, 200);
+    eventually("task 3 fails with its gang", || {
+        state(&service, 3) == "failed"
+    });
+    let (_, body) = service.call("GET", "/v1/tasks/3", None, None);
+    assert_eq!(
+        json(&body)["reasons"][0],
+        "gang train cannot reach its 2 members: member t-1 cancelled",
+        "{body}"
+    );
 }
