@@ -46,16 +46,19 @@ impl Target for Local {
         // SIGKILL to the run's process group, as an operator's `kill` would;
         // the run's wrapper wrote its pid next to its record.
         let pid_file = self.dir.join("runs").join(format!("{}.pid", handle.id));
-        let mut pid = String::new();
+        let mut pid = None;
         for _ in 0..500 {
-            if let Ok(text) = std::fs::read_to_string(&pid_file) {
-                pid = text;
+            pid = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|text| text.trim().parse::<u32>().ok());
+            if pid.is_some() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        let pid = pid.unwrap_or_else(|| panic!("no pid in {}", pid_file.display()));
         let status = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", pid.trim())])
+            .args(["-KILL", "--", &format!("-{pid}")])
             .status()
             .unwrap();
         assert!(status.success(), "kill {handle}");

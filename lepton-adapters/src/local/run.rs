@@ -28,7 +28,7 @@ use super::identity::Identity;
 const WRAPPER: &str = r#"mask=$(umask); umask 077
 pid_file=$LEPTON_PID exit_file=$LEPTON_EXIT ledger=$LEPTON_LEDGER procs=$LEPTON_CGROUP_PROCS
 unset LEPTON_PID LEPTON_EXIT LEPTON_LEDGER LEPTON_CGROUP_PROCS
-echo $$ > "$pid_file"
+echo $$ > "$pid_file.tmp" && mv "$pid_file.tmp" "$pid_file"
 echo "started $LEPTON_RUN $$" >> "$ledger"
 for p in $procs; do echo $$ > "$p" || exit 125; done
 umask "$mask"
@@ -208,7 +208,9 @@ impl RunFiles {
     /// the next one: the record is what makes the run found again.
     pub(crate) fn remove(&self, run: Run) {
         let (record, exit) = (self.record_path(run), self.exit_path(run));
-        let _ = std::fs::remove_file(self.pid_path(run));
+        let pid = self.pid_path(run);
+        let _ = std::fs::remove_file(pid.with_extension("pid.tmp"));
+        let _ = std::fs::remove_file(pid);
         if exit.exists() {
             let _ = std::fs::rename(&exit, self.archived(&exit));
         }
