@@ -44,7 +44,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-use foldhash::HashMap;
+use foldhash::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -82,6 +82,9 @@ struct Queue {
     above: Vec<usize>,
     /// What the tasks admitted from it and from the queues below it hold.
     usage: Amounts,
+    /// What those of them that run hold: what reclaim weighs against the
+    /// guarantee (a task admitted but not yet placed holds no room).
+    runs: Amounts,
     /// Its own tasks waiting, in admission order: higher priority first,
     /// then submission order.
     waiting: BTreeMap<(Reverse<Priority>, u64), TaskSpec>,
@@ -99,6 +102,8 @@ pub struct Admission {
     index: BTreeMap<String, usize>,
     /// Each admitted task's queue and amounts, until it ends.
     admitted: HashMap<TaskId, (usize, Amounts)>,
+    /// The admitted tasks that run.
+    running: HashSet<TaskId>,
     /// Each waiting task's queue and key there.
     holding: HashMap<TaskId, (usize, (Reverse<Priority>, u64))>,
     /// What all admitted tasks hold.
@@ -154,16 +159,16 @@ impl Admission {
         let new = self.queues.len();
         // The queues below it count against it from now on, and what
         // their admitted tasks hold already does.
-        let mut usage = Amounts::default();
+        let (mut usage, mut runs) = (Amounts::default(), Amounts::default());
         for (i, queue) in self.queues.iter_mut().enumerate() {
             if path(&queue.spec.name).any(|p| p == spec.name) {
                 queue.above.push(new);
-                usage = usage.plus(
-                    self.admitted
-                        .values()
-                        .filter(|(q, _)| *q == i)
-                        .fold(Amounts::default(), |sum, (_, a)| sum.plus(*a)),
-                );
+                for (task, (_, amounts)) in self.admitted.iter().filter(|(_, (q, _))| *q == i) {
+                    usage = usage.plus(*amounts);
+                    if self.running.contains(task) {
+                        runs = runs.plus(*amounts);
+                    }
+                }
             }
         }
         let above = path(&spec.name)
@@ -180,6 +185,7 @@ impl Admission {
             spec,
             above,
             usage,
+            runs,
             waiting: BTreeMap::new(),
             ordered: None,
         });
@@ -311,6 +317,7 @@ impl Admission {
                     spec: q.spec.clone(),
                     above: q.above.clone(),
                     usage: Amounts::default(),
+                    runs: Amounts::default(),
                     waiting: BTreeMap::new(),
                     ordered: None,
                 })
@@ -386,11 +393,14 @@ impl Admission {
     /// The queue to admit from: the fairest (lowest weighted dominant
     /// share, the first declared on ties) whose first task is within the
     /// maxima of its path — when the cluster has room for that task. When
-    /// it has not, `None`: the task waits for room and no less fair queue
-    /// goes ahead of it, or a stream of small tasks could take every bit
-    /// freed and starve a large one for ever (a task larger than the
-    /// whole cluster holds nobody back).
+    /// it has not, the task waits for room and no less fair queue goes
+    /// ahead of it, or a stream of small tasks could take every bit freed
+    /// and starve a large one for ever (a task larger than the whole
+    /// cluster holds nobody back). A queue whose first task is within its
+    /// guarantee goes whatever waits before it: the room is reclaimed from
+    /// queues that borrowed it.
     fn fairest_ready(&self) -> Option<usize> {
+        let mut held_back = false;
         for &(_, i) in &self.order {
             let Some(amounts) = self.first_unit(i) else {
                 continue;
@@ -398,15 +408,16 @@ impl Admission {
             if !self.within_maxima(i, amounts) {
                 continue;
             }
-            // Within its guarantee, it goes: the room is reclaimed from
-            // queues that borrowed it.
-            if within(self.total.plus(amounts), self.capacity) || self.within_guarantee(i, amounts)
-            {
+            if self.within_guarantee(i, amounts) {
                 return Some(i);
             }
-            if within(amounts, self.capacity) {
-                return None;
+            if held_back {
+                continue;
             }
+            if within(self.total.plus(amounts), self.capacity) {
+                return Some(i);
+            }
+            held_back = within(amounts, self.capacity);
         }
         None
     }
@@ -419,25 +430,27 @@ impl Admission {
     }
 
     /// Whether admitted `task` may reclaim room from queues above their
-    /// guarantee: its own queue holds no more than its guarantee.
+    /// guarantee: its own queue runs no more than its guarantee with it.
     pub fn may_reclaim(&self, task: TaskId) -> bool {
-        self.admitted
-            .get(&task)
-            .is_some_and(|&(i, _)| self.within_guarantee(i, Amounts::default()))
+        self.admitted.get(&task).is_some_and(|&(i, amounts)| {
+            let queue = &self.queues[i];
+            queue.spec.guarantee.covers(queue.runs.plus(amounts))
+        })
     }
 
-    /// Whether admitted `task`'s queue holds more than its guarantee:
-    /// the task runs on borrowed room, which may be reclaimed.
+    /// Whether admitted `task`'s queue runs more than its guarantee: the
+    /// task runs on borrowed room, which may be reclaimed.
     pub fn is_borrowed(&self, task: TaskId) -> bool {
-        self.admitted
-            .get(&task)
-            .is_some_and(|&(i, _)| !self.within_guarantee(i, Amounts::default()))
+        self.admitted.get(&task).is_some_and(|&(i, _)| {
+            let queue = &self.queues[i];
+            !queue.spec.guarantee.covers(queue.runs)
+        })
     }
 
     /// Whether taking back `victims`' shares leaves each of their queues
-    /// at or above its guarantee in every resource it borrows (holds more
-    /// of than promised); what it holds within its guarantee of another
-    /// resource goes with the tasks.
+    /// running at or above its guarantee in every resource it borrows
+    /// (runs more of than promised); what it runs within its guarantee of
+    /// another resource goes with the tasks.
     pub fn keeps_guarantees(&self, victims: &[TaskId]) -> bool {
         let mut taken: BTreeMap<usize, Amounts> = BTreeMap::new();
         for victim in victims {
@@ -448,16 +461,39 @@ impl Admission {
         }
         taken.into_iter().all(|(i, sum)| {
             let queue = &self.queues[i];
-            let left = queue.usage.minus(sum);
+            let left = queue.runs.minus(sum);
             let promised = queue.spec.guarantee;
             let keeps = |left: u64, used: u64, promised: Option<u64>| {
                 let promised = promised.unwrap_or(0);
                 used <= promised || left >= promised
             };
-            keeps(left.cpu_milli, queue.usage.cpu_milli, promised.cpu_milli)
-                && keeps(left.memory_mib, queue.usage.memory_mib, promised.memory_mib)
-                && keeps(left.gpu_milli, queue.usage.gpu_milli, promised.gpu_milli)
+            keeps(left.cpu_milli, queue.runs.cpu_milli, promised.cpu_milli)
+                && keeps(left.memory_mib, queue.runs.memory_mib, promised.memory_mib)
+                && keeps(left.gpu_milli, queue.runs.gpu_milli, promised.gpu_milli)
         })
+    }
+
+    /// Admitted `task` started running (`true`) or stopped (`false`); the
+    /// scheduler tells. Ignored for a task not admitted or already so.
+    pub fn set_running(&mut self, task: TaskId, running: bool) {
+        let Some(&(i, amounts)) = self.admitted.get(&task) else {
+            return;
+        };
+        let apply: fn(Amounts, Amounts) -> Amounts = if running {
+            if !self.running.insert(task) {
+                return;
+            }
+            Amounts::plus
+        } else {
+            if !self.running.remove(&task) {
+                return;
+            }
+            Amounts::minus
+        };
+        for k in 0..self.queues[i].above.len() {
+            let a = self.queues[i].above[k];
+            self.queues[a].runs = apply(self.queues[a].runs, amounts);
+        }
     }
 
     /// Whether `amounts` more in queue `i` keep every declared queue on
@@ -483,6 +519,7 @@ impl Admission {
     /// share goes back to its queues. A task still waiting is withdrawn.
     /// `false` for a task admission does not know.
     pub fn ended(&mut self, task: TaskId) -> bool {
+        self.set_running(task, false);
         if let Some((i, amounts)) = self.admitted.remove(&task) {
             self.charge(i, amounts, Amounts::minus);
             self.total = self.total.minus(amounts);
@@ -548,6 +585,12 @@ impl Admission {
     /// `None` for a queue not declared.
     pub fn usage(&self, queue: &str) -> Option<Amounts> {
         self.index.get(queue).map(|&i| self.queues[i].usage)
+    }
+
+    /// What the running tasks of `queue` and of the queues below it hold;
+    /// `None` for a queue not declared.
+    pub fn runs(&self, queue: &str) -> Option<Amounts> {
+        self.index.get(queue).map(|&i| self.queues[i].runs)
     }
 
     /// How many tasks wait in `queue` itself.

@@ -233,6 +233,29 @@ fn a_flood_of_small_tasks_does_not_starve_a_large_one() {
     assert_eq!(rounds, 8);
 }
 
+#[test]
+fn a_task_within_its_guarantee_goes_ahead_of_a_fairer_queue_waiting_for_room() {
+    let mut admission = Admission::new();
+    admission.add_queue(QueueSpec::new("large")).unwrap();
+    let guarantee = Limits::cpu_milli(4_000).with_memory_mib(1 << 20);
+    admission
+        .add_queue(QueueSpec::new("owner").with_guarantee(guarantee))
+        .unwrap();
+    admission.add_queue(QueueSpec::new("borrower")).unwrap();
+    for id in 0..10 {
+        admission.submit("borrower", task(id, 1_000)).unwrap();
+    }
+    let capacity = cpus(10);
+    assert_eq!(admission.admit(capacity).len(), 10);
+    // "large" holds nothing, as "owner" does, and is declared first: the
+    // fairer queue, its task waiting for room.
+    admission.submit("large", task(100, 2_000)).unwrap();
+    admission.submit("owner", task(200, 1_000)).unwrap();
+    let admitted: Vec<TaskId> = admission.admit(capacity).iter().map(|t| t.id).collect();
+    assert_eq!(admitted, [TaskId(200)]);
+    assert!(admission.is_waiting(TaskId(100)));
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Submit {

@@ -33,8 +33,12 @@ impl CoreScheduler {
                 let was_running = matches!(record.state, TaskState::Running { .. });
                 super::gang::track(&mut self.gangs, gang, task, was_running, &state);
             }
-            if record.spec.queue.is_some() && super::admit::ends(&state) {
-                if let Some(admission) = &mut self.admission {
+            if let (Some(_), Some(admission)) = (&record.spec.queue, &mut self.admission) {
+                let runs = matches!(state, TaskState::Running { .. });
+                if runs != matches!(record.state, TaskState::Running { .. }) {
+                    admission.set_running(task, runs);
+                }
+                if super::admit::ends(&state) {
                     admission.ended(task);
                 }
             }

@@ -279,6 +279,39 @@ fn a_queue_within_its_guarantee_takes_back_what_another_borrowed() {
 }
 
 #[test]
+fn reclaim_weighs_what_a_queue_runs_not_what_it_was_admitted() {
+    let mut queues = Admission::new();
+    let promised = Limits::cpu_milli(4_000).with_memory_mib(1_024);
+    queues
+        .add_queue(QueueSpec::new("a").with_guarantee(promised))
+        .unwrap();
+    queues.add_queue(QueueSpec::new("b")).unwrap();
+    let (mut scheduler, _) = scheduler_on(&[4, 4, 4, 4], SchedulerConfig::default(), Some(&queues));
+    // `b` runs 10 cores spread 3, 3, 2, 2: no node has 3 free.
+    for (id, node) in (1..).zip([1, 1, 1, 2, 2, 2, 3, 3, 4, 4]) {
+        let run = crate::Run {
+            task: TaskId(id),
+            attempt: 1,
+        };
+        let placement = crate::cluster::Placement::on(NodeId(node));
+        scheduler.adopt(&task(id, 1, "b"), run, &placement).unwrap();
+    }
+    // The pool has room for `a`'s two tasks of 3 cores: both are admitted
+    // (6 cores, above `a`'s guarantee of 4), and neither fits a node.
+    scheduler.submit(&task(101, 3, "a")).unwrap();
+    scheduler.submit(&task(102, 3, "a")).unwrap();
+    let assignments = scheduler.schedule();
+    assert_eq!(cpu_held(&scheduler, "a"), 6_000);
+    // `a` runs nothing: its first task, within the guarantee, takes room
+    // back from `b`; the second, beyond it, waits.
+    let started: Vec<u64> = assignments.iter().map(|a| a.task.0).collect();
+    assert_eq!(started, [101]);
+    let evicted = assignments[0].evicts.len();
+    assert!((1..=2).contains(&evicted), "{assignments:?}");
+    assert!(!scheduler.task_state(TaskId(102)).unwrap().is_terminal());
+}
+
+#[test]
 fn a_guarantee_above_the_maximum_is_refused() {
     let mut queues = Admission::new();
     let spec = QueueSpec::new("a")
@@ -345,8 +378,8 @@ fn running_cpu(scheduler: &CoreScheduler, ids: &[TaskId], queue: &str) -> u64 {
 
 proptest! {
     /// Through any submissions, cycles, completions, failures and
-    /// cancellations: what each queue holds equals a recount from the
-    /// tasks' states, no queue's running tasks pass its maximum, and once
+    /// cancellations: what each queue holds, and what its running tasks
+    /// hold, equal a recount from the tasks' states, no queue's running tasks pass its maximum, and once
     /// everything that runs completes, every task has run.
     #[test]
     fn queues_hold_what_their_tasks_hold_and_never_pass_a_maximum(
@@ -387,8 +420,11 @@ proptest! {
                 }
                 _ => {}
             }
+            let admission = scheduler.admission().unwrap();
             for queue in QUEUES {
                 prop_assert_eq!(cpu_held(&scheduler, queue), recount(&scheduler, &ids, queue));
+                let runs = admission.runs(queue).unwrap().cpu_milli;
+                prop_assert_eq!(runs, running_cpu(&scheduler, &ids, queue));
             }
             prop_assert!(running_cpu(&scheduler, &ids, "org/ml") <= 4_000);
             prop_assert!(running_cpu(&scheduler, &ids, "org") <= 12_000);
@@ -417,6 +453,60 @@ proptest! {
         }
         for queue in QUEUES {
             prop_assert_eq!(cpu_held(&scheduler, queue), 0);
+        }
+    }
+}
+
+proptest! {
+    /// Three queues with random guarantees adding up to at most the
+    /// cluster, tasks of one core: after every cycle (past every
+    /// backoff), each queue runs its guarantee or all its work, however
+    /// much the others borrowed before.
+    #[test]
+    fn reclaim_restores_every_guarantee_in_one_cycle(
+        promised in proptest::collection::vec(0..=4u64, 3),
+        ops in proptest::collection::vec((0..4usize, any::<usize>()), 1..120),
+    ) {
+        let mut queues = Admission::new();
+        for (name, &cores) in ["a", "b", "c"].iter().zip(&promised) {
+            let guarantee = Limits::cpu_milli(cores * 1_000).with_memory_mib(1_024);
+            queues.add_queue(QueueSpec::new(*name).with_guarantee(guarantee)).unwrap();
+        }
+        let (mut scheduler, clock) = scheduler_on(&[4, 4, 4], SchedulerConfig::default(), Some(&queues));
+        let mut ids: Vec<(TaskId, usize)> = Vec::new();
+        for (step, (what, pick)) in (1..).zip(ops) {
+            let running = |scheduler: &CoreScheduler, id: TaskId| {
+                matches!(scheduler.task_state(id), Some(TaskState::Running { .. }))
+            };
+            match what {
+                // Submit to queue `what`.
+                0..=2 => {
+                    let id = TaskId(ids.len() as u64 + 1);
+                    scheduler.submit(&task(id.0, 1, ["a", "b", "c"][what])).unwrap();
+                    ids.push((id, what));
+                }
+                _ => {
+                    let live: Vec<TaskId> =
+                        ids.iter().map(|&(id, _)| id).filter(|&id| running(&scheduler, id)).collect();
+                    if pick % 2 == 0 && !live.is_empty() {
+                        let run = scheduler.current_run(live[pick / 2 % live.len()]).unwrap();
+                        scheduler.complete(run).unwrap();
+                    }
+                    clock.set(Timestamp(step * 600_000_000));
+                    drop(scheduler.schedule());
+                    for (q, &cores) in promised.iter().enumerate() {
+                        let mine = ids.iter().filter(|&&(_, of)| of == q);
+                        let runs = mine.clone().filter(|&&(id, _)| running(&scheduler, id)).count() as u64;
+                        let unfinished = mine
+                            .filter(|&&(id, _)| !scheduler.task_state(id).is_some_and(TaskState::is_terminal))
+                            .count() as u64;
+                        prop_assert!(
+                            runs >= cores.min(unfinished),
+                            "queue {} runs {} of {} unfinished, promised {}", q, runs, unfinished, cores
+                        );
+                    }
+                }
+            }
         }
     }
 }
