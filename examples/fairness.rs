@@ -4,12 +4,18 @@
 //! dominant resource fairness), on seeds 1–5. Prints one line per seed
 //! and way of admitting, then the means. Then gangs: a day of distributed
 //! training jobs on 128 GPUs, placed as gangs or worker by worker
-//! (`lepton::sim::run_gangs`, best fit), seeds 1–5.
+//! (`lepton::sim::run_gangs`, best fit), seeds 1–5. Last, guarantees:
+//! the DLRM trace's services as the tenants of four queues, shared first
+//! come first served, by a priority per tenant, or by Lepton's queues
+//! with guarantees and reclaim (`lepton::sim::run_tenants`).
 //!
 //! Run: `cargo run --release --example fairness`.
 
 use lepton::policies::by_name;
-use lepton::sim::{run_fairness, run_gangs, Admitting, FairnessConfig, GangConfig, Placing};
+use lepton::sim::{
+    dlrm_trace_path, read_dlrm, run_fairness, run_gangs, run_tenants, Admitting, FairnessConfig,
+    GangConfig, Placing, Sharing, TenantConfig,
+};
 
 /// Prints one line: what it is, how it was admitted, Jain's index, CPU %,
 /// GPU % and each team's mean wait.
@@ -66,6 +72,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 r.p95_wait_min,
                 r.idle_gpu_hours,
                 r.useful_gpu_pct
+            );
+        }
+    }
+    println!();
+    tenants()
+}
+
+/// The DLRM trace's services as tenants of four queues with guarantees,
+/// on a cluster of 80 % and of 100 % of the window's peak.
+fn tenants() -> Result<(), Box<dyn std::error::Error>> {
+    let instances = read_dlrm(&dlrm_trace_path())?;
+    println!(
+        "capacity GPUs sharing violation-h jain  p95(min) gpu% preempted never-ran  per queue: GPUs promised, violation-h, mean wait (min)"
+    );
+    for capacity in [0.8, 1.0] {
+        let config = TenantConfig {
+            capacity,
+            ..TenantConfig::default()
+        };
+        for sharing in [Sharing::Fifo, Sharing::Priority, Sharing::Queues] {
+            let r = run_tenants(&instances, by_name("bestfit")?, &config, sharing)?;
+            let queues: Vec<String> = r
+                .queues
+                .iter()
+                .map(|(name, gpus, hours, wait)| format!("{name} {gpus} {hours:.1} {wait:.0}"))
+                .collect();
+            println!(
+                "{capacity:>8} {:>4} {:<8} {:>11.1} {:.3} {:>8.0} {:>4.1} {:>9} {:>9}  {}",
+                r.gpus,
+                r.sharing,
+                r.violation_hours,
+                r.jain_waiting,
+                r.p95_wait_min,
+                r.gpu_pct,
+                r.preempted,
+                r.never_ran,
+                queues.join(" | ")
             );
         }
     }
