@@ -7,14 +7,16 @@
 //! (`lepton::sim::run_gangs`, best fit), seeds 1–5. Last, guarantees:
 //! the DLRM trace's services as the tenants of four queues, shared first
 //! come first served, by a priority per tenant, or by Lepton's queues
-//! with guarantees and reclaim (`lepton::sim::run_tenants`).
+//! with guarantees and reclaim (`lepton::sim::run_tenants`); and the gang
+//! day split among three teams with guarantees, shared those three ways
+//! (`lepton::sim::run_team_gangs`), on 128 and 64 GPUs.
 //!
 //! Run: `cargo run --release --example fairness`.
 
 use lepton::policies::by_name;
 use lepton::sim::{
-    dlrm_trace_path, read_dlrm, run_fairness, run_gangs, run_tenants, Admitting, FairnessConfig,
-    GangConfig, Placing, Sharing, TenantConfig,
+    dlrm_trace_path, read_dlrm, run_fairness, run_gangs, run_team_gangs, run_tenants, Admitting,
+    FairnessConfig, GangConfig, Placing, Sharing, TenantConfig,
 };
 
 /// Prints one line: what it is, how it was admitted, Jain's index, CPU %,
@@ -76,9 +78,65 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!();
-    tenants()
+    tenants()?;
+    println!();
+    team_gangs()
 }
 
+/// The gang day split among three teams with guarantees, on 128 and on
+/// 64 GPUs (half the jobs), seeds 1–5, with the means.
+fn team_gangs() -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "GPUs seed sharing violation-h jain  p95(min) gpu% preempted  per team: GPUs promised, violation-h, mean wait (min)"
+    );
+    for (nodes, jobs) in [(16, 290), (8, 145)] {
+        for sharing in [Sharing::Fifo, Sharing::Priority, Sharing::Queues] {
+            let mut means = [0.0; 5];
+            for seed in 1..=5 {
+                let config = GangConfig {
+                    nodes,
+                    jobs,
+                    seed,
+                    ..GangConfig::default()
+                };
+                let r = run_team_gangs(by_name("bestfit")?, &config, sharing)?;
+                let figures = [
+                    r.violation_hours,
+                    r.jain_waiting,
+                    r.p95_wait_min,
+                    r.gpu_pct,
+                    r.preempted as f64,
+                ];
+                for (mean, value) in means.iter_mut().zip(figures) {
+                    *mean += value / 5.0;
+                }
+                let teams: Vec<String> = r
+                    .queues
+                    .iter()
+                    .map(|(name, gpus, hours, wait)| format!("{name} {gpus} {hours:.1} {wait:.0}"))
+                    .collect();
+                println!(
+                    "{:>4} {seed:>4} {:<8} {:>11.1} {:.3} {:>8.0} {:>4.1} {:>9}  {}",
+                    r.gpus,
+                    r.sharing,
+                    figures[0],
+                    figures[1],
+                    figures[2],
+                    figures[3],
+                    r.preempted,
+                    teams.join(" | ")
+                );
+            }
+            let [violation, jain, p95, gpu, preempted] = means;
+            println!(
+                "{:>4} mean {:<8} {violation:>11.1} {jain:.3} {p95:>8.0} {gpu:>4.1} {preempted:>9.1}",
+                nodes * 8,
+                format!("{sharing:?}").to_lowercase()
+            );
+        }
+    }
+    Ok(())
+}
 /// The DLRM trace's services as tenants of four queues with guarantees,
 /// on a cluster of 80 % and of 100 % of the window's peak.
 fn tenants() -> Result<(), Box<dyn std::error::Error>> {

@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::Error;
 
 /// GPUs per node.
-const GPUS_PER_NODE: u32 = 8;
+pub(crate) const GPUS_PER_NODE: u32 = 8;
 
 /// A gang run's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,15 +89,15 @@ pub struct GangReport {
     pub useful_gpu_pct: f64,
 }
 
-struct Job {
-    arrival: u64,
-    workers: Vec<TaskId>,
-    gpus_per_worker: u32,
-    duration_s: u64,
+pub(crate) struct Job {
+    pub(crate) arrival: u64,
+    pub(crate) workers: Vec<TaskId>,
+    pub(crate) gpus_per_worker: u32,
+    pub(crate) duration_s: u64,
     /// When each worker started running, by the world's clock.
-    running: HashMap<TaskId, (Run, u64)>,
-    started: Option<u64>,
-    finished: bool,
+    pub(crate) running: HashMap<TaskId, (Run, u64)>,
+    pub(crate) started: Option<u64>,
+    pub(crate) finished: bool,
     /// GPU-seconds its workers held before it started.
     idle_gpu_s: u64,
 }
@@ -139,33 +139,13 @@ pub fn run_gangs(
         .config(scheduler_config)
         .build();
     for id in 0..config.nodes {
-        let node = NodeSpec::new(NodeId(id), Resources::new(64_000, 524_288))
-            .with_gpus(Gpus::new("A100", GPUS_PER_NODE));
-        scheduler.add_node(&node)?;
+        scheduler.add_node(&gpu_node(id))?;
     }
-    let mut rng = SeededRng::new(config.seed ^ 0x6A96_5EED);
-    let span = config.hours * 3_600;
-    let end = span + 12 * 3_600;
+    let end = config.hours * 3_600 + 12 * 3_600;
     let mut heap = BinaryHeap::new();
-    let mut jobs = Vec::new();
-    let mut next_task = 0;
-    for j in 0..config.jobs {
-        let workers = [1, 1, 1, 1, 2, 2, 2, 4, 4, 8][rng.below(10) as usize];
-        let gpus_per_worker = [1, 1, 2, 2, 4][rng.below(5) as usize];
-        let arrival = rng.below(span);
-        let ids = (0..workers).map(|w| TaskId(next_task + w)).collect();
-        next_task += workers;
-        jobs.push(Job {
-            arrival,
-            workers: ids,
-            gpus_per_worker,
-            duration_s: 60 * (30 + rng.below(211)),
-            running: HashMap::new(),
-            started: None,
-            finished: false,
-            idle_gpu_s: 0,
-        });
-        heap.push(Reverse((arrival, Happening::Arrival(j as usize))));
+    let mut jobs = draw_jobs(config);
+    for (j, job) in jobs.iter().enumerate() {
+        heap.push(Reverse((job.arrival, Happening::Arrival(j))));
     }
     let mut owner: HashMap<TaskId, usize> = HashMap::new();
     for (j, job) in jobs.iter().enumerate() {
@@ -184,8 +164,7 @@ pub fn run_gangs(
                 let job = &jobs[j];
                 let gang = Gang::new(format!("job-{j}"), job.workers.len() as u32);
                 for &worker in &job.workers {
-                    let mut spec = TaskSpec::new(worker, Resources::new(4_000, 16_384))
-                        .with_gpu(GpuRequest::whole(job.gpus_per_worker));
+                    let mut spec = job.worker(worker);
                     if placing == Placing::Gangs {
                         spec = spec.with_gang(gang.clone());
                     }
@@ -219,6 +198,48 @@ pub fn run_gangs(
         }
     }
     Ok(report(&jobs, config, end, placing))
+}
+
+/// A node: 64 cores, 512 GiB, 8 GPUs.
+pub(crate) fn gpu_node(id: u64) -> NodeSpec {
+    NodeSpec::new(NodeId(id), Resources::new(64_000, 524_288))
+        .with_gpus(Gpus::new("A100", GPUS_PER_NODE))
+}
+
+impl Job {
+    /// Worker `id` of the job: 4 cores, 16 GiB, its GPUs.
+    pub(crate) fn worker(&self, id: TaskId) -> TaskSpec {
+        TaskSpec::new(id, Resources::new(4_000, 16_384))
+            .with_gpu(GpuRequest::whole(self.gpus_per_worker))
+    }
+}
+
+/// The day's jobs, drawn with the config's seed: 1, 2, 4 or 8 workers (40,
+/// 30, 20, 10 %) of 1, 2 or 4 whole GPUs, 30–240 minutes, arriving
+/// uniformly over the hours; workers numbered from 0.
+pub(crate) fn draw_jobs(config: &GangConfig) -> Vec<Job> {
+    let mut rng = SeededRng::new(config.seed ^ 0x6A96_5EED);
+    let span = config.hours * 3_600;
+    let mut next_task = 0;
+    (0..config.jobs)
+        .map(|_| {
+            let workers = [1, 1, 1, 1, 2, 2, 2, 4, 4, 8][rng.below(10) as usize];
+            let gpus_per_worker = [1, 1, 2, 2, 4][rng.below(5) as usize];
+            let arrival = rng.below(span);
+            let ids = (0..workers).map(|w| TaskId(next_task + w)).collect();
+            next_task += workers;
+            Job {
+                arrival,
+                workers: ids,
+                gpus_per_worker,
+                duration_s: 60 * (30 + rng.below(211)),
+                running: HashMap::new(),
+                started: None,
+                finished: false,
+                idle_gpu_s: 0,
+            }
+        })
+        .collect()
 }
 
 fn report(jobs: &[Job], config: &GangConfig, end: u64, placing: Placing) -> GangReport {

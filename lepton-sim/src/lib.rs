@@ -41,6 +41,7 @@ pub mod gym;
 mod lifetimes;
 pub mod scenario;
 mod synthetic;
+mod teams;
 mod tenants;
 mod timed;
 mod trace;
@@ -59,6 +60,7 @@ pub use lifetimes::{
     lifetime_accuracy, lifetime_history, service_and_shape, LifetimeAccuracy, TraceLifetimes,
 };
 pub use synthetic::{synthetic_nodes, synthetic_task, synthetic_tasks, synthetic_workload};
+pub use teams::run_team_gangs;
 pub use tenants::{run_tenants, Sharing, TenantConfig, TenantReport};
 pub use timed::{
     default_horizon_s, run_timed, TaskTimes, TimedConfig, TimedResult, TimedSample, TimedTask,

@@ -87,7 +87,7 @@ pub enum Sharing {
 }
 
 impl Sharing {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Sharing::Fifo => "fifo",
             Sharing::Priority => "priority",
@@ -127,20 +127,20 @@ pub struct TenantReport {
 }
 
 /// An instance of the window.
-struct Member {
+pub(crate) struct Member {
     /// Its queue.
-    queue: usize,
+    pub(crate) queue: usize,
     /// What it asks for.
-    amounts: Amounts,
+    pub(crate) amounts: Amounts,
     /// Arrival and deletion, seconds from the window's start.
-    arrives: u64,
-    leaves: u64,
+    pub(crate) arrives: u64,
+    pub(crate) leaves: u64,
     /// Its run, while it runs.
-    run: Option<Run>,
+    pub(crate) run: Option<Run>,
     /// When it first started, seconds from the window's start.
-    started: Option<u64>,
+    pub(crate) started: Option<u64>,
     /// Alive when the window opened: left out of the waits.
-    carried: bool,
+    pub(crate) carried: bool,
 }
 
 /// Runs the window shared `sharing` under `policy`.
@@ -415,7 +415,7 @@ fn nodes_for(members: &[Member], capacity: f64) -> u64 {
 }
 
 /// What is summed over the window.
-struct Tally {
+pub(crate) struct Tally {
     violation_s: Vec<f64>,
     jain_s: f64,
     jain_sum: f64,
@@ -423,7 +423,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn new(queues: usize) -> Tally {
+    pub(crate) fn new(queues: usize) -> Tally {
         Tally {
             violation_s: vec![0.0; queues],
             jain_s: 0.0,
@@ -433,7 +433,13 @@ impl Tally {
     }
 
     /// Adds the state `members` were in from `since` for `seconds`.
-    fn span(&mut self, members: &[Member], guarantees: &[Amounts], since: u64, seconds: u64) {
+    pub(crate) fn span(
+        &mut self,
+        members: &[Member],
+        guarantees: &[Amounts],
+        since: u64,
+        seconds: u64,
+    ) {
         if seconds == 0 {
             return;
         }
@@ -467,7 +473,7 @@ impl Tally {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn report(
+    pub(crate) fn report(
         self,
         sharing: Sharing,
         members: &[Member],
