@@ -11,11 +11,14 @@
 //! 2011), a queue's dominant share being the largest of its shares of the
 //! cluster's CPU, memory and GPUs, divided by its weight. Inside a queue,
 //! higher priority first, then submission order; a queue whose first task
-//! cannot be admitted yet admits nothing behind it (no queue jumping). A
+//! cannot be admitted yet admits nothing behind it (no queue jumping) but
+//! tasks within its guarantee. A
 //! queue held back by its own maxima lets the others go on; the fairest
 //! queue's first task waiting for room in the cluster holds back the less
 //! fair queues until it fits, so floods of small tasks cannot starve large
-//! ones. The members of a [gang](crate::model::Gang) waiting in one queue
+//! ones — but not a queue whose first task is within its
+//! [guarantee](QueueSpec::guarantee), which goes first (the scheduler
+//! reclaims the room from queues running more than theirs). The members of a [gang](crate::model::Gang) waiting in one queue
 //! are admitted together or not at all, so that members admitted alone
 //! never hold a queue's share while waiting for the rest. A task that ends
 //! gives its share back ([`Admission::ended`]).
@@ -44,7 +47,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -86,10 +89,26 @@ struct Queue {
     /// guarantee (a task admitted but not yet placed holds no room).
     runs: Amounts,
     /// Its own tasks waiting, in admission order: higher priority first,
-    /// then submission order.
-    waiting: BTreeMap<(Reverse<Priority>, u64), TaskSpec>,
+    /// then submission order. Boxed: taking the first shifts the others.
+    waiting: BTreeMap<WaitKey, Box<TaskSpec>>,
     /// Its key in [`Admission::order`] while tasks wait in it.
     ordered: Option<u64>,
+}
+
+/// A waiting task's place in its queue: higher priority first, then
+/// submission order.
+type WaitKey = (Reverse<Priority>, u64);
+
+/// How many of a guaranteed queue's waiting tasks admission looks through
+/// for one within the guarantee when the first one cannot go.
+const OWED_SCAN: usize = 64;
+
+/// An admitted task: its queue, what it asks for, whether it runs.
+#[derive(Debug, Clone, Copy)]
+struct Admitted {
+    queue: usize,
+    amounts: Amounts,
+    runs: bool,
 }
 
 /// The queues, their waiting tasks and what the admitted ones hold (see
@@ -99,13 +118,14 @@ pub struct Admission {
     /// The queues, in the order declared.
     queues: Vec<Queue>,
     /// Each queue's place in `queues`, by path.
-    index: BTreeMap<String, usize>,
-    /// Each admitted task's queue and amounts, until it ends.
-    admitted: HashMap<TaskId, (usize, Amounts)>,
-    /// The admitted tasks that run.
-    running: HashSet<TaskId>,
+    index: HashMap<String, usize>,
+    /// Each admitted task's queue and amounts, and whether it runs, until
+    /// it ends.
+    admitted: HashMap<TaskId, Admitted>,
+    /// The queues with a guarantee, in the order declared.
+    guaranteed: Vec<usize>,
     /// Each waiting task's queue and key there.
-    holding: HashMap<TaskId, (usize, (Reverse<Priority>, u64))>,
+    holding: HashMap<TaskId, (usize, WaitKey)>,
     /// What all admitted tasks hold.
     total: Amounts,
     submitted: u64,
@@ -163,10 +183,10 @@ impl Admission {
         for (i, queue) in self.queues.iter_mut().enumerate() {
             if path(&queue.spec.name).any(|p| p == spec.name) {
                 queue.above.push(new);
-                for (task, (_, amounts)) in self.admitted.iter().filter(|(_, (q, _))| *q == i) {
-                    usage = usage.plus(*amounts);
-                    if self.running.contains(task) {
-                        runs = runs.plus(*amounts);
+                for task in self.admitted.values().filter(|t| t.queue == i) {
+                    usage = usage.plus(task.amounts);
+                    if task.runs {
+                        runs = runs.plus(task.amounts);
                     }
                 }
             }
@@ -181,6 +201,9 @@ impl Admission {
             })
             .collect();
         self.index.insert(spec.name.clone(), new);
+        if !spec.guarantee.is_none() {
+            self.guaranteed.push(new);
+        }
         self.queues.push(Queue {
             spec,
             above,
@@ -194,7 +217,9 @@ impl Admission {
 
     /// The declared queues, by path.
     pub fn queues(&self) -> impl Iterator<Item = &QueueSpec> {
-        self.index.values().map(|&i| &self.queues[i].spec)
+        let mut specs: Vec<&QueueSpec> = self.queues.iter().map(|q| &q.spec).collect();
+        specs.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        specs.into_iter()
     }
 
     /// Puts queue `i` in its place in [`order`](Self::order): by its share
@@ -229,8 +254,11 @@ impl Admission {
         let key = (Reverse(task.priority), self.submitted);
         self.submitted += 1;
         self.holding.insert(task.id, (i, key));
-        self.queues[i].waiting.insert(key, task);
-        self.reorder(i);
+        self.queues[i].waiting.insert(key, Box::new(task));
+        // Its share is unchanged: it takes a place only if it had none.
+        if self.queues[i].ordered.is_none() {
+            self.reorder(i);
+        }
         Ok(())
     }
 
@@ -293,7 +321,15 @@ impl Admission {
         }
         self.charge(i, amounts, Amounts::plus);
         self.total = self.total.plus(amounts);
-        self.admitted.insert(task, (i, amounts));
+        let runs = false;
+        self.admitted.insert(
+            task,
+            Admitted {
+                queue: i,
+                amounts,
+                runs,
+            },
+        );
         Ok(())
     }
 
@@ -323,6 +359,7 @@ impl Admission {
                 })
                 .collect(),
             index: self.index.clone(),
+            guaranteed: self.guaranteed.clone(),
             ..Admission::default()
         }
     }
@@ -340,18 +377,18 @@ impl Admission {
             }
         }
         let mut admitted = Vec::new();
-        while let Some(i) = self.fairest_ready() {
-            let Some((_, task)) = self.queues[i].waiting.pop_first() else {
+        while let Some((i, key)) = self.fairest_ready() {
+            let Some(task) = self.queues[i].waiting.remove(&key) else {
                 break;
             };
             let gang = task.gang.as_ref().map(|g| g.name.clone());
-            self.take(i, task, &mut admitted);
+            self.take(i, *task, &mut admitted);
             if let Some(gang) = gang {
                 // The gang's other members waiting here go with it.
                 let waiting = &mut self.queues[i].waiting;
                 let members: Vec<TaskSpec> = waiting
                     .extract_if(.., |_, t| t.gang.as_ref().is_some_and(|g| g.name == gang))
-                    .map(|(_, t)| t)
+                    .map(|(_, t)| *t)
                     .collect();
                 for member in members {
                     self.take(i, member, &mut admitted);
@@ -367,59 +404,90 @@ impl Admission {
         self.holding.remove(&task.id);
         self.charge(i, amounts, Amounts::plus);
         self.total = self.total.plus(amounts);
-        self.admitted.insert(task.id, (i, amounts));
+        let runs = false;
+        self.admitted.insert(
+            task.id,
+            Admitted {
+                queue: i,
+                amounts,
+                runs,
+            },
+        );
         admitted.push(task);
     }
 
-    /// What queue `i`'s first waiting task asks for — with, when it
-    /// belongs to a gang, the gang's other members waiting in the queue:
-    /// a gang's members are admitted together or not at all, so that
-    /// members admitted alone never hold a queue's share while waiting
-    /// for the rest.
-    fn first_unit(&self, i: usize) -> Option<Amounts> {
+    /// Queue `i`'s first waiting task and what it asks for — with, when
+    /// it belongs to a gang, the gang's other members waiting in the
+    /// queue: a gang's members are admitted together or not at all, so
+    /// that members admitted alone never hold a queue's share while
+    /// waiting for the rest.
+    fn first_unit(&self, i: usize) -> Option<(WaitKey, Amounts)> {
         let waiting = &self.queues[i].waiting;
-        let first = waiting.values().next()?;
+        let (&key, first) = waiting.first_key_value()?;
         let Some(gang) = &first.gang else {
-            return Some(Amounts::of(first));
+            return Some((key, Amounts::of(first)));
         };
-        Some(
-            waiting
-                .values()
-                .filter(|t| t.gang.as_ref().is_some_and(|g| g.name == gang.name))
-                .fold(Amounts::default(), |sum, t| sum.plus(Amounts::of(t))),
-        )
+        let members = waiting
+            .values()
+            .filter(|t| t.gang.as_ref().is_some_and(|g| g.name == gang.name));
+        Some((
+            key,
+            members.fold(Amounts::default(), |sum, t| sum.plus(Amounts::of(t))),
+        ))
     }
 
-    /// The queue to admit from: the fairest (lowest weighted dominant
-    /// share, the first declared on ties) whose first task is within the
-    /// maxima of its path — when the cluster has room for that task. When
-    /// it has not, the task waits for room and no less fair queue goes
-    /// ahead of it, or a stream of small tasks could take every bit freed
-    /// and starve a large one for ever (a task larger than the whole
-    /// cluster holds nobody back). A queue whose first task is within its
-    /// guarantee goes whatever waits before it: the room is reclaimed from
-    /// queues that borrowed it.
-    fn fairest_ready(&self) -> Option<usize> {
-        let mut held_back = false;
+    /// The task to admit, and its queue: the first task of the fairest
+    /// queue (lowest weighted dominant share, the first declared on ties)
+    /// whose first task is within the maxima of its path — when the
+    /// cluster has room for it, or it is within its queue's guarantee (the
+    /// room is reclaimed from queues that borrowed it). When it has not,
+    /// it waits for room and no less fair queue goes ahead of it, or a
+    /// stream of small tasks could take every bit freed and starve a large
+    /// one for ever (a task larger than the whole cluster holds nobody
+    /// back) — but for tasks within their queue's guarantee, which go
+    /// whatever waits before them (see [`fairest_owed`](Self::fairest_owed)).
+    fn fairest_ready(&self) -> Option<(usize, WaitKey)> {
         for &(_, i) in &self.order {
-            let Some(amounts) = self.first_unit(i) else {
+            let Some((key, amounts)) = self.first_unit(i) else {
                 continue;
             };
             if !self.within_maxima(i, amounts) {
                 continue;
             }
-            if self.within_guarantee(i, amounts) {
-                return Some(i);
+            if within(self.total.plus(amounts), self.capacity) || self.within_guarantee(i, amounts)
+            {
+                return Some((i, key));
             }
-            if held_back {
-                continue;
+            if within(amounts, self.capacity) {
+                break;
             }
-            if within(self.total.plus(amounts), self.capacity) {
-                return Some(i);
-            }
-            held_back = within(amounts, self.capacity);
         }
-        None
+        self.fairest_owed()
+    }
+
+    /// Among the queues with a guarantee, the fairest with a task within
+    /// its guarantee and the maxima of its path, and that task: the first
+    /// such among its first [`OWED_SCAN`] waiting tasks — even behind a
+    /// first task that waits for room (a gang behind it waits its turn:
+    /// only plain tasks are looked at past the first).
+    fn fairest_owed(&self) -> Option<(usize, WaitKey)> {
+        self.guaranteed
+            .iter()
+            .filter_map(|&i| {
+                let order = self.queues[i].ordered?;
+                let (head, amounts) = self.first_unit(i)?;
+                let fits =
+                    |amounts| self.within_maxima(i, amounts) && self.within_guarantee(i, amounts);
+                if fits(amounts) {
+                    return Some((order, i, head));
+                }
+                let waiting = self.queues[i].waiting.iter().skip(1).take(OWED_SCAN);
+                let mut plain = waiting.filter(|(_, t)| t.gang.is_none());
+                let (&key, _) = plain.find(|(_, t)| fits(Amounts::of(t)))?;
+                Some((order, i, key))
+            })
+            .min()
+            .map(|(_, i, key)| (i, key))
     }
 
     /// Whether queue `i` holds no more than its guarantee with `amounts`
@@ -432,17 +500,17 @@ impl Admission {
     /// Whether admitted `task` may reclaim room from queues above their
     /// guarantee: its own queue runs no more than its guarantee with it.
     pub fn may_reclaim(&self, task: TaskId) -> bool {
-        self.admitted.get(&task).is_some_and(|&(i, amounts)| {
-            let queue = &self.queues[i];
-            queue.spec.guarantee.covers(queue.runs.plus(amounts))
+        self.admitted.get(&task).is_some_and(|task| {
+            let queue = &self.queues[task.queue];
+            queue.spec.guarantee.covers(queue.runs.plus(task.amounts))
         })
     }
 
     /// Whether admitted `task`'s queue runs more than its guarantee: the
     /// task runs on borrowed room, which may be reclaimed.
     pub fn is_borrowed(&self, task: TaskId) -> bool {
-        self.admitted.get(&task).is_some_and(|&(i, _)| {
-            let queue = &self.queues[i];
+        self.admitted.get(&task).is_some_and(|task| {
+            let queue = &self.queues[task.queue];
             !queue.spec.guarantee.covers(queue.runs)
         })
     }
@@ -454,9 +522,9 @@ impl Admission {
     pub fn keeps_guarantees(&self, victims: &[TaskId]) -> bool {
         let mut taken: BTreeMap<usize, Amounts> = BTreeMap::new();
         for victim in victims {
-            if let Some(&(i, amounts)) = self.admitted.get(victim) {
-                let sum = taken.entry(i).or_default();
-                *sum = sum.plus(amounts);
+            if let Some(task) = self.admitted.get(victim) {
+                let sum = taken.entry(task.queue).or_default();
+                *sum = sum.plus(task.amounts);
             }
         }
         taken.into_iter().all(|(i, sum)| {
@@ -476,20 +544,25 @@ impl Admission {
     /// Admitted `task` started running (`true`) or stopped (`false`); the
     /// scheduler tells. Ignored for a task not admitted or already so.
     pub fn set_running(&mut self, task: TaskId, running: bool) {
-        let Some(&(i, amounts)) = self.admitted.get(&task) else {
+        let Some(task) = self.admitted.get_mut(&task) else {
             return;
         };
-        let apply: fn(Amounts, Amounts) -> Amounts = if running {
-            if !self.running.insert(task) {
-                return;
-            }
+        if task.runs == running {
+            return;
+        }
+        task.runs = running;
+        let (i, amounts) = (task.queue, task.amounts);
+        let apply = if running {
             Amounts::plus
         } else {
-            if !self.running.remove(&task) {
-                return;
-            }
             Amounts::minus
         };
+        self.charge_runs(i, amounts, apply);
+    }
+
+    /// Adds (or takes back) `amounts` on what runs in every declared queue
+    /// of queue `i`'s path.
+    fn charge_runs(&mut self, i: usize, amounts: Amounts, apply: fn(Amounts, Amounts) -> Amounts) {
         for k in 0..self.queues[i].above.len() {
             let a = self.queues[i].above[k];
             self.queues[a].runs = apply(self.queues[a].runs, amounts);
@@ -519,9 +592,16 @@ impl Admission {
     /// share goes back to its queues. A task still waiting is withdrawn.
     /// `false` for a task admission does not know.
     pub fn ended(&mut self, task: TaskId) -> bool {
-        self.set_running(task, false);
-        if let Some((i, amounts)) = self.admitted.remove(&task) {
-            self.charge(i, amounts, Amounts::minus);
+        if let Some(Admitted {
+            queue,
+            amounts,
+            runs,
+        }) = self.admitted.remove(&task)
+        {
+            if runs {
+                self.charge_runs(queue, amounts, Amounts::minus);
+            }
+            self.charge(queue, amounts, Amounts::minus);
             self.total = self.total.minus(amounts);
             return true;
         }
@@ -542,14 +622,14 @@ impl Admission {
             .flat_map(|q| {
                 q.waiting
                     .iter()
-                    .map(move |((_, seq), task)| (*seq, q.spec.name.clone(), task.clone()))
+                    .map(move |((_, seq), task)| (*seq, q.spec.name.clone(), (**task).clone()))
             })
             .collect();
         waiting.sort_unstable_by_key(|(seq, _, _)| *seq);
         let mut admitted: Vec<(TaskId, String, Amounts)> = self
             .admitted
             .iter()
-            .map(|(id, (i, amounts))| (*id, self.queues[*i].spec.name.clone(), *amounts))
+            .map(|(id, task)| (*id, self.queues[task.queue].spec.name.clone(), task.amounts))
             .collect();
         admitted.sort_unstable_by_key(|(id, _, _)| *id);
         AdmissionState {

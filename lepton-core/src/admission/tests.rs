@@ -256,6 +256,31 @@ fn a_task_within_its_guarantee_goes_ahead_of_a_fairer_queue_waiting_for_room() {
     assert!(admission.is_waiting(TaskId(100)));
 }
 
+#[test]
+fn a_task_within_its_guarantee_goes_ahead_of_its_own_queues_first() {
+    let mut admission = Admission::new();
+    let guarantee = Limits::cpu_milli(4_000).with_memory_mib(1 << 20);
+    admission
+        .add_queue(QueueSpec::new("owner").with_guarantee(guarantee))
+        .unwrap();
+    admission.add_queue(QueueSpec::new("borrower")).unwrap();
+    for id in 0..10 {
+        admission.submit("borrower", task(id, 1_000)).unwrap();
+    }
+    let capacity = cpus(10);
+    assert_eq!(admission.admit(capacity).len(), 10);
+    // The owner's first task is beyond its guarantee and waits for room;
+    // the one behind it is within the guarantee and goes.
+    admission.submit("owner", task(100, 6_000)).unwrap();
+    admission.submit("owner", task(101, 2_000)).unwrap();
+    let admitted: Vec<TaskId> = admission.admit(capacity).iter().map(|t| t.id).collect();
+    assert_eq!(admitted, [TaskId(101)]);
+    assert!(admission.is_waiting(TaskId(100)));
+    // Beyond the guarantee nothing more goes: a third task waits too.
+    admission.submit("owner", task(102, 3_000)).unwrap();
+    assert!(admission.admit(capacity).is_empty());
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Submit {
