@@ -45,6 +45,7 @@
 //! ```
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::HashMap;
@@ -248,12 +249,14 @@ impl Admission {
     /// task waiting or admitted already.
     pub fn submit(&mut self, queue: &str, task: TaskSpec) -> Result<(), Error> {
         let i = self.queue_for(queue, &task)?;
-        if self.admitted.contains_key(&task.id) || self.holding.contains_key(&task.id) {
-            return Err(Error::DuplicateTask { task: task.id });
-        }
         let key = (Reverse(task.priority), self.submitted);
+        match self.holding.entry(task.id) {
+            Entry::Vacant(entry) if !self.admitted.contains_key(&task.id) => {
+                entry.insert((i, key));
+            }
+            _ => return Err(Error::DuplicateTask { task: task.id }),
+        }
         self.submitted += 1;
-        self.holding.insert(task.id, (i, key));
         self.queues[i].waiting.insert(key, Box::new(task));
         // Its share is unchanged: it takes a place only if it had none.
         if self.queues[i].ordered.is_none() {
