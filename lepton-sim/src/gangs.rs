@@ -56,6 +56,26 @@ impl Default for GangConfig {
     }
 }
 
+impl GangConfig {
+    /// [`Error::OutOfRange`] for no nodes, no jobs or no hours.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        for (name, value) in [
+            ("nodes", self.nodes),
+            ("jobs", self.jobs),
+            ("hours", self.hours),
+        ] {
+            if value == 0 {
+                return Err(Error::OutOfRange {
+                    name,
+                    value: 0.0,
+                    expected: "at least 1",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How the jobs' workers are placed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placing {
@@ -118,19 +138,7 @@ pub fn run_gangs(
     config: &GangConfig,
     placing: Placing,
 ) -> Result<GangReport, Error> {
-    for (name, value) in [
-        ("nodes", config.nodes),
-        ("jobs", config.jobs),
-        ("hours", config.hours),
-    ] {
-        if value == 0 {
-            return Err(Error::OutOfRange {
-                name,
-                value: 0.0,
-                expected: "at least 1",
-            });
-        }
-    }
+    config.check()?;
     let clock = Arc::new(ManualClock::new());
     let mut scheduler_config = SchedulerConfig::default();
     scheduler_config.retry_waiting_on_release = true;

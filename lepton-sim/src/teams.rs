@@ -16,15 +16,14 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use lepton_core::admission::{Admission, Amounts, Limits, QueueSpec};
+use lepton_core::admission::Amounts;
 use lepton_core::clock::{ManualClock, Timestamp};
 use lepton_core::model::{Gang, Priority};
 use lepton_core::rng::SeededRng;
-use lepton_core::scheduler::SchedulerConfig;
 use lepton_core::{CoreScheduler, Policy, Scheduler};
 
 use crate::gangs::{draw_jobs, gpu_node, Job, GPUS_PER_NODE};
-use crate::tenants::{Member, Tally};
+use crate::tenants::{shared_scheduler, Member, Tally};
 use crate::{Error, GangConfig, Sharing, TenantReport};
 
 /// The teams, in the order of their priorities (highest first).
@@ -52,19 +51,7 @@ pub fn run_team_gangs(
     config: &GangConfig,
     sharing: Sharing,
 ) -> Result<TenantReport, Error> {
-    for (name, value) in [
-        ("nodes", config.nodes),
-        ("jobs", config.jobs),
-        ("hours", config.hours),
-    ] {
-        if value == 0 {
-            return Err(Error::OutOfRange {
-                name,
-                value: 0.0,
-                expected: "at least 1",
-            });
-        }
-    }
+    config.check()?;
     let end = config.hours * 3_600 + 12 * 3_600;
     let mut jobs = draw_jobs(config);
     // The teams: a second stream, so the jobs are those of `run_gangs`
@@ -99,23 +86,7 @@ pub fn run_team_gangs(
     let names: Vec<String> = TEAMS.iter().map(|t| (*t).to_owned()).collect();
 
     let clock = Arc::new(ManualClock::new());
-    let mut scheduler_config = SchedulerConfig::default();
-    scheduler_config.retry_waiting_on_release = true;
-    scheduler_config.preemption = sharing != Sharing::Fifo;
-    let mut builder = CoreScheduler::builder(policy)
-        .clock(clock.clone())
-        .config(scheduler_config);
-    let mut admission = Admission::new();
-    if sharing == Sharing::Queues {
-        for name in TEAMS {
-            let promised = Limits::cpu_milli(guarantee.cpu_milli)
-                .with_memory_mib(guarantee.memory_mib)
-                .with_gpu_milli(guarantee.gpu_milli);
-            admission.add_queue(QueueSpec::new(name).with_guarantee(promised))?;
-        }
-        builder = builder.queues(&admission);
-    }
-    let mut scheduler = builder.build();
+    let mut scheduler = shared_scheduler(policy, clock.clone(), sharing, &names, &guarantees)?;
     for id in 0..config.nodes {
         scheduler.add_node(&gpu_node(id))?;
     }

@@ -196,23 +196,7 @@ pub fn run_tenants(
     let names: Vec<String> = (0..config.queues).map(|q| format!("dlrm/q{q}")).collect();
 
     let clock = Arc::new(ManualClock::new());
-    let mut scheduler_config = SchedulerConfig::default();
-    scheduler_config.retry_waiting_on_release = true;
-    scheduler_config.preemption = sharing != Sharing::Fifo;
-    let mut builder = CoreScheduler::builder(policy)
-        .clock(clock.clone())
-        .config(scheduler_config);
-    let mut admission = Admission::new();
-    if sharing == Sharing::Queues {
-        for (name, g) in names.iter().zip(&guarantees) {
-            let guarantee = Limits::cpu_milli(g.cpu_milli)
-                .with_memory_mib(g.memory_mib)
-                .with_gpu_milli(g.gpu_milli);
-            admission.add_queue(QueueSpec::new(name).with_guarantee(guarantee))?;
-        }
-        builder = builder.queues(&admission);
-    }
-    let mut scheduler = builder.build();
+    let mut scheduler = shared_scheduler(policy, clock.clone(), sharing, &names, &guarantees)?;
     for index in 0..nodes {
         let resources = Resources::new(shape.cpus * 1_000, shape.memory_gib * 1_024)
             .with_storage_gib(shape.storage_gib)
@@ -287,6 +271,33 @@ pub fn run_tenants(
         span_s,
         preempted,
     ))
+}
+
+/// The scheduler for `sharing`, on `clock`: preemption but first come
+/// first served; with [`Sharing::Queues`], a queue per name guaranteed
+/// its amounts.
+pub(crate) fn shared_scheduler(
+    policy: Box<dyn Policy>,
+    clock: Arc<ManualClock>,
+    sharing: Sharing,
+    names: &[String],
+    guarantees: &[Amounts],
+) -> Result<CoreScheduler, Error> {
+    let mut config = SchedulerConfig::default();
+    config.retry_waiting_on_release = true;
+    config.preemption = sharing != Sharing::Fifo;
+    let mut builder = CoreScheduler::builder(policy).clock(clock).config(config);
+    if sharing == Sharing::Queues {
+        let mut admission = Admission::new();
+        for (name, g) in names.iter().zip(guarantees) {
+            let guarantee = Limits::cpu_milli(g.cpu_milli)
+                .with_memory_mib(g.memory_mib)
+                .with_gpu_milli(g.gpu_milli);
+            admission.add_queue(QueueSpec::new(name).with_guarantee(guarantee))?;
+        }
+        builder = builder.queues(&admission);
+    }
+    Ok(builder.build())
 }
 
 fn check(config: &TenantConfig) -> Result<(), Error> {

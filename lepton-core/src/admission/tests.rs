@@ -233,10 +233,13 @@ fn a_flood_of_small_tasks_does_not_starve_a_large_one() {
     assert_eq!(rounds, 8);
 }
 
-#[test]
-fn a_task_within_its_guarantee_goes_ahead_of_a_fairer_queue_waiting_for_room() {
+/// `first` (if any), then `owner`, promised 4 cores, then `borrower`,
+/// which has taken the whole cluster of 10 cores.
+fn borrowed_out(first: Option<&str>) -> Admission {
     let mut admission = Admission::new();
-    admission.add_queue(QueueSpec::new("large")).unwrap();
+    if let Some(first) = first {
+        admission.add_queue(QueueSpec::new(first)).unwrap();
+    }
     let guarantee = Limits::cpu_milli(4_000).with_memory_mib(1 << 20);
     admission
         .add_queue(QueueSpec::new("owner").with_guarantee(guarantee))
@@ -245,40 +248,37 @@ fn a_task_within_its_guarantee_goes_ahead_of_a_fairer_queue_waiting_for_room() {
     for id in 0..10 {
         admission.submit("borrower", task(id, 1_000)).unwrap();
     }
-    let capacity = cpus(10);
-    assert_eq!(admission.admit(capacity).len(), 10);
+    assert_eq!(admission.admit(cpus(10)).len(), 10);
+    admission
+}
+
+fn admitted_ids(admission: &mut Admission) -> Vec<TaskId> {
+    admission.admit(cpus(10)).iter().map(|t| t.id).collect()
+}
+
+#[test]
+fn a_task_within_its_guarantee_goes_ahead_of_a_fairer_queue_waiting_for_room() {
+    let mut admission = borrowed_out(Some("large"));
     // "large" holds nothing, as "owner" does, and is declared first: the
     // fairer queue, its task waiting for room.
     admission.submit("large", task(100, 2_000)).unwrap();
     admission.submit("owner", task(200, 1_000)).unwrap();
-    let admitted: Vec<TaskId> = admission.admit(capacity).iter().map(|t| t.id).collect();
-    assert_eq!(admitted, [TaskId(200)]);
+    assert_eq!(admitted_ids(&mut admission), [TaskId(200)]);
     assert!(admission.is_waiting(TaskId(100)));
 }
 
 #[test]
 fn a_task_within_its_guarantee_goes_ahead_of_its_own_queues_first() {
-    let mut admission = Admission::new();
-    let guarantee = Limits::cpu_milli(4_000).with_memory_mib(1 << 20);
-    admission
-        .add_queue(QueueSpec::new("owner").with_guarantee(guarantee))
-        .unwrap();
-    admission.add_queue(QueueSpec::new("borrower")).unwrap();
-    for id in 0..10 {
-        admission.submit("borrower", task(id, 1_000)).unwrap();
-    }
-    let capacity = cpus(10);
-    assert_eq!(admission.admit(capacity).len(), 10);
+    let mut admission = borrowed_out(None);
     // The owner's first task is beyond its guarantee and waits for room;
     // the one behind it is within the guarantee and goes.
     admission.submit("owner", task(100, 6_000)).unwrap();
     admission.submit("owner", task(101, 2_000)).unwrap();
-    let admitted: Vec<TaskId> = admission.admit(capacity).iter().map(|t| t.id).collect();
-    assert_eq!(admitted, [TaskId(101)]);
+    assert_eq!(admitted_ids(&mut admission), [TaskId(101)]);
     assert!(admission.is_waiting(TaskId(100)));
     // Beyond the guarantee nothing more goes: a third task waits too.
     admission.submit("owner", task(102, 3_000)).unwrap();
-    assert!(admission.admit(capacity).is_empty());
+    assert!(admitted_ids(&mut admission).is_empty());
 }
 
 #[derive(Debug, Clone)]
