@@ -199,6 +199,21 @@ fn handle_scheduler() -> CoreScheduler {
     scheduler
 }
 
+/// Runs `body` as the model, on a loom thread of a large stack: the
+/// model's own body runs on a coroutine stack of 32 KiB, which a
+/// scheduler (5.6 KiB) and its cycle's frames came to overflow.
+fn model_with_stack(body: impl Fn() + Send + Sync + 'static) {
+    let body = std::sync::Arc::new(body);
+    loom::model(move || {
+        let body = std::sync::Arc::clone(&body);
+        let runner = thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || body())
+            .expect("a loom thread");
+        runner.join().expect("the model body");
+    });
+}
+
 fn small_task(id: u64) -> TaskSpec {
     TaskSpec::new(TaskId(id), Resources::new(1_000, 1_024))
 }
@@ -225,7 +240,7 @@ fn spawn_submit(
 /// counts include it; the task is placed exactly once.
 #[test]
 fn a_duplicate_submitted_during_a_cycle_is_accepted_and_placed_once() {
-    loom::model(|| {
+    model_with_stack(|| {
         let mut scheduler = handle_scheduler();
         let submitter = scheduler.submitter();
         let acknowledged = Arc::new(AtomicBool::new(false));
@@ -261,7 +276,7 @@ fn a_duplicate_submitted_during_a_cycle_is_accepted_and_placed_once() {
 /// once, and its queue entry is dropped when reached.
 #[test]
 fn a_submission_cancelled_before_it_is_taken_in_never_runs() {
-    loom::model(|| {
+    model_with_stack(|| {
         let mut scheduler = handle_scheduler();
         let submitter = scheduler.submitter();
         let submit = thread::spawn(move || submitter.submit(&small_task(1)));
