@@ -254,16 +254,16 @@ pub fn run_fairness(
             completed += 1;
         }
         while let Some(arrival) = arrivals.get(next).filter(|a| a.at_s <= now) {
-            admission.submit(queue_of(arrival.team), arrival.spec.clone())?;
+            admission.submit(queue_of(arrival.team), &arrival.spec)?;
             waiting[arrival.team] += 1;
             next += 1;
         }
         for task in admission.admit(capacity) {
-            let arrival = &arrivals[task.id.0 as usize];
+            let arrival = &arrivals[task.0 as usize];
             waiting[arrival.team] -= 1;
-            held[arrival.team] = held[arrival.team].plus(Amounts::of(&task));
+            held[arrival.team] = held[arrival.team].plus(Amounts::of(&arrival.spec));
             waits[arrival.team].push((now - arrival.at_s) as f64 / 60.0);
-            ends.push(Reverse((now + arrival.duration_s, task.id.0)));
+            ends.push(Reverse((now + arrival.duration_s, task.0)));
         }
     }
     let waits_min = TEAMS

@@ -23,6 +23,9 @@
 //! never hold a queue's share while waiting for the rest. A task that ends
 //! gives its share back ([`Admission::ended`]).
 //!
+//! Admission keeps of a task only what it decides by — its id, priority,
+//! amounts and gang — and hands back ids: the caller keeps the tasks.
+//!
 //! This is the division of work of Kueue in front of kube-scheduler:
 //! admission decides *whether and when*, the scheduler *where*.
 //!
@@ -35,18 +38,18 @@
 //! admission.add_queue(team).unwrap();
 //! for id in 1..=3 {
 //!     let task = TaskSpec::new(TaskId(id), Resources::new(2_000, 1_024));
-//!     admission.submit("org/ml", task).unwrap();
+//!     admission.submit("org/ml", &task).unwrap();
 //! }
 //! let cluster = Amounts { cpu_milli: 64_000, memory_mib: 262_144, gpu_milli: 0 };
 //! // Two fit under the queue's 4 CPUs; the third waits for one to end.
-//! assert_eq!(admission.admit(cluster).len(), 2);
+//! assert_eq!(admission.admit(cluster), [TaskId(1), TaskId(2)]);
 //! admission.ended(TaskId(1));
-//! assert_eq!(admission.admit(cluster)[0].id, TaskId(3));
+//! assert_eq!(admission.admit(cluster), [TaskId(3)]);
 //! ```
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
@@ -54,8 +57,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::task::{Priority, TaskId, TaskSpec};
 
+mod line;
+mod order;
 mod spec;
 
+use line::Line;
+use order::Order;
 use spec::{invalid_name, within};
 pub use spec::{ready_capacity, Amounts, Limits, QueueSpec, MAX_QUEUE_DEPTH, MAX_QUEUE_NAME};
 
@@ -72,10 +79,29 @@ fn path(name: &str) -> impl Iterator<Item = &str> {
 pub struct AdmissionState {
     /// The queues declared, by path.
     pub queues: Vec<QueueSpec>,
-    /// The tasks waiting and their queues, in submission order.
-    pub waiting: Vec<(String, TaskSpec)>,
+    /// The tasks waiting, in submission order.
+    pub waiting: Vec<WaitingTask>,
     /// The tasks admitted and not ended, with their queues and amounts.
     pub admitted: Vec<(TaskId, String, Amounts)>,
+}
+
+/// A task waiting in a queue, as [`AdmissionState`] saves it: what
+/// admission decides by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WaitingTask {
+    /// Its queue, by path.
+    pub queue: String,
+    /// The task.
+    pub task: TaskId,
+    /// Its priority.
+    pub priority: Priority,
+    /// What it asks for.
+    pub amounts: Amounts,
+    /// The name of its gang, if it belongs to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gang: Option<String>,
 }
 
 #[derive(Debug)]
@@ -90,8 +116,8 @@ struct Queue {
     /// guarantee (a task admitted but not yet placed holds no room).
     runs: Amounts,
     /// Its own tasks waiting, in admission order: higher priority first,
-    /// then submission order. Boxed: taking the first shifts the others.
-    waiting: BTreeMap<WaitKey, Box<TaskSpec>>,
+    /// then submission order.
+    waiting: Line,
     /// Its key in [`Admission::order`] while tasks wait in it.
     ordered: Option<u64>,
 }
@@ -104,12 +130,35 @@ type WaitKey = (Reverse<Priority>, u64);
 /// for one within the guarantee when the first one cannot go.
 const OWED_SCAN: usize = 64;
 
+/// A task waiting in a queue: what admission decides by.
+#[derive(Debug)]
+struct Waiting {
+    task: TaskId,
+    amounts: Amounts,
+    gang: Option<Box<str>>,
+}
+
+impl Waiting {
+    /// Whether it belongs to gang `name`.
+    fn in_gang(&self, name: &str) -> bool {
+        self.gang.as_deref() == Some(name)
+    }
+}
+
 /// An admitted task: its queue, what it asks for, whether it runs.
 #[derive(Debug, Clone, Copy)]
 struct Admitted {
     queue: usize,
     amounts: Amounts,
     runs: bool,
+}
+
+/// A task admission knows: waiting in queue `.0` under key `.1`, or
+/// admitted.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    Waiting(usize, WaitKey),
+    Admitted(Admitted),
 }
 
 /// The queues, their waiting tasks and what the admitted ones hold (see
@@ -120,20 +169,18 @@ pub struct Admission {
     queues: Vec<Queue>,
     /// Each queue's place in `queues`, by path.
     index: HashMap<String, usize>,
-    /// Each admitted task's queue and amounts, and whether it runs, until
-    /// it ends.
-    admitted: HashMap<TaskId, Admitted>,
+    /// Each task until it ends: its queue and key there while it waits;
+    /// once admitted, its queue, amounts and whether it runs.
+    tasks: HashMap<TaskId, Held>,
     /// The queues with a guarantee, in the order declared.
     guaranteed: Vec<usize>,
-    /// Each waiting task's queue and key there.
-    holding: HashMap<TaskId, (usize, WaitKey)>,
     /// What all admitted tasks hold.
     total: Amounts,
     submitted: u64,
-    /// The queues with tasks waiting, fairest first: (weighted dominant
-    /// share as the bits of a non-negative float, which order as it
-    /// does; the queue, the first declared first on ties).
-    order: BTreeSet<(u64, usize)>,
+    /// The queues with tasks waiting, fairest first: by weighted dominant
+    /// share as the bits of a non-negative float, which order as it does;
+    /// the first declared first on ties.
+    order: Order,
     /// The capacity the shares in `order` are of.
     capacity: Amounts,
 }
@@ -184,7 +231,11 @@ impl Admission {
         for (i, queue) in self.queues.iter_mut().enumerate() {
             if path(&queue.spec.name).any(|p| p == spec.name) {
                 queue.above.push(new);
-                for task in self.admitted.values().filter(|t| t.queue == i) {
+                let admitted = self.tasks.values().filter_map(|held| match held {
+                    Held::Admitted(task) if task.queue == i => Some(task),
+                    _ => None,
+                });
+                for task in admitted {
                     usage = usage.plus(task.amounts);
                     if task.runs {
                         runs = runs.plus(task.amounts);
@@ -210,7 +261,7 @@ impl Admission {
             above,
             usage,
             runs,
-            waiting: BTreeMap::new(),
+            waiting: Line::default(),
             ordered: None,
         });
         Ok(())
@@ -229,14 +280,17 @@ impl Admission {
         let Some(queue) = self.queues.get_mut(i) else {
             return;
         };
-        if let Some(old) = queue.ordered.take() {
-            self.order.remove(&(old, i));
+        if queue.waiting.is_empty() {
+            if queue.ordered.take().is_some() {
+                self.order.remove(i);
+            }
+            return;
         }
-        if !queue.waiting.is_empty() {
-            let share = queue.usage.dominant_share(self.capacity) / queue.spec.weight;
-            let key = share.to_bits();
+        let share = queue.usage.dominant_share(self.capacity) / queue.spec.weight;
+        let key = share.to_bits();
+        if queue.ordered != Some(key) {
             queue.ordered = Some(key);
-            self.order.insert((key, i));
+            self.order.set(i, key);
         }
     }
 
@@ -247,17 +301,27 @@ impl Admission {
     /// # Errors
     /// As [`check`](Self::check) says, and [`Error::DuplicateTask`] for a
     /// task waiting or admitted already.
-    pub fn submit(&mut self, queue: &str, task: TaskSpec) -> Result<(), Error> {
-        let i = self.queue_for(queue, &task)?;
-        let key = (Reverse(task.priority), self.submitted);
-        match self.holding.entry(task.id) {
-            Entry::Vacant(entry) if !self.admitted.contains_key(&task.id) => {
-                entry.insert((i, key));
-            }
-            _ => return Err(Error::DuplicateTask { task: task.id }),
-        }
+    pub fn submit(&mut self, queue: &str, task: &TaskSpec) -> Result<(), Error> {
+        let amounts = Amounts::of(task);
+        let i = self.queue_for(queue, task.id, amounts)?;
+        let gang = task.gang.as_ref().map(|g| g.name.as_str().into());
+        let waiting = Waiting {
+            task: task.id,
+            amounts,
+            gang,
+        };
+        self.wait(i, task.priority, waiting)
+    }
+
+    /// Holds `waiting` in queue `i`, last of those of its `priority`.
+    fn wait(&mut self, i: usize, priority: Priority, waiting: Waiting) -> Result<(), Error> {
+        let key = (Reverse(priority), self.submitted);
+        match self.tasks.entry(waiting.task) {
+            Entry::Vacant(entry) => entry.insert(Held::Waiting(i, key)),
+            Entry::Occupied(_) => return Err(Error::DuplicateTask { task: waiting.task }),
+        };
         self.submitted += 1;
-        self.queues[i].waiting.insert(key, Box::new(task));
+        self.queues[i].waiting.push(key, waiting);
         // Its share is unchanged: it takes a place only if it had none.
         if self.queues[i].ordered.is_none() {
             self.reorder(i);
@@ -273,23 +337,23 @@ impl Admission {
     /// [`Error::OverQuota`] for a task larger than the maximum of its
     /// queue or of a queue above it (it could never be admitted).
     pub fn check(&self, queue: &str, task: &TaskSpec) -> Result<(), Error> {
-        self.queue_for(queue, task).map(drop)
+        self.queue_for(queue, task.id, Amounts::of(task)).map(drop)
     }
 
-    /// The index of `queue`, if it would take `task` (see [`check`](Self::check)).
-    fn queue_for(&self, queue: &str, task: &TaskSpec) -> Result<usize, Error> {
+    /// The index of `queue`, if it would take `task` asking for `amounts`
+    /// (see [`check`](Self::check)).
+    fn queue_for(&self, queue: &str, task: TaskId, amounts: Amounts) -> Result<usize, Error> {
         let Some(&i) = self.index.get(queue) else {
             return Err(Error::UnknownQueue {
-                task: task.id,
+                task,
                 queue: queue.to_owned(),
             });
         };
-        let amounts = Amounts::of(task);
         for &a in &self.queues[i].above {
             let above = &self.queues[a].spec;
             if let Some((resource, asked, max)) = above.max.exceeded(amounts) {
                 return Err(Error::OverQuota {
-                    task: task.id,
+                    task,
                     queue: above.name.clone(),
                     resource,
                     asked,
@@ -319,31 +383,36 @@ impl Admission {
                 queue: queue.to_owned(),
             });
         };
-        if self.admitted.contains_key(&task) || self.holding.contains_key(&task) {
+        let Entry::Vacant(entry) = self.tasks.entry(task) else {
             return Err(Error::DuplicateTask { task });
-        }
+        };
+        entry.insert(Held::Admitted(Admitted {
+            queue: i,
+            amounts,
+            runs: false,
+        }));
         self.charge(i, amounts, Amounts::plus);
         self.total = self.total.plus(amounts);
-        let runs = false;
-        self.admitted.insert(
-            task,
-            Admitted {
-                queue: i,
-                amounts,
-                runs,
-            },
-        );
         Ok(())
     }
 
     /// Whether `task` waits in a queue.
     pub fn is_waiting(&self, task: TaskId) -> bool {
-        self.holding.contains_key(&task)
+        matches!(self.tasks.get(&task), Some(Held::Waiting(..)))
     }
 
     /// Whether any task waits.
     pub fn has_waiting(&self) -> bool {
-        !self.holding.is_empty()
+        // Exactly the queues with tasks waiting have a place in the order.
+        !self.order.is_empty()
+    }
+
+    /// Admitted `task`: its queue, amounts and whether it runs.
+    fn admitted(&self, task: TaskId) -> Option<&Admitted> {
+        match self.tasks.get(&task) {
+            Some(Held::Admitted(admitted)) => Some(admitted),
+            _ => None,
+        }
     }
 
     /// The same queues, with no task waiting or admitted.
@@ -357,7 +426,7 @@ impl Admission {
                     above: q.above.clone(),
                     usage: Amounts::default(),
                     runs: Amounts::default(),
-                    waiting: BTreeMap::new(),
+                    waiting: Line::default(),
                     ordered: None,
                 })
                 .collect(),
@@ -370,8 +439,8 @@ impl Admission {
     /// Admits waiting tasks while they fit, fairest queue first, on a
     /// cluster of `capacity`: each admitted task keeps every declared
     /// queue on its path within its maximum and all admitted tasks within
-    /// `capacity`. Returns them in admission order, for the scheduler.
-    pub fn admit(&mut self, capacity: Amounts) -> Vec<TaskSpec> {
+    /// `capacity`. Returns their ids in admission order, for the scheduler.
+    pub fn admit(&mut self, capacity: Amounts) -> Vec<TaskId> {
         if capacity != self.capacity {
             // Every share is of the capacity: all places change.
             self.capacity = capacity;
@@ -381,19 +450,14 @@ impl Admission {
         }
         let mut admitted = Vec::new();
         while let Some((i, key)) = self.fairest_ready() {
-            let Some(task) = self.queues[i].waiting.remove(&key) else {
+            let Some(mut first) = self.queues[i].waiting.remove(key) else {
                 break;
             };
-            let gang = task.gang.as_ref().map(|g| g.name.clone());
-            self.take(i, *task, &mut admitted);
+            let gang = first.gang.take();
+            self.take(i, first, &mut admitted);
             if let Some(gang) = gang {
                 // The gang's other members waiting here go with it.
-                let waiting = &mut self.queues[i].waiting;
-                let members: Vec<TaskSpec> = waiting
-                    .extract_if(.., |_, t| t.gang.as_ref().is_some_and(|g| g.name == gang))
-                    .map(|(_, t)| *t)
-                    .collect();
-                for member in members {
+                for member in self.queues[i].waiting.take_gang(&gang) {
                     self.take(i, member, &mut admitted);
                 }
             }
@@ -402,21 +466,18 @@ impl Admission {
     }
 
     /// Admits `task`, just taken from queue `i`'s waiting tasks.
-    fn take(&mut self, i: usize, task: TaskSpec, admitted: &mut Vec<TaskSpec>) {
-        let amounts = Amounts::of(&task);
-        self.holding.remove(&task.id);
+    fn take(&mut self, i: usize, task: Waiting, admitted: &mut Vec<TaskId>) {
+        let amounts = task.amounts;
         self.charge(i, amounts, Amounts::plus);
         self.total = self.total.plus(amounts);
-        let runs = false;
-        self.admitted.insert(
-            task.id,
-            Admitted {
+        if let Some(held) = self.tasks.get_mut(&task.task) {
+            *held = Held::Admitted(Admitted {
                 queue: i,
                 amounts,
-                runs,
-            },
-        );
-        admitted.push(task);
+                runs: false,
+            });
+        }
+        admitted.push(task.task);
     }
 
     /// Queue `i`'s first waiting task and what it asks for — with, when
@@ -426,16 +487,14 @@ impl Admission {
     /// waiting for the rest.
     fn first_unit(&self, i: usize) -> Option<(WaitKey, Amounts)> {
         let waiting = &self.queues[i].waiting;
-        let (&key, first) = waiting.first_key_value()?;
+        let (key, first) = waiting.first()?;
         let Some(gang) = &first.gang else {
-            return Some((key, Amounts::of(first)));
+            return Some((key, first.amounts));
         };
-        let members = waiting
-            .values()
-            .filter(|t| t.gang.as_ref().is_some_and(|g| g.name == gang.name));
+        let members = waiting.iter().filter(|(_, t)| t.in_gang(gang));
         Some((
             key,
-            members.fold(Amounts::default(), |sum, t| sum.plus(Amounts::of(t))),
+            members.fold(Amounts::default(), |sum, (_, t)| sum.plus(t.amounts)),
         ))
     }
 
@@ -450,7 +509,7 @@ impl Admission {
     /// back) — but for tasks within their queue's guarantee, which go
     /// whatever waits before them (see [`fairest_owed`](Self::fairest_owed)).
     fn fairest_ready(&self) -> Option<(usize, WaitKey)> {
-        for &(_, i) in &self.order {
+        for i in self.order.iter() {
             let Some((key, amounts)) = self.first_unit(i) else {
                 continue;
             };
@@ -486,7 +545,7 @@ impl Admission {
                 }
                 let waiting = self.queues[i].waiting.iter().skip(1).take(OWED_SCAN);
                 let mut plain = waiting.filter(|(_, t)| t.gang.is_none());
-                let (&key, _) = plain.find(|(_, t)| fits(Amounts::of(t)))?;
+                let (key, _) = plain.find(|(_, t)| fits(t.amounts))?;
                 Some((order, i, key))
             })
             .min()
@@ -503,7 +562,7 @@ impl Admission {
     /// Whether admitted `task` may reclaim room from queues above their
     /// guarantee: its own queue runs no more than its guarantee with it.
     pub fn may_reclaim(&self, task: TaskId) -> bool {
-        self.admitted.get(&task).is_some_and(|task| {
+        self.admitted(task).is_some_and(|task| {
             let queue = &self.queues[task.queue];
             queue.spec.guarantee.covers(queue.runs.plus(task.amounts))
         })
@@ -512,7 +571,7 @@ impl Admission {
     /// Whether admitted `task`'s queue runs more than its guarantee: the
     /// task runs on borrowed room, which may be reclaimed.
     pub fn is_borrowed(&self, task: TaskId) -> bool {
-        self.admitted.get(&task).is_some_and(|task| {
+        self.admitted(task).is_some_and(|task| {
             let queue = &self.queues[task.queue];
             !queue.spec.guarantee.covers(queue.runs)
         })
@@ -525,7 +584,7 @@ impl Admission {
     pub fn keeps_guarantees(&self, victims: &[TaskId]) -> bool {
         let mut taken: BTreeMap<usize, Amounts> = BTreeMap::new();
         for victim in victims {
-            if let Some(task) = self.admitted.get(victim) {
+            if let Some(task) = self.admitted(*victim) {
                 let sum = taken.entry(task.queue).or_default();
                 *sum = sum.plus(task.amounts);
             }
@@ -547,7 +606,7 @@ impl Admission {
     /// Admitted `task` started running (`true`) or stopped (`false`); the
     /// scheduler tells. Ignored for a task not admitted or already so.
     pub fn set_running(&mut self, task: TaskId, running: bool) {
-        let Some(task) = self.admitted.get_mut(&task) else {
+        let Some(Held::Admitted(task)) = self.tasks.get_mut(&task) else {
             return;
         };
         if task.runs == running {
@@ -595,49 +654,63 @@ impl Admission {
     /// share goes back to its queues. A task still waiting is withdrawn.
     /// `false` for a task admission does not know.
     pub fn ended(&mut self, task: TaskId) -> bool {
-        if let Some(Admitted {
-            queue,
-            amounts,
-            runs,
-        }) = self.admitted.remove(&task)
-        {
-            if runs {
-                self.charge_runs(queue, amounts, Amounts::minus);
+        match self.tasks.remove(&task) {
+            Some(Held::Admitted(Admitted {
+                queue,
+                amounts,
+                runs,
+            })) => {
+                if runs {
+                    self.charge_runs(queue, amounts, Amounts::minus);
+                }
+                self.charge(queue, amounts, Amounts::minus);
+                self.total = self.total.minus(amounts);
+                true
             }
-            self.charge(queue, amounts, Amounts::minus);
-            self.total = self.total.minus(amounts);
-            return true;
+            Some(Held::Waiting(i, key)) => {
+                self.queues[i].waiting.remove(key);
+                self.reorder(i);
+                true
+            }
+            None => false,
         }
-        if let Some((i, key)) = self.holding.remove(&task) {
-            self.queues[i].waiting.remove(&key);
-            self.reorder(i);
-            return true;
-        }
-        false
     }
 
     /// Everything it holds, to save ([`restore`](Self::restore) reads it
     /// back).
     pub fn snapshot(&self) -> AdmissionState {
-        let mut waiting: Vec<(u64, String, TaskSpec)> = self
+        let mut waiting: Vec<(u64, WaitingTask)> = self
             .queues
             .iter()
             .flat_map(|q| {
-                q.waiting
-                    .iter()
-                    .map(move |((_, seq), task)| (*seq, q.spec.name.clone(), (**task).clone()))
+                q.waiting.iter().map(|((priority, seq), task)| {
+                    let saved = WaitingTask {
+                        queue: q.spec.name.clone(),
+                        task: task.task,
+                        priority: priority.0,
+                        amounts: task.amounts,
+                        gang: task.gang.as_deref().map(str::to_owned),
+                    };
+                    (seq, saved)
+                })
             })
             .collect();
-        waiting.sort_unstable_by_key(|(seq, _, _)| *seq);
+        waiting.sort_unstable_by_key(|(seq, _)| *seq);
         let mut admitted: Vec<(TaskId, String, Amounts)> = self
-            .admitted
+            .tasks
             .iter()
-            .map(|(id, task)| (*id, self.queues[task.queue].spec.name.clone(), task.amounts))
+            .filter_map(|(id, held)| match held {
+                Held::Admitted(task) => {
+                    let queue = self.queues[task.queue].spec.name.clone();
+                    Some((*id, queue, task.amounts))
+                }
+                Held::Waiting(..) => None,
+            })
             .collect();
         admitted.sort_unstable_by_key(|(id, _, _)| *id);
         AdmissionState {
             queues: self.queues.iter().map(|q| q.spec.clone()).collect(),
-            waiting: waiting.into_iter().map(|(_, q, t)| (q, t)).collect(),
+            waiting: waiting.into_iter().map(|(_, task)| task).collect(),
             admitted,
         }
     }
@@ -658,8 +731,14 @@ impl Admission {
         for (task, queue, amounts) in state.admitted {
             admission.hold(task, &queue, amounts)?;
         }
-        for (queue, task) in state.waiting {
-            admission.submit(&queue, task)?;
+        for saved in state.waiting {
+            let i = admission.queue_for(&saved.queue, saved.task, saved.amounts)?;
+            let waiting = Waiting {
+                task: saved.task,
+                amounts: saved.amounts,
+                gang: saved.gang.map(String::into_boxed_str),
+            };
+            admission.wait(i, saved.priority, waiting)?;
         }
         Ok(admission)
     }
@@ -693,9 +772,11 @@ impl Admission {
     /// or the tasks ahead of it in its queue. `None` when it is not
     /// waiting.
     pub fn why_waiting(&self, task: TaskId, capacity: Amounts) -> Option<String> {
-        let &(i, key) = self.holding.get(&task)?;
+        let &Held::Waiting(i, key) = self.tasks.get(&task)? else {
+            return None;
+        };
         let own = &self.queues[i];
-        let amounts = Amounts::of(own.waiting.get(&key)?);
+        let amounts = own.waiting.get(key)?.amounts;
         for &a in &own.above {
             let q = &self.queues[a];
             if let Some((resource, used, max)) = q.spec.max.exceeded(q.usage.plus(amounts)) {
@@ -717,7 +798,7 @@ impl Admission {
             ));
         }
         let queue = &own.spec.name;
-        Some(match own.waiting.range(..key).count() {
+        Some(match own.waiting.ahead(key) {
             0 => format!("first in queue {queue}: admitted at the next round"),
             ahead => format!("{ahead} tasks ahead of it in queue {queue}"),
         })

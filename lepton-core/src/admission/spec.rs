@@ -60,12 +60,13 @@ impl Amounts {
     /// The largest share of `capacity` these amounts are (resources the
     /// cluster has none of count 0).
     pub fn dominant_share(self, capacity: Amounts) -> f64 {
-        self.named()
-            .iter()
-            .zip(capacity.named())
-            .filter(|(_, (_, total))| *total > 0)
-            .map(|((_, used), (_, total))| *used as f64 / total as f64)
-            .fold(0.0, f64::max)
+        let share = |used: u64, total: u64| match total {
+            0 => 0.0,
+            total => used as f64 / total as f64,
+        };
+        share(self.cpu_milli, capacity.cpu_milli)
+            .max(share(self.memory_mib, capacity.memory_mib))
+            .max(share(self.gpu_milli, capacity.gpu_milli))
     }
 }
 
@@ -131,8 +132,6 @@ impl Limits {
         self
     }
 
-    /// The first resource `amounts` exceed: its name, the amount and the
-    /// limit.
     /// Whether no amount is limited.
     pub fn is_none(&self) -> bool {
         *self == Limits::NONE
@@ -141,25 +140,22 @@ impl Limits {
     /// Whether `amounts` stay within these amounts read as a guarantee:
     /// each at most its resource's value, `None` counting as 0.
     pub(super) fn covers(&self, amounts: Amounts) -> bool {
-        let limits = [self.cpu_milli, self.memory_mib, self.gpu_milli];
-        amounts
-            .named()
-            .into_iter()
-            .zip(limits)
-            .all(|((_, amount), limit)| amount <= limit.unwrap_or(0))
+        amounts.cpu_milli <= self.cpu_milli.unwrap_or(0)
+            && amounts.memory_mib <= self.memory_mib.unwrap_or(0)
+            && amounts.gpu_milli <= self.gpu_milli.unwrap_or(0)
     }
 
+    /// The first resource `amounts` exceed: its name, the amount and the
+    /// limit.
     pub(super) fn exceeded(&self, amounts: Amounts) -> Option<(&'static str, u64, u64)> {
-        let limits = [self.cpu_milli, self.memory_mib, self.gpu_milli];
-        amounts
-            .named()
-            .into_iter()
-            .zip(limits)
-            .find_map(|((name, amount), limit)| {
-                limit
-                    .filter(|&limit| amount > limit)
-                    .map(|limit| (name, amount, limit))
-            })
+        let over = |name, amount: u64, limit: Option<u64>| {
+            limit
+                .filter(|&limit| amount > limit)
+                .map(|limit| (name, amount, limit))
+        };
+        over("cpu_milli", amounts.cpu_milli, self.cpu_milli)
+            .or_else(|| over("memory_mib", amounts.memory_mib, self.memory_mib))
+            .or_else(|| over("gpu_milli", amounts.gpu_milli, self.gpu_milli))
     }
 }
 
@@ -247,9 +243,7 @@ pub(super) fn invalid_name(name: &str) -> Option<&'static str> {
 
 /// Whether `amounts` fit in `capacity`, resource by resource.
 pub(super) fn within(amounts: Amounts, capacity: Amounts) -> bool {
-    amounts
-        .named()
-        .iter()
-        .zip(capacity.named())
-        .all(|((_, used), (_, cap))| *used <= cap)
+    amounts.cpu_milli <= capacity.cpu_milli
+        && amounts.memory_mib <= capacity.memory_mib
+        && amounts.gpu_milli <= capacity.gpu_milli
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::resources::{GpuRequest, Resources};
+use crate::task::Gang;
 
 fn task(id: u64, cpu_milli: u64) -> TaskSpec {
     TaskSpec::new(TaskId(id), Resources::new(cpu_milli, 1))
@@ -39,19 +40,19 @@ fn bad_queues_and_tasks_are_refused_by_name() {
         .unwrap();
     let err = admission.add_queue(QueueSpec::new("a")).unwrap_err();
     assert_eq!(err, Error::DuplicateQueue { queue: "a".into() });
-    let err = admission.submit("b", task(1, 1)).unwrap_err();
+    let err = admission.submit("b", &task(1, 1)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "task t-1 names queue \"b\", which is not declared"
     );
     admission.add_queue(QueueSpec::new("a/b")).unwrap();
-    let err = admission.submit("a/b", task(2, 3_000)).unwrap_err();
+    let err = admission.submit("a/b", &task(2, 3_000)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "task t-2 asks for cpu_milli 3000, more than queue a allows at most (2000)"
     );
-    admission.submit("a/b", task(3, 1_000)).unwrap();
-    let err = admission.submit("a", task(3, 1_000)).unwrap_err();
+    admission.submit("a/b", &task(3, 1_000)).unwrap();
+    let err = admission.submit("a", &task(3, 1_000)).unwrap_err();
     assert_eq!(err, Error::DuplicateTask { task: TaskId(3) });
 }
 
@@ -65,7 +66,7 @@ fn a_parent_maximum_bounds_its_children_together() {
     admission.add_queue(QueueSpec::new("org/b")).unwrap();
     for id in 0..6 {
         let queue = if id % 2 == 0 { "org/a" } else { "org/b" };
-        admission.submit(queue, task(id, 1_000)).unwrap();
+        admission.submit(queue, &task(id, 1_000)).unwrap();
     }
     let admitted = admission.admit(cpus(100));
     assert_eq!(admitted.len(), 5);
@@ -76,8 +77,33 @@ fn a_parent_maximum_bounds_its_children_together() {
         "queue org is at its maximum: cpu_milli 6000 with this task > 5000"
     );
     assert!(admission.ended(TaskId(0)));
-    assert_eq!(admission.admit(cpus(100))[0].id, TaskId(5));
+    assert_eq!(admission.admit(cpus(100))[0], TaskId(5));
     assert!(!admission.ended(TaskId(99)));
+}
+
+#[test]
+fn a_waiting_task_is_told_how_many_wait_ahead_of_it() {
+    let mut admission = Admission::new();
+    admission.add_queue(QueueSpec::new("q")).unwrap();
+    for (id, priority) in [(1, 0), (2, 1), (3, 0), (4, 1)] {
+        let spec = task(id, 1_000).with_priority(Priority(priority));
+        admission.submit("q", &spec).unwrap();
+    }
+    let why = |admission: &Admission, id| admission.why_waiting(TaskId(id), cpus(100)).unwrap();
+    // Higher priority first, then submission order: 2, 4, 1, 3.
+    assert_eq!(
+        why(&admission, 2),
+        "first in queue q: admitted at the next round"
+    );
+    assert_eq!(why(&admission, 1), "2 tasks ahead of it in queue q");
+    assert_eq!(why(&admission, 3), "3 tasks ahead of it in queue q");
+    assert!(admission.ended(TaskId(4)));
+    assert_eq!(why(&admission, 3), "2 tasks ahead of it in queue q");
+    assert_eq!(admission.waiting("q"), 3);
+    assert_eq!(
+        admission.admit(cpus(100)),
+        [TaskId(2), TaskId(1), TaskId(3)]
+    );
 }
 
 /// Queue `a`'s tasks ask for <1 CPU, 4 GiB>, `b`'s for <3 CPUs,
@@ -89,9 +115,9 @@ fn papers_queues(weight_b: f64, n: u64) -> Admission {
     admission.add_queue(b).unwrap();
     for id in 0..n {
         let a = TaskSpec::new(TaskId(id), Resources::new(1_000, 4_096));
-        admission.submit("a", a).unwrap();
+        admission.submit("a", &a).unwrap();
         let b = TaskSpec::new(TaskId(1_000 + id), Resources::new(3_000, 1_024));
-        admission.submit("b", b).unwrap();
+        admission.submit("b", &b).unwrap();
     }
     admission
 }
@@ -108,7 +134,7 @@ fn the_drf_papers_example_gives_its_allocation() {
         gpu_milli: 0,
     };
     let admitted = admission.admit(capacity);
-    let from = |q: u64| admitted.iter().filter(|t| t.id.0 / 1_000 == q).count();
+    let from = |q: u64| admitted.iter().filter(|t| t.0 / 1_000 == q).count();
     assert_eq!((from(0), from(1)), (3, 2));
     for queue in ["a", "b"] {
         let share = admission.usage(queue).unwrap().dominant_share(capacity);
@@ -141,15 +167,15 @@ fn inside_a_queue_priority_then_submission_order() {
     admission
         .add_queue(QueueSpec::new("q").with_max(Limits::cpu_milli(1_000)))
         .unwrap();
-    admission.submit("q", task(1, 1_000)).unwrap();
-    admission.submit("q", task(2, 1_000)).unwrap();
+    admission.submit("q", &task(1, 1_000)).unwrap();
+    admission.submit("q", &task(2, 1_000)).unwrap();
     let urgent = task(3, 1_000).with_priority(Priority::HIGHEST);
-    admission.submit("q", urgent).unwrap();
+    admission.submit("q", &urgent).unwrap();
     let mut order = Vec::new();
     for _ in 0..3 {
         let [next] = admission.admit(cpus(8)).try_into().unwrap();
-        order.push(next.id.0);
-        admission.ended(next.id);
+        order.push(next.0);
+        admission.ended(next);
     }
     assert_eq!(order, [3, 1, 2]);
 }
@@ -160,12 +186,18 @@ fn a_restored_admission_goes_on_as_the_saved_one() {
     for id in 0..40 {
         let queue = QUEUES[(id % 5) as usize];
         let spec = task(id, 500 + (id % 4) * 500).with_priority(Priority((id % 3) as u8));
-        admission.submit(queue, spec).unwrap();
+        admission.submit(queue, &spec).unwrap();
+    }
+    // A gang larger than the cluster waits too: its name is saved with
+    // its members.
+    for id in 100..102 {
+        let member = task(id, 5_000).with_gang(Gang::new("g", 2));
+        admission.submit("free", &member).unwrap();
     }
     let capacity = cpus(9);
     let first = admission.admit(capacity);
     assert!(!first.is_empty());
-    admission.ended(first[0].id);
+    admission.ended(first[0]);
     let json = serde_json::to_string(&admission.snapshot()).unwrap();
     let mut restored = Admission::restore(serde_json::from_str(&json).unwrap()).unwrap();
     let again = serde_json::to_string(&restored.snapshot()).unwrap();
@@ -174,11 +206,7 @@ fn a_restored_admission_goes_on_as_the_saved_one() {
         assert_eq!(restored.usage(queue), admission.usage(queue));
     }
     // Both admit the same tasks in the same order from here.
-    let ids = |tasks: Vec<TaskSpec>| tasks.iter().map(|t| t.id).collect::<Vec<_>>();
-    assert_eq!(
-        ids(restored.admit(capacity)),
-        ids(admission.admit(capacity))
-    );
+    assert_eq!(restored.admit(capacity), admission.admit(capacity));
     // A state naming a queue not declared is refused.
     let mut state = admission.snapshot();
     state
@@ -193,7 +221,7 @@ fn a_parent_declared_later_counts_what_its_children_hold() {
     let mut admission = Admission::new();
     admission.add_queue(QueueSpec::new("org/a")).unwrap();
     for id in 0..4 {
-        admission.submit("org/a", task(id, 1_000)).unwrap();
+        admission.submit("org/a", &task(id, 1_000)).unwrap();
     }
     assert_eq!(admission.admit(cpus(2)).len(), 2);
     let org = QueueSpec::new("org").with_max(Limits::cpu_milli(3_000));
@@ -210,12 +238,12 @@ fn a_flood_of_small_tasks_does_not_starve_a_large_one() {
     admission.add_queue(QueueSpec::new("flood")).unwrap();
     admission.add_queue(QueueSpec::new("large")).unwrap();
     for id in 0..100 {
-        admission.submit("flood", task(id, 1_000)).unwrap();
+        admission.submit("flood", &task(id, 1_000)).unwrap();
     }
     let capacity = cpus(10);
-    let mut running: Vec<TaskId> = admission.admit(capacity).iter().map(|t| t.id).collect();
+    let mut running: Vec<TaskId> = admission.admit(capacity);
     assert_eq!(running.len(), 10);
-    admission.submit("large", task(1_000, 8_000)).unwrap();
+    admission.submit("large", &task(1_000, 8_000)).unwrap();
     // Flood tasks end one by one: the freed CPU waits for the large task
     // (the fairer queue) instead of going to the next flood task.
     let mut rounds = 0;
@@ -224,7 +252,7 @@ fn a_flood_of_small_tasks_does_not_starve_a_large_one() {
         admission.ended(ended);
         rounds += 1;
         let admitted = admission.admit(capacity);
-        if admitted.iter().any(|t| t.id == TaskId(1_000)) {
+        if admitted.contains(&TaskId(1_000)) {
             break;
         }
         assert!(admitted.is_empty(), "round {rounds}: {admitted:?}");
@@ -246,14 +274,14 @@ fn borrowed_out(first: Option<&str>) -> Admission {
         .unwrap();
     admission.add_queue(QueueSpec::new("borrower")).unwrap();
     for id in 0..10 {
-        admission.submit("borrower", task(id, 1_000)).unwrap();
+        admission.submit("borrower", &task(id, 1_000)).unwrap();
     }
     assert_eq!(admission.admit(cpus(10)).len(), 10);
     admission
 }
 
 fn admitted_ids(admission: &mut Admission) -> Vec<TaskId> {
-    admission.admit(cpus(10)).iter().map(|t| t.id).collect()
+    admission.admit(cpus(10))
 }
 
 #[test]
@@ -261,8 +289,8 @@ fn a_task_within_its_guarantee_goes_ahead_of_a_fairer_queue_waiting_for_room() {
     let mut admission = borrowed_out(Some("large"));
     // "large" holds nothing, as "owner" does, and is declared first: the
     // fairer queue, its task waiting for room.
-    admission.submit("large", task(100, 2_000)).unwrap();
-    admission.submit("owner", task(200, 1_000)).unwrap();
+    admission.submit("large", &task(100, 2_000)).unwrap();
+    admission.submit("owner", &task(200, 1_000)).unwrap();
     assert_eq!(admitted_ids(&mut admission), [TaskId(200)]);
     assert!(admission.is_waiting(TaskId(100)));
 }
@@ -272,12 +300,12 @@ fn a_task_within_its_guarantee_goes_ahead_of_its_own_queues_first() {
     let mut admission = borrowed_out(None);
     // The owner's first task is beyond its guarantee and waits for room;
     // the one behind it is within the guarantee and goes.
-    admission.submit("owner", task(100, 6_000)).unwrap();
-    admission.submit("owner", task(101, 2_000)).unwrap();
+    admission.submit("owner", &task(100, 6_000)).unwrap();
+    admission.submit("owner", &task(101, 2_000)).unwrap();
     assert_eq!(admitted_ids(&mut admission), [TaskId(101)]);
     assert!(admission.is_waiting(TaskId(100)));
     // Beyond the guarantee nothing more goes: a third task waits too.
-    admission.submit("owner", task(102, 3_000)).unwrap();
+    admission.submit("owner", &task(102, 3_000)).unwrap();
     assert!(admitted_ids(&mut admission).is_empty());
 }
 
@@ -428,7 +456,7 @@ proptest::proptest! {
         let admit = |admission: &mut Admission, admitted: &mut Vec<TaskId>, live: &mut Vec<TaskId>,
                      waiting: &mut Vec<TaskId>, submitted: &BTreeMap<TaskId, (&str, TaskSpec)>| {
             let expected = reference_admit(admission, live, waiting, submitted, capacity);
-            let batch: Vec<TaskId> = admission.admit(capacity).iter().map(|t| t.id).collect();
+            let batch: Vec<TaskId> = admission.admit(capacity);
             proptest::prop_assert_eq!(&batch, &expected);
             waiting.retain(|t| !batch.contains(t));
             admitted.extend(&batch);
@@ -444,7 +472,7 @@ proptest::proptest! {
                         spec = spec.with_gpu(GpuRequest::shared(gpu as u32));
                     }
                     next += 1;
-                    match admission.submit(QUEUES[queue], spec.clone()) {
+                    match admission.submit(QUEUES[queue], &spec) {
                         Ok(()) => {
                             waiting.push(spec.id);
                             submitted.insert(spec.id, (QUEUES[queue], spec));
@@ -503,18 +531,17 @@ proptest::proptest! {
 
 #[test]
 fn a_gangs_members_are_admitted_together_or_not_at_all() {
-    use crate::task::Gang;
     let mut admission = Admission::new();
     let team = QueueSpec::new("team").with_max(Limits::cpu_milli(5_000));
     admission.add_queue(team).unwrap();
     let gang = Gang::new("g", 3);
     admission
-        .submit("team", task(1, 2_000).with_gang(gang.clone()))
+        .submit("team", &task(1, 2_000).with_gang(gang.clone()))
         .unwrap();
-    admission.submit("team", task(2, 1_000)).unwrap();
+    admission.submit("team", &task(2, 1_000)).unwrap();
     for id in [3, 4] {
         admission
-            .submit("team", task(id, 2_000).with_gang(gang.clone()))
+            .submit("team", &task(id, 2_000).with_gang(gang.clone()))
             .unwrap();
     }
     // The gang asks for 6 cores together, over the queue's 5: none of it
@@ -526,15 +553,15 @@ fn a_gangs_members_are_admitted_together_or_not_at_all() {
     let team = QueueSpec::new("team").with_max(Limits::cpu_milli(6_000));
     admission.add_queue(team).unwrap();
     admission
-        .submit("team", task(1, 2_000).with_gang(gang.clone()))
+        .submit("team", &task(1, 2_000).with_gang(gang.clone()))
         .unwrap();
-    admission.submit("team", task(2, 1_000)).unwrap();
+    admission.submit("team", &task(2, 1_000)).unwrap();
     for id in [3, 4] {
         admission
-            .submit("team", task(id, 2_000).with_gang(gang.clone()))
+            .submit("team", &task(id, 2_000).with_gang(gang.clone()))
             .unwrap();
     }
-    let ids: Vec<u64> = admission.admit(cpus(64)).iter().map(|t| t.id.0).collect();
+    let ids: Vec<u64> = admission.admit(cpus(64)).iter().map(|t| t.0).collect();
     assert_eq!(ids, [1, 3, 4], "the gang whole; task 2 waits for room");
     assert_eq!(admission.usage("team").unwrap().cpu_milli, 6_000);
 }

@@ -58,7 +58,7 @@ impl CoreScheduler {
             return Ok(());
         };
         match &mut self.admission {
-            Some(admission) => admission.submit(queue, spec.clone()),
+            Some(admission) => admission.submit(queue, spec),
             None => self.check_queue(spec),
         }
     }
@@ -97,8 +97,11 @@ impl CoreScheduler {
         let Some(admission) = &mut self.admission else {
             return;
         };
-        for spec in admission.admit(capacity) {
-            self.intake.push(spec.priority, spec.id);
+        for task in admission.admit(capacity) {
+            // Admission holds only tasks the scheduler knows.
+            if let Some(record) = self.tasks.get(&task) {
+                self.intake.push(record.spec.priority, task);
+            }
         }
     }
 
@@ -129,7 +132,7 @@ impl CoreScheduler {
         };
         if let (Some(queue), Some(admission)) = (&spec.queue, &mut self.admission) {
             admission.ended(task);
-            if admission.submit(queue, spec.clone()).is_ok() {
+            if admission.submit(queue, &spec).is_ok() {
                 self.transition(task, TaskState::Queued);
                 return;
             }
