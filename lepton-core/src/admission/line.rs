@@ -1,10 +1,13 @@
 //! [`Line`]: a queue's waiting tasks, in admission order.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::{WaitKey, Waiting};
 use crate::task::Priority;
+
+/// The tasks of one priority, by submission number.
+type Ring = VecDeque<(u64, Waiting)>;
 
 /// A queue's waiting tasks in admission order: higher priority first, then
 /// submission order. Each priority's tasks wait in a ring in submission
@@ -13,9 +16,9 @@ use crate::task::Priority;
 #[derive(Debug, Default)]
 pub(super) struct Line {
     /// The tasks of each priority seen, highest first, by submission
-    /// number (a priority's ring stays when it empties: its room is
-    /// there for the next).
-    by_priority: BTreeMap<Reverse<Priority>, VecDeque<(u64, Waiting)>>,
+    /// number: a short list (a queue sees a few priorities), whose rings
+    /// stay when they empty, their room there for the next task.
+    by_priority: Vec<(Reverse<Priority>, Ring)>,
     len: usize,
 }
 
@@ -33,7 +36,17 @@ impl Line {
     /// Adds `task` last among those of its priority: its key's submission
     /// number is above every other's in the line.
     pub(super) fn push(&mut self, (priority, seq): WaitKey, task: Waiting) {
-        let same = self.by_priority.entry(priority).or_default();
+        let ring = self
+            .by_priority
+            .binary_search_by_key(&priority, |(p, _)| *p);
+        let at = match ring {
+            Ok(at) => at,
+            Err(at) => {
+                self.by_priority.insert(at, (priority, VecDeque::new()));
+                at
+            }
+        };
+        let same = &mut self.by_priority[at].1;
         debug_assert!(same.back().is_none_or(|(last, _)| *last < seq));
         same.push_back((seq, task));
         self.len += 1;
@@ -41,22 +54,31 @@ impl Line {
 
     /// The first task and its key.
     pub(super) fn first(&self) -> Option<(WaitKey, &Waiting)> {
-        self.by_priority.iter().find_map(|(&priority, same)| {
+        self.by_priority.iter().find_map(|(priority, same)| {
             let (seq, task) = same.front()?;
-            Some(((priority, *seq), task))
+            Some(((*priority, *seq), task))
         })
+    }
+
+    /// Where the ring of tasks of `priority` is in `by_priority`.
+    fn ring(&self, priority: Reverse<Priority>) -> Option<usize> {
+        let found = self
+            .by_priority
+            .binary_search_by_key(&priority, |(p, _)| *p);
+        found.ok()
     }
 
     /// The task at `key`.
     pub(super) fn get(&self, (priority, seq): WaitKey) -> Option<&Waiting> {
-        let same = self.by_priority.get(&priority)?;
+        let same = &self.by_priority[self.ring(priority)?].1;
         let at = same.binary_search_by_key(&seq, |(s, _)| *s).ok()?;
         same.get(at).map(|(_, task)| task)
     }
 
     /// Takes out the task at `key`.
     pub(super) fn remove(&mut self, (priority, seq): WaitKey) -> Option<Waiting> {
-        let same = self.by_priority.get_mut(&priority)?;
+        let ring = self.ring(priority)?;
+        let same = &mut self.by_priority[ring].1;
         // Mostly the first is taken.
         let at = match same.front() {
             Some((first, _)) if *first == seq => 0,
@@ -69,7 +91,8 @@ impl Line {
 
     /// The tasks and their keys, in admission order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (WaitKey, &Waiting)> {
-        self.by_priority.iter().flat_map(|(&priority, same)| {
+        self.by_priority.iter().flat_map(|(priority, same)| {
+            let priority = *priority;
             same.iter().map(move |(seq, task)| ((priority, *seq), task))
         })
     }
@@ -82,7 +105,7 @@ impl Line {
     /// Takes out the members of gang `name`, in admission order.
     pub(super) fn take_gang(&mut self, name: &str) -> Vec<Waiting> {
         let mut members = Vec::new();
-        for same in self.by_priority.values_mut() {
+        for (_, same) in &mut self.by_priority {
             let (gang, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(same)
                 .into_iter()
                 .partition(|(_, t)| t.in_gang(name));
