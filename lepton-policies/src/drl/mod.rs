@@ -249,10 +249,10 @@ impl Drl {
             return Vec::new();
         }
         let data: Vec<f32> = rows.iter().flatten().copied().collect();
-        let input = self
-            .dev
-            .tensor_from_vec(data, (rows.len(), Const::<FEATURES>));
-        self.model.forward(input).as_vec()
+        let (first, _, second, _, last) = &self.model;
+        let hidden = dense(&self.dev, first, data, true);
+        let hidden = dense(&self.dev, second, hidden, true);
+        dense(&self.dev, last, hidden, false)
     }
 
     /// The index of the highest score, the first on ties.
@@ -260,6 +260,40 @@ impl Drl {
         let rows: Vec<[f32; FEATURES]> = candidates.iter().map(|c| c.features).collect();
         argmax(&self.scores(&rows))
     }
+}
+
+/// One layer of the network on `rows` (each `I` numbers, one after the
+/// other) as dfdx's `Linear` and `ReLU` compute it — the product with the
+/// transposed weight by dfdx, then the bias added, then (if `relu`) the
+/// larger of the value and 0 — with the last two done here in place:
+/// dfdx's broadcast addition cost more than the product itself at these
+/// sizes. The same numbers bit for bit (a test holds it to
+/// `model.forward`).
+fn dense<const I: usize, const O: usize>(
+    dev: &Cpu,
+    layer: &dfdx::nn::modules::Linear<I, O, f32, Cpu>,
+    rows: Vec<f32>,
+    relu: bool,
+) -> Vec<f32> {
+    let count = rows.len() / I;
+    let input = dev.tensor_from_vec(rows, (count, Const::<I>));
+    // The product and the bias are fresh or whole tensors, laid out in
+    // order: their storage copies as is (`as_vec` walks them by index).
+    let mut out = vec![0.0; count * O];
+    input
+        .matmul(layer.weight.clone().permute())
+        .copy_into(&mut out);
+    let mut bias = [0.0; O];
+    layer.bias.copy_into(&mut bias);
+    for row in out.chunks_exact_mut(O) {
+        for (value, bias) in row.iter_mut().zip(&bias) {
+            *value += bias;
+            if relu {
+                *value = value.max(0.0);
+            }
+        }
+    }
+    out
 }
 
 /// The index of the largest value, the first on ties; `None` when empty
@@ -414,6 +448,32 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         dir.join("model.safetensors")
+    }
+
+    #[test]
+    fn scores_are_the_networks_forward_bit_for_bit() {
+        let workload = Arc::new(TargetWorkload::default());
+        let mut rng = lepton_core::rng::SeededRng::new(3);
+        let shipped = Drl::trained(Arc::clone(&workload)).expect("the shipped model");
+        for drl in [shipped, Drl::untrained(5, workload)] {
+            // Row counts around the product's block sizes, values of either
+            // sign and a few magnitudes (zeros among them).
+            for count in [1, 2, 3, 7, 8, 9, 31, 64, 65, 200] {
+                let rows: Vec<[f32; FEATURES]> = (0..count)
+                    .map(|_| {
+                        std::array::from_fn(|_| match rng.below(5) {
+                            0 => 0.0,
+                            _ => ((rng.uniform() - 0.3) * 4.0f64.powi(rng.below(4) as i32)) as f32,
+                        })
+                    })
+                    .collect();
+                let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+                let input = drl.dev.tensor_from_vec(flat, (count, Const::<FEATURES>));
+                let expected = drl.model.forward(input).as_vec();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&drl.scores(&rows)), bits(&expected), "{count} rows");
+            }
+        }
     }
 
     #[test]
