@@ -9,6 +9,9 @@ use crate::task::Priority;
 /// The tasks of one priority, by submission number.
 type Ring = VecDeque<(u64, Waiting)>;
 
+/// The most room an empty ring keeps for the next tasks.
+const KEPT_ROOM: usize = 64;
+
 /// A queue's waiting tasks in admission order: higher priority first, then
 /// submission order. Each priority's tasks wait in a ring in submission
 /// order — a task submitted is the last of its priority — so that the
@@ -17,7 +20,8 @@ type Ring = VecDeque<(u64, Waiting)>;
 pub(super) struct Line {
     /// The tasks of each priority seen, highest first, by submission
     /// number: a short list (a queue sees a few priorities), whose rings
-    /// stay when they empty, their room there for the next task.
+    /// stay when they empty, their room (up to [`KEPT_ROOM`]) there for
+    /// the next tasks.
     by_priority: Vec<(Reverse<Priority>, Ring)>,
     len: usize,
 }
@@ -85,6 +89,10 @@ impl Line {
             _ => same.binary_search_by_key(&seq, |(s, _)| *s).ok()?,
         };
         let (_, task) = same.remove(at)?;
+        if same.is_empty() && same.capacity() > KEPT_ROOM {
+            // A burst's room goes back once it has drained.
+            *same = Ring::new();
+        }
         self.len -= 1;
         Some(task)
     }
@@ -114,5 +122,41 @@ impl Line {
         }
         self.len -= members.len();
         members
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::Amounts;
+    use crate::task::TaskId;
+
+    fn waiting(id: u64) -> Waiting {
+        Waiting {
+            task: TaskId(id),
+            amounts: Amounts::default(),
+            gang: None,
+        }
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_room_back_and_order_holds() {
+        let mut line = Line::default();
+        for seq in 0..1_000 {
+            line.push((Reverse(Priority((seq % 2) as u8)), seq), waiting(seq));
+        }
+        // Priority 1 first, then 0; each in submission order.
+        let first: Vec<u64> = line.iter().take(3).map(|((_, s), _)| s).collect();
+        assert_eq!(first, [1, 3, 5]);
+        for seq in 0..1_000 {
+            let key = (Reverse(Priority((seq % 2) as u8)), seq);
+            assert_eq!(line.remove(key).map(|t| t.task), Some(TaskId(seq)));
+        }
+        assert!(line.is_empty());
+        assert!(line
+            .by_priority
+            .iter()
+            .all(|(_, ring)| ring.capacity() <= KEPT_ROOM));
+        assert_eq!(line.remove((Reverse(Priority(0)), 5)).map(|t| t.task), None);
     }
 }
