@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use lepton_core::cluster::{ClusterNode, NodeFilter};
-use lepton_core::model::{Dimension, NodeState, Taint};
+use lepton_core::model::{Dimension, NodeState, Taint, Toleration};
 use lepton_core::scheduler::{Explanation, TaskState};
 use lepton_core::{
     CoreScheduler, FeasibleNodes, Misfit, NodeId, NodeSpec, Placement, Policy, Resources,
@@ -32,6 +32,18 @@ impl Policy for NotSix {
             }
         };
         Some(Arc::new(filter))
+    }
+}
+
+/// First fit, no filter.
+struct First;
+
+impl Policy for First {
+    fn name(&self) -> &str {
+        "first"
+    }
+    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
+        nodes.first_fit().map(|node| Placement::on(node.id()))
     }
 }
 
@@ -132,4 +144,87 @@ fn tasks_that_do_not_wait_and_unknown_ones() {
         waiting.to_string(),
         "task 9 waits: submitted, not yet taken in by a cycle; queued for the next cycle"
     );
+}
+
+/// A node as the property test builds it: cores, GiB, cordoned, tainted.
+type Built = (u64, u64, bool, bool);
+
+/// Each node's first refusal of a task asking `cores` and `gib` (tolerating
+/// the taint or not), recounted from how the test built the nodes, in the
+/// order a node checks: its state, then CPU, memory, then taints.
+fn recount(
+    nodes: &[Built],
+    cores: u64,
+    gib: u64,
+    tolerates: bool,
+) -> (usize, Vec<(Misfit, usize)>) {
+    let mut available = 0;
+    let mut reasons: Vec<(Misfit, usize)> = Vec::new();
+    for &(node_cores, node_gib, cordoned, tainted) in nodes {
+        let refusal = if cordoned {
+            Some(Misfit::NotReady(NodeState::Cordoned))
+        } else if node_cores < cores {
+            Some(Misfit::Insufficient(Dimension::CpuMilli))
+        } else if node_gib < gib {
+            Some(Misfit::Insufficient(Dimension::MemoryMib))
+        } else if tainted && !tolerates {
+            Some(Misfit::Taint {
+                key: "gpu".into(),
+                value: "true".into(),
+            })
+        } else {
+            None
+        };
+        match refusal {
+            None => available += 1,
+            Some(misfit) => match reasons.iter_mut().find(|(m, _)| *m == misfit) {
+                Some((_, count)) => *count += 1,
+                None => reasons.push((misfit, 1)),
+            },
+        }
+    }
+    reasons.sort_by_key(|&(_, count)| std::cmp::Reverse(count));
+    (available, reasons)
+}
+
+proptest::proptest! {
+    /// On random clusters, a task that waits hears exactly the refusals a
+    /// recount from the nodes' making gives; one that found a node had one.
+    #[test]
+    fn refusals_match_a_recount_of_the_nodes(
+        nodes in proptest::collection::vec((1u64..9, 1u64..9, proptest::bool::weighted(0.2), proptest::bool::weighted(0.3)), 1..40),
+        cores in 1u64..10,
+        gib in 1u64..10,
+        tolerates in proptest::bool::ANY,
+    ) {
+        let mut scheduler = CoreScheduler::new(Box::new(First));
+        for (i, &(node_cores, node_gib, cordoned, tainted)) in nodes.iter().enumerate() {
+            let id = NodeId(i as u64 + 1);
+            let mut spec = NodeSpec::new(id, Resources::new(node_cores * 1_000, node_gib * 1_024));
+            if tainted {
+                spec = spec.with_taint(Taint::new("gpu", "true"));
+            }
+            scheduler.add_node(&spec).unwrap();
+            if cordoned {
+                scheduler.cordon(id).unwrap();
+            }
+        }
+        let mut task = TaskSpec::new(TaskId(1), Resources::new(cores * 1_000, gib * 1_024));
+        if tolerates {
+            task = task.with_toleration(Toleration::key("gpu"));
+        }
+        scheduler.submit(&task).unwrap();
+        let placed = !scheduler.schedule().is_empty();
+        let (available, reasons) = recount(&nodes, cores, gib, tolerates);
+        let explanation = scheduler.explain(TaskId(1)).unwrap();
+        if placed {
+            proptest::prop_assert!(available > 0);
+            proptest::prop_assert_eq!(explanation.refusals, None);
+        } else {
+            let refusals = explanation.refusals.unwrap();
+            proptest::prop_assert_eq!(refusals.available, 0);
+            proptest::prop_assert_eq!(available, 0);
+            proptest::prop_assert_eq!(refusals.reasons, reasons);
+        }
+    }
 }
