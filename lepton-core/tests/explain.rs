@@ -13,37 +13,28 @@ use lepton_core::{
     Scheduler, TaskId, TaskSpec,
 };
 
-/// First fit, with a filter that refuses node 6.
-struct NotSix;
+/// First fit, with a filter that refuses node `.0` if there is one.
+struct FirstFit(Option<NodeId>);
 
-impl Policy for NotSix {
+impl Policy for FirstFit {
     fn name(&self) -> &str {
-        "not-six"
+        "first-fit"
     }
     fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
         nodes.first_fit().map(|node| Placement::on(node.id()))
     }
     fn filter(&self) -> Option<Arc<dyn NodeFilter>> {
-        let filter = |_: &TaskSpec, node: &ClusterNode| {
-            if node.id() == NodeId(6) {
-                Err(Misfit::Policy("node 6 is reserved".into()))
+        let refused = self.0?;
+        let filter = move |_: &TaskSpec, node: &ClusterNode| {
+            if node.id() == refused {
+                Err(Misfit::Policy(
+                    format!("node {} is reserved", refused.0).into(),
+                ))
             } else {
                 Ok(())
             }
         };
         Some(Arc::new(filter))
-    }
-}
-
-/// First fit, no filter.
-struct First;
-
-impl Policy for First {
-    fn name(&self) -> &str {
-        "first"
-    }
-    fn select(&mut self, nodes: &FeasibleNodes<'_>) -> Option<Placement> {
-        nodes.first_fit().map(|node| Placement::on(node.id()))
     }
 }
 
@@ -53,7 +44,7 @@ fn node(id: u64, cores: u64) -> NodeSpec {
 
 /// Nodes 1–3 too small, 4 cordoned, 5 tainted, 6 refused by the filter.
 fn scheduler() -> CoreScheduler {
-    let mut scheduler = CoreScheduler::new(Box::new(NotSix));
+    let mut scheduler = CoreScheduler::new(Box::new(FirstFit(Some(NodeId(6)))));
     for spec in [
         node(1, 2),
         node(2, 2),
@@ -197,7 +188,7 @@ proptest::proptest! {
         gib in 1u64..10,
         tolerates in proptest::bool::ANY,
     ) {
-        let mut scheduler = CoreScheduler::new(Box::new(First));
+        let mut scheduler = CoreScheduler::new(Box::new(FirstFit(None)));
         for (i, &(node_cores, node_gib, cordoned, tainted)) in nodes.iter().enumerate() {
             let id = NodeId(i as u64 + 1);
             let mut spec = NodeSpec::new(id, Resources::new(node_cores * 1_000, node_gib * 1_024));
