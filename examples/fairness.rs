@@ -16,7 +16,7 @@
 use lepton::policies::by_name;
 use lepton::sim::{
     dlrm_trace_path, read_dlrm, run_fairness, run_gangs, run_team_gangs, run_tenants, Admitting,
-    FairnessConfig, GangConfig, Placing, Sharing, TenantConfig,
+    FairnessConfig, GangConfig, Placing, Sharing, TenantConfig, TenantReport,
 };
 
 /// Prints one line: what it is, how it was admitted, Jain's index, CPU %,
@@ -28,6 +28,16 @@ fn line(what: &str, admitting: &str, figures: &[f64; 7]) {
         "{what:>4} {admitting:<5} {jain:.3} {cpu:5.1} {gpu:5.1} {}",
         waits.join(" ")
     );
+}
+
+/// Each queue's GPUs promised, violation hours and mean wait, in a row.
+fn per_queue(report: &TenantReport) -> String {
+    let queues: Vec<String> = report
+        .queues
+        .iter()
+        .map(|(name, gpus, hours, wait)| format!("{name} {gpus} {hours:.1} {wait:.0}"))
+        .collect();
+    queues.join(" | ")
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -110,11 +120,6 @@ fn team_gangs() -> Result<(), Box<dyn std::error::Error>> {
                 for (mean, value) in means.iter_mut().zip(figures) {
                     *mean += value / 5.0;
                 }
-                let teams: Vec<String> = r
-                    .queues
-                    .iter()
-                    .map(|(name, gpus, hours, wait)| format!("{name} {gpus} {hours:.1} {wait:.0}"))
-                    .collect();
                 println!(
                     "{:>4} {seed:>4} {:<8} {:>11.1} {:.3} {:>8.0} {:>4.1} {:>9}  {}",
                     r.gpus,
@@ -124,7 +129,7 @@ fn team_gangs() -> Result<(), Box<dyn std::error::Error>> {
                     figures[2],
                     figures[3],
                     r.preempted,
-                    teams.join(" | ")
+                    per_queue(&r)
                 );
             }
             let [violation, jain, p95, gpu, preempted] = means;
@@ -151,11 +156,6 @@ fn tenants() -> Result<(), Box<dyn std::error::Error>> {
         };
         for sharing in [Sharing::Fifo, Sharing::Priority, Sharing::Queues] {
             let r = run_tenants(&instances, by_name("bestfit")?, &config, sharing)?;
-            let queues: Vec<String> = r
-                .queues
-                .iter()
-                .map(|(name, gpus, hours, wait)| format!("{name} {gpus} {hours:.1} {wait:.0}"))
-                .collect();
             println!(
                 "{capacity:>8} {:>4} {:<8} {:>11.1} {:.3} {:>8.0} {:>4.1} {:>9} {:>9}  {}",
                 r.gpus,
@@ -166,7 +166,7 @@ fn tenants() -> Result<(), Box<dyn std::error::Error>> {
                 r.gpu_pct,
                 r.preempted,
                 r.never_ran,
-                queues.join(" | ")
+                per_queue(&r)
             );
         }
     }
