@@ -20,7 +20,9 @@ use super::{enough_gpus, ClusterNode, ClusterState, FeasibleNodes};
 use crate::node::NodeState;
 use crate::task::TaskSpec;
 
-/// The highest score a ranking holds; scores are clamped to 0..=this.
+/// The highest score a ranking holds unless built
+/// [`with_max_score`](NodeRankings::with_max_score); scores are clamped to
+/// 0..=its highest.
 pub const MAX_SCORE: i64 = 100;
 
 /// Rankings of the nodes per kind of task `K` (see the module's
@@ -39,6 +41,8 @@ pub const MAX_SCORE: i64 = 100;
 pub struct NodeRankings<K> {
     /// The cluster instance the rankings describe.
     cluster: u64,
+    /// The highest score; scores are clamped to 0..=this.
+    max_score: u8,
     rankings: HashMap<K, Ranking>,
 }
 
@@ -46,6 +50,7 @@ impl<K> Default for NodeRankings<K> {
     fn default() -> Self {
         NodeRankings {
             cluster: 0,
+            max_score: MAX_SCORE as u8,
             rankings: HashMap::default(),
         }
     }
@@ -60,6 +65,16 @@ impl<K: Hash + Eq> NodeRankings<K> {
         NodeRankings::default()
     }
 
+    /// No rankings yet; scores are clamped to 0..=`max_score` (at most
+    /// 254) instead of 0..=[`MAX_SCORE`]. A decision walks every score
+    /// down from the highest, so keep it no wider than the scores.
+    pub fn with_max_score(max_score: u8) -> Self {
+        NodeRankings {
+            max_score: max_score.min(UNRANKED - 1),
+            ..NodeRankings::default()
+        }
+    }
+
     /// Forgets every ranking.
     pub fn clear(&mut self) {
         self.rankings.clear();
@@ -69,7 +84,8 @@ impl<K: Hash + Eq> NodeRankings<K> {
     /// [`ClusterState::nodes`]) in the order of `kind`'s ranking: highest
     /// score first, cluster order on ties.
     ///
-    /// `score` gives a node's score (clamped to 0..=[`MAX_SCORE`]), or
+    /// `score` gives a node's score (clamped to 0..=[`MAX_SCORE`], or to
+    /// the highest given [`with_max_score`](Self::with_max_score)), or
     /// `None` to leave the node out; it is asked, before this returns, only
     /// about nodes that changed since this kind's last walk.
     pub fn walk<'s, 'a>(
@@ -90,18 +106,18 @@ impl<K: Hash + Eq> NodeRankings<K> {
             self.rankings.clear();
         }
         let ranking = self.rankings.entry(kind).or_default();
-        ranking.sync(cluster, |position, node| {
+        ranking.sync(cluster, self.max_score, |position, node| {
             if may_take(task, node) {
                 score(position, node)
             } else {
                 None
             }
         });
+        let by_score = &ranking.by_score;
         ranking
-            .by_score
-            .iter()
-            .rev()
-            .flat_map(Positions::iter)
+            .occupied
+            .descending()
+            .flat_map(move |score| by_score[score].iter())
             .map(move |position| (position, &nodes[position]))
             .filter(move |(_, node)| feasible.admits(node))
     }
@@ -114,8 +130,10 @@ struct Ranking {
     synced: u64,
     /// Per node position, its score, or [`UNRANKED`].
     scores: Vec<u8>,
-    /// Per score (0..=[`MAX_SCORE`]), the positions with it.
+    /// Per score (0..=the rankings' highest), the positions with it.
     by_score: Vec<Positions>,
+    /// The scores some node has: a decision skips the rest.
+    occupied: Scores,
 }
 
 /// The score of a node left out.
@@ -126,11 +144,12 @@ impl Ranking {
     fn sync(
         &mut self,
         cluster: &ClusterState,
+        max_score: u8,
         mut score: impl FnMut(usize, &ClusterNode) -> Option<i64>,
     ) {
         if self.by_score.is_empty() {
             self.by_score
-                .resize_with(MAX_SCORE as usize + 1, Positions::default);
+                .resize_with(usize::from(max_score) + 1, Positions::default);
         }
         let count = cluster.nodes().len();
         // Positions past the end belonged to removed nodes.
@@ -142,9 +161,10 @@ impl Ranking {
         for (position, node) in cluster.changed_since(self.synced) {
             self.unrank(position);
             if let Some(score) = score(position, node) {
-                let score = score.clamp(0, MAX_SCORE) as u8;
+                let score = score.clamp(0, i64::from(max_score)) as u8;
                 self.scores[position] = score;
                 self.by_score[usize::from(score)].insert(position);
+                self.occupied.insert(score);
             }
         }
         self.synced = cluster.generation();
@@ -153,7 +173,11 @@ impl Ranking {
     fn unrank(&mut self, position: usize) {
         let score = std::mem::replace(&mut self.scores[position], UNRANKED);
         if score != UNRANKED {
-            self.by_score[usize::from(score)].remove(position);
+            let positions = &mut self.by_score[usize::from(score)];
+            positions.remove(position);
+            if positions.is_empty() {
+                self.occupied.remove(score);
+            }
         }
     }
 }
@@ -168,12 +192,40 @@ fn may_take(task: &TaskSpec, node: &ClusterNode) -> bool {
         && enough_gpus(node.gpu_free_milli(), task.gpu)
 }
 
+/// A set of scores (0..=254), iterated from the highest: a bit each.
+#[derive(Debug, Clone, Copy, Default)]
+struct Scores([u64; 4]);
+
+impl Scores {
+    fn insert(&mut self, score: u8) {
+        self.0[usize::from(score / 64)] |= 1 << (score % 64);
+    }
+
+    fn remove(&mut self, score: u8) {
+        self.0[usize::from(score / 64)] &= !(1 << (score % 64));
+    }
+
+    fn descending(self) -> impl Iterator<Item = usize> {
+        (0..self.0.len()).rev().flat_map(move |index| {
+            let mut rest = self.0[index];
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = 63 - rest.leading_zeros() as usize;
+                    rest &= !(1 << bit);
+                    index * 64 + bit
+                })
+            })
+        })
+    }
+}
+
 /// A set of node positions, iterated in ascending order: a bit per
 /// position, and a bit per word of them marking the words in use.
 #[derive(Debug, Clone, Default)]
 struct Positions {
     words: Vec<u64>,
     summary: Vec<u64>,
+    len: usize,
 }
 
 impl Positions {
@@ -183,7 +235,11 @@ impl Positions {
             self.words.resize(word + 1, 0);
             self.summary.resize(word / 64 + 1, 0);
         }
-        self.words[word] |= 1 << (position % 64);
+        let bit = 1 << (position % 64);
+        if self.words[word] & bit == 0 {
+            self.len += 1;
+        }
+        self.words[word] |= bit;
         self.summary[word / 64] |= 1 << (word % 64);
     }
 
@@ -192,10 +248,18 @@ impl Positions {
         let Some(bits) = self.words.get_mut(word) else {
             return;
         };
-        *bits &= !(1 << (position % 64));
+        let bit = 1 << (position % 64);
+        if *bits & bit != 0 {
+            self.len -= 1;
+        }
+        *bits &= !bit;
         if *bits == 0 {
             self.summary[word / 64] &= !(1 << (word % 64));
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     fn iter(&self) -> impl Iterator<Item = usize> + '_ {
@@ -233,9 +297,29 @@ mod tests {
         set.remove(63);
         set.remove(4_096);
         set.remove(9_999_999);
+        set.remove(63);
+        set.insert(3);
         assert_eq!(
             set.iter().collect::<Vec<_>>(),
             vec![0, 3, 64, 4_095, 70_001]
         );
+        for p in [0, 3, 64, 4_095] {
+            set.remove(p);
+        }
+        assert!(!set.is_empty());
+        set.remove(70_001);
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn scores_iterate_from_the_highest() {
+        let mut scores = Scores::default();
+        for score in [0, 63, 64, 100, 200, 254, 127, 128] {
+            scores.insert(score);
+        }
+        scores.remove(100);
+        scores.remove(99);
+        let expected = vec![254, 200, 128, 127, 64, 63, 0];
+        assert_eq!(scores.descending().collect::<Vec<_>>(), expected);
     }
 }
