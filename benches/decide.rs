@@ -7,9 +7,9 @@
 //! `bestfit_linear_scan` makes best fit's choice by scanning every node.
 //! `fgd` reads its choice from its ranking of the nodes (see
 //! `GrowthIndex`), `drl` is the learned policy with its shipped model (64
-//! candidates, FGD's best, the network scoring each). `lifetime` scans every feasible node (kube's
-//! most-allocated score, then the node's expected end), with a lifetime
-//! learned for the probe's kind.
+//! candidates, FGD's best, the network scoring each). `lifetime` reads the
+//! nodes ranked by kube's most-allocated score, then the best ones'
+//! expected ends, with a lifetime learned for the probe's kind.
 //!
 //! `admission/drf/Q`: one admission decision among `Q` tenant queues
 //! (`lepton_core::admission`: quotas on a two-level path, DRF among the

@@ -15,9 +15,10 @@ use lepton::clock::Timestamp;
 use lepton::fragmentation::TargetWorkload;
 use lepton::policies::{build, Drl, PolicyContext};
 use lepton::policy::{Feedback, Outcome};
-use lepton::sim::gym::{EnvConfig, FillEnv, Reward};
+use lepton::sim::gym::{EnvConfig, FillEnv, FleetEnv, Reward};
+use lepton::sim::scenario::DatacenterConfig;
+use lepton::sim::{play_greedy, train, TrainConfig};
 use lepton::sim::{run_fill, synthetic_nodes, synthetic_tasks, FillConfig};
-use lepton::sim::{train, TrainConfig};
 use lepton::{ClusterState, GpuRequest, Gpus, NodeSpec, Policy, TaskSpec};
 use support::{paper_cluster_and_pods, paper_context};
 
@@ -154,7 +155,12 @@ fn training_is_deterministic_and_refuses_the_evaluation_seeds() {
 
     // Seeds 40..=43 would reach 42.
     let err = run(40).unwrap_err();
-    assert_eq!(err, lepton::sim::Error::EvaluationSeed { seed: 42 });
+    let evaluation = lepton::sim::Error::EvaluationSeed {
+        seed: 42,
+        first: 42,
+        last: 51,
+    };
+    assert_eq!(err, evaluation);
     assert!(err.to_string().contains("42-51"), "{err}");
 }
 
@@ -356,4 +362,51 @@ fn the_shipped_model_schedules_the_trace_well() {
         result.alloc_pct_at_100,
         fgd.alloc_pct_at_100
     );
+}
+
+#[test]
+fn training_in_a_fleet_pays_minus_the_cost_and_refuses_the_report_seeds() {
+    // A small data center: 20 VMs, 300 tasks over six hours.
+    let day = DatacenterConfig {
+        vms: 20,
+        tasks: 300,
+        hours: 6,
+        seed: 101,
+        ..DatacenterConfig::default()
+    };
+    let mut env_config = EnvConfig::default();
+    env_config.reward = Reward::Cost;
+    env_config.slo_penalty_usd = 20.0;
+    let mut env = FleetEnv::datacenter(day, env_config).unwrap();
+    let workload = Arc::clone(env.workload());
+    let mut config = TrainConfig::default();
+    config.imitation_episodes = 1;
+    config.episodes = 1;
+    config.validation_episodes = 1;
+    config.seed = 1_000;
+    let untrained = Drl::untrained(config.seed, Arc::clone(&workload));
+    let (trained, history) = train(&mut env, untrained.clone(), &config, |_| {}).unwrap();
+    assert_eq!(history.len(), 2);
+    // The return is minus the day's cost and the penalties: the report's.
+    let reward = play_greedy(&mut env, &trained, 1_000).unwrap();
+    let report = env.report().unwrap();
+    let avoidable = report.deadline_misses - report.unavoidable_misses;
+    let penalized = (report.slo_violations + avoidable) as f64 * 20.0;
+    assert!(report.cost > 0.0);
+    assert!(
+        (reward + report.cost + penalized).abs() < 1e-6 * report.cost,
+        "{reward} {report:?}"
+    );
+    assert_eq!(report.lost + report.ran_twice + report.overcommitted, 0);
+
+    // Seeds 4..=5 (and validation on 6) would reach the report seeds 1–5.
+    config.seed = 4;
+    let err = train(&mut env, untrained, &config, |_| {}).unwrap_err();
+    let evaluation = lepton::sim::Error::EvaluationSeed {
+        seed: 4,
+        first: 1,
+        last: 5,
+    };
+    assert_eq!(err, evaluation);
+    assert!(err.to_string().contains("1-5"), "{err}");
 }

@@ -107,10 +107,15 @@ pub enum Error {
     /// learned policy in training, say).
     #[error(transparent)]
     Policy(#[from] lepton_policies::Error),
-    /// Training was asked to use one of the evaluation seeds (42–51).
-    #[error("training seed {seed} is an evaluation seed (42-51); choose seeds outside that range")]
+    /// Training was asked to use one of the seeds its environment reports
+    /// on (the fill experiment's 42–51, the scenarios' 1–5).
+    #[error("training seed {seed} is an evaluation seed ({first}-{last}); choose seeds outside that range")]
     EvaluationSeed {
         /// The seed.
         seed: u64,
+        /// The environment's evaluation seeds, first and last.
+        first: u64,
+        /// See `first`.
+        last: u64,
     },
 }

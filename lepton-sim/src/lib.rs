@@ -70,7 +70,10 @@ pub use trace::{
     parse_openb_nodes, parse_openb_pods, read_openb_nodes, read_openb_pods, trace_dir, TracePod,
 };
 #[cfg(feature = "drl")]
-pub use train::{fgd_choice, train, EpisodeStats, TrainConfig, EVALUATION_SEEDS};
+pub use train::{
+    fgd_choice, play_greedy, train, Environment, EpisodeStats, TrainConfig, EVALUATION_SEEDS,
+    SCENARIO_SEEDS,
+};
 pub use unplaceable::unplaceable;
 pub use workload::{parse_workload, read_workload, Workload};
 

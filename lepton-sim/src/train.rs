@@ -1,8 +1,9 @@
 //! Training the learned policy (`lepton-policies`' `Drl`) in the fill
-//! environment ([`FillEnv`]): imitation of FGD, then REINFORCE with a
-//! greedy baseline, validated on held-out episodes. It lives in the
-//! simulator because every episode is a simulation; the network and its
-//! gradient step are the policy's ([`Trainer`]).
+//! environment ([`FillEnv`]) or a scenario's fleet ([`FleetEnv`], with the
+//! cost reward): imitation of FGD, then REINFORCE with a greedy baseline,
+//! validated on held-out episodes. It lives in the simulator because every
+//! episode is a simulation; the network and its gradient step are the
+//! policy's ([`Trainer`]).
 
 use std::ops::RangeInclusive;
 
@@ -11,11 +12,68 @@ use lepton_policies::drl::{argmax, Drl, Sample, Trainer};
 use lepton_policies::FEATURES;
 use serde::Serialize;
 
-use crate::gym::{FillEnv, Observation};
+use crate::gym::{FillEnv, FleetEnv, Observation, Step, Summary};
 use crate::Error;
 
-/// The seeds results are reported on; training never uses them.
+/// The seeds the fill experiment's results are reported on; training
+/// never uses them.
 pub const EVALUATION_SEEDS: RangeInclusive<u64> = 42..=51;
+
+/// The seeds the scenarios' results are reported on (`lepton demo --seed
+/// 1` … `5`); training in a fleet never uses them.
+pub const SCENARIO_SEEDS: RangeInclusive<u64> = 1..=5;
+
+/// An environment the learned policy trains in: an episode per seed, a
+/// step per decision, candidates described by the policy's feature rows.
+pub trait Environment {
+    /// The seeds results are reported on: training refuses them.
+    fn evaluation_seeds(&self) -> RangeInclusive<u64>;
+    /// Starts an episode; its first decision, if any.
+    ///
+    /// # Errors
+    /// The environment's own.
+    fn reset(&mut self, seed: u64) -> Result<Option<Observation>, Error>;
+    /// Takes candidate `action`; the reward and the next decision.
+    ///
+    /// # Errors
+    /// The environment's own.
+    fn step(&mut self, action: usize) -> Result<Step, Error>;
+    /// The episode's figures.
+    ///
+    /// # Errors
+    /// The environment's own.
+    fn summary(&self) -> Result<Summary, Error>;
+}
+
+impl Environment for FillEnv {
+    fn evaluation_seeds(&self) -> RangeInclusive<u64> {
+        EVALUATION_SEEDS
+    }
+    fn reset(&mut self, seed: u64) -> Result<Option<Observation>, Error> {
+        FillEnv::reset(self, seed)
+    }
+    fn step(&mut self, action: usize) -> Result<Step, Error> {
+        FillEnv::step(self, action)
+    }
+    fn summary(&self) -> Result<Summary, Error> {
+        FillEnv::summary(self)
+    }
+}
+
+impl Environment for FleetEnv {
+    fn evaluation_seeds(&self) -> RangeInclusive<u64> {
+        SCENARIO_SEEDS
+    }
+    fn reset(&mut self, seed: u64) -> Result<Option<Observation>, Error> {
+        FleetEnv::reset(self, seed)
+    }
+    fn step(&mut self, action: usize) -> Result<Step, Error> {
+        FleetEnv::step(self, action)
+    }
+    fn summary(&self) -> Result<Summary, Error> {
+        FleetEnv::summary(self)
+    }
+}
 
 /// Settings of a training run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,15 +156,16 @@ pub fn fgd_choice(observation: &Observation) -> Option<usize> {
     argmax(&scores)
 }
 
-/// Trains a policy in `env` (fill experiment) and returns it with each
-/// episode's figures; `progress` sees each episode as it ends.
+/// Trains a policy in `env` and returns it with each episode's figures;
+/// `progress` sees each episode as it ends.
 ///
 /// # Errors
-/// [`Error::EvaluationSeed`] when an episode's seed would be one of
-/// [`EVALUATION_SEEDS`]; [`Error::Policy`] when a gradient step fails; the
-/// simulator's own errors.
-pub fn train(
-    env: &mut FillEnv,
+/// [`Error::EvaluationSeed`] when an episode's seed would be one of the
+/// environment's [evaluation seeds](Environment::evaluation_seeds);
+/// [`Error::Policy`] when a gradient step fails; the simulator's own
+/// errors.
+pub fn train<E: Environment>(
+    env: &mut E,
     drl: Drl,
     config: &TrainConfig,
     mut progress: impl FnMut(&EpisodeStats),
@@ -117,12 +176,14 @@ pub fn train(
     let validation: Vec<u64> = (total..total + config.validation_episodes)
         .map(seed)
         .collect();
+    let evaluation = env.evaluation_seeds();
     if let Some(&seed) = seeds
         .iter()
         .chain(&validation)
-        .find(|s| EVALUATION_SEEDS.contains(s))
+        .find(|s| evaluation.contains(s))
     {
-        return Err(Error::EvaluationSeed { seed });
+        let (first, last) = evaluation.into_inner();
+        return Err(Error::EvaluationSeed { seed, first, last });
     }
     let mut training = Training {
         env,
@@ -148,8 +209,8 @@ pub fn train(
 }
 
 /// A training run in progress.
-struct Training<'a> {
-    env: &'a mut FillEnv,
+struct Training<'a, E> {
+    env: &'a mut E,
     drl: Drl,
     /// Adam while imitating, and for REINFORCE.
     imitation: Trainer,
@@ -162,7 +223,7 @@ struct Training<'a> {
     best: Option<(f64, Drl)>,
 }
 
-impl Training<'_> {
+impl<E: Environment> Training<'_, E> {
     /// Plays episode `episode` on `seed`, learns from it, and validates
     /// when due.
     fn episode(&mut self, episode: usize, seed: u64) -> Result<EpisodeStats, Error> {
@@ -271,8 +332,18 @@ struct Played {
     agreement_pct: f64,
 }
 
-fn play(
-    env: &mut FillEnv,
+/// Plays an episode greedily (the network's best candidate each time)
+/// and returns its rewards, summed.
+///
+/// # Errors
+/// As [`Environment::reset`] and [`Environment::step`].
+pub fn play_greedy<E: Environment>(env: &mut E, drl: &Drl, seed: u64) -> Result<f64, Error> {
+    let played = play(env, drl, seed, Acting::Greedy, &mut SeededRng::new(seed))?;
+    Ok(played.rewards.iter().sum())
+}
+
+fn play<E: Environment>(
+    env: &mut E,
     drl: &Drl,
     seed: u64,
     acting: Acting,

@@ -1,8 +1,4 @@
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
-
 use foldhash::{HashMap, HashMapExt};
-
 use lepton_core::clock::Timestamp;
 use lepton_core::cluster::{ClusterNode, NodeRankings};
 use lepton_core::policy::{Feedback, Outcome};
@@ -19,11 +15,11 @@ use crate::lifetime::{task_kind, LifetimePredictor};
 /// Each finished run teaches a [`LifetimePredictor`] how long tasks of its
 /// kind ([`task_kind`]: application, shape, priority) live; the policy
 /// never reads a task's own duration. A node's **expected end** is the
-/// latest predicted end (median) of the tasks it holds, predicted when
-/// the node last changed; a task whose age has passed its prediction is
-/// predicted again (at the first decision after) from the finished tasks
-/// of its kind that lived longer (LAVA's reprediction), or, when none
-/// did, as living as long again as it has.
+/// latest predicted end (median) of the tasks it holds, from everything
+/// learned so far; a task whose age has passed its prediction is
+/// predicted again from the finished tasks of its kind that lived longer
+/// (LAVA's reprediction), or, when none did, as living as long again as
+/// it has.
 ///
 /// A task goes to the node that packs it best — kube-scheduler's
 /// most-allocated plus balanced-allocation score
@@ -39,8 +35,9 @@ use crate::lifetime::{task_kind, LifetimePredictor};
 /// A decision reads the nodes ranked by packing score per task shape
 /// ([`NodeRankings`], re-scored as nodes change) and looks only at the
 /// best-scoring ones, in cluster order, stopping at the first it does not
-/// extend; each node's expected end is kept and computed again only when
-/// the node changes or one of its tasks outlives its prediction.
+/// extend. A node's expected end is kept until the node changes, a run
+/// ends (the predictor learns) or one of its tasks outlives its
+/// prediction: the same as computed afresh.
 #[derive(Debug)]
 pub struct LifetimeAware {
     predictor: LifetimePredictor,
@@ -49,8 +46,8 @@ pub struct LifetimeAware {
     /// Runs placed and not yet reported ended: when each started (the
     /// cycle's time) and its kind.
     running: HashMap<TaskId, (f64, String)>,
-    /// Every node's expected end.
-    ends: NodeEnds,
+    /// Per node position: the node's expected end, as last computed.
+    ends: Vec<Option<NodeEnd>>,
     /// The nodes ranked by packing score, per task shape (CPU, memory,
     /// GPUs).
     packing: NodeRankings<(u64, u64, GpuRequest)>,
@@ -63,13 +60,29 @@ const UNREPORTED_SLACK: usize = 64;
 /// The highest packing score: most allocated plus balanced, 100 each.
 const MAX_PACKING_SCORE: u8 = 200;
 
+/// A node's expected end and what it was computed from.
+#[derive(Debug, Clone, Copy)]
+struct NodeEnd {
+    node: NodeId,
+    generation: u64,
+    /// The predictor's runs seen.
+    seen: u64,
+    /// When it was computed.
+    at_s: f64,
+    end_s: f64,
+    /// Until when it holds: the earliest predicted end among its tasks
+    /// (past it, a task has outlived its prediction), or `at_s` when one
+    /// already has (its prediction then depends on the clock).
+    until_s: f64,
+}
+
 impl Default for LifetimeAware {
     fn default() -> Self {
         LifetimeAware {
             predictor: LifetimePredictor::default(),
             now_s: 0.0,
             running: HashMap::new(),
-            ends: NodeEnds::default(),
+            ends: Vec::new(),
             packing: NodeRankings::with_max_score(MAX_PACKING_SCORE),
         }
     }
@@ -97,189 +110,67 @@ impl LifetimeAware {
     pub fn predictor(&self) -> &LifetimePredictor {
         &self.predictor
     }
-}
 
-/// When a run of `kind` that started at `start_s` is expected to end, at
-/// `now_s`.
-fn run_end(predictor: &LifetimePredictor, now_s: f64, kind: &str, start_s: f64) -> f64 {
-    let age_s = now_s - start_s;
-    match predictor.predict(kind) {
-        Some(life) if life.p50_s > age_s => start_s + life.p50_s,
-        _ => match predictor.predict_alive(kind, age_s) {
-            Some(life) => start_s + life.p50_s,
-            None => start_s + 2.0 * age_s.max(1.0),
-        },
-    }
-}
-
-/// A node's expected end and how long that holds.
-#[derive(Debug, Clone, Copy)]
-struct NodeEnd {
-    generation: u64,
-    end_s: f64,
-    /// The earliest predicted end among its tasks: past it, a task has
-    /// outlived its prediction and the end is computed again.
-    revise_s: f64,
-}
-
-/// Every node's expected end, by position: computed when the node changes
-/// and again at the first decision after one of its tasks outlives its
-/// prediction, so it never depends on which nodes a decision looked at.
-#[derive(Debug, Default)]
-struct NodeEnds {
-    /// The cluster instance and generation the ends are up to date with.
-    cluster: u64,
-    synced: u64,
-    ends: Vec<NodeEnd>,
-    /// When each node's end is due to be computed again, soonest first;
-    /// an entry whose node has changed since is skipped.
-    due: BinaryHeap<Reverse<Due>>,
-}
-
-/// A node's end to compute again at `at_s`.
-#[derive(Debug, Clone, Copy)]
-struct Due {
-    at_s: f64,
-    position: usize,
-    generation: u64,
-}
-
-impl Ord for Due {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.at_s
-            .total_cmp(&other.at_s)
-            .then(self.position.cmp(&other.position))
-            .then(self.generation.cmp(&other.generation))
-    }
-}
-
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Due {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Due {}
-
-impl NodeEnds {
-    /// Brings the ends up to date at `now_s`: `end_of` gives a node's
-    /// (expected end, revise time).
-    fn refresh(
-        &mut self,
-        cluster: &ClusterState,
-        now_s: f64,
-        mut end_of: impl FnMut(&ClusterNode) -> (f64, f64),
-    ) {
-        if cluster.instance() != self.cluster {
-            *self = NodeEnds {
-                cluster: cluster.instance(),
-                ..NodeEnds::default()
-            };
-        }
-        let nodes = cluster.nodes();
-        self.ends.truncate(nodes.len());
-        for (position, node) in cluster.changed_since(self.synced) {
-            self.compute(position, node, now_s, &mut end_of);
-        }
-        self.synced = cluster.generation();
-        while let Some(&Reverse(due)) = self.due.peek() {
-            if due.at_s > now_s {
-                break;
-            }
-            self.due.pop();
-            if let Some(node) = nodes.get(due.position) {
-                if node.generation() == due.generation {
-                    self.compute(due.position, node, now_s, &mut end_of);
-                }
+    /// `node`'s expected end (now for an empty node), kept by position.
+    fn node_end(&mut self, position: usize, node: &ClusterNode) -> f64 {
+        let (now_s, seen) = (self.now_s, self.predictor.seen());
+        if let Some(Some(kept)) = self.ends.get(position) {
+            if kept.node == node.id()
+                && kept.generation == node.generation()
+                && kept.seen == seen
+                && (now_s == kept.at_s || now_s < kept.until_s)
+            {
+                return kept.end_s.max(now_s);
             }
         }
-        // Entries of nodes that changed since wait for their time: rebuild
-        // once they outnumber the nodes.
-        if self.due.len() > 2 * nodes.len() + UNREPORTED_SLACK {
-            self.due = self.pending(now_s).collect();
-        }
-    }
-
-    fn compute(
-        &mut self,
-        position: usize,
-        node: &ClusterNode,
-        now_s: f64,
-        end_of: &mut impl FnMut(&ClusterNode) -> (f64, f64),
-    ) {
-        let (end_s, revise_s) = end_of(node);
-        let end = NodeEnd {
-            generation: node.generation(),
-            end_s,
-            revise_s,
-        };
+        let (end_s, until_s) = node_end(&self.predictor, &self.running, now_s, node);
         if self.ends.len() <= position {
-            let empty = NodeEnd {
-                generation: 0,
-                end_s: 0.0,
-                revise_s: f64::INFINITY,
-            };
-            self.ends.resize(position + 1, empty);
+            self.ends.resize(position + 1, None);
         }
-        self.ends[position] = end;
-        if revise_s.is_finite() && revise_s > now_s {
-            let generation = end.generation;
-            let at_s = revise_s;
-            self.due.push(Reverse(Due {
-                at_s,
-                position,
-                generation,
-            }));
-        }
-    }
-
-    /// The nodes' current revise times after `now_s`.
-    fn pending(&self, now_s: f64) -> impl Iterator<Item = Reverse<Due>> + '_ {
-        self.ends
-            .iter()
-            .enumerate()
-            .filter(move |(_, end)| end.revise_s.is_finite() && end.revise_s > now_s)
-            .map(|(position, end)| {
-                Reverse(Due {
-                    at_s: end.revise_s,
-                    position,
-                    generation: end.generation,
-                })
-            })
-    }
-
-    /// The expected end of the node at `position` (now for an empty node).
-    fn end(&self, position: usize, now_s: f64) -> f64 {
-        self.ends
-            .get(position)
-            .map_or(now_s, |end| end.end_s.max(now_s))
+        self.ends[position] = Some(NodeEnd {
+            node: node.id(),
+            generation: node.generation(),
+            seen,
+            at_s: now_s,
+            end_s,
+            until_s,
+        });
+        end_s
     }
 }
 
-/// `node`'s expected end (`now_s` when it holds no run of the policy) and
-/// the earliest predicted end of its runs.
+/// `node`'s expected end at `now_s` (`now_s` when it holds no run of the
+/// policy), and until when that holds (see [`NodeEnd::until_s`]).
 fn node_end(
     predictor: &LifetimePredictor,
     running: &HashMap<TaskId, (f64, String)>,
     now_s: f64,
     node: &ClusterNode,
 ) -> (f64, f64) {
-    let (mut end_s, mut revise_s) = (now_s, f64::INFINITY);
+    let (mut end_s, mut until_s) = (now_s, f64::INFINITY);
     for (task, _) in node.tasks() {
         // A run placed by someone else (adopted) has no known start.
-        if let Some((start_s, kind)) = running.get(task) {
-            let task_end = run_end(predictor, now_s, kind, *start_s);
-            end_s = end_s.max(task_end);
-            revise_s = revise_s.min(task_end);
-        }
+        let Some((start_s, kind)) = running.get(task) else {
+            continue;
+        };
+        let age_s = now_s - start_s;
+        let task_end_s = match predictor.predict(kind) {
+            Some(life) if life.p50_s > age_s => {
+                until_s = until_s.min(start_s + life.p50_s);
+                start_s + life.p50_s
+            }
+            // Outlived: predicted again from its age.
+            _ => {
+                until_s = now_s;
+                match predictor.predict_alive(kind, age_s) {
+                    Some(life) => start_s + life.p50_s,
+                    None => start_s + 2.0 * age_s.max(1.0),
+                }
+            }
+        };
+        end_s = end_s.max(task_end_s);
     }
-    (end_s, revise_s)
+    (end_s, until_s)
 }
 
 impl Policy for LifetimeAware {
@@ -304,15 +195,13 @@ impl Policy for LifetimeAware {
         // Before anything has ended, every node's extension is unknown:
         // packing alone decides.
         let life_s = self.predictor.predict(&kind).map_or(0.0, |l| l.p50_s);
-        let now_s = self.now_s;
-        let task_end = now_s + life_s;
-        let (predictor, running) = (&self.predictor, &self.running);
-        self.ends.refresh(nodes.cluster(), now_s, |node| {
-            node_end(predictor, running, now_s, node)
-        });
+        let task_end_s = self.now_s + life_s;
         let shape = (task.request.cpu_milli, task.request.memory_mib, task.gpu);
         let pack = |node: &ClusterNode| KubeResources::BINPACK.score(task, node);
-        let ranked = self.packing.walk(shape, nodes, |_, node| Some(pack(node)));
+        // Out of `self` while walking: the walk borrows it, `node_end`
+        // keeps ends in `self`.
+        let mut packing = std::mem::take(&mut self.packing);
+        let ranked = packing.walk(shape, nodes, |_, node| Some(pack(node)));
         // The best-scoring nodes, in cluster order: the one extended least.
         let mut best: Option<(i64, f64, NodeId)> = None;
         for (position, node) in ranked {
@@ -320,7 +209,7 @@ impl Policy for LifetimeAware {
             if best.is_some_and(|(top, _, _)| score < top) {
                 break;
             }
-            let extension_s = (task_end - self.ends.end(position, now_s)).max(0.0);
+            let extension_s = (task_end_s - self.node_end(position, node)).max(0.0);
             if best.is_none_or(|(_, kept, _)| extension_s < kept) {
                 best = Some((score, extension_s, node.id()));
             }
@@ -328,8 +217,9 @@ impl Policy for LifetimeAware {
                 break;
             }
         }
+        self.packing = packing;
         let (_, _, node) = best?;
-        self.running.insert(task.id, (now_s, kind));
+        self.running.insert(task.id, (self.now_s, kind));
         Some(Placement::on(node))
     }
 
@@ -443,36 +333,10 @@ mod tests {
             ]
         }
 
-        /// The plain reference: every node's (generation, end, revise)
-        /// as computed at the last decision that found the node changed
-        /// or past its revise time, looking at every node every decision.
-        type Reference = HashMap<NodeId, (u64, f64, f64)>;
-
-        fn refresh(reference: &mut Reference, policy: &LifetimeAware, cluster: &ClusterState) {
-            let now_s = policy.now_s;
-            reference.retain(|id, _| cluster.node(*id).is_some());
-            for node in cluster.nodes() {
-                let stale = reference
-                    .get(&node.id())
-                    .is_none_or(|&(generation, _, revise_s)| {
-                        generation != node.generation() || revise_s <= now_s
-                    });
-                if stale {
-                    let (end_s, revise_s) =
-                        node_end(&policy.predictor, &policy.running, now_s, node);
-                    reference.insert(node.id(), (node.generation(), end_s, revise_s));
-                }
-            }
-        }
-
-        /// A scan: the highest packing score, then the least extension,
-        /// then the earliest node.
-        fn scan(
-            policy: &LifetimeAware,
-            reference: &Reference,
-            task: &TaskSpec,
-            cluster: &ClusterState,
-        ) -> Option<NodeId> {
+        /// A scan of every feasible node, each node's end computed afresh:
+        /// the highest packing score, then the least extension, then the
+        /// earliest node.
+        fn scan(policy: &LifetimeAware, task: &TaskSpec, cluster: &ClusterState) -> Option<NodeId> {
             let now_s = policy.now_s;
             let life_s = policy
                 .predictor
@@ -480,8 +344,8 @@ mod tests {
                 .map_or(0.0, |l| l.p50_s);
             let mut best: Option<((i64, f64), NodeId)> = None;
             for node in cluster.feasible(task, None).iter() {
-                let end_s = reference[&node.id()].1.max(now_s);
-                let extension_s = (now_s + life_s - end_s).max(0.0);
+                let (end_s, _) = node_end(&policy.predictor, &policy.running, now_s, node);
+                let extension_s = (now_s + life_s - end_s.max(now_s)).max(0.0);
                 let key = (-KubeResources::BINPACK.score(task, node), extension_s);
                 if best.is_none_or(|(kept, _)| key < kept) {
                     best = Some((key, node.id()));
@@ -499,7 +363,6 @@ mod tests {
             ) {
                 let mut cluster = ClusterState::new();
                 let mut policy = LifetimeAware::new();
-                let mut reference = Reference::new();
                 let (mut now, mut next_node, mut next_task) = (0u64, 0u64, 0u64);
                 let mut placed: Vec<(TaskSpec, NodeId, u64)> = Vec::new();
                 policy.begin_cycle(&cluster, Timestamp::from_secs(now));
@@ -524,14 +387,14 @@ mod tests {
                             next_task += 1;
                             let task = TaskSpec::new(TaskId(next_task), Resources::new(cores * 1_000, gib * 1_024))
                                 .with_config("app", app);
-                            refresh(&mut reference, &policy, &cluster);
-                            let expected = scan(&policy, &reference, &task, &cluster);
+                            let expected = scan(&policy, &task, &cluster);
                             let chosen = policy.decide(&task, &cluster);
                             prop_assert_eq!(chosen.as_ref().map(|p| p.node), expected);
-                            // The kept ends are the reference's, node by node.
+                            // Every end kept is the end computed afresh.
                             for (position, node) in cluster.nodes().iter().enumerate() {
-                                let end = policy.ends.end(position, policy.now_s);
-                                prop_assert_eq!(end, reference[&node.id()].1.max(policy.now_s));
+                                let now_s = policy.now_s;
+                                let fresh = node_end(&policy.predictor, &policy.running, now_s, node).0;
+                                prop_assert_eq!(policy.node_end(position, node), fresh.max(now_s));
                             }
                             if let Some(placement) = chosen {
                                 cluster.reserve(&task, &placement).unwrap();

@@ -135,6 +135,12 @@ impl FleetEnv {
         })
     }
 
+    /// The target workload the candidates' features are measured against
+    /// (the policy scoring them needs the same).
+    pub fn workload(&self) -> &Arc<TargetWorkload> {
+        &self.workload
+    }
+
     /// The scenario's name.
     pub fn scenario(&self) -> &str {
         self.scenario
