@@ -11,6 +11,9 @@
 //! nodes ranked by kube's most-allocated score, then the best ones'
 //! expected ends, with a lifetime learned for the probe's kind.
 //!
+//! `network/drl/64`: the shipped `drl` network alone scoring one
+//! decision's 64 candidate rows, to read beside `decide/drl/N`.
+//!
 //! `admission/drf/Q`: one admission decision among `Q` tenant queues
 //! (`lepton_core::admission`: quotas on a two-level path, DRF among the
 //! queues) on a fully admitted cluster, per iteration one task ending,
@@ -135,5 +138,20 @@ fn admission(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decide, admission);
+/// `network/drl/64`: the shipped network scoring one decision's 64
+/// candidate rows, nothing else — the floor of a `drl` decision.
+fn network(c: &mut Criterion) {
+    let drl = Drl::trained(Arc::new(support::workload())).expect("the shipped model loads");
+    let mut rng = lepton::rng::SeededRng::new(9);
+    let rows: Vec<[f32; lepton::policies::FEATURES]> = (0..drl.max_candidates())
+        .map(|_| std::array::from_fn(|_| rng.uniform() as f32))
+        .collect();
+    let mut group = c.benchmark_group("network");
+    group.bench_function(BenchmarkId::new("drl", rows.len()), |b| {
+        b.iter(|| drl.scores(black_box(&rows)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decide, admission, network);
 criterion_main!(benches);
