@@ -30,7 +30,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use lepton::admission::{Admission, Amounts, Limits, QueueSpec};
 use lepton::policies::{
     task_kind, BestFit, DotProduct, Drl, Fgd, FirstFit, LifetimeAware, LifetimePredictor, Spread,
+    FEATURES,
 };
+use lepton::rng::SeededRng;
 use lepton::{ClusterState, Policy, Resources, TaskId, TaskSpec};
 
 mod support;
@@ -142,8 +144,8 @@ fn admission(c: &mut Criterion) {
 /// candidate rows, nothing else — the floor of a `drl` decision.
 fn network(c: &mut Criterion) {
     let drl = Drl::trained(Arc::new(support::workload())).expect("the shipped model loads");
-    let mut rng = lepton::rng::SeededRng::new(9);
-    let rows: Vec<[f32; lepton::policies::FEATURES]> = (0..drl.max_candidates())
+    let mut rng = SeededRng::new(9);
+    let rows: Vec<[f32; FEATURES]> = (0..drl.max_candidates())
         .map(|_| std::array::from_fn(|_| rng.uniform() as f32))
         .collect();
     let mut group = c.benchmark_group("network");
