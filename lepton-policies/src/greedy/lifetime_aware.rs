@@ -47,7 +47,7 @@ pub struct LifetimeAware {
     /// cycle's time) and its kind.
     running: HashMap<TaskId, (f64, String)>,
     /// Per node position: the node's expected end, as last computed.
-    ends: Vec<Option<NodeEnd>>,
+    ends: KeptEnds,
     /// The nodes ranked by packing score, per task shape (CPU, memory,
     /// GPUs).
     packing: NodeRankings<(u64, u64, GpuRequest)>,
@@ -82,7 +82,7 @@ impl Default for LifetimeAware {
             predictor: LifetimePredictor::default(),
             now_s: 0.0,
             running: HashMap::new(),
-            ends: Vec::new(),
+            ends: KeptEnds::default(),
             packing: NodeRankings::with_max_score(MAX_PACKING_SCORE),
         }
     }
@@ -110,11 +110,26 @@ impl LifetimeAware {
     pub fn predictor(&self) -> &LifetimePredictor {
         &self.predictor
     }
+}
 
-    /// `node`'s expected end (now for an empty node), kept by position.
-    fn node_end(&mut self, position: usize, node: &ClusterNode) -> f64 {
-        let (now_s, seen) = (self.now_s, self.predictor.seen());
-        if let Some(Some(kept)) = self.ends.get(position) {
+/// Per node position: the node's expected end, as last computed.
+#[derive(Debug, Default)]
+struct KeptEnds(Vec<Option<NodeEnd>>);
+
+impl KeptEnds {
+    /// `node`'s expected end at `now_s` (`now_s` for an empty node): the
+    /// one kept for `position` while it is what a fresh computation would
+    /// give, else computed afresh and kept.
+    fn get(
+        &mut self,
+        position: usize,
+        node: &ClusterNode,
+        predictor: &LifetimePredictor,
+        running: &HashMap<TaskId, (f64, String)>,
+        now_s: f64,
+    ) -> f64 {
+        let seen = predictor.seen();
+        if let Some(Some(kept)) = self.0.get(position) {
             if kept.node == node.id()
                 && kept.generation == node.generation()
                 && kept.seen == seen
@@ -123,11 +138,11 @@ impl LifetimeAware {
                 return kept.end_s.max(now_s);
             }
         }
-        let (end_s, until_s) = node_end(&self.predictor, &self.running, now_s, node);
-        if self.ends.len() <= position {
-            self.ends.resize(position + 1, None);
+        let (end_s, until_s) = node_end(predictor, running, now_s, node);
+        if self.0.len() <= position {
+            self.0.resize(position + 1, None);
         }
-        self.ends[position] = Some(NodeEnd {
+        self.0[position] = Some(NodeEnd {
             node: node.id(),
             generation: node.generation(),
             seen,
@@ -198,9 +213,13 @@ impl Policy for LifetimeAware {
         let task_end_s = self.now_s + life_s;
         let shape = (task.request.cpu_milli, task.request.memory_mib, task.gpu);
         let pack = |node: &ClusterNode| KubeResources::BINPACK.score(task, node);
-        // Out of `self` while walking: the walk borrows it, `node_end`
-        // keeps ends in `self`.
-        let mut packing = std::mem::take(&mut self.packing);
+        let LifetimeAware {
+            predictor,
+            now_s,
+            running,
+            ends,
+            packing,
+        } = self;
         let ranked = packing.walk(shape, nodes, |_, node| Some(pack(node)));
         // The best-scoring nodes, in cluster order: the one extended least.
         let mut best: Option<(i64, f64, NodeId)> = None;
@@ -209,7 +228,8 @@ impl Policy for LifetimeAware {
             if best.is_some_and(|(top, _, _)| score < top) {
                 break;
             }
-            let extension_s = (task_end_s - self.node_end(position, node)).max(0.0);
+            let end_s = ends.get(position, node, predictor, running, *now_s);
+            let extension_s = (task_end_s - end_s).max(0.0);
             if best.is_none_or(|(_, kept, _)| extension_s < kept) {
                 best = Some((score, extension_s, node.id()));
             }
@@ -217,9 +237,8 @@ impl Policy for LifetimeAware {
                 break;
             }
         }
-        self.packing = packing;
         let (_, _, node) = best?;
-        self.running.insert(task.id, (self.now_s, kind));
+        running.insert(task.id, (*now_s, kind));
         Some(Placement::on(node))
     }
 
@@ -394,7 +413,14 @@ mod tests {
                             for (position, node) in cluster.nodes().iter().enumerate() {
                                 let now_s = policy.now_s;
                                 let fresh = node_end(&policy.predictor, &policy.running, now_s, node).0;
-                                prop_assert_eq!(policy.node_end(position, node), fresh.max(now_s));
+                                let kept = policy.ends.get(
+                                    position,
+                                    node,
+                                    &policy.predictor,
+                                    &policy.running,
+                                    now_s,
+                                );
+                                prop_assert_eq!(kept, fresh.max(now_s));
                             }
                             if let Some(placement) = chosen {
                                 cluster.reserve(&task, &placement).unwrap();
