@@ -29,6 +29,7 @@ use std::collections::{HashMap, HashSet};
 use lepton_core::{CoreScheduler, NodeId, Resources, TaskSpec};
 use serde::Serialize;
 
+use super::loads::VmLoads;
 use super::power::Power;
 use super::{FleetWorld, Pool};
 
@@ -64,6 +65,17 @@ impl AutoscalerRules {
         delay_after_add_min: 10,
         evict: true,
     };
+}
+
+/// What a scale-down loop reads: the fleet as it is this minute.
+#[derive(Clone, Copy)]
+pub(super) struct FleetNow<'a> {
+    pub(super) scheduler: &'a CoreScheduler,
+    /// Synced with the scheduler's cluster.
+    pub(super) loads: &'a VmLoads,
+    pub(super) world: &'a FleetWorld,
+    pub(super) power: &'a [Power],
+    pub(super) minute: u64,
 }
 
 /// What scale-down (the autoscaler's, or Karpenter's consolidation)
@@ -121,13 +133,17 @@ impl Autoscaler {
     /// simulation removes each unneeded node before checking the next).
     pub(super) fn scale_down(
         &mut self,
-        scheduler: &CoreScheduler,
-        world: &FleetWorld,
-        power: &[Power],
-        minute: u64,
+        fleet: &FleetNow<'_>,
         spare: &mut [usize],
         headroom: &[usize],
     ) -> ScaleDownPlan {
+        let FleetNow {
+            scheduler,
+            loads,
+            world,
+            power,
+            minute,
+        } = *fleet;
         let rules = self.rules;
         let cooling = self
             .last_scale_up
@@ -136,11 +152,7 @@ impl Autoscaler {
         let mut moves = Moves::default();
         // Empty VMs first, as the autoscaler sorts its candidates: tasks
         // are not moved onto a VM that is going.
-        let tasks = |index: usize| {
-            world
-                .vm(scheduler.cluster(), index)
-                .map_or(0, |n| n.task_count())
-        };
+        let tasks = |index: usize| loads.get(index).tasks;
         let vms = power.len();
         let turn = |index: usize| (index + vms - self.next_candidate % vms.max(1)) % vms.max(1);
         let mut order: Vec<(bool, bool, usize, usize)> = (0..vms)

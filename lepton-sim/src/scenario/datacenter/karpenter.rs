@@ -27,7 +27,7 @@
 use lepton_core::{CoreScheduler, Resources};
 use serde::Serialize;
 
-use super::autoscaler::{Moves, ScaleDownPlan};
+use super::autoscaler::{FleetNow, Moves, ScaleDownPlan};
 use super::power::Power;
 use super::{FleetWorld, Pool};
 
@@ -74,17 +74,20 @@ impl Consolidator {
     /// shape and `headroom[shape]` how many of them the strategy keeps.
     pub(super) fn plan(
         &mut self,
-        scheduler: &CoreScheduler,
-        world: &FleetWorld,
-        power: &[Power],
-        minute: u64,
+        fleet: &FleetNow<'_>,
         spare: &mut [usize],
         headroom: &[usize],
     ) -> ScaleDownPlan {
-        let cluster = scheduler.cluster();
-        let tasks = |index: usize| world.vm(cluster, index).map_or(0, |n| n.task_count());
+        let FleetNow {
+            scheduler,
+            loads,
+            world,
+            power,
+            minute,
+        } = *fleet;
+        let tasks = |index: usize| loads.get(index).tasks;
         for (index, seen) in self.unchanged.iter_mut().enumerate() {
-            let generation = world.vm(cluster, index).map_or(0, |n| n.generation());
+            let generation = loads.get(index).generation;
             if generation != seen.0 {
                 *seen = (generation, minute);
             }

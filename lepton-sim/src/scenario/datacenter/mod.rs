@@ -6,11 +6,12 @@
 //! Here: the settings, the shapes and what a strategy is and reports;
 //! `world.rs` generates the fleet and its day, `run.rs` steps a strategy
 //! through it minute by minute, `power.rs` starts, releases and revokes
-//! VMs.
+//! VMs, `loads.rs` keeps what the minute's scans read of each VM's node.
 
 mod autoscaler;
 mod bound;
 mod karpenter;
+mod loads;
 mod power;
 mod run;
 mod trace;

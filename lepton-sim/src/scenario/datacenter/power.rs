@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use lepton_core::rng::SeededRng;
 use lepton_core::{CoreScheduler, Resources, Run, TaskId, TaskSpec};
 
+use super::loads::VmLoads;
 use super::{FleetWorld, Pool};
 use crate::chaos::check::Record;
 use crate::Error;
@@ -45,9 +46,11 @@ impl PowerManager<'_> {
         scheduler: &mut CoreScheduler,
         power: &mut [Power],
         waiting: &BTreeSet<TaskId>,
+        loads: &mut VmLoads,
     ) -> Result<(), Error> {
-        let mut spare = self.spare(scheduler, power);
-        self.release_idle(scheduler, power, &mut spare)?;
+        let loads = loads.sync(self.world, scheduler.cluster());
+        let mut spare = self.spare(loads, power);
+        self.release_idle(scheduler, power, &mut spare, loads)?;
         self.scale_up(power, waiting, &spare);
         Ok(())
     }
@@ -72,14 +75,15 @@ impl PowerManager<'_> {
         starting(power) > before
     }
 
-    /// The idle or starting VMs per shape: the spare capacity.
-    pub(super) fn spare(&self, scheduler: &CoreScheduler, power: &[Power]) -> Vec<usize> {
+    /// The idle or starting VMs per shape: the spare capacity (`loads`
+    /// synced with the cluster).
+    pub(super) fn spare(&self, loads: &VmLoads, power: &[Power]) -> Vec<usize> {
         let world = self.world;
         let mut spare = vec![0usize; world.shapes.len()];
         for (index, state) in power.iter().enumerate() {
             let spare_now = match state {
                 Power::Starting { .. } => true,
-                Power::On { .. } => !self.busy(scheduler, index),
+                Power::On { .. } => loads.get(index).tasks == 0,
                 Power::Off | Power::Revoked => false,
             };
             if spare_now {
@@ -89,27 +93,22 @@ impl PowerManager<'_> {
         spare
     }
 
-    /// Whether the VM at `index` holds a task.
-    fn busy(&self, scheduler: &CoreScheduler, index: usize) -> bool {
-        self.world
-            .vm(scheduler.cluster(), index)
-            .is_some_and(|node| node.task_count() > 0)
-    }
-
     /// Releases VMs idle long enough, beyond the spare capacity (`spare`
-    /// counts what is left).
+    /// counts what is left). Who is busy is read from `loads`, synced
+    /// before: releasing (a cordon) changes no VM's tasks.
     fn release_idle(
         &self,
         scheduler: &mut CoreScheduler,
         power: &mut [Power],
         spare: &mut [usize],
+        loads: &VmLoads,
     ) -> Result<(), Error> {
         let world = self.world;
         for (index, state) in power.iter_mut().enumerate() {
             let Power::On { idle_since } = state else {
                 continue;
             };
-            if self.busy(scheduler, index) {
+            if loads.get(index).tasks > 0 {
                 *idle_since = None;
                 continue;
             }

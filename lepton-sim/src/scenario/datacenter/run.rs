@@ -9,9 +9,10 @@ use lepton_core::scheduler::{SchedulerConfig, TaskState};
 use lepton_core::{Assignment, CoreScheduler, NodeId, NodeSpec, Run, Scheduler, TaskId, TaskSpec};
 use lepton_policies::DemandForecast;
 
-use super::autoscaler::{Autoscaler, ScaleDownPlan};
+use super::autoscaler::{Autoscaler, FleetNow, ScaleDownPlan};
 use super::bound::{fails, floor, run_length};
 use super::karpenter::Consolidator;
+use super::loads::VmLoads;
 use super::power::{revoke_spot, Power, PowerManager};
 use super::{FleetWorld, Pool, ScenarioTask, Strategy, StrategyReport, TimelinePoint};
 use crate::chaos::check::{check, Record};
@@ -86,6 +87,8 @@ struct DatacenterRun<'a> {
     use_spot: bool,
     clock: Arc<ManualClock>,
     scheduler: CoreScheduler,
+    /// What the minute's scans read of each VM's node.
+    loads: VmLoads,
     power: Vec<Power>,
     /// Spare VMs to keep per shape.
     headroom: Vec<usize>,
@@ -157,6 +160,7 @@ impl<'a> DatacenterRun<'a> {
             use_spot: strategy.use_spot,
             clock,
             scheduler,
+            loads: VmLoads::new(world),
             power,
             headroom,
             demand,
@@ -199,8 +203,8 @@ impl<'a> DatacenterRun<'a> {
         if self.release_idle {
             self.manage_power(minute)?;
         }
-        self.totals
-            .add_minute(&self.scheduler, self.world, &self.power);
+        let loads = self.loads.sync(self.world, self.scheduler.cluster());
+        self.totals.add_minute(loads, self.world, &self.power);
         if minute.is_multiple_of(10) {
             self.timeline.push(self.totals.point(minute));
         }
@@ -216,7 +220,7 @@ impl<'a> DatacenterRun<'a> {
     fn learn_demand(&mut self, minute: u64) {
         let demand = &mut self.demand;
         let now_s = minute * 60;
-        let cluster = self.scheduler.cluster();
+        let loads = self.loads.sync(self.world, self.scheduler.cluster());
         let expected: f64 = demand
             .per_shape
             .iter_mut()
@@ -226,11 +230,7 @@ impl<'a> DatacenterRun<'a> {
         for ((index, was_busy), power) in demand.busy.iter_mut().enumerate().zip(&self.power) {
             // A VM that is off holds nothing: its node is not read.
             let off = matches!(power, Power::Off | Power::Revoked);
-            let busy = !off
-                && self
-                    .world
-                    .vm(cluster, index)
-                    .is_some_and(|node| node.task_count() > 0);
+            let busy = !off && loads.get(index).tasks > 0;
             if busy && !*was_busy {
                 demand.per_shape[self.world.fleet[index].1].observe(now_s, 1.0);
                 taken += 1;
@@ -321,39 +321,51 @@ impl<'a> DatacenterRun<'a> {
         if let Some(consolidator) = &mut self.consolidator {
             // Idle release and scale-up as for every releasing strategy;
             // consolidation on a cluster with nothing waiting.
-            manager.manage(&mut self.scheduler, &mut self.power, &self.waiting)?;
+            manager.manage(
+                &mut self.scheduler,
+                &mut self.power,
+                &self.waiting,
+                &mut self.loads,
+            )?;
             if !self.waiting.is_empty() {
                 return Ok(());
             }
-            let mut spare = manager.spare(&self.scheduler, &self.power);
-            let plan = consolidator.plan(
-                &self.scheduler,
-                self.world,
-                &self.power,
+            let loads = self.loads.sync(self.world, self.scheduler.cluster());
+            let mut spare = manager.spare(loads, &self.power);
+            let fleet = FleetNow {
+                scheduler: &self.scheduler,
+                loads,
+                world: self.world,
+                power: &self.power,
                 minute,
-                &mut spare,
-                &self.headroom,
-            );
+            };
+            let plan = consolidator.plan(&fleet, &mut spare, &self.headroom);
             return self.carry_out(plan, minute);
         }
         let Some(autoscaler) = &mut self.autoscaler else {
-            return manager.manage(&mut self.scheduler, &mut self.power, &self.waiting);
+            return manager.manage(
+                &mut self.scheduler,
+                &mut self.power,
+                &self.waiting,
+                &mut self.loads,
+            );
         };
         // The autoscaler scales up first and down only in a loop that did
-        // not scale up.
-        let mut spare = manager.spare(&self.scheduler, &self.power);
+        // not scale up (which changes no node).
+        let loads = self.loads.sync(self.world, self.scheduler.cluster());
+        let mut spare = manager.spare(loads, &self.power);
         if manager.scale_up(&mut self.power, &self.waiting, &spare) {
             autoscaler.scaled_up(minute);
             return Ok(());
         }
-        let plan = autoscaler.scale_down(
-            &self.scheduler,
-            self.world,
-            &self.power,
+        let fleet = FleetNow {
+            scheduler: &self.scheduler,
+            loads,
+            world: self.world,
+            power: &self.power,
             minute,
-            &mut spare,
-            &self.headroom,
-        );
+        };
+        let plan = autoscaler.scale_down(&fleet, &mut spare, &self.headroom);
         self.carry_out(plan, minute)
     }
 
@@ -542,7 +554,7 @@ struct Totals {
 }
 
 impl Totals {
-    fn add_minute(&mut self, scheduler: &CoreScheduler, world: &FleetWorld, power: &[Power]) {
+    fn add_minute(&mut self, loads: &VmLoads, world: &FleetWorld, power: &[Power]) {
         let mut now = [(0.0, 0.0); 3];
         let mut powered = 0;
         for (index, state) in power.iter().enumerate() {
@@ -556,11 +568,11 @@ impl Totals {
             now[0].1 += capacity.cpu_milli as f64;
             now[1].1 += capacity.memory_mib as f64;
             now[2].1 += f64::from(spec.gpus.count);
-            if let Some(node) = world.vm(scheduler.cluster(), index) {
-                let free = node.free();
-                now[0].0 += capacity.cpu_milli.saturating_sub(free.cpu_milli) as f64;
-                now[1].0 += capacity.memory_mib.saturating_sub(free.memory_mib) as f64;
-                now[2].0 += node.gpu_free_milli().iter().filter(|&&m| m == 0).count() as f64;
+            let load = loads.get(index);
+            if load.present {
+                now[0].0 += load.cpu_used as f64;
+                now[1].0 += load.memory_used as f64;
+                now[2].0 += f64::from(load.gpus_full);
             }
         }
         self.vm_minutes += powered as u64;

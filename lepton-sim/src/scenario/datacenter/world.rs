@@ -2,10 +2,9 @@
 //! a day/night pattern, generated once per seed and shared by every
 //! strategy (or read from a user's workload).
 
-use lepton_core::cluster::ClusterNode;
 use lepton_core::model::{Priority, Taint, Toleration};
 use lepton_core::rng::SeededRng;
-use lepton_core::{ClusterState, GpuRequest, Gpus, NodeId, NodeSpec, Resources, TaskId, TaskSpec};
+use lepton_core::{GpuRequest, Gpus, NodeId, NodeSpec, Resources, TaskId, TaskSpec};
 
 use super::{
     DatacenterConfig, Pool, VmShape, GPU_TAINT, START_OBJECTIVE_MIN, STORAGE_TAINT, VM_SHAPES,
@@ -77,23 +76,6 @@ impl FleetWorld {
             spot_revocations_per_hour: 0.0,
             tasks,
         })
-    }
-}
-
-impl FleetWorld {
-    /// The VM at `index` of the fleet as `cluster` (which holds the fleet)
-    /// has it: found by position, since the fleet's VMs are added in
-    /// order and never removed, else by id.
-    pub(super) fn vm<'c>(
-        &self,
-        cluster: &'c ClusterState,
-        index: usize,
-    ) -> Option<&'c ClusterNode> {
-        let id = self.fleet.get(index)?.0.id;
-        match cluster.nodes().get(index) {
-            Some(node) if node.id() == id => Some(node),
-            _ => cluster.node(id),
-        }
     }
 }
 
