@@ -154,18 +154,13 @@ impl Autoscaler {
         // are not moved onto a VM that is going.
         let tasks = |index: usize| loads.get(index).tasks;
         let vms = power.len();
-        let turn = |index: usize| (index + vms - self.next_candidate % vms.max(1)) % vms.max(1);
-        let mut order: Vec<(bool, bool, usize, usize)> = (0..vms)
-            .map(|index| {
-                let busy = tasks(index) > 0;
-                let new = busy && self.unneeded_since[index].is_none();
-                (busy, new, turn(index), index)
-            })
-            .collect();
-        order.sort_unstable();
+        let order = check_order(vms, self.next_candidate, |index| {
+            let busy = tasks(index) > 0;
+            (busy, busy && self.unneeded_since[index].is_none())
+        });
         let pool = ((vms as f64 * CANDIDATES_POOL_RATIO).ceil() as usize).max(CANDIDATES_POOL_MIN);
         let (mut non_empty_found, mut new_checked) = (0, 0);
-        for (busy, new, _, index) in order {
+        for (busy, new, index) in order {
             let (node, shape) = &world.fleet[index];
             let candidate = matches!(power[index], Power::On { .. })
                 && world.shapes[*shape].pool != Pool::Owned
@@ -197,6 +192,34 @@ impl Autoscaler {
         self.next_candidate = (self.next_candidate + new_checked) % vms.max(1);
         plan
     }
+}
+
+/// The order scale-down checks the `vms` VMs in, each with whether it is
+/// busy and whether it is new (busy and not yet unneeded; `class` says
+/// both): empty VMs first, then busy ones already unneeded, then new ones,
+/// each group in fleet order rotated to begin at `start` (modulo `vms`) —
+/// the order of sorting by (busy, new, place in the rotation), built
+/// without the sort.
+fn check_order(
+    vms: usize,
+    start: usize,
+    class: impl Fn(usize) -> (bool, bool),
+) -> Vec<(bool, bool, usize)> {
+    let start = start % vms.max(1);
+    let mut groups: [Vec<usize>; 3] = Default::default();
+    for index in (start..vms).chain(0..start) {
+        let (busy, new) = class(index);
+        groups[usize::from(busy) + usize::from(new)].push(index);
+    }
+    let mut order = Vec::with_capacity(vms);
+    for (group, indices) in groups.into_iter().enumerate() {
+        order.extend(
+            indices
+                .into_iter()
+                .map(|index| (group > 0, group == 2, index)),
+        );
+    }
+    order
 }
 
 /// What this loop's simulated moves take from each destination VM, and
@@ -314,4 +337,40 @@ fn utilization(node: &lepton_core::cluster::ClusterNode) -> f64 {
     let capacity = &node.spec().capacity;
     let free = node.free();
     share(capacity.cpu_milli, free.cpu_milli).max(share(capacity.memory_mib, free.memory_mib))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::check_order;
+
+    proptest! {
+        /// The grouped order is the sort it replaces: by busy, new, then
+        /// place in the rotation that begins at `start`.
+        #[test]
+        fn the_check_order_is_the_sorted_rotation(
+            classes in prop::collection::vec((any::<bool>(), any::<bool>()), 0..40),
+            start in 0..100usize,
+        ) {
+            let vms = classes.len();
+            // New implies busy.
+            let class = |index: usize| {
+                let (busy, new) = classes[index];
+                (busy, busy && new)
+            };
+            let turn = |index: usize| (index + vms - start % vms.max(1)) % vms.max(1);
+            let mut sorted: Vec<(bool, bool, usize, usize)> = (0..vms)
+                .map(|index| {
+                    let (busy, new) = class(index);
+                    (busy, new, turn(index), index)
+                })
+                .collect();
+            sorted.sort_unstable();
+            let expected: Vec<(bool, bool, usize)> =
+                sorted.into_iter().map(|(busy, new, _, index)| (busy, new, index)).collect();
+            let order = check_order(vms, start, class);
+            prop_assert_eq!(order, expected);
+        }
+    }
 }
