@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -19,20 +19,67 @@ pub const GPU_MILLI_PER_GPU: u32 = 1000;
 
 /// The name of an extended resource, such as `"example.com/fpga"`.
 ///
-/// Cheap to clone: the text is shared.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Cheap to clone: the text is shared — also between names made apart
+/// with the same text, as long as few distinct names are in use (the
+/// first 64 made), so that equal names compare by pointer. Every
+/// comparison still means the text's.
+#[derive(Debug, Clone, Eq, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct ResourceName(Arc<str>);
+
+/// How many distinct names share their text (a bound, so that names from
+/// untrusted input cannot grow the table).
+const SHARED_NAMES: usize = 64;
+
+/// The texts shared, first made first.
+static SHARED: Mutex<Vec<Arc<str>>> = Mutex::new(Vec::new());
 
 impl ResourceName {
     /// Wraps a name.
     pub fn new(name: impl AsRef<str>) -> Self {
-        ResourceName(Arc::from(name.as_ref()))
+        // A poisoned lock still holds valid texts.
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        ResourceName(share(&mut shared, name.as_ref()))
     }
 
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// `name`'s text from `shared` if there, else made (and kept there while
+/// it holds fewer than [`SHARED_NAMES`]).
+fn share(shared: &mut Vec<Arc<str>>, name: &str) -> Arc<str> {
+    if let Some(text) = shared.iter().find(|text| &***text == name) {
+        return Arc::clone(text);
+    }
+    let text: Arc<str> = Arc::from(name);
+    if shared.len() < SHARED_NAMES {
+        shared.push(Arc::clone(&text));
+    }
+    text
+}
+
+impl PartialEq for ResourceName {
+    /// The texts are equal: the same text shared, or equal texts.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl std::hash::Hash for ResourceName {
+    /// The text's hash, as equality is the text's.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceName {
+    /// A string, as [`ResourceName::new`] makes it.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(ResourceName::new(name))
     }
 }
 
@@ -205,8 +252,12 @@ impl Resources {
     }
 
     /// Sets the amount of an extended resource (zero removes it).
-    pub fn with_extended(mut self, name: impl AsRef<str>, amount: u64) -> Self {
-        let name = ResourceName::new(name);
+    pub fn with_extended(self, name: impl AsRef<str>, amount: u64) -> Self {
+        self.with_extended_name(ResourceName::new(name), amount)
+    }
+
+    /// [`with_extended`](Self::with_extended) with the name made already.
+    fn with_extended_name(mut self, name: ResourceName, amount: u64) -> Self {
         match self.extended.binary_search_by(|(n, _)| n.cmp(&name)) {
             Ok(i) if amount == 0 => {
                 self.extended.remove(i);
@@ -223,6 +274,16 @@ impl Resources {
         self.extended
             .iter()
             .find(|(n, _)| n.as_str() == name)
+            .map_or(0, |(_, amount)| *amount)
+    }
+
+    /// The amount of extended resource `name` (0 if absent): as
+    /// [`extended`](Self::extended), comparing names as
+    /// [`ResourceName`]s (by pointer first).
+    fn amount_of(&self, name: &ResourceName) -> u64 {
+        self.extended
+            .iter()
+            .find(|(n, _)| n == name)
             .map_or(0, |(_, amount)| *amount)
     }
 
@@ -249,7 +310,7 @@ impl Resources {
             && request
                 .extended
                 .iter()
-                .all(|(name, amount)| *amount <= self.extended(name.as_str()))
+                .all(|(name, amount)| *amount <= self.amount_of(name))
     }
 
     /// Subtracts `other`, or names the first dimension that would go below zero.
@@ -267,9 +328,9 @@ impl Resources {
         )?;
         out.storage_gib = sub(self.storage_gib, other.storage_gib, Dimension::StorageGib)?;
         for (name, amount) in &other.extended {
-            let have = self.extended(name.as_str());
+            let have = self.amount_of(name);
             let left = sub(have, *amount, Dimension::Extended(name.clone()))?;
-            out = out.with_extended(name.as_str(), left);
+            out = out.with_extended_name(name.clone(), left);
         }
         Ok(out)
     }
@@ -289,9 +350,9 @@ impl Resources {
         )?;
         out.storage_gib = add(self.storage_gib, other.storage_gib, Dimension::StorageGib)?;
         for (name, amount) in &other.extended {
-            let have = self.extended(name.as_str());
+            let have = self.amount_of(name);
             let sum = add(have, *amount, Dimension::Extended(name.clone()))?;
-            out = out.with_extended(name.as_str(), sum);
+            out = out.with_extended_name(name.clone(), sum);
         }
         Ok(out)
     }
@@ -382,6 +443,28 @@ impl fmt::Display for GpuRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_share_their_text_up_to_the_bound_and_compare_by_it() {
+        let mut shared = Vec::new();
+        let a = share(&mut shared, "rdma");
+        assert!(Arc::ptr_eq(&a, &share(&mut shared, "rdma")));
+        assert!(!Arc::ptr_eq(&a, &share(&mut shared, "fpga")));
+        for i in 0..2 * SHARED_NAMES {
+            share(&mut shared, &format!("name-{i}"));
+        }
+        assert_eq!(shared.len(), SHARED_NAMES);
+        // Past the bound a name is made afresh each time, still equal.
+        let late = ResourceName(share(&mut shared, "late"));
+        let again = ResourceName(share(&mut shared, "late"));
+        assert!(!Arc::ptr_eq(&late.0, &again.0));
+        assert_eq!(late, again);
+        assert_ne!(late, ResourceName(share(&mut shared, "later")));
+        // Made by `new` or read from JSON, the name is the same.
+        let read: ResourceName = serde_json::from_str("\"late\"").unwrap();
+        assert_eq!(read, ResourceName::new("late"));
+        assert_eq!(serde_json::to_string(&read).unwrap(), "\"late\"");
+    }
 
     #[test]
     fn fits_checks_every_dimension() {
