@@ -228,7 +228,7 @@ impl<'a> DatacenterRun<'a> {
             .sum();
         let mut taken = 0;
         for ((index, was_busy), power) in demand.busy.iter_mut().enumerate().zip(&self.power) {
-            // A VM that is off holds nothing: its node is not read.
+            // A VM that is off holds nothing.
             let off = matches!(power, Power::Off | Power::Revoked);
             let busy = !off && loads.get(index).tasks > 0;
             if busy && !*was_busy {
