@@ -240,11 +240,9 @@ pub(super) fn whole_seconds(duration: Duration) -> u64 {
 }
 
 /// Sends `request` again while its answer is unreadable because a container
-/// in it is in Podman's transient `stopped` state (a process ended, cleanup
-/// not run yet). That state is outside the Docker API, so bollard refuses the
-/// whole answer, a list included; it turns `exited` within about half a
-/// second (longer on a loaded machine), so the request is repeated for up to
-/// 5 s.
+/// in it is in Podman's exit window (a process ended, cleanup not run yet),
+/// for up to 5 s: the window closes within about half a second, longer on a
+/// loaded machine. See [`in_podman_exit_window`].
 pub(super) async fn through_podman_stopped<T, F, Fut>(mut request: F) -> Result<T, DockerError>
 where
     F: FnMut() -> Fut,
@@ -253,14 +251,28 @@ where
     let mut reads = 0;
     loop {
         match request().await {
-            Err(DockerError::JsonDataError { message, .. })
-                if message.contains("unknown variant") && reads < UNKNOWN_STATE_RETRIES =>
-            {
+            Err(e) if in_podman_exit_window(&e) && reads < UNKNOWN_STATE_RETRIES => {
                 reads += 1;
                 tokio::time::sleep(UNKNOWN_STATE_PAUSE).await;
             }
             result => return result,
         }
+    }
+}
+
+/// Whether `err` is one of the two answers Podman gives for a container whose
+/// process has just ended: its `stopped` state, outside the Docker API, which
+/// bollard refuses to read (the whole answer, a list included); or a 500 from
+/// an inspection that read the gone process's cgroup (`read
+/// /proc/N/cgroup: no such process`).
+fn in_podman_exit_window(err: &DockerError) -> bool {
+    match err {
+        DockerError::JsonDataError { message, .. } => message.contains("unknown variant"),
+        DockerError::DockerResponseServerError {
+            status_code: 500,
+            message,
+        } => message.contains("/proc/") && message.contains("no such process"),
+        _ => false,
     }
 }
 
@@ -295,6 +307,27 @@ mod tests {
     use super::*;
     use crate::docker::testing::backend;
     use crate::shared::testing::{assert_invalid, runtime};
+
+    #[test]
+    fn only_podmans_exit_window_answers_are_read_again() {
+        let server = |status_code, message: &str| DockerError::DockerResponseServerError {
+            status_code,
+            message: message.to_owned(),
+        };
+        let gone = "read /proc/13400/cgroup: no such process";
+        assert!(in_podman_exit_window(&server(500, gone)));
+        assert!(in_podman_exit_window(&DockerError::JsonDataError {
+            message: "unknown variant `stopped`, expected one of `created`".to_owned(),
+            column: 12,
+        }));
+        assert!(!in_podman_exit_window(&server(404, gone)));
+        assert!(!in_podman_exit_window(&server(500, "no such container")));
+        assert!(!in_podman_exit_window(&server(500, "disk full")));
+        assert!(!in_podman_exit_window(&DockerError::JsonDataError {
+            message: "missing field `Id`".to_owned(),
+            column: 3,
+        }));
+    }
 
     #[test]
     fn container_ids_are_checked_before_reaching_a_path() {

@@ -62,8 +62,9 @@
 //! Podman's Docker-compatible service works, with three differences the
 //! backend absorbs: a taken name is refused with 500 (not 409); a container
 //! whose process has just ended is briefly `stopped`, a state outside the
-//! Docker API that bollard cannot read, so an inspection or a list that meets
-//! it is repeated for up to 5 s until it reads `exited`; and its one-shot
+//! Docker API that bollard cannot read, or fails inspection with a 500 (its
+//! process's cgroup is gone), so an inspection or a list that meets either is
+//! repeated for up to 5 s until it reads `exited`; and its one-shot
 //! statistics carry no previous sample, so CPU use is measured between two
 //! `usage` calls.
 //!
