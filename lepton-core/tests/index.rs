@@ -3,7 +3,10 @@
 //! every node with the stage's slow check gives, with and without a
 //! policy's filter, through random sequences of node additions
 //! (including ones that change the largest node), removals, state changes,
-//! reservations and releases.
+//! reservations and releases; and every node lists exactly the tasks it
+//! holds. The free-key order is brought up to date when read, so a search
+//! from inside a filter and searches from several threads must see it
+//! current and not deadlock.
 
 use lepton_core::cluster::{ClusterNode, NodeFilter};
 use lepton_core::model::{GpuModel, NodeState};
@@ -200,8 +203,110 @@ proptest! {
                     }
                 }
             }
+            check_task_lists(&cluster, &running);
         }
     }
+}
+
+/// Every node lists exactly the running tasks allocated to it.
+fn check_task_lists(cluster: &ClusterState, running: &[TaskId]) {
+    for node in cluster.nodes() {
+        let mut listed: Vec<TaskId> = node.tasks().iter().map(|&(t, _)| t).collect();
+        listed.sort_unstable();
+        let mut expected: Vec<TaskId> = running
+            .iter()
+            .copied()
+            .filter(|&t| cluster.allocation(t).map(|a| a.node) == Some(node.id()))
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(listed, expected, "tasks on {}", node.id());
+    }
+}
+
+/// 64 nodes of growing size, with tasks placed by first fit and some
+/// released: changes the free-key order has not read yet.
+fn cluster_with_unread_changes() -> ClusterState {
+    let mut cluster = ClusterState::new();
+    for id in 0..64 {
+        let spec = NodeSpec::new(NodeId(id), Resources::new(8_000 + id * 500, 65_536));
+        cluster.add_node(spec).expect("a new node");
+    }
+    for id in 0..200 {
+        let task = TaskSpec::new(TaskId(id), Resources::new(1_000 + id % 7 * 300, 1_024));
+        let node = cluster
+            .feasible(&task, None)
+            .first_fit()
+            .expect("room")
+            .id();
+        cluster.reserve(&task, &Placement::on(node)).expect("fits");
+    }
+    for id in (0..200).step_by(3) {
+        cluster.release(TaskId(id)).expect("placed");
+    }
+    cluster
+}
+
+/// Runs `f` on another thread; fails if it has not returned in 60 s (a
+/// deadlock) or panicked.
+fn within_a_minute(f: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        done.send(()).expect("the test waits");
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("finished (not deadlocked, not panicked)");
+}
+
+#[test]
+fn a_filter_may_search_the_cluster_it_filters() {
+    within_a_minute(|| {
+        let cluster = cluster_with_unread_changes();
+        let task = TaskSpec::new(TaskId(1_000), Resources::new(2_000, 1_024));
+        let tightest = scan_tightest(&cluster, &task, None);
+        // Admits only the node the unfiltered search would choose, which it
+        // finds by searching the same cluster from inside the search.
+        let only_the_tightest = |task: &TaskSpec, node: &ClusterNode| {
+            let inner = cluster.feasible(task, None).tightest_fit().map(|n| n.id());
+            if inner == Some(node.id()) {
+                Ok(())
+            } else {
+                Err(Misfit::Policy("not the tightest".into()))
+            }
+        };
+        let search = cluster.feasible(&task, Some(&only_the_tightest));
+        assert!(tightest.is_some());
+        assert_eq!(search.loosest_fit().map(|n| n.id()), tightest);
+    });
+}
+
+#[test]
+fn threads_searching_one_cluster_all_see_it_up_to_date() {
+    within_a_minute(|| {
+        for round in 0..20u64 {
+            let cluster = cluster_with_unread_changes();
+            let tasks: Vec<TaskSpec> = (0..4)
+                .map(|i| TaskSpec::new(TaskId(1_000 + i), Resources::new(500 + round * 400, 512)))
+                .collect();
+            std::thread::scope(|scope| {
+                for task in &tasks {
+                    let cluster = &cluster;
+                    scope.spawn(move || {
+                        let search = cluster.feasible(task, None);
+                        assert_eq!(
+                            search.tightest_fit().map(|n| n.id()),
+                            scan_tightest(cluster, task, None)
+                        );
+                        assert_eq!(
+                            search.loosest_fit().map(|n| n.id()),
+                            scan_loosest(cluster, task, None)
+                        );
+                    });
+                }
+            });
+        }
+    });
 }
 
 #[test]

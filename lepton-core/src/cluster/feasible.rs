@@ -256,8 +256,9 @@ impl<'a> FeasibleNodes<'a> {
         let request = cluster
             .scale
             .key(task.request.cpu_milli, task.gpu.total_milli());
-        let candidate = |position: usize| self.admits(&cluster.nodes[position]);
-        let index = &cluster.free_index;
+        let filter = self.filter;
+        let candidate = |position: usize| admits(task, filter, &cluster.nodes[position]);
+        let index = cluster.free_index.read(&cluster.nodes, cluster.scale);
         let position = match order {
             Order::Least => index.smallest_from(task, request, candidate),
             Order::Most => index.largest_down_to(task, request, candidate),

@@ -14,11 +14,16 @@
 //!   leftmost feasible node (first fit) is found by descending only into
 //!   subtrees that could hold it.
 //!
-//! Both are updated on every reserve, release and state change (O(log n)) and
+//! The fit tree is updated on every reserve, release and state change
+//! (O(log n)); the free index only marks the node stale then, and is brought
+//! up to date when a search reads it ([`LazyFreeIndex`]), so policies that
+//! never walk it (first fit, FGD, the learned ones) never pay for it. Both are
 //! rebuilt when nodes are removed or the largest node changes.
 
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
+
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 
 use super::{ClusterNode, LargestNode};
 use crate::node::{GpuModel, NodeState};
@@ -55,6 +60,88 @@ impl KeyScale {
     /// A key back as `½ · cpu / C + ½ · gpu / G`.
     pub(crate) fn half_share(&self, key: FreeKey) -> f64 {
         key as f64 / (2 * self.cpu_norm * self.gpu_norm) as f64
+    }
+}
+
+/// A [`FreeIndex`] and the positions whose nodes changed since it last read
+/// them. Changes (through `&mut`) only mark a position; a read (through `&`,
+/// as policies search) first re-indexes the marked ones. The read lock is
+/// taken recursively (a policy's node filter may search the same cluster)
+/// and the write lock for that catch-up only by `try_write`, so a reader
+/// never waits on a writer that waits on it: a failed `try_write` means
+/// another reader is catching up, after which the index has nothing stale.
+#[derive(Debug, Default)]
+pub(crate) struct LazyFreeIndex(RwLock<Kept>);
+
+#[derive(Debug, Clone, Default)]
+struct Kept {
+    index: FreeIndex,
+    /// Positions changed since the index read them, each once.
+    stale: Vec<u32>,
+    /// Whether each position is in `stale`.
+    marked: Vec<bool>,
+}
+
+impl Clone for LazyFreeIndex {
+    fn clone(&self) -> Self {
+        LazyFreeIndex(RwLock::new(self.0.read_recursive().clone()))
+    }
+}
+
+impl LazyFreeIndex {
+    /// Notes that the node at `position` changed (O(1)).
+    pub(crate) fn mark(&mut self, position: usize) {
+        let kept = self.0.get_mut();
+        if kept.marked.len() <= position {
+            kept.marked.resize(position + 1, false);
+        }
+        if !kept.marked[position] {
+            kept.marked[position] = true;
+            kept.stale.push(position as u32);
+        }
+    }
+
+    pub(crate) fn rebuild(&mut self, nodes: &[ClusterNode], scale: KeyScale) {
+        let kept = self.0.get_mut();
+        kept.index.rebuild(nodes, scale);
+        kept.stale.clear();
+        kept.marked.clear();
+    }
+
+    /// The index, up to date with `nodes`.
+    pub(crate) fn read(
+        &self,
+        nodes: &[ClusterNode],
+        scale: KeyScale,
+    ) -> MappedRwLockReadGuard<'_, FreeIndex> {
+        loop {
+            let kept = self.0.read_recursive();
+            if kept.stale.is_empty() {
+                return RwLockReadGuard::map(kept, |kept| &kept.index);
+            }
+            drop(kept);
+            match self.0.try_write() {
+                Some(mut kept) => kept.catch_up(nodes, scale),
+                None => std::thread::yield_now(),
+            }
+        }
+    }
+}
+
+impl Kept {
+    fn catch_up(&mut self, nodes: &[ClusterNode], scale: KeyScale) {
+        let Kept {
+            index,
+            stale,
+            marked,
+        } = self;
+        for position in stale.drain(..) {
+            let position = position as usize;
+            marked[position] = false;
+            if let Some(node) = nodes.get(position) {
+                index.update(position, node, scale);
+            }
+        }
     }
 }
 
@@ -145,45 +232,57 @@ impl FreeIndex {
 
     /// The position with the smallest key of at least `from` that `fits`,
     /// the smallest position on equal keys.
+    // Plain loops, not iterator adapters with closures: the closures were
+    // at times left out of line, a call per node walked past.
+    #[inline]
     pub(crate) fn smallest_from(
         &self,
         task: &TaskSpec,
         from: FreeKey,
         fits: impl Fn(usize) -> bool,
     ) -> Option<usize> {
-        self.candidates(task)
-            .filter_map(|p| {
-                p.ascending
-                    .range((from, 0)..)
-                    .find(|&&(_, position)| fits(position as usize))
-                    .copied()
-            })
-            .min()
-            .map(|(_, position)| position as usize)
+        let mut best: Option<(FreeKey, u32)> = None;
+        for partition in self.candidates(task) {
+            for &entry in partition.ascending.range((from, 0)..) {
+                if fits(entry.1 as usize) {
+                    best = Some(best.map_or(entry, |best| best.min(entry)));
+                    break;
+                }
+            }
+        }
+        best.map(|(_, position)| position as usize)
     }
 
     /// The position with the largest key, of at least `down_to`, that
     /// `fits`, the smallest position on equal keys.
+    #[inline]
     pub(crate) fn largest_down_to(
         &self,
         task: &TaskSpec,
         down_to: FreeKey,
         fits: impl Fn(usize) -> bool,
     ) -> Option<usize> {
-        let fitting = |&&(_, position): &&(FreeKey, u32)| fits(position as usize);
-        self.candidates(task)
-            .filter_map(|p| {
-                // The largest key with a node that fits, walking down; then
-                // that key's first node in cluster order that fits.
-                let &(key, _) = p.ascending.range((down_to, 0)..).rev().find(fitting)?;
-                let &(_, position) = p
-                    .ascending
-                    .range((key, 0)..=(key, u32::MAX))
-                    .find(fitting)?;
-                Some((Reverse(key), position))
-            })
-            .min()
-            .map(|(_, position)| position as usize)
+        let mut best: Option<(Reverse<FreeKey>, u32)> = None;
+        for partition in self.candidates(task) {
+            // The largest key with a node that fits, walking down; then
+            // that key's first node in cluster order that fits.
+            let mut largest = None;
+            for &(key, position) in partition.ascending.range((down_to, 0)..).rev() {
+                if fits(position as usize) {
+                    largest = Some(key);
+                    break;
+                }
+            }
+            let Some(key) = largest else { continue };
+            for &(_, position) in partition.ascending.range((key, 0)..=(key, u32::MAX)) {
+                if fits(position as usize) {
+                    let entry = (Reverse(key), position);
+                    best = Some(best.map_or(entry, |best| best.min(entry)));
+                    break;
+                }
+            }
+        }
+        best.map(|(_, position)| position as usize)
     }
 }
 
@@ -269,7 +368,12 @@ impl FitTree {
         self.tree[i] = Summary::of(node);
         while i > 1 {
             i /= 2;
-            self.tree[i] = self.tree[2 * i].max(self.tree[2 * i + 1]);
+            let summary = self.tree[2 * i].max(self.tree[2 * i + 1]);
+            if self.tree[i] == summary {
+                // Nothing above changes either.
+                return;
+            }
+            self.tree[i] = summary;
         }
     }
 

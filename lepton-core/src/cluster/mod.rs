@@ -14,6 +14,7 @@ mod feasible;
 mod gpu_slots;
 mod index;
 mod ranking;
+mod utilization;
 
 use std::sync::Arc;
 
@@ -23,8 +24,9 @@ use smallvec::SmallVec;
 use self::changes::{ChangeLog, Instance};
 pub(crate) use self::feasible::check as check_feasible;
 pub use self::feasible::{FeasibleNodes, NodeFilter};
-use self::index::{FitTree, FreeIndex, KeyScale};
+use self::index::{FitTree, KeyScale, LazyFreeIndex};
 pub use self::ranking::{NodeRankings, MAX_SCORE};
+pub use self::utilization::Utilization;
 
 use crate::backend::Usage;
 use crate::error::{Error, Misfit};
@@ -322,9 +324,19 @@ impl ClusterNode {
         }
     }
 
-    /// Takes back what `allocation` holds here: the node's half of a
-    /// release (the generation is the caller's).
+    /// Takes back what `allocation` holds here, in thought (a preemption's
+    /// copy of the node): [`release`](ClusterState::release) does the same
+    /// knowing where the task sits in the node's task list.
     pub(crate) fn give_back(&mut self, allocation: &Allocation) {
+        self.give_back_resources(allocation);
+        if let Some(i) = self.tasks.iter().position(|&(t, _)| t == allocation.task) {
+            self.tasks.swap_remove(i);
+        }
+    }
+
+    /// Takes back the resources `allocation` holds here, not its entry in the
+    /// task list (the generation is the caller's).
+    fn give_back_resources(&mut self, allocation: &Allocation) {
         // Adding back what was taken cannot exceed the capacity it came from.
         self.free = self
             .free
@@ -349,9 +361,6 @@ impl ClusterNode {
             if self.gpu_requests[i].1 == 0 {
                 self.gpu_requests.swap_remove(i);
             }
-        }
-        if let Some(i) = self.tasks.iter().position(|&(t, _)| t == allocation.task) {
-            self.tasks.swap_remove(i);
         }
     }
 
@@ -433,15 +442,23 @@ pub(super) fn enough_gpus(gpu_free_milli: &[u32], request: GpuRequest) -> bool {
 pub struct ClusterState {
     nodes: Vec<ClusterNode>,
     index: HashMap<NodeId, usize>,
-    allocations: HashMap<TaskId, Allocation>,
+    allocations: HashMap<TaskId, Held>,
     largest: LargestNode,
     /// Source of node generations: the latest given.
     changes: u64,
     log: ChangeLog,
     instance: Instance,
     scale: KeyScale,
-    free_index: FreeIndex,
+    free_index: LazyFreeIndex,
     fit_tree: FitTree,
+}
+
+/// An allocation, with where its task sits in its node's task list (so a
+/// release finds it without a scan).
+#[derive(Debug, Clone)]
+struct Held {
+    allocation: Allocation,
+    slot: u32,
 }
 
 /// The largest capacity any node offers, per dimension policies normalise by.
@@ -572,12 +589,12 @@ impl ClusterState {
 
     /// What `task` holds, if it holds anything.
     pub fn allocation(&self, task: TaskId) -> Option<&Allocation> {
-        self.allocations.get(&task)
+        self.allocations.get(&task).map(|held| &held.allocation)
     }
 
     /// Every allocation, in no particular order.
     pub fn allocations(&self) -> impl Iterator<Item = &Allocation> {
-        self.allocations.values()
+        self.allocations.values().map(|held| &held.allocation)
     }
 
     /// The tasks holding resources on `node`, in id order.
@@ -621,7 +638,7 @@ impl ClusterState {
         if let Some(existing) = self.allocations.get(&task.id) {
             return Err(Error::AlreadyAllocated {
                 task: task.id,
-                node: existing.node,
+                node: existing.allocation.node,
             });
         }
         let position = self.position(placement.node)?;
@@ -664,6 +681,7 @@ impl ClusterState {
                 None => node.gpu_requests.push((task.gpu, 1)),
             }
         }
+        let slot = node.tasks.len() as u32;
         node.tasks.push((task.id, task.priority));
         self.touch(position);
         let allocation = Allocation {
@@ -676,7 +694,8 @@ impl ClusterState {
             anti_affinity: task.constraints.anti_affinity.clone(),
         };
         self.reindex(position);
-        Ok(self.allocations.entry(task.id).or_insert(allocation))
+        let held = Held { allocation, slot };
+        Ok(&self.allocations.entry(task.id).or_insert(held).allocation)
     }
 
     /// Gives back everything `task` holds.
@@ -685,12 +704,22 @@ impl ClusterState {
     /// [`Error::NotAllocated`] when the task holds nothing (so a release can
     /// never be counted twice).
     pub fn release(&mut self, task: TaskId) -> Result<Allocation, Error> {
-        let allocation = self
+        let Held { allocation, slot } = self
             .allocations
             .remove(&task)
             .ok_or(Error::NotAllocated { task })?;
         let position = self.position(allocation.node)?;
-        self.nodes[position].give_back(&allocation);
+        let node = &mut self.nodes[position];
+        node.give_back_resources(&allocation);
+        let slot = slot as usize;
+        debug_assert_eq!(node.tasks.get(slot).map(|&(t, _)| t), Some(task));
+        node.tasks.swap_remove(slot);
+        // The last task moved into the gap.
+        if let Some(&(moved, _)) = node.tasks.get(slot) {
+            if let Some(held) = self.allocations.get_mut(&moved) {
+                held.slot = slot as u32;
+            }
+        }
         self.touch(position);
         self.reindex(position);
         Ok(allocation)
@@ -710,7 +739,7 @@ impl ClusterState {
 
     fn reindex(&mut self, position: usize) {
         if let Some(node) = self.nodes.get(position) {
-            self.free_index.update(position, node, self.scale);
+            self.free_index.mark(position);
             self.fit_tree.update(position, node, &self.nodes);
         }
     }
@@ -733,38 +762,5 @@ impl ClusterState {
             .get(&node)
             .copied()
             .ok_or(Error::UnknownNode { node })
-    }
-}
-
-/// Fractions (0.0..=1.0) of offered capacity in use.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
-pub struct Utilization {
-    /// CPU.
-    pub cpu: f64,
-    /// Memory.
-    pub memory: f64,
-    /// GPU (milli-GPUs).
-    pub gpu: f64,
-}
-
-impl Utilization {
-    /// The fullest dimension's share.
-    pub fn max(&self) -> f64 {
-        self.cpu.max(self.memory).max(self.gpu)
-    }
-
-    fn from_used_and_offered([cpu, memory, gpu]: [(u128, u128); 3]) -> Self {
-        let ratio = |(used, offered): (u128, u128)| {
-            if offered == 0 {
-                0.0
-            } else {
-                used as f64 / offered as f64
-            }
-        };
-        Utilization {
-            cpu: ratio(cpu),
-            memory: ratio(memory),
-            gpu: ratio(gpu),
-        }
     }
 }
