@@ -384,23 +384,33 @@ impl FitTree {
     }
 
     /// The leftmost position whose node `fits`, visiting only subtrees whose
-    /// summary says `task` may fit.
+    /// summary says `task` may fit: down the left child while it may, on to
+    /// the next subtree to the right when not.
     pub(crate) fn leftmost(&self, task: &TaskSpec, fits: impl Fn(usize) -> bool) -> Option<usize> {
         if self.tree.is_empty() {
             return None;
         }
-        self.descend(1, task, &fits)
-    }
-
-    fn descend(&self, i: usize, task: &TaskSpec, fits: &impl Fn(usize) -> bool) -> Option<usize> {
-        if !self.tree[i].may_fit(task) {
-            return None;
+        let mut i = 1;
+        loop {
+            if self.tree[i].may_fit(task) {
+                if i < self.leaves {
+                    i *= 2;
+                    continue;
+                }
+                let position = i - self.leaves;
+                if fits(position) {
+                    return Some(position);
+                }
+            }
+            // Up past right children (the root included: then nothing is
+            // left), then over to the right sibling.
+            while i % 2 == 1 {
+                i /= 2;
+            }
+            if i == 0 {
+                return None;
+            }
+            i += 1;
         }
-        if i >= self.leaves {
-            let position = i - self.leaves;
-            return fits(position).then_some(position);
-        }
-        self.descend(2 * i, task, fits)
-            .or_else(|| self.descend(2 * i + 1, task, fits))
     }
 }
