@@ -256,8 +256,7 @@ impl<'a> FeasibleNodes<'a> {
         let request = cluster
             .scale
             .key(task.request.cpu_milli, task.gpu.total_milli());
-        let filter = self.filter;
-        let candidate = |position: usize| admits(task, filter, &cluster.nodes[position]);
+        let candidate = |position: usize| self.admits(&cluster.nodes[position]);
         let index = cluster.free_index.read(&cluster.nodes, cluster.scale);
         let position = match order {
             Order::Least => index.smallest_from(task, request, candidate),
