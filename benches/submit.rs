@@ -13,6 +13,11 @@
 //! then 4 × 10,000 tasks of 0.1 core across 8 priorities. The scheduling
 //! thread runs cycles and completes every task it is handed at once, until
 //! the batch has completed; it yields when a cycle finds nothing.
+//!
+//! Each contender runs twice: with cycles that take every queued task (the
+//! default; `handle`, `mutex`) and with cycles of at most
+//! [`CYCLE_LIMIT`] tasks (`max_tasks_per_cycle`; `handle_cycles_of_128`,
+//! `mutex_cycles_of_128`).
 //! - `submit` times the submitters: from their start until the last one's
 //!   last submission was accepted (tasks accepted per second, while the
 //!   scheduling thread works).
@@ -21,6 +26,7 @@
 //!
 //! Run: `cargo bench --bench submit`.
 
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use criterion::{
@@ -28,15 +34,22 @@ use criterion::{
 };
 use lepton::model::Priority;
 use lepton::policies::FirstFit;
+use lepton::scheduler::SchedulerConfig;
 use lepton::{CoreScheduler, NodeId, NodeSpec, Resources, Scheduler, TaskId, TaskSpec};
 use parking_lot::Mutex;
 
 const SUBMITTERS: u64 = 4;
 const PER_SUBMITTER: u64 = 10_000;
 const BATCH: usize = (SUBMITTERS * PER_SUBMITTER) as usize;
+/// The limited contenders' `max_tasks_per_cycle`.
+const CYCLE_LIMIT: usize = 128;
 
-fn scheduler() -> CoreScheduler {
-    let mut scheduler = CoreScheduler::new(Box::new(FirstFit));
+fn scheduler(max_tasks_per_cycle: Option<usize>) -> CoreScheduler {
+    let mut config = SchedulerConfig::default();
+    config.max_tasks_per_cycle = max_tasks_per_cycle.and_then(NonZeroUsize::new);
+    let mut scheduler = CoreScheduler::builder(Box::new(FirstFit))
+        .config(config)
+        .build();
     for id in 0..100 {
         let node = NodeSpec::new(NodeId(id), Resources::new(64_000, 262_144));
         scheduler.add_node(&node).expect("valid node");
@@ -123,8 +136,8 @@ fn run_batch(submit: impl Fn(u64, &TaskSpec) + Sync, mut cycle: impl FnMut() -> 
     })
 }
 
-fn through_handle() -> Timings {
-    let mut scheduler = scheduler();
+fn through_handle(max_tasks_per_cycle: Option<usize>) -> Timings {
+    let mut scheduler = scheduler(max_tasks_per_cycle);
     let submitter = scheduler.submitter();
     run_batch(
         |_, task| {
@@ -134,8 +147,8 @@ fn through_handle() -> Timings {
     )
 }
 
-fn through_mutex() -> Timings {
-    let scheduler = Mutex::new(scheduler());
+fn through_mutex(max_tasks_per_cycle: Option<usize>) -> Timings {
+    let scheduler = Mutex::new(scheduler(max_tasks_per_cycle));
     run_batch(
         |_, task| {
             scheduler.lock().submit(task).expect("valid, unique task");
@@ -151,13 +164,20 @@ fn bench_group(c: &mut Criterion, name: &str, span: fn(&Timings) -> Duration) {
         .throughput(Throughput::Elements(BATCH as u64))
         .sampling_mode(SamplingMode::Flat)
         .sample_size(20);
-    for (contender, run) in [
-        ("handle", through_handle as fn() -> Timings),
+    let contenders = [
+        ("handle", through_handle as fn(Option<usize>) -> Timings),
         ("mutex", through_mutex),
-    ] {
-        group.bench_function(BenchmarkId::new(contender, SUBMITTERS), |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| span(&run())).sum())
-        });
+    ];
+    for limit in [None, Some(CYCLE_LIMIT)] {
+        for (contender, run) in contenders {
+            let name = match limit {
+                None => contender.to_string(),
+                Some(limit) => format!("{contender}_cycles_of_{limit}"),
+            };
+            group.bench_function(BenchmarkId::new(name, SUBMITTERS), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| span(&run(limit))).sum())
+            });
+        }
     }
     group.finish();
 }

@@ -266,13 +266,25 @@ impl Controller {
             if started.elapsed() > limit {
                 return Err(ControllerError::NotIdle(limit));
             }
-            tokio::time::sleep(self.config.tick).await;
+            tokio::time::sleep(self.pause()).await;
         }
     }
 
-    /// Steps, with a [`tick`](ControllerConfig::tick) between two steps,
-    /// until `shutdown` resolves; returns what the steps did. The first
-    /// step is taken at once.
+    /// The wait before the next step: a [`tick`](ControllerConfig::tick),
+    /// or none while the last cycle left queued tasks to the next (see
+    /// [`max_tasks_per_cycle`](lepton_core::scheduler::SchedulerConfig::max_tasks_per_cycle)).
+    fn pause(&self) -> Duration {
+        if self.scheduler.cycle_cut_short() {
+            Duration::ZERO
+        } else {
+            self.config.tick
+        }
+    }
+
+    /// Steps, with a [`tick`](ControllerConfig::tick) between two steps
+    /// (none after a cycle cut short by its limit), until `shutdown`
+    /// resolves; returns what the steps did. The first step is taken at
+    /// once.
     ///
     /// `shutdown` is heeded between steps: a step under way is finished
     /// first, since one cut short could lose the handle of a run it has
@@ -313,7 +325,7 @@ impl Controller {
                 () = tokio::time::sleep(pause) => {}
             }
             summary.add(&self.step().await);
-            pause = self.config.tick;
+            pause = self.pause();
         }
     }
 
@@ -346,10 +358,11 @@ impl Controller {
 mod tests {
     use std::sync::Mutex;
 
+    use lepton_core::scheduler::SchedulerConfig;
     use lepton_core::Resources;
 
     use super::*;
-    use crate::test_support::{controller_with, start_all, Fake};
+    use crate::test_support::{controller_of, controller_with, start_all, Fake};
 
     #[tokio::test]
     async fn a_run_past_its_timeout_is_stopped_and_its_task_retried() {
@@ -430,5 +443,24 @@ mod tests {
             .await
             .expect("run returns without waiting out the tick");
         assert_eq!((summary.steps, summary.launched), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn run_takes_the_next_step_at_once_after_a_cycle_cut_short() {
+        let backend = Fake::new(|_| Duration::from_millis(1));
+        let config = ControllerConfig {
+            tick: Duration::from_secs(3_600),
+            ..ControllerConfig::default()
+        };
+        let mut scheduler = SchedulerConfig::default();
+        scheduler.max_tasks_per_cycle = std::num::NonZeroUsize::new(1);
+        let (mut controller, _) = controller_of(&backend, config, scheduler, 3).await;
+        // Cycles of one task each: three steps launch the three, without
+        // waiting out the hour-long tick between them.
+        let shutdown = tokio::time::sleep(Duration::from_millis(300));
+        let summary = tokio::time::timeout(Duration::from_secs(10), controller.run(shutdown))
+            .await
+            .expect("run returns at the signal");
+        assert_eq!((summary.steps, summary.launched), (3, 3));
     }
 }

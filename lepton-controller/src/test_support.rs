@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lepton_core::backend::{Backend, BackendError, Handle, Launch, RunStatus};
 use lepton_core::policy::Feedback;
+use lepton_core::scheduler::SchedulerConfig;
 use lepton_core::{
     CoreScheduler, FeasibleNodes, NodeId, NodeSpec, Placement, Policy, Resources, Run, TaskId,
     TaskSpec,
@@ -125,8 +126,20 @@ pub(crate) async fn controller_with(
     config: ControllerConfig,
     tasks: u64,
 ) -> (Controller, Arc<Mutex<Vec<TaskId>>>) {
+    controller_of(backend, config, SchedulerConfig::default(), tasks).await
+}
+
+/// [`controller_with`], its scheduler set up by `scheduler`.
+pub(crate) async fn controller_of(
+    backend: &Arc<Fake>,
+    config: ControllerConfig,
+    scheduler: SchedulerConfig,
+    tasks: u64,
+) -> (Controller, Arc<Mutex<Vec<TaskId>>>) {
     let ends = Arc::new(Mutex::new(Vec::new()));
-    let scheduler = CoreScheduler::new(Box::new(Recording(Arc::clone(&ends))));
+    let scheduler = CoreScheduler::builder(Box::new(Recording(Arc::clone(&ends))))
+        .config(scheduler)
+        .build();
     let backends: Vec<Arc<dyn Backend>> = vec![Arc::clone(backend) as Arc<dyn Backend>];
     let mut controller = Controller::new(scheduler, backends, config).await.unwrap();
     for id in 1..=tasks {

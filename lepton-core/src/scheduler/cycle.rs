@@ -89,7 +89,8 @@ impl CoreScheduler {
         // preemption come back once, at a lower priority). Submissions
         // arriving meanwhile through handles join in priority order, up to
         // the cycle's bound.
-        let mut cycle = self.intake.cycle();
+        let mut cycle = self.intake.cycle(self.config.max_tasks_per_cycle);
+        self.cycle_cut_short = cycle.cut_short;
         while let Some(entry) = self.intake.pop(&mut cycle) {
             let task = self.take_in(entry);
             let Some(record) = self.tasks.get(&task) else {

@@ -81,9 +81,11 @@ pub trait Scheduler {
     fn cancel(&mut self, task: TaskId) -> Result<(), Error>;
 
     /// Runs one scheduling cycle: declares silent nodes down, queues tasks
-    /// whose backoff is over, takes every queued task once and places it
-    /// (preempting lower priorities if it fits nowhere and preemption is on)
-    /// or backs it off, then rebalances when due.
+    /// whose backoff is over, takes every queued task once (or the
+    /// [`max_tasks_per_cycle`](SchedulerConfig::max_tasks_per_cycle) first
+    /// in priority order) and places it (preempting lower priorities if it
+    /// fits nowhere and preemption is on) or backs it off, then rebalances
+    /// when due.
     ///
     /// Each assignment's run is already counted running: the caller must
     /// stop its `evicts` and launch it.
@@ -180,6 +182,7 @@ impl CoreSchedulerBuilder {
             backoff: BTreeMap::new(),
             backoff_sequence: 0,
             stale_queue_entries: 0,
+            cycle_cut_short: false,
             counts: TaskCounts::default(),
             running_by_rank: [0; EvictionRank::COUNT],
             preemption_misses: Vec::new(),
@@ -330,6 +333,9 @@ pub struct CoreScheduler {
     backoff_sequence: u64,
     /// Queue entries of tasks cancelled while queued, skipped when popped.
     stale_queue_entries: usize,
+    /// Whether the last cycle left queued tasks to the next for
+    /// [`SchedulerConfig::max_tasks_per_cycle`].
+    cycle_cut_short: bool,
     counts: TaskCounts,
     /// Running tasks per eviction rank (priority, then QoS class):
     /// preemption looks for lower ones only when there are some.
@@ -588,6 +594,14 @@ impl CoreScheduler {
     /// Exact when no submission is in flight.
     pub fn queue_len(&self) -> usize {
         self.intake.len()
+    }
+
+    /// Whether the last cycle stopped at
+    /// [`max_tasks_per_cycle`](SchedulerConfig::max_tasks_per_cycle) and
+    /// left tasks queued then to the next one: a driver that pauses
+    /// between cycles runs the next at once.
+    pub fn cycle_cut_short(&self) -> bool {
+        self.cycle_cut_short
     }
 
     /// Queue entries of tasks cancelled while queued.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use foldhash::HashSet;
 
-use super::{CoreScheduler, Explanation, Scheduler};
+use super::{CoreScheduler, Explanation, Scheduler, SchedulerConfig};
 use crate::clock::ManualClock;
 use crate::cluster::GpuSlots;
 use crate::error::Error;
@@ -60,9 +60,12 @@ impl CoreScheduler {
     pub fn plan(&self, policy: Box<dyn Policy>, tasks: &[TaskSpec]) -> Result<Plan, Error> {
         let clock = Arc::new(ManualClock::new());
         clock.set(self.now());
-        let mut builder = CoreScheduler::builder(policy)
-            .clock(clock)
-            .config(self.config.clone());
+        // One cycle places what a plan holds, however many tasks.
+        let config = SchedulerConfig {
+            max_tasks_per_cycle: None,
+            ..self.config.clone()
+        };
+        let mut builder = CoreScheduler::builder(policy).clock(clock).config(config);
         if let Some(admission) = &self.admission {
             builder = builder.queues(admission);
         }

@@ -38,6 +38,7 @@
 //! [`task`](CoreScheduler::task) has no spec to show yet.
 
 use std::cell::Cell;
+use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -228,6 +229,9 @@ pub(super) struct Cycle {
     left: usize,
     /// [`Intake::pushed`] when `left` was last brought up to date.
     pushed: u64,
+    /// Whether the limit left entries queued when the cycle began for the
+    /// next cycle.
+    pub(super) cut_short: bool,
 }
 
 impl Drop for Intake {
@@ -268,15 +272,18 @@ impl Intake {
         usize::try_from(pending).unwrap_or(usize::MAX)
     }
 
-    /// The bound of a cycle starting now: the entries queued now, plus
-    /// those the scheduler queues itself during the cycle (tasks its
-    /// preemptions evict). Submissions that keep arriving meanwhile
-    /// therefore cannot keep one cycle going for ever; those it leaves wait
-    /// for the next.
-    pub(super) fn cycle(&self) -> Cycle {
+    /// The bound of a cycle starting now: the entries queued now, at most
+    /// `limit` of them, plus those the scheduler queues itself during the
+    /// cycle (tasks its preemptions evict). Submissions that keep arriving
+    /// meanwhile therefore cannot keep one cycle going for ever; those it
+    /// leaves wait for the next.
+    pub(super) fn cycle(&self, limit: Option<NonZeroUsize>) -> Cycle {
+        let queued = self.len();
+        let left = limit.map_or(queued, |limit| queued.min(limit.get()));
         Cycle {
-            left: self.len(),
+            left,
             pushed: self.pushed,
+            cut_short: left < queued,
         }
     }
 
