@@ -13,16 +13,16 @@
 //! then 4 × 10,000 tasks of 0.1 core across 8 priorities. The scheduling
 //! thread runs cycles and completes every task it is handed at once, until
 //! the batch has completed; it yields when a cycle finds nothing.
-//!
-//! Each contender runs twice: with cycles that take every queued task (the
-//! default; `handle`, `mutex`) and with cycles of at most
-//! [`CYCLE_LIMIT`] tasks (`max_tasks_per_cycle`; `handle_cycles_of_128`,
-//! `mutex_cycles_of_128`).
 //! - `submit` times the submitters: from their start until the last one's
 //!   last submission was accepted (tasks accepted per second, while the
 //!   scheduling thread works).
 //! - `submit_to_completion` times the whole batch: until the scheduling
 //!   thread has placed and completed the last task.
+//!
+//! Each group runs each contender twice: with cycles that take every queued
+//! task (the default; `handle`, `mutex`) and with cycles of at most
+//! [`CYCLE_LIMIT`] tasks (`max_tasks_per_cycle`; `handle_cycles_of_128`,
+//! `mutex_cycles_of_128`).
 //!
 //! Run: `cargo bench --bench submit`.
 

@@ -456,8 +456,9 @@ mod tests {
         scheduler.max_tasks_per_cycle = std::num::NonZeroUsize::new(1);
         let (mut controller, _) = controller_of(&backend, config, scheduler, 3).await;
         // Cycles of one task each: three steps launch the three, without
-        // waiting out the hour-long tick between them.
-        let shutdown = tokio::time::sleep(Duration::from_millis(300));
+        // waiting out the hour-long tick between them; then run waits for
+        // the signal (two seconds leave room for a busy machine).
+        let shutdown = tokio::time::sleep(Duration::from_secs(2));
         let summary = tokio::time::timeout(Duration::from_secs(10), controller.run(shutdown))
             .await
             .expect("run returns at the signal");
