@@ -4,12 +4,15 @@
 //! and clock steps, and checks the scheduler's invariants after every one
 //! (the same checker as `lepton-core/tests/scheduler_props.rs`).
 //!
+//! Half the inputs bound the cycles (`max_tasks_per_cycle` of 1 to 8).
+//!
 //! At the end every node comes back and the clock runs on while each placed
 //! run completes: every task must then have ended, unless it asks for more
 //! than any node offers. Nothing may be lost.
 
 #![no_main]
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +30,8 @@ use libfuzzer_sys::fuzz_target;
 #[derive(Debug, Arbitrary)]
 struct Input {
     policy: u8,
+    /// Odd: cycles of at most `cycle_limit / 2 % 8 + 1` tasks.
+    cycle_limit: u8,
     nodes: Vec<(u8, u8)>,
     ops: Vec<Op>,
 }
@@ -206,12 +211,17 @@ impl Harness {
             for &node in &self.nodes {
                 let _ = self.scheduler.handle(Event::Heartbeat(node));
             }
-            for assignment in self.scheduler.schedule() {
-                self.scheduler
-                    .complete(assignment.run())
-                    .expect("a run just placed completes");
+            loop {
+                for assignment in self.scheduler.schedule() {
+                    self.scheduler
+                        .complete(assignment.run())
+                        .expect("a run just placed completes");
+                }
+                invariants::check_invariants(&self.scheduler, &self.submitted);
+                if !self.scheduler.cycle_cut_short() {
+                    break;
+                }
             }
-            invariants::check_invariants(&self.scheduler, &self.submitted);
         }
         let cluster = self.scheduler.cluster();
         for &task in &self.submitted {
@@ -237,6 +247,8 @@ fuzz_target!(|input: Input| {
     let mut config = SchedulerConfig::default();
     config.heartbeat_timeout = Some(Duration::from_secs(30));
     config.rebalance = RebalanceConfig::new(Duration::from_secs(60), 0.3, 0.7, 3).ok();
+    config.max_tasks_per_cycle = NonZeroUsize::new(usize::from(input.cycle_limit / 2 % 8) + 1)
+        .filter(|_| input.cycle_limit % 2 == 1);
     let name = POLICIES[usize::from(input.policy) % POLICIES.len()];
     let Ok(policy) = lepton_policies::by_name(name) else {
         return;
