@@ -315,26 +315,8 @@ impl Backend for LocalBackend {
 
     async fn launch(&self, launch: &Launch) -> Result<Handle, BackendError> {
         refuse_gpu_launch(BACKEND, launch, "GPU devices")?;
-        // A run is started once: held or ended, its handle is the answer.
-        let known = self
-            .files
-            .record(launch.run)
-            .or_else(|| self.files.ended_record(launch.run));
-        if let Some(record) = known {
-            return Ok(Self::handle_of(&record));
-        }
         let argv = command_argv(&launch.task)?;
         let env = identity::environment(&launch.task)?;
-        let procs = match &self.cgroups {
-            Ok(cgroups) => cgroups
-                .create(
-                    &self.group(launch.run),
-                    launch.task.request.cpu_milli,
-                    launch.task.request.memory_mib,
-                )
-                .map_err(|e| Self::failed("create cgroup", e))?,
-            Err(_) => Vec::new(),
-        };
         // Recorded before it starts: a crash in between leaves a record
         // (the wrapper then writes its pid file), never an unknown process.
         let mut record = Record {
@@ -345,10 +327,29 @@ impl Backend for LocalBackend {
             start_ticks: 0,
             argv,
         };
-        self.files
-            .claim(launch.run)
-            .and_then(|()| self.files.write_record(launch.run, &record))
+        // A run is started once: whoever claims it starts it; held or
+        // ended, its record is everyone else's answer — a new leader that
+        // launches what a deposed one, waking up, launches too adopts it.
+        let claimed = self
+            .files
+            .claim(launch.run, &record)
             .map_err(|e| Self::failed("record the run", e))?;
+        if let Some(held) = claimed {
+            return Ok(Self::handle_of(&held));
+        }
+        let procs = match &self.cgroups {
+            Ok(cgroups) => cgroups
+                .create(
+                    &self.group(launch.run),
+                    launch.task.request.cpu_milli,
+                    launch.task.request.memory_mib,
+                )
+                .map_err(|e| {
+                    self.files.remove(launch.run);
+                    Self::failed("create cgroup", e)
+                })?,
+            Err(_) => Vec::new(),
+        };
         let spawned = self
             .files
             .spawn(launch.run, &record.argv, &procs, &self.identity, &env);
@@ -368,9 +369,10 @@ impl Backend for LocalBackend {
         Ok(Self::handle_of(&record))
     }
 
-    /// Kills the run if it still runs and removes it; a run that ended by
-    /// itself keeps its exit code (in `ended/`), so it is never started
-    /// again and [`status`](Backend::status) still says how it ended.
+    /// Kills the run if it still runs and removes it; its record stays in
+    /// `ended/`, so it is never started again, and a run that ended by
+    /// itself keeps its exit code, so [`status`](Backend::status) still
+    /// says how it ended.
     async fn stop(&self, handle: &Handle) -> Result<(), BackendError> {
         let Some(record) = self.files.record(handle.run) else {
             return Ok(());

@@ -1,8 +1,8 @@
 //! One run as a process tree on this machine, and the files that are the
 //! backend's record of it: `runs/<task>-<attempt>.json` while it is held,
 //! `runs/<task>-<attempt>.exit` once it ended, both moved to `ended/` when
-//! an ended run is removed (so a run id is never started twice, and its
-//! exit code outlives its removal); its output in `logs/`; and a line per
+//! the run is removed (so a run id is never started twice, and its exit
+//! code outlives its removal); its output in `logs/`; and a line per
 //! run started and per run that ran to its end in `ledger.log`.
 //!
 //! A run is started as `sh -c WRAPPER lepton-run ARGV...`: the wrapper joins
@@ -182,18 +182,46 @@ impl RunFiles {
         text.trim().parse().ok()
     }
 
-    /// Writes a record atomically (a reader sees the old one or the new one).
-    /// Claims `run`'s record, atomically: `AlreadyExists` when another
-    /// process sharing this directory (a deposed leader waking up) claimed
-    /// it first, so that no run id is started by two.
-    pub(crate) fn claim(&self, run: Run) -> std::io::Result<()> {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(self.record_path(run))
-            .map(drop)
+    /// Claims `run` for this caller by creating its record, whole, in one
+    /// step (a hard link of a private file that already holds it): `None`
+    /// when this caller is to start the run; the run's record when another
+    /// process sharing this directory (a deposed leader waking up, say)
+    /// claimed it first, or when it was claimed and removed before — no
+    /// run id is started twice, and the answer is the run that holds it.
+    pub(crate) fn claim(&self, run: Run, record: &Record) -> std::io::Result<Option<Record>> {
+        static CLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let path = self.record_path(run);
+        // Its own name per claim: two processes (or two launches) never
+        // share it; not `.json`, so never taken for a record.
+        let tmp = path.with_extension(format!(
+            "json.{}-{}.claim",
+            std::process::id(),
+            CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let json = serde_json::to_string(record).map_err(std::io::Error::other)?;
+        std::io::Write::write_all(&mut private_file(&tmp)?, json.as_bytes())?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            // A removal moves the record to `ended/` (a rename, in one
+            // step), which frees the name: a run removed before this claim
+            // is found there, and given up again.
+            Ok(()) => match self.ended_record(run) {
+                Some(ended) => {
+                    let _ = std::fs::remove_file(&path);
+                    Ok(Some(ended))
+                }
+                None => Ok(None),
+            },
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => self
+                .record(run)
+                .or_else(|| self.ended_record(run))
+                .map_or(Err(error), |held| Ok(Some(held))),
+            Err(error) => Err(error),
+        }
     }
 
+    /// Writes a record atomically (a reader sees the old one or the new one).
     pub(crate) fn write_record(&self, run: Run, record: &Record) -> std::io::Result<()> {
         let path = self.record_path(run);
         let tmp = path.with_extension("json.tmp");
@@ -202,10 +230,11 @@ impl RunFiles {
         std::fs::rename(tmp, path)
     }
 
-    /// Removes a run: one that ended by itself is moved to `ended/` with
-    /// its exit code; one that was killed is forgotten. Its logs stay. The
-    /// record goes last, and a removal cut short by a crash is finished by
-    /// the next one: the record is what makes the run found again.
+    /// Removes a run: its record (and exit code, if it ended by itself)
+    /// is moved to `ended/`, so it is never claimed again and its exit code
+    /// outlives it. Its logs stay. The record goes last, and a removal cut
+    /// short by a crash is finished by the next one: the record is what
+    /// makes the run found again.
     pub(crate) fn remove(&self, run: Run) {
         let (record, exit) = (self.record_path(run), self.exit_path(run));
         let pid = self.pid_path(run);
@@ -214,11 +243,7 @@ impl RunFiles {
         if exit.exists() {
             let _ = std::fs::rename(&exit, self.archived(&exit));
         }
-        if self.archived(&exit).exists() {
-            let _ = std::fs::rename(&record, self.archived(&record));
-        } else {
-            let _ = std::fs::remove_file(record);
-        }
+        let _ = std::fs::rename(&record, self.archived(&record));
     }
 
     /// Starts `argv` for `run` under the wrapper, in a process group of its

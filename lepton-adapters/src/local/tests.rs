@@ -163,6 +163,70 @@ async fn a_new_backend_finds_runs_and_exit_codes_left_by_an_earlier_one() {
     assert_eq!(ledger.matches("started 6-1 ").count(), 1, "{ledger}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_backends_sharing_a_directory_start_each_run_once() {
+    // A new leader and a deposed one waking up launch the same runs at the
+    // same moment, from one data directory, each on a node of its own.
+    let first = std::sync::Arc::new(backend("shared"));
+    let second = std::sync::Arc::new(
+        LocalBackend::new(LocalConfig::new(first.config.dir.clone())).expect("a backend"),
+    );
+    let mut launches = Vec::new();
+    for task in 1..=40 {
+        for (backend, node) in [(&first, 0), (&second, 1)] {
+            let backend = std::sync::Arc::clone(backend);
+            let mut launch = launch(task, "true", 16);
+            launch.node = NodeId(node);
+            launches.push(tokio::spawn(async move { backend.launch(&launch).await }));
+        }
+    }
+    let mut handles = Vec::new();
+    for launch in launches {
+        handles.push(launch.await.expect("joined").expect("launch"));
+    }
+    for pair in handles.chunks(2) {
+        assert_eq!(
+            pair[0], pair[1],
+            "both answered with the run that holds the id"
+        );
+        assert_eq!(
+            wait_for_end(&first, &pair[0]).await,
+            RunStatus::Exited { code: 0 }
+        );
+    }
+    let ledger = std::fs::read_to_string(first.ledger()).expect("ledger");
+    for task in 1..=40 {
+        let started = format!("started {task}-1 ");
+        assert_eq!(ledger.matches(&started).count(), 1, "{ledger}");
+    }
+}
+
+#[tokio::test]
+async fn a_run_stopped_before_it_ended_is_never_started_again() {
+    let backend = backend("stopped");
+    let handle = backend
+        .launch(&launch(8, "sleep 30", 16))
+        .await
+        .expect("launch");
+    assert_eq!(
+        backend.status(&handle).await.expect("status"),
+        RunStatus::Running
+    );
+    backend.stop(&handle).await.expect("stop");
+    // Launched again (a deposed leader finishing a launch it began before
+    // its pause): answered with the stopped run, which stays stopped.
+    let again = backend
+        .launch(&launch(8, "sleep 30", 16))
+        .await
+        .expect("launch");
+    assert_eq!(again, handle);
+    assert_eq!(
+        backend.status(&again).await.expect("status"),
+        RunStatus::Gone
+    );
+    assert!(backend.running().await.expect("running").is_empty());
+}
+
 /// A script for `sh` outside the backend's private directory, readable by
 /// the user commands run as.
 fn script(name: &str, text: &str) -> String {
