@@ -55,6 +55,10 @@ fn fencing_refuses_a_leader_paused_past_its_lease_and_it_steps_down() {
     assert_eq!(post(&services[new].address, 21..=40), Ok(202));
 
     // Woken: the first write it is handed is refused, and it follows.
+    assert!(
+        services[old].stopped(),
+        "instance {old} woke before SIGCONT"
+    );
     services[old].signal("CONT");
     let refused = post(&services[old].address, 99..=99);
     let Err((503, error)) = &refused else {

@@ -102,6 +102,10 @@ impl Service {
             }
             None => Command::new(env!("CARGO_BIN_EXE_lepton")),
         };
+        // A process group of its own: job control aimed at the test's group
+        // (the kernel resumes every stopped member of a group that becomes
+        // orphaned) never resumes a service a test paused.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command
             .args(["serve", "--config", self.config.to_str().unwrap()])
             .env_remove("LEPTON_TOKEN")
@@ -144,6 +148,26 @@ impl Service {
             .status()
             .unwrap();
         assert!(sent.success(), "kill -{signal}");
+        if signal == "STOP" {
+            let started = Instant::now();
+            while !self.stopped() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(2),
+                    "the service did not stop on SIGSTOP"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Whether the process is stopped (by SIGSTOP), by `/proc/PID/stat`.
+    pub(crate) fn stopped(&self) -> bool {
+        let child = self.child.as_ref().expect("a running service");
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+        // The state follows the command name, which ends at the last ')'.
+        stat[stat.rfind(')').unwrap() + 1..]
+            .trim_start()
+            .starts_with('T')
     }
 
     /// What the latest start wrote on stderr.
