@@ -377,7 +377,19 @@ impl Backend for LocalBackend {
         let Some(record) = self.files.record(handle.run) else {
             return Ok(());
         };
-        let process = self.files.pid(&record);
+        let process = match self.files.pid(&record) {
+            Some(process) => Some(process),
+            // Not started: given up, it never starts; if its wrapper got
+            // there first, it is killed like any other.
+            None if self
+                .files
+                .give_up(handle.run)
+                .map_err(|e| Self::failed("give the run up", e))? =>
+            {
+                None
+            }
+            None => self.files.pid(&record),
+        };
         // A run that left its exit code is ending by itself (its ledger
         // line is being written): it is waited for, never killed.
         let ended = self.files.exit_code(handle.run).is_some();
@@ -427,16 +439,24 @@ impl Backend for LocalBackend {
         };
         let Some(process) = self.files.pid(&record) else {
             // Recorded, and not started yet: the wrapper writes its pid
-            // file at once, so only a launch cut short (by a crash between
-            // the record and the start) stays like this. Nothing ran.
+            // file at once, so only a launch cut short (by a crash, or a
+            // pause, between the record and the start) stays like this.
             let recent = self
                 .files
                 .record_age(handle.run)
                 .is_some_and(|age| age < STARTING_FOR);
-            return Ok(if recent {
-                RunStatus::Starting
-            } else {
+            if recent {
+                return Ok(RunStatus::Starting);
+            }
+            // Given up, it never starts, even if the launch goes on later.
+            let given_up = self
+                .files
+                .give_up(handle.run)
+                .map_err(|e| Self::failed("give the run up", e))?;
+            return Ok(if given_up {
                 RunStatus::NeverStarted
+            } else {
+                RunStatus::Running
             });
         };
         if run::alive(process) {

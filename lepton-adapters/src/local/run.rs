@@ -5,8 +5,12 @@
 //! code outlives its removal); its output in `logs/`; and a line per
 //! run started and per run that ran to its end in `ledger.log`.
 //!
-//! A run is started as `sh -c WRAPPER lepton-run ARGV...`: the wrapper joins
-//! the run's cgroups (so the command starts inside its limits), runs the
+//! A run is started as `sh -c WRAPPER lepton-run ARGV...`: the wrapper
+//! creates the run's pid file (never replacing one: a run given up holds
+//! it already) and checks the run is still recorded — else it runs
+//! nothing, so a start that comes too late (from a deposed leader that
+//! woke up) never runs a run given up or removed; it joins the run's
+//! cgroups (so the command starts inside its limits), runs the
 //! command as `"$@"` (its argv exactly: the shell never parses it), then
 //! writes the exit code to the exit file and a line to the ledger. The
 //! wrapper outlives a crash of the service, so a run that ends while no
@@ -27,8 +31,11 @@ use super::identity::Identity;
 /// wrapper's variables.
 const WRAPPER: &str = r#"mask=$(umask); umask 077
 pid_file=$LEPTON_PID exit_file=$LEPTON_EXIT ledger=$LEPTON_LEDGER procs=$LEPTON_CGROUP_PROCS
-unset LEPTON_PID LEPTON_EXIT LEPTON_LEDGER LEPTON_CGROUP_PROCS
-echo $$ > "$pid_file.tmp" && mv "$pid_file.tmp" "$pid_file"
+record=$LEPTON_RECORD
+unset LEPTON_PID LEPTON_EXIT LEPTON_LEDGER LEPTON_CGROUP_PROCS LEPTON_RECORD
+echo $$ > "$pid_file.tmp" && ln "$pid_file.tmp" "$pid_file" || { rm -f "$pid_file.tmp"; exit 125; }
+rm -f "$pid_file.tmp"
+[ -e "$record" ] || { rm -f "$pid_file"; exit 125; }
 echo "started $LEPTON_RUN $$" >> "$ledger"
 for p in $procs; do echo $$ > "$p" || exit 125; done
 umask "$mask"
@@ -232,18 +239,46 @@ impl RunFiles {
 
     /// Removes a run: its record (and exit code, if it ended by itself)
     /// is moved to `ended/`, so it is never claimed again and its exit code
-    /// outlives it. Its logs stay. The record goes last, and a removal cut
-    /// short by a crash is finished by the next one: the record is what
-    /// makes the run found again.
+    /// outlives it. Its logs stay. A removal cut short by a crash is
+    /// finished by the next one while the record stays: the record is
+    /// what makes the run found again. The pid file goes last: until it
+    /// goes, a wrapper that starts late cannot create it, and after, it
+    /// finds no record; either way it runs nothing.
     pub(crate) fn remove(&self, run: Run) {
         let (record, exit) = (self.record_path(run), self.exit_path(run));
-        let pid = self.pid_path(run);
-        let _ = std::fs::remove_file(pid.with_extension("pid.tmp"));
-        let _ = std::fs::remove_file(pid);
         if exit.exists() {
             let _ = std::fs::rename(&exit, self.archived(&exit));
         }
         let _ = std::fs::rename(&record, self.archived(&record));
+        let pid = self.pid_path(run);
+        let _ = std::fs::remove_file(pid.with_extension("pid.tmp"));
+        let _ = std::fs::remove_file(pid);
+    }
+
+    /// Gives up a run that has no pid file, so that it never starts: its
+    /// pid file is created in the wrapper's place (the wrapper creates
+    /// its own, never replaces one, and runs nothing when it cannot).
+    /// `true` when the run will never start; `false` when its wrapper
+    /// created its pid file first, and runs.
+    pub(crate) fn give_up(&self, run: Run) -> std::io::Result<bool> {
+        let path = self.pid_path(run);
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path);
+        match created {
+            Ok(mut file) => {
+                std::io::Write::write_all(&mut file, b"never\n")?;
+                Ok(true)
+            }
+            // A wrapper's pid file holds its pid (linked whole); anything
+            // else is another give-up's, or gone with the run's removal.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                Ok(std::fs::read_to_string(&path)
+                    .map_or(true, |text| text.trim().parse::<u32>().is_err()))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Starts `argv` for `run` under the wrapper, in a process group of its
@@ -274,6 +309,7 @@ impl RunFiles {
                 .env("LEPTON_CGROUP_PROCS", procs.join(" "))
                 .env("LEPTON_EXIT", self.exit_path(run))
                 .env("LEPTON_PID", self.pid_path(run))
+                .env("LEPTON_RECORD", self.record_path(run))
                 .env("LEPTON_LEDGER", &self.ledger)
                 .env("LEPTON_RUN", Self::name(run))
                 .stdin(Stdio::null())

@@ -227,6 +227,58 @@ async fn a_run_stopped_before_it_ended_is_never_started_again() {
     assert!(backend.running().await.expect("running").is_empty());
 }
 
+#[tokio::test]
+async fn a_start_that_comes_after_the_run_was_given_up_runs_nothing() {
+    // A deposed leader paused between its claim and the start wakes after
+    // the new leader gave the run up: past the time a claimed run counts
+    // as starting (31), or stopped at once (32).
+    let backend = backend("late");
+    for task in [31, 32] {
+        let launch = launch(task, "true", 16);
+        let record = Record {
+            task,
+            attempt: 1,
+            node: 0,
+            pid: 0,
+            start_ticks: 0,
+            argv: vec!["true".to_owned()],
+        };
+        assert_eq!(
+            backend.files.claim(launch.run, &record).expect("claim"),
+            None
+        );
+        let handle = LocalBackend::handle_of(&record);
+        assert_eq!(
+            backend.status(&handle).await.expect("status"),
+            RunStatus::Starting
+        );
+        if task == 31 {
+            let path = backend.config.dir.join(format!("runs/{task}-1.json"));
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .and_then(|file| file.set_modified(std::time::SystemTime::now() - 2 * STARTING_FOR))
+                .expect("age the record");
+            assert_eq!(
+                backend.status(&handle).await.expect("status"),
+                RunStatus::NeverStarted
+            );
+        } else {
+            backend.stop(&handle).await.expect("stop");
+        }
+        let env = identity::environment(&launch.task).expect("env");
+        let late = backend
+            .files
+            .spawn(launch.run, &record.argv, &[], &backend.identity, &env)
+            .expect("spawn")
+            .wait()
+            .expect("wait");
+        assert_eq!(late.code(), Some(125), "task {task}");
+        let ledger = std::fs::read_to_string(backend.ledger()).unwrap_or_default();
+        assert!(!ledger.contains(&format!("started {task}-1 ")), "{ledger}");
+    }
+}
+
 /// A script for `sh` outside the backend's private directory, readable by
 /// the user commands run as.
 fn script(name: &str, text: &str) -> String {
@@ -266,6 +318,7 @@ async fn a_command_runs_unprivileged_with_only_its_own_environment() {
         "LEPTON_LEDGER",
         "LEPTON_EXIT",
         "LEPTON_PID",
+        "LEPTON_RECORD",
         "LEPTON_CGROUP",
     ] {
         assert!(!out.contains(hidden), "{hidden} leaked: {out}");
