@@ -211,6 +211,13 @@ impl LocalBackend {
         }
     }
 
+    /// [`RunFiles::give_up`], its error named.
+    fn give_up(&self, run: Run) -> Result<bool, BackendError> {
+        self.files
+            .give_up(run)
+            .map_err(|e| Self::failed("give the run up", e))
+    }
+
     fn failed(operation: &str, detail: impl ToString) -> BackendError {
         BackendError::Rejected {
             backend: BACKEND.to_owned(),
@@ -381,13 +388,7 @@ impl Backend for LocalBackend {
             Some(process) => Some(process),
             // Not started: given up, it never starts; if its wrapper got
             // there first, it is killed like any other.
-            None if self
-                .files
-                .give_up(handle.run)
-                .map_err(|e| Self::failed("give the run up", e))? =>
-            {
-                None
-            }
+            None if self.give_up(handle.run)? => None,
             None => self.files.pid(&record),
         };
         // A run that left its exit code is ending by itself (its ledger
@@ -449,11 +450,7 @@ impl Backend for LocalBackend {
                 return Ok(RunStatus::Starting);
             }
             // Given up, it never starts, even if the launch goes on later.
-            let given_up = self
-                .files
-                .give_up(handle.run)
-                .map_err(|e| Self::failed("give the run up", e))?;
-            return Ok(if given_up {
+            return Ok(if self.give_up(handle.run)? {
                 RunStatus::NeverStarted
             } else {
                 RunStatus::Running

@@ -205,8 +205,7 @@ impl RunFiles {
             std::process::id(),
             CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let json = serde_json::to_string(record).map_err(std::io::Error::other)?;
-        std::io::Write::write_all(&mut private_file(&tmp)?, json.as_bytes())?;
+        write_private(&tmp, record)?;
         let linked = std::fs::hard_link(&tmp, &path);
         let _ = std::fs::remove_file(&tmp);
         match linked {
@@ -232,8 +231,7 @@ impl RunFiles {
     pub(crate) fn write_record(&self, run: Run, record: &Record) -> std::io::Result<()> {
         let path = self.record_path(run);
         let tmp = path.with_extension("json.tmp");
-        let json = serde_json::to_string(record).map_err(std::io::Error::other)?;
-        std::io::Write::write_all(&mut private_file(&tmp)?, json.as_bytes())?;
+        write_private(&tmp, record)?;
         std::fs::rename(tmp, path)
     }
 
@@ -331,6 +329,12 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
         0o600,
     )
     .open(path)
+}
+
+/// Writes `record` to `path` (created or truncated), private to its owner.
+fn write_private(path: &Path, record: &Record) -> std::io::Result<()> {
+    let json = serde_json::to_string(record).map_err(std::io::Error::other)?;
+    std::io::Write::write_all(&mut private_file(path)?, json.as_bytes())
 }
 
 fn read_record(path: &Path) -> Option<Record> {
